@@ -1,0 +1,99 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Extensions lists the API extensions hangard implements: LXD's names for
+// what it shares with LXD, "hangar_" names for its own additions.
+var Extensions = []string{
+	"instances",
+	"instance_type",
+	"etag",
+	"patch",
+	"operation_wait",
+	"image_aliases",
+	"profiles",
+	"container_stop_priority",
+	"hangar_event_sequence",  // events carry "sequence"; GET /1.0/events?since=N replays
+	"hangar_operation_retain", // finished operations stay queryable for 10 minutes
+}
+
+// ServerUntrusted is what GET /1.0 shows to any client.
+type ServerUntrusted struct {
+	APIExtensions []string `json:"api_extensions" yaml:"api_extensions"`
+	APIStatus     string   `json:"api_status" yaml:"api_status"`
+	APIVersion    string   `json:"api_version" yaml:"api_version"`
+	Auth          string   `json:"auth" yaml:"auth"`
+	Public        bool     `json:"public" yaml:"public"`
+	AuthMethods   []string `json:"auth_methods" yaml:"auth_methods"`
+}
+
+// Server is GET /1.0 for a trusted client.
+type Server struct {
+	Config map[string]any `json:"config" yaml:"config"`
+	ServerUntrusted
+	Environment ServerEnvironment `json:"environment" yaml:"environment"`
+}
+
+// ServerEnvironment describes the host and the daemon.
+type ServerEnvironment struct {
+	Addresses              []string          `json:"addresses" yaml:"addresses"`
+	Architectures          []string          `json:"architectures" yaml:"architectures"`
+	Certificate            string            `json:"certificate" yaml:"certificate"`
+	CertificateFingerprint string            `json:"certificate_fingerprint" yaml:"certificate_fingerprint"`
+	Driver                 string            `json:"driver" yaml:"driver"`
+	DriverVersion          string            `json:"driver_version" yaml:"driver_version"`
+	Firewall               string            `json:"firewall" yaml:"firewall"`
+	Kernel                 string            `json:"kernel" yaml:"kernel"`
+	KernelArchitecture     string            `json:"kernel_architecture" yaml:"kernel_architecture"`
+	KernelFeatures         map[string]string `json:"kernel_features" yaml:"kernel_features"`
+	KernelVersion          string            `json:"kernel_version" yaml:"kernel_version"`
+	LXCFeatures            map[string]string `json:"lxc_features" yaml:"lxc_features"`
+	OSName                 string            `json:"os_name" yaml:"os_name"`
+	OSVersion              string            `json:"os_version" yaml:"os_version"`
+	Project                string            `json:"project" yaml:"project"`
+	Server                 string            `json:"server" yaml:"server"`
+	ServerClustered        bool              `json:"server_clustered" yaml:"server_clustered"`
+	ServerEventMode        string            `json:"server_event_mode" yaml:"server_event_mode"`
+	ServerName             string            `json:"server_name" yaml:"server_name"`
+	ServerPid              int               `json:"server_pid" yaml:"server_pid"`
+	ServerVersion          string            `json:"server_version" yaml:"server_version"`
+	Storage                string            `json:"storage" yaml:"storage"`
+	StorageVersion         string            `json:"storage_version" yaml:"storage_version"`
+}
+
+// Event types.
+const (
+	EventTypeLifecycle = "lifecycle"
+	EventTypeOperation = "operation"
+	EventTypeLogging   = "logging"
+)
+
+// Event is one message on /1.0/events. Sequence is hangar's addition: it
+// grows by one per event, so a reconnecting client asks for ?since=N.
+type Event struct {
+	Type      string          `json:"type" yaml:"type"`
+	Timestamp time.Time       `json:"timestamp" yaml:"timestamp"`
+	Metadata  json.RawMessage `json:"metadata" yaml:"metadata"`
+	Location  string          `json:"location,omitempty" yaml:"location,omitempty"`
+	Project   string          `json:"project,omitempty" yaml:"project,omitempty"`
+	Sequence  uint64          `json:"sequence" yaml:"sequence"`
+}
+
+// EventLifecycle is the metadata of a lifecycle event.
+type EventLifecycle struct {
+	Action  string         `json:"action" yaml:"action"`
+	Source  string         `json:"source" yaml:"source"`
+	Context map[string]any `json:"context,omitempty" yaml:"context,omitempty"`
+	Name    string         `json:"name,omitempty" yaml:"name,omitempty"`
+	Project string         `json:"project,omitempty" yaml:"project,omitempty"`
+}
+
+// EventLogging is the metadata of a logging event.
+type EventLogging struct {
+	Message string            `json:"message" yaml:"message"`
+	Level   string            `json:"level" yaml:"level"`
+	Context map[string]string `json:"context" yaml:"context"`
+}

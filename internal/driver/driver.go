@@ -1,0 +1,142 @@
+// Package driver is the contract between the instance service and the
+// runtimes that run instances: runc for containers (package container) and,
+// later, QEMU for virtual machines. The service translates an instance's
+// expanded config into a Spec; drivers never parse config keys and never touch
+// the database, the API or events. A driver owns everything under its own
+// directory (one sub-directory per instance ID) and its runtime's state.
+package driver
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning is returned by operations that need a running instance.
+var ErrNotRunning = errors.New("instance is not running")
+
+// Spec is everything a driver needs to start one instance. The service builds
+// it afresh at every start, so config changes apply on the next start.
+type Spec struct {
+	// ID is the stable runtime identity of the instance. It never changes,
+	// not even on rename, and is safe as a file and cgroup name.
+	ID string
+	// Hostname is set in the instance's UTS namespace (the instance name).
+	Hostname string
+	// RootFS is the read-only root filesystem the instance is layered on
+	// (the image's unpacked tree, already id-shifted for IDMap). The driver
+	// puts a writable per-instance layer over it (overlayfs), so starting
+	// never copies it. Empty means an instance created from no image: the
+	// writable layer alone is the root.
+	RootFS string
+	// Args is the command PID 1 runs: the image's entrypoint+cmd, else /sbin/init.
+	Args []string
+	// Env is PID 1's environment, "KEY=VALUE". The driver adds a default
+	// PATH and TERM when missing.
+	Env []string
+	// Cwd is PID 1's working directory ("/" when empty).
+	Cwd string
+	// UID and GID run PID 1 (ids inside the instance).
+	UID, GID uint32
+	// IDMap maps the instance's ids to host ids; nil runs privileged (no
+	// user namespace).
+	IDMap *IDMap
+	// Limits are the cgroup limits.
+	Limits Limits
+	// StopSignal asks PID 1 to shut down cleanly.
+	StopSignal syscall.Signal
+}
+
+// IDMap maps instance uid/gid 0..Size-1 to host HostID..HostID+Size-1.
+type IDMap struct {
+	HostID uint32
+	Size   uint32
+}
+
+// Limits are cgroup limits; zero values mean no limit.
+type Limits struct {
+	CPUCount    int    // CFS quota worth this many CPUs
+	CPUSet      string // cpuset pinning, "0-1,3"
+	MemoryBytes int64
+	Processes   int64
+}
+
+// Status is what the runtime says of an instance.
+type Status int
+
+// The runtime statuses.
+const (
+	StatusStopped Status = iota
+	StatusRunning
+	StatusFrozen
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusRunning:
+		return "Running"
+	case StatusFrozen:
+		return "Frozen"
+	default:
+		return "Stopped"
+	}
+}
+
+// State is the live state of one instance, read from the runtime and cgroups.
+type State struct {
+	Status      Status
+	Pid         int   // host pid of PID 1; 0 when stopped
+	Processes   int64 // processes in the instance's cgroup
+	MemoryUsage int64 // bytes
+	MemoryPeak  int64 // bytes
+	CPUUsage    int64 // nanoseconds of CPU time
+}
+
+// Exit reports that an instance's PID 1 ended.
+type Exit struct {
+	ID string
+	// Code is the exit code, or 128+signal for a process killed by a signal.
+	Code int
+	// Known is false when the daemon could not read the exit status (it was
+	// not the process's parent, e.g. the process started before a daemon
+	// restart). Code is then 0 and must not be shown: exit codes are never
+	// invented.
+	Known bool
+}
+
+// Driver runs instances of one type.
+//
+// All methods are safe for concurrent use on different IDs; the service never
+// calls two of them concurrently for one ID.
+type Driver interface {
+	// Start runs the instance and returns the host pid of its PID 1. On any
+	// failure it leaves nothing behind: no process, mount, cgroup or runtime
+	// state.
+	Start(ctx context.Context, spec Spec) (pid int, err error)
+	// Stop asks PID 1 to exit with the spec's stop signal, waits up to
+	// timeout, then kills; force kills at once. It returns once the process
+	// is gone and the runtime state, cgroup and rootfs mount are cleaned up.
+	// Stopping a stopped instance is not an error.
+	Stop(ctx context.Context, id string, signal syscall.Signal, timeout time.Duration, force bool) error
+	// Freeze and Unfreeze pause and resume every process of the instance.
+	Freeze(ctx context.Context, id string) error
+	Unfreeze(ctx context.Context, id string) error
+	// State reads the live state. An unknown or stopped ID is StatusStopped.
+	State(ctx context.Context, id string) (State, error)
+	// ConsoleLog returns the instance's console log (PID 1's stdout and
+	// stderr), bounded in size; ClearConsoleLog empties it.
+	ConsoleLog(ctx context.Context, id string) ([]byte, error)
+	ClearConsoleLog(ctx context.Context, id string) error
+	// Delete removes everything the driver keeps for a stopped instance.
+	Delete(ctx context.Context, id string) error
+	// Recover is called once at daemon start. It returns the live state of
+	// every instance the runtime still runs (by ID) and watches them again, so
+	// their exits are reported; it cleans up what dead ones left behind.
+	Recover(ctx context.Context) (map[string]State, error)
+}
+
+// ExitHandler receives exits. Drivers call it from a goroutine of their own,
+// holding no lock, once per run of an instance, whether the exit was asked
+// for (Stop) or not.
+type ExitHandler func(Exit)
