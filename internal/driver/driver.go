@@ -96,6 +96,9 @@ type State struct {
 // Exit reports that an instance's PID 1 ended.
 type Exit struct {
 	ID string
+	// Pid is the host pid of the PID 1 that ended, so that a late report
+	// about a previous run is never taken for the current one.
+	Pid int
 	// Code is the exit code, or 128+signal for a process killed by a signal.
 	Code int
 	// Known is false when the daemon could not read the exit status (it was

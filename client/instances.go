@@ -1,0 +1,130 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/hangar-dev/hangar/api"
+)
+
+// GetServer returns GET /1.0 and its ETag.
+func (c *Client) GetServer(ctx context.Context) (*api.Server, string, error) {
+	var s api.Server
+	etag, err := c.queryStruct(ctx, http.MethodGet, "/1.0", nil, "", &s)
+	if err != nil {
+		return nil, "", fmt.Errorf("get server: %w", err)
+	}
+	return &s, etag, nil
+}
+
+// GetInstanceNames returns the names of all instances.
+func (c *Client) GetInstanceNames(ctx context.Context) ([]string, error) {
+	var urls []string
+	if _, err := c.queryStruct(ctx, http.MethodGet, "/1.0/instances", nil, "", &urls); err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	return namesFromURLs(urls, "/1.0/instances/"), nil
+}
+
+// GetInstances returns all instances (recursion=1).
+func (c *Client) GetInstances(ctx context.Context) ([]api.Instance, error) {
+	insts := []api.Instance{}
+	if _, err := c.queryStruct(ctx, http.MethodGet, "/1.0/instances?recursion=1", nil, "", &insts); err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	return insts, nil
+}
+
+// GetInstancesFull returns all instances with their state (recursion=2).
+// filter, when not empty, is passed through as LXD's filter= query parameter
+// (e.g. "status eq Running") for the daemon to apply.
+func (c *Client) GetInstancesFull(ctx context.Context, filter string) ([]api.InstanceFull, error) {
+	q := url.Values{"recursion": {"2"}}
+	if filter != "" {
+		q.Set("filter", filter)
+	}
+	insts := []api.InstanceFull{}
+	if _, err := c.queryStruct(ctx, http.MethodGet, "/1.0/instances?"+q.Encode(), nil, "", &insts); err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	return insts, nil
+}
+
+// GetInstance returns one instance and its ETag.
+func (c *Client) GetInstance(ctx context.Context, name string) (*api.Instance, string, error) {
+	var inst api.Instance
+	etag, err := c.queryStruct(ctx, http.MethodGet, instancePath(name), nil, "", &inst)
+	if err != nil {
+		return nil, "", err
+	}
+	return &inst, etag, nil
+}
+
+// CreateInstance creates an instance (and starts it when req.Start is set).
+// An empty req.Name lets the daemon pick one; OperationInstanceNames on the
+// operation tells which.
+func (c *Client) CreateInstance(ctx context.Context, req api.InstancesPost) (*Operation, error) {
+	return c.queryOperation(ctx, http.MethodPost, "/1.0/instances", req, "")
+}
+
+// UpdateInstance replaces an instance's configuration (PUT). etag, when not
+// empty, makes the daemon refuse the change if the instance changed since it
+// was read.
+func (c *Client) UpdateInstance(ctx context.Context, name string, put api.InstancePut, etag string) (*Operation, error) {
+	return c.queryOperation(ctx, http.MethodPut, instancePath(name), put, etag)
+}
+
+// PatchInstance merges patch (an api.InstancePut or a map holding some of its
+// fields) into the instance's configuration.
+func (c *Client) PatchInstance(ctx context.Context, name string, patch any, etag string) error {
+	_, err := c.queryStruct(ctx, http.MethodPatch, instancePath(name), patch, etag, nil)
+	return err
+}
+
+// RenameInstance renames a (stopped) instance.
+func (c *Client) RenameInstance(ctx context.Context, name, newName string) (*Operation, error) {
+	return c.queryOperation(ctx, http.MethodPost, instancePath(name), api.InstancePost{Name: newName}, "")
+}
+
+// DeleteInstance deletes a (stopped) instance.
+func (c *Client) DeleteInstance(ctx context.Context, name string) (*Operation, error) {
+	return c.queryOperation(ctx, http.MethodDelete, instancePath(name), nil, "")
+}
+
+// GetInstanceState returns an instance's runtime state.
+func (c *Client) GetInstanceState(ctx context.Context, name string) (*api.InstanceState, error) {
+	var st api.InstanceState
+	if _, err := c.queryStruct(ctx, http.MethodGet, instancePath(name)+"/state", nil, "", &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// UpdateInstanceState starts, stops, restarts, freezes or unfreezes an instance.
+func (c *Client) UpdateInstanceState(ctx context.Context, name string, req api.InstanceStatePut) (*Operation, error) {
+	return c.queryOperation(ctx, http.MethodPut, instancePath(name)+"/state", req, "")
+}
+
+// GetInstanceConsoleLog returns the instance's console log. The endpoint
+// answers with the raw log, not an envelope, unless it fails.
+func (c *Client) GetInstanceConsoleLog(ctx context.Context, name string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, instancePath(name)+"/console", nil, -1, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		_, _, err := parseResponse(resp)
+		return nil, err
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read console log of %s: %w", name, err)
+	}
+	return data, nil
+}
+
+func instancePath(name string) string { return "/1.0/instances/" + escape(name) }

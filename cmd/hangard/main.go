@@ -1,0 +1,45 @@
+// Command hangard is the Hangar daemon: it runs containers and serves the
+// LXD REST API 1.0 on a unix socket.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hangar-dev/hangar/internal/daemon"
+)
+
+func main() {
+	var cfg daemon.Config
+	var level string
+	flag.StringVar(&cfg.DataDir, "data-dir", "/var/lib/hangar", "directory for the database, images and instances")
+	flag.StringVar(&cfg.Socket, "socket", "", "unix socket to serve the API on (default DATA-DIR/unix.socket)")
+	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	flag.BoolVar(&cfg.StopInstances, "stop-instances", false, "stop every instance on shutdown (default: leave them running)")
+	version := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *version {
+		fmt.Println(daemon.Version)
+		return
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(os.Stderr, "hangard: --log-level %q: want debug, info, warn or error\n", level)
+		os.Exit(2)
+	}
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, cfg); err != nil {
+		slog.Error("hangard failed", "err", err)
+		fmt.Fprintln(os.Stderr, "hangard:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,219 @@
+package lxd
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// filter is a parsed ?filter= expression, LXD's subset of OData:
+//
+//	name eq c1 and (status eq Running or config.user.role ne db)
+//	not ephemeral eq true
+//
+// Terms compare one field of the instance (name, status, type,
+// architecture, description, location, ephemeral, config.K,
+// expanded_config.K) with eq or ne. "and" binds tighter than "or".
+// A nil *filter matches everything.
+type filter struct {
+	or   []*filter // any of these
+	and  []*filter // all of these
+	not  *filter
+	term *term
+}
+
+type term struct {
+	field string
+	eq    bool
+	value string
+}
+
+func parseFilter(s string) (*filter, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	p := &filterParser{toks: tokenize(s)}
+	f, err := p.parseOr()
+	if err != nil {
+		return nil, err
+	}
+	if p.pos != len(p.toks) {
+		return nil, errdefs.Invalid("filter: unexpected %q", p.toks[p.pos])
+	}
+	return f, nil
+}
+
+func tokenize(s string) []string {
+	var toks []string
+	var cur strings.Builder
+	inQuote := false
+	flush := func() {
+		if cur.Len() > 0 {
+			toks = append(toks, cur.String())
+			cur.Reset()
+		}
+	}
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+		case inQuote:
+			cur.WriteRune(r)
+		case r == '(' || r == ')':
+			flush()
+			toks = append(toks, string(r))
+		case r == ' ' || r == '\t':
+			flush()
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	flush()
+	return toks
+}
+
+type filterParser struct {
+	toks []string
+	pos  int
+}
+
+func (p *filterParser) peek() string {
+	if p.pos < len(p.toks) {
+		return p.toks[p.pos]
+	}
+	return ""
+}
+
+func (p *filterParser) next() string {
+	t := p.peek()
+	p.pos++
+	return t
+}
+
+func (p *filterParser) parseOr() (*filter, error) {
+	left, err := p.parseAnd()
+	if err != nil {
+		return nil, err
+	}
+	f := &filter{or: []*filter{left}}
+	for strings.EqualFold(p.peek(), "or") {
+		p.next()
+		right, err := p.parseAnd()
+		if err != nil {
+			return nil, err
+		}
+		f.or = append(f.or, right)
+	}
+	if len(f.or) == 1 {
+		return left, nil
+	}
+	return f, nil
+}
+
+func (p *filterParser) parseAnd() (*filter, error) {
+	left, err := p.parseUnary()
+	if err != nil {
+		return nil, err
+	}
+	f := &filter{and: []*filter{left}}
+	for strings.EqualFold(p.peek(), "and") {
+		p.next()
+		right, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		f.and = append(f.and, right)
+	}
+	if len(f.and) == 1 {
+		return left, nil
+	}
+	return f, nil
+}
+
+func (p *filterParser) parseUnary() (*filter, error) {
+	switch t := p.peek(); {
+	case strings.EqualFold(t, "not"):
+		p.next()
+		inner, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		return &filter{not: inner}, nil
+	case t == "(":
+		p.next()
+		inner, err := p.parseOr()
+		if err != nil {
+			return nil, err
+		}
+		if p.next() != ")" {
+			return nil, errdefs.Invalid("filter: missing )")
+		}
+		return inner, nil
+	}
+	field, op, value := p.next(), p.next(), p.next()
+	if field == "" || value == "" && op == "" {
+		return nil, errdefs.Invalid("filter: incomplete expression")
+	}
+	switch strings.ToLower(op) {
+	case "eq":
+		return &filter{term: &term{field: field, eq: true, value: value}}, nil
+	case "ne":
+		return &filter{term: &term{field: field, eq: false, value: value}}, nil
+	default:
+		return nil, errdefs.Invalid("filter: operator %q: want eq or ne", op)
+	}
+}
+
+func (f *filter) match(in api.Instance) bool {
+	switch {
+	case f == nil:
+		return true
+	case f.term != nil:
+		return (fieldValue(in, f.term.field) == f.term.value) == f.term.eq
+	case f.not != nil:
+		return !f.not.match(in)
+	case len(f.and) > 0:
+		for _, g := range f.and {
+			if !g.match(in) {
+				return false
+			}
+		}
+		return true
+	default:
+		for _, g := range f.or {
+			if g.match(in) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func fieldValue(in api.Instance, field string) string {
+	if k, ok := strings.CutPrefix(field, "expanded_config."); ok {
+		return in.ExpandedConfig[k]
+	}
+	if k, ok := strings.CutPrefix(field, "config."); ok {
+		return in.Config[k]
+	}
+	switch field {
+	case "name":
+		return in.Name
+	case "status":
+		return in.Status
+	case "type":
+		return in.Type
+	case "architecture":
+		return in.Architecture
+	case "description":
+		return in.Description
+	case "location":
+		return in.Location
+	case "ephemeral":
+		return strconv.FormatBool(in.Ephemeral)
+	}
+	return ""
+}

@@ -1,0 +1,42 @@
+package lxd
+
+import (
+	"testing"
+
+	"github.com/hangar-dev/hangar/api"
+)
+
+func TestFilter(t *testing.T) {
+	c1 := api.Instance{Name: "c1", Status: "Running", Type: "container", InstancePut: api.InstancePut{Config: map[string]string{"user.role": "db"}}}
+	c2 := api.Instance{Name: "c2", Status: "Stopped", Type: "container", InstancePut: api.InstancePut{Ephemeral: true}}
+	tests := []struct {
+		expr   string
+		c1, c2 bool
+	}{
+		{"", true, true},
+		{"name eq c1", true, false},
+		{"name ne c1", false, true},
+		{"status eq Running or status eq Stopped", true, true},
+		{"status eq Running and config.user.role eq db", true, false},
+		{"not status eq Running", false, true},
+		{"(name eq c1 or name eq c2) and ephemeral eq true", false, true},
+		{`config.user.role eq "db"`, true, false},
+	}
+	for _, tt := range tests {
+		f, err := parseFilter(tt.expr)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.expr, err)
+		}
+		if got := f.match(c1); got != tt.c1 {
+			t.Errorf("%q on c1 = %v", tt.expr, got)
+		}
+		if got := f.match(c2); got != tt.c2 {
+			t.Errorf("%q on c2 = %v", tt.expr, got)
+		}
+	}
+	for _, bad := range []string{"name", "name gt c1", "(name eq c1", "name eq c1 extra"} {
+		if _, err := parseFilter(bad); err == nil {
+			t.Errorf("%q parsed, want error", bad)
+		}
+	}
+}

@@ -1,0 +1,270 @@
+package lxd
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/operation"
+)
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
+	rec, err := recursion(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	images, err := s.Images.List(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rec == 0 {
+		urls := make([]string, len(images))
+		for i, img := range images {
+			urls[i] = "/1.0/images/" + img.Fingerprint
+		}
+		writeSync(w, urls, "")
+		return
+	}
+	writeSync(w, images, "")
+}
+
+// createImage imports an image uploaded as the raw request body, with LXD's
+// headers: X-LXD-filename, X-LXD-public, X-LXD-properties (a URL-encoded
+// query string); hangar adds X-Hangar-Alias. JSON bodies (remote sources)
+// come with the registry work.
+func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
+	switch ct := r.Header.Get("Content-Type"); {
+	case ct == "application/json":
+		writeError(w, errdefs.NotImplemented("importing images from a remote source is not supported by hangard yet; upload the tarball"))
+		return
+	case strings.HasPrefix(ct, "multipart/"):
+		writeError(w, errdefs.NotImplemented("split (metadata + rootfs) image uploads are not supported by hangard yet"))
+		return
+	}
+	meta := image.ImportMeta{Alias: r.Header.Get("X-Hangar-Alias")}
+	if v := r.Header.Get("X-LXD-properties"); v != "" {
+		props, err := url.ParseQuery(v)
+		if err != nil {
+			writeError(w, errdefs.Invalid("X-LXD-properties: %v", err))
+			return
+		}
+		meta.Properties = map[string]string{}
+		for k := range props {
+			meta.Properties[k] = props.Get(k)
+		}
+		meta.OS, meta.Release = props.Get("os"), props.Get("release")
+		meta.Architecture, meta.Description = props.Get("architecture"), props.Get("description")
+	}
+	if v := r.Header.Get("X-LXD-public"); v != "" {
+		pub, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, errdefs.Invalid("X-LXD-public %q: not a boolean", v))
+			return
+		}
+		meta.Public = pub
+	}
+	// The body must be read before this handler returns, so the operation
+	// runs to its end here; the client still gets LXD's async answer and
+	// the finished operation (with the fingerprint) stays queryable.
+	op := s.Ops.Start(operation.Spec{
+		Class:       api.OperationClassTask,
+		Description: "Importing image",
+		Run: func(ctx context.Context, op *operation.Op) error {
+			img, err := s.Images.Import(ctx, r.Body, meta)
+			if err != nil {
+				return err
+			}
+			op.SetMetadata(map[string]any{"fingerprint": img.Fingerprint, "size": img.Size})
+			return nil
+		},
+	})
+	if _, err := s.Ops.Wait(r.Context(), op.ID(), -1); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeAsync(w, op.Snapshot())
+}
+
+func (s *Server) getImage(w http.ResponseWriter, r *http.Request) {
+	img, err := s.Images.Get(r.Context(), r.PathValue("fp"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, img, imageETag(img))
+}
+
+func imageETag(img api.Image) string {
+	return etagJSON([]any{img.AutoUpdate, img.Properties, img.Public, img.ExpiresAt, img.Profiles})
+}
+
+func (s *Server) putImage(w http.ResponseWriter, r *http.Request) {
+	var put api.ImagePut
+	if err := decode(r, &put); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.updateImage(w, r, put)
+}
+
+func (s *Server) patchImage(w http.ResponseWriter, r *http.Request) {
+	img, err := s.Images.Get(r.Context(), r.PathValue("fp"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	put := img.ImagePut
+	if err := decode(r, &put); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.updateImage(w, r, put)
+}
+
+func (s *Server) updateImage(w http.ResponseWriter, r *http.Request, put api.ImagePut) {
+	img, err := s.Images.Get(r.Context(), r.PathValue("fp"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if m := ifMatch(r); m != "" && m != imageETag(img) {
+		writeError(w, errdefs.PreconditionFailed("image %s changed since it was read (ETag mismatch)", img.Fingerprint[:12]))
+		return
+	}
+	if err := s.Images.Update(r.Context(), img.Fingerprint, put); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, map[string]any{}, "")
+}
+
+func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
+	img, err := s.Images.Get(r.Context(), r.PathValue("fp"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	users := s.Instances.ImageUsers(img.Fingerprint)
+	if len(users) > 0 {
+		// Refuse at once rather than as a failed operation.
+		writeError(w, s.Images.Delete(r.Context(), img.Fingerprint, users))
+		return
+	}
+	s.startOp(w, "Deleting image", map[string][]string{"images": {"/1.0/images/" + img.Fingerprint}}, func(ctx context.Context) error {
+		return s.Images.Delete(ctx, img.Fingerprint, s.Instances.ImageUsers(img.Fingerprint))
+	})
+}
+
+func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) {
+	rec, err := recursion(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	aliases, err := s.Images.ListAliases(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rec == 0 {
+		urls := make([]string, len(aliases))
+		for i, a := range aliases {
+			urls[i] = "/1.0/images/aliases/" + a.Name
+		}
+		writeSync(w, urls, "")
+		return
+	}
+	writeSync(w, aliases, "")
+}
+
+func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) {
+	var req api.ImageAliasesPost
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.Images.CreateAlias(r.Context(), req); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Location", "/1.0/images/aliases/"+req.Name)
+	writeSync(w, map[string]any{}, "")
+}
+
+func (s *Server) getAlias(w http.ResponseWriter, r *http.Request) {
+	a, err := s.Images.GetAlias(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, a, etagJSON([]any{a.Description, a.Target}))
+}
+
+func (s *Server) putAlias(w http.ResponseWriter, r *http.Request) {
+	var put api.ImageAliasesEntryPut
+	if err := decode(r, &put); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.updateAlias(w, r, put)
+}
+
+func (s *Server) patchAlias(w http.ResponseWriter, r *http.Request) {
+	a, err := s.Images.GetAlias(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	put := a.ImageAliasesEntryPut
+	if err := decode(r, &put); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.updateAlias(w, r, put)
+}
+
+func (s *Server) updateAlias(w http.ResponseWriter, r *http.Request, put api.ImageAliasesEntryPut) {
+	name := r.PathValue("name")
+	a, err := s.Images.GetAlias(r.Context(), name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if m := ifMatch(r); m != "" && m != etagJSON([]any{a.Description, a.Target}) {
+		writeError(w, errdefs.PreconditionFailed("alias %q changed since it was read (ETag mismatch)", name))
+		return
+	}
+	if err := s.Images.UpdateAlias(r.Context(), name, put); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, map[string]any{}, "")
+}
+
+func (s *Server) renameAlias(w http.ResponseWriter, r *http.Request) {
+	var req api.ImageAliasesEntryPost
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.Images.RenameAlias(r.Context(), r.PathValue("name"), req.Name); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, map[string]any{}, "")
+}
+
+func (s *Server) deleteAlias(w http.ResponseWriter, r *http.Request) {
+	if err := s.Images.DeleteAlias(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, map[string]any{}, "")
+}

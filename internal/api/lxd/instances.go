@@ -1,0 +1,251 @@
+package lxd
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/operation"
+)
+
+func instanceResources(names ...string) map[string][]string {
+	urls := make([]string, len(names))
+	for i, n := range names {
+		urls[i] = "/1.0/instances/" + n
+	}
+	return map[string][]string{"instances": urls}
+}
+
+// startOp runs fn as a task operation and answers 202.
+func (s *Server) startOp(w http.ResponseWriter, description string, resources map[string][]string, fn func(ctx context.Context) error) {
+	op := s.Ops.Start(operation.Spec{
+		Class:       api.OperationClassTask,
+		Description: description,
+		Resources:   resources,
+		Run:         func(ctx context.Context, _ *operation.Op) error { return fn(ctx) },
+	})
+	writeAsync(w, op.Snapshot())
+}
+
+func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
+	rec, err := recursion(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f, err := parseFilter(r.URL.Query().Get("filter"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rec == 0 && f == nil {
+		names := s.Instances.Names()
+		urls := make([]string, len(names))
+		for i, n := range names {
+			urls[i] = "/1.0/instances/" + n
+		}
+		writeSync(w, urls, "")
+		return
+	}
+	all := s.Instances.List(r.Context(), rec == 2)
+	kept := all[:0]
+	for _, in := range all {
+		if f.match(in.Instance) {
+			kept = append(kept, in)
+		}
+	}
+	switch rec {
+	case 0:
+		urls := make([]string, len(kept))
+		for i, in := range kept {
+			urls[i] = "/1.0/instances/" + in.Name
+		}
+		writeSync(w, urls, "")
+	case 1:
+		out := make([]api.Instance, len(kept))
+		for i, in := range kept {
+			out[i] = in.Instance
+		}
+		writeSync(w, out, "")
+	default:
+		writeSync(w, kept, "")
+	}
+}
+
+func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
+	var req api.InstancesPost
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	c, err := s.Instances.Create(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	desc := "Creating instance"
+	s.startOp(w, desc, instanceResources(c.Name()), c.Run)
+}
+
+func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	rec, err := recursion(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rec >= 1 {
+		full, etag, err := s.Instances.GetFull(r.Context(), name)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeSync(w, full, etag)
+		return
+	}
+	inst, etag, err := s.Instances.Get(name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, inst, etag)
+}
+
+func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var put api.InstancePut
+	if err := decode(r, &put); err != nil {
+		writeError(w, err)
+		return
+	}
+	// Validate and apply before answering, so bad input is a 400 here and
+	// not a failed operation; the operation only reports the done change.
+	if err := s.Instances.Update(r.Context(), name, put, ifMatch(r)); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.startOp(w, "Updating instance", instanceResources(name), func(context.Context) error { return nil })
+}
+
+func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var patch instance.InstancePatch
+	if err := decode(r, &patch); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.Instances.Patch(r.Context(), name, patch, ifMatch(r)); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, map[string]any{}, "")
+}
+
+func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, _, err := s.Instances.Get(name); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.startOp(w, "Deleting instance", instanceResources(name), func(ctx context.Context) error {
+		return s.Instances.Delete(ctx, name)
+	})
+}
+
+func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req api.InstancePost
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Migration || req.Live {
+		writeError(w, errdefs.NotImplemented("migration is not supported by hangard yet"))
+		return
+	}
+	if _, _, err := s.Instances.Get(name); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.startOp(w, "Renaming instance", instanceResources(name, req.Name), func(ctx context.Context) error {
+		return s.Instances.Rename(ctx, name, req.Name)
+	})
+}
+
+func (s *Server) getInstanceState(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Instances.State(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, st, "")
+}
+
+// statePut is api.InstanceStatePut with an optional timeout, because an
+// absent timeout means "the default" while 0 means "no grace".
+type statePut struct {
+	Action   string `json:"action"`
+	Timeout  *int   `json:"timeout"`
+	Force    bool   `json:"force"`
+	Stateful bool   `json:"stateful"`
+}
+
+func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req statePut
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Stateful {
+		writeError(w, errdefs.Invalid("stateful: stateful stop and start are not supported for containers"))
+		return
+	}
+	opts := instance.StopOptions{Timeout: -1, Force: req.Force}
+	if req.Timeout != nil && *req.Timeout >= 0 {
+		opts.Timeout = time.Duration(*req.Timeout) * time.Second
+	}
+	var fn func(ctx context.Context) error
+	var desc string
+	switch req.Action {
+	case api.ActionStart:
+		desc, fn = "Starting instance", func(ctx context.Context) error { return s.Instances.Start(ctx, name) }
+	case api.ActionStop:
+		desc, fn = "Stopping instance", func(ctx context.Context) error { return s.Instances.Stop(ctx, name, opts) }
+	case api.ActionRestart:
+		desc, fn = "Restarting instance", func(ctx context.Context) error { return s.Instances.Restart(ctx, name, opts) }
+	case api.ActionFreeze:
+		desc, fn = "Freezing instance", func(ctx context.Context) error { return s.Instances.Freeze(ctx, name) }
+	case api.ActionUnfreeze:
+		desc, fn = "Unfreezing instance", func(ctx context.Context) error { return s.Instances.Unfreeze(ctx, name) }
+	default:
+		writeError(w, errdefs.Invalid("action %q: want start, stop, restart, freeze or unfreeze", req.Action))
+		return
+	}
+	if _, _, err := s.Instances.Get(name); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.startOp(w, desc, instanceResources(name), fn)
+}
+
+func (s *Server) getConsoleLog(w http.ResponseWriter, r *http.Request) {
+	log, err := s.Instances.ConsoleLog(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(log)
+}
+
+func (s *Server) deleteConsoleLog(w http.ResponseWriter, r *http.Request) {
+	if err := s.Instances.ClearConsoleLog(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, map[string]any{}, "")
+}

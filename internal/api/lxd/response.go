@@ -1,0 +1,147 @@
+package lxd
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// statusOf maps an error kind to its HTTP status. This is the one place
+// where that happens: handlers never pick status codes for errors.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, errdefs.ErrInvalidArgument):
+		return http.StatusBadRequest
+	case errors.Is(err, errdefs.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errdefs.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, errdefs.ErrPreconditionFailed):
+		return http.StatusPreconditionFailed
+	case errors.Is(err, errdefs.ErrNotImplemented):
+		return http.StatusNotImplemented
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeJSON writes an envelope with the given HTTP status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		slog.Debug("write response", "err", err)
+	}
+}
+
+// writeSync answers 200 with a sync envelope; etag, when set, is sent as
+// the ETag header.
+func writeSync(w http.ResponseWriter, metadata any, etag string) {
+	raw, err := json.Marshal(metadata)
+	if err != nil {
+		writeError(w, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	if etag != "" {
+		w.Header().Set("ETag", `"`+etag+`"`)
+	}
+	writeJSON(w, http.StatusOK, api.Response{
+		Type:       api.SyncResponse,
+		Status:     api.Success.String(),
+		StatusCode: int(api.Success),
+		Metadata:   raw,
+	})
+}
+
+// writeAsync answers 202 with an async envelope pointing at an operation.
+func writeAsync(w http.ResponseWriter, op api.Operation) {
+	raw, _ := json.Marshal(op)
+	url := "/1.0/operations/" + op.ID
+	w.Header().Set("Location", url)
+	writeJSON(w, http.StatusAccepted, api.Response{
+		Type:       api.AsyncResponse,
+		Status:     api.OperationCreated.String(),
+		StatusCode: int(api.OperationCreated),
+		Operation:  url,
+		Metadata:   raw,
+	})
+}
+
+// writeError answers with an error envelope. Internal errors are logged,
+// since the client cannot act on them.
+func writeError(w http.ResponseWriter, err error) {
+	code := statusOf(err)
+	if code == http.StatusInternalServerError {
+		slog.Error("request failed", "err", err)
+	}
+	writeJSON(w, code, api.Response{
+		Type:      api.ErrorResponse,
+		ErrorCode: code,
+		Error:     err.Error(),
+		Metadata:  json.RawMessage("null"),
+	})
+}
+
+// maxBody bounds request bodies other than image uploads.
+const maxBody = 8 << 20
+
+// decode reads a JSON body into v. Type errors name the field, so a client
+// sending "ephemeral": "yes" learns which field is wrong.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			field := te.Field
+			if field == "" {
+				field = "body"
+			}
+			return errdefs.Invalid("field %q: expected %s, got JSON %s", field, te.Type, te.Value)
+		case errors.As(err, &se):
+			return errdefs.Invalid("request body is not valid JSON: %v", err)
+		case errors.Is(err, io.EOF):
+			return errdefs.Invalid("request body is empty")
+		default:
+			return errdefs.Invalid("bad request body: %v", err)
+		}
+	}
+	return nil
+}
+
+// ifMatch returns the ETag a client sent in If-Match, without quotes.
+func ifMatch(r *http.Request) string {
+	return strings.Trim(r.Header.Get("If-Match"), `"`)
+}
+
+// recursion reads ?recursion=N (0, 1 or 2).
+func recursion(r *http.Request) (int, error) {
+	switch v := r.URL.Query().Get("recursion"); v {
+	case "", "0":
+		return 0, nil
+	case "1":
+		return 1, nil
+	case "2":
+		return 2, nil
+	default:
+		return 0, errdefs.Invalid("recursion %q: want 0, 1 or 2", v)
+	}
+}
+
+// etagJSON hashes the JSON of v: the ETag of a resource's writable fields.
+func etagJSON(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

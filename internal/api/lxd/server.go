@@ -1,0 +1,163 @@
+package lxd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/operation"
+)
+
+// Images is what the edge needs of the image store.
+type Images interface {
+	Import(ctx context.Context, r io.Reader, meta image.ImportMeta) (api.Image, error)
+	Get(ctx context.Context, fpOrPrefix string) (api.Image, error)
+	List(ctx context.Context) ([]api.Image, error)
+	Update(ctx context.Context, fp string, put api.ImagePut) error
+	Delete(ctx context.Context, fp string, inUseBy []string) error
+	CreateAlias(ctx context.Context, req api.ImageAliasesPost) error
+	GetAlias(ctx context.Context, name string) (api.ImageAliasesEntry, error)
+	ListAliases(ctx context.Context) ([]api.ImageAliasesEntry, error)
+	UpdateAlias(ctx context.Context, name string, put api.ImageAliasesEntryPut) error
+	RenameAlias(ctx context.Context, old, new string) error
+	DeleteAlias(ctx context.Context, name string) error
+}
+
+// Server serves the LXD REST API 1.0 over the core services. Handlers
+// decode and validate the request's shape, call one service method and
+// encode the answer; the meaning lives in the services.
+type Server struct {
+	Instances *instance.Service
+	Images    Images
+	Ops       *operation.Registry
+	Events    *event.Hub
+	Info      func() api.Server
+	Log       *slog.Logger
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, h func(http.ResponseWriter, *http.Request)) {
+		mux.HandleFunc(pattern, h)
+	}
+	route("GET /{$}", s.getRoot)
+	route("GET /1.0", s.getServer)
+	route("PUT /1.0", s.putServer)
+	route("PATCH /1.0", s.putServer)
+
+	route("GET /1.0/instances", s.listInstances)
+	route("POST /1.0/instances", s.createInstance)
+	route("GET /1.0/instances/{name}", s.getInstance)
+	route("PUT /1.0/instances/{name}", s.putInstance)
+	route("PATCH /1.0/instances/{name}", s.patchInstance)
+	route("DELETE /1.0/instances/{name}", s.deleteInstance)
+	route("POST /1.0/instances/{name}", s.renameInstance)
+	route("GET /1.0/instances/{name}/state", s.getInstanceState)
+	route("PUT /1.0/instances/{name}/state", s.putInstanceState)
+	route("GET /1.0/instances/{name}/console", s.getConsoleLog)
+	route("DELETE /1.0/instances/{name}/console", s.deleteConsoleLog)
+	route("POST /1.0/instances/{name}/console", s.notYet("attaching to a console"))
+	route("POST /1.0/instances/{name}/exec", s.notYet("exec"))
+	route("GET /1.0/instances/{name}/files", s.notYet("file transfer"))
+	route("POST /1.0/instances/{name}/files", s.notYet("file transfer"))
+	route("GET /1.0/instances/{name}/snapshots", s.notYet("snapshots"))
+	route("POST /1.0/instances/{name}/snapshots", s.notYet("snapshots"))
+	route("GET /1.0/instances/{name}/backups", s.notYet("backups"))
+	route("GET /1.0/instances/{name}/logs", s.notYet("instance log files"))
+
+	route("GET /1.0/operations", s.listOperations)
+	route("GET /1.0/operations/{id}", s.getOperation)
+	route("GET /1.0/operations/{id}/wait", s.waitOperation)
+	route("DELETE /1.0/operations/{id}", s.cancelOperation)
+	route("GET /1.0/events", s.getEvents)
+
+	route("GET /1.0/profiles", s.listProfiles)
+	route("POST /1.0/profiles", s.createProfile)
+	route("GET /1.0/profiles/{name}", s.getProfile)
+	route("PUT /1.0/profiles/{name}", s.putProfile)
+	route("PATCH /1.0/profiles/{name}", s.patchProfile)
+	route("POST /1.0/profiles/{name}", s.renameProfile)
+	route("DELETE /1.0/profiles/{name}", s.deleteProfile)
+
+	route("GET /1.0/images", s.listImages)
+	route("POST /1.0/images", s.createImage)
+	route("GET /1.0/images/aliases", s.listAliases)
+	route("POST /1.0/images/aliases", s.createAlias)
+	route("GET /1.0/images/aliases/{name...}", s.getAlias)
+	route("PUT /1.0/images/aliases/{name...}", s.putAlias)
+	route("PATCH /1.0/images/aliases/{name...}", s.patchAlias)
+	route("POST /1.0/images/aliases/{name...}", s.renameAlias)
+	route("DELETE /1.0/images/aliases/{name...}", s.deleteAlias)
+	route("GET /1.0/images/{fp}", s.getImage)
+	route("PUT /1.0/images/{fp}", s.putImage)
+	route("PATCH /1.0/images/{fp}", s.patchImage)
+	route("DELETE /1.0/images/{fp}", s.deleteImage)
+
+	for _, p := range []string{"/1.0/networks", "/1.0/storage-pools", "/1.0/projects", "/1.0/certificates", "/1.0/cluster", "/1.0/warnings", "/1.0/networks/", "/1.0/storage-pools/", "/1.0/projects/"} {
+		route(p, s.notYet(p[len("/1.0/"):]))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errdefs.NotFound("%s %s: no such endpoint", r.Method, r.URL.Path))
+	})
+	return s.middleware(mux)
+}
+
+// middleware refuses projects other than "default" and logs each request.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if p := r.URL.Query().Get("project"); p != "" && p != "default" {
+			writeError(w, errdefs.NotFound("project %q not found (only \"default\" exists)", p))
+			return
+		}
+		next.ServeHTTP(w, r)
+		if s.Log != nil && s.Log.Enabled(r.Context(), slog.LevelDebug) {
+			s.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
+		}
+	})
+}
+
+// notYet answers for the parts of the LXD API that later work brings, with
+// LXD's kind of clear error rather than a 404 that looks like a typo.
+func (s *Server) notYet(what string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && (what == "networks" || what == "storage-pools" || what == "projects" || what == "certificates" || what == "warnings") && r.URL.Query().Get("recursion") == "" {
+			// Listing an empty collection is true, not an error: lxc asks
+			// for these during ordinary commands.
+			writeSync(w, []string{}, "")
+			return
+		}
+		writeError(w, errdefs.NotImplemented("%s is not supported by hangard yet", what))
+	}
+}
+
+func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
+	writeSync(w, []string{"/1.0"}, "")
+}
+
+func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
+	writeSync(w, s.Info(), "")
+}
+
+func (s *Server) putServer(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Config map[string]any `json:"config"`
+	}
+	if err := decode(r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	for k := range body.Config {
+		writeError(w, errdefs.Invalid("unknown server config key %q", k))
+		return
+	}
+	writeSync(w, map[string]any{}, "")
+}

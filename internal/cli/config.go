@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/client"
+)
+
+func newConfigCmd(a *app) *cobra.Command {
+	cmd := groupCmd("config", "Manage instance configuration")
+	cmd.AddCommand(
+		newConfigSetCmd(a),
+		newConfigUnsetCmd(a),
+		newConfigGetCmd(a),
+		newConfigShowCmd(a),
+		newConfigEditCmd(a),
+	)
+	return cmd
+}
+
+func newConfigSetCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set NAME KEY=VALUE...|KEY VALUE",
+		Short: "Set instance configuration keys",
+		Long: "Set instance configuration keys.\n\n" +
+			"An empty value unsets the key. Changes to limits apply on the next start.",
+		Example: "  hangar config set c1 limits.memory=512MiB limits.cpu=2\n" +
+			"  hangar config set c1 user.motd 'hello world'",
+		Args: minArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			settings, err := parseKeyValues(args[1:])
+			if err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return updateInstanceConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
+				return applySettings(cfg, settings), nil
+			})
+		},
+	}
+}
+
+func newConfigUnsetCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unset NAME KEY",
+		Short: "Unset an instance configuration key",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			key := args[1]
+			return updateInstanceConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
+				if _, ok := cfg[key]; !ok {
+					return nil, fmt.Errorf("Can't unset key '%s', it's not currently set", key)
+				}
+				return applySettings(cfg, map[string]string{key: ""}), nil
+			})
+		},
+	}
+}
+
+// updateInstanceConfig changes an instance's local config with a
+// read-modify-write guarded by the ETag, so that a concurrent change is
+// refused rather than silently overwritten.
+func updateInstanceConfig(ctx context.Context, c *client.Client, name string, change func(map[string]string) (map[string]string, error)) error {
+	inst, etag, err := c.GetInstance(ctx, name)
+	if err != nil {
+		return err
+	}
+	put := inst.InstancePut
+	put.Config, err = change(put.Config)
+	if err != nil {
+		return err
+	}
+	op, err := c.UpdateInstance(ctx, name, put, etag)
+	if err != nil {
+		return err
+	}
+	return op.Wait(ctx)
+}
+
+func newConfigGetCmd(a *app) *cobra.Command {
+	var expanded bool
+	cmd := &cobra.Command{
+		Use:   "get NAME KEY",
+		Short: "Print an instance configuration value",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			inst, _, err := c.GetInstance(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			cfg := inst.Config
+			if expanded {
+				cfg = inst.ExpandedConfig
+			}
+			// An unset key prints an empty line, as in lxc.
+			fmt.Fprintln(a.out, cfg[args[1]])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&expanded, "expanded", "e", false, "include the keys inherited from profiles")
+	return cmd
+}
+
+func newConfigShowCmd(a *app) *cobra.Command {
+	var expanded bool
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show an instance's configuration as YAML",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			inst, _, err := c.GetInstance(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return renderYAML(a.out, instanceConfigView(inst, expanded))
+		},
+	}
+	cmd.Flags().BoolVarP(&expanded, "expanded", "e", false, "show the configuration with profiles applied")
+	return cmd
+}
+
+// instanceConfigView is what config show prints and config edit edits: the
+// writable part of the instance, optionally with profiles applied.
+func instanceConfigView(inst *api.Instance, expanded bool) api.InstancePut {
+	put := inst.InstancePut
+	if expanded {
+		put.Config = inst.ExpandedConfig
+		put.Devices = inst.ExpandedDevices
+	}
+	if put.Config == nil {
+		put.Config = map[string]string{}
+	}
+	if put.Devices == nil {
+		put.Devices = map[string]map[string]string{}
+	}
+	if put.Profiles == nil {
+		put.Profiles = []string{}
+	}
+	return put
+}
+
+func newConfigEditCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "edit NAME",
+		Short: "Edit an instance's configuration as YAML",
+		Long: "Edit an instance's configuration as YAML.\n\n" +
+			"Opens $VISUAL, $EDITOR or vi; when standard input is not a terminal,\n" +
+			"the new configuration is read from it instead.",
+		Example: "  hangar config edit c1\n  hangar config show c1 | sed s/512MiB/1GiB/ | hangar config edit c1",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			name := args[0]
+			inst, etag, err := c.GetInstance(ctx, name)
+			if err != nil {
+				return err
+			}
+			return a.editYAML(ctx, "configuration of instance "+name, instanceConfigView(inst, false), func(data []byte) error {
+				var put api.InstancePut
+				if err := decodeYAML(data, &put); err != nil {
+					return err
+				}
+				op, err := c.UpdateInstance(ctx, name, put, etag)
+				if err != nil {
+					return err
+				}
+				return op.Wait(ctx)
+			})
+		},
+	}
+}

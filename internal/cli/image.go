@@ -1,0 +1,463 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/client"
+)
+
+func newImageCmd(a *app) *cobra.Command {
+	cmd := groupCmd("image", "Manage images")
+	cmd.AddCommand(
+		newImageImportCmd(a),
+		newImageListCmd(a),
+		newImageInfoCmd(a),
+		newImageShowCmd(a),
+		newImageDeleteCmd(a),
+		newImageAliasCmd(a),
+	)
+	return cmd
+}
+
+func newImageImportCmd(a *app) *cobra.Command {
+	var args client.ImageImportArgs
+	cmd := &cobra.Command{
+		Use:   "import TARBALL",
+		Short: "Import an image tarball",
+		Long: "Import an image tarball into hangard's image store.\n\n" +
+			"TARBALL is streamed to the daemon; \"-\" reads it from standard input.",
+		Example: "  hangar image import alpine.tar.gz --alias alpine --os Alpine --release 3.20",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			var r io.Reader = a.in
+			if pos[0] != "-" {
+				f, err := os.Open(pos[0])
+				if err != nil {
+					return fmt.Errorf("open image: %w", err)
+				}
+				defer f.Close()
+				r = f
+				args.Filename = filepath.Base(pos[0])
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			op, err := c.CreateImageFromFile(ctx, r, args)
+			if err != nil {
+				return err
+			}
+			if err := op.Wait(ctx); err != nil {
+				return err
+			}
+			fp := client.ImportedFingerprint(op.Get())
+			if fp == "" {
+				fmt.Fprintln(a.out, "Image imported")
+				return nil
+			}
+			fmt.Fprintf(a.out, "Image imported with fingerprint: %s\n", fp)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&args.Alias, "alias", "", "alias to create for the image")
+	f.StringVar(&args.OS, "os", "", "image property os")
+	f.StringVar(&args.Release, "release", "", "image property release")
+	f.StringVar(&args.Architecture, "architecture", "", "image property architecture")
+	f.StringVar(&args.Description, "description", "", "image property description")
+	f.BoolVar(&args.Public, "public", false, "make the image public")
+	return cmd
+}
+
+var imageHeader = []string{"ALIAS", "FINGERPRINT", "PUBLIC", "DESCRIPTION", "ARCHITECTURE", "TYPE", "SIZE", "UPLOAD DATE"}
+
+func newImageListCmd(a *app) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:     "list [FILTER...]",
+		Aliases: []string{"ls"},
+		Short:   "List images",
+		Long: "List images.\n\n" +
+			"A FILTER keeps the images with an alias or a fingerprint starting with it.",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(cmd, format, listFormats...); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			images, err := c.GetImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return renderImages(a.out, format, filterImages(images, args))
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+// filterImages keeps the images matching any filter by alias or fingerprint
+// prefix.
+func filterImages(images []api.Image, filters []string) []api.Image {
+	if len(filters) == 0 {
+		return images
+	}
+	out := []api.Image{}
+	for _, img := range images {
+		if slices.ContainsFunc(filters, func(f string) bool {
+			if strings.HasPrefix(img.Fingerprint, f) {
+				return true
+			}
+			return slices.ContainsFunc(img.Aliases, func(al api.ImageAlias) bool { return strings.HasPrefix(al.Name, f) })
+		}) {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+// renderImages prints images sorted by alias, unaliased ones last by
+// fingerprint.
+func renderImages(w io.Writer, format string, images []api.Image) error {
+	images = slices.Clone(images)
+	if images == nil {
+		images = []api.Image{}
+	}
+	slices.SortFunc(images, func(a, b api.Image) int {
+		aa, ba := imageAliasLabel(a), imageAliasLabel(b)
+		if (aa == "") != (ba == "") {
+			if aa == "" {
+				return 1
+			}
+			return -1
+		}
+		if c := strings.Compare(aa, ba); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Fingerprint, b.Fingerprint)
+	})
+	rows := make([][]string, 0, len(images))
+	for _, img := range images {
+		rows = append(rows, imageRow(img))
+	}
+	return renderList(w, format, imageHeader, rows, images)
+}
+
+func imageRow(img api.Image) []string {
+	typ := img.Type
+	if typ == "" {
+		typ = api.InstanceTypeContainer
+	}
+	public := "no"
+	if img.Public {
+		public = "yes"
+	}
+	return []string{
+		imageAliasLabel(img),
+		shortFingerprint(img.Fingerprint),
+		public,
+		img.Properties["description"],
+		img.Architecture,
+		strings.ToUpper(typ),
+		formatBytes(img.Size),
+		formatUploadDate(img.UploadedAt),
+	}
+}
+
+// imageAliasLabel is lxc's ALIAS cell: the first alias, and how many more.
+func imageAliasLabel(img api.Image) string {
+	if len(img.Aliases) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(img.Aliases))
+	for _, al := range img.Aliases {
+		names = append(names, al.Name)
+	}
+	slices.Sort(names)
+	if len(names) == 1 {
+		return names[0]
+	}
+	return fmt.Sprintf("%s (%d more)", names[0], len(names)-1)
+}
+
+// resolveImage turns an alias or a fingerprint (or a prefix of one, which
+// the daemon resolves) into what to put in an image URL. An alias wins over
+// a fingerprint, as in lxc.
+func resolveImage(ctx context.Context, c *client.Client, ref string) (string, error) {
+	alias, _, err := c.GetImageAlias(ctx, ref)
+	if err == nil {
+		return alias.Target, nil
+	}
+	if !client.IsNotFound(err) {
+		return "", fmt.Errorf("look up alias %s: %w", ref, err)
+	}
+	return ref, nil
+}
+
+func newImageInfoCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "info IMAGE",
+		Short: "Show an image's properties",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			fp, err := resolveImage(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			img, _, err := c.GetImage(cmd.Context(), fp)
+			if err != nil {
+				return err
+			}
+			return renderImageInfo(a.out, img)
+		},
+	}
+}
+
+// renderImageInfo prints what lxc image info prints.
+func renderImageInfo(w io.Writer, img *api.Image) error {
+	var b strings.Builder
+	never := func(s string) string {
+		if s == "" {
+			return "never"
+		}
+		return s
+	}
+	typ := img.Type
+	if typ == "" {
+		typ = api.InstanceTypeContainer
+	}
+	fmt.Fprintf(&b, "Fingerprint: %s\n", img.Fingerprint)
+	fmt.Fprintf(&b, "Size: %s\n", formatBytes(img.Size))
+	fmt.Fprintf(&b, "Architecture: %s\n", img.Architecture)
+	fmt.Fprintf(&b, "Type: %s\n", typ)
+	fmt.Fprintf(&b, "Public: %s\n", strings.ToLower(yesNo(img.Public)))
+	b.WriteString("Timestamps:\n")
+	if s := formatTime(img.CreatedAt); s != "" {
+		fmt.Fprintf(&b, "    Created: %s\n", s)
+	}
+	fmt.Fprintf(&b, "    Uploaded: %s\n", formatTime(img.UploadedAt))
+	fmt.Fprintf(&b, "    Expires: %s\n", never(formatTime(img.ExpiresAt)))
+	fmt.Fprintf(&b, "    Last used: %s\n", never(formatTime(img.LastUsedAt)))
+	b.WriteString("Properties:\n")
+	for _, k := range sortedKeys(img.Properties) {
+		fmt.Fprintf(&b, "    %s: %s\n", k, img.Properties[k])
+	}
+	b.WriteString("Aliases:\n")
+	for _, al := range img.Aliases {
+		if al.Description != "" {
+			fmt.Fprintf(&b, "    - %s (%s)\n", al.Name, al.Description)
+		} else {
+			fmt.Fprintf(&b, "    - %s\n", al.Name)
+		}
+	}
+	fmt.Fprintf(&b, "Cached: %s\n", strings.ToLower(yesNo(img.Cached)))
+	autoUpdate := "disabled"
+	if img.AutoUpdate {
+		autoUpdate = "enabled"
+	}
+	fmt.Fprintf(&b, "Auto update: %s\n", autoUpdate)
+	if len(img.Profiles) > 0 {
+		b.WriteString("Profiles:\n")
+		for _, p := range img.Profiles {
+			fmt.Fprintf(&b, "    - %s\n", p)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func newImageShowCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show IMAGE",
+		Short: "Show an image's writable properties as YAML",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			fp, err := resolveImage(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			img, _, err := c.GetImage(cmd.Context(), fp)
+			if err != nil {
+				return err
+			}
+			return renderYAML(a.out, img.ImagePut)
+		},
+	}
+}
+
+func newImageDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete IMAGE...",
+		Aliases: []string{"rm"},
+		Short:   "Delete images",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			return forEach(args, func(ref string) error {
+				fp, err := resolveImage(ctx, c, ref)
+				if err != nil {
+					return err
+				}
+				op, err := c.DeleteImage(ctx, fp)
+				if err != nil {
+					return err
+				}
+				return op.Wait(ctx)
+			})
+		},
+	}
+}
+
+func newImageAliasCmd(a *app) *cobra.Command {
+	cmd := groupCmd("alias", "Manage image aliases")
+	cmd.AddCommand(
+		newImageAliasCreateCmd(a),
+		newImageAliasDeleteCmd(a),
+		newImageAliasListCmd(a),
+		newImageAliasRenameCmd(a),
+	)
+	return cmd
+}
+
+func newImageAliasCreateCmd(a *app) *cobra.Command {
+	var description string
+	cmd := &cobra.Command{
+		Use:   "create ALIAS FINGERPRINT",
+		Short: "Create an image alias",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			// Fetch the image so that a fingerprint prefix is stored as
+			// the full fingerprint, and a typo fails here.
+			img, _, err := c.GetImage(ctx, args[1])
+			if err != nil {
+				if client.IsNotFound(err) {
+					return fmt.Errorf("image %s: %w", args[1], err)
+				}
+				return err
+			}
+			req := api.ImageAliasesPost{}
+			req.Name = args[0]
+			req.Target = img.Fingerprint
+			req.Description = description
+			req.Type = img.Type
+			return c.CreateImageAlias(ctx, req)
+		},
+	}
+	cmd.Flags().StringVar(&description, "description", "", "alias description")
+	return cmd
+}
+
+func newImageAliasDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete ALIAS...",
+		Aliases: []string{"rm"},
+		Short:   "Delete image aliases (not the images)",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return forEach(args, func(name string) error {
+				return c.DeleteImageAlias(cmd.Context(), name)
+			})
+		},
+	}
+}
+
+var aliasHeader = []string{"ALIAS", "FINGERPRINT", "TYPE", "DESCRIPTION"}
+
+func newImageAliasListCmd(a *app) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:     "list [FILTER...]",
+		Aliases: []string{"ls"},
+		Short:   "List image aliases",
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(cmd, format, listFormats...); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			aliases, err := c.GetImageAliases(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if len(args) > 0 {
+				aliases = slices.DeleteFunc(aliases, func(al api.ImageAliasesEntry) bool {
+					return !slices.ContainsFunc(args, func(f string) bool { return strings.HasPrefix(al.Name, f) })
+				})
+			}
+			return renderAliases(a.out, format, aliases)
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+// renderAliases prints aliases sorted by name.
+func renderAliases(w io.Writer, format string, aliases []api.ImageAliasesEntry) error {
+	aliases = slices.Clone(aliases)
+	if aliases == nil {
+		aliases = []api.ImageAliasesEntry{}
+	}
+	slices.SortFunc(aliases, func(a, b api.ImageAliasesEntry) int { return strings.Compare(a.Name, b.Name) })
+	rows := make([][]string, 0, len(aliases))
+	for _, al := range aliases {
+		typ := al.Type
+		if typ == "" {
+			typ = api.InstanceTypeContainer
+		}
+		rows = append(rows, []string{al.Name, shortFingerprint(al.Target), strings.ToUpper(typ), al.Description})
+	}
+	return renderList(w, format, aliasHeader, rows, aliases)
+}
+
+func newImageAliasRenameCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rename OLD NEW",
+		Aliases: []string{"mv"},
+		Short:   "Rename an image alias",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return c.RenameImageAlias(cmd.Context(), args[0], args[1])
+		},
+	}
+}

@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/client"
+)
+
+// launchOptions are the flags of launch and init.
+type launchOptions struct {
+	config     []string
+	profiles   []string
+	noProfiles bool
+	ephemeral  bool
+	vm         bool
+}
+
+// newLaunchCmd returns "launch" (create and start) or, when start is false,
+// "init" (create only).
+func newLaunchCmd(a *app, start bool) *cobra.Command {
+	var opts launchOptions
+	cmd := &cobra.Command{
+		Use:   "launch IMAGE [NAME]",
+		Short: "Create and start an instance from an image",
+		Long: "Create and start an instance from an image.\n\n" +
+			"IMAGE is an image alias or fingerprint (hangard tries the alias first).\n" +
+			"Without NAME, hangard picks a random name.",
+		Example: "  hangar launch alpine web1 -c limits.memory=512MiB\n" +
+			"  hangar launch alpine -p default -p big --ephemeral",
+		Args: rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := buildInstancesPost(args, opts, start)
+			if err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			return a.createInstance(cmd, req)
+		},
+	}
+	if !start {
+		cmd.Use = "init IMAGE [NAME]"
+		cmd.Short = "Create an instance from an image without starting it"
+		cmd.Long = "Create an instance from an image without starting it.\n\n" +
+			"IMAGE is an image alias or fingerprint (hangard tries the alias first).\n" +
+			"Without NAME, hangard picks a random name."
+		cmd.Example = "  hangar init alpine web1"
+		cmd.Aliases = []string{"create"}
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&opts.config, "config", "c", nil, "config key=value to apply to the new instance (repeatable)")
+	f.StringArrayVarP(&opts.profiles, "profile", "p", nil, "profile to apply, replacing the default list (repeatable)")
+	f.BoolVar(&opts.noProfiles, "no-profiles", false, "create the instance with no profiles")
+	f.BoolVarP(&opts.ephemeral, "ephemeral", "e", false, "delete the instance when it stops")
+	f.BoolVar(&opts.vm, "vm", false, "create a virtual machine instead of a container")
+	return cmd
+}
+
+// buildInstancesPost turns launch's arguments into the POST /1.0/instances
+// body.
+func buildInstancesPost(args []string, opts launchOptions, start bool) (api.InstancesPost, error) {
+	req := api.InstancesPost{
+		Source: api.InstanceSource{Type: "image", Alias: args[0]},
+		Type:   api.InstanceTypeContainer,
+		Start:  start,
+	}
+	if len(args) > 1 {
+		req.Name = args[1]
+	}
+	if opts.vm {
+		req.Type = api.InstanceTypeVM
+	}
+	req.Ephemeral = opts.ephemeral
+	if len(opts.config) > 0 {
+		cfg, err := parseKeyValueList(opts.config)
+		if err != nil {
+			return req, err
+		}
+		req.Config = cfg
+	}
+	switch {
+	case opts.noProfiles && len(opts.profiles) > 0:
+		return req, fmt.Errorf("--no-profiles and --profile are mutually exclusive")
+	case opts.noProfiles:
+		// An empty list, not null: the daemon applies the default profile
+		// only when the field is absent or null.
+		req.Profiles = []string{}
+	case len(opts.profiles) > 0:
+		req.Profiles = opts.profiles
+	}
+	return req, nil
+}
+
+// createInstance sends the request, names the instance as soon as the daemon
+// has (it picks the name when none was given) and waits for the operation.
+func (a *app) createInstance(cmd *cobra.Command, req api.InstancesPost) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	name := req.Name
+	if name != "" {
+		fmt.Fprintf(a.out, "Creating %s\n", name)
+	}
+	op, err := c.CreateInstance(ctx, req)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		if names := client.OperationInstanceNames(op.Get()); len(names) > 0 {
+			name = names[0]
+			fmt.Fprintf(a.out, "Creating %s\n", name)
+		}
+	}
+	if err := op.Wait(ctx); err != nil {
+		return err
+	}
+	if name == "" {
+		// The daemon only said which name it picked in the final state.
+		if names := client.OperationInstanceNames(op.Get()); len(names) > 0 {
+			name = names[0]
+			fmt.Fprintf(a.out, "Instance name is: %s\n", name)
+		}
+	}
+	if name == "" {
+		name = "the instance"
+	}
+	if req.Start {
+		// One operation both creates and starts; it succeeded, so the
+		// instance is up by now.
+		fmt.Fprintf(a.out, "Starting %s\n", name)
+	}
+	return nil
+}

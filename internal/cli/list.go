@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hangar-dev/hangar/api"
+)
+
+func newListCmd(a *app) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:     "list [FILTER...]",
+		Aliases: []string{"ls"},
+		Short:   "List instances",
+		Long: "List instances.\n\n" +
+			"A FILTER is either a name, matched as a prefix or as a regular expression\n" +
+			"against the whole name, or key=value, where key is one of name, status,\n" +
+			"type, architecture, location or a config key (\"user.\" may be left out),\n" +
+			"and value is matched exactly or as a regular expression. Filters add up.",
+		Example: "  hangar list\n  hangar list web status=running\n  hangar list --format json",
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(cmd, format, listFormats...); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			// One recursion=2 request brings the state (addresses) too.
+			insts, err := c.GetInstancesFull(cmd.Context(), "")
+			if err != nil {
+				return err
+			}
+			insts = filterInstances(insts, args)
+			return renderInstances(a.out, format, insts)
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+var instanceHeader = []string{"NAME", "STATE", "IPV4", "IPV6", "TYPE", "SNAPSHOTS"}
+
+// renderInstances prints instances sorted by name.
+func renderInstances(w io.Writer, format string, insts []api.InstanceFull) error {
+	insts = slices.Clone(insts)
+	if insts == nil {
+		insts = []api.InstanceFull{}
+	}
+	slices.SortFunc(insts, func(a, b api.InstanceFull) int { return strings.Compare(a.Name, b.Name) })
+	rows := make([][]string, 0, len(insts))
+	for _, inst := range insts {
+		rows = append(rows, instanceRow(inst))
+	}
+	return renderList(w, format, instanceHeader, rows, insts)
+}
+
+func instanceRow(inst api.InstanceFull) []string {
+	return []string{
+		inst.Name,
+		strings.ToUpper(inst.Status),
+		strings.Join(instanceAddresses(inst.State, "inet"), "\n"),
+		strings.Join(instanceAddresses(inst.State, "inet6"), "\n"),
+		instanceTypeLabel(inst.Instance),
+		strconv.Itoa(len(inst.Snapshots)),
+	}
+}
+
+// instanceTypeLabel is lxc's TYPE column: "CONTAINER (EPHEMERAL)".
+func instanceTypeLabel(inst api.Instance) string {
+	t := inst.Type
+	if t == "" {
+		t = api.InstanceTypeContainer
+	}
+	t = strings.ToUpper(t)
+	if inst.Ephemeral {
+		t += " (EPHEMERAL)"
+	}
+	return t
+}
+
+// instanceAddresses lists an instance's global addresses of one family as
+// "ADDRESS (INTERFACE)", newest-looking first like lxc (reverse sorted),
+// leaving out loopback and link-local ones.
+func instanceAddresses(st *api.InstanceState, family string) []string {
+	if st == nil {
+		return nil
+	}
+	var out []string
+	for ifname, nic := range st.Network {
+		if nic.Type == "loopback" || ifname == "lo" {
+			continue
+		}
+		for _, addr := range nic.Addresses {
+			if addr.Family != family || addr.Scope == "link" || addr.Scope == "local" {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s (%s)", addr.Address, ifname))
+		}
+	}
+	slices.Sort(out)
+	slices.Reverse(out)
+	return out
+}
+
+// filterInstances keeps the instances that match every filter.
+func filterInstances(insts []api.InstanceFull, filters []string) []api.InstanceFull {
+	if len(filters) == 0 {
+		return insts
+	}
+	out := []api.InstanceFull{}
+	for _, inst := range insts {
+		keep := true
+		for _, f := range filters {
+			if !instanceMatches(inst, f) {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// instanceMatches applies one lxc-style filter; see the list command's help.
+func instanceMatches(inst api.InstanceFull, filter string) bool {
+	key, value, isKV := strings.Cut(filter, "=")
+	if !isKV {
+		return nameMatches(inst.Name, filter)
+	}
+	switch strings.ToLower(key) {
+	case "name":
+		return nameMatches(inst.Name, value)
+	case "status", "state":
+		return strings.EqualFold(inst.Status, value)
+	case "type":
+		t := inst.Type
+		if t == "" {
+			t = api.InstanceTypeContainer
+		}
+		return strings.EqualFold(t, value)
+	case "architecture":
+		return strings.EqualFold(inst.Architecture, value)
+	case "location":
+		return strings.EqualFold(inst.Location, value)
+	}
+	cfg := inst.ExpandedConfig
+	if cfg == nil {
+		cfg = inst.Config
+	}
+	v, ok := cfg[key]
+	if !ok && !strings.Contains(key, ".") {
+		v, ok = cfg["user."+key]
+	}
+	return ok && valueMatches(v, value)
+}
+
+// nameMatches is lxc's name filter: a regular expression matching the whole
+// name (unless it anchors itself), else a plain prefix.
+func nameMatches(name, filter string) bool {
+	pattern := filter
+	if !strings.ContainsAny(filter, "^$") {
+		pattern = "^" + filter + "$"
+	}
+	if r, err := regexp.Compile(pattern); err == nil && r.MatchString(name) {
+		return true
+	}
+	return strings.HasPrefix(name, filter)
+}
+
+// valueMatches compares a config value exactly or as a whole-value regexp.
+func valueMatches(v, filter string) bool {
+	if v == filter {
+		return true
+	}
+	r, err := regexp.Compile("^(?:" + filter + ")$")
+	return err == nil && r.MatchString(v)
+}

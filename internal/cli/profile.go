@@ -1,0 +1,435 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/client"
+)
+
+func newProfileCmd(a *app) *cobra.Command {
+	cmd := groupCmd("profile", "Manage profiles")
+	cmd.AddCommand(
+		newProfileListCmd(a),
+		newProfileShowCmd(a),
+		newProfileCreateCmd(a),
+		newProfileEditCmd(a),
+		newProfileDeleteCmd(a),
+		newProfileAssignCmd(a),
+		newProfileAddCmd(a),
+		newProfileRemoveCmd(a),
+		newProfileSetCmd(a),
+		newProfileUnsetCmd(a),
+		newProfileGetCmd(a),
+		newProfileRenameCmd(a),
+		newProfileCopyCmd(a),
+	)
+	return cmd
+}
+
+var profileHeader = []string{"NAME", "DESCRIPTION", "USED BY"}
+
+func newProfileListCmd(a *app) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List profiles",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(cmd, format, listFormats...); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			profiles, err := c.GetProfiles(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return renderProfiles(a.out, format, profiles)
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+// renderProfiles prints profiles sorted by name.
+func renderProfiles(w io.Writer, format string, profiles []api.Profile) error {
+	profiles = slices.Clone(profiles)
+	if profiles == nil {
+		profiles = []api.Profile{}
+	}
+	slices.SortFunc(profiles, func(a, b api.Profile) int { return strings.Compare(a.Name, b.Name) })
+	rows := make([][]string, 0, len(profiles))
+	for _, p := range profiles {
+		rows = append(rows, []string{p.Name, p.Description, strconv.Itoa(len(p.UsedBy))})
+	}
+	return renderList(w, format, profileHeader, rows, profiles)
+}
+
+func newProfileShowCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a profile as YAML",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			p, _, err := c.GetProfile(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return renderYAML(a.out, profileView(p))
+		},
+	}
+}
+
+// profileView fills nil maps so YAML shows "config: {}" rather than null.
+func profileView(p *api.Profile) api.Profile {
+	v := *p
+	v.ProfilePut = profilePutView(p.ProfilePut)
+	if v.UsedBy == nil {
+		v.UsedBy = []string{}
+	}
+	return v
+}
+
+func profilePutView(put api.ProfilePut) api.ProfilePut {
+	if put.Config == nil {
+		put.Config = map[string]string{}
+	}
+	if put.Devices == nil {
+		put.Devices = map[string]map[string]string{}
+	}
+	return put
+}
+
+func newProfileCreateCmd(a *app) *cobra.Command {
+	var description string
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a profile",
+		Long: "Create a profile.\n\n" +
+			"When standard input is a pipe or a file, it is read as the profile's YAML\n" +
+			"(config, description, devices).",
+		Example: "  hangar profile create big\n  hangar profile create big < big.yaml",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := api.ProfilesPost{Name: args[0]}
+			if stdinHasData(a.in) && !isTerminal(a.in) {
+				data, err := io.ReadAll(a.in)
+				if err != nil {
+					return fmt.Errorf("read standard input: %w", err)
+				}
+				if err := decodeYAML(data, &req.ProfilePut); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("description") {
+				req.Description = description
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.CreateProfile(cmd.Context(), req); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "Profile %s created\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&description, "description", "", "profile description")
+	return cmd
+}
+
+func newProfileEditCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "edit NAME",
+		Short: "Edit a profile as YAML",
+		Long: "Edit a profile as YAML.\n\n" +
+			"Opens $VISUAL, $EDITOR or vi; when standard input is not a terminal,\n" +
+			"the new profile is read from it instead.",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			name := args[0]
+			p, etag, err := c.GetProfile(ctx, name)
+			if err != nil {
+				return err
+			}
+			return a.editYAML(ctx, "profile "+name, profilePutView(p.ProfilePut), func(data []byte) error {
+				var put api.ProfilePut
+				if err := decodeYAML(data, &put); err != nil {
+					return err
+				}
+				return c.UpdateProfile(ctx, name, put, etag)
+			})
+		},
+	}
+}
+
+func newProfileDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete NAME...",
+		Aliases: []string{"rm"},
+		Short:   "Delete profiles",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return forEach(args, func(name string) error {
+				if err := c.DeleteProfile(cmd.Context(), name); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.out, "Profile %s deleted\n", name)
+				return nil
+			})
+		},
+	}
+}
+
+func newProfileAssignCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "assign INSTANCE PROFILES",
+		Aliases: []string{"apply"},
+		Short:   "Replace an instance's profiles",
+		Long: "Replace an instance's profiles with a comma-separated list, in order.\n" +
+			"An empty list (\"\") removes every profile.",
+		Example: "  hangar profile assign c1 default,big\n  hangar profile assign c1 \"\"",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			profiles := splitProfiles(args[1])
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			err = updateInstanceProfiles(cmd.Context(), c, args[0], func([]string) ([]string, error) { return profiles, nil })
+			if err != nil {
+				return err
+			}
+			if len(profiles) == 0 {
+				fmt.Fprintf(a.out, "All profiles removed from %s\n", args[0])
+			} else {
+				fmt.Fprintf(a.out, "Profiles %s applied to %s\n", strings.Join(profiles, ","), args[0])
+			}
+			return nil
+		},
+	}
+}
+
+// splitProfiles splits "a,b" into its names; "" is the empty list.
+func splitProfiles(s string) []string {
+	out := []string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newProfileAddCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "add INSTANCE PROFILE",
+		Short: "Add a profile to an instance",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			inst, profile := args[0], args[1]
+			err = updateInstanceProfiles(cmd.Context(), c, inst, func(cur []string) ([]string, error) {
+				if slices.Contains(cur, profile) {
+					return nil, fmt.Errorf("Profile %s is already applied to %s", profile, inst)
+				}
+				return append(slices.Clone(cur), profile), nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "Profile %s added to %s\n", profile, inst)
+			return nil
+		},
+	}
+}
+
+func newProfileRemoveCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove INSTANCE PROFILE",
+		Short: "Remove a profile from an instance",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			inst, profile := args[0], args[1]
+			err = updateInstanceProfiles(cmd.Context(), c, inst, func(cur []string) ([]string, error) {
+				if !slices.Contains(cur, profile) {
+					return nil, fmt.Errorf("Profile %s isn't currently applied to %s", profile, inst)
+				}
+				return slices.DeleteFunc(slices.Clone(cur), func(p string) bool { return p == profile }), nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "Profile %s removed from %s\n", profile, inst)
+			return nil
+		},
+	}
+}
+
+// updateInstanceProfiles changes an instance's profile list with an
+// ETag-guarded read-modify-write.
+func updateInstanceProfiles(ctx context.Context, c *client.Client, name string, change func([]string) ([]string, error)) error {
+	inst, etag, err := c.GetInstance(ctx, name)
+	if err != nil {
+		return err
+	}
+	put := inst.InstancePut
+	if put.Profiles, err = change(put.Profiles); err != nil {
+		return err
+	}
+	op, err := c.UpdateInstance(ctx, name, put, etag)
+	if err != nil {
+		return err
+	}
+	return op.Wait(ctx)
+}
+
+func newProfileSetCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "set NAME KEY=VALUE...|KEY VALUE",
+		Short:   "Set profile configuration keys",
+		Long:    "Set profile configuration keys. An empty value unsets the key.",
+		Example: "  hangar profile set big limits.memory=2GiB",
+		Args:    minArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			settings, err := parseKeyValues(args[1:])
+			if err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return updateProfileConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
+				return applySettings(cfg, settings), nil
+			})
+		},
+	}
+}
+
+func newProfileUnsetCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unset NAME KEY",
+		Short: "Unset a profile configuration key",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			key := args[1]
+			return updateProfileConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
+				if _, ok := cfg[key]; !ok {
+					return nil, fmt.Errorf("Can't unset key '%s', it's not currently set", key)
+				}
+				return applySettings(cfg, map[string]string{key: ""}), nil
+			})
+		},
+	}
+}
+
+// updateProfileConfig changes a profile's config with an ETag-guarded
+// read-modify-write.
+func updateProfileConfig(ctx context.Context, c *client.Client, name string, change func(map[string]string) (map[string]string, error)) error {
+	p, etag, err := c.GetProfile(ctx, name)
+	if err != nil {
+		return err
+	}
+	put := p.ProfilePut
+	if put.Config, err = change(put.Config); err != nil {
+		return err
+	}
+	return c.UpdateProfile(ctx, name, put, etag)
+}
+
+func newProfileGetCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME KEY",
+		Short: "Print a profile configuration value",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			p, _, err := c.GetProfile(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.out, p.Config[args[1]])
+			return nil
+		},
+	}
+}
+
+func newProfileRenameCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rename OLD NEW",
+		Aliases: []string{"mv"},
+		Short:   "Rename a profile",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RenameProfile(cmd.Context(), args[0], args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "Profile %s renamed to %s\n", args[0], args[1])
+			return nil
+		},
+	}
+}
+
+func newProfileCopyCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "copy SOURCE TARGET",
+		Aliases: []string{"cp"},
+		Short:   "Copy a profile",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			p, _, err := c.GetProfile(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return c.CreateProfile(cmd.Context(), api.ProfilesPost{Name: args[1], ProfilePut: p.ProfilePut})
+		},
+	}
+}

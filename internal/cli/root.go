@@ -1,0 +1,238 @@
+// Package cli implements the hangar command line client. Its commands and
+// flags mirror LXD's lxc wherever hangar has the same feature, so that lxc
+// users feel at home; all of them go through package client.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hangar-dev/hangar/client"
+)
+
+// app holds what every command shares: the global flags, the standard
+// streams (replaced in tests) and the client, made on first use so that
+// commands that need no daemon (help, version's client half) never dial.
+type app struct {
+	socket string
+	in     io.Reader
+	out    io.Writer
+	errOut io.Writer
+
+	c *client.Client
+}
+
+// client returns the connection to hangard, creating it on first use.
+func (a *app) client() (*client.Client, error) {
+	if a.c == nil {
+		c, err := client.Connect(a.socket)
+		if err != nil {
+			return nil, fmt.Errorf("connect to hangard: %w", err)
+		}
+		a.c = c
+	}
+	return a.c, nil
+}
+
+// Execute runs the hangar command line and returns the process exit code.
+func Execute() int {
+	// Ctrl-C cancels the command's context: waits stop, monitor ends.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}
+
+// run is Execute with its inputs explicit, for tests.
+func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
+	a := &app{in: in, out: out, errOut: errOut}
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	err := root.ExecuteContext(ctx)
+	if a.c != nil {
+		a.c.Close()
+	}
+	if err == nil {
+		return 0
+	}
+	return reportError(ctx, errOut, err)
+}
+
+// reportError prints err the way lxc does, on one line, and returns the exit
+// code. Usage errors get one more line saying how to call the command.
+func reportError(ctx context.Context, w io.Writer, err error) int {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintln(w, "Error: interrupted")
+		return 130
+	}
+	fmt.Fprintf(w, "Error: %s\n", oneLine(err.Error()))
+	var ue *usageError
+	if errors.As(err, &ue) && ue.hint != "" {
+		fmt.Fprintln(w, ue.hint)
+	}
+	return 1
+}
+
+// oneLine folds a multi-line message (YAML errors, say) onto one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+// usageError is a mistake in how the command was called, as opposed to a
+// failure while running it.
+type usageError struct {
+	err  error
+	hint string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usageErrorf returns a usage error whose hint is cmd's usage line.
+func usageErrorf(cmd *cobra.Command, format string, a ...any) error {
+	return &usageError{err: fmt.Errorf(format, a...), hint: "Usage: " + cmd.UseLine()}
+}
+
+// newRootCmd builds the whole command tree.
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hangar",
+		Short: "Command line client for hangard",
+		Long: "hangar manages Linux containers through hangard, the hangar daemon.\n" +
+			"It speaks the LXD REST API over hangard's unix socket.",
+		Version: version(),
+		// Errors are printed once, on one line, by run; usage is only
+		// printed on request (--help).
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		Args:              cobra.ArbitraryArgs,
+		RunE:              groupRun,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().StringVar(&a.socket, "socket", client.DefaultSocket(),
+		"path of hangard's unix socket (env "+client.SocketEnv+")")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{err: err, hint: "Usage: " + cmd.UseLine()}
+	})
+
+	root.AddCommand(
+		newLaunchCmd(a, true),
+		newLaunchCmd(a, false),
+		newListCmd(a),
+		newInfoCmd(a),
+		newStateCmd(a, stateStart),
+		newStateCmd(a, stateStop),
+		newStateCmd(a, stateRestart),
+		newStateCmd(a, stateFreeze),
+		newStateCmd(a, stateUnfreeze),
+		newDeleteCmd(a),
+		newRenameCmd(a),
+		newConfigCmd(a),
+		newProfileCmd(a),
+		newImageCmd(a),
+		newMonitorCmd(a),
+		newOperationCmd(a),
+		newConsoleCmd(a),
+		newQueryCmd(a),
+		newVersionCmd(a),
+	)
+	return root
+}
+
+// groupCmd returns a command that only holds sub-commands.
+func groupCmd(use, short string, aliases ...string) *cobra.Command {
+	return &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Aliases: aliases,
+		Args:    cobra.ArbitraryArgs,
+		RunE:    groupRun,
+	}
+}
+
+// groupRun prints help for a bare group command and rejects unknown
+// sub-commands; cobra alone would print the help and exit 0 for a typo.
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		// cobra's own default, which SuggestionsFor does not apply itself.
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %s?", quoteJoin(s, " or "))
+	}
+	return &usageError{
+		err:  errors.New(msg),
+		hint: fmt.Sprintf("Run '%s --help' for the list of commands.", cmd.CommandPath()),
+	}
+}
+
+// exactArgs, minArgs and rangeArgs validate positional arguments and report
+// a usage error with the command's usage line.
+func exactArgs(n int) cobra.PositionalArgs {
+	return rangeArgs(n, n)
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return rangeArgs(n, -1)
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < lo && lo == hi, len(args) > hi && hi >= 0 && lo == hi:
+			return usageErrorf(cmd, "wrong number of arguments: expected %d, got %d", lo, len(args))
+		case len(args) < lo:
+			return usageErrorf(cmd, "missing arguments: expected at least %d, got %d", lo, len(args))
+		case hi >= 0 && len(args) > hi:
+			return usageErrorf(cmd, "too many arguments: expected at most %d, got %d", hi, len(args))
+		}
+		return nil
+	}
+}
+
+// forEach runs fn for every name. With one name its error is returned as
+// is, so the user sees the daemon's message alone; with several, every name
+// is tried and the failures are reported together, each with its name.
+func forEach(names []string, fn func(name string) error) error {
+	if len(names) == 1 {
+		return fn(names[0])
+	}
+	var failed []string
+	for _, name := range names {
+		if err := fn(name); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// quoteJoin quotes each string and joins them with sep.
+func quoteJoin(items []string, sep string) string {
+	quoted := make([]string, len(items))
+	for i, s := range items {
+		quoted[i] = strconv.Quote(s)
+	}
+	return strings.Join(quoted, sep)
+}

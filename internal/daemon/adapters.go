@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+type driverExit = driver.Exit
+
+// lifecycle lets services publish lifecycle events without seeing the hub.
+type lifecycle struct{ hub *event.Hub }
+
+func (l lifecycle) Lifecycle(action, source string, ctx map[string]any) {
+	l.hub.Lifecycle(action, source, ctx)
+}
+
+// imageDB adapts the store to the image service's persistence interface;
+// the two record types are the same fields, kept apart so the image
+// package does not import the store.
+type imageDB struct{ st *store.Store }
+
+func toImageRecord(i store.Image) image.Record   { return image.Record(i) }
+func fromImageRecord(r image.Record) store.Image { return store.Image(r) }
+func toAlias(a store.Alias) image.AliasRecord    { return image.AliasRecord(a) }
+func fromAlias(a image.AliasRecord) store.Alias  { return store.Alias(a) }
+
+func (d imageDB) CreateImage(ctx context.Context, r image.Record) error {
+	return d.st.CreateImage(ctx, fromImageRecord(r))
+}
+
+func (d imageDB) GetImage(ctx context.Context, fp string) (image.Record, error) {
+	i, err := d.st.GetImage(ctx, fp)
+	return toImageRecord(i), err
+}
+
+func (d imageDB) ListImages(ctx context.Context) ([]image.Record, error) {
+	list, err := d.st.ListImages(ctx)
+	out := make([]image.Record, len(list))
+	for i, r := range list {
+		out[i] = toImageRecord(r)
+	}
+	return out, err
+}
+
+func (d imageDB) UpdateImage(ctx context.Context, r image.Record) error {
+	return d.st.UpdateImage(ctx, fromImageRecord(r))
+}
+
+func (d imageDB) DeleteImage(ctx context.Context, fp string) error { return d.st.DeleteImage(ctx, fp) }
+
+func (d imageDB) CreateAlias(ctx context.Context, a image.AliasRecord) error {
+	return d.st.CreateAlias(ctx, fromAlias(a))
+}
+
+func (d imageDB) GetAlias(ctx context.Context, name string) (image.AliasRecord, error) {
+	a, err := d.st.GetAlias(ctx, name)
+	return toAlias(a), err
+}
+
+func (d imageDB) ListAliases(ctx context.Context) ([]image.AliasRecord, error) {
+	list, err := d.st.ListAliases(ctx)
+	out := make([]image.AliasRecord, len(list))
+	for i, a := range list {
+		out[i] = toAlias(a)
+	}
+	return out, err
+}
+
+func (d imageDB) UpdateAlias(ctx context.Context, a image.AliasRecord) error {
+	return d.st.UpdateAlias(ctx, fromAlias(a))
+}
+
+func (d imageDB) RenameAlias(ctx context.Context, old, new string) error {
+	return d.st.RenameAlias(ctx, old, new)
+}
+
+func (d imageDB) DeleteAlias(ctx context.Context, name string) error {
+	return d.st.DeleteAlias(ctx, name)
+}

@@ -1,0 +1,168 @@
+// Package daemon wires hangard together: it opens the store, builds the
+// services and drivers, reconciles instances with the runtime, and serves
+// the API on a unix socket until it is told to stop. It holds no business
+// logic of its own; cmd/hangard only parses flags and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/api/lxd"
+	"github.com/hangar-dev/hangar/internal/driver/container"
+	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// Config is what hangard's flags set.
+type Config struct {
+	DataDir string
+	Socket  string // default DataDir/unix.socket
+	// StopInstances stops every instance on a clean shutdown; by default
+	// they keep running and the next start reattaches to them.
+	StopInstances bool
+	LogLevel      slog.Level
+	// Ready, when set, is closed once the API is served.
+	Ready chan<- struct{}
+}
+
+// Run serves until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.DataDir == "" {
+		return errors.New("no data directory")
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = filepath.Join(cfg.DataDir, "unix.socket")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	hub := event.New(16384, "none")
+	defer hub.Close()
+	text := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	log := slog.New(event.NewLogHandler(text, hub))
+	slog.SetDefault(log)
+
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hangar.db"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	emit := lifecycle{hub}
+	ops := operation.New(hub, 10*time.Minute)
+	defer ops.Close()
+	images, err := image.New(filepath.Join(cfg.DataDir, "images"), imageDB{st}, emit, log.With("component", "image"))
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+
+	var svc *instance.Service
+	drv, err := container.New(container.Config{
+		Dir:    filepath.Join(cfg.DataDir, "containers"),
+		OnExit: func(e driverExit) { svc.HandleExit(e) },
+		Logger: log.With("component", "runc"),
+	})
+	if err != nil {
+		return fmt.Errorf("container driver: %w", err)
+	}
+	host := probeHost()
+	svc = instance.New(instance.Config{
+		DB:           st,
+		Images:       images,
+		Driver:       drv,
+		Events:       emit,
+		Log:          log.With("component", "instance"),
+		HostMemory:   host.memory,
+		Architecture: host.architecture,
+	})
+	if err := svc.Load(ctx); err != nil {
+		return err
+	}
+	toStart, err := svc.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("recover instances: %w", err)
+	}
+
+	ln, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	api := &lxd.Server{Instances: svc, Images: images, Ops: ops, Events: hub, Info: host.serverInfo(drv), Log: log}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("hangard ready", "socket", cfg.Socket, "data_dir", cfg.DataDir, "pid", os.Getpid())
+	if cfg.Ready != nil {
+		close(cfg.Ready)
+	}
+	svc.Autostart(ctx, toStart)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("hangard shutting down", "stop_instances", cfg.StopInstances)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	svc.Wait()
+	if cfg.StopInstances {
+		svc.StopAll(context.Background())
+	}
+	return nil
+}
+
+// listenUnix listens on the socket path, replacing a stale socket file
+// left by a daemon that was killed.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("socket %s: another daemon is serving it", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	// Root and the socket's group only: the socket is full control of the host.
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// lockDataDir takes an exclusive lock so two daemons never share a data dir.
+func lockDataDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "hangard.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another hangard", dir)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,272 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// DefaultConsoleLogMax is the console log bound when Config.ConsoleLogMax is 0.
+const DefaultConsoleLogMax = 1 << 20
+
+// cgroupParent is the cgroup every container's cgroup is created under.
+const cgroupParent = "/hangar"
+
+// cleanupTimeout bounds the clean-up work done after a context was
+// cancelled: leaving state behind is worse than ignoring the cancellation.
+const cleanupTimeout = 30 * time.Second
+
+// Config configures a Driver.
+type Config struct {
+	// Dir is the driver's state root (e.g. DATA/containers). It holds one
+	// directory per instance and runc's state root, Dir/.runc.
+	Dir string
+	// RuncBinary is the runc executable, looked up in PATH; "runc" when empty.
+	RuncBinary string
+	// OnExit receives every exit of a container's PID 1.
+	OnExit driver.ExitHandler
+	// ConsoleLogMax bounds console.log (and console.log.1); 1 MiB when 0.
+	ConsoleLogMax int64
+	// Logger receives the driver's logs; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Driver runs containers with runc. It implements driver.Driver.
+type Driver struct {
+	dir      string
+	runcRoot string
+	runcPath string
+	onExit   driver.ExitHandler
+	logMax   int64
+	log      *slog.Logger
+	cg       cgroupLayout
+	capBnd   uint64 // the daemon's bounding set: containers get no more
+	selfPid  int
+
+	mu     sync.Mutex
+	insts  map[string]*instance // live PID 1s, by ID
+	closed bool
+
+	consoleMu sync.Mutex // serialises console rotation, reads and clears
+
+	stopLoop chan struct{}
+	loopDone chan struct{}
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// instance is one live run of a container: its PID 1 and its watcher.
+type instance struct {
+	id         string
+	pid        int
+	startTime  uint64 // /proc/PID/stat field 22, guards against pid reuse
+	pidfd      *os.File
+	stopSignal syscall.Signal
+	cg         cgroupFiles
+	done       chan struct{} // closed once the exit is handled and cleaned up
+}
+
+// New returns a Driver. It makes the calling process a child subreaper, so
+// that container PID 1s are reparented to it when `runc run -d` exits and
+// their exit statuses can be read.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Dir == "" {
+		return nil, errdefs.Invalid("container driver: empty Dir")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("container driver: %w", err)
+	}
+	if strings.ContainsAny(dir, ",:\\") {
+		// They would need escaping in overlayfs mount options.
+		return nil, errdefs.Invalid("container driver: Dir %q contains one of , : \\", dir)
+	}
+	bin := cfg.RuncBinary
+	if bin == "" {
+		bin = "runc"
+	}
+	runcPath, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, fmt.Errorf("container driver: find runc: %w", err)
+	}
+	d := &Driver{
+		dir:      dir,
+		runcRoot: filepath.Join(dir, ".runc"),
+		runcPath: runcPath,
+		onExit:   cfg.OnExit,
+		logMax:   cfg.ConsoleLogMax,
+		log:      cfg.Logger,
+		selfPid:  os.Getpid(),
+		insts:    make(map[string]*instance),
+		stopLoop: make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	if d.logMax <= 0 {
+		d.logMax = DefaultConsoleLogMax
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.log = d.log.With("driver", "container")
+	// 0711: unprivileged container roots (host uid HostID) must traverse
+	// Dir and Dir/<id> to reach their rootfs mount, but not list them.
+	for _, p := range []string{dir, d.runcRoot} {
+		if err := os.MkdirAll(p, 0o711); err != nil {
+			return nil, fmt.Errorf("container driver: %w", err)
+		}
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("container driver: %w", err)
+	}
+	if d.cg, err = detectCgroups(); err != nil {
+		return nil, fmt.Errorf("container driver: %w", err)
+	}
+	if d.capBnd, err = boundingSet(); err != nil {
+		return nil, fmt.Errorf("container driver: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("container driver: set child subreaper: %w", err)
+	}
+	go d.consoleLoop()
+	return d, nil
+}
+
+// Close stops the driver's background work and its exit watchers. Running
+// containers are left running (a later Driver recovers them); their exits
+// are no longer reported by this Driver.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	insts := make([]*instance, 0, len(d.insts))
+	for _, in := range d.insts {
+		insts = append(insts, in)
+	}
+	d.insts = map[string]*instance{}
+	d.mu.Unlock()
+	close(d.stopLoop)
+	<-d.loopDone
+	for _, in := range insts {
+		// Wakes the watcher, which sees d.closed and returns quietly.
+		in.pidfd.Close()
+	}
+	return nil
+}
+
+// instanceDir returns Dir/<id>.
+func (d *Driver) instanceDir(id string) string { return filepath.Join(d.dir, id) }
+
+func (d *Driver) rootfsDir(id string) string { return filepath.Join(d.dir, id, "rootfs") }
+
+func cgroupPath(id string) string { return cgroupParent + "/" + id }
+
+// lookup returns the live instance of id, or nil.
+func (d *Driver) lookup(id string) *instance {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.insts[id]
+}
+
+// validID rejects IDs that are not safe as a single path element, a runc ID
+// and a cgroup name.
+func validID(id string) error {
+	if id == "" || len(id) > 128 || id[0] == '.' || id[0] == '-' {
+		return errdefs.Invalid("invalid instance ID %q", id)
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return errdefs.Invalid("invalid instance ID %q", id)
+		}
+	}
+	return nil
+}
+
+// runc runs one runc command against the driver's state root and returns its
+// stdout. Errors carry runc's stderr.
+func (d *Driver) runc(ctx context.Context, args ...string) ([]byte, error) {
+	full := append([]string{"--root", d.runcRoot}, args...)
+	cmd := exec.CommandContext(ctx, d.runcPath, full...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	d.log.Debug("runc", "args", args, "took", time.Since(start), "err", err)
+	if err != nil {
+		return stdout.Bytes(), fmt.Errorf("runc %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// hasRuncState says whether runc keeps state for id, without running runc.
+func (d *Driver) hasRuncState(id string) bool {
+	_, err := os.Lstat(filepath.Join(d.runcRoot, id))
+	return err == nil
+}
+
+// runcDelete force-deletes id's runc state (killing what runs, removing its
+// cgroup). A missing container is not an error.
+func (d *Driver) runcDelete(ctx context.Context, id string) error {
+	if !d.hasRuncState(id) {
+		return nil
+	}
+	_, err := d.runc(ctx, "delete", "--force", id)
+	return err
+}
+
+// cleanupRun removes what a run leaves once its PID 1 is gone: runc state,
+// cgroup and the rootfs mount. The upper layer and console log stay.
+func (d *Driver) cleanupRun(ctx context.Context, id string) error {
+	var errs []error
+	if err := d.runcDelete(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountAll(d.rootfsDir(id)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// detached returns a context for clean-up that survives ctx's cancellation.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+}
+
+// boundingSet returns the calling process's capability bounding set. No
+// process it starts can hold a capability outside it (a host may withhold
+// some, e.g. CAP_SYS_RESOURCE), so asking runc for one fails the start.
+func boundingSet() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse CapBnd: %w", err)
+			}
+			return n, nil
+		}
+	}
+	return 0, errors.New("no CapBnd in /proc/self/status")
+}

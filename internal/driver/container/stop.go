@@ -1,0 +1,113 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Stop sends signal (the spec's StopSignal when 0, else SIGTERM) to PID 1
+// and waits up to timeout for it to exit, then kills it. force, or a zero
+// timeout, kills at once; a negative timeout waits until ctx is done. It
+// returns once the watcher has reaped PID 1 and removed its runc state,
+// cgroup and rootfs mount.
+//
+// Signals go through the pidfd rather than `runc kill`: no exec, and no
+// chance of signalling a reused pid. Killing is SIGKILL to PID 1, which
+// takes the whole PID namespace with it; the watcher's `runc delete` then
+// finds a stopped container and only removes state (`runc delete --force`
+// on a live one polls for the death every 100 ms, which makes it slower).
+func (d *Driver) Stop(ctx context.Context, id string, signal syscall.Signal, timeout time.Duration, force bool) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	in := d.lookup(id)
+	if in == nil {
+		// Stopped. Clear leftovers of a run no one watched (cheap when
+		// there are none: two lookups, no exec).
+		if err := d.cleanupRun(ctx, id); err != nil {
+			return fmt.Errorf("stop %s: %w", id, err)
+		}
+		return nil
+	}
+	// A frozen task acts on no signal, not even SIGKILL on cgroup v1:
+	// thaw first.
+	var buf [64]byte
+	if in.cg.frozen(buf[:]) {
+		if _, err := d.runc(ctx, "resume", id); err != nil && !isDone(in) {
+			return fmt.Errorf("stop %s: thaw: %w", id, err)
+		}
+	}
+	if !force && timeout != 0 {
+		sig := in.stopSignalOf(signal)
+		if err := in.signal(unix.Signal(sig)); err != nil {
+			return fmt.Errorf("stop %s: %w", id, err)
+		}
+		var expired <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case <-in.done:
+			return nil
+		case <-expired:
+			d.log.Info("stop timed out, killing", "id", id, "pid", in.pid, "signal", sig, "timeout", timeout)
+		case <-ctx.Done():
+			return fmt.Errorf("stop %s: %w", id, errors.Join(errdefs.ErrCancelled, ctx.Err()))
+		}
+	}
+	if err := in.signal(unix.SIGKILL); err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	select {
+	case <-in.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: %w", id, errors.Join(errdefs.ErrCancelled, ctx.Err()))
+	}
+}
+
+func isDone(in *instance) bool {
+	select {
+	case <-in.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Freeze pauses every process of the container (runc pause: cgroup freezer).
+func (d *Driver) Freeze(ctx context.Context, id string) error {
+	return d.pause(ctx, id, "freeze", "pause")
+}
+
+// Unfreeze resumes a frozen container.
+func (d *Driver) Unfreeze(ctx context.Context, id string) error {
+	return d.pause(ctx, id, "unfreeze", "resume")
+}
+
+func (d *Driver) pause(ctx context.Context, id, verb, cmd string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, id, err)
+	}
+	in := d.lookup(id)
+	if in == nil {
+		return fmt.Errorf("%s %s: %w", verb, id, driver.ErrNotRunning)
+	}
+	if _, err := d.runc(ctx, cmd, id); err != nil {
+		if isDone(in) {
+			return fmt.Errorf("%s %s: %w", verb, id, driver.ErrNotRunning)
+		}
+		return fmt.Errorf("%s %s: %w", verb, id, err)
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+const (
+	// DefaultRingSize is used when New is given a size < 1. It holds a few
+	// minutes of a busy host's events, long enough for a client to reconnect.
+	DefaultRingSize = 10000
+
+	// SubscriberBuffer is how many live events a subscription may have
+	// pending before it is dropped as too slow.
+	SubscriberBuffer = 1024
+
+	// DefaultLocation is what LXD reports as an event's location when the
+	// server is not clustered.
+	DefaultLocation = "none"
+)
+
+// Reasons a subscription ends, as returned by Subscription.Err.
+var (
+	// ErrTooSlow means the consumer let its buffer fill. Reconnect with
+	// since set to the last sequence received.
+	ErrTooSlow = errors.New("too slow")
+	// ErrClosed means the consumer closed the subscription itself.
+	ErrClosed = errors.New("subscription closed")
+	// ErrHubClosed means the hub shut down (daemon shutdown).
+	ErrHubClosed = errors.New("event hub closed")
+)
+
+// Hub sequences events, keeps the most recent ones for replay, and fans them
+// out to subscribers. It is safe for concurrent use.
+type Hub struct {
+	location string
+
+	// logSubs counts subscriptions that receive logging events, so the log
+	// handler can skip formatting records without taking mu.
+	logSubs atomic.Int64
+
+	mu     sync.Mutex
+	seq    uint64      // sequence of the last published event; 0 = none yet
+	ring   []api.Event // event with sequence s lives at ring[(s-1)%len(ring)]
+	subs   []*Subscription
+	closed bool
+}
+
+// New returns a hub retaining the last ringSize events (DefaultRingSize if
+// ringSize < 1) and stamping them with location ("none" if empty).
+func New(ringSize int, location string) *Hub {
+	if ringSize < 1 {
+		ringSize = DefaultRingSize
+	}
+	if location == "" {
+		location = DefaultLocation
+	}
+	return &Hub{location: location, ring: make([]api.Event, ringSize)}
+}
+
+// Publish sequences an event of the given type and delivers it to matching
+// subscribers. metadata is marshalled to JSON once, before the lock is taken,
+// so concurrent publishers marshal in parallel; a json.RawMessage is used as
+// is and must not be modified afterwards. Publish never blocks on consumers.
+func (h *Hub) Publish(eventType string, metadata any) api.Event {
+	raw := marshal(metadata)
+
+	h.mu.Lock()
+	h.seq++
+	ev := api.Event{
+		Type: eventType,
+		// Taken under the lock so that timestamps never go backwards
+		// against sequence order.
+		Timestamp: time.Now().UTC(),
+		Metadata:  raw,
+		Location:  h.location,
+		Sequence:  h.seq,
+	}
+	h.ring[(h.seq-1)%uint64(len(h.ring))] = ev
+	for i := 0; i < len(h.subs); {
+		s := h.subs[i]
+		if !s.wants(eventType) {
+			i++
+			continue
+		}
+		select {
+		case s.ch <- ev:
+			i++
+		default:
+			// Dropping the consumer (rather than the event) keeps the
+			// stream gap-free for everyone: the client learns of it
+			// and resumes with since=its last sequence.
+			h.endLocked(s, ErrTooSlow) // swaps s out of h.subs[i]
+		}
+	}
+	h.mu.Unlock()
+	return ev
+}
+
+// marshal encodes metadata for an event. An unmarshallable value is a
+// programming error, but a daemon must not crash over a monitoring feed: the
+// event is still sequenced, carrying the error so it is visible to whoever
+// watches.
+func marshal(metadata any) json.RawMessage {
+	if raw, ok := metadata.(json.RawMessage); ok {
+		return raw
+	}
+	raw, err := json.Marshal(metadata)
+	if err != nil {
+		raw, _ = json.Marshal(map[string]string{"error": "marshal event metadata: " + err.Error()})
+	}
+	return raw
+}
+
+// Lifecycle publishes a "lifecycle" event, e.g. action "instance-started"
+// with source "/1.0/instances/c1".
+func (h *Hub) Lifecycle(action, source string, ctx map[string]any) api.Event {
+	return h.Publish(api.EventTypeLifecycle, api.EventLifecycle{Action: action, Source: source, Context: ctx})
+}
+
+// Logging publishes a "logging" event. level is one of "debug", "info",
+// "warning", "error".
+func (h *Hub) Logging(level, msg string, ctx map[string]string) api.Event {
+	if ctx == nil {
+		ctx = map[string]string{} // LXD sends {} rather than null
+	}
+	return h.Publish(api.EventTypeLogging, api.EventLogging{Message: msg, Level: level, Context: ctx})
+}
+
+// WantsLogging reports whether any subscription currently receives logging
+// events. It is a single atomic load, for callers that would otherwise
+// format a message nobody reads.
+func (h *Hub) WantsLogging() bool { return h.logSubs.Load() > 0 }
+
+// Subscribe returns a subscription to events of the given types (all types
+// if empty). With since > 0 its channel first yields every retained event
+// with a larger sequence, then live events; since = 0, or a since at the
+// latest sequence, yields live events only. If events after since are no
+// longer retained, or since is beyond the latest sequence (the client saw a
+// daemon that has since restarted, and sequences started again), Subscribe
+// returns an errdefs.ErrInvalidArgument kind error instead of a stream with
+// a hole in it.
+func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
+	s := &Subscription{hub: h, done: make(chan struct{})}
+	if len(types) > 0 {
+		s.types = slices.Clone(types)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrHubClosed
+	}
+
+	// Replay is taken under the same lock Publish holds, so no event can
+	// slip between the last replayed one and the first live one.
+	var from, to uint64 // replay sequences from..to inclusive; empty if from > to
+	if since > h.seq {
+		return nil, errdefs.Invalid("sequence %d is beyond the latest event (%d): the daemon restarted and earlier events are gone; reconnect without since", since, h.seq)
+	}
+	if since > 0 && since < h.seq {
+		oldest := uint64(1)
+		if n := uint64(len(h.ring)); h.seq > n {
+			oldest = h.seq - n + 1
+		}
+		if since+1 < oldest {
+			return nil, errdefs.Invalid("events before sequence %d are no longer retained (oldest is %d)", since+1, oldest)
+		}
+		from, to = since+1, h.seq
+	}
+	n := 0
+	for seq := from; from > 0 && seq <= to; seq++ {
+		if s.wants(h.at(seq).Type) {
+			n++
+		}
+	}
+	// The replay gets its own room on top of the live buffer, so a long
+	// replay never counts against the consumer's slack.
+	s.ch = make(chan api.Event, SubscriberBuffer+n)
+	for seq := from; from > 0 && seq <= to; seq++ {
+		if ev := h.at(seq); s.wants(ev.Type) {
+			s.ch <- *ev
+		}
+	}
+
+	s.logging = s.wants(api.EventTypeLogging)
+	if s.logging {
+		h.logSubs.Add(1)
+	}
+	h.subs = append(h.subs, s)
+	return s, nil
+}
+
+// at returns the retained event with the given sequence. h.mu must be held.
+func (h *Hub) at(seq uint64) *api.Event { return &h.ring[(seq-1)%uint64(len(h.ring))] }
+
+// Close ends every subscription with ErrHubClosed and refuses new ones.
+// Publish keeps working (and keeps sequencing), so late publishers during
+// shutdown need no special case.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for len(h.subs) > 0 {
+		h.endLocked(h.subs[0], ErrHubClosed)
+	}
+}
+
+// endLocked removes s from the hub and closes it with reason err. Because
+// every send to s.ch happens under h.mu, closing the channel here cannot race
+// with a send. h.mu must be held.
+func (h *Hub) endLocked(s *Subscription, err error) {
+	if s.err != nil {
+		return
+	}
+	if i := slices.Index(h.subs, s); i >= 0 {
+		last := len(h.subs) - 1
+		h.subs[i] = h.subs[last]
+		h.subs[last] = nil
+		h.subs = h.subs[:last]
+	}
+	if s.logging {
+		h.logSubs.Add(-1)
+	}
+	s.err = err
+	close(s.ch)
+	close(s.done)
+}
+
+// Subscription is one consumer's view of the event stream.
+type Subscription struct {
+	hub     *Hub
+	types   []string // nil = all types
+	logging bool     // counted in hub.logSubs
+	ch      chan api.Event
+	done    chan struct{}
+	err     error // set under hub.mu before done is closed
+}
+
+func (s *Subscription) wants(eventType string) bool {
+	return s.types == nil || slices.Contains(s.types, eventType)
+}
+
+// C returns the event channel. It is closed when the subscription ends, after
+// the events already buffered, so ranging over it drains everything that was
+// delivered; then Err says why it ended.
+func (s *Subscription) C() <-chan api.Event { return s.ch }
+
+// Done is closed when the subscription ends, possibly before C is drained.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the subscription is live, then ErrTooSlow, ErrClosed
+// or ErrHubClosed.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err // written before done was closed
+	default:
+		return nil
+	}
+}
+
+// Close ends the subscription. It is idempotent and safe to call
+// concurrently with Publish.
+func (s *Subscription) Close() {
+	s.hub.mu.Lock()
+	s.hub.endLocked(s, ErrClosed)
+	s.hub.mu.Unlock()
+}

@@ -1,0 +1,56 @@
+// Package image owns hangar's local image store: the uploaded image files,
+// the root filesystem trees unpacked from them, and their records and aliases
+// (through the DB interface, implemented by the store).
+//
+// # On-disk layout
+//
+// Under the directory given to New (e.g. DATA/images):
+//
+//	blobs/sha256/<fp>               the upload, byte for byte as received
+//	rootfs/<fp>/                    the unpacked root filesystem, ids as in the archive
+//	rootfs/<fp>@<hostid>-<size>/    the same tree with every uid and gid shifted by
+//	                                +hostid, for unprivileged instances whose user
+//	                                namespace maps 0..size-1 to hostid..hostid+size-1
+//	blobs/sha256/.tmp-*, rootfs/.tmp-*, rootfs/.trash-*
+//	                                work in progress; removed by New
+//
+// blobs/ and rootfs/ are mode 0700: unshifted trees hold setuid-root
+// binaries of whatever age the image has, and no host user may run them. The
+// container driver mounts trees as overlayfs lower layers, which it reads
+// with the mounter's (root's) credentials, so instances never need to reach
+// these directories themselves.
+//
+// # Invariants
+//
+//   - The fingerprint of an image is the SHA-256 of the uploaded bytes exactly
+//     as given (compressed or not), as LXD computes it.
+//   - Blobs and trees appear atomically: they are written under a .tmp- name
+//     in the same directory, synced, then renamed into place. A path returned
+//     by RootFS is never a half-unpacked tree.
+//   - A tree is never modified after creation. Instances layer a writable
+//     overlay over it; many instances share one tree.
+//   - The database record is the truth: an image exists when its record does.
+//     Import writes files before the record and Delete removes the record
+//     before the files, so a crash leaves at worst unreferenced files, which
+//     a later import of the same bytes replaces.
+//   - On any Import failure nothing is left: no blob, tree or record.
+//
+// # Why shift at unpack time
+//
+// An unprivileged instance runs in a user namespace, so its files must be
+// owned by the host ids its namespace maps to. hangar, like LXD, uses one
+// default map for all unprivileged instances (base 1000000), so one shifted
+// tree per (image, map) serves all of them: it is unpacked from the blob once,
+// on first use, with ownership shifted as it is written (no second pass over
+// an unshifted copy, no idmapped mounts needed). File capabilities are
+// rewritten with the map's root id and POSIX ACL entries are shifted too, so
+// they keep working inside the namespace.
+//
+// # Formats
+//
+// Import takes a plain root filesystem tarball (as `podman import` does),
+// uncompressed or compressed with gzip, xz, zstd or bzip2, detected from
+// magic bytes. Each upload format is a source (source.go); OCI images and
+// LXD image tarballs slot in as further sources over the same unpacker,
+// whose layer mode (OCI whiteouts) is the one seam left for them.
+package image

@@ -1,0 +1,669 @@
+package image
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Record is an image as persisted.
+type Record struct {
+	Fingerprint  string
+	Filename     string
+	Size         int64
+	Architecture string
+	Type         string
+	Properties   map[string]string
+	Public       bool
+	AutoUpdate   bool
+	Cached       bool
+	CreatedAt    time.Time
+	UploadedAt   time.Time
+	LastUsedAt   time.Time
+	ExpiresAt    time.Time
+	Source       string
+}
+
+// AliasRecord is an image alias as persisted. Target is a full fingerprint.
+type AliasRecord struct {
+	Name        string
+	Description string
+	Target      string
+	Type        string
+}
+
+// DB is what the service needs from persistence.
+//
+// Contract: GetImage takes a full fingerprint or a prefix of one (lower-case
+// hex) and returns an error of kind errdefs.ErrNotFound when nothing matches
+// (and any error when several do); GetAlias likewise for a missing alias.
+// CreateImage and CreateAlias return errdefs.ErrConflict for an existing key,
+// RenameAlias for an existing new name. UpdateImage, UpdateAlias,
+// RenameAlias, DeleteImage and DeleteAlias return errdefs.ErrNotFound for a
+// missing key. Deleting an image need not delete its aliases: the service
+// deletes them first.
+type DB interface {
+	CreateImage(ctx context.Context, rec Record) error
+	GetImage(ctx context.Context, fpOrPrefix string) (Record, error)
+	ListImages(ctx context.Context) ([]Record, error)
+	UpdateImage(ctx context.Context, rec Record) error
+	DeleteImage(ctx context.Context, fp string) error
+
+	CreateAlias(ctx context.Context, rec AliasRecord) error
+	GetAlias(ctx context.Context, name string) (AliasRecord, error)
+	ListAliases(ctx context.Context) ([]AliasRecord, error)
+	UpdateAlias(ctx context.Context, rec AliasRecord) error
+	RenameAlias(ctx context.Context, oldName, newName string) error
+	DeleteAlias(ctx context.Context, name string) error
+}
+
+// Emitter receives lifecycle events.
+type Emitter interface {
+	Lifecycle(action, source string, ctx map[string]any)
+}
+
+// Lifecycle actions emitted by the service.
+const (
+	EventImageCreated      = "image-created"
+	EventImageDeleted      = "image-deleted"
+	EventImageUpdated      = "image-updated"
+	EventImageAliasCreated = "image-alias-created"
+	EventImageAliasDeleted = "image-alias-deleted"
+	EventImageAliasRenamed = "image-alias-renamed"
+	EventImageAliasUpdated = "image-alias-updated"
+)
+
+// ImportMeta is what the client says about an upload.
+type ImportMeta struct {
+	// Alias, when set, is created for the image.
+	Alias        string
+	OS           string
+	Release      string
+	Architecture string // LXD name or a common alias (amd64); "" is the host's
+	Description  string
+	Properties   map[string]string
+	Public       bool
+	// Filename is the upload's file name as the client gave it, if any.
+	Filename string
+}
+
+const (
+	typeContainer = "container"
+	sourceFile    = "file"
+	project       = "default"
+)
+
+// Service manages the image store. Its methods are safe for concurrent use.
+type Service struct {
+	dir       string
+	blobDir   string
+	rootfsDir string
+	db        DB
+	em        Emitter
+	log       *slog.Logger
+	now       func() time.Time
+
+	// commitMu serialises what makes an image appear or disappear: an
+	// import's existence check, renames and records, and a delete.
+	commitMu sync.Mutex
+	// treeMu is held shared while a tree is built for RootFS and
+	// exclusively by Delete, which so never races a build.
+	treeMu sync.RWMutex
+
+	mu      sync.Mutex
+	flights map[string]*flight // tree builds in progress, by tree name
+
+	builds atomic.Int64 // trees RootFS unpacked; for tests
+}
+
+// New opens the image store in dir, creating it if needed, and removes what
+// interrupted work left there.
+func New(dir string, db DB, em Emitter, log *slog.Logger) (*Service, error) {
+	if db == nil {
+		return nil, errors.New("image: nil DB")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if em == nil {
+		em = nopEmitter{}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	s := &Service{
+		dir:       abs,
+		blobDir:   filepath.Join(abs, "blobs", "sha256"),
+		rootfsDir: filepath.Join(abs, "rootfs"),
+		db:        db,
+		em:        em,
+		log:       log,
+		now:       func() time.Time { return time.Now().UTC() },
+		flights:   map[string]*flight{},
+	}
+	for _, d := range []string{s.dir, filepath.Join(s.dir, "blobs"), s.blobDir, s.rootfsDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
+	}
+	// The unpacker confines paths with openat2 (Linux 5.6).
+	if err := probeOpenat2(s.rootfsDir); err != nil {
+		return nil, fmt.Errorf("image: openat2 (Linux 5.6 or later) is required: %w", err)
+	}
+
+	for _, d := range []string{s.blobDir, s.rootfsDir} {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".tmp-") || strings.HasPrefix(e.Name(), ".trash-") {
+				p := filepath.Join(d, e.Name())
+				log.Info("removing leftover of interrupted image work", "path", p)
+				if err := os.RemoveAll(p); err != nil {
+					return nil, fmt.Errorf("image: %w", err)
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+func probeOpenat2(dir string) error {
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
+	fd, err := unix.Openat2(dfd, ".", &how)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+type nopEmitter struct{}
+
+func (nopEmitter) Lifecycle(string, string, map[string]any) {}
+
+func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, fp) }
+
+func imageSource(fp string) string { return "/1.0/images/" + fp }
+
+// Import stores an uploaded root filesystem tarball as a new image. The
+// upload is written to a temporary blob while it is hashed and unpacked in
+// one pass; only a valid archive is renamed into place and recorded.
+//
+// An upload whose fingerprint is already an image is a conflict ("image
+// already exists"), even when meta.Alias is new: aliases are added with
+// CreateAlias.
+func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api.Image, error) {
+	arch, err := normalizeArchitecture(meta.Architecture)
+	if err != nil {
+		return api.Image{}, err
+	}
+	if meta.Alias != "" {
+		if err := validAliasName(meta.Alias); err != nil {
+			return api.Image{}, err
+		}
+		if err := s.aliasFree(ctx, meta.Alias); err != nil {
+			return api.Image{}, err
+		}
+	}
+
+	up, err := s.receive(ctx, r)
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer up.discard()
+
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if _, err := s.db.GetImage(ctx, up.fp); err == nil {
+		return api.Image{}, errdefs.Conflict("image already exists")
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return api.Image{}, err
+	}
+	// Files without a record are what a crash or a failed delete left.
+	if err := s.removeFiles(up.fp); err != nil {
+		return api.Image{}, err
+	}
+	if err := os.Rename(up.blob, s.blobPath(up.fp)); err != nil {
+		return api.Image{}, fmt.Errorf("store image: %w", err)
+	}
+	up.blob = s.blobPath(up.fp)
+	if err := os.Rename(up.root, s.treePath(up.fp, nil)); err != nil {
+		return api.Image{}, fmt.Errorf("store image: %w", err)
+	}
+	up.root = s.treePath(up.fp, nil)
+	if err := syncDir(s.blobDir); err != nil {
+		return api.Image{}, err
+	}
+	if err := syncDir(s.rootfsDir); err != nil {
+		return api.Image{}, err
+	}
+
+	props := maps.Clone(meta.Properties)
+	if props == nil {
+		props = map[string]string{}
+	}
+	for k, v := range map[string]string{"os": meta.OS, "release": meta.Release, "description": meta.Description} {
+		if v != "" {
+			props[k] = v
+		}
+	}
+	props["architecture"] = arch
+	now := s.now()
+	rec := Record{
+		Fingerprint:  up.fp,
+		Filename:     meta.Filename,
+		Size:         up.size,
+		Architecture: arch,
+		Type:         typeContainer,
+		Properties:   props,
+		Public:       meta.Public,
+		CreatedAt:    now,
+		UploadedAt:   now,
+		Source:       sourceFile,
+	}
+	if err := s.db.CreateImage(ctx, rec); err != nil {
+		return api.Image{}, fmt.Errorf("record image: %w", err)
+	}
+	var aliases []AliasRecord
+	if meta.Alias != "" {
+		a := AliasRecord{Name: meta.Alias, Target: up.fp, Type: typeContainer}
+		if err := s.db.CreateAlias(ctx, a); err != nil {
+			if derr := s.db.DeleteImage(context.WithoutCancel(ctx), up.fp); derr != nil {
+				s.log.Error("cannot undo image record", "fingerprint", up.fp, "error", derr)
+			}
+			return api.Image{}, fmt.Errorf("create alias %q: %w", meta.Alias, err)
+		}
+		aliases = append(aliases, a)
+	}
+	up.blob, up.root = "", "" // Committed.
+
+	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch)
+	s.em.Lifecycle(EventImageCreated, imageSource(up.fp), map[string]any{"type": typeContainer})
+	if meta.Alias != "" {
+		s.em.Lifecycle(EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": up.fp})
+	}
+	return toAPI(rec, aliases), nil
+}
+
+// upload is a received upload not yet committed: temporary files that
+// discard removes.
+type upload struct {
+	fp   string
+	size int64
+	blob string
+	root string
+}
+
+func (u *upload) discard() {
+	if u.blob != "" {
+		os.Remove(u.blob)
+	}
+	if u.root != "" {
+		os.RemoveAll(u.root)
+	}
+}
+
+// receive streams r into a temporary blob, hashing it, and unpacks it into
+// a temporary tree on the way. Both are synced before it returns.
+func (s *Service) receive(ctx context.Context, r io.Reader) (_ *upload, err error) {
+	up := &upload{}
+	defer func() {
+		if err != nil {
+			up.discard()
+		}
+	}()
+	f, err := os.CreateTemp(s.blobDir, ".tmp-upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("store upload: %w", err)
+	}
+	up.blob = f.Name()
+	defer f.Close()
+	if up.root, err = os.MkdirTemp(s.rootfsDir, ".tmp-import-*"); err != nil {
+		return nil, fmt.Errorf("store upload: %w", err)
+	}
+
+	hr := &hashingReader{ctx: ctx, r: r, w: f, h: sha256.New()}
+	err = rootfsTarball{}.extract(ctx, hr, up.root, unpackOptions{log: s.log})
+	if err == nil {
+		_, err = io.Copy(io.Discard, hr) // Anything after the archive is fingerprinted too.
+	}
+	// What went wrong upstream of the unpacker comes first: it is why the
+	// archive looked corrupt.
+	switch {
+	case ctx.Err() != nil:
+		return nil, cancelled(ctx.Err())
+	case hr.rerr != nil:
+		return nil, fmt.Errorf("read upload: %w", hr.rerr)
+	case hr.werr != nil:
+		return nil, fmt.Errorf("store upload: %w", hr.werr)
+	case err != nil:
+		return nil, err
+	}
+
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("store upload: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("store upload: %w", err)
+	}
+	if err := syncFS(up.root); err != nil {
+		return nil, err
+	}
+	up.fp = hex.EncodeToString(hr.h.Sum(nil))
+	up.size = hr.n
+	return up, nil
+}
+
+// hashingReader reads the upload, writing and hashing every byte, and
+// keeps the errors of both sides apart from the unpacker's.
+type hashingReader struct {
+	ctx  context.Context
+	r    io.Reader
+	w    io.Writer
+	h    hash.Hash
+	n    int64
+	rerr error
+	werr error
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	if err := h.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if h.werr != nil {
+		return 0, h.werr
+	}
+	n, err := h.r.Read(p)
+	if n > 0 {
+		h.h.Write(p[:n])
+		if _, werr := h.w.Write(p[:n]); werr != nil {
+			h.werr = werr
+			return 0, werr
+		}
+		h.n += int64(n)
+	}
+	if err != nil && err != io.EOF {
+		h.rerr = err
+	}
+	return n, err
+}
+
+// Get returns an image by fingerprint or unique fingerprint prefix.
+func (s *Service) Get(ctx context.Context, fpOrPrefix string) (api.Image, error) {
+	rec, err := s.record(ctx, fpOrPrefix)
+	if err != nil {
+		return api.Image{}, err
+	}
+	aliases, err := s.db.ListAliases(ctx)
+	if err != nil {
+		return api.Image{}, err
+	}
+	return toAPI(rec, aliasesOf(aliases, rec.Fingerprint)), nil
+}
+
+// List returns all images, by fingerprint.
+func (s *Service) List(ctx context.Context) ([]api.Image, error) {
+	recs, err := s.db.ListImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	aliases, err := s.db.ListAliases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Fingerprint < recs[j].Fingerprint })
+	out := make([]api.Image, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, toAPI(rec, aliasesOf(aliases, rec.Fingerprint)))
+	}
+	return out, nil
+}
+
+// Update replaces an image's writable fields. Profiles are not kept: the
+// record has no place for them yet.
+func (s *Service) Update(ctx context.Context, fp string, put api.ImagePut) error {
+	rec, err := s.record(ctx, fp)
+	if err != nil {
+		return err
+	}
+	rec.AutoUpdate = put.AutoUpdate
+	rec.Public = put.Public
+	rec.ExpiresAt = put.ExpiresAt
+	rec.Properties = maps.Clone(put.Properties)
+	if rec.Properties == nil {
+		rec.Properties = map[string]string{}
+	}
+	if err := s.db.UpdateImage(ctx, rec); err != nil {
+		return err
+	}
+	s.em.Lifecycle(EventImageUpdated, imageSource(rec.Fingerprint), nil)
+	return nil
+}
+
+// MarkUsed sets an image's last use to now.
+func (s *Service) MarkUsed(ctx context.Context, fp string) error {
+	rec, err := s.record(ctx, fp)
+	if err != nil {
+		return err
+	}
+	rec.LastUsedAt = s.now()
+	return s.db.UpdateImage(ctx, rec)
+}
+
+// Delete removes an image: its aliases, its record, its blob and all its
+// trees. inUseBy names the instances created from it; any makes it a
+// conflict.
+func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error {
+	rec, err := s.record(ctx, fp)
+	if err != nil {
+		return err
+	}
+	if len(inUseBy) > 0 {
+		return errdefs.Conflict("image is used by instances: %s", strings.Join(inUseBy, ", "))
+	}
+	fp = rec.Fingerprint
+
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+
+	aliases, err := s.db.ListAliases(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range aliasesOf(aliases, fp) {
+		if err := s.db.DeleteAlias(ctx, a.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+	}
+	if err := s.db.DeleteImage(ctx, fp); err != nil {
+		return err
+	}
+	s.em.Lifecycle(EventImageDeleted, imageSource(fp), nil)
+	if err := s.removeFiles(fp); err != nil {
+		// The image is gone; its files are left for the next import of
+		// the same bytes to replace.
+		return fmt.Errorf("image %s deleted, but not all of its files: %w", fp, err)
+	}
+	s.log.Info("image deleted", "fingerprint", fp)
+	return nil
+}
+
+// Resolve returns the fingerprint an alias points to, or the image a
+// fingerprint prefix names, in that order.
+func (s *Service) Resolve(ctx context.Context, aliasOrFingerprint string) (string, error) {
+	if aliasOrFingerprint == "" {
+		return "", errdefs.NotFound("image %q not found", aliasOrFingerprint)
+	}
+	a, err := s.db.GetAlias(ctx, aliasOrFingerprint)
+	if err == nil {
+		return a.Target, nil
+	}
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return "", err
+	}
+	rec, err := s.record(ctx, aliasOrFingerprint)
+	if err != nil {
+		return "", err
+	}
+	return rec.Fingerprint, nil
+}
+
+// record reads an image by fingerprint or prefix; case does not matter.
+func (s *Service) record(ctx context.Context, fpOrPrefix string) (Record, error) {
+	p := strings.ToLower(fpOrPrefix)
+	if !isHexPrefix(p) {
+		return Record{}, errdefs.NotFound("image %q not found", fpOrPrefix)
+	}
+	rec, err := s.db.GetImage(ctx, p)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return Record{}, errdefs.NotFound("image %q not found", fpOrPrefix)
+	}
+	return rec, err
+}
+
+func isHexPrefix(s string) bool {
+	if s == "" || len(s) > sha256.Size*2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// removeFiles removes an image's blob and trees. Trees are first renamed
+// aside, so none is ever seen half-removed.
+func (s *Service) removeFiles(fp string) error {
+	var errs []error
+	if err := os.Remove(s.blobPath(fp)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	entries, err := os.ReadDir(s.rootfsDir)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, e := range entries {
+		if e.Name() != fp && !strings.HasPrefix(e.Name(), fp+"@") {
+			continue
+		}
+		s.log.Debug("removing image tree", "name", e.Name())
+		trash := filepath.Join(s.rootfsDir, ".trash-"+randomSuffix())
+		if err := os.Rename(filepath.Join(s.rootfsDir, e.Name()), trash); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.RemoveAll(trash); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func randomSuffix() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncFS flushes the filesystem holding dir: a tree must be on disk before
+// it is renamed into place, or a crash could leave a complete-looking tree
+// of empty files.
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func toAPI(rec Record, aliases []AliasRecord) api.Image {
+	props := maps.Clone(rec.Properties)
+	if props == nil {
+		props = map[string]string{}
+	}
+	img := api.Image{
+		ImagePut: api.ImagePut{
+			AutoUpdate: rec.AutoUpdate,
+			Properties: props,
+			Public:     rec.Public,
+			ExpiresAt:  rec.ExpiresAt,
+			Profiles:   []string{},
+		},
+		Aliases:      []api.ImageAlias{},
+		Architecture: rec.Architecture,
+		Cached:       rec.Cached,
+		Filename:     rec.Filename,
+		Fingerprint:  rec.Fingerprint,
+		Size:         rec.Size,
+		Type:         rec.Type,
+		CreatedAt:    rec.CreatedAt,
+		LastUsedAt:   rec.LastUsedAt,
+		UploadedAt:   rec.UploadedAt,
+		Project:      project,
+	}
+	sort.Slice(aliases, func(i, j int) bool { return aliases[i].Name < aliases[j].Name })
+	for _, a := range aliases {
+		img.Aliases = append(img.Aliases, api.ImageAlias{Name: a.Name, Description: a.Description})
+	}
+	return img
+}
+
+func aliasesOf(all []AliasRecord, fp string) []AliasRecord {
+	var out []AliasRecord
+	for _, a := range all {
+		if a.Target == fp {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -1,0 +1,284 @@
+package instance
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Config keys hangard understands. Every key a client sends is checked
+// against this table (or one of the prefixes below) with its value's type,
+// so a typo is a 400 naming the key, never a silently ignored setting.
+var configKeys = map[string]func(string) error{
+	"limits.cpu":                 validateCPU,
+	"limits.memory":              validateMemory,
+	"limits.processes":           validatePositiveInt,
+	"boot.autostart":             validateBool,
+	"boot.autostart.delay":       validateNonNegativeInt,
+	"boot.autostart.priority":    validateInt,
+	"boot.stop.priority":         validateInt,
+	"boot.host_shutdown_timeout": validateNonNegativeInt,
+	"security.privileged":        validateBool,
+	"security.protection.delete": validateBool,
+}
+
+// Key prefixes and who may write them.
+const (
+	prefixEnvironment = "environment."
+	prefixUser        = "user."
+	prefixImage       = "image."    // set from the image at create, read-only after
+	prefixVolatile    = "volatile." // daemon-internal state
+)
+
+// Volatile keys the daemon keeps in an instance's config.
+const (
+	keyBaseImage     = "volatile.base_image"
+	keyLastPower     = "volatile.last_state.power"
+	keyLastExitCode  = "volatile.last_state.exit_code"
+	keyIdmapBase     = "volatile.idmap.base"
+	powerRunning     = "RUNNING"
+	powerStopped     = "STOPPED"
+	defaultStopGrace = 30
+)
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validateUserConfig checks a config map as a client sent it. Read-only and
+// internal keys are refused unless allowed holds them with the same value
+// (a PUT echoes back what GET showed).
+func validateUserConfig(cfg, allowed map[string]string) error {
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // report the same key first every time
+	for _, k := range keys {
+		v := cfg[k]
+		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
+			if old, ok := allowed[k]; ok && old == v {
+				continue
+			}
+			return errdefs.Invalid("config key %q is read-only", k)
+		}
+		if err := validateKey(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateKey checks one user-settable key and its value.
+func validateKey(k, v string) error {
+	switch {
+	case strings.HasPrefix(k, prefixEnvironment):
+		name := strings.TrimPrefix(k, prefixEnvironment)
+		if !envName.MatchString(name) {
+			return errdefs.Invalid("config key %q: %q is not a valid environment variable name", k, name)
+		}
+		return nil
+	case strings.HasPrefix(k, prefixUser):
+		if len(k) == len(prefixUser) {
+			return errdefs.Invalid("config key %q: empty user key", k)
+		}
+		return nil
+	}
+	check, ok := configKeys[k]
+	if !ok {
+		return errdefs.Invalid("unknown config key %q", k)
+	}
+	if err := check(v); err != nil {
+		return errdefs.Invalid("invalid value %q for config key %q: %v", v, k, err)
+	}
+	return nil
+}
+
+func validateBool(v string) error {
+	_, err := parseBool(v)
+	return err
+}
+
+// parseBool accepts LXD's spellings of a boolean.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "true", "1", "yes", "on":
+		return true, nil
+	case "false", "0", "no", "off", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("not a boolean")
+}
+
+func validateInt(v string) error {
+	_, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("not an integer")
+	}
+	return nil
+}
+
+func validateNonNegativeInt(v string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("not a non-negative integer")
+	}
+	return nil
+}
+
+func validatePositiveInt(v string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return fmt.Errorf("not a positive integer")
+	}
+	return nil
+}
+
+// validateCPU accepts a CPU count ("2") or a cpuset ("0-1,3").
+func validateCPU(v string) error {
+	_, _, err := parseCPU(v)
+	return err
+}
+
+// parseCPU returns either a count or a cpuset string.
+func parseCPU(v string) (count int, set string, err error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 1 || n > 4096 {
+			return 0, "", fmt.Errorf("CPU count must be between 1 and 4096")
+		}
+		return n, "", nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 0 {
+			return 0, "", fmt.Errorf("not a CPU count or a CPU set like 0-1,3")
+		}
+		if isRange {
+			b, err := strconv.Atoi(hi)
+			if err != nil || b < a {
+				return 0, "", fmt.Errorf("bad CPU range %q", part)
+			}
+		}
+	}
+	return 0, v, nil
+}
+
+func validateMemory(v string) error {
+	_, err := parseMemory(v, 1<<40)
+	return err
+}
+
+var byteUnits = map[string]float64{
+	"":  1,
+	"B": 1,
+	"kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15, "EB": 1e18,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50, "EiB": 1 << 60,
+}
+
+// parseMemory reads "512MiB", "1GB", a plain byte count, or a percentage of
+// hostTotal ("50%").
+func parseMemory(v string, hostTotal int64) (int64, error) {
+	if p, ok := strings.CutSuffix(v, "%"); ok {
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || f <= 0 || f > 100 {
+			return 0, fmt.Errorf("percentage must be in (0, 100]")
+		}
+		return int64(float64(hostTotal) * f / 100), nil
+	}
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], v[i:]
+	}
+	mult, ok := byteUnits[unit]
+	if !ok || num == "" {
+		return 0, fmt.Errorf("not a size like 512MiB, 1GB or a byte count")
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a size like 512MiB, 1GB or a byte count")
+	}
+	b := f * mult
+	if b > math.MaxInt64/2 {
+		return 0, fmt.Errorf("size too large")
+	}
+	// The kernel needs a few pages for any process; below 1 MiB the
+	// container could not start at all.
+	if b < 1<<20 {
+		return 0, fmt.Errorf("at least 1MiB is needed")
+	}
+	return int64(b), nil
+}
+
+// validateDevices checks a devices map. Devices need storage pools and
+// networks, which later work brings; until then only "none" (LXD's way to
+// mask a profile's device) is accepted.
+func validateDevices(devs map[string]map[string]string) error {
+	names := make([]string, 0, len(devs))
+	for n := range devs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		d := devs[n]
+		if n == "" || strings.ContainsAny(n, "/ ") {
+			return errdefs.Invalid("invalid device name %q", n)
+		}
+		switch d["type"] {
+		case "":
+			return errdefs.Invalid("device %q: missing type", n)
+		case "none":
+			if len(d) > 1 {
+				return errdefs.Invalid("device %q: type none takes no other keys", n)
+			}
+		case "disk", "nic", "unix-char", "unix-block", "usb", "gpu", "infiniband", "proxy", "tpm", "pci", "unix-hotplug":
+			return errdefs.Invalid("device %q: device type %q is not supported yet", n, d["type"])
+		default:
+			return errdefs.Invalid("device %q: unknown device type %q", n, d["type"])
+		}
+	}
+	return nil
+}
+
+// expandConfig layers the profiles' config (in order) under the instance's own.
+func expandConfig(local map[string]string, profiles []profileView) map[string]string {
+	out := map[string]string{}
+	for _, p := range profiles {
+		for k, v := range p.Config {
+			out[k] = v
+		}
+	}
+	for k, v := range local {
+		out[k] = v
+	}
+	return out
+}
+
+// expandDevices layers the profiles' devices under the instance's own.
+func expandDevices(local map[string]map[string]string, profiles []profileView) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, p := range profiles {
+		for k, v := range p.Devices {
+			out[k] = v
+		}
+	}
+	for k, v := range local {
+		out[k] = v
+	}
+	return out
+}
+
+// profileView is the part of a profile that expansion reads.
+type profileView struct {
+	Name    string
+	Config  map[string]string
+	Devices map[string]map[string]string
+}
+
+// hostCPUs is what a CPU count is checked against at start.
+var hostCPUs = runtime.NumCPU

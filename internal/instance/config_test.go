@@ -1,0 +1,149 @@
+package instance
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+func TestValidateKey(t *testing.T) {
+	tests := []struct {
+		key, value string
+		ok         bool
+	}{
+		{"limits.cpu", "2", true},
+		{"limits.cpu", "0-1,3", true},
+		{"limits.cpu", "0", false},
+		{"limits.cpu", "two", false},
+		{"limits.cpu", "3-1", false},
+		{"limits.memory", "512MiB", true},
+		{"limits.memory", "1GB", true},
+		{"limits.memory", "1073741824", true},
+		{"limits.memory", "50%", true},
+		{"limits.memory", "0%", false},
+		{"limits.memory", "512 MiB", false},
+		{"limits.memory", "12XB", false},
+		{"limits.memory", "100kB", false}, // below what any process needs
+		{"limits.memory", "", false},
+		{"limits.processes", "100", true},
+		{"limits.processes", "0", false},
+		{"limits.processes", "-3", false},
+		{"boot.autostart", "true", true},
+		{"boot.autostart", "maybe", false},
+		{"boot.autostart.delay", "5", true},
+		{"boot.autostart.delay", "-1", false},
+		{"boot.autostart.priority", "-10", true},
+		{"boot.stop.priority", "x", false},
+		{"security.privileged", "false", true},
+		{"security.privileged", "2", false},
+		{"security.protection.delete", "true", true},
+		{"environment.FOO", "bar baz", true},
+		{"environment.1FOO", "x", false},
+		{"environment.FOO=BAR", "x", false},
+		{"user.anything.at.all", "x", true},
+		{"user.", "x", false},
+		{"limits.cpus", "2", false}, // typo: unknown key
+		{"raw.lxc", "x", false},
+	}
+	for _, tt := range tests {
+		err := validateKey(tt.key, tt.value)
+		if (err == nil) != tt.ok {
+			t.Errorf("validateKey(%q, %q) = %v, want ok=%v", tt.key, tt.value, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("validateKey(%q, %q): error %v is not invalid-argument kind", tt.key, tt.value, err)
+		}
+	}
+}
+
+func TestValidateUserConfigReadOnlyKeys(t *testing.T) {
+	current := map[string]string{"volatile.base_image": "abc", "image.os": "busybox"}
+	tests := []struct {
+		name string
+		cfg  map[string]string
+		ok   bool
+	}{
+		{"echo back unchanged", map[string]string{"volatile.base_image": "abc", "image.os": "busybox", "limits.cpu": "1"}, true},
+		{"change volatile", map[string]string{"volatile.base_image": "def"}, false},
+		{"change image key", map[string]string{"image.os": "debian"}, false},
+		{"new volatile", map[string]string{"volatile.other": "x"}, false},
+		{"omit read-only keys", map[string]string{"limits.cpu": "1"}, true},
+	}
+	for _, tt := range tests {
+		err := validateUserConfig(tt.cfg, current)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"512MiB", 512 << 20},
+		{"1GiB", 1 << 30},
+		{"1GB", 1e9},
+		{"2097152", 2 << 20},
+		{"1.5GiB", 3 << 29},
+		{"50%", 4 << 30},
+	}
+	for _, tt := range tests {
+		got, err := parseMemory(tt.in, 8<<30)
+		if err != nil || got != tt.want {
+			t.Errorf("parseMemory(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"c1", true},
+		{"web-01", true},
+		{"A", true},
+		{"", false},
+		{"1c", false},
+		{"-c", false},
+		{"c-", false},
+		{"c_1", false},
+		{"c.1", false},
+		{"c 1", false},
+		{"a234567890123456789012345678901234567890123456789012345678901234", false},
+		{"a23456789012345678901234567890123456789012345678901234567890123", true},
+	}
+	for _, tt := range tests {
+		if err := validateName(tt.name); (err == nil) != tt.ok {
+			t.Errorf("validateName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+	for range 50 {
+		if n := randomName(); validateName(n) != nil {
+			t.Fatalf("random name %q is not valid", n)
+		}
+	}
+}
+
+func TestValidateDevices(t *testing.T) {
+	tests := []struct {
+		name string
+		devs map[string]map[string]string
+		ok   bool
+	}{
+		{"none", nil, true},
+		{"mask", map[string]map[string]string{"eth0": {"type": "none"}}, true},
+		{"missing type", map[string]map[string]string{"eth0": {"nictype": "bridged"}}, false},
+		{"not yet", map[string]map[string]string{"root": {"type": "disk", "path": "/"}}, false},
+		{"unknown", map[string]map[string]string{"x": {"type": "teleporter"}}, false},
+		{"bad name", map[string]map[string]string{"a/b": {"type": "none"}}, false},
+	}
+	for _, tt := range tests {
+		if err := validateDevices(tt.devs); (err == nil) != tt.ok {
+			t.Errorf("%s: %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// Creation is a validated create request whose name is reserved. Create
+// checks everything that can be checked without side effects, so bad input
+// is answered at once; Run then does the work (in an operation).
+type Creation struct {
+	s     *Service
+	rec   store.Instance
+	image string // fingerprint, "" for source none
+	start bool
+	done  bool
+}
+
+// Name is the instance's name (chosen by the daemon when the request had none).
+func (c *Creation) Name() string { return c.rec.Name }
+
+// Create validates a POST /1.0/instances request and reserves its name.
+// The caller must call Run or Abort.
+func (s *Service) Create(ctx context.Context, req api.InstancesPost) (*Creation, error) {
+	switch req.Type {
+	case "", api.InstanceTypeContainer:
+	case api.InstanceTypeVM:
+		return nil, errdefs.Invalid("type %q: virtual machines are not supported yet", req.Type)
+	default:
+		return nil, errdefs.Invalid("invalid instance type %q: want %q or %q", req.Type, api.InstanceTypeContainer, api.InstanceTypeVM)
+	}
+	if req.InstanceType != "" {
+		return nil, errdefs.Invalid("instance_type %q: instance type presets are not supported", req.InstanceType)
+	}
+	if req.Name != "" {
+		if err := validateName(req.Name); err != nil {
+			return nil, err
+		}
+	}
+	arch := s.cfg.Architecture
+	if req.Architecture != "" && req.Architecture != arch {
+		return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
+	}
+	if err := validateUserConfig(req.Config, nil); err != nil {
+		return nil, err
+	}
+	if err := validateDevices(req.Devices); err != nil {
+		return nil, err
+	}
+	profiles := req.Profiles
+	if profiles == nil {
+		profiles = []string{"default"}
+	}
+	if err := s.checkProfiles(profiles); err != nil {
+		return nil, err
+	}
+
+	config := cloneMap(req.Config)
+	var fp string
+	switch req.Source.Type {
+	case "image":
+		ref := req.Source.Alias
+		if ref == "" {
+			ref = req.Source.Fingerprint
+		}
+		if ref == "" {
+			return nil, errdefs.Invalid("source: an image alias or fingerprint is required")
+		}
+		if req.Source.Server != "" {
+			return nil, errdefs.Invalid("source.server %q: remote image servers are not supported yet", req.Source.Server)
+		}
+		var err error
+		if fp, err = s.cfg.Images.Resolve(ctx, ref); err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+		img, err := s.cfg.Images.Get(ctx, fp)
+		if err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+		if img.Architecture != "" && img.Architecture != arch {
+			return nil, errdefs.Invalid("image %s is for %s and cannot run on this %s host", fp[:12], img.Architecture, arch)
+		}
+		for k, v := range img.Properties {
+			config[prefixImage+k] = v
+		}
+		config[keyBaseImage] = fp
+	case "none", "":
+		if req.Source.Alias != "" || req.Source.Fingerprint != "" {
+			return nil, errdefs.Invalid("source: type %q takes no image; use type \"image\"", req.Source.Type)
+		}
+	case "copy", "migration":
+		return nil, errdefs.Invalid("source type %q is not supported yet", req.Source.Type)
+	default:
+		return nil, errdefs.Invalid("unknown source type %q", req.Source.Type)
+	}
+
+	name, err := s.reserveName(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	now := nowUTC()
+	return &Creation{
+		s: s,
+		rec: store.Instance{
+			Name:         name,
+			Type:         api.InstanceTypeContainer,
+			Architecture: arch,
+			Description:  req.Description,
+			Config:       config,
+			Devices:      cloneDevices(req.Devices),
+			Profiles:     append([]string{}, profiles...),
+			Ephemeral:    req.Ephemeral,
+			CreatedAt:    now,
+			LastUsedAt:   now,
+		},
+		image: fp,
+		start: req.Start,
+	}, nil
+}
+
+// checkProfiles checks that every named profile exists, once.
+func (s *Service) checkProfiles(names []string) error {
+	seen := map[string]bool{}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, n := range names {
+		if seen[n] {
+			return errdefs.Invalid("profile %q is listed twice", n)
+		}
+		seen[n] = true
+		if _, ok := s.profiles[n]; !ok {
+			return errdefs.NotFound("profile %q not found", n)
+		}
+	}
+	return nil
+}
+
+// reserveName claims a name, or picks a free random one when name is empty.
+func (s *Service) reserveName(name string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == "" {
+		for range 100 {
+			n := randomName()
+			if s.byName[n] == nil && !s.reserved[n] {
+				name = n
+				break
+			}
+		}
+		if name == "" {
+			return "", errdefs.Conflict("no free random name found; pass a name")
+		}
+	}
+	if s.byName[name] != nil || s.reserved[name] {
+		return "", errdefs.Conflict("instance %q already exists", name)
+	}
+	s.reserved[name] = true
+	return name, nil
+}
+
+func (s *Service) releaseName(name string) {
+	s.mu.Lock()
+	delete(s.reserved, name)
+	s.mu.Unlock()
+}
+
+// Abort releases the reserved name of a creation that will not run.
+func (c *Creation) Abort() {
+	if !c.done {
+		c.done = true
+		c.s.releaseName(c.rec.Name)
+	}
+}
+
+// Run creates the instance and, when asked, starts it. A failure anywhere,
+// the start included, leaves nothing behind: no record, no rootfs, no
+// process.
+func (c *Creation) Run(ctx context.Context) error {
+	if c.done {
+		return errors.New("creation already ran")
+	}
+	c.done = true
+	s := c.s
+	defer s.releaseName(c.rec.Name)
+
+	rec := c.rec
+	if err := s.cfg.DB.CreateInstance(ctx, &rec); err != nil {
+		return fmt.Errorf("create %s: %w", rec.Name, err)
+	}
+	in := &inst{rec: rec, status: api.Stopped}
+	// Hold the instance's lock before it becomes visible, so no other
+	// operation can slip in between create and start.
+	in.op.Lock()
+	defer in.op.Unlock()
+	s.mu.Lock()
+	s.byName[rec.Name] = in
+	s.byRuntime[runtimeID(rec.ID)] = in
+	delete(s.reserved, rec.Name)
+	s.mu.Unlock()
+	if c.image != "" {
+		if err := s.cfg.Images.MarkUsed(ctx, c.image); err != nil {
+			s.log.Warn("mark image used", "fingerprint", c.image, "err", err)
+		}
+	}
+	s.cfg.Events.Lifecycle("instance-created", instanceURL(rec.Name), map[string]any{"type": rec.Type})
+	s.log.Info("instance created", "instance", rec.Name, "image", c.image)
+	if !c.start {
+		return nil
+	}
+	if err := s.startLocked(ctx, in); err != nil {
+		// A launch is one act: if it cannot start, it did not happen.
+		// The start cleaned up its own runtime state; remove the rest.
+		// The cleanup must run even if ctx was cancelled.
+		if derr := s.deleteLocked(context.WithoutCancel(ctx), in, true); derr != nil {
+			s.log.Error("roll back failed launch", "instance", rec.Name, "err", derr)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Delete removes a stopped instance: its runtime files, its writable layer
+// and its record.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	return s.deleteLocked(ctx, in, false)
+}
+
+// deleteLocked deletes an instance whose op lock the caller holds. rollback
+// skips the checks that guard a user's data: it undoes a create that
+// failed.
+func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) error {
+	rec, status, _ := s.snapshot(in)
+	if !rollback {
+		if isActive(status) || status == api.Starting {
+			return errdefs.Conflict("instance %q is running: stop it first", rec.Name)
+		}
+		if protected, _ := parseBool(s.expandedKey(rec.Name, "security.protection.delete")); protected {
+			return errdefs.Conflict("instance %q is protected from deletion (security.protection.delete)", rec.Name)
+		}
+	}
+	if err := s.cfg.Driver.Delete(ctx, runtimeID(rec.ID)); err != nil {
+		return fmt.Errorf("delete %s: %w", rec.Name, err)
+	}
+	if err := s.cfg.DB.DeleteInstance(ctx, rec.ID); err != nil {
+		return fmt.Errorf("delete %s: %w", rec.Name, err)
+	}
+	s.mu.Lock()
+	in.deleted = true
+	delete(s.byName, rec.Name)
+	delete(s.byRuntime, runtimeID(rec.ID))
+	s.mu.Unlock()
+	s.cfg.Events.Lifecycle("instance-deleted", instanceURL(rec.Name), nil)
+	s.log.Info("instance deleted", "instance", rec.Name)
+	return nil
+}
+
+// expandedKey reads one key of an instance's expanded config.
+func (s *Service) expandedKey(name, key string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	in, ok := s.byName[name]
+	if !ok {
+		return ""
+	}
+	if v, ok := in.rec.Config[key]; ok {
+		return v
+	}
+	views, _ := s.profileViewsLocked(in.rec.Profiles)
+	return expandConfig(nil, views)[key]
+}

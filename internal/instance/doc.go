@@ -1,0 +1,39 @@
+// Package instance owns instances and profiles: their records, their
+// status, the rules for their config, and the locks that order operations
+// on them. It is the core that every API dialect calls.
+//
+// What it owns
+//   - The instance record (name, config, devices, profiles, ...) and its
+//     status, kept in memory and written through to the store on every
+//     change, so reads (list, get, recursion=2) never touch the database.
+//   - Config validation: every key a client sends is checked against one
+//     table (config.go) with its value's type; image.* keys are read-only
+//     and volatile.* keys internal (a PUT may echo them back unchanged).
+//   - The state machine (state.go): one table of allowed single-hop status
+//     changes; restart is composed of validated hops.
+//   - Profiles, because an instance's meaning is its profiles' config
+//     layered under its own.
+//
+// What it must not touch
+//   HTTP, JSON envelopes, operations and websockets (the API edges), SQL
+//   (the store), runc, cgroups and mounts (the driver). It reaches them
+//   only through the small interfaces in service.go.
+//
+// Locking
+//   Service.mu guards the maps and every inst's fields; it is held only for
+//   short reads and writes, never across a driver call. Each instance has
+//   its own op mutex, held for the whole of a state-changing operation
+//   (create+start, start, stop, freeze, update, rename, delete), so two
+//   operations on one instance never interleave while operations on
+//   different instances never wait on each other. A create holds the new
+//   instance's op lock before the instance becomes visible.
+//
+// Invariants
+//   - A create that fails anywhere, its start included, leaves nothing: no
+//     record, no runtime state, no reserved name.
+//   - Exit codes are never invented: volatile.last_state.exit_code is set
+//     only when the daemon reaped PID 1 itself; an exit seen only after a
+//     daemon restart leaves it unset.
+//   - The runtime ID ("h" + database id) never changes, so an instance can
+//     be renamed while it runs.
+package instance

@@ -1,0 +1,209 @@
+package instance
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// Profiles live with instances because an instance's meaning is its
+// profiles' config layered under its own: a profile change must be checked
+// against every instance using it, under the same lock as instance reads.
+
+const defaultProfile = "default"
+
+func validateProfileName(name string) error {
+	if name == "" || len(name) > 63 || strings.ContainsAny(name, "/ \t\n") || name == "." || name == ".." {
+		return errdefs.Invalid("invalid profile name %q", name)
+	}
+	return nil
+}
+
+// Profiles lists profiles, sorted by name.
+func (s *Service) Profiles() []api.Profile {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]api.Profile, 0, len(s.profiles))
+	for _, n := range sortedNames(s.profiles) {
+		out = append(out, s.profileAPILocked(s.profiles[n]))
+	}
+	return out
+}
+
+// Profile returns one profile and its ETag.
+func (s *Service) Profile(name string) (api.Profile, string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.profiles[name]
+	if !ok {
+		return api.Profile{}, "", errdefs.NotFound("profile %q not found", name)
+	}
+	return s.profileAPILocked(p), profileETag(p), nil
+}
+
+func (s *Service) profileAPILocked(p store.Profile) api.Profile {
+	used := []string{}
+	for _, n := range sortedNames(s.byName) {
+		for _, pn := range s.byName[n].rec.Profiles {
+			if pn == p.Name {
+				used = append(used, instanceURL(n))
+				break
+			}
+		}
+	}
+	return api.Profile{
+		ProfilePut: api.ProfilePut{Config: cloneMap(p.Config), Description: p.Description, Devices: cloneDevices(p.Devices)},
+		Name:       p.Name,
+		UsedBy:     used,
+		Project:    "default",
+	}
+}
+
+func profileETag(p store.Profile) string {
+	b, _ := json.Marshal([]any{p.Config, p.Description, p.Devices})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func validateProfileContent(put api.ProfilePut) error {
+	for k, v := range put.Config {
+		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
+			return errdefs.Invalid("config key %q cannot be set in a profile", k)
+		}
+		if err := validateKey(k, v); err != nil {
+			return err
+		}
+	}
+	return validateDevices(put.Devices)
+}
+
+// CreateProfile adds a profile.
+func (s *Service) CreateProfile(ctx context.Context, req api.ProfilesPost) error {
+	if err := validateProfileName(req.Name); err != nil {
+		return err
+	}
+	if err := validateProfileContent(req.ProfilePut); err != nil {
+		return err
+	}
+	// The write lock is held across the database write so two creates of
+	// one name cannot both pass the check.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.profiles[req.Name]; ok {
+		return errdefs.Conflict("profile %q already exists", req.Name)
+	}
+	p := store.Profile{Name: req.Name, Description: req.Description, Config: cloneMap(req.Config), Devices: cloneDevices(req.Devices)}
+	if err := s.cfg.DB.CreateProfile(ctx, &p); err != nil {
+		return fmt.Errorf("create profile %s: %w", req.Name, err)
+	}
+	s.profiles[p.Name] = p
+	s.cfg.Events.Lifecycle("profile-created", "/1.0/profiles/"+p.Name, nil)
+	return nil
+}
+
+// UpdateProfile replaces a profile's config, description and devices.
+func (s *Service) UpdateProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) error {
+	if err := validateProfileContent(put); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.profiles[name]
+	if !ok {
+		return errdefs.NotFound("profile %q not found", name)
+	}
+	if ifMatch != "" && ifMatch != profileETag(p) {
+		return errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
+	}
+	p.Config, p.Description, p.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
+	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
+		return fmt.Errorf("update profile %s: %w", name, err)
+	}
+	s.profiles[name] = p
+	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
+	return nil
+}
+
+// RenameProfile renames a profile and every instance's reference to it.
+func (s *Service) RenameProfile(ctx context.Context, name, newName string) error {
+	if name == defaultProfile {
+		return errdefs.Invalid("the default profile cannot be renamed")
+	}
+	if err := validateProfileName(newName); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.profiles[name]
+	if !ok {
+		return errdefs.NotFound("profile %q not found", name)
+	}
+	if _, ok := s.profiles[newName]; ok {
+		return errdefs.Conflict("profile %q already exists", newName)
+	}
+	p.Name = newName
+	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
+		return fmt.Errorf("rename profile %s: %w", name, err)
+	}
+	delete(s.profiles, name)
+	s.profiles[newName] = p
+	for _, in := range s.byName {
+		for i, pn := range in.rec.Profiles {
+			if pn == name {
+				rec := cloneRecord(in.rec)
+				rec.Profiles[i] = newName
+				if err := s.cfg.DB.UpdateInstance(ctx, rec); err != nil {
+					return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
+				}
+				in.rec = rec
+			}
+		}
+	}
+	s.cfg.Events.Lifecycle("profile-renamed", "/1.0/profiles/"+newName, map[string]any{"old_name": name})
+	return nil
+}
+
+// DeleteProfile removes an unused profile.
+func (s *Service) DeleteProfile(ctx context.Context, name string) error {
+	if name == defaultProfile {
+		return errdefs.Invalid("the default profile cannot be deleted")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.profiles[name]
+	if !ok {
+		return errdefs.NotFound("profile %q not found", name)
+	}
+	if used := s.profileAPILocked(p).UsedBy; len(used) > 0 {
+		return errdefs.Conflict("profile %q is used by %s", name, strings.Join(used, ", "))
+	}
+	if err := s.cfg.DB.DeleteProfile(ctx, name); err != nil {
+		return fmt.Errorf("delete profile %s: %w", name, err)
+	}
+	delete(s.profiles, name)
+	s.cfg.Events.Lifecycle("profile-deleted", "/1.0/profiles/"+name, nil)
+	return nil
+}
+
+// ImageUsers lists the instances created from an image, for the image
+// store's refusal to delete an image in use.
+func (s *Service) ImageUsers(fingerprint string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for _, n := range sortedNames(s.byName) {
+		if s.byName[n].rec.Config[keyBaseImage] == fingerprint {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func notFound(name string) error { return errdefs.NotFound("instance %q not found", name) }

@@ -1,0 +1,186 @@
+package instance
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
+)
+
+// HandleExit is the driver's ExitHandler: PID 1 of an instance ended. An
+// exit that a Stop asked for is that Stop's business; any other is an
+// instance that shut down by itself, and is recorded with its exit code
+// when the code is known.
+func (s *Service) HandleExit(e driver.Exit) {
+	s.mu.RLock()
+	in, ok := s.byRuntime[e.ID]
+	s.mu.RUnlock()
+	if !ok {
+		return
+	}
+	// Wait for whatever operation is running on the instance (a Start that
+	// has not recorded the pid yet, or the Stop that caused this exit).
+	in.op.Lock()
+	defer in.op.Unlock()
+	s.mu.Lock()
+	stale := in.deleted || in.pid != e.Pid || !isActive(in.status)
+	if !stale {
+		in.status, in.pid = api.Stopped, 0
+	}
+	rec := cloneRecord(in.rec)
+	s.mu.Unlock()
+	if stale {
+		return
+	}
+	ctx := context.Background()
+	rec.Config[keyLastPower] = powerStopped
+	evCtx := map[string]any{}
+	if e.Known {
+		rec.Config[keyLastExitCode] = strconv.Itoa(e.Code)
+		evCtx["exit_code"] = e.Code
+	} else {
+		delete(rec.Config, keyLastExitCode)
+	}
+	if err := s.saveRecord(ctx, in, rec); err != nil {
+		s.log.Error("record exit", "instance", rec.Name, "err", err)
+	}
+	s.log.Info("instance exited", "instance", rec.Name, "exit_code", e.Code, "known", e.Known)
+	s.cfg.Events.Lifecycle("instance-shutdown", instanceURL(rec.Name), evCtx)
+	if rec.Ephemeral {
+		if err := s.deleteLocked(ctx, in, false); err != nil {
+			s.log.Error("delete ephemeral instance", "instance", rec.Name, "err", err)
+		}
+	}
+}
+
+// Recover reconciles every instance with what the runtime really runs,
+// after a daemon start. Running instances are reattached; instances the
+// runtime no longer has are stopped, with no exit code (it was never seen).
+// It returns the instances to start (boot.autostart), in start order.
+func (s *Service) Recover(ctx context.Context) ([]string, error) {
+	live, err := s.cfg.Driver.Recover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type candidate struct {
+		name     string
+		priority int
+	}
+	var toStart []candidate
+	s.mu.Lock()
+	changed := []*inst{}
+	for _, in := range s.byName {
+		st, running := live[runtimeID(in.rec.ID)]
+		cfg := s.expandedLocked(in)
+		switch {
+		case running:
+			in.pid = st.Pid
+			in.status = api.Running
+			if st.Status == driver.StatusFrozen {
+				in.status = api.Frozen
+			}
+			if in.rec.Config[keyLastPower] != powerRunning {
+				changed = append(changed, in)
+			}
+		default:
+			in.status, in.pid = api.Stopped, 0
+			wasRunning := in.rec.Config[keyLastPower] == powerRunning
+			if wasRunning {
+				s.log.Warn("instance vanished while the daemon was down", "instance", in.rec.Name)
+				changed = append(changed, in)
+			}
+			// LXD's rule: boot.autostart=true always starts; unset restores
+			// the last state; false never starts.
+			auto, set := cfg["boot.autostart"]
+			on, _ := parseBool(auto)
+			if on || (!set && wasRunning) {
+				prio, _ := strconv.Atoi(cfg["boot.autostart.priority"])
+				toStart = append(toStart, candidate{in.rec.Name, prio})
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, in := range changed {
+		rec, status, _ := s.snapshot(in)
+		if isActive(status) {
+			rec.Config[keyLastPower] = powerRunning
+		} else {
+			rec.Config[keyLastPower] = powerStopped
+			delete(rec.Config, keyLastExitCode)
+		}
+		if err := s.saveRecord(ctx, in, rec); err != nil {
+			return nil, err
+		}
+	}
+	sort.SliceStable(toStart, func(i, j int) bool { return toStart[i].priority > toStart[j].priority })
+	names := make([]string, len(toStart))
+	for i, c := range toStart {
+		names[i] = c.name
+	}
+	return names, nil
+}
+
+// Autostart starts the given instances in order, honouring
+// boot.autostart.delay, in the background.
+func (s *Service) Autostart(ctx context.Context, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		for _, n := range names {
+			if err := s.Start(ctx, n); err != nil {
+				s.log.Error("autostart", "instance", n, "err", err)
+				continue
+			}
+			delay, _ := strconv.Atoi(s.expandedKey(n, "boot.autostart.delay"))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(delay) * time.Second):
+			}
+		}
+	}()
+}
+
+// StopAll stops every running instance, highest boot.stop.priority first,
+// each with its boot.host_shutdown_timeout (default 30 s). Used by a daemon
+// shutdown with --stop-instances.
+func (s *Service) StopAll(ctx context.Context) {
+	type candidate struct {
+		name     string
+		priority int
+		timeout  time.Duration
+	}
+	var list []candidate
+	s.mu.RLock()
+	for _, in := range s.byName {
+		if !isActive(in.status) {
+			continue
+		}
+		cfg := s.expandedLocked(in)
+		prio, _ := strconv.Atoi(cfg["boot.stop.priority"])
+		timeout := time.Duration(defaultStopGrace) * time.Second
+		if v, err := strconv.Atoi(cfg["boot.host_shutdown_timeout"]); err == nil {
+			timeout = time.Duration(v) * time.Second
+		}
+		list = append(list, candidate{in.rec.Name, prio, timeout})
+	}
+	s.mu.RUnlock()
+	sort.SliceStable(list, func(i, j int) bool { return list[i].priority > list[j].priority })
+	for _, c := range list {
+		if err := s.Stop(ctx, c.name, StopOptions{Timeout: c.timeout}); err != nil {
+			s.log.Error("stop at shutdown", "instance", c.name, "err", err)
+		}
+	}
+}
+
+// expandedLocked returns an instance's expanded config; caller holds s.mu.
+func (s *Service) expandedLocked(in *inst) map[string]string {
+	views, _ := s.profileViewsLocked(in.rec.Profiles)
+	return expandConfig(in.rec.Config, views)
+}

@@ -1,0 +1,259 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// DB is the persistence the service needs.
+type DB interface {
+	CreateInstance(ctx context.Context, inst *store.Instance) error
+	UpdateInstance(ctx context.Context, inst store.Instance) error
+	DeleteInstance(ctx context.Context, id int64) error
+	ListInstances(ctx context.Context) ([]store.Instance, error)
+	CreateProfile(ctx context.Context, p *store.Profile) error
+	ListProfiles(ctx context.Context) ([]store.Profile, error)
+	UpdateProfile(ctx context.Context, p store.Profile) error
+	DeleteProfile(ctx context.Context, name string) error
+}
+
+// Images is what the service needs of the image store.
+type Images interface {
+	Resolve(ctx context.Context, ref string) (fingerprint string, err error)
+	Get(ctx context.Context, fingerprint string) (api.Image, error)
+	RootFS(ctx context.Context, fingerprint string, idmap *driver.IDMap) (string, error)
+	MarkUsed(ctx context.Context, fingerprint string) error
+}
+
+// Emitter publishes lifecycle events.
+type Emitter interface {
+	Lifecycle(action, source string, ctx map[string]any)
+}
+
+// Config wires a Service.
+type Config struct {
+	DB     DB
+	Images Images
+	Driver driver.Driver
+	Events Emitter
+	Log    *slog.Logger
+	// IDMap is the map every unprivileged container gets (LXD's default:
+	// one shared range, so one shifted image tree serves them all).
+	IDMap driver.IDMap
+	// HostMemory is the host's RAM in bytes, for "limits.memory: 50%".
+	HostMemory int64
+	// Architecture is the host's architecture in LXD's naming.
+	Architecture string
+}
+
+// Service owns instances: their records, their status and the locks that
+// keep two operations on one instance from interleaving.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards the maps below and every inst's fields except op. It is
+	// held only for short reads and writes, never across driver calls, so
+	// operations on different instances never wait on each other.
+	mu        sync.RWMutex
+	byName    map[string]*inst
+	byRuntime map[string]*inst
+	reserved  map[string]bool // names of instances being created
+	profiles  map[string]store.Profile
+
+	background sync.WaitGroup
+}
+
+// inst is the in-memory view of one instance. Reads are served from here;
+// the database is written through on every change.
+type inst struct {
+	// op serialises state-changing operations on this instance.
+	op sync.Mutex
+
+	rec      store.Instance
+	status   Status
+	pid      int
+	stopping bool // a requested stop is under way: its exit is expected
+	deleted  bool
+}
+
+// New returns a Service; call Load before serving.
+func New(cfg Config) *Service {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.IDMap.Size == 0 {
+		cfg.IDMap = driver.IDMap{HostID: 1000000, Size: 65536}
+	}
+	return &Service{
+		cfg:       cfg,
+		log:       cfg.Log,
+		byName:    map[string]*inst{},
+		byRuntime: map[string]*inst{},
+		reserved:  map[string]bool{},
+		profiles:  map[string]store.Profile{},
+	}
+}
+
+// runtimeID is the driver's name for an instance: stable across renames.
+func runtimeID(id int64) string { return fmt.Sprintf("h%d", id) }
+
+func instanceURL(name string) string { return "/1.0/instances/" + name }
+
+// lookup returns the instance by name under the read lock.
+func (s *Service) lookup(name string) (*inst, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	in, ok := s.byName[name]
+	if !ok {
+		return nil, errdefs.NotFound("instance %q not found", name)
+	}
+	return in, nil
+}
+
+// lockInstance finds an instance and takes its operation lock. The caller
+// must unlock in.op. A deleted instance is reported as not found.
+func (s *Service) lockInstance(name string) (*inst, error) {
+	in, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	in.op.Lock()
+	s.mu.RLock()
+	gone := in.deleted || in.rec.Name != name
+	s.mu.RUnlock()
+	if gone {
+		in.op.Unlock()
+		return nil, errdefs.NotFound("instance %q not found", name)
+	}
+	return in, nil
+}
+
+// setStatus moves an instance to a new status through the state machine.
+func (s *Service) setStatus(in *inst, to Status) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in.status == to {
+		return nil
+	}
+	if err := checkTransition(in.rec.Name, in.status, to); err != nil {
+		return err
+	}
+	in.status = to
+	return nil
+}
+
+// forceStatus records what the runtime reports, bypassing the table: used
+// only when reality is read back (recovery, unexpected exits).
+func (s *Service) forceStatus(in *inst, to Status, pid int) {
+	s.mu.Lock()
+	in.status = to
+	in.pid = pid
+	s.mu.Unlock()
+}
+
+// snapshot copies an instance's record and status under the read lock.
+func (s *Service) snapshot(in *inst) (store.Instance, Status, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return cloneRecord(in.rec), in.status, in.pid
+}
+
+// saveRecord writes a changed record through to the database and then to
+// memory; on a database error memory keeps the old record.
+func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) error {
+	if err := s.cfg.DB.UpdateInstance(ctx, rec); err != nil {
+		return fmt.Errorf("save instance %q: %w", rec.Name, err)
+	}
+	s.mu.Lock()
+	if in.rec.Name != rec.Name {
+		delete(s.byName, in.rec.Name)
+		s.byName[rec.Name] = in
+	}
+	in.rec = cloneRecord(rec)
+	s.mu.Unlock()
+	return nil
+}
+
+// profileViews returns the named profiles in order; the caller holds s.mu.
+func (s *Service) profileViewsLocked(names []string) ([]profileView, error) {
+	out := make([]profileView, 0, len(names))
+	for _, n := range names {
+		p, ok := s.profiles[n]
+		if !ok {
+			return nil, errdefs.NotFound("profile %q not found", n)
+		}
+		out = append(out, profileView{Name: p.Name, Config: p.Config, Devices: p.Devices})
+	}
+	return out, nil
+}
+
+// Load reads every profile and instance from the database. It must run
+// before Recover.
+func (s *Service) Load(ctx context.Context) error {
+	profiles, err := s.cfg.DB.ListProfiles(ctx)
+	if err != nil {
+		return fmt.Errorf("load profiles: %w", err)
+	}
+	recs, err := s.cfg.DB.ListInstances(ctx)
+	if err != nil {
+		return fmt.Errorf("load instances: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range profiles {
+		s.profiles[p.Name] = p
+	}
+	for _, r := range recs {
+		in := &inst{rec: r, status: api.Stopped}
+		s.byName[r.Name] = in
+		s.byRuntime[runtimeID(r.ID)] = in
+	}
+	return nil
+}
+
+// Wait blocks until background work (ephemeral deletes, autostarts) ends.
+func (s *Service) Wait() { s.background.Wait() }
+
+func cloneRecord(r store.Instance) store.Instance {
+	r.Config = cloneMap(r.Config)
+	r.Devices = cloneDevices(r.Devices)
+	r.Profiles = append([]string(nil), r.Profiles...)
+	return r
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func cloneDevices(m map[string]map[string]string) map[string]map[string]string {
+	out := make(map[string]map[string]string, len(m))
+	for k, v := range m {
+		out[k] = cloneMap(v)
+	}
+	return out
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }

@@ -1,0 +1,552 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// fakeDB keeps records in memory.
+type fakeDB struct {
+	mu        sync.Mutex
+	next      int64
+	instances map[int64]store.Instance
+	profiles  map[string]store.Profile
+	failNext  error
+}
+
+func newFakeDB() *fakeDB {
+	return &fakeDB{
+		instances: map[int64]store.Instance{},
+		profiles:  map[string]store.Profile{"default": {ID: 1, Name: "default", Config: map[string]string{}, Devices: map[string]map[string]string{}}},
+	}
+}
+
+func (d *fakeDB) CreateInstance(_ context.Context, in *store.Instance) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.instances {
+		if r.Name == in.Name {
+			return errdefs.Conflict("instance %q already exists", in.Name)
+		}
+	}
+	d.next++
+	in.ID = d.next
+	d.instances[in.ID] = cloneRecord(*in)
+	return nil
+}
+
+func (d *fakeDB) UpdateInstance(_ context.Context, in store.Instance) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.failNext; err != nil {
+		d.failNext = nil
+		return err
+	}
+	d.instances[in.ID] = cloneRecord(in)
+	return nil
+}
+
+func (d *fakeDB) DeleteInstance(_ context.Context, id int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.instances, id)
+	return nil
+}
+
+func (d *fakeDB) ListInstances(context.Context) ([]store.Instance, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []store.Instance
+	for _, r := range d.instances {
+		out = append(out, cloneRecord(r))
+	}
+	return out, nil
+}
+
+func (d *fakeDB) CreateProfile(_ context.Context, p *store.Profile) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.profiles[p.Name] = *p
+	return nil
+}
+
+func (d *fakeDB) ListProfiles(context.Context) ([]store.Profile, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []store.Profile
+	for _, p := range d.profiles {
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (d *fakeDB) UpdateProfile(_ context.Context, p store.Profile) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for n, old := range d.profiles {
+		if old.ID == p.ID {
+			delete(d.profiles, n)
+		}
+	}
+	d.profiles[p.Name] = p
+	return nil
+}
+
+func (d *fakeDB) DeleteProfile(_ context.Context, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.profiles, name)
+	return nil
+}
+
+// fakeImages knows one image, "busybox".
+type fakeImages struct{}
+
+const fakeFP = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func (fakeImages) Resolve(_ context.Context, ref string) (string, error) {
+	if ref == "busybox" || ref == fakeFP[:12] {
+		return fakeFP, nil
+	}
+	return "", errdefs.NotFound("image %q not found", ref)
+}
+
+func (fakeImages) Get(context.Context, string) (api.Image, error) {
+	return api.Image{Fingerprint: fakeFP, Architecture: "x86_64", ImagePut: api.ImagePut{Properties: map[string]string{"os": "busybox"}}}, nil
+}
+
+func (fakeImages) RootFS(context.Context, string, *driver.IDMap) (string, error) {
+	return "/nonexistent/rootfs", nil
+}
+func (fakeImages) MarkUsed(context.Context, string) error { return nil }
+
+// fakeDriver runs nothing; it records calls and can be told to fail. Its
+// per-ID "busy" check proves the service never runs two calls for one ID
+// at once.
+type fakeDriver struct {
+	mu        sync.Mutex
+	running   map[string]int
+	busy      map[string]bool
+	failStart error
+	nextPid   int
+	overlap   bool
+	onExit    driver.ExitHandler
+	delay     time.Duration
+}
+
+func newFakeDriver() *fakeDriver {
+	return &fakeDriver{running: map[string]int{}, busy: map[string]bool{}, nextPid: 100}
+}
+
+func (f *fakeDriver) enter(id string) func() {
+	f.mu.Lock()
+	if f.busy[id] {
+		f.overlap = true
+	}
+	f.busy[id] = true
+	f.mu.Unlock()
+	time.Sleep(f.delay)
+	return func() { f.mu.Lock(); f.busy[id] = false; f.mu.Unlock() }
+}
+
+func (f *fakeDriver) Start(_ context.Context, spec driver.Spec) (int, error) {
+	defer f.enter(spec.ID)()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failStart != nil {
+		return 0, f.failStart
+	}
+	f.nextPid++
+	f.running[spec.ID] = f.nextPid
+	return f.nextPid, nil
+}
+
+func (f *fakeDriver) Stop(_ context.Context, id string, _ syscall.Signal, _ time.Duration, _ bool) error {
+	defer f.enter(id)()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.running, id)
+	return nil
+}
+
+func (f *fakeDriver) Freeze(_ context.Context, id string) error   { defer f.enter(id)(); return nil }
+func (f *fakeDriver) Unfreeze(_ context.Context, id string) error { defer f.enter(id)(); return nil }
+func (f *fakeDriver) State(_ context.Context, id string) (driver.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if pid, ok := f.running[id]; ok {
+		return driver.State{Status: driver.StatusRunning, Pid: pid}, nil
+	}
+	return driver.State{}, nil
+}
+func (f *fakeDriver) ConsoleLog(context.Context, string) ([]byte, error) { return nil, nil }
+func (f *fakeDriver) ClearConsoleLog(context.Context, string) error      { return nil }
+func (f *fakeDriver) Delete(_ context.Context, id string) error          { defer f.enter(id)(); return nil }
+func (f *fakeDriver) Recover(context.Context) (map[string]driver.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]driver.State{}
+	for id, pid := range f.running {
+		out[id] = driver.State{Status: driver.StatusRunning, Pid: pid}
+	}
+	return out, nil
+}
+
+// exit simulates PID 1 of id ending by itself.
+func (f *fakeDriver) exit(id string, code int) {
+	f.mu.Lock()
+	pid := f.running[id]
+	delete(f.running, id)
+	f.mu.Unlock()
+	f.onExit(driver.Exit{ID: id, Pid: pid, Code: code, Known: true})
+}
+
+type fakeEvents struct {
+	mu      sync.Mutex
+	actions []string
+}
+
+func (e *fakeEvents) Lifecycle(action, source string, _ map[string]any) {
+	e.mu.Lock()
+	e.actions = append(e.actions, action+" "+source)
+	e.mu.Unlock()
+}
+
+func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
+	t.Helper()
+	db, drv, ev := newFakeDB(), newFakeDriver(), &fakeEvents{}
+	s := New(Config{DB: db, Images: fakeImages{}, Driver: drv, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
+	drv.onExit = s.HandleExit
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, drv, db, ev
+}
+
+func launch(t *testing.T, s *Service, req api.InstancesPost) error {
+	t.Helper()
+	c, err := s.Create(context.Background(), req)
+	if err != nil {
+		return err
+	}
+	return c.Run(context.Background())
+}
+
+func imageReq(name string) api.InstancesPost {
+	return api.InstancesPost{Name: name, Source: api.InstanceSource{Type: "image", Alias: "busybox"}, Start: true}
+}
+
+func TestCreateRejectsBadInput(t *testing.T) {
+	s, _, db, _ := newTestService(t)
+	if err := launch(t, s, imageReq("taken")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		req  api.InstancesPost
+		kind error
+	}{
+		{"bad name", imageReq("1bad"), errdefs.ErrInvalidArgument},
+		{"duplicate", imageReq("taken"), errdefs.ErrConflict},
+		{"missing image", api.InstancesPost{Name: "x", Source: api.InstanceSource{Type: "image", Alias: "nope"}}, errdefs.ErrNotFound},
+		{"unknown key", func() api.InstancesPost {
+			r := imageReq("x")
+			r.Config = map[string]string{"limits.cpus": "1"}
+			return r
+		}(), errdefs.ErrInvalidArgument},
+		{"bad memory", func() api.InstancesPost {
+			r := imageReq("x")
+			r.Config = map[string]string{"limits.memory": "lots"}
+			return r
+		}(), errdefs.ErrInvalidArgument},
+		{"volatile key", func() api.InstancesPost {
+			r := imageReq("x")
+			r.Config = map[string]string{"volatile.base_image": "x"}
+			return r
+		}(), errdefs.ErrInvalidArgument},
+		{"missing profile", func() api.InstancesPost {
+			r := imageReq("x")
+			r.Profiles = []string{"default", "gpu"}
+			return r
+		}(), errdefs.ErrNotFound},
+		{"vm", func() api.InstancesPost {
+			r := imageReq("x")
+			r.Type = api.InstanceTypeVM
+			return r
+		}(), errdefs.ErrInvalidArgument},
+		{"bad source type", api.InstancesPost{Name: "x", Source: api.InstanceSource{Type: "teleport"}}, errdefs.ErrInvalidArgument},
+		{"foreign architecture", func() api.InstancesPost {
+			r := imageReq("x")
+			r.Architecture = "s390x"
+			return r
+		}(), errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := launch(t, s, tt.req)
+			if !errors.Is(err, tt.kind) {
+				t.Fatalf("err = %v, want kind %v", err, tt.kind)
+			}
+		})
+	}
+	if n := len(db.instances); n != 1 {
+		t.Errorf("database holds %d instances, want 1: bad input left something behind", n)
+	}
+	if names := s.Names(); len(names) != 1 {
+		t.Errorf("instances %v, want only taken", names)
+	}
+}
+
+func TestLaunchFailureLeavesNothing(t *testing.T) {
+	s, drv, db, _ := newTestService(t)
+	drv.failStart = errors.New("runc exploded")
+	if err := launch(t, s, imageReq("c1")); err == nil {
+		t.Fatal("launch succeeded, want failure")
+	}
+	if len(db.instances) != 0 || len(s.Names()) != 0 {
+		t.Fatalf("failed launch left db=%d mem=%v", len(db.instances), s.Names())
+	}
+	// The name is free again.
+	drv.failStart = nil
+	if err := launch(t, s, imageReq("c1")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	s, drv, db, ev := newTestService(t)
+	ctx := context.Background()
+	if err := launch(t, s, imageReq("c1")); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want Status
+		kind error
+	}{
+		{"start running", func() error { return s.Start(ctx, "c1") }, api.Running, errdefs.ErrConflict},
+		{"freeze", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, nil},
+		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, errdefs.ErrConflict},
+		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, nil},
+		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrConflict},
+		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, api.Running, nil},
+		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, api.Stopped, nil},
+		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict},
+		{"unfreeze stopped", func() error { return s.Unfreeze(ctx, "c1") }, api.Stopped, errdefs.ErrConflict},
+	}
+	for _, st := range steps {
+		err := st.do()
+		if st.kind == nil && err != nil || st.kind != nil && !errors.Is(err, st.kind) {
+			t.Fatalf("%s: err = %v, want %v", st.name, err, st.kind)
+		}
+		got, _, _ := s.Get("c1")
+		if got.StatusCode != st.want {
+			t.Fatalf("%s: status %s, want %s", st.name, got.Status, st.want)
+		}
+	}
+	rec := db.instances[1]
+	if rec.Config[keyLastPower] != powerStopped {
+		t.Errorf("last power %q, want STOPPED", rec.Config[keyLastPower])
+	}
+	if err := s.Delete(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(db.instances) != 0 || len(drv.running) != 0 {
+		t.Fatal("delete left state behind")
+	}
+	want := []string{"instance-created", "instance-started", "instance-paused", "instance-resumed", "instance-stopped", "instance-started", "instance-restarted", "instance-stopped", "instance-deleted"}
+	if len(ev.actions) != len(want) {
+		t.Fatalf("events %v, want %v", ev.actions, want)
+	}
+	for i, w := range want {
+		if ev.actions[i] != w+" /1.0/instances/c1" {
+			t.Errorf("event %d = %q, want %q", i, ev.actions[i], w)
+		}
+	}
+}
+
+func TestExitRecordsCodeAndDeletesEphemeral(t *testing.T) {
+	s, drv, db, _ := newTestService(t)
+	if err := launch(t, s, imageReq("app")); err != nil {
+		t.Fatal(err)
+	}
+	eph := imageReq("eph")
+	eph.Ephemeral = true
+	if err := launch(t, s, eph); err != nil {
+		t.Fatal(err)
+	}
+	drv.exit("h1", 7)
+	drv.exit("h2", 0)
+	got, _, _ := s.Get("app")
+	if got.StatusCode != api.Stopped || got.Config[keyLastExitCode] != "7" {
+		t.Fatalf("after exit: %s exit=%q", got.Status, got.Config[keyLastExitCode])
+	}
+	if _, _, err := s.Get("eph"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("ephemeral instance still there after exit: %v", err)
+	}
+	if len(db.instances) != 1 {
+		t.Fatalf("db has %d instances", len(db.instances))
+	}
+	// A late report about an old run changes nothing.
+	if err := s.Start(context.Background(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	s.HandleExit(driver.Exit{ID: "h1", Pid: 1, Code: 9, Known: true})
+	if got, _, _ := s.Get("app"); got.StatusCode != api.Running {
+		t.Fatalf("stale exit stopped the instance: %s", got.Status)
+	}
+}
+
+func TestRecoverReattachesAndAutostarts(t *testing.T) {
+	s, drv, db, _ := newTestService(t)
+	for _, n := range []string{"keep", "auto", "gone", "off"} {
+		req := imageReq(n)
+		switch n {
+		case "auto":
+			req.Config = map[string]string{"boot.autostart": "true"}
+			req.Start = false
+		case "off":
+			req.Config = map[string]string{"boot.autostart": "false"}
+		}
+		if err := launch(t, s, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "gone" and "off" vanish while the daemon is down (e.g. host reboot).
+	drv.mu.Lock()
+	delete(drv.running, "h3")
+	delete(drv.running, "h4")
+	drv.mu.Unlock()
+
+	s2 := New(Config{DB: db, Images: fakeImages{}, Driver: drv, Events: &fakeEvents{}, Architecture: "x86_64"})
+	if err := s2.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	toStart, err := s2.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(n string) Status { got, _, _ := s2.Get(n); return got.StatusCode }
+	if status("keep") != api.Running || status("gone") != api.Stopped || status("off") != api.Stopped {
+		t.Fatalf("after recover: keep=%s gone=%s off=%s", status("keep"), status("gone"), status("off"))
+	}
+	if fmt.Sprint(toStart) != "[auto gone]" && fmt.Sprint(toStart) != "[gone auto]" {
+		t.Fatalf("to start %v, want auto and gone (last state running, autostart unset)", toStart)
+	}
+	// A reattached instance is stoppable.
+	if err := s2.Stop(context.Background(), "keep", StopOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentOperations(t *testing.T) {
+	s, drv, _, _ := newTestService(t)
+	drv.delay = 2 * time.Millisecond
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- launch(t, s, imageReq(fmt.Sprintf("c%d", i)))
+		}()
+	}
+	wg.Wait()
+	// Hammer one instance from many goroutines: operations must not overlap.
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.Freeze(ctx, "c0")
+			_ = s.Unfreeze(ctx, "c0")
+			_ = s.Restart(ctx, "c0", StopOptions{Force: true})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if len(s.Names()) != 20 {
+		t.Fatalf("%d instances, want 20", len(s.Names()))
+	}
+	if drv.overlap {
+		t.Fatal("two driver calls for one instance overlapped")
+	}
+}
+
+func TestUpdateETagAndReadOnlyKeys(t *testing.T) {
+	s, _, _, _ := newTestService(t)
+	ctx := context.Background()
+	if err := launch(t, s, imageReq("c1")); err != nil {
+		t.Fatal(err)
+	}
+	got, etag, _ := s.Get("c1")
+	put := got.InstancePut
+	put.Config["limits.memory"] = "256MiB"
+	if err := s.Update(ctx, "c1", put, "stale"); !errors.Is(err, errdefs.ErrPreconditionFailed) {
+		t.Fatalf("stale etag: %v", err)
+	}
+	if err := s.Update(ctx, "c1", put, etag); err != nil {
+		t.Fatal(err)
+	}
+	put.Config[keyBaseImage] = "other"
+	if err := s.Update(ctx, "c1", put, ""); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("changing volatile key: %v", err)
+	}
+	// A PUT that leaves out volatile keys keeps them.
+	if err := s.Update(ctx, "c1", api.InstancePut{Config: map[string]string{}, Profiles: []string{"default"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ = s.Get("c1")
+	if got.Config[keyBaseImage] != fakeFP || got.Config["limits.memory"] != "" {
+		t.Fatalf("config after PUT: %v", got.Config)
+	}
+}
+
+func TestProfiles(t *testing.T) {
+	s, _, _, _ := newTestService(t)
+	ctx := context.Background()
+	if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "small", ProfilePut: api.ProfilePut{Config: map[string]string{"limits.memory": "128MiB"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "bad", ProfilePut: api.ProfilePut{Config: map[string]string{"limits.memory": "huge"}}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bad profile config: %v", err)
+	}
+	req := imageReq("c1")
+	req.Profiles = []string{"default", "small"}
+	if err := launch(t, s, req); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := s.Get("c1")
+	if got.ExpandedConfig["limits.memory"] != "128MiB" {
+		t.Fatalf("expanded config %v", got.ExpandedConfig)
+	}
+	if err := s.DeleteProfile(ctx, "small"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("delete used profile: %v", err)
+	}
+	if err := s.RenameProfile(ctx, "small", "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ = s.Get("c1")
+	if fmt.Sprint(got.Profiles) != "[default tiny]" {
+		t.Fatalf("profiles after rename %v", got.Profiles)
+	}
+	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("delete default: %v", err)
+	}
+}

@@ -1,0 +1,145 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// Start starts a stopped instance.
+func (s *Service) Start(ctx context.Context, name string) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	return s.startLocked(ctx, in)
+}
+
+// startLocked starts an instance whose op lock the caller holds.
+func (s *Service) startLocked(ctx context.Context, in *inst) error {
+	rec, status, _ := s.snapshot(in)
+	if isActive(status) {
+		return errdefs.Conflict("instance %q is already running", rec.Name)
+	}
+	if err := s.setStatus(in, api.Starting); err != nil {
+		return err
+	}
+	pid, err := s.runStart(ctx, rec)
+	if err != nil {
+		s.forceStatus(in, api.Stopped, 0)
+		return fmt.Errorf("start %s: %w", rec.Name, err)
+	}
+	s.mu.Lock()
+	in.status, in.pid = api.Running, pid
+	s.mu.Unlock()
+
+	rec.Config[keyLastPower] = powerRunning
+	delete(rec.Config, keyLastExitCode)
+	rec.LastUsedAt = nowUTC()
+	if err := s.saveRecord(ctx, in, rec); err != nil {
+		// The container runs; only the bookkeeping failed. Say so loudly
+		// rather than kill a working instance.
+		s.log.Error("record start", "instance", rec.Name, "err", err)
+	}
+	s.cfg.Events.Lifecycle("instance-started", instanceURL(rec.Name), nil)
+	s.log.Info("instance started", "instance", rec.Name, "pid", pid)
+	return nil
+}
+
+func (s *Service) runStart(ctx context.Context, rec store.Instance) (int, error) {
+	spec, err := s.buildSpec(ctx, rec)
+	if err != nil {
+		return 0, err
+	}
+	return s.cfg.Driver.Start(ctx, spec)
+}
+
+// buildSpec turns an instance's expanded config into what the driver runs.
+func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spec, error) {
+	s.mu.RLock()
+	views, err := s.profileViewsLocked(rec.Profiles)
+	s.mu.RUnlock()
+	if err != nil {
+		return driver.Spec{}, err
+	}
+	cfg := expandConfig(rec.Config, views)
+	spec := driver.Spec{
+		ID:       runtimeID(rec.ID),
+		Hostname: rec.Name,
+		Args:     commandOf(rec),
+		Cwd:      "/",
+	}
+	spec.StopSignal = stopSignal(spec.Args)
+
+	privileged, _ := parseBool(cfg["security.privileged"])
+	if !privileged {
+		m := s.cfg.IDMap
+		spec.IDMap = &m
+	}
+	if fp := rec.Config[keyBaseImage]; fp != "" {
+		root, err := s.cfg.Images.RootFS(ctx, fp, spec.IDMap)
+		if err != nil {
+			return driver.Spec{}, fmt.Errorf("image %s: %w", fp, err)
+		}
+		spec.RootFS = root
+	}
+
+	envKeys := make([]string, 0)
+	for k := range cfg {
+		if strings.HasPrefix(k, prefixEnvironment) {
+			envKeys = append(envKeys, k)
+		}
+	}
+	sort.Strings(envKeys)
+	spec.Env = append(spec.Env, "container=hangar")
+	for _, k := range envKeys {
+		spec.Env = append(spec.Env, strings.TrimPrefix(k, prefixEnvironment)+"="+cfg[k])
+	}
+
+	if v := cfg["limits.cpu"]; v != "" {
+		count, set, err := parseCPU(v)
+		if err != nil {
+			return driver.Spec{}, errdefs.Invalid("limits.cpu: %v", err)
+		}
+		if count > hostCPUs() {
+			count = hostCPUs() // asking for more CPUs than exist means "all of them"
+		}
+		spec.Limits.CPUCount, spec.Limits.CPUSet = count, set
+	}
+	if v := cfg["limits.memory"]; v != "" {
+		b, err := parseMemory(v, s.cfg.HostMemory)
+		if err != nil {
+			return driver.Spec{}, errdefs.Invalid("limits.memory: %v", err)
+		}
+		spec.Limits.MemoryBytes = b
+	}
+	if v := cfg["limits.processes"]; v != "" {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		spec.Limits.Processes = n
+	}
+	return spec, nil
+}
+
+// commandOf is what PID 1 runs. Plain root-filesystem images carry no
+// command, so it is the image's init; OCI image configs come with the
+// registry work.
+func commandOf(store.Instance) []string { return []string{"/sbin/init"} }
+
+// stopSignal is what asks PID 1 to shut down: an init system takes
+// SIGPWR (what LXD sends, honoured by sysvinit, busybox init and systemd),
+// an application SIGTERM.
+func stopSignal(args []string) syscall.Signal {
+	if len(args) > 0 && (strings.HasSuffix(args[0], "/init") || strings.HasSuffix(args[0], "/systemd")) {
+		return syscall.SIGPWR
+	}
+	return syscall.SIGTERM
+}

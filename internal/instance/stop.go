@@ -1,0 +1,136 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// StopOptions say how to stop.
+type StopOptions struct {
+	// Timeout is how long PID 1 gets to exit after the stop signal before
+	// it is killed; negative means the default (30 s).
+	Timeout time.Duration
+	// Force kills at once.
+	Force bool
+}
+
+func (o StopOptions) grace() time.Duration {
+	if o.Timeout < 0 {
+		return defaultStopGrace * time.Second
+	}
+	return o.Timeout
+}
+
+// Stop stops a running or frozen instance; an ephemeral one is then deleted.
+func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	if err := s.stopLocked(ctx, in, opts); err != nil {
+		return err
+	}
+	if rec, _, _ := s.snapshot(in); rec.Ephemeral {
+		return s.deleteLocked(ctx, in, false)
+	}
+	return nil
+}
+
+// stopLocked stops an instance whose op lock the caller holds.
+func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) error {
+	rec, status, _ := s.snapshot(in)
+	if err := wantStatus(rec.Name, status, api.Running, api.Frozen, api.Error); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	in.status, in.stopping = api.Stopping, true
+	s.mu.Unlock()
+	err := s.cfg.Driver.Stop(ctx, runtimeID(rec.ID), stopSignal(commandOf(rec)), opts.grace(), opts.Force)
+	s.mu.Lock()
+	in.stopping = false
+	if err != nil {
+		in.status = status
+	} else {
+		in.status, in.pid = api.Stopped, 0
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", rec.Name, err)
+	}
+	rec.Config[keyLastPower] = powerStopped
+	delete(rec.Config, keyLastExitCode) // a stop we asked for has no exit code of interest
+	if err := s.saveRecord(ctx, in, rec); err != nil {
+		s.log.Error("record stop", "instance", rec.Name, "err", err)
+	}
+	s.cfg.Events.Lifecycle("instance-stopped", instanceURL(rec.Name), nil)
+	s.log.Info("instance stopped", "instance", rec.Name, "force", opts.Force)
+	return nil
+}
+
+// Restart stops and starts an instance as one operation.
+func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	if err := s.stopLocked(ctx, in, opts); err != nil {
+		return err
+	}
+	if err := s.startLocked(ctx, in); err != nil {
+		return err
+	}
+	s.cfg.Events.Lifecycle("instance-restarted", instanceURL(name), nil)
+	return nil
+}
+
+// Freeze pauses every process of a running instance (cgroup freezer).
+func (s *Service) Freeze(ctx context.Context, name string) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	rec, status, _ := s.snapshot(in)
+	if status == api.Frozen {
+		return errdefs.Conflict("instance %q is already frozen", name)
+	}
+	if err := s.setStatus(in, api.Freezing); err != nil {
+		return err
+	}
+	if err := s.cfg.Driver.Freeze(ctx, runtimeID(rec.ID)); err != nil {
+		s.forceStatus(in, status, in.pid)
+		return fmt.Errorf("freeze %s: %w", name, err)
+	}
+	if err := s.setStatus(in, api.Frozen); err != nil {
+		return err
+	}
+	s.cfg.Events.Lifecycle("instance-paused", instanceURL(name), nil)
+	return nil
+}
+
+// Unfreeze resumes a frozen instance.
+func (s *Service) Unfreeze(ctx context.Context, name string) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	rec, status, _ := s.snapshot(in)
+	if err := wantStatus(name, status, api.Frozen); err != nil {
+		return err
+	}
+	if err := s.cfg.Driver.Unfreeze(ctx, runtimeID(rec.ID)); err != nil {
+		return fmt.Errorf("unfreeze %s: %w", name, err)
+	}
+	if err := s.setStatus(in, api.Running); err != nil {
+		return err
+	}
+	s.cfg.Events.Lifecycle("instance-resumed", instanceURL(name), nil)
+	return nil
+}

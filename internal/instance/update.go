@@ -1,0 +1,165 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// Update replaces an instance's config, devices, profiles, description and
+// ephemeral flag (PUT). ifMatch, when not empty, must equal the current
+// ETag. New limits and environment apply at the next start.
+func (s *Service) Update(ctx context.Context, name string, put api.InstancePut, ifMatch string) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	rec, _, _ := s.snapshot(in)
+	if ifMatch != "" && ifMatch != etagOf(rec) {
+		return errdefs.PreconditionFailed("instance %q changed since it was read (ETag mismatch)", name)
+	}
+	next, err := s.applyPut(rec, put)
+	if err != nil {
+		return err
+	}
+	return s.commitUpdate(ctx, in, next)
+}
+
+// Patch merges config and devices into an instance's own and replaces the
+// other fields that are set (PATCH).
+func (s *Service) Patch(ctx context.Context, name string, patch InstancePatch, ifMatch string) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	rec, _, _ := s.snapshot(in)
+	if ifMatch != "" && ifMatch != etagOf(rec) {
+		return errdefs.PreconditionFailed("instance %q changed since it was read (ETag mismatch)", name)
+	}
+	put := api.InstancePut{
+		Architecture: rec.Architecture,
+		Config:       cloneMap(rec.Config),
+		Devices:      cloneDevices(rec.Devices),
+		Ephemeral:    rec.Ephemeral,
+		Profiles:     rec.Profiles,
+		Description:  rec.Description,
+	}
+	for k, v := range patch.Config {
+		put.Config[k] = v
+	}
+	for k, v := range patch.Devices {
+		put.Devices[k] = v
+	}
+	if patch.Profiles != nil {
+		put.Profiles = *patch.Profiles
+	}
+	if patch.Description != nil {
+		put.Description = *patch.Description
+	}
+	if patch.Ephemeral != nil {
+		put.Ephemeral = *patch.Ephemeral
+	}
+	if patch.Architecture != nil {
+		put.Architecture = *patch.Architecture
+	}
+	next, err := s.applyPut(rec, put)
+	if err != nil {
+		return err
+	}
+	return s.commitUpdate(ctx, in, next)
+}
+
+// InstancePatch is a PATCH body: nil fields are left as they are.
+type InstancePatch struct {
+	Architecture *string                      `json:"architecture"`
+	Config       map[string]string            `json:"config"`
+	Devices      map[string]map[string]string `json:"devices"`
+	Ephemeral    *bool                        `json:"ephemeral"`
+	Profiles     *[]string                    `json:"profiles"`
+	Description  *string                      `json:"description"`
+}
+
+// applyPut validates a PUT body against the current record and returns the
+// new record.
+func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Instance, error) {
+	if put.Architecture != "" && put.Architecture != rec.Architecture {
+		return rec, errdefs.Invalid("architecture cannot be changed (is %q)", rec.Architecture)
+	}
+	if put.Restore != "" {
+		return rec, errdefs.Invalid("restore: snapshots are not supported yet")
+	}
+	if put.Stateful {
+		return rec, errdefs.Invalid("stateful: stateful stop is not supported for containers")
+	}
+	if err := validateUserConfig(put.Config, rec.Config); err != nil {
+		return rec, err
+	}
+	if err := validateDevices(put.Devices); err != nil {
+		return rec, err
+	}
+	profiles := put.Profiles
+	if profiles == nil {
+		profiles = []string{}
+	}
+	if err := s.checkProfiles(profiles); err != nil {
+		return rec, err
+	}
+	config := cloneMap(put.Config)
+	// Read-only and internal keys belong to the daemon: a client that
+	// leaves them out of a PUT does not delete them.
+	for k, v := range rec.Config {
+		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
+			config[k] = v
+		}
+	}
+	next := cloneRecord(rec)
+	next.Config = config
+	next.Devices = cloneDevices(put.Devices)
+	next.Profiles = append([]string{}, profiles...)
+	next.Description = put.Description
+	next.Ephemeral = put.Ephemeral
+	return next, nil
+}
+
+func (s *Service) commitUpdate(ctx context.Context, in *inst, next store.Instance) error {
+	if err := s.saveRecord(ctx, in, next); err != nil {
+		return err
+	}
+	s.cfg.Events.Lifecycle("instance-updated", instanceURL(next.Name), nil)
+	return nil
+}
+
+// Rename gives an instance a new name. Its runtime identity does not change,
+// so a running instance can be renamed too; the new hostname applies at the
+// next start.
+func (s *Service) Rename(ctx context.Context, name, newName string) error {
+	if err := validateName(newName); err != nil {
+		return err
+	}
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	if name == newName {
+		return nil
+	}
+	if _, err := s.reserveName(newName); err != nil {
+		return err
+	}
+	defer s.releaseName(newName)
+	rec, _, _ := s.snapshot(in)
+	rec.Name = newName
+	if err := s.saveRecord(ctx, in, rec); err != nil {
+		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	s.cfg.Events.Lifecycle("instance-renamed", instanceURL(newName), map[string]any{"old_name": name})
+	s.log.Info("instance renamed", "instance", newName, "old_name", name)
+	return nil
+}

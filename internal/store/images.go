@@ -1,0 +1,333 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Image is an image's stored record.
+type Image struct {
+	// Fingerprint is the SHA-256 of the image, 64 lowercase hex digits; the
+	// schema refuses anything else (ErrInvalidArgument).
+	Fingerprint  string
+	Filename     string
+	Size         int64
+	Architecture string
+	Type         string
+	Properties   map[string]string
+	Public       bool
+	AutoUpdate   bool
+	Cached       bool
+	CreatedAt    time.Time
+	UploadedAt   time.Time
+	LastUsedAt   time.Time
+	ExpiresAt    time.Time
+	// Source is free text saying where the image came from, e.g. "file".
+	Source string
+}
+
+const imageSelect = `
+SELECT fingerprint, filename, size, architecture, type, properties,
+       public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source
+  FROM images`
+
+func scanImage(row rowScanner) (Image, error) {
+	var (
+		img                    Image
+		props, c, u, lu, expir string
+	)
+	if err := row.Scan(&img.Fingerprint, &img.Filename, &img.Size, &img.Architecture, &img.Type, &props,
+		&img.Public, &img.AutoUpdate, &img.Cached, &c, &u, &lu, &expir, &img.Source); err != nil {
+		return Image{}, err
+	}
+	if err := unmarshalMap(props, &img.Properties); err != nil {
+		return Image{}, fmt.Errorf("image %s properties: %w", img.Fingerprint, err)
+	}
+	for _, t := range []struct {
+		dst *time.Time
+		src string
+	}{{&img.CreatedAt, c}, {&img.UploadedAt, u}, {&img.LastUsedAt, lu}, {&img.ExpiresAt, expir}} {
+		var err error
+		if *t.dst, err = parseTime(t.src); err != nil {
+			return Image{}, fmt.Errorf("image %s: %w", img.Fingerprint, err)
+		}
+	}
+	return img, nil
+}
+
+// CreateImage stores a new image. An existing fingerprint is ErrConflict.
+func (q *Queries) CreateImage(ctx context.Context, img Image) error {
+	props, err := marshalMap(img.Properties)
+	if err != nil {
+		return fmt.Errorf("create image %s properties: %w", img.Fingerprint, err)
+	}
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+INSERT INTO images (fingerprint, filename, size, architecture, type, properties,
+                    public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			img.Fingerprint, img.Filename, img.Size, img.Architecture, img.Type, props,
+			img.Public, img.AutoUpdate, img.Cached, fmtTime(img.CreatedAt), fmtTime(img.UploadedAt),
+			fmtTime(img.LastUsedAt), fmtTime(img.ExpiresAt), img.Source)
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("image %q already exists", img.Fingerprint)
+		case isCheck(err):
+			return errdefs.Invalid("image fingerprint %q is not 64 lowercase hex digits", img.Fingerprint)
+		case err != nil:
+			return fmt.Errorf("create image %s: %w", img.Fingerprint, err)
+		}
+		return nil
+	})
+}
+
+// GetImage returns the image whose fingerprint is, or starts with, ref, as
+// LXD resolves fingerprints. A prefix matching several images is
+// ErrInvalidArgument; an empty ref matches nothing.
+func (q *Queries) GetImage(ctx context.Context, ref string) (Image, error) {
+	if ref == "" {
+		return Image{}, errdefs.NotFound("image %q not found", ref)
+	}
+	// Fingerprints are lowercase hex (CHECKed), all below 'g', so the
+	// fingerprints in [ref, ref+"g") are exactly those starting with ref,
+	// whatever ref holds; unlike LIKE, the range uses the primary key and
+	// treats no character of ref as a wildcard.
+	rows, err := q.reader().QueryContext(ctx,
+		imageSelect+" WHERE fingerprint >= ? AND fingerprint < ? ORDER BY fingerprint LIMIT 2",
+		ref, ref+"g")
+	if err != nil {
+		return Image{}, fmt.Errorf("get image %q: %w", ref, err)
+	}
+	defer rows.Close()
+	var found []Image
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return Image{}, fmt.Errorf("get image %q: %w", ref, err)
+		}
+		found = append(found, img)
+	}
+	if err := rows.Err(); err != nil {
+		return Image{}, fmt.Errorf("get image %q: %w", ref, err)
+	}
+	switch len(found) {
+	case 0:
+		return Image{}, errdefs.NotFound("image %q not found", ref)
+	case 1:
+		return found[0], nil
+	default:
+		return Image{}, errdefs.Invalid("image fingerprint prefix %q matches more than one image", ref)
+	}
+}
+
+// ListImages returns every image, ordered by fingerprint.
+func (q *Queries) ListImages(ctx context.Context) ([]Image, error) {
+	rows, err := q.reader().QueryContext(ctx, imageSelect+" ORDER BY fingerprint")
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	defer rows.Close()
+	out := []Image{}
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list images: %w", err)
+		}
+		out = append(out, img)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateImage replaces the record with img.Fingerprint (exact, no prefix).
+// Fields that describe the image file itself (Filename, Size, Architecture,
+// Type, CreatedAt, UploadedAt) are kept: a different file has a different
+// fingerprint and is a different image.
+func (q *Queries) UpdateImage(ctx context.Context, img Image) error {
+	props, err := marshalMap(img.Properties)
+	if err != nil {
+		return fmt.Errorf("update image %s properties: %w", img.Fingerprint, err)
+	}
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+UPDATE images
+   SET properties = ?, public = ?, auto_update = ?, cached = ?,
+       last_used_at = ?, expires_at = ?, source = ?
+ WHERE fingerprint = ?`,
+			props, img.Public, img.AutoUpdate, img.Cached,
+			fmtTime(img.LastUsedAt), fmtTime(img.ExpiresAt), img.Source, img.Fingerprint)
+		if err != nil {
+			return fmt.Errorf("update image %s: %w", img.Fingerprint, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("update image %s: %w", img.Fingerprint, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("image %q not found", img.Fingerprint)
+		}
+		return nil
+	})
+}
+
+// DeleteImage deletes the image with the exact fingerprint, and its aliases.
+func (q *Queries) DeleteImage(ctx context.Context, fingerprint string) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM images WHERE fingerprint = ?", fingerprint)
+		if err != nil {
+			return fmt.Errorf("delete image %s: %w", fingerprint, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("delete image %s: %w", fingerprint, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("image %q not found", fingerprint)
+		}
+		return nil
+	})
+}
+
+// Alias is an image alias's stored record.
+type Alias struct {
+	Name        string
+	Description string
+	// Target is the full fingerprint of an existing image.
+	Target string
+	// Type is the instance type the image is for, as LXD's aliases carry it.
+	Type string
+}
+
+const aliasSelect = `SELECT name, description, fingerprint, type FROM images_aliases`
+
+func scanAlias(row rowScanner) (Alias, error) {
+	var a Alias
+	err := row.Scan(&a.Name, &a.Description, &a.Target, &a.Type)
+	return a, err
+}
+
+// CreateAlias stores a new alias. An existing name is ErrConflict; a target
+// that is not an image's full fingerprint is ErrNotFound.
+func (q *Queries) CreateAlias(ctx context.Context, a Alias) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			"INSERT INTO images_aliases (name, description, fingerprint, type) VALUES (?, ?, ?, ?)",
+			a.Name, a.Description, a.Target, a.Type)
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("image alias %q already exists", a.Name)
+		case isForeignKey(err):
+			return errdefs.NotFound("image %q not found", a.Target)
+		case isCheck(err):
+			return errdefs.Invalid("create image alias %q: %v", a.Name, err)
+		case err != nil:
+			return fmt.Errorf("create image alias %q: %w", a.Name, err)
+		}
+		return nil
+	})
+}
+
+// GetAlias returns the alias called name.
+func (q *Queries) GetAlias(ctx context.Context, name string) (Alias, error) {
+	a, err := scanAlias(q.reader().QueryRowContext(ctx, aliasSelect+" WHERE name = ?", name))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Alias{}, errdefs.NotFound("image alias %q not found", name)
+	case err != nil:
+		return Alias{}, fmt.Errorf("get image alias %q: %w", name, err)
+	}
+	return a, nil
+}
+
+// ListAliases returns every alias, ordered by name.
+func (q *Queries) ListAliases(ctx context.Context) ([]Alias, error) {
+	rows, err := q.reader().QueryContext(ctx, aliasSelect+" ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list image aliases: %w", err)
+	}
+	defer rows.Close()
+	out := []Alias{}
+	for rows.Next() {
+		a, err := scanAlias(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list image aliases: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list image aliases: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateAlias replaces the description, target and type of the alias called
+// a.Name. A target that is not an image is ErrNotFound.
+func (q *Queries) UpdateAlias(ctx context.Context, a Alias) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"UPDATE images_aliases SET description = ?, fingerprint = ?, type = ? WHERE name = ?",
+			a.Description, a.Target, a.Type, a.Name)
+		switch {
+		case isForeignKey(err):
+			return errdefs.NotFound("image %q not found", a.Target)
+		case err != nil:
+			return fmt.Errorf("update image alias %q: %w", a.Name, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("update image alias %q: %w", a.Name, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("image alias %q not found", a.Name)
+		}
+		return nil
+	})
+}
+
+// RenameAlias renames an alias. A new name already in use is ErrConflict.
+func (q *Queries) RenameAlias(ctx context.Context, oldName, newName string) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE images_aliases SET name = ? WHERE name = ?", newName, oldName)
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("image alias %q already exists", newName)
+		case isCheck(err):
+			return errdefs.Invalid("rename image alias %q: %v", oldName, err)
+		case err != nil:
+			return fmt.Errorf("rename image alias %q: %w", oldName, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("rename image alias %q: %w", oldName, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("image alias %q not found", oldName)
+		}
+		return nil
+	})
+}
+
+// DeleteAlias deletes the alias called name.
+func (q *Queries) DeleteAlias(ctx context.Context, name string) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM images_aliases WHERE name = ?", name)
+		if err != nil {
+			return fmt.Errorf("delete image alias %q: %w", name, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("delete image alias %q: %w", name, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("image alias %q not found", name)
+		}
+		return nil
+	})
+}

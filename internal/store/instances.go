@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Instance is an instance's stored record.
+type Instance struct {
+	// ID is assigned by CreateInstance and never reused, even after the
+	// instance is deleted, so it can name the instance's runtime objects.
+	ID           int64
+	Name         string
+	Type         string
+	Architecture string
+	Description  string
+	Config       map[string]string
+	Devices      map[string]map[string]string
+	// Profiles in the order they apply; each must name an existing profile.
+	Profiles   []string
+	Ephemeral  bool
+	Stateful   bool
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
+// The profile list is gathered in the same statement (ordered aggregate), so
+// a list is one query however many instances there are.
+const instanceSelect = `
+SELECT i.id, i.name, i.type, i.architecture, i.description, i.config, i.devices,
+       (SELECT json_group_array(p.name ORDER BY ip.apply_order)
+          FROM instances_profiles ip JOIN profiles p ON p.id = ip.profile_id
+         WHERE ip.instance_id = i.id),
+       i.ephemeral, i.stateful, i.created_at, i.last_used_at
+  FROM instances i`
+
+func scanInstance(row rowScanner) (Instance, error) {
+	var (
+		in                               Instance
+		config, devices, profiles, c, lu string
+	)
+	if err := row.Scan(&in.ID, &in.Name, &in.Type, &in.Architecture, &in.Description,
+		&config, &devices, &profiles, &in.Ephemeral, &in.Stateful, &c, &lu); err != nil {
+		return Instance{}, err
+	}
+	if err := unmarshalMap(config, &in.Config); err != nil {
+		return Instance{}, fmt.Errorf("instance %q config: %w", in.Name, err)
+	}
+	if err := unmarshalMap(devices, &in.Devices); err != nil {
+		return Instance{}, fmt.Errorf("instance %q devices: %w", in.Name, err)
+	}
+	if err := json.Unmarshal([]byte(profiles), &in.Profiles); err != nil {
+		return Instance{}, fmt.Errorf("instance %q profiles: %w", in.Name, err)
+	}
+	var err error
+	if in.CreatedAt, err = parseTime(c); err != nil {
+		return Instance{}, fmt.Errorf("instance %q: %w", in.Name, err)
+	}
+	if in.LastUsedAt, err = parseTime(lu); err != nil {
+		return Instance{}, fmt.Errorf("instance %q: %w", in.Name, err)
+	}
+	return in, nil
+}
+
+// CreateInstance stores a new instance and sets inst.ID. An existing name is
+// ErrConflict; an unknown profile ErrNotFound; a profile listed twice
+// ErrInvalidArgument.
+func (q *Queries) CreateInstance(ctx context.Context, inst *Instance) error {
+	config, err := marshalMap(inst.Config)
+	if err != nil {
+		return fmt.Errorf("create instance %q config: %w", inst.Name, err)
+	}
+	devices, err := marshalMap(inst.Devices)
+	if err != nil {
+		return fmt.Errorf("create instance %q devices: %w", inst.Name, err)
+	}
+	var id int64
+	err = q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+INSERT INTO instances (name, type, architecture, description, config, devices,
+                       ephemeral, stateful, created_at, last_used_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			inst.Name, inst.Type, inst.Architecture, inst.Description, config, devices,
+			inst.Ephemeral, inst.Stateful, fmtTime(inst.CreatedAt), fmtTime(inst.LastUsedAt))
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("instance %q already exists", inst.Name)
+		case isCheck(err):
+			return errdefs.Invalid("create instance %q: %v", inst.Name, err)
+		case err != nil:
+			return fmt.Errorf("create instance %q: %w", inst.Name, err)
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create instance %q: %w", inst.Name, err)
+		}
+		return setInstanceProfiles(ctx, tx, id, inst.Profiles)
+	})
+	if err != nil {
+		return err
+	}
+	// Only now: a failed create must not leave a plausible-looking ID.
+	inst.ID = id
+	return nil
+}
+
+// setInstanceProfiles stores the instance's profile list, replacing any.
+func setInstanceProfiles(ctx context.Context, tx *sql.Tx, id int64, profiles []string) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM instances_profiles WHERE instance_id = ?", id); err != nil {
+		return fmt.Errorf("clear profiles of instance %d: %w", id, err)
+	}
+	for i, name := range profiles {
+		// Resolving the name inside the INSERT makes "no such profile" a
+		// zero-row insert rather than a second query.
+		res, err := tx.ExecContext(ctx, `
+INSERT INTO instances_profiles (instance_id, profile_id, apply_order)
+SELECT ?, id, ? FROM profiles WHERE name = ?`, id, i, name)
+		switch {
+		case isUnique(err): // (instance_id, apply_order) cannot collide: it is the profile
+			return errdefs.Invalid("profile %q is listed more than once", name)
+		case err != nil:
+			return fmt.Errorf("add profile %q to instance %d: %w", name, id, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("add profile %q to instance %d: %w", name, id, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("profile %q not found", name)
+		}
+	}
+	return nil
+}
+
+// GetInstance returns the instance called name.
+func (q *Queries) GetInstance(ctx context.Context, name string) (Instance, error) {
+	in, err := scanInstance(q.reader().QueryRowContext(ctx, instanceSelect+" WHERE i.name = ?", name))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Instance{}, errdefs.NotFound("instance %q not found", name)
+	case err != nil:
+		return Instance{}, fmt.Errorf("get instance %q: %w", name, err)
+	}
+	return in, nil
+}
+
+// ListInstances returns every instance, ordered by name.
+func (q *Queries) ListInstances(ctx context.Context) ([]Instance, error) {
+	rows, err := q.reader().QueryContext(ctx, instanceSelect+" ORDER BY i.name")
+	if err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	defer rows.Close()
+	out := []Instance{}
+	for rows.Next() {
+		in, err := scanInstance(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list instances: %w", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateInstance replaces the record with inst.ID: every field but ID, Type
+// and CreatedAt, which are fixed at creation. A new name taken by another
+// instance is ErrConflict; profile errors are as for CreateInstance.
+func (q *Queries) UpdateInstance(ctx context.Context, inst Instance) error {
+	config, err := marshalMap(inst.Config)
+	if err != nil {
+		return fmt.Errorf("update instance %q config: %w", inst.Name, err)
+	}
+	devices, err := marshalMap(inst.Devices)
+	if err != nil {
+		return fmt.Errorf("update instance %q devices: %w", inst.Name, err)
+	}
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+UPDATE instances
+   SET name = ?, architecture = ?, description = ?, config = ?, devices = ?,
+       ephemeral = ?, stateful = ?, last_used_at = ?
+ WHERE id = ?`,
+			inst.Name, inst.Architecture, inst.Description, config, devices,
+			inst.Ephemeral, inst.Stateful, fmtTime(inst.LastUsedAt), inst.ID)
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("instance %q already exists", inst.Name)
+		case isCheck(err):
+			return errdefs.Invalid("update instance %q: %v", inst.Name, err)
+		case err != nil:
+			return fmt.Errorf("update instance %q: %w", inst.Name, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("update instance %q: %w", inst.Name, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("instance %q (id %d) not found", inst.Name, inst.ID)
+		}
+		return setInstanceProfiles(ctx, tx, inst.ID, inst.Profiles)
+	})
+}
+
+// DeleteInstance deletes the instance with the given ID.
+func (q *Queries) DeleteInstance(ctx context.Context, id int64) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM instances WHERE id = ?", id)
+		if err != nil {
+			return fmt.Errorf("delete instance %d: %w", id, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("delete instance %d: %w", id, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("instance with id %d not found", id)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// migrations is the schema, one step per entry; a database's version is how
+// many have been applied. Append only: never edit or reorder an entry once
+// it has shipped, since databases in the field already ran it.
+var migrations = []string{
+	// 1: instances, profiles and server config.
+	`
+CREATE TABLE instances (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	name         TEXT    NOT NULL UNIQUE CHECK (name <> ''),
+	type         TEXT    NOT NULL,
+	architecture TEXT    NOT NULL,
+	description  TEXT    NOT NULL DEFAULT '',
+	config       TEXT    NOT NULL DEFAULT '{}',
+	devices      TEXT    NOT NULL DEFAULT '{}',
+	ephemeral    INTEGER NOT NULL DEFAULT 0 CHECK (ephemeral IN (0, 1)),
+	stateful     INTEGER NOT NULL DEFAULT 0 CHECK (stateful IN (0, 1)),
+	created_at   TEXT    NOT NULL,
+	last_used_at TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE profiles (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	name        TEXT NOT NULL UNIQUE CHECK (name <> ''),
+	description TEXT NOT NULL DEFAULT '',
+	config      TEXT NOT NULL DEFAULT '{}',
+	devices     TEXT NOT NULL DEFAULT '{}'
+) STRICT;
+
+CREATE TABLE instances_profiles (
+	instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+	-- NO ACTION (the default), not RESTRICT: the same refusal for
+	-- immediate constraints, but reported as SQLITE_CONSTRAINT_FOREIGNKEY;
+	-- RESTRICT runs as a trigger and reports SQLITE_CONSTRAINT_TRIGGER.
+	profile_id  INTEGER NOT NULL REFERENCES profiles (id),
+	apply_order INTEGER NOT NULL,
+	PRIMARY KEY (instance_id, apply_order),
+	UNIQUE (instance_id, profile_id)
+) STRICT, WITHOUT ROWID;
+
+-- Serves the foreign-key check when a profile is deleted.
+CREATE INDEX instances_profiles_profile_id ON instances_profiles (profile_id);
+
+CREATE TABLE config (
+	key   TEXT NOT NULL PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT;
+
+INSERT INTO profiles (name, description, config, devices)
+VALUES ('default', 'Default Hangar profile', '{}', '{}');
+`,
+	// 2: images and their aliases.
+	`
+CREATE TABLE images (
+	fingerprint  TEXT    NOT NULL PRIMARY KEY
+	                     CHECK (length(fingerprint) = 64 AND fingerprint NOT GLOB '*[^0-9a-f]*'),
+	filename     TEXT    NOT NULL DEFAULT '',
+	size         INTEGER NOT NULL DEFAULT 0,
+	architecture TEXT    NOT NULL DEFAULT '',
+	type         TEXT    NOT NULL DEFAULT '',
+	properties   TEXT    NOT NULL DEFAULT '{}',
+	public       INTEGER NOT NULL DEFAULT 0 CHECK (public IN (0, 1)),
+	auto_update  INTEGER NOT NULL DEFAULT 0 CHECK (auto_update IN (0, 1)),
+	cached       INTEGER NOT NULL DEFAULT 0 CHECK (cached IN (0, 1)),
+	created_at   TEXT    NOT NULL,
+	uploaded_at  TEXT    NOT NULL,
+	last_used_at TEXT    NOT NULL,
+	expires_at   TEXT    NOT NULL,
+	source       TEXT    NOT NULL DEFAULT ''
+) STRICT;
+
+CREATE TABLE images_aliases (
+	name        TEXT NOT NULL PRIMARY KEY CHECK (name <> ''),
+	description TEXT NOT NULL DEFAULT '',
+	fingerprint TEXT NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE ON UPDATE CASCADE,
+	type        TEXT NOT NULL DEFAULT ''
+) STRICT;
+
+-- Serves the cascade when an image is deleted.
+CREATE INDEX images_aliases_fingerprint ON images_aliases (fingerprint);
+`,
+}
+
+// schemaVersion returns the version recorded in the ledger.
+func schemaVersion(ctx context.Context, db dbtx) (int, error) {
+	var v int
+	if err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// migrate brings db up to len(migs). It is safe against another process
+// migrating the same file at once: each step re-reads the version inside its
+// IMMEDIATE transaction, which holds the write lock.
+func migrate(ctx context.Context, db *sql.DB, migs []string) (err error) {
+	// One pinned connection: the foreign_keys pragma is per connection and
+	// must be restored on this same one before it returns to the pool.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+
+	// The ledger is not itself a migration: it must exist to say which
+	// migrations have run.
+	if _, err := conn.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema (
+			version    INTEGER NOT NULL PRIMARY KEY,
+			applied_at TEXT    NOT NULL
+		) STRICT`); err != nil {
+		return fmt.Errorf("migrate: create schema table: %w", err)
+	}
+	v, err := schemaVersion(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if v > len(migs) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this hangard knows (%d)", v, len(migs))
+	}
+	if v == len(migs) {
+		return nil
+	}
+
+	// Foreign keys off while migrating, so a step may rebuild a referenced
+	// table (SQLite's ALTER TABLE cannot change most things); each step
+	// proves integrity with foreign_key_check before it commits. The pragma
+	// is a no-op inside a transaction, hence here.
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return fmt.Errorf("migrate: disable foreign keys: %w", err)
+	}
+	defer func() {
+		if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON"); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("migrate: enable foreign keys: %w", ferr))
+		}
+	}()
+
+	for i, m := range migs {
+		if err := applyMigration(ctx, conn, i+1, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyMigration runs migration number version, with its ledger row, in one
+// transaction, unless the database already has it.
+func applyMigration(ctx context.Context, conn *sql.Conn, version int, stmt string) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %d: begin: %w", version, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+
+	cur, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("migration %d: %w", version, err)
+	}
+	if cur >= version {
+		return nil
+	}
+	if cur != version-1 {
+		return fmt.Errorf("migration %d: database is at version %d", version, cur)
+	}
+	if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("migration %d: %w", version, err)
+	}
+	if err := foreignKeyCheck(ctx, tx); err != nil {
+		return fmt.Errorf("migration %d: %w", version, err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema (version, applied_at) VALUES (?, ?)",
+		version, fmtTime(time.Now())); err != nil {
+		return fmt.Errorf("migration %d: record version: %w", version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %d: commit: %w", version, err)
+	}
+	return nil
+}
+
+// foreignKeyCheck fails if any row references a missing parent.
+func foreignKeyCheck(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		return fmt.Errorf("foreign key check: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return fmt.Errorf("foreign key check: %w", err)
+		}
+		return fmt.Errorf("foreign key check: row %d of %s references a missing %s", rowid.Int64, table, parent)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("foreign key check: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what hangard and its tests need on Debian 12, only what is missing.
+set -euo pipefail
+need=()
+for pkg in runc busybox-static xz-utils iproute2 ca-certificates; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+	# Debian's Go is older than go.mod asks; the go command then fetches
+	# the right toolchain through the module proxy (GOTOOLCHAIN=auto).
+	need+=(golang-go)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing: ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
