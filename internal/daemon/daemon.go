@@ -48,6 +48,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	// Unprivileged containers (host uid 1000000+) must be able to traverse
+	// the path to their root filesystem, whatever mode the dir was made with.
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data dir permissions: %w", err)
+	}
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return err

@@ -45,14 +45,14 @@ func scanImage(row rowScanner) (Image, error) {
 		&img.Public, &img.AutoUpdate, &img.Cached, &c, &u, &lu, &expir, &img.Source); err != nil {
 		return Image{}, err
 	}
-	if err := unmarshalMap(props, &img.Properties); err != nil {
+	var err error
+	if img.Properties, err = decodeStringMap(props); err != nil {
 		return Image{}, fmt.Errorf("image %s properties: %w", img.Fingerprint, err)
 	}
 	for _, t := range []struct {
 		dst *time.Time
 		src string
 	}{{&img.CreatedAt, c}, {&img.UploadedAt, u}, {&img.LastUsedAt, lu}, {&img.ExpiresAt, expir}} {
-		var err error
 		if *t.dst, err = parseTime(t.src); err != nil {
 			return Image{}, fmt.Errorf("image %s: %w", img.Fingerprint, err)
 		}

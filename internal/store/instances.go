@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,42 +28,99 @@ type Instance struct {
 	LastUsedAt time.Time
 }
 
-// The profile list is gathered in the same statement (ordered aggregate), so
-// a list is one query however many instances there are.
+// Profiles are fetched by a second query over the same rows, in the same
+// read transaction, and attached in Go: one extra statement for the whole
+// list, where an ordered json_group_array subquery per row doubled the cost
+// of ListInstances.
 const instanceSelect = `
 SELECT i.id, i.name, i.type, i.architecture, i.description, i.config, i.devices,
-       (SELECT json_group_array(p.name ORDER BY ip.apply_order)
-          FROM instances_profiles ip JOIN profiles p ON p.id = ip.profile_id
-         WHERE ip.instance_id = i.id),
        i.ephemeral, i.stateful, i.created_at, i.last_used_at
   FROM instances i`
 
+const instanceProfilesSelect = `
+SELECT ip.instance_id, p.name
+  FROM instances_profiles ip
+  JOIN profiles p ON p.id = ip.profile_id
+  JOIN instances i ON i.id = ip.instance_id`
+
 func scanInstance(row rowScanner) (Instance, error) {
 	var (
-		in                               Instance
-		config, devices, profiles, c, lu string
+		in                     Instance
+		config, devices, c, lu string
 	)
 	if err := row.Scan(&in.ID, &in.Name, &in.Type, &in.Architecture, &in.Description,
-		&config, &devices, &profiles, &in.Ephemeral, &in.Stateful, &c, &lu); err != nil {
+		&config, &devices, &in.Ephemeral, &in.Stateful, &c, &lu); err != nil {
 		return Instance{}, err
 	}
-	if err := unmarshalMap(config, &in.Config); err != nil {
+	var err error
+	if in.Config, err = decodeStringMap(config); err != nil {
 		return Instance{}, fmt.Errorf("instance %q config: %w", in.Name, err)
 	}
-	if err := unmarshalMap(devices, &in.Devices); err != nil {
+	if in.Devices, err = decodeDevices(devices); err != nil {
 		return Instance{}, fmt.Errorf("instance %q devices: %w", in.Name, err)
 	}
-	if err := json.Unmarshal([]byte(profiles), &in.Profiles); err != nil {
-		return Instance{}, fmt.Errorf("instance %q profiles: %w", in.Name, err)
-	}
-	var err error
 	if in.CreatedAt, err = parseTime(c); err != nil {
 		return Instance{}, fmt.Errorf("instance %q: %w", in.Name, err)
 	}
 	if in.LastUsedAt, err = parseTime(lu); err != nil {
 		return Instance{}, fmt.Errorf("instance %q: %w", in.Name, err)
 	}
+	in.Profiles = []string{}
 	return in, nil
+}
+
+// loadInstances returns the instances matching where (a condition on i, or
+// ""), ordered by name, with their profiles.
+func (q *Queries) loadInstances(ctx context.Context, where string, args ...any) ([]Instance, error) {
+	if where != "" {
+		where = " WHERE " + where
+	}
+	var out []Instance
+	err := q.read(ctx, func(db dbtx) error {
+		out = out[:0]
+		rows, err := db.QueryContext(ctx, instanceSelect+where+" ORDER BY i.name", args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		byID := map[int64]int{}
+		for rows.Next() {
+			in, err := scanInstance(rows)
+			if err != nil {
+				return err
+			}
+			byID[in.ID] = len(out)
+			out = append(out, in)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			return nil
+		}
+
+		prows, err := db.QueryContext(ctx, instanceProfilesSelect+where+" ORDER BY ip.instance_id, ip.apply_order", args...)
+		if err != nil {
+			return err
+		}
+		defer prows.Close()
+		for prows.Next() {
+			var (
+				id   int64
+				name string
+			)
+			if err := prows.Scan(&id, &name); err != nil {
+				return err
+			}
+			// The read transaction makes both queries see one snapshot,
+			// so every link belongs to a row already read.
+			if i, ok := byID[id]; ok {
+				out[i].Profiles = append(out[i].Profiles, name)
+			}
+		}
+		return prows.Err()
+	})
+	return out, err
 }
 
 // CreateInstance stores a new instance and sets inst.ID. An existing name is
@@ -139,35 +194,26 @@ SELECT ?, id, ? FROM profiles WHERE name = ?`, id, i, name)
 
 // GetInstance returns the instance called name.
 func (q *Queries) GetInstance(ctx context.Context, name string) (Instance, error) {
-	in, err := scanInstance(q.reader().QueryRowContext(ctx, instanceSelect+" WHERE i.name = ?", name))
+	list, err := q.loadInstances(ctx, "i.name = ?", name)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return Instance{}, errdefs.NotFound("instance %q not found", name)
 	case err != nil:
 		return Instance{}, fmt.Errorf("get instance %q: %w", name, err)
+	case len(list) == 0:
+		return Instance{}, errdefs.NotFound("instance %q not found", name)
 	}
-	return in, nil
+	return list[0], nil
 }
 
 // ListInstances returns every instance, ordered by name.
 func (q *Queries) ListInstances(ctx context.Context) ([]Instance, error) {
-	rows, err := q.reader().QueryContext(ctx, instanceSelect+" ORDER BY i.name")
+	list, err := q.loadInstances(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
 	}
-	defer rows.Close()
-	out := []Instance{}
-	for rows.Next() {
-		in, err := scanInstance(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list instances: %w", err)
-		}
-		out = append(out, in)
+	if list == nil {
+		list = []Instance{}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list instances: %w", err)
-	}
-	return out, nil
+	return list, nil
 }
 
 // UpdateInstance replaces the record with inst.ID: every field but ID, Type

@@ -28,10 +28,11 @@ func scanProfile(row rowScanner) (Profile, error) {
 	if err := row.Scan(&p.ID, &p.Name, &p.Description, &config, &devices); err != nil {
 		return Profile{}, err
 	}
-	if err := unmarshalMap(config, &p.Config); err != nil {
+	var err error
+	if p.Config, err = decodeStringMap(config); err != nil {
 		return Profile{}, fmt.Errorf("profile %q config: %w", p.Name, err)
 	}
-	if err := unmarshalMap(devices, &p.Devices); err != nil {
+	if p.Devices, err = decodeDevices(devices); err != nil {
 		return Profile{}, fmt.Errorf("profile %q devices: %w", p.Name, err)
 	}
 	return p, nil

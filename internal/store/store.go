@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -177,6 +176,23 @@ func (q *Queries) reader() dbtx {
 	return q.r
 }
 
+// read runs fn where a read of several statements sees one snapshot: the
+// transaction inside Atomic, or else a read-only transaction on the reader
+// pool (a plain BEGIN: _txlock applies to the writer only).
+func (q *Queries) read(ctx context.Context, fn func(db dbtx) error) error {
+	if q.tx != nil {
+		return fn(q.tx)
+	}
+	tx, err := q.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	// Rollback, not Commit: nothing was written, and it cannot fail on a
+	// busy lock.
+	defer tx.Rollback() //nolint:errcheck // a read transaction has nothing to lose
+	return fn(tx)
+}
+
 // Constraint classes of SQLite's extended result codes.
 func sqliteCode(err error) int {
 	var e *sqlite.Error
@@ -222,31 +238,6 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("stored time %q: %w", s, err)
 	}
 	return t, nil
-}
-
-// marshalMap encodes a map column; nil is stored as {} so every row holds
-// an object.
-func marshalMap[M ~map[string]V, V any](m M) (string, error) {
-	if m == nil {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", fmt.Errorf("encode map: %w", err)
-	}
-	return string(b), nil
-}
-
-// unmarshalMap decodes a map column into a non-nil map: callers write into
-// records they read (rec.Config[k] = v) and must not meet a nil map.
-func unmarshalMap[M ~map[string]V, V any](s string, m *M) error {
-	if err := json.Unmarshal([]byte(s), m); err != nil {
-		return fmt.Errorf("decode stored map: %w", err)
-	}
-	if *m == nil {
-		*m = M{}
-	}
-	return nil
 }
 
 // rowScanner is *sql.Row or *sql.Rows.
