@@ -53,6 +53,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("data dir permissions: %w", err)
 	}
+	warnUntraversable(cfg.DataDir)
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return err
@@ -170,4 +171,18 @@ func lockDataDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("data dir %s is in use by another hangard", dir)
 	}
 	return func() { f.Close() }, nil
+}
+
+// warnUntraversable says so when a parent of the data dir keeps other users
+// out: unprivileged containers run as high host uids and could not reach
+// their root filesystems, and runc's own error would not say why.
+func warnUntraversable(dir string) {
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			slog.Warn("unprivileged containers will fail to start: a parent of the data dir is not searchable by other users (chmod o+x it)", "dir", p)
+		}
+		if p == "/" {
+			return
+		}
+	}
 }

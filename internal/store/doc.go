@@ -23,6 +23,8 @@
 //	                    instance cascades, deleting a profile still in use is
 //	                    refused (ErrConflict), renaming a profile is seen by
 //	                    every instance because rows point at the profile id
+//	                    (a caller caching Instance records must rename there
+//	                    too, or its next UpdateInstance names a missing profile)
 //	images              fingerprint (64 lowercase hex, CHECKed) PRIMARY KEY,
 //	                    file facts, properties (JSON), flags, times, source
 //	images_aliases      name PRIMARY KEY -> images.fingerprint, ON DELETE
@@ -40,7 +42,8 @@
 // asks "which instances have key X". A key/value table per map would cost a
 // join and a row per key on every read for queries nobody runs. If such a
 // query is ever needed, SQLite's json_each can serve it, or a migration can
-// split the column out.
+// split the column out. Lists are read once, at daemon start (the instance
+// service serves reads from memory), so plain encoding/json is fast enough.
 //
 // Instance→profile membership is the exception: it is a relation, with
 // referential integrity and rename semantics, so it has its own table.

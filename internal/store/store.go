@@ -47,8 +47,8 @@ type dbtx interface {
 // by the writer and the reader pool.
 func Open(ctx context.Context, path string) (*Store, error) {
 	// The driver cuts the DSN at the first '?', so such a path would be
-	// silently truncated.
-	if path == "" || strings.ContainsRune(path, '?') {
+	// silently truncated, and reads "file:..." as a URI with its own rules.
+	if path == "" || strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open store: invalid database path %q", path)
 	}
 	// Create the file ourselves so it is 0600: it holds the server config.
@@ -137,7 +137,7 @@ func (q *Queries) Atomic(ctx context.Context, fn func(q *Queries) error) error {
 // The savepoint makes every write method all-or-nothing on its own even
 // inside Atomic, so a caller that handles one method's error and goes on
 // does not commit half of that method's work.
-func (q *Queries) atomic(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+func (q *Queries) atomic(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if q.tx != nil {
 		if _, err := q.tx.ExecContext(ctx, "SAVEPOINT store"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
@@ -145,7 +145,7 @@ func (q *Queries) atomic(ctx context.Context, fn func(tx *sql.Tx) error) (err er
 		if err := fn(q.tx); err != nil {
 			// If the rollback fails the transaction is broken anyway and
 			// the caller's Atomic will fail to commit.
-			_, _ = q.tx.ExecContext(ctx, "ROLLBACK TO store; RELEASE store")
+			_, _ = q.tx.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO store; RELEASE store")
 			return err
 		}
 		if _, err := q.tx.ExecContext(ctx, "RELEASE store"); err != nil {

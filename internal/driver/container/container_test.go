@@ -540,11 +540,22 @@ func TestRecoverNotParent(t *testing.T) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("runc", "--root", e.d.runcRoot, "run", "-d", "--bundle", bundle, s.ID).CombinedOutput()
+	// Output to a file: runc hands its stdio to PID 1, and a pipe would
+	// stay open for as long as the container runs.
+	outPath := filepath.Join(bundle, "console.log")
+	outFile, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("runc", "--root", e.d.runcRoot, "run", "-d", "--bundle", bundle, s.ID)
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	err = cmd.Run()
+	outFile.Close()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err != nil {
+		out, _ := os.ReadFile(outPath)
 		t.Fatalf("runc run: %v: %s", err, out)
 	}
 	var states map[string]driver.State
