@@ -59,7 +59,13 @@ func TestStart(t *testing.T) {
 			if got := strings.Join(strings.Fields(readProc(t, pid, "uid_map")), " "); got != tc.uidMap {
 				t.Errorf("uid_map = %q, want %q", got, tc.uidMap)
 			}
-			env := strings.Split(strings.TrimRight(readProc(t, pid, "environ"), "\x00"), "\x00")
+			// runc run returns once PID 1 is released, maybe just before
+			// it calls execve: until then /proc shows runc init.
+			var env []string
+			waitFor(t, 5*time.Second, "exec", func() bool {
+				env = strings.Split(strings.TrimRight(readProc(t, pid, "environ"), "\x00"), "\x00")
+				return !strings.HasPrefix(env[0], "_LIBCONTAINER") && !contains(env, "_LIBCONTAINER_INITTYPE=standard")
+			})
 			for _, want := range []string{"FOO=bar baz", defaultPath, defaultTerm} {
 				if !contains(env, want) {
 					t.Errorf("environ %q lacks %q", env, want)
@@ -167,14 +173,18 @@ func TestFreeze(t *testing.T) {
 	for _, userns := range []bool{false, true} {
 		s := e.spec(userns, "sleep", "1000")
 		pid := e.start(s)
-		if err := e.d.Freeze(bg, s.ID); err != nil {
-			t.Fatal(err)
+		for range 2 { // idempotent
+			if err := e.d.Freeze(bg, s.ID); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if st, _ := e.d.State(bg, s.ID); st.Status != driver.StatusFrozen {
 			t.Errorf("after Freeze: %v, want Frozen", st.Status)
 		}
-		if err := e.d.Unfreeze(bg, s.ID); err != nil {
-			t.Fatal(err)
+		for range 2 {
+			if err := e.d.Unfreeze(bg, s.ID); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if st, _ := e.d.State(bg, s.ID); st.Status != driver.StatusRunning {
 			t.Errorf("after Unfreeze: %v, want Running", st.Status)
@@ -470,6 +480,12 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A rootfs mount runc knows nothing of (a crash between mount and run).
+	stale := mkdir(t, e.dir, "tstale", "rootfs")
+	if err := mountRootfs("", mkdir(t, e.dir, "tstale", "upper"), "", stale); err != nil {
+		t.Fatal(err)
+	}
+
 	d2 := e.newDriver(0)
 	e.d = d2 // the clean-ups registered by start use the old driver
 	states, err := d2.Recover(bg)
@@ -488,6 +504,7 @@ func TestRecover(t *testing.T) {
 		t.Errorf("recovered pids %+v", states)
 	}
 	e.assertGone(dead.ID)
+	e.assertGone("tstale")
 
 	// Recover is idempotent.
 	if again, err := d2.Recover(bg); err != nil || len(again) != 2 {
@@ -505,6 +522,47 @@ func TestRecover(t *testing.T) {
 		if err := d2.Delete(bg, s.ID); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStartStaleState: without Recover, Start clears what a dead run left,
+// and refuses to take over an untracked live one.
+func TestStartStaleState(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	dead := e.spec(false, "sleep", "1000")
+	live := e.spec(false, "sleep", "1000")
+	deadPid := e.start(dead)
+	e.start(live)
+	e.d.Close()
+	if err := syscall.Kill(deadPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(deadPid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.d = e.newDriver(0)
+	if _, err := e.d.Start(bg, dead); err != nil {
+		t.Fatalf("Start over stale state: %v", err)
+	}
+	if _, err := e.d.Start(bg, live); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("Start over a live untracked container = %v, want conflict", err)
+	}
+	// ...and leaves it alone.
+	for _, p := range []string{"rootfs/bin/busybox", "config.json"} {
+		if _, err := os.Stat(filepath.Join(e.d.instanceDir(live.ID), p)); err != nil {
+			t.Errorf("live container damaged: %v", err)
+		}
+	}
+	if st, _ := e.d.State(bg, live.ID); st.Status != driver.StatusRunning {
+		t.Errorf("live container: %+v", st)
+	}
+	for _, s := range []driver.Spec{dead, live} {
+		if err := e.d.Stop(bg, s.ID, 0, 0, true); err != nil {
+			t.Fatal(err)
+		}
+		e.assertGone(s.ID)
 	}
 }
 
@@ -666,6 +724,25 @@ func BenchmarkStartStop(b *testing.B) {
 	}
 }
 
+// BenchmarkStart measures Start alone (the Stop is not timed).
+func BenchmarkStart(b *testing.B) {
+	e := newTestEnv(b)
+	for b.Loop() {
+		s := e.spec(false, "sleep", "1000")
+		if _, err := e.d.Start(bg, s); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := e.d.Stop(bg, s.ID, 0, 0, true); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.d.Delete(bg, s.ID); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
 func BenchmarkState(b *testing.B) {
 	e := newTestEnv(b)
 	s := e.spec(false, "sleep", "1000")
@@ -673,6 +750,58 @@ func BenchmarkState(b *testing.B) {
 	for b.Loop() {
 		if _, err := e.d.State(bg, s.ID); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// seccompProbe calls the denied syscalls with arguments that would fail
+// otherwise with another errno (ENOSYS, EFAULT...), and one allowed call.
+const seccompProbe = `#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define TRY(name, ...) do { errno = 0; syscall(__VA_ARGS__); printf("%s=%s\n", name, strerrorname_np(errno)); } while (0)
+int main(void) {
+	TRY("kexec_load", SYS_kexec_load, 0, 0, 0, 0xdeadbeef);
+	TRY("kexec_file_load", SYS_kexec_file_load, -1, -1, 0, 0, 0xdeadbeef);
+	TRY("open_by_handle_at", SYS_open_by_handle_at, -1, 0, 0);
+	TRY("init_module", SYS_init_module, 0, 0, 0);
+	TRY("finit_module", SYS_finit_module, -1, 0, 0);
+	TRY("delete_module", SYS_delete_module, "no_such_module", 0);
+	TRY("getppid", SYS_getppid);
+	return 0;
+}
+`
+
+// TestSeccomp checks that runc accepts the denylist and that it applies,
+// with a static probe built by the host's C compiler.
+func TestSeccomp(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("needs gcc to build a static probe")
+	}
+	src := filepath.Join(t.TempDir(), "probe.c")
+	if err := os.WriteFile(src, []byte(seccompProbe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{e.rootfs, e.shifted} {
+		if out, err := exec.Command("gcc", "-static", "-o", filepath.Join(root, "bin/probe"), src).CombinedOutput(); err != nil {
+			t.Skipf("cannot build a static probe: %v: %s", err, out)
+		}
+	}
+	want := "kexec_load=EPERM\nkexec_file_load=EPERM\nopen_by_handle_at=EPERM\ninit_module=EPERM\nfinit_module=EPERM\ndelete_module=EPERM\ngetppid=0\n"
+	for _, userns := range []bool{false, true} {
+		s := e.spec(userns, "/bin/probe")
+		e.start(s)
+		if x := e.exits.wait(t, s.ID, 5*time.Second); x.Code != 0 {
+			t.Fatalf("probe exit %+v", x)
+		}
+		log, _ := e.d.ConsoleLog(bg, s.ID)
+		if diff := cmp.Diff(want, string(log)); diff != "" {
+			t.Errorf("userns=%v: probe (-want +got):\n%s", userns, diff)
 		}
 	}
 }

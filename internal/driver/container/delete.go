@@ -15,7 +15,16 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err := validID(id); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
-	if d.lookup(id) != nil {
+	in := d.lookup(id)
+	if in == nil {
+		// Left running by an earlier daemon without Recover? Then it is
+		// watched from now on, and still running.
+		var err error
+		if in, err = d.adopt(id); err != nil {
+			return fmt.Errorf("delete %s: %w", id, err)
+		}
+	}
+	if in != nil {
 		return fmt.Errorf("delete %s: %w", id, errdefs.Conflict("instance is running"))
 	}
 	if err := d.cleanupRun(ctx, id); err != nil {

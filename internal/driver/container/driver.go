@@ -77,7 +77,7 @@ type instance struct {
 	startTime  uint64 // /proc/PID/stat field 22, guards against pid reuse
 	pidfd      *os.File
 	stopSignal syscall.Signal
-	cg         cgroupFiles
+	stats      *cgroupStats
 	done       chan struct{} // closed once the exit is handled and cleaned up
 }
 
@@ -167,6 +167,7 @@ func (d *Driver) Close() error {
 	for _, in := range insts {
 		// Wakes the watcher, which sees d.closed and returns quietly.
 		in.pidfd.Close()
+		in.stats.close()
 	}
 	return nil
 }

@@ -276,7 +276,12 @@ func (e *testEnv) assertGone(id string) {
 			e.t.Errorf("runc still lists %s", id)
 		}
 	}
-	for _, dir := range e.d.cg.dirs(id) {
+	// Every hierarchy runc uses: all v1 controllers and, in hybrid mode,
+	// the unified one too.
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupPath(id)))
+	dirs = append(dirs, e.d.cg.dirs(id)...)
+	dirs = append(dirs, filepath.Join(cgroupRoot, cgroupPath(id)))
+	for _, dir := range dirs {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			e.t.Errorf("cgroup %s still exists (err %v)", dir, err)
 		}
@@ -294,19 +299,35 @@ func (e *testEnv) assertGone(id string) {
 	assertNoZombies(e.t)
 }
 
-// assertNoZombies checks that no child of the test process is a zombie: the
-// driver reaps exactly the container PID 1s reparented to it.
+// assertNoZombies checks that no child of the test process stays a zombie:
+// the driver reaps exactly the container PID 1s reparented to it. A zombie
+// may exist for a moment (an os/exec runc of a parallel test before its
+// Wait), so only one that lasts a second counts.
 func assertNoZombies(t testing.TB) {
 	t.Helper()
-	tasks, _ := os.ReadDir("/proc/self/task")
-	for _, task := range tasks {
-		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
-		for _, f := range strings.Fields(string(b)) {
-			pid, _ := strconv.Atoi(f)
-			if st, err := readProcStat(pid); err == nil && st.state == 'Z' {
-				comm, _ := os.ReadFile("/proc/" + f + "/comm")
-				t.Errorf("zombie child %d (%s)", pid, strings.TrimSpace(string(comm)))
+	zombies := func() map[int]uint64 {
+		out := map[int]uint64{}
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+			for _, f := range strings.Fields(string(b)) {
+				pid, _ := strconv.Atoi(f)
+				if st, err := readProcStat(pid); err == nil && st.state == 'Z' {
+					out[pid] = st.startTime
+				}
 			}
+		}
+		return out
+	}
+	first := zombies()
+	if len(first) == 0 {
+		return
+	}
+	time.Sleep(time.Second)
+	for pid, start := range zombies() {
+		if first[pid] == start {
+			comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+			t.Errorf("zombie child %d (%s)", pid, strings.TrimSpace(string(comm)))
 		}
 	}
 }

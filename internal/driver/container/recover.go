@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,18 +44,27 @@ func (d *Driver) Recover(ctx context.Context) (map[string]driver.State, error) {
 			states[c.ID] = in.state()
 			continue
 		}
-		if c.Status == "running" || c.Status == "paused" {
-			in, err := d.adopt(c)
-			if err == nil {
-				states[c.ID] = in.state()
-				continue
+		var in *instance
+		if c.Status != "stopped" {
+			if in, err = d.adopt(c.ID); err != nil {
+				return nil, fmt.Errorf("recover: %w", err)
 			}
-			d.log.Warn("recover: container died", "id", c.ID, "pid", c.Pid, "err", err)
 		}
-		// stopped, created (a start interrupted between create and
-		// start), or just died.
-		if err := d.cleanupRun(ctx, c.ID); err != nil {
-			d.log.Error("recover: clean up dead container", "id", c.ID, "err", err)
+		switch {
+		case in == nil:
+			// Stopped or just died: remove what it left.
+			if err := d.cleanupRun(ctx, c.ID); err != nil {
+				d.log.Error("recover: clean up dead container", "id", c.ID, "err", err)
+			}
+		case c.Status == "created":
+			// A start interrupted between runc's create and start: PID 1
+			// never ran the instance's command.
+			d.log.Info("recover: killing container that never started", "id", c.ID)
+			if err := d.kill(ctx, in); err != nil {
+				return nil, fmt.Errorf("recover: %w", err)
+			}
+		default:
+			states[c.ID] = in.state()
 		}
 	}
 	// Rootfs mounts of containers runc no longer knows of.
@@ -78,44 +88,59 @@ func (d *Driver) Recover(ctx context.Context) (map[string]driver.State, error) {
 	return states, nil
 }
 
-// adopt watches a PID 1 started by an earlier daemon. The pid is checked
-// against the start time runc recorded, so a reused pid is not adopted.
-func (d *Driver) adopt(c runcListEntry) (*instance, error) {
-	b, err := os.ReadFile(filepath.Join(d.runcRoot, c.ID, "state.json"))
+// adopt starts watching the PID 1 that runc's state for id names, if it is
+// still alive. It returns nil, nil when there is none: no state, or the
+// process is gone (its pid free or reused: the start time runc recorded is
+// checked). Used by Recover, and wherever the driver meets a container it
+// does not track, so that its PID 1 is reaped and its exit reported rather
+// than killed behind the watcher's back.
+func (d *Driver) adopt(id string) (*instance, error) {
+	b, err := os.ReadFile(filepath.Join(d.runcRoot, id, "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("adopt %s: %w", id, err)
 	}
 	var rs struct {
 		Pid   int    `json:"init_process_pid"`
 		Start uint64 `json:"init_process_start"`
 	}
 	if err := json.Unmarshal(b, &rs); err != nil {
-		return nil, fmt.Errorf("parse runc state: %w", err)
+		return nil, fmt.Errorf("adopt %s: parse runc state: %w", id, err)
 	}
-	if rs.Pid != c.Pid || rs.Start == 0 {
-		return nil, fmt.Errorf("runc state pid %d start %d, list pid %d", rs.Pid, rs.Start, c.Pid)
+	if rs.Pid <= 0 || rs.Start == 0 {
+		return nil, nil
 	}
-	pidfd, st, err := openPidfd(c.Pid, rs.Start)
+	pidfd, st, err := openPidfd(rs.Pid, rs.Start)
 	if err != nil {
-		return nil, err
+		d.log.Debug("not adopting dead container", "id", id, "pid", rs.Pid, "err", err)
+		return nil, nil
 	}
 	in := &instance{
-		id:        c.ID,
-		pid:       c.Pid,
+		id:        id,
+		pid:       rs.Pid,
 		startTime: st.startTime,
 		pidfd:     pidfd,
-		cg:        d.cg.files(c.ID),
+		stats:     openStats(d.cg.files(id)),
 		done:      make(chan struct{}),
 	}
 	d.mu.Lock()
-	if d.closed || d.insts[c.ID] != nil {
+	if d.closed {
 		d.mu.Unlock()
 		pidfd.Close()
-		return nil, fmt.Errorf("driver closed or instance already watched")
+		in.stats.close()
+		return nil, fmt.Errorf("adopt %s: driver closed", id)
 	}
-	d.insts[c.ID] = in
+	if cur := d.insts[id]; cur != nil {
+		d.mu.Unlock()
+		pidfd.Close()
+		in.stats.close()
+		return cur, nil
+	}
+	d.insts[id] = in
 	d.mu.Unlock()
 	go d.watch(in)
-	d.log.Info("recovered container", "id", c.ID, "pid", c.Pid, "status", c.Status)
+	d.log.Info("adopted container", "id", id, "pid", rs.Pid, "our_child", st.ppid == d.selfPid)
 	return in, nil
 }

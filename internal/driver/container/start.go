@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -46,6 +45,11 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	}
 
 	s := &starter{d: d, spec: spec, id: id, dir: d.instanceDir(id)}
+	// Before anything is created: there is nothing to roll back if this
+	// fails, and a live container's rootfs must not be touched.
+	if err := s.clearStaleRuncState(); err != nil {
+		return 0, fmt.Errorf("start %s: %w", id, err)
+	}
 	pid, err := s.start()
 	if err != nil {
 		cctx, cancel := detached(ctx)
@@ -71,7 +75,8 @@ type starter struct {
 	upperExisted bool
 	mounted      bool
 	ranRunc      bool
-	pidfd        *os.File // PID 1, once runc started it
+	pid          int      // PID 1, once runc started it
+	pidfd        *os.File // and its pidfd, once opened
 }
 
 func (s *starter) start() (int, error) {
@@ -156,6 +161,7 @@ func (s *starter) start() (int, error) {
 	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf("bad pid file %q", b)
 	}
+	s.pid = pid
 	pidfd, st, err := openPidfd(pid, 0)
 	if err != nil {
 		return 0, err
@@ -174,12 +180,13 @@ func (s *starter) start() (int, error) {
 		startTime:  st.startTime,
 		pidfd:      pidfd,
 		stopSignal: s.spec.StopSignal,
-		cg:         d.cg.files(s.id),
+		stats:      openStats(d.cg.files(s.id)),
 		done:       make(chan struct{}),
 	}
 	d.mu.Lock()
 	if d.closed || d.insts[s.id] != nil {
 		d.mu.Unlock()
+		in.stats.close()
 		return 0, fmt.Errorf("driver closed or instance started concurrently")
 	}
 	d.insts[s.id] = in
@@ -189,11 +196,43 @@ func (s *starter) start() (int, error) {
 	return pid, nil
 }
 
+// clearStaleRuncState removes runc state a crash left for this ID (no
+// Recover ran since). A container runc still runs is not ours to replace:
+// it is adopted (watched from now on) and the start is a conflict.
+func (s *starter) clearStaleRuncState() error {
+	d := s.d
+	if !d.hasRuncState(s.id) {
+		return nil
+	}
+	in, err := d.adopt(s.id)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		return errdefs.Conflict("instance is already running (pid %d, not tracked until now)", in.pid)
+	}
+	d.log.Warn("removing stale runc state", "id", s.id)
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	return d.cleanupRun(ctx, s.id)
+}
+
 // rollback undoes a failed start: kill and reap PID 1 if it ran, delete
 // runc's state and cgroup, unmount, and remove what this start created.
 // upper is kept if it existed: it is the instance's data.
 func (s *starter) rollback(ctx context.Context) error {
 	var errs []error
+	if s.pidfd == nil && s.pid > 0 {
+		// Failed after runc ran but before the pidfd was checked: take one
+		// now if PID 1 is our child, so it is reaped below.
+		if fd, st, err := openPidfd(s.pid, 0); err == nil {
+			if st.ppid == s.d.selfPid {
+				s.pidfd = fd
+			} else {
+				fd.Close()
+			}
+		}
+	}
 	if s.pidfd != nil {
 		if err := unix.PidfdSendSignal(int(s.pidfd.Fd()), unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("kill: %w", err))
@@ -213,9 +252,12 @@ func (s *starter) rollback(ctx context.Context) error {
 	}
 	if s.mounted {
 		if err := unmountAll(filepath.Join(s.dir, "rootfs")); err != nil {
-			// Removing files under a live mount would delete through it.
-			return errors.Join(append(errs, err)...)
+			errs = append(errs, err)
 		}
+	}
+	// Removing files under a mount would delete through it.
+	if mps, err := mountPoints(s.dir); err != nil || len(mps) > 0 {
+		return errors.Join(append(errs, fmt.Errorf("not removing %s: mounts %v (%v)", s.dir, mps, err))...)
 	}
 	if !s.dirExisted {
 		if err := os.RemoveAll(s.dir); err != nil {
@@ -252,15 +294,4 @@ func consoleTail(path string, offset int64) string {
 	}
 	b, _ := io.ReadAll(io.NewSectionReader(f, offset, fi.Size()-offset))
 	return string(bytes.TrimSpace(b))
-}
-
-// stopSignalOf returns the signal Stop sends when asked for none.
-func (in *instance) stopSignalOf(sig syscall.Signal) syscall.Signal {
-	if sig != 0 {
-		return sig
-	}
-	if in.stopSignal != 0 {
-		return in.stopSignal
-	}
-	return syscall.SIGTERM
 }

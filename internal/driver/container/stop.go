@@ -30,20 +30,21 @@ func (d *Driver) Stop(ctx context.Context, id string, signal syscall.Signal, tim
 	}
 	in := d.lookup(id)
 	if in == nil {
-		// Stopped. Clear leftovers of a run no one watched (cheap when
-		// there are none: two lookups, no exec).
-		if err := d.cleanupRun(ctx, id); err != nil {
+		// Not tracked: stopped, or left running by an earlier daemon
+		// without Recover. Cheap when there is nothing: a stat, no exec.
+		var err error
+		if in, err = d.adopt(id); err != nil {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
-		return nil
-	}
-	// A frozen task acts on no signal, not even SIGKILL on cgroup v1:
-	// thaw first.
-	var buf [64]byte
-	if in.cg.frozen(buf[:]) {
-		if _, err := d.runc(ctx, "resume", id); err != nil && !isDone(in) {
-			return fmt.Errorf("stop %s: thaw: %w", id, err)
+		if in == nil {
+			if err := d.cleanupRun(ctx, id); err != nil {
+				return fmt.Errorf("stop %s: %w", id, err)
+			}
+			return nil
 		}
+	}
+	if err := d.thaw(ctx, in); err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
 	}
 	if !force && timeout != 0 {
 		sig := in.stopSignalOf(signal)
@@ -65,14 +66,38 @@ func (d *Driver) Stop(ctx context.Context, id string, signal syscall.Signal, tim
 			return fmt.Errorf("stop %s: %w", id, errors.Join(errdefs.ErrCancelled, ctx.Err()))
 		}
 	}
-	if err := in.signal(unix.SIGKILL); err != nil {
+	if err := d.kill(ctx, in); err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	return nil
+}
+
+// thaw resumes a frozen container: a frozen task acts on no signal, not
+// even SIGKILL on cgroup v1 (checked: it stays in D state until thawed).
+func (d *Driver) thaw(ctx context.Context, in *instance) error {
+	if !in.stats.frozen() {
+		return nil
+	}
+	if _, err := d.runc(ctx, "resume", in.id); err != nil && !isDone(in) {
+		return fmt.Errorf("thaw: %w", err)
+	}
+	return nil
+}
+
+// kill SIGKILLs in's PID 1, which takes its whole PID namespace with it, and
+// waits for the watcher to have reaped it and cleaned up.
+func (d *Driver) kill(ctx context.Context, in *instance) error {
+	if err := d.thaw(ctx, in); err != nil {
+		return err
+	}
+	if err := in.signal(unix.SIGKILL); err != nil {
+		return err
 	}
 	select {
 	case <-in.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, errors.Join(errdefs.ErrCancelled, ctx.Err()))
+		return errors.Join(errdefs.ErrCancelled, ctx.Err())
 	}
 }
 
@@ -85,23 +110,32 @@ func isDone(in *instance) bool {
 	}
 }
 
-// Freeze pauses every process of the container (runc pause: cgroup freezer).
+// Freeze pauses every process of the container (runc pause: cgroup
+// freezer). Freezing a frozen container does nothing.
 func (d *Driver) Freeze(ctx context.Context, id string) error {
-	return d.pause(ctx, id, "freeze", "pause")
+	return d.pause(ctx, id, true)
 }
 
-// Unfreeze resumes a frozen container.
+// Unfreeze resumes a frozen container. Unfreezing a running container does
+// nothing.
 func (d *Driver) Unfreeze(ctx context.Context, id string) error {
-	return d.pause(ctx, id, "unfreeze", "resume")
+	return d.pause(ctx, id, false)
 }
 
-func (d *Driver) pause(ctx context.Context, id, verb, cmd string) error {
+func (d *Driver) pause(ctx context.Context, id string, freeze bool) error {
+	verb, cmd := "unfreeze", "resume"
+	if freeze {
+		verb, cmd = "freeze", "pause"
+	}
 	if err := validID(id); err != nil {
 		return fmt.Errorf("%s %s: %w", verb, id, err)
 	}
 	in := d.lookup(id)
 	if in == nil {
 		return fmt.Errorf("%s %s: %w", verb, id, driver.ErrNotRunning)
+	}
+	if in.stats.frozen() == freeze {
+		return nil
 	}
 	if _, err := d.runc(ctx, cmd, id); err != nil {
 		if isDone(in) {
@@ -110,4 +144,15 @@ func (d *Driver) pause(ctx context.Context, id, verb, cmd string) error {
 		return fmt.Errorf("%s %s: %w", verb, id, err)
 	}
 	return nil
+}
+
+// stopSignalOf returns the signal Stop sends when asked for none.
+func (in *instance) stopSignalOf(sig syscall.Signal) syscall.Signal {
+	if sig != 0 {
+		return sig
+	}
+	if in.stopSignal != 0 {
+		return in.stopSignal
+	}
+	return syscall.SIGTERM
 }

@@ -151,6 +151,9 @@ func (d *Driver) watch(in *instance) {
 	err = rc.Read(func(fd uintptr) bool {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(pfd, 0)
+		for err == unix.EINTR {
+			n, err = unix.Poll(pfd, 0)
+		}
 		if err != nil || n == 0 {
 			return false // not exited yet: park until the pidfd is readable
 		}
@@ -176,6 +179,7 @@ func (d *Driver) watch(in *instance) {
 		code = 0
 	}
 	in.pidfd.Close()
+	in.stats.close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	if err := d.cleanupRun(ctx, in.id); err != nil {

@@ -1,0 +1,76 @@
+// Package container runs system containers with runc. It implements
+// driver.Driver: the instance service hands it a driver.Spec and asks it to
+// start, stop, freeze and inspect the container; this package owns
+// everything below that line: the writable layer, the rootfs mount, the OCI
+// bundle, runc's state, the cgroup and the console log. It never reads
+// instance config, the database or the API.
+//
+// # On-disk layout
+//
+//	Dir/
+//	  .runc/            runc's state root (runc --root); one dir per live container
+//	  <id>/             one per instance, mode 0711 so a user-namespaced root can reach rootfs
+//	    upper/          the instance's writable layer: its data. Survives Stop; only Delete removes it
+//	    work/           overlayfs work dir
+//	    rootfs/         mount point: overlay(lower=Spec.RootFS, upper), or upper bind-mounted
+//	    config.json     the OCI runtime spec of the last start (the bundle is Dir/<id>)
+//	    console.log     PID 1's stdout and stderr
+//	    console.log.1   the previous console.log chunk (see the bound below)
+//
+// Each container's cgroup is /hangar/<id> (runc's cgroupfs manager, cgroup
+// v1, hybrid or v2).
+//
+// # No shim
+//
+// No process of ours stays per container. A container is started with one
+// exec of `runc run --detach` with no terminal: runc then hands its own stdin
+// (/dev/null), stdout and stderr to PID 1 and exits. Its stdout and stderr are
+// console.log opened O_APPEND, so PID 1 writes the console log itself.
+//
+// Exits are seen without a thread per container. New makes the daemon a
+// child subreaper, so when runc exits, PID 1 is reparented to the daemon (its
+// PPid is the daemon's pid: checked at every start). Each PID 1 is watched
+// through a pidfd, parked in Go's netpoller until it becomes readable (the
+// process exited), then reaped with waitid(P_PIDFD): only that process, never
+// wait(-1), which would steal the statuses os/exec waits for, and never a
+// reused pid. A pidfd pins its process, and recovered pids are checked
+// against the start time runc recorded (/proc/PID/stat field 22). ECHILD
+// means we are not the parent (the container outlived a daemon restart): the
+// exit is reported with Known=false. Before reporting, the watcher runs
+// `runc delete` and unmounts the rootfs, so a container that exits by itself
+// leaves no runc state, cgroup or mount. OnExit is called once per run, from
+// the watcher's goroutine, holding no lock, after the instance is no longer
+// tracked (State says Stopped, Start may run again).
+//
+// The subreaper flag has a cost: any orphaned grandchild of the daemon is
+// reparented to it, and only container PID 1s are reaped. Other code in the
+// daemon must wait for its own children (os/exec does).
+//
+// # Console log bound
+//
+// PID 1 writes console.log directly, so its size is bounded by a check every
+// second over running containers: when console.log is over ConsoleLogMax, its
+// last ConsoleLogMax bytes are copied to console.log.1 and it is truncated
+// (the writer's O_APPEND makes it continue at the new end). A rename would not
+// do: the writer's descriptor would follow the file. So console.log.1 holds at
+// most ConsoleLogMax bytes and console.log at most ConsoleLogMax plus what PID
+// 1 writes in one second; the log is about 2×ConsoleLogMax at most for a
+// moderate writer. Output written during the copy itself (one copy of at most
+// ConsoleLogMax bytes) may be lost. On a failed start, runc's own error
+// message lands in console.log too (runc's stderr is PID 1's), where the user
+// can read it; Start also returns it.
+//
+// # Invariants
+//
+//   - A failed Start leaves nothing behind: no process (PID 1 is killed and
+//     reaped), no runc state, cgroup or mount, no rootfs/work dirs, and no
+//     Dir/<id> if it did not exist. An upper dir that existed is kept: it is
+//     the instance's data.
+//   - Stop returns once PID 1 is reaped, and runc state, cgroup and rootfs
+//     mount are gone. upper survives.
+//   - State never runs runc: it reads the tracked pid and the cgroup files,
+//     kept open per running container (five descriptors) so a State is five
+//     preads, about 10µs.
+//   - The service never calls two methods for one ID at once; the watcher is
+//     the only other actor on an ID, and Stop waits for it.
+package container
