@@ -18,7 +18,7 @@ import (
 func main() {
 	var cfg daemon.Config
 	var level string
-	flag.StringVar(&cfg.DataDir, "data-dir", "/var/lib/hangar", "directory for the database, images and instances")
+	flag.StringVar(&cfg.DataDir, "data-dir", daemon.DefaultDataDir, "directory for the database, images and instances")
 	flag.StringVar(&cfg.Socket, "socket", "", "unix socket to serve the API on (default DATA-DIR/unix.socket)")
 	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	flag.BoolVar(&cfg.StopInstances, "stop-instances", false, "stop every instance on shutdown (default: leave them running)")

@@ -6,6 +6,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,13 +84,15 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var svc *instance.Service
 	drv, err := container.New(container.Config{
-		Dir:    filepath.Join(cfg.DataDir, "containers"),
-		OnExit: func(e driverExit) { svc.HandleExit(e) },
-		Logger: log.With("component", "runc"),
+		Dir:          filepath.Join(cfg.DataDir, "containers"),
+		CgroupParent: cgroupParent(cfg.DataDir),
+		OnExit:       func(e driverExit) { svc.HandleExit(e) },
+		Logger:       log.With("component", "runc"),
 	})
 	if err != nil {
 		return fmt.Errorf("container driver: %w", err)
 	}
+	defer drv.Close()
 	host := probeHost()
 	svc = instance.New(instance.Config{
 		DB:           st,
@@ -135,6 +139,20 @@ func Run(ctx context.Context, cfg Config) error {
 		svc.StopAll(context.Background())
 	}
 	return nil
+}
+
+// DefaultDataDir is where hangard keeps its state unless told otherwise.
+const DefaultDataDir = "/var/lib/hangar"
+
+// cgroupParent names the cgroup this daemon's containers live under. The
+// default daemon uses /hangar; any other data dir gets a parent of its own,
+// so daemons beside each other (tests, benchmarks) never share cgroups.
+func cgroupParent(dataDir string) string {
+	if dataDir == DefaultDataDir {
+		return "/hangar"
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return "/hangar-" + hex.EncodeToString(sum[:4])
 }
 
 // listenUnix listens on the socket path, replacing a stale socket file

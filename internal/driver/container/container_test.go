@@ -99,7 +99,7 @@ func TestStart(t *testing.T) {
 			}
 
 			cg := e.d.cg
-			p := cgroupPath(s.ID)
+			p := e.d.cg.path(s.ID)
 			limits := map[string]string{
 				cgFile(cg, "memory", p, "memory.limit_in_bytes", "memory.max"): "67108864",
 				cgFile(cg, "pids", p, "pids.max", "pids.max"):                  "50",
@@ -582,7 +582,7 @@ func TestRecoverNotParent(t *testing.T) {
 	if err := mountRootfs(e.rootfs, mkdir(t, bundle, "upper"), mkdir(t, bundle, "work"), filepath.Join(bundle, "rootfs")); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := json.Marshal(buildSpec(s, e.d.capBnd))
+	cfg, err := json.Marshal(buildSpec(s, e.d.cg.path(s.ID), e.d.capBnd))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,9 @@ import (
 // DefaultConsoleLogMax is the console log bound when Config.ConsoleLogMax is 0.
 const DefaultConsoleLogMax = 1 << 20
 
-// cgroupParent is the cgroup every container's cgroup is created under.
-const cgroupParent = "/hangar"
+// DefaultCgroupParent is the cgroup every container's cgroup is created
+// under when Config.CgroupParent is empty.
+const DefaultCgroupParent = "/hangar"
 
 // cleanupTimeout bounds the clean-up work done after a context was
 // cancelled: leaving state behind is worse than ignoring the cancellation.
@@ -42,6 +43,10 @@ type Config struct {
 	OnExit driver.ExitHandler
 	// ConsoleLogMax bounds console.log (and console.log.1); 1 MiB when 0.
 	ConsoleLogMax int64
+	// CgroupParent is the cgroup containers are created under
+	// (DefaultCgroupParent when empty). Two daemons on one host need two
+	// parents, since container IDs are only unique within one daemon.
+	CgroupParent string
 	// Logger receives the driver's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -136,6 +141,13 @@ func New(cfg Config) (*Driver, error) {
 	if d.cg, err = detectCgroups(); err != nil {
 		return nil, fmt.Errorf("container driver: %w", err)
 	}
+	d.cg.parent = cfg.CgroupParent
+	if d.cg.parent == "" {
+		d.cg.parent = DefaultCgroupParent
+	}
+	if !strings.HasPrefix(d.cg.parent, "/") || strings.Contains(d.cg.parent, "..") {
+		return nil, errdefs.Invalid("container driver: cgroup parent %q must be an absolute cgroup path", d.cg.parent)
+	}
 	if d.capBnd, err = boundingSet(); err != nil {
 		return nil, fmt.Errorf("container driver: %w", err)
 	}
@@ -169,6 +181,7 @@ func (d *Driver) Close() error {
 		in.pidfd.Close()
 		in.stats.close()
 	}
+	d.cg.removeParent()
 	return nil
 }
 
@@ -177,7 +190,7 @@ func (d *Driver) instanceDir(id string) string { return filepath.Join(d.dir, id)
 
 func (d *Driver) rootfsDir(id string) string { return filepath.Join(d.dir, id, "rootfs") }
 
-func cgroupPath(id string) string { return cgroupParent + "/" + id }
+func (l cgroupLayout) path(id string) string { return l.parent + "/" + id }
 
 // lookup returns the live instance of id, or nil.
 func (d *Driver) lookup(id string) *instance {

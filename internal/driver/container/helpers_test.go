@@ -278,9 +278,9 @@ func (e *testEnv) assertGone(id string) {
 	}
 	// Every hierarchy runc uses: all v1 controllers and, in hybrid mode,
 	// the unified one too.
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupPath(id)))
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", e.d.cg.path(id)))
 	dirs = append(dirs, e.d.cg.dirs(id)...)
-	dirs = append(dirs, filepath.Join(cgroupRoot, cgroupPath(id)))
+	dirs = append(dirs, filepath.Join(cgroupRoot, e.d.cg.path(id)))
 	for _, dir := range dirs {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			e.t.Errorf("cgroup %s still exists (err %v)", dir, err)

@@ -54,7 +54,7 @@ var deniedSyscalls = []string{
 // buildSpec translates a driver.Spec into the OCI runtime spec runc runs.
 // bounding is the daemon's own capability bounding set, which caps what the
 // container can be given.
-func buildSpec(s driver.Spec, bounding uint64) *specs.Spec {
+func buildSpec(s driver.Spec, cgroupsPath string, bounding uint64) *specs.Spec {
 	userns := s.IDMap != nil
 	cwd := s.Cwd
 	if cwd == "" {
@@ -84,7 +84,7 @@ func buildSpec(s driver.Spec, bounding uint64) *specs.Spec {
 		Hostname: hostname,
 		Mounts:   mounts(s.IDMap),
 		Linux: &specs.Linux{
-			CgroupsPath: cgroupPath(s.ID),
+			CgroupsPath: cgroupsPath,
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace},
 				{Type: specs.MountNamespace},

@@ -19,9 +19,10 @@ import (
 const cgroupRoot = "/sys/fs/cgroup"
 
 // cgroupLayout is where the host mounts the cgroup controllers the driver
-// reads. runc's cgroupfs manager creates cgroupPath(id) in each of them.
+// reads. runc's cgroupfs manager creates path(id) in each of them.
 type cgroupLayout struct {
-	v2 bool
+	v2     bool
+	parent string // cgroup of all containers, e.g. /hangar
 	// v2: the unified mount. v1: controller name → mount point and the
 	// mount's root (non-"/" when the daemon runs in a cgroup namespace).
 	unified string
@@ -104,10 +105,35 @@ func (l cgroupLayout) dir(controller, path string) string {
 	return filepath.Join(m.point, path)
 }
 
+// removeParent removes the parent cgroup from every hierarchy where it is
+// empty, so a daemon that stops with no container running leaves no cgroup
+// behind. Where containers still run, rmdir fails with EBUSY and the parent
+// stays for them.
+func (l cgroupLayout) removeParent() {
+	if l.v2 {
+		_ = os.Remove(l.dir("", l.parent))
+		return
+	}
+	seen := map[string]bool{}
+	for c := range l.v1 {
+		d := l.dir(c, l.parent)
+		if !seen[d] {
+			seen[d] = true
+			_ = os.Remove(d)
+		}
+	}
+	// Hybrid hosts: runc also creates the cgroup in the unified and the
+	// named (systemd) hierarchies, which the driver does not read.
+	others, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", l.parent))
+	for _, d := range others {
+		_ = os.Remove(d)
+	}
+}
+
 // dirs returns every directory the container's cgroup has in the
 // controllers the driver reads.
 func (l cgroupLayout) dirs(id string) []string {
-	p := cgroupPath(id)
+	p := l.path(id)
 	if l.v2 {
 		return []string{l.dir("", p)}
 	}
@@ -115,7 +141,7 @@ func (l cgroupLayout) dirs(id string) []string {
 }
 
 func (l cgroupLayout) files(id string) cgroupFiles {
-	p := cgroupPath(id)
+	p := l.path(id)
 	if l.v2 {
 		d := l.dir("", p)
 		return cgroupFiles{
