@@ -174,8 +174,8 @@ func validateMemory(v string) error {
 }
 
 var byteUnits = map[string]float64{
-	"":  1,
-	"B": 1,
+	"":   1,
+	"B":  1,
 	"kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15, "EB": 1e18,
 	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50, "EiB": 1 << 60,
 }

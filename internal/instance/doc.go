@@ -15,18 +15,20 @@
 //     layered under its own.
 //
 // What it must not touch
-//   HTTP, JSON envelopes, operations and websockets (the API edges), SQL
-//   (the store), runc, cgroups and mounts (the driver). It reaches them
-//   only through the small interfaces in service.go.
+//
+//	HTTP, JSON envelopes, operations and websockets (the API edges), SQL
+//	(the store), runc, cgroups and mounts (the driver). It reaches them
+//	only through the small interfaces in service.go.
 //
 // Locking
-//   Service.mu guards the maps and every inst's fields; it is held only for
-//   short reads and writes, never across a driver call. Each instance has
-//   its own op mutex, held for the whole of a state-changing operation
-//   (create+start, start, stop, freeze, update, rename, delete), so two
-//   operations on one instance never interleave while operations on
-//   different instances never wait on each other. A create holds the new
-//   instance's op lock before the instance becomes visible.
+//
+//	Service.mu guards the maps and every inst's fields; it is held only for
+//	short reads and writes, never across a driver call. Each instance has
+//	its own op mutex, held for the whole of a state-changing operation
+//	(create+start, start, stop, freeze, update, rename, delete), so two
+//	operations on one instance never interleave while operations on
+//	different instances never wait on each other. A create holds the new
+//	instance's op lock before the instance becomes visible.
 //
 // Invariants
 //   - A create that fails anywhere, its start included, leaves nothing: no
