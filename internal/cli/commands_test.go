@@ -219,7 +219,7 @@ func TestDelete(t *testing.T) {
 		},
 		{
 			name: "running without force", args: []string{"delete", "c1"}, inst: runningC1, wantCode: 1,
-			wantErr:   "Error: The instance is currently running, stop it first or pass --force\n",
+			wantErr:   "Error: the instance is currently running, stop it first or pass --force\n",
 			wantCalls: []string{"GET /1.0/instances/c1"},
 		},
 		{
@@ -336,7 +336,7 @@ func TestConfigCommands(t *testing.T) {
 		},
 		{
 			name: "unset missing", args: []string{"config", "unset", "c1", "user.nope"}, wantCode: 1,
-			wantErr: "Error: Can't unset key 'user.nope', it's not currently set\n",
+			wantErr: "Error: can't unset key 'user.nope', it's not currently set\n",
 		},
 		{name: "get", args: []string{"config", "get", "c1", "limits.cpu"}, wantOut: "1\n"},
 		{name: "get unset", args: []string{"config", "get", "c1", "nope"}, wantOut: "\n"},

@@ -60,7 +60,7 @@ func newConfigUnsetCmd(a *app) *cobra.Command {
 			key := args[1]
 			return updateInstanceConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
 				if _, ok := cfg[key]; !ok {
-					return nil, fmt.Errorf("Can't unset key '%s', it's not currently set", key)
+					return nil, fmt.Errorf("can't unset key '%s', it's not currently set", key)
 				}
 				return applySettings(cfg, map[string]string{key: ""}), nil
 			})

@@ -12,7 +12,7 @@ import (
 )
 
 // errInstanceRunning is lxc's message for deleting a running instance.
-var errInstanceRunning = errors.New("The instance is currently running, stop it first or pass --force")
+var errInstanceRunning = errors.New("the instance is currently running, stop it first or pass --force")
 
 func newDeleteCmd(a *app) *cobra.Command {
 	var force bool

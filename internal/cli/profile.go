@@ -259,7 +259,7 @@ func newProfileAddCmd(a *app) *cobra.Command {
 			inst, profile := args[0], args[1]
 			err = updateInstanceProfiles(cmd.Context(), c, inst, func(cur []string) ([]string, error) {
 				if slices.Contains(cur, profile) {
-					return nil, fmt.Errorf("Profile %s is already applied to %s", profile, inst)
+					return nil, fmt.Errorf("profile %s is already applied to %s", profile, inst)
 				}
 				return append(slices.Clone(cur), profile), nil
 			})
@@ -285,7 +285,7 @@ func newProfileRemoveCmd(a *app) *cobra.Command {
 			inst, profile := args[0], args[1]
 			err = updateInstanceProfiles(cmd.Context(), c, inst, func(cur []string) ([]string, error) {
 				if !slices.Contains(cur, profile) {
-					return nil, fmt.Errorf("Profile %s isn't currently applied to %s", profile, inst)
+					return nil, fmt.Errorf("profile %s isn't currently applied to %s", profile, inst)
 				}
 				return slices.DeleteFunc(slices.Clone(cur), func(p string) bool { return p == profile }), nil
 			})
@@ -352,7 +352,7 @@ func newProfileUnsetCmd(a *app) *cobra.Command {
 			key := args[1]
 			return updateProfileConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
 				if _, ok := cfg[key]; !ok {
-					return nil, fmt.Errorf("Can't unset key '%s', it's not currently set", key)
+					return nil, fmt.Errorf("can't unset key '%s', it's not currently set", key)
 				}
 				return applySettings(cfg, map[string]string{key: ""}), nil
 			})

@@ -76,19 +76,6 @@ func waitFinal(t *testing.T, r *Registry, id string) api.Operation {
 	return op
 }
 
-// waitStatus polls the snapshot until it has the given status. Only tests
-// poll: they need to observe intermediate states.
-func waitStatus(t *testing.T, op *Op, want api.StatusCode) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for op.Snapshot().StatusCode != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("status %v, want %v", op.Snapshot().StatusCode, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestStartFields(t *testing.T) {
 	r, _ := newTestRegistry(t)
 	release := make(chan struct{})
