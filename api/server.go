@@ -9,6 +9,9 @@ import (
 // what it shares with LXD, "hangar_" names for its own additions.
 var Extensions = []string{
 	"instances",
+	"api_filtering",
+	"container_full",
+	"container_backup",
 	"instance_type",
 	"etag",
 	"patch",

@@ -68,9 +68,10 @@ func (s *Server) Handler() http.Handler {
 	route("POST /1.0/instances/{name}/exec", s.notYet("exec"))
 	route("GET /1.0/instances/{name}/files", s.notYet("file transfer"))
 	route("POST /1.0/instances/{name}/files", s.notYet("file transfer"))
-	route("GET /1.0/instances/{name}/snapshots", s.notYet("snapshots"))
+	route("GET /1.0/instances/{name}/snapshots", s.emptyList)
 	route("POST /1.0/instances/{name}/snapshots", s.notYet("snapshots"))
-	route("GET /1.0/instances/{name}/backups", s.notYet("backups"))
+	route("GET /1.0/instances/{name}/backups", s.emptyList)
+	route("POST /1.0/instances/{name}/backups", s.notYet("backups"))
 	route("GET /1.0/instances/{name}/logs", s.notYet("instance log files"))
 
 	route("GET /1.0/operations", s.listOperations)
@@ -137,6 +138,16 @@ func (s *Server) notYet(what string) func(http.ResponseWriter, *http.Request) {
 		}
 		writeError(w, errdefs.NotImplemented("%s is not supported by hangard yet", what))
 	}
+}
+
+// emptyList answers the sub-collections of an instance that hangard cannot
+// fill yet (snapshots, backups): truthfully empty, so `lxc info` works.
+func (s *Server) emptyList(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := s.Instances.Get(r.PathValue("name")); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, []any{}, "")
 }
 
 func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
