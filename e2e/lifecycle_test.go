@@ -101,6 +101,15 @@ func TestContainerLifecycle(t *testing.T) {
 		if got := cgroupFile(t, pid, "cpu", "cpu.cfs_quota_us"); got != "100000" {
 			t.Errorf("cpu quota %s, want 100000 (one CPU)", got)
 		}
+		// Changed and removed limits reach the running container at once.
+		d.must("config", "set", "c1", "limits.memory=96MiB")
+		d.must("config", "unset", "c1", "limits.processes")
+		if got := cgroupFile(t, pid, "memory", "memory.limit_in_bytes"); got != strconv.Itoa(96<<20) {
+			t.Errorf("memory limit after config set %s, want %d", got, 96<<20)
+		}
+		if got := cgroupFile(t, pid, "pids", "pids.max"); got != "max" {
+			t.Errorf("pids.max after unset %s, want max", got)
+		}
 	})
 	t.Run("own namespaces, unprivileged", func(t *testing.T) {
 		for _, ns := range []string{"mnt", "pid", "uts", "ipc", "net", "user"} {

@@ -122,6 +122,9 @@ type Driver interface {
 	// is gone and the runtime state, cgroup and rootfs mount are cleaned up.
 	// Stopping a stopped instance is not an error.
 	Stop(ctx context.Context, id string, signal syscall.Signal, timeout time.Duration, force bool) error
+	// UpdateLimits changes a running instance's cgroup limits in place;
+	// zero fields remove the limit. A stopped instance is ErrNotRunning.
+	UpdateLimits(ctx context.Context, id string, limits Limits) error
 	// Freeze and Unfreeze pause and resume every process of the instance.
 	Freeze(ctx context.Context, id string) error
 	Unfreeze(ctx context.Context, id string) error

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hangar-dev/hangar/api"
@@ -108,27 +109,73 @@ func (s *Service) CreateProfile(ctx context.Context, req api.ProfilesPost) error
 	return nil
 }
 
-// UpdateProfile replaces a profile's config, description and devices.
+// UpdateProfile replaces a profile's config, description and devices, and
+// applies changed limits to the running instances that use it.
 func (s *Service) UpdateProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) error {
 	if err := validateProfileContent(put); err != nil {
 		return err
 	}
+	users, err := s.replaceProfile(ctx, name, put, ifMatch)
+	if err != nil {
+		return err
+	}
+	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
+	var failed []string
+	for _, n := range users {
+		if err := s.reapplyLimits(ctx, n); err != nil {
+			s.log.Error("apply profile limits", "profile", name, "instance", n, "err", err)
+			failed = append(failed, n)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("profile %q saved, but its limits could not be applied to %s until they restart", name, strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// replaceProfile stores the new profile content and returns the names of
+// the instances using it.
+func (s *Service) replaceProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.profiles[name]
 	if !ok {
-		return errdefs.NotFound("profile %q not found", name)
+		return nil, errdefs.NotFound("profile %q not found", name)
 	}
 	if ifMatch != "" && ifMatch != profileETag(p) {
-		return errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
+		return nil, errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
 	}
 	p.Config, p.Description, p.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
 	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
-		return fmt.Errorf("update profile %s: %w", name, err)
+		return nil, fmt.Errorf("update profile %s: %w", name, err)
 	}
 	s.profiles[name] = p
-	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
-	return nil
+	var users []string
+	for _, n := range sortedNames(s.byName) {
+		if slices.Contains(s.byName[n].rec.Profiles, name) {
+			users = append(users, n)
+		}
+	}
+	return users, nil
+}
+
+// reapplyLimits writes an instance's current expanded limits to its
+// running cgroup; a stopped instance gets them at its next start.
+func (s *Service) reapplyLimits(ctx context.Context, name string) error {
+	in, err := s.lockInstance(name)
+	if err != nil {
+		return err
+	}
+	defer in.op.Unlock()
+	rec, status, _ := s.snapshot(in)
+	if !isActive(status) {
+		return nil
+	}
+	limits, err := s.expandedLimits(rec)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Driver.UpdateLimits(ctx, runtimeID(rec.ID), limits)
 }
 
 // RenameProfile renames a profile and every instance's reference to it.

@@ -142,6 +142,7 @@ type fakeDriver struct {
 	overlap   bool
 	onExit    driver.ExitHandler
 	delay     time.Duration
+	limits    map[string]driver.Limits // last live update, by ID
 }
 
 func newFakeDriver() *fakeDriver {
@@ -176,6 +177,20 @@ func (f *fakeDriver) Stop(_ context.Context, id string, _ syscall.Signal, _ time
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.running, id)
+	return nil
+}
+
+func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits) error {
+	defer f.enter(id)()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.running[id]; !ok {
+		return driver.ErrNotRunning
+	}
+	if f.limits == nil {
+		f.limits = map[string]driver.Limits{}
+	}
+	f.limits[id] = l
 	return nil
 }
 
@@ -548,5 +563,40 @@ func TestProfiles(t *testing.T) {
 	}
 	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("delete default: %v", err)
+	}
+}
+
+func TestLimitsApplyLive(t *testing.T) {
+	s, drv, _, _ := newTestService(t)
+	ctx := context.Background()
+	if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "small"}); err != nil {
+		t.Fatal(err)
+	}
+	req := imageReq("c1")
+	req.Profiles = []string{"default", "small"}
+	if err := launch(t, s, req); err != nil {
+		t.Fatal(err)
+	}
+	// An instance change applies at once.
+	if err := s.Patch(ctx, "c1", InstancePatch{Config: map[string]string{"limits.memory": "256MiB"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := drv.limits["h1"].MemoryBytes; got != 256<<20 {
+		t.Fatalf("live memory limit %d, want %d", got, 256<<20)
+	}
+	// A profile change reaches the running instances that use it.
+	if err := s.UpdateProfile(ctx, "small", api.ProfilePut{Config: map[string]string{"limits.processes": "40"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := drv.limits["h1"]; got.Processes != 40 || got.MemoryBytes != 256<<20 {
+		t.Fatalf("live limits after profile change %+v", got)
+	}
+	// A change that leaves limits alone does not touch the runtime.
+	delete(drv.limits, "h1")
+	if err := s.Patch(ctx, "c1", InstancePatch{Config: map[string]string{"user.note": "x"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, touched := drv.limits["h1"]; touched {
+		t.Fatal("limits rewritten for a change without limits")
 	}
 }

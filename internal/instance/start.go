@@ -105,28 +105,42 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 		spec.Env = append(spec.Env, strings.TrimPrefix(k, prefixEnvironment)+"="+cfg[k])
 	}
 
+	limits, err := s.limitsOf(cfg)
+	if err != nil {
+		return driver.Spec{}, err
+	}
+	spec.Limits = limits
+	return spec, nil
+}
+
+// limitsOf reads the cgroup limits from an expanded config.
+func (s *Service) limitsOf(cfg map[string]string) (driver.Limits, error) {
+	var l driver.Limits
 	if v := cfg["limits.cpu"]; v != "" {
 		count, set, err := parseCPU(v)
 		if err != nil {
-			return driver.Spec{}, errdefs.Invalid("limits.cpu: %v", err)
+			return l, errdefs.Invalid("limits.cpu: %v", err)
 		}
 		if count > hostCPUs() {
 			count = hostCPUs() // asking for more CPUs than exist means "all of them"
 		}
-		spec.Limits.CPUCount, spec.Limits.CPUSet = count, set
+		l.CPUCount, l.CPUSet = count, set
 	}
 	if v := cfg["limits.memory"]; v != "" {
 		b, err := parseMemory(v, s.cfg.HostMemory)
 		if err != nil {
-			return driver.Spec{}, errdefs.Invalid("limits.memory: %v", err)
+			return l, errdefs.Invalid("limits.memory: %v", err)
 		}
-		spec.Limits.MemoryBytes = b
+		l.MemoryBytes = b
 	}
 	if v := cfg["limits.processes"]; v != "" {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		spec.Limits.Processes = n
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return l, errdefs.Invalid("limits.processes: %v", err)
+		}
+		l.Processes = n
 	}
-	return spec, nil
+	return l, nil
 }
 
 // commandOf is what PID 1 runs. Plain root-filesystem images carry no

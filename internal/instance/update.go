@@ -6,13 +6,15 @@ import (
 	"strings"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // Update replaces an instance's config, devices, profiles, description and
 // ephemeral flag (PUT). ifMatch, when not empty, must equal the current
-// ETag. New limits and environment apply at the next start.
+// ETag. New limits apply to a running instance at once; environment
+// changes at the next start.
 func (s *Service) Update(ctx context.Context, name string, put api.InstancePut, ifMatch string) error {
 	in, err := s.lockInstance(name)
 	if err != nil {
@@ -127,12 +129,41 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 	return next, nil
 }
 
+// commitUpdate applies changed limits to a running instance, then saves
+// the record. If the runtime refuses the limits, nothing is saved.
 func (s *Service) commitUpdate(ctx context.Context, in *inst, next store.Instance) error {
+	prev, status, _ := s.snapshot(in)
+	if isActive(status) {
+		before, err := s.expandedLimits(prev)
+		if err != nil {
+			return err
+		}
+		after, err := s.expandedLimits(next)
+		if err != nil {
+			return err
+		}
+		if before != after {
+			if err := s.cfg.Driver.UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
+				return fmt.Errorf("apply limits to %s: %w", next.Name, err)
+			}
+		}
+	}
 	if err := s.saveRecord(ctx, in, next); err != nil {
 		return err
 	}
 	s.cfg.Events.Lifecycle("instance-updated", instanceURL(next.Name), nil)
 	return nil
+}
+
+// expandedLimits reads the limits of a record layered over its profiles.
+func (s *Service) expandedLimits(rec store.Instance) (driver.Limits, error) {
+	s.mu.RLock()
+	views, err := s.profileViewsLocked(rec.Profiles)
+	s.mu.RUnlock()
+	if err != nil {
+		return driver.Limits{}, err
+	}
+	return s.limitsOf(expandConfig(rec.Config, views))
 }
 
 // Rename gives an instance a new name. Its runtime identity does not change,
