@@ -104,20 +104,31 @@ func decode(r *http.Request, v any) error {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
-			field := te.Field
-			if field == "" {
-				field = "body"
-			}
-			return errdefs.Invalid("field %q: expected %s, got JSON %s", field, te.Type, te.Value)
-		case errors.As(err, &se):
-			return errdefs.Invalid("request body is not valid JSON: %v", err)
+			return errdefs.Invalid("field %q: expected %s, got JSON %s", jsonField(te.Field), te.Type, te.Value)
 		case errors.Is(err, io.EOF):
 			return errdefs.Invalid("request body is empty")
+		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+			return errdefs.Invalid("request body is not valid JSON: %v", err)
 		default:
 			return errdefs.Invalid("bad request body: %v", err)
 		}
 	}
 	return nil
+}
+
+// jsonField turns encoding/json's field path into the JSON name a client
+// sent: embedded Go structs (InstancePut.ephemeral) are not part of it.
+func jsonField(path string) string {
+	var kept []string
+	for _, part := range strings.Split(path, ".") {
+		if part != "" && !(part[0] >= 'A' && part[0] <= 'Z') {
+			kept = append(kept, part)
+		}
+	}
+	if len(kept) == 0 {
+		return "body"
+	}
+	return strings.Join(kept, ".")
 }
 
 // ifMatch returns the ETag a client sent in If-Match, without quotes.

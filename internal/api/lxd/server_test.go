@@ -1,0 +1,271 @@
+package lxd
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// The edge is tested over real HTTP with the real instance service, store,
+// event hub and operation registry; only the runtime and the image store
+// are fakes, since neither is what these tests are about.
+
+type fakeDriver struct {
+	mu      sync.Mutex
+	running map[string]int
+}
+
+func (f *fakeDriver) Start(_ context.Context, s driver.Spec) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running[s.ID] = 4242
+	return 4242, nil
+}
+
+func (f *fakeDriver) Stop(_ context.Context, id string, _ syscall.Signal, _ time.Duration, _ bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.running, id)
+	return nil
+}
+func (f *fakeDriver) UpdateLimits(context.Context, string, driver.Limits) error { return nil }
+func (f *fakeDriver) Freeze(context.Context, string) error                      { return nil }
+func (f *fakeDriver) Unfreeze(context.Context, string) error                    { return nil }
+func (f *fakeDriver) State(context.Context, string) (driver.State, error) {
+	return driver.State{Status: driver.StatusRunning, Pid: 4242}, nil
+}
+func (f *fakeDriver) ConsoleLog(context.Context, string) ([]byte, error) {
+	return []byte("boot ok\n"), nil
+}
+func (f *fakeDriver) ClearConsoleLog(context.Context, string) error { return nil }
+func (f *fakeDriver) Delete(context.Context, string) error          { return nil }
+func (f *fakeDriver) Recover(context.Context) (map[string]driver.State, error) {
+	return nil, nil
+}
+
+const fakeFP = "aaaabbbbccccddddeeeeffff0000111122223333444455556666777788889999"
+
+// fakeImages knows one image, aliased "busybox".
+type fakeImages struct{}
+
+func (fakeImages) Resolve(_ context.Context, ref string) (string, error) {
+	if ref == "busybox" || strings.HasPrefix(fakeFP, ref) {
+		return fakeFP, nil
+	}
+	return "", errdefs.NotFound("image %q not found", ref)
+}
+func (fakeImages) Get(context.Context, string) (api.Image, error) {
+	return api.Image{Fingerprint: fakeFP, Architecture: "x86_64"}, nil
+}
+func (fakeImages) RootFS(context.Context, string, *driver.IDMap) (string, error) { return "/x", nil }
+func (fakeImages) MarkUsed(context.Context, string) error                        { return nil }
+func (fakeImages) Import(context.Context, io.Reader, image.ImportMeta) (api.Image, error) {
+	return api.Image{}, errdefs.Invalid("not a tarball")
+}
+func (fakeImages) List(context.Context) ([]api.Image, error)               { return nil, nil }
+func (fakeImages) Update(context.Context, string, api.ImagePut) error      { return nil }
+func (fakeImages) Delete(context.Context, string, []string) error          { return nil }
+func (fakeImages) CreateAlias(context.Context, api.ImageAliasesPost) error { return nil }
+func (fakeImages) GetAlias(context.Context, string) (api.ImageAliasesEntry, error) {
+	return api.ImageAliasesEntry{}, errdefs.NotFound("alias not found")
+}
+func (fakeImages) ListAliases(context.Context) ([]api.ImageAliasesEntry, error) { return nil, nil }
+func (fakeImages) UpdateAlias(context.Context, string, api.ImageAliasesEntryPut) error {
+	return nil
+}
+func (fakeImages) RenameAlias(context.Context, string, string) error { return nil }
+func (fakeImages) DeleteAlias(context.Context, string) error         { return nil }
+
+type lifecycle struct{ hub *event.Hub }
+
+func (l lifecycle) Lifecycle(action, source string, ctx map[string]any) {
+	l.hub.Lifecycle(action, source, ctx)
+}
+
+func newTestServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hangar.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hub := event.New(1000, "none")
+	ops := operation.New(hub, time.Minute)
+	t.Cleanup(ops.Close)
+	svc := instance.New(instance.Config{
+		DB: st, Images: fakeImages{}, Driver: &fakeDriver{running: map[string]int{}},
+		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
+		Log: slog.New(slog.DiscardHandler),
+	})
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Instances: svc, Images: fakeImages{}, Ops: ops, Events: hub, Info: func() api.Server { return api.Server{} }}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// call sends a request and decodes the envelope.
+func call(t *testing.T, ts *httptest.Server, method, path, body string, header map[string]string) (*http.Response, api.Response) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env api.Response
+	_ = json.NewDecoder(resp.Body).Decode(&env)
+	return resp, env
+}
+
+// launch creates and starts c1 and waits for the operation.
+func launch(t *testing.T, ts *httptest.Server, name string) {
+	t.Helper()
+	resp, env := call(t, ts, "POST", "/1.0/instances", `{"name":"`+name+`","source":{"type":"image","alias":"busybox"},"start":true}`, nil)
+	if resp.StatusCode != http.StatusAccepted || env.Type != api.AsyncResponse {
+		t.Fatalf("create: %d %+v", resp.StatusCode, env)
+	}
+	if loc := resp.Header.Get("Location"); loc != env.Operation || !strings.HasPrefix(loc, "/1.0/operations/") {
+		t.Fatalf("Location %q, operation %q", loc, env.Operation)
+	}
+	_, done := call(t, ts, "GET", env.Operation+"/wait?timeout=10", "", nil)
+	var op api.Operation
+	_ = json.Unmarshal(done.Metadata, &op)
+	if op.StatusCode != api.Success {
+		t.Fatalf("create operation: %+v", op)
+	}
+}
+
+func TestErrorsAndEnvelopes(t *testing.T) {
+	ts := newTestServer(t)
+	launch(t, ts, "c1")
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		errHas                   string
+	}{
+		{"server", "GET", "/1.0", "", 200, ""},
+		{"root", "GET", "/", "", 200, ""},
+		{"unknown endpoint", "GET", "/1.0/nope", "", 404, "no such endpoint"},
+		{"unknown instance", "GET", "/1.0/instances/ghost", "", 404, `instance "ghost" not found`},
+		{"bad recursion", "GET", "/1.0/instances?recursion=3", "", 400, "recursion"},
+		{"bad filter", "GET", "/1.0/instances?filter=name+gt+x", "", 400, "filter"},
+		{"other project", "GET", "/1.0/instances?project=web", "", 404, "project"},
+		{"wrong JSON type names the field", "POST", "/1.0/instances", `{"name":"x","ephemeral":"yes"}`, 400, `"ephemeral"`},
+		{"not JSON", "POST", "/1.0/instances", `{"name":`, 400, "JSON"},
+		{"empty body", "POST", "/1.0/instances", ``, 400, "empty"},
+		{"unknown key", "POST", "/1.0/instances", `{"name":"x","config":{"limits.cpus":"1"},"source":{"type":"image","alias":"busybox"}}`, 400, `"limits.cpus"`},
+		{"missing image", "POST", "/1.0/instances", `{"name":"x","source":{"type":"image","alias":"nope"}}`, 404, "nope"},
+		{"duplicate", "POST", "/1.0/instances", `{"name":"c1","source":{"type":"image","alias":"busybox"}}`, 409, "already exists"},
+		{"bad name", "POST", "/1.0/instances", `{"name":"-x","source":{"type":"none"}}`, 400, "hyphen"},
+		{"bad action", "PUT", "/1.0/instances/c1/state", `{"action":"explode"}`, 400, "action"},
+		{"stateful stop", "PUT", "/1.0/instances/c1/state", `{"action":"stop","stateful":true}`, 400, "stateful"},
+		{"delete running", "DELETE", "/1.0/instances/c1", "", 202, ""},
+		{"exec not yet", "POST", "/1.0/instances/c1/exec", `{}`, 501, "exec"},
+		{"bad since", "GET", "/1.0/events?since=x", "", 400, "since"},
+		{"bad event type", "GET", "/1.0/events?type=gossip", "", 400, "event type"},
+		{"unknown operation", "GET", "/1.0/operations/nope", "", 404, "not found"},
+		{"bad wait timeout", "GET", "/1.0/operations/nope/wait?timeout=soon", "", 400, "timeout"},
+		{"delete default profile", "DELETE", "/1.0/profiles/default", "", 400, "default"},
+		{"unknown server key", "PATCH", "/1.0", `{"config":{"core.trust_password":"x"}}`, 400, "core.trust_password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, env := call(t, ts, tt.method, tt.path, tt.body, nil)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (%+v)", resp.StatusCode, tt.status, env)
+			}
+			if tt.status >= 400 {
+				if env.Type != api.ErrorResponse || env.ErrorCode != tt.status || !strings.Contains(env.Error, tt.errHas) {
+					t.Fatalf("error envelope %+v, want code %d containing %q", env, tt.status, tt.errHas)
+				}
+			}
+		})
+	}
+	// The delete of a running instance was accepted as an operation and
+	// failed there with the reason; the instance is still there.
+	resp, _ := call(t, ts, "GET", "/1.0/instances/c1", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("c1 gone after refused delete: %d", resp.StatusCode)
+	}
+}
+
+func TestETag(t *testing.T) {
+	ts := newTestServer(t)
+	launch(t, ts, "c1")
+	resp, env := call(t, ts, "GET", "/1.0/instances/c1", "", nil)
+	etag := resp.Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag on GET")
+	}
+	var inst api.Instance
+	_ = json.Unmarshal(env.Metadata, &inst)
+	inst.Config["user.a"] = "1"
+	body, _ := json.Marshal(inst.InstancePut)
+	if resp, env := call(t, ts, "PUT", "/1.0/instances/c1", string(body), map[string]string{"If-Match": `"stale"`}); resp.StatusCode != 412 {
+		t.Fatalf("stale If-Match: %d %+v", resp.StatusCode, env)
+	}
+	if resp, env := call(t, ts, "PUT", "/1.0/instances/c1", string(body), map[string]string{"If-Match": etag}); resp.StatusCode != 202 {
+		t.Fatalf("fresh If-Match: %d %+v", resp.StatusCode, env)
+	}
+	// The old ETag is now stale.
+	if resp, _ := call(t, ts, "PATCH", "/1.0/instances/c1", `{"config":{"user.b":"2"}}`, map[string]string{"If-Match": etag}); resp.StatusCode != 412 {
+		t.Fatalf("reused ETag: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, ts, "GET", "/1.0/instances/c1", "", nil)
+	if resp.Header.Get("ETag") == etag {
+		t.Fatal("ETag did not change with the config")
+	}
+}
+
+func TestListRecursionAndFilter(t *testing.T) {
+	ts := newTestServer(t)
+	launch(t, ts, "c1")
+	launch(t, ts, "c2")
+	_, env := call(t, ts, "GET", "/1.0/instances", "", nil)
+	var urls []string
+	_ = json.Unmarshal(env.Metadata, &urls)
+	if strings.Join(urls, ",") != "/1.0/instances/c1,/1.0/instances/c2" {
+		t.Fatalf("recursion 0: %v", urls)
+	}
+	_, env = call(t, ts, "GET", "/1.0/instances?recursion=2&filter=name+eq+c2", "", nil)
+	var full []api.InstanceFull
+	_ = json.Unmarshal(env.Metadata, &full)
+	if len(full) != 1 || full[0].Name != "c2" || full[0].State == nil || full[0].State.Pid != 4242 {
+		t.Fatalf("recursion 2 filtered: %+v", full)
+	}
+	_, env = call(t, ts, "GET", "/1.0/instances/c1/console", "", nil)
+	resp, _ := http.Get(ts.URL + "/1.0/instances/c1/console")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "boot ok\n" {
+		t.Fatalf("console log %q", b)
+	}
+}
