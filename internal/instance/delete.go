@@ -19,17 +19,36 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	return s.deleteLocked(ctx, in, false)
 }
 
+// CheckDelete says whether Delete would be refused now (running, or
+// protected), so an API can answer at once instead of with a failed
+// operation. Delete checks again under the instance's lock.
+func (s *Service) CheckDelete(name string) error {
+	in, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	_, status, _ := s.snapshot(in)
+	return s.deletable(name, status)
+}
+
+func (s *Service) deletable(name string, status Status) error {
+	if isActive(status) || status == api.Starting {
+		return errdefs.Conflict("instance %q is running: stop it first", name)
+	}
+	if protected, _ := parseBool(s.expandedKey(name, "security.protection.delete")); protected {
+		return errdefs.Conflict("instance %q is protected from deletion (security.protection.delete)", name)
+	}
+	return nil
+}
+
 // deleteLocked deletes an instance whose op lock the caller holds. rollback
 // skips the checks that guard a user's data: it undoes a create that
 // failed.
 func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) error {
 	rec, status, _ := s.snapshot(in)
 	if !rollback {
-		if isActive(status) || status == api.Starting {
-			return errdefs.Conflict("instance %q is running: stop it first", rec.Name)
-		}
-		if protected, _ := parseBool(s.expandedKey(rec.Name, "security.protection.delete")); protected {
-			return errdefs.Conflict("instance %q is protected from deletion (security.protection.delete)", rec.Name)
+		if err := s.deletable(rec.Name, status); err != nil {
+			return err
 		}
 	}
 	if err := s.cfg.Driver.Delete(ctx, runtimeID(rec.ID)); err != nil {

@@ -146,7 +146,7 @@ func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, _, err := s.Instances.Get(name); err != nil {
+	if err := s.Instances.CheckDelete(name); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -187,7 +187,7 @@ func TestErrorsAndEnvelopes(t *testing.T) {
 		{"bad name", "POST", "/1.0/instances", `{"name":"-x","source":{"type":"none"}}`, 400, "hyphen"},
 		{"bad action", "PUT", "/1.0/instances/c1/state", `{"action":"explode"}`, 400, "action"},
 		{"stateful stop", "PUT", "/1.0/instances/c1/state", `{"action":"stop","stateful":true}`, 400, "stateful"},
-		{"delete running", "DELETE", "/1.0/instances/c1", "", 202, ""},
+		{"delete running", "DELETE", "/1.0/instances/c1", "", 409, "stop it first"},
 		{"exec not yet", "POST", "/1.0/instances/c1/exec", `{}`, 501, "exec"},
 		{"bad since", "GET", "/1.0/events?since=x", "", 400, "since"},
 		{"bad event type", "GET", "/1.0/events?type=gossip", "", 400, "event type"},
@@ -209,8 +209,6 @@ func TestErrorsAndEnvelopes(t *testing.T) {
 			}
 		})
 	}
-	// The delete of a running instance was accepted as an operation and
-	// failed there with the reason; the instance is still there.
 	resp, _ := call(t, ts, "GET", "/1.0/instances/c1", "", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("c1 gone after refused delete: %d", resp.StatusCode)
