@@ -84,7 +84,8 @@ func (c *Client) PatchInstance(ctx context.Context, name string, patch any, etag
 	return err
 }
 
-// RenameInstance renames a (stopped) instance.
+// RenameInstance renames an instance. hangard renames running instances too:
+// the runtime identity of a container does not depend on its name.
 func (c *Client) RenameInstance(ctx context.Context, name, newName string) (*Operation, error) {
 	return c.queryOperation(ctx, http.MethodPost, instancePath(name), api.InstancePost{Name: newName}, "")
 }

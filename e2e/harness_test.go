@@ -57,6 +57,9 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = filepath.Join(dir, "bin")
+	// The binaries are built with the race detector, which otherwise sleeps
+	// a second at every exit: a second per CLI call. Races still report.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	build := exec.Command("go", "build", "-race", "-o", binDir+"/", "github.com/hangar-dev/hangar/cmd/hangard", "github.com/hangar-dev/hangar/cmd/hangar")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -338,6 +338,16 @@ func TestConfigCommands(t *testing.T) {
 			name: "unset missing", args: []string{"config", "unset", "c1", "user.nope"}, wantCode: 1,
 			wantErr: "Error: can't unset key 'user.nope', it's not currently set\n",
 		},
+		{
+			// The daemon keeps read-only keys a PUT leaves out: unsetting
+			// one would be a silent no-op.
+			name: "unset read-only", args: []string{"config", "unset", "c1", "volatile.base_image"}, wantCode: 1,
+			wantErr: "Error: config key \"volatile.base_image\" is read-only\n",
+		},
+		{
+			name: "set read-only to empty", args: []string{"config", "set", "c1", "user.a=1", "image.os="}, wantCode: 1,
+			wantErr: "Error: config key \"image.os\" is read-only\n",
+		},
 		{name: "get", args: []string{"config", "get", "c1", "limits.cpu"}, wantOut: "1\n"},
 		{name: "get unset", args: []string{"config", "get", "c1", "nope"}, wantOut: "\n"},
 		{

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +37,13 @@ func newConfigSetCmd(a *app) *cobra.Command {
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
+			for _, k := range sortedKeys(settings) {
+				if settings[k] == "" {
+					if err := checkUnsettable(k); err != nil {
+						return err
+					}
+				}
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -53,11 +61,14 @@ func newConfigUnsetCmd(a *app) *cobra.Command {
 		Short: "Unset an instance configuration key",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			key := args[1]
+			if err := checkUnsettable(key); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			key := args[1]
 			return updateInstanceConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
 				if _, ok := cfg[key]; !ok {
 					return nil, fmt.Errorf("can't unset key '%s', it's not currently set", key)
@@ -66,6 +77,23 @@ func newConfigUnsetCmd(a *app) *cobra.Command {
 			})
 		},
 	}
+}
+
+// readOnlyPrefixes are the config keys hangard owns: image.* is copied
+// from the image, volatile.* is daemon state. The daemon refuses a PUT that
+// changes one, but keeps one that a PUT leaves out, so unsetting one would
+// succeed without doing anything.
+var readOnlyPrefixes = []string{"image.", "volatile."}
+
+// checkUnsettable refuses to unset a read-only key, with the daemon's words
+// for a read-only key.
+func checkUnsettable(key string) error {
+	for _, p := range readOnlyPrefixes {
+		if strings.HasPrefix(key, p) {
+			return fmt.Errorf("config key %q is read-only", key)
+		}
+	}
+	return nil
 }
 
 // updateInstanceConfig changes an instance's local config with a

@@ -360,9 +360,7 @@ func newImageAliasCreateCmd(a *app) *cobra.Command {
 			// the full fingerprint, and a typo fails here.
 			img, _, err := c.GetImage(ctx, args[1])
 			if err != nil {
-				if client.IsNotFound(err) {
-					return fmt.Errorf("image %s: %w", args[1], err)
-				}
+				// The daemon's message names the image already.
 				return err
 			}
 			req := api.ImageAliasesPost{}
