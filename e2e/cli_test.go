@@ -31,7 +31,6 @@ import (
 // on one another's order.
 func TestCLI(t *testing.T) {
 	requireE2E(t)
-	fastRaceExit(t)
 	d := startDaemon(t, "")
 	d.importImages()
 
@@ -52,13 +51,6 @@ func TestCLI(t *testing.T) {
 	for _, f := range flows {
 		t.Run(f.name, func(t *testing.T) { f.run(d.on(t)) })
 	}
-}
-
-// fastRaceExit stops the -race runtime of the binaries from sleeping a
-// second at every exit (its default), so that dozens of CLI calls do not
-// spend most of the test asleep. Races are still detected and reported.
-func fastRaceExit(t *testing.T) {
-	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 }
 
 // on returns the daemon as seen from test t, so that the helpers' failures
@@ -958,7 +950,6 @@ func cliEphemeral(d *daemon) {
 // reaches the same container, also after hangard is killed and restarted.
 func TestCLIRenameRunning(t *testing.T) {
 	requireE2E(t)
-	fastRaceExit(t)
 	d := startDaemon(t, "")
 	d.importImages()
 	d.must("launch", "sleeper", "rn1")
