@@ -28,7 +28,7 @@ func newConfigSetCmd(a *app) *cobra.Command {
 		Use:   "set NAME KEY=VALUE...|KEY VALUE",
 		Short: "Set instance configuration keys",
 		Long: "Set instance configuration keys.\n\n" +
-			"An empty value unsets the key. Changes to limits apply on the next start.",
+			"An empty value unsets the key. Changed limits apply to a running instance at once;\nenvironment changes at its next start.",
 		Example: "  hangar config set c1 limits.memory=512MiB limits.cpu=2\n" +
 			"  hangar config set c1 user.motd 'hello world'",
 		Args: minArgs(2),
