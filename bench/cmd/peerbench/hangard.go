@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// hangardPeer is hangard built from the tree, on a fresh data directory in
+// the scratch directory, driven by hangar (the CLI) and the Go SDK.
+type hangardPeer struct {
+	lxdAPI
+	cfg     *config
+	tarball string
+	bins    string
+	dir     string
+	d       *daemon
+}
+
+func newHangardPeer(cfg *config, tarball, bins string) *hangardPeer {
+	dir := filepath.Join(cfg.scratch, "hangard")
+	return &hangardPeer{
+		lxdAPI:  lxdAPI{socket: filepath.Join(dir, "unix.socket"), startInCreate: true},
+		cfg:     cfg,
+		tarball: tarball,
+		bins:    bins,
+		dir:     dir,
+	}
+}
+
+func (h *hangardPeer) name() string { return peerHangard }
+
+func (h *hangardPeer) version(ctx context.Context) string {
+	out, err := command{}.output(ctx, filepath.Join(h.bins, "hangard"), "--version")
+	if err != nil {
+		return "hangard (this tree)"
+	}
+	return fmt.Sprintf("hangard %s (this tree)", strings.TrimSpace(out))
+}
+
+func (h *hangardPeer) notes() []string {
+	return []string{
+		"built from this tree, on a fresh data directory; unprivileged containers (user namespace, shifted image tree), overlayfs root over the image, no network device (hangard has no networking yet), PID 1 is busybox init.",
+		"no `exec` yet: that row says so instead of a figure.",
+	}
+}
+
+// cli runs hangar with args and returns its time.
+func (h *hangardPeer) cli(ctx context.Context, args ...string) (float64, error) {
+	return command{}.timed(ctx, filepath.Join(h.bins, "hangar"), append([]string{"--socket", h.socket}, args...)...)
+}
+
+func (h *hangardPeer) setup(ctx context.Context) error {
+	if err := os.MkdirAll(h.dir, 0o711); err != nil {
+		return err
+	}
+	d, err := startDaemon("hangard", nil, filepath.Join(h.cfg.scratch, "hangard.log"),
+		filepath.Join(h.bins, "hangard"), "--data-dir", h.dir, "--log-level", "warn")
+	if err != nil {
+		return err
+	}
+	h.d = d
+	if err := h.connect(); err != nil {
+		return err
+	}
+	if err := h.waitReady(ctx, 20*time.Second, d); err != nil {
+		return fmt.Errorf("hangard: %w (log: %s)", err, filepath.Join(h.cfg.scratch, "hangard.log"))
+	}
+	if _, err := h.cli(ctx, "image", "import", h.tarball, "--alias", "busybox"); err != nil {
+		return err
+	}
+	// Warm the shifted image tree and the daemon's caches.
+	if _, err := h.launch(ctx, "pb-warm"); err != nil {
+		return err
+	}
+	_, err = h.cli(ctx, "delete", "--force", "pb-warm")
+	return err
+}
+
+func (h *hangardPeer) launch(ctx context.Context, name string) (float64, error) {
+	return h.cli(ctx, "launch", "busybox", name)
+}
+
+func (h *hangardPeer) start(ctx context.Context, name string) (float64, error) {
+	return h.cli(ctx, "start", name)
+}
+
+func (h *hangardPeer) stop(ctx context.Context, name string) (float64, error) {
+	return h.cli(ctx, "stop", "--force", name)
+}
+
+func (h *hangardPeer) remove(ctx context.Context, name string) (float64, error) {
+	return h.cli(ctx, "delete", name)
+}
+
+func (h *hangardPeer) exec(context.Context, string) (float64, error) {
+	return 0, notApplicable("n/a (not implemented)")
+}
+
+func (h *hangardPeer) listCLI(ctx context.Context) (float64, error) {
+	return h.cli(ctx, "list", "--format", "csv")
+}
+
+func (h *hangardPeer) daemonPID() int { return h.d.pid() }
+
+// memCgroups is the cgroup parent hangard puts its containers under, found
+// from the first scale instance's PID 1.
+func (h *hangardPeer) memCgroups(ctx context.Context) ([]string, []string, error) {
+	st, err := h.c.GetInstanceState(ctx, "pb-r0001")
+	if err != nil {
+		return nil, nil, err
+	}
+	cg, err := memCgroupOf(int(st.Pid))
+	if err != nil {
+		return nil, nil, err
+	}
+	return []string{filepath.Dir(cg)}, nil, nil
+}
+
+func (h *hangardPeer) teardown(ctx context.Context) {
+	if h.d != nil && !h.d.exited() && h.c != nil {
+		if err := h.deleteAll(ctx); err != nil {
+			logf("hangard: delete instances: %v", err)
+		}
+	}
+	h.d.stop(30 * time.Second)
+	// Whatever the daemon could not delete still runs under its runc root.
+	runcCleanup(ctx, filepath.Join(h.dir, "containers", ".runc"))
+	unmountUnder(h.dir)
+}

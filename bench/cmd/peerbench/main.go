@@ -1,0 +1,275 @@
+// Command peerbench measures hangard beside its peers in one run: bare runc
+// (the floor), podman and LXD, all from the same busybox root filesystem, and
+// writes a Markdown report with a PNG chart next to it. bench/run builds and
+// runs it; see bench/README.md.
+//
+// Each peer is set up, measured and torn down in turn, so that no two share
+// the machine while measured: runc, hangard, podman, LXD. Every figure is the
+// median of at least five runs, with min and max.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Peer names, in the order they are measured.
+const (
+	peerRunc    = "runc"
+	peerHangard = "hangard"
+	peerPodman  = "podman"
+	peerLXD     = "LXD"
+)
+
+// columns is the report's column order: hangard first, the floor next.
+var columns = []string{peerHangard, peerRunc, peerPodman, peerLXD}
+
+var measureOrder = []string{peerRunc, peerHangard, peerPodman, peerLXD}
+
+type config struct {
+	repo      string
+	quick     bool
+	noInstall bool
+	goBench   bool
+	benchtime string
+	peers     []string
+	runs      int
+	scales    []int
+	running   int
+	triggers  int // events triggered per run, per worker
+	out       string
+	chart     string
+	keep      bool
+	scratch   string
+}
+
+func main() {
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peerbench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "peerbench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags() (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("bench/run", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: bench/run [flags]
+
+Measures hangard (built from this tree), bare runc, podman 4.3 and LXD 5.0 in
+one run, from the same busybox root filesystem, and writes a Markdown report
+with a PNG chart next to it (the same name in lower case, .png). Run as root.
+
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.repo, "repo", ".", "the hangar checkout to build hangard from")
+	fs.BoolVar(&cfg.quick, "quick", false, "smoke comparison: 5 runs, lists at 1 and 10 instances, fewer events (under 5 minutes)")
+	fs.BoolVar(&cfg.noInstall, "no-install", false, "skip peers that are not installed instead of installing them with apt")
+	goBench := fs.Bool("go-bench", false, "also run the Go benchmarks of the hot paths (default: on in a full run, off with --quick)")
+	fs.StringVar(&cfg.benchtime, "benchtime", "", "go test -benchtime for --go-bench (default 300ms, 50ms with --quick)")
+	peers := fs.String("peers", "hangard,runc,podman,lxd", "peers to measure (hangard is always measured)")
+	fs.IntVar(&cfg.runs, "runs", 0, "runs per figure, at least 5 (default 7, 5 with --quick)")
+	scales := fs.String("scales", "", "instance counts to list at (default 1,100,1000; 1,10 with --quick)")
+	fs.IntVar(&cfg.running, "running", 0, "how many instances run at once for the RSS and memory figures and the larger lists (default 100, 10 with --quick)")
+	fs.StringVar(&cfg.out, "out", "", "report path (default bench/RESULTS.md; bench/out/quick.md with --quick)")
+	fs.BoolVar(&cfg.keep, "keep-scratch", false, "keep the scratch directory (logs) after the run")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	cfg.goBench = !cfg.quick
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "go-bench" {
+			cfg.goBench = *goBench
+		}
+	})
+	if cfg.benchtime == "" {
+		cfg.benchtime = "300ms"
+		if cfg.quick {
+			cfg.benchtime = "50ms"
+		}
+	}
+	if cfg.runs == 0 {
+		cfg.runs = 7
+		if cfg.quick {
+			cfg.runs = 5
+		}
+	}
+	if cfg.runs < 5 {
+		return nil, fmt.Errorf("--runs %d: at least 5 runs make a median with min and max", cfg.runs)
+	}
+	if cfg.running == 0 {
+		cfg.running = 100
+		if cfg.quick {
+			cfg.running = 10
+		}
+	}
+	if *scales == "" {
+		*scales = "1,100,1000"
+		if cfg.quick {
+			*scales = "1,10"
+		}
+	}
+	for _, s := range strings.Split(*scales, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--scales: %q is not a positive count", s)
+		}
+		cfg.scales = append(cfg.scales, n)
+	}
+	slices.Sort(cfg.scales)
+	cfg.scales = slices.Compact(cfg.scales)
+	// The memory figures are taken when cfg.running instances run, which
+	// happens on the way to the largest scale.
+	cfg.running = min(cfg.running, cfg.scales[len(cfg.scales)-1])
+	cfg.triggers = 100
+	if cfg.quick {
+		cfg.triggers = 25
+	}
+	cfg.peers = []string{peerHangard}
+	for _, p := range strings.Split(*peers, ",") {
+		switch strings.ToLower(strings.TrimSpace(p)) {
+		case "hangard", "":
+		case "runc":
+			cfg.peers = append(cfg.peers, peerRunc)
+		case "podman":
+			cfg.peers = append(cfg.peers, peerPodman)
+		case "lxd":
+			cfg.peers = append(cfg.peers, peerLXD)
+		default:
+			return nil, fmt.Errorf("--peers: unknown peer %q (hangard, runc, podman, lxd)", p)
+		}
+	}
+	repo, err := filepath.Abs(cfg.repo)
+	if err != nil {
+		return nil, err
+	}
+	cfg.repo = repo
+	if cfg.out == "" {
+		cfg.out = filepath.Join(repo, "bench", "RESULTS.md")
+		if cfg.quick {
+			cfg.out = filepath.Join(repo, "bench", "out", "quick.md")
+		}
+	}
+	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
+		return nil, err
+	}
+	base := strings.TrimSuffix(filepath.Base(cfg.out), filepath.Ext(cfg.out))
+	cfg.chart = filepath.Join(filepath.Dir(cfg.out), strings.ToLower(base)+".png")
+	return cfg, nil
+}
+
+func run(ctx context.Context, cfg *config) error {
+	start := time.Now()
+	if os.Geteuid() != 0 {
+		return errors.New("run as root: the peers start daemons and containers")
+	}
+	scratch, err := os.MkdirTemp("", "peerbench.")
+	if err != nil {
+		return err
+	}
+	// Unprivileged container roots (hangard's, LXD's) must traverse it.
+	if err := os.Chmod(scratch, 0o711); err != nil {
+		return err
+	}
+	cfg.scratch = scratch
+	defer func() {
+		if cfg.keep {
+			logf("scratch directory kept: %s", scratch)
+			return
+		}
+		unmountUnder(scratch)
+		if err := os.RemoveAll(scratch); err != nil {
+			logf("remove %s: %v", scratch, err)
+		}
+	}()
+	logf("scratch directory %s; report will go to %s", scratch, cfg.out)
+
+	res := newResults(cfg)
+	res.machine = describeMachine(cfg.repo)
+
+	if err := ensureInstalled(ctx, cfg, res); err != nil {
+		return err
+	}
+
+	if cfg.goBench {
+		phase := time.Now()
+		logf("go benchmarks (-benchtime %s -count 5)", cfg.benchtime)
+		gb, err := runGoBench(ctx, cfg)
+		if err != nil {
+			res.note("Go benchmarks failed: %v", err)
+		}
+		res.goBench = gb
+		res.timings = append(res.timings, timing{"Go benchmarks", time.Since(phase)})
+	}
+
+	phase := time.Now()
+	tarball, err := buildRootfs(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	bins, err := buildHangard(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res.timings = append(res.timings, timing{"build hangard and the busybox root filesystem", time.Since(phase)})
+
+	for _, name := range measureOrder {
+		if !slices.Contains(cfg.peers, name) {
+			continue
+		}
+		if reason := res.skipped[name]; reason != "" {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		var p peer
+		switch name {
+		case peerRunc:
+			p = newRuncPeer(cfg, tarball)
+		case peerHangard:
+			p = newHangardPeer(cfg, tarball, bins)
+		case peerPodman:
+			p = newPodmanPeer(cfg, tarball)
+		case peerLXD:
+			p = newLXDPeer(cfg, tarball)
+		}
+		phase := time.Now()
+		measurePeer(ctx, cfg, res, p)
+		res.timings = append(res.timings, timing{name, time.Since(phase)})
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted; everything created was torn down, no report written")
+	}
+	res.elapsed = time.Since(start)
+	return writeReport(ctx, cfg, res)
+}
+
+// logf prints progress on stderr; the report goes to its file and stdout.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
