@@ -23,15 +23,29 @@ func newConfigCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// configUpdater applies a change to the config of the named instance or
+// profile with an ETag-guarded read-modify-write.
+type configUpdater func(ctx context.Context, c *client.Client, name string, change func(map[string]string) (map[string]string, error)) error
+
 func newConfigSetCmd(a *app) *cobra.Command {
+	cmd := newSetCmd(a, "instance", updateInstanceConfig)
+	cmd.Long += " Changed limits apply to a running instance at once;\nenvironment changes at its next start."
+	cmd.Example = "  hangar config set c1 limits.memory=512MiB limits.cpu=2\n" +
+		"  hangar config set c1 user.motd 'hello world'"
+	return cmd
+}
+
+func newConfigUnsetCmd(a *app) *cobra.Command {
+	return newUnsetCmd(a, "instance", updateInstanceConfig)
+}
+
+// newSetCmd is `set NAME KEY=VALUE...` for instances and profiles alike.
+func newSetCmd(a *app, noun string, update configUpdater) *cobra.Command {
 	return &cobra.Command{
 		Use:   "set NAME KEY=VALUE...|KEY VALUE",
-		Short: "Set instance configuration keys",
-		Long: "Set instance configuration keys.\n\n" +
-			"An empty value unsets the key. Changed limits apply to a running instance at once;\nenvironment changes at its next start.",
-		Example: "  hangar config set c1 limits.memory=512MiB limits.cpu=2\n" +
-			"  hangar config set c1 user.motd 'hello world'",
-		Args: minArgs(2),
+		Short: "Set " + noun + " configuration keys",
+		Long:  "Set " + noun + " configuration keys. An empty value unsets the key.",
+		Args:  minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			settings, err := parseKeyValues(args[1:])
 			if err != nil {
@@ -48,17 +62,18 @@ func newConfigSetCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return updateInstanceConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
+			return update(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
 				return applySettings(cfg, settings), nil
 			})
 		},
 	}
 }
 
-func newConfigUnsetCmd(a *app) *cobra.Command {
+// newUnsetCmd is `unset NAME KEY` for instances and profiles alike.
+func newUnsetCmd(a *app, noun string, update configUpdater) *cobra.Command {
 	return &cobra.Command{
 		Use:   "unset NAME KEY",
-		Short: "Unset an instance configuration key",
+		Short: "Unset " + the(noun) + " configuration key",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[1]
@@ -69,7 +84,7 @@ func newConfigUnsetCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return updateInstanceConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
+			return update(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
 				if _, ok := cfg[key]; !ok {
 					return nil, fmt.Errorf("can't unset key '%s', it's not currently set", key)
 				}
@@ -77,6 +92,14 @@ func newConfigUnsetCmd(a *app) *cobra.Command {
 			})
 		},
 	}
+}
+
+// the puts the right article before a noun: "an instance", "a profile".
+func the(noun string) string {
+	if strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an " + noun
+	}
+	return "a " + noun
 }
 
 // readOnlyPrefixes are the config keys hangard owns: image.* is copied

@@ -317,48 +317,12 @@ func updateInstanceProfiles(ctx context.Context, c *client.Client, name string, 
 }
 
 func newProfileSetCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "set NAME KEY=VALUE...|KEY VALUE",
-		Short:   "Set profile configuration keys",
-		Long:    "Set profile configuration keys. An empty value unsets the key.",
-		Example: "  hangar profile set big limits.memory=2GiB",
-		Args:    minArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			settings, err := parseKeyValues(args[1:])
-			if err != nil {
-				return usageErrorf(cmd, "%v", err)
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			return updateProfileConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
-				return applySettings(cfg, settings), nil
-			})
-		},
-	}
+	cmd := newSetCmd(a, "profile", updateProfileConfig)
+	cmd.Example = "  hangar profile set big limits.memory=2GiB"
+	return cmd
 }
 
-func newProfileUnsetCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "unset NAME KEY",
-		Short: "Unset a profile configuration key",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			key := args[1]
-			return updateProfileConfig(cmd.Context(), c, args[0], func(cfg map[string]string) (map[string]string, error) {
-				if _, ok := cfg[key]; !ok {
-					return nil, fmt.Errorf("can't unset key '%s', it's not currently set", key)
-				}
-				return applySettings(cfg, map[string]string{key: ""}), nil
-			})
-		},
-	}
-}
+func newProfileUnsetCmd(a *app) *cobra.Command { return newUnsetCmd(a, "profile", updateProfileConfig) }
 
 // updateProfileConfig changes a profile's config with an ETag-guarded
 // read-modify-write.
