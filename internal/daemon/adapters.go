@@ -3,13 +3,10 @@ package daemon
 import (
 	"context"
 
-	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/store"
 )
-
-type driverExit = driver.Exit
 
 // lifecycle lets services publish lifecycle events without seeing the hub.
 type lifecycle struct{ hub *event.Hub }

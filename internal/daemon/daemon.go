@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/api/lxd"
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -86,7 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 	drv, err := container.New(container.Config{
 		Dir:          filepath.Join(cfg.DataDir, "containers"),
 		CgroupParent: cgroupParent(cfg.DataDir),
-		OnExit:       func(e driverExit) { svc.HandleExit(e) },
+		OnExit:       func(e driver.Exit) { svc.HandleExit(e) },
 		Logger:       log.With("component", "runc"),
 	})
 	if err != nil {
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Instances: svc, Images: images, Ops: ops, Events: hub, Info: host.serverInfo(drv), Log: log}
+	api := &lxd.Server{Instances: svc, Images: images, Ops: ops, Events: hub, Info: host.serverInfo(), Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -67,7 +67,7 @@ func probeHost() host {
 
 // serverInfo returns GET /1.0's answer. It is built once: nothing in it
 // changes while the daemon runs.
-func (h host) serverInfo(any) func() api.Server {
+func (h host) serverInfo() func() api.Server {
 	info := api.Server{
 		Config: map[string]any{},
 		ServerUntrusted: api.ServerUntrusted{

@@ -79,11 +79,10 @@ type inst struct {
 	// op serialises state-changing operations on this instance.
 	op sync.Mutex
 
-	rec      store.Instance
-	status   Status
-	pid      int
-	stopping bool // a requested stop is under way: its exit is expected
-	deleted  bool
+	rec     store.Instance
+	status  Status
+	pid     int
+	deleted bool
 }
 
 // New returns a Service; call Load before serving.

@@ -48,11 +48,10 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) er
 		return err
 	}
 	s.mu.Lock()
-	in.status, in.stopping = api.Stopping, true
+	in.status = api.Stopping
 	s.mu.Unlock()
 	err := s.cfg.Driver.Stop(ctx, runtimeID(rec.ID), stopSignal(commandOf(rec)), opts.grace(), opts.Force)
 	s.mu.Lock()
-	in.stopping = false
 	if err != nil {
 		in.status = status
 	} else {

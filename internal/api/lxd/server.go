@@ -102,8 +102,15 @@ func (s *Server) Handler() http.Handler {
 	route("PATCH /1.0/images/{fp}", s.patchImage)
 	route("DELETE /1.0/images/{fp}", s.deleteImage)
 
-	for _, p := range []string{"/1.0/networks", "/1.0/storage-pools", "/1.0/projects", "/1.0/certificates", "/1.0/cluster", "/1.0/warnings", "/1.0/networks/", "/1.0/storage-pools/", "/1.0/projects/"} {
-		route(p, s.notYet(p[len("/1.0/"):]))
+	// Collections hangard has none of yet list as empty, which is true
+	// and what lxc asks for during ordinary commands; everything else under
+	// them, and the parts with no honest empty answer, is a clear 501.
+	for _, c := range []string{"networks", "storage-pools", "certificates", "warnings"} {
+		route("GET /1.0/"+c, s.emptyCollection)
+	}
+	for _, c := range []string{"networks", "storage-pools", "projects", "certificates", "cluster", "warnings"} {
+		route("/1.0/"+c, s.notYet(c))
+		route("/1.0/"+c+"/", s.notYet(c))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotFound("%s %s: no such endpoint", r.Method, r.URL.Path))
@@ -130,14 +137,17 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 // LXD's kind of clear error rather than a 404 that looks like a typo.
 func (s *Server) notYet(what string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && (what == "networks" || what == "storage-pools" || what == "projects" || what == "certificates" || what == "warnings") && r.URL.Query().Get("recursion") == "" {
-			// Listing an empty collection is true, not an error: lxc asks
-			// for these during ordinary commands.
-			writeSync(w, []string{}, "")
-			return
-		}
 		writeError(w, errdefs.NotImplemented("%s is not supported by hangard yet", what))
 	}
+}
+
+// emptyCollection answers a top-level collection hangard has none of.
+func (s *Server) emptyCollection(w http.ResponseWriter, r *http.Request) {
+	if _, err := recursion(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeSync(w, []any{}, "")
 }
 
 // emptyList answers the sub-collections of an instance that hangard cannot
