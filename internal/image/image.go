@@ -41,6 +41,9 @@ type Record struct {
 	LastUsedAt   time.Time
 	ExpiresAt    time.Time
 	Source       string
+	// Format names the blob's layout, hence the source that unpacks it
+	// (formatRootfsTarball, ...).
+	Format string
 }
 
 // AliasRecord is an image alias as persisted. Target is a full fingerprint.
@@ -289,6 +292,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		CreatedAt:    now,
 		UploadedAt:   now,
 		Source:       sourceFile,
+		Format:       formatRootfsTarball,
 	}
 	if err := s.db.CreateImage(ctx, rec); err != nil {
 		return api.Image{}, fmt.Errorf("record image: %w", err)

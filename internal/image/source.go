@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"fmt"
 	"io"
 )
 
@@ -27,7 +28,15 @@ type source interface {
 	extract(ctx context.Context, upload io.Reader, root string, opts unpackOptions) error
 }
 
+// Formats of stored blobs, as Record.Format names them.
+const formatRootfsTarball = "rootfs-tarball"
+
 // sourceFor returns the source that reads an image's blob again (to unpack
-// a shifted tree). Records will name their format when there is more than
-// one.
-func sourceFor(Record) source { return rootfsTarball{} }
+// a shifted tree), by the record's format.
+func sourceFor(rec Record) (source, error) {
+	switch rec.Format {
+	case formatRootfsTarball, "":
+		return rootfsTarball{}, nil
+	}
+	return nil, fmt.Errorf("image %s: unknown format %q", rec.Fingerprint, rec.Format)
+}

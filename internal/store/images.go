@@ -29,11 +29,15 @@ type Image struct {
 	ExpiresAt    time.Time
 	// Source is free text saying where the image came from, e.g. "file".
 	Source string
+	// Format names the layout of the image's blob (e.g. "rootfs-tarball"),
+	// so the image package knows which source unpacks it. Empty is stored
+	// as "rootfs-tarball".
+	Format string
 }
 
 const imageSelect = `
 SELECT fingerprint, filename, size, architecture, type, properties,
-       public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source
+       public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source, format
   FROM images`
 
 func scanImage(row rowScanner) (Image, error) {
@@ -42,7 +46,7 @@ func scanImage(row rowScanner) (Image, error) {
 		props, c, u, lu, expir string
 	)
 	if err := row.Scan(&img.Fingerprint, &img.Filename, &img.Size, &img.Architecture, &img.Type, &props,
-		&img.Public, &img.AutoUpdate, &img.Cached, &c, &u, &lu, &expir, &img.Source); err != nil {
+		&img.Public, &img.AutoUpdate, &img.Cached, &c, &u, &lu, &expir, &img.Source, &img.Format); err != nil {
 		return Image{}, err
 	}
 	var err error
@@ -69,11 +73,11 @@ func (q *Queries) CreateImage(ctx context.Context, img Image) error {
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO images (fingerprint, filename, size, architecture, type, properties,
-                    public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                    public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source, format)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			img.Fingerprint, img.Filename, img.Size, img.Architecture, img.Type, props,
 			img.Public, img.AutoUpdate, img.Cached, fmtTime(img.CreatedAt), fmtTime(img.UploadedAt),
-			fmtTime(img.LastUsedAt), fmtTime(img.ExpiresAt), img.Source)
+			fmtTime(img.LastUsedAt), fmtTime(img.ExpiresAt), img.Source, formatOrDefault(img.Format))
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("image %q already exists", img.Fingerprint)
@@ -330,4 +334,13 @@ func (q *Queries) DeleteAlias(ctx context.Context, name string) error {
 		}
 		return nil
 	})
+}
+
+// formatOrDefault is the format stored for an image: records written
+// before formats were named are plain root filesystem tarballs.
+func formatOrDefault(f string) string {
+	if f == "" {
+		return "rootfs-tarball"
+	}
+	return f
 }

@@ -21,6 +21,7 @@ func newImage(fingerprint string) store.Image {
 		UploadedAt:   ts(2),
 		LastUsedAt:   ts(3),
 		Source:       "file",
+		Format:       "rootfs-tarball",
 	}
 }
 

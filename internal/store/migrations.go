@@ -88,6 +88,12 @@ CREATE TABLE images_aliases (
 -- Serves the cascade when an image is deleted.
 CREATE INDEX images_aliases_fingerprint ON images_aliases (fingerprint);
 `,
+	// 3: the format an image's blob is in, which names the source that
+	// unpacks it again (a shifted tree is unpacked from the blob on first
+	// use). Images stored before it are plain root filesystem tarballs.
+	`
+ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'rootfs-tarball' CHECK (format <> '');
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.
