@@ -9,6 +9,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"os"
 	"syscall"
 	"time"
 )
@@ -134,12 +135,63 @@ type Driver interface {
 	// stderr), bounded in size; ClearConsoleLog empties it.
 	ConsoleLog(ctx context.Context, id string) ([]byte, error)
 	ClearConsoleLog(ctx context.Context, id string) error
+	// Exec starts a process in a running instance (ErrNotRunning
+	// otherwise). It returns once the process runs; a command that cannot
+	// be found or run is reported by the process itself on its stderr and
+	// by its exit code (127 not found, 126 not executable), as a shell
+	// does.
+	Exec(ctx context.Context, id string, spec ExecSpec) (Process, error)
 	// Delete removes everything the driver keeps for a stopped instance.
 	Delete(ctx context.Context, id string) error
 	// Recover is called once at daemon start. It returns the live state of
 	// every instance the runtime still runs (by ID) and watches them again, so
 	// their exits are reported; it cleans up what dead ones left behind.
 	Recover(ctx context.Context) (map[string]State, error)
+}
+
+// ExecSpec is a process to run in a running instance beside PID 1, with
+// PID 1's namespaces, cgroups, capabilities, id map, no_new_privs and
+// seccomp filter.
+type ExecSpec struct {
+	// Args is the command; Args[0] is looked up in Env's PATH inside the
+	// instance.
+	Args []string
+	// Env is the process's whole environment, "KEY=VALUE".
+	Env []string
+	// Cwd is the working directory inside the instance, absolute; "/" when
+	// empty.
+	Cwd string
+	// UID and GID run the process (ids inside the instance).
+	UID, GID uint32
+	// TTY runs the process on a new terminal of the instance's own devpts,
+	// as the leader of a new session with that terminal as its controlling
+	// terminal. Stdin, Stdout and Stderr are then ignored: Process.TTY is
+	// the terminal's master side.
+	TTY bool
+	// Width and Height are the terminal's initial size (TTY only; 0 leaves
+	// the kernel's default).
+	Width, Height int
+	// Stdin, Stdout and Stderr are the process's standard streams; nil
+	// means /dev/null. The driver does not close them: the caller closes
+	// its copies once Exec returns.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Process is a process Exec started.
+type Process interface {
+	// Pid is the host pid of the process that Wait waits for.
+	Pid() int
+	// Wait waits for the process to end and returns its exit code, or
+	// 128+signal when a signal killed it. It may be called once.
+	Wait() (int, error)
+	// Signal sends sig to the command (not to any helper around it).
+	Signal(sig syscall.Signal) error
+	// Resize sets the terminal's size; an error without a terminal.
+	Resize(width, height int) error
+	// TTY is the terminal's master side, or nil. The caller reads the
+	// process's output from it and writes its input to it, and closes it
+	// after Wait.
+	TTY() *os.File
 }
 
 // ExitHandler receives exits. Drivers call it from a goroutine of their own,

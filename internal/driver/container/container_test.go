@@ -582,7 +582,7 @@ func TestRecoverNotParent(t *testing.T) {
 	if err := mountRootfs(e.rootfs, mkdir(t, bundle, "upper"), mkdir(t, bundle, "work"), filepath.Join(bundle, "rootfs")); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := json.Marshal(buildSpec(s, e.d.cg.path(s.ID), e.d.capBnd))
+	cfg, err := json.Marshal(buildSpec(s, e.d.cg.path(s.ID), e.d.capsFor(s.IDMap != nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -802,6 +802,14 @@ func TestSeccomp(t *testing.T) {
 		log, _ := e.d.ConsoleLog(bg, s.ID)
 		if diff := cmp.Diff(want, string(log)); diff != "" {
 			t.Errorf("userns=%v: probe (-want +got):\n%s", userns, diff)
+		}
+		// A process exec'd beside PID 1 gets the same filter (the exec
+		// path compiles its own: seccomp.go).
+		s = e.spec(userns, "/bin/sleep", "1000")
+		e.start(s)
+		out, errOut, code := runExec(t, e.d, s.ID, driver.ExecSpec{Args: []string{"/bin/probe"}}, "")
+		if diff := cmp.Diff(want, out); diff != "" || code != 0 {
+			t.Errorf("userns=%v: exec'd probe, code %d, stderr %q (-want +got):\n%s", userns, code, errOut, diff)
 		}
 	}
 }

@@ -60,7 +60,10 @@ type Driver struct {
 	logMax   int64
 	log      *slog.Logger
 	cg       cgroupLayout
-	capBnd   uint64 // the daemon's bounding set: containers get no more
+	capBnd   uint64 // the daemon's bounding set: privileged containers get no more
+	capAll   uint64 // every capability the kernel knows
+	selfExe  *os.File // this program, run inside containers as the terminal helper
+	nsenter  string   // nsenter's path; "" when missing (Exec then fails)
 	selfPid  int
 
 	mu     sync.Mutex
@@ -151,6 +154,17 @@ func New(cfg Config) (*Driver, error) {
 	if d.capBnd, err = boundingSet(); err != nil {
 		return nil, fmt.Errorf("container driver: %w", err)
 	}
+	if d.capAll, err = allCapabilities(); err != nil {
+		return nil, fmt.Errorf("container driver: %w", err)
+	}
+	if d.selfExe, err = os.Open("/proc/self/exe"); err != nil {
+		return nil, fmt.Errorf("container driver: open own executable: %w", err)
+	}
+	if p, err := exec.LookPath("nsenter"); err == nil {
+		d.nsenter = p
+	} else {
+		d.log.Warn("nsenter not found: exec into containers will fail (install util-linux)")
+	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("container driver: set child subreaper: %w", err)
 	}
@@ -182,7 +196,19 @@ func (d *Driver) Close() error {
 		in.stats.close()
 	}
 	d.cg.removeParent()
+	d.selfExe.Close()
 	return nil
+}
+
+// capsFor is the capability set PID 1 gets. In a user namespace it is
+// every capability: they act only on what the namespace owns, and a process
+// entering the namespace (exec) gets the full set from the kernel anyway,
+// so granting less to PID 1 would make the two differ.
+func (d *Driver) capsFor(userns bool) uint64 {
+	if userns {
+		return d.capAll
+	}
+	return d.capBnd
 }
 
 // instanceDir returns Dir/<id>.
@@ -283,4 +309,17 @@ func boundingSet() (uint64, error) {
 		}
 	}
 	return 0, errors.New("no CapBnd in /proc/self/status")
+}
+
+// allCapabilities is the set of every capability the running kernel knows.
+func allCapabilities() (uint64, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, err
+	}
+	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || last < 0 || last > 63 {
+		return 0, fmt.Errorf("parse cap_last_cap %q", b)
+	}
+	return 1<<(last+1) - 1, nil
 }

@@ -27,7 +27,7 @@ const (
 )
 
 // applets are the busybox commands the test rootfs links.
-var applets = []string{"sh", "sleep", "cat", "echo", "id", "ls", "ps", "env", "true", "false", "touch", "usleep", "stat", "mount"}
+var applets = []string{"sh", "sleep", "cat", "echo", "id", "ls", "ps", "env", "true", "false", "touch", "usleep", "stat", "mount", "readlink", "pwd", "tty", "stty", "grep"}
 
 // requireRunc skips the test unless it can run real containers.
 func requireRunc(t testing.TB) string {

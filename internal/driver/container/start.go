@@ -120,7 +120,7 @@ func (s *starter) start() (int, error) {
 	}
 	s.mounted = true
 
-	cfg, err := json.Marshal(buildSpec(s.spec, d.cg.path(s.spec.ID), d.capBnd))
+	cfg, err := json.Marshal(buildSpec(s.spec, d.cg.path(s.spec.ID), d.capsFor(s.spec.IDMap != nil)))
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,586 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Exec starts a process inside a running container.
+//
+// The fast path has no runc and no helper of ours: nsenter (util-linux)
+// joins PID 1's namespaces, forks into its PID namespace and execs the
+// command. What nsenter cannot do is done before it runs, on a throwaway
+// OS thread of the daemon that forks it, since a child inherits them from
+// the forking thread: that thread joins the container's cgroups (v1: one
+// thread can move alone; v2: clone3 CLONE_INTO_CGROUP instead), takes PID
+// 1's bounding set and no_new_privs, and loads the container's seccomp
+// filter. The thread then exits, because none of that can be undone.
+//
+// The working directory is resolved safely inside the container by the
+// daemon (openat2 RESOLVE_IN_ROOT under /proc/PID1/root) and handed to
+// nsenter as /proc/<daemon>/fd/N, which it opens before entering the
+// namespaces: a container cannot make it point outside its root.
+//
+// A terminal needs one thing more: the command must lead a new session
+// with the terminal as its controlling terminal, and only a process inside
+// the PID namespace can do that after nsenter's fork. For -t, nsenter runs
+// this very program (passed as fd 3, run as /proc/self/fd/3) in its
+// terminal-helper mode (RunExecTTYHelper), which does setsid and TIOCSCTTY
+// and execs the command in place: the helper becomes the command.
+func (d *Driver) Exec(ctx context.Context, id string, spec driver.ExecSpec) (driver.Process, error) {
+	if err := validID(id); err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	if len(spec.Args) == 0 || spec.Args[0] == "" {
+		return nil, fmt.Errorf("exec in %s: %w", id, errdefs.Invalid("no command"))
+	}
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !path.IsAbs(cwd) {
+		return nil, fmt.Errorf("exec in %s: %w", id, errdefs.Invalid("working directory %q is not absolute", cwd))
+	}
+	if d.nsenter == "" {
+		return nil, fmt.Errorf("exec in %s: nsenter is not installed (util-linux)", id)
+	}
+	in := d.lookup(id)
+	if in == nil {
+		return nil, fmt.Errorf("exec in %s: %w", id, driver.ErrNotRunning)
+	}
+	p, err := d.exec(in, spec, cwd)
+	if err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	return p, nil
+}
+
+func (d *Driver) exec(in *instance, spec driver.ExecSpec, cwd string) (*process, error) {
+	pid1 := in.pid
+	// The pidfd pins PID 1: while it is open and PID 1 is alive, the pid
+	// below names it and nothing else.
+	if err := unix.PidfdSendSignal(int(in.pidfd.Fd()), 0, nil, 0); err != nil {
+		return nil, driver.ErrNotRunning
+	}
+	target, err := readExecTarget(pid1)
+	if err != nil {
+		return nil, err
+	}
+
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid1), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open container root: %w", err)
+	}
+	defer unix.Close(root)
+	wd, err := openInRoot(root, cwd, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, errdefs.Invalid("working directory %s: %v", cwd, err)
+	}
+	// nsenter opens it by path before it forks: keep it open until then,
+	// which is until Start returns at the earliest; closing it after Wait
+	// is simpler and costs one descriptor per running exec.
+	wdFile := os.NewFile(uintptr(wd), "cwd")
+
+	args := []string{d.nsenter, "--target", strconv.Itoa(pid1)}
+	args = append(args, target.nsFlags...)
+	if target.userns || spec.UID != 0 || spec.GID != 0 {
+		args = append(args, "--setuid", strconv.FormatUint(uint64(spec.UID), 10),
+			"--setgid", strconv.FormatUint(uint64(spec.GID), 10))
+	}
+	args = append(args, fmt.Sprintf("--wd=/proc/%d/fd/%d", os.Getpid(), wd), "--")
+
+	p := &process{}
+	cmd := &exec.Cmd{Path: d.nsenter, Env: spec.Env, SysProcAttr: &syscall.SysProcAttr{}}
+	if spec.TTY {
+		master, slave, err := openContainerPty(root, target.hostID(spec.UID), target.hostID(ttyGID))
+		if err != nil {
+			wdFile.Close()
+			return nil, err
+		}
+		if spec.Width > 0 && spec.Height > 0 {
+			_ = setWinsize(master, spec.Width, spec.Height)
+		}
+		defer slave.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		// fd 3 in nsenter, and so in the helper it forks.
+		cmd.ExtraFiles = []*os.File{d.selfExe}
+		args = append(args, "/proc/self/fd/3", execTTYHelperArg)
+		p.tty = master
+	} else {
+		// Assigned only when set: a nil *os.File in the io.Reader would
+		// not be nil, and exec.Cmd gives /dev/null only for nil.
+		if spec.Stdin != nil {
+			cmd.Stdin = spec.Stdin
+		}
+		if spec.Stdout != nil {
+			cmd.Stdout = spec.Stdout
+		}
+		if spec.Stderr != nil {
+			cmd.Stderr = spec.Stderr
+		}
+	}
+	cmd.Args = append(args, spec.Args...)
+
+	if err := d.startOnPreparedThread(cmd, in.id, target); err != nil {
+		wdFile.Close()
+		if p.tty != nil {
+			p.tty.Close()
+		}
+		return nil, err
+	}
+	p.cmd = cmd
+	p.wd = wdFile
+	return p, nil
+}
+
+// execTarget is what an exec must copy from PID 1.
+type execTarget struct {
+	nsFlags  []string // nsenter flags for the namespaces PID 1 does not share with us
+	userns   bool
+	idMap    []idRange // PID 1's uid map (nil: the host's)
+	bounding uint64
+	noNewPrv bool
+	seccomp  bool
+	cgroups  []cgroupMembership
+}
+
+type idRange struct{ inside, outside, size uint32 }
+
+// hostID maps an id inside the container to the host.
+func (t execTarget) hostID(id uint32) int {
+	if !t.userns {
+		return int(id)
+	}
+	for _, r := range t.idMap {
+		if id >= r.inside && id-r.inside < r.size {
+			return int(r.outside + (id - r.inside))
+		}
+	}
+	return -1
+}
+
+// cgroupMembership is one line of /proc/PID/cgroup.
+type cgroupMembership struct {
+	controllers string // "memory", "cpu,cpuacct", "name=systemd"; "" for v2
+	path        string
+}
+
+// nsTypes are the namespaces an exec joins when PID 1's differ from ours,
+// with nsenter's flag for each. The user namespace comes first in nsenter
+// whatever the order here.
+var nsTypes = []struct{ file, flag string }{
+	{"user", "--user"},
+	{"mnt", "--mount"},
+	{"uts", "--uts"},
+	{"ipc", "--ipc"},
+	{"net", "--net"},
+	{"pid", "--pid"},
+	{"cgroup", "--cgroup"},
+	{"time", "--time"},
+}
+
+// readExecTarget reads PID 1's namespaces, credentials and cgroups.
+func readExecTarget(pid int) (execTarget, error) {
+	var t execTarget
+	for _, ns := range nsTypes {
+		var theirs, ours unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.file), &theirs); err != nil {
+			if errors.Is(err, unix.ENOENT) && ns.file == "time" {
+				continue // kernels before 5.6
+			}
+			return t, fmt.Errorf("read namespaces of PID 1: %w", err)
+		}
+		if err := unix.Stat("/proc/self/ns/"+ns.file, &ours); err != nil {
+			return t, fmt.Errorf("read own namespaces: %w", err)
+		}
+		if theirs.Ino != ours.Ino || theirs.Dev != ours.Dev {
+			t.nsFlags = append(t.nsFlags, ns.flag)
+			t.userns = t.userns || ns.file == "user"
+		}
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return t, fmt.Errorf("read PID 1 status: %w", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "CapBnd":
+			if t.bounding, err = strconv.ParseUint(v, 16, 64); err != nil {
+				return t, fmt.Errorf("PID 1 CapBnd %q: %w", v, err)
+			}
+		case "NoNewPrivs":
+			t.noNewPrv = v == "1"
+		case "Seccomp":
+			t.seccomp = v == "2"
+		}
+	}
+	if t.userns {
+		if t.idMap, err = readIDMap(fmt.Sprintf("/proc/%d/uid_map", pid)); err != nil {
+			return t, err
+		}
+	}
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return t, fmt.Errorf("read PID 1 cgroups: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
+		// hierarchy-id:controllers:path
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		t.cgroups = append(t.cgroups, cgroupMembership{controllers: f[1], path: f[2]})
+	}
+	return t, nil
+}
+
+func readIDMap(p string) ([]idRange, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read id map: %w", err)
+	}
+	var out []idRange
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		var n [3]uint64
+		for i := range f {
+			if n[i], err = strconv.ParseUint(f[i], 10, 32); err != nil {
+				return nil, fmt.Errorf("parse id map %q: %w", line, err)
+			}
+		}
+		out = append(out, idRange{uint32(n[0]), uint32(n[1]), uint32(n[2])})
+	}
+	return out, nil
+}
+
+// startOnPreparedThread starts cmd from a new OS thread that first takes
+// on what the child must inherit from PID 1: cgroups, bounding set,
+// no_new_privs and seccomp filter. The goroutine ends without unlocking
+// the thread, so Go terminates the thread instead of reusing it.
+func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, id string, t execTarget) error {
+	var cgroupFD *os.File
+	if d.cg.v2 {
+		// v2 moves whole processes only: the child is cloned straight
+		// into the cgroup instead.
+		for _, m := range t.cgroups {
+			if m.controllers == "" {
+				f, err := os.Open(d.cg.dir("", m.path))
+				if err != nil {
+					return fmt.Errorf("open cgroup: %w", err)
+				}
+				defer f.Close()
+				cgroupFD = f
+			}
+		}
+		if cgroupFD == nil {
+			return errors.New("PID 1 has no cgroup v2 membership")
+		}
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cgroupFD.Fd())
+	}
+	var filter []unix.SockFilter
+	if t.seccomp {
+		if filter = seccompFilter(); filter == nil {
+			return fmt.Errorf("no seccomp syscall table for %s: cannot give the process PID 1's filter", runtime.GOARCH)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked, on purpose (see above).
+		if err := d.prepareThread(t, filter); err != nil {
+			errc <- err
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	if err := <-errc; err != nil {
+		return err
+	}
+	return nil
+}
+
+// prepareThread gives the calling thread (locked, about to fork) PID 1's
+// cgroups (v1), bounding set, no_new_privs and seccomp filter.
+func (d *Driver) prepareThread(t execTarget, filter []unix.SockFilter) error {
+	if !d.cg.v2 {
+		tid := []byte(strconv.Itoa(unix.Gettid()))
+		for _, m := range t.cgroups {
+			if m.controllers == "" {
+				// The unified hierarchy of a hybrid host carries no
+				// controller, and v2 cannot move a single thread.
+				continue
+			}
+			// Every hierarchy, not only those with limits: the devices
+			// cgroup is what keeps the container off the host's disks.
+			dir, err := v1HierarchyDir(m)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(dir+"/tasks", tid, 0); err != nil {
+				return fmt.Errorf("join cgroup %s:%s: %w", m.controllers, m.path, err)
+			}
+		}
+	}
+	for c := 0; c < 64; c++ {
+		if t.bounding&(1<<c) != 0 || d.capAll&(1<<c) == 0 {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			return fmt.Errorf("drop capability %d from bounding set: %w", c, err)
+		}
+	}
+	if t.noNewPrv {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set no_new_privs: %w", err)
+		}
+	}
+	if filter != nil {
+		if err := loadSeccomp(filter); err != nil {
+			return fmt.Errorf("load seccomp filter: %w", err)
+		}
+	}
+	return nil
+}
+
+// v1Hierarchies maps the controllers of each cgroup v1 hierarchy, as
+// /proc/PID/cgroup names them, to the hierarchy's mount.
+var v1Hierarchies = sync.OnceValues(func() (map[string]v1Mount, error) {
+	return readV1Hierarchies("/proc/self/mountinfo")
+})
+
+// v1HierarchyDir is the directory of membership m in its v1 hierarchy.
+func v1HierarchyDir(m cgroupMembership) (string, error) {
+	hs, err := v1Hierarchies()
+	if err != nil {
+		return "", fmt.Errorf("read cgroup mounts: %w", err)
+	}
+	mnt, ok := hs[sortedJoin(strings.Split(m.controllers, ","))]
+	if !ok {
+		return "", fmt.Errorf("cgroup hierarchy %q of PID 1 is not mounted here", m.controllers)
+	}
+	l := cgroupLayout{v1: map[string]v1Mount{"h": mnt}}
+	return l.dir("h", m.path), nil
+}
+
+// process is one exec: nsenter, whose exit status is the command's, and
+// the command, nsenter's only child.
+type process struct {
+	cmd *exec.Cmd
+	tty *os.File
+	wd  *os.File
+
+	mu     sync.Mutex
+	child  *os.File // pidfd of the command, once found
+	waited bool
+}
+
+func (p *process) Pid() int       { return p.cmd.Process.Pid }
+func (p *process) TTY() *os.File  { return p.tty }
+func (p *process) String() string { return fmt.Sprintf("exec pid %d", p.Pid()) }
+
+func (p *process) Wait() (int, error) {
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.waited = true
+	if p.child != nil {
+		p.child.Close()
+		p.child = nil
+	}
+	p.mu.Unlock()
+	p.wd.Close()
+	st := p.cmd.ProcessState
+	if st == nil {
+		return -1, err
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		return -1, err
+	}
+	return st.ExitCode(), nil
+}
+
+// Signal signals the command. Before nsenter has forked it there is no
+// command yet: the signal then goes to nsenter, which it ends as well.
+func (p *process) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.waited {
+		return errors.New("process has exited")
+	}
+	if p.child == nil {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
+		if err == nil {
+			if f := strings.Fields(string(b)); len(f) == 1 {
+				if pid, err := strconv.Atoi(f[0]); err == nil {
+					if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+						p.child = os.NewFile(uintptr(fd), "pidfd")
+					}
+				}
+			}
+		}
+	}
+	if p.child != nil {
+		return unix.PidfdSendSignal(int(p.child.Fd()), sig, nil, 0)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+func (p *process) Resize(width, height int) error {
+	if p.tty == nil {
+		return errors.New("not a terminal")
+	}
+	return setWinsize(p.tty, width, height)
+}
+
+func setWinsize(f *os.File, width, height int) error {
+	if width <= 0 || height <= 0 || width > 0xffff || height > 0xffff {
+		return errdefs.Invalid("terminal size %dx%d out of range", width, height)
+	}
+	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(height), Col: uint16(width)})
+}
+
+// openInRoot opens p inside the directory root as if root were "/":
+// symlinks and ".." cannot leave it, and magic links are refused.
+func openInRoot(root int, p string, flags int) (int, error) {
+	rel := strings.TrimLeft(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	return unix.Openat2(root, rel, &unix.OpenHow{
+		Flags:   uint64(flags | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+}
+
+// openContainerPty allocates a terminal in the container's own devpts, so
+// the command sees it as /dev/pts/N of its /dev (ttyname and `tty` work),
+// owned by the exec's user and the tty group as the container maps them.
+func openContainerPty(root, uid, gid int) (master, slave *os.File, err error) {
+	mfd, err := openInRoot(root, "/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open container's /dev/pts/ptmx: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(mfd)
+		}
+	}()
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(mfd, &fs); err != nil {
+		return nil, nil, err
+	}
+	if fs.Type != unix.DEVPTS_SUPER_MAGIC {
+		return nil, nil, fmt.Errorf("container's /dev/pts is not a devpts filesystem")
+	}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+	if errno != 0 {
+		return nil, nil, fmt.Errorf("open pty peer: %w", errno)
+	}
+	if uid >= 0 {
+		if gid < 0 {
+			gid = -1
+		}
+		if err := unix.Fchown(int(sfd), uid, gid); err != nil {
+			unix.Close(int(sfd))
+			return nil, nil, fmt.Errorf("chown pty: %w", err)
+		}
+	}
+	// Non-blocking, so the runtime poller serves reads and read deadlines
+	// work on the master.
+	if err := unix.SetNonblock(mfd, true); err != nil {
+		unix.Close(int(sfd))
+		return nil, nil, err
+	}
+	ok = true
+	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
+}
+
+// readV1Hierarchies reads the cgroup v1 mounts from mountinfo, keyed by
+// their controllers as /proc/PID/cgroup lists them ("cpu,cpuacct",
+// "name=systemd").
+func readV1Hierarchies(mountinfo string) (map[string]v1Mount, error) {
+	b, err := os.ReadFile(mountinfo)
+	if err != nil {
+		return nil, err
+	}
+	known, err := knownControllers()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]v1Mount{}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		pf, sf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) < 5 || len(sf) < 3 || sf[0] != "cgroup" {
+			continue
+		}
+		var ctrl []string
+		for _, opt := range strings.Split(sf[2], ",") {
+			if known[opt] || strings.HasPrefix(opt, "name=") {
+				ctrl = append(ctrl, opt)
+			}
+		}
+		// /proc/PID/cgroup lists a hierarchy's controllers in the
+		// kernel's order, which is mountinfo's too; sort both to be sure.
+		key := sortedJoin(ctrl)
+		if _, dup := out[key]; !dup && key != "" {
+			out[key] = v1Mount{point: unescapeMountinfo(pf[4]), root: unescapeMountinfo(pf[3])}
+		}
+	}
+	return out, nil
+}
+
+func sortedJoin(s []string) string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return strings.Join(s, ",")
+}
+
+// knownControllers lists the cgroup controllers of /proc/cgroups.
+func knownControllers() (map[string]bool, error) {
+	b, err := os.ReadFile("/proc/cgroups")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+			out[f[0]] = true
+		}
+	}
+	return out, nil
+}
