@@ -13,9 +13,15 @@ import (
 	"syscall"
 
 	"github.com/hangar-dev/hangar/internal/daemon"
+	"github.com/hangar-dev/hangar/internal/driver/container"
 )
 
 func main() {
+	// hangard also runs inside containers, as the helper that gives an
+	// exec its terminal (see container.Driver.Exec).
+	if container.IsExecTTYHelper() {
+		container.RunExecTTYHelper()
+	}
 	var cfg daemon.Config
 	var level string
 	flag.StringVar(&cfg.DataDir, "data-dir", daemon.DefaultDataDir, "directory for the database, images and instances")

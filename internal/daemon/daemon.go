@@ -103,6 +103,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Log:          log.With("component", "instance"),
 		HostMemory:   host.memory,
 		Architecture: host.architecture,
+		LogDir:       filepath.Join(cfg.DataDir, "logs"),
 	})
 	if err := svc.Load(ctx); err != nil {
 		return err

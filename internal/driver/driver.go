@@ -161,6 +161,9 @@ type ExecSpec struct {
 	// Cwd is the working directory inside the instance, absolute; "/" when
 	// empty.
 	Cwd string
+	// CwdOptional makes a missing Cwd fall back to "/" instead of failing:
+	// Cwd is then a default (the user's home), not something asked for.
+	CwdOptional bool
 	// UID and GID run the process (ids inside the instance).
 	UID, GID uint32
 	// TTY runs the process on a new terminal of the instance's own devpts,

@@ -11,6 +11,7 @@ import (
 // The error kinds. Each maps to one HTTP status at the edge.
 var (
 	ErrInvalidArgument    = errors.New("invalid argument")    // 400
+	ErrForbidden          = errors.New("forbidden")           // 403: a wrong secret
 	ErrNotFound           = errors.New("not found")           // 404
 	ErrConflict           = errors.New("conflict")            // 409: duplicate, busy, wrong state
 	ErrPreconditionFailed = errors.New("precondition failed") // 412: ETag mismatch
@@ -31,6 +32,11 @@ func (e *kinded) Is(target error) bool { return target == e.kind }
 // Invalid returns a 400-kind error with the given message.
 func Invalid(format string, a ...any) error {
 	return &kinded{kind: ErrInvalidArgument, msg: fmt.Sprintf(format, a...)}
+}
+
+// Forbidden returns a 403-kind error with the given message.
+func Forbidden(format string, a ...any) error {
+	return &kinded{kind: ErrForbidden, msg: fmt.Sprintf(format, a...)}
 }
 
 // NotFound returns a 404-kind error with the given message.

@@ -57,6 +57,10 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	if err := s.cfg.DB.DeleteInstance(ctx, rec.ID); err != nil {
 		return fmt.Errorf("delete %s: %w", rec.Name, err)
 	}
+	if err := s.removeLogs(rec.ID); err != nil {
+		// The record is gone: leftover logs are only disk space.
+		s.log.Warn("remove instance logs", "instance", rec.Name, "err", err)
+	}
 	s.mu.Lock()
 	in.deleted = true
 	delete(s.byName, rec.Name)

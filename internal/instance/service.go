@@ -53,6 +53,9 @@ type Config struct {
 	HostMemory int64
 	// Architecture is the host's architecture in LXD's naming.
 	Architecture string
+	// LogDir holds instances' log files (recorded exec output), one
+	// directory per instance; "" disables recording.
+	LogDir string
 }
 
 // Service owns instances: their records, their status and the locks that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -143,6 +144,7 @@ type fakeDriver struct {
 	onExit    driver.ExitHandler
 	delay     time.Duration
 	limits    map[string]driver.Limits // last live update, by ID
+	execs     []driver.ExecSpec        // every Exec, in order
 }
 
 func newFakeDriver() *fakeDriver {
@@ -204,6 +206,26 @@ func (f *fakeDriver) State(_ context.Context, id string) (driver.State, error) {
 	}
 	return driver.State{}, nil
 }
+func (f *fakeDriver) Exec(_ context.Context, id string, spec driver.ExecSpec) (driver.Process, error) {
+	defer f.enter(id)()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.running[id]; !ok {
+		return nil, driver.ErrNotRunning
+	}
+	f.execs = append(f.execs, spec)
+	return fakeProcess{}, nil
+}
+
+// fakeProcess has already exited with code 0.
+type fakeProcess struct{}
+
+func (fakeProcess) Pid() int                    { return 1 }
+func (fakeProcess) Wait() (int, error)          { return 0, nil }
+func (fakeProcess) Signal(syscall.Signal) error { return nil }
+func (fakeProcess) Resize(int, int) error       { return nil }
+func (fakeProcess) TTY() *os.File               { return nil }
+
 func (f *fakeDriver) ConsoleLog(context.Context, string) ([]byte, error) { return nil, nil }
 func (f *fakeDriver) ClearConsoleLog(context.Context, string) error      { return nil }
 func (f *fakeDriver) Delete(_ context.Context, id string) error          { defer f.enter(id)(); return nil }

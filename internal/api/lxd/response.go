@@ -21,6 +21,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, errdefs.ErrInvalidArgument):
 		return http.StatusBadRequest
+	case errors.Is(err, errdefs.ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, errdefs.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, errdefs.ErrConflict):

@@ -40,6 +40,8 @@ type Server struct {
 	Events    *event.Hub
 	Info      func() api.Server
 	Log       *slog.Logger
+
+	sockets sockets // websocket operations' streams, by operation ID
 }
 
 // Handler returns the HTTP handler of the API.
@@ -65,19 +67,25 @@ func (s *Server) Handler() http.Handler {
 	route("GET /1.0/instances/{name}/console", s.getConsoleLog)
 	route("DELETE /1.0/instances/{name}/console", s.deleteConsoleLog)
 	route("POST /1.0/instances/{name}/console", s.notYet("attaching to a console"))
-	route("POST /1.0/instances/{name}/exec", s.notYet("exec"))
+	route("POST /1.0/instances/{name}/exec", s.execInstance)
 	route("GET /1.0/instances/{name}/files", s.notYet("file transfer"))
 	route("POST /1.0/instances/{name}/files", s.notYet("file transfer"))
 	route("GET /1.0/instances/{name}/snapshots", s.emptyList)
 	route("POST /1.0/instances/{name}/snapshots", s.notYet("snapshots"))
 	route("GET /1.0/instances/{name}/backups", s.emptyList)
 	route("POST /1.0/instances/{name}/backups", s.notYet("backups"))
-	route("GET /1.0/instances/{name}/logs", s.notYet("instance log files"))
+	route("GET /1.0/instances/{name}/logs", s.listLogs)
+	route("GET /1.0/instances/{name}/logs/{file}", s.getLog)
+	route("DELETE /1.0/instances/{name}/logs/{file}", s.deleteLog)
+	route("GET /1.0/instances/{name}/logs/exec-output", s.listExecOutputs)
+	route("GET /1.0/instances/{name}/logs/exec-output/{file}", s.getExecOutput)
+	route("DELETE /1.0/instances/{name}/logs/exec-output/{file}", s.deleteExecOutput)
 
 	route("GET /1.0/operations", s.listOperations)
 	route("GET /1.0/operations/{id}", s.getOperation)
 	route("GET /1.0/operations/{id}/wait", s.waitOperation)
 	route("DELETE /1.0/operations/{id}", s.cancelOperation)
+	route("GET /1.0/operations/{id}/websocket", s.getOperationWebsocket)
 	route("GET /1.0/events", s.getEvents)
 
 	route("GET /1.0/profiles", s.listProfiles)

@@ -3,10 +3,12 @@ package lxd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,7 +58,24 @@ func (f *fakeDriver) ConsoleLog(context.Context, string) ([]byte, error) {
 	return []byte("boot ok\n"), nil
 }
 func (f *fakeDriver) ClearConsoleLog(context.Context, string) error { return nil }
-func (f *fakeDriver) Delete(context.Context, string) error          { return nil }
+
+// Exec "runs" the command at once: it writes its arguments to stdout and
+// exits with code 3.
+func (f *fakeDriver) Exec(_ context.Context, _ string, spec driver.ExecSpec) (driver.Process, error) {
+	if spec.Stdout != nil {
+		fmt.Fprintln(spec.Stdout, strings.Join(spec.Args, " "))
+	}
+	return fakeProcess{}, nil
+}
+
+type fakeProcess struct{}
+
+func (fakeProcess) Pid() int                               { return 1 }
+func (fakeProcess) Wait() (int, error)                     { return 3, nil }
+func (fakeProcess) Signal(syscall.Signal) error            { return nil }
+func (fakeProcess) Resize(int, int) error                  { return nil }
+func (fakeProcess) TTY() *os.File                          { return nil }
+func (f *fakeDriver) Delete(context.Context, string) error { return nil }
 func (f *fakeDriver) Recover(context.Context) (map[string]driver.State, error) {
 	return nil, nil
 }
@@ -114,7 +133,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 	svc := instance.New(instance.Config{
 		DB: st, Images: fakeImages{}, Driver: &fakeDriver{running: map[string]int{}},
 		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
-		Log: slog.New(slog.DiscardHandler),
+		Log: slog.New(slog.DiscardHandler), LogDir: t.TempDir(),
 	})
 	if err := svc.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -188,7 +207,14 @@ func TestErrorsAndEnvelopes(t *testing.T) {
 		{"bad action", "PUT", "/1.0/instances/c1/state", `{"action":"explode"}`, 400, "action"},
 		{"stateful stop", "PUT", "/1.0/instances/c1/state", `{"action":"stop","stateful":true}`, 400, "stateful"},
 		{"delete running", "DELETE", "/1.0/instances/c1", "", 409, "stop it first"},
-		{"exec not yet", "POST", "/1.0/instances/c1/exec", `{}`, 501, "exec"},
+		{"exec without command", "POST", "/1.0/instances/c1/exec", `{}`, 400, "command"},
+		{"exec bad size", "POST", "/1.0/instances/c1/exec", `{"command":["sh"],"width":-1}`, 400, "width"},
+		{"exec record with websockets", "POST", "/1.0/instances/c1/exec", `{"command":["sh"],"record-output":true,"wait-for-websocket":true}`, 400, "record-output"},
+		{"exec user type", "POST", "/1.0/instances/c1/exec", `{"command":["sh"],"user":"root"}`, 400, `"user"`},
+		{"exec in missing instance", "POST", "/1.0/instances/ghost/exec", `{"command":["sh"]}`, 404, "ghost"},
+		{"websocket of unknown operation", "GET", "/1.0/operations/nope/websocket?secret=x", "", 404, "not found"},
+		{"bad log name", "GET", "/1.0/instances/c1/logs/exec-output/.hidden", "", 400, "not valid"},
+		{"missing log", "GET", "/1.0/instances/c1/logs/lxc.log", "", 404, "lxc.log"},
 		{"no networks yet", "GET", "/1.0/networks?recursion=1", "", 200, ""},
 		{"network create not yet", "POST", "/1.0/networks", `{}`, 501, "networks"},
 		{"projects not yet", "GET", "/1.0/projects", "", 501, "projects"},
@@ -215,6 +241,48 @@ func TestErrorsAndEnvelopes(t *testing.T) {
 	resp, _ := call(t, ts, "GET", "/1.0/instances/c1", "", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("c1 gone after refused delete: %d", resp.StatusCode)
+	}
+}
+
+func TestExecRecordOutput(t *testing.T) {
+	ts := newTestServer(t)
+	launch(t, ts, "c1")
+	resp, env := call(t, ts, "POST", "/1.0/instances/c1/exec", `{"command":["echo","hi"],"record-output":true}`, nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("exec: %d %+v", resp.StatusCode, env)
+	}
+	_, done := call(t, ts, "GET", env.Operation+"/wait?timeout=10", "", nil)
+	var op api.Operation
+	_ = json.Unmarshal(done.Metadata, &op)
+	out, _ := op.Metadata["output"].(map[string]any)
+	stdout, _ := out["1"].(string)
+	if op.StatusCode != api.Success || op.Metadata["return"] != float64(3) || !strings.HasPrefix(stdout, "/1.0/instances/c1/logs/exec-output/exec_") {
+		t.Fatalf("operation %+v", op)
+	}
+	r, err := http.Get(ts.URL + stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if string(b) != "echo hi\n" {
+		t.Errorf("recorded stdout %q", b)
+	}
+	_, list := call(t, ts, "GET", "/1.0/instances/c1/logs/exec-output", "", nil)
+	var files []string
+	_ = json.Unmarshal(list.Metadata, &files)
+	if len(files) != 2 {
+		t.Errorf("exec outputs %v, want stdout and stderr", files)
+	}
+	if resp, _ := call(t, ts, "DELETE", stdout, "", nil); resp.StatusCode != 200 {
+		t.Errorf("delete output: %d", resp.StatusCode)
+	}
+	if resp, _ := call(t, ts, "GET", stdout, "", nil); resp.StatusCode != 404 {
+		t.Errorf("deleted output still served: %d", resp.StatusCode)
+	}
+	_, logs := call(t, ts, "GET", "/1.0/instances/c1/logs", "", nil)
+	if !strings.Contains(string(logs.Metadata), "/1.0/instances/c1/logs/console.log") {
+		t.Errorf("logs %s", logs.Metadata)
 	}
 }
 

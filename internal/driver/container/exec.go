@@ -88,6 +88,9 @@ func (d *Driver) exec(in *instance, spec driver.ExecSpec, cwd string) (*process,
 	}
 	defer unix.Close(root)
 	wd, err := openInRoot(root, cwd, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil && spec.CwdOptional {
+		wd, err = openInRoot(root, "/", unix.O_RDONLY|unix.O_DIRECTORY)
+	}
 	if err != nil {
 		return nil, errdefs.Invalid("working directory %s: %v", cwd, err)
 	}
