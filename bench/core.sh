@@ -38,7 +38,7 @@ now() { date +%s%N; }
 ms() { echo "scale=1; ($2-$1)/1000000" | bc; }
 stats() { sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%s %s %s\n", m, a[1], a[NR]}'; }
 
-go build -o bin/ ./cmd/hangard ./cmd/hangar
+CGO_ENABLED=0 go build -o bin/ ./cmd/hangard ./cmd/hangar
 tarball=$(bash scripts/busybox-rootfs.sh)
 mkdir -p "$work/bundle/rootfs"
 tar -C "$work/bundle/rootfs" -xzf "$tarball"

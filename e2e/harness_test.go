@@ -32,6 +32,7 @@ var (
 	// exit7Tarball's /sbin/init exits with code 7 at once.
 	exit7Tarball string
 	skipReason   string
+	staticHelper string // hangard built without cgo, for --exec-helper
 )
 
 func TestMain(m *testing.M) {
@@ -64,6 +65,17 @@ func runMain(m *testing.M) int {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
+		return 1
+	}
+	// The race detector needs cgo, so the daemon above is dynamically
+	// linked; the program it runs inside containers for terminal execs must
+	// be static: the product build of hangard.
+	staticHelper = filepath.Join(dir, "static", "hangard")
+	build = exec.Command("go", "build", "-o", staticHelper, "github.com/hangar-dev/hangar/cmd/hangard")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build static helper:", err)
 		return 1
 	}
 	imageTarball = filepath.Join(dir, "busybox.tar.gz")
@@ -203,7 +215,7 @@ func (d *daemon) start() {
 		d.t.Fatal(err)
 	}
 	d.log = log
-	d.cmd = exec.Command(filepath.Join(binDir, "hangard"), "--data-dir", d.dir, "--log-level", "debug")
+	d.cmd = exec.Command(filepath.Join(binDir, "hangard"), "--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	// Its own process group, so a test's kill reaches only the daemon.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

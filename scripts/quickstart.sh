@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 export PATH=$PATH:/usr/local/go/bin GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
-go build -o bin/ ./cmd/hangard ./cmd/hangar
+CGO_ENABLED=0 go build -o bin/ ./cmd/hangard ./cmd/hangar
 install -m 0755 bin/hangard bin/hangar /usr/local/bin/
 
 if ! hangar list >/dev/null 2>&1; then

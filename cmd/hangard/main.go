@@ -27,6 +27,7 @@ func main() {
 	flag.StringVar(&cfg.DataDir, "data-dir", daemon.DefaultDataDir, "directory for the database, images and instances")
 	flag.StringVar(&cfg.Socket, "socket", "", "unix socket to serve the API on (default DATA-DIR/unix.socket)")
 	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	flag.StringVar(&cfg.ExecHelper, "exec-helper", "", "statically linked program run in containers for exec with a terminal (default: hangard itself, built with CGO_ENABLED=0)")
 	flag.BoolVar(&cfg.StopInstances, "stop-instances", false, "stop every instance on shutdown (default: leave them running)")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()

@@ -36,6 +36,9 @@ type Config struct {
 	// they keep running and the next start reattaches to them.
 	StopInstances bool
 	LogLevel      slog.Level
+	// ExecHelper is the program run inside containers to give an exec
+	// its terminal; it must be statically linked. Empty: hangard itself.
+	ExecHelper string
 	// Ready, when set, is closed once the API is served.
 	Ready chan<- struct{}
 }
@@ -88,6 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Dir:          filepath.Join(cfg.DataDir, "containers"),
 		CgroupParent: cgroupParent(cfg.DataDir),
 		OnExit:       func(e driver.Exit) { svc.HandleExit(e) },
+		ExecHelper:   cfg.ExecHelper,
 		Logger:       log.With("component", "runc"),
 	})
 	if err != nil {

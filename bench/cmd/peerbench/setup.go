@@ -127,7 +127,7 @@ func buildRootfs(ctx context.Context, cfg *config) (string, error) {
 func buildHangard(ctx context.Context, cfg *config) (string, error) {
 	dir := filepath.Join(cfg.scratch, "bin")
 	logf("building hangard and hangar")
-	if err := (command{dir: cfg.repo, timeout: 10 * time.Minute}).run(ctx, "go", "build", "-o", dir+"/", "./cmd/hangard", "./cmd/hangar"); err != nil {
+	if err := (command{dir: cfg.repo, timeout: 10 * time.Minute, env: []string{"CGO_ENABLED=0"}}).run(ctx, "go", "build", "-o", dir+"/", "./cmd/hangard", "./cmd/hangar"); err != nil {
 		return "", err
 	}
 	return dir, nil

@@ -2,6 +2,8 @@ package container
 
 import (
 	"bytes"
+	"cmp"
+	"debug/elf"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +51,11 @@ type Config struct {
 	CgroupParent string
 	// Logger receives the driver's logs; slog.Default() when nil.
 	Logger *slog.Logger
+	// ExecHelper is the program that runs inside a container to give an
+	// exec its terminal (RunExecTTYHelper); empty means this program. It
+	// runs in the container's mount namespace, where the host's libraries
+	// are not, so it must be statically linked (CGO_ENABLED=0).
+	ExecHelper string
 }
 
 // Driver runs containers with runc. It implements driver.Driver.
@@ -157,8 +164,12 @@ func New(cfg Config) (*Driver, error) {
 	if d.capAll, err = allCapabilities(); err != nil {
 		return nil, fmt.Errorf("container driver: %w", err)
 	}
-	if d.selfExe, err = os.Open("/proc/self/exe"); err != nil {
-		return nil, fmt.Errorf("container driver: open own executable: %w", err)
+	helper := cmp.Or(cfg.ExecHelper, "/proc/self/exe")
+	if d.selfExe, err = os.Open(helper); err != nil {
+		return nil, fmt.Errorf("container driver: open exec helper: %w", err)
+	}
+	if interp := elfInterpreter(d.selfExe); interp != "" {
+		d.log.Warn("the exec helper is dynamically linked: exec with a terminal will fail inside containers (build hangard with CGO_ENABLED=0 or pass --exec-helper)", "helper", helper, "interpreter", interp)
 	}
 	if p, err := exec.LookPath("nsenter"); err == nil {
 		d.nsenter = p
@@ -309,6 +320,25 @@ func boundingSet() (uint64, error) {
 		}
 	}
 	return 0, errors.New("no CapBnd in /proc/self/status")
+}
+
+// elfInterpreter returns the program interpreter (dynamic loader) an ELF
+// file asks for; "" for a static executable.
+func elfInterpreter(f *os.File) string {
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return ""
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err == nil {
+				return string(bytes.TrimRight(b, "\x00"))
+			}
+			return "unknown"
+		}
+	}
+	return ""
 }
 
 // allCapabilities is the set of every capability the running kernel knows.
