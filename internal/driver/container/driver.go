@@ -3,8 +3,8 @@ package container
 import (
 	"bytes"
 	"cmp"
-	"debug/elf"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,8 +67,8 @@ type Driver struct {
 	logMax   int64
 	log      *slog.Logger
 	cg       cgroupLayout
-	capBnd   uint64 // the daemon's bounding set: privileged containers get no more
-	capAll   uint64 // every capability the kernel knows
+	capBnd   uint64   // the daemon's bounding set: privileged containers get no more
+	capAll   uint64   // every capability the kernel knows
 	selfExe  *os.File // this program, run inside containers as the terminal helper
 	nsenter  string   // nsenter's path; "" when missing (Exec then fails)
 	selfPid  int

@@ -15,7 +15,7 @@ import (
 
 // seccompArch is one architecture's syscall numbers for deniedSyscalls.
 type seccompArch struct {
-	audit uint32            // AUDIT_ARCH_* as seccomp_data.arch reports it
+	audit uint32              // AUDIT_ARCH_* as seccomp_data.arch reports it
 	nrs   map[string][]uint32 // syscall name → its numbers (x32 adds some)
 }
 
