@@ -72,6 +72,10 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 // reportError prints err the way lxc does, on one line, and returns the exit
 // code. Usage errors get one more line saying how to call the command.
 func reportError(ctx context.Context, w io.Writer, err error) int {
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
+	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		fmt.Fprintln(w, "Error: interrupted")
 		return 130
@@ -144,6 +148,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newImageCmd(a),
 		newMonitorCmd(a),
 		newOperationCmd(a),
+		newExecCmd(a),
 		newConsoleCmd(a),
 		newQueryCmd(a),
 		newVersionCmd(a),
