@@ -51,7 +51,7 @@ func parseLXDMetadata(data []byte) (lxdMetadata, error) {
 	}
 	arch, err := normalizeArchitecture(raw.Architecture)
 	if err != nil {
-		return lxdMetadata{}, errdefs.Invalid("%s: architecture: %v", lxdMetadataName, err)
+		return lxdMetadata{}, errdefs.Invalid("%s: %v", lxdMetadataName, err)
 	}
 	if raw.CreationDate <= 0 {
 		return lxdMetadata{}, errdefs.Invalid("%s: creation_date is missing (a UNIX time is required)", lxdMetadataName)

@@ -294,10 +294,8 @@ func (splitRootfs) squashfs(ctx context.Context, path, scratch, root string, opt
 		if cerr := ctx.Err(); cerr != nil {
 			return cancelled(cerr)
 		}
-		return errdefs.Invalid("corrupt squashfs rootfs: unsquashfs: %v: %s", err, strings.TrimSpace(lastLine(out.String())))
-	}
-	if err := os.Chmod(scratch, 0o700); err != nil {
-		return err
+		msg := strings.ReplaceAll(lastLine(out.String()), path, "the upload")
+		return errdefs.Invalid("corrupt squashfs rootfs: unsquashfs: %v: %s", err, msg)
 	}
 
 	tarCmd := exec.CommandContext(ctx, "tar", "--create", "--file=-", "--directory="+scratch,
