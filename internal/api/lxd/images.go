@@ -79,12 +79,14 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	// The body must be read before this handler returns, so the operation
 	// runs to its end here; the client still gets LXD's async answer and
 	// the finished operation (with the fingerprint) stays queryable.
+	var importErr error // Read once the operation is done.
 	op := s.Ops.Start(operation.Spec{
 		Class:       api.OperationClassTask,
 		Description: "Importing image",
 		Run: func(ctx context.Context, op *operation.Op) error {
 			img, err := s.Images.Import(ctx, body, meta)
 			if err != nil {
+				importErr = err
 				return err
 			}
 			op.SetMetadata(map[string]any{"fingerprint": img.Fingerprint, "size": img.Size})
@@ -93,6 +95,13 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	})
 	if _, err := s.Ops.Wait(r.Context(), op.ID(), -1); err != nil {
 		writeError(w, err)
+		return
+	}
+	// A bad upload (or an existing image) is the client's error: answered
+	// as such (400, 409), not as a failed operation that looks like the
+	// server's.
+	if importErr != nil && statusOf(importErr) < http.StatusInternalServerError {
+		writeError(w, importErr)
 		return
 	}
 	writeAsync(w, op.Snapshot())
