@@ -31,6 +31,9 @@ type ImageImportArgs struct {
 	Filename string
 	// Public makes the image visible to untrusted clients (X-LXD-public).
 	Public bool
+	// Fingerprint, when set, is the fingerprint the upload must have
+	// (X-LXD-fingerprint); the daemon refuses it otherwise.
+	Fingerprint string
 }
 
 // GetImageFingerprints returns the fingerprints of all images.
@@ -78,8 +81,18 @@ func (c *Client) DeleteImage(ctx context.Context, fingerprint string) (*Operatio
 // Content-Length. When the operation succeeds its metadata holds the new
 // image's "fingerprint" (see ImportedFingerprint).
 func (c *Client) CreateImageFromFile(ctx context.Context, r io.Reader, args ImageImportArgs) (*Operation, error) {
-	header := http.Header{}
+	header := args.header()
 	header.Set("Content-Type", "application/octet-stream")
+	resp, _, err := c.rawQuery(ctx, http.MethodPost, "/1.0/images", r, readerSize(r), header)
+	if err != nil {
+		return nil, fmt.Errorf("upload image: %w", err)
+	}
+	return c.responseOperation(resp)
+}
+
+// header is the upload's LXD headers (and hangar's alias header).
+func (args ImageImportArgs) header() http.Header {
+	header := http.Header{}
 	if args.Filename != "" {
 		header.Set("X-LXD-filename", args.Filename)
 	}
@@ -105,11 +118,10 @@ func (c *Client) CreateImageFromFile(ctx context.Context, r io.Reader, args Imag
 	if args.Alias != "" {
 		header.Set(AliasHeader, args.Alias)
 	}
-	resp, _, err := c.rawQuery(ctx, http.MethodPost, "/1.0/images", r, readerSize(r), header)
-	if err != nil {
-		return nil, fmt.Errorf("upload image: %w", err)
+	if args.Fingerprint != "" {
+		header.Set("X-LXD-fingerprint", args.Fingerprint)
 	}
-	return c.responseOperation(resp)
+	return header
 }
 
 // ImportedFingerprint returns the fingerprint an image upload operation

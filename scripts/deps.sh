@@ -2,7 +2,7 @@
 # Installs what hangard and its tests need on Debian 12, only what is missing.
 set -euo pipefail
 need=()
-for pkg in runc busybox-static xz-utils iproute2 ca-certificates; do
+for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then

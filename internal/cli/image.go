@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -24,6 +22,7 @@ func newImageCmd(a *app) *cobra.Command {
 		newImageShowCmd(a),
 		newImageDeleteCmd(a),
 		newImageAliasCmd(a),
+		newImageExportCmd(a),
 	)
 	return cmd
 }
@@ -31,42 +30,17 @@ func newImageCmd(a *app) *cobra.Command {
 func newImageImportCmd(a *app) *cobra.Command {
 	var args client.ImageImportArgs
 	cmd := &cobra.Command{
-		Use:   "import TARBALL",
+		Use:   "import TARBALL [ROOTFS]",
 		Short: "Import an image tarball",
-		Long: "Import an image tarball into hangard's image store.\n\n" +
-			"TARBALL is streamed to the daemon; \"-\" reads it from standard input.",
-		Example: "  hangar image import alpine.tar.gz --alias alpine --os Alpine --release 3.20",
-		Args:    exactArgs(1),
+		Long: "Import an image into hangard's image store: a root filesystem tarball, an LXD\n" +
+			"image tarball (metadata.yaml and rootfs/), or a split LXD image given as its\n" +
+			"metadata tarball and its ROOTFS (tarball or squashfs).\n\n" +
+			"Files are streamed to the daemon; TARBALL \"-\" reads it from standard input.",
+		Example: "  hangar image import alpine.tar.gz --alias alpine --os Alpine --release 3.20\n" +
+			"  hangar image import meta.tar.xz rootfs.squashfs --alias alpine",
+		Args: rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, pos []string) error {
-			var r io.Reader = a.in
-			if pos[0] != "-" {
-				f, err := os.Open(pos[0])
-				if err != nil {
-					return fmt.Errorf("open image: %w", err)
-				}
-				defer f.Close()
-				r = f
-				args.Filename = filepath.Base(pos[0])
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			op, err := c.CreateImageFromFile(ctx, r, args)
-			if err != nil {
-				return err
-			}
-			if err := op.Wait(ctx); err != nil {
-				return err
-			}
-			fp := client.ImportedFingerprint(op.Get())
-			if fp == "" {
-				fmt.Fprintln(a.out, "Image imported")
-				return nil
-			}
-			fmt.Fprintf(a.out, "Image imported with fingerprint: %s\n", fp)
-			return nil
+			return importImage(cmd.Context(), a, pos, args)
 		},
 	}
 	f := cmd.Flags()

@@ -25,6 +25,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/serverconfig"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -117,11 +118,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("recover instances: %w", err)
 	}
 
+	conf, err := serverconfig.New(ctx, st)
+	if err != nil {
+		return err
+	}
+	go sweepImageCache(ctx, images, conf, svc.ImageUsers, log.With("component", "image"))
+
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Instances: svc, Images: images, Ops: ops, Events: hub, Info: host.serverInfo(), Log: log}
+	api := &lxd.Server{Instances: svc, Images: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

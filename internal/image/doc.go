@@ -6,7 +6,9 @@
 //
 // Under the directory given to New (e.g. DATA/images):
 //
-//	blobs/sha256/<fp>               the upload, byte for byte as received
+//	blobs/sha256/<fp>               the upload, byte for byte as received (a split
+//	                                LXD image's metadata tarball)
+//	blobs/sha256/<fp>.rootfs        a split LXD image's root filesystem, as received
 //	rootfs/<fp>/                    the unpacked root filesystem, ids as in the archive
 //	rootfs/<fp>@<hostid>-<size>/    the same tree with every uid and gid shifted by
 //	                                +hostid, for unprivileged instances whose user
@@ -23,7 +25,8 @@
 // # Invariants
 //
 //   - The fingerprint of an image is the SHA-256 of the uploaded bytes exactly
-//     as given (compressed or not), as LXD computes it.
+//     as given (compressed or not), as LXD computes it; for a split image,
+//     of the metadata tarball's bytes followed by the rootfs's.
 //   - Blobs and trees appear atomically: they are written under a .tmp- name
 //     in the same directory, synced, then renamed into place. A path returned
 //     by RootFS is never a half-unpacked tree.
@@ -48,9 +51,28 @@
 //
 // # Formats
 //
-// Import takes a plain root filesystem tarball (as `podman import` does),
-// uncompressed or compressed with gzip, xz, zstd or bzip2, detected from
-// magic bytes. Each upload format is a source (source.go); OCI images and
-// LXD image tarballs slot in as further sources over the same unpacker,
-// whose layer mode (OCI whiteouts) is the one seam left for them.
+// Import takes, each compressed with gzip, xz, zstd or bzip2 or not at all
+// (detected from magic bytes, never from names), and records which in
+// Record.Format (source.go, source_lxd.go):
+//
+//   - a plain root filesystem tarball (as `podman import` takes): its root is
+//     the instance's root ("rootfs-tarball");
+//   - an LXD unified image: metadata.yaml at the top, the root filesystem
+//     under rootfs/, templates/ kept but not applied ("lxd-unified"). It is
+//     told apart from a plain tarball while it is unpacked: LXD writes
+//     metadata.yaml first, so one pass does; if it comes later, the stored
+//     upload is unpacked a second time with rootfs/ as the root;
+//   - an LXD split image: a metadata tarball, then a root filesystem tarball
+//     or squashfs image ("lxd-split"). squashfs is unpacked by unsquashfs
+//     into a scratch tree which GNU tar streams through the same unpacker,
+//     so it gets the same containment and ownership shift.
+//
+// metadata.yaml gives the architecture (required, one LXD knows), the
+// creation date (required), the expiry date and the properties (os,
+// release, variant, serial, description...), under the client's.
+//
+// Export hands the stored files back as uploaded, so LXD and hangard agree
+// on fingerprints both ways. PruneCached deletes cached images (copies of
+// remote ones) unused for the server's images.remote_cache_expiry days,
+// never one an instance uses.
 package image

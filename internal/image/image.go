@@ -107,6 +107,13 @@ type ImportMeta struct {
 	Public       bool
 	// Filename is the upload's file name as the client gave it, if any.
 	Filename string
+	// Fingerprint, when set, is the fingerprint the client expects
+	// (X-LXD-fingerprint); an upload that hashes otherwise is refused.
+	Fingerprint string
+	// Rootfs, when set, makes the upload a split LXD image: the reader
+	// given to Import is its metadata tarball, read to its end before
+	// Rootfs is called for the root filesystem (tarball or squashfs).
+	Rootfs func() (io.Reader, error)
 }
 
 const (
@@ -238,11 +245,19 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		}
 	}
 
-	up, err := s.receive(ctx, r)
+	var up *upload
+	if meta.Rootfs != nil {
+		up, err = s.receiveSplit(ctx, r, meta.Rootfs)
+	} else {
+		up, err = s.receive(ctx, r)
+	}
 	if err != nil {
 		return api.Image{}, err
 	}
 	defer up.discard()
+	if meta.Fingerprint != "" && !strings.EqualFold(meta.Fingerprint, up.fp) {
+		return api.Image{}, errdefs.Invalid("fingerprint mismatch: the upload's is %s, the client expected %s", up.fp, meta.Fingerprint)
+	}
 
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
@@ -259,6 +274,12 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		return api.Image{}, fmt.Errorf("store image: %w", err)
 	}
 	up.blob = s.blobPath(up.fp)
+	if up.rootfsBlob != "" {
+		if err := os.Rename(up.rootfsBlob, s.splitRootfsPath(up.fp)); err != nil {
+			return api.Image{}, fmt.Errorf("store image: %w", err)
+		}
+		up.rootfsBlob = s.splitRootfsPath(up.fp)
+	}
 	if err := os.Rename(up.root, s.treePath(up.fp, nil)); err != nil {
 		return api.Image{}, fmt.Errorf("store image: %w", err)
 	}
@@ -292,7 +313,11 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		CreatedAt:    now,
 		UploadedAt:   now,
 		Source:       sourceFile,
-		Format:       formatRootfsTarball,
+		Format:       up.format,
+	}
+	if up.lxd != nil {
+		up.lxd.apply(&rec, meta)
+		arch = rec.Architecture
 	}
 	if err := s.db.CreateImage(ctx, rec); err != nil {
 		return api.Image{}, fmt.Errorf("record image: %w", err)
@@ -308,9 +333,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		}
 		aliases = append(aliases, a)
 	}
-	up.blob, up.root = "", "" // Committed.
+	up.blob, up.rootfsBlob, up.root = "", "", "" // Committed.
 
-	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch)
+	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch, "format", up.format)
 	s.em.Lifecycle(EventImageCreated, imageSource(up.fp), map[string]any{"type": typeContainer})
 	if meta.Alias != "" {
 		s.em.Lifecycle(EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": up.fp})
@@ -325,11 +350,20 @@ type upload struct {
 	size int64
 	blob string
 	root string
+
+	// rootfsBlob is a split image's root filesystem, beside blob (its
+	// metadata tarball).
+	rootfsBlob string
+	format     string
+	lxd        *lxdMetadata // an LXD image's metadata.yaml
 }
 
 func (u *upload) discard() {
 	if u.blob != "" {
 		os.Remove(u.blob)
+	}
+	if u.rootfsBlob != "" {
+		os.Remove(u.rootfsBlob)
 	}
 	if u.root != "" {
 		os.RemoveAll(u.root)
@@ -356,7 +390,11 @@ func (s *Service) receive(ctx context.Context, r io.Reader) (_ *upload, err erro
 	}
 
 	hr := &hashingReader{ctx: ctx, r: r, w: f, h: sha256.New()}
-	err = rootfsTarball{}.extract(ctx, hr, up.root, unpackOptions{log: s.log})
+	src := &imageTarball{}
+	err = src.extract(ctx, hr, up.root, unpackOptions{log: s.log})
+	if errors.Is(err, errUnifiedLate) {
+		err = nil // Unpacked again below, from the stored copy.
+	}
 	if err == nil {
 		_, err = io.Copy(io.Discard, hr) // Anything after the archive is fingerprinted too.
 	}
@@ -378,6 +416,15 @@ func (s *Service) receive(ctx context.Context, r io.Reader) (_ *upload, err erro
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("store upload: %w", err)
+	}
+	if src.format == "" { // errUnifiedLate
+		if src, err = s.unpackUnifiedAgain(ctx, up); err != nil {
+			return nil, err
+		}
+	}
+	up.format = src.format
+	if src.format == formatLXDUnified {
+		up.lxd = &src.meta
 	}
 	if err := syncFS(up.root); err != nil {
 		return nil, err
@@ -573,8 +620,10 @@ func isHexPrefix(s string) bool {
 // aside, so none is ever seen half-removed.
 func (s *Service) removeFiles(fp string) error {
 	var errs []error
-	if err := os.Remove(s.blobPath(fp)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
+	for _, p := range []string{s.blobPath(fp), s.splitRootfsPath(fp)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	entries, err := os.ReadDir(s.rootfsDir)
 	if err != nil {

@@ -105,7 +105,7 @@ func (s *Service) build(ctx context.Context, rec Record, m *driver.IDMap, name s
 }
 
 func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, final string) error {
-	blob, err := os.Open(s.blobPath(rec.Fingerprint))
+	blob, err := os.Open(s.rootfsBlobPath(rec))
 	if err != nil {
 		return fmt.Errorf("image %s: %w", rec.Fingerprint, err)
 	}

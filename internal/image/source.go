@@ -37,6 +37,10 @@ func sourceFor(rec Record) (source, error) {
 	switch rec.Format {
 	case formatRootfsTarball, "":
 		return rootfsTarball{}, nil
+	case formatLXDUnified:
+		return &imageTarball{unified: true}, nil
+	case formatLXDSplit:
+		return splitRootfs{}, nil
 	}
 	return nil, fmt.Errorf("image %s: unknown format %q", rec.Fingerprint, rec.Format)
 }

@@ -32,6 +32,12 @@ type unpackOptions struct {
 	limit int64
 	// log receives what is skipped; nil discards.
 	log *slog.Logger
+	// entry, when set, sees every archive entry before it is extracted:
+	// it may rename it (hdr.Name, hdr.Linkname: an LXD image keeps its
+	// root filesystem under rootfs/) or consume it (skip, reading its
+	// content from r if it wants it: metadata.yaml). An error stops the
+	// extraction and is returned as it is.
+	entry func(hdr *tar.Header, r io.Reader) (skip bool, err error)
 
 	// A layer mode (OCI) slots in here: a flag that makes extract turn
 	// ".wh.<name>" entries into removals of <name> (with remove below) and
@@ -125,6 +131,15 @@ func unpack(ctx context.Context, r io.Reader, root string, opts unpackOptions) (
 		}
 		if err != nil {
 			return u.entries, u.readErr(err)
+		}
+		if opts.entry != nil {
+			skip, err := opts.entry(hdr, tr)
+			if err != nil {
+				return u.entries, err
+			}
+			if skip {
+				continue
+			}
 		}
 		if err := u.extract(tr, hdr); err != nil {
 			return u.entries, err

@@ -2,6 +2,7 @@ package lxd
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,15 +41,19 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 // query string); hangar adds X-Hangar-Alias. JSON bodies (remote sources)
 // come with the registry work.
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
+	meta := image.ImportMeta{Alias: r.Header.Get("X-Hangar-Alias"), Fingerprint: r.Header.Get("X-LXD-fingerprint")}
+	var body io.Reader = r.Body
 	switch ct := r.Header.Get("Content-Type"); {
 	case ct == "application/json":
 		writeError(w, errdefs.NotImplemented("importing images from a remote source is not supported by hangard yet; upload the tarball"))
 		return
 	case strings.HasPrefix(ct, "multipart/"):
-		writeError(w, errdefs.NotImplemented("split (metadata + rootfs) image uploads are not supported by hangard yet"))
-		return
+		var err error
+		if body, err = splitUpload(r, &meta); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
-	meta := image.ImportMeta{Alias: r.Header.Get("X-Hangar-Alias")}
 	if v := r.Header.Get("X-LXD-properties"); v != "" {
 		props, err := url.ParseQuery(v)
 		if err != nil {
@@ -62,6 +67,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 		meta.OS, meta.Release = props.Get("os"), props.Get("release")
 		meta.Architecture, meta.Description = props.Get("architecture"), props.Get("description")
 	}
+	meta.Filename = r.Header.Get("X-LXD-filename")
 	if v := r.Header.Get("X-LXD-public"); v != "" {
 		pub, err := strconv.ParseBool(v)
 		if err != nil {
@@ -73,12 +79,14 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	// The body must be read before this handler returns, so the operation
 	// runs to its end here; the client still gets LXD's async answer and
 	// the finished operation (with the fingerprint) stays queryable.
+	var importErr error // Read once the operation is done.
 	op := s.Ops.Start(operation.Spec{
 		Class:       api.OperationClassTask,
 		Description: "Importing image",
 		Run: func(ctx context.Context, op *operation.Op) error {
-			img, err := s.Images.Import(ctx, r.Body, meta)
+			img, err := s.Images.Import(ctx, body, meta)
 			if err != nil {
+				importErr = err
 				return err
 			}
 			op.SetMetadata(map[string]any{"fingerprint": img.Fingerprint, "size": img.Size})
@@ -87,6 +95,13 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	})
 	if _, err := s.Ops.Wait(r.Context(), op.ID(), -1); err != nil {
 		writeError(w, err)
+		return
+	}
+	// A bad upload (or an existing image) is the client's error: answered
+	// as such (400, 409), not as a failed operation that looks like the
+	// server's.
+	if importErr != nil && statusOf(importErr) < http.StatusInternalServerError {
+		writeError(w, importErr)
 		return
 	}
 	writeAsync(w, op.Snapshot())

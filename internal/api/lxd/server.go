@@ -28,6 +28,7 @@ type Images interface {
 	UpdateAlias(ctx context.Context, name string, put api.ImageAliasesEntryPut) error
 	RenameAlias(ctx context.Context, old, new string) error
 	DeleteAlias(ctx context.Context, name string) error
+	Export(ctx context.Context, fp string) (*image.Export, error)
 }
 
 // Server serves the LXD REST API 1.0 over the core services. Handlers
@@ -39,7 +40,9 @@ type Server struct {
 	Ops       *operation.Registry
 	Events    *event.Hub
 	Info      func() api.Server
-	Log       *slog.Logger
+	// Config is the server configuration; nil refuses every key.
+	Config ServerConfig
+	Log    *slog.Logger
 
 	sockets sockets // websocket operations' streams, by operation ID
 }
@@ -53,7 +56,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /{$}", s.getRoot)
 	route("GET /1.0", s.getServer)
 	route("PUT /1.0", s.putServer)
-	route("PATCH /1.0", s.putServer)
+	route("PATCH /1.0", s.patchServer)
 
 	route("GET /1.0/instances", s.listInstances)
 	route("POST /1.0/instances", s.createInstance)
@@ -109,6 +112,9 @@ func (s *Server) Handler() http.Handler {
 	route("PUT /1.0/images/{fp}", s.putImage)
 	route("PATCH /1.0/images/{fp}", s.patchImage)
 	route("DELETE /1.0/images/{fp}", s.deleteImage)
+	// One route for all below an image: a pattern like {fp}/export would
+	// overlap aliases/{name...} with neither more specific.
+	route("GET /1.0/images/{path...}", s.getImageSubresource)
 
 	// Collections hangard has none of yet list as empty, which is true
 	// and what lxc asks for during ordinary commands; everything else under
@@ -173,20 +179,5 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
-	writeSync(w, s.Info(), "")
-}
-
-func (s *Server) putServer(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Config map[string]any `json:"config"`
-	}
-	if err := decode(r, &body); err != nil {
-		writeError(w, err)
-		return
-	}
-	for k := range body.Config {
-		writeError(w, errdefs.Invalid("unknown server config key %q", k))
-		return
-	}
-	writeSync(w, map[string]any{}, "")
+	writeSync(w, s.serverInfo(), "")
 }

@@ -112,6 +112,9 @@ func (fakeImages) UpdateAlias(context.Context, string, api.ImageAliasesEntryPut)
 }
 func (fakeImages) RenameAlias(context.Context, string, string) error { return nil }
 func (fakeImages) DeleteAlias(context.Context, string) error         { return nil }
+func (fakeImages) Export(context.Context, string) (*image.Export, error) {
+	return nil, errdefs.NotFound("image not found")
+}
 
 type lifecycle struct{ hub *event.Hub }
 
