@@ -135,6 +135,8 @@ type Service struct {
 	mu      sync.Mutex
 	flights map[string]*flight // tree builds in progress, by tree name
 
+	oci ociState // pulls and blob downloads in progress (oci.go)
+
 	builds atomic.Int64 // trees RootFS unpacked; for tests
 }
 
@@ -510,10 +512,15 @@ func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error
 			return err
 		}
 	}
+	var ociBlobs []string // Read before the manifest goes with the image's blob.
+	if rec.Format == formatOCI {
+		ociBlobs = s.ociBlobsOf(fp)
+	}
 	if err := s.db.DeleteImage(ctx, fp); err != nil {
 		return err
 	}
 	s.em.Lifecycle(EventImageDeleted, imageSource(fp), nil)
+	defer s.collectBlobsLocked(context.WithoutCancel(ctx), ociBlobs)
 	if err := s.removeFiles(fp); err != nil {
 		// The image is gone; its files are left for the next import of
 		// the same bytes to replace.

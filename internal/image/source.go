@@ -37,6 +37,8 @@ func sourceFor(rec Record) (source, error) {
 	switch rec.Format {
 	case formatRootfsTarball, "":
 		return rootfsTarball{}, nil
+	case formatOCI:
+		return ociImage{}, nil
 	}
 	return nil, fmt.Errorf("image %s: unknown format %q", rec.Fingerprint, rec.Format)
 }
