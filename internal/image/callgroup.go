@@ -85,14 +85,19 @@ func (g *callGroup) do(ctx context.Context, key string, onProgress func(Progress
 	case <-ctx.Done():
 		g.mu.Lock()
 		c.waiters--
-		if c.waiters == 0 {
+		last := c.waiters == 0
+		if last {
 			c.cancel()
 		}
 		g.mu.Unlock()
 		// Wait for the run to notice when this caller was the last: its
-		// clean-up (temporary files) is then done when we return.
-		if c.waiters == 0 {
+		// clean-up (temporary files) is then done when we return, and work
+		// that finished anyway is reported as done, so the caller can undo it.
+		if last {
 			<-c.done
+			if c.err == nil {
+				return ok, nil
+			}
 		}
 		return ok, cancelled(ctx.Err())
 	}
