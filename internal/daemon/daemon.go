@@ -98,6 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       images,
+		OCI:          images,
 		Driver:       drv,
 		Events:       emit,
 		Log:          log.With("component", "instance"),
@@ -116,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Instances: svc, Images: images, Ops: ops, Events: hub, Info: host.serverInfo(), Log: log}
+	api := &lxd.Server{Instances: svc, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -42,7 +42,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	switch ct := r.Header.Get("Content-Type"); {
 	case ct == "application/json":
-		writeError(w, errdefs.NotImplemented("importing images from a remote source is not supported by hangard yet; upload the tarball"))
+		s.pullImage(w, r) // images_oci.go
 		return
 	case strings.HasPrefix(ct, "multipart/"):
 		writeError(w, errdefs.NotImplemented("split (metadata + rootfs) image uploads are not supported by hangard yet"))
