@@ -19,6 +19,7 @@ func newImageCmd(a *app) *cobra.Command {
 	cmd := groupCmd("image", "Manage images")
 	cmd.AddCommand(
 		newImageImportCmd(a),
+		newImagePullCmd(a), // oci.go
 		newImageListCmd(a),
 		newImageInfoCmd(a),
 		newImageShowCmd(a),

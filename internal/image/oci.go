@@ -795,4 +795,3 @@ func (s *Service) RuntimeConfig(ctx context.Context, fp string) (*RuntimeConfig,
 	}
 	return rc, nil
 }
-
