@@ -65,6 +65,9 @@ func (r PullRequest) parse() (name.Reference, bool, error) {
 	if strings.ContainsAny(server, "/?#@") {
 		return nil, false, errdefs.Invalid("server %q: want a registry host[:port], like docker.io or 127.0.0.1:5000", r.Server)
 	}
+	if server != "" && insecure && !loopbackHost(server) {
+		return nil, false, errdefs.Invalid("registry %s: plain HTTP (--insecure) is allowed only for loopback registries (127.0.0.0/8, ::1, localhost)", server)
+	}
 	if r.Name == "" {
 		return nil, false, errdefs.Invalid("image reference: a repository name is required")
 	}
