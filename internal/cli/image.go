@@ -32,15 +32,26 @@ func newImageCmd(a *app) *cobra.Command {
 func newImageImportCmd(a *app) *cobra.Command {
 	var args client.ImageImportArgs
 	cmd := &cobra.Command{
-		Use:   "import TARBALL",
+		Use:   "import TARBALL|DIRECTORY",
 		Short: "Import an image tarball",
 		Long: "Import an image tarball into hangard's image store.\n\n" +
-			"TARBALL is streamed to the daemon; \"-\" reads it from standard input.",
+			"TARBALL is a root filesystem tarball, an OCI archive (a tar of an OCI image\n" +
+			"layout) or a docker-archive (docker save), compressed or not; DIRECTORY is an\n" +
+			"OCI image layout. It is streamed to the daemon; \"-\" reads it from standard input.",
 		Example: "  hangar image import alpine.tar.gz --alias alpine --os Alpine --release 3.20",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, pos []string) error {
 			var r io.Reader = a.in
-			if pos[0] != "-" {
+			if st, err := os.Stat(pos[0]); err == nil && st.IsDir() {
+				// An OCI image layout directory: sent as an OCI archive.
+				rc, err := tarDirectory(pos[0])
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				r = rc
+				args.Filename = filepath.Base(filepath.Clean(pos[0]))
+			} else if pos[0] != "-" {
 				f, err := os.Open(pos[0])
 				if err != nil {
 					return fmt.Errorf("open image: %w", err)

@@ -219,7 +219,8 @@ func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, f
 
 func imageSource(fp string) string { return "/1.0/images/" + fp }
 
-// Import stores an uploaded root filesystem tarball as a new image. The
+// Import stores an uploaded root filesystem tarball as a new image, or the
+// image of an OCI archive or docker-archive (see importArchive). The
 // upload is written to a temporary blob while it is hashed and unpacked in
 // one pass; only a valid archive is renamed into place and recorded.
 //
@@ -245,6 +246,11 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		return api.Image{}, err
 	}
 	defer up.discard()
+	// An OCI layout or docker-archive unpacks as a directory of blobs:
+	// stored as an OCI image instead (archive.go).
+	if kind := archiveKind(up.root); kind != "" {
+		return s.importArchive(ctx, up.root, kind, meta)
+	}
 
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
