@@ -25,6 +25,7 @@ var Extensions = []string{
 	"console",
 	"hangar_event_sequence",   // events carry "sequence"; GET /1.0/events?since=N replays
 	"hangar_operation_retain", // finished operations stay queryable for 10 minutes
+	"hangar_oci_images",       // images from OCI registries and archives; oci.* instance keys
 }
 
 // ServerUntrusted is what GET /1.0 shows to any client.

@@ -17,6 +17,7 @@ func newImageCmd(a *app) *cobra.Command {
 	cmd := groupCmd("image", "Manage images")
 	cmd.AddCommand(
 		newImageImportCmd(a),
+		newImagePullCmd(a), // oci.go
 		newImageListCmd(a),
 		newImageInfoCmd(a),
 		newImageShowCmd(a),
@@ -30,11 +31,13 @@ func newImageCmd(a *app) *cobra.Command {
 func newImageImportCmd(a *app) *cobra.Command {
 	var args client.ImageImportArgs
 	cmd := &cobra.Command{
-		Use:   "import TARBALL [ROOTFS]",
+		Use:   "import TARBALL|DIRECTORY [ROOTFS]",
 		Short: "Import an image tarball",
 		Long: "Import an image into hangard's image store: a root filesystem tarball, an LXD\n" +
-			"image tarball (metadata.yaml and rootfs/), or a split LXD image given as its\n" +
-			"metadata tarball and its ROOTFS (tarball or squashfs).\n\n" +
+			"image tarball (metadata.yaml and rootfs/), a split LXD image given as its\n" +
+			"metadata tarball and its ROOTFS (tarball or squashfs), an OCI archive (a tar of\n" +
+			"an OCI image layout) or a docker-archive (docker save), compressed or not;\n" +
+			"DIRECTORY is an OCI image layout.\n\n" +
 			"Files are streamed to the daemon; TARBALL \"-\" reads it from standard input.",
 		Example: "  hangar image import alpine.tar.gz --alias alpine --os Alpine --release 3.20\n" +
 			"  hangar image import meta.tar.xz rootfs.squashfs --alias alpine",

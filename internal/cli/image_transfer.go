@@ -17,7 +17,16 @@ import (
 // or two (a split LXD image's metadata tarball and rootfs).
 func importImage(ctx context.Context, a *app, pos []string, args client.ImageImportArgs) error {
 	var r io.Reader = a.in
-	if pos[0] != "-" {
+	if st, err := os.Stat(pos[0]); err == nil && st.IsDir() && len(pos) == 1 {
+		// An OCI image layout directory: sent as an OCI archive.
+		rc, err := tarDirectory(pos[0])
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		r = rc
+		args.Filename = filepath.Base(filepath.Clean(pos[0]))
+	} else if pos[0] != "-" {
 		f, err := os.Open(pos[0])
 		if err != nil {
 			return fmt.Errorf("open image: %w", err)

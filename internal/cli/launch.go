@@ -16,6 +16,7 @@ type launchOptions struct {
 	noProfiles bool
 	ephemeral  bool
 	vm         bool
+	registry   registryOptions // oci.go
 }
 
 // newLaunchCmd returns "launch" (create and start) or, when start is false,
@@ -26,17 +27,25 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 		Use:   "launch IMAGE [NAME]",
 		Short: "Create and start an instance from an image",
 		Long: "Create and start an instance from an image.\n\n" +
-			"IMAGE is an image alias or fingerprint (hangard tries the alias first).\n" +
+			"IMAGE is an image alias or fingerprint (hangard tries the alias first), or an\n" +
+			"OCI registry reference: oci:REFERENCE, or REGISTRY/REPOSITORY[:TAG|@DIGEST]\n" +
+			"whose registry has a dot or a port (pulled first unless already stored).\n" +
 			"Without NAME, hangard picks a random name.",
 		Example: "  hangar launch alpine web1 -c limits.memory=512MiB\n" +
-			"  hangar launch alpine -p default -p big --ephemeral",
+			"  hangar launch alpine -p default -p big --ephemeral\n" +
+			"  hangar launch docker.io/library/alpine:3.20 c1 -c oci.cmd='[\"sleep\",\"60\"]'\n" +
+			"  hangar launch 127.0.0.1:5000/test/app:1 c2 --insecure",
 		Args: rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := buildInstancesPost(args, opts, start)
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
-			return a.createInstance(cmd, req)
+			auth, err := opts.registry.auth()
+			if err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			return a.createInstance(cmd, req, auth)
 		},
 	}
 	if !start {
@@ -54,6 +63,7 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 	f.BoolVar(&opts.noProfiles, "no-profiles", false, "create the instance with no profiles")
 	f.BoolVarP(&opts.ephemeral, "ephemeral", "e", false, "delete the instance when it stops")
 	f.BoolVar(&opts.vm, "vm", false, "create a virtual machine instead of a container")
+	opts.registry.addFlags(cmd)
 	return cmd
 }
 
@@ -64,6 +74,11 @@ func buildInstancesPost(args []string, opts launchOptions, start bool) (api.Inst
 		Source: api.InstanceSource{Type: "image", Alias: args[0]},
 		Type:   api.InstanceTypeContainer,
 		Start:  start,
+	}
+	if server, name, ok := parseRegistryRef(args[0]); ok {
+		req.Source = api.InstanceSource{Type: "image", Protocol: "oci", Server: registryServer(server, opts.registry.insecure), Alias: name}
+	} else if opts.registry.insecure || opts.registry.creds != "" {
+		return req, fmt.Errorf("--insecure and --creds apply to registry references only, not to the local image %q", args[0])
 	}
 	if len(args) > 1 {
 		req.Name = args[1]
@@ -94,7 +109,7 @@ func buildInstancesPost(args []string, opts launchOptions, start bool) (api.Inst
 
 // createInstance sends the request, names the instance as soon as the daemon
 // has (it picks the name when none was given) and waits for the operation.
-func (a *app) createInstance(cmd *cobra.Command, req api.InstancesPost) error {
+func (a *app) createInstance(cmd *cobra.Command, req api.InstancesPost, auth client.RegistryAuth) error {
 	c, err := a.client()
 	if err != nil {
 		return err
@@ -104,7 +119,7 @@ func (a *app) createInstance(cmd *cobra.Command, req api.InstancesPost) error {
 	if name != "" {
 		fmt.Fprintf(a.out, "Creating %s\n", name)
 	}
-	op, err := c.CreateInstance(ctx, req)
+	op, err := c.CreateInstanceWithAuth(ctx, req, auth)
 	if err != nil {
 		return err
 	}
@@ -114,7 +129,7 @@ func (a *app) createInstance(cmd *cobra.Command, req api.InstancesPost) error {
 			fmt.Fprintf(a.out, "Creating %s\n", name)
 		}
 	}
-	if err := op.Wait(ctx); err != nil {
+	if err := a.waitProgress(ctx, op, "Retrieving image"); err != nil {
 		return err
 	}
 	if name == "" {

@@ -103,6 +103,7 @@ func Run(ctx context.Context, cfg Config) error {
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       images,
+		OCI:          images,
 		Driver:       drv,
 		Events:       emit,
 		Log:          log.With("component", "instance"),
@@ -128,7 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Instances: svc, Images: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
+	api := &lxd.Server{Instances: svc, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -7,8 +7,12 @@
 // Under the directory given to New (e.g. DATA/images):
 //
 //	blobs/sha256/<fp>               the upload, byte for byte as received (a split
-//	                                LXD image's metadata tarball)
+//	                                LXD image's metadata tarball); for an OCI
+//	                                image its manifest, exactly as served
 //	blobs/sha256/<fp>.rootfs        a split LXD image's root filesystem, as received
+//	blobs/sha256/<digest>           an OCI image's config and layers (compressed,
+//	                                as fetched), one file per digest however many
+//	                                images share it
 //	rootfs/<fp>/                    the unpacked root filesystem, ids as in the archive
 //	rootfs/<fp>@<hostid>-<size>/    the same tree with every uid and gid shifted by
 //	                                +hostid, for unprivileged instances whose user
@@ -27,6 +31,17 @@
 //   - The fingerprint of an image is the SHA-256 of the uploaded bytes exactly
 //     as given (compressed or not), as LXD computes it; for a split image,
 //     of the metadata tarball's bytes followed by the rootfs's.
+//     An OCI image's fingerprint is its manifest's digest (hex): the
+//     platform-specific manifest, never the index, so a multi-architecture
+//     reference names a different image on each architecture, and pulling
+//     by tag or by digest gives the same fingerprint.
+//   - A blob file is always complete and verified: fetched to a .tmp- file
+//     while hashed, checked against its digest and size, synced, renamed.
+//     A layer present is never fetched again; pulls of one image share one
+//     download (callGroup, keyed by manifest digest, and by blob digest).
+//   - An OCI layer blob is removed when the last image naming it is
+//     deleted, or when the pull that fetched it fails (unless another pull
+//     in progress holds it): a failed or cancelled pull leaves nothing.
 //   - Blobs and trees appear atomically: they are written under a .tmp- name
 //     in the same directory, synced, then renamed into place. A path returned
 //     by RootFS is never a half-unpacked tree.
@@ -75,4 +90,15 @@
 // on fingerprints both ways. PruneCached deletes cached images (copies of
 // remote ones) unused for the server's images.remote_cache_expiry days,
 // never one an instance uses.
+//
+// OCI images (format "oci", source_oci.go) come from registries (Pull,
+// registry.go, through go-containerregistry: references, auth from the
+// daemon's ~/.docker/config.json or the request's credentials, plain HTTP
+// only to loopback) or from uploads that unpack as an OCI image layout or
+// a docker-archive (archive.go). Their layers are applied in order by the
+// unpacker in layer mode (layers.go): ".wh.<name>" removes what lower
+// layers made, ".wh..wh..opq" empties a directory of lower content. The
+// image's config is a blob too; RuntimeConfig reads the run defaults
+// (entrypoint, cmd, env, workdir, user resolved through the image's
+// /etc/passwd and /etc/group, stop signal) for the instance service.
 package image

@@ -142,6 +142,8 @@ type Service struct {
 	mu      sync.Mutex
 	flights map[string]*flight // tree builds in progress, by tree name
 
+	oci ociState // pulls and blob downloads in progress (oci.go)
+
 	builds atomic.Int64 // trees RootFS unpacked; for tests
 }
 
@@ -224,7 +226,8 @@ func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, f
 
 func imageSource(fp string) string { return "/1.0/images/" + fp }
 
-// Import stores an uploaded root filesystem tarball as a new image. The
+// Import stores an uploaded root filesystem tarball as a new image, or the
+// image of an OCI archive or docker-archive (see importArchive). The
 // upload is written to a temporary blob while it is hashed and unpacked in
 // one pass; only a valid archive is renamed into place and recorded.
 //
@@ -257,6 +260,11 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	defer up.discard()
 	if meta.Fingerprint != "" && !strings.EqualFold(meta.Fingerprint, up.fp) {
 		return api.Image{}, errdefs.Invalid("fingerprint mismatch: the upload's is %s, the client expected %s", up.fp, meta.Fingerprint)
+	}
+	// An OCI layout or docker-archive unpacks as a directory of blobs:
+	// stored as an OCI image instead (archive.go).
+	if kind := archiveKind(up.root); up.format == formatRootfsTarball && kind != "" {
+		return s.importArchive(ctx, up.root, kind, meta)
 	}
 
 	s.commitMu.Lock()
@@ -557,10 +565,15 @@ func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error
 			return err
 		}
 	}
+	var ociBlobs []string // Read before the manifest goes with the image's blob.
+	if rec.Format == formatOCI {
+		ociBlobs = s.ociBlobsOf(fp)
+	}
 	if err := s.db.DeleteImage(ctx, fp); err != nil {
 		return err
 	}
 	s.em.Lifecycle(EventImageDeleted, imageSource(fp), nil)
+	defer s.collectBlobsLocked(context.WithoutCancel(ctx), ociBlobs)
 	if err := s.removeFiles(fp); err != nil {
 		// The image is gone; its files are left for the next import of
 		// the same bytes to replace.

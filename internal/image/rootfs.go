@@ -124,7 +124,7 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	if err != nil {
 		return err
 	}
-	opts := unpackOptions{shift: m, log: s.log}
+	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir}
 	if err := src.extract(ctx, blob, tmp, opts); err != nil {
 		if m != nil && errors.Is(err, errdefs.ErrInvalidArgument) {
 			return errdefs.Invalid("image %s cannot be shifted for id map %d+%d: %v", rec.Fingerprint, m.HostID, m.Size, err)

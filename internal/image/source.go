@@ -41,6 +41,8 @@ func sourceFor(rec Record) (source, error) {
 		return &imageTarball{unified: true}, nil
 	case formatLXDSplit:
 		return splitRootfs{}, nil
+	case formatOCI:
+		return ociImage{}, nil
 	}
 	return nil, fmt.Errorf("image %s: unknown format %q", rec.Fingerprint, rec.Format)
 }

@@ -39,9 +39,13 @@ type unpackOptions struct {
 	// extraction and is returned as it is.
 	entry func(hdr *tar.Header, r io.Reader) (skip bool, err error)
 
-	// A layer mode (OCI) slots in here: a flag that makes extract turn
-	// ".wh.<name>" entries into removals of <name> (with remove below) and
-	// ".wh..wh..opq" into emptying the parent, instead of creating them.
+	// layer applies the archive as an OCI layer over what root already
+	// holds: whiteouts remove what lower layers made, and the root's owner
+	// and mode are left alone unless the layer names "./" (layers.go).
+	layer bool
+	// blobs is the blob directory, for sources whose upload names other
+	// blobs (an OCI manifest names its config and layers).
+	blobs string
 }
 
 // unpacker extracts one tar stream into one directory tree.
@@ -76,6 +80,10 @@ type unpacker struct {
 	buf     []byte
 	written int64
 	entries int
+
+	// made holds the paths this layer created (layer mode), which an
+	// opaque whiteout in the same layer must keep.
+	made map[string]bool
 }
 
 // unpack extracts the tar stream r into root, an existing directory (empty
@@ -110,11 +118,16 @@ func unpack(ctx context.Context, r io.Reader, root string, opts unpackOptions) (
 	defer u.close()
 
 	// The root looks like a root until the archive says otherwise ("./").
-	if err := unix.Fchown(u.root, int(u.rootUID), int(u.rootGID)); err != nil {
-		return 0, fmt.Errorf("chown %s: %w", root, err)
-	}
-	if err := unix.Fchmod(u.root, 0o755); err != nil {
-		return 0, fmt.Errorf("chmod %s: %w", root, err)
+	// A layer over others keeps what the lower layers made of it.
+	if !opts.layer {
+		if err := unix.Fchown(u.root, int(u.rootUID), int(u.rootGID)); err != nil {
+			return 0, fmt.Errorf("chown %s: %w", root, err)
+		}
+		if err := unix.Fchmod(u.root, 0o755); err != nil {
+			return 0, fmt.Errorf("chmod %s: %w", root, err)
+		}
+	} else {
+		u.made = map[string]bool{}
 	}
 
 	tr := tar.NewReader(r)
@@ -222,6 +235,12 @@ func (u *unpacker) extract(tr *tar.Reader, hdr *tar.Header) error {
 	}
 
 	parent, base := splitPath(name)
+	if u.opts.layer {
+		if done, err := u.whiteout(parent, base, hdr); done {
+			return err
+		}
+		u.markMade(name)
+	}
 	pfd, err := u.parent(parent)
 	if err != nil {
 		return u.fail("create parent directory of", name, err)

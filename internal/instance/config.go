@@ -26,6 +26,12 @@ var configKeys = map[string]func(string) error{
 	"boot.host_shutdown_timeout": validateNonNegativeInt,
 	"security.privileged":        validateBool,
 	"security.protection.delete": validateBool,
+	// OCI process overrides (oci.go); unset keys take the image's value.
+	keyOCIEntrypoint: validateArgsJSON,
+	keyOCICmd:        validateArgsJSON,
+	keyOCICwd:        validateAbsPath,
+	keyOCIUID:        validateUint32,
+	keyOCIGID:        validateUint32,
 }
 
 // Key prefixes and who may write them.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -17,8 +19,12 @@ type Creation struct {
 	s     *Service
 	rec   store.Instance
 	image string // fingerprint, "" for source none
-	start bool
-	done  bool
+	// pull is the registry image to fetch before creating, nil when the
+	// image is local.
+	pull     *image.ResolvedImage
+	progress func(image.Progress)
+	start    bool
+	done     bool
 }
 
 // Name is the instance's name (chosen by the daemon when the request had none).
@@ -26,7 +32,11 @@ func (c *Creation) Name() string { return c.rec.Name }
 
 // Create validates a POST /1.0/instances request and reserves its name.
 // The caller must call Run or Abort.
-func (s *Service) Create(ctx context.Context, req api.InstancesPost) (*Creation, error) {
+//
+// A source naming an OCI registry (source.protocol "oci") is resolved here
+// (reference, manifest, architecture) and pulled by Run, unless the image
+// is stored already; opts carry the registry credentials for that.
+func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...CreateOptions) (*Creation, error) {
 	switch req.Type {
 	case "", api.InstanceTypeContainer:
 	case api.InstanceTypeVM:
@@ -62,33 +72,48 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost) (*Creation,
 
 	config := cloneMap(req.Config)
 	var fp string
+	var pull *image.ResolvedImage
 	switch req.Source.Type {
 	case "image":
-		ref := req.Source.Alias
-		if ref == "" {
-			ref = req.Source.Fingerprint
+		var opt CreateOptions
+		if len(opts) > 0 {
+			opt = opts[0]
 		}
-		if ref == "" {
-			return nil, errdefs.Invalid("source: an image alias or fingerprint is required")
-		}
-		if req.Source.Server != "" {
-			return nil, errdefs.Invalid("source.server %q: remote image servers are not supported yet", req.Source.Server)
-		}
-		var err error
-		if fp, err = s.cfg.Images.Resolve(ctx, ref); err != nil {
-			return nil, fmt.Errorf("source: %w", err)
-		}
-		img, err := s.cfg.Images.Get(ctx, fp)
+		pr, err := remoteSource(req.Source, opt)
 		if err != nil {
-			return nil, fmt.Errorf("source: %w", err)
+			return nil, err
 		}
-		if img.Architecture != "" && img.Architecture != arch {
-			return nil, errdefs.Invalid("image %s is for %s and cannot run on this %s host", fp[:12], img.Architecture, arch)
+		if pr != nil {
+			if s.cfg.OCI == nil {
+				return nil, errdefs.Invalid("source.server %q: remote image servers are not supported", req.Source.Server)
+			}
+			// Resolved now, so a bad reference or a foreign image is a
+			// 4xx at once; the layers are fetched by Run.
+			ri, err := s.cfg.OCI.ResolveRemote(ctx, *pr)
+			if err != nil {
+				return nil, fmt.Errorf("source: %w", err)
+			}
+			fp = ri.Fingerprint()
+			if _, err := s.cfg.Images.Get(ctx, fp); err != nil {
+				pull = ri
+			}
+		} else {
+			ref := req.Source.Alias
+			if ref == "" {
+				ref = req.Source.Fingerprint
+			}
+			if ref == "" {
+				return nil, errdefs.Invalid("source: an image alias or fingerprint is required")
+			}
+			if fp, err = s.cfg.Images.Resolve(ctx, ref); err != nil {
+				return nil, fmt.Errorf("source: %w", err)
+			}
 		}
-		for k, v := range img.Properties {
-			config[prefixImage+k] = v
+		if pull == nil {
+			if err := s.imageConfig(ctx, fp, config); err != nil {
+				return nil, err
+			}
 		}
-		config[keyBaseImage] = fp
 	case "none", "":
 		if req.Source.Alias != "" || req.Source.Fingerprint != "" {
 			return nil, errdefs.Invalid("source: type %q takes no image; use type \"image\"", req.Source.Type)
@@ -119,9 +144,43 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost) (*Creation,
 			LastUsedAt:   now,
 		},
 		image: fp,
+		pull:  pull,
 		start: req.Start,
 	}, nil
 }
+
+// imageConfig checks that the image runs here and records what the
+// instance takes from it: image.* properties, the base image and, for an
+// OCI image, its run defaults.
+func (s *Service) imageConfig(ctx context.Context, fp string, config map[string]string) error {
+	img, err := s.cfg.Images.Get(ctx, fp)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if arch := s.cfg.Architecture; img.Architecture != "" && img.Architecture != arch {
+		return errdefs.Invalid("image %s is for %s and cannot run on this %s host", fp[:12], img.Architecture, arch)
+	}
+	for k, v := range img.Properties {
+		config[prefixImage+k] = v
+	}
+	config[keyBaseImage] = fp
+	if s.cfg.OCI != nil {
+		rc, err := s.cfg.OCI.RuntimeConfig(ctx, fp)
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		if rc != nil {
+			maps.Copy(config, ociDefaults(rc))
+		}
+	}
+	return nil
+}
+
+// Pulls reports whether Run fetches the image from a registry first.
+func (c *Creation) Pulls() bool { return c.pull != nil }
+
+// OnProgress sets where Run reports the progress of a pull.
+func (c *Creation) OnProgress(f func(image.Progress)) { c.progress = f }
 
 // checkProfiles checks that every named profile exists, once.
 func (s *Service) checkProfiles(names []string) error {
@@ -189,6 +248,14 @@ func (c *Creation) Run(ctx context.Context) error {
 	defer s.releaseName(c.rec.Name)
 
 	rec := c.rec
+	if c.pull != nil {
+		if _, err := s.cfg.OCI.StoreRemote(ctx, c.pull, image.StoreOptions{Progress: c.progress}); err != nil {
+			return fmt.Errorf("pull %s: %w", c.pull.Reference(), err)
+		}
+		if err := s.imageConfig(ctx, c.image, rec.Config); err != nil {
+			return err
+		}
+	}
 	if err := s.cfg.DB.CreateInstance(ctx, &rec); err != nil {
 		return fmt.Errorf("create %s: %w", rec.Name, err)
 	}

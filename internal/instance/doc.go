@@ -13,6 +13,20 @@
 //     changes; restart is composed of validated hops.
 //   - Profiles, because an instance's meaning is its profiles' config
 //     layered under its own.
+//   - What PID 1 runs. An image with no config (a root filesystem tarball)
+//     runs /sbin/init, stopped with SIGPWR. An instance created from an OCI
+//     image records the image's run defaults at create as read-only keys
+//     (volatile.oci.entrypoint, .cmd and .env as JSON arrays, .cwd, .uid,
+//     .gid with user names resolved in the image, .stop_signal) and runs
+//     entrypoint+cmd as that user in that directory, stopped with the
+//     image's StopSignal or SIGTERM. The image's env lies under the
+//     environment.* keys (a key of the same name wins). The user keys
+//     oci.entrypoint and oci.cmd (JSON arrays of strings), oci.cwd (an
+//     absolute path) and oci.uid/oci.gid (uint32) override them; setting
+//     oci.entrypoint alone drops the image's cmd, as docker run
+//     --entrypoint does. A create whose source names an OCI registry
+//     (protocol "oci") resolves the reference before answering and pulls
+//     in its operation (oci.go).
 //
 // What it must not touch
 //

@@ -43,6 +43,9 @@ type Emitter interface {
 type Config struct {
 	DB     DB
 	Images Images
+	// OCI, when set, gives instances from OCI images their run defaults
+	// and lets a create pull from a registry (oci.go).
+	OCI    OCIImages
 	Driver driver.Driver
 	Events Emitter
 	Log    *slog.Logger

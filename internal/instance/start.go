@@ -101,9 +101,20 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 	}
 	sort.Strings(envKeys)
 	spec.Env = append(spec.Env, "container=hangar")
-	for _, k := range envKeys {
-		spec.Env = append(spec.Env, strings.TrimPrefix(k, prefixEnvironment)+"="+cfg[k])
+	proc, isOCI, err := ociProcessOf(rec.Config, cfg)
+	if err != nil {
+		return driver.Spec{}, err
 	}
+	if isOCI {
+		// The image's environment lies under the instance's environment.*.
+		spec.Args, spec.Cwd, spec.UID, spec.GID, spec.StopSignal = proc.args, proc.cwd, proc.uid, proc.gid, proc.stop
+		spec.Env = mergeEnv(spec.Env, proc.env...)
+	}
+	vars := make([]string, 0, len(envKeys))
+	for _, k := range envKeys {
+		vars = append(vars, strings.TrimPrefix(k, prefixEnvironment)+"="+cfg[k])
+	}
+	spec.Env = mergeEnv(spec.Env, vars...)
 
 	limits, err := s.limitsOf(cfg)
 	if err != nil {
@@ -143,9 +154,9 @@ func (s *Service) limitsOf(cfg map[string]string) (driver.Limits, error) {
 	return l, nil
 }
 
-// commandOf is what PID 1 runs. Plain root-filesystem images carry no
-// command, so it is the image's init; OCI image configs come with the
-// registry work.
+// commandOf is what PID 1 runs when the image says nothing: plain
+// root-filesystem images carry no command, so it is the image's init. OCI
+// images carry theirs (ociProcessOf, which buildSpec applies over this).
 func commandOf(store.Instance) []string { return []string{"/sbin/init"} }
 
 // stopSignal is what asks PID 1 to shut down: an init system takes

@@ -45,7 +45,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	var body io.Reader = r.Body
 	switch ct := r.Header.Get("Content-Type"); {
 	case ct == "application/json":
-		writeError(w, errdefs.NotImplemented("importing images from a remote source is not supported by hangard yet; upload the tarball"))
+		s.pullImage(w, r) // images_oci.go
 		return
 	case strings.HasPrefix(ct, "multipart/"):
 		var err error

@@ -81,13 +81,17 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	c, err := s.Instances.Create(r.Context(), req)
+	user, pass, err := registryAuth(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	desc := "Creating instance"
-	s.startOp(w, desc, instanceResources(c.Name()), c.Run)
+	c, err := s.Instances.Create(r.Context(), req, instance.CreateOptions{RegistryUsername: user, RegistryPassword: pass})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.startCreate(w, c) // images_oci.go: with pull progress
 }
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {

@@ -37,6 +37,7 @@ type Images interface {
 type Server struct {
 	Instances *instance.Service
 	Images    Images
+	OCI       OCIImages // nil: no registry pulls (images_oci.go)
 	Ops       *operation.Registry
 	Events    *event.Hub
 	Info      func() api.Server
