@@ -19,6 +19,10 @@ var Extensions = []string{
 	"image_aliases",
 	"profiles",
 	"container_stop_priority",
+	"file_delete",
+	"file_append",
+	"file_symlinks",
+	"directory_manipulation",
 	"hangar_event_sequence",   // events carry "sequence"; GET /1.0/events?since=N replays
 	"hangar_operation_retain", // finished operations stay queryable for 10 minutes
 }
