@@ -145,6 +145,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newMonitorCmd(a),
 		newOperationCmd(a),
 		newConsoleCmd(a),
+		newFileCmd(a),
 		newQueryCmd(a),
 		newVersionCmd(a),
 	)
