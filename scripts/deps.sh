@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what hangard and its tests need on Debian 12, only what is missing.
+# Installs what hangard and its tests need on Debian 12, only what is missing
+# (lxd-client is the real lxc the end-to-end tests drive hangard with).
 set -euo pipefail
 need=()
-for pkg in runc busybox-static xz-utils iproute2 ca-certificates; do
+for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
