@@ -334,3 +334,13 @@ func BenchmarkFilePushPull(b *testing.B) {
 		}
 	}
 }
+
+// A runtime that cannot reach its instances' roots says so.
+func TestFilesNeedRootOpener(t *testing.T) {
+	ts := newTestServer(t)
+	launch(t, ts, "c1")
+	resp, env := call(t, ts, "GET", "/1.0/instances/c1/files?path=/etc/hosts", "", nil)
+	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(env.Error, "file access") {
+		t.Fatalf("%d %+v", resp.StatusCode, env)
+	}
+}
