@@ -186,7 +186,10 @@ func (r *Root) WriteFile(p string, content io.Reader, o FileOptions) (created bo
 	if exists {
 		o.UID, o.GID, o.Mode = st.Uid, st.Gid, st.Mode&0o7777
 	}
-	return !exists, replace(n, p, content, o)
+	if err := replace(n, p, content, o); err != nil {
+		return false, err
+	}
+	return !exists, nil
 }
 
 func appendTo(n node, p string, st *unix.Stat_t, content io.Reader) error {
