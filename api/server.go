@@ -23,6 +23,10 @@ var Extensions = []string{
 	"container_exec_signal_handling",
 	"container_exec_user_group_cwd",
 	"console",
+	"file_delete",
+	"file_append",
+	"file_symlinks",
+	"directory_manipulation",
 	"hangar_event_sequence",   // events carry "sequence"; GET /1.0/events?since=N replays
 	"hangar_operation_retain", // finished operations stay queryable for 10 minutes
 	"hangar_oci_images",       // images from OCI registries and archives; oci.* instance keys

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what hangard and its tests need on Debian 12, only what is missing.
+# Installs what hangard and its tests need on Debian 12, only what is missing
+# (lxd-client is the real lxc the end-to-end tests drive hangard with).
 set -euo pipefail
 need=()
 for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools; do

@@ -150,6 +150,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newOperationCmd(a),
 		newExecCmd(a),
 		newConsoleCmd(a),
+		newFileCmd(a),
 		newQueryCmd(a),
 		newVersionCmd(a),
 	)

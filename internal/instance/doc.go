@@ -27,6 +27,9 @@
 //     --entrypoint does. A create whose source names an OCI registry
 //     (protocol "oci") resolves the reference before answering and pulls
 //     in its operation (oci.go).
+//   - Files inside instances (files.go): the id map between the instance's
+//     ids and the host's, LXD's defaults for owners and modes. Paths are
+//     resolved by package fsroot in a root the driver opens (RootOpener).
 //
 // What it must not touch
 //
@@ -39,10 +42,12 @@
 //	Service.mu guards the maps and every inst's fields; it is held only for
 //	short reads and writes, never across a driver call. Each instance has
 //	its own op mutex, held for the whole of a state-changing operation
-//	(create+start, start, stop, freeze, update, rename, delete), so two
-//	operations on one instance never interleave while operations on
-//	different instances never wait on each other. A create holds the new
-//	instance's op lock before the instance becomes visible.
+//	(create+start, start, stop, freeze, update, rename, delete) and of each
+//	file read, write or delete (so that no root is unmounted, mounted twice
+//	or deleted under a transfer), so two operations on one instance never
+//	interleave while operations on different instances never wait on each
+//	other. A create holds the new instance's op lock before the instance
+//	becomes visible.
 //
 // Invariants
 //   - A create that fails anywhere, its start included, leaves nothing: no

@@ -60,6 +60,20 @@
 // message lands in console.log too (runc's stderr is PID 1's), where the user
 // can read it; Start also returns it.
 //
+// # Files of an instance (OpenRoot)
+//
+// The files API reaches a container's root from the host through a
+// detached mount: open_tree(OPEN_TREE_CLONE) of the live rootfs mount while
+// the container runs, else a fresh overlay made with fsopen/fsmount (an
+// instance that never ran gets its upper/ and work/ first, as Start would).
+// Detached mounts are in no mount table and end with their file, so a
+// crash leaves nothing mounted and Stop's unmount is not held up by a
+// transfer. They are nodev and nosuid: device nodes a container made never
+// open on the host through them. A clone of a running container's root is
+// checked to be its overlay (or its layer), not the bare mount point a
+// concurrent exit left. The service never mounts a stopped layer twice: it
+// holds the instance's lock while the root is open.
+//
 // # Invariants
 //
 //   - A failed Start leaves nothing behind: no process (PID 1 is killed and
