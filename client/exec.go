@@ -204,3 +204,59 @@ func recvWS(conn *websocket.Conn, w io.Writer) {
 		}
 	}
 }
+
+// Console is a client attached to an instance's console.
+type Console struct {
+	op      *Operation
+	conn    *websocket.Conn
+	control *websocket.Conn
+	output  chan struct{} // closed when the daemon ends the output
+}
+
+// AttachConsole attaches to an instance's console: what the console prints
+// from now on is copied to out, and in to its input, until Detach.
+func (c *Client) AttachConsole(ctx context.Context, name string, post api.InstanceConsolePost, in io.Reader, out io.Writer) (*Console, error) {
+	op, err := c.queryOperation(ctx, "POST", "/1.0/instances/"+url.PathEscape(name)+"/console", post, "")
+	if err != nil {
+		return nil, err
+	}
+	rawFds, _ := op.Get().Metadata["fds"].(map[string]any)
+	secret := func(k string) string { s, _ := rawFds[k].(string); return s }
+	if secret("0") == "" || secret("control") == "" {
+		return nil, errors.New("console: the daemon offered no console stream")
+	}
+	control, err := c.operationWebsocket(ctx, op.ID(), secret("control"))
+	if err != nil {
+		return nil, fmt.Errorf("console: connect: %w", err)
+	}
+	conn, err := c.operationWebsocket(ctx, op.ID(), secret("0"))
+	if err != nil {
+		control.CloseNow()
+		return nil, fmt.Errorf("console: connect: %w", err)
+	}
+	con := &Console{op: op, conn: conn, control: control, output: make(chan struct{})}
+	go func() {
+		for {
+			if _, _, err := control.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	go sendWS(conn, in)
+	go func() {
+		defer close(con.output)
+		recvWS(conn, out)
+	}()
+	return con, nil
+}
+
+// Output is closed when the daemon ends the console's output (the session
+// ended on its side).
+func (c *Console) Output() <-chan struct{} { return c.output }
+
+// Detach leaves the console and waits for the operation to end.
+func (c *Console) Detach(ctx context.Context) error {
+	c.control.Close(websocket.StatusNormalClosure, "detach")
+	c.conn.Close(websocket.StatusNormalClosure, "detach")
+	return c.op.Wait(ctx)
+}

@@ -1,6 +1,14 @@
 package instance
 
-import "context"
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
 
 // ConsoleLog returns what PID 1 wrote to stdout and stderr, bounded in size.
 func (s *Service) ConsoleLog(ctx context.Context, name string) ([]byte, error) {
@@ -20,4 +28,25 @@ func (s *Service) ClearConsoleLog(ctx context.Context, name string) error {
 	}
 	rec, _, _ := s.snapshot(in)
 	return s.cfg.Driver.ClearConsoleLog(ctx, runtimeID(rec.ID))
+}
+
+// AttachConsole attaches to a running instance's console (driver.ConsoleAttacher).
+func (s *Service) AttachConsole(ctx context.Context, name string) (io.ReadWriteCloser, error) {
+	in, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	rec, status, _ := s.snapshot(in)
+	if status != api.Running && status != api.Frozen {
+		return nil, errdefs.Invalid("instance %q is not running", name)
+	}
+	ca, ok := s.cfg.Driver.(driver.ConsoleAttacher)
+	if !ok {
+		return nil, errdefs.NotImplemented("this instance type has no attachable console")
+	}
+	c, err := ca.AttachConsole(ctx, runtimeID(rec.ID))
+	if errors.Is(err, driver.ErrNotRunning) {
+		return nil, errdefs.Invalid("instance %q is not running", name)
+	}
+	return c, err
 }

@@ -70,7 +70,7 @@ func (s *Server) Handler() http.Handler {
 	route("PUT /1.0/instances/{name}/state", s.putInstanceState)
 	route("GET /1.0/instances/{name}/console", s.getConsoleLog)
 	route("DELETE /1.0/instances/{name}/console", s.deleteConsoleLog)
-	route("POST /1.0/instances/{name}/console", s.notYet("attaching to a console"))
+	route("POST /1.0/instances/{name}/console", s.attachConsole)
 	route("POST /1.0/instances/{name}/exec", s.execInstance)
 	route("GET /1.0/instances/{name}/files", s.getInstanceFile)
 	route("POST /1.0/instances/{name}/files", s.postInstanceFile)

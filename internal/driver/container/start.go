@@ -146,6 +146,12 @@ func (s *starter) start() (int, error) {
 		"--bundle", s.dir, "--pid-file", pidFile, s.id)
 	cmd.Stdout = console
 	cmd.Stderr = console
+	consoleIn, err := d.openConsoleInput(s.id)
+	if err != nil {
+		return 0, err
+	}
+	defer consoleIn.Close()
+	cmd.Stdin = consoleIn
 	s.ranRunc = true
 	if err := cmd.Run(); err != nil {
 		// runc's stderr is the console: its message is what it appended.
@@ -265,7 +271,7 @@ func (s *starter) rollback(ctx context.Context) error {
 		}
 		return errors.Join(errs...)
 	}
-	rm := []string{"rootfs", "work", "config.json"}
+	rm := []string{"rootfs", "work", "config.json", "console.in"}
 	if !s.upperExisted {
 		rm = append(rm, "upper")
 	}
