@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/hangar-dev/hangar/api"
 )
@@ -129,3 +130,26 @@ func (c *Client) GetInstanceConsoleLog(ctx context.Context, name string) ([]byte
 }
 
 func instancePath(name string) string { return "/1.0/instances/" + escape(name) }
+
+// GetInstanceLogFile returns a log file of an instance by its API path, as
+// the daemon names them (/1.0/instances/NAME/logs/..., e.g. the "output"
+// of a recorded exec).
+func (c *Client) GetInstanceLogFile(ctx context.Context, path string) ([]byte, error) {
+	if !strings.HasPrefix(path, "/1.0/instances/") || !strings.Contains(path, "/logs/") {
+		return nil, fmt.Errorf("%q is not an instance log file path", path)
+	}
+	resp, err := c.do(ctx, http.MethodGet, path, nil, -1, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		_, _, err := parseResponse(resp)
+		return nil, err
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, nil
+}

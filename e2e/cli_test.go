@@ -882,8 +882,8 @@ func cliConsole(d *daemon) {
 	waitFor(t, "the init's line in the console log", 10*time.Second, func() bool {
 		return strings.Contains(d.must("console", "con1", "--show-log"), "hello-from-init")
 	})
-	d.mustFail([]string{"console", "con1"}, "not supported", "--show-log")
 	d.mustFail([]string{"console", "nope", "--show-log"}, "not found")
+	d.mustFail([]string{"console", "nope"}, "not found")
 }
 
 func cliErrors(d *daemon) {
