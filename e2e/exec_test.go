@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,35 @@ func TestExec(t *testing.T) {
 		// Root's default directory is its home, as with LXD.
 		if out := d.must("exec", "x1", "--", "pwd"); out != "/root\n" {
 			t.Errorf("default cwd %q, want /root", out)
+		}
+	})
+
+	t.Run("files meet exec", func(t *testing.T) {
+		// The image's init mounts a tmpfs on /tmp in the container: a file
+		// pushed there is where the container's processes look, and what
+		// they write there can be pulled.
+		d := d.on(t)
+		waitFor(t, "the tmpfs on /tmp", 10*time.Second, func() bool {
+			out, _, _ := d.hangar("exec", "x1", "--", "sh", "-c", "grep ' /tmp ' /proc/mounts")
+			return strings.Contains(out, "tmpfs")
+		})
+		src := filepath.Join(t.TempDir(), "pushed")
+		if err := os.WriteFile(src, []byte("pushed\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.must("file", "push", src, "x1/tmp/pushed")
+		if out := d.must("exec", "x1", "--", "cat", "/tmp/pushed"); out != "pushed\n" {
+			t.Errorf("exec sees %q", out)
+		}
+		d.must("exec", "x1", "--", "sh", "-c", "echo made-inside > /tmp/inside")
+		dst := filepath.Join(t.TempDir(), "pulled")
+		d.must("file", "pull", "x1/tmp/inside", dst)
+		if b, _ := os.ReadFile(dst); string(b) != "made-inside\n" {
+			t.Errorf("pulled %q", b)
+		}
+		d.must("file", "delete", "x1/tmp/pushed")
+		if out := d.must("exec", "x1", "--", "ls", "/tmp"); strings.Contains(out, "pushed") {
+			t.Errorf("deleted file still there: %q", out)
 		}
 	})
 

@@ -12,7 +12,12 @@
 // walked one component at a time from the root's descriptor, each opened
 // with openat2(O_PATH|O_NOFOLLOW, RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|
 // RESOLVE_NO_XDEV): a component is a single name in one directory, never a
-// symlink the kernel follows, never a mount crossed. Symlinks are read and
+// symlink the kernel follows. A mount is crossed only into a filesystem
+// that just stores files (tmpfs, overlay, ext4, xfs, btrfs...: an
+// instance's /tmp is often a tmpfs of its own), never into a kernel
+// interface (/proc, /sys, devpts, cgroup) or FUSE. Files are opened O_PATH,
+// checked to be regular, then reopened through that descriptor, so a
+// device node is never opened, not even one swapped in by a race. Symlinks are read and
 // their text resolved by the walk itself: an absolute target starts again
 // from the root (as the instance sees it), a relative one from the link's
 // directory. ".." pops the walk's own stack of open directories, so it can

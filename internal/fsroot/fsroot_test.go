@@ -219,6 +219,35 @@ func TestMountedProcIsNotCrossed(t *testing.T) {
 	}
 }
 
+// TestMountedTmpfsIsCrossed mounts a tmpfs in the root, as an instance's
+// /tmp often is: files pushed there land in it, where the instance sees
+// them.
+func TestMountedTmpfsIsCrossed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting tmpfs needs root")
+	}
+	root, _, r := testTree(t)
+	dir := filepath.Join(root, "scratch")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if _, err := r.WriteFile("/scratch/f", strings.NewReader("in tmpfs"), FileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "f")); got != "in tmpfs" {
+		t.Fatalf("tmpfs file %q", got)
+	}
+	n, err := r.Get("/scratch/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.File.Close()
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)

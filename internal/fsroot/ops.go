@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -102,14 +103,8 @@ func (r *Root) Get(p string) (*Node, error) {
 	out := &Node{Info: infoOf(&st)}
 	switch out.Type {
 	case TypeFile:
-		fd, err := openBeneath(n.dir, n.name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
+		f, err := openRegular(n, p, &st, unix.O_RDONLY)
 		if err != nil {
-			return nil, pathError(p, err)
-		}
-		f := os.NewFile(uintptr(fd), p)
-		// Swapped since the lstat: the answer would not match the headers.
-		if err := sameFile(f, p, &st); err != nil {
-			f.Close()
 			return nil, err
 		}
 		out.File = f
@@ -193,15 +188,11 @@ func (r *Root) WriteFile(p string, content io.Reader, o FileOptions) (created bo
 }
 
 func appendTo(n node, p string, st *unix.Stat_t, content io.Reader) error {
-	fd, err := openBeneath(n.dir, n.name, unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY)
+	f, err := openRegular(n, p, st, unix.O_WRONLY|unix.O_APPEND)
 	if err != nil {
-		return pathError(p, err)
-	}
-	f := os.NewFile(uintptr(fd), p)
-	defer f.Close()
-	if err := sameFile(f, p, st); err != nil {
 		return err
 	}
+	defer f.Close()
 	if _, err := io.Copy(f, content); err != nil {
 		return writeError(p, err)
 	}
@@ -211,7 +202,7 @@ func appendTo(n node, p string, st *unix.Stat_t, content io.Reader) error {
 // replace writes content to a new temporary file in n's directory and
 // renames it to n's name.
 func replace(n node, p string, content io.Reader, o FileOptions) (err error) {
-	tmp, f, err := createTemp(n)
+	tmp, f, err := createTemp(n, o.UID, o.GID)
 	if err != nil {
 		return pathError(p, err)
 	}
@@ -220,7 +211,7 @@ func replace(n node, p string, content io.Reader, o FileOptions) (err error) {
 			f.Close()
 		}
 		if err != nil {
-			unix.Unlinkat(n.dir, tmp, 0)
+			asDirOwner(n.dir, func() error { return unix.Unlinkat(n.dir, tmp, 0) })
 		}
 	}()
 	if _, err := io.Copy(f, content); err != nil {
@@ -234,19 +225,24 @@ func replace(n node, p string, content io.Reader, o FileOptions) (err error) {
 	if err != nil {
 		return writeError(p, err)
 	}
-	if err := unix.Renameat(n.dir, tmp, n.dir, n.name); err != nil {
+	if err := asDirOwner(n.dir, func() error { return unix.Renameat(n.dir, tmp, n.dir, n.name) }); err != nil {
 		return pathError(p, err)
 	}
 	return nil
 }
 
-// createTemp makes a new empty file beside n, mode 0600 until chmod.
-func createTemp(n node) (string, *os.File, error) {
+// createTemp makes a new empty file beside n, mode 0600 until chmod; uid
+// and gid are its owner-to-be (see asOwner).
+func createTemp(n node, uid, gid uint32) (string, *os.File, error) {
 	for range 16 {
 		var b [8]byte
 		rand.Read(b[:])
 		name := ".hangar-" + hex.EncodeToString(b[:]) + ".tmp"
-		fd, err := openBeneathMode(n.dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+		var fd int
+		err := asOwner(uid, gid, func() (err error) {
+			fd, err = openBeneathMode(n.dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+			return err
+		})
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
@@ -285,7 +281,7 @@ func (r *Root) Mkdir(p string, uid, gid, mode uint32) (existed bool, err error) 
 	case !errors.Is(err, unix.ENOENT):
 		return false, pathError(p, err)
 	}
-	if err := unix.Mkdirat(n.dir, n.name, 0o700); err != nil {
+	if err := asOwner(uid, gid, func() error { return unix.Mkdirat(n.dir, n.name, 0o700) }); err != nil {
 		return false, pathError(p, err)
 	}
 	fd, err := openBeneath(n.dir, n.name, unix.O_RDONLY|unix.O_DIRECTORY)
@@ -294,7 +290,7 @@ func (r *Root) Mkdir(p string, uid, gid, mode uint32) (existed bool, err error) 
 		unix.Close(fd)
 	}
 	if err != nil {
-		unix.Unlinkat(n.dir, n.name, unix.AT_REMOVEDIR)
+		asDirOwner(n.dir, func() error { return unix.Unlinkat(n.dir, n.name, unix.AT_REMOVEDIR) })
 		return false, pathError(p, err)
 	}
 	return false, nil
@@ -342,11 +338,11 @@ func (r *Root) Symlink(target, p string, uid, gid uint32) (existed bool, err err
 	if k, err := unix.Readlinkat(n.dir, n.name, buf); err == nil && string(buf[:k]) == target {
 		return true, nil
 	}
-	if err := unix.Symlinkat(target, n.dir, n.name); err != nil {
+	if err := asOwner(uid, gid, func() error { return unix.Symlinkat(target, n.dir, n.name) }); err != nil {
 		return false, pathError(p, err)
 	}
 	if err := unix.Fchownat(n.dir, n.name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		unix.Unlinkat(n.dir, n.name, 0)
+		asDirOwner(n.dir, func() error { return unix.Unlinkat(n.dir, n.name, 0) })
 		return false, pathError(p, err)
 	}
 	return false, nil
@@ -366,9 +362,9 @@ func (r *Root) Remove(p string) (err error) {
 		return err
 	}
 	defer n.close()
-	err = unix.Unlinkat(n.dir, n.name, 0)
+	err = asDirOwner(n.dir, func() error { return unix.Unlinkat(n.dir, n.name, 0) })
 	if errors.Is(err, unix.EISDIR) {
-		err = unix.Unlinkat(n.dir, n.name, unix.AT_REMOVEDIR)
+		err = asDirOwner(n.dir, func() error { return unix.Unlinkat(n.dir, n.name, unix.AT_REMOVEDIR) })
 	}
 	if errors.Is(err, unix.EEXIST) {
 		err = unix.ENOTEMPTY // rmdir's other spelling of it
@@ -394,6 +390,72 @@ func openDir(n node) (int, error) {
 		name = "."
 	}
 	return openBeneath(n.dir, name, unix.O_RDONLY|unix.O_DIRECTORY)
+}
+
+// asOwner runs create, which makes one file, directory or symlink. On a
+// filesystem mounted inside an instance's user namespace (a tmpfs the
+// instance mounted on /tmp), the kernel refuses to create anything as the
+// daemon's uid 0, which that namespace does not map (EOVERFLOW): create is
+// then run again with the thread's filesystem ids set to the new file's
+// owner-to-be, an id the namespace maps. The ids are per-thread, so the
+// goroutine holds its thread meanwhile and restores them before letting
+// go; going back to fsuid 0 restores the capabilities the change dropped.
+func asOwner(uid, gid uint32, create func() error) error {
+	err := create()
+	if err != unix.EOVERFLOW {
+		return err
+	}
+	runtime.LockOSThread()
+	oldGID, gerr := unix.SetfsgidRetGid(int(gid))
+	oldUID, uerr := unix.SetfsuidRetUid(int(uid))
+	if gerr == nil && uerr == nil {
+		err = create()
+	}
+	_, uerr2 := unix.SetfsuidRetUid(oldUID)
+	_, gerr2 := unix.SetfsgidRetGid(oldGID)
+	if uerr2 == nil && gerr2 == nil {
+		runtime.UnlockOSThread()
+	}
+	// Otherwise the thread stays locked: Go ends it with the goroutine
+	// rather than reuse it with the wrong ids.
+	return err
+}
+
+// asDirOwner is asOwner for changes to a directory's entries (rename,
+// unlink): done as the directory's owner, who may make them even in a
+// sticky directory.
+func asDirOwner(dir int, change func() error) error {
+	err := change()
+	if err != unix.EOVERFLOW {
+		return err
+	}
+	var st unix.Stat_t
+	if serr := unix.Fstat(dir, &st); serr != nil {
+		return err
+	}
+	return asOwner(st.Uid, st.Gid, change)
+}
+
+// openRegular opens n for reading or writing only if it is still the
+// regular file st described. It is first opened O_PATH, which opens
+// nothing (no device is ever opened, not even briefly, if a racing
+// process swapped one in), checked, then reopened through its descriptor,
+// which names that inode and no other.
+func openRegular(n node, p string, st *unix.Stat_t, flags int) (*os.File, error) {
+	pfd, err := openBeneath(n.dir, n.name, unix.O_PATH)
+	if err != nil {
+		return nil, pathError(p, err)
+	}
+	pf := os.NewFile(uintptr(pfd), p)
+	defer pf.Close()
+	if err := sameFile(pf, p, st); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), flags|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, pathError(p, err)
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 // sameFile checks that f is still the regular file st described.

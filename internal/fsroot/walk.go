@@ -211,8 +211,43 @@ func openBeneathMode(dir int, name string, flags uint64, mode uint64) (int, erro
 		Mode:    mode,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	}
+	fd, err := openat2Retry(dir, name, &how)
+	if err != unix.EXDEV {
+		return fd, err
+	}
+	// name is a mount point. An instance's root has mounts of its own (a
+	// tmpfs on /tmp): those of data filesystems are part of what it
+	// sees, and are entered; kernel interfaces (/proc, /sys, devpts...)
+	// act on the host's kernel when the daemon writes them, and are not.
+	how.Resolve &^= unix.RESOLVE_NO_XDEV
+	if fd, err = openat2Retry(dir, name, &how); err != nil {
+		return fd, err
+	}
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil || !dataFilesystems[int64(fs.Type)] {
+		unix.Close(fd)
+		return -1, unix.EXDEV
+	}
+	return fd, nil
+}
+
+// dataFilesystems are the filesystem types a walk may enter at a mount
+// point: ones that only store files. FUSE is not among them: a process of
+// the instance could serve it and hold the daemon up.
+var dataFilesystems = map[int64]bool{
+	unix.TMPFS_MAGIC:           true,
+	unix.RAMFS_MAGIC:           true,
+	unix.OVERLAYFS_SUPER_MAGIC: true,
+	unix.EXT4_SUPER_MAGIC:      true, // ext2 and ext3 too
+	unix.XFS_SUPER_MAGIC:       true,
+	unix.BTRFS_SUPER_MAGIC:     true,
+	unix.F2FS_SUPER_MAGIC:      true,
+	0x2fc12fc1:                 true, // ZFS
+}
+
+func openat2Retry(dir int, name string, how *unix.OpenHow) (int, error) {
 	for i := 0; ; i++ {
-		fd, err := unix.Openat2(dir, name, &how)
+		fd, err := unix.Openat2(dir, name, how)
 		// EAGAIN: a concurrent rename raced the lookup; the kernel asks
 		// for a retry.
 		if (err == unix.EAGAIN || err == unix.EINTR) && i < 64 {

@@ -16,8 +16,8 @@ import (
 
 var _ driver.RootOpener = (*Driver)(nil)
 
-// errNotMounted says a running container's rootfs mount was gone when it
-// was cloned: the container stopped in between.
+// errNotMounted says a running container's root was gone when it was
+// opened: the container stopped in between.
 var errNotMounted = errors.New("rootfs is not mounted")
 
 // rootAttrs are forced on every root handed out by OpenRoot: the daemon
@@ -25,12 +25,11 @@ var errNotMounted = errors.New("rootfs is not mounted")
 // must mean nothing through it.
 const rootAttrs = unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOSUID
 
-// OpenRoot returns a detached mount of the container's root filesystem:
-// a clone of the live rootfs mount while the container runs, else a fresh
-// overlay of spec.RootFS and the writable layer (or the layer alone).
-// Detached mounts live exactly as long as their file and are in no mount
-// table, so a crashed daemon leaves no mount behind and a Stop that
-// unmounts the live rootfs is not blocked by a file transfer.
+// OpenRoot returns the container's root filesystem: while it runs, its
+// root as its processes see it (openLiveRoot); else a detached mount of a
+// fresh overlay of spec.RootFS and the writable layer (or the layer
+// alone). Detached mounts live exactly as long as their file and are in no
+// mount table, so a crashed daemon leaves no mount behind.
 func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, error) {
 	id := spec.ID
 	if err := validID(id); err != nil {
@@ -39,8 +38,8 @@ func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, erro
 	if strings.ContainsAny(spec.RootFS, ",:\\") {
 		return nil, fmt.Errorf("open root of %s: %w", id, errdefs.Invalid("root filesystem path %q contains one of , : \\", spec.RootFS))
 	}
-	if d.lookup(id) != nil {
-		f, err := d.cloneLiveRoot(spec)
+	if in := d.lookup(id); in != nil {
+		f, err := d.openLiveRoot(in)
 		if !errors.Is(err, errNotMounted) {
 			if err != nil {
 				return nil, fmt.Errorf("open root of %s: %w", id, err)
@@ -56,52 +55,23 @@ func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, erro
 	return f, nil
 }
 
-// cloneLiveRoot clones the rootfs mount of a running container.
-func (d *Driver) cloneLiveRoot(spec driver.Spec) (*os.File, error) {
-	path := d.rootfsDir(spec.ID)
-	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if errors.Is(err, unix.ENOENT) {
+// openLiveRoot opens a running container's root as its processes see it:
+// /proc/PID1/root, with the mounts of its mount namespace (a tmpfs on
+// /tmp, say) below it, which a clone of the rootfs mount alone would miss.
+// fsroot crosses only into mounts of data filesystems (not /proc, /sys,
+// devpts...) and opens only regular files, so what lies under it is never
+// the host's and no device is opened.
+func (d *Driver) openLiveRoot(in *instance) (*os.File, error) {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/root", in.pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return nil, errNotMounted
 	}
-	if err != nil {
-		return nil, fmt.Errorf("clone %s: %w", path, err)
+	// The pid named PID 1 when opened only if PID 1 is still alive now.
+	if err := unix.PidfdSendSignal(int(in.pidfd.Fd()), 0, nil, 0); err != nil {
+		unix.Close(fd)
+		return nil, errNotMounted
 	}
-	f := os.NewFile(uintptr(fd), path)
-	// Once unmounted, path is a plain directory of the host filesystem
-	// and the clone would be that: files written there would hide under
-	// the next start's mount. Only the container's own root will do.
-	ok, err := d.isInstanceRoot(fd, spec)
-	if err == nil && !ok {
-		err = errNotMounted
-	}
-	if err == nil {
-		err = setRootAttrs(fd)
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// isInstanceRoot says whether fd is the root of spec's overlay (or, with no
-// image, the writable layer itself) rather than the empty mount point.
-func (d *Driver) isInstanceRoot(fd int, spec driver.Spec) (bool, error) {
-	if spec.RootFS != "" {
-		var fs unix.Statfs_t
-		if err := unix.Fstatfs(fd, &fs); err != nil {
-			return false, fmt.Errorf("statfs rootfs: %w", err)
-		}
-		return fs.Type == unix.OVERLAYFS_SUPER_MAGIC, nil
-	}
-	var got, upper unix.Stat_t
-	if err := unix.Fstat(fd, &got); err != nil {
-		return false, fmt.Errorf("stat rootfs: %w", err)
-	}
-	if err := unix.Stat(filepath.Join(d.instanceDir(spec.ID), "upper"), &upper); err != nil {
-		return false, fmt.Errorf("stat upper: %w", err)
-	}
-	return got.Dev == upper.Dev && got.Ino == upper.Ino, nil
+	return os.NewFile(uintptr(fd), "root"), nil
 }
 
 // mountRoot mounts a stopped container's root for the caller alone.
