@@ -15,6 +15,7 @@
 //	    rootfs/         mount point: overlay(lower=Spec.RootFS, upper), or upper bind-mounted
 //	    config.json     the OCI runtime spec of the last start (the bundle is Dir/<id>)
 //	    console.log     PID 1's stdout and stderr
+//	    console.in      FIFO: PID 1's stdin, which PID 1 holds open read-write (console input)
 //	    console.log.1   the previous console.log chunk (see the bound below)
 //
 // Each container's cgroup is /hangar/<id> (runc's cgroupfs manager, cgroup
@@ -24,7 +25,7 @@
 //
 // No process of ours stays per container. A container is started with one
 // exec of `runc run --detach` with no terminal: runc then hands its own stdin
-// (/dev/null), stdout and stderr to PID 1 and exits. Its stdout and stderr are
+// (console.in), stdout and stderr to PID 1 and exits. Its stdout and stderr are
 // console.log opened O_APPEND, so PID 1 writes the console log itself.
 //
 // Exits are seen without a thread per container. New makes the daemon a
@@ -60,19 +61,38 @@
 // message lands in console.log too (runc's stderr is PID 1's), where the user
 // can read it; Start also returns it.
 //
+// # Exec (exec.go)
+//
+// No runc exec (about 65 ms here): nsenter (util-linux, about 10 ms) joins
+// PID 1's namespaces and forks into its PID namespace. What nsenter cannot
+// give is inherited from the daemon thread that forks it: a throwaway OS
+// thread first joins the container's cgroups (v1 moves one thread; v2
+// clones straight into the cgroup), drops PID 1's bounding set, sets
+// no_new_privs as PID 1 has it and loads the container's seccomp filter
+// (seccomp.go compiles the same deny list runc gives PID 1), then forks and
+// exits. In a user namespace, entering it grants the full capability set,
+// so PID 1 is given the full set too: the two match exactly. The working
+// directory is opened by the daemon inside the container's root
+// (RESOLVE_IN_ROOT) and handed to nsenter by /proc/<daemon>/fd/N. With a
+// terminal, the pty comes from the container's own devpts, and nsenter runs
+// this program (the exec helper, fd 3, RunExecTTYHelper) which makes it the
+// controlling terminal of a new session and execs the command in place.
+//
+// # Console (console_attach.go)
+//
+// The console is PID 1's stdio, not a terminal: attaching follows
+// console.log and writes to console.in. Both outlive the daemon.
+//
 // # Files of an instance (OpenRoot)
 //
-// The files API reaches a container's root from the host through a
-// detached mount: open_tree(OPEN_TREE_CLONE) of the live rootfs mount while
-// the container runs, else a fresh overlay made with fsopen/fsmount (an
-// instance that never ran gets its upper/ and work/ first, as Start would).
-// Detached mounts are in no mount table and end with their file, so a
-// crash leaves nothing mounted and Stop's unmount is not held up by a
-// transfer. They are nodev and nosuid: device nodes a container made never
-// open on the host through them. A clone of a running container's root is
-// checked to be its overlay (or its layer), not the bare mount point a
-// concurrent exit left. The service never mounts a stopped layer twice: it
-// holds the instance's lock while the root is open.
+// A running container's root is PID 1's root (/proc/PID/root), with the
+// mounts of its namespace under it (a tmpfs /tmp): package fsroot walks it
+// entering only data filesystems and opening only regular files. A stopped
+// container's root is a detached mount of a fresh overlay made with
+// fsopen/fsmount (an instance that never ran gets its upper/ and work/ first,
+// as Start would), nodev and nosuid, in no mount table, ending with its file.
+// The service never mounts a stopped layer twice: it holds the instance's
+// lock while the root is open.
 //
 // # Invariants
 //
