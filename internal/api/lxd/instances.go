@@ -53,7 +53,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	all := s.Instances.List(r.Context(), rec == 2)
 	kept := all[:0]
 	for _, in := range all {
-		if f.match(in.Instance) {
+		if f.match(instanceFields(in.Instance)) {
 			kept = append(kept, in)
 		}
 	}
