@@ -81,6 +81,13 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// Before the service looks at the rest, so that lxc copy and move
+	// hear what is missing rather than a complaint about the source
+	// instance's config they send along.
+	if t := req.Source.Type; t == "copy" || t == "migration" {
+		writeError(w, errdefs.NotImplemented("source type %q: copying and moving instances is not supported yet", t))
+		return
+	}
 	user, pass, err := registryAuth(r)
 	if err != nil {
 		writeError(w, err)
