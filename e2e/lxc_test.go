@@ -556,16 +556,18 @@ func (m *lxcMonitor) next(t *testing.T, wait time.Duration) (string, bool) {
 }
 
 // expect checks that the next events about the instance are actions, in
-// order.
+// order. Config updates are skipped: a late one is a startup poke.
 func (m *lxcMonitor) expect(t *testing.T, actions ...string) {
 	t.Helper()
 	var got []string
-	for range actions {
+	for len(got) < len(actions) {
 		a, ok := m.next(t, 5*time.Second)
 		if !ok {
 			break
 		}
-		got = append(got, a)
+		if a != "instance-updated" {
+			got = append(got, a)
+		}
 	}
 	if !slices.Equal(got, actions) {
 		t.Errorf("lxc monitor showed %q, want %q", got, actions)
