@@ -21,21 +21,11 @@ import (
 	"github.com/hangar-dev/hangar/client"
 )
 
-// lxc runs the real lxc client against this daemon, with a config
-// directory of its own so the host's lxc setup is neither read nor changed.
+// lxc runs the real lxc client against this daemon (lxc_test.go: lxcCmd),
+// bounded by lxcTimeout.
 func (d *daemon) lxc(args ...string) (stdout, stderr string, code int) {
 	d.t.Helper()
-	cmd := exec.Command("lxc", args...)
-	cmd.Env = append(os.Environ(), "LXD_SOCKET="+d.socket, "LXD_CONF="+filepath.Join(d.dir, "lxc-conf"))
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		d.t.Fatalf("run lxc %v: %v", args, err)
-	}
-	return o.String(), e.String(), code
+	return d.lxcStdin(nil, args...)
 }
 
 func (d *daemon) mustLXC(args ...string) string {

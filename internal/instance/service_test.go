@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -366,26 +367,35 @@ func TestLifecycle(t *testing.T) {
 	if err := launch(t, s, imageReq("c1")); err != nil {
 		t.Fatal(err)
 	}
+	// msg is what lxc shows the user: it must say what is wrong in words,
+	// as LXD's "The instance is already stopped" does.
 	steps := []struct {
 		name string
 		do   func() error
 		want Status
 		kind error
+		msg  string
 	}{
-		{"start running", func() error { return s.Start(ctx, "c1") }, api.Running, errdefs.ErrConflict},
-		{"freeze", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, nil},
-		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, errdefs.ErrConflict},
-		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, nil},
-		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrConflict},
-		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, api.Running, nil},
-		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, api.Stopped, nil},
-		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict},
-		{"unfreeze stopped", func() error { return s.Unfreeze(ctx, "c1") }, api.Stopped, errdefs.ErrConflict},
+		{"start running", func() error { return s.Start(ctx, "c1") }, api.Running, errdefs.ErrConflict, `instance "c1" is already running`},
+		{"unfreeze running", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, errdefs.ErrConflict, `instance "c1" is not frozen`},
+		{"freeze", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, nil, ""},
+		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, errdefs.ErrConflict, `instance "c1" is already frozen`},
+		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, nil, ""},
+		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrConflict, "stop it first"},
+		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, api.Running, nil, ""},
+		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, api.Stopped, nil, ""},
+		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict, `instance "c1" is already stopped`},
+		{"restart stopped", func() error { return s.Restart(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict, `instance "c1" is already stopped`},
+		{"freeze stopped", func() error { return s.Freeze(ctx, "c1") }, api.Stopped, errdefs.ErrConflict, `instance "c1" is not running`},
+		{"unfreeze stopped", func() error { return s.Unfreeze(ctx, "c1") }, api.Stopped, errdefs.ErrConflict, ""},
 	}
 	for _, st := range steps {
 		err := st.do()
 		if st.kind == nil && err != nil || st.kind != nil && !errors.Is(err, st.kind) {
 			t.Fatalf("%s: err = %v, want %v", st.name, err, st.kind)
+		}
+		if err != nil && !strings.Contains(err.Error(), st.msg) {
+			t.Errorf("%s: err %q, want it to say %q", st.name, err, st.msg)
 		}
 		got, _, _ := s.Get("c1")
 		if got.StatusCode != st.want {

@@ -44,6 +44,9 @@ func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error
 // stopLocked stops an instance whose op lock the caller holds.
 func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) error {
 	rec, status, _ := s.snapshot(in)
+	if status == api.Stopped {
+		return errdefs.Conflict("instance %q is already stopped", rec.Name)
+	}
 	if err := wantStatus(rec.Name, status, api.Running, api.Frozen, api.Error); err != nil {
 		return err
 	}
@@ -96,8 +99,12 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 	}
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
-	if status == api.Frozen {
+	switch status {
+	case api.Running:
+	case api.Frozen:
 		return errdefs.Conflict("instance %q is already frozen", name)
+	default:
+		return errdefs.Conflict("instance %q is not running", name)
 	}
 	if err := s.setStatus(in, api.Freezing); err != nil {
 		return err
@@ -121,6 +128,9 @@ func (s *Service) Unfreeze(ctx context.Context, name string) error {
 	}
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
+	if status == api.Running {
+		return errdefs.Conflict("instance %q is not frozen", name)
+	}
 	if err := wantStatus(name, status, api.Frozen); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package lxd
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -13,9 +14,13 @@ import (
 //	name eq c1 and (status eq Running or config.user.role ne db)
 //	not ephemeral eq true
 //
-// Terms compare one field of the instance (name, status, type,
-// architecture, description, location, ephemeral, config.K,
-// expanded_config.K) with eq or ne. "and" binds tighter than "or".
+// Terms compare one field of an instance (name, status, type,
+// architecture, description, location, project, ephemeral, stateful,
+// config.K, expanded_config.K) or an image (imageFields) with eq or ne. "and" binds tighter than
+// "or". As in LXD, a value is a case-insensitive regular expression
+// anchored at both ends (one that does not compile compares as text,
+// case folded): lxc passes the user's words through as they are typed, so
+// `lxc list status=running` sends "status eq running" for "Running".
 // A nil *filter matches everything.
 type filter struct {
 	or   []*filter // any of these
@@ -28,6 +33,23 @@ type term struct {
 	field string
 	eq    bool
 	value string
+	re    *regexp.Regexp // nil: value is not a regular expression
+}
+
+func newTerm(field string, eq bool, value string) *term {
+	expr := value
+	if !strings.ContainsAny(expr, "^$") {
+		expr = "^" + expr + "$"
+	}
+	re, _ := regexp.Compile("(?i)" + expr)
+	return &term{field: field, eq: eq, value: value, re: re}
+}
+
+func (t *term) matches(v string) bool {
+	if t.re != nil {
+		return t.re.MatchString(v)
+	}
+	return strings.EqualFold(v, t.value)
 }
 
 func parseFilter(s string) (*filter, error) {
@@ -159,32 +181,33 @@ func (p *filterParser) parseUnary() (*filter, error) {
 	}
 	switch strings.ToLower(op) {
 	case "eq":
-		return &filter{term: &term{field: field, eq: true, value: value}}, nil
+		return &filter{term: newTerm(field, true, value)}, nil
 	case "ne":
-		return &filter{term: &term{field: field, eq: false, value: value}}, nil
+		return &filter{term: newTerm(field, false, value)}, nil
 	default:
 		return nil, errdefs.Invalid("filter: operator %q: want eq or ne", op)
 	}
 }
 
-func (f *filter) match(in api.Instance) bool {
+// match reports whether the object whose fields field returns matches.
+func (f *filter) match(field func(name string) string) bool {
 	switch {
 	case f == nil:
 		return true
 	case f.term != nil:
-		return (fieldValue(in, f.term.field) == f.term.value) == f.term.eq
+		return f.term.matches(field(f.term.field)) == f.term.eq
 	case f.not != nil:
-		return !f.not.match(in)
+		return !f.not.match(field)
 	case len(f.and) > 0:
 		for _, g := range f.and {
-			if !g.match(in) {
+			if !g.match(field) {
 				return false
 			}
 		}
 		return true
 	default:
 		for _, g := range f.or {
-			if g.match(in) {
+			if g.match(field) {
 				return true
 			}
 		}
@@ -192,7 +215,12 @@ func (f *filter) match(in api.Instance) bool {
 	}
 }
 
-func fieldValue(in api.Instance, field string) string {
+// instanceFields returns an instance's filterable fields, by JSON name.
+func instanceFields(in api.Instance) func(string) string {
+	return func(field string) string { return instanceField(in, field) }
+}
+
+func instanceField(in api.Instance, field string) string {
 	if k, ok := strings.CutPrefix(field, "expanded_config."); ok {
 		return in.ExpandedConfig[k]
 	}
@@ -212,8 +240,41 @@ func fieldValue(in api.Instance, field string) string {
 		return in.Description
 	case "location":
 		return in.Location
+	case "project":
+		return in.Project
 	case "ephemeral":
 		return strconv.FormatBool(in.Ephemeral)
+	case "stateful":
+		return strconv.FormatBool(in.Stateful)
 	}
 	return ""
+}
+
+// imageFields returns an image's filterable fields, by JSON name.
+// lxc sends only the keys without a dot (properties.os stays on its side).
+func imageFields(img api.Image) func(string) string {
+	return func(field string) string {
+		if k, ok := strings.CutPrefix(field, "properties."); ok {
+			return img.Properties[k]
+		}
+		switch field {
+		case "fingerprint":
+			return img.Fingerprint
+		case "filename":
+			return img.Filename
+		case "architecture":
+			return img.Architecture
+		case "type":
+			return img.Type
+		case "project":
+			return img.Project
+		case "public":
+			return strconv.FormatBool(img.Public)
+		case "cached":
+			return strconv.FormatBool(img.Cached)
+		case "auto_update":
+			return strconv.FormatBool(img.AutoUpdate)
+		}
+		return ""
+	}
 }

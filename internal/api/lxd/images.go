@@ -20,11 +20,23 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	f, err := parseFilter(r.URL.Query().Get("filter"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	images, err := s.Images.List(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	kept := images[:0]
+	for _, img := range images {
+		if f.match(imageFields(img)) {
+			kept = append(kept, img)
+		}
+	}
+	images = kept
 	if rec == 0 {
 		urls := make([]string, len(images))
 		for i, img := range images {

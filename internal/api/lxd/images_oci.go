@@ -54,6 +54,9 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 	case src == nil:
 		writeError(w, errdefs.Invalid("source: required for a JSON request (upload a tarball as the raw body instead)"))
 		return
+	case src.Type == "instance" || src.Type == "snapshot" || src.Type == "container":
+		writeError(w, errdefs.NotImplemented("source.type %q: publishing instances as images is not supported yet", src.Type))
+		return
 	case src.Type != "image":
 		writeError(w, errdefs.NotImplemented("source.type %q is not supported by hangard; use \"image\" with protocol \"oci\"", src.Type))
 		return

@@ -53,7 +53,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	all := s.Instances.List(r.Context(), rec == 2)
 	kept := all[:0]
 	for _, in := range all {
-		if f.match(in.Instance) {
+		if f.match(instanceFields(in.Instance)) {
 			kept = append(kept, in)
 		}
 	}
@@ -79,6 +79,13 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	var req api.InstancesPost
 	if err := decode(r, &req); err != nil {
 		writeError(w, err)
+		return
+	}
+	// Before the service looks at the rest, so that lxc copy and move
+	// hear what is missing rather than a complaint about the source
+	// instance's config they send along.
+	if t := req.Source.Type; t == "copy" || t == "migration" {
+		writeError(w, errdefs.NotImplemented("source type %q: copying and moving instances is not supported yet", t))
 		return
 	}
 	user, pass, err := registryAuth(r)

@@ -153,7 +153,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 // LXD's kind of clear error rather than a 404 that looks like a typo.
 func (s *Server) notYet(what string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errdefs.NotImplemented("%s is not supported by hangard yet", what))
+		writeError(w, errdefs.NotImplemented("hangard does not support %s yet", what))
 	}
 }
 
