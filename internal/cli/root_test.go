@@ -29,7 +29,6 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"config", "set", "c1", "a=1", "b"}, "Error: invalid setting \"b\": expected key=value\nUsage: hangar config set NAME KEY=VALUE...|KEY VALUE [flags]\n"},
 		{[]string{"monitor", "--type", "bogus"}, "Error: invalid event type \"bogus\": must be one of lifecycle, operation, logging\nUsage: hangar monitor [flags]\n"},
 		{[]string{"monitor", "--format", "table"}, "Error: invalid format \"table\": must be one of yaml, json\nUsage: hangar monitor [flags]\n"},
-		{[]string{"console", "c1"}, "Error: the interactive console is not supported yet; use --show-log to print the console log\n"},
 		{[]string{"query", "1.0"}, "Error: PATH must start with /, as in /1.0/instances\nUsage: hangar query PATH [flags]\n"},
 		{[]string{"stop", "c1", "--timeout", "soon"}, "Error: invalid argument \"soon\" for \"--timeout\" flag: strconv.ParseInt: parsing \"soon\": invalid syntax\nUsage: hangar stop NAME... [flags]\n"},
 	}

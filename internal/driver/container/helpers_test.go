@@ -140,6 +140,7 @@ func (e *testEnv) newDriver(logMax int64) *Driver {
 		OnExit:        e.exits.add,
 		ConsoleLogMax: logMax,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ExecHelper:    testExecHelper,
 	})
 	if err != nil {
 		e.t.Fatal(err)
