@@ -126,11 +126,15 @@ func (c *Client) operationWebsocket(ctx context.Context, opID, secret string) (*
 }
 
 // Wait waits for the command to end and its output to arrive, and returns
-// its exit code.
+// its exit code. A command that could not start is an error, with the
+// exit code the daemon gave it when it gave one (127: not found), else -1.
 func (e *Exec) Wait(ctx context.Context) (int, error) {
 	err := e.op.Wait(ctx)
 	defer e.close()
 	if err != nil {
+		if code, ok := e.op.Get().Metadata["return"].(float64); ok {
+			return int(code), err
+		}
 		return -1, err
 	}
 	e.output.Wait()

@@ -195,8 +195,8 @@ func TestExec(t *testing.T) {
 		d.mustFail([]string{"exec", "stopped1", "--", "true"}, "not running")
 		d.mustFail([]string{"exec", "nope", "--", "true"}, "not found")
 		d.mustFail([]string{"exec", "x1", "--cwd", "relative", "--", "true"}, "cwd")
-		if _, errOut, code := d.hangar("exec", "x1", "--", "no-such-command"); code != 127 || !strings.Contains(errOut, "no-such-command") {
-			t.Errorf("missing command: code %d stderr %q, want 127", code, errOut)
+		if _, errOut, code := d.hangar("exec", "x1", "--", "no-such-command"); code != 127 || !strings.Contains(errOut, `command "no-such-command" not found`) {
+			t.Errorf("missing command: code %d stderr %q, want 127 and a clear error", code, errOut)
 		}
 	})
 }

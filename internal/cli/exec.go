@@ -123,6 +123,12 @@ func newExecCmd(a *app) *cobra.Command {
 				}
 			}()
 			code, err := e.Wait(ctx)
+			if err != nil && code > 0 {
+				// Reported here, with the command's code as the exit code
+				// (127 for a command that does not exist), as lxc does.
+				fmt.Fprintf(a.errOut, "Error: %s\n", oneLine(err.Error()))
+				return exitCode(code)
+			}
 			if err != nil {
 				return err
 			}

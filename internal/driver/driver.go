@@ -136,10 +136,11 @@ type Driver interface {
 	ConsoleLog(ctx context.Context, id string) ([]byte, error)
 	ClearConsoleLog(ctx context.Context, id string) error
 	// Exec starts a process in a running instance (ErrNotRunning
-	// otherwise). It returns once the process runs; a command that cannot
-	// be found or run is reported by the process itself on its stderr and
-	// by its exit code (127 not found, 126 not executable), as a shell
-	// does.
+	// otherwise). It returns once the process runs. A command not found in
+	// the instance (in Env's PATH, or at its path) is an
+	// errdefs.ErrNotFound error and nothing runs; one that fails to run
+	// after all is reported by the process on its stderr and by its exit
+	// code (127, 126), as a shell does.
 	Exec(ctx context.Context, id string, spec ExecSpec) (Process, error)
 	// Delete removes everything the driver keeps for a stopped instance.
 	Delete(ctx context.Context, id string) error

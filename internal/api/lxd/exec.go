@@ -119,7 +119,7 @@ func (s *Server) execTask(ctx context.Context, op *operation.Op, name string, re
 	}
 	p, err := s.Instances.Exec(ctx, name, req)
 	if err != nil {
-		return err
+		return execFailed(op, err)
 	}
 	code, err := p.Wait()
 	if err != nil {
@@ -145,7 +145,7 @@ func (s *Server) execSession(ctx context.Context, op *operation.Op, name string,
 	if req.TTY {
 		var err error
 		if p, err = s.Instances.Exec(ctx, name, req); err != nil {
-			return err
+			return execFailed(op, err)
 		}
 		tty := p.TTY()
 		defer tty.Close()
@@ -174,7 +174,7 @@ func (s *Server) execSession(ctx context.Context, op *operation.Op, name string,
 		closeAll([]*os.File{files[0], files[3], files[5]})
 		if err != nil {
 			closeAll([]*os.File{files[1], files[2], files[4]})
-			return err
+			return execFailed(op, err)
 		}
 		go recvStream(set.conn("0"), files[1], func() { files[1].Close() })
 		for _, f := range []struct {
@@ -207,6 +207,16 @@ func (s *Server) execSession(ctx context.Context, op *operation.Op, name string,
 	}
 	mirrors.Wait()
 	return op.SetMetadata(map[string]any{"return": code})
+}
+
+// execFailed ends an exec whose command could not start. A command that
+// does not exist gets the shell's exit code, 127, as LXD gives it, beside
+// the error: clients exit with it.
+func execFailed(op *operation.Op, err error) error {
+	if errors.Is(err, errdefs.ErrNotFound) {
+		_ = op.SetMetadata(map[string]any{"return": 127})
+	}
+	return err
 }
 
 // execControl serves the control stream: window size and signals. A client

@@ -99,6 +99,14 @@ func (d *Driver) exec(in *instance, spec driver.ExecSpec, cwd string) (*process,
 	// is simpler and costs one descriptor per running exec.
 	wdFile := os.NewFile(uintptr(wd), "cwd")
 
+	// Checked here, run by name below: nsenter's execvp finds the same
+	// file in the same PATH inside the container, and argv[0] stays what
+	// was asked (a busybox applet is told what to be by it).
+	if err := findCommand(root, spec.Args[0], envValue(spec.Env, "PATH")); err != nil {
+		wdFile.Close()
+		return nil, err
+	}
+
 	args := []string{d.nsenter, "--target", strconv.Itoa(pid1)}
 	args = append(args, target.nsFlags...)
 	if target.userns || spec.UID != 0 || spec.GID != 0 {
@@ -467,6 +475,49 @@ func setWinsize(f *os.File, width, height int) error {
 		return errdefs.Invalid("terminal size %dx%d out of range", width, height)
 	}
 	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(height), Col: uint16(width)})
+}
+
+// findCommand looks for name as a shell would in PATH, inside the
+// container (PID 1's root). A command that is not there is a NotFound
+// error before anything runs, as LXD reports it, rather than a message
+// from nsenter.
+func findCommand(root int, name, searchPath string) error {
+	if strings.Contains(name, "/") {
+		if !path.IsAbs(name) {
+			return nil // relative to the working directory: nsenter's to find
+		}
+		return isExecutableIn(root, name)
+	}
+	for _, dir := range strings.Split(searchPath, ":") {
+		if path.IsAbs(dir) && isExecutableIn(root, strings.TrimSuffix(dir, "/")+"/"+name) == nil {
+			return nil
+		}
+	}
+	return errdefs.NotFound("command %q not found", name)
+}
+
+// isExecutableIn checks that p, inside root, is a regular file someone may
+// execute.
+func isExecutableIn(root int, p string) error {
+	fd, err := openInRoot(root, p, unix.O_PATH)
+	if err != nil {
+		return errdefs.NotFound("command %q not found", p)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
+		return errdefs.NotFound("command %q not found or not executable", p)
+	}
+	return nil
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // openInRoot opens p inside the directory root as if root were "/":

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 const execPath = "PATH=/bin:/sbin"
@@ -176,9 +177,17 @@ func TestExec(t *testing.T) {
 			})
 
 			t.Run("not found", func(t *testing.T) {
-				_, errOut, code := runExec(t, e.d, s.ID, driver.ExecSpec{Args: []string{"no-such-command"}}, "")
-				if code != 127 || !strings.Contains(errOut, "no-such-command") {
-					t.Errorf("code %d stderr %q, want 127 naming the command", code, errOut)
+				for _, name := range []string{"no-such-command", "/bin/no-such-command", "/etc/passwd", "/tmp"} {
+					_, err := e.d.Exec(bg, s.ID, driver.ExecSpec{Args: []string{name}, Env: []string{execPath}})
+					if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), name) {
+						t.Errorf("exec %s: %v, want not found naming it", name, err)
+					}
+				}
+				// Found through PATH by name, run under that name: busybox
+				// applets depend on it.
+				out, _, code := runExec(t, e.d, s.ID, driver.ExecSpec{Args: []string{"sh", "-c", "echo $0"}}, "")
+				if out != "sh\n" || code != 0 {
+					t.Errorf("sh sees $0 = %q (code %d)", out, code)
 				}
 			})
 
