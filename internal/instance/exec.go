@@ -116,6 +116,9 @@ func (s *Service) Exec(ctx context.Context, name string, req ExecRequest) (drive
 	if errors.Is(err, driver.ErrNotRunning) {
 		return nil, errdefs.Invalid("instance %q is not running", name)
 	}
+	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalidArgument) {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", name, err)
 	}

@@ -64,6 +64,9 @@ func (d *Driver) Exec(ctx context.Context, id string, spec driver.ExecSpec) (dri
 		return nil, fmt.Errorf("exec in %s: %w", id, driver.ErrNotRunning)
 	}
 	p, err := d.exec(in, spec, cwd)
+	if errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalidArgument) {
+		return nil, err // about the request, and says so: the runtime ID would only confuse
+	}
 	if err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
