@@ -77,6 +77,11 @@ type StoreOptions struct {
 	Public bool
 	// Progress, when set, receives progress reports while the caller waits.
 	Progress func(Progress)
+	// Cached marks an image fetched only to create an instance from it, as
+	// LXD's cached images: PruneCached removes it once unused for the
+	// server's images.remote_cache_expiry. An explicit pull (not Cached)
+	// of a cached image makes it a kept one.
+	Cached bool
 }
 
 // hostPlatform is the OCI platform whose images this host runs.
@@ -267,6 +272,7 @@ func (s *Service) storeOCI(ctx context.Context, ri *ResolvedImage, opts StoreOpt
 		}
 	}
 	fp := ri.Fingerprint()
+	fetched := false
 	if _, err := s.db.GetImage(ctx, fp); errors.Is(err, errdefs.ErrNotFound) {
 		_, err = s.oci.pulls.do(ctx, fp, opts.Progress, func(ctx context.Context, c *call) error {
 			return s.fetchAndCommit(ctx, ri, c.report)
@@ -274,7 +280,11 @@ func (s *Service) storeOCI(ctx context.Context, ri *ResolvedImage, opts StoreOpt
 		if err != nil {
 			return api.Image{}, err
 		}
+		fetched = true
 	} else if err != nil {
+		return api.Image{}, err
+	}
+	if err := s.setCached(ctx, fp, fetched, opts.Cached); err != nil {
 		return api.Image{}, err
 	}
 	if opts.Alias != "" {
@@ -283,6 +293,25 @@ func (s *Service) storeOCI(ctx context.Context, ri *ResolvedImage, opts StoreOpt
 		}
 	}
 	return s.Get(ctx, fp)
+}
+
+// setCached records whether an image is a cached copy: one this store
+// fetched (fetched) for an instance (cached) stays cached until someone
+// pulls it on purpose.
+func (s *Service) setCached(ctx context.Context, fp string, fetched, cached bool) error {
+	rec, err := s.db.GetImage(ctx, fp)
+	if err != nil {
+		return err
+	}
+	want := cached && (fetched || rec.Cached)
+	if rec.Cached == want {
+		return nil
+	}
+	rec.Cached = want
+	if err := s.db.UpdateImage(ctx, rec); err != nil {
+		return fmt.Errorf("record image %s as cached=%v: %w", fp, want, err)
+	}
+	return nil
 }
 
 // aliasFreeFor checks that an alias is free or already names fp.

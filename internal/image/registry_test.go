@@ -383,3 +383,28 @@ func TestPullConcurrentShareOneDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An image fetched to create an instance is a cached copy; pulling it on
+// purpose makes it a kept one, which a cached pull does not undo.
+func TestPullCached(t *testing.T) {
+	ctx := context.Background()
+	tr := startRegistry(t)
+	img := buildImage(t, hostArch(), v1.Config{Cmd: []string{"/x"}}, layerOf(t, reg("x", "x", 0o755)))
+	d := tr.push(t, "test/cached:1", img)
+	s, _, _, _ := newTestService(t)
+	req := PullRequest{Server: "http://" + tr.host, Name: "test/cached:1"}
+	for _, step := range []struct {
+		cached, want bool
+	}{{true, true}, {true, true}, {false, false}, {true, false}} {
+		if _, err := s.Pull(ctx, req, StoreOptions{Cached: step.cached}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, d.Hex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Cached != step.want {
+			t.Fatalf("after a pull with Cached=%v: cached %v, want %v", step.cached, got.Cached, step.want)
+		}
+	}
+}

@@ -249,7 +249,7 @@ func (c *Creation) Run(ctx context.Context) error {
 
 	rec := c.rec
 	if c.pull != nil {
-		if _, err := s.cfg.OCI.StoreRemote(ctx, c.pull, image.StoreOptions{Progress: c.progress}); err != nil {
+		if _, err := s.cfg.OCI.StoreRemote(ctx, c.pull, image.StoreOptions{Progress: c.progress, Cached: true}); err != nil {
 			return fmt.Errorf("pull %s: %w", c.pull.Reference(), err)
 		}
 		if err := s.imageConfig(ctx, c.image, rec.Config); err != nil {
