@@ -113,31 +113,12 @@ func (c *Client) UpdateInstanceState(ctx context.Context, name string, req api.I
 // GetInstanceConsoleLog returns the instance's console log. The endpoint
 // answers with the raw log, not an envelope, unless it fails.
 func (c *Client) GetInstanceConsoleLog(ctx context.Context, name string) ([]byte, error) {
-	resp, err := c.do(ctx, http.MethodGet, instancePath(name)+"/console", nil, -1, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		_, _, err := parseResponse(resp)
-		return nil, err
-	}
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read console log of %s: %w", name, err)
-	}
-	return data, nil
+	return c.getRaw(ctx, instancePath(name)+"/console")
 }
 
-func instancePath(name string) string { return "/1.0/instances/" + escape(name) }
-
-// GetInstanceLogFile returns a log file of an instance by its API path, as
-// the daemon names them (/1.0/instances/NAME/logs/..., e.g. the "output"
-// of a recorded exec).
-func (c *Client) GetInstanceLogFile(ctx context.Context, path string) ([]byte, error) {
-	if !strings.HasPrefix(path, "/1.0/instances/") || !strings.Contains(path, "/logs/") {
-		return nil, fmt.Errorf("%q is not an instance log file path", path)
-	}
+// getRaw GETs an endpoint that answers with a file rather than an envelope
+// (errors still come as one).
+func (c *Client) getRaw(ctx context.Context, path string) ([]byte, error) {
 	resp, err := c.do(ctx, http.MethodGet, path, nil, -1, nil)
 	if err != nil {
 		return nil, err
@@ -152,4 +133,16 @@ func (c *Client) GetInstanceLogFile(ctx context.Context, path string) ([]byte, e
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return data, nil
+}
+
+func instancePath(name string) string { return "/1.0/instances/" + escape(name) }
+
+// GetInstanceLogFile returns a log file of an instance by its API path, as
+// the daemon names them (/1.0/instances/NAME/logs/..., e.g. the "output"
+// of a recorded exec).
+func (c *Client) GetInstanceLogFile(ctx context.Context, path string) ([]byte, error) {
+	if !strings.HasPrefix(path, "/1.0/instances/") || !strings.Contains(path, "/logs/") {
+		return nil, fmt.Errorf("%q is not an instance log file path", path)
+	}
+	return c.getRaw(ctx, path)
 }

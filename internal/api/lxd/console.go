@@ -49,23 +49,10 @@ func (s *Server) attachConsole(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	start := make(chan struct{})
-	op := s.Ops.Start(operation.Spec{
-		Class:       api.OperationClassWebsocket,
-		Description: "Showing console",
-		Resources:   map[string][]string{"instances": {"/1.0/instances/" + name}},
-		Metadata:    map[string]any{"fds": set.fds()},
-		Run: func(ctx context.Context, op *operation.Op) error {
-			<-start
-			defer s.sockets.remove(op.ID())
-			defer set.finish()
-			defer console.Close()
-			return consoleSession(ctx, set, console)
-		},
+	s.startSocketOp(w, "Showing console", name, set, map[string]any{}, func(ctx context.Context, op *operation.Op) error {
+		defer console.Close()
+		return consoleSession(ctx, set, console)
 	})
-	s.sockets.add(op.ID(), set)
-	close(start)
-	writeAsync(w, op.Snapshot())
 }
 
 // consoleSession mirrors the console to the client until it detaches.

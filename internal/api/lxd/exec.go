@@ -60,13 +60,12 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	resources := map[string][]string{"instances": {"/1.0/instances/" + name}}
 	md := map[string]any{"command": post.Command, "environment": post.Environment, "interactive": req.TTY}
 	if !post.WaitForWS {
 		op := s.Ops.Start(operation.Spec{
 			Class:       api.OperationClassTask,
 			Description: "Executing command",
-			Resources:   resources,
+			Resources:   map[string][]string{"instances": {"/1.0/instances/" + name}},
 			Metadata:    md,
 			Run: func(ctx context.Context, op *operation.Op) error {
 				return s.execTask(ctx, op, name, req, post.RecordOutput)
@@ -85,23 +84,9 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	md["fds"] = set.fds()
-	start := make(chan struct{})
-	op := s.Ops.Start(operation.Spec{
-		Class:       api.OperationClassWebsocket,
-		Description: "Executing command",
-		Resources:   resources,
-		Metadata:    md,
-		Run: func(ctx context.Context, op *operation.Op) error {
-			<-start // the socket table knows the operation
-			defer s.sockets.remove(op.ID())
-			defer set.finish()
-			return s.execSession(ctx, op, name, req, set)
-		},
+	s.startSocketOp(w, "Executing command", name, set, md, func(ctx context.Context, op *operation.Op) error {
+		return s.execSession(ctx, op, name, req, set)
 	})
-	s.sockets.add(op.ID(), set)
-	close(start)
-	writeAsync(w, op.Snapshot())
 }
 
 // execTask runs a command with no websockets: stdin is empty, and the

@@ -1,6 +1,7 @@
 package lxd
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/operation"
 )
 
 // A websocket operation (exec, console) hands out one secret per stream in
@@ -172,4 +175,27 @@ func (s *Server) getOperationWebsocket(w http.ResponseWriter, r *http.Request) {
 	if err := set.accept(w, r, secret); err != nil {
 		writeError(w, err)
 	}
+}
+
+// startSocketOp starts a websocket operation whose streams are set's and
+// answers 202. run gets the operation once its streams can be connected
+// to; the streams are closed when it returns, whatever it did with them.
+func (s *Server) startSocketOp(w http.ResponseWriter, description, instance string, set *socketSet, md map[string]any, run func(ctx context.Context, op *operation.Op) error) {
+	md["fds"] = set.fds()
+	start := make(chan struct{})
+	op := s.Ops.Start(operation.Spec{
+		Class:       api.OperationClassWebsocket,
+		Description: description,
+		Resources:   map[string][]string{"instances": {"/1.0/instances/" + instance}},
+		Metadata:    md,
+		Run: func(ctx context.Context, op *operation.Op) error {
+			<-start // the socket table knows the operation
+			defer s.sockets.remove(op.ID())
+			defer set.finish()
+			return run(ctx, op)
+		},
+	})
+	s.sockets.add(op.ID(), set)
+	close(start)
+	writeAsync(w, op.Snapshot())
 }
