@@ -65,6 +65,11 @@ func (d *daemon) mustLXCFail(args []string, wants ...string) {
 	d.t.Helper()
 	out, errOut, code := d.lxc(args...)
 	line := strings.TrimSpace(errOut)
+	// lxc start/stop/pause add a hint line to an operation's failure, as
+	// they do against LXD, whose state errors also come from the operation.
+	if i := strings.Index(line, "\nTry `lxc info --show-log"); i >= 0 {
+		line = line[:i]
+	}
 	// lxc launch tells first that the new instance has no network.
 	if i := strings.LastIndex(line, "\nError: "); i >= 0 {
 		line = line[i+1:]
