@@ -21,4 +21,7 @@ if ! hangar image info busybox >/dev/null 2>&1; then
 	rm -f "$tarball"
 fi
 hangar info first >/dev/null 2>&1 || hangar launch busybox first -c limits.memory=128MiB
+hangar start first 2>/dev/null || true
 hangar list
+# A command run inside it, in its namespaces, as its root.
+hangar exec first -- sh -c 'echo "hello from $(hostname): $(id)"'
