@@ -191,9 +191,9 @@ func readProcs() map[int]procCPU {
 }
 
 // descendsFrom reports whether pid is root or one of its descendants.
-// podman's conmon leaves the tree of the podman command that forked it,
-// so it and its children count as descendants too (no other podman runs
-// here while we measure).
+// podman's conmon leaves the tree of the podman command that forked it
+// (it double-forks), so a conmon and its children count as ours too:
+// someone else's podman on the machine would be counted as ours.
 func descendsFrom(procs map[int]procCPU, pid, root int) bool {
 	for range 64 {
 		if pid == root {
