@@ -62,6 +62,7 @@ func renderExecSection(cfg *config, res *results) string {
 	b.WriteString("- API row: in this harness's process, with a warm client (keep-alive connection open): `client.ExecInstance` (POST /1.0/instances/pb-exec/exec with wait-for-websocket, the control, 0, 1 and 2 websockets dialled at once) then `Exec.Wait` (GET /1.0/operations/ID/wait, the output streams drained, the return code read). LXD speaks the same API, so the same SDK call runs against its socket.\n")
 	b.WriteString("- nsenter row: `nsenter -t PID1 -a true` with PID1 the instance's PID 1 as its peer reports it: the cost of entering the namespaces and starting `true`, with no cgroup, capability or seccomp set-up: the floor for an exec.\n")
 	fmt.Fprintf(&b, "- Lists: hangard and LXD only (runc and podman are torn down first); each gets %d running instances (%s and %d more, started through the API), then the rounds alternate `lxc list` against hangard (`LXD_SOCKET`) and against LXD, and `hangar list`. `lxc list`'s default columns (name, state, IPv4, IPv6, type, snapshots) need every instance's state: recursion=2. LXD's instances have a veth NIC each (its default profile), hangard's have none.\n", cfg.running, execInstance, cfg.running-1)
+	b.WriteString("- Where hangard's exec time goes (CLI start-up, HTTP and websockets, the daemon's preparation, nsenter, the command) and what would cut it: [EXEC.md](EXEC.md).\n")
 	if res.xLoad.took > 0 {
 		fmt.Fprintf(&b, "- What else ran: %s\n", res.xLoad.summary())
 	}

@@ -24,8 +24,11 @@ type loadWatch struct {
 type procCPU struct {
 	pid, ppid int
 	comm, cmd string
-	// secs is the CPU the process used, its waited-for children included.
-	secs float64
+	// secs is the CPU the process used, its waited-for children included
+	// (what our processes cost: the CLIs this harness waits for, the
+	// nsenter a daemon waits for); own is its own alone (what the others
+	// are listed by: a shell that reaped a build is not the build).
+	secs, own float64
 }
 
 // loadReport is the watch's result.
@@ -49,19 +52,19 @@ func (w *loadWatch) stop() loadReport {
 	procs := readProcs()
 	self := os.Getpid()
 	for pid, p := range procs {
-		used := p.secs
+		used, own := p.secs, p.own
 		if before, ok := w.procs0[pid]; ok && before.comm == p.comm {
 			used -= before.secs
-		}
-		if used <= 0 {
-			continue
+			own -= before.own
 		}
 		if descendsFrom(procs, pid, self) {
-			r.ours += used
+			r.ours += max(0, used)
 			continue
 		}
-		p.secs = used
-		r.topOthers = append(r.topOthers, p)
+		if own > 0 {
+			p.secs = own
+			r.topOthers = append(r.topOthers, p)
+		}
 	}
 	r.ours /= secs
 	slices.SortFunc(r.topOthers, func(a, b procCPU) int {
@@ -93,7 +96,7 @@ func (r loadReport) summary() string {
 	if len(others) > 0 {
 		top = strings.Join(others, ", ")
 	}
-	return fmt.Sprintf("Over the %s of this phase the machine's %d cores were %.0f%% busy on average, %.0f%% of one core of it ours (this harness, its daemons, CLIs and containers) and %.0f%% of one core everything else; load average %s at the start, %s at the end. Other processes that used the most CPU meanwhile (share of one core; processes that started and ended within the phase, such as compilers, are not listed but are in the busy figure): %s.",
+	return fmt.Sprintf("Over the %s of this phase the machine's %d cores were %.0f%% busy on average, %.0f%% of one core of it ours (this harness, its daemons, CLIs and containers) and %.0f%% of one core everything else; load average %s at the start, %s at the end. Other processes that used the most CPU themselves meanwhile (share of one core; processes that started and ended within the phase, such as compilers and tests, are not listed but are in the busy figure): %s.",
 		roundDuration(r.took), r.cores, 100*r.busy/float64(r.cores), 100*r.ours, 100*max(0, r.busy-r.ours), r.loadavg[0], r.loadavg[1], top)
 }
 
@@ -179,6 +182,9 @@ func readProcs() map[int]procCPU {
 		for _, i := range []int{11, 12, 13, 14} {
 			n, _ := strconv.ParseFloat(f[i], 64)
 			p.secs += n / clockTicks
+			if i <= 12 {
+				p.own += n / clockTicks
+			}
 		}
 		if cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && len(cmd) > 0 {
 			p.cmd = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
