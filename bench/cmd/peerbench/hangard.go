@@ -44,7 +44,7 @@ func (h *hangardPeer) version(ctx context.Context) string {
 func (h *hangardPeer) notes() []string {
 	return []string{
 		"built from this tree, on a fresh data directory; unprivileged containers (user namespace, shifted image tree), overlayfs root over the image, no network device (hangard has no networking yet), PID 1 is busybox init.",
-		"no `exec` yet: that row says so instead of a figure.",
+		"exec = `hangar exec NAME -- true` (the LXD exec protocol through the Go SDK: POST exec with wait-for-websocket, four websockets).",
 	}
 }
 
@@ -96,8 +96,29 @@ func (h *hangardPeer) remove(ctx context.Context, name string) (float64, error) 
 	return h.cli(ctx, "delete", name)
 }
 
-func (h *hangardPeer) exec(context.Context, string) (float64, error) {
-	return 0, notApplicable("n/a (not implemented)")
+func (h *hangardPeer) exec(ctx context.Context, name string) (float64, error) {
+	return h.cli(ctx, "exec", name, "--", "true")
+}
+
+// lxc runs the real lxc client against hangard's socket (LXD_SOCKET), with
+// its configuration in the scratch directory.
+func (h *hangardPeer) lxc(ctx context.Context, args ...string) (float64, error) {
+	env := []string{"LXD_SOCKET=" + h.socket, "LXD_CONF=" + filepath.Join(h.dir, "lxc-conf")}
+	return command{env: env}.timed(ctx, "lxc", args...)
+}
+
+func (h *hangardPeer) lxcExec(ctx context.Context, name string) (float64, error) {
+	return h.lxc(ctx, "exec", name, "--", "true")
+}
+
+func (h *hangardPeer) lxcList(ctx context.Context) (float64, error) { return h.lxc(ctx, "list") }
+
+// ownList is hangar list with its default columns, the table lxc list
+// draws.
+func (h *hangardPeer) ownList(ctx context.Context) (float64, error) { return h.cli(ctx, "list") }
+
+func (h *hangardPeer) cliStart(ctx context.Context) (float64, error) {
+	return command{}.timed(ctx, filepath.Join(h.bins, "hangar"), "--version")
 }
 
 func (h *hangardPeer) listCLI(ctx context.Context) (float64, error) {

@@ -201,6 +201,16 @@ func (l *lxdPeer) exec(ctx context.Context, name string) (float64, error) {
 	return l.lxc(ctx, "exec", name, "--", "true")
 }
 
+func (l *lxdPeer) lxcExec(ctx context.Context, name string) (float64, error) {
+	return l.exec(ctx, name)
+}
+
+// lxcList is lxc list with its default columns (a table, IPv4 and IPv6
+// included, which needs every instance's state).
+func (l *lxdPeer) lxcList(ctx context.Context) (float64, error) { return l.lxc(ctx, "list") }
+
+func (l *lxdPeer) cliStart(ctx context.Context) (float64, error) { return l.lxc(ctx, "--version") }
+
 func (l *lxdPeer) listCLI(ctx context.Context) (float64, error) {
 	return l.lxc(ctx, "list", "--format", "csv")
 }

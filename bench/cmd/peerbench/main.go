@@ -51,6 +51,12 @@ type config struct {
 	chart     string
 	keep      bool
 	scratch   string
+
+	// execRuns and listRuns are the recorded rounds of the exec and lxc
+	// list comparison (0: no such phase); execOnly runs that phase alone.
+	execRuns int
+	listRuns int
+	execOnly bool
 }
 
 func main() {
@@ -91,6 +97,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	fs.IntVar(&cfg.running, "running", 0, "how many instances run at once for the RSS and memory figures and the larger lists (default 100, 10 with --quick)")
 	fs.StringVar(&cfg.out, "out", "", "report path (default bench/RESULTS.md; bench/out/quick.md with --quick)")
 	fs.BoolVar(&cfg.keep, "keep-scratch", false, "keep the scratch directory (logs) after the run")
+	fs.IntVar(&cfg.execRuns, "exec-runs", 0, "rounds of the exec comparison, every peer up at once and interleaved (default 100, 20 with --quick; 0 skips it and the lxc list comparison)")
+	fs.IntVar(&cfg.listRuns, "list-runs", 0, "rounds of the lxc list comparison at --running instances (default 30, 10 with --quick)")
+	fs.BoolVar(&cfg.execOnly, "exec-only", false, "run only the exec and lxc list comparison (report: bench/out/exec.md unless --out)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -100,10 +109,14 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	cfg.goBench = !cfg.quick
+	cfg.goBench = !cfg.quick && !cfg.execOnly
+	execRunsSet := false
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "go-bench" {
+		switch f.Name {
+		case "go-bench":
 			cfg.goBench = *goBench
+		case "exec-runs":
+			execRunsSet = true
 		}
 	})
 	if cfg.benchtime == "" {
@@ -120,6 +133,24 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	}
 	if cfg.runs < 5 {
 		return nil, fmt.Errorf("--runs %d: at least 5 runs make a median with min and max", cfg.runs)
+	}
+	if !execRunsSet {
+		cfg.execRuns = 100
+		if cfg.quick {
+			cfg.execRuns = 20
+		}
+	}
+	if cfg.listRuns == 0 {
+		cfg.listRuns = 30
+		if cfg.quick {
+			cfg.listRuns = 10
+		}
+	}
+	if cfg.execOnly && cfg.execRuns == 0 {
+		return nil, errors.New("--exec-only with --exec-runs 0 measures nothing")
+	}
+	if cfg.execRuns != 0 && (cfg.execRuns < 5 || cfg.listRuns < 5) {
+		return nil, fmt.Errorf("--exec-runs %d, --list-runs %d: at least 5 runs make a median with p90", cfg.execRuns, cfg.listRuns)
 	}
 	if cfg.running == 0 {
 		cfg.running = 100
@@ -172,6 +203,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		cfg.out = filepath.Join(repo, "bench", "RESULTS.md")
 		if cfg.quick {
 			cfg.out = filepath.Join(repo, "bench", "out", "quick.md")
+		}
+		if cfg.execOnly {
+			cfg.out = filepath.Join(repo, "bench", "out", "exec.md")
 		}
 	}
 	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
@@ -238,7 +272,7 @@ func run(ctx context.Context, cfg *config) error {
 	res.timings = append(res.timings, timing{"build hangard and the busybox root filesystem", time.Since(phase)})
 
 	for _, name := range measureOrder {
-		if !slices.Contains(cfg.peers, name) {
+		if cfg.execOnly || !slices.Contains(cfg.peers, name) {
 			continue
 		}
 		if reason := res.skipped[name]; reason != "" {
@@ -261,6 +295,11 @@ func run(ctx context.Context, cfg *config) error {
 		phase := time.Now()
 		measurePeer(ctx, cfg, res, p)
 		res.timings = append(res.timings, timing{name, time.Since(phase)})
+	}
+	if cfg.execRuns > 0 && ctx.Err() == nil {
+		phase := time.Now()
+		measureExecAndList(ctx, cfg, res, tarball, bins)
+		res.timings = append(res.timings, timing{"exec and lxc list, all peers at once", time.Since(phase)})
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted; everything created was torn down, no report written")

@@ -11,16 +11,44 @@ import (
 
 func TestStats(t *testing.T) {
 	for _, c := range []struct {
-		in            []float64
-		med, min, max float64
+		in                 []float64
+		med, p90, min, max float64
 	}{
-		{[]float64{5, 1, 3}, 3, 1, 5},
-		{[]float64{4, 1, 3, 2}, 2.5, 1, 4},
-		{[]float64{7}, 7, 7, 7},
+		{[]float64{5, 1, 3}, 3, 5, 1, 5},
+		{[]float64{4, 1, 3, 2}, 2.5, 4, 1, 4},
+		{[]float64{7}, 7, 7, 7, 7},
+		{[]float64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 5.5, 9, 1, 10},
+		{[]float64{11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 6, 10, 1, 11},
 	} {
 		s := stats(c.in)
-		if s.med != c.med || s.min != c.min || s.max != c.max || s.n != len(c.in) {
-			t.Errorf("stats(%v) = %+v, want med %v min %v max %v", c.in, s, c.med, c.min, c.max)
+		if s.med != c.med || s.p90 != c.p90 || s.min != c.min || s.max != c.max || s.n != len(c.in) {
+			t.Errorf("stats(%v) = %+v, want med %v p90 %v min %v max %v", c.in, s, c.med, c.p90, c.min, c.max)
+		}
+	}
+}
+
+func TestExecSection(t *testing.T) {
+	cfg := &config{scales: []int{1}, running: 100, runs: 5, execRuns: 5, listRuns: 5, peers: []string{peerHangard, peerRunc, peerLXD}}
+	res := newResults(cfg)
+	res.xDone = true
+	for _, v := range []float64{30, 35, 38, 45, 90} {
+		res.xAdd([]string{xExecCLI}, peerHangard, v, nil)
+		res.xAdd([]string{xExecCLI, xExecLXC}, peerLXD, 2*v, nil)
+		res.xAdd([]string{xExecAPI}, peerHangard, v, nil)
+		res.xAdd([]string{xLXCList}, peerHangard, v, nil)
+		res.xAdd([]string{xLXCList}, peerLXD, 4*v, nil)
+	}
+	res.xFailed(peerRunc, errors.New("set-up failed: boom"))
+	md := renderExecSection(cfg, res)
+	for _, want := range []string{
+		"| exec `true`, its CLI included: `hangar exec`, `runc exec`, `podman exec`, `lxc exec` | **38.0**, 90.0 (30.0–90.0) | skipped | **76.0**, 180 (60.0–180) | 0.50× | hangard ≤ 40 ms median: **met** |",
+		"| **76.0**, 180 (60.0–180) | - |  |",
+		"hangard ≤ 30 ms median: **missed** |",
+		"hangard ≥ 5× faster than LXD: **missed** (4.0×) |",
+		"- runc: set-up failed: boom",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("section lacks %q:\n%s", want, md)
 		}
 	}
 }
@@ -118,6 +146,26 @@ func TestReport(t *testing.T) {
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestDescendsFrom(t *testing.T) {
+	procs := map[int]procCPU{
+		10: {pid: 10, ppid: 1, comm: "peerbench"},
+		11: {pid: 11, ppid: 10, comm: "hangard"},
+		12: {pid: 12, ppid: 11, comm: "nsenter"},
+		20: {pid: 20, ppid: 1, comm: "conmon"},
+		21: {pid: 21, ppid: 20, comm: "runc"},
+		30: {pid: 30, ppid: 1, comm: "qemu-system-x86"},
+		31: {pid: 31, ppid: 30, comm: "sh"},
+	}
+	for _, c := range []struct {
+		pid  int
+		want bool
+	}{{10, true}, {12, true}, {21, true}, {30, false}, {31, false}, {99, false}} {
+		if got := descendsFrom(procs, c.pid, 10); got != c.want {
+			t.Errorf("descendsFrom(%d) = %v, want %v", c.pid, got, c.want)
 		}
 	}
 }

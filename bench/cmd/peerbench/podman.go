@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +128,22 @@ func (p *podmanPeer) remove(ctx context.Context, name string) (float64, error) {
 
 func (p *podmanPeer) exec(ctx context.Context, name string) (float64, error) {
 	return p.podman(ctx, "exec", name, "true")
+}
+
+func (p *podmanPeer) pid1(ctx context.Context, name string) (int, error) {
+	out, err := p.cmd().output(ctx, "podman", "inspect", "--format", "{{.State.Pid}}", name)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("podman inspect %s: no PID in %q", name, out)
+	}
+	return pid, nil
+}
+
+func (p *podmanPeer) cliStart(ctx context.Context) (float64, error) {
+	return p.podman(ctx, "--version")
 }
 
 func (p *podmanPeer) listCLI(ctx context.Context) (float64, error) {

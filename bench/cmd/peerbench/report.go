@@ -14,12 +14,15 @@ import (
 
 func writeReport(ctx context.Context, cfg *config, res *results) error {
 	chartOK := false
-	if _, err := exec.LookPath("gnuplot"); err != nil {
-		res.note("No chart: gnuplot is not installed (bench/run installs gnuplot-nox unless --no-install).")
-	} else if err := drawChart(ctx, cfg, res); err != nil {
-		res.note("No chart: %v", err)
-	} else {
-		chartOK = true
+	// The chart draws the per-peer phase, which --exec-only skips.
+	if !cfg.execOnly {
+		if _, err := exec.LookPath("gnuplot"); err != nil {
+			res.note("No chart: gnuplot is not installed (bench/run installs gnuplot-nox unless --no-install).")
+		} else if err := drawChart(ctx, cfg, res); err != nil {
+			res.note("No chart: %v", err)
+		} else {
+			chartOK = true
+		}
 	}
 	md := renderMarkdown(cfg, res, chartOK)
 	if err := writeFile(cfg.out, []byte(md)); err != nil {
@@ -50,6 +53,11 @@ func renderMarkdown(cfg *config, res *results, chartOK bool) string {
 		}
 	}
 	fmt.Fprintf(&b, "- Peers: %s; all from the same busybox root filesystem (`scripts/busybox-rootfs.sh`).\n", strings.Join(peers, ", "))
+	if cfg.execOnly {
+		fmt.Fprintf(&b, "- Only the exec and lxc list comparison (`--exec-only`); it took %s.\n\n", roundDuration(res.elapsed))
+		b.WriteString(renderExecSection(cfg, res))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "- Each cell: median (min–max) of %d runs (memory: %d samples). Ratio: hangard's median over the peer's; below 1× hangard is faster or smaller, except for events/s where above 1× hangard delivers more.\n", cfg.runs, cfg.runs)
 	fmt.Fprintf(&b, "- The whole run took %s. The machine is shared: other work on it adds noise, the ratios hold better than the absolute figures.\n\n", roundDuration(res.elapsed))
 
@@ -105,6 +113,10 @@ func renderMarkdown(cfg *config, res *results, chartOK bool) string {
 		}
 	}
 	b.WriteString("\n")
+
+	if cfg.execRuns > 0 {
+		b.WriteString(renderExecSection(cfg, res))
+	}
 
 	var missing []string
 	for _, p := range columns {

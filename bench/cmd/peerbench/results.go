@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -42,6 +43,13 @@ type results struct {
 	timings   []timing
 	elapsed   time.Duration
 	cfg       *config
+
+	// The exec and lxc list section (execlist.go): its rows, the peers
+	// that could not take part and why, what else ran meanwhile.
+	xrows    []row
+	xSkipped map[string]string
+	xLoad    loadReport
+	xDone    bool
 }
 
 // Chart panels.
@@ -58,6 +66,7 @@ func newResults(cfg *config) *results {
 		versions:  map[string]string{},
 		skipped:   map[string]string{},
 		peerNotes: map[string][]string{},
+		xSkipped:  map[string]string{},
 		cfg:       cfg,
 	}
 	r.rows = []row{
@@ -82,10 +91,34 @@ func newResults(cfg *config) *results {
 		row{key: "mem-per", label: fmt.Sprintf("host memory per running instance (MemAvailable drop at %d running)", cfg.running), unit: "MiB", group: groupMemory},
 		row{key: "mem-cg", label: fmt.Sprintf("memory per running instance: its cgroup + helpers' PSS + daemon growth (at %d)", cfg.running), unit: "MiB", group: groupMemory},
 	)
-	for _, rw := range r.rows {
+	r.xrows = []row{
+		{key: xExecCLI, label: "exec `true`, its CLI included: `hangar exec`, `runc exec`, `podman exec`, `lxc exec`", unit: "ms"},
+		{key: xExecLXC, label: "exec `true` with the real `lxc exec` (5.0.2; hangard through LXD_SOCKET)", unit: "ms"},
+		{key: xExecAPI, label: "exec `true`, API call alone (Go SDK `ExecInstance`: POST exec with wait-for-websocket, 4 websockets, return code)", unit: "ms"},
+		{key: xNsenter, label: "`nsenter -t PID1 -a true` into the same instance (floor: entering its namespaces by hand)", unit: "ms"},
+		{key: xCLIStart, label: "the CLI alone: `--version` (process start, no request)", unit: "ms"},
+		{key: xLXCList, label: fmt.Sprintf("`lxc list` (5.0.2, default columns), %d running", cfg.running), unit: "ms"},
+		{key: xHangarList, label: fmt.Sprintf("`hangar list` (default columns), %d running", cfg.running), unit: "ms"},
+	}
+	for _, rw := range append(slices.Clone(r.rows), r.xrows...) {
 		r.cells[rw.key] = map[string]*cell{}
 	}
 	return r
+}
+
+// xAdd records one value (or error) of a run that feeds rows.
+func (r *results) xAdd(rows []string, peer string, v float64, err error) {
+	for _, key := range rows {
+		r.add(key, peer, v, err)
+	}
+}
+
+// xFailed records why peer has no figures in the exec and list section.
+func (r *results) xFailed(peer string, err error) {
+	logf("exec phase: %s: %v", peer, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.xSkipped[peer] = err.Error()
 }
 
 // scaleLabel names a scale: "100 instances (100 running)".
@@ -182,10 +215,10 @@ func (r *results) note(format string, args ...any) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 }
 
-// stat is a figure: median, min and max of n values.
+// stat is a figure: median, 90th percentile, min and max of n values.
 type stat struct {
-	med, min, max float64
-	n             int
+	med, p90, min, max float64
+	n                  int
 }
 
 func stats(vals []float64) stat {
@@ -199,7 +232,9 @@ func stats(vals []float64) stat {
 	if n%2 == 0 {
 		med = (s[n/2-1] + s[n/2]) / 2
 	}
-	return stat{med: med, min: s[0], max: s[n-1], n: n}
+	// Nearest rank: the smallest value at or above 90% of the values.
+	p90 := s[int(math.Ceil(0.9*float64(n)))-1]
+	return stat{med: med, p90: p90, min: s[0], max: s[n-1], n: n}
 }
 
 // figure formats a value with three significant digits or so.

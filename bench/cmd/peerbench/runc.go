@@ -209,6 +209,24 @@ func (r *runcPeer) exec(ctx context.Context, name string) (float64, error) {
 	return r.runc(ctx, "exec", name, "true")
 }
 
+func (r *runcPeer) pid1(_ context.Context, name string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(r.root, name, "state.json"))
+	if err != nil {
+		return 0, err
+	}
+	var st struct {
+		Pid int `json:"init_process_pid"`
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return 0, fmt.Errorf("runc state of %s: %w", name, err)
+	}
+	return st.Pid, nil
+}
+
+func (r *runcPeer) cliStart(ctx context.Context) (float64, error) {
+	return command{}.timed(ctx, "runc", "--version")
+}
+
 func (r *runcPeer) listCLI(ctx context.Context) (float64, error) {
 	return r.runc(ctx, "list")
 }
