@@ -3,11 +3,7 @@
 # (lxd-client is the real lxc the end-to-end tests drive hangard with).
 set -euo pipefail
 need=()
-# qemu-system-x86, qemu-utils, e2fsprogs (mkfs.ext4 -d) and linux-image-amd64
-# (the guest kernel and its modules) boot virtual machines; ovmf is the UEFI
-# firmware for disk images.
-for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools \
-	qemu-system-x86 qemu-utils e2fsprogs linux-image-amd64 ovmf; do
+for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
@@ -19,5 +15,19 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Virtual machines: qemu-system-x86 and qemu-utils run them, e2fsprogs
+# builds their root disks (mkfs.ext4 -d), linux-image-amd64 is the guest
+# kernel with its modules (/boot/vmlinuz-*, /lib/modules), ovmf the UEFI
+# firmware for disk images. Without recommends: they would pull a desktop.
+vm=()
+for pkg in qemu-system-x86 qemu-utils e2fsprogs linux-image-amd64 ovmf; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || vm+=("$pkg")
+done
+if [ ${#vm[@]} -gt 0 ]; then
+	echo "installing: ${vm[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${vm[@]}" >/dev/null
 fi
