@@ -81,7 +81,7 @@ func run(socket, dataDir, image, mem string, runs int) error {
 		start := time.Now()
 		op, err := c.CreateInstance(ctx, api.InstancesPost{
 			Name: name, Type: api.InstanceTypeVM, Start: true,
-			Source:    api.InstanceSource{Type: "image", Alias: image},
+			Source:      api.InstanceSource{Type: "image", Alias: image},
 			InstancePut: api.InstancePut{Config: map[string]string{"limits.memory": mem, "limits.cpu": "1"}},
 		})
 		if err == nil {
