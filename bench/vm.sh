@@ -11,7 +11,12 @@ runs=3
 [ "${1:-}" = "--runs" ] && runs=$2
 scratch=$(mktemp -d /tmp/hangar-vmbench-XXXXXX)
 cleanup() {
+	# hangard leaves VMs running when it exits (by design): end them first.
 	[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	for f in "$scratch"/data/vms/*/qemu.pid "$scratch"/data/vmbench-bare/qemu.pid; do
+		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+	done
+	sleep 0.5
 	rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -31,7 +36,7 @@ echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
 tar -C "$root" --numeric-owner -czf "$scratch/rootfs.tar.gz" .
 
 data="$scratch/data"
-"$scratch/bin/hangard" --data-dir "$data" --log-level warn 2>"$scratch/hangard.log" &
+"$scratch/bin/hangard" --data-dir "$data" --stop-instances --log-level warn 2>"$scratch/hangard.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$data/unix.socket" ] && break; sleep 0.1; done
 "$scratch/bin/hangar" --socket "$data/unix.socket" image import "$scratch/rootfs.tar.gz" --alias vmbench >/dev/null
