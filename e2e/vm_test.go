@@ -182,6 +182,18 @@ func TestVM(t *testing.T) {
 		if processAlive(pid) {
 			t.Fatal("QEMU still runs after a force stop")
 		}
+	})
+
+	t.Run("a guest crash is Error", func(t *testing.T) {
+		d := d.on(t)
+		d.must("start", "v1")
+		// The guest kernel panics (panic=-1 resets it; QEMU runs with
+		// -no-reboot, so it ends).
+		_, _, _ = d.hangar("exec", "v1", "--", "sh", "-c", "echo c > /proc/sysrq-trigger")
+		waitFor(t, "status Error", time.Minute, func() bool { return d.instance("v1").Status == "Error" })
+		if log := d.must("console", "v1", "--show-log"); !strings.Contains(log, "the VM crashed") {
+			t.Fatalf("console log does not say why:\n%s", log)
+		}
 		d.must("delete", "v1")
 	})
 }

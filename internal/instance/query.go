@@ -106,6 +106,11 @@ func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, s
 	if ds.Status == driver.StatusFrozen && status == api.Running {
 		st.Status, st.StatusCode = api.Frozen.String(), api.Frozen
 	}
+	if ds.Status == driver.StatusError {
+		// The runtime says it crashed (a VM whose guest panicked); the
+		// exit that follows records it.
+		st.Status, st.StatusCode = api.Error.String(), api.Error
+	}
 	return st
 }
 

@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -136,6 +135,7 @@ type vm struct {
 	// stopping is set when the daemon asked the VM to end; an end
 	// then is not a crash.
 	stopping     bool
+	shutdownWhy  string // the SHUTDOWN event's reason
 	workloadCode int
 	workloadDone bool
 
@@ -144,6 +144,9 @@ type vm struct {
 
 func (v *vm) onEvent(ev qmp.Event) {
 	v.mu.Lock()
+	if ev.Event == "SHUTDOWN" {
+		v.shutdownWhy, _ = ev.Data["reason"].(string)
+	}
 	next, reason := applyEvent(v.state, ev)
 	changed := next != v.state
 	if changed {
@@ -258,4 +261,3 @@ func procAlive(pid int, dir string) bool {
 	return err == nil && strings.Contains(string(b), dir+"/"+fileQMP)
 }
 
-var errNoVM = errors.New("no such VM")

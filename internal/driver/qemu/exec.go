@@ -54,7 +54,9 @@ func (d *Driver) Exec(ctx context.Context, id string, spec driver.ExecSpec) (dri
 	var in io.ReadCloser
 	var out, errw io.WriteCloser
 	if spec.TTY {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		// Non-blocking, so that Go polls them: closing our end must wake
+		// the goroutine reading it, and give the caller's end EOF.
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
 			return nil, err
 		}

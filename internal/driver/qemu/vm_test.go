@@ -3,11 +3,11 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,11 +67,6 @@ func busyboxTree(t *testing.T, dir string) string {
 	return root
 }
 
-type exits struct {
-	mu sync.Mutex
-	ch chan driver.Exit
-}
-
 func TestVMLifecycle(t *testing.T) {
 	needQEMU(t)
 	tmp := t.TempDir()
@@ -124,6 +119,25 @@ func TestVMLifecycle(t *testing.T) {
 		}
 		if _, code := run("sh", "-c", "exit 3"); code != 3 {
 			t.Fatalf("exit 3: code %d", code)
+		}
+	})
+	t.Run("exec with a terminal", func(t *testing.T) {
+		p, err := d.Exec(ctx, "h1", driver.ExecSpec{Args: []string{"sh"}, Env: []string{"PATH=/bin"}, TTY: true, Width: 100, Height: 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tty := p.TTY()
+		defer tty.Close()
+		if _, err := tty.Write([]byte("stty size; tty; exit 4\n")); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(tty)
+		code, err := p.Wait()
+		if err != nil || code != 4 {
+			t.Fatalf("wait: %d %v", code, err)
+		}
+		if !strings.Contains(string(out), "40 100") || !strings.Contains(string(out), "/dev/pts/") {
+			t.Fatalf("terminal output: %q", out)
 		}
 	})
 	t.Run("pause", func(t *testing.T) {

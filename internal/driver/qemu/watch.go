@@ -15,7 +15,7 @@ import (
 // exit. reaped says whether the daemon read QEMU's exit status itself.
 func (d *Driver) ended(v *vm, qemuCode int, reaped bool) {
 	v.mu.Lock()
-	state, reason, stopping := v.state, v.reason, v.stopping
+	state, reason, stopping, why := v.state, v.reason, v.stopping, v.shutdownWhy
 	wcode, wdone := v.workloadCode, v.workloadDone
 	mon, ac := v.mon, v.agent
 	v.mu.Unlock()
@@ -29,6 +29,10 @@ func (d *Driver) ended(v *vm, qemuCode int, reaped bool) {
 	switch {
 	case state == stateCrashed:
 		errMsg = reason
+	case why == "guest-reset" && !stopping && !wdone:
+		// QEMU runs with -no-reboot and the agent powers off, never
+		// resets: a reset is the kernel's panic=-1 or a triple fault.
+		errMsg = "the guest reset itself (kernel panic or triple fault): see the console log"
 	case stopping || state == stateShutdown:
 	case reaped && qemuCode != 0:
 		errMsg = fmt.Sprintf("QEMU exited with code %d: %s", qemuCode, logTail(filepath.Join(v.dir, fileLog), 500))
