@@ -260,4 +260,3 @@ func procAlive(pid int, dir string) bool {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 	return err == nil && strings.Contains(string(b), dir+"/"+fileQMP)
 }
-
