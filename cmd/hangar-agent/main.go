@@ -27,7 +27,17 @@ import (
 
 const version = "1"
 
+// serveArg starts the agent as an ordinary process that only serves the
+// daemon: beside an init system, which must be PID 1 itself.
+const serveArg = "--serve-beside-init"
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == serveArg {
+		a := &agent{reaper: newReaper(), workload: 1}
+		go a.reaper.run()
+		a.serve()
+		return
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "hangar-agent runs as PID 1 inside a hangar virtual machine (it is the VM's /init)")
 		os.Exit(2)
@@ -68,6 +78,7 @@ func (a *agent) boot() error {
 	console, err := os.OpenFile("/dev/console", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err == nil {
 		os.Stdout, os.Stderr = console, console
+		_ = unix.Dup2(int(console.Fd()), 0)
 		_ = unix.Dup2(int(console.Fd()), 1)
 		_ = unix.Dup2(int(console.Fd()), 2)
 	}
@@ -89,6 +100,9 @@ func (a *agent) boot() error {
 	if a.cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(a.cfg.Hostname))
 	}
+	if isInit(a.cfg.Args) {
+		return a.handOver()
+	}
 	go a.reaper.run()
 	pid, err := a.startWorkload()
 	if err != nil {
@@ -97,6 +111,42 @@ func (a *agent) boot() error {
 	a.workload = pid
 	go a.watchWorkload(pid)
 	return nil
+}
+
+// isInit tells an init system (busybox init, systemd, /sbin/init of an
+// LXD image) from an application: it must run as PID 1, and shuts the
+// machine down itself.
+func isInit(args []string) bool {
+	return len(args) > 0 && (strings.HasSuffix(args[0], "/init") || strings.HasSuffix(args[0], "/systemd"))
+}
+
+// handOver gives PID 1 to the image's init system: the agent starts again
+// from its own executable (reachable through /proc/self/exe though the
+// initramfs is not by path) as an ordinary process that serves the daemon,
+// then this process becomes the init. Orphans and shutdown are the init's
+// business from then on; the daemon's stop sends it the stop signal.
+func (a *agent) handOver() error {
+	env := a.cfg.Env
+	if !hasEnv(env, "PATH") {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	bin, err := lookPath(a.cfg.Args[0], env)
+	if err != nil {
+		return err
+	}
+	_, err = syscall.ForkExec("/proc/self/exe", []string{"hangar-agent", serveArg}, &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return fmt.Errorf("start the agent beside init: %w", err)
+	}
+	if a.cfg.Cwd != "" {
+		_ = os.Chdir(a.cfg.Cwd)
+	}
+	return syscall.Exec(bin, a.cfg.Args, env)
 }
 
 func loadModule(path string) error {
@@ -222,6 +272,12 @@ func (a *agent) watchWorkload(pid int) {
 // powerOff reports the workload's end to the daemon (if one listens), ends
 // every process, and turns the machine off.
 func (a *agent) powerOff(code int) {
+	if os.Getpid() != 1 {
+		// Beside an init system: powering off is the init's business,
+		// and killing every process is not this process's to do.
+		logf("exiting (code %d)", code)
+		os.Exit(1)
+	}
 	if s := a.session; s != nil {
 		done := make(chan struct{})
 		go func() {
