@@ -174,22 +174,32 @@ func TestVM(t *testing.T) {
 		}
 	})
 
-	t.Run("force stop", func(t *testing.T) {
+	t.Run("init system image, force stop", func(t *testing.T) {
 		d := d.on(t)
-		d.must("start", "v1")
-		pid := d.pid("v1")
-		d.must("stop", "-f", "v1")
+		// busybox's /sbin/init must be PID 1: the agent hands it over and
+		// serves beside it.
+		d.must("launch", "busybox", "v2", "--vm", "-c", "limits.memory=256MiB")
+		if out := d.must("exec", "v2", "--", "cat", "/proc/1/comm"); out != "init\n" {
+			t.Fatalf("PID 1 is %q", out)
+		}
+		pid := d.pid("v2")
+		d.must("stop", "-f", "v2")
 		if processAlive(pid) {
 			t.Fatal("QEMU still runs after a force stop")
 		}
+		d.must("delete", "v2")
 	})
 
 	t.Run("a guest crash is Error", func(t *testing.T) {
 		d := d.on(t)
 		d.must("start", "v1")
-		// The guest kernel panics (panic=-1 resets it; QEMU runs with
-		// -no-reboot, so it ends).
-		_, _, _ = d.hangar("exec", "v1", "--", "sh", "-c", "echo c > /proc/sysrq-trigger")
+		// The guest kernel panics; panic=-1 reboot=t resets it and QEMU,
+		// run with -no-reboot, ends. The exec never answers: not waited for.
+		crash := exec.Command(filepath.Join(binDir, "hangar"), "--socket", d.socket, "exec", "v1", "--", "sh", "-c", "echo c > /proc/sysrq-trigger")
+		if err := crash.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = crash.Process.Kill(); _ = crash.Wait() }()
 		waitFor(t, "status Error", time.Minute, func() bool { return d.instance("v1").Status == "Error" })
 		if log := d.must("console", "v1", "--show-log"); !strings.Contains(log, "the VM crashed") {
 			t.Fatalf("console log does not say why:\n%s", log)

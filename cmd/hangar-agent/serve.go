@@ -243,6 +243,9 @@ func (a *agent) shutdown(req vmagent.Shutdown) {
 	if sig == 0 {
 		sig = unix.SIGTERM
 	}
+	if pid == 1 {
+		sig = poweroffSignal(sig)
+	}
 	_ = unix.Kill(pid, sig)
 	if req.TimeoutMs > 0 {
 		time.Sleep(time.Duration(req.TimeoutMs) * time.Millisecond)
@@ -302,4 +305,21 @@ func (q *inputQueue) close() {
 	q.closed = true
 	q.mu.Unlock()
 	q.cond.Signal()
+}
+
+// poweroffSignal is what asks the init system beside the agent to power
+// the machine off: the daemon's stop signal (SIGPWR for inits) makes
+// busybox init halt, which in a VM leaves the machine on.
+func poweroffSignal(sig unix.Signal) unix.Signal {
+	exe, err := os.Readlink("/proc/1/exe")
+	if err != nil {
+		return sig
+	}
+	switch filepath.Base(exe) {
+	case "busybox":
+		return unix.SIGUSR2
+	case "systemd":
+		return unix.Signal(34 + 4) // SIGRTMIN+4: systemd's poweroff
+	}
+	return sig
 }
