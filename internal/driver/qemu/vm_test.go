@@ -20,6 +20,9 @@ import (
 
 func needQEMU(t *testing.T) {
 	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("booting a VM needs root (its QEMU gets a cgroup of its own)")
+	}
 	for _, p := range []string{"qemu-system-x86_64", "qemu-img", "mkfs.ext4", "busybox"} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("%s not installed (scripts/deps.sh installs it)", p)
