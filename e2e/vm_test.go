@@ -204,6 +204,7 @@ func TestVM(t *testing.T) {
 		if log := d.must("console", "v1", "--show-log"); !strings.Contains(log, "the VM crashed") {
 			t.Fatalf("console log does not say why:\n%s", log)
 		}
-		d.must("delete", "v1")
+		// As with lxc, only a Stopped instance is deleted without --force.
+		d.must("delete", "--force", "v1")
 	})
 }

@@ -100,7 +100,7 @@ func (a *agent) boot() error {
 	if a.cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(a.cfg.Hostname))
 	}
-	if isInit(a.cfg.Args) {
+	if isInit(a.cfg.Args, a.cfg.Env) {
 		return a.handOver()
 	}
 	go a.reaper.run()
@@ -113,11 +113,26 @@ func (a *agent) boot() error {
 	return nil
 }
 
-// isInit tells an init system (busybox init, systemd, /sbin/init of an
-// LXD image) from an application: it must run as PID 1, and shuts the
-// machine down itself.
-func isInit(args []string) bool {
-	return len(args) > 0 && (strings.HasSuffix(args[0], "/init") || strings.HasSuffix(args[0], "/systemd"))
+// isInit tells an init system (busybox init, systemd, sysvinit: the
+// /sbin/init of an LXD image) from an application: it must run as PID 1,
+// and shuts the machine down itself. A script named init is an
+// application that happens to be called so: it runs as the workload.
+func isInit(args []string, env []string) bool {
+	if len(args) == 0 || !(strings.HasSuffix(args[0], "/init") || strings.HasSuffix(args[0], "/systemd")) {
+		return false
+	}
+	bin, err := lookPath(args[0], env)
+	if err != nil {
+		return false
+	}
+	f, err := os.Open(bin)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 2)
+	n, _ := f.Read(head)
+	return !(n == 2 && string(head) == "#!")
 }
 
 // handOver gives PID 1 to the image's init system: the agent starts again
