@@ -86,7 +86,7 @@ func TestVMLifecycle(t *testing.T) {
 		Args: []string{"/bin/sh", "-c", "echo workload up; exec sleep 100000"},
 		Env:  []string{"PATH=/bin", "FOO=bar"}, Cwd: "/root",
 		StopSignal: syscall.SIGTERM,
-		Limits:     driver.Limits{CPUCount: 1, MemoryBytes: 256 << 20},
+		Limits:     driver.Limits{CPUCount: 1, MemoryBytes: MinMemory}, // the floor must boot
 	}
 	start := time.Now()
 	pid, err := d.Start(ctx, spec)
