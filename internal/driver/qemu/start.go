@@ -103,6 +103,12 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	}
 	if err := d.connect(ctx, v, restore != ""); err != nil {
 		d.abort(v)
+		if restore != "" {
+			// A state that cannot be restored would fail every start:
+			// set it aside (kept for inspection) so the next start boots.
+			_ = os.Rename(restore, restore+".failed")
+			return 0, fmt.Errorf("restore from standby failed (the saved state is set aside as %s.failed; start again to boot afresh): %w", fileState, err)
+		}
 		return 0, err
 	}
 	if restore != "" {
