@@ -1,17 +1,77 @@
 package e2e
 
 import (
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/hangar-dev/hangar/api"
 )
+
+// ociVMImage serves, from a registry on loopback, an OCI image of the
+// busybox tree with an entrypoint that prints its env, user and cwd, then
+// sleeps. It returns the reference.
+func ociVMImage(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	base, err := tarball.LayerFromFile(imageTarball, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := tarLayer(t, map[string]string{
+		"app/run.sh": "#!/bin/sh\necho \"vm-entrypoint args=$* GREETING=$GREETING uid=$(id -u) cwd=$(pwd)\"\nexec sleep 2147483647\n",
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n",
+		"etc/group":  "root:x:0:\napp:x:1000:\n",
+	})
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	if img, err = mutate.AppendLayers(img, base, top); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Config = v1.Config{
+		Entrypoint: []string{"/app/run.sh"},
+		Cmd:        []string{"first-arg"},
+		Env:        []string{"PATH=/bin:/sbin:/usr/bin", "GREETING=hello-from-image"},
+		WorkingDir: "/app",
+		User:       "app",
+	}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/test/vm:1"
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
 
 // VMs run under TCG here (no /dev/kvm), so every boot costs seconds: one
 // VM is shared by the subtests, which run in order.
@@ -73,9 +133,15 @@ func TestVM(t *testing.T) {
 		}
 	})
 
+	// The OCI image as a VM: pulled, its tree made a disk, its entrypoint
+	// run by the agent with the image's env, user and working directory.
+	ref := ociVMImage(t)
 	start := time.Now()
-	d.must("launch", "sleeper", "v1", "--vm", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1")
+	d.must("launch", ref, "v1", "--vm", "--insecure", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1")
 	t.Logf("launch to agent ready: %v", time.Since(start))
+	waitFor(t, "the entrypoint's line in the console log", 30*time.Second, func() bool {
+		return strings.Contains(d.must("console", "v1", "--show-log"), "vm-entrypoint args=first-arg GREETING=hello-from-image uid=1000 cwd=/app")
+	})
 	if in := d.instance("v1"); in.Type != api.InstanceTypeVM || in.Status != "Running" {
 		t.Fatalf("v1: type %q status %q", in.Type, in.Status)
 	}
@@ -169,7 +235,7 @@ func TestVM(t *testing.T) {
 		if processAlive(pid) {
 			t.Fatal("QEMU still runs after stop")
 		}
-		if log := d.must("console", "v1", "--show-log"); !strings.Contains(log, "hello-from-init") {
+		if log := d.must("console", "v1", "--show-log"); !strings.Contains(log, "vm-entrypoint") {
 			t.Fatalf("console log lacks the workload's output:\n%s", log)
 		}
 	})
