@@ -17,3 +17,17 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Virtual machines: qemu-system-x86 and qemu-utils run them, e2fsprogs
+# builds their root disks (mkfs.ext4 -d), linux-image-amd64 is the guest
+# kernel with its modules (/boot/vmlinuz-*, /lib/modules), ovmf the UEFI
+# firmware for disk images. Without recommends: they would pull a desktop.
+vm=()
+for pkg in qemu-system-x86 qemu-utils e2fsprogs linux-image-amd64 ovmf; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || vm+=("$pkg")
+done
+if [ ${#vm[@]} -gt 0 ]; then
+	echo "installing: ${vm[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${vm[@]}" >/dev/null
+fi

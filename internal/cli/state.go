@@ -14,11 +14,13 @@ type stateCommand struct {
 	short    string
 	aliases  []string
 	hasForce bool
+	// hasStateful offers --stateful (a VM's standby and restore).
+	hasStateful bool
 }
 
 var (
 	stateStart    = stateCommand{use: "start", action: api.ActionStart, short: "Start instances"}
-	stateStop     = stateCommand{use: "stop", action: api.ActionStop, short: "Stop instances", hasForce: true}
+	stateStop     = stateCommand{use: "stop", action: api.ActionStop, short: "Stop instances", hasForce: true, hasStateful: true}
 	stateRestart  = stateCommand{use: "restart", action: api.ActionRestart, short: "Restart instances", hasForce: true}
 	stateFreeze   = stateCommand{use: "freeze", action: api.ActionFreeze, short: "Freeze (pause) instances", aliases: []string{"pause"}}
 	stateUnfreeze = stateCommand{use: "unfreeze", action: api.ActionUnfreeze, short: "Unfreeze (resume) instances", aliases: []string{"resume"}}
@@ -26,8 +28,9 @@ var (
 
 func newStateCmd(a *app, sc stateCommand) *cobra.Command {
 	var (
-		force   bool
-		timeout int
+		force    bool
+		timeout  int
+		stateful bool
 	)
 	cmd := &cobra.Command{
 		Use:     sc.use + " NAME...",
@@ -39,12 +42,15 @@ func newStateCmd(a *app, sc stateCommand) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := api.InstanceStatePut{Action: sc.action, Timeout: timeout, Force: force}
+			req := api.InstanceStatePut{Action: sc.action, Timeout: timeout, Force: force, Stateful: stateful}
 			return changeState(cmd, c, args, req)
 		},
 	}
 	if sc.hasForce {
 		cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the instance instead of asking it to shut down")
+	}
+	if sc.hasStateful {
+		cmd.Flags().BoolVar(&stateful, "stateful", false, "save the VM's whole state (standby); the next start restores it")
 	}
 	cmd.Flags().IntVar(&timeout, "timeout", -1, "seconds to wait for a clean shutdown (-1: the daemon's default)")
 	return cmd

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
@@ -40,6 +41,8 @@ type Config struct {
 	// ExecHelper is the program run inside containers to give an exec
 	// its terminal; it must be statically linked. Empty: hangard itself.
 	ExecHelper string
+	// VMAgent, VMKernel and VMMachine configure virtual machines (vm.go).
+	VMAgent, VMKernel, VMMachine string
 	// Ready, when set, is closed once the API is served.
 	Ready chan<- struct{}
 }
@@ -99,12 +102,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("container driver: %w", err)
 	}
 	defer drv.Close()
+	vms, err := newVMDriver(cfg, func(e driver.Exit) { svc.HandleExit(e) }, log.With("component", "qemu"))
+	if err != nil {
+		return fmt.Errorf("vm driver: %w", err)
+	}
 	host := probeHost()
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       images,
 		OCI:          images,
 		Driver:       drv,
+		Drivers:      map[string]driver.Driver{api.InstanceTypeVM: vms},
 		Events:       emit,
 		Log:          log.With("component", "instance"),
 		HostMemory:   host.memory,

@@ -71,6 +71,9 @@ const (
 	StatusStopped Status = iota
 	StatusRunning
 	StatusFrozen
+	// StatusError is a runtime that says the instance crashed (a VM whose
+	// guest panicked); State.Error says why.
+	StatusError
 )
 
 func (s Status) String() string {
@@ -79,6 +82,8 @@ func (s Status) String() string {
 		return "Running"
 	case StatusFrozen:
 		return "Frozen"
+	case StatusError:
+		return "Error"
 	default:
 		return "Stopped"
 	}
@@ -92,6 +97,8 @@ type State struct {
 	MemoryUsage int64 // bytes
 	MemoryPeak  int64 // bytes
 	CPUUsage    int64 // nanoseconds of CPU time
+	// Error says why a StatusError instance crashed.
+	Error string
 }
 
 // Exit reports that an instance's PID 1 ended.
@@ -107,6 +114,10 @@ type Exit struct {
 	// restart). Code is then 0 and must not be shown: exit codes are never
 	// invented.
 	Known bool
+	// Error is set when the instance crashed rather than stopped (a VM
+	// whose guest panicked, a QEMU that died): the instance's status
+	// becomes Error, and this is the reason logged.
+	Error string
 }
 
 // Driver runs instances of one type.

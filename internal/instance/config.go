@@ -26,6 +26,7 @@ var configKeys = map[string]func(string) error{
 	"boot.host_shutdown_timeout": validateNonNegativeInt,
 	"security.privileged":        validateBool,
 	"security.protection.delete": validateBool,
+	"security.secureboot":        validateBool, // VMs only (vm.go)
 	// OCI process overrides (oci.go); unset keys take the image's value.
 	keyOCIEntrypoint: validateArgsJSON,
 	keyOCICmd:        validateArgsJSON,

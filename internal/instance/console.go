@@ -17,7 +17,7 @@ func (s *Service) ConsoleLog(ctx context.Context, name string) ([]byte, error) {
 		return nil, err
 	}
 	rec, _, _ := s.snapshot(in)
-	return s.cfg.Driver.ConsoleLog(ctx, runtimeID(rec.ID))
+	return s.driverOf(rec).ConsoleLog(ctx, runtimeID(rec.ID))
 }
 
 // ClearConsoleLog empties an instance's console log.
@@ -27,7 +27,7 @@ func (s *Service) ClearConsoleLog(ctx context.Context, name string) error {
 		return err
 	}
 	rec, _, _ := s.snapshot(in)
-	return s.cfg.Driver.ClearConsoleLog(ctx, runtimeID(rec.ID))
+	return s.driverOf(rec).ClearConsoleLog(ctx, runtimeID(rec.ID))
 }
 
 // AttachConsole attaches to a running instance's console (driver.ConsoleAttacher).

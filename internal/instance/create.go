@@ -37,10 +37,17 @@ func (c *Creation) Name() string { return c.rec.Name }
 // (reference, manifest, architecture) and pulled by Run, unless the image
 // is stored already; opts carry the registry credentials for that.
 func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...CreateOptions) (*Creation, error) {
-	switch req.Type {
+	typ := req.Type
+	switch typ {
 	case "", api.InstanceTypeContainer:
+		typ = api.InstanceTypeContainer
 	case api.InstanceTypeVM:
-		return nil, errdefs.Invalid("type %q: virtual machines are not supported yet", req.Type)
+		if s.cfg.Drivers[typ] == nil {
+			return nil, errdefs.Invalid("type %q: virtual machines are not supported by this daemon", req.Type)
+		}
+		if req.Source.Type != "image" {
+			return nil, errdefs.Invalid("source: a virtual machine boots from an image")
+		}
 	default:
 		return nil, errdefs.Invalid("invalid instance type %q: want %q or %q", req.Type, api.InstanceTypeContainer, api.InstanceTypeVM)
 	}
@@ -57,6 +64,9 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 		return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
 	}
 	if err := validateUserConfig(req.Config, nil); err != nil {
+		return nil, err
+	}
+	if err := s.validateForType(typ, req.Config); err != nil {
 		return nil, err
 	}
 	if err := validateDevices(req.Devices); err != nil {
@@ -133,7 +143,7 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 		s: s,
 		rec: store.Instance{
 			Name:         name,
-			Type:         api.InstanceTypeContainer,
+			Type:         typ,
 			Architecture: arch,
 			Description:  req.Description,
 			Config:       config,

@@ -51,7 +51,7 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 			return err
 		}
 	}
-	if err := s.cfg.Driver.Delete(ctx, runtimeID(rec.ID)); err != nil {
+	if err := s.driverOf(rec).Delete(ctx, runtimeID(rec.ID)); err != nil {
 		return fmt.Errorf("delete %s: %w", rec.Name, err)
 	}
 	if err := s.cfg.DB.DeleteInstance(ctx, rec.ID); err != nil {

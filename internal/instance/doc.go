@@ -30,6 +30,14 @@
 //   - Files inside instances (files.go): the id map between the instance's
 //     ids and the host's, LXD's defaults for owners and modes. Paths are
 //     resolved by package fsroot in a root the driver opens (RootOpener).
+//   - Instance types (vm.go): Config.Drivers picks the driver by type
+//     (virtual-machine: package qemu). Keys of one type are refused on
+//     the other (security.secureboot is a VM's; security.privileged and
+//     limits.processes a container's), and a VM needs at least 128 MiB.
+//     A VM has no id map, its stateful stop saves it (driver.Stateful),
+//     and its files are reached through its guest agent
+//     (driver.GuestFiles), so only while it runs. A driver that reports
+//     a crash (Exit.Error) leaves the instance in status Error.
 //
 // What it must not touch
 //

@@ -112,7 +112,7 @@ func (s *Service) Exec(ctx context.Context, name string, req ExecRequest) (drive
 	if spec.Cwd == "" {
 		spec.Cwd, spec.CwdOptional = env["HOME"], true
 	}
-	p, err := s.cfg.Driver.Exec(ctx, runtimeID(rec.ID), spec)
+	p, err := s.driverOf(rec).Exec(ctx, runtimeID(rec.ID), spec)
 	if errors.Is(err, driver.ErrNotRunning) {
 		return nil, errdefs.Invalid("instance %q is not running", name)
 	}

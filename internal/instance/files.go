@@ -74,6 +74,9 @@ const maxSymlinkTarget = 4096
 // lock is held until fn returns, so that no stop, start or delete changes
 // the root under a transfer.
 func (s *Service) ReadFile(ctx context.Context, name, p string, fn func(*File) error) error {
+	if handled, err := s.readGuestFile(ctx, name, p, fn); handled {
+		return err
+	}
 	return s.withRoot(ctx, name, func(root *fsroot.Root, ids idMapping) error {
 		n, err := root.Get(p)
 		if err != nil {
@@ -125,6 +128,9 @@ func (s *Service) WriteFile(ctx context.Context, name, p string, w FileWrite) er
 	if w.Mode > 0o7777 {
 		return errdefs.Invalid("mode %#o: want at most 07777", w.Mode)
 	}
+	if handled, err := s.writeGuestFile(ctx, name, p, w); handled {
+		return err
+	}
 	return s.withRoot(ctx, name, func(root *fsroot.Root, ids idMapping) error {
 		uid, err := ids.toHost("uid", w.UID)
 		if err != nil {
@@ -166,6 +172,9 @@ func (s *Service) WriteFile(ctx context.Context, name, p string, w FileWrite) er
 // DeleteFile removes a file, a symlink (not its target) or an empty
 // directory inside the instance.
 func (s *Service) DeleteFile(ctx context.Context, name, p string) error {
+	if handled, err := s.deleteGuestFile(ctx, name, p); handled {
+		return err
+	}
 	return s.withRoot(ctx, name, func(root *fsroot.Root, _ idMapping) error {
 		if err := root.Remove(p); err != nil {
 			return err

@@ -175,7 +175,7 @@ func (s *Service) reapplyLimits(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.cfg.Driver.UpdateLimits(ctx, runtimeID(rec.ID), limits)
+	return s.driverOf(rec).UpdateLimits(ctx, runtimeID(rec.ID), limits)
 }
 
 // RenameProfile renames a profile and every instance's reference to it.

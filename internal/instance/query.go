@@ -35,7 +35,7 @@ func (s *Service) List(ctx context.Context, withState bool) []api.InstanceFull {
 		// Runtime reads happen outside the lock: they touch the cgroup
 		// filesystem and must not hold up writers.
 		for i := range out {
-			st := s.liveState(ctx, ids[i], out[i].StatusCode)
+			st := s.liveState(ctx, s.driverFor(out[i].Type), ids[i], out[i].StatusCode)
 			out[i].State = &st
 			out[i].Snapshots = []any{}
 			out[i].Backups = []any{}
@@ -72,19 +72,19 @@ func (s *Service) GetFull(ctx context.Context, name string) (api.InstanceFull, s
 func (s *Service) State(ctx context.Context, name string) (api.InstanceState, error) {
 	s.mu.RLock()
 	in, ok := s.byName[name]
-	var id string
+	var id, typ string
 	var status Status
 	if ok {
-		id, status = runtimeID(in.rec.ID), in.status
+		id, typ, status = runtimeID(in.rec.ID), in.rec.Type, in.status
 	}
 	s.mu.RUnlock()
 	if !ok {
 		return api.InstanceState{}, notFound(name)
 	}
-	return s.liveState(ctx, id, status), nil
+	return s.liveState(ctx, s.driverFor(typ), id, status), nil
 }
 
-func (s *Service) liveState(ctx context.Context, id string, status Status) api.InstanceState {
+func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, status Status) api.InstanceState {
 	st := api.InstanceState{
 		Status:     status.String(),
 		StatusCode: status,
@@ -94,7 +94,7 @@ func (s *Service) liveState(ctx context.Context, id string, status Status) api.I
 	if !isActive(status) {
 		return st
 	}
-	ds, err := s.cfg.Driver.State(ctx, id)
+	ds, err := drv.State(ctx, id)
 	if err != nil {
 		s.log.Warn("read instance state", "id", id, "err", err)
 		return st
@@ -105,6 +105,11 @@ func (s *Service) liveState(ctx context.Context, id string, status Status) api.I
 	st.CPU = api.InstanceStateCPU{Usage: ds.CPUUsage}
 	if ds.Status == driver.StatusFrozen && status == api.Running {
 		st.Status, st.StatusCode = api.Frozen.String(), api.Frozen
+	}
+	if ds.Status == driver.StatusError {
+		// The runtime says it crashed (a VM whose guest panicked); the
+		// exit that follows records it.
+		st.Status, st.StatusCode = api.Error.String(), api.Error
 	}
 	return st
 }

@@ -29,6 +29,9 @@ func (s *Service) HandleExit(e driver.Exit) {
 	stale := in.deleted || in.pid != e.Pid || !isActive(in.status)
 	if !stale {
 		in.status, in.pid = api.Stopped, 0
+		if e.Error != "" {
+			in.status = api.Error
+		}
 	}
 	rec := cloneRecord(in.rec)
 	s.mu.Unlock()
@@ -47,6 +50,10 @@ func (s *Service) HandleExit(e driver.Exit) {
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		s.log.Error("record exit", "instance", rec.Name, "err", err)
 	}
+	if e.Error != "" {
+		evCtx["error"] = e.Error
+		s.log.Error("instance crashed", "instance", rec.Name, "reason", e.Error)
+	}
 	s.log.Info("instance exited", "instance", rec.Name, "exit_code", e.Code, "known", e.Known)
 	s.cfg.Events.Lifecycle("instance-shutdown", instanceURL(rec.Name), evCtx)
 	if rec.Ephemeral {
@@ -61,7 +68,7 @@ func (s *Service) HandleExit(e driver.Exit) {
 // runtime no longer has are stopped, with no exit code (it was never seen).
 // It returns the instances to start (boot.autostart), in start order.
 func (s *Service) Recover(ctx context.Context) ([]string, error) {
-	live, err := s.cfg.Driver.Recover(ctx)
+	live, err := s.recoverDrivers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +86,11 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 		case running:
 			in.pid = st.Pid
 			in.status = api.Running
-			if st.Status == driver.StatusFrozen {
+			switch st.Status {
+			case driver.StatusFrozen:
 				in.status = api.Frozen
+			case driver.StatusError:
+				in.status = api.Error
 			}
 			if in.rec.Config[keyLastPower] != powerRunning {
 				changed = append(changed, in)

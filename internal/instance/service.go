@@ -47,8 +47,11 @@ type Config struct {
 	// and lets a create pull from a registry (oci.go).
 	OCI    OCIImages
 	Driver driver.Driver
-	Events Emitter
-	Log    *slog.Logger
+	// Drivers run the other instance types, by type (api.InstanceTypeVM:
+	// the QEMU driver). A type without one cannot be created.
+	Drivers map[string]driver.Driver
+	Events  Emitter
+	Log     *slog.Logger
 	// IDMap is the map every unprivileged container gets (LXD's default:
 	// one shared range, so one shifted image tree serves them all).
 	IDMap driver.IDMap

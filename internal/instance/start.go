@@ -60,7 +60,7 @@ func (s *Service) runStart(ctx context.Context, rec store.Instance) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	return s.cfg.Driver.Start(ctx, spec)
+	return s.driverOf(rec).Start(ctx, spec)
 }
 
 // buildSpec turns an instance's expanded config into what the driver runs.
@@ -81,7 +81,8 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 	spec.StopSignal = stopSignal(spec.Args)
 
 	privileged, _ := parseBool(cfg["security.privileged"])
-	if !privileged {
+	isVM := rec.Type == api.InstanceTypeVM
+	if !privileged && !isVM {
 		m := s.cfg.IDMap
 		spec.IDMap = &m
 	}
@@ -100,7 +101,9 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 		}
 	}
 	sort.Strings(envKeys)
-	spec.Env = append(spec.Env, "container=hangar")
+	if !isVM {
+		spec.Env = append(spec.Env, "container=hangar")
+	}
 	proc, isOCI, err := ociProcessOf(rec.Config, cfg)
 	if err != nil {
 		return driver.Spec{}, err

@@ -16,6 +16,9 @@ type StopOptions struct {
 	Timeout time.Duration
 	// Force kills at once.
 	Force bool
+	// Stateful saves the instance's whole state instead (a VM's standby);
+	// the next start restores it.
+	Stateful bool
 }
 
 func (o StopOptions) grace() time.Duration {
@@ -53,7 +56,12 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) er
 	s.mu.Lock()
 	in.status = api.Stopping
 	s.mu.Unlock()
-	err := s.cfg.Driver.Stop(ctx, runtimeID(rec.ID), stopSignal(commandOf(rec)), opts.grace(), opts.Force)
+	var err error
+	if opts.Stateful {
+		err = s.standby(ctx, rec)
+	} else {
+		err = s.driverOf(rec).Stop(ctx, runtimeID(rec.ID), stopSignal(commandOf(rec)), opts.grace(), opts.Force)
+	}
 	s.mu.Lock()
 	if err != nil {
 		in.status = status
@@ -109,7 +117,7 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 	if err := s.setStatus(in, api.Freezing); err != nil {
 		return err
 	}
-	if err := s.cfg.Driver.Freeze(ctx, runtimeID(rec.ID)); err != nil {
+	if err := s.driverOf(rec).Freeze(ctx, runtimeID(rec.ID)); err != nil {
 		s.forceStatus(in, status, in.pid)
 		return fmt.Errorf("freeze %s: %w", name, err)
 	}
@@ -134,7 +142,7 @@ func (s *Service) Unfreeze(ctx context.Context, name string) error {
 	if err := wantStatus(name, status, api.Frozen); err != nil {
 		return err
 	}
-	if err := s.cfg.Driver.Unfreeze(ctx, runtimeID(rec.ID)); err != nil {
+	if err := s.driverOf(rec).Unfreeze(ctx, runtimeID(rec.ID)); err != nil {
 		return fmt.Errorf("unfreeze %s: %w", name, err)
 	}
 	if err := s.setStatus(in, api.Running); err != nil {

@@ -96,10 +96,13 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 	if put.Restore != "" {
 		return rec, errdefs.Invalid("restore: snapshots are not supported yet")
 	}
-	if put.Stateful {
+	if put.Stateful && rec.Type != api.InstanceTypeVM {
 		return rec, errdefs.Invalid("stateful: stateful stop is not supported for containers")
 	}
 	if err := validateUserConfig(put.Config, rec.Config); err != nil {
+		return rec, err
+	}
+	if err := s.validateForType(rec.Type, put.Config); err != nil {
 		return rec, err
 	}
 	if err := validateDevices(put.Devices); err != nil {
@@ -143,7 +146,7 @@ func (s *Service) commitUpdate(ctx context.Context, in *inst, next store.Instanc
 			return err
 		}
 		if before != after {
-			if err := s.cfg.Driver.UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
+			if err := s.driverOf(next).UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
 				return fmt.Errorf("apply limits to %s: %w", next.Name, err)
 			}
 		}

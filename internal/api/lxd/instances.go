@@ -211,11 +211,7 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.Stateful {
-		writeError(w, errdefs.Invalid("stateful: stateful stop and start are not supported for containers"))
-		return
-	}
-	opts := instance.StopOptions{Timeout: -1, Force: req.Force}
+	opts := instance.StopOptions{Timeout: -1, Force: req.Force, Stateful: req.Stateful}
 	if req.Timeout != nil && *req.Timeout >= 0 {
 		opts.Timeout = time.Duration(*req.Timeout) * time.Second
 	}
@@ -236,8 +232,15 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalid("action %q: want start, stop, restart, freeze or unfreeze", req.Action))
 		return
 	}
-	if _, _, err := s.Instances.Get(name); err != nil {
+	inst, _, err := s.Instances.Get(name)
+	if err != nil {
 		writeError(w, err)
+		return
+	}
+	// A VM's state can be saved (standby) and is restored by the next
+	// start; a container's cannot.
+	if req.Stateful && (inst.Type != api.InstanceTypeVM || (req.Action != api.ActionStop && req.Action != api.ActionStart)) {
+		writeError(w, errdefs.Invalid("stateful: stateful stop and start are supported for virtual machines only"))
 		return
 	}
 	s.startOp(w, desc, instanceResources(name), fn)

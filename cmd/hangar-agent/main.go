@@ -1,0 +1,376 @@
+// Command hangar-agent is the guest agent of virtual machines booted from
+// OCI images. The daemon puts it in the VM's initramfs as /init, so it runs
+// as PID 1: it loads the kernel modules it needs, mounts the root disk and
+// moves into it, runs the image's entrypoint with the image's environment,
+// working directory and user, reaps orphans, and serves the daemon over a
+// virtio-serial port (package vmagent): exec, files, shutdown. When the
+// entrypoint ends, the machine powers off, as a container stops when its
+// PID 1 exits.
+//
+// It must be built static (CGO_ENABLED=0): it runs before any root
+// filesystem, and then inside one whose libraries are the image's.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/vmagent"
+)
+
+const version = "1"
+
+// serveArg starts the agent as an ordinary process that only serves the
+// daemon: beside an init system, which must be PID 1 itself.
+const serveArg = "--serve-beside-init"
+
+func main() {
+	if len(os.Args) == 2 && os.Args[1] == serveArg {
+		a := &agent{reaper: newReaper(), workload: 1}
+		go a.reaper.run()
+		a.serve()
+		return
+	}
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "hangar-agent runs as PID 1 inside a hangar virtual machine (it is the VM's /init)")
+		os.Exit(2)
+	}
+	a := &agent{reaper: newReaper()}
+	if err := a.boot(); err != nil {
+		logf("boot failed: %v", err)
+		a.powerOff(1)
+	}
+	a.serve()
+}
+
+// logf writes to the kernel console, which the daemon keeps as the
+// instance's console log.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "hangar-agent: "+format+"\n", args...)
+}
+
+type agent struct {
+	cfg    vmagent.Config
+	reaper *reaper
+	// workload is the entrypoint's pid; 0 once it ended.
+	workload int
+	session  *session
+}
+
+func (a *agent) boot() error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+	} {
+		_ = os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil && err != unix.EBUSY {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	console, err := os.OpenFile("/dev/console", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err == nil {
+		os.Stdout, os.Stderr = console, console
+		_ = unix.Dup2(int(console.Fd()), 0)
+		_ = unix.Dup2(int(console.Fd()), 1)
+		_ = unix.Dup2(int(console.Fd()), 2)
+	}
+	raw, err := os.ReadFile(vmagent.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	if err := json.Unmarshal(raw, &a.cfg); err != nil {
+		return fmt.Errorf("parse config: %w", err)
+	}
+	for _, m := range a.cfg.Modules {
+		if err := loadModule(m); err != nil {
+			return err
+		}
+	}
+	if err := a.mountRoot(); err != nil {
+		return err
+	}
+	if a.cfg.Hostname != "" {
+		_ = unix.Sethostname([]byte(a.cfg.Hostname))
+	}
+	if isInit(a.cfg.Args, a.cfg.Env) {
+		return a.handOver()
+	}
+	go a.reaper.run()
+	pid, err := a.startWorkload()
+	if err != nil {
+		return err
+	}
+	a.workload = pid
+	go a.watchWorkload(pid)
+	return nil
+}
+
+// isInit tells an init system (busybox init, systemd, sysvinit: the
+// /sbin/init of an LXD image) from an application: it must run as PID 1,
+// and shuts the machine down itself. A script named init is an
+// application that happens to be called so: it runs as the workload.
+func isInit(args []string, env []string) bool {
+	if len(args) == 0 || !(strings.HasSuffix(args[0], "/init") || strings.HasSuffix(args[0], "/systemd")) {
+		return false
+	}
+	bin, err := lookPath(args[0], env)
+	if err != nil {
+		return false
+	}
+	f, err := os.Open(bin)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 2)
+	n, _ := f.Read(head)
+	return !(n == 2 && string(head) == "#!")
+}
+
+// handOver gives PID 1 to the image's init system: the agent starts again
+// from its own executable (reachable through /proc/self/exe though the
+// initramfs is not by path) as an ordinary process that serves the daemon,
+// then this process becomes the init. Orphans and shutdown are the init's
+// business from then on; the daemon's stop sends it the stop signal.
+func (a *agent) handOver() error {
+	env := a.cfg.Env
+	if !hasEnv(env, "PATH") {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	bin, err := lookPath(a.cfg.Args[0], env)
+	if err != nil {
+		return err
+	}
+	_, err = syscall.ForkExec("/proc/self/exe", []string{"hangar-agent", serveArg}, &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return fmt.Errorf("start the agent beside init: %w", err)
+	}
+	if a.cfg.Cwd != "" {
+		_ = os.Chdir(a.cfg.Cwd)
+	}
+	return syscall.Exec(bin, a.cfg.Args, env)
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("module %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && err != unix.EEXIST {
+		return fmt.Errorf("load module %s: %w", path, err)
+	}
+	return nil
+}
+
+// mountRoot mounts the root disk and makes it the root, keeping /dev,
+// /proc and /sys. The initramfs stays in memory beneath it; it is small.
+func (a *agent) mountRoot() error {
+	dev := a.cfg.RootDevice
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(dev); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("root device %s did not appear", dev)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := os.MkdirAll("/newroot", 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(dev, "/newroot", a.cfg.RootFSType, 0, ""); err != nil {
+		return fmt.Errorf("mount root %s: %w", dev, err)
+	}
+	for _, d := range []string{"/dev", "/proc", "/sys"} {
+		_ = os.MkdirAll("/newroot"+d, 0o755)
+		if err := unix.Mount(d, "/newroot"+d, "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("move %s: %w", d, err)
+		}
+	}
+	if err := os.Chdir("/newroot"); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	for _, m := range []struct{ dst, fs, opts string }{
+		{"/dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=0620"},
+		{"/dev/shm", "tmpfs", "mode=1777"},
+		{"/tmp", "", ""},
+		{"/run", "tmpfs", "mode=0755"},
+	} {
+		if m.fs == "" {
+			_ = os.MkdirAll(m.dst, 0o1777)
+			continue
+		}
+		_ = os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.fs, m.dst, m.fs, unix.MS_NOSUID|unix.MS_NOEXEC, m.opts); err != nil {
+			logf("mount %s: %v", m.dst, err)
+		}
+	}
+	// The new devpts instance's ptmx: /dev/ptmx from devtmpfs belongs to the
+	// initial instance, which is not mounted.
+	_ = os.Remove("/dev/ptmx")
+	_ = os.Symlink("pts/ptmx", "/dev/ptmx")
+	return nil
+}
+
+func (a *agent) startWorkload() (int, error) {
+	env := a.cfg.Env
+	if !hasEnv(env, "PATH") {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	if !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+	if len(a.cfg.Args) == 0 {
+		return 0, fmt.Errorf("no command to run")
+	}
+	bin, err := lookPath(a.cfg.Args[0], env)
+	if err != nil {
+		return 0, err
+	}
+	cwd := a.cfg.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	console, err := os.OpenFile("/dev/console", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open console: %w", err)
+	}
+	defer console.Close()
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	attr := &syscall.ProcAttr{
+		Dir:   cwd,
+		Env:   env,
+		Files: []uintptr{null.Fd(), console.Fd(), console.Fd()},
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: a.cfg.UID, Gid: a.cfg.GID, NoSetGroups: a.cfg.UID == 0},
+		},
+	}
+	return a.reaper.start(bin, a.cfg.Args, attr)
+}
+
+// watchWorkload powers the machine off when the entrypoint ends.
+func (a *agent) watchWorkload(pid int) {
+	code := a.reaper.wait(pid)
+	logf("workload exited with code %d", code)
+	a.powerOff(code)
+}
+
+// powerOff reports the workload's end to the daemon (if one listens), ends
+// every process, and turns the machine off.
+func (a *agent) powerOff(code int) {
+	if os.Getpid() != 1 {
+		// Beside an init system: powering off is the init's business,
+		// and killing every process is not this process's to do.
+		logf("exiting (code %d)", code)
+		os.Exit(1)
+	}
+	if s := a.session; s != nil {
+		done := make(chan struct{})
+		go func() {
+			b, _ := json.Marshal(vmagent.WorkloadExit{Code: code})
+			_ = s.w.Write(vmagent.MsgWorkloadExit, 0, b)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	_ = unix.Kill(-1, unix.SIGKILL)
+	unix.Sync()
+	_ = unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	// No ACPI: QEMU runs with -no-reboot, so a reset ends it too.
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	select {}
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// errNotFound and errNotExecutable are the shell's 127 and 126.
+type lookupError struct {
+	msg  string
+	code int
+}
+
+func (e *lookupError) Error() string { return e.msg }
+
+func lookPath(name string, env []string) (string, error) {
+	check := func(p string) error {
+		st, err := os.Stat(p)
+		if err != nil {
+			return &lookupError{fmt.Sprintf("%s: not found", name), 127}
+		}
+		if st.IsDir() || st.Mode()&0o111 == 0 {
+			return &lookupError{fmt.Sprintf("%s: permission denied", name), 126}
+		}
+		return nil
+	}
+	if strings.Contains(name, "/") {
+		if err := check(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	path := envValue(env, "PATH")
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	var last error = &lookupError{fmt.Sprintf("%s: not found", name), 127}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		err := check(p)
+		if err == nil {
+			return p, nil
+		}
+		if le, ok := err.(*lookupError); ok && le.code == 126 {
+			last = err
+		}
+	}
+	return "", last
+}

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/vmagent"
+)
+
+// port is the virtio-serial port as a blocking descriptor: a read returns
+// 0 while no daemon is connected, and a write blocks until one is.
+type port struct{ fd int }
+
+func (p port) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(p.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (p port) Write(b []byte) (int, error) {
+	done := 0
+	for done < len(b) {
+		n, err := unix.Write(p.fd, b[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+func findPort() (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, n := range names {
+			b, err := os.ReadFile(n)
+			if err == nil && strings.TrimSpace(string(b)) == vmagent.PortName {
+				return "/dev/" + filepath.Base(filepath.Dir(n)), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", errors.New("no virtio-serial port " + vmagent.PortName)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// session is the state of one daemon connection: its open channels.
+type session struct {
+	w     *vmagent.Writer
+	mu    sync.Mutex
+	chans map[uint32]*channel
+}
+
+// channel is one exec or file upload in progress.
+type channel struct {
+	stdin  *inputQueue
+	proc   *process
+	upload *os.File
+	put    *vmagent.FilePut
+	buf    []byte // a symlink target being received
+}
+
+func (a *agent) serve() {
+	dev, err := findPort()
+	if err != nil {
+		logf("%v", err)
+		a.powerOff(1)
+	}
+	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		logf("open %s: %v", dev, err)
+		a.powerOff(1)
+	}
+	p := port{fd}
+	w := vmagent.NewWriter(p)
+	a.session = &session{w: w, chans: map[uint32]*channel{}}
+	a.sendReady()
+	for {
+		r := vmagent.NewReader(p)
+		for {
+			f, err := r.Read()
+			if err != nil {
+				break
+			}
+			a.handle(f)
+		}
+		// No daemon connected: the next one says hello.
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (a *agent) sendReady() {
+	b, _ := json.Marshal(vmagent.Ready{Version: version, WorkloadPid: a.workload})
+	go func() { _ = a.session.w.Write(vmagent.MsgReady, 0, b) }()
+}
+
+func (a *agent) reply(ch uint32, t byte, v any) {
+	b, _ := json.Marshal(v)
+	_ = a.session.w.Write(t, ch, b)
+}
+
+func (a *agent) replyErr(ch uint32, err error) {
+	e := vmagent.Error{Message: err.Error()}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		e.NotFound = true
+	case errors.Is(err, os.ErrExist):
+		e.Exists = true
+	case errors.Is(err, errInvalid):
+		e.Invalid = true
+	}
+	a.reply(ch, vmagent.MsgError, e)
+}
+
+var errInvalid = errors.New("invalid request")
+
+func (a *agent) handle(f vmagent.Frame) {
+	s := a.session
+	switch f.Type {
+	case vmagent.MsgHello:
+		// A new daemon: what the previous one had open is orphaned.
+		s.mu.Lock()
+		for id, c := range s.chans {
+			c.close()
+			delete(s.chans, id)
+		}
+		s.mu.Unlock()
+		a.sendReady()
+	case vmagent.MsgShutdown:
+		var req vmagent.Shutdown
+		_ = json.Unmarshal(f.Payload, &req)
+		go a.shutdown(req)
+	case vmagent.MsgExec:
+		var req vmagent.Exec
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		a.exec(f.Channel, req)
+	case vmagent.MsgStdin:
+		if c := s.get(f.Channel); c != nil && c.stdin != nil {
+			c.stdin.push(f.Payload)
+		}
+	case vmagent.MsgSignal:
+		var req vmagent.Signal
+		if c := s.get(f.Channel); c != nil && c.proc != nil && json.Unmarshal(f.Payload, &req) == nil {
+			_ = unix.Kill(c.proc.pid, unix.Signal(req.Signal))
+		}
+	case vmagent.MsgResize:
+		var req vmagent.Resize
+		if c := s.get(f.Channel); c != nil && c.proc != nil && json.Unmarshal(f.Payload, &req) == nil {
+			c.proc.resize(req.Width, req.Height)
+		}
+	case vmagent.MsgFileGet:
+		var req vmagent.FileGet
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		go a.fileGet(f.Channel, req)
+	case vmagent.MsgFilePut:
+		var req vmagent.FilePut
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		a.filePutStart(f.Channel, req)
+	case vmagent.MsgData:
+		a.filePutData(f.Channel, f.Payload)
+	case vmagent.MsgFileDelete:
+		var req vmagent.FileDelete
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		if err := fileDelete(req.Path); err != nil {
+			a.replyErr(f.Channel, err)
+			return
+		}
+		a.reply(f.Channel, vmagent.MsgDone, struct{}{})
+	}
+}
+
+func (s *session) get(id uint32) *channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.chans[id]
+}
+
+func (s *session) put(id uint32, c *channel) {
+	s.mu.Lock()
+	s.chans[id] = c
+	s.mu.Unlock()
+}
+
+func (s *session) drop(id uint32) {
+	s.mu.Lock()
+	delete(s.chans, id)
+	s.mu.Unlock()
+}
+
+func (c *channel) close() {
+	if c.stdin != nil {
+		c.stdin.close()
+	}
+	if c.upload != nil {
+		c.upload.Close()
+	}
+}
+
+// shutdown stops the workload with the asked signal, kills it after the
+// timeout, and powers off (watchWorkload does, once the workload is reaped).
+func (a *agent) shutdown(req vmagent.Shutdown) {
+	pid := a.workload
+	if pid <= 0 {
+		a.powerOff(0)
+	}
+	sig := unix.Signal(req.Signal)
+	if sig == 0 {
+		sig = unix.SIGTERM
+	}
+	if pid == 1 {
+		sig = poweroffSignal(sig)
+	}
+	_ = unix.Kill(pid, sig)
+	if req.TimeoutMs > 0 {
+		time.Sleep(time.Duration(req.TimeoutMs) * time.Millisecond)
+	}
+	_ = unix.Kill(pid, unix.SIGKILL)
+}
+
+// inputQueue feeds a process's stdin without ever blocking the port's
+// reader: data waits here while the process does not read.
+type inputQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	chunks [][]byte
+	closed bool
+}
+
+func newInputQueue(w io.WriteCloser) *inputQueue {
+	q := &inputQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	go func() {
+		defer w.Close()
+		for {
+			q.mu.Lock()
+			for len(q.chunks) == 0 && !q.closed {
+				q.cond.Wait()
+			}
+			if len(q.chunks) == 0 {
+				q.mu.Unlock()
+				return
+			}
+			b := q.chunks[0]
+			q.chunks = q.chunks[1:]
+			q.mu.Unlock()
+			if len(b) == 0 { // EOF from the daemon
+				return
+			}
+			if _, err := w.Write(b); err != nil {
+				q.close()
+				return
+			}
+		}
+	}()
+	return q
+}
+
+func (q *inputQueue) push(b []byte) {
+	q.mu.Lock()
+	if !q.closed {
+		q.chunks = append(q.chunks, b)
+	}
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *inputQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// poweroffSignal is what asks the init system beside the agent to power
+// the machine off: the daemon's stop signal (SIGPWR for inits) makes
+// busybox init halt, which in a VM leaves the machine on.
+func poweroffSignal(sig unix.Signal) unix.Signal {
+	exe, err := os.Readlink("/proc/1/exe")
+	if err != nil {
+		return sig
+	}
+	switch filepath.Base(exe) {
+	case "busybox":
+		return unix.SIGUSR2
+	case "systemd":
+		return unix.Signal(34 + 4) // SIGRTMIN+4: systemd's poweroff
+	}
+	return sig
+}

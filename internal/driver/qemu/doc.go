@@ -1,0 +1,96 @@
+// Package qemu runs virtual machines with QEMU. It implements
+// driver.Driver (and driver.Stateful, driver.GuestFiles): the instance
+// service hands it a driver.Spec and asks it to start, stop, pause and
+// inspect the VM; this package owns everything below that line: the root
+// disk, the initramfs, the QEMU process, its cgroup, its QMP monitor and
+// the connection to the guest agent. It never reads instance config, the
+// database or the API.
+//
+// # Booting an OCI image (or any root-tree image) as a VM
+//
+// The image's unpacked tree (Spec.RootFS, not id-shifted) becomes an ext4
+// image with `mkfs.ext4 -d` (no loop device, no mount), built once per
+// image and shared read-only (Dir/.cache/disk-<hash>.ext4); each instance
+// writes to its own qcow2 overlay backed by it (root.qcow2). The kernel is
+// the host's: Config.Kernel (hangard --vm-kernel), else the newest
+// /boot/vmlinuz-* (Debian's linux-image-amd64), with its modules from
+// /lib/modules/VERSION. The initramfs is built in Go (a cpio "newc"
+// writer, no external tool): hangar-agent as /init plus the modules it
+// needs to reach the disk and the port (virtio transports, virtio_blk,
+// virtio_console, ext4 and its dependencies, resolved from modules.dep,
+// decompressed when the kernel ships them compressed). That archive is
+// shared; each start appends a second, tiny archive holding the agent's
+// configuration (entrypoint, env, cwd, uid/gid, hostname), which the
+// kernel unpacks over the first.
+//
+// The agent (cmd/hangar-agent) loads the modules with finit_module, mounts
+// the disk and moves into it, runs the entrypoint with its stdout and
+// stderr on the serial console (console.log: the console log), reaps
+// orphans as PID 1, and serves the daemon over a virtio-serial port
+// (protocol in package vmagent). When the entrypoint exits the agent
+// powers the VM off, so a VM ends like a container whose PID 1 exits; the
+// exit code reaches the daemon before the power-off.
+//
+// The machine is "microvm" by default (no firmware, no PCI: the fastest
+// boot; the kernel is told the TSC frequency, tsc_early_khz, since TCG
+// calibration on microvm is slow or hangs) or "q35" (Config.Machine).
+// KVM when /dev/kvm exists, TCG otherwise.
+//
+// # On-disk layout
+//
+//	Dir/
+//	  .cache/disk-<hash>.ext4   base disks, one per image tree, mode 0444
+//	  <id>/                     one per instance, mode 0700
+//	    root.qcow2              the instance's writable overlay: its data
+//	    initrd.img              the initramfs of the last start
+//	    console.log             the serial console (QEMU appends)
+//	    qemu.log                QEMU's own stdout and stderr
+//	    qmp.sock, agent.sock    QMP and the agent's port (QEMU listens)
+//	    qemu.pid                QEMU's pid, for Recover
+//	    vm.json                 what Recover needs beyond the command line
+//	    standby.state           the saved VM of a stateful stop, until restored
+//
+// # Detached QEMU, and recovery
+//
+// QEMU runs in its own session with its output on qemu.log, so killing the
+// daemon (even with SIGKILL) leaves it running. Its cgroup is
+// CgroupParent/<id> (v2: it is born in it through CLONE_INTO_CGROUP; v1:
+// it is moved in at once), bounded to the guest's RAM plus QEMU's own
+// overhead and to limits.cpu worth of CPU time; -smp and -m give the guest
+// the same limits. Recover reads every qemu.pid, checks that the process
+// is that instance's QEMU (its command line names the instance's QMP
+// socket), pins it with a pidfd, reconnects to QMP (query-status gives
+// the run state) and to the agent (a fresh hello; the agent drops the old
+// connection's sessions), and watches the pidfd for its end.
+//
+// # Status from QMP events
+//
+// The run state (status.go) changes only on QMP events: STOP and RESUME
+// (pause, resume, and a restore's start), POWERDOWN, SHUTDOWN (off; a
+// "guest-panic" reason is a crash), GUEST_PANICKED. Commands such as
+// "stop" return once QEMU emitted the event, and Freeze waits for the
+// state the event set, so a Freeze that returns nil means QEMU said the VM
+// is paused. A QEMU that ends without SHUTDOWN, or after a panic, is a
+// crash: the exit reports Error with the reason, which is also appended
+// to console.log. go-qemu's monitor blocks its reader on an undrained
+// event channel, so a goroutine drains it for the monitor's whole life.
+//
+// # Stop and standby
+//
+// A graceful stop asks the agent to stop the workload with its stop signal
+// and kill it after the timeout; a guest without an agent gets an ACPI
+// power-down. After timeout plus a grace period, or with force, QEMU is
+// told to quit, then SIGKILLed. Standby (stateful stop) pauses the VM,
+// migrates it to standby.state ("exec:cat > file"), and quits; the next
+// Start runs QEMU with -incoming from that file, resumes it and removes
+// the file, so processes in the guest carry on with their memory intact.
+//
+// # Invariants
+//
+//   - A failed Start leaves no process, cgroup or socket behind, and no
+//     instance directory if there was none.
+//   - OnExit is called once per QEMU run, after the VM is no longer
+//     tracked (State says Stopped, Start may run again), holding no lock.
+//   - The base disks are never written: QEMU opens them as backing files,
+//     read-only.
+package qemu

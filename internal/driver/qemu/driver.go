@@ -1,0 +1,262 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/digitalocean/go-qemu/qmp"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// Defaults for what the spec does not say.
+const (
+	DefaultMemory = 512 << 20
+	// MinMemory is the least a guest gets: below it the kernel and the
+	// unpacked initramfs do not fit and the guest dies at boot.
+	MinMemory = 128 << 20
+)
+
+// Config configures a Driver.
+type Config struct {
+	// Dir is the driver's state root (e.g. DATA/vms): one directory per
+	// instance, and the shared base disks and initramfs under Dir/.cache.
+	Dir string
+	// QEMU and QEMUImg are the emulator and image tool, looked up in PATH
+	// (qemu-system-x86_64 and qemu-img when empty); Mkfs is mkfs.ext4.
+	QEMU, QEMUImg, Mkfs string
+	// Kernel is the guest kernel; empty means the newest /boot/vmlinuz-*.
+	// ModulesDir holds its modules; empty means /lib/modules/VERSION.
+	Kernel, ModulesDir string
+	// Agent is the static hangar-agent binary put in the initramfs as /init.
+	Agent string
+	// Machine is the QEMU machine type for VMs booted from OCI images:
+	// "microvm" (default: no firmware, no PCI; fastest to boot) or "q35".
+	Machine string
+	// CgroupParent is the cgroup every QEMU process's cgroup is created in.
+	CgroupParent string
+	// OnExit receives every end of a VM.
+	OnExit driver.ExitHandler
+	// BootTimeout bounds how long Start waits for the guest agent.
+	BootTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Driver runs virtual machines with QEMU. It implements driver.Driver.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+	kvm bool
+
+	mu  sync.Mutex
+	vms map[string]*vm
+
+	diskMu   sync.Mutex // serialises base disk builds
+	initrdMu sync.Mutex
+	initrd   []byte   // the shared initramfs, built at first use
+	modules  []string // its module paths, in load order
+	kernel   kernel
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New returns a Driver. Tools missing on the host are reported when a VM
+// starts, not here, so a host without QEMU still runs containers.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Dir == "" {
+		return nil, errdefs.Invalid("qemu driver: empty Dir")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = dir
+	if strings.ContainsAny(dir, ", ") {
+		// Paths go into QEMU's comma-separated options.
+		return nil, errdefs.Invalid("qemu driver: Dir %q contains a comma or a space", dir)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Machine == "" {
+		cfg.Machine = "microvm"
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "/hangar-vm"
+	}
+	if cfg.BootTimeout == 0 {
+		cfg.BootTimeout = 3 * time.Minute
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".cache"), 0o700); err != nil {
+		return nil, fmt.Errorf("qemu driver: %w", err)
+	}
+	_, kvmErr := os.Stat("/dev/kvm")
+	return &Driver{cfg: cfg, log: cfg.Logger, kvm: kvmErr == nil, vms: map[string]*vm{}}, nil
+}
+
+// tool finds a host program.
+func tool(name, def string) (string, error) {
+	if name == "" {
+		name = def
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found: install it (scripts/deps.sh): %w", name, err)
+	}
+	return p, nil
+}
+
+// vm is one running QEMU process.
+type vm struct {
+	id         string
+	dir        string
+	pid        int
+	stopSignal syscall.Signal
+	cg         *cgroup
+	withAgent  bool
+	mem        int64 // guest RAM
+
+	mu      sync.Mutex
+	state   vmState
+	reason  string        // why the VM crashed
+	changed chan struct{} // closed and replaced at every state change
+	mon     *monitor
+	agent   *agentConn
+	// stopping is set when the daemon asked the VM to end; an end
+	// then is not a crash.
+	stopping     bool
+	shutdownWhy  string // the SHUTDOWN event's reason
+	workloadCode int
+	workloadDone bool
+
+	done chan struct{} // closed once QEMU is gone and cleaned up
+}
+
+func (v *vm) onEvent(ev qmp.Event) {
+	v.mu.Lock()
+	if ev.Event == "SHUTDOWN" {
+		v.shutdownWhy, _ = ev.Data["reason"].(string)
+	}
+	next, reason := applyEvent(v.state, ev)
+	changed := next != v.state
+	if changed {
+		v.state = next
+		if reason != "" {
+			v.reason = reason
+		}
+		close(v.changed)
+		v.changed = make(chan struct{})
+	}
+	v.mu.Unlock()
+}
+
+func (v *vm) setState(s vmState, reason string) {
+	v.mu.Lock()
+	if s != v.state {
+		v.state = s
+		if reason != "" {
+			v.reason = reason
+		}
+		close(v.changed)
+		v.changed = make(chan struct{})
+	}
+	v.mu.Unlock()
+}
+
+// waitState waits until the state satisfies ok, the VM ends, or ctx ends.
+func (v *vm) waitState(ctx context.Context, ok func(vmState) bool) error {
+	for {
+		v.mu.Lock()
+		s, ch := v.state, v.changed
+		v.mu.Unlock()
+		if ok(s) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-v.done:
+			return driver.ErrNotRunning
+		case <-ctx.Done():
+			return fmt.Errorf("VM %s stays %s: %w", v.id, s, ctx.Err())
+		}
+	}
+}
+
+func (v *vm) monitor() *monitor {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.mon
+}
+
+func (v *vm) agentConn() *agentConn {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.agent
+}
+
+func (d *Driver) get(id string) *vm {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.vms[id]
+}
+
+// instanceDir is Dir/<id>; the ID is the service's runtime ID (h<n>).
+func (d *Driver) instanceDir(id string) (string, error) {
+	if id == "" || strings.ContainsAny(id, "/\\,. ") {
+		return "", errdefs.Invalid("invalid instance id %q", id)
+	}
+	return filepath.Join(d.cfg.Dir, id), nil
+}
+
+// Files in an instance's directory.
+const (
+	fileQMP     = "qmp.sock"
+	fileAgent   = "agent.sock"
+	filePid     = "qemu.pid"
+	fileLog     = "qemu.log"
+	fileConsole = "console.log"
+	fileInitrd  = "initrd.img"
+	fileRoot    = "root.qcow2"
+	fileState   = "standby.state"
+	fileMeta    = "vm.json"
+)
+
+// logTail returns the end of a log file, for error messages.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// appendLog adds a line of the daemon's to the instance's console log, so
+// that a user reading it sees why the VM ended.
+func appendLog(path, line string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "\nhangar: %s: %s\n", time.Now().UTC().Format(time.RFC3339), line)
+}
+
+// procAlive reports whether pid is a QEMU of this instance (guarding
+// against a reused pid).
+func procAlive(pid int, dir string) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	return err == nil && strings.Contains(string(b), dir+"/"+fileQMP)
+}

@@ -1,0 +1,95 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/digitalocean/go-qemu/qmp"
+)
+
+// monitor is one QMP connection. Its events are drained by a goroutine of
+// its own and handed to onEvent in order: go-qemu's reader blocks on an
+// undrained event channel, and so would every command.
+type monitor struct {
+	mon  qmp.Monitor
+	done chan struct{} // closed when the connection ends (QEMU exited or closed it)
+}
+
+// dialMonitor connects to a QMP socket, retrying until ctx ends: a QEMU
+// just started needs a moment to listen.
+func dialMonitor(ctx context.Context, path string) (qmp.Monitor, error) {
+	for {
+		m, err := qmp.NewSocketMonitor("unix", path, time.Second)
+		if err == nil {
+			if err = m.Connect(); err == nil {
+				return m, nil
+			}
+			_ = m.Disconnect()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to QMP %s: %w", path, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// newMonitor starts draining m's events into onEvent.
+func newMonitor(m qmp.Monitor, onEvent func(qmp.Event)) (*monitor, error) {
+	events, err := m.Events(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("QMP events: %w", err)
+	}
+	mon := &monitor{mon: m, done: make(chan struct{})}
+	go func() {
+		defer close(mon.done)
+		for ev := range events {
+			onEvent(ev)
+		}
+	}()
+	return mon, nil
+}
+
+// run executes a QMP command and returns its "return" value.
+func (m *monitor) run(cmd string, args any) (json.RawMessage, error) {
+	req := map[string]any{"execute": cmd}
+	if args != nil {
+		req["arguments"] = args
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.mon.Run(b)
+	if err != nil {
+		return nil, fmt.Errorf("QMP %s: %w", cmd, err)
+	}
+	var resp struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		return nil, fmt.Errorf("QMP %s: %w", cmd, err)
+	}
+	return resp.Return, nil
+}
+
+// queryStatus returns QEMU's run state.
+func (m *monitor) queryStatus() (string, error) {
+	out, err := m.run("query-status", nil)
+	if err != nil {
+		return "", err
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return "", fmt.Errorf("query-status: %w", err)
+	}
+	return st.Status, nil
+}
+
+func (m *monitor) close() {
+	_ = m.mon.Disconnect()
+}

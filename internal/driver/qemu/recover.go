@@ -1,0 +1,129 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+)
+
+// meta is what a restarted daemon needs to know of a running VM that its
+// QEMU command line does not say.
+type meta struct {
+	StopSignal int  `json:"stop_signal"`
+	WithAgent  bool `json:"with_agent"`
+}
+
+func writeMeta(dir string, m meta) error {
+	b, _ := json.Marshal(m)
+	return os.WriteFile(filepath.Join(dir, fileMeta), b, 0o600)
+}
+
+func readMeta(dir string) meta {
+	var m meta
+	if b, err := os.ReadFile(filepath.Join(dir, fileMeta)); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+// Recover finds the QEMU processes that outlived the daemon (their pid
+// files), reconnects to their QMP and agent sockets and watches them again.
+// A pid file whose process is gone, or is not this instance's QEMU, is
+// cleaned up.
+func (d *Driver) Recover(ctx context.Context) (map[string]driver.State, error) {
+	live := map[string]driver.State{}
+	ents, err := os.ReadDir(d.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		id, dir := e.Name(), filepath.Join(d.cfg.Dir, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, filePid))
+		if err != nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid <= 0 || !procAlive(pid, dir) {
+			for _, f := range []string{fileQMP, fileAgent, filePid} {
+				_ = os.Remove(filepath.Join(dir, f))
+			}
+			cgroupFor(d.cfg.CgroupParent, id).remove()
+			continue
+		}
+		v, err := d.adopt(ctx, id, dir, pid)
+		if err != nil {
+			d.log.Error("recover vm: killing it", "id", id, "pid", pid, "err", err)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			continue
+		}
+		st, _ := d.State(ctx, id)
+		live[id] = st
+		d.log.Info("vm recovered", "id", id, "pid", v.pid, "status", st.Status)
+	}
+	return live, nil
+}
+
+func (d *Driver) adopt(ctx context.Context, id, dir string, pid int) (*vm, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, err
+	}
+	m := readMeta(dir)
+	v := &vm{
+		id: id, dir: dir, pid: pid, cg: cgroupFor(d.cfg.CgroupParent, id),
+		stopSignal: syscall.Signal(m.StopSignal), withAgent: m.WithAgent,
+		changed: make(chan struct{}), done: make(chan struct{}),
+	}
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	qm, err := dialMonitor(qctx, filepath.Join(dir, fileQMP))
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	mon, err := newMonitor(qm, v.onEvent)
+	if err != nil {
+		qm.Disconnect()
+		unix.Close(fd)
+		return nil, err
+	}
+	v.mon = mon
+	st, err := mon.queryStatus()
+	if err != nil {
+		mon.close()
+		unix.Close(fd)
+		return nil, err
+	}
+	s, reason := stateOfQueryStatus(st)
+	v.setState(s, reason)
+	if v.withAgent {
+		ac, err := dialAgent(filepath.Join(dir, fileAgent), func(code int) {
+			v.mu.Lock()
+			v.workloadCode, v.workloadDone = code, true
+			v.mu.Unlock()
+		})
+		if err != nil {
+			mon.close()
+			unix.Close(fd)
+			return nil, err
+		}
+		v.agent = ac
+	}
+	d.mu.Lock()
+	d.vms[id] = v
+	d.mu.Unlock()
+	go d.watchPidfd(v, fd)
+	return v, nil
+}

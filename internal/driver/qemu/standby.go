@@ -1,0 +1,117 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+)
+
+// Standby saves the whole VM (RAM and device state) to standby.state in
+// its directory and ends QEMU: LXD's stateful stop. The guest is paused
+// first, so the disk overlay and the saved RAM agree. The next Start
+// restores from the file (QEMU -incoming) instead of booting, and deletes
+// it. On failure the VM is resumed and keeps running.
+func (d *Driver) Standby(ctx context.Context, id string) error {
+	v := d.get(id)
+	if v == nil {
+		return driver.ErrNotRunning
+	}
+	mon := v.monitor()
+	if mon == nil {
+		return driver.ErrNotRunning
+	}
+	v.mu.Lock()
+	wasPaused := v.state == statePaused
+	v.mu.Unlock()
+	if !wasPaused {
+		if err := d.Freeze(ctx, id); err != nil {
+			return fmt.Errorf("standby: %w", err)
+		}
+	}
+	resume := func() {
+		if !wasPaused {
+			_ = d.Unfreeze(context.WithoutCancel(ctx), id)
+		}
+	}
+	final := filepath.Join(v.dir, fileState)
+	tmp := final + ".tmp"
+	_ = os.Remove(tmp)
+	if _, err := mon.run("migrate", map[string]any{"uri": "exec:cat > " + tmp}); err != nil {
+		resume()
+		return fmt.Errorf("standby: %w", err)
+	}
+	if err := waitMigration(ctx, mon); err != nil {
+		_ = os.Remove(tmp)
+		resume()
+		return fmt.Errorf("standby: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.Remove(tmp)
+		resume()
+		return fmt.Errorf("standby: %w", err)
+	}
+	v.mu.Lock()
+	v.stopping = true
+	v.mu.Unlock()
+	d.kill(v)
+	return nil
+}
+
+// waitMigration polls query-migrate until the migration ends.
+func waitMigration(ctx context.Context, mon *monitor) error {
+	for {
+		out, err := mon.run("query-migrate", nil)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Status    string `json:"status"`
+			ErrorDesc string `json:"error-desc"`
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			return err
+		}
+		switch st.Status {
+		case "completed":
+			return nil
+		case "failed", "cancelled":
+			return fmt.Errorf("saving the VM state %s: %s", st.Status, st.ErrorDesc)
+		}
+		select {
+		case <-ctx.Done():
+			_, _ = mon.run("migrate_cancel", nil)
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// waitIncoming waits until a restoring QEMU has loaded the saved state.
+func (d *Driver) waitIncoming(ctx context.Context, v *vm) error {
+	mon := v.monitor()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := mon.queryStatus()
+		if err != nil {
+			return err
+		}
+		if st != "inmigrate" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("restore: the saved state did not load in time")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-v.done:
+			return fmt.Errorf("restore: QEMU ended: %s", logTail(filepath.Join(v.dir, fileLog), 500))
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,420 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/vmagent"
+)
+
+// cleanupTimeout bounds clean-up after a failed start.
+const cleanupTimeout = 30 * time.Second
+
+// Start boots the VM and returns QEMU's pid once the guest agent is ready.
+// A VM with a standby state file is restored from it instead of booted.
+func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
+	dir, err := d.instanceDir(spec.ID)
+	if err != nil {
+		return 0, err
+	}
+	if d.get(spec.ID) != nil {
+		return 0, errdefs.Conflict("VM %s is already running", spec.ID)
+	}
+	if spec.RootFS == "" {
+		return 0, errdefs.Invalid("a virtual machine needs an image")
+	}
+	mem := spec.Limits.MemoryBytes
+	if mem == 0 {
+		mem = DefaultMemory
+	}
+	if mem < MinMemory {
+		return 0, errdefs.Invalid("limits.memory: %d MiB is below the %d MiB a VM needs", mem>>20, MinMemory>>20)
+	}
+	paths, err := d.tools()
+	if err != nil {
+		return 0, err
+	}
+	_, statErr := os.Stat(dir)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("instance dir: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok && fresh {
+			os.RemoveAll(dir)
+		}
+	}()
+	for _, f := range []string{fileQMP, fileAgent, filePid} {
+		_ = os.Remove(filepath.Join(dir, f))
+	}
+
+	overlay := filepath.Join(dir, fileRoot)
+	if _, err := os.Stat(overlay); err != nil {
+		base, err := d.baseDisk(ctx, paths.mkfs, spec.RootFS)
+		if err != nil {
+			return 0, err
+		}
+		if err := createOverlay(ctx, paths.qemuImg, base, "raw", overlay); err != nil {
+			return 0, err
+		}
+	}
+	k, base, mods, err := d.baseInitrd()
+	if err != nil {
+		return 0, err
+	}
+	conf, err := configInitramfs(vmagent.Config{
+		Hostname: spec.Hostname, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
+		UID: spec.UID, GID: spec.GID, RootDevice: "/dev/vda", RootFSType: "ext4", Modules: mods,
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := writeFiles(filepath.Join(dir, fileInitrd), base, conf); err != nil {
+		return 0, fmt.Errorf("write initramfs: %w", err)
+	}
+	restore := ""
+	if _, err := os.Stat(filepath.Join(dir, fileState)); err == nil {
+		restore = filepath.Join(dir, fileState)
+	}
+
+	cpus := max(spec.Limits.CPUCount, 1)
+	args := d.qemuArgs(dir, k, cpus, mem, restore)
+	v, err := d.launch(ctx, spec.ID, dir, paths.qemu, args, spec.Limits, mem)
+	if err != nil {
+		return 0, err
+	}
+	v.stopSignal = spec.StopSignal
+	v.withAgent = true
+	if err := writeMeta(dir, meta{StopSignal: int(spec.StopSignal), WithAgent: true}); err != nil {
+		d.abort(v)
+		return 0, err
+	}
+	if err := d.connect(ctx, v, restore != ""); err != nil {
+		d.abort(v)
+		if restore != "" {
+			// A state that cannot be restored would fail every start:
+			// set it aside (kept for inspection) so the next start boots.
+			_ = os.Rename(restore, restore+".failed")
+			return 0, fmt.Errorf("restore from standby failed (the saved state is set aside as %s.failed; start again to boot afresh): %w", fileState, err)
+		}
+		return 0, err
+	}
+	if restore != "" {
+		// The state is in the running VM now; a later start must boot.
+		_ = os.Remove(restore)
+	}
+	ok = true
+	d.log.Info("vm started", "id", spec.ID, "pid", v.pid, "restored", restore != "")
+	return v.pid, nil
+}
+
+type toolPaths struct{ qemu, qemuImg, mkfs string }
+
+func (d *Driver) tools() (toolPaths, error) {
+	var p toolPaths
+	var err error
+	if p.qemu, err = tool(d.cfg.QEMU, "qemu-system-x86_64"); err != nil {
+		return p, err
+	}
+	if p.qemuImg, err = tool(d.cfg.QEMUImg, "qemu-img"); err != nil {
+		return p, err
+	}
+	if p.mkfs, err = tool(d.cfg.Mkfs, "mkfs.ext4"); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// baseDisk returns the shared ext4 image of an image's root tree, building
+// it on first use. The tree's path is content-addressed (the image
+// fingerprint is in it), so it names the disk.
+func (d *Driver) baseDisk(ctx context.Context, mkfs, root string) (string, error) {
+	d.diskMu.Lock()
+	defer d.diskMu.Unlock()
+	dst := filepath.Join(d.cfg.Dir, ".cache", "disk-"+hashOf([]byte(root))+".ext4")
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	start := time.Now()
+	if err := buildBaseDisk(ctx, mkfs, root, dst); err != nil {
+		return "", err
+	}
+	d.log.Info("built base disk", "root", root, "disk", dst, "took", time.Since(start))
+	return dst, nil
+}
+
+// baseInitrd returns the kernel and the shared initramfs, built once.
+func (d *Driver) baseInitrd() (kernel, []byte, []string, error) {
+	d.initrdMu.Lock()
+	defer d.initrdMu.Unlock()
+	if d.initrd != nil {
+		return d.kernel, d.initrd, d.modules, nil
+	}
+	k, err := findKernel(d.cfg.Kernel, d.cfg.ModulesDir)
+	if err != nil {
+		return kernel{}, nil, nil, err
+	}
+	agentPath := d.cfg.Agent
+	if agentPath == "" {
+		return kernel{}, nil, nil, errdefs.Invalid("no guest agent: build cmd/hangar-agent (CGO_ENABLED=0) and pass --vm-agent")
+	}
+	agent, err := os.ReadFile(agentPath)
+	if err != nil {
+		return kernel{}, nil, nil, fmt.Errorf("guest agent: %w", err)
+	}
+	img, mods, err := baseInitramfs(k, agent)
+	if err != nil {
+		return kernel{}, nil, nil, err
+	}
+	d.kernel, d.initrd, d.modules = k, img, mods
+	return k, img, mods, nil
+}
+
+func writeFiles(path string, parts ...[]byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := f.Write(p); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// tscKHz is the host TSC's frequency, which the guest is told so that it
+// does not calibrate: calibration under TCG is slow and on microvm (no
+// PIT) may never end.
+func tscKHz() int {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "cpu MHz"); ok {
+			v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+			mhz, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return int(mhz * 1000)
+			}
+		}
+	}
+	return 0
+}
+
+// qemuArgs is the command line of a VM booted from kernel and initramfs.
+func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string) []string {
+	accel := "tcg,thread=multi,tb-size=64"
+	cpu := "max"
+	if d.kvm {
+		accel, cpu = "kvm", "host"
+	}
+	// panic=-1 reboot=t: a panicking guest resets at once by a triple
+	// fault (microvm has no keyboard controller to reset through), and
+	// QEMU, run with -no-reboot, ends: the driver reports a crash.
+	cmdline := "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 8250.nr_uarts=1"
+	machine, blk, serial := d.cfg.Machine, "virtio-blk-pci", "virtio-serial-pci"
+	if machine == "microvm" {
+		// The RTC stays: without it the kernel spends seconds of TCG
+		// time timing out on reads of a CMOS clock that is not there.
+		machine = "microvm,pit=off,pic=off,rtc=on,isa-serial=on"
+		blk, serial = "virtio-blk-device", "virtio-serial-device"
+		if khz := tscKHz(); khz > 0 && !d.kvm {
+			cmdline += " tsc_early_khz=" + strconv.Itoa(khz)
+		}
+	}
+	args := []string{
+		"-name", "hangar-" + filepath.Base(dir),
+		"-machine", machine, "-accel", accel, "-cpu", cpu,
+		"-smp", strconv.Itoa(cpus), "-m", strconv.FormatInt(mem>>20, 10) + "M",
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-kernel", k.Path, "-initrd", filepath.Join(dir, fileInitrd), "-append", cmdline,
+		"-chardev", "file,id=console,append=on,path=" + filepath.Join(dir, fileConsole),
+		"-serial", "chardev:console",
+		"-drive", "file=" + filepath.Join(dir, fileRoot) + ",if=none,id=root,format=qcow2,discard=unmap",
+		"-device", blk + ",drive=root",
+		"-device", serial,
+		"-chardev", "socket,id=agent,server=on,wait=off,path=" + filepath.Join(dir, fileAgent),
+		"-device", "virtserialport,chardev=agent,name=" + vmagent.PortName,
+		"-qmp", "unix:" + filepath.Join(dir, fileQMP) + ",server=on,wait=off",
+		"-pidfile", filepath.Join(dir, filePid),
+	}
+	if restore != "" {
+		args = append(args, "-incoming", "exec:cat "+restore)
+	}
+	return args
+}
+
+// launch starts QEMU in its own session and cgroup, detached from the
+// daemon: its output goes to qemu.log, so it outlives a daemon killed with
+// SIGKILL. It returns once QMP answers.
+func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string, limits driver.Limits, mem int64) (*vm, error) {
+	cg := cgroupFor(d.cfg.CgroupParent, id)
+	if err := cg.create(); err != nil {
+		return nil, err
+	}
+	if err := cg.setLimits(limits, mem); err != nil {
+		cg.remove()
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, fileLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		cg.remove()
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(qemu, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cg.v2 {
+		if f, err := cg.open(); err == nil {
+			defer f.Close()
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(f.Fd())
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		cg.remove()
+		return nil, fmt.Errorf("start qemu: %w", err)
+	}
+	if !cg.v2 {
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			d.log.Warn("qemu cgroup", "id", id, "err", err)
+		}
+	}
+	v := &vm{id: id, dir: dir, pid: cmd.Process.Pid, cg: cg, mem: mem, changed: make(chan struct{}), done: make(chan struct{})}
+	d.mu.Lock()
+	d.vms[id] = v
+	d.mu.Unlock()
+	exited := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		close(exited)
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
+		}
+		d.ended(v, code, true)
+	}()
+
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-qctx.Done():
+		}
+	}()
+	m, err := dialMonitor(qctx, filepath.Join(dir, fileQMP))
+	if err != nil {
+		d.abort(v)
+		if tail := logTail(filepath.Join(dir, fileLog), 2000); tail != "" {
+			return nil, fmt.Errorf("qemu failed: %s", tail)
+		}
+		return nil, err
+	}
+	mon, err := newMonitor(m, v.onEvent)
+	if err != nil {
+		m.Disconnect()
+		d.abort(v)
+		return nil, err
+	}
+	v.mu.Lock()
+	v.mon = mon
+	v.mu.Unlock()
+	return v, nil
+}
+
+// connect reads QEMU's run state, then reaches the guest agent and waits
+// for it (a restored VM's agent is up already: it answers at once).
+func (d *Driver) connect(ctx context.Context, v *vm, restoring bool) error {
+	mon := v.monitor()
+	if restoring {
+		if err := d.waitIncoming(ctx, v); err != nil {
+			return err
+		}
+		if _, err := mon.run("cont", nil); err != nil {
+			return err
+		}
+	}
+	st, err := mon.queryStatus()
+	if err != nil {
+		return err
+	}
+	s, reason := stateOfQueryStatus(st)
+	if s == statePaused && !restoring {
+		s = stateBooting
+	}
+	v.setState(s, reason)
+	if !v.withAgent {
+		return nil
+	}
+	ac, err := dialAgent(filepath.Join(v.dir, fileAgent), func(code int) {
+		v.mu.Lock()
+		v.workloadCode, v.workloadDone = code, true
+		v.mu.Unlock()
+	})
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.agent = ac
+	v.mu.Unlock()
+	bctx, cancel := context.WithTimeout(ctx, d.cfg.BootTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-v.done:
+			cancel()
+		case <-bctx.Done():
+		}
+	}()
+	if err := ac.waitReady(bctx); err != nil {
+		tail := logTail(filepath.Join(v.dir, fileConsole), 3000)
+		return fmt.Errorf("guest agent not ready: %w; console: %s", err, tail)
+	}
+	v.setState(stateRunning, "")
+	return nil
+}
+
+// abort ends a VM whose start failed and waits until it is cleaned up.
+func (d *Driver) abort(v *vm) {
+	v.mu.Lock()
+	v.stopping = true
+	mon := v.mon
+	v.mu.Unlock()
+	if mon != nil {
+		_, _ = mon.run("quit", nil)
+	}
+	select {
+	case <-v.done:
+	case <-time.After(3 * time.Second):
+		_ = syscall.Kill(v.pid, syscall.SIGKILL)
+		select {
+		case <-v.done:
+		case <-time.After(cleanupTimeout):
+			d.log.Error("qemu did not end", "id", v.id, "pid", v.pid)
+		}
+	}
+}

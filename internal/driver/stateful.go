@@ -1,0 +1,12 @@
+package driver
+
+import "context"
+
+// Stateful is implemented by drivers that can save a running instance's
+// whole state and end it (LXD's stateful stop; a VM's standby). The next
+// Start restores the instance from that state instead of booting it. It
+// is a separate interface so that drivers without it (containers: no
+// CRIU) need not stub it; the service answers "not supported" for them.
+type Stateful interface {
+	Standby(ctx context.Context, id string) error
+}

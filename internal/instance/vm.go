@@ -1,0 +1,216 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// Virtual machines share the instance API with containers; what differs
+// is chosen here, by instance type: the driver (Config.Drivers), the keys
+// that apply, stateful stop, and how files are reached (through the
+// guest agent, as the VM's disk is not a tree the host can open).
+
+// typeOnlyKeys are config keys that mean something for one type only.
+var typeOnlyKeys = map[string]string{
+	"security.secureboot": api.InstanceTypeVM,
+	"security.privileged": api.InstanceTypeContainer,
+	"limits.processes":    api.InstanceTypeContainer,
+}
+
+// minVMMemory is the least RAM a VM boots with (the kernel and the
+// unpacked initramfs must fit); the QEMU driver says the same.
+const minVMMemory = 128 << 20
+
+// driverFor returns the driver of an instance type.
+func (s *Service) driverFor(typ string) driver.Driver {
+	if d := s.cfg.Drivers[typ]; d != nil {
+		return d
+	}
+	return s.cfg.Driver
+}
+
+func (s *Service) driverOf(rec store.Instance) driver.Driver { return s.driverFor(rec.Type) }
+
+// validateForType refuses keys of the other instance type, and VM memory
+// below what a guest needs.
+func (s *Service) validateForType(typ string, cfg map[string]string) error {
+	if typ == "" {
+		typ = api.InstanceTypeContainer
+	}
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if only, ok := typeOnlyKeys[k]; ok && only != typ {
+			return errdefs.Invalid("config key %q applies to %ss only, not to a %s", k, only, typ)
+		}
+	}
+	if v := cfg["limits.memory"]; typ == api.InstanceTypeVM && v != "" {
+		b, err := parseMemory(v, s.cfg.HostMemory)
+		if err != nil {
+			return errdefs.Invalid("limits.memory: %v", err)
+		}
+		if b < minVMMemory {
+			return errdefs.Invalid("limits.memory: %s is below the %d MiB a virtual machine needs", v, minVMMemory>>20)
+		}
+	}
+	return nil
+}
+
+// recoverDrivers asks every driver for what it still runs.
+func (s *Service) recoverDrivers(ctx context.Context) (map[string]driver.State, error) {
+	live, err := s.cfg.Driver.Recover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, typ := range sortedNames(s.cfg.Drivers) {
+		d := s.cfg.Drivers[typ]
+		if d == s.cfg.Driver {
+			continue
+		}
+		more, err := d.Recover(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("recover %s instances: %w", typ, err)
+		}
+		for id, st := range more {
+			live[id] = st
+		}
+	}
+	return live, nil
+}
+
+// standby saves a VM's state and ends it (stateful stop).
+func (s *Service) standby(ctx context.Context, rec store.Instance) error {
+	st, ok := s.driverOf(rec).(driver.Stateful)
+	if !ok {
+		return errdefs.Invalid("stateful: stateful stop is supported for virtual machines only")
+	}
+	return st.Standby(ctx, runtimeID(rec.ID))
+}
+
+// withGuest runs fn when name is an instance whose files its driver reaches
+// through a guest agent (a VM), holding the instance's lock; handled is
+// false for other instances (their root is opened on the host instead).
+func (s *Service) withGuest(name string, fn func(gf driver.GuestFiles, id string) error) (handled bool, err error) {
+	in, err := s.lookup(name)
+	if err != nil {
+		return true, err
+	}
+	rec, _, _ := s.snapshot(in)
+	gf, ok := s.driverOf(rec).(driver.GuestFiles)
+	if !ok {
+		return false, nil
+	}
+	if in, err = s.lockInstance(name); err != nil {
+		return true, err
+	}
+	defer in.op.Unlock()
+	rec, status, _ := s.snapshot(in)
+	if status != api.Running {
+		return true, errdefs.Invalid("instance %q is %s: a virtual machine's files are reached through its guest agent, so it must be running", name, status)
+	}
+	return true, guestErr(fn(gf, runtimeID(rec.ID)))
+}
+
+// guestErr maps the agent's file errors to the API's kinds.
+func guestErr(err error) error {
+	var ge *driver.GuestFileError
+	if errors.As(err, &ge) {
+		switch {
+		case ge.NotFound:
+			return errdefs.NotFound("%s", ge.Message)
+		case ge.Exists:
+			return errdefs.Conflict("%s", ge.Message)
+		default:
+			return errdefs.Invalid("%s", ge.Message)
+		}
+	}
+	return err
+}
+
+func (s *Service) readGuestFile(ctx context.Context, name, p string, fn func(*File) error) (bool, error) {
+	return s.withGuest(name, func(gf driver.GuestFiles, id string) error {
+		// The content is spooled to a temporary file: the API serves it
+		// with ranges, which need a file it can seek.
+		tmp, err := os.CreateTemp("", "hangar-vmfile-")
+		if err != nil {
+			return err
+		}
+		os.Remove(tmp.Name())
+		info, err := gf.GuestReadFile(ctx, id, p, tmp)
+		if err != nil {
+			tmp.Close()
+			return err
+		}
+		f := &File{
+			Type: info.Type, UID: info.UID, GID: info.GID, Mode: info.Mode, Size: info.Size,
+			ModTime: info.ModTime, Entries: info.Entries, Target: info.Target,
+		}
+		if f.Type == FileTypeSymlink {
+			if !strings.HasPrefix(f.Target, "/") {
+				f.Target = path.Join(path.Dir(path.Clean(p)), f.Target)
+			}
+			f.Target = path.Clean(f.Target)
+		}
+		if info.Type == FileTypeFile {
+			if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+				tmp.Close()
+				return err
+			}
+			f.Content = tmp
+		} else {
+			tmp.Close()
+		}
+		if f.Content != nil {
+			defer f.Content.Close()
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+		s.cfg.Events.Lifecycle("instance-file-retrieved", instanceURL(name), map[string]any{"path": p})
+		return nil
+	})
+}
+
+func (s *Service) writeGuestFile(ctx context.Context, name, p string, w FileWrite) (bool, error) {
+	return s.withGuest(name, func(gf driver.GuestFiles, id string) error {
+		mode := w.Mode
+		if mode < 0 {
+			mode = defaultFileMode
+			if w.Type == FileTypeDirectory {
+				mode = defaultDirMode
+			}
+		}
+		err := gf.GuestWriteFile(ctx, id, p, driver.GuestFileWrite{
+			Type: w.Type, UID: max(w.UID, 0), GID: max(w.GID, 0), Mode: uint32(mode), Append: w.Append, Content: w.Content,
+		})
+		if err != nil {
+			return err
+		}
+		s.cfg.Events.Lifecycle("instance-file-pushed", instanceURL(name), map[string]any{"path": p})
+		return nil
+	})
+}
+
+func (s *Service) deleteGuestFile(ctx context.Context, name, p string) (bool, error) {
+	return s.withGuest(name, func(gf driver.GuestFiles, id string) error {
+		if err := gf.GuestDeleteFile(ctx, id, p); err != nil {
+			return err
+		}
+		s.cfg.Events.Lifecycle("instance-file-deleted", instanceURL(name), map[string]any{"path": p})
+		return nil
+	})
+}

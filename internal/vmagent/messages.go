@@ -1,0 +1,122 @@
+package vmagent
+
+// Config is what the agent runs at boot, written by the daemon into the
+// initramfs at ConfigPath.
+type Config struct {
+	Hostname string   `json:"hostname"`
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Cwd      string   `json:"cwd"`
+	UID      uint32   `json:"uid"`
+	GID      uint32   `json:"gid"`
+	// RootDevice is the block device holding the root filesystem
+	// ("/dev/vda"); RootFSType its filesystem.
+	RootDevice string `json:"root_device"`
+	RootFSType string `json:"root_fstype"`
+	// Modules are kernel module files in the initramfs, loaded in order
+	// before anything else.
+	Modules []string `json:"modules"`
+}
+
+// Ready is the agent's greeting.
+type Ready struct {
+	Version string `json:"version"`
+	// WorkloadPid is the guest pid of the workload, 0 once it ended.
+	WorkloadPid int `json:"workload_pid"`
+}
+
+// Error is a failed request.
+type Error struct {
+	Message string `json:"message"`
+	// NotFound and Exists classify file errors.
+	NotFound bool `json:"not_found,omitempty"`
+	Exists   bool `json:"exists,omitempty"`
+	Invalid  bool `json:"invalid,omitempty"`
+}
+
+// Exec starts a process in the guest.
+type Exec struct {
+	Args        []string `json:"args"`
+	Env         []string `json:"env"`
+	Cwd         string   `json:"cwd"`
+	CwdOptional bool     `json:"cwd_optional"`
+	UID         uint32   `json:"uid"`
+	GID         uint32   `json:"gid"`
+	TTY         bool     `json:"tty"`
+	Width       int      `json:"width"`
+	Height      int      `json:"height"`
+}
+
+// Started reports a started process.
+type Started struct {
+	Pid int `json:"pid"`
+}
+
+// Signal sends a signal to an exec'd process.
+type Signal struct {
+	Signal int `json:"signal"`
+}
+
+// Resize changes an exec's terminal size.
+type Resize struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+}
+
+// Exit is a process's end: its exit code, or 128+signal.
+type Exit struct {
+	Code int `json:"code"`
+}
+
+// FileGet asks for a file, directory or symlink, not following a symlink
+// in last place.
+type FileGet struct {
+	Path string `json:"path"`
+}
+
+// File types in FileInfo and FilePut.
+const (
+	TypeFile      = "file"
+	TypeDirectory = "directory"
+	TypeSymlink   = "symlink"
+)
+
+// FileInfo describes what FileGet found; a file's content follows as Data.
+type FileInfo struct {
+	Type    string   `json:"type"`
+	UID     int64    `json:"uid"`
+	GID     int64    `json:"gid"`
+	Mode    uint32   `json:"mode"`
+	Size    int64    `json:"size"`
+	ModTime int64    `json:"mtime_ns"`
+	Entries []string `json:"entries,omitempty"`
+	Target  string   `json:"target,omitempty"`
+}
+
+// FilePut creates or changes a file, directory or symlink; a file's
+// content or a symlink's target follows as Data.
+type FilePut struct {
+	Path   string `json:"path"`
+	Type   string `json:"type"`
+	UID    int64  `json:"uid"`
+	GID    int64  `json:"gid"`
+	Mode   uint32 `json:"mode"`
+	Append bool   `json:"append"`
+}
+
+// FileDelete removes a file, symlink or empty directory.
+type FileDelete struct {
+	Path string `json:"path"`
+}
+
+// Shutdown asks the agent to stop the workload with Signal, kill what is
+// left after TimeoutMs, and power the machine off.
+type Shutdown struct {
+	Signal    int   `json:"signal"`
+	TimeoutMs int64 `json:"timeout_ms"`
+}
+
+// WorkloadExit reports the end of the workload (the VM powers off next).
+type WorkloadExit struct {
+	Code int `json:"code"`
+}
