@@ -212,6 +212,8 @@ func TestVM(t *testing.T) {
 		d.must("resume", "v1")
 	})
 
+	t.Run("console", func(t *testing.T) { vmConsole(t, d.on(t)) })
+
 	t.Run("standby and restore", func(t *testing.T) {
 		d := d.on(t)
 		bg := strings.TrimSpace(d.must("exec", "v1", "--", "sh", "-c", "sleep 100000 </dev/null >/dev/null 2>&1 & echo $!"))

@@ -40,7 +40,7 @@ func (s *Service) AttachConsole(ctx context.Context, name string) (io.ReadWriteC
 	if status != api.Running && status != api.Frozen {
 		return nil, errdefs.Invalid("instance %q is not running", name)
 	}
-	ca, ok := s.cfg.Driver.(driver.ConsoleAttacher)
+	ca, ok := s.driverOf(rec).(driver.ConsoleAttacher)
 	if !ok {
 		return nil, errdefs.NotImplemented("this instance type has no attachable console")
 	}

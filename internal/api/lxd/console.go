@@ -27,7 +27,7 @@ func (s *Server) attachConsole(w http.ResponseWriter, r *http.Request) {
 	switch post.Type {
 	case "", "console":
 	case "vga":
-		writeError(w, errdefs.Invalid("type: containers have no VGA console"))
+		writeError(w, errdefs.Invalid("type: hangar has no VGA console, only the serial console (type \"console\")"))
 		return
 	default:
 		writeError(w, errdefs.Invalid("type %q: want console", post.Type))

@@ -43,9 +43,10 @@
 //	  <id>/                     one per instance, mode 0700
 //	    root.qcow2              the instance's writable overlay: its data
 //	    initrd.img              the initramfs of the last start
-//	    console.log             the serial console (QEMU appends)
+//	    console.log             the serial console's output (QEMU appends)
 //	    qemu.log                QEMU's own stdout and stderr
 //	    qmp.sock, agent.sock    QMP and the agent's port (QEMU listens)
+//	    console.sock            the serial console (QEMU listens; console_attach.go)
 //	    qemu.pid                QEMU's pid, for Recover
 //	    vm.json                 what Recover needs beyond the command line
 //	    standby.state           the saved VM of a stateful stop, until restored

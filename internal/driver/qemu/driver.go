@@ -131,6 +131,7 @@ type vm struct {
 	reason  string        // why the VM crashed
 	changed chan struct{} // closed and replaced at every state change
 	mon     *monitor
+	console consolePort // the console socket, shared by attached clients
 	agent   *agentConn
 	// stopping is set when the daemon asked the VM to end; an end
 	// then is not a crash.

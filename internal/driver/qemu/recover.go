@@ -56,7 +56,7 @@ func (d *Driver) Recover(ctx context.Context) (map[string]driver.State, error) {
 		}
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		if pid <= 0 || !procAlive(pid, dir) {
-			for _, f := range []string{fileQMP, fileAgent, filePid} {
+			for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
 				_ = os.Remove(filepath.Join(dir, f))
 			}
 			cgroupFor(d.cfg.CgroupParent, id).remove()

@@ -56,7 +56,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	for _, f := range []string{fileQMP, fileAgent, filePid} {
+	for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
 
@@ -245,7 +245,7 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 		"-smp", strconv.Itoa(cpus), "-m", strconv.FormatInt(mem>>20, 10) + "M",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-kernel", k.Path, "-initrd", filepath.Join(dir, fileInitrd), "-append", cmdline,
-		"-chardev", "file,id=console,append=on,path=" + filepath.Join(dir, fileConsole),
+		"-chardev", consoleChardev(dir),
 		"-serial", "chardev:console",
 		"-drive", "file=" + filepath.Join(dir, fileRoot) + ",if=none,id=root,format=qcow2,discard=unmap",
 		"-device", blk + ",drive=root",

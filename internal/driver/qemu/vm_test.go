@@ -143,6 +143,7 @@ func TestVMLifecycle(t *testing.T) {
 			t.Fatalf("terminal output: %q", out)
 		}
 	})
+	t.Run("console", func(t *testing.T) { testConsole(t, d, run) })
 	t.Run("pause", func(t *testing.T) {
 		if err := d.Freeze(ctx, "h1"); err != nil {
 			t.Fatal(err)

@@ -43,7 +43,7 @@ func (d *Driver) ended(v *vm, qemuCode int, reaped bool) {
 		appendLog(filepath.Join(v.dir, fileConsole), "the VM crashed: "+errMsg)
 		d.log.Warn("vm crashed", "id", v.id, "pid", v.pid, "reason", errMsg)
 	}
-	for _, f := range []string{fileQMP, fileAgent, filePid} {
+	for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
 		_ = os.Remove(filepath.Join(v.dir, f))
 	}
 	v.cg.remove()
