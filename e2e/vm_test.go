@@ -154,8 +154,8 @@ func TestVM(t *testing.T) {
 		if out := d.mustLXC("exec", "v1", "--", "sh", "-c", "echo $((6*7))"); out != "42\n" {
 			t.Fatalf("lxc exec: %q", out)
 		}
-		if _, _, code := d.hangar("exec", "v1", "--", "sh", "-c", "exit 5"); code != 5 {
-			t.Fatalf("exit code %d, want 5", code)
+		if _, errOut, code := d.hangar("exec", "v1", "--", "sh", "-c", "exit 5"); code != 5 {
+			t.Fatalf("exit code %d, want 5 (stderr %q)", code, errOut)
 		}
 	})
 
