@@ -248,6 +248,20 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		}
 	}
 
+	if meta.Rootfs == nil {
+		// A disk image (qcow2, or raw with a partition table) is told
+		// apart by its first bytes and stored as is (disk.go).
+		br, claimed := peekDisk(r)
+		r = br
+		if claimed != "" {
+			rec, aliases, err := s.importDisk(ctx, br, claimed, arch, meta)
+			if err != nil {
+				return api.Image{}, err
+			}
+			return toAPI(rec, aliases), nil
+		}
+	}
+
 	var up *upload
 	if meta.Rootfs != nil {
 		up, err = s.receiveSplit(ctx, r, meta.Rootfs)

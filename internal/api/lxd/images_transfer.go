@@ -44,7 +44,7 @@ func splitUpload(r *http.Request, meta *image.ImportMeta) (io.Reader, error) {
 		case "rootfs":
 			return p, nil
 		case "rootfs.img":
-			return nil, errdefs.Invalid("virtual-machine images are not supported by hangard")
+			return nil, errdefs.Invalid("split virtual-machine images (metadata and rootfs.img) are not supported by hangard: import the disk image itself (qcow2, or raw with a partition table)")
 		}
 		return nil, errdefs.Invalid("multipart upload: the second part is %q, expected \"rootfs\"", p.FormName())
 	}
