@@ -43,6 +43,8 @@ type Config struct {
 	ExecHelper string
 	// VMAgent, VMKernel and VMMachine configure virtual machines (vm.go).
 	VMAgent, VMKernel, VMMachine string
+	// VMFirmware is the directory of OVMF, for VMs booted from disk images.
+	VMFirmware string
 	// Ready, when set, is closed once the API is served.
 	Ready chan<- struct{}
 }
