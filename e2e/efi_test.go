@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -114,6 +117,35 @@ func TestEFIVM(t *testing.T) {
 		if names := d.instanceNames(); len(names) != 0 {
 			t.Fatalf("bad launches left instances: %v", names)
 		}
+	})
+
+	t.Run("LXD split image through lxc", func(t *testing.T) {
+		if lookPath("lxc") == "" {
+			t.Skip("the lxc client is not installed (apt-get install lxd-client)")
+		}
+		d := d.on(t)
+		meta := filepath.Join(t.TempDir(), "meta.tar.gz")
+		writeTarGz(t, meta, func(tw *tar.Writer) {
+			addFile(t, tw, "metadata.yaml", fmt.Sprintf(lxdTestMetadata, runtime.GOARCH))
+		})
+		rootfsImg := filepath.Join(t.TempDir(), "rootfs.img")
+		if out, err := exec.Command("qemu-img", "convert", "-O", "qcow2", disk, rootfsImg).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img convert: %v: %s", err, out)
+		}
+		fp := d.lxcImport(meta, rootfsImg, "--alias", "splitvm")
+		var found bool
+		for _, i := range d.images() {
+			if i.Fingerprint == fp {
+				found = true
+				if i.Type != api.InstanceTypeVM {
+					t.Fatalf("split VM image: type %q", i.Type)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("image %s not listed", fp)
+		}
+		d.must("image", "delete", "splitvm")
 	})
 
 	// Secure Boot is on by default, as in LXD.

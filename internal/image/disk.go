@@ -23,10 +23,15 @@ import (
 // as its blob alone, byte for byte: there is no tree, and the QEMU driver
 // layers each instance's qcow2 overlay directly over the blob.
 
-// Formats of disk images, as Record.Format names them.
+// Formats of disk images, as Record.Format names them: uploaded alone, or
+// as an LXD split virtual-machine image (a metadata tarball, then the
+// disk: rootfs.img), whose disk is stored where a split image's rootfs is.
 const (
-	formatDiskQcow2 = "disk-qcow2"
-	formatDiskRaw   = "disk-raw"
+	formatDiskQcow2      = "disk-qcow2"
+	formatDiskRaw        = "disk-raw"
+	formatLXDSplitPrefix = "lxd-split-"
+	formatLXDSplitQcow2  = formatLXDSplitPrefix + "qcow2"
+	formatLXDSplitRaw    = formatLXDSplitPrefix + "raw"
 )
 
 // typeVM is LXD's image type for virtual-machine images.
@@ -248,11 +253,25 @@ func (s *Service) Disk(ctx context.Context, fp string) (path, format string, ok 
 		return s.blobPath(rec.Fingerprint), "qcow2", true, nil
 	case formatDiskRaw:
 		return s.blobPath(rec.Fingerprint), "raw", true, nil
+	case formatLXDSplitQcow2:
+		return s.splitRootfsPath(rec.Fingerprint), "qcow2", true, nil
+	case formatLXDSplitRaw:
+		return s.splitRootfsPath(rec.Fingerprint), "raw", true, nil
 	}
 	return "", "", false, nil
 }
 
 // isDiskFormat reports whether a record is a virtual-machine disk image.
 func isDiskFormat(format string) bool {
-	return format == formatDiskQcow2 || format == formatDiskRaw
+	switch format {
+	case formatDiskQcow2, formatDiskRaw, formatLXDSplitQcow2, formatLXDSplitRaw:
+		return true
+	}
+	return false
+}
+
+// isSplitFormat reports whether an image is stored as two files, a
+// metadata tarball and a root filesystem or disk.
+func isSplitFormat(format string) bool {
+	return format == formatLXDSplit || format == formatLXDSplitQcow2 || format == formatLXDSplitRaw
 }

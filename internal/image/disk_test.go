@@ -197,3 +197,68 @@ func TestImportDisk(t *testing.T) {
 		})
 	}
 }
+
+// TestImportLXDSplitVM imports LXD's split virtual-machine image: a
+// metadata tarball and rootfs.img, the disk. The disk is stored as the
+// split rootfs, with no tree; a fake disk is refused and leaves nothing.
+func TestImportLXDSplitVM(t *testing.T) {
+	qemuImg, err := exec.LookPath("qemu-img")
+	if err != nil {
+		t.Skip("qemu-img not installed (scripts/deps.sh installs it)")
+	}
+	qcow := filepath.Join(t.TempDir(), "rootfs.img")
+	if out, err := exec.Command(qemuImg, "create", "-q", "-f", "qcow2", qcow, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	disk, err := os.ReadFile(qcow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := compress(t, "xz", buildTar(t, reg("metadata.yaml", testMetadata, 0o644)))
+
+	t.Run("qcow2", func(t *testing.T) {
+		s, db, _, dir := newTestService(t)
+		fp, err := splitImport(s, meta, disk, ImportMeta{Alias: "vm"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := db.GetImage(context.Background(), fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type != typeVM || rec.Format != formatLXDSplitQcow2 || rec.Architecture != "x86_64" {
+			t.Fatalf("record type %q format %q architecture %q", rec.Type, rec.Format, rec.Architecture)
+		}
+		p, format, ok, err := s.Disk(context.Background(), fp)
+		if err != nil || !ok || format != "qcow2" || p != s.splitRootfsPath(fp) {
+			t.Fatalf("Disk = %q %q %v %v", p, format, ok, err)
+		}
+		if e := storeEntries(t, dir); len(e) != 2 {
+			t.Fatalf("store holds %v, want the metadata and the disk", e)
+		}
+		ex, err := s.Export(context.Background(), fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ex.Close()
+		if ex.Rootfs == nil || ex.RootfsName != fp+".img" || ex.RootfsSize != int64(len(disk)) {
+			t.Fatalf("export: rootfs %q (%d bytes)", ex.RootfsName, ex.RootfsSize)
+		}
+	})
+
+	t.Run("fake disk", func(t *testing.T) {
+		s, db, _, dir := newTestService(t)
+		fake := append([]byte("QFI\xfb"), bytes.Repeat([]byte{0xff}, 4096)...)
+		_, err := splitImport(s, meta, fake, ImportMeta{Alias: "vm"})
+		if err == nil || !strings.Contains(err.Error(), "not a disk image") {
+			t.Fatalf("error %v, want one saying \"not a disk image\"", err)
+		}
+		assertKind(t, err, errdefs.ErrInvalidArgument)
+		if imgs, aliases := db.counts(); imgs+aliases != 0 {
+			t.Fatalf("%d images and %d aliases recorded", imgs, aliases)
+		}
+		if e := storeEntries(t, dir); len(e) != 0 {
+			t.Fatalf("store holds %v", e)
+		}
+	})
+}

@@ -88,6 +88,9 @@
 // first) is checked with `qemu-img info` (the claimed format forced, a
 // backing or external data file refused) and stored as its blob alone,
 // with no tree ("disk-qcow2", "disk-raw"; Record.Type "virtual-machine").
+// An LXD split image whose second file is such a disk (rootfs.img) is a
+// virtual-machine image too ("lxd-split-qcow2", "lxd-split-raw"): the
+// disk is kept as a split image's rootfs blob.
 // Anything that claims to be a disk and is not is invalid-argument ("not
 // a disk image") and leaves nothing. Disk gives the QEMU driver the blob.
 //

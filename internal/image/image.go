@@ -302,10 +302,12 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		}
 		up.rootfsBlob = s.splitRootfsPath(up.fp)
 	}
-	if err := os.Rename(up.root, s.treePath(up.fp, nil)); err != nil {
-		return api.Image{}, fmt.Errorf("store image: %w", err)
+	if up.root != "" { // A disk image has no tree.
+		if err := os.Rename(up.root, s.treePath(up.fp, nil)); err != nil {
+			return api.Image{}, fmt.Errorf("store image: %w", err)
+		}
+		up.root = s.treePath(up.fp, nil)
 	}
-	up.root = s.treePath(up.fp, nil)
 	if err := syncDir(s.blobDir); err != nil {
 		return api.Image{}, err
 	}
@@ -324,12 +326,16 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	}
 	props["architecture"] = arch
 	now := s.now()
+	typ := typeContainer
+	if isDiskFormat(up.format) {
+		typ = typeVM
+	}
 	rec := Record{
 		Fingerprint:  up.fp,
 		Filename:     meta.Filename,
 		Size:         up.size,
 		Architecture: arch,
-		Type:         typeContainer,
+		Type:         typ,
 		Properties:   props,
 		Public:       meta.Public,
 		CreatedAt:    now,
@@ -346,7 +352,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	}
 	var aliases []AliasRecord
 	if meta.Alias != "" {
-		a := AliasRecord{Name: meta.Alias, Target: up.fp, Type: typeContainer}
+		a := AliasRecord{Name: meta.Alias, Target: up.fp, Type: typ}
 		if err := s.db.CreateAlias(ctx, a); err != nil {
 			if derr := s.db.DeleteImage(context.WithoutCancel(ctx), up.fp); derr != nil {
 				s.log.Error("cannot undo image record", "fingerprint", up.fp, "error", derr)
@@ -358,7 +364,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	up.blob, up.rootfsBlob, up.root = "", "", "" // Committed.
 
 	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch, "format", up.format)
-	s.em.Lifecycle(EventImageCreated, imageSource(up.fp), map[string]any{"type": typeContainer})
+	s.em.Lifecycle(EventImageCreated, imageSource(up.fp), map[string]any{"type": typ})
 	if meta.Alias != "" {
 		s.em.Lifecycle(EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": up.fp})
 	}
