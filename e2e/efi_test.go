@@ -167,6 +167,26 @@ func TestEFIVM(t *testing.T) {
 	waitFor(t, "the UEFI shell without Secure Boot", 2*time.Minute, func() bool {
 		return strings.Contains(d.must("console", "v1", "--show-log"), "Shell>")
 	})
+	// QEMU outlives the daemon; the restarted daemon reconnects to QMP.
+	pid := d.pid("v1")
+	d.kill9()
+	if !processAlive(pid) {
+		t.Fatal("QEMU died with the daemon")
+	}
+	d.start()
+	if in := d.instance("v1"); in.Status != "Running" || d.pid("v1") != pid {
+		t.Fatalf("after reconnect: %s, pid %d (was %d)", in.Status, d.pid("v1"), pid)
+	}
+	// Standby and restore: the firmware's state travels with the VM.
+	d.must("stop", "--stateful", "v1")
+	if st := d.instance("v1").Status; st != "Stopped" {
+		t.Fatalf("after standby: %s", st)
+	}
+	d.must("start", "v1")
+	if st := d.instance("v1").Status; st != "Running" {
+		t.Fatalf("after restore: %s", st)
+	}
+
 	// The shell ignores the ACPI power button: a graceful stop ends in a
 	// kill after its timeout (and the driver's grace period).
 	d.must("stop", "v1", "--timeout", "1")
