@@ -277,8 +277,10 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	}
 	// An OCI layout or docker-archive unpacks as a directory of blobs:
 	// stored as an OCI image instead (archive.go).
-	if kind := archiveKind(up.root); up.format == formatRootfsTarball && kind != "" {
-		return s.importArchive(ctx, up.root, kind, meta)
+	if up.format == formatRootfsTarball {
+		if kind := archiveKind(up.root); kind != "" {
+			return s.importArchive(ctx, up.root, kind, meta)
+		}
 	}
 
 	s.commitMu.Lock()
