@@ -137,7 +137,8 @@ func TestVM(t *testing.T) {
 	// run by the agent with the image's env, user and working directory.
 	ref := ociVMImage(t)
 	start := time.Now()
-	d.must("launch", ref, "v1", "--vm", "--insecure", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1")
+	// security.secureboot is for disk images: a root-tree VM boots as before.
+	d.must("launch", ref, "v1", "--vm", "--insecure", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1", "-c", "security.secureboot=true")
 	t.Logf("launch to agent ready: %v", time.Since(start))
 	waitFor(t, "the entrypoint's line in the console log", 30*time.Second, func() bool {
 		return strings.Contains(d.must("console", "v1", "--show-log"), "vm-entrypoint args=first-arg GREETING=hello-from-image uid=1000 cwd=/app")

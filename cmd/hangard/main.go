@@ -30,6 +30,7 @@ func main() {
 	flag.StringVar(&cfg.ExecHelper, "exec-helper", "", "statically linked program run in containers for exec with a terminal (default: hangard itself, built with CGO_ENABLED=0)")
 	flag.StringVar(&cfg.VMAgent, "vm-agent", "", "static hangar-agent binary booted in VMs as /init (default: hangar-agent beside hangard, else in PATH)")
 	flag.StringVar(&cfg.VMKernel, "vm-kernel", "", "guest kernel for VMs booted from OCI images (default: the newest /boot/vmlinuz-*)")
+	flag.StringVar(&cfg.VMFirmware, "vm-firmware", "", "directory of the UEFI firmware (OVMF *_4M files) that boots VMs from disk images (default: /usr/share/OVMF)")
 	flag.StringVar(&cfg.VMMachine, "vm-machine", "", "QEMU machine type for VMs booted from OCI images: microvm (default) or q35")
 	flag.BoolVar(&cfg.StopInstances, "stop-instances", false, "stop every instance on shutdown (default: leave them running)")
 	version := flag.Bool("version", false, "print the version and exit")

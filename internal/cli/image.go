@@ -36,7 +36,8 @@ func newImageImportCmd(a *app) *cobra.Command {
 		Long: "Import an image into hangard's image store: a root filesystem tarball, an LXD\n" +
 			"image tarball (metadata.yaml and rootfs/), a split LXD image given as its\n" +
 			"metadata tarball and its ROOTFS (tarball or squashfs), an OCI archive (a tar of\n" +
-			"an OCI image layout) or a docker-archive (docker save), compressed or not;\n" +
+			"an OCI image layout) or a docker-archive (docker save), compressed or not,\n" +
+			"or a virtual-machine disk image (qcow2, or raw with a partition table);\n" +
 			"DIRECTORY is an OCI image layout.\n\n" +
 			"Files are streamed to the daemon; TARBALL \"-\" reads it from standard input.",
 		Example: "  hangar image import alpine.tar.gz --alias alpine --os Alpine --release 3.20\n" +

@@ -43,6 +43,8 @@ type Config struct {
 	ExecHelper string
 	// VMAgent, VMKernel and VMMachine configure virtual machines (vm.go).
 	VMAgent, VMKernel, VMMachine string
+	// VMFirmware is the directory of OVMF, for VMs booted from disk images.
+	VMFirmware string
 	// Ready, when set, is closed once the API is served.
 	Ready chan<- struct{}
 }
@@ -137,6 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var _ instance.DiskImages = images // VMs boot its disk images
 	api := &lxd.Server{Instances: svc, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)

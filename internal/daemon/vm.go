@@ -18,6 +18,7 @@ func newVMDriver(cfg Config, onExit driver.ExitHandler, log *slog.Logger) (*qemu
 		Agent:        findAgent(cfg.VMAgent),
 		Kernel:       cfg.VMKernel,
 		Machine:      cfg.VMMachine,
+		FirmwareDir:  cfg.VMFirmware,
 		CgroupParent: cgroupParent(cfg.DataDir) + "-vm",
 		OnExit:       onExit,
 		Logger:       log,

@@ -47,6 +47,21 @@ type Spec struct {
 	Limits Limits
 	// StopSignal asks PID 1 to shut down cleanly.
 	StopSignal syscall.Signal
+	// Disk, for a virtual machine, is a bootable disk image (the image's
+	// blob, read-only) that UEFI firmware boots instead of RootFS with
+	// the host's kernel and a guest agent; the driver layers the
+	// instance's writes over it. Args, Env, Cwd, UID and GID do not apply
+	// (the guest's own init runs).
+	Disk *Disk
+	// SecureBoot boots Disk with UEFI Secure Boot (Microsoft's keys
+	// enrolled), when the firmware supports it (security.secureboot).
+	SecureBoot bool
+}
+
+// Disk is a disk image file and its format ("qcow2" or "raw").
+type Disk struct {
+	Path   string
+	Format string
 }
 
 // IDMap maps instance uid/gid 0..Size-1 to host HostID..HostID+Size-1.

@@ -82,6 +82,18 @@
 //     into a scratch tree which GNU tar streams through the same unpacker,
 //     so it gets the same containment and ownership shift.
 //
+// A virtual-machine image is a bootable disk (disk.go): an upload whose
+// first bytes are the qcow2 magic or a partition table (GPT header at 512,
+// MBR signature at 510; archives and compressed streams are ruled out
+// first) is checked with `qemu-img info` (the claimed format forced, a
+// backing or external data file refused) and stored as its blob alone,
+// with no tree ("disk-qcow2", "disk-raw"; Record.Type "virtual-machine").
+// An LXD split image whose second file is such a disk (rootfs.img) is a
+// virtual-machine image too ("lxd-split-qcow2", "lxd-split-raw"): the
+// disk is kept as a split image's rootfs blob.
+// Anything that claims to be a disk and is not is invalid-argument ("not
+// a disk image") and leaves nothing. Disk gives the QEMU driver the blob.
+//
 // metadata.yaml gives the architecture (required, one LXD knows), the
 // creation date (required), the expiry date and the properties (os,
 // release, variant, serial, description...), under the client's.

@@ -55,7 +55,7 @@ func (s *Service) Export(ctx context.Context, fp string) (*Export, error) {
 		return nil, fmt.Errorf("export image %s: %w", fp, err)
 	}
 	e.MetaName = fp + ext
-	if rec.Format == formatLXDSplit {
+	if isSplitFormat(rec.Format) {
 		e.Rootfs, e.RootfsSize, err = openBlob(s.splitRootfsPath(fp))
 		if err != nil {
 			e.Close()
@@ -65,6 +65,9 @@ func (s *Service) Export(ctx context.Context, fp string) (*Export, error) {
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("export image %s: %w", fp, err)
+		}
+		if isDiskFormat(rec.Format) {
+			ext = ".img" // LXD's rootfs.img
 		}
 		e.MetaName = "meta-" + e.MetaName
 		e.RootfsName = fp + ext

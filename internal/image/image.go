@@ -248,6 +248,20 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		}
 	}
 
+	if meta.Rootfs == nil {
+		// A disk image (qcow2, or raw with a partition table) is told
+		// apart by its first bytes and stored as is (disk.go).
+		br, claimed := peekDisk(r)
+		r = br
+		if claimed != "" {
+			rec, aliases, err := s.importDisk(ctx, br, claimed, arch, meta)
+			if err != nil {
+				return api.Image{}, err
+			}
+			return toAPI(rec, aliases), nil
+		}
+	}
+
 	var up *upload
 	if meta.Rootfs != nil {
 		up, err = s.receiveSplit(ctx, r, meta.Rootfs)
@@ -263,8 +277,10 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	}
 	// An OCI layout or docker-archive unpacks as a directory of blobs:
 	// stored as an OCI image instead (archive.go).
-	if kind := archiveKind(up.root); up.format == formatRootfsTarball && kind != "" {
-		return s.importArchive(ctx, up.root, kind, meta)
+	if up.format == formatRootfsTarball {
+		if kind := archiveKind(up.root); kind != "" {
+			return s.importArchive(ctx, up.root, kind, meta)
+		}
 	}
 
 	s.commitMu.Lock()
@@ -288,10 +304,12 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		}
 		up.rootfsBlob = s.splitRootfsPath(up.fp)
 	}
-	if err := os.Rename(up.root, s.treePath(up.fp, nil)); err != nil {
-		return api.Image{}, fmt.Errorf("store image: %w", err)
+	if up.root != "" { // A disk image has no tree.
+		if err := os.Rename(up.root, s.treePath(up.fp, nil)); err != nil {
+			return api.Image{}, fmt.Errorf("store image: %w", err)
+		}
+		up.root = s.treePath(up.fp, nil)
 	}
-	up.root = s.treePath(up.fp, nil)
 	if err := syncDir(s.blobDir); err != nil {
 		return api.Image{}, err
 	}
@@ -310,12 +328,16 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	}
 	props["architecture"] = arch
 	now := s.now()
+	typ := typeContainer
+	if isDiskFormat(up.format) {
+		typ = typeVM
+	}
 	rec := Record{
 		Fingerprint:  up.fp,
 		Filename:     meta.Filename,
 		Size:         up.size,
 		Architecture: arch,
-		Type:         typeContainer,
+		Type:         typ,
 		Properties:   props,
 		Public:       meta.Public,
 		CreatedAt:    now,
@@ -332,7 +354,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	}
 	var aliases []AliasRecord
 	if meta.Alias != "" {
-		a := AliasRecord{Name: meta.Alias, Target: up.fp, Type: typeContainer}
+		a := AliasRecord{Name: meta.Alias, Target: up.fp, Type: typ}
 		if err := s.db.CreateAlias(ctx, a); err != nil {
 			if derr := s.db.DeleteImage(context.WithoutCancel(ctx), up.fp); derr != nil {
 				s.log.Error("cannot undo image record", "fingerprint", up.fp, "error", derr)
@@ -344,7 +366,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	up.blob, up.rootfsBlob, up.root = "", "", "" // Committed.
 
 	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch, "format", up.format)
-	s.em.Lifecycle(EventImageCreated, imageSource(up.fp), map[string]any{"type": typeContainer})
+	s.em.Lifecycle(EventImageCreated, imageSource(up.fp), map[string]any{"type": typ})
 	if meta.Alias != "" {
 		s.em.Lifecycle(EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": up.fp})
 	}

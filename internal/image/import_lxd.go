@@ -97,9 +97,31 @@ func (s *Service) receiveSplit(ctx context.Context, meta io.Reader, next func() 
 	}
 	rhr := &hashingReader{ctx: ctx, r: rootfs, w: rf, h: h}
 	br := bufio.NewReaderSize(rhr, 64<<10)
-	head, _ := br.Peek(len(magicSquashfs))
+	head, _ := br.Peek(diskHeadSize)
 	opts := unpackOptions{log: s.log}
-	if bytes.Equal(head, magicSquashfs) {
+	if claimed := detectDisk(head); claimed != "" {
+		// An LXD virtual-machine image: its rootfs.img is a disk, kept
+		// as it is, with no tree (disk.go).
+		_, err = io.Copy(io.Discard, br)
+		if err := rhr.failure(err); err != nil {
+			return nil, err
+		}
+		if err := closeSynced(rf); err != nil {
+			return nil, err
+		}
+		if err := inspectDisk(ctx, up.rootfsBlob, claimed, rhr.n); err != nil {
+			return nil, fmt.Errorf("rootfs.img: %w", err)
+		}
+		if err := os.Remove(up.root); err != nil {
+			return nil, fmt.Errorf("store upload: %w", err)
+		}
+		up.root = ""
+		up.format = formatLXDSplitPrefix + claimed
+		up.fp = hex.EncodeToString(h.Sum(nil))
+		up.size = mhr.n + rhr.n
+		return up, nil
+	}
+	if bytes.HasPrefix(head, magicSquashfs) {
 		// unsquashfs reads a file: store all of it first.
 		_, err = io.Copy(io.Discard, br)
 		if err := rhr.failure(err); err != nil {

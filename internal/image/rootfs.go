@@ -42,6 +42,9 @@ func (s *Service) RootFS(ctx context.Context, fp string, idmap *driver.IDMap) (s
 	if err != nil {
 		return "", err
 	}
+	if isDiskFormat(rec.Format) {
+		return "", errdefs.Invalid("image %s is a virtual-machine disk image: it has no root filesystem, so only a virtual machine boots it", rec.Fingerprint[:12])
+	}
 	var m *driver.IDMap
 	if idmap != nil {
 		if err := validIDMap(*idmap); err != nil {

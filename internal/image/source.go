@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 // A source is one image upload format: it turns the upload, exactly as
@@ -43,6 +45,8 @@ func sourceFor(rec Record) (source, error) {
 		return splitRootfs{}, nil
 	case formatOCI:
 		return ociImage{}, nil
+	case formatDiskQcow2, formatDiskRaw, formatLXDSplitQcow2, formatLXDSplitRaw:
+		return nil, errdefs.Invalid("image %s is a virtual-machine disk image: it has no root filesystem", rec.Fingerprint)
 	}
 	return nil, fmt.Errorf("image %s: unknown format %q", rec.Fingerprint, rec.Format)
 }

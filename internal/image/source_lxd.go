@@ -192,7 +192,7 @@ func (l *tarLayout) entry(hdr *tar.Header, r io.Reader) (bool, error) {
 		}
 		return false, nil
 	case name == "rootfs.img":
-		return true, errdefs.Invalid("virtual-machine images are not supported by hangard (the archive holds rootfs.img)")
+		return true, errdefs.Invalid("unified virtual-machine images (one tarball holding rootfs.img) are not supported by hangard: import the metadata tarball and rootfs.img as a split image, or the disk alone")
 	case top == "templates":
 		return true, nil // Kept in the blob, not applied.
 	}
@@ -231,7 +231,7 @@ func lxdSplitMetadata(ctx context.Context, r io.Reader) (lxdMetadata, error) {
 		}
 		switch {
 		case name == "rootfs.img":
-			return lxdMetadata{}, errdefs.Invalid("virtual-machine images are not supported by hangard (the archive holds rootfs.img)")
+			return lxdMetadata{}, errdefs.Invalid("unified virtual-machine images (one tarball holding rootfs.img) are not supported by hangard: import the metadata tarball and rootfs.img as a split image, or the disk alone")
 		case name != lxdMetadataName:
 			continue
 		case !isRegular(hdr):

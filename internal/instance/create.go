@@ -120,7 +120,7 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 			}
 		}
 		if pull == nil {
-			if err := s.imageConfig(ctx, fp, config); err != nil {
+			if err := s.imageConfig(ctx, fp, typ, config); err != nil {
 				return nil, err
 			}
 		}
@@ -162,10 +162,13 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 // imageConfig checks that the image runs here and records what the
 // instance takes from it: image.* properties, the base image and, for an
 // OCI image, its run defaults.
-func (s *Service) imageConfig(ctx context.Context, fp string, config map[string]string) error {
+func (s *Service) imageConfig(ctx context.Context, fp, typ string, config map[string]string) error {
 	img, err := s.cfg.Images.Get(ctx, fp)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
+	}
+	if err := imageFitsType(img, fp, typ); err != nil {
+		return err
 	}
 	if arch := s.cfg.Architecture; img.Architecture != "" && img.Architecture != arch {
 		return errdefs.Invalid("image %s is for %s and cannot run on this %s host", fp[:12], img.Architecture, arch)
@@ -262,7 +265,7 @@ func (c *Creation) Run(ctx context.Context) error {
 		if _, err := s.cfg.OCI.StoreRemote(ctx, c.pull, image.StoreOptions{Progress: c.progress, Cached: true}); err != nil {
 			return fmt.Errorf("pull %s: %w", c.pull.Reference(), err)
 		}
-		if err := s.imageConfig(ctx, c.image, rec.Config); err != nil {
+		if err := s.imageConfig(ctx, c.image, rec.Type, rec.Config); err != nil {
 			return err
 		}
 	}

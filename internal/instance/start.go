@@ -86,7 +86,13 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 		m := s.cfg.IDMap
 		spec.IDMap = &m
 	}
-	if fp := rec.Config[keyBaseImage]; fp != "" {
+	isDisk := false
+	if fp := rec.Config[keyBaseImage]; fp != "" && isVM {
+		if isDisk, err = s.vmDisk(ctx, fp, cfg, &spec); err != nil {
+			return driver.Spec{}, fmt.Errorf("image %s: %w", fp, err)
+		}
+	}
+	if fp := rec.Config[keyBaseImage]; fp != "" && !isDisk {
 		root, err := s.cfg.Images.RootFS(ctx, fp, spec.IDMap)
 		if err != nil {
 			return driver.Spec{}, fmt.Errorf("image %s: %w", fp, err)

@@ -214,3 +214,53 @@ func (s *Service) deleteGuestFile(ctx context.Context, name, p string) (bool, er
 		return nil
 	})
 }
+
+// imageFitsType refuses a virtual-machine image (a bootable disk) for a
+// container: a container needs a root filesystem tree. A root-tree image
+// fits both types (a VM boots it with the host's kernel).
+func imageFitsType(img api.Image, fp, typ string) error {
+	if img.Type == api.InstanceTypeVM && typ != api.InstanceTypeVM {
+		return errdefs.Invalid("source: image %s is a virtual-machine image (a disk): launch it as a virtual machine (type %q, --vm)", shortFP(fp), api.InstanceTypeVM)
+	}
+	return nil
+}
+
+func shortFP(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return fp
+}
+
+// DiskImages is implemented by an image store that holds bootable disk
+// images (virtual-machine images); a VM created from one boots it with
+// UEFI firmware instead of the image's tree.
+type DiskImages interface {
+	// Disk returns the image's disk and its format ("qcow2", "raw"); ok
+	// is false for an image that is a root filesystem.
+	Disk(ctx context.Context, fingerprint string) (path, format string, ok bool, err error)
+}
+
+// vmDisk fills a VM spec's Disk and SecureBoot when its image is a disk,
+// and reports whether it was.
+func (s *Service) vmDisk(ctx context.Context, fp string, cfg map[string]string, spec *driver.Spec) (bool, error) {
+	di, ok := s.cfg.Images.(DiskImages)
+	if !ok {
+		return false, nil
+	}
+	p, format, isDisk, err := di.Disk(ctx, fp)
+	if err != nil || !isDisk {
+		return false, err
+	}
+	spec.Disk = &driver.Disk{Path: p, Format: format}
+	// Secure Boot is on unless turned off, as in LXD.
+	spec.SecureBoot = true
+	if v := cfg["security.secureboot"]; v != "" {
+		b, err := parseBool(v)
+		if err != nil {
+			return false, errdefs.Invalid("security.secureboot: %v", err)
+		}
+		spec.SecureBoot = b
+	}
+	return true, nil
+}

@@ -41,10 +41,8 @@ func splitUpload(r *http.Request, meta *image.ImportMeta) (io.Reader, error) {
 			return nil, errdefs.Invalid("multipart upload: %v", err)
 		}
 		switch p.FormName() {
-		case "rootfs":
+		case "rootfs", "rootfs.img": // rootfs.img: a VM's disk, told apart by its bytes
 			return p, nil
-		case "rootfs.img":
-			return nil, errdefs.Invalid("virtual-machine images are not supported by hangard")
 		}
 		return nil, errdefs.Invalid("multipart upload: the second part is %q, expected \"rootfs\"", p.FormName())
 	}

@@ -36,10 +36,25 @@
 // calibration on microvm is slow or hangs) or "q35" (Config.Machine).
 // KVM when /dev/kvm exists, TCG otherwise.
 //
+// # Booting a disk image with UEFI firmware (efi.go)
+//
+// Spec.Disk is a bootable disk image (a cloud image, qcow2 or raw): the
+// VM boots it on q35 with OVMF (Config.FirmwareDir) and the image's own
+// boot loader and kernel: no -kernel, no initramfs, no agent. The image's
+// file is hard-linked into .cache (copied across filesystems), so the
+// overlay's backing file outlives the image's deletion. The firmware code
+// is shared read-only; the variable store (NVRAM) is copied per instance
+// from OVMF's template on first start and kept. Spec.SecureBoot picks the
+// Secure Boot build (SMM: -machine smm=on and a secure pflash) with
+// Microsoft's keys enrolled; asked of firmware without that build, Start
+// fails rather than boot without it. Such a VM may reboot (no -no-reboot);
+// stop is ACPI power-down, then quit after the timeout.
+//
 // # On-disk layout
 //
 //	Dir/
 //	  .cache/disk-<hash>.ext4   base disks, one per image tree, mode 0444
+//	  .cache/image-<hash>.<fmt> disk images booted by firmware (links)
 //	  <id>/                     one per instance, mode 0700
 //	    root.qcow2              the instance's writable overlay: its data
 //	    initrd.img              the initramfs of the last start
@@ -50,6 +65,7 @@
 //	    qemu.pid                QEMU's pid, for Recover
 //	    vm.json                 what Recover needs beyond the command line
 //	    standby.state           the saved VM of a stateful stop, until restored
+//	    nvram.fd, nvram-secboot.fd  firmware variables (disk-image VMs)
 //
 // # Detached QEMU, and recovery
 //

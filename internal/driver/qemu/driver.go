@@ -43,6 +43,9 @@ type Config struct {
 	// Machine is the QEMU machine type for VMs booted from OCI images:
 	// "microvm" (default: no firmware, no PCI; fastest to boot) or "q35".
 	Machine string
+	// FirmwareDir holds the UEFI firmware that boots disk images (OVMF's
+	// *_4M files); empty means DefaultFirmwareDir (efi.go).
+	FirmwareDir string
 	// CgroupParent is the cgroup every QEMU process's cgroup is created in.
 	CgroupParent string
 	// OnExit receives every end of a VM.

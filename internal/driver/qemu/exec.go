@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
@@ -24,7 +25,7 @@ func (d *Driver) readyAgent(ctx context.Context, id string) (*agentConn, error) 
 	}
 	ac := v.agentConn()
 	if ac == nil {
-		return nil, errors.New("this VM has no guest agent")
+		return nil, errdefs.Invalid("this needs the guest agent, and this VM (booted from a disk image) has none")
 	}
 	if err := ac.waitReady(ctx); err != nil {
 		return nil, fmt.Errorf("guest agent: %w", err)

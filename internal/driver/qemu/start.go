@@ -31,7 +31,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if d.get(spec.ID) != nil {
 		return 0, errdefs.Conflict("VM %s is already running", spec.ID)
 	}
-	if spec.RootFS == "" {
+	if spec.RootFS == "" && spec.Disk == nil {
 		return 0, errdefs.Invalid("a virtual machine needs an image")
 	}
 	mem := spec.Limits.MemoryBytes
@@ -40,6 +40,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	}
 	if mem < MinMemory {
 		return 0, errdefs.Invalid("limits.memory: %d MiB is below the %d MiB a VM needs", mem>>20, MinMemory>>20)
+	}
+	if spec.Disk != nil {
+		return d.startDisk(ctx, spec, dir, mem) // efi.go
 	}
 	paths, err := d.tools()
 	if err != nil {

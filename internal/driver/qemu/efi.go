@@ -1,0 +1,234 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// A VM booted from a disk image (driver.Spec.Disk: a cloud image, qcow2
+// or raw) runs on a q35 machine with UEFI firmware (OVMF) and the image's
+// own boot loader and kernel: no -kernel, no initramfs, no guest agent.
+// The firmware is two flash devices: the code, shared read-only by every
+// VM, and the variable store (NVRAM: boot entries, Secure Boot keys),
+// copied per instance from a template on first start and kept, as a
+// physical machine keeps its NVRAM. Secure Boot needs the firmware build
+// that enforces it (SMM-protected variables, hence -machine smm=on and a
+// secure pflash) and a template with Microsoft's keys enrolled, so that
+// distribution shims verify.
+
+// DefaultFirmwareDir is where Debian's ovmf package puts OVMF.
+const DefaultFirmwareDir = "/usr/share/OVMF"
+
+// firmware is the pair of flash images a disk VM boots with.
+type firmware struct {
+	Code   string // read-only, shared
+	Vars   string // template of the instance's NVRAM
+	NVRAM  string // the instance's copy, a file name in its directory
+	Secure bool
+}
+
+// firmwareFor picks OVMF's files for Secure Boot on or off. Secure Boot
+// asked of firmware that cannot do it is an error, never a silent
+// downgrade.
+func firmwareFor(dir string, secure bool) (firmware, error) {
+	fw := firmware{Code: "OVMF_CODE_4M.fd", Vars: "OVMF_VARS_4M.fd", NVRAM: "nvram.fd"}
+	if secure {
+		fw = firmware{Code: "OVMF_CODE_4M.secboot.fd", Vars: "OVMF_VARS_4M.ms.fd", NVRAM: "nvram-secboot.fd", Secure: true}
+	}
+	fw.Code, fw.Vars = filepath.Join(dir, fw.Code), filepath.Join(dir, fw.Vars)
+	for _, p := range []string{fw.Code, fw.Vars} {
+		if strings.ContainsAny(p, ", ") {
+			return fw, errdefs.Invalid("firmware path %q contains a comma or a space", p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			if secure {
+				return fw, errdefs.Invalid("security.secureboot: this host's UEFI firmware has no Secure Boot build (%s): install ovmf, or set security.secureboot=false", p)
+			}
+			return fw, errdefs.Invalid("a disk image boots with UEFI firmware, and %s is missing: install ovmf (scripts/deps.sh)", p)
+		}
+	}
+	return fw, nil
+}
+
+// startDisk boots a VM from spec.Disk. Like Start, it leaves nothing
+// behind on failure (no instance directory if there was none).
+func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, mem int64) (int, error) {
+	if spec.Disk.Format != "qcow2" && spec.Disk.Format != "raw" {
+		return 0, errdefs.Invalid("disk image format %q: qcow2 or raw", spec.Disk.Format)
+	}
+	fw, err := firmwareFor(d.firmwareDir(), spec.SecureBoot)
+	if err != nil {
+		return 0, err
+	}
+	qemu, err := tool(d.cfg.QEMU, "qemu-system-x86_64")
+	if err != nil {
+		return 0, err
+	}
+	qemuImg, err := tool(d.cfg.QEMUImg, "qemu-img")
+	if err != nil {
+		return 0, err
+	}
+	_, statErr := os.Stat(dir)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("instance dir: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok && fresh {
+			os.RemoveAll(dir)
+		}
+	}()
+	for _, f := range []string{fileQMP, fileAgent, filePid} {
+		_ = os.Remove(filepath.Join(dir, f))
+	}
+	overlay := filepath.Join(dir, fileRoot)
+	if _, err := os.Stat(overlay); err != nil {
+		base, err := d.pinDisk(spec.Disk.Path, spec.Disk.Format)
+		if err != nil {
+			return 0, err
+		}
+		if err := createOverlay(ctx, qemuImg, base, spec.Disk.Format, overlay); err != nil {
+			return 0, err
+		}
+	}
+	nvram := filepath.Join(dir, fw.NVRAM)
+	if _, err := os.Stat(nvram); err != nil {
+		if err := copyFile(fw.Vars, nvram, 0o600); err != nil {
+			return 0, fmt.Errorf("firmware variables: %w", err)
+		}
+	}
+	restore := ""
+	if _, err := os.Stat(filepath.Join(dir, fileState)); err == nil {
+		restore = filepath.Join(dir, fileState)
+	}
+	args := d.efiArgs(dir, fw, max(spec.Limits.CPUCount, 1), mem, restore)
+	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem)
+	if err != nil {
+		return 0, err
+	}
+	if err := writeMeta(dir, meta{StopSignal: int(spec.StopSignal)}); err != nil {
+		d.abort(v)
+		return 0, err
+	}
+	if err := d.connect(ctx, v, restore != ""); err != nil {
+		d.abort(v)
+		if restore != "" {
+			_ = os.Rename(restore, restore+".failed")
+			return 0, fmt.Errorf("restore from standby failed (the saved state is set aside as %s.failed; start again to boot afresh): %w", fileState, err)
+		}
+		return 0, err
+	}
+	if restore != "" {
+		_ = os.Remove(restore)
+	}
+	ok = true
+	d.log.Info("vm started from disk image", "id", spec.ID, "pid", v.pid, "secureboot", fw.Secure, "restored", restore != "")
+	return v.pid, nil
+}
+
+func (d *Driver) firmwareDir() string {
+	if d.cfg.FirmwareDir != "" {
+		return d.cfg.FirmwareDir
+	}
+	return DefaultFirmwareDir
+}
+
+// pinDisk gives the driver its own name for an image's disk (a hard link
+// in Dir/.cache, a copy across filesystems), so overlays keep their
+// backing file when the image is deleted from the store.
+func (d *Driver) pinDisk(src, format string) (string, error) {
+	d.diskMu.Lock()
+	defer d.diskMu.Unlock()
+	dst := filepath.Join(d.cfg.Dir, ".cache", "image-"+hashOf([]byte(src))+"."+format)
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.Link(src, dst); err == nil {
+		return dst, nil
+	}
+	tmp := dst + ".tmp"
+	if err := copyFile(src, tmp, 0o444); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("disk image: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("disk image: %w", err)
+	}
+	return dst, nil
+}
+
+// copyFile copies src to a new file dst (synced).
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return err
+	}
+	return out.Close()
+}
+
+// efiArgs is the command line of a VM booted by UEFI firmware from its
+// disk. Unlike a kernel-booted VM it may reboot (no -no-reboot): a guest
+// that installs updates or changes boot entries resets, as hardware does.
+func (d *Driver) efiArgs(dir string, fw firmware, cpus int, mem int64, restore string) []string {
+	accel, cpu := "tcg,thread=multi,tb-size=64", "max"
+	if d.kvm {
+		accel, cpu = "kvm", "host"
+	}
+	machine := "q35"
+	if fw.Secure {
+		// Secure Boot variables live in SMM-protected flash, out of the
+		// guest OS's reach.
+		machine = "q35,smm=on"
+	}
+	args := []string{
+		"-name", "hangar-" + filepath.Base(dir),
+		"-machine", machine, "-accel", accel, "-cpu", cpu,
+		"-smp", strconv.Itoa(cpus), "-m", strconv.FormatInt(mem>>20, 10) + "M",
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-global", "ICH9-LPC.disable_s3=1",
+	}
+	if fw.Secure {
+		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
+	}
+	args = append(args,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+fw.Code,
+		"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, fw.NVRAM),
+		"-chardev", "file,id=console,append=on,path="+filepath.Join(dir, fileConsole),
+		"-serial", "chardev:console",
+		"-drive", "file="+filepath.Join(dir, fileRoot)+",if=none,id=root,format=qcow2,discard=unmap",
+		"-device", "virtio-blk-pci,drive=root,bootindex=0",
+		"-device", "virtio-rng-pci",
+		"-qmp", "unix:"+filepath.Join(dir, fileQMP)+",server=on,wait=off",
+		"-pidfile", filepath.Join(dir, filePid),
+	)
+	if restore != "" {
+		args = append(args, "-incoming", "exec:cat "+restore)
+	}
+	return args
+}
