@@ -167,6 +167,24 @@ func TestEFIVM(t *testing.T) {
 	waitFor(t, "the UEFI shell without Secure Boot", 2*time.Minute, func() bool {
 		return strings.Contains(d.must("console", "v1", "--show-log"), "Shell>")
 	})
+	// The serial console is attachable: the firmware's shell answers what
+	// is typed on it.
+	in, inW := io.Pipe()
+	var out syncBuffer
+	con, err := d.client().AttachConsole(context.Background(), "v1", api.InstanceConsolePost{}, in, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(inW, "echo efi-console-ok\r")
+	waitFor(t, "the UEFI shell's answer on the console", time.Minute, func() bool {
+		// The shell echoes key by key with cursor moves; the command's
+		// output is the whole word on its own line.
+		return strings.Contains(out.String(), "efi-console-ok\r\n")
+	})
+	inW.Close()
+	if err := con.Detach(context.Background()); err != nil {
+		t.Errorf("detach: %v", err)
+	}
 	// QEMU outlives the daemon; the restarted daemon reconnects to QMP.
 	pid := d.pid("v1")
 	d.kill9()

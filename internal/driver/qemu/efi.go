@@ -88,7 +88,7 @@ func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, me
 			os.RemoveAll(dir)
 		}
 	}()
-	for _, f := range []string{fileQMP, fileAgent, filePid} {
+	for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
 		_ = os.Remove(filepath.Join(dir, f))
 	}
 	overlay := filepath.Join(dir, fileRoot)
@@ -219,7 +219,7 @@ func (d *Driver) efiArgs(dir string, fw firmware, cpus int, mem int64, restore s
 	args = append(args,
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+fw.Code,
 		"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, fw.NVRAM),
-		"-chardev", "file,id=console,append=on,path="+filepath.Join(dir, fileConsole),
+		"-chardev", consoleChardev(dir),
 		"-serial", "chardev:console",
 		"-drive", "file="+filepath.Join(dir, fileRoot)+",if=none,id=root,format=qcow2,discard=unmap",
 		"-device", "virtio-blk-pci,drive=root,bootindex=0",
