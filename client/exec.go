@@ -61,19 +61,24 @@ func (c *Client) ExecInstance(ctx context.Context, name string, req api.Instance
 			return nil, fmt.Errorf("exec: the daemon offered no %q stream", k)
 		}
 	}
-	// Dial every stream at once: the command starts when the last one is
-	// connected.
+	// Control first, as lxc does: the daemon starts the command once the
+	// data streams are connected, and a command that ends (or fails) at once
+	// closes the operation's streams, control included. Then the data
+	// streams all at once.
 	conns := make([]*websocket.Conn, len(want))
 	errs := make([]error, len(want))
-	var wg sync.WaitGroup
-	for i, k := range want {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conns[i], errs[i] = c.operationWebsocket(ctx, op.ID(), fds[k])
-		}()
+	conns[0], errs[0] = c.operationWebsocket(ctx, op.ID(), fds[want[0]])
+	if errs[0] == nil {
+		var wg sync.WaitGroup
+		for i, k := range want[1:] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conns[i+1], errs[i+1] = c.operationWebsocket(ctx, op.ID(), fds[k])
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		for _, conn := range conns {
 			if conn != nil {

@@ -1,6 +1,7 @@
 package lxd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -158,13 +159,20 @@ func (set *socketSet) accept(w http.ResponseWriter, r *http.Request, secret stri
 // operation.
 func (s *Server) getOperationWebsocket(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.Ops.Get(id); err != nil {
+	op, err := s.Ops.Get(id)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
 	set := s.sockets.get(id)
+	if set == nil && op.StatusCode.IsFinal() {
+		// Late: the operation ended (a command that failed to start, say)
+		// before this stream connected. Its error is the useful answer.
+		writeError(w, errdefs.Invalid("operation %s has ended: %s", id, cmp.Or(op.Err, op.Status)))
+		return
+	}
 	if set == nil {
-		writeError(w, errdefs.Invalid("operation %q has no websockets (or they are closed)", id))
+		writeError(w, errdefs.Invalid("operation %q has no websockets", id))
 		return
 	}
 	secret := r.URL.Query().Get("secret")
