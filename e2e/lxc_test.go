@@ -536,6 +536,20 @@ func (d *daemon) startLXCMonitor(t *testing.T, name string) *lxcMonitor {
 // next returns the action of the next lifecycle event about the monitor's
 // instance, or false when none comes within wait.
 func (m *lxcMonitor) next(t *testing.T, wait time.Duration) (string, bool) {
+	ev, ok := m.nextEvent(t, wait)
+	if !ok {
+		return "", false
+	}
+	return ev.action, true
+}
+
+type monitorEvent struct {
+	action string
+	at     time.Time
+}
+
+// nextEvent is next with the event's timestamp.
+func (m *lxcMonitor) nextEvent(t *testing.T, wait time.Duration) (monitorEvent, bool) {
 	t.Helper()
 	timeout := time.After(wait)
 	for {
@@ -552,27 +566,36 @@ func (m *lxcMonitor) next(t *testing.T, wait time.Duration) (string, bool) {
 				t.Errorf("lxc monitor --type=lifecycle showed a %q event", ev.Type)
 			}
 			if md.Source == m.source {
-				return md.Action, true
+				return monitorEvent{md.Action, ev.Timestamp}, true
 			}
 		case <-timeout:
-			return "", false
+			return monitorEvent{}, false
 		}
 	}
 }
 
 // expect checks that the next events about the instance are actions, in
-// order. Config updates are skipped: a late one is a startup poke.
+// order. Config updates are skipped: a late one is a startup poke. lxc
+// monitor hands each event to its printer in a goroutine of its own, so
+// events published microseconds apart (a restart's started and restarted)
+// may be printed out of order: they are put back in order by their
+// timestamps, which hangard takes in sequence order.
 func (m *lxcMonitor) expect(t *testing.T, actions ...string) {
 	t.Helper()
-	var got []string
-	for len(got) < len(actions) {
-		a, ok := m.next(t, 5*time.Second)
+	var evs []monitorEvent
+	for len(evs) < len(actions) {
+		ev, ok := m.nextEvent(t, 5*time.Second)
 		if !ok {
 			break
 		}
-		if a != "instance-updated" {
-			got = append(got, a)
+		if ev.action != "instance-updated" {
+			evs = append(evs, ev)
 		}
+	}
+	slices.SortStableFunc(evs, func(a, b monitorEvent) int { return a.at.Compare(b.at) })
+	var got []string
+	for _, ev := range evs {
+		got = append(got, ev.action)
 	}
 	if !slices.Equal(got, actions) {
 		t.Errorf("lxc monitor showed %q, want %q", got, actions)
