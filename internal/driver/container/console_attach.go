@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/driver/logtail"
 )
 
 // A container's console is PID 1's standard streams, with no helper
@@ -67,20 +68,16 @@ func (d *Driver) AttachConsole(ctx context.Context, id string) (io.ReadWriteClos
 	if in, err := os.OpenFile(d.consoleInPath(id), os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
 		c.in = in
 	}
-	d.consoleMu.Lock()
-	fi, err := os.Stat(d.consolePath(id))
-	d.consoleMu.Unlock()
-	if err == nil {
-		c.offset = fi.Size()
-	}
+	// The rotation (console.go) truncates the log under consoleMu.
+	c.tail = logtail.New(d.consolePath(id), &d.consoleMu)
 	return c, nil
 }
 
 type attachedConsole struct {
-	d      *Driver
-	id     string
-	in     *os.File
-	offset int64 // next byte of console.log to send
+	d    *Driver
+	id   string
+	in   *os.File
+	tail *logtail.Tail
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -91,7 +88,7 @@ func (c *attachedConsole) Read(p []byte) (int, error) {
 	t := time.NewTicker(consoleFollowInterval)
 	defer t.Stop()
 	for {
-		n, err := c.readNew(p)
+		n, err := c.tail.ReadNew(p)
 		if n > 0 || err != nil {
 			return n, err
 		}
@@ -101,38 +98,6 @@ func (c *attachedConsole) Read(p []byte) (int, error) {
 		case <-t.C:
 		}
 	}
-}
-
-// readNew reads what console.log gained since the last read. The rotation
-// (console.go) truncates the file under consoleMu: a file shorter than the
-// offset has been rotated, and is followed from its start.
-func (c *attachedConsole) readNew(p []byte) (int, error) {
-	c.d.consoleMu.Lock()
-	defer c.d.consoleMu.Unlock()
-	f, err := os.Open(c.d.consolePath(c.id))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if fi.Size() < c.offset {
-		c.offset = 0
-	}
-	if fi.Size() == c.offset {
-		return 0, nil
-	}
-	n, err := f.ReadAt(p, c.offset)
-	c.offset += int64(n)
-	if errors.Is(err, io.EOF) {
-		err = nil
-	}
-	return n, err
 }
 
 // Write sends input to PID 1's stdin.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/driver/logtail"
 )
 
 // A VM's console is its first serial port. QEMU serves it on a unix
@@ -112,10 +113,8 @@ func (d *Driver) AttachConsole(ctx context.Context, id string) (io.ReadWriteClos
 	if v == nil {
 		return nil, fmt.Errorf("attach console %s: %w", id, driver.ErrNotRunning)
 	}
-	c := &attachedConsole{log: filepath.Join(dir, fileConsole), vm: v, done: make(chan struct{})}
-	if fi, err := os.Stat(c.log); err == nil {
-		c.offset = fi.Size()
-	}
+	// ClearConsoleLog truncates the log; QEMU appends at the new end.
+	c := &attachedConsole{tail: logtail.New(filepath.Join(dir, fileConsole), nil), vm: v, done: make(chan struct{})}
 	switch err := v.console.acquire(filepath.Join(dir, fileConsoleSock)); {
 	case err == nil:
 		c.input = true
@@ -129,10 +128,9 @@ func (d *Driver) AttachConsole(ctx context.Context, id string) (io.ReadWriteClos
 }
 
 type attachedConsole struct {
-	log    string
-	vm     *vm
-	input  bool  // holds a share of vm.console
-	offset int64 // next byte of the log to send
+	tail  *logtail.Tail
+	vm    *vm
+	input bool // holds a share of vm.console
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -150,7 +148,7 @@ func (c *attachedConsole) Read(p []byte) (int, error) {
 			ended = true
 		default:
 		}
-		n, err := c.readNew(p)
+		n, err := c.tail.ReadNew(p)
 		if n > 0 || err != nil {
 			return n, err
 		}
@@ -164,36 +162,6 @@ func (c *attachedConsole) Read(p []byte) (int, error) {
 		case <-t.C:
 		}
 	}
-}
-
-// readNew reads what the log gained since the last read. A log shorter
-// than the offset was cleared (ClearConsoleLog truncates it; QEMU appends
-// at the new end) and is followed from its start.
-func (c *attachedConsole) readNew(p []byte) (int, error) {
-	f, err := os.Open(c.log)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if fi.Size() < c.offset {
-		c.offset = 0
-	}
-	if fi.Size() == c.offset {
-		return 0, nil
-	}
-	n, err := f.ReadAt(p, c.offset)
-	c.offset += int64(n)
-	if errors.Is(err, io.EOF) {
-		err = nil
-	}
-	return n, err
 }
 
 // Write sends input to the guest's serial port.
