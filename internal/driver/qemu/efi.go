@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -77,20 +76,16 @@ func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, me
 	if err != nil {
 		return 0, err
 	}
-	_, statErr := os.Stat(dir)
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, fmt.Errorf("instance dir: %w", err)
+	undo, err := prepareDir(dir)
+	if err != nil {
+		return 0, err
 	}
 	ok := false
 	defer func() {
-		if !ok && fresh {
-			os.RemoveAll(dir)
+		if !ok {
+			undo()
 		}
 	}()
-	for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
-		_ = os.Remove(filepath.Join(dir, f))
-	}
 	overlay := filepath.Join(dir, fileRoot)
 	if _, err := os.Stat(overlay); err != nil {
 		base, err := d.pinDisk(spec.Disk.Path, spec.Disk.Format)

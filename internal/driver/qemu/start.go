@@ -48,20 +48,16 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, statErr := os.Stat(dir)
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, fmt.Errorf("instance dir: %w", err)
+	undo, err := prepareDir(dir)
+	if err != nil {
+		return 0, err
 	}
 	ok := false
 	defer func() {
-		if !ok && fresh {
-			os.RemoveAll(dir)
+		if !ok {
+			undo()
 		}
 	}()
-	for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
-		_ = os.Remove(filepath.Join(dir, f))
-	}
 
 	overlay := filepath.Join(dir, fileRoot)
 	if _, err := os.Stat(overlay); err != nil {
@@ -420,4 +416,23 @@ func (d *Driver) abort(v *vm) {
 			d.log.Error("qemu did not end", "id", v.id, "pid", v.pid)
 		}
 	}
+}
+
+// prepareDir makes an instance's directory and clears the sockets and
+// pidfile a previous run left there. undo removes the directory if this
+// call made it: a failed first start leaves nothing.
+func prepareDir(dir string) (undo func(), err error) {
+	_, statErr := os.Stat(dir)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("instance dir: %w", err)
+	}
+	for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
+		_ = os.Remove(filepath.Join(dir, f))
+	}
+	return func() {
+		if fresh {
+			os.RemoveAll(dir)
+		}
+	}, nil
 }
