@@ -102,32 +102,13 @@ func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, me
 			return 0, fmt.Errorf("firmware variables: %w", err)
 		}
 	}
-	restore := ""
-	if _, err := os.Stat(filepath.Join(dir, fileState)); err == nil {
-		restore = filepath.Join(dir, fileState)
-	}
+	restore := standbyState(dir)
 	args := d.efiArgs(dir, fw, max(spec.Limits.CPUCount, 1), mem, restore)
-	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem)
+	v, err := d.boot(ctx, spec, dir, qemu, args, mem, restore, false)
 	if err != nil {
 		return 0, err
 	}
-	if err := writeMeta(dir, meta{StopSignal: int(spec.StopSignal)}); err != nil {
-		d.abort(v)
-		return 0, err
-	}
-	if err := d.connect(ctx, v, restore != ""); err != nil {
-		d.abort(v)
-		if restore != "" {
-			_ = os.Rename(restore, restore+".failed")
-			return 0, fmt.Errorf("restore from standby failed (the saved state is set aside as %s.failed; start again to boot afresh): %w", fileState, err)
-		}
-		return 0, err
-	}
-	if restore != "" {
-		_ = os.Remove(restore)
-	}
 	ok = true
-	d.log.Info("vm started from disk image", "id", spec.ID, "pid", v.pid, "secureboot", fw.Secure, "restored", restore != "")
 	return v.pid, nil
 }
 

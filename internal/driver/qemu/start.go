@@ -83,40 +83,54 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err := writeFiles(filepath.Join(dir, fileInitrd), base, conf); err != nil {
 		return 0, fmt.Errorf("write initramfs: %w", err)
 	}
-	restore := ""
-	if _, err := os.Stat(filepath.Join(dir, fileState)); err == nil {
-		restore = filepath.Join(dir, fileState)
-	}
-
-	cpus := max(spec.Limits.CPUCount, 1)
-	args := d.qemuArgs(dir, k, cpus, mem, restore)
-	v, err := d.launch(ctx, spec.ID, dir, paths.qemu, args, spec.Limits, mem)
+	restore := standbyState(dir)
+	args := d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore)
+	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, restore, true)
 	if err != nil {
 		return 0, err
 	}
+	ok = true
+	return v.pid, nil
+}
+
+// standbyState is the saved state a start restores from, or "" to boot.
+func standbyState(dir string) string {
+	p := filepath.Join(dir, fileState)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// boot runs QEMU with args for spec, records what a recovering daemon
+// needs (meta), and connects to QMP (and the agent, withAgent). A state
+// that fails to restore is set aside, so the next start boots instead of
+// failing again.
+func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, restore string, withAgent bool) (*vm, error) {
+	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem)
+	if err != nil {
+		return nil, err
+	}
 	v.stopSignal = spec.StopSignal
-	v.withAgent = true
-	if err := writeMeta(dir, meta{StopSignal: int(spec.StopSignal), WithAgent: true}); err != nil {
+	v.withAgent = withAgent
+	if err := writeMeta(dir, meta{StopSignal: int(spec.StopSignal), WithAgent: withAgent}); err != nil {
 		d.abort(v)
-		return 0, err
+		return nil, err
 	}
 	if err := d.connect(ctx, v, restore != ""); err != nil {
 		d.abort(v)
 		if restore != "" {
-			// A state that cannot be restored would fail every start:
-			// set it aside (kept for inspection) so the next start boots.
 			_ = os.Rename(restore, restore+".failed")
-			return 0, fmt.Errorf("restore from standby failed (the saved state is set aside as %s.failed; start again to boot afresh): %w", fileState, err)
+			return nil, fmt.Errorf("restore from standby failed (the saved state is set aside as %s.failed; start again to boot afresh): %w", fileState, err)
 		}
-		return 0, err
+		return nil, err
 	}
 	if restore != "" {
 		// The state is in the running VM now; a later start must boot.
 		_ = os.Remove(restore)
 	}
-	ok = true
-	d.log.Info("vm started", "id", spec.ID, "pid", v.pid, "restored", restore != "")
-	return v.pid, nil
+	d.log.Info("vm started", "id", spec.ID, "pid", v.pid, "agent", withAgent, "restored", restore != "")
+	return v, nil
 }
 
 type toolPaths struct{ qemu, qemuImg, mkfs string }
