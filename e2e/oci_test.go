@@ -29,48 +29,9 @@ import (
 // must reuse the unpacked tree.
 func TestOCILaunch(t *testing.T) {
 	d := startDaemon(t, "")
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-
-	base, err := tarball.LayerFromFile(imageTarball, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := "#!/bin/sh\necho \"oci-entrypoint args=$* GREETING=$GREETING EXTRA=$EXTRA uid=$(id -u) gid=$(id -g) cwd=$(pwd)\"\nexec sleep 2147483647\n"
-	top := tarLayer(t, map[string]string{
-		"app/run.sh": script,
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n",
-		"etc/group":  "root:x:0:\napp:x:1000:\n",
-	})
-	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	img, err = mutate.AppendLayers(img, base, top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config = v1.Config{
-		Entrypoint: []string{"/app/run.sh"},
-		Cmd:        []string{"first-arg"},
-		Env:        []string{"PATH=/bin:/sbin:/usr/bin", "GREETING=hello-from-image"},
-		WorkingDir: "/app",
-		User:       "app",
-	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host+"/test/app:1", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	ref, img := serveAppImage(t, "test/app:1",
+		"#!/bin/sh\necho \"oci-entrypoint args=$* GREETING=$GREETING EXTRA=$EXTRA uid=$(id -u) gid=$(id -g) cwd=$(pwd)\"\nexec sleep 2147483647\n")
+	host, _, _ := strings.Cut(ref, "/")
 	digest, _ := img.Digest()
 
 	out := d.must("launch", host+"/test/app:1", "c1", "--insecure", "-c", "environment.EXTRA=from-config")
@@ -103,6 +64,55 @@ func TestOCILaunch(t *testing.T) {
 	if out := d.must("image", "list", "--format", "csv"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("failed pulls stored images: %s", out)
 	}
+}
+
+// serveAppImage starts a registry on loopback in this process (closed with
+// the test) and pushes to it, as repo, an OCI image: the busybox tree as
+// its base layer, then a layer with script as /app/run.sh, the entrypoint
+// (cmd "first-arg"), run as user app (1000:1000) in /app with GREETING in
+// its env. It returns the image's reference and the image.
+func serveAppImage(t *testing.T, repo, script string) (string, v1.Image) {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	base, err := tarball.LayerFromFile(imageTarball, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := tarLayer(t, map[string]string{
+		"app/run.sh": script,
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n",
+		"etc/group":  "root:x:0:\napp:x:1000:\n",
+	})
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	if img, err = mutate.AppendLayers(img, base, top); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Config = v1.Config{
+		Entrypoint: []string{"/app/run.sh"},
+		Cmd:        []string{"first-arg"},
+		Env:        []string{"PATH=/bin:/sbin:/usr/bin", "GREETING=hello-from-image"},
+		WorkingDir: "/app",
+		User:       "app",
+	}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/" + repo
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref, img
 }
 
 // tarLayer builds a gzipped layer of executable files.

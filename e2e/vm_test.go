@@ -1,27 +1,14 @@
 package e2e
 
 import (
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/hangar-dev/hangar/api"
 )
@@ -31,45 +18,8 @@ import (
 // sleeps. It returns the reference.
 func ociVMImage(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	base, err := tarball.LayerFromFile(imageTarball, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	top := tarLayer(t, map[string]string{
-		"app/run.sh": "#!/bin/sh\necho \"vm-entrypoint args=$* GREETING=$GREETING uid=$(id -u) cwd=$(pwd)\"\nexec sleep 2147483647\n",
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n",
-		"etc/group":  "root:x:0:\napp:x:1000:\n",
-	})
-	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	if img, err = mutate.AppendLayers(img, base, top); err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config = v1.Config{
-		Entrypoint: []string{"/app/run.sh"},
-		Cmd:        []string{"first-arg"},
-		Env:        []string{"PATH=/bin:/sbin:/usr/bin", "GREETING=hello-from-image"},
-		WorkingDir: "/app",
-		User:       "app",
-	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/test/vm:1"
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
+	ref, _ := serveAppImage(t, "test/vm:1",
+		"#!/bin/sh\necho \"vm-entrypoint args=$* GREETING=$GREETING uid=$(id -u) cwd=$(pwd)\"\nexec sleep 2147483647\n")
 	return ref
 }
 
