@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,17 +13,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/client"
 	"github.com/hangar-dev/hangar/internal/driver"
-	"github.com/hangar-dev/hangar/internal/event"
-	"github.com/hangar-dev/hangar/internal/instance"
-	"github.com/hangar-dev/hangar/internal/operation"
-	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // fakeRootDriver is fakeDriver with a plain directory per instance as its
@@ -63,26 +57,8 @@ func newFilesServer(tb testing.TB) (*httptest.Server, *client.Client, *fakeRootD
 		tb.Skip("files are owned by the instance's mapped root: chown needs root")
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(tb.TempDir(), "hangar.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	hub := event.New(1000, "none")
-	ops := operation.New(hub, time.Minute)
-	tb.Cleanup(ops.Close)
 	drv := &fakeRootDriver{fakeDriver: &fakeDriver{running: map[string]int{}}, dir: tb.TempDir()}
-	svc := instance.New(instance.Config{
-		DB: st, Images: fakeImages{}, Driver: drv,
-		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
-		Log: slog.New(slog.DiscardHandler),
-	})
-	if err := svc.Load(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	srv := &Server{Instances: svc, Images: fakeImages{}, Ops: ops, Events: hub, Info: func() api.Server { return api.Server{} }}
-	ts := httptest.NewServer(srv.Handler())
-	tb.Cleanup(ts.Close)
+	ts, srv := newServer(tb, drv)
 
 	sockDir, err := os.MkdirTemp("", "hfiles") // short: socket paths are limited
 	if err != nil {

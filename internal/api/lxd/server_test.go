@@ -123,47 +123,43 @@ func (l lifecycle) Lifecycle(action, source string, ctx map[string]any) {
 }
 
 func newTestServer(t *testing.T) *httptest.Server {
-	t.Helper()
+	ts, _ := newServer(t, &fakeDriver{running: map[string]int{}})
+	return ts
+}
+
+// newServer serves the API over a real store and instance service, with
+// drv as the runtime.
+func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
+	tb.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hangar.db"))
+	st, err := store.Open(ctx, filepath.Join(tb.TempDir(), "hangar.db"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	tb.Cleanup(func() { st.Close() })
 	hub := event.New(1000, "none")
 	ops := operation.New(hub, time.Minute)
-	t.Cleanup(ops.Close)
+	tb.Cleanup(ops.Close)
 	svc := instance.New(instance.Config{
-		DB: st, Images: fakeImages{}, Driver: &fakeDriver{running: map[string]int{}},
+		DB: st, Images: fakeImages{}, Driver: drv,
 		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
-		Log: slog.New(slog.DiscardHandler), LogDir: t.TempDir(),
+		Log: slog.New(slog.DiscardHandler), LogDir: tb.TempDir(),
 	})
 	if err := svc.Load(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := &Server{Instances: svc, Images: fakeImages{}, Ops: ops, Events: hub, Info: func() api.Server { return api.Server{} }}
 	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return ts
+	tb.Cleanup(ts.Close)
+	return ts, srv
 }
 
 // call sends a request and decodes the envelope.
 func call(t *testing.T, ts *httptest.Server, method, path, body string, header map[string]string) (*http.Response, api.Response) {
 	t.Helper()
-	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, b := rawCall(t, ts, method, path, body, header)
 	var env api.Response
-	_ = json.NewDecoder(resp.Body).Decode(&env)
+	_ = json.Unmarshal(b, &env)
 	return resp, env
 }
 
