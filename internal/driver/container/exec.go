@@ -208,21 +208,35 @@ var nsTypes = []struct{ file, flag string }{
 	{"time", "--time"},
 }
 
+// ownNamespaces are the daemon's namespaces, in nsTypes order, read once:
+// they never change. A missing one (time, before Linux 5.6) is zero.
+var ownNamespaces = sync.OnceValues(func() ([]unix.Stat_t, error) {
+	out := make([]unix.Stat_t, len(nsTypes))
+	for i, ns := range nsTypes {
+		err := unix.Stat("/proc/self/ns/"+ns.file, &out[i])
+		if err != nil && !(errors.Is(err, unix.ENOENT) && ns.file == "time") {
+			return nil, fmt.Errorf("read own namespaces: %w", err)
+		}
+	}
+	return out, nil
+})
+
 // readExecTarget reads PID 1's namespaces, credentials and cgroups.
 func readExecTarget(pid int) (execTarget, error) {
 	var t execTarget
-	for _, ns := range nsTypes {
-		var theirs, ours unix.Stat_t
+	own, err := ownNamespaces()
+	if err != nil {
+		return t, err
+	}
+	for i, ns := range nsTypes {
+		var theirs unix.Stat_t
 		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.file), &theirs); err != nil {
 			if errors.Is(err, unix.ENOENT) && ns.file == "time" {
 				continue // kernels before 5.6
 			}
 			return t, fmt.Errorf("read namespaces of PID 1: %w", err)
 		}
-		if err := unix.Stat("/proc/self/ns/"+ns.file, &ours); err != nil {
-			return t, fmt.Errorf("read own namespaces: %w", err)
-		}
-		if theirs.Ino != ours.Ino || theirs.Dev != ours.Dev {
+		if theirs.Ino != own[i].Ino || theirs.Dev != own[i].Dev {
 			t.nsFlags = append(t.nsFlags, ns.flag)
 			t.userns = t.userns || ns.file == "user"
 		}
