@@ -94,17 +94,12 @@ func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, fp string) 
 		if err != nil {
 			// The status is sent; the client sees a truncated body and a
 			// fingerprint that does not match.
-			s.logDebug("image export interrupted", "fingerprint", e.Fingerprint, "err", err)
+			s.Log.Debug("image export interrupted", "fingerprint", e.Fingerprint, "err", err)
 			return
 		}
 	}
 	if err := mw.Close(); err != nil {
-		s.logDebug("image export interrupted", "fingerprint", e.Fingerprint, "err", err)
+		s.Log.Debug("image export interrupted", "fingerprint", e.Fingerprint, "err", err)
 	}
 }
 
-func (s *Server) logDebug(msg string, args ...any) {
-	if s.Log != nil {
-		s.Log.Debug(msg, args...)
-	}
-}

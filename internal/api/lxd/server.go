@@ -43,13 +43,16 @@ type Server struct {
 	Info      func() api.Server
 	// Config is the server configuration; nil refuses every key.
 	Config ServerConfig
-	Log    *slog.Logger
+	Log    *slog.Logger // slog.Default() when nil
 
 	sockets sockets // websocket operations' streams, by operation ID
 }
 
 // Handler returns the HTTP handler of the API.
 func (s *Server) Handler() http.Handler {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request)) {
 		mux.HandleFunc(pattern, h)
@@ -143,7 +146,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
-		if s.Log != nil && s.Log.Enabled(r.Context(), slog.LevelDebug) {
+		if s.Log.Enabled(r.Context(), slog.LevelDebug) {
 			s.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
 		}
 	})
