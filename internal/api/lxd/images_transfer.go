@@ -102,4 +102,3 @@ func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, fp string) 
 		s.Log.Debug("image export interrupted", "fingerprint", e.Fingerprint, "err", err)
 	}
 }
-
