@@ -74,9 +74,14 @@ const maxSymlinkTarget = 4096
 // lock is held until fn returns, so that no stop, start or delete changes
 // the root under a transfer.
 func (s *Service) ReadFile(ctx context.Context, name, p string, fn func(*File) error) error {
-	if handled, err := s.readGuestFile(ctx, name, p, fn); handled {
-		return err
+	handled, err := s.readGuestFile(ctx, name, p, fn)
+	if !handled {
+		err = s.readRootFile(ctx, name, p, fn)
 	}
+	return s.fileEvent(err, "instance-file-retrieved", name, p)
+}
+
+func (s *Service) readRootFile(ctx context.Context, name, p string, fn func(*File) error) error {
 	return s.withRoot(ctx, name, func(root *fsroot.Root, ids idMapping) error {
 		n, err := root.Get(p)
 		if err != nil {
@@ -96,19 +101,28 @@ func (s *Service) ReadFile(ctx context.Context, name, p string, fn func(*File) e
 			Entries: n.Entries,
 		}
 		if n.Type == fsroot.TypeSymlink {
-			f.Target = n.Target
-			if !strings.HasPrefix(f.Target, "/") {
-				clean, _ := fsroot.Clean(p) // Get accepted p
-				f.Target = path.Join(path.Dir(clean), f.Target)
-			}
-			f.Target = path.Clean(f.Target)
+			f.Target = absTarget(p, n.Target)
 		}
-		if err := fn(f); err != nil {
-			return err
-		}
-		s.cfg.Events.Lifecycle("instance-file-retrieved", instanceURL(name), map[string]any{"path": p})
-		return nil
+		return fn(f)
 	})
+}
+
+// absTarget is a symlink's target as LXD reports it: absolute, cleaned,
+// a relative one taken from the link's directory (p, the link's path).
+func absTarget(p, target string) string {
+	if !strings.HasPrefix(target, "/") {
+		target = path.Join(path.Dir(path.Clean("/"+p)), target)
+	}
+	return path.Clean(target)
+}
+
+// fileEvent announces a file operation that succeeded (err == nil) and
+// returns err.
+func (s *Service) fileEvent(err error, action, name, p string) error {
+	if err == nil {
+		s.cfg.Events.Lifecycle(action, instanceURL(name), map[string]any{"path": p})
+	}
+	return err
 }
 
 // WriteFile creates or changes a file, directory or symlink inside the
@@ -128,9 +142,14 @@ func (s *Service) WriteFile(ctx context.Context, name, p string, w FileWrite) er
 	if w.Mode > 0o7777 {
 		return errdefs.Invalid("mode %#o: want at most 07777", w.Mode)
 	}
-	if handled, err := s.writeGuestFile(ctx, name, p, w); handled {
-		return err
+	handled, err := s.writeGuestFile(ctx, name, p, w)
+	if !handled {
+		err = s.writeRootFile(ctx, name, p, w)
 	}
+	return s.fileEvent(err, "instance-file-pushed", name, p)
+}
+
+func (s *Service) writeRootFile(ctx context.Context, name, p string, w FileWrite) error {
 	return s.withRoot(ctx, name, func(root *fsroot.Root, ids idMapping) error {
 		uid, err := ids.toHost("uid", w.UID)
 		if err != nil {
@@ -161,27 +180,18 @@ func (s *Service) WriteFile(ctx context.Context, name, p string, w FileWrite) er
 				Append: w.Append, UID: uid, GID: gid, Mode: modeOr(w.Mode, defaultFileMode),
 			})
 		}
-		if err != nil {
-			return err
-		}
-		s.cfg.Events.Lifecycle("instance-file-pushed", instanceURL(name), map[string]any{"path": p})
-		return nil
+		return err
 	})
 }
 
 // DeleteFile removes a file, a symlink (not its target) or an empty
 // directory inside the instance.
 func (s *Service) DeleteFile(ctx context.Context, name, p string) error {
-	if handled, err := s.deleteGuestFile(ctx, name, p); handled {
-		return err
+	handled, err := s.deleteGuestFile(ctx, name, p)
+	if !handled {
+		err = s.withRoot(ctx, name, func(root *fsroot.Root, _ idMapping) error { return root.Remove(p) })
 	}
-	return s.withRoot(ctx, name, func(root *fsroot.Root, _ idMapping) error {
-		if err := root.Remove(p); err != nil {
-			return err
-		}
-		s.cfg.Events.Lifecycle("instance-file-deleted", instanceURL(name), map[string]any{"path": p})
-		return nil
-	})
+	return s.fileEvent(err, "instance-file-deleted", name, p)
 }
 
 // withRoot runs fn on the instance's root filesystem, holding the

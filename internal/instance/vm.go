@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"sort"
-	"strings"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
@@ -160,10 +158,7 @@ func (s *Service) readGuestFile(ctx context.Context, name, p string, fn func(*Fi
 			ModTime: info.ModTime, Entries: info.Entries, Target: info.Target,
 		}
 		if f.Type == FileTypeSymlink {
-			if !strings.HasPrefix(f.Target, "/") {
-				f.Target = path.Join(path.Dir(path.Clean(p)), f.Target)
-			}
-			f.Target = path.Clean(f.Target)
+			f.Target = absTarget(p, f.Target)
 		}
 		if info.Type == FileTypeFile {
 			if _, err := tmp.Seek(0, io.SeekStart); err != nil {
@@ -177,11 +172,7 @@ func (s *Service) readGuestFile(ctx context.Context, name, p string, fn func(*Fi
 		if f.Content != nil {
 			defer f.Content.Close()
 		}
-		if err := fn(f); err != nil {
-			return err
-		}
-		s.cfg.Events.Lifecycle("instance-file-retrieved", instanceURL(name), map[string]any{"path": p})
-		return nil
+		return fn(f)
 	})
 }
 
@@ -197,21 +188,13 @@ func (s *Service) writeGuestFile(ctx context.Context, name, p string, w FileWrit
 		err := gf.GuestWriteFile(ctx, id, p, driver.GuestFileWrite{
 			Type: w.Type, UID: max(w.UID, 0), GID: max(w.GID, 0), Mode: uint32(mode), Append: w.Append, Content: w.Content,
 		})
-		if err != nil {
-			return err
-		}
-		s.cfg.Events.Lifecycle("instance-file-pushed", instanceURL(name), map[string]any{"path": p})
-		return nil
+		return err
 	})
 }
 
 func (s *Service) deleteGuestFile(ctx context.Context, name, p string) (bool, error) {
 	return s.withGuest(name, func(gf driver.GuestFiles, id string) error {
-		if err := gf.GuestDeleteFile(ctx, id, p); err != nil {
-			return err
-		}
-		s.cfg.Events.Lifecycle("instance-file-deleted", instanceURL(name), map[string]any{"path": p})
-		return nil
+		return gf.GuestDeleteFile(ctx, id, p)
 	})
 }
 
