@@ -27,7 +27,7 @@ func BenchmarkRenderInstances(b *testing.B) {
 		b.Run(format, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := renderInstances(io.Discard, format, insts); err != nil {
+				if err := instanceListing.render(io.Discard, format, insts); err != nil {
 					b.Fatal(err)
 				}
 			}
