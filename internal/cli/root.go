@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,11 @@ func (a *app) client() (*client.Client, error) {
 
 // Execute runs the hangar command line and returns the process exit code.
 func Execute() int {
+	// A command lives for milliseconds: collecting garbage at 4 MB, then
+	// 8, 16..., was 3 collections and a sixth of the CPU of listing 1000
+	// instances. Collect at 5x the live heap instead: the peak stays some
+	// 20 MB at that size.
+	debug.SetGCPercent(500)
 	// Ctrl-C cancels the command's context: waits stop, monitor ends.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
