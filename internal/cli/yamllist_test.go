@@ -89,13 +89,10 @@ type yamlTricky struct {
 }
 
 func TestWriteYAMLListRoundTrip(t *testing.T) {
-	var strs []string
-	for _, tt := range []string{"", " lead", "trail ", "yes", "No", "null", "~", "123", "0x1F", "1e5",
+	strs := []string{"", " lead", "trail ", "yes", "No", "null", "~", "123", "0x1F", "1e5",
 		"2025-01-02", "12:30", "a: b", "a #b", "#c", "- x", "[x]", "{x}", "multi\nline\n", "quote\"s",
 		"back\\slash", "tab\t", "café", "*alias", "&anchor", "!tag", "%dir", "@at", "`tick`", "|pipe",
-		">gt", "?q", "512MiB", "fd42::5", ".5", "-1", "+1", "1.2.3", "a,b", "<<", "=", "\x00nul", "\u2028"} {
-		strs = append(strs, tt)
-	}
+		">gt", "?q", "512MiB", "fd42::5", ".5", "-1", "+1", "1.2.3", "a,b", "<<", "=", "\x00nul", "\u2028"}
 	cfg := map[string]string{}
 	for i, s := range strs {
 		cfg[s] = fmt.Sprint(i)
