@@ -31,11 +31,16 @@ type app struct {
 	errOut io.Writer
 
 	c *client.Client
+	// connecting, when set, runs before the first connection.
+	connecting func()
 }
 
 // client returns the connection to hangard, creating it on first use.
 func (a *app) client() (*client.Client, error) {
 	if a.c == nil {
+		if a.connecting != nil {
+			a.connecting()
+		}
 		c, err := client.Connect(a.socket)
 		if err != nil {
 			return nil, fmt.Errorf("connect to hangard: %w", err)
@@ -52,15 +57,34 @@ func Execute() int {
 	// instances. Collect at 5x the live heap instead: the peak stays some
 	// 20 MB at that size.
 	debug.SetGCPercent(500)
-	// Ctrl-C cancels the command's context: waits stop, monitor ends.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := &app{in: os.Stdin, out: os.Stdout, errOut: os.Stderr}
+	// Ctrl-C and SIGTERM cancel the command's context (waits stop, monitor
+	// ends, the error says "interrupted") from the first request on, when
+	// there is something to wait for: watching signals starts a thread,
+	// which was a fifth of the start-up of `hangar --version`. Before,
+	// they end the process as they do any program's.
+	sigs := make(chan os.Signal, 1)
+	defer signal.Stop(sigs)
+	a.connecting = func() {
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sigs
+			cancel()
+		}()
+	}
+	return a.run(ctx, os.Args[1:])
 }
 
 // run is Execute with its inputs explicit, for tests.
 func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
 	a := &app{in: in, out: out, errOut: errOut}
+	return a.run(ctx, args)
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	in, out, errOut := a.in, a.out, a.errOut
 	root := newRootCmd(a, args)
 	root.SetArgs(args)
 	root.SetIn(in)
