@@ -24,6 +24,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 )
 
 // formatOCI is an image stored as OCI blobs: its own blob (named by its
@@ -539,13 +540,10 @@ func (s *Service) fetchBlob(ctx context.Context, f blobFetcher, d v1.Descriptor,
 	if err != nil {
 		return fmt.Errorf("store blob: %w", err)
 	}
-	ok := false
-	defer func() {
-		tmp.Close()
-		if !ok {
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Close()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(func() { os.Remove(tmp.Name()) })
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	var n int64
@@ -590,7 +588,7 @@ func (s *Service) fetchBlob(ctx context.Context, f blobFetcher, d v1.Descriptor,
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("store blob %s: %w", d.Digest, err)
 	}
-	ok = true
+	r.Success()
 	return syncDir(s.blobDir)
 }
 

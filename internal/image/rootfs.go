@@ -9,6 +9,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 )
 
 // flight is one tree build that concurrent callers share.
@@ -117,12 +118,9 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-		}
-	}()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(func() { os.RemoveAll(tmp) })
 	src, err := sourceFor(rec)
 	if err != nil {
 		return err
@@ -140,7 +138,7 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("unpack image %s: %w", rec.Fingerprint, err)
 	}
-	ok = true
+	r.Success()
 	s.log.Info("image tree unpacked", "fingerprint", rec.Fingerprint, "tree", filepath.Base(final))
 	return syncDir(s.rootfsDir)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 )
 
 // Exec starts a process inside a running container.
@@ -558,12 +559,9 @@ func openContainerPty(root, uid, gid int) (master, slave *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open container's /dev/pts/ptmx: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			unix.Close(mfd)
-		}
-	}()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(func() { unix.Close(mfd) })
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(mfd, &fs); err != nil {
 		return nil, nil, err
@@ -593,7 +591,7 @@ func openContainerPty(root, uid, gid int) (master, slave *os.File, err error) {
 		unix.Close(int(sfd))
 		return nil, nil, err
 	}
-	ok = true
+	r.Success()
 	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
 }
 

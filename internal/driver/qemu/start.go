@@ -15,6 +15,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
@@ -52,12 +53,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			undo()
-		}
-	}()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(undo)
 
 	overlay := filepath.Join(dir, fileRoot)
 	if _, err := os.Stat(overlay); err != nil {
@@ -89,7 +87,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ok = true
+	r.Success()
 	return v.pid, nil
 }
 
