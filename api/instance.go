@@ -24,8 +24,8 @@ type InstancePut struct {
 type Instance struct {
 	InstancePut     `yaml:",inline"`
 	CreatedAt       time.Time                    `json:"created_at" yaml:"created_at"`
-	ExpandedConfig  map[string]string            `json:"expanded_config,omitempty" yaml:"expanded_config,omitempty"`
-	ExpandedDevices map[string]map[string]string `json:"expanded_devices,omitempty" yaml:"expanded_devices,omitempty"`
+	ExpandedConfig  map[string]string            `json:"expanded_config" yaml:"expanded_config"`
+	ExpandedDevices map[string]map[string]string `json:"expanded_devices" yaml:"expanded_devices"`
 	Name            string                       `json:"name" yaml:"name"`
 	Status          string                       `json:"status" yaml:"status"`
 	StatusCode      StatusCode                   `json:"status_code" yaml:"status_code"`

@@ -11,8 +11,8 @@ import (
 // lifecycle lets services publish lifecycle events without seeing the hub.
 type lifecycle struct{ hub *event.Hub }
 
-func (l lifecycle) Lifecycle(action, source string, ctx map[string]any) {
-	l.hub.Lifecycle(action, source, ctx)
+func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
+	l.hub.Lifecycle(action, e, ctx)
 }
 
 // imageDB adapts the store to the image service's persistence interface;

@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
@@ -96,7 +95,7 @@ func Run(ctx context.Context, cfg Config) error {
 	drv, err := container.New(container.Config{
 		Dir:          filepath.Join(cfg.DataDir, "containers"),
 		CgroupParent: cgroupParent(cfg.DataDir),
-		OnExit:       func(e driver.Exit) { svc.HandleExit(e) },
+		OnExit:       func(e driver.Exit) { svc.HandleExit(context.WithoutCancel(ctx), e) },
 		ExecHelper:   cfg.ExecHelper,
 		Logger:       log.With("component", "runc"),
 	})
@@ -104,7 +103,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("container driver: %w", err)
 	}
 	defer drv.Close()
-	vms, err := newVMDriver(cfg, func(e driver.Exit) { svc.HandleExit(e) }, log.With("component", "qemu"))
+	vms, err := newVMDriver(cfg, func(e driver.Exit) { svc.HandleExit(context.WithoutCancel(ctx), e) }, log.With("component", "qemu"))
 	if err != nil {
 		return fmt.Errorf("vm driver: %w", err)
 	}
@@ -113,8 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 		DB:           st,
 		Images:       images,
 		OCI:          images,
-		Driver:       drv,
-		Drivers:      map[string]driver.Driver{api.InstanceTypeVM: vms},
+		Drivers:      map[instance.Type]driver.Driver{instance.TypeContainer: drv, instance.TypeVM: vms},
 		Events:       emit,
 		Log:          log.With("component", "instance"),
 		HostMemory:   host.memory,
@@ -133,7 +131,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	go sweepImageCache(ctx, images, conf, svc.ImageUsers, log.With("component", "image"))
+	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }
+	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
@@ -159,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	svc.Wait()
+	_ = svc.Wait(context.Background()) // background work ends with the daemon's ctx
 	if cfg.StopInstances {
 		svc.StopAll(context.Background())
 	}

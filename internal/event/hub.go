@@ -12,6 +12,44 @@ import (
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
+// Event is one published event as the hub sequences, keeps and delivers
+// it. It is no dialect's wire shape: each edge renders it (the LXD edge as
+// api.Event, a lifecycle's entity as an LXD URL).
+type Event struct {
+	Type      string // api.EventTypeLifecycle, ...Operation, ...Logging
+	Timestamp time.Time
+	Sequence  uint64
+	Location  string
+	// Metadata is the payload as JSON, for every type but lifecycle.
+	Metadata json.RawMessage
+	// Lifecycle says what happened to which entity, for lifecycle events.
+	Lifecycle *Lifecycle
+}
+
+// Entity kinds that lifecycle events name.
+const (
+	EntityInstance   = "instance"
+	EntityProfile    = "profile"
+	EntityImage      = "image"
+	EntityImageAlias = "image-alias"
+)
+
+// Entity names what a lifecycle event is about, in no dialect's terms.
+type Entity struct {
+	Kind    string // EntityInstance, ...
+	Name    string // an instance or profile name, an image fingerprint
+	Project string // "" until projects exist
+}
+
+// Lifecycle is the payload of a lifecycle event.
+type Lifecycle struct {
+	Action string // LXD's action names, e.g. "instance-started"
+	Entity Entity
+	// Context is extra detail as a JSON object, nil when there is none.
+	// It is encoded once at publish and shared: never modify it.
+	Context json.RawMessage
+}
+
 const (
 	// DefaultRingSize is used when New is given a size < 1. It holds a few
 	// minutes of a busy host's events, long enough for a client to reconnect.
@@ -47,8 +85,8 @@ type Hub struct {
 	logSubs atomic.Int64
 
 	mu     sync.Mutex
-	seq    uint64      // sequence of the last published event; 0 = none yet
-	ring   []api.Event // event with sequence s lives at ring[(s-1)%len(ring)]
+	seq    uint64  // sequence of the last published event; 0 = none yet
+	ring   []Event // event with sequence s lives at ring[(s-1)%len(ring)]
 	subs   []*Subscription
 	closed bool
 }
@@ -62,27 +100,27 @@ func New(ringSize int, location string) *Hub {
 	if location == "" {
 		location = DefaultLocation
 	}
-	return &Hub{location: location, ring: make([]api.Event, ringSize)}
+	return &Hub{location: location, ring: make([]Event, ringSize)}
 }
 
 // Publish sequences an event of the given type and delivers it to matching
 // subscribers. metadata is marshalled to JSON once, before the lock is taken,
 // so concurrent publishers marshal in parallel; a json.RawMessage is used as
 // is and must not be modified afterwards. Publish never blocks on consumers.
-func (h *Hub) Publish(eventType string, metadata any) api.Event {
-	raw := marshal(metadata)
+func (h *Hub) Publish(eventType string, metadata any) Event {
+	return h.publish(Event{Type: eventType, Metadata: marshal(metadata)})
+}
 
+// publish sequences, stamps, keeps and delivers ev.
+func (h *Hub) publish(ev Event) Event {
+	eventType := ev.Type
 	h.mu.Lock()
 	h.seq++
-	ev := api.Event{
-		Type: eventType,
-		// Taken under the lock so that timestamps never go backwards
-		// against sequence order.
-		Timestamp: time.Now().UTC(),
-		Metadata:  raw,
-		Location:  h.location,
-		Sequence:  h.seq,
-	}
+	// Taken under the lock so that timestamps never go backwards against
+	// sequence order.
+	ev.Timestamp = time.Now().UTC()
+	ev.Location = h.location
+	ev.Sequence = h.seq
 	h.ring[(h.seq-1)%uint64(len(h.ring))] = ev
 	for i := 0; i < len(h.subs); {
 		s := h.subs[i]
@@ -120,14 +158,19 @@ func marshal(metadata any) json.RawMessage {
 }
 
 // Lifecycle publishes a "lifecycle" event, e.g. action "instance-started"
-// with source "/1.0/instances/c1".
-func (h *Hub) Lifecycle(action, source string, ctx map[string]any) api.Event {
-	return h.Publish(api.EventTypeLifecycle, api.EventLifecycle{Action: action, Source: source, Context: ctx})
+// about Entity{Kind: EntityInstance, Name: "c1"}. ctx, when not empty, is
+// encoded once here.
+func (h *Hub) Lifecycle(action string, e Entity, ctx map[string]any) Event {
+	lc := &Lifecycle{Action: action, Entity: e}
+	if len(ctx) > 0 {
+		lc.Context = marshal(ctx)
+	}
+	return h.publish(Event{Type: api.EventTypeLifecycle, Lifecycle: lc})
 }
 
 // Logging publishes a "logging" event. level is one of "debug", "info",
 // "warning", "error".
-func (h *Hub) Logging(level, msg string, ctx map[string]string) api.Event {
+func (h *Hub) Logging(level, msg string, ctx map[string]string) Event {
 	if ctx == nil {
 		ctx = map[string]string{} // LXD sends {} rather than null
 	}
@@ -183,7 +226,7 @@ func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 	}
 	// The replay gets its own room on top of the live buffer, so a long
 	// replay never counts against the consumer's slack.
-	s.ch = make(chan api.Event, SubscriberBuffer+n)
+	s.ch = make(chan Event, SubscriberBuffer+n)
 	for seq := from; from > 0 && seq <= to; seq++ {
 		if ev := h.at(seq); s.wants(ev.Type) {
 			s.ch <- *ev
@@ -199,7 +242,7 @@ func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 }
 
 // at returns the retained event with the given sequence. h.mu must be held.
-func (h *Hub) at(seq uint64) *api.Event { return &h.ring[(seq-1)%uint64(len(h.ring))] }
+func (h *Hub) at(seq uint64) *Event { return &h.ring[(seq-1)%uint64(len(h.ring))] }
 
 // Close ends every subscription with ErrHubClosed and refuses new ones.
 // Publish keeps working (and keeps sequencing), so late publishers during
@@ -239,7 +282,7 @@ type Subscription struct {
 	hub     *Hub
 	types   []string // nil = all types
 	logging bool     // counted in hub.logSubs
-	ch      chan api.Event
+	ch      chan Event
 	done    chan struct{}
 	err     error // set under hub.mu before done is closed
 }
@@ -251,7 +294,7 @@ func (s *Subscription) wants(eventType string) bool {
 // C returns the event channel. It is closed when the subscription ends, after
 // the events already buffered, so ranging over it drains everything that was
 // delivered; then Err says why it ended.
-func (s *Subscription) C() <-chan api.Event { return s.ch }
+func (s *Subscription) C() <-chan Event { return s.ch }
 
 // Done is closed when the subscription ends, possibly before C is drained.
 func (s *Subscription) Done() <-chan struct{} { return s.done }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 )
 
 // Record is an image as persisted.
@@ -81,7 +82,7 @@ type DB interface {
 
 // Emitter receives lifecycle events.
 type Emitter interface {
-	Lifecycle(action, source string, ctx map[string]any)
+	Lifecycle(action string, e event.Entity, ctx map[string]any)
 }
 
 // Lifecycle actions emitted by the service.
@@ -220,11 +221,12 @@ func probeOpenat2(dir string) error {
 
 type nopEmitter struct{}
 
-func (nopEmitter) Lifecycle(string, string, map[string]any) {}
+func (nopEmitter) Lifecycle(string, event.Entity, map[string]any) {}
 
 func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, fp) }
 
-func imageSource(fp string) string { return "/1.0/images/" + fp }
+// imageSource names an image in lifecycle events.
+func imageSource(fp string) event.Entity { return event.Entity{Kind: event.EntityImage, Name: fp} }
 
 // Import stores an uploaded root filesystem tarball as a new image, or the
 // image of an OCI archive or docker-archive (see importArchive). The

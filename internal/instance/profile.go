@@ -2,15 +2,12 @@ package instance
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -28,52 +25,45 @@ func validateProfileName(name string) error {
 }
 
 // Profiles lists profiles, sorted by name.
-func (s *Service) Profiles() []api.Profile {
+func (s *Service) Profiles(ctx context.Context) []Profile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]api.Profile, 0, len(s.profiles))
+	out := make([]Profile, 0, len(s.profiles))
 	for _, n := range sortedNames(s.profiles) {
-		out = append(out, s.profileAPILocked(s.profiles[n]))
+		out = append(out, s.profileLocked(s.profiles[n]))
 	}
 	return out
 }
 
-// Profile returns one profile and its ETag.
-func (s *Service) Profile(name string) (api.Profile, string, error) {
+// Profile returns one profile.
+func (s *Service) Profile(ctx context.Context, name string) (Profile, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.profiles[name]
 	if !ok {
-		return api.Profile{}, "", errdefs.NotFound("profile %q not found", name)
+		return Profile{}, errdefs.NotFound("profile %q not found", name)
 	}
-	return s.profileAPILocked(p), profileETag(p), nil
+	return s.profileLocked(p), nil
 }
 
-func (s *Service) profileAPILocked(p store.Profile) api.Profile {
+// profileLocked renders a profile; the caller holds s.mu.
+func (s *Service) profileLocked(p store.Profile) Profile {
 	used := []string{}
 	for _, n := range sortedNames(s.byName) {
-		for _, pn := range s.byName[n].rec.Profiles {
-			if pn == p.Name {
-				used = append(used, instanceURL(n))
-				break
-			}
+		if slices.Contains(s.byName[n].rec.Profiles, p.Name) {
+			used = append(used, n)
 		}
 	}
-	return api.Profile{
-		ProfilePut: api.ProfilePut{Config: cloneMap(p.Config), Description: p.Description, Devices: cloneDevices(p.Devices)},
-		Name:       p.Name,
-		UsedBy:     used,
-		Project:    "default",
+	return Profile{
+		Name:        p.Name,
+		Description: p.Description,
+		Config:      cloneMap(p.Config),
+		Devices:     cloneDevices(p.Devices),
+		UsedBy:      used,
 	}
 }
 
-func profileETag(p store.Profile) string {
-	b, _ := json.Marshal([]any{p.Config, p.Description, p.Devices})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-func validateProfileContent(put api.ProfilePut) error {
+func validateProfileContent(put ProfilePut) error {
 	for k, v := range put.Config {
 		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
 			return errdefs.Invalid("config key %q cannot be set in a profile", k)
@@ -86,40 +76,42 @@ func validateProfileContent(put api.ProfilePut) error {
 }
 
 // CreateProfile adds a profile.
-func (s *Service) CreateProfile(ctx context.Context, req api.ProfilesPost) error {
-	if err := validateProfileName(req.Name); err != nil {
+func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut) error {
+	if err := validateProfileName(name); err != nil {
 		return err
 	}
-	if err := validateProfileContent(req.ProfilePut); err != nil {
+	if err := validateProfileContent(put); err != nil {
 		return err
 	}
 	// The write lock is held across the database write so two creates of
 	// one name cannot both pass the check.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.profiles[req.Name]; ok {
-		return errdefs.Conflict("profile %q already exists", req.Name)
+	if _, ok := s.profiles[name]; ok {
+		return errdefs.Conflict("profile %q already exists", name)
 	}
-	p := store.Profile{Name: req.Name, Description: req.Description, Config: cloneMap(req.Config), Devices: cloneDevices(req.Devices)}
+	p := store.Profile{Name: name, Description: put.Description, Config: cloneMap(put.Config), Devices: cloneDevices(put.Devices)}
 	if err := s.cfg.DB.CreateProfile(ctx, &p); err != nil {
-		return fmt.Errorf("create profile %s: %w", req.Name, err)
+		return fmt.Errorf("create profile %s: %w", name, err)
 	}
 	s.profiles[p.Name] = p
-	s.cfg.Events.Lifecycle("profile-created", "/1.0/profiles/"+p.Name, nil)
+	s.cfg.Events.Lifecycle("profile-created", profileEntity(p.Name), nil)
 	return nil
 }
 
 // UpdateProfile replaces a profile's config, description and devices, and
-// applies changed limits to the running instances that use it.
-func (s *Service) UpdateProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) error {
+// applies changed limits to the running instances that use it. pre, when
+// not nil, is checked against the current profile under the lock that
+// orders profile changes (an edge's ETag).
+func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) error {
 	if err := validateProfileContent(put); err != nil {
 		return err
 	}
-	users, err := s.replaceProfile(ctx, name, put, ifMatch)
+	users, err := s.replaceProfile(ctx, name, put, pre)
 	if err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
+	s.cfg.Events.Lifecycle("profile-updated", profileEntity(name), nil)
 	var failed []string
 	for _, n := range users {
 		if err := s.reapplyLimits(ctx, n); err != nil {
@@ -135,15 +127,17 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put api.Profil
 
 // replaceProfile stores the new profile content and returns the names of
 // the instances using it.
-func (s *Service) replaceProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) ([]string, error) {
+func (s *Service) replaceProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.profiles[name]
 	if !ok {
 		return nil, errdefs.NotFound("profile %q not found", name)
 	}
-	if ifMatch != "" && ifMatch != profileETag(p) {
-		return nil, errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
+	if pre != nil {
+		if err := pre(s.profileLocked(p)); err != nil {
+			return nil, err
+		}
 	}
 	p.Config, p.Description, p.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
 	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
@@ -213,7 +207,7 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 			}
 		}
 	}
-	s.cfg.Events.Lifecycle("profile-renamed", "/1.0/profiles/"+newName, map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle("profile-renamed", profileEntity(newName), map[string]any{"old_name": name})
 	return nil
 }
 
@@ -228,20 +222,20 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
 	}
-	if used := s.profileAPILocked(p).UsedBy; len(used) > 0 {
+	if used := s.profileLocked(p).UsedBy; len(used) > 0 {
 		return errdefs.Conflict("profile %q is used by %s", name, strings.Join(used, ", "))
 	}
 	if err := s.cfg.DB.DeleteProfile(ctx, name); err != nil {
 		return fmt.Errorf("delete profile %s: %w", name, err)
 	}
 	delete(s.profiles, name)
-	s.cfg.Events.Lifecycle("profile-deleted", "/1.0/profiles/"+name, nil)
+	s.cfg.Events.Lifecycle("profile-deleted", profileEntity(name), nil)
 	return nil
 }
 
 // ImageUsers lists the instances created from an image, for the image
 // store's refusal to delete an image in use.
-func (s *Service) ImageUsers(fingerprint string) []string {
+func (s *Service) ImageUsers(ctx context.Context, fingerprint string) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
@@ -251,6 +245,11 @@ func (s *Service) ImageUsers(fingerprint string) []string {
 		}
 	}
 	return out
+}
+
+// profileEntity names a profile in lifecycle events.
+func profileEntity(name string) event.Entity {
+	return event.Entity{Kind: event.EntityProfile, Name: name}
 }
 
 func notFound(name string) error { return errdefs.NotFound("instance %q not found", name) }

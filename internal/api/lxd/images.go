@@ -178,14 +178,14 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	users := s.Instances.ImageUsers(img.Fingerprint)
+	users := s.Instances.ImageUsers(r.Context(), img.Fingerprint)
 	if len(users) > 0 {
 		// Refuse at once rather than as a failed operation.
 		writeError(w, s.Images.Delete(r.Context(), img.Fingerprint, users))
 		return
 	}
 	s.startOp(w, "Deleting image", map[string][]string{"images": {"/1.0/images/" + img.Fingerprint}}, func(ctx context.Context) error {
-		return s.Images.Delete(ctx, img.Fingerprint, s.Instances.ImageUsers(img.Fingerprint))
+		return s.Images.Delete(ctx, img.Fingerprint, s.Instances.ImageUsers(ctx, img.Fingerprint))
 	})
 }
 
