@@ -141,7 +141,7 @@ func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
 	ops := operation.New(hub, time.Minute)
 	tb.Cleanup(ops.Close)
 	svc := instance.New(instance.Config{
-		DB: st, Images: fakeImages{}, Driver: drv,
+		DB: st, Images: fakeImages{}, Driver: drv, Drivers: map[string]driver.Driver{api.InstanceTypeVM: drv},
 		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
 		Log: slog.New(slog.DiscardHandler), LogDir: tb.TempDir(),
 	})
