@@ -377,7 +377,7 @@ func TestLifecycle(t *testing.T) {
 		{"freeze", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, nil, ""},
 		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, errdefs.ErrConflict, `instance "c1" is already frozen`},
 		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, nil, ""},
-		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrConflict, "stop it first"},
+		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrInvalidArgument, "Instance is running"},
 		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, api.Running, nil, ""},
 		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, api.Stopped, nil, ""},
 		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict, `instance "c1" is already stopped`},
