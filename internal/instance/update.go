@@ -123,6 +123,9 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 			config[k] = v
 		}
 	}
+	if err := s.checkWithProfiles(rec.Type, config, profiles); err != nil {
+		return rec, err
+	}
 	next := cloneRecord(rec)
 	next.Config = config
 	next.Devices = cloneDevices(put.Devices)
