@@ -61,10 +61,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 			return nil, err
 		}
 	}
+	// The instance takes the host's architecture: an image source brings
+	// its own (checked in imageConfig) and, as in LXD, the request's
+	// architecture field is then ignored; without an image it must match.
 	arch := s.cfg.Architecture
-	if req.Architecture != "" && req.Architecture != arch {
-		return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
-	}
 	if err := validateUserConfig(req.Config, nil); err != nil {
 		return nil, err
 	}
@@ -130,10 +130,20 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 		if req.Source.Alias != "" || req.Source.Fingerprint != "" {
 			return nil, errdefs.Invalid("source: type %q takes no image; use type \"image\"", req.Source.Type)
 		}
+		if req.Architecture != "" && req.Architecture != arch {
+			return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
+		}
 	case SourceCopy, SourceMigration:
 		return nil, errdefs.Invalid("source type %q is not supported yet", req.Source.Type)
 	default:
 		return nil, errdefs.Invalid("unknown source type %q", req.Source.Type)
+	}
+	// A pulled image's run defaults are known after the pull: Run checks
+	// that case.
+	if pull == nil {
+		if err := s.checkWithProfiles(typ, config, profiles); err != nil {
+			return nil, err
+		}
 	}
 
 	name, err := s.reserveName(req.Name)
@@ -271,6 +281,21 @@ func (c *Creation) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// Profiles may have changed since Create checked the config against
+	// them; profileMu keeps them as they are until the instance is
+	// registered, so a profile change checks it too.
+	s.profileMu.Lock()
+	locked := true
+	unlockProfiles := func() {
+		if locked {
+			locked = false
+			s.profileMu.Unlock()
+		}
+	}
+	defer unlockProfiles()
+	if err := s.checkWithProfiles(Type(rec.Type), rec.Config, rec.Profiles); err != nil {
+		return err
+	}
 	if err := s.cfg.DB.CreateInstance(ctx, &rec); err != nil {
 		return fmt.Errorf("create %s: %w", rec.Name, err)
 	}
@@ -284,6 +309,7 @@ func (c *Creation) Run(ctx context.Context) error {
 	s.byRuntime[runtimeID(rec.ID)] = in
 	delete(s.reserved, rec.Name)
 	s.mu.Unlock()
+	unlockProfiles()
 	if c.image != "" {
 		if err := s.cfg.Images.MarkUsed(ctx, c.image); err != nil {
 			s.log.Warn("mark image used", "fingerprint", c.image, "err", err)

@@ -146,7 +146,9 @@ type fakeDriver struct {
 	onExit    driver.ExitHandler
 	delay     time.Duration
 	limits    map[string]driver.Limits // last live update, by ID
-	execs     []driver.ExecSpec        // every Exec, in order
+	// failUpdate makes UpdateLimits of an ID fail.
+	failUpdate map[string]error
+	execs      []driver.ExecSpec // every Exec, in order
 }
 
 func newFakeDriver() *fakeDriver {
@@ -190,6 +192,9 @@ func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits)
 	defer f.mu.Unlock()
 	if _, ok := f.running[id]; !ok {
 		return driver.ErrNotRunning
+	}
+	if err := f.failUpdate[id]; err != nil {
+		return err
 	}
 	if f.limits == nil {
 		f.limits = map[string]driver.Limits{}
@@ -265,6 +270,7 @@ func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) 
 	t.Helper()
 	db, drv, ev := newFakeDB(), newFakeDriver(), &fakeEvents{}
 	s := New(Config{DB: db, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
+	s.onlineCPUs = fourCPUs
 	drv.onExit = func(e driver.Exit) { s.HandleExit(context.Background(), e) }
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
@@ -324,11 +330,7 @@ func TestCreateRejectsBadInput(t *testing.T) {
 			return r
 		}(), errdefs.ErrInvalidArgument},
 		{"bad source type", CreateRequest{Name: "x", Source: Source{Type: "teleport"}}, errdefs.ErrInvalidArgument},
-		{"foreign architecture", func() CreateRequest {
-			r := imageReq("x")
-			r.Architecture = "s390x"
-			return r
-		}(), errdefs.ErrInvalidArgument},
+		{"foreign architecture without image", CreateRequest{Name: "x", Architecture: "s390x", Source: Source{Type: "none"}}, errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -382,7 +384,7 @@ func TestLifecycle(t *testing.T) {
 		{"freeze", func() error { return s.Freeze(ctx, "c1") }, StatusFrozen, nil, ""},
 		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, StatusFrozen, errdefs.ErrConflict, `instance "c1" is already frozen`},
 		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, StatusRunning, nil, ""},
-		{"delete running", func() error { return s.Delete(ctx, "c1") }, StatusRunning, errdefs.ErrConflict, "stop it first"},
+		{"delete running", func() error { return s.Delete(ctx, "c1") }, StatusRunning, errdefs.ErrInvalidArgument, "Instance is running"},
 		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, StatusRunning, nil, ""},
 		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, StatusStopped, nil, ""},
 		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, StatusStopped, errdefs.ErrConflict, `instance "c1" is already stopped`},

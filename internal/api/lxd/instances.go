@@ -41,11 +41,17 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if rec == 0 && f == nil {
+	typ, err := urlType(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	base := collectionURL(r) + "/"
+	if rec == 0 && f == nil && typ == "" {
 		names := s.Instances.Names(r.Context())
 		urls := make([]string, len(names))
 		for i, n := range names {
-			urls[i] = instanceURL(n)
+			urls[i] = base + n
 		}
 		writeSync(w, urls, "")
 		return
@@ -54,7 +60,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		all := s.Instances.ListFull(r.Context())
 		kept := make([]api.InstanceFull, 0, len(all))
 		for _, in := range all {
-			if full := toAPIFull(in); f.match(instanceFields(full.Instance)) {
+			if full := toAPIFull(in); (typ == "" || full.Type == typ) && f.match(instanceFields(full.Instance)) {
 				kept = append(kept, full)
 			}
 		}
@@ -64,14 +70,14 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	all := s.Instances.List(r.Context())
 	kept := make([]api.Instance, 0, len(all))
 	for _, in := range all {
-		if a := toAPIInstance(in); f.match(instanceFields(a)) {
+		if a := toAPIInstance(in); (typ == "" || a.Type == typ) && f.match(instanceFields(a)) {
 			kept = append(kept, a)
 		}
 	}
 	if rec == 0 {
 		urls := make([]string, len(kept))
 		for i, in := range kept {
-			urls[i] = instanceURL(in.Name)
+			urls[i] = base + in.Name
 		}
 		writeSync(w, urls, "")
 		return
@@ -81,7 +87,8 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	var req api.InstancesPost
-	if err := decode(r, &req); err != nil {
+	err := decode(r, &req)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -91,6 +98,13 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	if t := req.Source.Type; t == "copy" || t == "migration" {
 		writeError(w, errdefs.NotImplemented("source type %q: copying and moving instances is not supported yet", t))
 		return
+	}
+	// POST /1.0/virtual-machines creates a VM when the body names no type.
+	if req.Type == "" {
+		if req.Type, err = urlType(r); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	user, pass, err := registryAuth(r)
 	if err != nil {
@@ -181,7 +195,9 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotImplemented("migration is not supported by hangard yet"))
 		return
 	}
-	if _, err := s.Instances.Get(r.Context(), name); err != nil {
+	// Bad names and names in use are answered here, not by a failed
+	// operation.
+	if err := s.Instances.CheckRename(r.Context(), name, req.Name); err != nil {
 		writeError(w, err)
 		return
 	}
