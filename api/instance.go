@@ -149,4 +149,9 @@ type InstanceStateNetworkCounters struct {
 	BytesSent       int64 `json:"bytes_sent" yaml:"bytes_sent"`
 	PacketsReceived int64 `json:"packets_received" yaml:"packets_received"`
 	PacketsSent     int64 `json:"packets_sent" yaml:"packets_sent"`
+	// LXD's network_counters_errors_dropped extension.
+	ErrorsReceived         int64 `json:"errors_received" yaml:"errors_received"`
+	ErrorsSent             int64 `json:"errors_sent" yaml:"errors_sent"`
+	PacketsDroppedOutbound int64 `json:"packets_dropped_outbound" yaml:"packets_dropped_outbound"`
+	PacketsDroppedInbound  int64 `json:"packets_dropped_inbound" yaml:"packets_dropped_inbound"`
 }

@@ -151,20 +151,23 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 		return nil, err
 	}
 	now := nowUTC()
+	rec := store.Instance{
+		Name:         name,
+		Type:         string(typ),
+		Architecture: arch,
+		Description:  req.Description,
+		Config:       config,
+		Devices:      cloneDevices(req.Devices),
+		Profiles:     append([]string{}, profiles...),
+		Ephemeral:    req.Ephemeral,
+		CreatedAt:    now,
+		LastUsedAt:   now,
+	}
+	rec.Config[keyUUID] = newUUID()
+	s.setIdmapKeys(&rec)
 	return &Creation{
-		s: s,
-		rec: store.Instance{
-			Name:         name,
-			Type:         string(typ),
-			Architecture: arch,
-			Description:  req.Description,
-			Config:       config,
-			Devices:      cloneDevices(req.Devices),
-			Profiles:     append([]string{}, profiles...),
-			Ephemeral:    req.Ephemeral,
-			CreatedAt:    now,
-			LastUsedAt:   now,
-		},
+		s:     s,
+		rec:   rec,
 		image: fp,
 		pull:  pull,
 		start: req.Start,

@@ -2,6 +2,8 @@ package instance
 
 import (
 	"context"
+	"errors"
+	"strconv"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 )
@@ -108,7 +110,42 @@ func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, s
 		// exit that follows records it.
 		st.Status = StatusError
 	}
+	// A VM's driver does not read the guest's interfaces: a VM has no NICs
+	// yet and its agent does not report the loopback, so it shows none
+	// rather than invented ones.
+	if nr, ok := drv.(driver.NetworkReader); ok {
+		nets, err := nr.Network(ctx, id)
+		if err != nil && !errors.Is(err, driver.ErrNotRunning) {
+			s.log.Warn("read instance network", "id", id, "err", err)
+		}
+		for name, n := range nets {
+			st.Network[name] = networkState(n)
+		}
+	}
 	return st
+}
+
+func networkState(n driver.NetInterface) NetworkState {
+	out := NetworkState{
+		Addresses: make([]NetworkAddress, len(n.Addresses)),
+		Counters: NetworkCounters{
+			BytesReceived: n.BytesReceived, BytesSent: n.BytesSent,
+			PacketsReceived: n.PacketsReceived, PacketsSent: n.PacketsSent,
+			ErrorsReceived: n.ErrorsReceived, ErrorsSent: n.ErrorsSent,
+			PacketsDroppedInbound: n.DroppedReceived, PacketsDroppedOutbound: n.DroppedSent,
+		},
+		Hwaddr: n.Hwaddr,
+		MTU:    n.MTU,
+		State:  "down",
+		Type:   n.Type,
+	}
+	if n.Up {
+		out.State = "up"
+	}
+	for i, a := range n.Addresses {
+		out.Addresses[i] = NetworkAddress{Family: a.Family, Address: a.Address, Netmask: strconv.Itoa(a.PrefixLen), Scope: a.Scope}
+	}
+	return out
 }
 
 // instanceLocked renders an instance; the caller holds s.mu.

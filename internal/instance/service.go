@@ -233,6 +233,20 @@ func (s *Service) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load instances: %w", err)
 	}
+	// Instances created before volatile.uuid existed get theirs now: it
+	// must be there, and stable, from here on.
+	for i := range recs {
+		if recs[i].Config[keyUUID] != "" {
+			continue
+		}
+		if recs[i].Config == nil {
+			recs[i].Config = map[string]string{}
+		}
+		recs[i].Config[keyUUID] = newUUID()
+		if err := s.cfg.DB.UpdateInstance(ctx, recs[i]); err != nil {
+			return fmt.Errorf("load instance %s: %w", recs[i].Name, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range profiles {

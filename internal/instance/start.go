@@ -32,6 +32,7 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 	if err := s.setStatus(in, StatusStarting); err != nil {
 		return err
 	}
+	s.setIdmapKeys(&rec) // a profile may have changed what it is
 	pid, err := s.runStart(ctx, rec)
 	if err != nil {
 		s.forceStatus(in, StatusStopped, 0)
@@ -42,6 +43,7 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 	s.mu.Unlock()
 
 	rec.Config[keyLastPower] = powerRunning
+	startedIdmap(&rec)
 	delete(rec.Config, keyLastExitCode)
 	rec.LastUsedAt = nowUTC()
 	if err := s.saveRecord(ctx, in, rec); err != nil {
@@ -79,12 +81,8 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 	}
 	spec.StopSignal = stopSignal(spec.Args)
 
-	privileged, _ := parseBool(cfg["security.privileged"])
 	isVM := Type(rec.Type) == TypeVM
-	if !privileged && !isVM {
-		m := s.cfg.IDMap
-		spec.IDMap = &m
-	}
+	spec.IDMap = s.idmapOf(Type(rec.Type), cfg)
 	isDisk := false
 	if fp := rec.Config[keyBaseImage]; fp != "" && isVM {
 		if isDisk, err = s.vmDisk(ctx, fp, cfg, &spec); err != nil {

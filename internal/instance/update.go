@@ -121,6 +121,7 @@ func (s *Service) applyPut(rec store.Instance, put Put) (store.Instance, error) 
 	next.Profiles = append([]string{}, profiles...)
 	next.Description = put.Description
 	next.Ephemeral = put.Ephemeral
+	s.setIdmapKeys(&next)
 	return next, nil
 }
 

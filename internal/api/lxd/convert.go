@@ -112,6 +112,8 @@ func toAPIState(st instance.State) api.InstanceState {
 			Counters: api.InstanceStateNetworkCounters{
 				BytesReceived: c.BytesReceived, BytesSent: c.BytesSent,
 				PacketsReceived: c.PacketsReceived, PacketsSent: c.PacketsSent,
+				ErrorsReceived: c.ErrorsReceived, ErrorsSent: c.ErrorsSent,
+				PacketsDroppedInbound: c.PacketsDroppedInbound, PacketsDroppedOutbound: c.PacketsDroppedOutbound,
 			},
 			Hwaddr:   n.Hwaddr,
 			HostName: n.HostName,

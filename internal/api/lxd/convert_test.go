@@ -98,13 +98,14 @@ func TestStateJSON(t *testing.T) {
 			Status: instance.StatusRunning, Pid: 42, Processes: 3, CPUUsage: 7, MemoryUsage: 100, MemoryPeak: 200,
 			Network: map[string]instance.NetworkState{"lo": {
 				Addresses: []instance.NetworkAddress{{Family: "inet", Address: "127.0.0.1", Netmask: "8", Scope: "local"}},
-				Counters:  instance.NetworkCounters{BytesReceived: 1, BytesSent: 2, PacketsReceived: 3, PacketsSent: 4},
-				MTU:       65536, State: "up", Type: "loopback",
+				Counters: instance.NetworkCounters{BytesReceived: 1, BytesSent: 2, PacketsReceived: 3, PacketsSent: 4,
+					ErrorsReceived: 5, ErrorsSent: 6, PacketsDroppedInbound: 7, PacketsDroppedOutbound: 8},
+				MTU: 65536, State: "up", Type: "loopback",
 			}},
 		},
 		want: `{"status":"Running","status_code":103,"disk":{},"memory":{"usage":100,"usage_peak":200,"total":0,"swap_usage":0,"swap_usage_peak":0},` +
 			`"network":{"lo":{"addresses":[{"family":"inet","address":"127.0.0.1","netmask":"8","scope":"local"}],` +
-			`"counters":{"bytes_received":1,"bytes_sent":2,"packets_received":3,"packets_sent":4},"hwaddr":"","host_name":"","mtu":65536,"state":"up","type":"loopback"}},` +
+			`"counters":{"bytes_received":1,"bytes_sent":2,"packets_received":3,"packets_sent":4,"errors_received":5,"errors_sent":6,"packets_dropped_outbound":8,"packets_dropped_inbound":7},"hwaddr":"","host_name":"","mtu":65536,"state":"up","type":"loopback"}},` +
 			`"pid":42,"processes":3,"cpu":{"usage":7}}`,
 	}}
 	for _, tt := range tests {
