@@ -15,6 +15,19 @@ func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) 
 	l.hub.Lifecycle(action, e, ctx)
 }
 
+// eventSequence keeps the event hub's sequence in the store's counters.
+type eventSequence struct{ st *store.Store }
+
+const eventSequenceCounter = "event_sequence"
+
+func (e eventSequence) LoadSequence(ctx context.Context) (uint64, error) {
+	return e.st.Counter(ctx, eventSequenceCounter)
+}
+
+func (e eventSequence) SaveSequence(ctx context.Context, v uint64) error {
+	return e.st.SetCounter(ctx, eventSequenceCounter, v)
+}
+
 // imageDB adapts the store to the image service's persistence interface;
 // the two record types are the same fields, kept apart so the image
 // package does not import the store.

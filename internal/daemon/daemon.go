@@ -82,6 +82,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
+	// Before anything publishes: sequences continue across restarts.
+	if err := hub.Persist(ctx, eventSequence{st}, event.DefaultSequenceBlock); err != nil {
+		return err
+	}
+	defer func() {
+		// Runs after the services below stopped (defers run in reverse),
+		// before the store closes: the next run continues without a jump.
+		if err := hub.SaveSequence(context.Background()); err != nil {
+			log.Error("save event sequence", "err", err)
+		}
+	}()
 
 	emit := lifecycle{hub}
 	ops := operation.New(hub, 10*time.Minute)

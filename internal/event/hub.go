@@ -1,8 +1,10 @@
 package event
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -89,6 +91,84 @@ type Hub struct {
 	ring   []Event // event with sequence s lives at ring[(s-1)%len(ring)]
 	subs   []*Subscription
 	closed bool
+
+	// Persistence of the sequence (Persist): numbers up to reserved may
+	// be handed out without writing; first is this run's first sequence.
+	seqs     SequenceStore
+	block    uint64
+	reserved uint64
+	first    uint64
+	saveErr  error // the last failed write, for SaveSequence to report
+}
+
+// SequenceStore keeps the event sequence across daemon restarts.
+type SequenceStore interface {
+	LoadSequence(ctx context.Context) (uint64, error)
+	SaveSequence(ctx context.Context, seq uint64) error
+}
+
+// DefaultSequenceBlock is how many sequence numbers Persist reserves per
+// write: one database write per that many events.
+const DefaultSequenceBlock = 1024
+
+// Persist makes sequence numbers survive restarts; call it before the
+// first Publish. The hub continues after the last sequence st holds and
+// reserves numbers in blocks of block (DefaultSequenceBlock if 0): it
+// writes the end of the next block before handing out its first number,
+// so after a crash the next run starts above any number ever sent.
+// SaveSequence, at a clean shutdown, writes the exact last sequence, so
+// the next run continues without a jump.
+func (h *Hub) Persist(ctx context.Context, st SequenceStore, block uint64) error {
+	if block == 0 {
+		block = DefaultSequenceBlock
+	}
+	last, err := st.LoadSequence(ctx)
+	if err != nil {
+		return fmt.Errorf("load event sequence: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seq != 0 {
+		return errors.New("event sequence: Persist after events were published")
+	}
+	if err := st.SaveSequence(ctx, last+block); err != nil {
+		return fmt.Errorf("reserve event sequence: %w", err)
+	}
+	h.seqs, h.block = st, block
+	h.seq, h.first, h.reserved = last, last+1, last+block
+	return nil
+}
+
+// SaveSequence writes the last sequence handed out (a clean shutdown) and
+// reports a failed reservation since the last call. Events published
+// afterwards reserve a block again.
+func (h *Hub) SaveSequence(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seqs == nil {
+		return nil
+	}
+	err := h.saveErr
+	h.saveErr = nil
+	if serr := h.seqs.SaveSequence(ctx, h.seq); serr != nil {
+		return errors.Join(err, fmt.Errorf("save event sequence: %w", serr))
+	}
+	h.reserved = h.seq
+	return err
+}
+
+// reserveLocked makes sure the next sequence is reserved; h.mu is held.
+// A failed write is remembered, not retried at every event: Publish must
+// not fail nor stall, and SaveSequence reports it.
+func (h *Hub) reserveLocked() {
+	if h.seqs == nil || h.seq < h.reserved {
+		return
+	}
+	next := h.seq + h.block
+	if err := h.seqs.SaveSequence(context.Background(), next); err != nil {
+		h.saveErr = fmt.Errorf("reserve event sequence up to %d: %w", next, err)
+	}
+	h.reserved = next
 }
 
 // New returns a hub retaining the last ringSize events (DefaultRingSize if
@@ -115,6 +195,7 @@ func (h *Hub) Publish(eventType string, metadata any) Event {
 func (h *Hub) publish(ev Event) Event {
 	eventType := ev.Type
 	h.mu.Lock()
+	h.reserveLocked()
 	h.seq++
 	// Taken under the lock so that timestamps never go backwards against
 	// sequence order.
@@ -209,8 +290,15 @@ func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 		return nil, errdefs.Invalid("sequence %d is beyond the latest event (%d): the daemon restarted and earlier events are gone; reconnect without since", since, h.seq)
 	}
 	if since > 0 && since < h.seq {
-		oldest := uint64(1)
-		if n := uint64(len(h.ring)); h.seq > n {
+		first := max(h.first, 1)
+		if since+1 < first {
+			// Not a gap in this run's ring but a restart: what came
+			// after since, if anything, was published by the previous
+			// run (or its numbers were reserved and never used).
+			return nil, errdefs.Invalid("events after sequence %d were published before the daemon restarted and are gone (this run's first event is %d); reconnect without since", since, first)
+		}
+		oldest := first
+		if n := uint64(len(h.ring)); h.seq-first+1 > n {
 			oldest = h.seq - n + 1
 		}
 		if since+1 < oldest {
