@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -26,6 +28,37 @@ func (e eventSequence) LoadSequence(ctx context.Context) (uint64, error) {
 
 func (e eventSequence) SaveSequence(ctx context.Context, v uint64) error {
 	return e.st.SetCounter(ctx, eventSequenceCounter, v)
+}
+
+// SaveEvents keeps events as JSON of the hub's own type.
+func (e eventSequence) SaveEvents(ctx context.Context, evs []event.Event) error {
+	out := make([]store.StoredEvent, len(evs))
+	for i, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode event %d: %w", ev.Sequence, err)
+		}
+		out[i] = store.StoredEvent{Sequence: ev.Sequence, Data: b}
+	}
+	return e.st.SaveEvents(ctx, out)
+}
+
+func (e eventSequence) TakeEvents(ctx context.Context) ([]event.Event, error) {
+	kept, err := e.st.TakeEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]event.Event, 0, len(kept))
+	for _, k := range kept {
+		var ev event.Event
+		if err := json.Unmarshal(k.Data, &ev); err != nil || ev.Sequence != k.Sequence {
+			// One bad record voids the replay (the hub wants no holes);
+			// sequences still continue from the counter.
+			return nil, nil
+		}
+		out = append(out, ev)
+	}
+	return out, nil
 }
 
 // imageDB adapts the store to the image service's persistence interface;

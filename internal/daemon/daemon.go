@@ -88,9 +88,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer func() {
 		// Runs after the services below stopped (defers run in reverse),
-		// before the store closes: the next run continues without a jump.
-		if err := hub.SaveSequence(context.Background()); err != nil {
-			log.Error("save event sequence", "err", err)
+		// before the store closes: the next run continues without a jump
+		// and replays these events to a client that asks with since.
+		if err := hub.Save(context.Background()); err != nil {
+			log.Error("save events for the next run", "err", err)
 		}
 	}()
 

@@ -34,12 +34,12 @@
 //
 // Sequences across restarts (Persist): the hub continues after the last
 // sequence a SequenceStore holds (the daemon keeps it in SQLite). It
-// reserves blocks of numbers, writing a block's end before using it, and
-// writes the exact last sequence at a clean shutdown; so a clean restart
-// continues without a jump, and after a crash the next run starts above
-// every number ever sent. The ring itself is not persisted: Subscribe with
-// a since from before this run's first sequence fails with an error that
-// says the daemon restarted (distinct from the "no longer retained" of a
-// gap within one run), except since = the last sequence before a clean
-// restart, which resumes with nothing missed.
+// reserves blocks of numbers, writing a block's end before using it; so
+// after a crash the next run starts above every number ever sent. A clean
+// shutdown (Save) writes the exact last sequence and the retained events,
+// which the next run retains again: a since from before a clean restart
+// replays as if there had been none. A since that cannot be replayed
+// because the daemon restarted (after a crash, or events published after
+// Save) fails with an error that says so, distinct from the "no longer
+// retained" of a gap in the ring.
 package event

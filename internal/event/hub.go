@@ -97,14 +97,20 @@ type Hub struct {
 	seqs     SequenceStore
 	block    uint64
 	reserved uint64
-	first    uint64
-	saveErr  error // the last failed write, for SaveSequence to report
+	first    uint64 // the oldest sequence this run can replay
+	runFirst uint64 // the first sequence this run hands out
+	saveErr  error  // the last failed write, for Save to report
 }
 
-// SequenceStore keeps the event sequence across daemon restarts.
+// SequenceStore keeps the event sequence, and the retained events of a
+// clean shutdown, across daemon restarts.
 type SequenceStore interface {
 	LoadSequence(ctx context.Context) (uint64, error)
 	SaveSequence(ctx context.Context, seq uint64) error
+	// SaveEvents keeps events (in sequence order) for the next run;
+	// TakeEvents returns them and forgets them, so one run replays them.
+	SaveEvents(ctx context.Context, evs []Event) error
+	TakeEvents(ctx context.Context) ([]Event, error)
 }
 
 // DefaultSequenceBlock is how many sequence numbers Persist reserves per
@@ -115,9 +121,9 @@ const DefaultSequenceBlock = 1024
 // first Publish. The hub continues after the last sequence st holds and
 // reserves numbers in blocks of block (DefaultSequenceBlock if 0): it
 // writes the end of the next block before handing out its first number,
-// so after a crash the next run starts above any number ever sent.
-// SaveSequence, at a clean shutdown, writes the exact last sequence, so
-// the next run continues without a jump.
+// so after a crash the next run starts above any number ever sent. The
+// events a clean shutdown saved (Save) are retained again, so a since
+// from before the restart replays them.
 func (h *Hub) Persist(ctx context.Context, st SequenceStore, block uint64) error {
 	if block == 0 {
 		block = DefaultSequenceBlock
@@ -125,6 +131,10 @@ func (h *Hub) Persist(ctx context.Context, st SequenceStore, block uint64) error
 	last, err := st.LoadSequence(ctx)
 	if err != nil {
 		return fmt.Errorf("load event sequence: %w", err)
+	}
+	kept, err := st.TakeEvents(ctx)
+	if err != nil {
+		return fmt.Errorf("load kept events: %w", err)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -135,14 +145,25 @@ func (h *Hub) Persist(ctx context.Context, st SequenceStore, block uint64) error
 		return fmt.Errorf("reserve event sequence: %w", err)
 	}
 	h.seqs, h.block = st, block
-	h.seq, h.first, h.reserved = last, last+1, last+block
+	h.seq, h.first, h.runFirst, h.reserved = last, last+1, last+1, last+block
+	// Kept events count only if they end exactly at the saved sequence
+	// with no hole: a run that published after its Save (or crashed)
+	// left a sequence above them, and replaying them would hide a gap.
+	if n := len(kept); n > 0 && kept[n-1].Sequence == last && kept[0].Sequence+uint64(n)-1 == last {
+		kept = kept[max(0, n-len(h.ring)):]
+		for _, ev := range kept {
+			h.ring[(ev.Sequence-1)%uint64(len(h.ring))] = ev
+		}
+		h.first = kept[0].Sequence
+	}
 	return nil
 }
 
-// SaveSequence writes the last sequence handed out (a clean shutdown) and
-// reports a failed reservation since the last call. Events published
-// afterwards reserve a block again.
-func (h *Hub) SaveSequence(ctx context.Context) error {
+// Save writes what a clean shutdown leaves for the next run: the retained
+// events and the last sequence handed out. It also reports a failed
+// reservation since the last call. Events published afterwards reserve a
+// block again (and make the next run ignore the saved events).
+func (h *Hub) Save(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.seqs == nil {
@@ -150,6 +171,17 @@ func (h *Hub) SaveSequence(ctx context.Context) error {
 	}
 	err := h.saveErr
 	h.saveErr = nil
+	var evs []Event
+	if h.seq >= h.first {
+		from := max(h.first, h.seq-min(h.seq, uint64(len(h.ring)))+1)
+		evs = make([]Event, 0, h.seq-from+1)
+		for seq := from; seq <= h.seq; seq++ {
+			evs = append(evs, *h.at(seq))
+		}
+	}
+	if serr := h.seqs.SaveEvents(ctx, evs); serr != nil {
+		return errors.Join(err, fmt.Errorf("save events: %w", serr))
+	}
 	if serr := h.seqs.SaveSequence(ctx, h.seq); serr != nil {
 		return errors.Join(err, fmt.Errorf("save event sequence: %w", serr))
 	}
@@ -159,7 +191,7 @@ func (h *Hub) SaveSequence(ctx context.Context) error {
 
 // reserveLocked makes sure the next sequence is reserved; h.mu is held.
 // A failed write is remembered, not retried at every event: Publish must
-// not fail nor stall, and SaveSequence reports it.
+// not fail nor stall, and Save reports it.
 func (h *Hub) reserveLocked() {
 	if h.seqs == nil || h.seq < h.reserved {
 		return
@@ -291,7 +323,7 @@ func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 	}
 	if since > 0 && since < h.seq {
 		first := max(h.first, 1)
-		if since+1 < first {
+		if since+1 < first && first == max(h.runFirst, 1) {
 			// Not a gap in this run's ring but a restart: what came
 			// after since, if anything, was published by the previous
 			// run (or its numbers were reserved and never used).

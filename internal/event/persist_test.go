@@ -15,8 +15,27 @@ import (
 type fakeSeqStore struct {
 	mu     sync.Mutex
 	v      uint64
+	evs    []Event
 	writes int
 	fail   error
+}
+
+func (f *fakeSeqStore) SaveEvents(_ context.Context, evs []Event) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.evs = append([]Event(nil), evs...)
+	return nil
+}
+
+func (f *fakeSeqStore) TakeEvents(context.Context) ([]Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	evs := f.evs
+	f.evs = nil
+	return evs, nil
 }
 
 func (f *fakeSeqStore) LoadSequence(context.Context) (uint64, error) {
@@ -57,7 +76,7 @@ func TestPersistAcrossRestart(t *testing.T) {
 		name      string
 		events    int
 		block     uint64
-		clean     bool   // SaveSequence at shutdown
+		clean     bool   // Save at shutdown
 		wantNext  uint64 // the restarted hub's first sequence
 		sinceOK   bool   // a client that saw every event resumes
 		wantWrite int    // writes during the first run, its Persist included
@@ -76,7 +95,7 @@ func TestPersistAcrossRestart(t *testing.T) {
 				t.Fatalf("first run's last sequence %d, want %d", last, tt.events)
 			}
 			if tt.clean {
-				if err := h.SaveSequence(context.Background()); err != nil {
+				if err := h.Save(context.Background()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -145,18 +164,69 @@ func TestPersistErrors(t *testing.T) {
 	if err := h.Persist(context.Background(), &fakeSeqStore{}, 4); err == nil {
 		t.Error("Persist after a Publish succeeded")
 	}
-	// A store that fails later: events still flow, SaveSequence says so.
+	// A store that fails later: events still flow, Save says so.
 	st := &fakeSeqStore{}
 	h = persisted(t, st, 4, 2)
 	st.fail = errors.New("disk full")
 	if got := publishN(h, 5); got != 5 {
 		t.Fatalf("last sequence %d with a failing store", got)
 	}
-	if err := h.SaveSequence(context.Background()); err == nil || !strings.Contains(err.Error(), "disk full") {
-		t.Fatalf("SaveSequence: %v", err)
+	if err := h.Save(context.Background()); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Save: %v", err)
 	}
 	// A hub without persistence saves nothing and says nothing.
-	if err := New(4, "").SaveSequence(context.Background()); err != nil {
+	if err := New(4, "").Save(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A clean shutdown keeps the retained events: a client that filtered by
+// type (and so saw an older sequence than the last) replays across the
+// restart. Events published after Save void them: the gap is reported.
+func TestPersistReplaysAcrossCleanRestart(t *testing.T) {
+	tests := []struct {
+		name        string
+		afterSave   int // events published after Save, before the "exit"
+		since       uint64
+		wantReplay  []uint64
+		wantErrText string
+	}{
+		{"replay the previous run", 0, 2, []uint64{3, 4, 5}, ""},
+		{"what the ring held is all kept", 0, 1, []uint64{2, 3, 4, 5}, ""},
+		{"published after save", 1, 2, nil, "before the daemon restarted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeSeqStore{}
+			h := persisted(t, st, 4, 8)
+			publishN(h, 5)
+			if err := h.Save(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			publishN(h, tt.afterSave)
+			h2 := persisted(t, st, 4, 8)
+			sub, err := h2.Subscribe(nil, tt.since)
+			if tt.wantErrText != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErrText) {
+					t.Fatalf("since %d: %v, want %q", tt.since, err, tt.wantErrText)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			for _, want := range tt.wantReplay {
+				if ev := recv(t, sub); ev.Sequence != want || ev.Type != api.EventTypeLifecycle {
+					t.Fatalf("replayed %d (%s), want %d", ev.Sequence, ev.Type, want)
+				}
+			}
+			if next := h2.Publish(api.EventTypeLifecycle, nil).Sequence; next != 6 {
+				t.Fatalf("next sequence %d, want 6", next)
+			}
+			if ev := recv(t, sub); ev.Sequence != 6 {
+				t.Fatalf("live event %d, want 6", ev.Sequence)
+			}
+		})
 	}
 }

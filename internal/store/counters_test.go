@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"testing"
+
+	"github.com/hangar-dev/hangar/internal/store"
 )
 
 func TestCounters(t *testing.T) {
@@ -39,5 +41,31 @@ func TestCounters(t *testing.T) {
 	}
 	if v, _ := st.Counter(ctx, "other"); v != 0 {
 		t.Fatalf("counters are not separate: %d", v)
+	}
+}
+
+func TestKeptEvents(t *testing.T) {
+	st, _ := openStore(t)
+	ctx := context.Background()
+	if got, err := st.TakeEvents(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("nothing kept: %v, %v", got, err)
+	}
+	evs := []store.StoredEvent{{Sequence: 7, Data: []byte(`{"a":1}`)}, {Sequence: 5, Data: []byte("x")}}
+	if err := st.SaveEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// A second save replaces the first.
+	if err := st.SaveEvents(ctx, evs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveEvents(ctx, append(evs, store.StoredEvent{Sequence: 0})); err == nil {
+		t.Fatal("sequence 0 was saved")
+	}
+	got, err := st.TakeEvents(ctx)
+	if err != nil || len(got) != 1 || got[0].Sequence != 7 || string(got[0].Data) != `{"a":1}` {
+		t.Fatalf("took %+v, %v", got, err)
+	}
+	if got, err := st.TakeEvents(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("taken twice: %v, %v", got, err)
 	}
 }
