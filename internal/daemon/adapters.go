@@ -7,6 +7,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -59,6 +60,24 @@ func (e eventSequence) TakeEvents(ctx context.Context) ([]event.Event, error) {
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// instanceImages gives the instance core the image store, in the core's
+// terms. Embedding keeps the store's other methods (Resolve, RootFS,
+// MarkUsed, and Disk, which VMs ask for by type assertion).
+type instanceImages struct{ *image.Service }
+
+func (i instanceImages) Image(ctx context.Context, fp string) (instance.Image, error) {
+	img, err := i.Get(ctx, fp)
+	if err != nil {
+		return instance.Image{}, err
+	}
+	return instance.Image{
+		Fingerprint:  img.Fingerprint,
+		Type:         instance.Type(img.Type),
+		Architecture: img.Architecture,
+		Properties:   img.Properties,
+	}, nil
 }
 
 // imageDB adapts the store to the image service's persistence interface;

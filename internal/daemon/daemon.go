@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 	host := probeHost()
 	svc = instance.New(instance.Config{
 		DB:           st,
-		Images:       images,
+		Images:       instanceImages{images},
 		OCI:          images,
 		Drivers:      map[instance.Type]driver.Driver{instance.TypeContainer: drv, instance.TypeVM: vms},
 		Events:       emit,
@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	var _ instance.DiskImages = images // VMs boot its disk images
+	var _ instance.DiskImages = instanceImages{images} // VMs boot its disk images
 	api := &lxd.Server{Instances: svc, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)

@@ -106,7 +106,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 				return nil, fmt.Errorf("source: %w", err)
 			}
 			fp = ri.Fingerprint()
-			if _, err := s.cfg.Images.Get(ctx, fp); err != nil {
+			if _, err := s.cfg.Images.Image(ctx, fp); err != nil {
 				pull = ri
 			}
 		} else {
@@ -178,7 +178,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 // instance takes from it: image.* properties, the base image and, for an
 // OCI image, its run defaults.
 func (s *Service) imageConfig(ctx context.Context, fp string, typ Type, config map[string]string) error {
-	img, err := s.cfg.Images.Get(ctx, fp)
+	img, err := s.cfg.Images.Image(ctx, fp)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -22,7 +21,7 @@ func TestImageFitsType(t *testing.T) {
 		{"virtual-machine", TypeContainer, false},
 		{"virtual-machine", "", false},
 	} {
-		err := imageFitsType(api.Image{Type: tc.imgType}, fakeFP, tc.instType)
+		err := imageFitsType(Image{Type: Type(tc.imgType)}, fakeFP, tc.instType)
 		if tc.ok != (err == nil) {
 			t.Errorf("image %q as %q: %v", tc.imgType, tc.instType, err)
 		}

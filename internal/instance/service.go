@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
@@ -30,9 +29,18 @@ type DB interface {
 // Images is what the service needs of the image store.
 type Images interface {
 	Resolve(ctx context.Context, ref string) (fingerprint string, err error)
-	Get(ctx context.Context, fingerprint string) (api.Image, error)
+	Image(ctx context.Context, fingerprint string) (Image, error)
 	RootFS(ctx context.Context, fingerprint string, idmap *driver.IDMap) (string, error)
 	MarkUsed(ctx context.Context, fingerprint string) error
+}
+
+// Image is what the core reads of a stored image.
+type Image struct {
+	Fingerprint  string
+	Type         Type // TypeVM for a bootable disk, else a root filesystem tree
+	Architecture string
+	// Properties are copied into an instance's config as image.* keys.
+	Properties map[string]string
 }
 
 // Emitter publishes lifecycle events: an action (LXD's names, such as

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
@@ -124,8 +123,8 @@ func (fakeImages) Resolve(_ context.Context, ref string) (string, error) {
 	return "", errdefs.NotFound("image %q not found", ref)
 }
 
-func (fakeImages) Get(context.Context, string) (api.Image, error) {
-	return api.Image{Fingerprint: fakeFP, Architecture: "x86_64", ImagePut: api.ImagePut{Properties: map[string]string{"os": "busybox"}}}, nil
+func (fakeImages) Image(context.Context, string) (Image, error) {
+	return Image{Fingerprint: fakeFP, Type: TypeContainer, Architecture: "x86_64", Properties: map[string]string{"os": "busybox"}}, nil
 }
 
 func (fakeImages) RootFS(context.Context, string, *driver.IDMap) (string, error) {

@@ -94,6 +94,9 @@ func (fakeImages) Resolve(_ context.Context, ref string) (string, error) {
 func (fakeImages) Get(context.Context, string) (api.Image, error) {
 	return api.Image{Fingerprint: fakeFP, Architecture: "x86_64"}, nil
 }
+func (fakeImages) Image(context.Context, string) (instance.Image, error) {
+	return instance.Image{Fingerprint: fakeFP, Type: instance.TypeContainer, Architecture: "x86_64"}, nil
+}
 func (fakeImages) RootFS(context.Context, string, *driver.IDMap) (string, error) { return "/x", nil }
 func (fakeImages) MarkUsed(context.Context, string) error                        { return nil }
 func (fakeImages) Import(context.Context, io.Reader, image.ImportMeta) (api.Image, error) {
