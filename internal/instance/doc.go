@@ -30,20 +30,54 @@
 //   - Files inside instances (files.go): the id map between the instance's
 //     ids and the host's, LXD's defaults for owners and modes. Paths are
 //     resolved by package fsroot in a root the driver opens (RootOpener).
-//   - Instance types (vm.go): Config.Drivers picks the driver by type
-//     (virtual-machine: package qemu). Keys of one type are refused on
-//     the other (security.secureboot is a VM's; security.privileged and
-//     limits.processes a container's), and a VM needs at least 128 MiB.
-//     A VM has no id map, its stateful stop saves it (driver.Stateful),
-//     and its files are reached through its guest agent
-//     (driver.GuestFiles), so only while it runs. A driver that reports
-//     a crash (Exit.Error) leaves the instance in status Error.
+//   - Instance types: Config.Drivers maps each type to its driver
+//     (TypeContainer: package container, TypeVM: package qemu); a type
+//     without one cannot be created. Keys of one type are refused on the
+//     other (bytype.go: security.secureboot is a VM's; security.privileged
+//     and limits.processes a container's). What only VMs have is in
+//     vm.go: at least 128 MiB, no id map, a stateful stop that saves them
+//     (driver.Stateful), files reached through the guest agent
+//     (driver.GuestFiles, so only while running), disk images booted with
+//     UEFI. A driver that reports a crash (Exit.Error) leaves the
+//     instance in status Error.
+//   - Volatile keys with LXD's names and values (volatile.go): a random
+//     volatile.uuid at create, never changed; volatile.idmap.base, .next
+//     and .current and volatile.last_state.idmap in LXD's JSON IdmapEntry
+//     form (the shared map for unprivileged containers, "[]" for
+//     privileged ones, none for VMs).
+//
+// The shape every edge calls (types.go)
+//
+// The core speaks its own types, modelled on LXD's field set (as Incus
+// keeps one shared model) but with plain Go fields: no URLs, no ETags, no
+// JSON tags, no envelopes. In: CreateRequest (with Source), Put, Patch,
+// ProfilePut, ExecRequest, FileWrite, StopOptions. Out: Instance, Full
+// (with State), State (with its Network map), Profile (UsedBy names
+// instances), Process (a running exec), File, Status and Type. Each edge
+// translates: the LXD edge (internal/api/lxd/convert.go) renders status
+// codes, /1.0 URLs, used_by URLs, location and project, recursion
+// placeholders and ETags; the seeds' instances API, the JSON-RPC
+// virt.instance.* edge and the /v/ REST edge translate from the same
+// types. Every exported method takes a context first (for identity and
+// project, later).
+//
+// Optimistic concurrency without ETags: Update, Patch and UpdateProfile
+// take a Precondition, a func the core calls with the instance (profile)
+// as it is, under the lock that orders its changes, before changing it.
+// The LXD edge passes one comparing its ETag (a hash of the current
+// instance) with If-Match; an error leaves everything unchanged. So the
+// check and the change are one atomic step, and the core knows no ETag.
+//
+// Lifecycle events name the entity (event.Entity: kind, name; project
+// later) and the action (LXD's names, "instance-started"); the hub keeps
+// them so, and each edge renders them (LXD: source /1.0/instances/NAME).
 //
 // What it must not touch
 //
-//	HTTP, JSON envelopes, operations and websockets (the API edges), SQL
-//	(the store), runc, cgroups and mounts (the driver). It reaches them
-//	only through the small interfaces in service.go.
+//	HTTP, JSON envelopes, URLs, ETags, operations and websockets (the API
+//	edges), SQL (the store), runc, cgroups, mounts and namespaces (the
+//	driver). It reaches them only through the small interfaces in
+//	service.go, types.go and the driver package.
 //
 // Locking
 //

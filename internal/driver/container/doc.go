@@ -1,6 +1,7 @@
 // Package container runs system containers with runc. It implements
-// driver.Driver: the instance service hands it a driver.Spec and asks it to
-// start, stop, freeze and inspect the container; this package owns
+// driver.Driver (and driver.ConsoleAttacher, driver.RootOpener and
+// driver.NetworkReader): the instance service hands it a driver.Spec and
+// asks it to start, stop, freeze and inspect the container; this package owns
 // everything below that line: the writable layer, the rootfs mount, the OCI
 // bundle, runc's state, the cgroup and the console log. It never reads
 // instance config, the database or the API.
@@ -18,8 +19,12 @@
 //	    console.in      FIFO: PID 1's stdin, which PID 1 holds open read-write (console input)
 //	    console.log.1   the previous console.log chunk (see the bound below)
 //
-// Each container's cgroup is /hangar/<id> (runc's cgroupfs manager, cgroup
-// v1, hybrid or v2).
+// Each container's cgroup is <Config.CgroupParent>/<id>, /hangar/<id> for
+// the default data dir (runc's cgroupfs manager, cgroup v1, hybrid or v2).
+//
+// Its network interfaces (Network) are read from the host: counters from
+// /proc/PID/net/dev, names, flags, MTU and addresses from inside its
+// network namespace on a locked thread of the daemon's (network.go).
 //
 // # No shim
 //
