@@ -60,11 +60,18 @@ func TestStart(t *testing.T) {
 				t.Errorf("uid_map = %q, want %q", got, tc.uidMap)
 			}
 			// runc run returns once PID 1 is released, maybe just before
-			// it calls execve: until then /proc shows runc init.
+			// it calls execve: until then /proc shows runc init. PID 1
+			// then execs twice (sh, then sleep), and in the middle of an
+			// execve environ reads empty (the new mm has no environment
+			// yet). sleep is the last exec, so its comm set and a
+			// non-empty environ read after it is the final environment.
 			var env []string
-			waitFor(t, 5*time.Second, "exec", func() bool {
+			waitFor(t, 5*time.Second, "PID 1 to exec sleep", func() bool {
+				if strings.TrimSpace(readProc(t, pid, "comm")) != "sleep" {
+					return false
+				}
 				env = strings.Split(strings.TrimRight(readProc(t, pid, "environ"), "\x00"), "\x00")
-				return !strings.HasPrefix(env[0], "_LIBCONTAINER") && !contains(env, "_LIBCONTAINER_INITTYPE=standard")
+				return env[0] != ""
 			})
 			for _, want := range []string{"FOO=bar baz", defaultPath, defaultTerm} {
 				if !contains(env, want) {
