@@ -94,6 +94,7 @@ type instance struct {
 	stopSignal syscall.Signal
 	stats      *cgroupStats
 	done       chan struct{} // closed once the exit is handled and cleaned up
+	freezeMu   sync.Mutex    // serialises freezes and thaws
 }
 
 // New returns a Driver. It makes the calling process a child subreaper, so
