@@ -203,9 +203,18 @@ func TestExec(t *testing.T) {
 				}
 				line := make([]byte, 3)
 				io.ReadFull(outR, line)
-				// sh replaced itself by sleep after printing: the signal
-				// must reach it, not nsenter.
-				time.Sleep(50 * time.Millisecond)
+				// sh replaces itself by sleep after printing: the signal
+				// must reach it, not nsenter. Wait for the exec, by the
+				// command's name.
+				waitFor(t, 5*time.Second, "sh to exec sleep", func() bool {
+					kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
+					f := strings.Fields(string(kids))
+					if len(f) != 1 {
+						return false
+					}
+					comm, _ := os.ReadFile("/proc/" + f[0] + "/comm")
+					return strings.TrimSpace(string(comm)) == "sleep"
+				})
 				if err := p.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
