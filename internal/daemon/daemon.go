@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("hangard ready", "socket", cfg.Socket, "data_dir", cfg.DataDir, "pid", os.Getpid())
 	if fresh {
-		log.Info("new data directory: to import a busybox image and launch a first container, " + firstCommandHint)
+		log.Info("new data directory: to import a busybox image and launch a first container, see the hint", "hint", firstCommandHint)
 	}
 	if cfg.Ready != nil {
 		close(cfg.Ready)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -59,14 +60,24 @@ func (d *Driver) setFrozen(ctx context.Context, id string, frozen bool) error {
 func (d *Driver) freeze(ctx context.Context, in *instance, frozen bool) error {
 	in.freezeMu.Lock()
 	defer in.freezeMu.Unlock()
-	if in.stats.frozen() == frozen {
+	// A thaw always writes (a no-op for a thawed cgroup): a v1 cgroup
+	// left FREEZING by someone else reads as not frozen, yet holds tasks.
+	if frozen && in.stats.frozen() {
 		return nil
 	}
 	p := d.cg.path(in.id)
+	var err error
 	if d.cg.v2 {
-		return freezeV2(ctx, d.cg.dir("", p), frozen)
+		err = freezeV2(ctx, d.cg.dir("", p), frozen)
+	} else {
+		err = freezeV1(ctx, d.cg.dir("freezer", p), frozen)
 	}
-	return freezeV1(ctx, d.cg.dir("freezer", p), frozen)
+	if !frozen && errors.Is(err, fs.ErrNotExist) {
+		// The cgroup is gone (PID 1 exited, runc deleted it): nothing
+		// is frozen. Stop thaws before it kills and must not fail here.
+		return nil
+	}
+	return err
 }
 
 // freezeTimeout bounds a freeze that does not settle (a v1 cgroup whose
