@@ -106,12 +106,22 @@ func renderIssue10(cfg *config, res *results, r *issue10Results) string {
 	}
 	b.WriteString("\nEach cell: **median**, p90 (min–max), unless the row says p99: then **p99**, p50, max over every request of every run, with the request and error counts.\n\n")
 	b.WriteString("How these are taken:\n\n")
-	fmt.Fprintf(&b, "- Short measurements (CLI start-up, exec, freeze/unfreeze at rest): %d rounds after %d unrecorded warm-up rounds, each round running every one of them once, for both daemons, in a fresh random order, so that other work on the shared machine weighs on both alike. CLIs are timed from exec to exit by this harness (Go os/exec), output discarded.\n", cfg.execRuns, execWarmRounds)
-	b.WriteString("- freeze/unfreeze at rest: hangar's Go SDK in this harness's process with a warm connection: `UpdateInstanceState` (PUT /1.0/instances/pb-exec/state) then the operation's wait, timed together, as a client sees one call. The same SDK call runs against LXD's socket.\n")
-	fmt.Fprintf(&b, "- Events: %d runs per daemon, alternating; 10 websocket subscribers to lifecycle events, 2 workers each alternating freeze and unfreeze of its own running instance, %d state changes per run in all; events/s = events delivered to all subscribers together / time from the first trigger to the last delivery.\n", cfg.runs, max(2, cfg.triggers/2&^1)*pauseWorkers)
-	fmt.Fprintf(&b, "- PATCH load: %d runs per daemon, alternating, each cut at %s; %d running instances; %d SDK clients, each with its own connection, released at once; %d of them (one per instance) alternate freeze and unfreeze, the other %d PATCH `user.pbN` config of the instances in turn; %d requests per client.\n",
-		patchRuns, patchRunTimeout, patchInstances, patchClients, patchInstances, patchClients-patchInstances, patchOps)
-	fmt.Fprintf(&b, "- List: hangard only (its target is absolute; 1000 instances on LXD's dir pool would take most of the run): pb-exec running and 999 stopped instances created through the API, then %d runs of the CLI after %d warm-up runs; peak RSS from getrusage. The Go benchmark is `go test -bench Render -benchmem -benchtime %s -count 5 ./internal/cli`, its yaml sub-benchmark.\n", cfg.listRuns, execWarmRounds, cfg.benchtime)
+	if cfg.wants(partVersion) || cfg.wants(partExec) || cfg.wants(partFreeze) {
+		fmt.Fprintf(&b, "- Short measurements (CLI start-up, exec, freeze/unfreeze at rest): %d rounds after %d unrecorded warm-up rounds, each round running every one of them once, for both daemons, in a fresh random order, so that other work on the shared machine weighs on both alike. CLIs are timed from exec to exit by this harness (Go os/exec), output discarded.\n", cfg.execRuns, execWarmRounds)
+	}
+	if cfg.wants(partFreeze) {
+		b.WriteString("- freeze/unfreeze at rest: hangar's Go SDK in this harness's process with a warm connection: `UpdateInstanceState` (PUT /1.0/instances/pb-exec/state) then the operation's wait, timed together, as a client sees one call. The same SDK call runs against LXD's socket.\n")
+	}
+	if cfg.wants(partEvents) {
+		fmt.Fprintf(&b, "- Events: %d runs per daemon, alternating; 10 websocket subscribers to lifecycle events, 2 workers each alternating freeze and unfreeze of its own running instance, %d state changes per run in all; events/s = events delivered to all subscribers together / time from the first trigger to the last delivery.\n", cfg.runs, max(2, cfg.triggers/2&^1)*pauseWorkers)
+	}
+	if cfg.wants(partPatch) {
+		fmt.Fprintf(&b, "- PATCH load: %d runs per daemon, alternating, each cut at %s; %d running instances; %d SDK clients, each with its own connection, released at once; %d of them (one per instance) alternate freeze and unfreeze, the other %d PATCH `user.pbN` config of the instances in turn; %d requests per client.\n",
+			patchRuns, patchRunTimeout, patchInstances, patchClients, patchInstances, patchClients-patchInstances, patchOps)
+	}
+	if cfg.wants(partList) {
+		fmt.Fprintf(&b, "- List: hangard only (its target is absolute; 1000 instances on LXD's dir pool would take most of the run): pb-exec running and 999 stopped instances created through the API, then %d runs of the CLI after %d warm-up runs; peak RSS from getrusage. The Go benchmark is `go test -bench Render -benchmem -benchtime %s -count 5 ./internal/cli`, its yaml sub-benchmark.\n", cfg.listRuns, execWarmRounds, cfg.benchtime)
+	}
 	if r.load.took > 0 {
 		fmt.Fprintf(&b, "- What else ran: %s\n", r.load.summary())
 	}
