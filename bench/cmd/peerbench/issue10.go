@@ -64,7 +64,7 @@ const peerHello = "Go hello-world"
 const (
 	patchClients    = 200
 	patchInstances  = 10
-	patchOps        = 6
+	patchOps        = 20
 	patchRuns       = 3
 	patchRunTimeout = 2 * time.Minute
 )

@@ -47,7 +47,7 @@ func TestParseFlagsIssue10(t *testing.T) {
 			if !slices.Equal(cfg.only, tc.only) || !slices.Equal(cfg.peers, tc.peers) {
 				t.Errorf("only %v peers %v, want %v %v", cfg.only, cfg.peers, tc.only, tc.peers)
 			}
-			if cfg.goBench || cfg.execRuns != 40 || cfg.runs != 5 || cfg.listRuns != 10 || !strings.HasSuffix(cfg.out, "bench/out/issue10.md") {
+			if cfg.goBench || cfg.execRuns != 60 || cfg.runs != 5 || cfg.listRuns != 10 || !strings.HasSuffix(cfg.out, "bench/out/issue10.md") {
 				t.Errorf("issue-10 defaults: goBench %v execRuns %d runs %d listRuns %d out %s", cfg.goBench, cfg.execRuns, cfg.runs, cfg.listRuns, cfg.out)
 			}
 		})

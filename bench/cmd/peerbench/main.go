@@ -163,7 +163,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		case cfg.quick:
 			cfg.execRuns = 20
 		case cfg.only != nil:
-			cfg.execRuns = 40
+			cfg.execRuns = 60
 		}
 	}
 	if cfg.listRuns == 0 {
@@ -203,8 +203,11 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	// happens on the way to the largest scale.
 	cfg.running = min(cfg.running, cfg.scales[len(cfg.scales)-1])
 	cfg.triggers = 100
-	if cfg.quick {
+	switch {
+	case cfg.quick:
 		cfg.triggers = 25
+	case cfg.only != nil:
+		cfg.triggers = 200
 	}
 	cfg.peers = []string{peerHangard}
 	for _, p := range strings.Split(*peers, ",") {
