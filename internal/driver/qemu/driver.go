@@ -115,10 +115,13 @@ func kvmUsable() bool {
 		return false
 	}
 	info, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(info), "\n") {
+	return err == nil && cpuVirtFlag(string(info))
+}
+
+// cpuVirtFlag reports whether the first flags line of a /proc/cpuinfo
+// names vmx (Intel VT-x) or svm (AMD-V).
+func cpuVirtFlag(cpuinfo string) bool {
+	for _, line := range strings.Split(cpuinfo, "\n") {
 		if !strings.HasPrefix(line, "flags") {
 			continue
 		}
