@@ -267,11 +267,13 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	cfg.scratch = scratch
 	defer func() {
+		// Mounts go even when the files stay: podman leaves its storage
+		// mounted after its teardown.
+		unmountUnder(scratch)
 		if cfg.keep {
 			logf("scratch directory kept: %s", scratch)
 			return
 		}
-		unmountUnder(scratch)
 		if err := os.RemoveAll(scratch); err != nil {
 			logf("remove %s: %v", scratch, err)
 		}
