@@ -34,14 +34,22 @@ install -C -m 0755 bin/hangard bin/hangar bin/hangar-agent "$prefix/bin/"
 # restarted so that it runs this tree (and finds the agent): its instances
 # keep running across the restart.
 pidfile=$data/hangard.pid
-if [ -f "$pidfile" ]; then
-	pid=$(cat "$pidfile")
+pids=()
+[ -f "$pidfile" ] && pids+=("$(cat "$pidfile")")
+if [ "$socket" = /var/lib/hangar/unix.socket ]; then
+	# Earlier versions of this script started a bare `hangard` on the
+	# defaults and wrote no pidfile.
+	for pid in $(pgrep -x hangard || true); do
+		[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" = "hangard " ] && pids+=("$pid")
+	done
+fi
+for pid in "${pids[@]}"; do
 	if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$prefix/bin")/hangard (deleted)" ]; then
 		echo "restarting hangard (pid $pid): its binary was rebuilt"
 		kill -TERM "$pid"
 		for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	fi
-fi
+done
 
 if ! hangar list >/dev/null 2>&1; then
 	echo "starting hangard (data: $data, socket: $socket, log: $log)"
