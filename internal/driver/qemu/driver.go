@@ -104,8 +104,37 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(filepath.Join(dir, ".cache"), 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	_, kvmErr := os.Stat("/dev/kvm")
-	return &Driver{cfg: cfg, log: cfg.Logger, kvm: kvmErr == nil, vms: map[string]*vm{}}, nil
+	return &Driver{cfg: cfg, log: cfg.Logger, kvm: kvmUsable(), vms: map[string]*vm{}}, nil
+}
+
+// kvmUsable reports whether QEMU can use KVM: /dev/kvm alone is not enough,
+// since a /dev/kvm served by kvm_pvm (on guests without hardware
+// virtualisation) makes QEMU abort at vCPU set-up ("failed to set MSR"). A
+// usable KVM needs the CPU's own virtualisation extensions.
+func kvmUsable() bool {
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		return false
+	}
+	info, err := os.ReadFile("/proc/cpuinfo")
+	return err == nil && cpuVirtFlag(string(info))
+}
+
+// cpuVirtFlag reports whether the first flags line of a /proc/cpuinfo
+// names vmx (Intel VT-x) or svm (AMD-V).
+func cpuVirtFlag(cpuinfo string) bool {
+	for _, line := range strings.Split(cpuinfo, "\n") {
+		if !strings.HasPrefix(line, "flags") {
+			continue
+		}
+		_, flags, _ := strings.Cut(line, ":")
+		for _, f := range strings.Fields(flags) {
+			if f == "vmx" || f == "svm" {
+				return true
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // tool finds a host program.
