@@ -127,7 +127,11 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	if err != nil {
 		return err
 	}
-	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir}
+	size, err := s.newCap()
+	if err != nil {
+		return err
+	}
+	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir, size: size}
 	if err := src.extract(ctx, blob, tmp, opts); err != nil {
 		if m != nil && errors.Is(err, errdefs.ErrInvalidArgument) {
 			return errdefs.Invalid("image %s cannot be shifted for id map %d+%d: %v", rec.Fingerprint, m.HostID, m.Size, err)
