@@ -91,6 +91,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
+	conf, err := serverconfig.New(ctx, st)
+	if err != nil {
+		return err
+	}
+	// Read at every unpack: a change applies to the next one.
+	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
 
 	var svc *instance.Service
 	drv, err := container.New(container.Config{
@@ -129,10 +135,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("recover instances: %w", err)
 	}
 
-	conf, err := serverconfig.New(ctx, st)
-	if err != nil {
-		return err
-	}
 	go sweepImageCache(ctx, images, conf, svc.ImageUsers, log.With("component", "image"))
 
 	ln, err := listenUnix(cfg.Socket)
