@@ -190,4 +190,3 @@ func TestUploadInterrupted(t *testing.T) {
 		})
 	}
 }
-
