@@ -2,7 +2,8 @@
 // /1.0 "config"): the table of keys hangard knows, their defaults and
 // validation, and the current values, persisted in the store's config
 // table. It does not act on the values; the daemon's parts read them
-// (e.g. the image cache sweep reads images.remote_cache_expiry).
+// (e.g. the image cache sweep reads images.remote_cache_expiry, the image
+// store images.max_unpacked_size at every unpack).
 //
 // Only keys set explicitly are stored and shown, as in LXD; a key not set
 // has its default.
