@@ -102,7 +102,12 @@ func (s *Service) build(ctx context.Context, rec Record, m *driver.IDMap, name s
 	}
 	s.builds.Add(1)
 	f.err = s.unpackTree(ctx, rec, m, final)
-	if f.err != nil {
+	switch {
+	case errors.Is(f.err, errdefs.ErrInvalidArgument):
+		// The image's doing (beyond the size cap, not shiftable): the
+		// caller is told; not a fault of the server.
+		s.log.Warn("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
+	case f.err != nil:
 		s.log.Error("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
 	}
 }

@@ -39,7 +39,10 @@ import (
 //     which are stored as they are).
 //
 // A squashfs is listed (unsquashfs -lln) and the sizes of its files summed
-// before it is unpacked. Backups, when they come, unpack through the same
+// before it is unpacked (it is unpacked into a scratch tree, then streamed
+// through the unpacker: for a moment it takes up to twice the cap). An
+// OCI pull whose layers' compressed sizes alone pass the cap is refused
+// before anything is fetched. Backups, when they come, unpack through the same
 // unpacker and take a sizeCap from Service.newCap like every import.
 //
 // Exceeding the cap is an invalid-argument error, "image expands beyond
