@@ -107,6 +107,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	conf, err := serverconfig.New(ctx, st)
+	if err != nil {
+		return err
+	}
+	// Read at every unpack: a change applies to the next one.
+	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
 
 	var svc *instance.Service
 	drv, err := container.New(container.Config{
@@ -147,10 +153,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("recover instances: %w", err)
 	}
 
-	conf, err := serverconfig.New(ctx, st)
-	if err != nil {
-		return err
-	}
 	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
