@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -77,9 +78,13 @@ func Run(ctx context.Context, cfg Config) error {
 	log := slog.New(event.NewLogHandler(text, hub))
 	slog.SetDefault(log)
 
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hangar.db"))
+	dbPath := filepath.Join(cfg.DataDir, "hangar.db")
+	_, statErr := os.Stat(dbPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	// store.Open names itself ("open store PATH: ...").
+	st, err := store.Open(ctx, dbPath)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer st.Close()
 	// Before anything publishes: sequences continue across restarts.
@@ -98,10 +103,17 @@ func Run(ctx context.Context, cfg Config) error {
 	emit := lifecycle{hub}
 	ops := operation.New(hub, 10*time.Minute)
 	defer ops.Close()
+	// image.New names itself ("image: ...").
 	images, err := image.New(filepath.Join(cfg.DataDir, "images"), imageDB{st}, emit, log.With("component", "image"))
 	if err != nil {
-		return fmt.Errorf("image store: %w", err)
+		return err
 	}
+	conf, err := serverconfig.New(ctx, st)
+	if err != nil {
+		return err
+	}
+	// Read at every unpack: a change applies to the next one.
+	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
 
 	var svc *instance.Service
 	drv, err := container.New(container.Config{
@@ -111,6 +123,9 @@ func Run(ctx context.Context, cfg Config) error {
 		ExecHelper:   cfg.ExecHelper,
 		Logger:       log.With("component", "runc"),
 	})
+	if errors.Is(err, exec.ErrNotFound) {
+		return fmt.Errorf("container driver: %w: %s", err, firstCommandHint)
+	}
 	if err != nil {
 		return fmt.Errorf("container driver: %w", err)
 	}
@@ -139,10 +154,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("recover instances: %w", err)
 	}
 
-	conf, err := serverconfig.New(ctx, st)
-	if err != nil {
-		return err
-	}
 	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
@@ -156,6 +167,9 @@ func Run(ctx context.Context, cfg Config) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("hangard ready", "socket", cfg.Socket, "data_dir", cfg.DataDir, "pid", os.Getpid())
+	if fresh {
+		log.Info("new data directory: to import a busybox image and launch a first container, see the hint", "hint", firstCommandHint)
+	}
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
@@ -176,6 +190,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	return nil
 }
+
+// firstCommandHint ends the messages of a host that lacks what hangard
+// needs, or of a first start: the README's first command installs it all
+// and shows every feature working.
+const firstCommandHint = "run `bash scripts/quickstart.sh` from a Hangar checkout (the README's first command)"
 
 // DefaultDataDir is where hangard keeps its state unless told otherwise.
 const DefaultDataDir = "/var/lib/hangar"

@@ -103,7 +103,12 @@ func (s *Service) build(ctx context.Context, rec Record, m *driver.IDMap, name s
 	}
 	s.builds.Add(1)
 	f.err = s.unpackTree(ctx, rec, m, final)
-	if f.err != nil {
+	switch {
+	case errors.Is(f.err, errdefs.ErrInvalidArgument):
+		// The image's doing (beyond the size cap, not shiftable): the
+		// caller is told; not a fault of the server.
+		s.log.Warn("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
+	case f.err != nil:
 		s.log.Error("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
 	}
 }
@@ -125,7 +130,11 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	if err != nil {
 		return err
 	}
-	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir}
+	size, err := s.newCap()
+	if err != nil {
+		return err
+	}
+	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir, size: size}
 	if err := src.extract(ctx, blob, tmp, opts); err != nil {
 		if m != nil && errors.Is(err, errdefs.ErrInvalidArgument) {
 			return errdefs.Invalid("image %s cannot be shifted for id map %d+%d: %v", rec.Fingerprint, m.HostID, m.Size, err)

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/revert"
@@ -43,6 +44,10 @@ import (
 // this very program (passed as fd 3, run as /proc/self/fd/3) in its
 // terminal-helper mode (RunExecTTYHelper), which does setsid and TIOCSCTTY
 // and execs the command in place: the helper becomes the command.
+//
+// The command gets descriptors 0, 1 and 2 and nothing else: just before
+// the fork, every other descriptor of the daemon is marked close-on-exec
+// (nsenter closes nothing), and the terminal helper marks its own.
 func (d *Driver) Exec(ctx context.Context, id string, spec driver.ExecSpec) (driver.Process, error) {
 	if err := validID(id); err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", id, err)
@@ -341,6 +346,16 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, id string, t execTarget) e
 		runtime.LockOSThread()
 		// Never unlocked, on purpose (see above).
 		if err := d.prepareThread(t, filter); err != nil {
+			errc <- err
+			return
+		}
+		// nsenter execs the command in place and closes nothing: every
+		// descriptor of the daemon without close-on-exec (inherited from
+		// whatever started it, or made by a raw dup) would reach the
+		// command inside the container. os/exec puts only stdio (and
+		// ExtraFiles) on the child's 0-2 (3...), so marking the rest
+		// leaves the child exactly those.
+		if err := cloexec.From(3); err != nil {
 			errc <- err
 			return
 		}

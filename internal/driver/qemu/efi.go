@@ -53,7 +53,7 @@ func firmwareFor(dir string, secure bool) (firmware, error) {
 			if secure {
 				return fw, errdefs.Invalid("security.secureboot: this host's UEFI firmware has no Secure Boot build (%s): install ovmf, or set security.secureboot=false", p)
 			}
-			return fw, errdefs.Invalid("a disk image boots with UEFI firmware, and %s is missing: install ovmf (scripts/deps.sh)", p)
+			return fw, errdefs.Invalid("a disk image boots with UEFI firmware, and %s is missing: install ovmf: run `bash scripts/quickstart.sh` from a Hangar checkout, the README's first command", p)
 		}
 	}
 	return fw, nil

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/revert"
@@ -299,6 +300,14 @@ func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string
 			defer f.Close()
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(f.Fd())
 		}
+	}
+	// QEMU outlives the daemon: a descriptor of the daemon's without
+	// close-on-exec (hangard marks its inherited ones at start; this
+	// covers any made since) would stay open in it for the VM's life.
+	// The guest cannot reach QEMU's descriptors, only QEMU can.
+	if err := cloexec.From(3); err != nil {
+		cg.remove()
+		return nil, fmt.Errorf("start qemu: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
 		cg.remove()
