@@ -299,10 +299,11 @@ func (h *Hub) WantsLogging() bool { return h.logSubs.Load() > 0 }
 // if empty). With since > 0 its channel first yields every retained event
 // with a larger sequence, then live events; since = 0, or a since at the
 // latest sequence, yields live events only. If events after since are no
-// longer retained, or since is beyond the latest sequence (the client saw a
-// daemon that has since restarted, and sequences started again), Subscribe
-// returns an errdefs.ErrInvalidArgument kind error instead of a stream with
-// a hole in it.
+// longer retained, were published before a restart that did not keep them
+// (see Persist), or since is beyond the latest sequence (a daemon without
+// persisted sequences restarted), Subscribe returns an
+// errdefs.ErrInvalidArgument kind error, each saying which, instead of a
+// stream with a hole in it.
 func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 	s := &Subscription{hub: h, done: make(chan struct{})}
 	if len(types) > 0 {
