@@ -255,3 +255,20 @@ func TestPreconditions(t *testing.T) {
 		t.Fatalf("stale profile etag: %v", err)
 	}
 }
+
+// BenchmarkLifecycleEvent is the per-subscriber cost of rendering a
+// lifecycle event as LXD's JSON (the hub keeps the entity, not the URL).
+func BenchmarkLifecycleEvent(b *testing.B) {
+	ev := event.Event{Type: "lifecycle", Timestamp: time.Now(), Sequence: 1, Location: "none",
+		Lifecycle: &event.Lifecycle{Action: "instance-paused", Entity: event.Entity{Kind: event.EntityInstance, Name: "c1"}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := toAPIEvent(ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := json.Marshal(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
