@@ -6,9 +6,11 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,7 +312,13 @@ func TestPullBombs(t *testing.T) {
 		// fetched: whether layers are downloaded before the cap stops
 		// the pull (compressed sizes alone beyond it: not).
 		fetched bool
+		// unsized: the manifest as served drops the first layer's size.
+		unsized bool
+		wantErr string // "": the cap's error
 	}{
+		{name: "a layer without a size", unsized: true, wantErr: "has no size in its manifest", layers: func(t *testing.T) []v1.Layer {
+			return []v1.Layer{layerOf(t, reg("x", "x", 0o644))}
+		}},
 		{name: "one layer expanding to 4MiB", fetched: true, layers: func(t *testing.T) []v1.Layer {
 			return []v1.Layer{layerOf(t, reg("zeros", strings.Repeat("\x00", 4<<20), 0o644))}
 		}},
@@ -331,14 +339,54 @@ func TestPullBombs(t *testing.T) {
 			s, db, dir := cappedService(t, &limit)
 			tr := startRegistry(t)
 			layers := tc.layers(t)
-			tr.push(t, "test/bomb:1", buildImage(t, hostArch(), v1.Config{Cmd: []string{"/x"}}, layers...))
+			img := buildImage(t, hostArch(), v1.Config{Cmd: []string{"/x"}}, layers...)
+			tr.push(t, "test/bomb:1", img)
+			if tc.unsized {
+				tr.pushUnsized(t, "test/bomb:1", img)
+			}
 			_, err := s.Pull(context.Background(), PullRequest{Server: "http://" + tr.host, Name: "test/bomb:1"}, StoreOptions{Alias: "bomb"})
-			checkTooLarge(t, err, "1MiB")
+			if tc.wantErr != "" {
+				assertKind(t, err, errdefs.ErrInvalidArgument)
+				if !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %q, want %q", err, tc.wantErr)
+				}
+			} else {
+				checkTooLarge(t, err, "1MiB")
+			}
 			checkLeftNothing(t, db, dir)
 			if got := tr.blobGets(layerDigest(t, layers[0])); (got > 0) != tc.fetched {
 				t.Errorf("first layer fetched %d times, want fetched=%v", got, tc.fetched)
 			}
 		})
+	}
+}
+
+// pushUnsized tags, as repoTag, img's manifest with its first layer's size
+// dropped (the blobs are pushed already).
+func (tr *testRegistry) pushUnsized(t *testing.T, repoTag string, img v1.Image) {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	m.Layers[0].Size = 0
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPut, "http://"+tr.host+"/v2/"+strings.Replace(repoTag, ":", "/manifests/", 1), bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", string(m.MediaType))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("put manifest: %s", resp.Status)
 	}
 }
 
