@@ -197,5 +197,9 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
-	writeSync(w, s.serverInfo(), "")
+	info := s.serverInfo()
+	// The project the client asked about (the middleware lets only
+	// "default" through), and an ETag over the writable config, as LXD.
+	info.Environment.Project = "default"
+	writeSync(w, info, etagJSON(info.Config))
 }
