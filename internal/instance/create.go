@@ -136,6 +136,13 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 	default:
 		return nil, errdefs.Invalid("unknown source type %q", req.Source.Type)
 	}
+	// A pulled image's run defaults are known after the pull: Run checks
+	// that case.
+	if pull == nil {
+		if err := s.checkWithProfiles(typ, config, profiles); err != nil {
+			return nil, err
+		}
+	}
 
 	name, err := s.reserveName(req.Name)
 	if err != nil {
@@ -272,6 +279,21 @@ func (c *Creation) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// Profiles may have changed since Create checked the config against
+	// them; profileMu keeps them as they are until the instance is
+	// registered, so a profile change checks it too.
+	s.profileMu.Lock()
+	locked := true
+	unlockProfiles := func() {
+		if locked {
+			locked = false
+			s.profileMu.Unlock()
+		}
+	}
+	defer unlockProfiles()
+	if err := s.checkWithProfiles(rec.Type, rec.Config, rec.Profiles); err != nil {
+		return err
+	}
 	if err := s.cfg.DB.CreateInstance(ctx, &rec); err != nil {
 		return fmt.Errorf("create %s: %w", rec.Name, err)
 	}
@@ -285,6 +307,7 @@ func (c *Creation) Run(ctx context.Context) error {
 	s.byRuntime[runtimeID(rec.ID)] = in
 	delete(s.reserved, rec.Name)
 	s.mu.Unlock()
+	unlockProfiles()
 	if c.image != "" {
 		if err := s.cfg.Images.MarkUsed(ctx, c.image); err != nil {
 			s.log.Warn("mark image used", "fingerprint", c.image, "err", err)

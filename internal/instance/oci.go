@@ -59,10 +59,22 @@ type CreateOptions struct {
 	RegistryUsername, RegistryPassword string
 }
 
-// validateArgsJSON checks an oci.entrypoint or oci.cmd value.
+// validateArgsJSON checks an oci.entrypoint or oci.cmd value and the
+// strings in it, as execve will see them.
 func validateArgsJSON(v string) error {
-	_, err := parseArgsJSON(v)
-	return err
+	args, err := parseArgsJSON(v)
+	if err != nil {
+		return err
+	}
+	for i, a := range args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argument %d holds a NUL byte", i)
+		}
+		if len(a) >= maxArgStrLen {
+			return fmt.Errorf("argument %d is longer than the kernel's %d bytes", i, maxArgStrLen-1)
+		}
+	}
+	return nil
 }
 
 func parseArgsJSON(v string) ([]string, error) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -73,14 +74,21 @@ func profileETag(p store.Profile) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func validateProfileContent(put api.ProfilePut) error {
-	for k, v := range put.Config {
+// validateProfileContent checks a profile's config alone: every key, and
+// its limits against the host. checkProfileUsers checks it as each
+// instance using it sees it.
+func (s *Service) validateProfileContent(put api.ProfilePut) error {
+	for _, k := range sortedNames(put.Config) {
+		v := put.Config[k]
 		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
 			return errdefs.Invalid("config key %q cannot be set in a profile", k)
 		}
 		if err := validateKey(k, v); err != nil {
 			return err
 		}
+	}
+	if err := s.checkHost(put.Config); err != nil {
+		return err
 	}
 	return validateDevices(put.Devices)
 }
@@ -90,92 +98,160 @@ func (s *Service) CreateProfile(ctx context.Context, req api.ProfilesPost) error
 	if err := validateProfileName(req.Name); err != nil {
 		return err
 	}
-	if err := validateProfileContent(req.ProfilePut); err != nil {
+	if err := s.validateProfileContent(req.ProfilePut); err != nil {
 		return err
 	}
-	// The write lock is held across the database write so two creates of
-	// one name cannot both pass the check.
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.profiles[req.Name]; ok {
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	s.mu.RLock()
+	_, exists := s.profiles[req.Name]
+	s.mu.RUnlock()
+	if exists {
 		return errdefs.Conflict("profile %q already exists", req.Name)
 	}
 	p := store.Profile{Name: req.Name, Description: req.Description, Config: cloneMap(req.Config), Devices: cloneDevices(req.Devices)}
 	if err := s.cfg.DB.CreateProfile(ctx, &p); err != nil {
 		return fmt.Errorf("create profile %s: %w", req.Name, err)
 	}
+	s.mu.Lock()
 	s.profiles[p.Name] = p
+	s.mu.Unlock()
 	s.cfg.Events.Lifecycle("profile-created", "/1.0/profiles/"+p.Name, nil)
 	return nil
 }
 
 // UpdateProfile replaces a profile's config, description and devices, and
-// applies changed limits to the running instances that use it.
+// applies changed limits to the running instances that use it. A change
+// that some instance using the profile could not run with is refused, and
+// one that the runtime refuses for a running instance is undone (the
+// profile and the limits already applied to others), so what is saved is
+// what runs.
 func (s *Service) UpdateProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) error {
-	if err := validateProfileContent(put); err != nil {
+	if err := s.validateProfileContent(put); err != nil {
 		return err
 	}
-	users, err := s.replaceProfile(ctx, name, put, ifMatch)
-	if err != nil {
-		return err
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	s.mu.RLock()
+	old, ok := s.profiles[name]
+	users := s.profileUsersLocked(name)
+	s.mu.RUnlock()
+	if !ok {
+		return errdefs.NotFound("profile %q not found", name)
 	}
-	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
-	var failed []string
-	for _, n := range users {
-		if err := s.reapplyLimits(ctx, n); err != nil {
-			s.log.Error("apply profile limits", "profile", name, "instance", n, "err", err)
-			failed = append(failed, n)
+	if ifMatch != "" && ifMatch != profileETag(old) {
+		return errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
+	}
+	// The users cannot change (profileMu), and their op locks keep them
+	// from starting, stopping or changing while the profile is checked,
+	// saved and applied.
+	locked := s.lockAll(users)
+	defer func() {
+		for _, in := range locked {
+			in.op.Unlock()
+		}
+	}()
+	next := old
+	next.Config, next.Description, next.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
+	type apply struct {
+		in            *inst
+		rec           store.Instance
+		before, after driver.Limits
+	}
+	var live []apply
+	for _, in := range locked {
+		rec, status, _ := s.snapshot(in)
+		s.mu.RLock()
+		views, err := s.profileViewsLocked(rec.Profiles)
+		s.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+		before, err := s.limitsOf(expandConfig(rec.Config, views))
+		if err != nil {
+			before = driver.Limits{} // a stored value this host refuses: replaced below
+		}
+		for i := range views {
+			if views[i].Name == name {
+				views[i] = profileView{Name: name, Config: next.Config, Devices: next.Devices}
+			}
+		}
+		cfg := expandConfig(rec.Config, views)
+		if err := s.checkExpanded(rec.Type, rec.Config, cfg); err != nil {
+			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
+		}
+		after, err := s.limitsOf(cfg)
+		if err != nil {
+			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
+		}
+		if isActive(status) && before != after {
+			live = append(live, apply{in, rec, before, after})
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("profile %q saved, but its limits could not be applied to %s until they restart", name, strings.Join(failed, ", "))
+	if err := s.saveProfile(ctx, next); err != nil {
+		return err
 	}
+	for i, a := range live {
+		err := s.driverOf(a.rec).UpdateLimits(ctx, runtimeID(a.rec.ID), a.after)
+		if err == nil {
+			continue
+		}
+		// Undo: the instances already changed get their old limits back,
+		// and the profile its old content.
+		for _, done := range slices.Backward(live[:i]) {
+			if uerr := s.driverOf(done.rec).UpdateLimits(context.WithoutCancel(ctx), runtimeID(done.rec.ID), done.before); uerr != nil {
+				s.log.Error("restore limits after a refused profile change", "profile", name, "instance", done.rec.Name, "err", uerr)
+			}
+		}
+		if uerr := s.saveProfile(context.WithoutCancel(ctx), old); uerr != nil {
+			s.log.Error("restore profile after a refused change", "profile", name, "err", uerr)
+		}
+		return fmt.Errorf("profile %q not changed: apply its limits to %s: %w", name, a.rec.Name, err)
+	}
+	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
 	return nil
 }
 
-// replaceProfile stores the new profile content and returns the names of
-// the instances using it.
-func (s *Service) replaceProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.profiles[name]
-	if !ok {
-		return nil, errdefs.NotFound("profile %q not found", name)
-	}
-	if ifMatch != "" && ifMatch != profileETag(p) {
-		return nil, errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
-	}
-	p.Config, p.Description, p.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
+// saveProfile writes a profile through to the database and memory.
+func (s *Service) saveProfile(ctx context.Context, p store.Profile) error {
 	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
-		return nil, fmt.Errorf("update profile %s: %w", name, err)
+		return fmt.Errorf("update profile %s: %w", p.Name, err)
 	}
-	s.profiles[name] = p
-	var users []string
-	for _, n := range sortedNames(s.byName) {
-		if slices.Contains(s.byName[n].rec.Profiles, name) {
-			users = append(users, n)
-		}
-	}
-	return users, nil
+	s.mu.Lock()
+	s.profiles[p.Name] = p
+	s.mu.Unlock()
+	return nil
 }
 
-// reapplyLimits writes an instance's current expanded limits to its
-// running cgroup; a stopped instance gets them at its next start.
-func (s *Service) reapplyLimits(ctx context.Context, name string) error {
-	in, err := s.lockInstance(name)
-	if err != nil {
-		return err
+// profileUsersLocked returns the instances using a profile, by name; the
+// caller holds s.mu.
+func (s *Service) profileUsersLocked(name string) []*inst {
+	var out []*inst
+	for _, n := range sortedNames(s.byName) {
+		if in := s.byName[n]; slices.Contains(in.rec.Profiles, name) {
+			out = append(out, in)
+		}
 	}
-	defer in.op.Unlock()
-	rec, status, _ := s.snapshot(in)
-	if !isActive(status) {
-		return nil
+	return out
+}
+
+// lockAll takes the op locks of several instances in name order (the one
+// order in which several are ever held) and returns those not deleted
+// meanwhile.
+func (s *Service) lockAll(ins []*inst) []*inst {
+	out := make([]*inst, 0, len(ins))
+	for _, in := range ins {
+		in.op.Lock()
+		s.mu.RLock()
+		gone := in.deleted
+		s.mu.RUnlock()
+		if gone {
+			in.op.Unlock()
+			continue
+		}
+		out = append(out, in)
 	}
-	limits, err := s.expandedLimits(rec)
-	if err != nil {
-		return err
-	}
-	return s.driverOf(rec).UpdateLimits(ctx, runtimeID(rec.ID), limits)
+	return out
 }
 
 // RenameProfile renames a profile and every instance's reference to it.
@@ -186,6 +262,8 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 	if err := validateProfileName(newName); err != nil {
 		return err
 	}
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.profiles[name]
@@ -222,6 +300,8 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	if name == defaultProfile {
 		return errdefs.Invalid("the default profile cannot be deleted")
 	}
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.profiles[name]

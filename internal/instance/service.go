@@ -79,6 +79,16 @@ type Service struct {
 	reserved  map[string]bool // names of instances being created
 	profiles  map[string]store.Profile
 
+	// profileMu serialises changes to profiles and to which instances use
+	// them (profile writes, the registration of a new instance), so that
+	// a profile change is checked against every instance that will use
+	// it. Taken before any instance lock.
+	profileMu sync.Mutex
+
+	// onlineCPUs reads the host's online CPUs (a CPU list); tests set
+	// their own host.
+	onlineCPUs func() (string, error)
+
 	background sync.WaitGroup
 }
 
@@ -109,6 +119,8 @@ func New(cfg Config) *Service {
 		byRuntime: map[string]*inst{},
 		reserved:  map[string]bool{},
 		profiles:  map[string]store.Profile{},
+
+		onlineCPUs: readOnlineCPUs,
 	}
 }
 

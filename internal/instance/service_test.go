@@ -145,7 +145,9 @@ type fakeDriver struct {
 	onExit    driver.ExitHandler
 	delay     time.Duration
 	limits    map[string]driver.Limits // last live update, by ID
-	execs     []driver.ExecSpec        // every Exec, in order
+	// failUpdate makes UpdateLimits of an ID fail.
+	failUpdate map[string]error
+	execs      []driver.ExecSpec // every Exec, in order
 }
 
 func newFakeDriver() *fakeDriver {
@@ -189,6 +191,9 @@ func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits)
 	defer f.mu.Unlock()
 	if _, ok := f.running[id]; !ok {
 		return driver.ErrNotRunning
+	}
+	if err := f.failUpdate[id]; err != nil {
+		return err
 	}
 	if f.limits == nil {
 		f.limits = map[string]driver.Limits{}
@@ -264,6 +269,7 @@ func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) 
 	t.Helper()
 	db, drv, ev := newFakeDB(), newFakeDriver(), &fakeEvents{}
 	s := New(Config{DB: db, Images: fakeImages{}, Driver: drv, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
+	s.onlineCPUs = fourCPUs
 	drv.onExit = s.HandleExit
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)

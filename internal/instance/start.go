@@ -141,8 +141,17 @@ func (s *Service) limitsOf(cfg map[string]string) (driver.Limits, error) {
 		if err != nil {
 			return l, errdefs.Invalid("limits.cpu: %v", err)
 		}
-		if count > hostCPUs() {
-			count = hostCPUs() // asking for more CPUs than exist means "all of them"
+		// Input is checked against the host (checkHost); a record saved
+		// on a larger host still starts here: more CPUs than exist means
+		// "all of them", while a cpuset the kernel would refuse is named.
+		if online, err := s.hostCPUSet(); err == nil {
+			count = min(count, len(online))
+			if set != "" {
+				ranges, _ := parseCPUList(set)
+				if miss := online.missing(newCPUSet(ranges)); miss != "" {
+					return l, invalidValue("limits.cpu", v, fmt.Errorf("CPUs %s are not online on this host", miss))
+				}
+			}
 		}
 		l.CPUCount, l.CPUSet = count, set
 	}

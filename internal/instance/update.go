@@ -123,6 +123,9 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 			config[k] = v
 		}
 	}
+	if err := s.checkWithProfiles(rec.Type, config, profiles); err != nil {
+		return rec, err
+	}
 	next := cloneRecord(rec)
 	next.Config = config
 	next.Devices = cloneDevices(put.Devices)
@@ -167,6 +170,27 @@ func (s *Service) expandedLimits(rec store.Instance) (driver.Limits, error) {
 		return driver.Limits{}, err
 	}
 	return s.limitsOf(expandConfig(rec.Config, views))
+}
+
+// CheckRename answers at once what makes a rename fail, as LXD does before
+// it starts the operation: an invalid name is a 400, an unknown instance a
+// 404, a name in use (its own too; an empty name means its own) a 409.
+func (s *Service) CheckRename(name, newName string) error {
+	if newName == "" {
+		newName = name
+	}
+	if err := validateName(newName); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.byName[name] == nil {
+		return notFound(name)
+	}
+	if s.byName[newName] != nil || s.reserved[newName] {
+		return errdefs.Conflict("name %q is already in use", newName)
+	}
+	return nil
 }
 
 // Rename gives an instance a new name. Its runtime identity does not change,

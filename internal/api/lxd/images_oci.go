@@ -57,8 +57,12 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 	case src.Type == "instance" || src.Type == "snapshot" || src.Type == "container":
 		writeError(w, errdefs.NotImplemented("source.type %q: publishing instances as images is not supported yet", src.Type))
 		return
-	case src.Type != "image":
+	case src.Type == "url" || src.Type == "virtual-machine":
 		writeError(w, errdefs.NotImplemented("source.type %q is not supported by hangard; use \"image\" with protocol \"oci\"", src.Type))
+		return
+	case src.Type != "image":
+		// LXD answers 400 to a type it does not know.
+		writeError(w, errdefs.Invalid("unknown source.type %q: want \"image\" (with protocol \"oci\")", src.Type))
 		return
 	case src.Mode != "" && src.Mode != "pull":
 		writeError(w, errdefs.Invalid("source.mode %q: only \"pull\" is supported", src.Mode))

@@ -191,7 +191,9 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotImplemented("migration is not supported by hangard yet"))
 		return
 	}
-	if _, _, err := s.Instances.Get(name); err != nil {
+	// Bad names and names in use are answered here, not by a failed
+	// operation.
+	if err := s.Instances.CheckRename(name, req.Name); err != nil {
 		writeError(w, err)
 		return
 	}
