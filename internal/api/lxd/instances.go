@@ -227,6 +227,12 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// As LXD: a missing instance is a 404 before a bad action is a 400.
+	inst, _, err := s.Instances.Get(name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	opts := instance.StopOptions{Timeout: -1, Force: req.Force, Stateful: req.Stateful}
 	if req.Timeout != nil && *req.Timeout >= 0 {
 		opts.Timeout = time.Duration(*req.Timeout) * time.Second
@@ -245,12 +251,7 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 	case api.ActionUnfreeze:
 		desc, fn = "Unfreezing instance", func(ctx context.Context) error { return s.Instances.Unfreeze(ctx, name) }
 	default:
-		writeError(w, errdefs.Invalid("action %q: want start, stop, restart, freeze or unfreeze", req.Action))
-		return
-	}
-	inst, _, err := s.Instances.Get(name)
-	if err != nil {
-		writeError(w, err)
+		writeError(w, errdefs.Invalid("Unknown action: '%s'", req.Action))
 		return
 	}
 	// A VM's state can be saved (standby) and is restored by the next
