@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -12,13 +13,12 @@ import (
 )
 
 // The kernel features LXD 5.0 reports in /1.0's environment.kernel_features,
-// each probed here the way LXD does where that is possible from a Go
-// process without forking or unsharing. uevent_injection is reported
-// "false": LXD probes it by sending a uevent from a fresh network
-// namespace, which a multi-threaded daemon cannot enter, and sending one
-// in the host's would reach the host's udev. seccomp_listener_continue
-// likewise needs a forked child that installs a filter; it is "false"
-// rather than guessed from the kernel version.
+// each probed here the way LXD does (lxd/main_checkfeature.go), in this
+// process: what must change a thread's state (a network namespace) does
+// so on a locked thread that is thrown away. seccomp_listener_continue is
+// reported "false" rather than guessed from the kernel version: LXD probes
+// it with a child that installs a seccomp filter and answers its own
+// notification, which this daemon does not do.
 const (
 	featNetnsidGetifaddrs   = "netnsid_getifaddrs"
 	featSeccompListener     = "seccomp_listener"
@@ -34,6 +34,7 @@ const (
 	seccompGetActionAvail   = 0x2
 	seccompRetUserNotif     = 0x7fc00000
 	netlinkGetStrictCheck   = 0xc
+	ueventSend              = 16 // nlmsg_type of a uevent sent to the kernel
 	xattrSecurityCapability = "security.capability"
 )
 
@@ -46,7 +47,7 @@ func probeKernelFeatures(dir string) map[string]string {
 		featNetnsidGetifaddrs: b(netlinkStrictCheck()),
 		featSeccompListener:   b(seccompUserNotif()),
 		featSeccompContinue:   "false",
-		featUeventInjection:   "false",
+		featUeventInjection:   b(ueventInjection()),
 		featUnprivFscaps:      b(nsFileCaps(dir)),
 		featShiftfs:           b(hasFilesystem("/proc/filesystems", "shiftfs")),
 		featIdmappedMounts:    b(idmappedMounts()),
@@ -63,6 +64,41 @@ func netlinkStrictCheck() bool {
 	}
 	defer unix.Close(fd)
 	return unix.SetsockoptInt(fd, unix.SOL_NETLINK, netlinkGetStrictCheck, 1) == nil
+}
+
+// ueventInjection tells whether the kernel (4.18+) takes uevents sent to
+// it over netlink and rebroadcasts them in the sender's network namespace,
+// which LXD uses to forward hotplug events into containers. It sends a
+// placeholder, as LXD does, from a new empty network namespace so that
+// nothing on the host (udev) hears it; the thread that entered it is
+// never unlocked, so the runtime discards it.
+func ueventInjection() bool {
+	ok := make(chan bool, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ok <- false
+			return
+		}
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_KOBJECT_UEVENT)
+		if err != nil {
+			ok <- false
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			ok <- false
+			return
+		}
+		payload := []byte("placeh") // LXD sends the first 6 bytes of "placeholder"
+		msg := make([]byte, unix.NLMSG_HDRLEN+len(payload))
+		binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+		binary.NativeEndian.PutUint16(msg[4:], ueventSend)
+		binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST)
+		copy(msg[unix.NLMSG_HDRLEN:], payload)
+		ok <- unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) == nil
+	}()
+	return <-ok
 }
 
 // seccompUserNotif asks the kernel whether seccomp filters may return

@@ -43,7 +43,7 @@ func TestProbeKernelFeatures(t *testing.T) {
 		{featUnprivFscaps, 4, 14},
 		{featIdmappedMounts, 5, 12},
 		{featSeccompContinue, 0, 0},
-		{featUeventInjection, 0, 0},
+		{featUeventInjection, 4, 18},
 	}
 	for _, tt := range tests {
 		want := "false"
