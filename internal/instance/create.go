@@ -30,6 +30,9 @@ type Creation struct {
 // Name is the instance's name (chosen by the daemon when the request had none).
 func (c *Creation) Name() string { return c.rec.Name }
 
+// Type is the instance's type (api.InstanceTypeContainer or VM).
+func (c *Creation) Type() string { return c.rec.Type }
+
 // Create validates a POST /1.0/instances request and reserves its name.
 // The caller must call Run or Abort.
 //

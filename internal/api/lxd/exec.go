@@ -65,7 +65,7 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		op := s.Ops.Start(operation.Spec{
 			Class:       api.OperationClassTask,
 			Description: "Executing command",
-			Resources:   map[string][]string{"instances": {"/1.0/instances/" + name}},
+			Resources:   instanceResources(s.typeOf(name), name),
 			Metadata:    md,
 			Run: func(ctx context.Context, op *operation.Op) error {
 				return s.execTask(ctx, op, name, req, post.RecordOutput)

@@ -11,12 +11,30 @@ import (
 	"github.com/hangar-dev/hangar/internal/operation"
 )
 
-func instanceResources(names ...string) map[string][]string {
-	urls := make([]string, len(names))
+// instanceResources names an operation's instances as LXD does: under
+// "instances" and, for a container, under "containers" too, where clients
+// written for LXD 3 look for the name of the container they created.
+func instanceResources(typ string, names ...string) map[string][]string {
+	res := map[string][]string{"instances": make([]string, len(names))}
 	for i, n := range names {
-		urls[i] = "/1.0/instances/" + n
+		res["instances"][i] = "/1.0/instances/" + n
 	}
-	return map[string][]string{"instances": urls}
+	if typ == api.InstanceTypeContainer {
+		res["containers"] = make([]string, len(names))
+		for i, n := range names {
+			res["containers"][i] = "/1.0/containers/" + n
+		}
+	}
+	return res
+}
+
+// typeOf is the type of the named instance, "" when there is none.
+func (s *Server) typeOf(name string) string {
+	inst, _, err := s.Instances.Get(name)
+	if err != nil {
+		return ""
+	}
+	return inst.Type
 }
 
 // startOp runs fn as a task operation and answers 202.
@@ -152,7 +170,7 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Updating instance", instanceResources(name), func(context.Context) error { return nil })
+	s.startOp(w, "Updating instance", instanceResources(s.typeOf(name), name), func(context.Context) error { return nil })
 }
 
 func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +193,7 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Deleting instance", instanceResources(name), func(ctx context.Context) error {
+	s.startOp(w, "Deleting instance", instanceResources(s.typeOf(name), name), func(ctx context.Context) error {
 		return s.Instances.Delete(ctx, name)
 	})
 }
@@ -197,7 +215,7 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Renaming instance", instanceResources(name, req.Name), func(ctx context.Context) error {
+	s.startOp(w, "Renaming instance", instanceResources(s.typeOf(name), name, req.Name), func(ctx context.Context) error {
 		return s.Instances.Rename(ctx, name, req.Name)
 	})
 }
@@ -260,7 +278,7 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalid("stateful: stateful stop and start are supported for virtual machines only"))
 		return
 	}
-	s.startOp(w, desc, instanceResources(name), fn)
+	s.startOp(w, desc, instanceResources(inst.Type, name), fn)
 }
 
 func (s *Server) getConsoleLog(w http.ResponseWriter, r *http.Request) {

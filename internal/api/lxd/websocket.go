@@ -194,7 +194,7 @@ func (s *Server) startSocketOp(w http.ResponseWriter, description, instance stri
 	op := s.Ops.Start(operation.Spec{
 		Class:       api.OperationClassWebsocket,
 		Description: description,
-		Resources:   map[string][]string{"instances": {"/1.0/instances/" + instance}},
+		Resources:   instanceResources(s.typeOf(instance), instance),
 		Metadata:    md,
 		Run: func(ctx context.Context, op *operation.Op) error {
 			<-start // the socket table knows the operation
