@@ -10,13 +10,13 @@ import (
 	"github.com/hangar-dev/hangar/internal/fsroot"
 )
 
-// describe completes a new image's properties with what is true of it and
-// was not given: os and release as the tree's os-release states them, a
-// serial from its creation date, and a description made of those as LXD's
-// images word theirs ("Debian bookworm amd64 (20240101_0000)"). Given
+// fillProperties completes a new image's properties with what is true of
+// it and was not given: os and release as the tree's os-release states
+// them, a serial from its creation date, and a description made of those
+// as LXD's images word theirs ("Debian bookworm amd64 (20240101_05:24)"). Given
 // values always win; what cannot be known (a variant) stays absent rather
 // than invented. tree is "" for a disk image, whose files are not read.
-func describe(rec *Record, tree string) {
+func fillProperties(rec *Record, tree string) {
 	if rec.Properties == nil {
 		rec.Properties = map[string]string{}
 	}

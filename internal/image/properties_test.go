@@ -74,7 +74,7 @@ func TestReadOSRelease(t *testing.T) {
 	}
 }
 
-func TestDescribe(t *testing.T) {
+func TestFillProperties(t *testing.T) {
 	created := time.Date(2024, 3, 1, 13, 0, 5, 0, time.UTC)
 	alpine := map[string]string{"etc/os-release": "NAME=\"Alpine Linux\"\nVERSION_ID=3.20.0\n"}
 	tests := []struct {
@@ -100,7 +100,7 @@ func TestDescribe(t *testing.T) {
 			if tt.files != nil {
 				dir = tree(t, tt.files)
 			}
-			describe(&rec, dir)
+			fillProperties(&rec, dir)
 			if diff := cmp.Diff(tt.want, rec.Properties); diff != "" {
 				t.Errorf("properties (-want +got):\n%s", diff)
 			}

@@ -5,26 +5,25 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // Update replaces an instance's config, devices, profiles, description and
-// ephemeral flag (PUT). ifMatch, when not empty, must equal the current
-// ETag. New limits apply to a running instance at once; environment
-// changes at the next start.
-func (s *Service) Update(ctx context.Context, name string, put api.InstancePut, ifMatch string) error {
+// ephemeral flag (PUT). pre, when not nil, is checked against the current
+// instance under its lock first (an edge's ETag). New limits apply to a
+// running instance at once; environment changes at the next start.
+func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondition) error {
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
 	}
 	defer in.op.Unlock()
-	rec, _, _ := s.snapshot(in)
-	if ifMatch != "" && ifMatch != etagOf(rec) {
-		return errdefs.PreconditionFailed("instance %q changed since it was read (ETag mismatch)", name)
+	if err := s.checkPrecondition(in, pre); err != nil {
+		return err
 	}
+	rec, _, _ := s.snapshot(in)
 	next, err := s.applyPut(rec, put)
 	if err != nil {
 		return err
@@ -33,18 +32,18 @@ func (s *Service) Update(ctx context.Context, name string, put api.InstancePut, 
 }
 
 // Patch merges config and devices into an instance's own and replaces the
-// other fields that are set (PATCH).
-func (s *Service) Patch(ctx context.Context, name string, patch InstancePatch, ifMatch string) error {
+// other fields that are set (PATCH). pre is as for Update.
+func (s *Service) Patch(ctx context.Context, name string, patch Patch, pre Precondition) error {
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
 	}
 	defer in.op.Unlock()
-	rec, _, _ := s.snapshot(in)
-	if ifMatch != "" && ifMatch != etagOf(rec) {
-		return errdefs.PreconditionFailed("instance %q changed since it was read (ETag mismatch)", name)
+	if err := s.checkPrecondition(in, pre); err != nil {
+		return err
 	}
-	put := api.InstancePut{
+	rec, _, _ := s.snapshot(in)
+	put := Put{
 		Architecture: rec.Architecture,
 		Config:       cloneMap(rec.Config),
 		Devices:      cloneDevices(rec.Devices),
@@ -77,32 +76,22 @@ func (s *Service) Patch(ctx context.Context, name string, patch InstancePatch, i
 	return s.commitUpdate(ctx, in, next)
 }
 
-// InstancePatch is a PATCH body: nil fields are left as they are.
-type InstancePatch struct {
-	Architecture *string                      `json:"architecture"`
-	Config       map[string]string            `json:"config"`
-	Devices      map[string]map[string]string `json:"devices"`
-	Ephemeral    *bool                        `json:"ephemeral"`
-	Profiles     *[]string                    `json:"profiles"`
-	Description  *string                      `json:"description"`
-}
-
 // applyPut validates a PUT body against the current record and returns the
 // new record.
-func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Instance, error) {
+func (s *Service) applyPut(rec store.Instance, put Put) (store.Instance, error) {
 	if put.Architecture != "" && put.Architecture != rec.Architecture {
 		return rec, errdefs.Invalid("architecture cannot be changed (is %q)", rec.Architecture)
 	}
 	if put.Restore != "" {
 		return rec, errdefs.Invalid("restore: snapshots are not supported yet")
 	}
-	if put.Stateful && rec.Type != api.InstanceTypeVM {
+	if put.Stateful && Type(rec.Type) != TypeVM {
 		return rec, errdefs.Invalid("stateful: stateful stop is not supported for containers")
 	}
 	if err := validateUserConfig(put.Config, rec.Config); err != nil {
 		return rec, err
 	}
-	if err := s.validateForType(rec.Type, put.Config); err != nil {
+	if err := s.validateForType(Type(rec.Type), put.Config); err != nil {
 		return rec, err
 	}
 	if err := validateDevices(put.Devices); err != nil {
@@ -123,7 +112,7 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 			config[k] = v
 		}
 	}
-	if err := s.checkWithProfiles(rec.Type, config, profiles); err != nil {
+	if err := s.checkWithProfiles(Type(rec.Type), config, profiles); err != nil {
 		return rec, err
 	}
 	next := cloneRecord(rec)
@@ -132,6 +121,7 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 	next.Profiles = append([]string{}, profiles...)
 	next.Description = put.Description
 	next.Ephemeral = put.Ephemeral
+	s.setIdmapKeys(&next)
 	return next, nil
 }
 
@@ -157,7 +147,7 @@ func (s *Service) commitUpdate(ctx context.Context, in *inst, next store.Instanc
 	if err := s.saveRecord(ctx, in, next); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-updated", instanceURL(next.Name), nil)
+	s.cfg.Events.Lifecycle("instance-updated", instanceEntity(next.Name), nil)
 	return nil
 }
 
@@ -175,7 +165,7 @@ func (s *Service) expandedLimits(rec store.Instance) (driver.Limits, error) {
 // CheckRename answers at once what makes a rename fail, as LXD does before
 // it starts the operation: an invalid name is a 400, an unknown instance a
 // 404, a name in use (its own too; an empty name means its own) a 409.
-func (s *Service) CheckRename(name, newName string) error {
+func (s *Service) CheckRename(ctx context.Context, name, newName string) error {
 	if newName == "" {
 		newName = name
 	}
@@ -217,7 +207,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-renamed", instanceURL(newName), map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle("instance-renamed", instanceEntity(newName), map[string]any{"old_name": name})
 	s.log.Info("instance renamed", "instance", newName, "old_name", name)
 	return nil
 }

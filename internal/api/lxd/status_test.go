@@ -34,12 +34,12 @@ func runStatusCases(t *testing.T, do func(method, path, body string) (*http.Resp
 	}
 }
 
-// TestStatusCodes checks, endpoint by endpoint, the status codes (and
+// TestHTTPStatusPerEndpoint checks, endpoint by endpoint, the status codes (and
 // where hangard uses them, the words) LXD 5.0.2 answers. Each block names
 // the LXD source it was read from. Where LXD answers 500 for a client's
 // mistake (a plain error through SmartError), hangard keeps its 4xx; those
 // rows say so.
-func TestStatusCodes(t *testing.T) {
+func TestHTTPStatusPerEndpoint(t *testing.T) {
 	ts := newTestServer(t)
 	do := func(method, path, body string) (*http.Response, api.Response) {
 		return call(t, ts, method, path, body, nil)
