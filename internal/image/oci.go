@@ -489,6 +489,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 	if !ri.cfg.Created.IsZero() {
 		rec.CreatedAt = ri.cfg.Created.UTC()
 	}
+	fillProperties(&rec, tree)
 	if err := s.db.CreateImage(ctx, rec); err != nil {
 		return fmt.Errorf("record image: %w", err)
 	}
