@@ -63,6 +63,11 @@
 //   - Exit codes are never invented: volatile.last_state.exit_code is set
 //     only when the daemon reaped PID 1 itself; an exit seen only after a
 //     daemon restart leaves it unset.
+//   - A stop is recorded (volatile.last_state.power=STOPPED) before the
+//     runtime acts, so a daemon killed mid-stop recovers the instance as
+//     stopped, exactly as if the stop had completed, never as "vanished"
+//     (which would start it again); a failed stop records it running
+//     again. The stop inside a restart records RUNNING instead.
 //   - The runtime ID ("h" + database id) never changes, so an instance can
 //     be renamed while it runs.
 package instance

@@ -204,6 +204,14 @@ func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) 
 	return nil
 }
 
+// updateRecord changes an instance's current record with fn and saves it.
+// The caller holds in.op, which every writer of the record holds.
+func (s *Service) updateRecord(ctx context.Context, in *inst, fn func(*store.Instance)) error {
+	rec, _, _ := s.snapshot(in)
+	fn(&rec)
+	return s.saveRecord(ctx, in, rec)
+}
+
 // profileViews returns the named profiles in order; the caller holds s.mu.
 func (s *Service) profileViewsLocked(names []string) ([]profileView, error) {
 	out := make([]profileView, 0, len(names))

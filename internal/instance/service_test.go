@@ -24,6 +24,8 @@ type fakeDB struct {
 	instances map[int64]store.Instance
 	profiles  map[string]store.Profile
 	failNext  error
+	// onUpdate runs (under mu) after each instance update.
+	onUpdate func()
 }
 
 func newFakeDB() *fakeDB {
@@ -31,6 +33,25 @@ func newFakeDB() *fakeDB {
 		instances: map[int64]store.Instance{},
 		profiles:  map[string]store.Profile{"default": {ID: 1, Name: "default", Config: map[string]string{}, Devices: map[string]map[string]string{}}},
 	}
+}
+
+// clone copies the database as it is now: what a daemon killed at this
+// moment leaves for the next one.
+func (d *fakeDB) clone() *fakeDB {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cloneLocked()
+}
+
+func (d *fakeDB) cloneLocked() *fakeDB {
+	c := &fakeDB{next: d.next, instances: map[int64]store.Instance{}, profiles: map[string]store.Profile{}}
+	for id, r := range d.instances {
+		c.instances[id] = cloneRecord(r)
+	}
+	for n, p := range d.profiles {
+		c.profiles[n] = p
+	}
+	return c
 }
 
 func (d *fakeDB) CreateInstance(_ context.Context, in *store.Instance) error {
@@ -55,6 +76,9 @@ func (d *fakeDB) UpdateInstance(_ context.Context, in store.Instance) error {
 		return err
 	}
 	d.instances[in.ID] = cloneRecord(in)
+	if d.onUpdate != nil {
+		d.onUpdate()
+	}
 	return nil
 }
 
@@ -147,7 +171,12 @@ type fakeDriver struct {
 	limits    map[string]driver.Limits // last live update, by ID
 	// failUpdate makes UpdateLimits of an ID fail.
 	failUpdate map[string]error
-	execs      []driver.ExecSpec // every Exec, in order
+	// failStop makes Stop fail, leaving the instance running.
+	failStop error
+	// afterKill runs when Stop has ended PID 1, before it returns: the
+	// moment a daemon killed mid-stop leaves behind.
+	afterKill func(id string)
+	execs     []driver.ExecSpec // every Exec, in order
 }
 
 func newFakeDriver() *fakeDriver {
@@ -180,8 +209,16 @@ func (f *fakeDriver) Start(_ context.Context, spec driver.Spec) (int, error) {
 func (f *fakeDriver) Stop(_ context.Context, id string, _ syscall.Signal, _ time.Duration, _ bool) error {
 	defer f.enter(id)()
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	if f.failStop != nil {
+		f.mu.Unlock()
+		return f.failStop
+	}
 	delete(f.running, id)
+	hook := f.afterKill
+	f.mu.Unlock()
+	if hook != nil {
+		hook(id)
+	}
 	return nil
 }
 
