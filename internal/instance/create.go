@@ -59,10 +59,10 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 			return nil, err
 		}
 	}
+	// The instance takes the host's architecture: an image source brings
+	// its own (checked in imageConfig) and, as in LXD, the request's
+	// architecture field is then ignored; without an image it must match.
 	arch := s.cfg.Architecture
-	if req.Architecture != "" && req.Architecture != arch {
-		return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
-	}
 	if err := validateUserConfig(req.Config, nil); err != nil {
 		return nil, err
 	}
@@ -127,6 +127,9 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 	case "none", "":
 		if req.Source.Alias != "" || req.Source.Fingerprint != "" {
 			return nil, errdefs.Invalid("source: type %q takes no image; use type \"image\"", req.Source.Type)
+		}
+		if req.Architecture != "" && req.Architecture != arch {
+			return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
 		}
 	case "copy", "migration":
 		return nil, errdefs.Invalid("source type %q is not supported yet", req.Source.Type)

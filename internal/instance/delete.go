@@ -32,8 +32,9 @@ func (s *Service) CheckDelete(name string) error {
 }
 
 func (s *Service) deletable(name string, status Status) error {
+	// LXD's words and kind (a 400, not a 409): clients match on them.
 	if isActive(status) || status == api.Starting {
-		return errdefs.Conflict("instance %q is running: stop it first", name)
+		return errdefs.Invalid("Instance is running")
 	}
 	if protected, _ := parseBool(s.expandedKey(name, "security.protection.delete")); protected {
 		return errdefs.Conflict("instance %q is protected from deletion (security.protection.delete)", name)

@@ -366,11 +366,7 @@ func TestCreateRejectsBadInput(t *testing.T) {
 			return r
 		}(), errdefs.ErrInvalidArgument},
 		{"bad source type", api.InstancesPost{Name: "x", Source: api.InstanceSource{Type: "teleport"}}, errdefs.ErrInvalidArgument},
-		{"foreign architecture", func() api.InstancesPost {
-			r := imageReq("x")
-			r.Architecture = "s390x"
-			return r
-		}(), errdefs.ErrInvalidArgument},
+		{"foreign architecture without image", api.InstancesPost{Name: "x", InstancePut: api.InstancePut{Architecture: "s390x"}, Source: api.InstanceSource{Type: "none"}}, errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -424,7 +420,7 @@ func TestLifecycle(t *testing.T) {
 		{"freeze", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, nil, ""},
 		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, errdefs.ErrConflict, `instance "c1" is already frozen`},
 		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, nil, ""},
-		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrConflict, "stop it first"},
+		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrInvalidArgument, "Instance is running"},
 		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, api.Running, nil, ""},
 		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, api.Stopped, nil, ""},
 		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict, `instance "c1" is already stopped`},

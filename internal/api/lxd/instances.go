@@ -41,11 +41,17 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if rec == 0 && f == nil {
+	typ, err := urlType(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	base := collectionURL(r) + "/"
+	if rec == 0 && f == nil && typ == "" {
 		names := s.Instances.Names()
 		urls := make([]string, len(names))
 		for i, n := range names {
-			urls[i] = "/1.0/instances/" + n
+			urls[i] = base + n
 		}
 		writeSync(w, urls, "")
 		return
@@ -53,7 +59,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	all := s.Instances.List(r.Context(), rec == 2)
 	kept := all[:0]
 	for _, in := range all {
-		if f.match(instanceFields(in.Instance)) {
+		if (typ == "" || in.Type == typ) && f.match(instanceFields(in.Instance)) {
 			kept = append(kept, in)
 		}
 	}
@@ -61,7 +67,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	case 0:
 		urls := make([]string, len(kept))
 		for i, in := range kept {
-			urls[i] = "/1.0/instances/" + in.Name
+			urls[i] = base + in.Name
 		}
 		writeSync(w, urls, "")
 	case 1:
@@ -77,7 +83,8 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	var req api.InstancesPost
-	if err := decode(r, &req); err != nil {
+	err := decode(r, &req)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -87,6 +94,13 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	if t := req.Source.Type; t == "copy" || t == "migration" {
 		writeError(w, errdefs.NotImplemented("source type %q: copying and moving instances is not supported yet", t))
 		return
+	}
+	// POST /1.0/virtual-machines creates a VM when the body names no type.
+	if req.Type == "" {
+		if req.Type, err = urlType(r); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	user, pass, err := registryAuth(r)
 	if err != nil {

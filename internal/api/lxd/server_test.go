@@ -141,7 +141,7 @@ func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
 	ops := operation.New(hub, time.Minute)
 	tb.Cleanup(ops.Close)
 	svc := instance.New(instance.Config{
-		DB: st, Images: fakeImages{}, Driver: drv,
+		DB: st, Images: fakeImages{}, Driver: drv, Drivers: map[string]driver.Driver{api.InstanceTypeVM: drv},
 		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
 		Log: slog.New(slog.DiscardHandler), LogDir: tb.TempDir(),
 	})
@@ -205,7 +205,7 @@ func TestErrorsAndEnvelopes(t *testing.T) {
 		{"bad name", "POST", "/1.0/instances", `{"name":"-x","source":{"type":"none"}}`, 400, "hyphen"},
 		{"bad action", "PUT", "/1.0/instances/c1/state", `{"action":"explode"}`, 400, "action"},
 		{"stateful stop", "PUT", "/1.0/instances/c1/state", `{"action":"stop","stateful":true}`, 400, "stateful"},
-		{"delete running", "DELETE", "/1.0/instances/c1", "", 409, "stop it first"},
+		{"delete running", "DELETE", "/1.0/instances/c1", "", 400, "Instance is running"},
 		{"exec without command", "POST", "/1.0/instances/c1/exec", `{}`, 400, "command"},
 		{"exec bad size", "POST", "/1.0/instances/c1/exec", `{"command":["sh"],"width":-1}`, 400, "width"},
 		{"exec record with websockets", "POST", "/1.0/instances/c1/exec", `{"command":["sh"],"record-output":true,"wait-for-websocket":true}`, 400, "record-output"},
