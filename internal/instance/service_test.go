@@ -173,6 +173,8 @@ type fakeDriver struct {
 	failUpdate map[string]error
 	// failStop makes Stop fail, leaving the instance running.
 	failStop error
+	// freezeDelay is how long Freeze and Unfreeze take.
+	freezeDelay time.Duration
 	// afterKill runs when Stop has ended PID 1, before it returns: the
 	// moment a daemon killed mid-stop leaves behind.
 	afterKill func(id string)
@@ -239,8 +241,17 @@ func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits)
 	return nil
 }
 
-func (f *fakeDriver) Freeze(_ context.Context, id string) error   { defer f.enter(id)(); return nil }
-func (f *fakeDriver) Unfreeze(_ context.Context, id string) error { defer f.enter(id)(); return nil }
+func (f *fakeDriver) Freeze(_ context.Context, id string) error {
+	defer f.enter(id)()
+	time.Sleep(f.freezeDelay)
+	return nil
+}
+
+func (f *fakeDriver) Unfreeze(_ context.Context, id string) error {
+	defer f.enter(id)()
+	time.Sleep(f.freezeDelay)
+	return nil
+}
 func (f *fakeDriver) State(_ context.Context, id string) (driver.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -302,7 +313,7 @@ func (e *fakeEvents) Lifecycle(action, source string, _ map[string]any) {
 	e.mu.Unlock()
 }
 
-func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
+func newTestService(t testing.TB) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
 	t.Helper()
 	db, drv, ev := newFakeDB(), newFakeDriver(), &fakeEvents{}
 	s := New(Config{DB: db, Images: fakeImages{}, Driver: drv, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
@@ -314,7 +325,7 @@ func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) 
 	return s, drv, db, ev
 }
 
-func launch(t *testing.T, s *Service, req api.InstancesPost) error {
+func launch(t testing.TB, s *Service, req api.InstancesPost) error {
 	t.Helper()
 	c, err := s.Create(context.Background(), req)
 	if err != nil {
