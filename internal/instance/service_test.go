@@ -175,6 +175,10 @@ type fakeDriver struct {
 	failStop error
 	// freezeDelay is how long Freeze and Unfreeze take.
 	freezeDelay time.Duration
+	// freezeEntered, when set, hears each Freeze, which then waits for
+	// freezeRelease to close.
+	freezeEntered chan string
+	freezeRelease chan struct{}
 	// afterKill runs when Stop has ended PID 1, before it returns: the
 	// moment a daemon killed mid-stop leaves behind.
 	afterKill func(id string)
@@ -244,6 +248,10 @@ func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits)
 func (f *fakeDriver) Freeze(_ context.Context, id string) error {
 	defer f.enter(id)()
 	time.Sleep(f.freezeDelay)
+	if f.freezeEntered != nil {
+		f.freezeEntered <- id
+		<-f.freezeRelease
+	}
 	return nil
 }
 

@@ -26,11 +26,18 @@ func (s *Service) Start(ctx context.Context, name string) error {
 
 // startLocked starts an instance whose op lock the caller holds.
 func (s *Service) startLocked(ctx context.Context, in *inst) error {
+	// The status leaves Stopped under the record lock, with the record
+	// the start runs: a config change sees either the new status (and
+	// applies its limits live, after the start) or is in this record.
+	in.cfg.Lock()
 	rec, status, _ := s.snapshot(in)
 	if isActive(status) {
+		in.cfg.Unlock()
 		return errdefs.Conflict("instance %q is already running", rec.Name)
 	}
-	if err := s.setStatus(in, api.Starting); err != nil {
+	err := s.setStatus(in, api.Starting)
+	in.cfg.Unlock()
+	if err != nil {
 		return err
 	}
 	pid, err := s.runStart(ctx, rec)
@@ -42,10 +49,12 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 	in.status, in.pid = api.Running, pid
 	s.mu.Unlock()
 
-	rec.Config[keyLastPower] = powerRunning
-	delete(rec.Config, keyLastExitCode)
-	rec.LastUsedAt = nowUTC()
-	if err := s.saveRecord(ctx, in, rec); err != nil {
+	err = s.updateRecord(ctx, in, func(r *store.Instance) {
+		r.Config[keyLastPower] = powerRunning
+		delete(r.Config, keyLastExitCode)
+		r.LastUsedAt = nowUTC()
+	})
+	if err != nil {
 		// The container runs; only the bookkeeping failed. Say so loudly
 		// rather than kill a working instance.
 		s.log.Error("record start", "instance", rec.Name, "err", err)
