@@ -36,10 +36,7 @@ func TestValuesCheckedBeforeTheKernel(t *testing.T) {
 		{[]string{"profile", "set", "default", "limits.processes=-1"}, "limits.processes"},
 	}
 	for _, c := range cli {
-		_, errOut, code := d.hangar(c.args...)
-		if code == 0 || !strings.Contains(errOut, c.key) {
-			t.Errorf("hangar %s: exit %d, stderr %q; want a refusal naming %s", strings.Join(c.args, " "), code, errOut, c.key)
-		}
+		d.mustFail(c.args, c.key)
 	}
 
 	sdk := d.client()
@@ -72,6 +69,13 @@ func TestValuesCheckedBeforeTheKernel(t *testing.T) {
 	if st := d.instance("v3").Status; st != "Running" {
 		t.Fatalf("launch after refused profile changes: %s", st)
 	}
+
+	// A rename to an invalid name is refused at once, not by an operation.
+	if _, err := sdk.RenameInstance(ctx, "v1", "1bad"); client.StatusCodeOf(err) != 400 {
+		t.Errorf("rename to 1bad: %v, want a 400 before any operation", err)
+	}
+	d.mustFail([]string{"rename", "v1", "bad_name"}, "bad_name")
+	d.mustFail([]string{"rename", "v1", "v3"}, "already in use")
 }
 
 // TestStopSurvivesDaemonKill kills hangard -9 while a stop waits for a
