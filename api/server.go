@@ -30,6 +30,8 @@ var Extensions = []string{
 	"hangar_event_sequence",   // events carry "sequence"; GET /1.0/events?since=N replays
 	"hangar_operation_retain", // finished operations stay queryable for 10 minutes
 	"hangar_oci_images",       // images from OCI registries and archives; oci.* instance keys
+	// The server key images.max_unpacked_size caps what an image expands to.
+	"hangar_images_max_unpacked_size",
 }
 
 // ServerUntrusted is what GET /1.0 shows to any client.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ import (
 )
 
 // fakeDaemon serves handler on a unix socket and returns a Client for it.
-func fakeDaemon(t *testing.T, handler http.Handler) *Client {
+func fakeDaemon(t testing.TB, handler http.Handler) *Client {
 	t.Helper()
 	// Unix socket paths are limited to ~108 bytes: t.TempDir() can be longer.
 	dir, err := os.MkdirTemp("", "hc")
@@ -623,5 +624,75 @@ func TestConsoleLog(t *testing.T) {
 	_, err = c.GetInstanceConsoleLog(context.Background(), "nope")
 	if !IsNotFound(err) || err.Error() != "Instance not found" {
 		t.Errorf("err %v", err)
+	}
+}
+
+// TestQueryStructOnePass covers the envelopes queryStruct decodes with its
+// target in one pass, and those it falls back on the envelope for.
+func TestQueryStructOnePass(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		status  int
+		start   []string // the target before the call
+		want    []string
+		wantErr string
+	}{
+		{name: "sync", body: `{"type":"sync","status":"Success","status_code":200,"metadata":["a","b"]}`,
+			status: 200, want: []string{"a", "b"}},
+		{name: "sync, metadata first", body: `{"metadata":["a"],"type":"sync"}`, status: 200, want: []string{"a"}},
+		{name: "sync null leaves the target", body: `{"type":"sync","metadata":null}`, status: 200,
+			start: []string{"kept"}, want: []string{"kept"}},
+		{name: "sync without metadata", body: `{"type":"sync"}`, status: 200},
+		{name: "sync of the wrong shape", body: `{"type":"sync","metadata":{"a":1}}`, status: 200,
+			wantErr: "GET /x: decode response metadata: json: cannot unmarshal object into Go value of type []string"},
+		{name: "error envelope", body: `{"type":"error","error_code":404,"error":"not found","metadata":["x"]}`,
+			status: 404, wantErr: "not found"},
+		{name: "error envelope with 200", body: `{"type":"error","error_code":500,"error":"boom","metadata":["x"]}`,
+			status: 200, wantErr: "boom"},
+		{name: "not json", body: `<html>`, status: 200,
+			wantErr: "invalid response from hangard (HTTP 200): invalid character '<' looking for beginning of value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeDaemon(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			got := tt.start
+			_, err := c.queryStruct(context.Background(), http.MethodGet, "/x", nil, "", &got)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("target %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestQueryStructAsyncZeroesTarget: an operation answered to a GET is
+// waited for, and the target, which the one-pass decode may have touched,
+// is left empty.
+func TestQueryStructAsyncZeroesTarget(t *testing.T) {
+	c := fakeDaemon(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/1.0/operations/op-5/wait" {
+			fakeSync(w, api.Operation{ID: "op-5", StatusCode: api.Success}, "")
+			return
+		}
+		fakeAsync(w, api.Operation{ID: "op-5", StatusCode: api.Running, Description: "d"})
+	}))
+	var got api.Operation
+	if _, err := c.queryStruct(context.Background(), http.MethodGet, "/x", nil, "", &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "" || got.Description != "" {
+		t.Errorf("target %+v, want it empty", got)
 	}
 }

@@ -71,7 +71,7 @@ func (c *Client) GetInstanceFile(ctx context.Context, name, path string) (io.Rea
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
-		_, _, err := parseResponse(resp)
+		_, _, err := parseResponse(resp, nil)
 		return nil, nil, err
 	}
 	info, err := fileHeaders(resp)
@@ -82,7 +82,7 @@ func (c *Client) GetInstanceFile(ctx context.Context, name, path string) (io.Rea
 	switch info.Type {
 	case FileTypeDirectory:
 		defer resp.Body.Close()
-		r, _, err := parseResponse(resp)
+		r, _, err := parseResponse(resp, nil)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -78,7 +78,7 @@ func (c *Client) GetImageFile(ctx context.Context, fingerprint string, meta, roo
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		if _, _, err := parseResponse(resp); err != nil {
+		if _, _, err := parseResponse(resp, nil); err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("export image %s: HTTP %s", fingerprint, resp.Status)

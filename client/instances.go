@@ -125,7 +125,7 @@ func (c *Client) getRaw(ctx context.Context, path string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		_, _, err := parseResponse(resp)
+		_, _, err := parseResponse(resp, nil)
 		return nil, err
 	}
 	data, err := io.ReadAll(resp.Body)

@@ -119,17 +119,24 @@ func checkUnsettable(key string) error {
 	return nil
 }
 
-// updateInstanceConfig changes an instance's local config with a
-// read-modify-write guarded by the ETag, so that a concurrent change is
-// refused rather than silently overwritten.
+// updateInstanceConfig changes an instance's local config.
 func updateInstanceConfig(ctx context.Context, c *client.Client, name string, change func(map[string]string) (map[string]string, error)) error {
+	return updateInstance(ctx, c, name, func(put *api.InstancePut) (err error) {
+		put.Config, err = change(put.Config)
+		return err
+	})
+}
+
+// updateInstance changes an instance's writable part with a
+// read-modify-write guarded by the ETag, so that a concurrent change is
+// refused rather than silently overwritten, and waits for it.
+func updateInstance(ctx context.Context, c *client.Client, name string, change func(*api.InstancePut) error) error {
 	inst, etag, err := c.GetInstance(ctx, name)
 	if err != nil {
 		return err
 	}
 	put := inst.InstancePut
-	put.Config, err = change(put.Config)
-	if err != nil {
+	if err := change(&put); err != nil {
 		return err
 	}
 	op, err := c.UpdateInstance(ctx, name, put, etag)
@@ -141,50 +148,52 @@ func updateInstanceConfig(ctx context.Context, c *client.Client, name string, ch
 
 func newConfigGetCmd(a *app) *cobra.Command {
 	var expanded bool
-	cmd := &cobra.Command{
+	cmd := newGetCmd(a, "instance", func(ctx context.Context, c *client.Client, name string) (map[string]string, error) {
+		inst, _, err := c.GetInstance(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if expanded {
+			return inst.ExpandedConfig, nil
+		}
+		return inst.Config, nil
+	})
+	cmd.Flags().BoolVarP(&expanded, "expanded", "e", false, "include the keys inherited from profiles")
+	return cmd
+}
+
+// newGetCmd is `get NAME KEY` for instances and profiles alike.
+func newGetCmd(a *app, noun string, config func(ctx context.Context, c *client.Client, name string) (map[string]string, error)) *cobra.Command {
+	return &cobra.Command{
 		Use:   "get NAME KEY",
-		Short: "Print an instance configuration value",
+		Short: "Print " + the(noun) + " configuration value",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			inst, _, err := c.GetInstance(cmd.Context(), args[0])
+			cfg, err := config(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
-			}
-			cfg := inst.Config
-			if expanded {
-				cfg = inst.ExpandedConfig
 			}
 			// An unset key prints an empty line, as in lxc.
 			fmt.Fprintln(a.out, cfg[args[1]])
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&expanded, "expanded", "e", false, "include the keys inherited from profiles")
-	return cmd
 }
 
 func newConfigShowCmd(a *app) *cobra.Command {
 	var expanded bool
-	cmd := &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show an instance's configuration as YAML",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+	cmd := showCmd(a, &cobra.Command{Use: "show NAME", Short: "Show an instance's configuration as YAML"},
+		func(ctx context.Context, c *client.Client, name string) (any, error) {
+			inst, _, err := c.GetInstance(ctx, name)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			inst, _, err := c.GetInstance(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return renderYAML(a.out, instanceConfigView(inst, expanded))
-		},
-	}
+			return instanceConfigView(inst, expanded), nil
+		})
 	cmd.Flags().BoolVarP(&expanded, "expanded", "e", false, "show the configuration with profiles applied")
 	return cmd
 }
@@ -210,36 +219,28 @@ func instanceConfigView(inst *api.Instance, expanded bool) api.InstancePut {
 }
 
 func newConfigEditCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	return editCmd(a, &cobra.Command{
 		Use:   "edit NAME",
 		Short: "Edit an instance's configuration as YAML",
 		Long: "Edit an instance's configuration as YAML.\n\n" +
 			"Opens $VISUAL, $EDITOR or vi; when standard input is not a terminal,\n" +
 			"the new configuration is read from it instead.",
 		Example: "  hangar config edit c1\n  hangar config show c1 | sed s/512MiB/1GiB/ | hangar config edit c1",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			name := args[0]
+	}, editing[api.InstancePut]{
+		what: func(name string) string { return "configuration of instance " + name },
+		get: func(ctx context.Context, c *client.Client, name string) (api.InstancePut, string, error) {
 			inst, etag, err := c.GetInstance(ctx, name)
 			if err != nil {
+				return api.InstancePut{}, "", err
+			}
+			return instanceConfigView(inst, false), etag, nil
+		},
+		put: func(ctx context.Context, c *client.Client, name string, put api.InstancePut, etag string) error {
+			op, err := c.UpdateInstance(ctx, name, put, etag)
+			if err != nil {
 				return err
 			}
-			return a.editYAML(ctx, "configuration of instance "+name, instanceConfigView(inst, false), func(data []byte) error {
-				var put api.InstancePut
-				if err := decodeYAML(data, &put); err != nil {
-					return err
-				}
-				op, err := c.UpdateInstance(ctx, name, put, etag)
-				if err != nil {
-					return err
-				}
-				return op.Wait(ctx)
-			})
+			return op.Wait(ctx)
 		},
-	}
+	})
 }

@@ -50,7 +50,7 @@ func renderList(w io.Writer, format string, header []string, rows [][]string, da
 	case formatJSON:
 		return renderJSON(w, data)
 	case formatYAML:
-		return renderYAML(w, data)
+		return writeYAMLList(w, data)
 	}
 	return fmt.Errorf("unknown format %q", format)
 }

@@ -84,7 +84,7 @@ func TestRenderInstancesTable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := renderInstances(&buf, formatTable, tt.insts); err != nil {
+			if err := instanceListing.render(&buf, formatTable, tt.insts); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tt.want, buf.String()); diff != "" {
@@ -96,7 +96,7 @@ func TestRenderInstancesTable(t *testing.T) {
 
 func TestRenderInstancesCSV(t *testing.T) {
 	var buf bytes.Buffer
-	if err := renderInstances(&buf, formatCSV, []api.InstanceFull{runningInst, stoppedInst}); err != nil {
+	if err := instanceListing.render(&buf, formatCSV, []api.InstanceFull{runningInst, stoppedInst}); err != nil {
 		t.Fatal(err)
 	}
 	want := "db,STOPPED,,,CONTAINER (EPHEMERAL),0\n" +
@@ -111,7 +111,7 @@ func TestRenderInstancesJSONAndYAMLRoundTrip(t *testing.T) {
 	for _, format := range []string{formatJSON, formatYAML} {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := renderInstances(&buf, format, in); err != nil {
+			if err := instanceListing.render(&buf, format, in); err != nil {
 				t.Fatal(err)
 			}
 			var got []api.InstanceFull
@@ -150,7 +150,7 @@ func TestRenderEmptyListsAsEmptyArrays(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
-		if err := renderImages(&buf, tt.format, nil); err != nil {
+		if err := imageListing.render(&buf, tt.format, nil); err != nil {
 			t.Fatal(err)
 		}
 		if buf.String() != tt.want {
@@ -190,7 +190,7 @@ func TestRenderImages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := renderImages(&buf, tt.format, []api.Image{imgBare, imgAlpine}); err != nil {
+			if err := imageListing.render(&buf, tt.format, []api.Image{imgBare, imgAlpine}); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tt.want, buf.String()); diff != "" {
@@ -202,7 +202,7 @@ func TestRenderImages(t *testing.T) {
 
 func TestRenderImagesJSON(t *testing.T) {
 	var buf bytes.Buffer
-	if err := renderImages(&buf, formatJSON, []api.Image{imgAlpine}); err != nil {
+	if err := imageListing.render(&buf, formatJSON, []api.Image{imgAlpine}); err != nil {
 		t.Fatal(err)
 	}
 	var got []map[string]any

@@ -57,34 +57,36 @@ func newImageImportCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-var imageHeader = []string{"ALIAS", "FINGERPRINT", "PUBLIC", "DESCRIPTION", "ARCHITECTURE", "TYPE", "SIZE", "UPLOAD DATE"}
-
 func newImageListCmd(a *app) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:     "list [FILTER...]",
-		Aliases: []string{"ls"},
-		Short:   "List images",
+	return listCmd(a, &cobra.Command{
+		Use:   "list [FILTER...]",
+		Short: "List images",
 		Long: "List images.\n\n" +
 			"A FILTER keeps the images with an alias or a fingerprint starting with it.",
-		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(cmd, format, listFormats...); err != nil {
-				return err
+	}, imageListing)
+}
+
+// imageListing sorts by alias, unaliased images last by fingerprint.
+var imageListing = listing[api.Image]{
+	header: []string{"ALIAS", "FINGERPRINT", "PUBLIC", "DESCRIPTION", "ARCHITECTURE", "TYPE", "SIZE", "UPLOAD DATE"},
+	fetch: func(ctx context.Context, c *client.Client) ([]api.Image, error) {
+		return c.GetImages(ctx)
+	},
+	filter: filterImages,
+	compare: func(a, b api.Image) int {
+		aa, ba := imageAliasLabel(a), imageAliasLabel(b)
+		if (aa == "") != (ba == "") {
+			if aa == "" {
+				return 1
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			images, err := c.GetImages(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return renderImages(a.out, format, filterImages(images, args))
-		},
-	}
-	addFormatFlag(cmd, &format)
-	return cmd
+			return -1
+		}
+		if c := strings.Compare(aa, ba); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Fingerprint, b.Fingerprint)
+	},
+	row: imageRow,
 }
 
 // filterImages keeps the images matching any filter by alias or fingerprint
@@ -107,38 +109,7 @@ func filterImages(images []api.Image, filters []string) []api.Image {
 	return out
 }
 
-// renderImages prints images sorted by alias, unaliased ones last by
-// fingerprint.
-func renderImages(w io.Writer, format string, images []api.Image) error {
-	images = slices.Clone(images)
-	if images == nil {
-		images = []api.Image{}
-	}
-	slices.SortFunc(images, func(a, b api.Image) int {
-		aa, ba := imageAliasLabel(a), imageAliasLabel(b)
-		if (aa == "") != (ba == "") {
-			if aa == "" {
-				return 1
-			}
-			return -1
-		}
-		if c := strings.Compare(aa, ba); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Fingerprint, b.Fingerprint)
-	})
-	rows := make([][]string, 0, len(images))
-	for _, img := range images {
-		rows = append(rows, imageRow(img))
-	}
-	return renderList(w, format, imageHeader, rows, images)
-}
-
 func imageRow(img api.Image) []string {
-	typ := img.Type
-	if typ == "" {
-		typ = api.InstanceTypeContainer
-	}
 	public := "no"
 	if img.Public {
 		public = "yes"
@@ -149,7 +120,7 @@ func imageRow(img api.Image) []string {
 		public,
 		img.Properties["description"],
 		img.Architecture,
-		strings.ToUpper(typ),
+		strings.ToUpper(instanceTypeOr(img.Type)),
 		formatBytes(img.Size),
 		formatUploadDate(img.UploadedAt),
 	}
@@ -185,6 +156,16 @@ func resolveImage(ctx context.Context, c *client.Client, ref string) (string, er
 	return ref, nil
 }
 
+// getImage fetches an image by alias or fingerprint (prefix).
+func getImage(ctx context.Context, c *client.Client, ref string) (*api.Image, error) {
+	fp, err := resolveImage(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	img, _, err := c.GetImage(ctx, fp)
+	return img, err
+}
+
 func newImageInfoCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "info IMAGE",
@@ -195,11 +176,7 @@ func newImageInfoCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fp, err := resolveImage(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			img, _, err := c.GetImage(cmd.Context(), fp)
+			img, err := getImage(cmd.Context(), c, args[0])
 			if err != nil {
 				return err
 			}
@@ -217,14 +194,10 @@ func renderImageInfo(w io.Writer, img *api.Image) error {
 		}
 		return s
 	}
-	typ := img.Type
-	if typ == "" {
-		typ = api.InstanceTypeContainer
-	}
 	fmt.Fprintf(&b, "Fingerprint: %s\n", img.Fingerprint)
 	fmt.Fprintf(&b, "Size: %s\n", formatBytes(img.Size))
 	fmt.Fprintf(&b, "Architecture: %s\n", img.Architecture)
-	fmt.Fprintf(&b, "Type: %s\n", typ)
+	fmt.Fprintf(&b, "Type: %s\n", instanceTypeOr(img.Type))
 	fmt.Fprintf(&b, "Public: %s\n", strings.ToLower(yesNo(img.Public)))
 	b.WriteString("Timestamps:\n")
 	if s := formatTime(img.CreatedAt); s != "" {
@@ -262,53 +235,29 @@ func renderImageInfo(w io.Writer, img *api.Image) error {
 }
 
 func newImageShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show IMAGE",
-		Short: "Show an image's writable properties as YAML",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+	return showCmd(a, &cobra.Command{Use: "show IMAGE", Short: "Show an image's writable properties as YAML"},
+		func(ctx context.Context, c *client.Client, ref string) (any, error) {
+			img, err := getImage(ctx, c, ref)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			fp, err := resolveImage(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			img, _, err := c.GetImage(cmd.Context(), fp)
-			if err != nil {
-				return err
-			}
-			return renderYAML(a.out, img.ImagePut)
-		},
-	}
+			return img.ImagePut, nil
+		})
 }
 
 func newImageDeleteCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "delete IMAGE...",
-		Aliases: []string{"rm"},
-		Short:   "Delete images",
-		Args:    minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+	return deleteCmd(a, &cobra.Command{Use: "delete IMAGE...", Short: "Delete images"},
+		func(ctx context.Context, c *client.Client, ref string) error {
+			fp, err := resolveImage(ctx, c, ref)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			return forEach(args, func(ref string) error {
-				fp, err := resolveImage(ctx, c, ref)
-				if err != nil {
-					return err
-				}
-				op, err := c.DeleteImage(ctx, fp)
-				if err != nil {
-					return err
-				}
-				return op.Wait(ctx)
-			})
-		},
-	}
+			op, err := c.DeleteImage(ctx, fp)
+			if err != nil {
+				return err
+			}
+			return op.Wait(ctx)
+		})
 }
 
 func newImageAliasCmd(a *app) *cobra.Command {
@@ -354,86 +303,36 @@ func newImageAliasCreateCmd(a *app) *cobra.Command {
 }
 
 func newImageAliasDeleteCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "delete ALIAS...",
-		Aliases: []string{"rm"},
-		Short:   "Delete image aliases (not the images)",
-		Args:    minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			return forEach(args, func(name string) error {
-				return c.DeleteImageAlias(cmd.Context(), name)
-			})
-		},
-	}
+	return deleteCmd(a, &cobra.Command{Use: "delete ALIAS...", Short: "Delete image aliases (not the images)"},
+		func(ctx context.Context, c *client.Client, name string) error {
+			return c.DeleteImageAlias(ctx, name)
+		})
 }
-
-var aliasHeader = []string{"ALIAS", "FINGERPRINT", "TYPE", "DESCRIPTION"}
 
 func newImageAliasListCmd(a *app) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:     "list [FILTER...]",
-		Aliases: []string{"ls"},
-		Short:   "List image aliases",
-		Args:    cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(cmd, format, listFormats...); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			aliases, err := c.GetImageAliases(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if len(args) > 0 {
-				aliases = slices.DeleteFunc(aliases, func(al api.ImageAliasesEntry) bool {
-					return !slices.ContainsFunc(args, func(f string) bool { return strings.HasPrefix(al.Name, f) })
-				})
-			}
-			return renderAliases(a.out, format, aliases)
-		},
-	}
-	addFormatFlag(cmd, &format)
-	return cmd
+	return listCmd(a, &cobra.Command{Use: "list [FILTER...]", Short: "List image aliases"}, aliasListing)
 }
 
-// renderAliases prints aliases sorted by name.
-func renderAliases(w io.Writer, format string, aliases []api.ImageAliasesEntry) error {
-	aliases = slices.Clone(aliases)
-	if aliases == nil {
-		aliases = []api.ImageAliasesEntry{}
-	}
-	slices.SortFunc(aliases, func(a, b api.ImageAliasesEntry) int { return strings.Compare(a.Name, b.Name) })
-	rows := make([][]string, 0, len(aliases))
-	for _, al := range aliases {
-		typ := al.Type
-		if typ == "" {
-			typ = api.InstanceTypeContainer
-		}
-		rows = append(rows, []string{al.Name, shortFingerprint(al.Target), strings.ToUpper(typ), al.Description})
-	}
-	return renderList(w, format, aliasHeader, rows, aliases)
+var aliasListing = listing[api.ImageAliasesEntry]{
+	header: []string{"ALIAS", "FINGERPRINT", "TYPE", "DESCRIPTION"},
+	fetch: func(ctx context.Context, c *client.Client) ([]api.ImageAliasesEntry, error) {
+		return c.GetImageAliases(ctx)
+	},
+	// A FILTER keeps the aliases starting with it.
+	filter: func(aliases []api.ImageAliasesEntry, filters []string) []api.ImageAliasesEntry {
+		return slices.DeleteFunc(aliases, func(al api.ImageAliasesEntry) bool {
+			return !slices.ContainsFunc(filters, func(f string) bool { return strings.HasPrefix(al.Name, f) })
+		})
+	},
+	compare: func(a, b api.ImageAliasesEntry) int { return strings.Compare(a.Name, b.Name) },
+	row: func(al api.ImageAliasesEntry) []string {
+		return []string{al.Name, shortFingerprint(al.Target), strings.ToUpper(instanceTypeOr(al.Type)), al.Description}
+	},
 }
 
 func newImageAliasRenameCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "rename OLD NEW",
-		Aliases: []string{"mv"},
-		Short:   "Rename an image alias",
-		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			return c.RenameImageAlias(cmd.Context(), args[0], args[1])
-		},
-	}
+	return renameCmd(a, &cobra.Command{Use: "rename OLD NEW", Short: "Rename an image alias"},
+		func(ctx context.Context, c *client.Client, from, to string) error {
+			return c.RenameImageAlias(ctx, from, to)
+		})
 }

@@ -64,10 +64,7 @@ func renderInfo(w io.Writer, inst *api.Instance, st *api.InstanceState) error {
 	if st != nil && st.Status != "" {
 		status = st.Status
 	}
-	typ := inst.Type
-	if typ == "" {
-		typ = api.InstanceTypeContainer
-	}
+	typ := instanceTypeOr(inst.Type)
 	if inst.Ephemeral {
 		typ += " (ephemeral)"
 	}

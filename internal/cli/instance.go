@@ -16,21 +16,10 @@ var errInstanceRunning = errors.New("the instance is currently running, stop it 
 
 func newDeleteCmd(a *app) *cobra.Command {
 	var force bool
-	cmd := &cobra.Command{
-		Use:     "delete NAME...",
-		Aliases: []string{"rm"},
-		Short:   "Delete instances",
-		Args:    minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			return forEach(args, func(name string) error {
-				return deleteInstance(cmd.Context(), c, name, force)
-			})
-		},
-	}
+	cmd := deleteCmd(a, &cobra.Command{Use: "delete NAME...", Short: "Delete instances"},
+		func(ctx context.Context, c *client.Client, name string) error {
+			return deleteInstance(ctx, c, name, force)
+		})
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "stop a running instance (killing it) before deleting it")
 	return cmd
 }
@@ -75,21 +64,12 @@ func isActive(inst *api.Instance) bool {
 }
 
 func newRenameCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "rename OLD NEW",
-		Aliases: []string{"move", "mv"},
-		Short:   "Rename an instance",
-		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+	return renameCmd(a, &cobra.Command{Use: "rename OLD NEW", Aliases: []string{"move", "mv"}, Short: "Rename an instance"},
+		func(ctx context.Context, c *client.Client, from, to string) error {
+			op, err := c.RenameInstance(ctx, from, to)
 			if err != nil {
 				return err
 			}
-			op, err := c.RenameInstance(cmd.Context(), args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return op.Wait(cmd.Context())
-		},
-	}
+			return op.Wait(ctx)
+		})
 }

@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,78 +11,56 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/client"
 )
 
 func newListCmd(a *app) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:     "list [FILTER...]",
-		Aliases: []string{"ls"},
-		Short:   "List instances",
+	return listCmd(a, &cobra.Command{
+		Use:   "list [FILTER...]",
+		Short: "List instances",
 		Long: "List instances.\n\n" +
 			"A FILTER is either a name, matched as a prefix or as a regular expression\n" +
 			"against the whole name, or key=value, where key is one of name, status,\n" +
 			"type, architecture, location or a config key (\"user.\" may be left out),\n" +
 			"and value is matched exactly or as a regular expression. Filters add up.",
 		Example: "  hangar list\n  hangar list web status=running\n  hangar list --format json",
-		Args:    cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(cmd, format, listFormats...); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			// One recursion=2 request brings the state (addresses) too.
-			insts, err := c.GetInstancesFull(cmd.Context(), "")
-			if err != nil {
-				return err
-			}
-			insts = filterInstances(insts, args)
-			return renderInstances(a.out, format, insts)
-		},
-	}
-	addFormatFlag(cmd, &format)
-	return cmd
+	}, instanceListing)
 }
 
-var instanceHeader = []string{"NAME", "STATE", "IPV4", "IPV6", "TYPE", "SNAPSHOTS"}
-
-// renderInstances prints instances sorted by name.
-func renderInstances(w io.Writer, format string, insts []api.InstanceFull) error {
-	insts = slices.Clone(insts)
-	if insts == nil {
-		insts = []api.InstanceFull{}
-	}
-	slices.SortFunc(insts, func(a, b api.InstanceFull) int { return strings.Compare(a.Name, b.Name) })
-	rows := make([][]string, 0, len(insts))
-	for _, inst := range insts {
-		rows = append(rows, instanceRow(inst))
-	}
-	return renderList(w, format, instanceHeader, rows, insts)
-}
-
-func instanceRow(inst api.InstanceFull) []string {
-	return []string{
-		inst.Name,
-		strings.ToUpper(inst.Status),
-		strings.Join(instanceAddresses(inst.State, "inet"), "\n"),
-		strings.Join(instanceAddresses(inst.State, "inet6"), "\n"),
-		instanceTypeLabel(inst.Instance),
-		strconv.Itoa(len(inst.Snapshots)),
-	}
+var instanceListing = listing[api.InstanceFull]{
+	header: []string{"NAME", "STATE", "IPV4", "IPV6", "TYPE", "SNAPSHOTS"},
+	// One recursion=2 request brings the state (addresses) too.
+	fetch: func(ctx context.Context, c *client.Client) ([]api.InstanceFull, error) {
+		return c.GetInstancesFull(ctx, "")
+	},
+	filter:  filterInstances,
+	compare: func(a, b api.InstanceFull) int { return strings.Compare(a.Name, b.Name) },
+	row: func(inst api.InstanceFull) []string {
+		return []string{
+			inst.Name,
+			strings.ToUpper(inst.Status),
+			strings.Join(instanceAddresses(inst.State, "inet"), "\n"),
+			strings.Join(instanceAddresses(inst.State, "inet6"), "\n"),
+			instanceTypeLabel(inst.Instance),
+			strconv.Itoa(len(inst.Snapshots)),
+		}
+	},
 }
 
 // instanceTypeLabel is lxc's TYPE column: "CONTAINER (EPHEMERAL)".
 func instanceTypeLabel(inst api.Instance) string {
-	t := inst.Type
-	if t == "" {
-		t = api.InstanceTypeContainer
-	}
-	t = strings.ToUpper(t)
+	t := strings.ToUpper(instanceTypeOr(inst.Type))
 	if inst.Ephemeral {
 		t += " (EPHEMERAL)"
+	}
+	return t
+}
+
+// instanceTypeOr is an instance or image type, "container" when the
+// daemon leaves it out.
+func instanceTypeOr(t string) string {
+	if t == "" {
+		return api.InstanceTypeContainer
 	}
 	return t
 }
@@ -144,11 +122,7 @@ func instanceMatches(inst api.InstanceFull, filter string) bool {
 	case "status", "state":
 		return strings.EqualFold(inst.Status, value)
 	case "type":
-		t := inst.Type
-		if t == "" {
-			t = api.InstanceTypeContainer
-		}
-		return strings.EqualFold(t, value)
+		return strings.EqualFold(instanceTypeOr(inst.Type), value)
 	case "architecture":
 		return strings.EqualFold(inst.Architecture, value)
 	case "location":

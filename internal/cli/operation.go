@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,70 +22,31 @@ func newOperationCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-var operationHeader = []string{"ID", "TYPE", "DESCRIPTION", "STATUS", "CANCELABLE", "CREATED"}
-
 func newOperationListCmd(a *app) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List operations",
-		Args:    exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(cmd, format, listFormats...); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ops, err := c.GetOperations(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return renderOperations(a.out, format, ops)
-		},
-	}
-	addFormatFlag(cmd, &format)
-	return cmd
+	return listCmd(a, &cobra.Command{Use: "list", Short: "List operations"}, operationListing)
 }
 
-// renderOperations prints operations in the order given (oldest first).
-func renderOperations(w io.Writer, format string, ops []api.Operation) error {
-	if ops == nil {
-		ops = []api.Operation{}
-	}
-	rows := make([][]string, 0, len(ops))
-	for _, op := range ops {
-		rows = append(rows, []string{
+// operationListing keeps the daemon's order (oldest first).
+var operationListing = listing[api.Operation]{
+	header: []string{"ID", "TYPE", "DESCRIPTION", "STATUS", "CANCELABLE", "CREATED"},
+	fetch: func(ctx context.Context, c *client.Client) ([]api.Operation, error) {
+		return c.GetOperations(ctx)
+	},
+	row: func(op api.Operation) []string {
+		return []string{
 			op.ID,
 			strings.ToUpper(op.Class),
 			op.Description,
 			strings.ToUpper(op.Status),
 			yesNo(op.MayCancel),
 			formatTime(op.CreatedAt),
-		})
-	}
-	return renderList(w, format, operationHeader, rows, ops)
+		}
+	},
 }
 
 func newOperationShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID",
-		Short: "Show an operation as YAML",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.GetOperation(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return renderYAML(a.out, op)
-		},
-	}
+	return showCmd(a, &cobra.Command{Use: "show ID", Short: "Show an operation as YAML"},
+		func(ctx context.Context, c *client.Client, id string) (any, error) { return c.GetOperation(ctx, id) })
 }
 
 func newOperationWaitCmd(a *app) *cobra.Command {

@@ -34,65 +34,30 @@ func newProfileCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-var profileHeader = []string{"NAME", "DESCRIPTION", "USED BY"}
-
 func newProfileListCmd(a *app) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List profiles",
-		Args:    exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(cmd, format, listFormats...); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			profiles, err := c.GetProfiles(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return renderProfiles(a.out, format, profiles)
-		},
-	}
-	addFormatFlag(cmd, &format)
-	return cmd
+	return listCmd(a, &cobra.Command{Use: "list", Short: "List profiles"}, profileListing)
 }
 
-// renderProfiles prints profiles sorted by name.
-func renderProfiles(w io.Writer, format string, profiles []api.Profile) error {
-	profiles = slices.Clone(profiles)
-	if profiles == nil {
-		profiles = []api.Profile{}
-	}
-	slices.SortFunc(profiles, func(a, b api.Profile) int { return strings.Compare(a.Name, b.Name) })
-	rows := make([][]string, 0, len(profiles))
-	for _, p := range profiles {
-		rows = append(rows, []string{p.Name, p.Description, strconv.Itoa(len(p.UsedBy))})
-	}
-	return renderList(w, format, profileHeader, rows, profiles)
+var profileListing = listing[api.Profile]{
+	header: []string{"NAME", "DESCRIPTION", "USED BY"},
+	fetch: func(ctx context.Context, c *client.Client) ([]api.Profile, error) {
+		return c.GetProfiles(ctx)
+	},
+	compare: func(a, b api.Profile) int { return strings.Compare(a.Name, b.Name) },
+	row: func(p api.Profile) []string {
+		return []string{p.Name, p.Description, strconv.Itoa(len(p.UsedBy))}
+	},
 }
 
 func newProfileShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a profile as YAML",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
+	return showCmd(a, &cobra.Command{Use: "show NAME", Short: "Show a profile as YAML"},
+		func(ctx context.Context, c *client.Client, name string) (any, error) {
+			p, _, err := c.GetProfile(ctx, name)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			p, _, err := c.GetProfile(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return renderYAML(a.out, profileView(p))
-		},
-	}
+			return profileView(p), nil
+		})
 }
 
 // profileView fills nil maps so YAML shows "config: {}" rather than null.
@@ -155,55 +120,36 @@ func newProfileCreateCmd(a *app) *cobra.Command {
 }
 
 func newProfileEditCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	return editCmd(a, &cobra.Command{
 		Use:   "edit NAME",
 		Short: "Edit a profile as YAML",
 		Long: "Edit a profile as YAML.\n\n" +
 			"Opens $VISUAL, $EDITOR or vi; when standard input is not a terminal,\n" +
 			"the new profile is read from it instead.",
-		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			name := args[0]
+	}, editing[api.ProfilePut]{
+		what: func(name string) string { return "profile " + name },
+		get: func(ctx context.Context, c *client.Client, name string) (api.ProfilePut, string, error) {
 			p, etag, err := c.GetProfile(ctx, name)
 			if err != nil {
-				return err
+				return api.ProfilePut{}, "", err
 			}
-			return a.editYAML(ctx, "profile "+name, profilePutView(p.ProfilePut), func(data []byte) error {
-				var put api.ProfilePut
-				if err := decodeYAML(data, &put); err != nil {
-					return err
-				}
-				return c.UpdateProfile(ctx, name, put, etag)
-			})
+			return profilePutView(p.ProfilePut), etag, nil
 		},
-	}
+		put: func(ctx context.Context, c *client.Client, name string, put api.ProfilePut, etag string) error {
+			return c.UpdateProfile(ctx, name, put, etag)
+		},
+	})
 }
 
 func newProfileDeleteCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "delete NAME...",
-		Aliases: []string{"rm"},
-		Short:   "Delete profiles",
-		Args:    minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
+	return deleteCmd(a, &cobra.Command{Use: "delete NAME...", Short: "Delete profiles"},
+		func(ctx context.Context, c *client.Client, name string) error {
+			if err := c.DeleteProfile(ctx, name); err != nil {
 				return err
 			}
-			return forEach(args, func(name string) error {
-				if err := c.DeleteProfile(cmd.Context(), name); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.out, "Profile %s deleted\n", name)
-				return nil
-			})
-		},
-	}
+			fmt.Fprintf(a.out, "Profile %s deleted\n", name)
+			return nil
+		})
 }
 
 func newProfileAssignCmd(a *app) *cobra.Command {
@@ -247,35 +193,32 @@ func splitProfiles(s string) []string {
 }
 
 func newProfileAddCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "add INSTANCE PROFILE",
-		Short: "Add a profile to an instance",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
+	return profileMembershipCmd(a, "add INSTANCE PROFILE", "Add a profile to an instance", "Profile %s added to %s\n",
+		func(cur []string, profile, inst string) ([]string, error) {
+			if slices.Contains(cur, profile) {
+				return nil, fmt.Errorf("profile %s is already applied to %s", profile, inst)
 			}
-			inst, profile := args[0], args[1]
-			err = updateInstanceProfiles(cmd.Context(), c, inst, func(cur []string) ([]string, error) {
-				if slices.Contains(cur, profile) {
-					return nil, fmt.Errorf("profile %s is already applied to %s", profile, inst)
-				}
-				return append(slices.Clone(cur), profile), nil
-			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.out, "Profile %s added to %s\n", profile, inst)
-			return nil
-		},
-	}
+			return append(slices.Clone(cur), profile), nil
+		})
 }
 
 func newProfileRemoveCmd(a *app) *cobra.Command {
+	return profileMembershipCmd(a, "remove INSTANCE PROFILE", "Remove a profile from an instance", "Profile %s removed from %s\n",
+		func(cur []string, profile, inst string) ([]string, error) {
+			if !slices.Contains(cur, profile) {
+				return nil, fmt.Errorf("profile %s isn't currently applied to %s", profile, inst)
+			}
+			return slices.DeleteFunc(slices.Clone(cur), func(p string) bool { return p == profile }), nil
+		})
+}
+
+// profileMembershipCmd is `add` or `remove INSTANCE PROFILE`: change
+// returns the instance's new profile list, done is printed with the
+// profile and the instance.
+func profileMembershipCmd(a *app, use, short, done string, change func(cur []string, profile, inst string) ([]string, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove INSTANCE PROFILE",
-		Short: "Remove a profile from an instance",
+		Use:   use,
+		Short: short,
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -284,15 +227,12 @@ func newProfileRemoveCmd(a *app) *cobra.Command {
 			}
 			inst, profile := args[0], args[1]
 			err = updateInstanceProfiles(cmd.Context(), c, inst, func(cur []string) ([]string, error) {
-				if !slices.Contains(cur, profile) {
-					return nil, fmt.Errorf("profile %s isn't currently applied to %s", profile, inst)
-				}
-				return slices.DeleteFunc(slices.Clone(cur), func(p string) bool { return p == profile }), nil
+				return change(cur, profile, inst)
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.out, "Profile %s removed from %s\n", profile, inst)
+			fmt.Fprintf(a.out, done, profile, inst)
 			return nil
 		},
 	}
@@ -301,19 +241,10 @@ func newProfileRemoveCmd(a *app) *cobra.Command {
 // updateInstanceProfiles changes an instance's profile list with an
 // ETag-guarded read-modify-write.
 func updateInstanceProfiles(ctx context.Context, c *client.Client, name string, change func([]string) ([]string, error)) error {
-	inst, etag, err := c.GetInstance(ctx, name)
-	if err != nil {
+	return updateInstance(ctx, c, name, func(put *api.InstancePut) (err error) {
+		put.Profiles, err = change(put.Profiles)
 		return err
-	}
-	put := inst.InstancePut
-	if put.Profiles, err = change(put.Profiles); err != nil {
-		return err
-	}
-	op, err := c.UpdateInstance(ctx, name, put, etag)
-	if err != nil {
-		return err
-	}
-	return op.Wait(ctx)
+	})
 }
 
 func newProfileSetCmd(a *app) *cobra.Command {
@@ -339,43 +270,24 @@ func updateProfileConfig(ctx context.Context, c *client.Client, name string, cha
 }
 
 func newProfileGetCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "get NAME KEY",
-		Short: "Print a profile configuration value",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			p, _, err := c.GetProfile(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(a.out, p.Config[args[1]])
-			return nil
-		},
-	}
+	return newGetCmd(a, "profile", func(ctx context.Context, c *client.Client, name string) (map[string]string, error) {
+		p, _, err := c.GetProfile(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return p.Config, nil
+	})
 }
 
 func newProfileRenameCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "rename OLD NEW",
-		Aliases: []string{"mv"},
-		Short:   "Rename a profile",
-		Args:    exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
+	return renameCmd(a, &cobra.Command{Use: "rename OLD NEW", Short: "Rename a profile"},
+		func(ctx context.Context, c *client.Client, from, to string) error {
+			if err := c.RenameProfile(ctx, from, to); err != nil {
 				return err
 			}
-			if err := c.RenameProfile(cmd.Context(), args[0], args[1]); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.out, "Profile %s renamed to %s\n", args[0], args[1])
+			fmt.Fprintf(a.out, "Profile %s renamed to %s\n", from, to)
 			return nil
-		},
-	}
+		})
 }
 
 func newProfileCopyCmd(a *app) *cobra.Command {

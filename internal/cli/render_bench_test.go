@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/hangar-dev/hangar/api"
@@ -27,8 +29,31 @@ func BenchmarkRenderInstances(b *testing.B) {
 		b.Run(format, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := renderInstances(io.Discard, format, insts); err != nil {
+				if err := instanceListing.render(io.Discard, format, insts); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkListDaemon is the whole of `hangar list` but the process start
+// (request, JSON decode of every instance with its state, filtering,
+// rendering) against a running hangard: set HANGAR_BENCH_SOCKET to its
+// socket, with as many instances as the figure is for (bench/cli.sh tells
+// how to make 1000 cheaply).
+func BenchmarkListDaemon(b *testing.B) {
+	socket := os.Getenv("HANGAR_BENCH_SOCKET")
+	if socket == "" {
+		b.Skip("HANGAR_BENCH_SOCKET is not set")
+	}
+	for _, format := range listFormats {
+		b.Run(format, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var errOut strings.Builder
+				if code := run(b.Context(), []string{"--socket", socket, "list", "--format", format}, nil, io.Discard, &errOut); code != 0 {
+					b.Fatalf("list: exit %d: %s", code, errOut.String())
 				}
 			}
 		})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -79,5 +80,73 @@ func TestSocketFromEnv(t *testing.T) {
 	code := run(t.Context(), []string{"list"}, strings.NewReader(""), &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "/nonexistent/env.sock") {
 		t.Errorf("code %d err %q: HANGAR_SOCKET not used", code, errOut.String())
+	}
+}
+
+// TestTopCommandNames keeps topCommands' names in step with the commands
+// they build: a name missing there would make the command unreachable
+// unless every command is built.
+func TestTopCommandNames(t *testing.T) {
+	a := &app{}
+	for _, tc := range topCommands {
+		cmd := tc.build(a)
+		want := append([]string{cmd.Name()}, cmd.Aliases...)
+		if !slices.Equal(tc.names, want) {
+			t.Errorf("topCommands has %q, the command is %q", tc.names, want)
+		}
+	}
+	if got, want := len(newRootCmd(a, nil).Commands()), len(topCommands); got != want {
+		t.Errorf("full tree has %d commands, topCommands %d", got, want)
+	}
+}
+
+func TestCommandName(t *testing.T) {
+	tests := []struct {
+		args      []string
+		want      string
+		wantFlags rootFlags
+		wantBuilt int // top-level commands built; -1: all of them
+	}{
+		{nil, "", rootFlags{}, -1},
+		{[]string{"list"}, "list", rootFlags{}, 1},
+		{[]string{"ls", "-f", "csv"}, "ls", rootFlags{}, 1},
+		{[]string{"--socket", "list", "exec", "c1"}, "exec", rootFlags{}, 1},
+		{[]string{"--socket=/s", "pause", "c1"}, "pause", rootFlags{}, 1},
+		{[]string{"--version"}, "", rootFlags{version: true}, 0},
+		{[]string{"-v"}, "", rootFlags{version: true}, 0},
+		{[]string{"--version", "--help"}, "", rootFlags{help: true, version: true}, -1},
+		{[]string{"-h", "list"}, "list", rootFlags{help: true}, 1},
+		{[]string{"lsit"}, "lsit", rootFlags{}, -1},
+		{[]string{"help", "list"}, "help", rootFlags{}, -1},
+		{[]string{"--bogus", "list"}, "", rootFlags{}, -1},
+		{[]string{"--", "list"}, "", rootFlags{}, -1},
+		{[]string{"--socket"}, "", rootFlags{}, -1},
+	}
+	for _, tt := range tests {
+		name, flags := commandName(tt.args)
+		if name != tt.want || flags != tt.wantFlags {
+			t.Errorf("commandName(%q) = %q, %+v; want %q, %+v", tt.args, name, flags, tt.want, tt.wantFlags)
+		}
+		want := tt.wantBuilt
+		if want < 0 {
+			want = len(topCommands)
+		}
+		if got := len(newRootCmd(&app{}, tt.args).Commands()); got != want {
+			t.Errorf("%q: built %d top-level commands, want %d", tt.args, got, want)
+		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{{"--version"}, {"-v"}, {"--version", "extra"}} {
+		code, out, errOut := runCLI(t, sock, "", args...)
+		if code != 0 || out != version()+"\n" || errOut != "" {
+			t.Errorf("%q: code %d out %q err %q", args, code, out, errOut)
+		}
+	}
+	code, _, errOut := runCLI(t, sock, "", "list", "--version")
+	if code != 1 || !strings.HasPrefix(errOut, "Error: unknown flag: --version\n") {
+		t.Errorf("list --version: code %d err %q", code, errOut)
 	}
 }

@@ -11,8 +11,21 @@ import (
 // lifecycle lets services publish lifecycle events without seeing the hub.
 type lifecycle struct{ hub *event.Hub }
 
-func (l lifecycle) Lifecycle(action, source string, ctx map[string]any) {
-	l.hub.Lifecycle(action, source, ctx)
+func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
+	l.hub.Lifecycle(action, e, ctx)
+}
+
+// eventSequence keeps the event hub's sequence in the store's counters.
+type eventSequence struct{ st *store.Store }
+
+const eventSequenceCounter = "event_sequence"
+
+func (e eventSequence) LoadSequence(ctx context.Context) (uint64, error) {
+	return e.st.Counter(ctx, eventSequenceCounter)
+}
+
+func (e eventSequence) SaveSequence(ctx context.Context, v uint64) error {
+	return e.st.SetCounter(ctx, eventSequenceCounter, v)
 }
 
 // imageDB adapts the store to the image service's persistence interface;

@@ -9,11 +9,11 @@
 //
 // Invariants:
 //
-//   - Sequence numbers start at 1 and grow by exactly one per published
-//     event, whatever the number of concurrent publishers: no gaps, no
-//     duplicates. The sequence, timestamp, ring slot and fan-out of an event
-//     are decided under one lock, so sequence order is also delivery order
-//     and timestamp order.
+//   - Sequence numbers start at 1 (after the persisted one with Persist)
+//     and grow by exactly one per published event, whatever the number of
+//     concurrent publishers: no gaps, no duplicates. The sequence,
+//     timestamp, ring slot and fan-out of an event are decided under one
+//     lock, so sequence order is also delivery order and timestamp order.
 //   - A subscription with since=N first receives every retained event with
 //     Sequence > N, then live events, with nothing missed or repeated at the
 //     seam: the replay is copied into the subscription's channel under the
@@ -27,6 +27,19 @@
 //     with since set to the last sequence it saw.
 //   - Events are immutable once published: the Metadata bytes are shared by
 //     the ring and every subscriber and must not be modified.
+//   - Events are no dialect's wire shape: Event is the hub's own type, and a
+//     lifecycle event names its entity (kind, name; project later) rather
+//     than a URL. Each edge renders them (the LXD edge: api.Event with
+//     source /1.0/instances/NAME).
 //
-// Sequences restart at 1 when the daemon restarts; the ring is not persisted.
+// Sequences across restarts (Persist): the hub continues after the last
+// sequence a SequenceStore holds (the daemon keeps it in SQLite). It
+// reserves blocks of numbers, writing a block's end before using it, and
+// writes the exact last sequence at a clean shutdown; so a clean restart
+// continues without a jump, and after a crash the next run starts above
+// every number ever sent. The ring itself is not persisted: Subscribe with
+// a since from before this run's first sequence fails with an error that
+// says the daemon restarted (distinct from the "no longer retained" of a
+// gap within one run), except since = the last sequence before a clean
+// restart, which resumes with nothing missed.
 package event

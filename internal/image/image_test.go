@@ -78,7 +78,7 @@ func TestImportFormats(t *testing.T) {
 			if diff := cmp.Diff([]string{"blobs/sha256/" + fp, "rootfs/" + fp}, storeEntries(t, dir)); diff != "" {
 				t.Errorf("store (-want +got):\n%s", diff)
 			}
-			wantEvents := []event{{"image-created", "/1.0/images/" + fp, map[string]any{"type": "container"}}}
+			wantEvents := []emitted{{"image-created", "/1.0/images/" + fp, map[string]any{"type": "container"}}}
 			if diff := cmp.Diff(wantEvents, em.take()); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
@@ -109,7 +109,7 @@ func TestImportAliasAndResolve(t *testing.T) {
 	if img.Architecture != "x86_64" {
 		t.Errorf("architecture %q, want amd64 normalised to x86_64", img.Architecture)
 	}
-	wantEvents := []event{
+	wantEvents := []emitted{
 		{"image-created", "/1.0/images/" + fp, map[string]any{"type": "container"}},
 		{"image-alias-created", "/1.0/images/aliases/debian-12", map[string]any{"target": fp}},
 	}
@@ -372,7 +372,7 @@ func TestUpdateListMarkUsed(t *testing.T) {
 	if !got.AutoUpdate || !got.Public || !got.ExpiresAt.Equal(expires) || !cmp.Equal(got.Properties, put.Properties) {
 		t.Errorf("after update: %+v", got.ImagePut)
 	}
-	if diff := cmp.Diff([]event{{"image-updated", "/1.0/images/" + a.Fingerprint, nil}}, em.take()); diff != "" {
+	if diff := cmp.Diff([]emitted{{"image-updated", "/1.0/images/" + a.Fingerprint, nil}}, em.take()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	assertKind(t, s.Update(ctx, "ffff", put), errdefs.ErrNotFound)
@@ -469,7 +469,7 @@ func TestAliases(t *testing.T) {
 	_, err = s.GetAlias(ctx, "current")
 	assertKind(t, err, errdefs.ErrNotFound)
 
-	wantEvents := []event{
+	wantEvents := []emitted{
 		{"image-alias-created", "/1.0/images/aliases/stable", map[string]any{"target": a.Fingerprint}},
 		{"image-alias-updated", "/1.0/images/aliases/stable", map[string]any{"target": b.Fingerprint}},
 		{"image-alias-created", "/1.0/images/aliases/other", map[string]any{"target": a.Fingerprint}},
@@ -526,7 +526,7 @@ func TestDelete(t *testing.T) {
 	if _, ok := db.aliases["theirs"]; !ok {
 		t.Error("another image's alias deleted")
 	}
-	if diff := cmp.Diff([]event{{"image-deleted", "/1.0/images/" + fp, nil}}, em.take()); diff != "" {
+	if diff := cmp.Diff([]emitted{{"image-deleted", "/1.0/images/" + fp, nil}}, em.take()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	assertKind(t, s.Delete(ctx, fp, nil), errdefs.ErrNotFound)

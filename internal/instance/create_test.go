@@ -3,8 +3,6 @@ package instance
 import (
 	"context"
 	"testing"
-
-	"github.com/hangar-dev/hangar/api"
 )
 
 // LXD takes an instance's architecture from its image and ignores the
@@ -19,7 +17,7 @@ func TestCreateFromImageIgnoresArchitecture(t *testing.T) {
 			if err := launch(t, s, req); err != nil {
 				t.Fatalf("create with architecture %q: %v", arch, err)
 			}
-			inst, _, err := s.Get("c1")
+			inst, err := s.Get(context.Background(), "c1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +38,7 @@ func TestCreateEmptyArchitecture(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.arch, func(t *testing.T) {
 			s, _, _, _ := newTestService(t)
-			c, err := s.Create(context.Background(), api.InstancesPost{Name: "e1", InstancePut: api.InstancePut{Architecture: tt.arch}, Source: api.InstanceSource{Type: "none"}})
+			c, err := s.Create(context.Background(), CreateRequest{Name: "e1", Architecture: tt.arch, Source: Source{Type: "none"}})
 			if (err == nil) != tt.ok {
 				t.Fatalf("create with architecture %q: err %v, want ok=%v", tt.arch, err, tt.ok)
 			}

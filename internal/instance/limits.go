@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -187,14 +186,14 @@ func invalidValue(key, value string, err error) error {
 // the instance's own config, which holds the image's recorded run
 // defaults. Every create, update and profile change runs it, so what is
 // saved can start.
-func (s *Service) checkExpanded(typ string, local, cfg map[string]string) error {
+func (s *Service) checkExpanded(typ Type, local, cfg map[string]string) error {
 	if err := s.validateForType(typ, cfg); err != nil {
 		return err
 	}
 	if err := s.checkHost(cfg); err != nil {
 		return err
 	}
-	if typ == api.InstanceTypeVM {
+	if typ == TypeVM {
 		return nil // the guest's own init runs: no args, env or ids apply
 	}
 	proc, isOCI, err := ociProcessOf(local, cfg)
@@ -240,7 +239,7 @@ func (s *Service) checkExpanded(typ string, local, cfg map[string]string) error 
 }
 
 // checkWithProfiles checks a config as it expands with the named profiles.
-func (s *Service) checkWithProfiles(typ string, local map[string]string, profiles []string) error {
+func (s *Service) checkWithProfiles(typ Type, local map[string]string, profiles []string) error {
 	s.mu.RLock()
 	views, err := s.profileViewsLocked(profiles)
 	s.mu.RUnlock()

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hangar-dev/hangar/api"
-	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -71,20 +69,20 @@ func TestCheckExpanded(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		typ   string
+		typ   Type
 		local map[string]string
 		cfg   map[string]string // the expanded config; local when nil
 		msg   string
 	}{
-		{"plain", api.InstanceTypeContainer, map[string]string{"limits.cpu": "2"}, nil, ""},
-		{"container key from a profile on a VM", api.InstanceTypeVM, nil, map[string]string{"limits.processes": "10"}, "limits.processes"},
-		{"cpuset from a profile", api.InstanceTypeContainer, nil, map[string]string{"limits.cpu": "0-999"}, "limits.cpu"},
-		{"OCI uid outside the id map", api.InstanceTypeContainer, with(fromOCI, keyOCIUID, "70000"), nil, "oci.uid"},
-		{"OCI gid outside the id map", api.InstanceTypeContainer, with(fromOCI, keyOCIGID, "65536"), nil, "oci.gid"},
-		{"OCI uid privileged", api.InstanceTypeContainer, with(fromOCI, keyOCIUID, "70000", "security.privileged", "true"), nil, ""},
-		{"entrypoint alone drops everything", api.InstanceTypeContainer, with(fromOCI, keyOCIEntrypoint, `[]`), nil, "no entrypoint or cmd"},
-		{"image argument with NUL", api.InstanceTypeContainer, with(fromOCI, keyVolatileOCICmd, `["a\u0000"]`), nil, "NUL"},
-		{"environment too large for execve", api.InstanceTypeContainer, manyEnv, nil, "execve"},
+		{"plain", TypeContainer, map[string]string{"limits.cpu": "2"}, nil, ""},
+		{"container key from a profile on a VM", TypeVM, nil, map[string]string{"limits.processes": "10"}, "limits.processes"},
+		{"cpuset from a profile", TypeContainer, nil, map[string]string{"limits.cpu": "0-999"}, "limits.cpu"},
+		{"OCI uid outside the id map", TypeContainer, with(fromOCI, keyOCIUID, "70000"), nil, "oci.uid"},
+		{"OCI gid outside the id map", TypeContainer, with(fromOCI, keyOCIGID, "65536"), nil, "oci.gid"},
+		{"OCI uid privileged", TypeContainer, with(fromOCI, keyOCIUID, "70000", "security.privileged", "true"), nil, ""},
+		{"entrypoint alone drops everything", TypeContainer, with(fromOCI, keyOCIEntrypoint, `[]`), nil, "no entrypoint or cmd"},
+		{"image argument with NUL", TypeContainer, with(fromOCI, keyVolatileOCICmd, `["a\u0000"]`), nil, "NUL"},
+		{"environment too large for execve", TypeContainer, manyEnv, nil, "execve"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,15 +128,15 @@ func TestBadValuesRefusedEverywhere(t *testing.T) {
 			if err := launch(t, s, imageReq("c1")); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "p"}); err != nil {
+			if err := s.CreateProfile(ctx, "p", ProfilePut{}); err != nil {
 				t.Fatal(err)
 			}
 			before := cloneRecord(db.instances[1])
 			cfg := map[string]string{b.key: b.value}
 			req := imageReq("c2")
 			req.Config = cfg
-			got, _, _ := s.Get("c1")
-			put := got.InstancePut
+			got, _ := s.Get(context.Background(), "c1")
+			put := Put{Architecture: got.Architecture, Devices: got.Devices, Profiles: got.Profiles, Description: got.Description}
 			put.Config = cloneMap(got.Config)
 			put.Config[b.key] = b.value
 			attempts := []struct {
@@ -146,13 +144,13 @@ func TestBadValuesRefusedEverywhere(t *testing.T) {
 				do   func() error
 			}{
 				{"create", func() error { return launch(t, s, req) }},
-				{"PUT", func() error { return s.Update(ctx, "c1", put, "") }},
-				{"PATCH", func() error { return s.Patch(ctx, "c1", InstancePatch{Config: cfg}, "") }},
+				{"PUT", func() error { return s.Update(ctx, "c1", put, nil) }},
+				{"PATCH", func() error { return s.Patch(ctx, "c1", Patch{Config: cfg}, nil) }},
 				{"profile create", func() error {
-					return s.CreateProfile(ctx, api.ProfilesPost{Name: "q", ProfilePut: api.ProfilePut{Config: cfg}})
+					return s.CreateProfile(ctx, "q", ProfilePut{Config: cfg})
 				}},
-				{"profile PUT", func() error { return s.UpdateProfile(ctx, "p", api.ProfilePut{Config: cfg}, "") }},
-				{"default profile PUT", func() error { return s.UpdateProfile(ctx, "default", api.ProfilePut{Config: cfg}, "") }},
+				{"profile PUT", func() error { return s.UpdateProfile(ctx, "p", ProfilePut{Config: cfg}, nil) }},
+				{"default profile PUT", func() error { return s.UpdateProfile(ctx, "default", ProfilePut{Config: cfg}, nil) }},
 			}
 			for _, a := range attempts {
 				err := a.do()
@@ -179,10 +177,10 @@ func TestBadValuesRefusedEverywhere(t *testing.T) {
 func TestProfileChangeCheckedAgainstUsers(t *testing.T) {
 	s, _, db, _ := newTestService(t)
 	s.onlineCPUs = fourCPUs
-	s.cfg.Drivers = map[string]driver.Driver{api.InstanceTypeVM: s.cfg.Driver}
+	s.cfg.Drivers[TypeVM] = s.cfg.Drivers[TypeContainer]
 	ctx := context.Background()
 	vm := imageReq("v1")
-	vm.Type = api.InstanceTypeVM
+	vm.Type = TypeVM
 	if err := launch(t, s, vm); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +193,7 @@ func TestProfileChangeCheckedAgainstUsers(t *testing.T) {
 		{"memory below a VM's", map[string]string{"limits.memory": "64MiB"}, "limits.memory"},
 	}
 	for _, tt := range tests {
-		err := s.UpdateProfile(ctx, "default", api.ProfilePut{Config: tt.cfg}, "")
+		err := s.UpdateProfile(ctx, "default", ProfilePut{Config: tt.cfg}, nil)
 		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tt.key) || !strings.Contains(err.Error(), "v1") {
 			t.Errorf("%s: err = %v, want a 400 naming %s and the instance", tt.name, err, tt.key)
 		}
@@ -204,14 +202,14 @@ func TestProfileChangeCheckedAgainstUsers(t *testing.T) {
 		}
 	}
 	// The same change is fine once no VM uses the profile.
-	if err := s.Patch(ctx, "v1", InstancePatch{Profiles: &[]string{}}, ""); err != nil {
+	if err := s.Patch(ctx, "v1", Patch{Profiles: &[]string{}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateProfile(ctx, "default", api.ProfilePut{Config: map[string]string{"limits.processes": "100"}}, ""); err != nil {
+	if err := s.UpdateProfile(ctx, "default", ProfilePut{Config: map[string]string{"limits.processes": "100"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// And a VM cannot take the profile on any more.
-	err := s.Patch(ctx, "v1", InstancePatch{Profiles: &[]string{"default"}}, "")
+	err := s.Patch(ctx, "v1", Patch{Profiles: &[]string{"default"}}, nil)
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "limits.processes") {
 		t.Fatalf("VM given a profile with a container key: %v", err)
 	}
@@ -224,7 +222,7 @@ func TestProfileChangeRolledBack(t *testing.T) {
 	s, drv, db, _ := newTestService(t)
 	s.onlineCPUs = fourCPUs
 	ctx := context.Background()
-	if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "small", ProfilePut: api.ProfilePut{Config: map[string]string{"limits.memory": "128MiB"}}}); err != nil {
+	if err := s.CreateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.memory": "128MiB"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"a", "b"} {
@@ -235,14 +233,14 @@ func TestProfileChangeRolledBack(t *testing.T) {
 		}
 	}
 	drv.failUpdate = map[string]error{"h2": errors.New("memory in use above the new limit")}
-	err := s.UpdateProfile(ctx, "small", api.ProfilePut{Config: map[string]string{"limits.memory": "64MiB"}}, "")
+	err := s.UpdateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.memory": "64MiB"}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "memory in use") || !strings.Contains(err.Error(), "not changed") {
 		t.Fatalf("err = %v, want the runtime's refusal", err)
 	}
 	if got := db.profiles["small"].Config["limits.memory"]; got != "128MiB" {
 		t.Errorf("profile in the database: limits.memory %q, want the old 128MiB", got)
 	}
-	if p, _, _ := s.Profile("small"); p.Config["limits.memory"] != "128MiB" {
+	if p, _ := s.Profile(context.Background(), "small"); p.Config["limits.memory"] != "128MiB" {
 		t.Errorf("profile in memory: %v", p.Config)
 	}
 	if got := drv.limits["h1"].MemoryBytes; got != 128<<20 {
@@ -250,7 +248,7 @@ func TestProfileChangeRolledBack(t *testing.T) {
 	}
 	// With the runtime willing, the change applies to both.
 	drv.failUpdate = nil
-	if err := s.UpdateProfile(ctx, "small", api.ProfilePut{Config: map[string]string{"limits.memory": "64MiB"}}, ""); err != nil {
+	if err := s.UpdateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.memory": "64MiB"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if drv.limits["h1"].MemoryBytes != 64<<20 || drv.limits["h2"].MemoryBytes != 64<<20 {

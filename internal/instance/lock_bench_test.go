@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+
+	"github.com/hangar-dev/hangar/internal/event"
 	"slices"
 	"strconv"
 	"sync"
@@ -77,7 +79,7 @@ func BenchmarkPatchUnderFreeze(b *testing.B) {
 							return
 						}
 						t0 := time.Now()
-						if err := s.Patch(ctx, name, InstancePatch{Config: map[string]string{key: strconv.FormatInt(i, 10)}}, ""); err != nil {
+						if err := s.Patch(ctx, name, Patch{Config: map[string]string{key: strconv.FormatInt(i, 10)}}, nil); err != nil {
 							b.Error(err)
 							return
 						}
@@ -107,4 +109,4 @@ func BenchmarkPatchUnderFreeze(b *testing.B) {
 
 type discardEvents struct{}
 
-func (discardEvents) Lifecycle(string, string, map[string]any) {}
+func (discardEvents) Lifecycle(string, event.Entity, map[string]any) {}

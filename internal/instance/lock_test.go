@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hangar-dev/hangar/api"
 )
 
 // TestConfigChangeDoesNotWaitForFreeze: a config change that does not
@@ -27,7 +25,7 @@ func TestConfigChangeDoesNotWaitForFreeze(t *testing.T) {
 
 	done := make(chan error)
 	go func() {
-		done <- s.Patch(ctx, "c1", InstancePatch{Config: map[string]string{"user.note": "x", "environment.A": "b"}}, "")
+		done <- s.Patch(ctx, "c1", Patch{Config: map[string]string{"user.note": "x", "environment.A": "b"}}, nil)
 	}()
 	select {
 	case err := <-done:
@@ -43,7 +41,7 @@ func TestConfigChangeDoesNotWaitForFreeze(t *testing.T) {
 
 	limits := make(chan error)
 	go func() {
-		limits <- s.Patch(ctx, "c1", InstancePatch{Config: map[string]string{"limits.memory": "256MiB"}}, "")
+		limits <- s.Patch(ctx, "c1", Patch{Config: map[string]string{"limits.memory": "256MiB"}}, nil)
 	}()
 	close(drv.freezeRelease)
 	if err := <-frozen; err != nil {
@@ -58,7 +56,7 @@ func TestConfigChangeDoesNotWaitForFreeze(t *testing.T) {
 	if got := drv.limits["h1"].MemoryBytes; got != 256<<20 {
 		t.Fatalf("live memory limit %d", got)
 	}
-	if got, _, _ := s.Get("c1"); got.StatusCode != api.Frozen || got.Config["user.note"] != "x" || got.Config["limits.memory"] != "256MiB" {
+	if got, _ := s.Get(ctx, "c1"); got.Status != StatusFrozen || got.Config["user.note"] != "x" || got.Config["limits.memory"] != "256MiB" {
 		t.Fatalf("after both: %s %v", got.Status, got.Config)
 	}
 }
@@ -87,7 +85,7 @@ func TestConcurrentChangesAllLand(t *testing.T) {
 				if w%4 == 0 {
 					cfg["limits.processes"] = fmt.Sprint(100 + w*10 + i)
 				}
-				if err := s.Patch(ctx, "c1", InstancePatch{Config: cfg}, ""); err != nil {
+				if err := s.Patch(ctx, "c1", Patch{Config: cfg}, nil); err != nil {
 					errs <- err
 				}
 			}
@@ -119,7 +117,7 @@ func TestConcurrentChangesAllLand(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	got, _, _ := s.Get("c1")
+	got, _ := s.Get(ctx, "c1")
 	for w := range writers {
 		k := fmt.Sprintf("user.w%d", w)
 		if got.Config[k] != "9" || db.instances[1].Config[k] != "9" {

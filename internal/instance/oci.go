@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
 )
@@ -256,7 +255,7 @@ func mergeEnv(base []string, vars ...string) []string {
 
 // remoteSource turns an instance source naming a registry into a pull
 // request, or nil for local sources.
-func remoteSource(src api.InstanceSource, opts CreateOptions) (*image.PullRequest, error) {
+func remoteSource(src Source, opts CreateOptions) (*image.PullRequest, error) {
 	if src.Server == "" && src.Protocol == "" {
 		return nil, nil
 	}

@@ -2,16 +2,13 @@ package instance
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -29,55 +26,48 @@ func validateProfileName(name string) error {
 }
 
 // Profiles lists profiles, sorted by name.
-func (s *Service) Profiles() []api.Profile {
+func (s *Service) Profiles(ctx context.Context) []Profile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]api.Profile, 0, len(s.profiles))
+	out := make([]Profile, 0, len(s.profiles))
 	for _, n := range sortedNames(s.profiles) {
-		out = append(out, s.profileAPILocked(s.profiles[n]))
+		out = append(out, s.profileLocked(s.profiles[n]))
 	}
 	return out
 }
 
-// Profile returns one profile and its ETag.
-func (s *Service) Profile(name string) (api.Profile, string, error) {
+// Profile returns one profile.
+func (s *Service) Profile(ctx context.Context, name string) (Profile, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.profiles[name]
 	if !ok {
-		return api.Profile{}, "", errdefs.NotFound("profile %q not found", name)
+		return Profile{}, errdefs.NotFound("profile %q not found", name)
 	}
-	return s.profileAPILocked(p), profileETag(p), nil
+	return s.profileLocked(p), nil
 }
 
-func (s *Service) profileAPILocked(p store.Profile) api.Profile {
+// profileLocked renders a profile; the caller holds s.mu.
+func (s *Service) profileLocked(p store.Profile) Profile {
 	used := []string{}
 	for _, n := range sortedNames(s.byName) {
-		for _, pn := range s.byName[n].rec.Profiles {
-			if pn == p.Name {
-				used = append(used, instanceURL(n))
-				break
-			}
+		if slices.Contains(s.byName[n].rec.Profiles, p.Name) {
+			used = append(used, n)
 		}
 	}
-	return api.Profile{
-		ProfilePut: api.ProfilePut{Config: cloneMap(p.Config), Description: p.Description, Devices: cloneDevices(p.Devices)},
-		Name:       p.Name,
-		UsedBy:     used,
-		Project:    "default",
+	return Profile{
+		Name:        p.Name,
+		Description: p.Description,
+		Config:      cloneMap(p.Config),
+		Devices:     cloneDevices(p.Devices),
+		UsedBy:      used,
 	}
-}
-
-func profileETag(p store.Profile) string {
-	b, _ := json.Marshal([]any{p.Config, p.Description, p.Devices})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // validateProfileContent checks a profile's config alone: every key, and
 // its limits against the host. checkProfileUsers checks it as each
 // instance using it sees it.
-func (s *Service) validateProfileContent(put api.ProfilePut) error {
+func (s *Service) validateProfileContent(put ProfilePut) error {
 	for _, k := range sortedNames(put.Config) {
 		v := put.Config[k]
 		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
@@ -94,29 +84,29 @@ func (s *Service) validateProfileContent(put api.ProfilePut) error {
 }
 
 // CreateProfile adds a profile.
-func (s *Service) CreateProfile(ctx context.Context, req api.ProfilesPost) error {
-	if err := validateProfileName(req.Name); err != nil {
+func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut) error {
+	if err := validateProfileName(name); err != nil {
 		return err
 	}
-	if err := s.validateProfileContent(req.ProfilePut); err != nil {
+	if err := s.validateProfileContent(put); err != nil {
 		return err
 	}
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()
 	s.mu.RLock()
-	_, exists := s.profiles[req.Name]
+	_, exists := s.profiles[name]
 	s.mu.RUnlock()
 	if exists {
-		return errdefs.Conflict("profile %q already exists", req.Name)
+		return errdefs.Conflict("profile %q already exists", name)
 	}
-	p := store.Profile{Name: req.Name, Description: req.Description, Config: cloneMap(req.Config), Devices: cloneDevices(req.Devices)}
+	p := store.Profile{Name: name, Description: put.Description, Config: cloneMap(put.Config), Devices: cloneDevices(put.Devices)}
 	if err := s.cfg.DB.CreateProfile(ctx, &p); err != nil {
-		return fmt.Errorf("create profile %s: %w", req.Name, err)
+		return fmt.Errorf("create profile %s: %w", name, err)
 	}
 	s.mu.Lock()
 	s.profiles[p.Name] = p
 	s.mu.Unlock()
-	s.cfg.Events.Lifecycle("profile-created", "/1.0/profiles/"+p.Name, nil)
+	s.cfg.Events.Lifecycle("profile-created", profileEntity(p.Name), nil)
 	return nil
 }
 
@@ -125,8 +115,9 @@ func (s *Service) CreateProfile(ctx context.Context, req api.ProfilesPost) error
 // that some instance using the profile could not run with is refused, and
 // one that the runtime refuses for a running instance is undone (the
 // profile and the limits already applied to others), so what is saved is
-// what runs.
-func (s *Service) UpdateProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) error {
+// what runs. pre, when not nil, is checked against the current profile
+// under the lock that orders profile changes (an edge's ETag).
+func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) error {
 	if err := s.validateProfileContent(put); err != nil {
 		return err
 	}
@@ -135,12 +126,18 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put api.Profil
 	s.mu.RLock()
 	old, ok := s.profiles[name]
 	users := s.profileUsersLocked(name)
+	var cur Profile
+	if ok {
+		cur = s.profileLocked(old)
+	}
 	s.mu.RUnlock()
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
 	}
-	if ifMatch != "" && ifMatch != profileETag(old) {
-		return errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
+	if pre != nil {
+		if err := pre(cur); err != nil {
+			return err
+		}
 	}
 	// The users cannot change (profileMu), and their op locks keep them
 	// from starting or stopping while the profile is checked, saved and
@@ -184,7 +181,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put api.Profil
 			}
 		}
 		cfg := expandConfig(rec.Config, views)
-		if err := s.checkExpanded(rec.Type, rec.Config, cfg); err != nil {
+		if err := s.checkExpanded(Type(rec.Type), rec.Config, cfg); err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}
 		after, err := s.limitsOf(cfg)
@@ -215,7 +212,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put api.Profil
 		}
 		return fmt.Errorf("profile %q not changed: apply its limits to %s: %w", name, a.rec.Name, err)
 	}
-	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
+	s.cfg.Events.Lifecycle("profile-updated", profileEntity(name), nil)
 	return nil
 }
 
@@ -306,7 +303,7 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 			return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
 		}
 	}
-	s.cfg.Events.Lifecycle("profile-renamed", "/1.0/profiles/"+newName, map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle("profile-renamed", profileEntity(newName), map[string]any{"old_name": name})
 	return nil
 }
 
@@ -323,20 +320,20 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
 	}
-	if used := s.profileAPILocked(p).UsedBy; len(used) > 0 {
+	if used := s.profileLocked(p).UsedBy; len(used) > 0 {
 		return errdefs.Conflict("profile %q is used by %s", name, strings.Join(used, ", "))
 	}
 	if err := s.cfg.DB.DeleteProfile(ctx, name); err != nil {
 		return fmt.Errorf("delete profile %s: %w", name, err)
 	}
 	delete(s.profiles, name)
-	s.cfg.Events.Lifecycle("profile-deleted", "/1.0/profiles/"+name, nil)
+	s.cfg.Events.Lifecycle("profile-deleted", profileEntity(name), nil)
 	return nil
 }
 
 // ImageUsers lists the instances created from an image, for the image
 // store's refusal to delete an image in use.
-func (s *Service) ImageUsers(fingerprint string) []string {
+func (s *Service) ImageUsers(ctx context.Context, fingerprint string) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
@@ -346,6 +343,11 @@ func (s *Service) ImageUsers(fingerprint string) []string {
 		}
 	}
 	return out
+}
+
+// profileEntity names a profile in lifecycle events.
+func profileEntity(name string) event.Entity {
+	return event.Entity{Kind: event.EntityProfile, Name: name}
 }
 
 func notFound(name string) error { return errdefs.NotFound("instance %q not found", name) }

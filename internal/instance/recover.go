@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -15,7 +14,7 @@ import (
 // exit that a Stop asked for is that Stop's business; any other is an
 // instance that shut down by itself, and is recorded with its exit code
 // when the code is known.
-func (s *Service) HandleExit(e driver.Exit) {
+func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	s.mu.RLock()
 	in, ok := s.byRuntime[e.ID]
 	s.mu.RUnlock()
@@ -29,9 +28,9 @@ func (s *Service) HandleExit(e driver.Exit) {
 	s.mu.Lock()
 	stale := in.deleted || in.pid != e.Pid || !isActive(in.status)
 	if !stale {
-		in.status, in.pid = api.Stopped, 0
+		in.status, in.pid = StatusStopped, 0
 		if e.Error != "" {
-			in.status = api.Error
+			in.status = StatusError
 		}
 	}
 	rec := cloneRecord(in.rec)
@@ -39,7 +38,6 @@ func (s *Service) HandleExit(e driver.Exit) {
 	if stale {
 		return
 	}
-	ctx := context.Background()
 	evCtx := map[string]any{}
 	if e.Known {
 		evCtx["exit_code"] = e.Code
@@ -60,7 +58,7 @@ func (s *Service) HandleExit(e driver.Exit) {
 		s.log.Error("instance crashed", "instance", rec.Name, "reason", e.Error)
 	}
 	s.log.Info("instance exited", "instance", rec.Name, "exit_code", e.Code, "known", e.Known)
-	s.cfg.Events.Lifecycle("instance-shutdown", instanceURL(rec.Name), evCtx)
+	s.cfg.Events.Lifecycle("instance-shutdown", instanceEntity(rec.Name), evCtx)
 	if rec.Ephemeral {
 		if err := s.deleteLocked(ctx, in, false); err != nil {
 			s.log.Error("delete ephemeral instance", "instance", rec.Name, "err", err)
@@ -90,18 +88,18 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 		switch {
 		case running:
 			in.pid = st.Pid
-			in.status = api.Running
+			in.status = StatusRunning
 			switch st.Status {
 			case driver.StatusFrozen:
-				in.status = api.Frozen
+				in.status = StatusFrozen
 			case driver.StatusError:
-				in.status = api.Error
+				in.status = StatusError
 			}
 			if in.rec.Config[keyLastPower] != powerRunning {
 				changed = append(changed, in)
 			}
 		default:
-			in.status, in.pid = api.Stopped, 0
+			in.status, in.pid = StatusStopped, 0
 			wasRunning := in.rec.Config[keyLastPower] == powerRunning
 			if wasRunning {
 				s.log.Warn("instance vanished while the daemon was down", "instance", in.rec.Name)

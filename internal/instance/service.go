@@ -11,6 +11,7 @@ import (
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -34,9 +35,11 @@ type Images interface {
 	MarkUsed(ctx context.Context, fingerprint string) error
 }
 
-// Emitter publishes lifecycle events.
+// Emitter publishes lifecycle events: an action (LXD's names, such as
+// "instance-started") on an entity, with optional detail. Each edge
+// renders the entity its own way (the LXD edge: /1.0/instances/NAME).
 type Emitter interface {
-	Lifecycle(action, source string, ctx map[string]any)
+	Lifecycle(action string, e event.Entity, ctx map[string]any)
 }
 
 // Config wires a Service.
@@ -45,11 +48,10 @@ type Config struct {
 	Images Images
 	// OCI, when set, gives instances from OCI images their run defaults
 	// and lets a create pull from a registry (oci.go).
-	OCI    OCIImages
-	Driver driver.Driver
-	// Drivers run the other instance types, by type (api.InstanceTypeVM:
-	// the QEMU driver). A type without one cannot be created.
-	Drivers map[string]driver.Driver
+	OCI OCIImages
+	// Drivers run instances, by type (TypeContainer: runc, TypeVM: QEMU).
+	// A type without one cannot be created.
+	Drivers map[Type]driver.Driver
 	Events  Emitter
 	Log     *slog.Logger
 	// IDMap is the map every unprivileged container gets (LXD's default:
@@ -131,7 +133,10 @@ func New(cfg Config) *Service {
 // runtimeID is the driver's name for an instance: stable across renames.
 func runtimeID(id int64) string { return fmt.Sprintf("h%d", id) }
 
-func instanceURL(name string) string { return "/1.0/instances/" + name }
+// instanceEntity names an instance in lifecycle events.
+func instanceEntity(name string) event.Entity {
+	return event.Entity{Kind: event.EntityInstance, Name: name}
+}
 
 // lookup returns the instance by name under the read lock.
 func (s *Service) lookup(name string) (*inst, error) {
@@ -257,21 +262,48 @@ func (s *Service) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load instances: %w", err)
 	}
+	// Instances created before volatile.uuid existed get theirs now: it
+	// must be there, and stable, from here on.
+	for i := range recs {
+		if recs[i].Config[keyUUID] != "" {
+			continue
+		}
+		if recs[i].Config == nil {
+			recs[i].Config = map[string]string{}
+		}
+		recs[i].Config[keyUUID] = newUUID()
+		if err := s.cfg.DB.UpdateInstance(ctx, recs[i]); err != nil {
+			return fmt.Errorf("load instance %s: %w", recs[i].Name, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range profiles {
 		s.profiles[p.Name] = p
 	}
 	for _, r := range recs {
-		in := &inst{rec: r, status: api.Stopped}
+		in := &inst{rec: r, status: StatusStopped}
 		s.byName[r.Name] = in
 		s.byRuntime[runtimeID(r.ID)] = in
 	}
 	return nil
 }
 
-// Wait blocks until background work (ephemeral deletes, autostarts) ends.
-func (s *Service) Wait() { s.background.Wait() }
+// Wait blocks until background work (ephemeral deletes, autostarts) ends,
+// or ctx does (its error is returned then).
+func (s *Service) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.background.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 func cloneRecord(r store.Instance) store.Instance {
 	r.Config = cloneMap(r.Config)

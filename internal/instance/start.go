@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -35,21 +34,32 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 		in.cfg.Unlock()
 		return errdefs.Conflict("instance %q is already running", rec.Name)
 	}
-	err := s.setStatus(in, api.Starting)
+	err := s.setStatus(in, StatusStarting)
 	in.cfg.Unlock()
 	if err != nil {
 		return err
 	}
+	s.setIdmapKeys(&rec) // a profile may have changed what it is
 	pid, err := s.runStart(ctx, rec)
 	if err != nil {
-		s.forceStatus(in, api.Stopped, 0)
+		s.forceStatus(in, StatusStopped, 0)
 		return fmt.Errorf("start %s: %w", rec.Name, err)
 	}
 	s.mu.Lock()
-	in.status, in.pid = api.Running, pid
+	in.status, in.pid = StatusRunning, pid
 	s.mu.Unlock()
 
+	// Merged into the record as it is now: a config change may have been
+	// saved while the instance started.
+	startedIdmap(&rec)
 	err = s.updateRecord(ctx, in, func(r *store.Instance) {
+		for _, k := range []string{keyIdmapBase, keyIdmapNext, keyIdmapCurrent, keyLastIdmap} {
+			if v, ok := rec.Config[k]; ok {
+				r.Config[k] = v
+			} else {
+				delete(r.Config, k)
+			}
+		}
 		r.Config[keyLastPower] = powerRunning
 		delete(r.Config, keyLastExitCode)
 		r.LastUsedAt = nowUTC()
@@ -59,7 +69,7 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 		// rather than kill a working instance.
 		s.log.Error("record start", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-started", instanceURL(rec.Name), nil)
+	s.cfg.Events.Lifecycle("instance-started", instanceEntity(rec.Name), nil)
 	s.log.Info("instance started", "instance", rec.Name, "pid", pid)
 	return nil
 }
@@ -89,12 +99,8 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 	}
 	spec.StopSignal = stopSignal(spec.Args)
 
-	privileged, _ := parseBool(cfg["security.privileged"])
-	isVM := rec.Type == api.InstanceTypeVM
-	if !privileged && !isVM {
-		m := s.cfg.IDMap
-		spec.IDMap = &m
-	}
+	isVM := Type(rec.Type) == TypeVM
+	spec.IDMap = s.idmapOf(Type(rec.Type), cfg)
 	isDisk := false
 	if fp := rec.Config[keyBaseImage]; fp != "" && isVM {
 		if isDisk, err = s.vmDisk(ctx, fp, cfg, &spec); err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -56,10 +55,10 @@ func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error
 // and its power state is restored.
 func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, intent string) error {
 	rec, status, _ := s.snapshot(in)
-	if status == api.Stopped {
+	if status == StatusStopped {
 		return errdefs.Conflict("instance %q is already stopped", rec.Name)
 	}
-	if err := wantStatus(rec.Name, status, api.Running, api.Frozen, api.Error); err != nil {
+	if err := wantStatus(rec.Name, status, StatusRunning, StatusFrozen, StatusError); err != nil {
 		return err
 	}
 	if rec.Config[keyLastPower] != intent {
@@ -68,7 +67,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 		}
 	}
 	s.mu.Lock()
-	in.status = api.Stopping
+	in.status = StatusStopping
 	s.mu.Unlock()
 	var err error
 	if opts.Stateful {
@@ -80,7 +79,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	if err != nil {
 		in.status = status
 	} else {
-		in.status, in.pid = api.Stopped, 0
+		in.status, in.pid = StatusStopped, 0
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -95,7 +94,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	if err := s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyLastExitCode) }); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-stopped", instanceURL(rec.Name), nil)
+	s.cfg.Events.Lifecycle("instance-stopped", instanceEntity(rec.Name), nil)
 	s.log.Info("instance stopped", "instance", rec.Name, "force", opts.Force)
 	return nil
 }
@@ -113,7 +112,7 @@ func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) er
 	if err := s.startLocked(ctx, in); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-restarted", instanceURL(name), nil)
+	s.cfg.Events.Lifecycle("instance-restarted", instanceEntity(name), nil)
 	return nil
 }
 
@@ -126,23 +125,23 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
 	switch status {
-	case api.Running:
-	case api.Frozen:
+	case StatusRunning:
+	case StatusFrozen:
 		return errdefs.Conflict("instance %q is already frozen", name)
 	default:
 		return errdefs.Conflict("instance %q is not running", name)
 	}
-	if err := s.setStatus(in, api.Freezing); err != nil {
+	if err := s.setStatus(in, StatusFreezing); err != nil {
 		return err
 	}
 	if err := s.driverOf(rec).Freeze(ctx, runtimeID(rec.ID)); err != nil {
 		s.forceStatus(in, status, in.pid)
 		return fmt.Errorf("freeze %s: %w", name, err)
 	}
-	if err := s.setStatus(in, api.Frozen); err != nil {
+	if err := s.setStatus(in, StatusFrozen); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-paused", instanceURL(name), nil)
+	s.cfg.Events.Lifecycle("instance-paused", instanceEntity(name), nil)
 	return nil
 }
 
@@ -154,19 +153,19 @@ func (s *Service) Unfreeze(ctx context.Context, name string) error {
 	}
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
-	if status == api.Running {
+	if status == StatusRunning {
 		return errdefs.Conflict("instance %q is not frozen", name)
 	}
-	if err := wantStatus(name, status, api.Frozen); err != nil {
+	if err := wantStatus(name, status, StatusFrozen); err != nil {
 		return err
 	}
 	if err := s.driverOf(rec).Unfreeze(ctx, runtimeID(rec.ID)); err != nil {
 		return fmt.Errorf("unfreeze %s: %w", name, err)
 	}
-	if err := s.setStatus(in, api.Running); err != nil {
+	if err := s.setStatus(in, StatusRunning); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-resumed", instanceURL(name), nil)
+	s.cfg.Events.Lifecycle("instance-resumed", instanceEntity(name), nil)
 	return nil
 }
 

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
 )
 
 // TestAcknowledgedStopStaysStopped kills the daemon (takes the database as
@@ -90,7 +90,7 @@ func TestAcknowledgedStopStaysStopped(t *testing.T) {
 				t.Errorf("power recorded at the crash %q, want %q", p, wantPower)
 			}
 
-			s2 := New(Config{DB: crashed, Images: fakeImages{}, Driver: live, Events: &fakeEvents{}, Architecture: "x86_64"})
+			s2 := New(Config{DB: crashed, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: live}, Events: &fakeEvents{}, Architecture: "x86_64"})
 			if err := s2.Load(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -101,8 +101,8 @@ func TestAcknowledgedStopStaysStopped(t *testing.T) {
 			if got := slices.Contains(toStart, "c1"); got != tt.wantStart {
 				t.Errorf("recovery starts c1: %v, want %v", got, tt.wantStart)
 			}
-			got, _, _ := s2.Get("c1")
-			if live := got.StatusCode == api.Running; live != tt.wantLive {
+			got, _ := s2.Get(ctx, "c1")
+			if live := got.Status == StatusRunning; live != tt.wantLive {
 				t.Errorf("after recovery c1 is %s", got.Status)
 			}
 		})
@@ -120,7 +120,7 @@ func TestFailedStopKeepsRunningState(t *testing.T) {
 	if err := s.Stop(context.Background(), "c1", StopOptions{Timeout: -1}); err == nil {
 		t.Fatal("stop succeeded")
 	}
-	if got, _, _ := s.Get("c1"); got.StatusCode != api.Running {
+	if got, _ := s.Get(context.Background(), "c1"); got.Status != StatusRunning {
 		t.Fatalf("status %s after a failed stop", got.Status)
 	}
 	if p := db.instances[1].Config[keyLastPower]; p != powerRunning {

@@ -6,25 +6,24 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // Update replaces an instance's config, devices, profiles, description and
-// ephemeral flag (PUT). ifMatch, when not empty, must equal the current
-// ETag. New limits apply to a running instance at once; environment
-// changes at the next start.
-func (s *Service) Update(ctx context.Context, name string, put api.InstancePut, ifMatch string) error {
-	return s.change(ctx, name, ifMatch, func(store.Instance) api.InstancePut { return put })
+// ephemeral flag (PUT). pre, when not nil, is checked against the current
+// instance under its record lock first (an edge's ETag). New limits apply
+// to a running instance at once; environment changes at the next start.
+func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondition) error {
+	return s.change(ctx, name, pre, func(store.Instance) Put { return put })
 }
 
 // Patch merges config and devices into an instance's own and replaces the
-// other fields that are set (PATCH).
-func (s *Service) Patch(ctx context.Context, name string, patch InstancePatch, ifMatch string) error {
-	return s.change(ctx, name, ifMatch, func(rec store.Instance) api.InstancePut {
-		put := api.InstancePut{
+// other fields that are set (PATCH). pre is as for Update.
+func (s *Service) Patch(ctx context.Context, name string, patch Patch, pre Precondition) error {
+	return s.change(ctx, name, pre, func(rec store.Instance) Put {
+		put := Put{
 			Architecture: rec.Architecture,
 			Config:       cloneMap(rec.Config),
 			Devices:      cloneDevices(rec.Devices),
@@ -61,10 +60,10 @@ func (s *Service) Patch(ctx context.Context, name string, patch InstancePatch, i
 // limits). A change that is neither waits for no freeze, start or stop.
 // What it needs is known only once it has seen the current record, so a
 // first try under the record lock alone may start over with more locks.
-func (s *Service) change(ctx context.Context, name, ifMatch string, body func(store.Instance) api.InstancePut) error {
+func (s *Service) change(ctx context.Context, name string, pre Precondition, body func(store.Instance) Put) error {
 	var need changeLocks
 	for {
-		more, err := s.tryChange(ctx, name, ifMatch, body, need)
+		more, err := s.tryChange(ctx, name, pre, body, need)
 		if more == need {
 			return err
 		}
@@ -77,7 +76,7 @@ type changeLocks struct{ profiles, op bool }
 
 // tryChange makes the change holding the locks need names, or returns the
 // locks it turned out to need.
-func (s *Service) tryChange(ctx context.Context, name, ifMatch string, body func(store.Instance) api.InstancePut, need changeLocks) (changeLocks, error) {
+func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, body func(store.Instance) Put, need changeLocks) (changeLocks, error) {
 	in, err := s.lookup(name)
 	if err != nil {
 		return need, err
@@ -94,10 +93,10 @@ func (s *Service) tryChange(ctx context.Context, name, ifMatch string, body func
 		return need, err
 	}
 	defer in.cfg.Unlock()
-	rec, status, _ := s.snapshot(in)
-	if ifMatch != "" && ifMatch != etagOf(rec) {
-		return need, errdefs.PreconditionFailed("instance %q changed since it was read (ETag mismatch)", name)
+	if err := s.checkPrecondition(in, pre); err != nil {
+		return need, err
 	}
+	rec, status, _ := s.snapshot(in)
 	next, err := s.applyPut(rec, body(rec))
 	if err != nil {
 		return need, err
@@ -107,7 +106,7 @@ func (s *Service) tryChange(ctx context.Context, name, ifMatch string, body func
 	}
 	// Starting counts: the status leaves Stopped under the record lock,
 	// so a start either reads this change or is seen here.
-	if isActive(status) || status == api.Starting {
+	if isActive(status) || status == StatusStarting {
 		before, err := s.expandedLimits(rec)
 		if err != nil {
 			return need, err
@@ -130,36 +129,26 @@ func (s *Service) tryChange(ctx context.Context, name, ifMatch string, body func
 	if err := s.saveRecord(ctx, in, next); err != nil {
 		return need, err
 	}
-	s.cfg.Events.Lifecycle("instance-updated", instanceURL(next.Name), nil)
+	s.cfg.Events.Lifecycle("instance-updated", instanceEntity(next.Name), nil)
 	return need, nil
-}
-
-// InstancePatch is a PATCH body: nil fields are left as they are.
-type InstancePatch struct {
-	Architecture *string                      `json:"architecture"`
-	Config       map[string]string            `json:"config"`
-	Devices      map[string]map[string]string `json:"devices"`
-	Ephemeral    *bool                        `json:"ephemeral"`
-	Profiles     *[]string                    `json:"profiles"`
-	Description  *string                      `json:"description"`
 }
 
 // applyPut validates a PUT body against the current record and returns the
 // new record.
-func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Instance, error) {
+func (s *Service) applyPut(rec store.Instance, put Put) (store.Instance, error) {
 	if put.Architecture != "" && put.Architecture != rec.Architecture {
 		return rec, errdefs.Invalid("architecture cannot be changed (is %q)", rec.Architecture)
 	}
 	if put.Restore != "" {
 		return rec, errdefs.Invalid("restore: snapshots are not supported yet")
 	}
-	if put.Stateful && rec.Type != api.InstanceTypeVM {
+	if put.Stateful && Type(rec.Type) != TypeVM {
 		return rec, errdefs.Invalid("stateful: stateful stop is not supported for containers")
 	}
 	if err := validateUserConfig(put.Config, rec.Config); err != nil {
 		return rec, err
 	}
-	if err := s.validateForType(rec.Type, put.Config); err != nil {
+	if err := s.validateForType(Type(rec.Type), put.Config); err != nil {
 		return rec, err
 	}
 	if err := validateDevices(put.Devices); err != nil {
@@ -180,7 +169,7 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 			config[k] = v
 		}
 	}
-	if err := s.checkWithProfiles(rec.Type, config, profiles); err != nil {
+	if err := s.checkWithProfiles(Type(rec.Type), config, profiles); err != nil {
 		return rec, err
 	}
 	next := cloneRecord(rec)
@@ -189,6 +178,7 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 	next.Profiles = append([]string{}, profiles...)
 	next.Description = put.Description
 	next.Ephemeral = put.Ephemeral
+	s.setIdmapKeys(&next)
 	return next, nil
 }
 
@@ -206,7 +196,7 @@ func (s *Service) expandedLimits(rec store.Instance) (driver.Limits, error) {
 // CheckRename answers at once what makes a rename fail, as LXD does before
 // it starts the operation: an invalid name is a 400, an unknown instance a
 // 404, a name in use (its own too; an empty name means its own) a 409.
-func (s *Service) CheckRename(name, newName string) error {
+func (s *Service) CheckRename(ctx context.Context, name, newName string) error {
 	if newName == "" {
 		newName = name
 	}
@@ -252,7 +242,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-renamed", instanceURL(newName), map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle("instance-renamed", instanceEntity(newName), map[string]any{"old_name": name})
 	s.log.Info("instance renamed", "instance", newName, "old_name", name)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/hangar-dev/hangar/api"
@@ -20,31 +21,27 @@ import (
 // guest agent, as the VM's disk is not a tree the host can open).
 
 // typeOnlyKeys are config keys that mean something for one type only.
-var typeOnlyKeys = map[string]string{
-	"security.secureboot": api.InstanceTypeVM,
-	"security.privileged": api.InstanceTypeContainer,
-	"limits.processes":    api.InstanceTypeContainer,
+var typeOnlyKeys = map[string]Type{
+	"security.secureboot": TypeVM,
+	"security.privileged": TypeContainer,
+	"limits.processes":    TypeContainer,
 }
 
 // minVMMemory is the least RAM a VM boots with (the kernel and the
 // unpacked initramfs must fit); the QEMU driver says the same.
 const minVMMemory = 128 << 20
 
-// driverFor returns the driver of an instance type.
-func (s *Service) driverFor(typ string) driver.Driver {
-	if d := s.cfg.Drivers[typ]; d != nil {
-		return d
-	}
-	return s.cfg.Driver
-}
+// driverFor returns the driver of an instance type. Create refuses types
+// without one, so every stored instance has one.
+func (s *Service) driverFor(typ Type) driver.Driver { return s.cfg.Drivers[typ] }
 
-func (s *Service) driverOf(rec store.Instance) driver.Driver { return s.driverFor(rec.Type) }
+func (s *Service) driverOf(rec store.Instance) driver.Driver { return s.driverFor(Type(rec.Type)) }
 
 // validateForType refuses keys of the other instance type, and VM memory
 // below what a guest needs.
-func (s *Service) validateForType(typ string, cfg map[string]string) error {
+func (s *Service) validateForType(typ Type, cfg map[string]string) error {
 	if typ == "" {
-		typ = api.InstanceTypeContainer
+		typ = TypeContainer
 	}
 	keys := make([]string, 0, len(cfg))
 	for k := range cfg {
@@ -56,7 +53,7 @@ func (s *Service) validateForType(typ string, cfg map[string]string) error {
 			return errdefs.Invalid("config key %q applies to %ss only, not to a %s", k, only, typ)
 		}
 	}
-	if v := cfg["limits.memory"]; typ == api.InstanceTypeVM && v != "" {
+	if v := cfg["limits.memory"]; typ == TypeVM && v != "" {
 		b, err := parseMemory(v, s.cfg.HostMemory)
 		if err != nil {
 			return errdefs.Invalid("limits.memory: %v", err)
@@ -70,15 +67,19 @@ func (s *Service) validateForType(typ string, cfg map[string]string) error {
 
 // recoverDrivers asks every driver for what it still runs.
 func (s *Service) recoverDrivers(ctx context.Context) (map[string]driver.State, error) {
-	live, err := s.cfg.Driver.Recover(ctx)
-	if err != nil {
-		return nil, err
+	live := map[string]driver.State{}
+	types := make([]Type, 0, len(s.cfg.Drivers))
+	for typ := range s.cfg.Drivers {
+		types = append(types, typ)
 	}
-	for _, typ := range sortedNames(s.cfg.Drivers) {
+	slices.Sort(types)
+	seen := map[driver.Driver]bool{}
+	for _, typ := range types {
 		d := s.cfg.Drivers[typ]
-		if d == s.cfg.Driver {
-			continue
+		if seen[d] {
+			continue // one driver serving two types answers once
 		}
+		seen[d] = true
 		more, err := d.Recover(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("recover %s instances: %w", typ, err)
@@ -117,7 +118,7 @@ func (s *Service) withGuest(name string, fn func(gf driver.GuestFiles, id string
 	}
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
-	if status != api.Running {
+	if status != StatusRunning {
 		return true, errdefs.Invalid("instance %q is %s: a virtual machine's files are reached through its guest agent, so it must be running", name, status)
 	}
 	return true, guestErr(fn(gf, runtimeID(rec.ID)))
@@ -201,9 +202,9 @@ func (s *Service) deleteGuestFile(ctx context.Context, name, p string) (bool, er
 // imageFitsType refuses a virtual-machine image (a bootable disk) for a
 // container: a container needs a root filesystem tree. A root-tree image
 // fits both types (a VM boots it with the host's kernel).
-func imageFitsType(img api.Image, fp, typ string) error {
-	if img.Type == api.InstanceTypeVM && typ != api.InstanceTypeVM {
-		return errdefs.Invalid("source: image %s is a virtual-machine image (a disk): launch it as a virtual machine (type %q, --vm)", shortFP(fp), api.InstanceTypeVM)
+func imageFitsType(img api.Image, fp string, typ Type) error {
+	if Type(img.Type) == TypeVM && typ != TypeVM {
+		return errdefs.Invalid("source: image %s is a virtual-machine image (a disk): launch it as a virtual machine (type %q, --vm)", shortFP(fp), TypeVM)
 	}
 	return nil
 }

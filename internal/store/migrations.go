@@ -94,6 +94,14 @@ CREATE INDEX images_aliases_fingerprint ON images_aliases (fingerprint);
 	`
 ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'rootfs-tarball' CHECK (format <> '');
 `,
+	// 4: daemon counters that must never go back across restarts (the
+	// event sequence).
+	`
+CREATE TABLE counters (
+	name  TEXT NOT NULL PRIMARY KEY,
+	value INTEGER NOT NULL CHECK (value >= 0)
+) STRICT;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

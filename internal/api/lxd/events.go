@@ -63,7 +63,11 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 				conn.Close(websocket.StatusTryAgainLater, "event stream ended: reconnect with since=<last sequence>")
 				return
 			}
-			b, err := json.Marshal(ev)
+			out, err := toAPIEvent(ev)
+			if err != nil {
+				return
+			}
+			b, err := json.Marshal(out)
 			if err != nil {
 				return
 			}

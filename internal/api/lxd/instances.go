@@ -14,7 +14,7 @@ import (
 func instanceResources(names ...string) map[string][]string {
 	urls := make([]string, len(names))
 	for i, n := range names {
-		urls[i] = "/1.0/instances/" + n
+		urls[i] = instanceURL(n)
 	}
 	return map[string][]string{"instances": urls}
 }
@@ -48,7 +48,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	}
 	base := collectionURL(r) + "/"
 	if rec == 0 && f == nil && typ == "" {
-		names := s.Instances.Names()
+		names := s.Instances.Names(r.Context())
 		urls := make([]string, len(names))
 		for i, n := range names {
 			urls[i] = base + n
@@ -56,29 +56,33 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeSync(w, urls, "")
 		return
 	}
-	all := s.Instances.List(r.Context(), rec == 2)
-	kept := all[:0]
+	if rec == 2 {
+		all := s.Instances.ListFull(r.Context())
+		kept := make([]api.InstanceFull, 0, len(all))
+		for _, in := range all {
+			if full := toAPIFull(in); (typ == "" || full.Type == typ) && f.match(instanceFields(full.Instance)) {
+				kept = append(kept, full)
+			}
+		}
+		writeSync(w, kept, "")
+		return
+	}
+	all := s.Instances.List(r.Context())
+	kept := make([]api.Instance, 0, len(all))
 	for _, in := range all {
-		if (typ == "" || in.Type == typ) && f.match(instanceFields(in.Instance)) {
-			kept = append(kept, in)
+		if a := toAPIInstance(in); (typ == "" || a.Type == typ) && f.match(instanceFields(a)) {
+			kept = append(kept, a)
 		}
 	}
-	switch rec {
-	case 0:
+	if rec == 0 {
 		urls := make([]string, len(kept))
 		for i, in := range kept {
 			urls[i] = base + in.Name
 		}
 		writeSync(w, urls, "")
-	case 1:
-		out := make([]api.Instance, len(kept))
-		for i, in := range kept {
-			out[i] = in.Instance
-		}
-		writeSync(w, out, "")
-	default:
-		writeSync(w, kept, "")
+		return
 	}
+	writeSync(w, kept, "")
 }
 
 func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +111,7 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	c, err := s.Instances.Create(r.Context(), req, instance.CreateOptions{RegistryUsername: user, RegistryPassword: pass})
+	c, err := s.Instances.Create(r.Context(), fromInstancesPost(req), instance.CreateOptions{RegistryUsername: user, RegistryPassword: pass})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -123,20 +127,20 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rec >= 1 {
-		full, etag, err := s.Instances.GetFull(r.Context(), name)
+		full, err := s.Instances.GetFull(r.Context(), name)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		writeSync(w, full, etag)
+		writeSync(w, toAPIFull(full), instanceETag(full.Instance))
 		return
 	}
-	inst, etag, err := s.Instances.Get(name)
+	inst, err := s.Instances.Get(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeSync(w, inst, etag)
+	writeSync(w, toAPIInstance(inst), instanceETag(inst))
 }
 
 func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +152,7 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	// Validate and apply before answering, so bad input is a 400 here and
 	// not a failed operation; the operation only reports the done change.
-	if err := s.Instances.Update(r.Context(), name, put, ifMatch(r)); err != nil {
+	if err := s.Instances.Update(r.Context(), name, fromInstancePut(put), instanceMatch(ifMatch(r))); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -157,12 +161,12 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var patch instance.InstancePatch
+	var patch instancePatch
 	if err := decode(r, &patch); err != nil {
 		writeError(w, err)
 		return
 	}
-	if err := s.Instances.Patch(r.Context(), name, patch, ifMatch(r)); err != nil {
+	if err := s.Instances.Patch(r.Context(), name, patch.core(), instanceMatch(ifMatch(r))); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -171,7 +175,7 @@ func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := s.Instances.CheckDelete(name); err != nil {
+	if err := s.Instances.CheckDelete(r.Context(), name); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -193,7 +197,7 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	// Bad names and names in use are answered here, not by a failed
 	// operation.
-	if err := s.Instances.CheckRename(name, req.Name); err != nil {
+	if err := s.Instances.CheckRename(r.Context(), name, req.Name); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -208,7 +212,7 @@ func (s *Server) getInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeSync(w, st, "")
+	writeSync(w, toAPIState(st), "")
 }
 
 // statePut is api.InstanceStatePut with an optional timeout, because an
@@ -248,14 +252,14 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalid("action %q: want start, stop, restart, freeze or unfreeze", req.Action))
 		return
 	}
-	inst, _, err := s.Instances.Get(name)
+	inst, err := s.Instances.Get(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	// A VM's state can be saved (standby) and is restored by the next
 	// start; a container's cannot.
-	if req.Stateful && (inst.Type != api.InstanceTypeVM || (req.Action != api.ActionStop && req.Action != api.ActionStart)) {
+	if req.Stateful && (inst.Type != instance.TypeVM || (req.Action != api.ActionStop && req.Action != api.ActionStart)) {
 		writeError(w, errdefs.Invalid("stateful: stateful stop and start are supported for virtual machines only"))
 		return
 	}

@@ -38,12 +38,12 @@ func (s *Server) typed(typ string, h http.HandlerFunc) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		if name := r.PathValue("name"); name != "" {
-			inst, _, err := s.Instances.Get(name)
+			inst, err := s.Instances.Get(r.Context(), name)
 			if err != nil {
 				writeError(w, err)
 				return
 			}
-			if inst.Type != typ {
+			if string(inst.Type) != typ {
 				writeError(w, errdefs.NotFound("Instance not found"))
 				return
 			}

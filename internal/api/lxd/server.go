@@ -185,7 +185,7 @@ func (s *Server) emptyCollection(w http.ResponseWriter, r *http.Request) {
 // emptyList answers the sub-collections of an instance that hangard cannot
 // fill yet (snapshots, backups): truthfully empty, so `lxc info` works.
 func (s *Server) emptyList(w http.ResponseWriter, r *http.Request) {
-	if _, _, err := s.Instances.Get(r.PathValue("name")); err != nil {
+	if _, err := s.Instances.Get(r.Context(), r.PathValue("name")); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -118,8 +118,8 @@ func (fakeImages) Export(context.Context, string) (*image.Export, error) {
 
 type lifecycle struct{ hub *event.Hub }
 
-func (l lifecycle) Lifecycle(action, source string, ctx map[string]any) {
-	l.hub.Lifecycle(action, source, ctx)
+func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
+	l.hub.Lifecycle(action, e, ctx)
 }
 
 func newTestServer(t *testing.T) *httptest.Server {
@@ -141,7 +141,7 @@ func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
 	ops := operation.New(hub, time.Minute)
 	tb.Cleanup(ops.Close)
 	svc := instance.New(instance.Config{
-		DB: st, Images: fakeImages{}, Driver: drv, Drivers: map[string]driver.Driver{api.InstanceTypeVM: drv},
+		DB: st, Images: fakeImages{}, Drivers: map[instance.Type]driver.Driver{instance.TypeContainer: drv, instance.TypeVM: drv},
 		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
 		Log: slog.New(slog.DiscardHandler), LogDir: tb.TempDir(),
 	})

@@ -77,6 +77,17 @@
 // terminal, the pty comes from the container's own devpts, and nsenter runs
 // this program (the exec helper, fd 3, RunExecTTYHelper) which makes it the
 // controlling terminal of a new session and execs the command in place.
+// The command holds descriptors 0-2 and nothing else: nsenter closes
+// nothing, so the forking thread marks every other descriptor of the daemon
+// close-on-exec first (package cloexec), and the helper marks its own.
+//
+// # Freeze (freeze.go)
+//
+// No runc pause: the driver writes the container's freezer itself (v1
+// freezer.state until FROZEN; v2 cgroup.freeze, then cgroup.events polled
+// for "frozen 1"), about 0.1 ms against 7 ms for runc pause/resume. runc
+// keeps no record of a pause (it reads the freezer at every state, kill
+// and delete), so its view stays right.
 //
 // # Console (console_attach.go)
 //
@@ -107,4 +118,5 @@
 //     preads, about 10µs.
 //   - The service never calls two methods for one ID at once; the watcher is
 //     the only other actor on an ID, and Stop waits for it.
+//   - An exec'd process inherits only its stdio from the daemon.
 package container

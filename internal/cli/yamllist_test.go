@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hangar-dev/hangar/api"
+)
+
+func TestPlainSafe(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"web1", true},
+		{"Running", true},
+		{"limits.memory", true},
+		{"512MiB", true},
+		{"fd42::5", true},
+		{"10.0.3.5", true},
+		{"/1.0/instances/c1", true},
+		{"1.2.3", true},
+		{"hello world", true},
+		{"2025-03-04T15:06:00Z", true},
+		{"2025-03-04T15:06:00.123456789+02:00", true},
+		{"", false},
+		{" lead", false},
+		{"trail ", false},
+		{"trail:", false},
+		{"yes", false},
+		{"No", false},
+		{"NULL", false},
+		{"true", false},
+		{"~", false},
+		{"123", false},
+		{"0x1F", false},
+		{"0o17", false},
+		{"1e5", false},
+		{"1_000", false},
+		{"2025-01-02", false},
+		{"12:30", false},
+		{"a: b", false},
+		{"a #b", false},
+		{"#c", false},
+		{"- x", false},
+		{"-1", false},
+		{"+1", false},
+		{".5", false},
+		{"[x]", false},
+		{"{x}", false},
+		{"a,b", false},
+		{"multi\nline", false},
+		{"tab\t", false},
+		{"café", false},
+		{"*alias", false},
+		{"&anchor", false},
+		{"!tag", false},
+		{"%dir", false},
+		{"@at", false},
+		{"|pipe", false},
+		{">gt", false},
+		{"?q", false},
+		{`say "hi"`, false},
+	}
+	for _, tt := range tests {
+		if got := plainSafe(tt.in); got != tt.want {
+			t.Errorf("plainSafe(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// yamlTricky is a listing entry whose strings YAML would misread if they
+// were written plain.
+type yamlTricky struct {
+	Name   string            `json:"name" yaml:"name"`
+	Config map[string]string `json:"config" yaml:"config"`
+	List   []string          `json:"list" yaml:"list"`
+	Nested [][]string        `json:"nested" yaml:"nested"`
+	Empty  map[string]string `json:"empty" yaml:"empty"`
+	Count  int64             `json:"count" yaml:"count"`
+	Ratio  float64           `json:"ratio" yaml:"ratio"`
+	On     bool              `json:"on" yaml:"on"`
+	Ptr    *yamlTricky       `json:"ptr" yaml:"ptr"`
+	Any    any               `json:"any" yaml:"any"`
+}
+
+func TestWriteYAMLListRoundTrip(t *testing.T) {
+	var strs []string
+	for _, tt := range []string{"", " lead", "trail ", "yes", "No", "null", "~", "123", "0x1F", "1e5",
+		"2025-01-02", "12:30", "a: b", "a #b", "#c", "- x", "[x]", "{x}", "multi\nline\n", "quote\"s",
+		"back\\slash", "tab\t", "café", "*alias", "&anchor", "!tag", "%dir", "@at", "`tick`", "|pipe",
+		">gt", "?q", "512MiB", "fd42::5", ".5", "-1", "+1", "1.2.3", "a,b", "<<", "=", "\x00nul", "\u2028"} {
+		strs = append(strs, tt)
+	}
+	cfg := map[string]string{}
+	for i, s := range strs {
+		cfg[s] = fmt.Sprint(i)
+		cfg[fmt.Sprintf("k%d", i)] = s
+	}
+	tests := []struct {
+		name string
+		in   []yamlTricky
+	}{
+		{"empty listing", []yamlTricky{}},
+		{"tricky strings", []yamlTricky{
+			{Name: "a", Config: cfg, List: strs, Nested: [][]string{{"x", "y"}, {}, {"z"}}, Empty: map[string]string{},
+				Count: -42, Ratio: 1.5, On: true, Ptr: &yamlTricky{Name: "inner", List: []string{"yes"}},
+				Any: map[string]any{"n": 1.5, "l": []any{"no", true, nil}}},
+			{Name: "yes", Count: 1 << 62},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := writeYAMLList(&buf, tt.in); err != nil {
+				t.Fatal(err)
+			}
+			var got []yamlTricky
+			if err := yaml.Unmarshal(buf.Bytes(), &got); err != nil {
+				t.Fatalf("output does not parse: %v\n%s", err, buf.String())
+			}
+			if got == nil {
+				got = []yamlTricky{}
+			}
+			if diff := cmp.Diff(tt.in, got); diff != "" {
+				t.Errorf("round trip mismatch (-want +got):\n%s\n%s", diff, buf.String())
+			}
+		})
+	}
+}
+
+// TestWriteYAMLListMatchesYAMLv3 pins the layout: where no string needs
+// quoting and no map is nil, the output is yaml.v3's to the byte.
+func TestWriteYAMLListMatchesYAMLv3(t *testing.T) {
+	running := runningInst
+	running.Devices = map[string]map[string]string{"root": {"path": "/", "type": "disk"}}
+	st := *running.State
+	st.Disk = map[string]api.InstanceStateDisk{}
+	running.State = &st
+	running.Backups = []any{}
+	stopped := stoppedInst
+	stopped.Config = map[string]string{}
+	stopped.Devices = map[string]map[string]string{}
+	stopped.Snapshots, stopped.Backups = []any{}, []any{}
+	in := []api.InstanceFull{running, stopped}
+	want, err := marshalYAML(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := writeYAMLList(&got, in); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("layout differs from yaml.v3 (-yaml.v3 +ours):\n%s", diff)
+	}
+}
