@@ -45,6 +45,10 @@ func (s *Service) deletable(name string, status Status) error {
 // skips the checks that guard a user's data: it undoes a create that
 // failed.
 func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) error {
+	// The record lock too, for the whole: a config change (protection
+	// from deletion above all) is before the check or finds no instance.
+	in.cfg.Lock()
+	defer in.cfg.Unlock()
 	rec, status, _ := s.snapshot(in)
 	if !rollback {
 		if err := s.deletable(rec.Name, status); err != nil {

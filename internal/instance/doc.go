@@ -81,15 +81,42 @@
 //
 // Locking
 //
-//	Service.mu guards the maps and every inst's fields; it is held only for
-//	short reads and writes, never across a driver call. Each instance has
-//	its own op mutex, held for the whole of a state-changing operation
-//	(create+start, start, stop, freeze, update, rename, delete) and of each
-//	file read, write or delete (so that no root is unmounted, mounted twice
-//	or deleted under a transfer), so two operations on one instance never
-//	interleave while operations on different instances never wait on each
-//	other. A create holds the new instance's op lock before the instance
-//	becomes visible.
+//	Four locks, always taken in this order (never the other way round):
+//
+//	  1. Service.profileMu: profile writes (create, update, rename,
+//	     delete) and changes to which instances use a profile (a create's
+//	     registration, a PUT or PATCH of an instance's profile list), so a
+//	     profile change is checked against every instance that will use
+//	     it.
+//	  2. inst.op, the operation lock: held across every call into the
+//	     instance's driver and the status changes around it (start, stop,
+//	     restart, freeze, unfreeze, delete, exec start, each file read,
+//	     write or delete, a live limits update). Two operations on one
+//	     instance never interleave, and the driver never sees two calls for
+//	     one instance at once; operations on different instances never wait
+//	     on each other. A create holds the new instance's op lock before the
+//	     instance becomes visible.
+//	  3. inst.cfg, the record lock: held across every read-modify-write of
+//	     the instance's record, its database write included, so no change
+//	     is lost to another's write. It is held across a driver call only by
+//	     a live limits update (the saved record must be what the runtime
+//	     was given) and by delete (its check and its removal are one step).
+//	     The status leaves Stopped (to Starting) under it, with the record
+//	     the start will run, so a config change either is in that record
+//	     or sees the start.
+//	  4. Service.mu: the maps and every inst's fields, for short reads and
+//	     writes only, never across a driver call, nor a database write
+//	     but a profile delete's.
+//
+//	Several instances' locks (a profile change takes its users') are
+//	taken in name order, every op lock before any record lock.
+//
+//	A config PUT or PATCH takes the record lock only, unless it changes the
+//	profile list (profileMu too) or the limits of an instance that runs or
+//	is starting (the op lock too, for the runtime update): a PATCH of
+//	user.* or environment.* keys never waits for a freeze, a start or a
+//	stop of its instance. It learns what it needs under the record lock and
+//	starts over with more locks when it needs them.
 //
 // Invariants
 //   - A create that fails anywhere, its start included, leaves nothing: no
@@ -97,6 +124,11 @@
 //   - Exit codes are never invented: volatile.last_state.exit_code is set
 //     only when the daemon reaped PID 1 itself; an exit seen only after a
 //     daemon restart leaves it unset.
+//   - A stop is recorded (volatile.last_state.power=STOPPED) before the
+//     runtime acts, so a daemon killed mid-stop recovers the instance as
+//     stopped, exactly as if the stop had completed, never as "vanished"
+//     (which would start it again); a failed stop records it running
+//     again. The stop inside a restart records RUNNING instead.
 //   - The runtime ID ("h" + database id) never changes, so an instance can
 //     be renamed while it runs.
 package instance

@@ -18,9 +18,16 @@ import (
 
 const defaultProfile = "default"
 
+// validateProfileName refuses what LXD refuses, in LXD's words
+// (lxd/profiles.go profilesPost), and what LXD lets through to fail later.
 func validateProfileName(name string) error {
-	if name == "" || len(name) > 63 || strings.ContainsAny(name, "/ \t\n") || name == "." || name == ".." {
-		return errdefs.Invalid("invalid profile name %q", name)
+	switch {
+	case name == "":
+		return errdefs.Invalid("No name provided")
+	case strings.Contains(name, "/"):
+		return errdefs.Invalid("Profile names may not contain slashes")
+	case len(name) > 63 || strings.ContainsAny(name, " \t\n") || name == "." || name == "..":
+		return errdefs.Invalid("Invalid profile name %q", name)
 	}
 	return nil
 }
@@ -140,14 +147,21 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		}
 	}
 	// The users cannot change (profileMu), and their op locks keep them
-	// from starting, stopping or changing while the profile is checked,
-	// saved and applied.
+	// from starting or stopping while the profile is checked, saved and
+	// applied.
 	locked := s.lockAll(users)
 	defer func() {
 		for _, in := range locked {
+			in.cfg.Unlock()
 			in.op.Unlock()
 		}
 	}()
+	// And their record locks, after every op lock: no config change of
+	// theirs is checked against the old profile while this one is
+	// checked against their old config.
+	for _, in := range locked {
+		in.cfg.Lock()
+	}
 	next := old
 	next.Config, next.Description, next.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
 	type apply struct {
@@ -254,38 +268,46 @@ func (s *Service) lockAll(ins []*inst) []*inst {
 // RenameProfile renames a profile and every instance's reference to it.
 func (s *Service) RenameProfile(ctx context.Context, name, newName string) error {
 	if name == defaultProfile {
-		return errdefs.Invalid("the default profile cannot be renamed")
+		return errdefs.Forbidden(`The "default" profile cannot be renamed`)
 	}
 	if err := validateProfileName(newName); err != nil {
 		return err
 	}
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
 	p, ok := s.profiles[name]
+	_, taken := s.profiles[newName]
+	users := s.profileUsersLocked(name)
+	s.mu.RUnlock()
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
 	}
-	if _, ok := s.profiles[newName]; ok {
+	if taken {
 		return errdefs.Conflict("profile %q already exists", newName)
+	}
+	// The users' records change: their record locks, in name order.
+	for _, in := range users {
+		in.cfg.Lock()
+		defer in.cfg.Unlock()
 	}
 	p.Name = newName
 	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
 		return fmt.Errorf("rename profile %s: %w", name, err)
 	}
+	s.mu.Lock()
 	delete(s.profiles, name)
 	s.profiles[newName] = p
-	for _, in := range s.byName {
-		for i, pn := range in.rec.Profiles {
+	s.mu.Unlock()
+	for _, in := range users {
+		rec, _, _ := s.snapshot(in)
+		for i, pn := range rec.Profiles {
 			if pn == name {
-				rec := cloneRecord(in.rec)
 				rec.Profiles[i] = newName
-				if err := s.cfg.DB.UpdateInstance(ctx, rec); err != nil {
-					return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
-				}
-				in.rec = rec
 			}
+		}
+		if err := s.saveRecord(ctx, in, rec); err != nil {
+			return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
 		}
 	}
 	s.cfg.Events.Lifecycle("profile-renamed", profileEntity(newName), map[string]any{"old_name": name})
@@ -295,7 +317,7 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 // DeleteProfile removes an unused profile.
 func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	if name == defaultProfile {
-		return errdefs.Invalid("the default profile cannot be deleted")
+		return errdefs.Forbidden(`The "default" profile cannot be deleted`)
 	}
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()

@@ -170,8 +170,8 @@ func (s *Service) instanceLocked(in *inst) Instance {
 	}
 }
 
-// checkPrecondition runs pre against an instance whose op lock the caller
-// holds.
+// checkPrecondition runs pre against an instance whose record lock the
+// caller holds.
 func (s *Service) checkPrecondition(in *inst, pre Precondition) error {
 	if pre == nil {
 		return nil

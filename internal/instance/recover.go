@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // HandleExit is the driver's ExitHandler: PID 1 of an instance ended. An
@@ -37,15 +38,19 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	if stale {
 		return
 	}
-	rec.Config[keyLastPower] = powerStopped
 	evCtx := map[string]any{}
 	if e.Known {
-		rec.Config[keyLastExitCode] = strconv.Itoa(e.Code)
 		evCtx["exit_code"] = e.Code
-	} else {
-		delete(rec.Config, keyLastExitCode)
 	}
-	if err := s.saveRecord(ctx, in, rec); err != nil {
+	err := s.updateRecord(ctx, in, func(r *store.Instance) {
+		r.Config[keyLastPower] = powerStopped
+		if e.Known {
+			r.Config[keyLastExitCode] = strconv.Itoa(e.Code)
+		} else {
+			delete(r.Config, keyLastExitCode)
+		}
+	})
+	if err != nil {
 		s.log.Error("record exit", "instance", rec.Name, "err", err)
 	}
 	if e.Error != "" {
@@ -112,14 +117,16 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 	}
 	s.mu.Unlock()
 	for _, in := range changed {
-		rec, status, _ := s.snapshot(in)
-		if isActive(status) {
-			rec.Config[keyLastPower] = powerRunning
-		} else {
-			rec.Config[keyLastPower] = powerStopped
-			delete(rec.Config, keyLastExitCode)
-		}
-		if err := s.saveRecord(ctx, in, rec); err != nil {
+		_, status, _ := s.snapshot(in)
+		err := s.updateRecord(ctx, in, func(r *store.Instance) {
+			if isActive(status) {
+				r.Config[keyLastPower] = powerRunning
+			} else {
+				r.Config[keyLastPower] = powerStopped
+				delete(r.Config, keyLastExitCode)
+			}
+		})
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -105,8 +105,12 @@ type Service struct {
 // inst is the in-memory view of one instance. Reads are served from here;
 // the database is written through on every change.
 type inst struct {
-	// op serialises state-changing operations on this instance.
+	// op orders the operations that act on the runtime (doc.go, Locking).
 	op sync.Mutex
+	// cfg orders the changes to rec: every read-modify-write of the
+	// record, its database write included, holds it. Never held across a
+	// driver call but a live limits update. Taken after op.
+	cfg sync.Mutex
 
 	rec     store.Instance
 	status  Status
@@ -171,6 +175,20 @@ func (s *Service) lockInstance(name string) (*inst, error) {
 	return in, nil
 }
 
+// lockRecord takes the record lock of an instance found by name; a
+// deleted or renamed instance is reported as not found.
+func (s *Service) lockRecord(in *inst, name string) error {
+	in.cfg.Lock()
+	s.mu.RLock()
+	gone := in.deleted || in.rec.Name != name
+	s.mu.RUnlock()
+	if gone {
+		in.cfg.Unlock()
+		return notFound(name)
+	}
+	return nil
+}
+
 // setStatus moves an instance to a new status through the state machine.
 func (s *Service) setStatus(in *inst, to Status) error {
 	s.mu.Lock()
@@ -202,7 +220,8 @@ func (s *Service) snapshot(in *inst) (store.Instance, Status, int) {
 }
 
 // saveRecord writes a changed record through to the database and then to
-// memory; on a database error memory keeps the old record.
+// memory; on a database error memory keeps the old record. The caller
+// holds in.cfg.
 func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) error {
 	if err := s.cfg.DB.UpdateInstance(ctx, rec); err != nil {
 		return fmt.Errorf("save instance %q: %w", rec.Name, err)
@@ -215,6 +234,16 @@ func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) 
 	in.rec = cloneRecord(rec)
 	s.mu.Unlock()
 	return nil
+}
+
+// updateRecord changes an instance's current record with fn and saves it,
+// under the record lock, which the caller must not hold.
+func (s *Service) updateRecord(ctx context.Context, in *inst, fn func(*store.Instance)) error {
+	in.cfg.Lock()
+	defer in.cfg.Unlock()
+	rec, _, _ := s.snapshot(in)
+	fn(&rec)
+	return s.saveRecord(ctx, in, rec)
 }
 
 // profileViews returns the named profiles in order; the caller holds s.mu.

@@ -24,6 +24,8 @@ type fakeDB struct {
 	instances map[int64]store.Instance
 	profiles  map[string]store.Profile
 	failNext  error
+	// onUpdate runs (under mu) after each instance update.
+	onUpdate func()
 }
 
 func newFakeDB() *fakeDB {
@@ -31,6 +33,25 @@ func newFakeDB() *fakeDB {
 		instances: map[int64]store.Instance{},
 		profiles:  map[string]store.Profile{"default": {ID: 1, Name: "default", Config: map[string]string{}, Devices: map[string]map[string]string{}}},
 	}
+}
+
+// clone copies the database as it is now: what a daemon killed at this
+// moment leaves for the next one.
+func (d *fakeDB) clone() *fakeDB {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cloneLocked()
+}
+
+func (d *fakeDB) cloneLocked() *fakeDB {
+	c := &fakeDB{next: d.next, instances: map[int64]store.Instance{}, profiles: map[string]store.Profile{}}
+	for id, r := range d.instances {
+		c.instances[id] = cloneRecord(r)
+	}
+	for n, p := range d.profiles {
+		c.profiles[n] = p
+	}
+	return c
 }
 
 func (d *fakeDB) CreateInstance(_ context.Context, in *store.Instance) error {
@@ -55,6 +76,9 @@ func (d *fakeDB) UpdateInstance(_ context.Context, in store.Instance) error {
 		return err
 	}
 	d.instances[in.ID] = cloneRecord(in)
+	if d.onUpdate != nil {
+		d.onUpdate()
+	}
 	return nil
 }
 
@@ -147,7 +171,18 @@ type fakeDriver struct {
 	limits    map[string]driver.Limits // last live update, by ID
 	// failUpdate makes UpdateLimits of an ID fail.
 	failUpdate map[string]error
-	execs      []driver.ExecSpec // every Exec, in order
+	// failStop makes Stop fail, leaving the instance running.
+	failStop error
+	// freezeDelay is how long Freeze and Unfreeze take.
+	freezeDelay time.Duration
+	// freezeEntered, when set, hears each Freeze, which then waits for
+	// freezeRelease to close.
+	freezeEntered chan string
+	freezeRelease chan struct{}
+	// afterKill runs when Stop has ended PID 1, before it returns: the
+	// moment a daemon killed mid-stop leaves behind.
+	afterKill func(id string)
+	execs     []driver.ExecSpec // every Exec, in order
 }
 
 func newFakeDriver() *fakeDriver {
@@ -180,8 +215,16 @@ func (f *fakeDriver) Start(_ context.Context, spec driver.Spec) (int, error) {
 func (f *fakeDriver) Stop(_ context.Context, id string, _ syscall.Signal, _ time.Duration, _ bool) error {
 	defer f.enter(id)()
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	if f.failStop != nil {
+		f.mu.Unlock()
+		return f.failStop
+	}
 	delete(f.running, id)
+	hook := f.afterKill
+	f.mu.Unlock()
+	if hook != nil {
+		hook(id)
+	}
 	return nil
 }
 
@@ -202,8 +245,21 @@ func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits)
 	return nil
 }
 
-func (f *fakeDriver) Freeze(_ context.Context, id string) error   { defer f.enter(id)(); return nil }
-func (f *fakeDriver) Unfreeze(_ context.Context, id string) error { defer f.enter(id)(); return nil }
+func (f *fakeDriver) Freeze(_ context.Context, id string) error {
+	defer f.enter(id)()
+	time.Sleep(f.freezeDelay)
+	if f.freezeEntered != nil {
+		f.freezeEntered <- id
+		<-f.freezeRelease
+	}
+	return nil
+}
+
+func (f *fakeDriver) Unfreeze(_ context.Context, id string) error {
+	defer f.enter(id)()
+	time.Sleep(f.freezeDelay)
+	return nil
+}
 func (f *fakeDriver) State(_ context.Context, id string) (driver.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -265,7 +321,7 @@ func (e *fakeEvents) Lifecycle(action string, ent event.Entity, _ map[string]any
 	e.mu.Unlock()
 }
 
-func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
+func newTestService(t testing.TB) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
 	t.Helper()
 	db, drv, ev := newFakeDB(), newFakeDriver(), &fakeEvents{}
 	s := New(Config{DB: db, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
@@ -277,7 +333,7 @@ func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) 
 	return s, drv, db, ev
 }
 
-func launch(t *testing.T, s *Service, req CreateRequest) error {
+func launch(t testing.TB, s *Service, req CreateRequest) error {
 	t.Helper()
 	c, err := s.Create(context.Background(), req)
 	if err != nil {
@@ -602,8 +658,12 @@ func TestProfiles(t *testing.T) {
 	if fmt.Sprint(got.Profiles) != "[default tiny]" {
 		t.Fatalf("profiles after rename %v", got.Profiles)
 	}
-	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	// LXD's kind: 403, the default profile is not the client's to remove.
+	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrForbidden) {
 		t.Fatalf("delete default: %v", err)
+	}
+	if err := s.RenameProfile(ctx, "default", "other"); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Fatalf("rename default: %v", err)
 	}
 }
 

@@ -25,11 +25,18 @@ func (s *Service) Start(ctx context.Context, name string) error {
 
 // startLocked starts an instance whose op lock the caller holds.
 func (s *Service) startLocked(ctx context.Context, in *inst) error {
+	// The status leaves Stopped under the record lock, with the record
+	// the start runs: a config change sees either the new status (and
+	// applies its limits live, after the start) or is in this record.
+	in.cfg.Lock()
 	rec, status, _ := s.snapshot(in)
 	if isActive(status) {
+		in.cfg.Unlock()
 		return errdefs.Conflict("instance %q is already running", rec.Name)
 	}
-	if err := s.setStatus(in, StatusStarting); err != nil {
+	err := s.setStatus(in, StatusStarting)
+	in.cfg.Unlock()
+	if err != nil {
 		return err
 	}
 	s.setIdmapKeys(&rec) // a profile may have changed what it is
@@ -42,11 +49,22 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 	in.status, in.pid = StatusRunning, pid
 	s.mu.Unlock()
 
-	rec.Config[keyLastPower] = powerRunning
+	// Merged into the record as it is now: a config change may have been
+	// saved while the instance started.
 	startedIdmap(&rec)
-	delete(rec.Config, keyLastExitCode)
-	rec.LastUsedAt = nowUTC()
-	if err := s.saveRecord(ctx, in, rec); err != nil {
+	err = s.updateRecord(ctx, in, func(r *store.Instance) {
+		for _, k := range []string{keyIdmapBase, keyIdmapNext, keyIdmapCurrent, keyLastIdmap} {
+			if v, ok := rec.Config[k]; ok {
+				r.Config[k] = v
+			} else {
+				delete(r.Config, k)
+			}
+		}
+		r.Config[keyLastPower] = powerRunning
+		delete(r.Config, keyLastExitCode)
+		r.LastUsedAt = nowUTC()
+	})
+	if err != nil {
 		// The container runs; only the bookkeeping failed. Say so loudly
 		// rather than kill a working instance.
 		s.log.Error("record start", "instance", rec.Name, "err", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // StopOptions say how to stop.
@@ -34,7 +35,7 @@ func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error
 		return err
 	}
 	defer in.op.Unlock()
-	if err := s.stopLocked(ctx, in, opts); err != nil {
+	if err := s.stopLocked(ctx, in, opts, powerStopped); err != nil {
 		return err
 	}
 	if rec, _, _ := s.snapshot(in); rec.Ephemeral {
@@ -43,14 +44,27 @@ func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error
 	return nil
 }
 
-// stopLocked stops an instance whose op lock the caller holds.
-func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) error {
+// stopLocked stops an instance whose op lock the caller holds. intent is
+// the power state recovery is to restore should the daemon die from here
+// on: powerStopped for a stop, powerRunning for the stop of a restart.
+//
+// The intent is in the database before the runtime acts: a daemon killed
+// after the kill but before its bookkeeping must find, at recovery, an
+// instance that was asked to stop, not one that "vanished while the daemon
+// was down" and is started again. If the stop fails, the instance runs on
+// and its power state is restored.
+func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, intent string) error {
 	rec, status, _ := s.snapshot(in)
 	if status == StatusStopped {
 		return errdefs.Conflict("instance %q is already stopped", rec.Name)
 	}
 	if err := wantStatus(rec.Name, status, StatusRunning, StatusFrozen, StatusError); err != nil {
 		return err
+	}
+	if rec.Config[keyLastPower] != intent {
+		if err := s.setPower(ctx, in, intent); err != nil {
+			return fmt.Errorf("stop %s: record the stop: %w", rec.Name, err)
+		}
 	}
 	s.mu.Lock()
 	in.status = StatusStopping
@@ -69,11 +83,15 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) er
 	}
 	s.mu.Unlock()
 	if err != nil {
+		if intent != powerRunning {
+			if perr := s.setPower(context.WithoutCancel(ctx), in, powerRunning); perr != nil {
+				s.log.Error("restore power state after a failed stop", "instance", rec.Name, "err", perr)
+			}
+		}
 		return fmt.Errorf("stop %s: %w", rec.Name, err)
 	}
-	rec.Config[keyLastPower] = powerStopped
-	delete(rec.Config, keyLastExitCode) // a stop we asked for has no exit code of interest
-	if err := s.saveRecord(ctx, in, rec); err != nil {
+	// A stop we asked for has no exit code of interest.
+	if err := s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyLastExitCode) }); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)
 	}
 	s.cfg.Events.Lifecycle("instance-stopped", instanceEntity(rec.Name), nil)
@@ -88,7 +106,7 @@ func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) er
 		return err
 	}
 	defer in.op.Unlock()
-	if err := s.stopLocked(ctx, in, opts); err != nil {
+	if err := s.stopLocked(ctx, in, opts, powerRunning); err != nil {
 		return err
 	}
 	if err := s.startLocked(ctx, in); err != nil {
@@ -149,4 +167,10 @@ func (s *Service) Unfreeze(ctx context.Context, name string) error {
 	}
 	s.cfg.Events.Lifecycle("instance-resumed", instanceEntity(name), nil)
 	return nil
+}
+
+// setPower records the power state recovery restores
+// (volatile.last_state.power).
+func (s *Service) setPower(ctx context.Context, in *inst, power string) error {
+	return s.updateRecord(ctx, in, func(r *store.Instance) { r.Config[keyLastPower] = power })
 }

@@ -114,7 +114,7 @@ type Patch struct {
 }
 
 // Precondition is checked against the instance as it is, under the
-// instance's operation lock, before an update changes it; an error (the
+// instance's record lock, before an update changes it; an error (the
 // LXD edge returns errdefs.PreconditionFailed on an ETag mismatch) leaves
 // the instance unchanged. This is how an edge makes its optimistic
 // concurrency check atomic with the change without the core knowing the

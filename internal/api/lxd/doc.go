@@ -29,5 +29,9 @@
 // (snapshots, backups, copy and migration, networks, storage pools,
 // projects, certificates, cluster, warnings) answer a clear 501 (or, for
 // a collection hangard truthfully has none of, an empty list) rather than
-// a 404 that looks like a typo.
+// a 404 that looks like a typo, and so does a method an endpoint lacks.
+//
+// Every instance endpoint is served under /1.0/instances and LXD 5.0's
+// aliases /1.0/containers and /1.0/virtual-machines (prefix.go), and the
+// status codes and error words are LXD 5.0.2's (status_test.go).
 package lxd
