@@ -76,6 +76,16 @@ type ServerEnvironment struct {
 	ServerVersion          string            `json:"server_version" yaml:"server_version"`
 	Storage                string            `json:"storage" yaml:"storage"`
 	StorageVersion         string            `json:"storage_version" yaml:"storage_version"`
+	// StorageSupportedDrivers keeps LXD's field names, which have no
+	// JSON tags there and so are capitalised on the wire.
+	StorageSupportedDrivers []ServerStorageDriverInfo `json:"storage_supported_drivers" yaml:"storage_supported_drivers"`
+}
+
+// ServerStorageDriverInfo is one storage driver the server can use.
+type ServerStorageDriverInfo struct {
+	Name    string `json:"Name" yaml:"name"`
+	Version string `json:"Version" yaml:"version"`
+	Remote  bool   `json:"Remote" yaml:"remote"`
 }
 
 // Event types.

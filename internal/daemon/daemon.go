@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("vm driver: %w", err)
 	}
-	host := probeHost()
+	host := probeHost(cfg.DataDir)
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       images,

@@ -354,6 +354,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		up.lxd.apply(&rec, meta)
 		arch = rec.Architecture
 	}
+	fillProperties(&rec, up.root)
 	if err := s.db.CreateImage(ctx, rec); err != nil {
 		return api.Image{}, fmt.Errorf("record image: %w", err)
 	}

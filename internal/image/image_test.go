@@ -50,7 +50,8 @@ func TestImportFormats(t *testing.T) {
 			if wantArch != "" && img.Architecture != wantArch {
 				t.Errorf("architecture %q, want %q", img.Architecture, wantArch)
 			}
-			want := map[string]string{"os": "Debian", "release": "bookworm", "description": "Debian 12", "architecture": img.Architecture, "variant": "default"}
+			want := map[string]string{"os": "Debian", "release": "bookworm", "description": "Debian 12", "architecture": img.Architecture, "variant": "default",
+				"serial": img.CreatedAt.UTC().Format("20060102_15:04")}
 			if diff := cmp.Diff(want, img.Properties); diff != "" {
 				t.Errorf("properties (-want +got):\n%s", diff)
 			}

@@ -365,6 +365,14 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 	if total > bound.limit || total < 0 {
 		return bound.exceeded()
 	}
+	for _, l := range man.Layers {
+		// fetchBlob bounds a download by its descriptor's size; a layer
+		// without one (never a real layer: an empty tar is 1 KiB) could
+		// stream without end.
+		if l.Size <= 0 {
+			return errdefs.Invalid("image %s: layer %s has no size in its manifest", fp, l.Digest)
+		}
+	}
 	s.oci.hold(hexes)
 	var written []string // blobs this pull created
 	var wmu sync.Mutex
@@ -481,6 +489,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 	if !ri.cfg.Created.IsZero() {
 		rec.CreatedAt = ri.cfg.Created.UTC()
 	}
+	fillProperties(&rec, tree)
 	if err := s.db.CreateImage(ctx, rec); err != nil {
 		return fmt.Errorf("record image: %w", err)
 	}

@@ -29,6 +29,9 @@ type Creation struct {
 // Name is the instance's name (chosen by the daemon when the request had none).
 func (c *Creation) Name() string { return c.rec.Name }
 
+// Type is the instance's type.
+func (c *Creation) Type() Type { return Type(c.rec.Type) }
+
 // Create validates a create request and reserves its name. The caller
 // must call Run or Abort.
 //

@@ -18,9 +18,16 @@ import (
 
 const defaultProfile = "default"
 
+// validateProfileName refuses what LXD refuses, in LXD's words
+// (lxd/profiles.go profilesPost), and what LXD lets through to fail later.
 func validateProfileName(name string) error {
-	if name == "" || len(name) > 63 || strings.ContainsAny(name, "/ \t\n") || name == "." || name == ".." {
-		return errdefs.Invalid("invalid profile name %q", name)
+	switch {
+	case name == "":
+		return errdefs.Invalid("No name provided")
+	case strings.Contains(name, "/"):
+		return errdefs.Invalid("Profile names may not contain slashes")
+	case len(name) > 63 || strings.ContainsAny(name, " \t\n") || name == "." || name == "..":
+		return errdefs.Invalid("Invalid profile name %q", name)
 	}
 	return nil
 }
@@ -261,7 +268,7 @@ func (s *Service) lockAll(ins []*inst) []*inst {
 // RenameProfile renames a profile and every instance's reference to it.
 func (s *Service) RenameProfile(ctx context.Context, name, newName string) error {
 	if name == defaultProfile {
-		return errdefs.Invalid("the default profile cannot be renamed")
+		return errdefs.Forbidden(`The "default" profile cannot be renamed`)
 	}
 	if err := validateProfileName(newName); err != nil {
 		return err
@@ -310,7 +317,7 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 // DeleteProfile removes an unused profile.
 func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	if name == defaultProfile {
-		return errdefs.Invalid("the default profile cannot be deleted")
+		return errdefs.Forbidden(`The "default" profile cannot be deleted`)
 	}
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()

@@ -659,8 +659,12 @@ func TestProfiles(t *testing.T) {
 	if fmt.Sprint(got.Profiles) != "[default tiny]" {
 		t.Fatalf("profiles after rename %v", got.Profiles)
 	}
-	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	// LXD's kind: 403, the default profile is not the client's to remove.
+	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrForbidden) {
 		t.Fatalf("delete default: %v", err)
+	}
+	if err := s.RenameProfile(ctx, "default", "other"); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Fatalf("rename default: %v", err)
 	}
 }
 

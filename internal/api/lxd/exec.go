@@ -64,7 +64,7 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		op := s.Ops.Start(operation.Spec{
 			Class:       api.OperationClassTask,
 			Description: "Executing command",
-			Resources:   instanceResources(name),
+			Resources:   instanceResources(s.typeOf(r.Context(), name), name),
 			Metadata:    md,
 			Run: func(ctx context.Context, op *operation.Op) error {
 				return s.execTask(ctx, op, name, req, post.RecordOutput)
@@ -83,7 +83,7 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startSocketOp(w, "Executing command", name, set, md, func(ctx context.Context, op *operation.Op) error {
+	s.startSocketOp(r.Context(), w, "Executing command", name, set, md, func(ctx context.Context, op *operation.Op) error {
 		return s.execSession(ctx, op, name, req, set)
 	})
 }

@@ -160,7 +160,7 @@ func (s *Server) startCreate(w http.ResponseWriter, c *instance.Creation) {
 	op := s.Ops.Start(operation.Spec{
 		Class:       api.OperationClassTask,
 		Description: "Creating instance",
-		Resources:   instanceResources(c.Name()),
+		Resources:   instanceResources(string(c.Type()), c.Name()),
 		Cancelable:  c.Pulls(),
 		Run: func(ctx context.Context, op *operation.Op) error {
 			c.OnProgress(progressReporter(op))

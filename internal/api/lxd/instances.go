@@ -11,12 +11,30 @@ import (
 	"github.com/hangar-dev/hangar/internal/operation"
 )
 
-func instanceResources(names ...string) map[string][]string {
-	urls := make([]string, len(names))
+// instanceResources names an operation's instances as LXD does: under
+// "instances" and, for a container, under "containers" too, where clients
+// written for LXD 3 look for the name of the container they created.
+func instanceResources(typ string, names ...string) map[string][]string {
+	res := map[string][]string{"instances": make([]string, len(names))}
 	for i, n := range names {
-		urls[i] = instanceURL(n)
+		res["instances"][i] = instanceURL(n)
 	}
-	return map[string][]string{"instances": urls}
+	if typ == api.InstanceTypeContainer {
+		res["containers"] = make([]string, len(names))
+		for i, n := range names {
+			res["containers"][i] = "/1.0/containers/" + n
+		}
+	}
+	return res
+}
+
+// typeOf is the type of the named instance, "" when there is none.
+func (s *Server) typeOf(ctx context.Context, name string) string {
+	inst, err := s.Instances.Get(ctx, name)
+	if err != nil {
+		return ""
+	}
+	return string(inst.Type)
 }
 
 // startOp runs fn as a task operation and answers 202.
@@ -156,7 +174,7 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Updating instance", instanceResources(name), func(context.Context) error { return nil })
+	s.startOp(w, "Updating instance", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
 }
 
 func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +197,7 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Deleting instance", instanceResources(name), func(ctx context.Context) error {
+	s.startOp(w, "Deleting instance", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
 		return s.Instances.Delete(ctx, name)
 	})
 }
@@ -201,7 +219,7 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Renaming instance", instanceResources(name, req.Name), func(ctx context.Context) error {
+	s.startOp(w, "Renaming instance", instanceResources(s.typeOf(r.Context(), name), name, req.Name), func(ctx context.Context) error {
 		return s.Instances.Rename(ctx, name, req.Name)
 	})
 }
@@ -231,6 +249,12 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// As LXD: a missing instance is a 404 before a bad action is a 400.
+	inst, err := s.Instances.Get(r.Context(), name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	opts := instance.StopOptions{Timeout: -1, Force: req.Force, Stateful: req.Stateful}
 	if req.Timeout != nil && *req.Timeout >= 0 {
 		opts.Timeout = time.Duration(*req.Timeout) * time.Second
@@ -249,12 +273,7 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 	case api.ActionUnfreeze:
 		desc, fn = "Unfreezing instance", func(ctx context.Context) error { return s.Instances.Unfreeze(ctx, name) }
 	default:
-		writeError(w, errdefs.Invalid("action %q: want start, stop, restart, freeze or unfreeze", req.Action))
-		return
-	}
-	inst, err := s.Instances.Get(r.Context(), name)
-	if err != nil {
-		writeError(w, err)
+		writeError(w, errdefs.Invalid("Unknown action: '%s'", req.Action))
 		return
 	}
 	// A VM's state can be saved (standby) and is restored by the next
@@ -263,7 +282,7 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalid("stateful: stateful stop and start are supported for virtual machines only"))
 		return
 	}
-	s.startOp(w, desc, instanceResources(name), fn)
+	s.startOp(w, desc, instanceResources(string(inst.Type), name), fn)
 }
 
 func (s *Server) getConsoleLog(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package lxd
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -120,6 +121,59 @@ func TestPrefixes(t *testing.T) {
 			}
 			if tt.status >= 400 && !strings.Contains(env.Error, tt.errHas) {
 				t.Errorf("error %q, want it to contain %q", env.Error, tt.errHas)
+			}
+		})
+	}
+}
+
+// TestOperationResources checks that operations on a container name it
+// under "containers" as well as "instances", as LXD does (LXD 3's lxc
+// reads a created container's name there), and those on a VM do not.
+func TestOperationResources(t *testing.T) {
+	ts := newTestServer(t)
+	tests := []struct {
+		name, method, path, body string
+		want                     map[string][]string
+	}{
+		{"create container", "POST", "/1.0/instances", `{"name":"c1","source":{"type":"image","alias":"busybox"},"start":true}`,
+			map[string][]string{"instances": {"/1.0/instances/c1"}, "containers": {"/1.0/containers/c1"}}},
+		{"create vm", "POST", "/1.0/instances", `{"name":"v1","type":"virtual-machine","source":{"type":"image","alias":"busybox"},"start":true}`,
+			map[string][]string{"instances": {"/1.0/instances/v1"}}},
+		{"exec in container", "POST", "/1.0/instances/c1/exec", `{"command":["true"]}`,
+			map[string][]string{"instances": {"/1.0/instances/c1"}, "containers": {"/1.0/containers/c1"}}},
+		{"exec with websockets", "POST", "/1.0/instances/c1/exec", `{"command":["true"],"wait-for-websocket":true}`,
+			map[string][]string{"instances": {"/1.0/instances/c1"}, "containers": {"/1.0/containers/c1"}}},
+		{"state of vm", "PUT", "/1.0/instances/v1/state", `{"action":"freeze"}`,
+			map[string][]string{"instances": {"/1.0/instances/v1"}}},
+		{"update container", "PATCH", "/1.0/instances/c1", `{"config":{"user.a":"1"}}`, nil}, // sync in LXD too
+		{"stop container", "PUT", "/1.0/containers/c1/state", `{"action":"stop","force":true}`,
+			map[string][]string{"instances": {"/1.0/instances/c1"}, "containers": {"/1.0/containers/c1"}}},
+		{"delete container", "DELETE", "/1.0/instances/c1", "",
+			map[string][]string{"instances": {"/1.0/instances/c1"}, "containers": {"/1.0/containers/c1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, env := call(t, ts, tt.method, tt.path, tt.body, nil)
+			if tt.want == nil {
+				if resp.StatusCode != 200 {
+					t.Fatalf("%d %+v", resp.StatusCode, env)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("%d %+v", resp.StatusCode, env)
+			}
+			var op api.Operation
+			if err := json.Unmarshal(env.Metadata, &op); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(op.Resources, tt.want) {
+				t.Errorf("resources %v, want %v", op.Resources, tt.want)
+			}
+			if op.Class == api.OperationClassTask {
+				call(t, ts, "GET", env.Operation+"/wait?timeout=10", "", nil)
+			} else {
+				call(t, ts, "DELETE", env.Operation, "", nil)
 			}
 		})
 	}

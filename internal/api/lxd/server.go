@@ -145,9 +145,31 @@ func (s *Server) Handler() http.Handler {
 		route("/1.0/"+c+"/", s.notYet(c))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errdefs.NotFound("%s %s: no such endpoint", r.Method, r.URL.Path))
+		// LXD's words: an endpoint that exists answers another method
+		// with 501 "not implemented", anything else is 404 "not found".
+		if servedWithOtherMethod(mux, r) {
+			writeError(w, errdefs.NotImplemented("not implemented"))
+			return
+		}
+		writeError(w, errdefs.NotFound("not found"))
 	})
 	return s.middleware(mux)
+}
+
+// servedWithOtherMethod reports whether some route serves r's path with
+// another method than r's.
+func servedWithOtherMethod(mux *http.ServeMux, r *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // middleware refuses projects other than "default" and logs each request.
@@ -197,5 +219,9 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
-	writeSync(w, s.serverInfo(), "")
+	info := s.serverInfo()
+	// The project the client asked about (the middleware lets only
+	// "default" through), and an ETag over the writable config, as LXD.
+	info.Environment.Project = "default"
+	writeSync(w, info, etagJSON(info.Config))
 }
