@@ -116,7 +116,8 @@
 //	is starting (the op lock too, for the runtime update): a PATCH of
 //	user.* or environment.* keys never waits for a freeze, a start or a
 //	stop of its instance. It learns what it needs under the record lock and
-//	starts over with more locks when it needs them.
+//	starts over with more locks when it needs them. Its Precondition (an
+//	edge's ETag check) runs under the record lock, atomic with the change.
 //
 // Invariants
 //   - A create that fails anywhere, its start included, leaves nothing: no

@@ -164,7 +164,8 @@ func (s *Service) Autostart(ctx context.Context, names []string) {
 
 // StopAll stops every running instance, highest boot.stop.priority first,
 // each with its boot.host_shutdown_timeout (default 30 s). Used by a daemon
-// shutdown with --stop-instances.
+// shutdown with --stop-instances. Each keeps volatile.last_state.power
+// RUNNING, so the next daemon start starts it again, as LXD's shutdown does.
 func (s *Service) StopAll(ctx context.Context) {
 	type candidate struct {
 		name     string
@@ -188,7 +189,7 @@ func (s *Service) StopAll(ctx context.Context) {
 	s.mu.RUnlock()
 	sort.SliceStable(list, func(i, j int) bool { return list[i].priority > list[j].priority })
 	for _, c := range list {
-		if err := s.Stop(ctx, c.name, StopOptions{Timeout: c.timeout}); err != nil {
+		if err := s.stop(ctx, c.name, StopOptions{Timeout: c.timeout}, powerRunning); err != nil {
 			s.log.Error("stop at shutdown", "instance", c.name, "err", err)
 		}
 	}

@@ -30,12 +30,19 @@ func (o StopOptions) grace() time.Duration {
 
 // Stop stops a running or frozen instance; an ephemeral one is then deleted.
 func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error {
+	return s.stop(ctx, name, opts, powerStopped)
+}
+
+// stop is Stop with the power state recovery restores: powerStopped for a
+// user's stop, powerRunning for a stop at daemon shutdown, which (as LXD's
+// shutdown does) leaves the instance to be started again with the daemon.
+func (s *Service) stop(ctx context.Context, name string, opts StopOptions, intent string) error {
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
 	}
 	defer in.op.Unlock()
-	if err := s.stopLocked(ctx, in, opts, powerStopped); err != nil {
+	if err := s.stopLocked(ctx, in, opts, intent); err != nil {
 		return err
 	}
 	if rec, _, _ := s.snapshot(in); rec.Ephemeral {

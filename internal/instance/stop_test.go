@@ -127,3 +127,30 @@ func TestFailedStopKeepsRunningState(t *testing.T) {
 		t.Fatalf("recorded power %q after a failed stop, want RUNNING", p)
 	}
 }
+
+// TestStopAllKeepsRunningIntent: a daemon shutdown with --stop-instances
+// stops every instance but records them as running, so the next daemon
+// start brings them back; a user's stop before it is not undone.
+func TestStopAllKeepsRunningIntent(t *testing.T) {
+	s, _, db, _ := newTestService(t)
+	ctx := context.Background()
+	for _, name := range []string{"c1", "c2"} {
+		if err := launch(t, s, imageReq(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Stop(ctx, "c2", StopOptions{Timeout: -1}); err != nil {
+		t.Fatal(err)
+	}
+	s.StopAll(ctx)
+	for id, want := range map[int64]string{1: powerRunning, 2: powerStopped} {
+		if p := db.instances[id].Config[keyLastPower]; p != want {
+			t.Errorf("instance %d: recorded power %q, want %q", id, p, want)
+		}
+	}
+	for _, name := range []string{"c1", "c2"} {
+		if got, _ := s.Get(ctx, name); got.Status != StatusStopped {
+			t.Errorf("%s is %s after StopAll", name, got.Status)
+		}
+	}
+}
