@@ -24,8 +24,8 @@ type InstancePut struct {
 type Instance struct {
 	InstancePut     `yaml:",inline"`
 	CreatedAt       time.Time                    `json:"created_at" yaml:"created_at"`
-	ExpandedConfig  map[string]string            `json:"expanded_config,omitempty" yaml:"expanded_config,omitempty"`
-	ExpandedDevices map[string]map[string]string `json:"expanded_devices,omitempty" yaml:"expanded_devices,omitempty"`
+	ExpandedConfig  map[string]string            `json:"expanded_config" yaml:"expanded_config"`
+	ExpandedDevices map[string]map[string]string `json:"expanded_devices" yaml:"expanded_devices"`
 	Name            string                       `json:"name" yaml:"name"`
 	Status          string                       `json:"status" yaml:"status"`
 	StatusCode      StatusCode                   `json:"status_code" yaml:"status_code"`
@@ -149,4 +149,9 @@ type InstanceStateNetworkCounters struct {
 	BytesSent       int64 `json:"bytes_sent" yaml:"bytes_sent"`
 	PacketsReceived int64 `json:"packets_received" yaml:"packets_received"`
 	PacketsSent     int64 `json:"packets_sent" yaml:"packets_sent"`
+	// LXD's network_counters_errors_dropped extension.
+	ErrorsReceived         int64 `json:"errors_received" yaml:"errors_received"`
+	ErrorsSent             int64 `json:"errors_sent" yaml:"errors_sent"`
+	PacketsDroppedOutbound int64 `json:"packets_dropped_outbound" yaml:"packets_dropped_outbound"`
+	PacketsDroppedInbound  int64 `json:"packets_dropped_inbound" yaml:"packets_dropped_inbound"`
 }

@@ -30,6 +30,8 @@ var Extensions = []string{
 	"hangar_event_sequence",   // events carry "sequence"; GET /1.0/events?since=N replays
 	"hangar_operation_retain", // finished operations stay queryable for 10 minutes
 	"hangar_oci_images",       // images from OCI registries and archives; oci.* instance keys
+	// The server key images.max_unpacked_size caps what an image expands to.
+	"hangar_images_max_unpacked_size",
 }
 
 // ServerUntrusted is what GET /1.0 shows to any client.
@@ -74,6 +76,16 @@ type ServerEnvironment struct {
 	ServerVersion          string            `json:"server_version" yaml:"server_version"`
 	Storage                string            `json:"storage" yaml:"storage"`
 	StorageVersion         string            `json:"storage_version" yaml:"storage_version"`
+	// StorageSupportedDrivers keeps LXD's field names, which have no
+	// JSON tags there and so are capitalised on the wire.
+	StorageSupportedDrivers []ServerStorageDriverInfo `json:"storage_supported_drivers" yaml:"storage_supported_drivers"`
+}
+
+// ServerStorageDriverInfo is one storage driver the server can use.
+type ServerStorageDriverInfo struct {
+	Name    string `json:"Name" yaml:"name"`
+	Version string `json:"Version" yaml:"version"`
+	Remote  bool   `json:"Remote" yaml:"remote"`
 }
 
 // Event types.

@@ -200,3 +200,33 @@ func TestExec(t *testing.T) {
 		}
 	})
 }
+
+// TestExecInheritedDescriptor starts hangard with descriptor 7 open on a
+// host file, as `hangard 7>file` from a shell does, and checks that no
+// process exec'd in a container, privileged or not, with a terminal or
+// without, can write to it.
+func TestExecInheritedDescriptor(t *testing.T) {
+	requireE2E(t)
+	host := filepath.Join(t.TempDir(), "host-file")
+	f, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Descriptors 3 to 6 closed, 7 the host file.
+	d := startDaemonWithFiles(t, []*os.File{nil, nil, nil, nil, f})
+	d.importImages()
+	d.must("launch", "busybox", "c1")
+	d.must("launch", "busybox", "c2", "-c", "security.privileged=true")
+	for _, name := range []string{"c1", "c2"} {
+		for _, tty := range []string{"-T", "-t"} {
+			out, errOut, code := d.hangar("exec", name, tty, "--", "sh", "-c", "echo x >&7 && echo wrote")
+			if code == 0 || strings.Contains(out, "wrote") {
+				t.Errorf("exec %s %s: wrote to the daemon's descriptor 7 (code %d, stdout %q, stderr %q)", name, tty, code, out, errOut)
+			}
+		}
+	}
+	if b, err := os.ReadFile(host); err != nil || len(b) != 0 {
+		t.Errorf("host file after the execs: %q, %v; want empty", b, err)
+	}
+}

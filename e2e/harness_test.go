@@ -184,6 +184,8 @@ type daemon struct {
 	cmd    *exec.Cmd
 	log    *os.File
 	exited chan struct{}
+	// extraFiles are inherited by hangard as descriptors 3, 4, ...
+	extraFiles []*os.File
 }
 
 // startDaemon starts hangard on dir (created when empty) and waits until
@@ -208,6 +210,26 @@ func startDaemon(t *testing.T, dir string) *daemon {
 	return d
 }
 
+// startDaemonWithFiles starts hangard as startDaemon does, with files
+// inherited as descriptors 3, 4, ... (a nil entry leaves its number
+// closed), as a shell's `hangard 7>file` would.
+func startDaemonWithFiles(t *testing.T, files []*os.File) *daemon {
+	t.Helper()
+	requireE2E(t)
+	dir, err := os.MkdirTemp("", "hangard-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove data dir: %v", err)
+		}
+	})
+	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket"), extraFiles: files}
+	d.start()
+	return d
+}
+
 func (d *daemon) start() {
 	d.t.Helper()
 	log, err := os.OpenFile(filepath.Join(d.dir, "hangard.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -217,6 +239,7 @@ func (d *daemon) start() {
 	d.log = log
 	d.cmd = exec.Command(filepath.Join(binDir, "hangard"), "--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
+	d.cmd.ExtraFiles = d.extraFiles
 	// Its own process group, so a test's kill reaches only the daemon.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {

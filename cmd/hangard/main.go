@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/daemon"
 	"github.com/hangar-dev/hangar/internal/driver/container"
 )
@@ -21,6 +22,13 @@ func main() {
 	// exec its terminal (see container.Driver.Exec).
 	if container.IsExecTTYHelper() {
 		container.RunExecTTYHelper()
+	}
+	// Before anything else: a descriptor inherited from whatever started
+	// hangard (`hangard 7>file`) must reach none of the programs it runs,
+	// least of all the processes it execs in containers.
+	if err := cloexec.Inherited(); err != nil {
+		fmt.Fprintln(os.Stderr, "hangard:", err)
+		os.Exit(1)
 	}
 	var cfg daemon.Config
 	var level string

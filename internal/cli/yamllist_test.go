@@ -135,6 +135,7 @@ func TestWriteYAMLListRoundTrip(t *testing.T) {
 func TestWriteYAMLListMatchesYAMLv3(t *testing.T) {
 	running := runningInst
 	running.Devices = map[string]map[string]string{"root": {"path": "/", "type": "disk"}}
+	running.ExpandedDevices = running.Devices
 	st := *running.State
 	st.Disk = map[string]api.InstanceStateDisk{}
 	running.State = &st
@@ -142,6 +143,8 @@ func TestWriteYAMLListMatchesYAMLv3(t *testing.T) {
 	stopped := stoppedInst
 	stopped.Config = map[string]string{}
 	stopped.Devices = map[string]map[string]string{}
+	stopped.ExpandedConfig = map[string]string{}
+	stopped.ExpandedDevices = map[string]map[string]string{}
 	stopped.Snapshots, stopped.Backups = []any{}, []any{}
 	in := []api.InstanceFull{running, stopped}
 	want, err := marshalYAML(in)

@@ -2,17 +2,82 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // lifecycle lets services publish lifecycle events without seeing the hub.
 type lifecycle struct{ hub *event.Hub }
 
-func (l lifecycle) Lifecycle(action, source string, ctx map[string]any) {
-	l.hub.Lifecycle(action, source, ctx)
+func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
+	l.hub.Lifecycle(action, e, ctx)
+}
+
+// eventSequence keeps the event hub's sequence in the store's counters.
+type eventSequence struct{ st *store.Store }
+
+const eventSequenceCounter = "event_sequence"
+
+func (e eventSequence) LoadSequence(ctx context.Context) (uint64, error) {
+	return e.st.Counter(ctx, eventSequenceCounter)
+}
+
+func (e eventSequence) SaveSequence(ctx context.Context, v uint64) error {
+	return e.st.SetCounter(ctx, eventSequenceCounter, v)
+}
+
+// SaveEvents keeps events as JSON of the hub's own type.
+func (e eventSequence) SaveEvents(ctx context.Context, evs []event.Event) error {
+	out := make([]store.StoredEvent, len(evs))
+	for i, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode event %d: %w", ev.Sequence, err)
+		}
+		out[i] = store.StoredEvent{Sequence: ev.Sequence, Data: b}
+	}
+	return e.st.SaveEvents(ctx, out)
+}
+
+func (e eventSequence) TakeEvents(ctx context.Context) ([]event.Event, error) {
+	kept, err := e.st.TakeEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]event.Event, 0, len(kept))
+	for _, k := range kept {
+		var ev event.Event
+		if err := json.Unmarshal(k.Data, &ev); err != nil || ev.Sequence != k.Sequence {
+			// One bad record voids the replay (the hub wants no holes);
+			// sequences still continue from the counter.
+			return nil, nil
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// instanceImages gives the instance core the image store, in the core's
+// terms. Embedding keeps the store's other methods (Resolve, RootFS,
+// MarkUsed, and Disk, which VMs ask for by type assertion).
+type instanceImages struct{ *image.Service }
+
+func (i instanceImages) Image(ctx context.Context, fp string) (instance.Image, error) {
+	img, err := i.Get(ctx, fp)
+	if err != nil {
+		return instance.Image{}, err
+	}
+	return instance.Image{
+		Fingerprint:  img.Fingerprint,
+		Type:         instance.Type(img.Type),
+		Architecture: img.Architecture,
+		Properties:   img.Properties,
+	}, nil
 }
 
 // imageDB adapts the store to the image service's persistence interface;

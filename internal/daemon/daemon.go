@@ -14,11 +14,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
@@ -78,43 +78,68 @@ func Run(ctx context.Context, cfg Config) error {
 	log := slog.New(event.NewLogHandler(text, hub))
 	slog.SetDefault(log)
 
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "hangar.db"))
+	dbPath := filepath.Join(cfg.DataDir, "hangar.db")
+	_, statErr := os.Stat(dbPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	// store.Open names itself ("open store PATH: ...").
+	st, err := store.Open(ctx, dbPath)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer st.Close()
+	// Before anything publishes: sequences continue across restarts.
+	if err := hub.Persist(ctx, eventSequence{st}, event.DefaultSequenceBlock); err != nil {
+		return err
+	}
+	defer func() {
+		// Runs after the services below stopped (defers run in reverse),
+		// before the store closes: the next run continues without a jump
+		// and replays these events to a client that asks with since.
+		if err := hub.Save(context.Background()); err != nil {
+			log.Error("save events for the next run", "err", err)
+		}
+	}()
 
 	emit := lifecycle{hub}
 	ops := operation.New(hub, 10*time.Minute)
 	defer ops.Close()
+	// image.New names itself ("image: ...").
 	images, err := image.New(filepath.Join(cfg.DataDir, "images"), imageDB{st}, emit, log.With("component", "image"))
 	if err != nil {
-		return fmt.Errorf("image store: %w", err)
+		return err
 	}
+	conf, err := serverconfig.New(ctx, st)
+	if err != nil {
+		return err
+	}
+	// Read at every unpack: a change applies to the next one.
+	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
 
 	var svc *instance.Service
 	drv, err := container.New(container.Config{
 		Dir:          filepath.Join(cfg.DataDir, "containers"),
 		CgroupParent: cgroupParent(cfg.DataDir),
-		OnExit:       func(e driver.Exit) { svc.HandleExit(e) },
+		OnExit:       func(e driver.Exit) { svc.HandleExit(context.WithoutCancel(ctx), e) },
 		ExecHelper:   cfg.ExecHelper,
 		Logger:       log.With("component", "runc"),
 	})
+	if errors.Is(err, exec.ErrNotFound) {
+		return fmt.Errorf("container driver: %w: %s", err, firstCommandHint)
+	}
 	if err != nil {
 		return fmt.Errorf("container driver: %w", err)
 	}
 	defer drv.Close()
-	vms, err := newVMDriver(cfg, func(e driver.Exit) { svc.HandleExit(e) }, log.With("component", "qemu"))
+	vms, err := newVMDriver(cfg, func(e driver.Exit) { svc.HandleExit(context.WithoutCancel(ctx), e) }, log.With("component", "qemu"))
 	if err != nil {
 		return fmt.Errorf("vm driver: %w", err)
 	}
-	host := probeHost()
+	host := probeHost(cfg.DataDir)
 	svc = instance.New(instance.Config{
 		DB:           st,
-		Images:       images,
+		Images:       instanceImages{images},
 		OCI:          images,
-		Driver:       drv,
-		Drivers:      map[string]driver.Driver{api.InstanceTypeVM: vms},
+		Drivers:      map[instance.Type]driver.Driver{instance.TypeContainer: drv, instance.TypeVM: vms},
 		Events:       emit,
 		Log:          log.With("component", "instance"),
 		HostMemory:   host.memory,
@@ -129,22 +154,22 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("recover instances: %w", err)
 	}
 
-	conf, err := serverconfig.New(ctx, st)
-	if err != nil {
-		return err
-	}
-	go sweepImageCache(ctx, images, conf, svc.ImageUsers, log.With("component", "image"))
+	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }
+	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
-	var _ instance.DiskImages = images // VMs boot its disk images
+	var _ instance.DiskImages = instanceImages{images} // VMs boot its disk images
 	api := &lxd.Server{Instances: svc, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("hangard ready", "socket", cfg.Socket, "data_dir", cfg.DataDir, "pid", os.Getpid())
+	if fresh {
+		log.Info("new data directory: to import a busybox image and launch a first container, see the hint", "hint", firstCommandHint)
+	}
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
@@ -159,12 +184,17 @@ func Run(ctx context.Context, cfg Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	svc.Wait()
+	_ = svc.Wait(context.Background()) // background work ends with the daemon's ctx
 	if cfg.StopInstances {
 		svc.StopAll(context.Background())
 	}
 	return nil
 }
+
+// firstCommandHint ends the messages of a host that lacks what hangard
+// needs, or of a first start: the README's first command installs it all
+// and shows every feature working.
+const firstCommandHint = "run `bash scripts/quickstart.sh` from a Hangar checkout (the README's first command)"
 
 // DefaultDataDir is where hangard keeps its state unless told otherwise.
 const DefaultDataDir = "/var/lib/hangar"

@@ -25,6 +25,10 @@ type host struct {
 	osVersion     string
 	hostname      string
 	runcVersion   string
+	// qemuVersion is "" when QEMU is not installed (no VMs).
+	qemuVersion    string
+	kernelArch     string
+	kernelFeatures map[string]string
 }
 
 // lxdArchitecture names Go's architectures as LXD does.
@@ -33,12 +37,20 @@ var lxdArchitecture = map[string]string{
 	"ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
 }
 
-func probeHost() host {
+// probeHost learns the host's facts once; dataDir is where instances'
+// files live, for the kernel features that depend on its filesystem.
+func probeHost(dataDir string) host {
 	h := host{architecture: lxdArchitecture[runtime.GOARCH], kernel: "Linux"}
+	// The two tools answer in some 10 ms each: ask both at once.
+	qemu := make(chan string, 1)
+	go func() { qemu <- qemuVersion() }()
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
+		h.kernel = unix.ByteSliceToString(uts.Sysname[:])
 		h.kernelVersion = unix.ByteSliceToString(uts.Release[:])
+		h.kernelArch = unix.ByteSliceToString(uts.Machine[:])
 	}
+	h.kernelFeatures = probeKernelFeatures(dataDir)
 	var si unix.Sysinfo_t
 	if unix.Sysinfo(&si) == nil {
 		h.memory = int64(si.Totalram) * int64(si.Unit)
@@ -62,12 +74,39 @@ func probeHost() host {
 		first, _, _ := strings.Cut(string(out), "\n")
 		h.runcVersion = strings.TrimPrefix(first, "runc version ")
 	}
+	h.qemuVersion = <-qemu
 	return h
+}
+
+// qemuVersion is the version QEMU states ("QEMU emulator version 7.2.22
+// (Debian ...)" gives 7.2.22), "" when it is not installed.
+func qemuVersion() string {
+	out, err := exec.Command("qemu-system-x86_64", "--version").Output()
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	fields := strings.Fields(strings.TrimPrefix(first, "QEMU emulator version "))
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}
+
+// drivers names the runtimes as LXD does in driver and driver_version:
+// each supported one, joined by " | ".
+func (h host) drivers() (names, versions string) {
+	names, versions = "runc", h.runcVersion
+	if h.qemuVersion != "" {
+		names, versions = names+" | qemu", versions+" | "+h.qemuVersion
+	}
+	return names, versions
 }
 
 // serverInfo returns GET /1.0's answer. It is built once: nothing in it
 // changes while the daemon runs.
 func (h host) serverInfo() func() api.Server {
+	driver, driverVersion := h.drivers()
 	info := api.Server{
 		Config: map[string]any{},
 		ServerUntrusted: api.ServerUntrusted{
@@ -79,14 +118,15 @@ func (h host) serverInfo() func() api.Server {
 			AuthMethods:   []string{"unix"},
 		},
 		Environment: api.ServerEnvironment{
-			Addresses:          []string{},
-			Architectures:      []string{h.architecture},
-			Driver:             "runc",
-			DriverVersion:      h.runcVersion,
+			Addresses:     []string{},
+			Architectures: []string{h.architecture},
+			Driver:        driver,
+			DriverVersion: driverVersion,
+			// hangard sets up no firewall rules (no managed networks).
 			Firewall:           "none",
 			Kernel:             h.kernel,
-			KernelArchitecture: h.architecture,
-			KernelFeatures:     map[string]string{},
+			KernelArchitecture: h.kernelArch,
+			KernelFeatures:     h.kernelFeatures,
 			KernelVersion:      h.kernelVersion,
 			LXCFeatures:        map[string]string{},
 			OSName:             h.osName,
@@ -97,7 +137,13 @@ func (h host) serverInfo() func() api.Server {
 			ServerName:         h.hostname,
 			ServerPid:          os.Getpid(),
 			ServerVersion:      Version,
-			Storage:            "dir",
+			// Instances' roots are directories (overlay uppers, qcow2
+			// files) under the data dir: LXD's "dir" driver, version 1.
+			Storage:        "dir",
+			StorageVersion: "1",
+			StorageSupportedDrivers: []api.ServerStorageDriverInfo{
+				{Name: "dir", Version: "1", Remote: false},
+			},
 		},
 	}
 	return func() api.Server { return info }

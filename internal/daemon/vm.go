@@ -13,6 +13,9 @@ import (
 // newVMDriver builds the QEMU driver. Missing host tools (QEMU, a kernel)
 // do not stop the daemon: creating a VM then fails with what is missing.
 func newVMDriver(cfg Config, onExit driver.ExitHandler, log *slog.Logger) (*qemu.Driver, error) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		log.Warn("QEMU is not installed: virtual machines will fail to start", "hint", firstCommandHint)
+	}
 	return qemu.New(qemu.Config{
 		Dir:          filepath.Join(cfg.DataDir, "vms"),
 		Agent:        findAgent(cfg.VMAgent),

@@ -1,9 +1,16 @@
 // Package driver is the contract between the instance service and the
-// runtimes that run instances: runc for containers (package container) and,
-// later, QEMU for virtual machines. The service translates an instance's
-// expanded config into a Spec; drivers never parse config keys and never touch
-// the database, the API or events. A driver owns everything under its own
-// directory (one sub-directory per instance ID) and its runtime's state.
+// runtimes that run instances: runc for containers (package container) and
+// QEMU for virtual machines (package qemu). The service translates an
+// instance's expanded config into a Spec; drivers never parse config keys and
+// never touch the database, the API or events. A driver owns everything under
+// its own directory (one sub-directory per instance ID) and its runtime's
+// state.
+//
+// Driver is what every runtime does. What only some can do is an optional
+// interface the service asks for by type assertion: ConsoleAttacher (an
+// attachable console), RootOpener (a root the host can open: containers),
+// GuestFiles (files through a guest agent: VMs), Stateful (standby and
+// restore: VMs) and NetworkReader (the instance's interfaces: containers).
 package driver
 
 import (

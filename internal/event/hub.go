@@ -1,8 +1,10 @@
 package event
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,44 @@ import (
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
+
+// Event is one published event as the hub sequences, keeps and delivers
+// it. It is no dialect's wire shape: each edge renders it (the LXD edge as
+// api.Event, a lifecycle's entity as an LXD URL).
+type Event struct {
+	Type      string // api.EventTypeLifecycle, ...Operation, ...Logging
+	Timestamp time.Time
+	Sequence  uint64
+	Location  string
+	// Metadata is the payload as JSON, for every type but lifecycle.
+	Metadata json.RawMessage
+	// Lifecycle says what happened to which entity, for lifecycle events.
+	Lifecycle *Lifecycle
+}
+
+// Entity kinds that lifecycle events name.
+const (
+	EntityInstance   = "instance"
+	EntityProfile    = "profile"
+	EntityImage      = "image"
+	EntityImageAlias = "image-alias"
+)
+
+// Entity names what a lifecycle event is about, in no dialect's terms.
+type Entity struct {
+	Kind    string // EntityInstance, ...
+	Name    string // an instance or profile name, an image fingerprint
+	Project string // "" until projects exist
+}
+
+// Lifecycle is the payload of a lifecycle event.
+type Lifecycle struct {
+	Action string // LXD's action names, e.g. "instance-started"
+	Entity Entity
+	// Context is extra detail as a JSON object, nil when there is none.
+	// It is encoded once at publish and shared: never modify it.
+	Context json.RawMessage
+}
 
 const (
 	// DefaultRingSize is used when New is given a size < 1. It holds a few
@@ -47,10 +87,120 @@ type Hub struct {
 	logSubs atomic.Int64
 
 	mu     sync.Mutex
-	seq    uint64      // sequence of the last published event; 0 = none yet
-	ring   []api.Event // event with sequence s lives at ring[(s-1)%len(ring)]
+	seq    uint64  // sequence of the last published event; 0 = none yet
+	ring   []Event // event with sequence s lives at ring[(s-1)%len(ring)]
 	subs   []*Subscription
 	closed bool
+
+	// Persistence of the sequence (Persist): numbers up to reserved may
+	// be handed out without writing; first is this run's first sequence.
+	seqs     SequenceStore
+	block    uint64
+	reserved uint64
+	first    uint64 // the oldest sequence this run can replay
+	runFirst uint64 // the first sequence this run hands out
+	saveErr  error  // the last failed write, for Save to report
+}
+
+// SequenceStore keeps the event sequence, and the retained events of a
+// clean shutdown, across daemon restarts.
+type SequenceStore interface {
+	LoadSequence(ctx context.Context) (uint64, error)
+	SaveSequence(ctx context.Context, seq uint64) error
+	// SaveEvents keeps events (in sequence order) for the next run;
+	// TakeEvents returns them and forgets them, so one run replays them.
+	SaveEvents(ctx context.Context, evs []Event) error
+	TakeEvents(ctx context.Context) ([]Event, error)
+}
+
+// DefaultSequenceBlock is how many sequence numbers Persist reserves per
+// write: one database write per that many events.
+const DefaultSequenceBlock = 1024
+
+// Persist makes sequence numbers survive restarts; call it before the
+// first Publish. The hub continues after the last sequence st holds and
+// reserves numbers in blocks of block (DefaultSequenceBlock if 0): it
+// writes the end of the next block before handing out its first number,
+// so after a crash the next run starts above any number ever sent. The
+// events a clean shutdown saved (Save) are retained again, so a since
+// from before the restart replays them.
+func (h *Hub) Persist(ctx context.Context, st SequenceStore, block uint64) error {
+	if block == 0 {
+		block = DefaultSequenceBlock
+	}
+	last, err := st.LoadSequence(ctx)
+	if err != nil {
+		return fmt.Errorf("load event sequence: %w", err)
+	}
+	kept, err := st.TakeEvents(ctx)
+	if err != nil {
+		return fmt.Errorf("load kept events: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seq != 0 {
+		return errors.New("event sequence: Persist after events were published")
+	}
+	if err := st.SaveSequence(ctx, last+block); err != nil {
+		return fmt.Errorf("reserve event sequence: %w", err)
+	}
+	h.seqs, h.block = st, block
+	h.seq, h.first, h.runFirst, h.reserved = last, last+1, last+1, last+block
+	// Kept events count only if they end exactly at the saved sequence
+	// with no hole: a run that published after its Save (or crashed)
+	// left a sequence above them, and replaying them would hide a gap.
+	if n := len(kept); n > 0 && kept[n-1].Sequence == last && kept[0].Sequence+uint64(n)-1 == last {
+		kept = kept[max(0, n-len(h.ring)):]
+		for _, ev := range kept {
+			h.ring[(ev.Sequence-1)%uint64(len(h.ring))] = ev
+		}
+		h.first = kept[0].Sequence
+	}
+	return nil
+}
+
+// Save writes what a clean shutdown leaves for the next run: the retained
+// events and the last sequence handed out. It also reports a failed
+// reservation since the last call. Events published afterwards reserve a
+// block again (and make the next run ignore the saved events).
+func (h *Hub) Save(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seqs == nil {
+		return nil
+	}
+	err := h.saveErr
+	h.saveErr = nil
+	var evs []Event
+	if h.seq >= h.first {
+		from := max(h.first, h.seq-min(h.seq, uint64(len(h.ring)))+1)
+		evs = make([]Event, 0, h.seq-from+1)
+		for seq := from; seq <= h.seq; seq++ {
+			evs = append(evs, *h.at(seq))
+		}
+	}
+	if serr := h.seqs.SaveEvents(ctx, evs); serr != nil {
+		return errors.Join(err, fmt.Errorf("save events: %w", serr))
+	}
+	if serr := h.seqs.SaveSequence(ctx, h.seq); serr != nil {
+		return errors.Join(err, fmt.Errorf("save event sequence: %w", serr))
+	}
+	h.reserved = h.seq
+	return err
+}
+
+// reserveLocked makes sure the next sequence is reserved; h.mu is held.
+// A failed write is remembered, not retried at every event: Publish must
+// not fail nor stall, and Save reports it.
+func (h *Hub) reserveLocked() {
+	if h.seqs == nil || h.seq < h.reserved {
+		return
+	}
+	next := h.seq + h.block
+	if err := h.seqs.SaveSequence(context.Background(), next); err != nil {
+		h.saveErr = fmt.Errorf("reserve event sequence up to %d: %w", next, err)
+	}
+	h.reserved = next
 }
 
 // New returns a hub retaining the last ringSize events (DefaultRingSize if
@@ -62,27 +212,28 @@ func New(ringSize int, location string) *Hub {
 	if location == "" {
 		location = DefaultLocation
 	}
-	return &Hub{location: location, ring: make([]api.Event, ringSize)}
+	return &Hub{location: location, ring: make([]Event, ringSize)}
 }
 
 // Publish sequences an event of the given type and delivers it to matching
 // subscribers. metadata is marshalled to JSON once, before the lock is taken,
 // so concurrent publishers marshal in parallel; a json.RawMessage is used as
 // is and must not be modified afterwards. Publish never blocks on consumers.
-func (h *Hub) Publish(eventType string, metadata any) api.Event {
-	raw := marshal(metadata)
+func (h *Hub) Publish(eventType string, metadata any) Event {
+	return h.publish(Event{Type: eventType, Metadata: marshal(metadata)})
+}
 
+// publish sequences, stamps, keeps and delivers ev.
+func (h *Hub) publish(ev Event) Event {
+	eventType := ev.Type
 	h.mu.Lock()
+	h.reserveLocked()
 	h.seq++
-	ev := api.Event{
-		Type: eventType,
-		// Taken under the lock so that timestamps never go backwards
-		// against sequence order.
-		Timestamp: time.Now().UTC(),
-		Metadata:  raw,
-		Location:  h.location,
-		Sequence:  h.seq,
-	}
+	// Taken under the lock so that timestamps never go backwards against
+	// sequence order.
+	ev.Timestamp = time.Now().UTC()
+	ev.Location = h.location
+	ev.Sequence = h.seq
 	h.ring[(h.seq-1)%uint64(len(h.ring))] = ev
 	for i := 0; i < len(h.subs); {
 		s := h.subs[i]
@@ -120,14 +271,19 @@ func marshal(metadata any) json.RawMessage {
 }
 
 // Lifecycle publishes a "lifecycle" event, e.g. action "instance-started"
-// with source "/1.0/instances/c1".
-func (h *Hub) Lifecycle(action, source string, ctx map[string]any) api.Event {
-	return h.Publish(api.EventTypeLifecycle, api.EventLifecycle{Action: action, Source: source, Context: ctx})
+// about Entity{Kind: EntityInstance, Name: "c1"}. ctx, when not empty, is
+// encoded once here.
+func (h *Hub) Lifecycle(action string, e Entity, ctx map[string]any) Event {
+	lc := &Lifecycle{Action: action, Entity: e}
+	if len(ctx) > 0 {
+		lc.Context = marshal(ctx)
+	}
+	return h.publish(Event{Type: api.EventTypeLifecycle, Lifecycle: lc})
 }
 
 // Logging publishes a "logging" event. level is one of "debug", "info",
 // "warning", "error".
-func (h *Hub) Logging(level, msg string, ctx map[string]string) api.Event {
+func (h *Hub) Logging(level, msg string, ctx map[string]string) Event {
 	if ctx == nil {
 		ctx = map[string]string{} // LXD sends {} rather than null
 	}
@@ -143,10 +299,11 @@ func (h *Hub) WantsLogging() bool { return h.logSubs.Load() > 0 }
 // if empty). With since > 0 its channel first yields every retained event
 // with a larger sequence, then live events; since = 0, or a since at the
 // latest sequence, yields live events only. If events after since are no
-// longer retained, or since is beyond the latest sequence (the client saw a
-// daemon that has since restarted, and sequences started again), Subscribe
-// returns an errdefs.ErrInvalidArgument kind error instead of a stream with
-// a hole in it.
+// longer retained, were published before a restart that did not keep them
+// (see Persist), or since is beyond the latest sequence (a daemon without
+// persisted sequences restarted), Subscribe returns an
+// errdefs.ErrInvalidArgument kind error, each saying which, instead of a
+// stream with a hole in it.
 func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 	s := &Subscription{hub: h, done: make(chan struct{})}
 	if len(types) > 0 {
@@ -166,8 +323,15 @@ func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 		return nil, errdefs.Invalid("sequence %d is beyond the latest event (%d): the daemon restarted and earlier events are gone; reconnect without since", since, h.seq)
 	}
 	if since > 0 && since < h.seq {
-		oldest := uint64(1)
-		if n := uint64(len(h.ring)); h.seq > n {
+		first := max(h.first, 1)
+		if since+1 < first && first == max(h.runFirst, 1) {
+			// Not a gap in this run's ring but a restart: what came
+			// after since, if anything, was published by the previous
+			// run (or its numbers were reserved and never used).
+			return nil, errdefs.Invalid("events after sequence %d were published before the daemon restarted and are gone (this run's first event is %d); reconnect without since", since, first)
+		}
+		oldest := first
+		if n := uint64(len(h.ring)); h.seq-first+1 > n {
 			oldest = h.seq - n + 1
 		}
 		if since+1 < oldest {
@@ -183,7 +347,7 @@ func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 	}
 	// The replay gets its own room on top of the live buffer, so a long
 	// replay never counts against the consumer's slack.
-	s.ch = make(chan api.Event, SubscriberBuffer+n)
+	s.ch = make(chan Event, SubscriberBuffer+n)
 	for seq := from; from > 0 && seq <= to; seq++ {
 		if ev := h.at(seq); s.wants(ev.Type) {
 			s.ch <- *ev
@@ -199,7 +363,7 @@ func (h *Hub) Subscribe(types []string, since uint64) (*Subscription, error) {
 }
 
 // at returns the retained event with the given sequence. h.mu must be held.
-func (h *Hub) at(seq uint64) *api.Event { return &h.ring[(seq-1)%uint64(len(h.ring))] }
+func (h *Hub) at(seq uint64) *Event { return &h.ring[(seq-1)%uint64(len(h.ring))] }
 
 // Close ends every subscription with ErrHubClosed and refuses new ones.
 // Publish keeps working (and keeps sequencing), so late publishers during
@@ -239,7 +403,7 @@ type Subscription struct {
 	hub     *Hub
 	types   []string // nil = all types
 	logging bool     // counted in hub.logSubs
-	ch      chan api.Event
+	ch      chan Event
 	done    chan struct{}
 	err     error // set under hub.mu before done is closed
 }
@@ -251,7 +415,7 @@ func (s *Subscription) wants(eventType string) bool {
 // C returns the event channel. It is closed when the subscription ends, after
 // the events already buffered, so ranging over it drains everything that was
 // delivered; then Err says why it ended.
-func (s *Subscription) C() <-chan api.Event { return s.ch }
+func (s *Subscription) C() <-chan Event { return s.ch }
 
 // Done is closed when the subscription ends, possibly before C is drained.
 func (s *Subscription) Done() <-chan struct{} { return s.done }

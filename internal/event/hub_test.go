@@ -16,7 +16,7 @@ import (
 )
 
 // recv returns the next event or fails the test after a second.
-func recv(t *testing.T, s *Subscription) api.Event {
+func recv(t *testing.T, s *Subscription) Event {
 	t.Helper()
 	select {
 	case ev, ok := <-s.C():
@@ -27,7 +27,7 @@ func recv(t *testing.T, s *Subscription) api.Event {
 	case <-time.After(time.Second):
 		t.Fatal("no event within 1s")
 	}
-	return api.Event{}
+	return Event{}
 }
 
 // expectNone fails if an event is already waiting.
@@ -53,20 +53,19 @@ func TestPublishFields(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := New(16, tt.location)
 			before := time.Now()
-			ev := h.Lifecycle("instance-started", "/1.0/instances/c1", map[string]any{"n": 1})
+			ev := h.Lifecycle("instance-started", Entity{Kind: EntityInstance, Name: "c1"}, map[string]any{"n": 1})
 			if ev.Sequence != 1 || ev.Type != api.EventTypeLifecycle || ev.Location != tt.want {
 				t.Errorf("event = %+v", ev)
 			}
 			if ev.Timestamp.Location() != time.UTC || ev.Timestamp.Before(before.Add(-time.Second)) {
 				t.Errorf("timestamp %v not UTC now", ev.Timestamp)
 			}
-			var md api.EventLifecycle
-			if err := json.Unmarshal(ev.Metadata, &md); err != nil {
-				t.Fatal(err)
+			want := &Lifecycle{Action: "instance-started", Entity: Entity{Kind: EntityInstance, Name: "c1"}, Context: json.RawMessage(`{"n":1}`)}
+			if diff := cmp.Diff(want, ev.Lifecycle); diff != "" {
+				t.Errorf("lifecycle (-want +got):\n%s", diff)
 			}
-			want := api.EventLifecycle{Action: "instance-started", Source: "/1.0/instances/c1", Context: map[string]any{"n": 1.0}}
-			if diff := cmp.Diff(want, md); diff != "" {
-				t.Errorf("metadata (-want +got):\n%s", diff)
+			if ev.Metadata != nil {
+				t.Errorf("a lifecycle event has metadata %s", ev.Metadata)
 			}
 		})
 	}

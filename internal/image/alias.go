@@ -9,11 +9,15 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 )
 
 const maxAliasName = 255
 
-func aliasSource(name string) string { return "/1.0/images/aliases/" + name }
+// aliasSource names an image alias in lifecycle events.
+func aliasSource(name string) event.Entity {
+	return event.Entity{Kind: event.EntityImageAlias, Name: name}
+}
 
 // validAliasName checks an alias name: non-empty, at most 255 bytes of
 // UTF-8, no "/", whitespace or control characters, not "." or "..".

@@ -55,8 +55,9 @@ func detectCompression(head []byte) string {
 
 // decompress returns the decompressed stream of r, whatever its compression,
 // and a function releasing the decompressor. A stream with a magic but a
-// corrupt header is an invalid-argument error.
-func decompress(r io.Reader) (io.Reader, func(), string, error) {
+// corrupt header is an invalid-argument error. The decompressed bytes count
+// against size (a bomb stops at the cap, not at disk full).
+func decompress(r io.Reader, size *sizeCap) (io.Reader, func(), string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(512) // Short streams give what there is; errors surface on read.
 	format := detectCompression(head)
@@ -67,21 +68,21 @@ func decompress(r io.Reader) (io.Reader, func(), string, error) {
 		if err != nil {
 			return nil, nop, format, errdefs.Invalid("corrupt gzip data: %v", err)
 		}
-		return zr, func() { zr.Close() }, format, nil
+		return size.reader(zr), func() { zr.Close() }, format, nil
 	case compressionXz:
 		xr, err := xz.NewReader(br)
 		if err != nil {
 			return nil, nop, format, errdefs.Invalid("corrupt xz data: %v", err)
 		}
-		return xr, nop, format, nil
+		return size.reader(xr), nop, format, nil
 	case compressionZstd:
 		zr, err := zstd.NewReader(br)
 		if err != nil {
 			return nil, nop, format, errdefs.Invalid("corrupt zstd data: %v", err)
 		}
-		return zr, zr.Close, format, nil
+		return size.reader(zr), zr.Close, format, nil
 	case compressionBzip2:
-		return bzip2.NewReader(br), nop, format, nil
+		return size.reader(bzip2.NewReader(br)), nop, format, nil
 	}
-	return br, nop, format, nil
+	return size.reader(br), nop, format, nil
 }

@@ -112,7 +112,7 @@ func checkDiskInfo(claimed string, size int64, info diskInfo) error {
 func inspectDisk(ctx context.Context, path, claimed string, size int64) error {
 	qemuImg, err := exec.LookPath("qemu-img")
 	if err != nil {
-		return fmt.Errorf("virtual-machine images need qemu-img (scripts/deps.sh): %w", err)
+		return fmt.Errorf("virtual-machine images need qemu-img (%w): run `bash scripts/quickstart.sh` from a Hangar checkout, the README's first command, to install it", err)
 	}
 	out, err := exec.CommandContext(ctx, qemuImg, "info", "--output=json", "-f", claimed, path).Output()
 	if err != nil {

@@ -52,6 +52,15 @@
 //     before the files, so a crash leaves at worst unreferenced files, which
 //     a later import of the same bytes replaces.
 //   - On any Import failure nothing is left: no blob, tree or record.
+//   - No unpack writes more than its size cap (sizecap.go): the server's
+//     images.max_unpacked_size, else the smaller of 64 GiB and half the
+//     free space of this filesystem at the start of the unpack. File
+//     sizes count as declared, before a byte is written; decompressed and
+//     uploaded bytes count as they stream; a squashfs is listed first.
+//     Beyond the cap is "image expands beyond N" (invalid argument), and
+//     the failure leaves nothing, as any other. Sparse entries are
+//     written with holes, counted by their apparent size. Backups, when
+//     they come, must unpack through unpack with a cap from newCap too.
 //
 // # Why shift at unpack time
 //

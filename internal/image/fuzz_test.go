@@ -46,7 +46,7 @@ func FuzzUnpack(f *testing.F) {
 		}
 		before := snapshot(t, outside)
 
-		unpack(context.Background(), bytes.NewReader(data), root, unpackOptions{limit: 4 << 20})
+		unpack(context.Background(), bytes.NewReader(data), root, unpackOptions{size: &sizeCap{limit: 4 << 20, why: "fuzz"}})
 
 		if diff := cmp.Diff(before, snapshot(t, outside)); diff != "" {
 			t.Fatalf("outside changed:\n%s", diff)

@@ -21,6 +21,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 )
 
 // fakeDB is an in-memory DB honouring the contract documented on DB.
@@ -190,21 +191,27 @@ func (f *fakeDB) counts() (images, aliases int) {
 // fakeEmitter records lifecycle events.
 type fakeEmitter struct {
 	mu     sync.Mutex
-	events []event
+	events []emitted
 }
 
-type event struct {
+// emitted is one recorded event; Source spells the entity as the LXD
+// edge renders it, so the expectations read like what a client sees.
+type emitted struct {
 	Action, Source string
 	Ctx            map[string]any
 }
 
-func (e *fakeEmitter) Lifecycle(action, source string, ctx map[string]any) {
+func (e *fakeEmitter) Lifecycle(action string, ent event.Entity, ctx map[string]any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.events = append(e.events, event{action, source, ctx})
+	src := "/1.0/images/" + ent.Name
+	if ent.Kind == event.EntityImageAlias {
+		src = "/1.0/images/aliases/" + ent.Name
+	}
+	e.events = append(e.events, emitted{action, src, ctx})
 }
 
-func (e *fakeEmitter) take() []event {
+func (e *fakeEmitter) take() []emitted {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := e.events

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 )
 
 // Record is an image as persisted.
@@ -81,7 +82,7 @@ type DB interface {
 
 // Emitter receives lifecycle events.
 type Emitter interface {
-	Lifecycle(action, source string, ctx map[string]any)
+	Lifecycle(action string, e event.Entity, ctx map[string]any)
 }
 
 // Lifecycle actions emitted by the service.
@@ -145,6 +146,9 @@ type Service struct {
 	oci ociState // pulls and blob downloads in progress (oci.go)
 
 	builds atomic.Int64 // trees RootFS unpacked; for tests
+
+	// maxUnpacked returns images.max_unpacked_size (SetMaxUnpackedSize).
+	maxUnpacked atomic.Pointer[func() int64]
 }
 
 // New opens the image store in dir, creating it if needed, and removes what
@@ -220,11 +224,12 @@ func probeOpenat2(dir string) error {
 
 type nopEmitter struct{}
 
-func (nopEmitter) Lifecycle(string, string, map[string]any) {}
+func (nopEmitter) Lifecycle(string, event.Entity, map[string]any) {}
 
 func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, fp) }
 
-func imageSource(fp string) string { return "/1.0/images/" + fp }
+// imageSource names an image in lifecycle events.
+func imageSource(fp string) event.Entity { return event.Entity{Kind: event.EntityImage, Name: fp} }
 
 // Import stores an uploaded root filesystem tarball as a new image, or the
 // image of an OCI archive or docker-archive (see importArchive). The
@@ -349,6 +354,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		up.lxd.apply(&rec, meta)
 		arch = rec.Architecture
 	}
+	fillProperties(&rec, up.root)
 	if err := s.db.CreateImage(ctx, rec); err != nil {
 		return api.Image{}, fmt.Errorf("record image: %w", err)
 	}
@@ -419,9 +425,13 @@ func (s *Service) receive(ctx context.Context, r io.Reader) (_ *upload, err erro
 		return nil, fmt.Errorf("store upload: %w", err)
 	}
 
-	hr := &hashingReader{ctx: ctx, r: r, w: f, h: sha256.New()}
+	size, err := s.newCap()
+	if err != nil {
+		return nil, err
+	}
+	hr := &hashingReader{ctx: ctx, r: r, w: f, h: sha256.New(), size: size}
 	src := &imageTarball{}
-	err = src.extract(ctx, hr, up.root, unpackOptions{log: s.log})
+	err = src.extract(ctx, hr, up.root, unpackOptions{log: s.log, size: size})
 	if errors.Is(err, errUnifiedLate) {
 		err = nil // Unpacked again below, from the stored copy.
 	}
@@ -437,6 +447,8 @@ func (s *Service) receive(ctx context.Context, r io.Reader) (_ *upload, err erro
 		return nil, fmt.Errorf("read upload: %w", hr.rerr)
 	case hr.werr != nil:
 		return nil, fmt.Errorf("store upload: %w", hr.werr)
+	case hr.over != nil:
+		return nil, hr.over
 	case err != nil:
 		return nil, err
 	}
@@ -448,7 +460,7 @@ func (s *Service) receive(ctx context.Context, r io.Reader) (_ *upload, err erro
 		return nil, fmt.Errorf("store upload: %w", err)
 	}
 	if src.format == "" { // errUnifiedLate
-		if src, err = s.unpackUnifiedAgain(ctx, up); err != nil {
+		if src, err = s.unpackUnifiedAgain(ctx, up, size.again()); err != nil {
 			return nil, err
 		}
 	}
@@ -465,15 +477,19 @@ func (s *Service) receive(ctx context.Context, r io.Reader) (_ *upload, err erro
 }
 
 // hashingReader reads the upload, writing and hashing every byte, and
-// keeps the errors of both sides apart from the unpacker's.
+// keeps the errors of both sides apart from the unpacker's. The bytes
+// count against size (nil: no cap), so that no upload is stored beyond the
+// cap whatever follows its archive.
 type hashingReader struct {
 	ctx  context.Context
 	r    io.Reader
 	w    io.Writer
 	h    hash.Hash
 	n    int64
+	size *sizeCap
 	rerr error
 	werr error
+	over error // the cap's error
 }
 
 func (h *hashingReader) Read(p []byte) (int, error) {
@@ -483,7 +499,14 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	if h.werr != nil {
 		return 0, h.werr
 	}
+	if h.over != nil {
+		return 0, h.over
+	}
 	n, err := h.r.Read(p)
+	if cerr := h.size.addRaw(n); cerr != nil {
+		h.over = cerr
+		return 0, cerr
+	}
 	if n > 0 {
 		h.h.Write(p[:n])
 		if _, werr := h.w.Write(p[:n]); werr != nil {

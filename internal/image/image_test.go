@@ -50,7 +50,8 @@ func TestImportFormats(t *testing.T) {
 			if wantArch != "" && img.Architecture != wantArch {
 				t.Errorf("architecture %q, want %q", img.Architecture, wantArch)
 			}
-			want := map[string]string{"os": "Debian", "release": "bookworm", "description": "Debian 12", "architecture": img.Architecture, "variant": "default"}
+			want := map[string]string{"os": "Debian", "release": "bookworm", "description": "Debian 12", "architecture": img.Architecture, "variant": "default",
+				"serial": img.CreatedAt.UTC().Format("20060102_15:04")}
 			if diff := cmp.Diff(want, img.Properties); diff != "" {
 				t.Errorf("properties (-want +got):\n%s", diff)
 			}
@@ -78,7 +79,7 @@ func TestImportFormats(t *testing.T) {
 			if diff := cmp.Diff([]string{"blobs/sha256/" + fp, "rootfs/" + fp}, storeEntries(t, dir)); diff != "" {
 				t.Errorf("store (-want +got):\n%s", diff)
 			}
-			wantEvents := []event{{"image-created", "/1.0/images/" + fp, map[string]any{"type": "container"}}}
+			wantEvents := []emitted{{"image-created", "/1.0/images/" + fp, map[string]any{"type": "container"}}}
 			if diff := cmp.Diff(wantEvents, em.take()); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
@@ -109,7 +110,7 @@ func TestImportAliasAndResolve(t *testing.T) {
 	if img.Architecture != "x86_64" {
 		t.Errorf("architecture %q, want amd64 normalised to x86_64", img.Architecture)
 	}
-	wantEvents := []event{
+	wantEvents := []emitted{
 		{"image-created", "/1.0/images/" + fp, map[string]any{"type": "container"}},
 		{"image-alias-created", "/1.0/images/aliases/debian-12", map[string]any{"target": fp}},
 	}
@@ -372,7 +373,7 @@ func TestUpdateListMarkUsed(t *testing.T) {
 	if !got.AutoUpdate || !got.Public || !got.ExpiresAt.Equal(expires) || !cmp.Equal(got.Properties, put.Properties) {
 		t.Errorf("after update: %+v", got.ImagePut)
 	}
-	if diff := cmp.Diff([]event{{"image-updated", "/1.0/images/" + a.Fingerprint, nil}}, em.take()); diff != "" {
+	if diff := cmp.Diff([]emitted{{"image-updated", "/1.0/images/" + a.Fingerprint, nil}}, em.take()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	assertKind(t, s.Update(ctx, "ffff", put), errdefs.ErrNotFound)
@@ -469,7 +470,7 @@ func TestAliases(t *testing.T) {
 	_, err = s.GetAlias(ctx, "current")
 	assertKind(t, err, errdefs.ErrNotFound)
 
-	wantEvents := []event{
+	wantEvents := []emitted{
 		{"image-alias-created", "/1.0/images/aliases/stable", map[string]any{"target": a.Fingerprint}},
 		{"image-alias-updated", "/1.0/images/aliases/stable", map[string]any{"target": b.Fingerprint}},
 		{"image-alias-created", "/1.0/images/aliases/other", map[string]any{"target": a.Fingerprint}},
@@ -526,7 +527,7 @@ func TestDelete(t *testing.T) {
 	if _, ok := db.aliases["theirs"]; !ok {
 		t.Error("another image's alias deleted")
 	}
-	if diff := cmp.Diff([]event{{"image-deleted", "/1.0/images/" + fp, nil}}, em.take()); diff != "" {
+	if diff := cmp.Diff([]emitted{{"image-deleted", "/1.0/images/" + fp, nil}}, em.take()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	assertKind(t, s.Delete(ctx, fp, nil), errdefs.ErrNotFound)

@@ -26,7 +26,7 @@ func (s *Service) rootfsBlobPath(rec Record) string {
 // unpackUnifiedAgain unpacks a received upload again, from its stored copy,
 // as an LXD unified image: it was first unpacked as a plain root filesystem
 // because its metadata.yaml came after rootfs/ entries.
-func (s *Service) unpackUnifiedAgain(ctx context.Context, up *upload) (*imageTarball, error) {
+func (s *Service) unpackUnifiedAgain(ctx context.Context, up *upload, size *sizeCap) (*imageTarball, error) {
 	s.log.Debug("LXD image tarball with metadata.yaml late; unpacking it again", "upload", up.blob)
 	if err := os.RemoveAll(up.root); err != nil {
 		return nil, fmt.Errorf("store upload: %w", err)
@@ -43,7 +43,7 @@ func (s *Service) unpackUnifiedAgain(ctx context.Context, up *upload) (*imageTar
 	}
 	defer blob.Close()
 	src := &imageTarball{unified: true}
-	if err := src.extract(ctx, blob, root, unpackOptions{log: s.log}); err != nil {
+	if err := src.extract(ctx, blob, root, unpackOptions{log: s.log, size: size}); err != nil {
 		return nil, err
 	}
 	return src, nil
@@ -62,6 +62,10 @@ func (s *Service) receiveSplit(ctx context.Context, meta io.Reader, next func() 
 		}
 	}()
 	h := sha256.New()
+	size, err := s.newCap()
+	if err != nil {
+		return nil, err
+	}
 
 	mf, err := os.CreateTemp(s.blobDir, ".tmp-upload-*")
 	if err != nil {
@@ -69,8 +73,8 @@ func (s *Service) receiveSplit(ctx context.Context, meta io.Reader, next func() 
 	}
 	up.blob = mf.Name()
 	defer mf.Close()
-	mhr := &hashingReader{ctx: ctx, r: meta, w: mf, h: h}
-	md, err := lxdSplitMetadata(ctx, mhr)
+	mhr := &hashingReader{ctx: ctx, r: meta, w: mf, h: h, size: size}
+	md, err := lxdSplitMetadata(ctx, mhr, size)
 	if err == nil {
 		_, err = io.Copy(io.Discard, mhr)
 	}
@@ -98,8 +102,17 @@ func (s *Service) receiveSplit(ctx context.Context, meta io.Reader, next func() 
 	rhr := &hashingReader{ctx: ctx, r: rootfs, w: rf, h: h}
 	br := bufio.NewReaderSize(rhr, 64<<10)
 	head, _ := br.Peek(diskHeadSize)
-	opts := unpackOptions{log: s.log}
-	if claimed := detectDisk(head); claimed != "" {
+	opts := unpackOptions{log: s.log, size: size}
+	claimed := detectDisk(head)
+	if claimed == "" {
+		// A root filesystem, unpacked: its bytes count against the cap
+		// from the first (a disk is stored as it is, uncapped).
+		rhr.size = size
+		if err := size.addRaw(int(rhr.n)); err != nil {
+			return nil, fmt.Errorf("rootfs: %w", err)
+		}
+	}
+	if claimed != "" {
 		// An LXD virtual-machine image: its rootfs.img is a disk, kept
 		// as it is, with no tree (disk.go).
 		_, err = io.Copy(io.Discard, br)
@@ -167,6 +180,8 @@ func (h *hashingReader) failure(err error) error {
 		return fmt.Errorf("read upload: %w", h.rerr)
 	case h.werr != nil:
 		return fmt.Errorf("store upload: %w", h.werr)
+	case h.over != nil:
+		return h.over
 	}
 	return err
 }

@@ -76,7 +76,9 @@ func (u *unpacker) opaque(rel string) error {
 // pruneLower removes the entries of the directory fd (at rel) that this
 // layer did not create, descending into the ones it did.
 func (u *unpacker) pruneLower(fd int, rel string) error {
-	dup, err := unix.Dup(fd)
+	// Close-on-exec: a plain dup is not, and would reach every program
+	// the daemon starts meanwhile (an exec into a container included).
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}

@@ -220,7 +220,7 @@ func TestImportLXDUnified(t *testing.T) {
 				t.Errorf("created %v expires %v", img.CreatedAt, img.ExpiresAt)
 			}
 			want := map[string]string{"os": "Alpine", "release": "3.19", "variant": "default",
-				"serial": "20240301_13:00", "description": "mine"}
+				"serial": "20240301_13:00", "description": "mine", "architecture": "x86_64"}
 			if diff := cmp.Diff(want, img.Properties); diff != "" {
 				t.Errorf("properties (-want +got):\n%s", diff)
 			}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 )
 
 // formatOCI is an image stored as OCI blobs: its own blob (named by its
@@ -354,6 +355,24 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 		hexes = append(hexes, l.Digest.Hex)
 		total += l.Size
 	}
+	// Layers whose compressed sizes alone pass the cap expand beyond it
+	// (compressing real data never grows it by more than a fraction of a
+	// percent): refused before anything is fetched.
+	bound, err := s.newCap()
+	if err != nil {
+		return err
+	}
+	if total > bound.limit || total < 0 {
+		return bound.exceeded()
+	}
+	for _, l := range man.Layers {
+		// fetchBlob bounds a download by its descriptor's size; a layer
+		// without one (never a real layer: an empty tar is 1 KiB) could
+		// stream without end.
+		if l.Size <= 0 {
+			return errdefs.Invalid("image %s: layer %s has no size in its manifest", fp, l.Digest)
+		}
+	}
 	s.oci.hold(hexes)
 	var written []string // blobs this pull created
 	var wmu sync.Mutex
@@ -412,7 +431,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 		return fmt.Errorf("unpack image %s: %w", fp, err)
 	}
 	var unpacked int64
-	err = applyLayers(ctx, man, tree, unpackOptions{log: s.log, blobs: s.blobDir}, func(n int64) {
+	err = applyLayers(ctx, man, tree, unpackOptions{log: s.log, blobs: s.blobDir, size: bound}, func(n int64) {
 		unpacked += n
 		report(Progress{Stage: "unpack", Done: unpacked, Total: total})
 	})
@@ -470,6 +489,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 	if !ri.cfg.Created.IsZero() {
 		rec.CreatedAt = ri.cfg.Created.UTC()
 	}
+	fillProperties(&rec, tree)
 	if err := s.db.CreateImage(ctx, rec); err != nil {
 		return fmt.Errorf("record image: %w", err)
 	}
@@ -539,13 +559,10 @@ func (s *Service) fetchBlob(ctx context.Context, f blobFetcher, d v1.Descriptor,
 	if err != nil {
 		return fmt.Errorf("store blob: %w", err)
 	}
-	ok := false
-	defer func() {
-		tmp.Close()
-		if !ok {
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Close()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(func() { os.Remove(tmp.Name()) })
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	var n int64
@@ -590,7 +607,7 @@ func (s *Service) fetchBlob(ctx context.Context, f blobFetcher, d v1.Descriptor,
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("store blob %s: %w", d.Digest, err)
 	}
-	ok = true
+	r.Success()
 	return syncDir(s.blobDir)
 }
 
@@ -643,7 +660,7 @@ func applyLayer(ctx context.Context, blob, root string, first bool, opts unpackO
 	if onBytes != nil {
 		r = &byteCounter{r: f, on: onBytes}
 	}
-	dr, release, _, err := decompress(r)
+	dr, release, _, err := decompress(r, opts.size)
 	if err != nil {
 		return err
 	}
@@ -662,6 +679,9 @@ func applyLayer(ctx context.Context, blob, root string, first bool, opts unpackO
 	if _, err := io.Copy(io.Discard, dr); err != nil {
 		if ctx.Err() != nil {
 			return cancelled(ctx.Err())
+		}
+		if tl := asTooLarge(err); tl != nil {
+			return tl
 		}
 		return errdefs.Invalid("corrupt layer: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 )
 
 // flight is one tree build that concurrent callers share.
@@ -102,7 +103,12 @@ func (s *Service) build(ctx context.Context, rec Record, m *driver.IDMap, name s
 	}
 	s.builds.Add(1)
 	f.err = s.unpackTree(ctx, rec, m, final)
-	if f.err != nil {
+	switch {
+	case errors.Is(f.err, errdefs.ErrInvalidArgument):
+		// The image's doing (beyond the size cap, not shiftable): the
+		// caller is told; not a fault of the server.
+		s.log.Warn("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
+	case f.err != nil:
 		s.log.Error("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
 	}
 }
@@ -117,17 +123,18 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-		}
-	}()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(func() { os.RemoveAll(tmp) })
 	src, err := sourceFor(rec)
 	if err != nil {
 		return err
 	}
-	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir}
+	size, err := s.newCap()
+	if err != nil {
+		return err
+	}
+	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir, size: size}
 	if err := src.extract(ctx, blob, tmp, opts); err != nil {
 		if m != nil && errors.Is(err, errdefs.ErrInvalidArgument) {
 			return errdefs.Invalid("image %s cannot be shifted for id map %d+%d: %v", rec.Fingerprint, m.HostID, m.Size, err)
@@ -140,7 +147,7 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("unpack image %s: %w", rec.Fingerprint, err)
 	}
-	ok = true
+	r.Success()
 	s.log.Info("image tree unpacked", "fingerprint", rec.Fingerprint, "tree", filepath.Base(final))
 	return syncDir(s.rootfsDir)
 }

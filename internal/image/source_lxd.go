@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -53,7 +54,7 @@ type imageTarball struct {
 }
 
 func (t *imageTarball) extract(ctx context.Context, upload io.Reader, root string, opts unpackOptions) error {
-	r, release, _, err := decompress(upload)
+	r, release, _, err := decompress(upload, opts.size)
 	if err != nil {
 		return err
 	}
@@ -101,6 +102,9 @@ func drain(ctx context.Context, r io.Reader) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cancelled(cerr)
+		}
+		if tl := asTooLarge(err); tl != nil {
+			return tl
 		}
 		return errdefs.Invalid("corrupt archive: %v", err)
 	}
@@ -206,8 +210,8 @@ func isRegular(hdr *tar.Header) bool {
 
 // lxdSplitMetadata reads the metadata tarball of a split image: it must
 // hold metadata.yaml at its top. Nothing is unpacked.
-func lxdSplitMetadata(ctx context.Context, r io.Reader) (lxdMetadata, error) {
-	dr, release, _, err := decompress(r)
+func lxdSplitMetadata(ctx context.Context, r io.Reader, size *sizeCap) (lxdMetadata, error) {
+	dr, release, _, err := decompress(r, size)
 	if err != nil {
 		return lxdMetadata{}, fmt.Errorf("metadata tarball: %w", err)
 	}
@@ -221,6 +225,9 @@ func lxdSplitMetadata(ctx context.Context, r io.Reader) (lxdMetadata, error) {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
+		}
+		if tl := asTooLarge(err); tl != nil {
+			return lxdMetadata{}, tl
 		}
 		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
 			return lxdMetadata{}, errdefs.Invalid("metadata tarball: corrupt archive: %v", err)
@@ -286,6 +293,13 @@ func (splitRootfs) squashfs(ctx context.Context, path, scratch, root string, opt
 	if err != nil {
 		return errdefs.Invalid("squashfs root filesystems need unsquashfs, which is not installed on the server (apt-get install squashfs-tools)")
 	}
+	// The sizes its inodes declare are what unsquashfs would write: summed
+	// first, so a bomb is refused before the scratch tree takes any space.
+	if opts.size != nil {
+		if err := squashfsFits(ctx, bin, path, opts.size); err != nil {
+			return err
+		}
+	}
 	defer os.RemoveAll(scratch)
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "-no-progress", "-quiet", "-processors", "1", "-dest", scratch, path)
@@ -309,9 +323,10 @@ func (splitRootfs) squashfs(ctx context.Context, path, scratch, root string, opt
 	if err := tarCmd.Start(); err != nil {
 		return fmt.Errorf("squashfs rootfs: %w", err)
 	}
-	n, uerr := unpack(ctx, stdout, root, opts)
+	stream := opts.size.reader(stdout)
+	n, uerr := unpack(ctx, stream, root, opts)
 	if uerr == nil {
-		_, uerr = io.Copy(io.Discard, stdout)
+		uerr = drain(ctx, stream)
 	}
 	stdout.Close()
 	werr := tarCmd.Wait()
@@ -325,6 +340,63 @@ func (splitRootfs) squashfs(ctx context.Context, path, scratch, root string, opt
 		return fmt.Errorf("squashfs rootfs: tar: %v: %s", werr, strings.TrimSpace(lastLine(tarErr.String())))
 	case n <= 1:
 		return errdefs.Invalid("squashfs rootfs holds no files")
+	}
+	return nil
+}
+
+// squashfsFits lists a squashfs image (unsquashfs -lln: ls -l lines,
+// numeric owners) and checks that its regular files' sizes, summed, fit
+// the cap. A hardlinked file is listed, so counted, once per name, and a
+// file name holding a newline may add a line of its own: the sum can only
+// be too high, never too low. The listing stops as soon as the sum passes
+// the cap.
+func squashfsFits(ctx context.Context, bin, path string, size *sizeCap) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-no-progress", "-lln", path)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("squashfs rootfs: %w", err)
+	}
+	var total int64
+	var over error
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// "-rw-r--r-- 0/0   1234 2024-01-01 00:00 squashfs-root/a"
+		line := sc.Text()
+		if !strings.HasPrefix(line, "-") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil || n < 0 {
+			continue
+		}
+		if total += n; size.fits(total) != nil || total < 0 {
+			over = size.exceeded()
+			cancel() // Stops unsquashfs: nothing more to learn.
+			break
+		}
+	}
+	io.Copy(io.Discard, stdout)
+	werr := cmd.Wait()
+	switch {
+	case over != nil:
+		return over
+	case ctx.Err() != nil:
+		return cancelled(ctx.Err())
+	case werr != nil:
+		msg := strings.ReplaceAll(lastLine(errOut.String()), path, "the upload")
+		return errdefs.Invalid("corrupt squashfs rootfs: unsquashfs: %v: %s", werr, msg)
 	}
 	return nil
 }

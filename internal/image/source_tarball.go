@@ -13,7 +13,7 @@ import (
 type rootfsTarball struct{}
 
 func (rootfsTarball) extract(ctx context.Context, upload io.Reader, root string, opts unpackOptions) error {
-	r, release, _, err := decompress(upload)
+	r, release, _, err := decompress(upload, opts.size)
 	if err != nil {
 		return err
 	}
@@ -27,11 +27,5 @@ func (rootfsTarball) extract(ctx context.Context, upload io.Reader, root string,
 	}
 	// Read to the end: a compressed stream's checksum follows the tar's
 	// end-of-archive blocks, and all of the upload is fingerprinted.
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return cancelled(cerr)
-		}
-		return errdefs.Invalid("corrupt archive: %v", err)
-	}
-	return nil
+	return drain(ctx, r)
 }

@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -28,8 +29,10 @@ type unpackOptions struct {
 	// shift.HostID+n; ids at or beyond shift.Size are refused. nil keeps the
 	// archive's ids.
 	shift *driver.IDMap
-	// limit caps the total bytes of file contents written; 0 is no limit.
-	limit int64
+	// size caps what the image expands to (sizecap.go); nil is no cap.
+	// One cap may span several unpacks: an OCI image's layers, a split
+	// image's metadata and root filesystem.
+	size *sizeCap
 	// log receives what is skipped; nil discards.
 	log *slog.Logger
 	// entry, when set, sees every archive entry before it is extracted:
@@ -78,7 +81,6 @@ type unpacker struct {
 	cacheFd  int
 
 	buf     []byte
-	written int64
 	entries int
 
 	// made holds the paths this layer created (layer mode), which an
@@ -271,6 +273,11 @@ type node struct {
 }
 
 func (u *unpacker) file(n node, hdr *tar.Header, r io.Reader) error {
+	// Counted before anything is created: a bomb's first huge entry
+	// fails at its header.
+	if err := u.opts.size.addFile(hdr.Size); err != nil {
+		return err
+	}
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(n.pfd, n.base, flags, 0o600)
 	if err == unix.EEXIST {
@@ -284,7 +291,12 @@ func (u *unpacker) file(n node, hdr *tar.Header, r io.Reader) error {
 	}
 	f := os.NewFile(uintptr(fd), n.name)
 	n.fd = fd
-	if err := u.copy(f, r, n.name); err != nil {
+	if isSparse(hdr) {
+		err = u.copySparse(fd, r, hdr.Size, n.name)
+	} else {
+		err = u.copy(f, r, n.name)
+	}
+	if err != nil {
 		f.Close()
 		return err
 	}
@@ -305,10 +317,6 @@ func (u *unpacker) copy(f *os.File, r io.Reader, name string) error {
 		}
 		nr, rerr := r.Read(u.buf)
 		if nr > 0 {
-			u.written += int64(nr)
-			if u.opts.limit > 0 && u.written > u.opts.limit {
-				return errdefs.Invalid("archive expands to more than %d bytes", u.opts.limit)
-			}
 			if _, err := f.Write(u.buf[:nr]); err != nil {
 				return u.fail("write", name, err)
 			}
@@ -320,6 +328,99 @@ func (u *unpacker) copy(f *os.File, r io.Reader, name string) error {
 			return u.readErr(rerr)
 		}
 	}
+}
+
+// isSparse tells whether the archive declares an entry sparse: GNU tar's
+// old format ('S') or its PAX formats (GNU.sparse.* records).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// sparseBlock is the granularity of holes: a block of zeros read is
+// skipped, not written. 4 KiB is the block size of the filesystems images
+// live on; on larger blocks the skipped zeros are still zeros.
+const sparseBlock = 4096
+
+var zeroBlock [sparseBlock]byte
+
+// copySparse writes a sparse entry of size bytes, leaving holes where it
+// reads zero blocks: archive/tar hides the entry's map and reads its holes
+// as zeros, so a hole is recognised by its content (as GNU tar finds holes
+// when it archives). The file is new and empty, so a block not written
+// reads as zeros; the length is set at the end, for a final hole.
+func (u *unpacker) copySparse(fd int, r io.Reader, size int64, name string) error {
+	var off int64
+	fill := 0
+	for {
+		if err := u.ctx.Err(); err != nil {
+			return cancelled(err)
+		}
+		nr, rerr := r.Read(u.buf[fill:])
+		fill += nr
+		// Full buffers only (but the last), so every write starts on a
+		// block boundary of the file.
+		if fill == len(u.buf) || (rerr != nil && fill > 0) {
+			if err := writeNonZero(fd, u.buf[:fill], off); err != nil {
+				return u.fail("write", name, err)
+			}
+			off += int64(fill)
+			fill = 0
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return u.readErr(rerr)
+		}
+	}
+	if err := unix.Ftruncate(fd, size); err != nil {
+		return u.fail("write", name, err)
+	}
+	return nil
+}
+
+// writeNonZero writes b at off, skipping the blocks that are all zeros.
+func writeNonZero(fd int, b []byte, off int64) error {
+	for i := 0; i < len(b); {
+		end := min(i+sparseBlock, len(b))
+		if bytes.Equal(b[i:end], zeroBlock[:end-i]) {
+			i = end
+			continue
+		}
+		// A run of data blocks, written at once.
+		j := end
+		for j < len(b) {
+			next := min(j+sparseBlock, len(b))
+			if bytes.Equal(b[j:next], zeroBlock[:next-j]) {
+				break
+			}
+			j = next
+		}
+		p, at := b[i:j], off+int64(i)
+		for len(p) > 0 {
+			n, err := unix.Pwrite(fd, p, at)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return io.ErrShortWrite
+			}
+			p, at = p[n:], at+int64(n)
+		}
+		i = j
+	}
+	return nil
 }
 
 func (u *unpacker) dir(n node, hdr *tar.Header) error {
@@ -810,6 +911,9 @@ func (u *unpacker) finishDirs() error {
 func (u *unpacker) readErr(err error) error {
 	if cerr := u.ctx.Err(); cerr != nil {
 		return cancelled(cerr)
+	}
+	if tl := asTooLarge(err); tl != nil {
+		return tl
 	}
 	return errdefs.Invalid("corrupt archive: %v", err)
 }

@@ -512,7 +512,7 @@ func TestUnpackInvalid(t *testing.T) {
 
 func TestUnpackLimitAndCancel(t *testing.T) {
 	data := buildTar(t, reg("big", strings.Repeat("x", 1<<20), 0o644))
-	_, _, err := unpackInto(t, data, unpackOptions{limit: 1000})
+	_, _, err := unpackInto(t, data, unpackOptions{size: &sizeCap{limit: 1000, why: "test"}})
 	assertKind(t, err, errdefs.ErrInvalidArgument)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +17,7 @@ import (
 var configKeys = map[string]func(string) error{
 	"limits.cpu":                 validateCPU,
 	"limits.memory":              validateMemory,
-	"limits.processes":           validatePositiveInt,
+	"limits.processes":           validateProcesses,
 	"boot.autostart":             validateBool,
 	"boot.autostart.delay":       validateNonNegativeInt,
 	"boot.autostart.priority":    validateInt,
@@ -80,13 +79,25 @@ func validateUserConfig(cfg, allowed map[string]string) error {
 	return nil
 }
 
-// validateKey checks one user-settable key and its value.
+// validateKey checks one user-settable key and its value against fixed
+// bounds; checkExpanded (limits.go) checks the result against the host.
 func validateKey(k, v string) error {
+	// A NUL byte ends a C string: the kernel and runc refuse it in an
+	// environment variable or argument, and nothing else needs one.
+	if strings.IndexByte(k, 0) >= 0 {
+		return errdefs.Invalid("config key %q holds a NUL byte", k)
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return errdefs.Invalid("invalid value %q for config key %q: it holds a NUL byte", v, k)
+	}
 	switch {
 	case strings.HasPrefix(k, prefixEnvironment):
 		name := strings.TrimPrefix(k, prefixEnvironment)
 		if !envName.MatchString(name) {
 			return errdefs.Invalid("config key %q: %q is not a valid environment variable name", k, name)
+		}
+		if len(name)+1+len(v) >= maxArgStrLen {
+			return errdefs.Invalid("config key %q: the variable is longer than the kernel's %d bytes", k, maxArgStrLen-1)
 		}
 		return nil
 	case strings.HasPrefix(k, prefixUser):
@@ -137,10 +148,10 @@ func validateNonNegativeInt(v string) error {
 	return nil
 }
 
-func validatePositiveInt(v string) error {
+func validateProcesses(v string) error {
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 1 {
-		return fmt.Errorf("not a positive integer")
+	if err != nil || n < 1 || n > pidMaxLimit {
+		return fmt.Errorf("not a process count between 1 and %d (the kernel's limit)", pidMaxLimit)
 	}
 	return nil
 }
@@ -151,26 +162,17 @@ func validateCPU(v string) error {
 	return err
 }
 
-// parseCPU returns either a count or a cpuset string.
+// parseCPU returns either a count or a cpuset string (checked against
+// the host's CPUs by checkHost).
 func parseCPU(v string) (count int, set string, err error) {
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 1 || n > 4096 {
-			return 0, "", fmt.Errorf("CPU count must be between 1 and 4096")
+	if n, err := strconv.Atoi(v); err == nil && !strings.HasPrefix(v, "+") {
+		if n < 1 || n > maxCPUID+1 {
+			return 0, "", fmt.Errorf("CPU count must be between 1 and %d", maxCPUID+1)
 		}
 		return n, "", nil
 	}
-	for _, part := range strings.Split(v, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil || a < 0 {
-			return 0, "", fmt.Errorf("not a CPU count or a CPU set like 0-1,3")
-		}
-		if isRange {
-			b, err := strconv.Atoi(hi)
-			if err != nil || b < a {
-				return 0, "", fmt.Errorf("bad CPU range %q", part)
-			}
-		}
+	if _, err := parseCPUList(v); err != nil {
+		return 0, "", err
 	}
 	return 0, v, nil
 }
@@ -188,36 +190,43 @@ var byteUnits = map[string]float64{
 }
 
 // parseMemory reads "512MiB", "1GB", a plain byte count, or a percentage of
-// hostTotal ("50%").
+// hostTotal ("50%"), and refuses less than runc needs to start anything.
 func parseMemory(v string, hostTotal int64) (int64, error) {
+	decimal := func(s string) (float64, bool) {
+		// Digits and one dot only: ParseFloat would also take "NaN",
+		// "Inf", exponents and hex.
+		if s == "" || strings.TrimLeft(s, "0123456789.") != "" {
+			return 0, false
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		return f, err == nil
+	}
+	var b float64
 	if p, ok := strings.CutSuffix(v, "%"); ok {
-		f, err := strconv.ParseFloat(p, 64)
-		if err != nil || f <= 0 || f > 100 {
+		f, ok := decimal(p)
+		if !ok || f <= 0 || f > 100 {
 			return 0, fmt.Errorf("percentage must be in (0, 100]")
 		}
-		return int64(float64(hostTotal) * f / 100), nil
+		b = float64(hostTotal) * f / 100
+	} else {
+		i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+		num, unit := v, ""
+		if i >= 0 {
+			num, unit = v[:i], v[i:]
+		}
+		mult, ok := byteUnits[unit]
+		f, isNum := decimal(num)
+		if !ok || !isNum {
+			return 0, fmt.Errorf("not a size like 512MiB, 1GB or a byte count")
+		}
+		b = f * mult
 	}
-	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	num, unit := v, ""
-	if i >= 0 {
-		num, unit = v[:i], v[i:]
-	}
-	mult, ok := byteUnits[unit]
-	if !ok || num == "" {
-		return 0, fmt.Errorf("not a size like 512MiB, 1GB or a byte count")
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return 0, fmt.Errorf("not a size like 512MiB, 1GB or a byte count")
-	}
-	b := f * mult
 	if b > math.MaxInt64/2 {
 		return 0, fmt.Errorf("size too large")
 	}
-	// The kernel needs a few pages for any process; below 1 MiB the
-	// container could not start at all.
-	if b < 1<<20 {
-		return 0, fmt.Errorf("at least 1MiB is needed")
+	// runc's init runs inside the limit before PID 1 does.
+	if b < minContainerMemory {
+		return 0, fmt.Errorf("at least %dMiB is needed", minContainerMemory>>20)
 	}
 	return int64(b), nil
 }
@@ -286,6 +295,3 @@ type profileView struct {
 	Config  map[string]string
 	Devices map[string]map[string]string
 }
-
-// hostCPUs is what a CPU count is checked against at start.
-var hostCPUs = runtime.NumCPU

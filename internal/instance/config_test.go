@@ -2,6 +2,7 @@ package instance
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -25,10 +26,41 @@ func TestValidateKey(t *testing.T) {
 		{"limits.memory", "512 MiB", false},
 		{"limits.memory", "12XB", false},
 		{"limits.memory", "100kB", false}, // below what any process needs
+		{"limits.memory", "5MiB", false},  // below what runc's init needs
+		{"limits.memory", "6MiB", true},
 		{"limits.memory", "", false},
+		{"limits.memory", "-1", false},
+		{"limits.memory", "NaN%", false},
+		{"limits.memory", "1e9", false},
+		{"limits.memory", "0x10000000", false},
+		{"limits.memory", "99999999999999999999EiB", false},
+		{"limits.memory", "1.5.5GiB", false},
 		{"limits.processes", "100", true},
 		{"limits.processes", "0", false},
 		{"limits.processes", "-3", false},
+		{"limits.processes", "4194304", true}, // PID_MAX_LIMIT
+		{"limits.processes", "4194305", false},
+		{"limits.processes", "99999999999999999999", false},
+		{"limits.cpu", "0-999", true}, // syntax only: checkHost knows the host
+		{"limits.cpu", "8192", true},
+		{"limits.cpu", "8193", false},
+		{"limits.cpu", "0-99999", false},
+		{"limits.cpu", "+1", false},
+		{"limits.cpu", "1-", false},
+		{"limits.cpu", "1,,2", false},
+		{"limits.cpu", " 1", false},
+		{"limits.cpu", "-1", false},
+		{"environment.FOO", "a\x00b", false},
+		{"environment.FO\x00O", "x", false},
+		{"environment.FOO", strings.Repeat("x", 131060), true},
+		{"environment.FOO", strings.Repeat("x", 131068), false}, // MAX_ARG_STRLEN with "FOO="
+		{"user.note", "a\x00b", false},
+		{"oci.cmd", `["sleep","1"]`, true},
+		{"oci.cmd", `["a\u0000b"]`, false},
+		{"oci.entrypoint", `["` + strings.Repeat("x", 131072) + `"]`, false},
+		{"oci.cwd", "relative", false},
+		{"oci.uid", "4294967295", false},
+		{"oci.uid", "-1", false},
 		{"boot.autostart", "true", true},
 		{"boot.autostart", "maybe", false},
 		{"boot.autostart.delay", "5", true},
@@ -86,7 +118,7 @@ func TestParseMemory(t *testing.T) {
 		{"512MiB", 512 << 20},
 		{"1GiB", 1 << 30},
 		{"1GB", 1e9},
-		{"2097152", 2 << 20},
+		{"6291456", 6 << 20},
 		{"1.5GiB", 3 << 29},
 		{"50%", 4 << 30},
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -37,7 +36,7 @@ func (s *Service) AttachConsole(ctx context.Context, name string) (io.ReadWriteC
 		return nil, err
 	}
 	rec, status, _ := s.snapshot(in)
-	if status != api.Running && status != api.Frozen {
+	if status != StatusRunning && status != StatusFrozen {
 		return nil, errdefs.Invalid("instance %q is not running", name)
 	}
 	ca, ok := s.driverOf(rec).(driver.ConsoleAttacher)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -30,39 +29,45 @@ type Creation struct {
 // Name is the instance's name (chosen by the daemon when the request had none).
 func (c *Creation) Name() string { return c.rec.Name }
 
-// Create validates a POST /1.0/instances request and reserves its name.
-// The caller must call Run or Abort.
+// Type is the instance's type.
+func (c *Creation) Type() Type { return Type(c.rec.Type) }
+
+// Create validates a create request and reserves its name. The caller
+// must call Run or Abort.
 //
 // A source naming an OCI registry (source.protocol "oci") is resolved here
 // (reference, manifest, architecture) and pulled by Run, unless the image
 // is stored already; opts carry the registry credentials for that.
-func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...CreateOptions) (*Creation, error) {
+func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateOptions) (*Creation, error) {
 	typ := req.Type
 	switch typ {
-	case "", api.InstanceTypeContainer:
-		typ = api.InstanceTypeContainer
-	case api.InstanceTypeVM:
+	case "", TypeContainer:
+		typ = TypeContainer
+		if s.cfg.Drivers[typ] == nil {
+			return nil, errdefs.Invalid("type %q: containers are not supported by this daemon", typ)
+		}
+	case TypeVM:
 		if s.cfg.Drivers[typ] == nil {
 			return nil, errdefs.Invalid("type %q: virtual machines are not supported by this daemon", req.Type)
 		}
-		if req.Source.Type != "image" {
+		if req.Source.Type != SourceImage {
 			return nil, errdefs.Invalid("source: a virtual machine boots from an image")
 		}
 	default:
-		return nil, errdefs.Invalid("invalid instance type %q: want %q or %q", req.Type, api.InstanceTypeContainer, api.InstanceTypeVM)
+		return nil, errdefs.Invalid("invalid instance type %q: want %q or %q", req.Type, TypeContainer, TypeVM)
 	}
-	if req.InstanceType != "" {
-		return nil, errdefs.Invalid("instance_type %q: instance type presets are not supported", req.InstanceType)
+	if req.Preset != "" {
+		return nil, errdefs.Invalid("instance_type %q: instance type presets are not supported", req.Preset)
 	}
 	if req.Name != "" {
 		if err := validateName(req.Name); err != nil {
 			return nil, err
 		}
 	}
+	// The instance takes the host's architecture: an image source brings
+	// its own (checked in imageConfig) and, as in LXD, the request's
+	// architecture field is then ignored; without an image it must match.
 	arch := s.cfg.Architecture
-	if req.Architecture != "" && req.Architecture != arch {
-		return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
-	}
 	if err := validateUserConfig(req.Config, nil); err != nil {
 		return nil, err
 	}
@@ -84,7 +89,7 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 	var fp string
 	var pull *image.ResolvedImage
 	switch req.Source.Type {
-	case "image":
+	case SourceImage:
 		var opt CreateOptions
 		if len(opts) > 0 {
 			opt = opts[0]
@@ -104,7 +109,7 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 				return nil, fmt.Errorf("source: %w", err)
 			}
 			fp = ri.Fingerprint()
-			if _, err := s.cfg.Images.Get(ctx, fp); err != nil {
+			if _, err := s.cfg.Images.Image(ctx, fp); err != nil {
 				pull = ri
 			}
 		} else {
@@ -124,14 +129,24 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 				return nil, err
 			}
 		}
-	case "none", "":
+	case SourceNone, "":
 		if req.Source.Alias != "" || req.Source.Fingerprint != "" {
 			return nil, errdefs.Invalid("source: type %q takes no image; use type \"image\"", req.Source.Type)
 		}
-	case "copy", "migration":
+		if req.Architecture != "" && req.Architecture != arch {
+			return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
+		}
+	case SourceCopy, SourceMigration:
 		return nil, errdefs.Invalid("source type %q is not supported yet", req.Source.Type)
 	default:
 		return nil, errdefs.Invalid("unknown source type %q", req.Source.Type)
+	}
+	// A pulled image's run defaults are known after the pull: Run checks
+	// that case.
+	if pull == nil {
+		if err := s.checkWithProfiles(typ, config, profiles); err != nil {
+			return nil, err
+		}
 	}
 
 	name, err := s.reserveName(req.Name)
@@ -139,20 +154,23 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 		return nil, err
 	}
 	now := nowUTC()
+	rec := store.Instance{
+		Name:         name,
+		Type:         string(typ),
+		Architecture: arch,
+		Description:  req.Description,
+		Config:       config,
+		Devices:      cloneDevices(req.Devices),
+		Profiles:     append([]string{}, profiles...),
+		Ephemeral:    req.Ephemeral,
+		CreatedAt:    now,
+		LastUsedAt:   now,
+	}
+	rec.Config[keyUUID] = newUUID()
+	s.setIdmapKeys(&rec)
 	return &Creation{
-		s: s,
-		rec: store.Instance{
-			Name:         name,
-			Type:         typ,
-			Architecture: arch,
-			Description:  req.Description,
-			Config:       config,
-			Devices:      cloneDevices(req.Devices),
-			Profiles:     append([]string{}, profiles...),
-			Ephemeral:    req.Ephemeral,
-			CreatedAt:    now,
-			LastUsedAt:   now,
-		},
+		s:     s,
+		rec:   rec,
 		image: fp,
 		pull:  pull,
 		start: req.Start,
@@ -162,8 +180,8 @@ func (s *Service) Create(ctx context.Context, req api.InstancesPost, opts ...Cre
 // imageConfig checks that the image runs here and records what the
 // instance takes from it: image.* properties, the base image and, for an
 // OCI image, its run defaults.
-func (s *Service) imageConfig(ctx context.Context, fp, typ string, config map[string]string) error {
-	img, err := s.cfg.Images.Get(ctx, fp)
+func (s *Service) imageConfig(ctx context.Context, fp string, typ Type, config map[string]string) error {
+	img, err := s.cfg.Images.Image(ctx, fp)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
@@ -265,14 +283,29 @@ func (c *Creation) Run(ctx context.Context) error {
 		if _, err := s.cfg.OCI.StoreRemote(ctx, c.pull, image.StoreOptions{Progress: c.progress, Cached: true}); err != nil {
 			return fmt.Errorf("pull %s: %w", c.pull.Reference(), err)
 		}
-		if err := s.imageConfig(ctx, c.image, rec.Type, rec.Config); err != nil {
+		if err := s.imageConfig(ctx, c.image, Type(rec.Type), rec.Config); err != nil {
 			return err
 		}
+	}
+	// Profiles may have changed since Create checked the config against
+	// them; profileMu keeps them as they are until the instance is
+	// registered, so a profile change checks it too.
+	s.profileMu.Lock()
+	locked := true
+	unlockProfiles := func() {
+		if locked {
+			locked = false
+			s.profileMu.Unlock()
+		}
+	}
+	defer unlockProfiles()
+	if err := s.checkWithProfiles(Type(rec.Type), rec.Config, rec.Profiles); err != nil {
+		return err
 	}
 	if err := s.cfg.DB.CreateInstance(ctx, &rec); err != nil {
 		return fmt.Errorf("create %s: %w", rec.Name, err)
 	}
-	in := &inst{rec: rec, status: api.Stopped}
+	in := &inst{rec: rec, status: StatusStopped}
 	// Hold the instance's lock before it becomes visible, so no other
 	// operation can slip in between create and start.
 	in.op.Lock()
@@ -282,12 +315,13 @@ func (c *Creation) Run(ctx context.Context) error {
 	s.byRuntime[runtimeID(rec.ID)] = in
 	delete(s.reserved, rec.Name)
 	s.mu.Unlock()
+	unlockProfiles()
 	if c.image != "" {
 		if err := s.cfg.Images.MarkUsed(ctx, c.image); err != nil {
 			s.log.Warn("mark image used", "fingerprint", c.image, "err", err)
 		}
 	}
-	s.cfg.Events.Lifecycle("instance-created", instanceURL(rec.Name), map[string]any{"type": rec.Type})
+	s.cfg.Events.Lifecycle("instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
 	s.log.Info("instance created", "instance", rec.Name, "image", c.image)
 	if !c.start {
 		return nil

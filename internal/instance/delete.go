@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -22,7 +21,7 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 // CheckDelete says whether Delete would be refused now (running, or
 // protected), so an API can answer at once instead of with a failed
 // operation. Delete checks again under the instance's lock.
-func (s *Service) CheckDelete(name string) error {
+func (s *Service) CheckDelete(ctx context.Context, name string) error {
 	in, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -32,8 +31,9 @@ func (s *Service) CheckDelete(name string) error {
 }
 
 func (s *Service) deletable(name string, status Status) error {
-	if isActive(status) || status == api.Starting {
-		return errdefs.Conflict("instance %q is running: stop it first", name)
+	// LXD's words and kind (a 400, not a 409): clients match on them.
+	if isActive(status) || status == StatusStarting {
+		return errdefs.Invalid("Instance is running")
 	}
 	if protected, _ := parseBool(s.expandedKey(name, "security.protection.delete")); protected {
 		return errdefs.Conflict("instance %q is protected from deletion (security.protection.delete)", name)
@@ -45,6 +45,10 @@ func (s *Service) deletable(name string, status Status) error {
 // skips the checks that guard a user's data: it undoes a create that
 // failed.
 func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) error {
+	// The record lock too, for the whole: a config change (protection
+	// from deletion above all) is before the check or finds no instance.
+	in.cfg.Lock()
+	defer in.cfg.Unlock()
 	rec, status, _ := s.snapshot(in)
 	if !rollback {
 		if err := s.deletable(rec.Name, status); err != nil {
@@ -66,7 +70,7 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	delete(s.byName, rec.Name)
 	delete(s.byRuntime, runtimeID(rec.ID))
 	s.mu.Unlock()
-	s.cfg.Events.Lifecycle("instance-deleted", instanceURL(rec.Name), nil)
+	s.cfg.Events.Lifecycle("instance-deleted", instanceEntity(rec.Name), nil)
 	s.log.Info("instance deleted", "instance", rec.Name)
 	return nil
 }

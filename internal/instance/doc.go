@@ -30,32 +30,94 @@
 //   - Files inside instances (files.go): the id map between the instance's
 //     ids and the host's, LXD's defaults for owners and modes. Paths are
 //     resolved by package fsroot in a root the driver opens (RootOpener).
-//   - Instance types (vm.go): Config.Drivers picks the driver by type
-//     (virtual-machine: package qemu). Keys of one type are refused on
-//     the other (security.secureboot is a VM's; security.privileged and
-//     limits.processes a container's), and a VM needs at least 128 MiB.
-//     A VM has no id map, its stateful stop saves it (driver.Stateful),
-//     and its files are reached through its guest agent
-//     (driver.GuestFiles), so only while it runs. A driver that reports
-//     a crash (Exit.Error) leaves the instance in status Error.
+//   - Instance types: Config.Drivers maps each type to its driver
+//     (TypeContainer: package container, TypeVM: package qemu); a type
+//     without one cannot be created. Keys of one type are refused on the
+//     other (bytype.go: security.secureboot is a VM's; security.privileged
+//     and limits.processes a container's). What only VMs have is in
+//     vm.go: at least 128 MiB, no id map, a stateful stop that saves them
+//     (driver.Stateful), files reached through the guest agent
+//     (driver.GuestFiles, so only while running), disk images booted with
+//     UEFI. A driver that reports a crash (Exit.Error) leaves the
+//     instance in status Error.
+//   - Volatile keys with LXD's names and values (volatile.go): a random
+//     volatile.uuid at create, never changed; volatile.idmap.base, .next
+//     and .current and volatile.last_state.idmap in LXD's JSON IdmapEntry
+//     form (the shared map for unprivileged containers, "[]" for
+//     privileged ones, none for VMs).
+//
+// The shape every edge calls (types.go)
+//
+// The core speaks its own types, modelled on LXD's field set (as Incus
+// keeps one shared model) but with plain Go fields: no URLs, no ETags, no
+// JSON tags, no envelopes. In: CreateRequest (with Source), Put, Patch,
+// ProfilePut, ExecRequest, FileWrite, StopOptions. Out: Instance, Full
+// (with State), State (with its Network map), Profile (UsedBy names
+// instances), Process (a running exec), File, Status and Type. Each edge
+// translates: the LXD edge (internal/api/lxd/convert.go) renders status
+// codes, /1.0 URLs, used_by URLs, location and project, recursion
+// placeholders and ETags; the seeds' instances API, the JSON-RPC
+// virt.instance.* edge and the /v/ REST edge translate from the same
+// types. Every exported method takes a context first (for identity and
+// project, later).
+//
+// Optimistic concurrency without ETags: Update, Patch and UpdateProfile
+// take a Precondition, a func the core calls with the instance (profile)
+// as it is, under the lock that orders its changes, before changing it.
+// The LXD edge passes one comparing its ETag (a hash of the current
+// instance) with If-Match; an error leaves everything unchanged. So the
+// check and the change are one atomic step, and the core knows no ETag.
+//
+// Lifecycle events name the entity (event.Entity: kind, name; project
+// later) and the action (LXD's names, "instance-started"); the hub keeps
+// them so, and each edge renders them (LXD: source /1.0/instances/NAME).
 //
 // What it must not touch
 //
-//	HTTP, JSON envelopes, operations and websockets (the API edges), SQL
-//	(the store), runc, cgroups and mounts (the driver). It reaches them
-//	only through the small interfaces in service.go.
+//	HTTP, JSON envelopes, URLs, ETags, operations and websockets (the API
+//	edges), SQL (the store), runc, cgroups, mounts and namespaces (the
+//	driver). It reaches them only through the small interfaces in
+//	service.go, types.go and the driver package.
 //
 // Locking
 //
-//	Service.mu guards the maps and every inst's fields; it is held only for
-//	short reads and writes, never across a driver call. Each instance has
-//	its own op mutex, held for the whole of a state-changing operation
-//	(create+start, start, stop, freeze, update, rename, delete) and of each
-//	file read, write or delete (so that no root is unmounted, mounted twice
-//	or deleted under a transfer), so two operations on one instance never
-//	interleave while operations on different instances never wait on each
-//	other. A create holds the new instance's op lock before the instance
-//	becomes visible.
+//	Four locks, always taken in this order (never the other way round):
+//
+//	  1. Service.profileMu: profile writes (create, update, rename,
+//	     delete) and changes to which instances use a profile (a create's
+//	     registration, a PUT or PATCH of an instance's profile list), so a
+//	     profile change is checked against every instance that will use
+//	     it.
+//	  2. inst.op, the operation lock: held across every call into the
+//	     instance's driver and the status changes around it (start, stop,
+//	     restart, freeze, unfreeze, delete, exec start, each file read,
+//	     write or delete, a live limits update). Two operations on one
+//	     instance never interleave, and the driver never sees two calls for
+//	     one instance at once; operations on different instances never wait
+//	     on each other. A create holds the new instance's op lock before the
+//	     instance becomes visible.
+//	  3. inst.cfg, the record lock: held across every read-modify-write of
+//	     the instance's record, its database write included, so no change
+//	     is lost to another's write. It is held across a driver call only by
+//	     a live limits update (the saved record must be what the runtime
+//	     was given) and by delete (its check and its removal are one step).
+//	     The status leaves Stopped (to Starting) under it, with the record
+//	     the start will run, so a config change either is in that record
+//	     or sees the start.
+//	  4. Service.mu: the maps and every inst's fields, for short reads and
+//	     writes only, never across a driver call, nor a database write
+//	     but a profile delete's.
+//
+//	Several instances' locks (a profile change takes its users') are
+//	taken in name order, every op lock before any record lock.
+//
+//	A config PUT or PATCH takes the record lock only, unless it changes the
+//	profile list (profileMu too) or the limits of an instance that runs or
+//	is starting (the op lock too, for the runtime update): a PATCH of
+//	user.* or environment.* keys never waits for a freeze, a start or a
+//	stop of its instance. It learns what it needs under the record lock and
+//	starts over with more locks when it needs them. Its Precondition (an
+//	edge's ETag check) runs under the record lock, atomic with the change.
 //
 // Invariants
 //   - A create that fails anywhere, its start included, leaves nothing: no
@@ -63,6 +125,11 @@
 //   - Exit codes are never invented: volatile.last_state.exit_code is set
 //     only when the daemon reaped PID 1 itself; an exit seen only after a
 //     daemon restart leaves it unset.
+//   - A stop is recorded (volatile.last_state.power=STOPPED) before the
+//     runtime acts, so a daemon killed mid-stop recovers the instance as
+//     stopped, exactly as if the stop had completed, never as "vanished"
+//     (which would start it again); a failed stop records it running
+//     again. The stop inside a restart records RUNNING instead.
 //   - The runtime ID ("h" + database id) never changes, so an instance can
 //     be renamed while it runs.
 package instance

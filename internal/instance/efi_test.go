@@ -5,23 +5,23 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 func TestImageFitsType(t *testing.T) {
 	for _, tc := range []struct {
-		imgType, instType string
-		ok                bool
+		imgType  string
+		instType Type
+		ok       bool
 	}{
-		{"container", api.InstanceTypeContainer, true},
-		{"container", api.InstanceTypeVM, true},
-		{api.InstanceTypeVM, api.InstanceTypeVM, true},
-		{api.InstanceTypeVM, api.InstanceTypeContainer, false},
-		{api.InstanceTypeVM, "", false},
+		{"container", TypeContainer, true},
+		{"container", TypeVM, true},
+		{"virtual-machine", TypeVM, true},
+		{"virtual-machine", TypeContainer, false},
+		{"virtual-machine", "", false},
 	} {
-		err := imageFitsType(api.Image{Type: tc.imgType}, fakeFP, tc.instType)
+		err := imageFitsType(Image{Type: Type(tc.imgType)}, fakeFP, tc.instType)
 		if tc.ok != (err == nil) {
 			t.Errorf("image %q as %q: %v", tc.imgType, tc.instType, err)
 		}

@@ -8,7 +8,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -59,7 +58,7 @@ func (r ExecRequest) Validate() error {
 // CheckExec tells whether name can run a command now. The API asks it
 // before handing out websockets, so that a stopped instance is a plain
 // error rather than an operation that fails later.
-func (s *Service) CheckExec(name string) error {
+func (s *Service) CheckExec(ctx context.Context, name string) error {
 	in, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -70,9 +69,9 @@ func (s *Service) CheckExec(name string) error {
 
 func execableStatus(name string, status Status) error {
 	switch status {
-	case api.Running:
+	case StatusRunning:
 		return nil
-	case api.Frozen:
+	case StatusFrozen:
 		return errdefs.Invalid("instance %q is frozen", name)
 	default:
 		return errdefs.Invalid("instance %q is not running", name)
@@ -82,7 +81,7 @@ func execableStatus(name string, status Status) error {
 // Exec starts req in the instance and returns the running process. The
 // instance's operation lock is held only while the process starts: a long
 // exec does not block stop, which ends it with the instance.
-func (s *Service) Exec(ctx context.Context, name string, req ExecRequest) (driver.Process, error) {
+func (s *Service) Exec(ctx context.Context, name string, req ExecRequest) (Process, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}

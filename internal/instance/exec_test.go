@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -77,7 +76,7 @@ func TestExec(t *testing.T) {
 	if err := launch(t, s, req); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CheckExec("c1"); err != nil {
+	if err := s.CheckExec(context.Background(), "c1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Exec(ctx, "c1", ExecRequest{Command: []string{"env"}, Cwd: "/tmp", User: 5, Group: 6}); err != nil {
@@ -106,7 +105,7 @@ func TestExec(t *testing.T) {
 		if err := tt.status(); err != nil {
 			t.Fatal(err)
 		}
-		for _, err := range []error{s.CheckExec("c1"), func() error { _, err := s.Exec(ctx, "c1", ExecRequest{Command: []string{"true"}}); return err }()} {
+		for _, err := range []error{s.CheckExec(context.Background(), "c1"), func() error { _, err := s.Exec(ctx, "c1", ExecRequest{Command: []string{"true"}}); return err }()} {
 			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("%s: err = %v, want invalid argument %q", tt.name, err, tt.want)
 			}
@@ -115,5 +114,4 @@ func TestExec(t *testing.T) {
 	if _, err := s.Exec(ctx, "nope", ExecRequest{Command: []string{"true"}}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("missing instance: %v", err)
 	}
-	_ = api.Running
 }

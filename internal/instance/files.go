@@ -120,7 +120,7 @@ func absTarget(p, target string) string {
 // returns err.
 func (s *Service) fileEvent(err error, action, name, p string) error {
 	if err == nil {
-		s.cfg.Events.Lifecycle(action, instanceURL(name), map[string]any{"path": p})
+		s.cfg.Events.Lifecycle(action, instanceEntity(name), map[string]any{"path": p})
 	}
 	return err
 }
@@ -199,16 +199,16 @@ func (s *Service) DeleteFile(ctx context.Context, name, p string) error {
 // instance's root is not unmounted, a stopped one's layer not mounted
 // twice, nothing deleted under fn.
 func (s *Service) withRoot(ctx context.Context, name string, fn func(*fsroot.Root, idMapping) error) error {
-	opener, ok := s.cfg.Driver.(driver.RootOpener)
-	if !ok {
-		return errdefs.NotImplemented("file access is not supported by this runtime")
-	}
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
 	}
 	defer in.op.Unlock()
 	rec, _, _ := s.snapshot(in)
+	opener, ok := s.driverOf(rec).(driver.RootOpener)
+	if !ok {
+		return errdefs.NotImplemented("file access is not supported by this runtime")
+	}
 	// The same spec a start builds: the same image tree, the same id map.
 	spec, err := s.buildSpec(ctx, rec)
 	if err != nil {

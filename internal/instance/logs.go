@@ -33,8 +33,10 @@ func (s *Service) logDir(id int64) string {
 
 // ExecOutput is where a recorded exec writes.
 type ExecOutput struct {
-	Stdout, Stderr       *os.File
-	StdoutURL, StderrURL string
+	Stdout, Stderr *os.File
+	// StdoutName and StderrName are the files' names among the
+	// instance's exec outputs (ExecOutputs, OpenExecOutput).
+	StdoutName, StderrName string
 }
 
 // Close closes both files.
@@ -43,7 +45,7 @@ func (o *ExecOutput) Close() error {
 }
 
 // CreateExecOutput creates the two files of a recorded exec named base.
-func (s *Service) CreateExecOutput(name, base string) (*ExecOutput, error) {
+func (s *Service) CreateExecOutput(ctx context.Context, name, base string) (*ExecOutput, error) {
 	if s.cfg.LogDir == "" {
 		return nil, errdefs.NotImplemented("recording exec output needs a log directory")
 	}
@@ -62,9 +64,9 @@ func (s *Service) CreateExecOutput(name, base string) (*ExecOutput, error) {
 	out := &ExecOutput{}
 	for _, f := range []struct {
 		file **os.File
-		url  *string
+		name *string
 		ext  string
-	}{{&out.Stdout, &out.StdoutURL, ".stdout"}, {&out.Stderr, &out.StderrURL, ".stderr"}} {
+	}{{&out.Stdout, &out.StdoutName, ".stdout"}, {&out.Stderr, &out.StderrName, ".stderr"}} {
 		fh, err := os.OpenFile(filepath.Join(dir, base+f.ext), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			if out.Stdout != nil {
@@ -73,13 +75,13 @@ func (s *Service) CreateExecOutput(name, base string) (*ExecOutput, error) {
 			return nil, fmt.Errorf("exec output: %w", err)
 		}
 		*f.file = fh
-		*f.url = instanceURL(name) + "/logs/" + execOutputDir + "/" + base + f.ext
+		*f.name = base + f.ext
 	}
 	return out, nil
 }
 
 // Logs lists an instance's log files (the top level of its logs).
-func (s *Service) Logs(name string) ([]string, error) {
+func (s *Service) Logs(ctx context.Context, name string) ([]string, error) {
 	if _, err := s.lookup(name); err != nil {
 		return nil, err
 	}
@@ -103,7 +105,7 @@ func (s *Service) DeleteLog(ctx context.Context, name, file string) error {
 }
 
 // ExecOutputs lists an instance's recorded exec outputs, by name.
-func (s *Service) ExecOutputs(name string) ([]string, error) {
+func (s *Service) ExecOutputs(ctx context.Context, name string) ([]string, error) {
 	in, err := s.lookup(name)
 	if err != nil {
 		return nil, err
@@ -130,7 +132,7 @@ func (s *Service) ExecOutputs(name string) ([]string, error) {
 }
 
 // OpenExecOutput opens one recorded exec output.
-func (s *Service) OpenExecOutput(name, file string) (*os.File, error) {
+func (s *Service) OpenExecOutput(ctx context.Context, name, file string) (*os.File, error) {
 	p, err := s.execOutputPath(name, file)
 	if err != nil {
 		return nil, err
@@ -143,7 +145,7 @@ func (s *Service) OpenExecOutput(name, file string) (*os.File, error) {
 }
 
 // DeleteExecOutput removes one recorded exec output.
-func (s *Service) DeleteExecOutput(name, file string) error {
+func (s *Service) DeleteExecOutput(ctx context.Context, name, file string) error {
 	p, err := s.execOutputPath(name, file)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
 )
@@ -59,10 +58,22 @@ type CreateOptions struct {
 	RegistryUsername, RegistryPassword string
 }
 
-// validateArgsJSON checks an oci.entrypoint or oci.cmd value.
+// validateArgsJSON checks an oci.entrypoint or oci.cmd value and the
+// strings in it, as execve will see them.
 func validateArgsJSON(v string) error {
-	_, err := parseArgsJSON(v)
-	return err
+	args, err := parseArgsJSON(v)
+	if err != nil {
+		return err
+	}
+	for i, a := range args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argument %d holds a NUL byte", i)
+		}
+		if len(a) >= maxArgStrLen {
+			return fmt.Errorf("argument %d is longer than the kernel's %d bytes", i, maxArgStrLen-1)
+		}
+	}
+	return nil
 }
 
 func parseArgsJSON(v string) ([]string, error) {
@@ -244,7 +255,7 @@ func mergeEnv(base []string, vars ...string) []string {
 
 // remoteSource turns an instance source naming a registry into a pull
 // request, or nil for local sources.
-func remoteSource(src api.InstanceSource, opts CreateOptions) (*image.PullRequest, error) {
+func remoteSource(src Source, opts CreateOptions) (*image.PullRequest, error) {
 	if src.Server == "" && src.Protocol == "" {
 		return nil, nil
 	}

@@ -2,15 +2,13 @@ package instance
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -20,61 +18,65 @@ import (
 
 const defaultProfile = "default"
 
+// validateProfileName refuses what LXD refuses, in LXD's words
+// (lxd/profiles.go profilesPost), and what LXD lets through to fail later.
 func validateProfileName(name string) error {
-	if name == "" || len(name) > 63 || strings.ContainsAny(name, "/ \t\n") || name == "." || name == ".." {
-		return errdefs.Invalid("invalid profile name %q", name)
+	switch {
+	case name == "":
+		return errdefs.Invalid("No name provided")
+	case strings.Contains(name, "/"):
+		return errdefs.Invalid("Profile names may not contain slashes")
+	case len(name) > 63 || strings.ContainsAny(name, " \t\n") || name == "." || name == "..":
+		return errdefs.Invalid("Invalid profile name %q", name)
 	}
 	return nil
 }
 
 // Profiles lists profiles, sorted by name.
-func (s *Service) Profiles() []api.Profile {
+func (s *Service) Profiles(ctx context.Context) []Profile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]api.Profile, 0, len(s.profiles))
+	out := make([]Profile, 0, len(s.profiles))
 	for _, n := range sortedNames(s.profiles) {
-		out = append(out, s.profileAPILocked(s.profiles[n]))
+		out = append(out, s.profileLocked(s.profiles[n]))
 	}
 	return out
 }
 
-// Profile returns one profile and its ETag.
-func (s *Service) Profile(name string) (api.Profile, string, error) {
+// Profile returns one profile.
+func (s *Service) Profile(ctx context.Context, name string) (Profile, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.profiles[name]
 	if !ok {
-		return api.Profile{}, "", errdefs.NotFound("profile %q not found", name)
+		return Profile{}, errdefs.NotFound("profile %q not found", name)
 	}
-	return s.profileAPILocked(p), profileETag(p), nil
+	return s.profileLocked(p), nil
 }
 
-func (s *Service) profileAPILocked(p store.Profile) api.Profile {
+// profileLocked renders a profile; the caller holds s.mu.
+func (s *Service) profileLocked(p store.Profile) Profile {
 	used := []string{}
 	for _, n := range sortedNames(s.byName) {
-		for _, pn := range s.byName[n].rec.Profiles {
-			if pn == p.Name {
-				used = append(used, instanceURL(n))
-				break
-			}
+		if slices.Contains(s.byName[n].rec.Profiles, p.Name) {
+			used = append(used, n)
 		}
 	}
-	return api.Profile{
-		ProfilePut: api.ProfilePut{Config: cloneMap(p.Config), Description: p.Description, Devices: cloneDevices(p.Devices)},
-		Name:       p.Name,
-		UsedBy:     used,
-		Project:    "default",
+	return Profile{
+		Name:        p.Name,
+		Description: p.Description,
+		Config:      cloneMap(p.Config),
+		Devices:     cloneDevices(p.Devices),
+		UsedBy:      used,
 	}
 }
 
-func profileETag(p store.Profile) string {
-	b, _ := json.Marshal([]any{p.Config, p.Description, p.Devices})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-func validateProfileContent(put api.ProfilePut) error {
-	for k, v := range put.Config {
+// validateProfileContent checks a profile's config alone: every key, and
+// its limits against the host. checkProfileUsers checks it as each
+// instance using it sees it.
+func (s *Service) validateProfileContent(put ProfilePut) error {
+	for _, k := range sortedNames(put.Config) {
+		v := put.Config[k]
 		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
 			return errdefs.Invalid("config key %q cannot be set in a profile", k)
 		}
@@ -82,166 +84,263 @@ func validateProfileContent(put api.ProfilePut) error {
 			return err
 		}
 	}
+	if err := s.checkHost(put.Config); err != nil {
+		return err
+	}
 	return validateDevices(put.Devices)
 }
 
 // CreateProfile adds a profile.
-func (s *Service) CreateProfile(ctx context.Context, req api.ProfilesPost) error {
-	if err := validateProfileName(req.Name); err != nil {
+func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut) error {
+	if err := validateProfileName(name); err != nil {
 		return err
 	}
-	if err := validateProfileContent(req.ProfilePut); err != nil {
+	if err := s.validateProfileContent(put); err != nil {
 		return err
 	}
-	// The write lock is held across the database write so two creates of
-	// one name cannot both pass the check.
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.profiles[req.Name]; ok {
-		return errdefs.Conflict("profile %q already exists", req.Name)
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	s.mu.RLock()
+	_, exists := s.profiles[name]
+	s.mu.RUnlock()
+	if exists {
+		return errdefs.Conflict("profile %q already exists", name)
 	}
-	p := store.Profile{Name: req.Name, Description: req.Description, Config: cloneMap(req.Config), Devices: cloneDevices(req.Devices)}
+	p := store.Profile{Name: name, Description: put.Description, Config: cloneMap(put.Config), Devices: cloneDevices(put.Devices)}
 	if err := s.cfg.DB.CreateProfile(ctx, &p); err != nil {
-		return fmt.Errorf("create profile %s: %w", req.Name, err)
+		return fmt.Errorf("create profile %s: %w", name, err)
 	}
+	s.mu.Lock()
 	s.profiles[p.Name] = p
-	s.cfg.Events.Lifecycle("profile-created", "/1.0/profiles/"+p.Name, nil)
+	s.mu.Unlock()
+	s.cfg.Events.Lifecycle("profile-created", profileEntity(p.Name), nil)
 	return nil
 }
 
 // UpdateProfile replaces a profile's config, description and devices, and
-// applies changed limits to the running instances that use it.
-func (s *Service) UpdateProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) error {
-	if err := validateProfileContent(put); err != nil {
+// applies changed limits to the running instances that use it. A change
+// that some instance using the profile could not run with is refused, and
+// one that the runtime refuses for a running instance is undone (the
+// profile and the limits already applied to others), so what is saved is
+// what runs. pre, when not nil, is checked against the current profile
+// under the lock that orders profile changes (an edge's ETag).
+func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) error {
+	if err := s.validateProfileContent(put); err != nil {
 		return err
 	}
-	users, err := s.replaceProfile(ctx, name, put, ifMatch)
-	if err != nil {
-		return err
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	s.mu.RLock()
+	old, ok := s.profiles[name]
+	users := s.profileUsersLocked(name)
+	var cur Profile
+	if ok {
+		cur = s.profileLocked(old)
 	}
-	s.cfg.Events.Lifecycle("profile-updated", "/1.0/profiles/"+name, nil)
-	var failed []string
-	for _, n := range users {
-		if err := s.reapplyLimits(ctx, n); err != nil {
-			s.log.Error("apply profile limits", "profile", name, "instance", n, "err", err)
-			failed = append(failed, n)
+	s.mu.RUnlock()
+	if !ok {
+		return errdefs.NotFound("profile %q not found", name)
+	}
+	if pre != nil {
+		if err := pre(cur); err != nil {
+			return err
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("profile %q saved, but its limits could not be applied to %s until they restart", name, strings.Join(failed, ", "))
+	// The users cannot change (profileMu), and their op locks keep them
+	// from starting or stopping while the profile is checked, saved and
+	// applied.
+	locked := s.lockAll(users)
+	defer func() {
+		for _, in := range locked {
+			in.cfg.Unlock()
+			in.op.Unlock()
+		}
+	}()
+	// And their record locks, after every op lock: no config change of
+	// theirs is checked against the old profile while this one is
+	// checked against their old config.
+	for _, in := range locked {
+		in.cfg.Lock()
 	}
+	next := old
+	next.Config, next.Description, next.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
+	type apply struct {
+		in            *inst
+		rec           store.Instance
+		before, after driver.Limits
+	}
+	var live []apply
+	for _, in := range locked {
+		rec, status, _ := s.snapshot(in)
+		s.mu.RLock()
+		views, err := s.profileViewsLocked(rec.Profiles)
+		s.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+		before, err := s.limitsOf(expandConfig(rec.Config, views))
+		if err != nil {
+			before = driver.Limits{} // a stored value this host refuses: replaced below
+		}
+		for i := range views {
+			if views[i].Name == name {
+				views[i] = profileView{Name: name, Config: next.Config, Devices: next.Devices}
+			}
+		}
+		cfg := expandConfig(rec.Config, views)
+		if err := s.checkExpanded(Type(rec.Type), rec.Config, cfg); err != nil {
+			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
+		}
+		after, err := s.limitsOf(cfg)
+		if err != nil {
+			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
+		}
+		if isActive(status) && before != after {
+			live = append(live, apply{in, rec, before, after})
+		}
+	}
+	if err := s.saveProfile(ctx, next); err != nil {
+		return err
+	}
+	for i, a := range live {
+		err := s.driverOf(a.rec).UpdateLimits(ctx, runtimeID(a.rec.ID), a.after)
+		if err == nil {
+			continue
+		}
+		// Undo: the instances already changed get their old limits back,
+		// and the profile its old content.
+		for _, done := range slices.Backward(live[:i]) {
+			if uerr := s.driverOf(done.rec).UpdateLimits(context.WithoutCancel(ctx), runtimeID(done.rec.ID), done.before); uerr != nil {
+				s.log.Error("restore limits after a refused profile change", "profile", name, "instance", done.rec.Name, "err", uerr)
+			}
+		}
+		if uerr := s.saveProfile(context.WithoutCancel(ctx), old); uerr != nil {
+			s.log.Error("restore profile after a refused change", "profile", name, "err", uerr)
+		}
+		return fmt.Errorf("profile %q not changed: apply its limits to %s: %w", name, a.rec.Name, err)
+	}
+	s.cfg.Events.Lifecycle("profile-updated", profileEntity(name), nil)
 	return nil
 }
 
-// replaceProfile stores the new profile content and returns the names of
-// the instances using it.
-func (s *Service) replaceProfile(ctx context.Context, name string, put api.ProfilePut, ifMatch string) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.profiles[name]
-	if !ok {
-		return nil, errdefs.NotFound("profile %q not found", name)
-	}
-	if ifMatch != "" && ifMatch != profileETag(p) {
-		return nil, errdefs.PreconditionFailed("profile %q changed since it was read (ETag mismatch)", name)
-	}
-	p.Config, p.Description, p.Devices = cloneMap(put.Config), put.Description, cloneDevices(put.Devices)
+// saveProfile writes a profile through to the database and memory.
+func (s *Service) saveProfile(ctx context.Context, p store.Profile) error {
 	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
-		return nil, fmt.Errorf("update profile %s: %w", name, err)
+		return fmt.Errorf("update profile %s: %w", p.Name, err)
 	}
-	s.profiles[name] = p
-	var users []string
-	for _, n := range sortedNames(s.byName) {
-		if slices.Contains(s.byName[n].rec.Profiles, name) {
-			users = append(users, n)
-		}
-	}
-	return users, nil
+	s.mu.Lock()
+	s.profiles[p.Name] = p
+	s.mu.Unlock()
+	return nil
 }
 
-// reapplyLimits writes an instance's current expanded limits to its
-// running cgroup; a stopped instance gets them at its next start.
-func (s *Service) reapplyLimits(ctx context.Context, name string) error {
-	in, err := s.lockInstance(name)
-	if err != nil {
-		return err
+// profileUsersLocked returns the instances using a profile, by name; the
+// caller holds s.mu.
+func (s *Service) profileUsersLocked(name string) []*inst {
+	var out []*inst
+	for _, n := range sortedNames(s.byName) {
+		if in := s.byName[n]; slices.Contains(in.rec.Profiles, name) {
+			out = append(out, in)
+		}
 	}
-	defer in.op.Unlock()
-	rec, status, _ := s.snapshot(in)
-	if !isActive(status) {
-		return nil
+	return out
+}
+
+// lockAll takes the op locks of several instances in name order (the one
+// order in which several are ever held) and returns those not deleted
+// meanwhile.
+func (s *Service) lockAll(ins []*inst) []*inst {
+	out := make([]*inst, 0, len(ins))
+	for _, in := range ins {
+		in.op.Lock()
+		s.mu.RLock()
+		gone := in.deleted
+		s.mu.RUnlock()
+		if gone {
+			in.op.Unlock()
+			continue
+		}
+		out = append(out, in)
 	}
-	limits, err := s.expandedLimits(rec)
-	if err != nil {
-		return err
-	}
-	return s.driverOf(rec).UpdateLimits(ctx, runtimeID(rec.ID), limits)
+	return out
 }
 
 // RenameProfile renames a profile and every instance's reference to it.
 func (s *Service) RenameProfile(ctx context.Context, name, newName string) error {
 	if name == defaultProfile {
-		return errdefs.Invalid("the default profile cannot be renamed")
+		return errdefs.Forbidden(`The "default" profile cannot be renamed`)
 	}
 	if err := validateProfileName(newName); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	s.mu.RLock()
 	p, ok := s.profiles[name]
+	_, taken := s.profiles[newName]
+	users := s.profileUsersLocked(name)
+	s.mu.RUnlock()
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
 	}
-	if _, ok := s.profiles[newName]; ok {
+	if taken {
 		return errdefs.Conflict("profile %q already exists", newName)
+	}
+	// The users' records change: their record locks, in name order.
+	for _, in := range users {
+		in.cfg.Lock()
+		defer in.cfg.Unlock()
 	}
 	p.Name = newName
 	if err := s.cfg.DB.UpdateProfile(ctx, p); err != nil {
 		return fmt.Errorf("rename profile %s: %w", name, err)
 	}
+	s.mu.Lock()
 	delete(s.profiles, name)
 	s.profiles[newName] = p
-	for _, in := range s.byName {
-		for i, pn := range in.rec.Profiles {
+	s.mu.Unlock()
+	for _, in := range users {
+		rec, _, _ := s.snapshot(in)
+		for i, pn := range rec.Profiles {
 			if pn == name {
-				rec := cloneRecord(in.rec)
 				rec.Profiles[i] = newName
-				if err := s.cfg.DB.UpdateInstance(ctx, rec); err != nil {
-					return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
-				}
-				in.rec = rec
 			}
 		}
+		if err := s.saveRecord(ctx, in, rec); err != nil {
+			return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
+		}
 	}
-	s.cfg.Events.Lifecycle("profile-renamed", "/1.0/profiles/"+newName, map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle("profile-renamed", profileEntity(newName), map[string]any{"old_name": name})
 	return nil
 }
 
 // DeleteProfile removes an unused profile.
 func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	if name == defaultProfile {
-		return errdefs.Invalid("the default profile cannot be deleted")
+		return errdefs.Forbidden(`The "default" profile cannot be deleted`)
 	}
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.profiles[name]
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
 	}
-	if used := s.profileAPILocked(p).UsedBy; len(used) > 0 {
+	if used := s.profileLocked(p).UsedBy; len(used) > 0 {
 		return errdefs.Conflict("profile %q is used by %s", name, strings.Join(used, ", "))
 	}
 	if err := s.cfg.DB.DeleteProfile(ctx, name); err != nil {
 		return fmt.Errorf("delete profile %s: %w", name, err)
 	}
 	delete(s.profiles, name)
-	s.cfg.Events.Lifecycle("profile-deleted", "/1.0/profiles/"+name, nil)
+	s.cfg.Events.Lifecycle("profile-deleted", profileEntity(name), nil)
 	return nil
 }
 
 // ImageUsers lists the instances created from an image, for the image
 // store's refusal to delete an image in use.
-func (s *Service) ImageUsers(fingerprint string) []string {
+func (s *Service) ImageUsers(ctx context.Context, fingerprint string) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
@@ -251,6 +350,11 @@ func (s *Service) ImageUsers(fingerprint string) []string {
 		}
 	}
 	return out
+}
+
+// profileEntity names a profile in lifecycle events.
+func profileEntity(name string) event.Entity {
+	return event.Entity{Kind: event.EntityProfile, Name: name}
 }
 
 func notFound(name string) error { return errdefs.NotFound("instance %q not found", name) }

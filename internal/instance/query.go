@@ -2,95 +2,94 @@ package instance
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
+	"strconv"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
-	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // Names lists instance names, sorted.
-func (s *Service) Names() []string {
+func (s *Service) Names(ctx context.Context) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return sortedNames(s.byName)
 }
 
-// List returns every instance, sorted by name. With state, the live state
-// of each is read from the runtime (recursion=2).
-func (s *Service) List(ctx context.Context, withState bool) []api.InstanceFull {
+// List returns every instance, sorted by name.
+func (s *Service) List(ctx context.Context) []Instance {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	names := sortedNames(s.byName)
-	out := make([]api.InstanceFull, 0, len(names))
-	ids := make([]string, 0, len(names))
+	out := make([]Instance, 0, len(names))
 	for _, n := range names {
-		in := s.byName[n]
-		out = append(out, api.InstanceFull{Instance: s.toAPILocked(in)})
-		ids = append(ids, runtimeID(in.rec.ID))
-	}
-	s.mu.RUnlock()
-	if withState {
-		// Runtime reads happen outside the lock: they touch the cgroup
-		// filesystem and must not hold up writers.
-		for i := range out {
-			st := s.liveState(ctx, s.driverFor(out[i].Type), ids[i], out[i].StatusCode)
-			out[i].State = &st
-			out[i].Snapshots = []any{}
-			out[i].Backups = []any{}
-		}
+		out = append(out, s.instanceLocked(s.byName[n]))
 	}
 	return out
 }
 
-// Get returns one instance and its ETag.
-func (s *Service) Get(name string) (api.Instance, string, error) {
+// ListFull returns every instance with its live state, sorted by name.
+func (s *Service) ListFull(ctx context.Context) []Full {
+	s.mu.RLock()
+	names := sortedNames(s.byName)
+	out := make([]Full, 0, len(names))
+	ids := make([]string, 0, len(names))
+	for _, n := range names {
+		in := s.byName[n]
+		out = append(out, Full{Instance: s.instanceLocked(in)})
+		ids = append(ids, runtimeID(in.rec.ID))
+	}
+	s.mu.RUnlock()
+	// Runtime reads happen outside the lock: they touch the cgroup
+	// filesystem and must not hold up writers.
+	for i := range out {
+		out[i].State = s.liveState(ctx, s.driverFor(out[i].Type), ids[i], out[i].Status)
+	}
+	return out
+}
+
+// Get returns one instance.
+func (s *Service) Get(ctx context.Context, name string) (Instance, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	in, ok := s.byName[name]
 	if !ok {
-		return api.Instance{}, "", notFound(name)
+		return Instance{}, notFound(name)
 	}
-	return s.toAPILocked(in), etagOf(in.rec), nil
+	return s.instanceLocked(in), nil
 }
 
 // GetFull returns one instance with its live state.
-func (s *Service) GetFull(ctx context.Context, name string) (api.InstanceFull, string, error) {
-	inst, etag, err := s.Get(name)
+func (s *Service) GetFull(ctx context.Context, name string) (Full, error) {
+	inst, err := s.Get(ctx, name)
 	if err != nil {
-		return api.InstanceFull{}, "", err
+		return Full{}, err
 	}
 	st, err := s.State(ctx, name)
 	if err != nil {
-		return api.InstanceFull{}, "", err
+		return Full{}, err
 	}
-	return api.InstanceFull{Instance: inst, State: &st, Snapshots: []any{}, Backups: []any{}}, etag, nil
+	return Full{Instance: inst, State: st}, nil
 }
 
 // State returns the live state of one instance.
-func (s *Service) State(ctx context.Context, name string) (api.InstanceState, error) {
+func (s *Service) State(ctx context.Context, name string) (State, error) {
 	s.mu.RLock()
 	in, ok := s.byName[name]
-	var id, typ string
+	var id string
+	var typ Type
 	var status Status
 	if ok {
-		id, typ, status = runtimeID(in.rec.ID), in.rec.Type, in.status
+		id, typ, status = runtimeID(in.rec.ID), Type(in.rec.Type), in.status
 	}
 	s.mu.RUnlock()
 	if !ok {
-		return api.InstanceState{}, notFound(name)
+		return State{}, notFound(name)
 	}
 	return s.liveState(ctx, s.driverFor(typ), id, status), nil
 }
 
-func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, status Status) api.InstanceState {
-	st := api.InstanceState{
-		Status:     status.String(),
-		StatusCode: status,
-		Disk:       map[string]api.InstanceStateDisk{},
-		Network:    map[string]api.InstanceStateNetwork{},
-	}
+func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, status Status) State {
+	st := State{Status: status, Network: map[string]NetworkState{}}
 	if !isActive(status) {
 		return st
 	}
@@ -99,52 +98,86 @@ func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, s
 		s.log.Warn("read instance state", "id", id, "err", err)
 		return st
 	}
-	st.Pid = int64(ds.Pid)
+	st.Pid = ds.Pid
 	st.Processes = ds.Processes
-	st.Memory = api.InstanceStateMemory{Usage: ds.MemoryUsage, UsagePeak: ds.MemoryPeak}
-	st.CPU = api.InstanceStateCPU{Usage: ds.CPUUsage}
-	if ds.Status == driver.StatusFrozen && status == api.Running {
-		st.Status, st.StatusCode = api.Frozen.String(), api.Frozen
+	st.MemoryUsage, st.MemoryPeak = ds.MemoryUsage, ds.MemoryPeak
+	st.CPUUsage = ds.CPUUsage
+	if ds.Status == driver.StatusFrozen && status == StatusRunning {
+		st.Status = StatusFrozen
 	}
 	if ds.Status == driver.StatusError {
 		// The runtime says it crashed (a VM whose guest panicked); the
 		// exit that follows records it.
-		st.Status, st.StatusCode = api.Error.String(), api.Error
+		st.Status = StatusError
+	}
+	// A VM's driver does not read the guest's interfaces: a VM has no NICs
+	// yet and its agent does not report the loopback, so it shows none
+	// rather than invented ones.
+	if nr, ok := drv.(driver.NetworkReader); ok {
+		nets, err := nr.Network(ctx, id)
+		if err != nil && !errors.Is(err, driver.ErrNotRunning) {
+			s.log.Warn("read instance network", "id", id, "err", err)
+		}
+		for name, n := range nets {
+			st.Network[name] = networkState(n)
+		}
 	}
 	return st
 }
 
-// toAPILocked renders an instance; the caller holds s.mu.
-func (s *Service) toAPILocked(in *inst) api.Instance {
+func networkState(n driver.NetInterface) NetworkState {
+	out := NetworkState{
+		Addresses: make([]NetworkAddress, len(n.Addresses)),
+		Counters: NetworkCounters{
+			BytesReceived: n.BytesReceived, BytesSent: n.BytesSent,
+			PacketsReceived: n.PacketsReceived, PacketsSent: n.PacketsSent,
+			ErrorsReceived: n.ErrorsReceived, ErrorsSent: n.ErrorsSent,
+			PacketsDroppedInbound: n.DroppedReceived, PacketsDroppedOutbound: n.DroppedSent,
+		},
+		Hwaddr: n.Hwaddr,
+		MTU:    n.MTU,
+		State:  "down",
+		Type:   n.Type,
+	}
+	if n.Up {
+		out.State = "up"
+	}
+	for i, a := range n.Addresses {
+		out.Addresses[i] = NetworkAddress{Family: a.Family, Address: a.Address, Netmask: strconv.Itoa(a.PrefixLen), Scope: a.Scope}
+	}
+	return out
+}
+
+// instanceLocked renders an instance; the caller holds s.mu.
+func (s *Service) instanceLocked(in *inst) Instance {
 	r := in.rec
 	views, _ := s.profileViewsLocked(r.Profiles) // profiles in use cannot be deleted
-	return api.Instance{
-		InstancePut: api.InstancePut{
-			Architecture: r.Architecture,
-			Config:       cloneMap(r.Config),
-			Devices:      cloneDevices(r.Devices),
-			Ephemeral:    r.Ephemeral,
-			Profiles:     append([]string{}, r.Profiles...),
-			Stateful:     r.Stateful,
-			Description:  r.Description,
-		},
-		CreatedAt:       r.CreatedAt,
+	return Instance{
+		Name:            r.Name,
+		Type:            Type(r.Type),
+		Architecture:    r.Architecture,
+		Description:     r.Description,
+		Config:          cloneMap(r.Config),
+		Devices:         cloneDevices(r.Devices),
 		ExpandedConfig:  expandConfig(r.Config, views),
 		ExpandedDevices: expandDevices(r.Devices, views),
-		Name:            r.Name,
-		Status:          in.status.String(),
-		StatusCode:      in.status,
+		Profiles:        append([]string{}, r.Profiles...),
+		Ephemeral:       r.Ephemeral,
+		Stateful:        r.Stateful,
+		Status:          in.status,
+		CreatedAt:       r.CreatedAt,
 		LastUsedAt:      r.LastUsedAt,
-		Location:        "none",
-		Type:            r.Type,
-		Project:         "default",
 	}
 }
 
-// etagOf hashes the fields a PUT replaces, as LXD does, so If-Match
-// detects any concurrent change to them.
-func etagOf(r store.Instance) string {
-	b, _ := json.Marshal([]any{r.Architecture, r.Config, r.Devices, r.Ephemeral, r.Profiles, r.Description})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+// checkPrecondition runs pre against an instance whose record lock the
+// caller holds.
+func (s *Service) checkPrecondition(in *inst, pre Precondition) error {
+	if pre == nil {
+		return nil
+	}
+	s.mu.RLock()
+	cur := s.instanceLocked(in)
+	s.mu.RUnlock()
+	return pre(cur)
 }

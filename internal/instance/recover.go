@@ -6,15 +6,15 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // HandleExit is the driver's ExitHandler: PID 1 of an instance ended. An
 // exit that a Stop asked for is that Stop's business; any other is an
 // instance that shut down by itself, and is recorded with its exit code
 // when the code is known.
-func (s *Service) HandleExit(e driver.Exit) {
+func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	s.mu.RLock()
 	in, ok := s.byRuntime[e.ID]
 	s.mu.RUnlock()
@@ -28,9 +28,9 @@ func (s *Service) HandleExit(e driver.Exit) {
 	s.mu.Lock()
 	stale := in.deleted || in.pid != e.Pid || !isActive(in.status)
 	if !stale {
-		in.status, in.pid = api.Stopped, 0
+		in.status, in.pid = StatusStopped, 0
 		if e.Error != "" {
-			in.status = api.Error
+			in.status = StatusError
 		}
 	}
 	rec := cloneRecord(in.rec)
@@ -38,16 +38,19 @@ func (s *Service) HandleExit(e driver.Exit) {
 	if stale {
 		return
 	}
-	ctx := context.Background()
-	rec.Config[keyLastPower] = powerStopped
 	evCtx := map[string]any{}
 	if e.Known {
-		rec.Config[keyLastExitCode] = strconv.Itoa(e.Code)
 		evCtx["exit_code"] = e.Code
-	} else {
-		delete(rec.Config, keyLastExitCode)
 	}
-	if err := s.saveRecord(ctx, in, rec); err != nil {
+	err := s.updateRecord(ctx, in, func(r *store.Instance) {
+		r.Config[keyLastPower] = powerStopped
+		if e.Known {
+			r.Config[keyLastExitCode] = strconv.Itoa(e.Code)
+		} else {
+			delete(r.Config, keyLastExitCode)
+		}
+	})
+	if err != nil {
 		s.log.Error("record exit", "instance", rec.Name, "err", err)
 	}
 	if e.Error != "" {
@@ -55,7 +58,7 @@ func (s *Service) HandleExit(e driver.Exit) {
 		s.log.Error("instance crashed", "instance", rec.Name, "reason", e.Error)
 	}
 	s.log.Info("instance exited", "instance", rec.Name, "exit_code", e.Code, "known", e.Known)
-	s.cfg.Events.Lifecycle("instance-shutdown", instanceURL(rec.Name), evCtx)
+	s.cfg.Events.Lifecycle("instance-shutdown", instanceEntity(rec.Name), evCtx)
 	if rec.Ephemeral {
 		if err := s.deleteLocked(ctx, in, false); err != nil {
 			s.log.Error("delete ephemeral instance", "instance", rec.Name, "err", err)
@@ -85,18 +88,18 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 		switch {
 		case running:
 			in.pid = st.Pid
-			in.status = api.Running
+			in.status = StatusRunning
 			switch st.Status {
 			case driver.StatusFrozen:
-				in.status = api.Frozen
+				in.status = StatusFrozen
 			case driver.StatusError:
-				in.status = api.Error
+				in.status = StatusError
 			}
 			if in.rec.Config[keyLastPower] != powerRunning {
 				changed = append(changed, in)
 			}
 		default:
-			in.status, in.pid = api.Stopped, 0
+			in.status, in.pid = StatusStopped, 0
 			wasRunning := in.rec.Config[keyLastPower] == powerRunning
 			if wasRunning {
 				s.log.Warn("instance vanished while the daemon was down", "instance", in.rec.Name)
@@ -114,14 +117,16 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 	}
 	s.mu.Unlock()
 	for _, in := range changed {
-		rec, status, _ := s.snapshot(in)
-		if isActive(status) {
-			rec.Config[keyLastPower] = powerRunning
-		} else {
-			rec.Config[keyLastPower] = powerStopped
-			delete(rec.Config, keyLastExitCode)
-		}
-		if err := s.saveRecord(ctx, in, rec); err != nil {
+		_, status, _ := s.snapshot(in)
+		err := s.updateRecord(ctx, in, func(r *store.Instance) {
+			if isActive(status) {
+				r.Config[keyLastPower] = powerRunning
+			} else {
+				r.Config[keyLastPower] = powerStopped
+				delete(r.Config, keyLastExitCode)
+			}
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -159,7 +164,8 @@ func (s *Service) Autostart(ctx context.Context, names []string) {
 
 // StopAll stops every running instance, highest boot.stop.priority first,
 // each with its boot.host_shutdown_timeout (default 30 s). Used by a daemon
-// shutdown with --stop-instances.
+// shutdown with --stop-instances. Each keeps volatile.last_state.power
+// RUNNING, so the next daemon start starts it again, as LXD's shutdown does.
 func (s *Service) StopAll(ctx context.Context) {
 	type candidate struct {
 		name     string
@@ -183,7 +189,7 @@ func (s *Service) StopAll(ctx context.Context) {
 	s.mu.RUnlock()
 	sort.SliceStable(list, func(i, j int) bool { return list[i].priority > list[j].priority })
 	for _, c := range list {
-		if err := s.Stop(ctx, c.name, StopOptions{Timeout: c.timeout}); err != nil {
+		if err := s.stop(ctx, c.name, StopOptions{Timeout: c.timeout}, powerRunning); err != nil {
 			s.log.Error("stop at shutdown", "instance", c.name, "err", err)
 		}
 	}

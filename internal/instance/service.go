@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -29,14 +29,25 @@ type DB interface {
 // Images is what the service needs of the image store.
 type Images interface {
 	Resolve(ctx context.Context, ref string) (fingerprint string, err error)
-	Get(ctx context.Context, fingerprint string) (api.Image, error)
+	Image(ctx context.Context, fingerprint string) (Image, error)
 	RootFS(ctx context.Context, fingerprint string, idmap *driver.IDMap) (string, error)
 	MarkUsed(ctx context.Context, fingerprint string) error
 }
 
-// Emitter publishes lifecycle events.
+// Image is what the core reads of a stored image.
+type Image struct {
+	Fingerprint  string
+	Type         Type // TypeVM for a bootable disk, else a root filesystem tree
+	Architecture string
+	// Properties are copied into an instance's config as image.* keys.
+	Properties map[string]string
+}
+
+// Emitter publishes lifecycle events: an action (LXD's names, such as
+// "instance-started") on an entity, with optional detail. Each edge
+// renders the entity its own way (the LXD edge: /1.0/instances/NAME).
 type Emitter interface {
-	Lifecycle(action, source string, ctx map[string]any)
+	Lifecycle(action string, e event.Entity, ctx map[string]any)
 }
 
 // Config wires a Service.
@@ -45,11 +56,10 @@ type Config struct {
 	Images Images
 	// OCI, when set, gives instances from OCI images their run defaults
 	// and lets a create pull from a registry (oci.go).
-	OCI    OCIImages
-	Driver driver.Driver
-	// Drivers run the other instance types, by type (api.InstanceTypeVM:
-	// the QEMU driver). A type without one cannot be created.
-	Drivers map[string]driver.Driver
+	OCI OCIImages
+	// Drivers run instances, by type (TypeContainer: runc, TypeVM: QEMU).
+	// A type without one cannot be created.
+	Drivers map[Type]driver.Driver
 	Events  Emitter
 	Log     *slog.Logger
 	// IDMap is the map every unprivileged container gets (LXD's default:
@@ -79,14 +89,28 @@ type Service struct {
 	reserved  map[string]bool // names of instances being created
 	profiles  map[string]store.Profile
 
+	// profileMu serialises changes to profiles and to which instances use
+	// them (profile writes, the registration of a new instance), so that
+	// a profile change is checked against every instance that will use
+	// it. Taken before any instance lock.
+	profileMu sync.Mutex
+
+	// onlineCPUs reads the host's online CPUs (a CPU list); tests set
+	// their own host.
+	onlineCPUs func() (string, error)
+
 	background sync.WaitGroup
 }
 
 // inst is the in-memory view of one instance. Reads are served from here;
 // the database is written through on every change.
 type inst struct {
-	// op serialises state-changing operations on this instance.
+	// op orders the operations that act on the runtime (doc.go, Locking).
 	op sync.Mutex
+	// cfg orders the changes to rec: every read-modify-write of the
+	// record, its database write included, holds it. Never held across a
+	// driver call but a live limits update. Taken after op.
+	cfg sync.Mutex
 
 	rec     store.Instance
 	status  Status
@@ -109,13 +133,18 @@ func New(cfg Config) *Service {
 		byRuntime: map[string]*inst{},
 		reserved:  map[string]bool{},
 		profiles:  map[string]store.Profile{},
+
+		onlineCPUs: readOnlineCPUs,
 	}
 }
 
 // runtimeID is the driver's name for an instance: stable across renames.
 func runtimeID(id int64) string { return fmt.Sprintf("h%d", id) }
 
-func instanceURL(name string) string { return "/1.0/instances/" + name }
+// instanceEntity names an instance in lifecycle events.
+func instanceEntity(name string) event.Entity {
+	return event.Entity{Kind: event.EntityInstance, Name: name}
+}
 
 // lookup returns the instance by name under the read lock.
 func (s *Service) lookup(name string) (*inst, error) {
@@ -144,6 +173,20 @@ func (s *Service) lockInstance(name string) (*inst, error) {
 		return nil, errdefs.NotFound("instance %q not found", name)
 	}
 	return in, nil
+}
+
+// lockRecord takes the record lock of an instance found by name; a
+// deleted or renamed instance is reported as not found.
+func (s *Service) lockRecord(in *inst, name string) error {
+	in.cfg.Lock()
+	s.mu.RLock()
+	gone := in.deleted || in.rec.Name != name
+	s.mu.RUnlock()
+	if gone {
+		in.cfg.Unlock()
+		return notFound(name)
+	}
+	return nil
 }
 
 // setStatus moves an instance to a new status through the state machine.
@@ -177,7 +220,8 @@ func (s *Service) snapshot(in *inst) (store.Instance, Status, int) {
 }
 
 // saveRecord writes a changed record through to the database and then to
-// memory; on a database error memory keeps the old record.
+// memory; on a database error memory keeps the old record. The caller
+// holds in.cfg.
 func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) error {
 	if err := s.cfg.DB.UpdateInstance(ctx, rec); err != nil {
 		return fmt.Errorf("save instance %q: %w", rec.Name, err)
@@ -190,6 +234,16 @@ func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) 
 	in.rec = cloneRecord(rec)
 	s.mu.Unlock()
 	return nil
+}
+
+// updateRecord changes an instance's current record with fn and saves it,
+// under the record lock, which the caller must not hold.
+func (s *Service) updateRecord(ctx context.Context, in *inst, fn func(*store.Instance)) error {
+	in.cfg.Lock()
+	defer in.cfg.Unlock()
+	rec, _, _ := s.snapshot(in)
+	fn(&rec)
+	return s.saveRecord(ctx, in, rec)
 }
 
 // profileViews returns the named profiles in order; the caller holds s.mu.
@@ -216,21 +270,48 @@ func (s *Service) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load instances: %w", err)
 	}
+	// Instances created before volatile.uuid existed get theirs now: it
+	// must be there, and stable, from here on.
+	for i := range recs {
+		if recs[i].Config[keyUUID] != "" {
+			continue
+		}
+		if recs[i].Config == nil {
+			recs[i].Config = map[string]string{}
+		}
+		recs[i].Config[keyUUID] = newUUID()
+		if err := s.cfg.DB.UpdateInstance(ctx, recs[i]); err != nil {
+			return fmt.Errorf("load instance %s: %w", recs[i].Name, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range profiles {
 		s.profiles[p.Name] = p
 	}
 	for _, r := range recs {
-		in := &inst{rec: r, status: api.Stopped}
+		in := &inst{rec: r, status: StatusStopped}
 		s.byName[r.Name] = in
 		s.byRuntime[runtimeID(r.ID)] = in
 	}
 	return nil
 }
 
-// Wait blocks until background work (ephemeral deletes, autostarts) ends.
-func (s *Service) Wait() { s.background.Wait() }
+// Wait blocks until background work (ephemeral deletes, autostarts) ends,
+// or ctx does (its error is returned then).
+func (s *Service) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.background.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 func cloneRecord(r store.Instance) store.Instance {
 	r.Config = cloneMap(r.Config)

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -24,6 +24,8 @@ type fakeDB struct {
 	instances map[int64]store.Instance
 	profiles  map[string]store.Profile
 	failNext  error
+	// onUpdate runs (under mu) after each instance update.
+	onUpdate func()
 }
 
 func newFakeDB() *fakeDB {
@@ -31,6 +33,25 @@ func newFakeDB() *fakeDB {
 		instances: map[int64]store.Instance{},
 		profiles:  map[string]store.Profile{"default": {ID: 1, Name: "default", Config: map[string]string{}, Devices: map[string]map[string]string{}}},
 	}
+}
+
+// clone copies the database as it is now: what a daemon killed at this
+// moment leaves for the next one.
+func (d *fakeDB) clone() *fakeDB {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cloneLocked()
+}
+
+func (d *fakeDB) cloneLocked() *fakeDB {
+	c := &fakeDB{next: d.next, instances: map[int64]store.Instance{}, profiles: map[string]store.Profile{}}
+	for id, r := range d.instances {
+		c.instances[id] = cloneRecord(r)
+	}
+	for n, p := range d.profiles {
+		c.profiles[n] = p
+	}
+	return c
 }
 
 func (d *fakeDB) CreateInstance(_ context.Context, in *store.Instance) error {
@@ -55,6 +76,9 @@ func (d *fakeDB) UpdateInstance(_ context.Context, in store.Instance) error {
 		return err
 	}
 	d.instances[in.ID] = cloneRecord(in)
+	if d.onUpdate != nil {
+		d.onUpdate()
+	}
 	return nil
 }
 
@@ -123,8 +147,8 @@ func (fakeImages) Resolve(_ context.Context, ref string) (string, error) {
 	return "", errdefs.NotFound("image %q not found", ref)
 }
 
-func (fakeImages) Get(context.Context, string) (api.Image, error) {
-	return api.Image{Fingerprint: fakeFP, Architecture: "x86_64", ImagePut: api.ImagePut{Properties: map[string]string{"os": "busybox"}}}, nil
+func (fakeImages) Image(context.Context, string) (Image, error) {
+	return Image{Fingerprint: fakeFP, Type: TypeContainer, Architecture: "x86_64", Properties: map[string]string{"os": "busybox"}}, nil
 }
 
 func (fakeImages) RootFS(context.Context, string, *driver.IDMap) (string, error) {
@@ -145,7 +169,20 @@ type fakeDriver struct {
 	onExit    driver.ExitHandler
 	delay     time.Duration
 	limits    map[string]driver.Limits // last live update, by ID
-	execs     []driver.ExecSpec        // every Exec, in order
+	// failUpdate makes UpdateLimits of an ID fail.
+	failUpdate map[string]error
+	// failStop makes Stop fail, leaving the instance running.
+	failStop error
+	// freezeDelay is how long Freeze and Unfreeze take.
+	freezeDelay time.Duration
+	// freezeEntered, when set, hears each Freeze, which then waits for
+	// freezeRelease to close.
+	freezeEntered chan string
+	freezeRelease chan struct{}
+	// afterKill runs when Stop has ended PID 1, before it returns: the
+	// moment a daemon killed mid-stop leaves behind.
+	afterKill func(id string)
+	execs     []driver.ExecSpec // every Exec, in order
 }
 
 func newFakeDriver() *fakeDriver {
@@ -178,8 +215,16 @@ func (f *fakeDriver) Start(_ context.Context, spec driver.Spec) (int, error) {
 func (f *fakeDriver) Stop(_ context.Context, id string, _ syscall.Signal, _ time.Duration, _ bool) error {
 	defer f.enter(id)()
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	if f.failStop != nil {
+		f.mu.Unlock()
+		return f.failStop
+	}
 	delete(f.running, id)
+	hook := f.afterKill
+	f.mu.Unlock()
+	if hook != nil {
+		hook(id)
+	}
 	return nil
 }
 
@@ -190,6 +235,9 @@ func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits)
 	if _, ok := f.running[id]; !ok {
 		return driver.ErrNotRunning
 	}
+	if err := f.failUpdate[id]; err != nil {
+		return err
+	}
 	if f.limits == nil {
 		f.limits = map[string]driver.Limits{}
 	}
@@ -197,8 +245,21 @@ func (f *fakeDriver) UpdateLimits(_ context.Context, id string, l driver.Limits)
 	return nil
 }
 
-func (f *fakeDriver) Freeze(_ context.Context, id string) error   { defer f.enter(id)(); return nil }
-func (f *fakeDriver) Unfreeze(_ context.Context, id string) error { defer f.enter(id)(); return nil }
+func (f *fakeDriver) Freeze(_ context.Context, id string) error {
+	defer f.enter(id)()
+	time.Sleep(f.freezeDelay)
+	if f.freezeEntered != nil {
+		f.freezeEntered <- id
+		<-f.freezeRelease
+	}
+	return nil
+}
+
+func (f *fakeDriver) Unfreeze(_ context.Context, id string) error {
+	defer f.enter(id)()
+	time.Sleep(f.freezeDelay)
+	return nil
+}
 func (f *fakeDriver) State(_ context.Context, id string) (driver.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -254,24 +315,25 @@ type fakeEvents struct {
 	actions []string
 }
 
-func (e *fakeEvents) Lifecycle(action, source string, _ map[string]any) {
+func (e *fakeEvents) Lifecycle(action string, ent event.Entity, _ map[string]any) {
 	e.mu.Lock()
-	e.actions = append(e.actions, action+" "+source)
+	e.actions = append(e.actions, action+" "+ent.Kind+" "+ent.Name)
 	e.mu.Unlock()
 }
 
-func newTestService(t *testing.T) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
+func newTestService(t testing.TB) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
 	t.Helper()
 	db, drv, ev := newFakeDB(), newFakeDriver(), &fakeEvents{}
-	s := New(Config{DB: db, Images: fakeImages{}, Driver: drv, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
-	drv.onExit = s.HandleExit
+	s := New(Config{DB: db, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
+	s.onlineCPUs = fourCPUs
+	drv.onExit = func(e driver.Exit) { s.HandleExit(context.Background(), e) }
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return s, drv, db, ev
 }
 
-func launch(t *testing.T, s *Service, req api.InstancesPost) error {
+func launch(t testing.TB, s *Service, req CreateRequest) error {
 	t.Helper()
 	c, err := s.Create(context.Background(), req)
 	if err != nil {
@@ -280,8 +342,8 @@ func launch(t *testing.T, s *Service, req api.InstancesPost) error {
 	return c.Run(context.Background())
 }
 
-func imageReq(name string) api.InstancesPost {
-	return api.InstancesPost{Name: name, Source: api.InstanceSource{Type: "image", Alias: "busybox"}, Start: true}
+func imageReq(name string) CreateRequest {
+	return CreateRequest{Name: name, Source: Source{Type: "image", Alias: "busybox"}, Start: true}
 }
 
 func TestCreateRejectsBadInput(t *testing.T) {
@@ -291,43 +353,39 @@ func TestCreateRejectsBadInput(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		req  api.InstancesPost
+		req  CreateRequest
 		kind error
 	}{
 		{"bad name", imageReq("1bad"), errdefs.ErrInvalidArgument},
 		{"duplicate", imageReq("taken"), errdefs.ErrConflict},
-		{"missing image", api.InstancesPost{Name: "x", Source: api.InstanceSource{Type: "image", Alias: "nope"}}, errdefs.ErrNotFound},
-		{"unknown key", func() api.InstancesPost {
+		{"missing image", CreateRequest{Name: "x", Source: Source{Type: "image", Alias: "nope"}}, errdefs.ErrNotFound},
+		{"unknown key", func() CreateRequest {
 			r := imageReq("x")
 			r.Config = map[string]string{"limits.cpus": "1"}
 			return r
 		}(), errdefs.ErrInvalidArgument},
-		{"bad memory", func() api.InstancesPost {
+		{"bad memory", func() CreateRequest {
 			r := imageReq("x")
 			r.Config = map[string]string{"limits.memory": "lots"}
 			return r
 		}(), errdefs.ErrInvalidArgument},
-		{"volatile key", func() api.InstancesPost {
+		{"volatile key", func() CreateRequest {
 			r := imageReq("x")
 			r.Config = map[string]string{"volatile.base_image": "x"}
 			return r
 		}(), errdefs.ErrInvalidArgument},
-		{"missing profile", func() api.InstancesPost {
+		{"missing profile", func() CreateRequest {
 			r := imageReq("x")
 			r.Profiles = []string{"default", "gpu"}
 			return r
 		}(), errdefs.ErrNotFound},
-		{"vm", func() api.InstancesPost {
+		{"vm", func() CreateRequest {
 			r := imageReq("x")
-			r.Type = api.InstanceTypeVM
+			r.Type = TypeVM
 			return r
 		}(), errdefs.ErrInvalidArgument},
-		{"bad source type", api.InstancesPost{Name: "x", Source: api.InstanceSource{Type: "teleport"}}, errdefs.ErrInvalidArgument},
-		{"foreign architecture", func() api.InstancesPost {
-			r := imageReq("x")
-			r.Architecture = "s390x"
-			return r
-		}(), errdefs.ErrInvalidArgument},
+		{"bad source type", CreateRequest{Name: "x", Source: Source{Type: "teleport"}}, errdefs.ErrInvalidArgument},
+		{"foreign architecture without image", CreateRequest{Name: "x", Architecture: "s390x", Source: Source{Type: "none"}}, errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,7 +398,7 @@ func TestCreateRejectsBadInput(t *testing.T) {
 	if n := len(db.instances); n != 1 {
 		t.Errorf("database holds %d instances, want 1: bad input left something behind", n)
 	}
-	if names := s.Names(); len(names) != 1 {
+	if names := s.Names(context.Background()); len(names) != 1 {
 		t.Errorf("instances %v, want only taken", names)
 	}
 }
@@ -351,8 +409,8 @@ func TestLaunchFailureLeavesNothing(t *testing.T) {
 	if err := launch(t, s, imageReq("c1")); err == nil {
 		t.Fatal("launch succeeded, want failure")
 	}
-	if len(db.instances) != 0 || len(s.Names()) != 0 {
-		t.Fatalf("failed launch left db=%d mem=%v", len(db.instances), s.Names())
+	if len(db.instances) != 0 || len(s.Names(context.Background())) != 0 {
+		t.Fatalf("failed launch left db=%d mem=%v", len(db.instances), s.Names(context.Background()))
 	}
 	// The name is free again.
 	drv.failStart = nil
@@ -376,18 +434,18 @@ func TestLifecycle(t *testing.T) {
 		kind error
 		msg  string
 	}{
-		{"start running", func() error { return s.Start(ctx, "c1") }, api.Running, errdefs.ErrConflict, `instance "c1" is already running`},
-		{"unfreeze running", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, errdefs.ErrConflict, `instance "c1" is not frozen`},
-		{"freeze", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, nil, ""},
-		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, api.Frozen, errdefs.ErrConflict, `instance "c1" is already frozen`},
-		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, api.Running, nil, ""},
-		{"delete running", func() error { return s.Delete(ctx, "c1") }, api.Running, errdefs.ErrConflict, "stop it first"},
-		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, api.Running, nil, ""},
-		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, api.Stopped, nil, ""},
-		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict, `instance "c1" is already stopped`},
-		{"restart stopped", func() error { return s.Restart(ctx, "c1", StopOptions{}) }, api.Stopped, errdefs.ErrConflict, `instance "c1" is already stopped`},
-		{"freeze stopped", func() error { return s.Freeze(ctx, "c1") }, api.Stopped, errdefs.ErrConflict, `instance "c1" is not running`},
-		{"unfreeze stopped", func() error { return s.Unfreeze(ctx, "c1") }, api.Stopped, errdefs.ErrConflict, ""},
+		{"start running", func() error { return s.Start(ctx, "c1") }, StatusRunning, errdefs.ErrConflict, `instance "c1" is already running`},
+		{"unfreeze running", func() error { return s.Unfreeze(ctx, "c1") }, StatusRunning, errdefs.ErrConflict, `instance "c1" is not frozen`},
+		{"freeze", func() error { return s.Freeze(ctx, "c1") }, StatusFrozen, nil, ""},
+		{"freeze frozen", func() error { return s.Freeze(ctx, "c1") }, StatusFrozen, errdefs.ErrConflict, `instance "c1" is already frozen`},
+		{"unfreeze", func() error { return s.Unfreeze(ctx, "c1") }, StatusRunning, nil, ""},
+		{"delete running", func() error { return s.Delete(ctx, "c1") }, StatusRunning, errdefs.ErrInvalidArgument, "Instance is running"},
+		{"restart", func() error { return s.Restart(ctx, "c1", StopOptions{Timeout: -1}) }, StatusRunning, nil, ""},
+		{"stop", func() error { return s.Stop(ctx, "c1", StopOptions{Force: true}) }, StatusStopped, nil, ""},
+		{"stop stopped", func() error { return s.Stop(ctx, "c1", StopOptions{}) }, StatusStopped, errdefs.ErrConflict, `instance "c1" is already stopped`},
+		{"restart stopped", func() error { return s.Restart(ctx, "c1", StopOptions{}) }, StatusStopped, errdefs.ErrConflict, `instance "c1" is already stopped`},
+		{"freeze stopped", func() error { return s.Freeze(ctx, "c1") }, StatusStopped, errdefs.ErrConflict, `instance "c1" is not running`},
+		{"unfreeze stopped", func() error { return s.Unfreeze(ctx, "c1") }, StatusStopped, errdefs.ErrConflict, ""},
 	}
 	for _, st := range steps {
 		err := st.do()
@@ -397,8 +455,8 @@ func TestLifecycle(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), st.msg) {
 			t.Errorf("%s: err %q, want it to say %q", st.name, err, st.msg)
 		}
-		got, _, _ := s.Get("c1")
-		if got.StatusCode != st.want {
+		got, _ := s.Get(context.Background(), "c1")
+		if got.Status != st.want {
 			t.Fatalf("%s: status %s, want %s", st.name, got.Status, st.want)
 		}
 	}
@@ -417,7 +475,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("events %v, want %v", ev.actions, want)
 	}
 	for i, w := range want {
-		if ev.actions[i] != w+" /1.0/instances/c1" {
+		if ev.actions[i] != w+" instance c1" {
 			t.Errorf("event %d = %q, want %q", i, ev.actions[i], w)
 		}
 	}
@@ -435,11 +493,11 @@ func TestExitRecordsCodeAndDeletesEphemeral(t *testing.T) {
 	}
 	drv.exit("h1", 7)
 	drv.exit("h2", 0)
-	got, _, _ := s.Get("app")
-	if got.StatusCode != api.Stopped || got.Config[keyLastExitCode] != "7" {
+	got, _ := s.Get(context.Background(), "app")
+	if got.Status != StatusStopped || got.Config[keyLastExitCode] != "7" {
 		t.Fatalf("after exit: %s exit=%q", got.Status, got.Config[keyLastExitCode])
 	}
-	if _, _, err := s.Get("eph"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := s.Get(context.Background(), "eph"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("ephemeral instance still there after exit: %v", err)
 	}
 	if len(db.instances) != 1 {
@@ -449,8 +507,8 @@ func TestExitRecordsCodeAndDeletesEphemeral(t *testing.T) {
 	if err := s.Start(context.Background(), "app"); err != nil {
 		t.Fatal(err)
 	}
-	s.HandleExit(driver.Exit{ID: "h1", Pid: 1, Code: 9, Known: true})
-	if got, _, _ := s.Get("app"); got.StatusCode != api.Running {
+	s.HandleExit(context.Background(), driver.Exit{ID: "h1", Pid: 1, Code: 9, Known: true})
+	if got, _ := s.Get(context.Background(), "app"); got.Status != StatusRunning {
 		t.Fatalf("stale exit stopped the instance: %s", got.Status)
 	}
 }
@@ -476,7 +534,7 @@ func TestRecoverReattachesAndAutostarts(t *testing.T) {
 	delete(drv.running, "h4")
 	drv.mu.Unlock()
 
-	s2 := New(Config{DB: db, Images: fakeImages{}, Driver: drv, Events: &fakeEvents{}, Architecture: "x86_64"})
+	s2 := New(Config{DB: db, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: &fakeEvents{}, Architecture: "x86_64"})
 	if err := s2.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -484,8 +542,8 @@ func TestRecoverReattachesAndAutostarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status := func(n string) Status { got, _, _ := s2.Get(n); return got.StatusCode }
-	if status("keep") != api.Running || status("gone") != api.Stopped || status("off") != api.Stopped {
+	status := func(n string) Status { got, _ := s2.Get(context.Background(), n); return got.Status }
+	if status("keep") != StatusRunning || status("gone") != StatusStopped || status("off") != StatusStopped {
 		t.Fatalf("after recover: keep=%s gone=%s off=%s", status("keep"), status("gone"), status("off"))
 	}
 	if fmt.Sprint(toStart) != "[auto gone]" && fmt.Sprint(toStart) != "[gone auto]" {
@@ -528,8 +586,8 @@ func TestConcurrentOperations(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if len(s.Names()) != 20 {
-		t.Fatalf("%d instances, want 20", len(s.Names()))
+	if len(s.Names(context.Background())) != 20 {
+		t.Fatalf("%d instances, want 20", len(s.Names(context.Background())))
 	}
 	if drv.overlap {
 		t.Fatal("two driver calls for one instance overlapped")
@@ -542,24 +600,31 @@ func TestUpdateETagAndReadOnlyKeys(t *testing.T) {
 	if err := launch(t, s, imageReq("c1")); err != nil {
 		t.Fatal(err)
 	}
-	got, etag, _ := s.Get("c1")
-	put := got.InstancePut
+	got, _ := s.Get(ctx, "c1")
+	put := Put{Architecture: got.Architecture, Config: got.Config, Devices: got.Devices, Profiles: got.Profiles, Description: got.Description}
 	put.Config["limits.memory"] = "256MiB"
-	if err := s.Update(ctx, "c1", put, "stale"); !errors.Is(err, errdefs.ErrPreconditionFailed) {
-		t.Fatalf("stale etag: %v", err)
+	// The precondition sees the instance as it is, under its lock, and
+	// its error leaves the instance as it was.
+	stale := errdefs.PreconditionFailed("changed")
+	var seen Instance
+	if err := s.Update(ctx, "c1", put, func(cur Instance) error { seen = cur; return stale }); !errors.Is(err, errdefs.ErrPreconditionFailed) {
+		t.Fatalf("failed precondition: %v", err)
 	}
-	if err := s.Update(ctx, "c1", put, etag); err != nil {
+	if seen.Name != "c1" || seen.Config["limits.memory"] != "" {
+		t.Fatalf("precondition saw %+v", seen)
+	}
+	if err := s.Update(ctx, "c1", put, func(Instance) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	put.Config[keyBaseImage] = "other"
-	if err := s.Update(ctx, "c1", put, ""); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if err := s.Update(ctx, "c1", put, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("changing volatile key: %v", err)
 	}
 	// A PUT that leaves out volatile keys keeps them.
-	if err := s.Update(ctx, "c1", api.InstancePut{Config: map[string]string{}, Profiles: []string{"default"}}, ""); err != nil {
+	if err := s.Update(ctx, "c1", Put{Config: map[string]string{}, Profiles: []string{"default"}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, _, _ = s.Get("c1")
+	got, _ = s.Get(context.Background(), "c1")
 	if got.Config[keyBaseImage] != fakeFP || got.Config["limits.memory"] != "" {
 		t.Fatalf("config after PUT: %v", got.Config)
 	}
@@ -568,10 +633,10 @@ func TestUpdateETagAndReadOnlyKeys(t *testing.T) {
 func TestProfiles(t *testing.T) {
 	s, _, _, _ := newTestService(t)
 	ctx := context.Background()
-	if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "small", ProfilePut: api.ProfilePut{Config: map[string]string{"limits.memory": "128MiB"}}}); err != nil {
+	if err := s.CreateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.memory": "128MiB"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "bad", ProfilePut: api.ProfilePut{Config: map[string]string{"limits.memory": "huge"}}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if err := s.CreateProfile(ctx, "bad", ProfilePut{Config: map[string]string{"limits.memory": "huge"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("bad profile config: %v", err)
 	}
 	req := imageReq("c1")
@@ -579,7 +644,7 @@ func TestProfiles(t *testing.T) {
 	if err := launch(t, s, req); err != nil {
 		t.Fatal(err)
 	}
-	got, _, _ := s.Get("c1")
+	got, _ := s.Get(context.Background(), "c1")
 	if got.ExpandedConfig["limits.memory"] != "128MiB" {
 		t.Fatalf("expanded config %v", got.ExpandedConfig)
 	}
@@ -589,19 +654,23 @@ func TestProfiles(t *testing.T) {
 	if err := s.RenameProfile(ctx, "small", "tiny"); err != nil {
 		t.Fatal(err)
 	}
-	got, _, _ = s.Get("c1")
+	got, _ = s.Get(context.Background(), "c1")
 	if fmt.Sprint(got.Profiles) != "[default tiny]" {
 		t.Fatalf("profiles after rename %v", got.Profiles)
 	}
-	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	// LXD's kind: 403, the default profile is not the client's to remove.
+	if err := s.DeleteProfile(ctx, "default"); !errors.Is(err, errdefs.ErrForbidden) {
 		t.Fatalf("delete default: %v", err)
+	}
+	if err := s.RenameProfile(ctx, "default", "other"); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Fatalf("rename default: %v", err)
 	}
 }
 
 func TestLimitsApplyLive(t *testing.T) {
 	s, drv, _, _ := newTestService(t)
 	ctx := context.Background()
-	if err := s.CreateProfile(ctx, api.ProfilesPost{Name: "small"}); err != nil {
+	if err := s.CreateProfile(ctx, "small", ProfilePut{}); err != nil {
 		t.Fatal(err)
 	}
 	req := imageReq("c1")
@@ -610,14 +679,14 @@ func TestLimitsApplyLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An instance change applies at once.
-	if err := s.Patch(ctx, "c1", InstancePatch{Config: map[string]string{"limits.memory": "256MiB"}}, ""); err != nil {
+	if err := s.Patch(ctx, "c1", Patch{Config: map[string]string{"limits.memory": "256MiB"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := drv.limits["h1"].MemoryBytes; got != 256<<20 {
 		t.Fatalf("live memory limit %d, want %d", got, 256<<20)
 	}
 	// A profile change reaches the running instances that use it.
-	if err := s.UpdateProfile(ctx, "small", api.ProfilePut{Config: map[string]string{"limits.processes": "40"}}, ""); err != nil {
+	if err := s.UpdateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.processes": "40"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := drv.limits["h1"]; got.Processes != 40 || got.MemoryBytes != 256<<20 {
@@ -625,7 +694,7 @@ func TestLimitsApplyLive(t *testing.T) {
 	}
 	// A change that leaves limits alone does not touch the runtime.
 	delete(drv.limits, "h1")
-	if err := s.Patch(ctx, "c1", InstancePatch{Config: map[string]string{"user.note": "x"}}, ""); err != nil {
+	if err := s.Patch(ctx, "c1", Patch{Config: map[string]string{"user.note": "x"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, touched := drv.limits["h1"]; touched {

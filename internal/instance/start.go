@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -26,31 +25,51 @@ func (s *Service) Start(ctx context.Context, name string) error {
 
 // startLocked starts an instance whose op lock the caller holds.
 func (s *Service) startLocked(ctx context.Context, in *inst) error {
+	// The status leaves Stopped under the record lock, with the record
+	// the start runs: a config change sees either the new status (and
+	// applies its limits live, after the start) or is in this record.
+	in.cfg.Lock()
 	rec, status, _ := s.snapshot(in)
 	if isActive(status) {
+		in.cfg.Unlock()
 		return errdefs.Conflict("instance %q is already running", rec.Name)
 	}
-	if err := s.setStatus(in, api.Starting); err != nil {
+	err := s.setStatus(in, StatusStarting)
+	in.cfg.Unlock()
+	if err != nil {
 		return err
 	}
+	s.setIdmapKeys(&rec) // a profile may have changed what it is
 	pid, err := s.runStart(ctx, rec)
 	if err != nil {
-		s.forceStatus(in, api.Stopped, 0)
+		s.forceStatus(in, StatusStopped, 0)
 		return fmt.Errorf("start %s: %w", rec.Name, err)
 	}
 	s.mu.Lock()
-	in.status, in.pid = api.Running, pid
+	in.status, in.pid = StatusRunning, pid
 	s.mu.Unlock()
 
-	rec.Config[keyLastPower] = powerRunning
-	delete(rec.Config, keyLastExitCode)
-	rec.LastUsedAt = nowUTC()
-	if err := s.saveRecord(ctx, in, rec); err != nil {
+	// Merged into the record as it is now: a config change may have been
+	// saved while the instance started.
+	startedIdmap(&rec)
+	err = s.updateRecord(ctx, in, func(r *store.Instance) {
+		for _, k := range []string{keyIdmapBase, keyIdmapNext, keyIdmapCurrent, keyLastIdmap} {
+			if v, ok := rec.Config[k]; ok {
+				r.Config[k] = v
+			} else {
+				delete(r.Config, k)
+			}
+		}
+		r.Config[keyLastPower] = powerRunning
+		delete(r.Config, keyLastExitCode)
+		r.LastUsedAt = nowUTC()
+	})
+	if err != nil {
 		// The container runs; only the bookkeeping failed. Say so loudly
 		// rather than kill a working instance.
 		s.log.Error("record start", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-started", instanceURL(rec.Name), nil)
+	s.cfg.Events.Lifecycle("instance-started", instanceEntity(rec.Name), nil)
 	s.log.Info("instance started", "instance", rec.Name, "pid", pid)
 	return nil
 }
@@ -80,12 +99,8 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 	}
 	spec.StopSignal = stopSignal(spec.Args)
 
-	privileged, _ := parseBool(cfg["security.privileged"])
-	isVM := rec.Type == api.InstanceTypeVM
-	if !privileged && !isVM {
-		m := s.cfg.IDMap
-		spec.IDMap = &m
-	}
+	isVM := Type(rec.Type) == TypeVM
+	spec.IDMap = s.idmapOf(Type(rec.Type), cfg)
 	isDisk := false
 	if fp := rec.Config[keyBaseImage]; fp != "" && isVM {
 		if isDisk, err = s.vmDisk(ctx, fp, cfg, &spec); err != nil {
@@ -141,8 +156,17 @@ func (s *Service) limitsOf(cfg map[string]string) (driver.Limits, error) {
 		if err != nil {
 			return l, errdefs.Invalid("limits.cpu: %v", err)
 		}
-		if count > hostCPUs() {
-			count = hostCPUs() // asking for more CPUs than exist means "all of them"
+		// Input is checked against the host (checkHost); a record saved
+		// on a larger host still starts here: more CPUs than exist means
+		// "all of them", while a cpuset the kernel would refuse is named.
+		if online, err := s.hostCPUSet(); err == nil {
+			count = min(count, len(online))
+			if set != "" {
+				ranges, _ := parseCPUList(set)
+				if miss := online.missing(newCPUSet(ranges)); miss != "" {
+					return l, invalidValue("limits.cpu", v, fmt.Errorf("CPUs %s are not online on this host", miss))
+				}
+			}
 		}
 		l.CPUCount, l.CPUSet = count, set
 	}

@@ -1,26 +1,53 @@
 package instance
 
 import (
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
-// Status is an instance's lifecycle status. The values are LXD's codes so
-// the API shows them as they are.
-type Status = api.StatusCode
+// Status is an instance's lifecycle status.
+type Status int
+
+// Statuses. The zero value is no status: every instance has one of these.
+const (
+	StatusStopped Status = iota + 1
+	StatusStarting
+	StatusRunning
+	StatusStopping
+	StatusFreezing
+	StatusFrozen
+	StatusError
+)
+
+var statusNames = map[Status]string{
+	StatusStopped:  "Stopped",
+	StatusStarting: "Starting",
+	StatusRunning:  "Running",
+	StatusStopping: "Stopping",
+	StatusFreezing: "Freezing",
+	StatusFrozen:   "Frozen",
+	StatusError:    "Error",
+}
+
+// String is the status's name, as LXD spells it ("Running").
+func (s Status) String() string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return "Unknown"
+}
 
 // transitions lists every allowed single-hop status change. Every status
 // change in the service passes canTransition; multi-hop flows (restart:
 // Running -> Stopping -> Stopped -> Starting -> Running) are composed of
 // these hops.
 var transitions = map[Status][]Status{
-	api.Stopped:  {api.Starting},
-	api.Starting: {api.Running, api.Stopped, api.Error},
-	api.Running:  {api.Stopping, api.Freezing, api.Stopped, api.Error},
-	api.Freezing: {api.Frozen, api.Running},
-	api.Frozen:   {api.Running, api.Stopping, api.Stopped},
-	api.Stopping: {api.Stopped, api.Running, api.Frozen, api.Error},
-	api.Error:    {api.Starting, api.Stopping, api.Stopped},
+	StatusStopped:  {StatusStarting},
+	StatusStarting: {StatusRunning, StatusStopped, StatusError},
+	StatusRunning:  {StatusStopping, StatusFreezing, StatusStopped, StatusError},
+	StatusFreezing: {StatusFrozen, StatusRunning},
+	StatusFrozen:   {StatusRunning, StatusStopping, StatusStopped},
+	StatusStopping: {StatusStopped, StatusRunning, StatusFrozen, StatusError},
+	StatusError:    {StatusStarting, StatusStopping, StatusStopped},
 }
 
 func canTransition(from, to Status) bool {
@@ -54,5 +81,5 @@ func wantStatus(name string, cur Status, want ...Status) error {
 
 // isActive reports whether an instance has processes (running or frozen).
 func isActive(s Status) bool {
-	return s == api.Running || s == api.Frozen || s == api.Freezing || s == api.Stopping
+	return s == StatusRunning || s == StatusFrozen || s == StatusFreezing || s == StatusStopping
 }

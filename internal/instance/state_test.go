@@ -4,7 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -13,20 +12,20 @@ func TestTransitions(t *testing.T) {
 		from, to Status
 		ok       bool
 	}{
-		{api.Stopped, api.Starting, true},
-		{api.Stopped, api.Running, false},
-		{api.Stopped, api.Frozen, false},
-		{api.Starting, api.Running, true},
-		{api.Starting, api.Stopped, true},
-		{api.Running, api.Freezing, true},
-		{api.Running, api.Stopping, true},
-		{api.Running, api.Starting, false},
-		{api.Freezing, api.Frozen, true},
-		{api.Frozen, api.Running, true},
-		{api.Frozen, api.Freezing, false},
-		{api.Stopping, api.Stopped, true},
-		{api.Stopping, api.Starting, false},
-		{api.Error, api.Starting, true},
+		{StatusStopped, StatusStarting, true},
+		{StatusStopped, StatusRunning, false},
+		{StatusStopped, StatusFrozen, false},
+		{StatusStarting, StatusRunning, true},
+		{StatusStarting, StatusStopped, true},
+		{StatusRunning, StatusFreezing, true},
+		{StatusRunning, StatusStopping, true},
+		{StatusRunning, StatusStarting, false},
+		{StatusFreezing, StatusFrozen, true},
+		{StatusFrozen, StatusRunning, true},
+		{StatusFrozen, StatusFreezing, false},
+		{StatusStopping, StatusStopped, true},
+		{StatusStopping, StatusStarting, false},
+		{StatusError, StatusStarting, true},
 	}
 	for _, tt := range tests {
 		if got := canTransition(tt.from, tt.to); got != tt.ok {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // StopOptions say how to stop.
@@ -30,12 +30,19 @@ func (o StopOptions) grace() time.Duration {
 
 // Stop stops a running or frozen instance; an ephemeral one is then deleted.
 func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error {
+	return s.stop(ctx, name, opts, powerStopped)
+}
+
+// stop is Stop with the power state recovery restores: powerStopped for a
+// user's stop, powerRunning for a stop at daemon shutdown, which (as LXD's
+// shutdown does) leaves the instance to be started again with the daemon.
+func (s *Service) stop(ctx context.Context, name string, opts StopOptions, intent string) error {
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
 	}
 	defer in.op.Unlock()
-	if err := s.stopLocked(ctx, in, opts); err != nil {
+	if err := s.stopLocked(ctx, in, opts, intent); err != nil {
 		return err
 	}
 	if rec, _, _ := s.snapshot(in); rec.Ephemeral {
@@ -44,17 +51,30 @@ func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error
 	return nil
 }
 
-// stopLocked stops an instance whose op lock the caller holds.
-func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) error {
+// stopLocked stops an instance whose op lock the caller holds. intent is
+// the power state recovery is to restore should the daemon die from here
+// on: powerStopped for a stop, powerRunning for the stop of a restart.
+//
+// The intent is in the database before the runtime acts: a daemon killed
+// after the kill but before its bookkeeping must find, at recovery, an
+// instance that was asked to stop, not one that "vanished while the daemon
+// was down" and is started again. If the stop fails, the instance runs on
+// and its power state is restored.
+func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, intent string) error {
 	rec, status, _ := s.snapshot(in)
-	if status == api.Stopped {
+	if status == StatusStopped {
 		return errdefs.Conflict("instance %q is already stopped", rec.Name)
 	}
-	if err := wantStatus(rec.Name, status, api.Running, api.Frozen, api.Error); err != nil {
+	if err := wantStatus(rec.Name, status, StatusRunning, StatusFrozen, StatusError); err != nil {
 		return err
 	}
+	if rec.Config[keyLastPower] != intent {
+		if err := s.setPower(ctx, in, intent); err != nil {
+			return fmt.Errorf("stop %s: record the stop: %w", rec.Name, err)
+		}
+	}
 	s.mu.Lock()
-	in.status = api.Stopping
+	in.status = StatusStopping
 	s.mu.Unlock()
 	var err error
 	if opts.Stateful {
@@ -66,18 +86,22 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions) er
 	if err != nil {
 		in.status = status
 	} else {
-		in.status, in.pid = api.Stopped, 0
+		in.status, in.pid = StatusStopped, 0
 	}
 	s.mu.Unlock()
 	if err != nil {
+		if intent != powerRunning {
+			if perr := s.setPower(context.WithoutCancel(ctx), in, powerRunning); perr != nil {
+				s.log.Error("restore power state after a failed stop", "instance", rec.Name, "err", perr)
+			}
+		}
 		return fmt.Errorf("stop %s: %w", rec.Name, err)
 	}
-	rec.Config[keyLastPower] = powerStopped
-	delete(rec.Config, keyLastExitCode) // a stop we asked for has no exit code of interest
-	if err := s.saveRecord(ctx, in, rec); err != nil {
+	// A stop we asked for has no exit code of interest.
+	if err := s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyLastExitCode) }); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-stopped", instanceURL(rec.Name), nil)
+	s.cfg.Events.Lifecycle("instance-stopped", instanceEntity(rec.Name), nil)
 	s.log.Info("instance stopped", "instance", rec.Name, "force", opts.Force)
 	return nil
 }
@@ -89,13 +113,13 @@ func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) er
 		return err
 	}
 	defer in.op.Unlock()
-	if err := s.stopLocked(ctx, in, opts); err != nil {
+	if err := s.stopLocked(ctx, in, opts, powerRunning); err != nil {
 		return err
 	}
 	if err := s.startLocked(ctx, in); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-restarted", instanceURL(name), nil)
+	s.cfg.Events.Lifecycle("instance-restarted", instanceEntity(name), nil)
 	return nil
 }
 
@@ -108,23 +132,23 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
 	switch status {
-	case api.Running:
-	case api.Frozen:
+	case StatusRunning:
+	case StatusFrozen:
 		return errdefs.Conflict("instance %q is already frozen", name)
 	default:
 		return errdefs.Conflict("instance %q is not running", name)
 	}
-	if err := s.setStatus(in, api.Freezing); err != nil {
+	if err := s.setStatus(in, StatusFreezing); err != nil {
 		return err
 	}
 	if err := s.driverOf(rec).Freeze(ctx, runtimeID(rec.ID)); err != nil {
 		s.forceStatus(in, status, in.pid)
 		return fmt.Errorf("freeze %s: %w", name, err)
 	}
-	if err := s.setStatus(in, api.Frozen); err != nil {
+	if err := s.setStatus(in, StatusFrozen); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-paused", instanceURL(name), nil)
+	s.cfg.Events.Lifecycle("instance-paused", instanceEntity(name), nil)
 	return nil
 }
 
@@ -136,18 +160,24 @@ func (s *Service) Unfreeze(ctx context.Context, name string) error {
 	}
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
-	if status == api.Running {
+	if status == StatusRunning {
 		return errdefs.Conflict("instance %q is not frozen", name)
 	}
-	if err := wantStatus(name, status, api.Frozen); err != nil {
+	if err := wantStatus(name, status, StatusFrozen); err != nil {
 		return err
 	}
 	if err := s.driverOf(rec).Unfreeze(ctx, runtimeID(rec.ID)); err != nil {
 		return fmt.Errorf("unfreeze %s: %w", name, err)
 	}
-	if err := s.setStatus(in, api.Running); err != nil {
+	if err := s.setStatus(in, StatusRunning); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-resumed", instanceURL(name), nil)
+	s.cfg.Events.Lifecycle("instance-resumed", instanceEntity(name), nil)
 	return nil
+}
+
+// setPower records the power state recovery restores
+// (volatile.last_state.power).
+func (s *Service) setPower(ctx context.Context, in *inst, power string) error {
+	return s.updateRecord(ctx, in, func(r *store.Instance) { r.Config[keyLastPower] = power })
 }

@@ -3,106 +3,152 @@ package instance
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // Update replaces an instance's config, devices, profiles, description and
-// ephemeral flag (PUT). ifMatch, when not empty, must equal the current
-// ETag. New limits apply to a running instance at once; environment
-// changes at the next start.
-func (s *Service) Update(ctx context.Context, name string, put api.InstancePut, ifMatch string) error {
-	in, err := s.lockInstance(name)
-	if err != nil {
-		return err
-	}
-	defer in.op.Unlock()
-	rec, _, _ := s.snapshot(in)
-	if ifMatch != "" && ifMatch != etagOf(rec) {
-		return errdefs.PreconditionFailed("instance %q changed since it was read (ETag mismatch)", name)
-	}
-	next, err := s.applyPut(rec, put)
-	if err != nil {
-		return err
-	}
-	return s.commitUpdate(ctx, in, next)
+// ephemeral flag (PUT). pre, when not nil, is checked against the current
+// instance under its record lock first (an edge's ETag). New limits apply
+// to a running instance at once; environment changes at the next start.
+func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondition) error {
+	return s.change(ctx, name, pre, func(store.Instance) Put { return put })
 }
 
 // Patch merges config and devices into an instance's own and replaces the
-// other fields that are set (PATCH).
-func (s *Service) Patch(ctx context.Context, name string, patch InstancePatch, ifMatch string) error {
-	in, err := s.lockInstance(name)
-	if err != nil {
-		return err
-	}
-	defer in.op.Unlock()
-	rec, _, _ := s.snapshot(in)
-	if ifMatch != "" && ifMatch != etagOf(rec) {
-		return errdefs.PreconditionFailed("instance %q changed since it was read (ETag mismatch)", name)
-	}
-	put := api.InstancePut{
-		Architecture: rec.Architecture,
-		Config:       cloneMap(rec.Config),
-		Devices:      cloneDevices(rec.Devices),
-		Ephemeral:    rec.Ephemeral,
-		Profiles:     rec.Profiles,
-		Description:  rec.Description,
-	}
-	for k, v := range patch.Config {
-		put.Config[k] = v
-	}
-	for k, v := range patch.Devices {
-		put.Devices[k] = v
-	}
-	if patch.Profiles != nil {
-		put.Profiles = *patch.Profiles
-	}
-	if patch.Description != nil {
-		put.Description = *patch.Description
-	}
-	if patch.Ephemeral != nil {
-		put.Ephemeral = *patch.Ephemeral
-	}
-	if patch.Architecture != nil {
-		put.Architecture = *patch.Architecture
-	}
-	next, err := s.applyPut(rec, put)
-	if err != nil {
-		return err
-	}
-	return s.commitUpdate(ctx, in, next)
+// other fields that are set (PATCH). pre is as for Update.
+func (s *Service) Patch(ctx context.Context, name string, patch Patch, pre Precondition) error {
+	return s.change(ctx, name, pre, func(rec store.Instance) Put {
+		put := Put{
+			Architecture: rec.Architecture,
+			Config:       cloneMap(rec.Config),
+			Devices:      cloneDevices(rec.Devices),
+			Ephemeral:    rec.Ephemeral,
+			Profiles:     rec.Profiles,
+			Description:  rec.Description,
+		}
+		for k, v := range patch.Config {
+			put.Config[k] = v
+		}
+		for k, v := range patch.Devices {
+			put.Devices[k] = v
+		}
+		if patch.Profiles != nil {
+			put.Profiles = *patch.Profiles
+		}
+		if patch.Description != nil {
+			put.Description = *patch.Description
+		}
+		if patch.Ephemeral != nil {
+			put.Ephemeral = *patch.Ephemeral
+		}
+		if patch.Architecture != nil {
+			put.Architecture = *patch.Architecture
+		}
+		return put
+	})
 }
 
-// InstancePatch is a PATCH body: nil fields are left as they are.
-type InstancePatch struct {
-	Architecture *string                      `json:"architecture"`
-	Config       map[string]string            `json:"config"`
-	Devices      map[string]map[string]string `json:"devices"`
-	Ephemeral    *bool                        `json:"ephemeral"`
-	Profiles     *[]string                    `json:"profiles"`
-	Description  *string                      `json:"description"`
+// change applies the PUT body that body makes of the current record. It
+// takes only the locks the change needs (doc.go, Locking): the record lock
+// always; profileMu too when the instance's profile list changes; the op
+// lock too when the change must reach a running instance's runtime (new
+// limits). A change that is neither waits for no freeze, start or stop.
+// What it needs is known only once it has seen the current record, so a
+// first try under the record lock alone may start over with more locks.
+func (s *Service) change(ctx context.Context, name string, pre Precondition, body func(store.Instance) Put) error {
+	var need changeLocks
+	for {
+		more, err := s.tryChange(ctx, name, pre, body, need)
+		if more == need {
+			return err
+		}
+		need = more
+	}
+}
+
+// changeLocks are the locks beyond the record lock that a change takes.
+type changeLocks struct{ profiles, op bool }
+
+// tryChange makes the change holding the locks need names, or returns the
+// locks it turned out to need.
+func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, body func(store.Instance) Put, need changeLocks) (changeLocks, error) {
+	in, err := s.lookup(name)
+	if err != nil {
+		return need, err
+	}
+	if need.profiles {
+		s.profileMu.Lock()
+		defer s.profileMu.Unlock()
+	}
+	if need.op {
+		in.op.Lock()
+		defer in.op.Unlock()
+	}
+	if err := s.lockRecord(in, name); err != nil {
+		return need, err
+	}
+	defer in.cfg.Unlock()
+	if err := s.checkPrecondition(in, pre); err != nil {
+		return need, err
+	}
+	rec, status, _ := s.snapshot(in)
+	next, err := s.applyPut(rec, body(rec))
+	if err != nil {
+		return need, err
+	}
+	if !need.profiles && !slices.Equal(next.Profiles, rec.Profiles) {
+		return changeLocks{profiles: true, op: need.op}, nil
+	}
+	// Starting counts: the status leaves Stopped under the record lock,
+	// so a start either reads this change or is seen here.
+	if isActive(status) || status == StatusStarting {
+		before, err := s.expandedLimits(rec)
+		if err != nil {
+			return need, err
+		}
+		after, err := s.expandedLimits(next)
+		if err != nil {
+			return need, err
+		}
+		if before != after {
+			if !need.op {
+				return changeLocks{profiles: need.profiles, op: true}, nil
+			}
+			// Under the op lock the status is settled: active means a
+			// runtime to update. If the runtime refuses, nothing is saved.
+			if err := s.driverOf(next).UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
+				return need, fmt.Errorf("apply limits to %s: %w", next.Name, err)
+			}
+		}
+	}
+	if err := s.saveRecord(ctx, in, next); err != nil {
+		return need, err
+	}
+	s.cfg.Events.Lifecycle("instance-updated", instanceEntity(next.Name), nil)
+	return need, nil
 }
 
 // applyPut validates a PUT body against the current record and returns the
 // new record.
-func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Instance, error) {
+func (s *Service) applyPut(rec store.Instance, put Put) (store.Instance, error) {
 	if put.Architecture != "" && put.Architecture != rec.Architecture {
 		return rec, errdefs.Invalid("architecture cannot be changed (is %q)", rec.Architecture)
 	}
 	if put.Restore != "" {
 		return rec, errdefs.Invalid("restore: snapshots are not supported yet")
 	}
-	if put.Stateful && rec.Type != api.InstanceTypeVM {
+	if put.Stateful && Type(rec.Type) != TypeVM {
 		return rec, errdefs.Invalid("stateful: stateful stop is not supported for containers")
 	}
 	if err := validateUserConfig(put.Config, rec.Config); err != nil {
 		return rec, err
 	}
-	if err := s.validateForType(rec.Type, put.Config); err != nil {
+	if err := s.validateForType(Type(rec.Type), put.Config); err != nil {
 		return rec, err
 	}
 	if err := validateDevices(put.Devices); err != nil {
@@ -123,39 +169,17 @@ func (s *Service) applyPut(rec store.Instance, put api.InstancePut) (store.Insta
 			config[k] = v
 		}
 	}
+	if err := s.checkWithProfiles(Type(rec.Type), config, profiles); err != nil {
+		return rec, err
+	}
 	next := cloneRecord(rec)
 	next.Config = config
 	next.Devices = cloneDevices(put.Devices)
 	next.Profiles = append([]string{}, profiles...)
 	next.Description = put.Description
 	next.Ephemeral = put.Ephemeral
+	s.setIdmapKeys(&next)
 	return next, nil
-}
-
-// commitUpdate applies changed limits to a running instance, then saves
-// the record. If the runtime refuses the limits, nothing is saved.
-func (s *Service) commitUpdate(ctx context.Context, in *inst, next store.Instance) error {
-	prev, status, _ := s.snapshot(in)
-	if isActive(status) {
-		before, err := s.expandedLimits(prev)
-		if err != nil {
-			return err
-		}
-		after, err := s.expandedLimits(next)
-		if err != nil {
-			return err
-		}
-		if before != after {
-			if err := s.driverOf(next).UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
-				return fmt.Errorf("apply limits to %s: %w", next.Name, err)
-			}
-		}
-	}
-	if err := s.saveRecord(ctx, in, next); err != nil {
-		return err
-	}
-	s.cfg.Events.Lifecycle("instance-updated", instanceURL(next.Name), nil)
-	return nil
 }
 
 // expandedLimits reads the limits of a record layered over its profiles.
@@ -167,6 +191,27 @@ func (s *Service) expandedLimits(rec store.Instance) (driver.Limits, error) {
 		return driver.Limits{}, err
 	}
 	return s.limitsOf(expandConfig(rec.Config, views))
+}
+
+// CheckRename answers at once what makes a rename fail, as LXD does before
+// it starts the operation: an invalid name is a 400, an unknown instance a
+// 404, a name in use (its own too; an empty name means its own) a 409.
+func (s *Service) CheckRename(ctx context.Context, name, newName string) error {
+	if newName == "" {
+		newName = name
+	}
+	if err := validateName(newName); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.byName[name] == nil {
+		return notFound(name)
+	}
+	if s.byName[newName] != nil || s.reserved[newName] {
+		return errdefs.Conflict("name %q is already in use", newName)
+	}
+	return nil
 }
 
 // Rename gives an instance a new name. Its runtime identity does not change,
@@ -184,6 +229,10 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if name == newName {
 		return nil
 	}
+	if err := s.lockRecord(in, name); err != nil {
+		return err
+	}
+	defer in.cfg.Unlock()
 	if _, err := s.reserveName(newName); err != nil {
 		return err
 	}
@@ -193,7 +242,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-renamed", instanceURL(newName), map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle("instance-renamed", instanceEntity(newName), map[string]any{"old_name": name})
 	s.log.Info("instance renamed", "instance", newName, "old_name", name)
 	return nil
 }

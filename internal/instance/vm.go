@@ -3,92 +3,23 @@ package instance
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"sort"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
-// Virtual machines share the instance API with containers; what differs
-// is chosen here, by instance type: the driver (Config.Drivers), the keys
-// that apply, stateful stop, and how files are reached (through the
-// guest agent, as the VM's disk is not a tree the host can open).
-
-// typeOnlyKeys are config keys that mean something for one type only.
-var typeOnlyKeys = map[string]string{
-	"security.secureboot": api.InstanceTypeVM,
-	"security.privileged": api.InstanceTypeContainer,
-	"limits.processes":    api.InstanceTypeContainer,
-}
+// What only virtual machines have: stateful stop (standby), files reached
+// through the guest agent (a VM's disk is not a tree the host can open),
+// disk images booted with UEFI firmware, and the least memory a guest
+// boots with. What differs by type in general (the driver, the keys that
+// apply) is in bytype.go.
 
 // minVMMemory is the least RAM a VM boots with (the kernel and the
 // unpacked initramfs must fit); the QEMU driver says the same.
 const minVMMemory = 128 << 20
-
-// driverFor returns the driver of an instance type.
-func (s *Service) driverFor(typ string) driver.Driver {
-	if d := s.cfg.Drivers[typ]; d != nil {
-		return d
-	}
-	return s.cfg.Driver
-}
-
-func (s *Service) driverOf(rec store.Instance) driver.Driver { return s.driverFor(rec.Type) }
-
-// validateForType refuses keys of the other instance type, and VM memory
-// below what a guest needs.
-func (s *Service) validateForType(typ string, cfg map[string]string) error {
-	if typ == "" {
-		typ = api.InstanceTypeContainer
-	}
-	keys := make([]string, 0, len(cfg))
-	for k := range cfg {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if only, ok := typeOnlyKeys[k]; ok && only != typ {
-			return errdefs.Invalid("config key %q applies to %ss only, not to a %s", k, only, typ)
-		}
-	}
-	if v := cfg["limits.memory"]; typ == api.InstanceTypeVM && v != "" {
-		b, err := parseMemory(v, s.cfg.HostMemory)
-		if err != nil {
-			return errdefs.Invalid("limits.memory: %v", err)
-		}
-		if b < minVMMemory {
-			return errdefs.Invalid("limits.memory: %s is below the %d MiB a virtual machine needs", v, minVMMemory>>20)
-		}
-	}
-	return nil
-}
-
-// recoverDrivers asks every driver for what it still runs.
-func (s *Service) recoverDrivers(ctx context.Context) (map[string]driver.State, error) {
-	live, err := s.cfg.Driver.Recover(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, typ := range sortedNames(s.cfg.Drivers) {
-		d := s.cfg.Drivers[typ]
-		if d == s.cfg.Driver {
-			continue
-		}
-		more, err := d.Recover(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("recover %s instances: %w", typ, err)
-		}
-		for id, st := range more {
-			live[id] = st
-		}
-	}
-	return live, nil
-}
 
 // standby saves a VM's state and ends it (stateful stop).
 func (s *Service) standby(ctx context.Context, rec store.Instance) error {
@@ -117,7 +48,7 @@ func (s *Service) withGuest(name string, fn func(gf driver.GuestFiles, id string
 	}
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
-	if status != api.Running {
+	if status != StatusRunning {
 		return true, errdefs.Invalid("instance %q is %s: a virtual machine's files are reached through its guest agent, so it must be running", name, status)
 	}
 	return true, guestErr(fn(gf, runtimeID(rec.ID)))
@@ -201,9 +132,9 @@ func (s *Service) deleteGuestFile(ctx context.Context, name, p string) (bool, er
 // imageFitsType refuses a virtual-machine image (a bootable disk) for a
 // container: a container needs a root filesystem tree. A root-tree image
 // fits both types (a VM boots it with the host's kernel).
-func imageFitsType(img api.Image, fp, typ string) error {
-	if img.Type == api.InstanceTypeVM && typ != api.InstanceTypeVM {
-		return errdefs.Invalid("source: image %s is a virtual-machine image (a disk): launch it as a virtual machine (type %q, --vm)", shortFP(fp), api.InstanceTypeVM)
+func imageFitsType(img Image, fp string, typ Type) error {
+	if img.Type == TypeVM && typ != TypeVM {
+		return errdefs.Invalid("source: image %s is a virtual-machine image (a disk): launch it as a virtual machine (type %q, --vm)", shortFP(fp), TypeVM)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -12,20 +11,20 @@ func TestValidateForType(t *testing.T) {
 	s := New(Config{HostMemory: 8 << 30})
 	tests := []struct {
 		name string
-		typ  string
+		typ  Type
 		cfg  map[string]string
 		ok   bool
 	}{
-		{"container plain", api.InstanceTypeContainer, map[string]string{"limits.memory": "64MiB"}, true},
+		{"container plain", TypeContainer, map[string]string{"limits.memory": "64MiB"}, true},
 		{"empty type is a container", "", map[string]string{"security.privileged": "true"}, true},
-		{"secureboot on a container", api.InstanceTypeContainer, map[string]string{"security.secureboot": "true"}, false},
-		{"secureboot on a VM", api.InstanceTypeVM, map[string]string{"security.secureboot": "false"}, true},
-		{"privileged VM", api.InstanceTypeVM, map[string]string{"security.privileged": "true"}, false},
-		{"processes on a VM", api.InstanceTypeVM, map[string]string{"limits.processes": "100"}, false},
-		{"VM memory too low", api.InstanceTypeVM, map[string]string{"limits.memory": "64MiB"}, false},
-		{"VM memory enough", api.InstanceTypeVM, map[string]string{"limits.memory": "128MiB"}, true},
-		{"VM memory as a share of the host", api.InstanceTypeVM, map[string]string{"limits.memory": "10%"}, true},
-		{"VM memory share too low", api.InstanceTypeVM, map[string]string{"limits.memory": "1%"}, false},
+		{"secureboot on a container", TypeContainer, map[string]string{"security.secureboot": "true"}, false},
+		{"secureboot on a VM", TypeVM, map[string]string{"security.secureboot": "false"}, true},
+		{"privileged VM", TypeVM, map[string]string{"security.privileged": "true"}, false},
+		{"processes on a VM", TypeVM, map[string]string{"limits.processes": "100"}, false},
+		{"VM memory too low", TypeVM, map[string]string{"limits.memory": "64MiB"}, false},
+		{"VM memory enough", TypeVM, map[string]string{"limits.memory": "128MiB"}, true},
+		{"VM memory as a share of the host", TypeVM, map[string]string{"limits.memory": "10%"}, true},
+		{"VM memory share too low", TypeVM, map[string]string{"limits.memory": "1%"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

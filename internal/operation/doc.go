@@ -2,12 +2,15 @@
 // /1.0/operations lists and what async responses point to.
 //
 // It owns each operation's identity (a random UUID), status, metadata,
-// cancellation and lifetime. Callers (the instance and image services) hand
-// it a Run function; the registry runs it in its own goroutine, records the
-// outcome, and announces every change as an "operation" event whose metadata
-// is the api.Operation snapshot. The package does no HTTP and knows nothing
-// of instances or images: routes, websockets and request parsing belong to
-// the API edge, the work itself to Run.
+// cancellation and lifetime. Callers (the API edges, around the instance
+// and image services) hand it a Run function; the registry runs it in its
+// own goroutine, records the outcome, and announces every change as an
+// "operation" event whose metadata is the api.Operation snapshot. The
+// package does no HTTP, builds no URL (an operation's resources are what
+// the edge passes; its own URL is the edge's) and knows nothing of
+// instances or images: routes, websockets and request parsing belong to
+// the API edge, the work itself to Run. Other dialects' jobs (the
+// JSON-RPC edge's) can be operations too.
 //
 // Invariants:
 //

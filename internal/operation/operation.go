@@ -16,6 +16,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 )
 
 // DefaultRetention is how long finished operations stay queryable when New
@@ -30,12 +31,8 @@ const Location = "none"
 // satisfies it. Publish is called with the operation's lock held, so it must
 // not call back into the registry.
 type Publisher interface {
-	Publish(eventType string, metadata any) api.Event
+	Publish(eventType string, metadata any) event.Event
 }
-
-// URL returns the API path of the operation with the given id, as async
-// responses and the Location header carry it.
-func URL(id string) string { return "/1.0/operations/" + id }
 
 // Spec describes an operation to Start.
 type Spec struct {

@@ -2,7 +2,8 @@
 // /1.0 "config"): the table of keys hangard knows, their defaults and
 // validation, and the current values, persisted in the store's config
 // table. It does not act on the values; the daemon's parts read them
-// (e.g. the image cache sweep reads images.remote_cache_expiry).
+// (e.g. the image cache sweep reads images.remote_cache_expiry, the image
+// store images.max_unpacked_size at every unpack).
 //
 // Only keys set explicitly are stored and shown, as in LXD; a key not set
 // has its default.
@@ -15,6 +16,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -25,7 +27,16 @@ const (
 	// ImagesRemoteCacheExpiry is how many days a cached image (a copy of a
 	// remote one) is kept unused; 0 keeps them for ever.
 	ImagesRemoteCacheExpiry = "images.remote_cache_expiry"
+	// ImagesMaxUnpackedSize caps what one image may expand to when it is
+	// unpacked (bytes, or a size with a unit: "10GiB"). Unset, the image
+	// store picks a default from the free space of its filesystem at
+	// each unpack (internal/image).
+	ImagesMaxUnpackedSize = "images.max_unpacked_size"
 )
+
+// minUnpackedSize is the least images.max_unpacked_size: below 1 MiB no
+// root filesystem fits.
+const minUnpackedSize = 1 << 20
 
 type key struct {
 	def      string
@@ -34,6 +45,7 @@ type key struct {
 
 var keys = map[string]key{
 	ImagesRemoteCacheExpiry: {def: "10", validate: nonNegativeInt},
+	ImagesMaxUnpackedSize:   {def: "", validate: unpackedSize},
 }
 
 func nonNegativeInt(v string) error {
@@ -42,6 +54,43 @@ func nonNegativeInt(v string) error {
 		return fmt.Errorf("%q is not a whole number of 0 or more", v)
 	}
 	return nil
+}
+
+func unpackedSize(v string) error {
+	n, err := ParseByteSize(v)
+	if err != nil {
+		return err
+	}
+	if n < minUnpackedSize {
+		return fmt.Errorf("%q is below the minimum of 1MiB", v)
+	}
+	return nil
+}
+
+// byteUnits are LXD's size suffixes (shared/units): decimal and binary.
+var byteUnits = map[string]int64{
+	"": 1, "B": 1, " bytes": 1,
+	"kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15, "EB": 1e18,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50, "EiB": 1 << 60,
+}
+
+// ParseByteSize reads a size as LXD writes it: a whole number of bytes,
+// optionally followed by a unit ("512MiB", "10GB").
+func ParseByteSize(v string) (int64, error) {
+	i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], v[i:]
+	}
+	mult, ok := byteUnits[unit]
+	if !ok || num == "" {
+		return 0, fmt.Errorf("%q is not a size like 10GiB, 500MB or a byte count", v)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return n * mult, nil
 }
 
 // DB is what the service needs from persistence.
@@ -166,6 +215,20 @@ func (s *Service) ImagesRemoteCacheExpiryDays() int64 {
 	n, err := strconv.ParseInt(s.value(ImagesRemoteCacheExpiry), 10, 64)
 	if err != nil { // Stored by hand or by a newer hangard: the default.
 		n, _ = strconv.ParseInt(keys[ImagesRemoteCacheExpiry].def, 10, 64)
+	}
+	return n
+}
+
+// ImagesMaxUnpackedSize returns images.max_unpacked_size in bytes, or 0
+// when it is not set (the image store then uses its default).
+func (s *Service) ImagesMaxUnpackedSize() int64 {
+	v := s.value(ImagesMaxUnpackedSize)
+	if v == "" {
+		return 0
+	}
+	n, err := ParseByteSize(v)
+	if err != nil || n < minUnpackedSize { // Stored by hand: the default.
+		return 0
 	}
 	return n
 }

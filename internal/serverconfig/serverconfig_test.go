@@ -96,3 +96,67 @@ func TestUpdate(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxUnpackedSize(t *testing.T) {
+	const key = ImagesMaxUnpackedSize
+	tests := []struct {
+		name    string
+		stored  map[string]string
+		value   any
+		want    int64
+		wantErr string
+	}{
+		{name: "unset is the store's default", value: nil, want: 0},
+		{name: "binary unit", value: "10GiB", want: 10 << 30},
+		{name: "decimal unit", value: "500MB", want: 500e6},
+		{name: "bytes", value: "1048576", want: 1 << 20},
+		{name: "bytes as a JSON number", value: float64(2 << 20), want: 2 << 20},
+		{name: "B suffix", value: "3145728B", want: 3 << 20},
+		{name: "empty unsets", stored: map[string]string{key: "1GiB"}, value: "", want: 0},
+		{name: "largest", value: "8EiB", wantErr: "too large"},
+		{name: "overflow", value: "99999999999999999999", wantErr: "too large"},
+		{name: "below the minimum", value: "1KiB", wantErr: `server config images.max_unpacked_size: "1KiB" is below the minimum of 1MiB`},
+		{name: "zero", value: "0", wantErr: "below the minimum"},
+		{name: "negative", value: "-1GiB", wantErr: `server config images.max_unpacked_size: "-1GiB" is not a size`},
+		{name: "fraction", value: "1.5GiB", wantErr: "is not a size"},
+		{name: "unknown unit", value: "10GiBs", wantErr: "is not a size"},
+		{name: "unit alone", value: "GiB", wantErr: "is not a size"},
+		{name: "boolean", value: true, wantErr: `"true" is not a size`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := &fakeDB{cfg: maps.Clone(tc.stored)}
+			if db.cfg == nil {
+				db.cfg = map[string]string{}
+			}
+			s, err := New(context.Background(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Patch(context.Background(), map[string]any{key: tc.value})
+			if tc.wantErr != "" {
+				if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), key) {
+					t.Fatalf("error %v, want invalid argument naming %s and containing %q", err, key, tc.wantErr)
+				}
+				if _, ok := db.cfg[key]; ok {
+					t.Errorf("bad value stored: %v", db.cfg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.ImagesMaxUnpackedSize(); got != tc.want {
+				t.Errorf("ImagesMaxUnpackedSize() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	// A bad value stored by hand reads as unset, not as a tiny cap.
+	s, err := New(context.Background(), &fakeDB{cfg: map[string]string{key: "lots"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ImagesMaxUnpackedSize(); got != 0 {
+		t.Errorf("hand-stored bad value: %d, want 0 (default)", got)
+	}
+}

@@ -1,5 +1,6 @@
 // Package store persists hangard's state in one SQLite database: instances,
-// profiles, images, image aliases and the server configuration.
+// profiles, images, image aliases, the server configuration and the event
+// hub's sequence.
 //
 // # What it owns
 //
@@ -30,6 +31,10 @@
 //	images_aliases      name PRIMARY KEY -> images.fingerprint, ON DELETE
 //	                    CASCADE: deleting an image deletes its aliases
 //	config              server configuration, key -> value
+//	counters            name -> value that must never go back across
+//	                    restarts (the event sequence's reserved high mark)
+//	events              sequence -> event (the owner's encoding), left by a
+//	                    clean shutdown for the next run, which takes them once
 //
 // Times are stored as fixed-width UTC text ("2006-01-02T15:04:05.000000000Z"),
 // so they read back as UTC, sort as text and stay readable in the sqlite3

@@ -94,6 +94,20 @@ CREATE INDEX images_aliases_fingerprint ON images_aliases (fingerprint);
 	`
 ALTER TABLE images ADD COLUMN format TEXT NOT NULL DEFAULT 'rootfs-tarball' CHECK (format <> '');
 `,
+	// 4: daemon counters that must never go back across restarts (the
+	// event sequence), and the events a clean shutdown leaves for the
+	// next run to replay.
+	`
+CREATE TABLE counters (
+	name  TEXT NOT NULL PRIMARY KEY,
+	value INTEGER NOT NULL CHECK (value >= 0)
+) STRICT;
+
+CREATE TABLE events (
+	sequence INTEGER NOT NULL PRIMARY KEY CHECK (sequence > 0),
+	event    BLOB NOT NULL
+) STRICT;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

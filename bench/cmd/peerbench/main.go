@@ -57,6 +57,10 @@ type config struct {
 	execRuns int
 	listRuns int
 	execOnly bool
+
+	// only, when set, are the parts of the issue-10 run (issue10.go) to
+	// measure instead of everything else.
+	only []string
 }
 
 func main() {
@@ -100,6 +104,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	fs.IntVar(&cfg.execRuns, "exec-runs", 0, "rounds of the exec comparison, every peer up at once and interleaved (default 100, 20 with --quick; 0 skips it and the lxc list comparison)")
 	fs.IntVar(&cfg.listRuns, "list-runs", 0, "rounds of the lxc list comparison at --running instances (default 30, 10 with --quick)")
 	fs.BoolVar(&cfg.execOnly, "exec-only", false, "run only the exec and lxc list comparison (report: bench/out/exec.md unless --out)")
+	issue10 := fs.Bool("issue10", false, "run only the figures issue 10 sets targets for, hangard beside LXD, about 5-10 minutes (report: bench/out/issue10.md unless --out): "+
+		"--version beside a Go hello-world, exec, freeze/unfreeze per API call, freeze/unfreeze events/s to 10 subscribers, PATCH p99 under 200 clients with freeze/unfreeze mixed in, hangar list --format yaml at 1000 instances")
+	only := fs.String("only", "", "with --issue10 (implied), only these of its parts, comma-separated: "+strings.Join(issue10Parts, ","))
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -109,7 +116,23 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	cfg.goBench = !cfg.quick && !cfg.execOnly
+	if *only != "" || *issue10 {
+		if cfg.execOnly || cfg.quick {
+			return nil, errors.New("--issue10 and --only go with neither --exec-only nor --quick")
+		}
+		cfg.only = issue10Parts
+		if *only != "" {
+			cfg.only = nil
+			for _, p := range strings.Split(*only, ",") {
+				p = strings.TrimSpace(p)
+				if !slices.Contains(issue10Parts, p) {
+					return nil, fmt.Errorf("--only: unknown part %q (%s)", p, strings.Join(issue10Parts, ", "))
+				}
+				cfg.only = append(cfg.only, p)
+			}
+		}
+	}
+	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil
 	execRunsSet := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -127,7 +150,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	}
 	if cfg.runs == 0 {
 		cfg.runs = 7
-		if cfg.quick {
+		if cfg.quick || cfg.only != nil {
 			cfg.runs = 5
 		}
 	}
@@ -136,13 +159,16 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	}
 	if !execRunsSet {
 		cfg.execRuns = 100
-		if cfg.quick {
+		switch {
+		case cfg.quick:
 			cfg.execRuns = 20
+		case cfg.only != nil:
+			cfg.execRuns = 60
 		}
 	}
 	if cfg.listRuns == 0 {
 		cfg.listRuns = 30
-		if cfg.quick {
+		if cfg.quick || cfg.only != nil {
 			cfg.listRuns = 10
 		}
 	}
@@ -177,8 +203,11 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	// happens on the way to the largest scale.
 	cfg.running = min(cfg.running, cfg.scales[len(cfg.scales)-1])
 	cfg.triggers = 100
-	if cfg.quick {
+	switch {
+	case cfg.quick:
 		cfg.triggers = 25
+	case cfg.only != nil:
+		cfg.triggers = 200
 	}
 	cfg.peers = []string{peerHangard}
 	for _, p := range strings.Split(*peers, ",") {
@@ -194,6 +223,10 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 			return nil, fmt.Errorf("--peers: unknown peer %q (hangard, runc, podman, lxd)", p)
 		}
 	}
+	if cfg.only != nil {
+		// Issue 10's figures are hangard's beside LXD's.
+		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p != peerHangard && p != peerLXD })
+	}
 	repo, err := filepath.Abs(cfg.repo)
 	if err != nil {
 		return nil, err
@@ -206,6 +239,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.execOnly {
 			cfg.out = filepath.Join(repo, "bench", "out", "exec.md")
+		}
+		if cfg.only != nil {
+			cfg.out = filepath.Join(repo, "bench", "out", "issue10.md")
 		}
 	}
 	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
@@ -231,11 +267,13 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	cfg.scratch = scratch
 	defer func() {
+		// Mounts go even when the files stay: podman leaves its storage
+		// mounted after its teardown.
+		unmountUnder(scratch)
 		if cfg.keep {
 			logf("scratch directory kept: %s", scratch)
 			return
 		}
-		unmountUnder(scratch)
 		if err := os.RemoveAll(scratch); err != nil {
 			logf("remove %s: %v", scratch, err)
 		}
@@ -271,6 +309,21 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	res.timings = append(res.timings, timing{"build hangard and the busybox root filesystem", time.Since(phase)})
 
+	if cfg.only != nil {
+		r := newIssue10Results()
+		measureIssue10(ctx, cfg, res, r, tarball, bins)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted; everything created was torn down, no report written")
+		}
+		res.elapsed = time.Since(start)
+		md := renderIssue10(cfg, res, r)
+		if err := writeFile(cfg.out, []byte(md)); err != nil {
+			return err
+		}
+		fmt.Print(md)
+		logf("report written to %s", cfg.out)
+		return nil
+	}
 	for _, name := range measureOrder {
 		if cfg.execOnly || !slices.Contains(cfg.peers, name) {
 			continue

@@ -182,7 +182,9 @@ func describeMachine(repo string) machineInfo {
 	default:
 		m.cgroups = "cgroup v1"
 	}
-	m.kvm = fileExists("/dev/kvm")
+	// /dev/kvm alone may be kvm_pvm's, which QEMU cannot use for a
+	// normal guest: KVM also needs the CPU's vmx or svm.
+	m.kvm = fileExists("/dev/kvm") && cpuHasVirt()
 	git := command{dir: repo}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -195,6 +197,21 @@ func describeMachine(repo string) machineInfo {
 		m.commit += " with uncommitted changes"
 	}
 	return m
+}
+
+// cpuHasVirt reports whether the CPU flags name hardware virtualisation.
+func cpuHasVirt() bool {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags"); ok {
+			f := strings.Fields(strings.TrimLeft(v, " \t:"))
+			return slices.Contains(f, "vmx") || slices.Contains(f, "svm")
+		}
+	}
+	return false
 }
 
 func fileExists(p string) bool {

@@ -49,7 +49,7 @@ func (s *Server) attachConsole(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startSocketOp(w, "Showing console", name, set, map[string]any{}, func(ctx context.Context, op *operation.Op) error {
+	s.startSocketOp(r.Context(), w, "Showing console", name, set, map[string]any{}, func(ctx context.Context, op *operation.Op) error {
 		defer console.Close()
 		return consoleSession(ctx, set, console)
 	})

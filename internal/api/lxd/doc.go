@@ -1,16 +1,37 @@
-// Package lxd is the HTTP edge that speaks the LXD REST API 1.0: paths,
-// sync/async/error envelopes, operations, events over websocket, ETags.
+// Package lxd is the HTTP edge that speaks the LXD REST API 1.0: paths
+// (under /1.0/instances, and /1.0/containers and /1.0/virtual-machines as
+// LXD 5.0 serves them), sync/async/error envelopes, operations, events
+// over websocket, ETags.
 //
 // Handlers decode and check the request's shape (JSON types, enums such as
-// recursion and state actions), call one service method and encode the
-// answer. They hold no business rules: validation of meaning (config keys,
-// names, state changes) is the services' job, and errors come back as
-// errdefs kinds that statusOf maps to HTTP codes in one place.
+// recursion and state actions), translate it to the core's types, call one
+// service method and render the answer. They hold no business rules:
+// validation of meaning (config keys, names, state changes) is the
+// services' job, and errors come back as errdefs kinds that statusOf maps
+// to HTTP codes in one place.
+//
+// Translation (convert.go) is the only place LXD's shapes meet the core's:
+// instance.Instance, Full, State and Profile become api.Instance,
+// InstanceFull, InstanceState and Profile with LXD's status codes, URLs
+// (/1.0/instances/NAME, used_by, exec-output), location "none", project
+// "default" and the empty snapshots and backups of recursion=2; requests
+// become instance.CreateRequest, Put and Patch; hub events become
+// api.Event with a lifecycle's entity rendered as its source URL. ETags
+// are hashes of what a PUT replaces, computed here; If-Match becomes an
+// instance.Precondition that the core checks under the instance's lock.
+// The edge imports no driver: a running exec is an instance.Process.
 //
 // Requests that LXD answers with an operation (create, state changes,
-// delete, rename, PUT) are validated first and answered 400/404/409 at
-// once when they cannot succeed; only work that can succeed becomes an
-// operation. Parts of the LXD API that later work brings (exec, files,
-// snapshots, networks, storage) answer 501 with a clear message rather
-// than a 404 that looks like a typo.
+// delete, rename, PUT) are validated first and answered 4xx at once when
+// they cannot succeed; only work that can succeed becomes an operation.
+// Exec (websocket operations, record-output), console, files, logs and
+// images are served; parts of the LXD API that later work brings
+// (snapshots, backups, copy and migration, networks, storage pools,
+// projects, certificates, cluster, warnings) answer a clear 501 (or, for
+// a collection hangard truthfully has none of, an empty list) rather than
+// a 404 that looks like a typo, and so does a method an endpoint lacks.
+//
+// Every instance endpoint is served under /1.0/instances and LXD 5.0's
+// aliases /1.0/containers and /1.0/virtual-machines (prefix.go), and the
+// status codes and error words are LXD 5.0.2's (status_test.go).
 package lxd

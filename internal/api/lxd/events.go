@@ -24,7 +24,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("type"); v != "" {
 		for _, t := range strings.Split(v, ",") {
 			if !eventTypes[t] {
-				writeError(w, errdefs.Invalid("event type %q: want lifecycle, operation or logging", t))
+				writeError(w, errdefs.Invalid("%q isn't a supported event type", t))
 				return
 			}
 			types = append(types, t)
@@ -63,7 +63,11 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 				conn.Close(websocket.StatusTryAgainLater, "event stream ended: reconnect with since=<last sequence>")
 				return
 			}
-			b, err := json.Marshal(ev)
+			out, err := toAPIEvent(ev)
+			if err != nil {
+				return
+			}
+			b, err := json.Marshal(out)
 			if err != nil {
 				return
 			}

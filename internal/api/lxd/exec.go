@@ -16,7 +16,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/hangar-dev/hangar/api"
-	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
@@ -56,7 +55,7 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalid("record-output: only without wait-for-websocket (the output goes to the websockets)"))
 		return
 	}
-	if err := s.Instances.CheckExec(name); err != nil {
+	if err := s.Instances.CheckExec(r.Context(), name); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -65,7 +64,7 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		op := s.Ops.Start(operation.Spec{
 			Class:       api.OperationClassTask,
 			Description: "Executing command",
-			Resources:   map[string][]string{"instances": {"/1.0/instances/" + name}},
+			Resources:   instanceResources(s.typeOf(r.Context(), name), name),
 			Metadata:    md,
 			Run: func(ctx context.Context, op *operation.Op) error {
 				return s.execTask(ctx, op, name, req, post.RecordOutput)
@@ -84,7 +83,7 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startSocketOp(w, "Executing command", name, set, md, func(ctx context.Context, op *operation.Op) error {
+	s.startSocketOp(r.Context(), w, "Executing command", name, set, md, func(ctx context.Context, op *operation.Op) error {
 		return s.execSession(ctx, op, name, req, set)
 	})
 }
@@ -94,13 +93,14 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 func (s *Server) execTask(ctx context.Context, op *operation.Op, name string, req instance.ExecRequest, record bool) error {
 	md := map[string]any{}
 	if record {
-		out, err := s.Instances.CreateExecOutput(name, "exec_"+op.ID())
+		out, err := s.Instances.CreateExecOutput(ctx, name, "exec_"+op.ID())
 		if err != nil {
 			return err
 		}
 		defer out.Close()
 		req.Stdout, req.Stderr = out.Stdout, out.Stderr
-		md["output"] = map[string]any{"1": out.StdoutURL, "2": out.StderrURL}
+		dir := instanceURL(name) + "/logs/exec-output/"
+		md["output"] = map[string]any{"1": dir + out.StdoutName, "2": dir + out.StderrName}
 	}
 	p, err := s.Instances.Exec(ctx, name, req)
 	if err != nil {
@@ -126,7 +126,7 @@ func (s *Server) execSession(ctx context.Context, op *operation.Op, name string,
 	// A session outlives the request that started it; its end is the
 	// command's end, or the client going away.
 	var mirrors sync.WaitGroup
-	var p driver.Process
+	var p instance.Process
 	if req.TTY {
 		var err error
 		if p, err = s.Instances.Exec(ctx, name, req); err != nil {
@@ -207,7 +207,7 @@ func execFailed(op *operation.Op, err error) error {
 // execControl serves the control stream: window size and signals. A client
 // that drops it while the command runs has gone, and the command is killed,
 // as LXD does.
-func (s *Server) execControl(conn *websocket.Conn, p driver.Process, exited <-chan struct{}) {
+func (s *Server) execControl(conn *websocket.Conn, p instance.Process, exited <-chan struct{}) {
 	for {
 		typ, b, err := conn.Read(context.Background())
 		if err != nil {

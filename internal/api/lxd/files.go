@@ -110,7 +110,7 @@ func (s *Server) deleteInstanceFile(w http.ResponseWriter, r *http.Request) {
 func filePath(r *http.Request) (string, error) {
 	p := r.URL.Query().Get("path")
 	if p == "" {
-		return "", errdefs.Invalid("missing path query parameter")
+		return "", errdefs.Invalid("Missing path argument")
 	}
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p

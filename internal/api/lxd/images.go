@@ -2,6 +2,7 @@ package lxd
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -54,7 +55,9 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 // come with the registry work.
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	meta := image.ImportMeta{Alias: r.Header.Get("X-Hangar-Alias"), Fingerprint: r.Header.Get("X-LXD-fingerprint")}
-	var body io.Reader = r.Body
+	upload := &uploadBody{ReadCloser: r.Body}
+	r.Body = upload
+	var body io.Reader = upload
 	switch ct := r.Header.Get("Content-Type"); {
 	case ct == "application/json":
 		s.pullImage(w, r) // images_oci.go
@@ -62,14 +65,14 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(ct, "multipart/"):
 		var err error
 		if body, err = splitUpload(r, &meta); err != nil {
-			writeError(w, err)
+			s.refuseUpload(w, upload, err)
 			return
 		}
 	}
 	if v := r.Header.Get("X-LXD-properties"); v != "" {
 		props, err := url.ParseQuery(v)
 		if err != nil {
-			writeError(w, errdefs.Invalid("X-LXD-properties: %v", err))
+			s.refuseUpload(w, upload, errdefs.Invalid("X-LXD-properties: %v", err))
 			return
 		}
 		meta.Properties = map[string]string{}
@@ -83,7 +86,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header.Get("X-LXD-public"); v != "" {
 		pub, err := strconv.ParseBool(v)
 		if err != nil {
-			writeError(w, errdefs.Invalid("X-LXD-public %q: not a boolean", v))
+			s.refuseUpload(w, upload, errdefs.Invalid("X-LXD-public %q: not a boolean", v))
 			return
 		}
 		meta.Public = pub
@@ -92,12 +95,25 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	// runs to its end here; the client still gets LXD's async answer and
 	// the finished operation (with the fingerprint) stays queryable.
 	var importErr error // Read once the operation is done.
+	var aborted error   // The client went away mid-upload.
 	op := s.Ops.Start(operation.Spec{
 		Class:       api.OperationClassTask,
 		Description: "Importing image",
 		Run: func(ctx context.Context, op *operation.Op) error {
+			// A client that goes away ends the import at once.
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			defer context.AfterFunc(r.Context(), cancel)()
+			if r.Context().Err() != nil {
+				cancel() // AfterFunc would, but in its own goroutine.
+			}
 			img, err := s.Images.Import(ctx, body, meta)
 			if err != nil {
+				if cause := upload.aborted(r.Context()); cause != nil {
+					aborted = cause
+					// Cancelled, not failed: nothing went wrong here.
+					err = fmt.Errorf("%w: upload interrupted after %d bytes: %v", errdefs.ErrCancelled, upload.n, cause)
+				}
 				importErr = err
 				return err
 			}
@@ -105,18 +121,70 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 			return nil
 		},
 	})
-	if _, err := s.Ops.Wait(r.Context(), op.ID(), -1); err != nil {
-		writeError(w, err)
-		return
+	// Not the request's context: the operation reads the body, so it must
+	// end before the handler does, and it does at once when the client
+	// goes away.
+	<-op.Done()
+	switch {
+	case aborted != nil:
+		// Routine (a ^C, a dropped connection): not the server's error.
+		s.Log.Info("image upload interrupted by the client", "remote", r.RemoteAddr, "received", upload.n, "error", aborted)
+		// Seen only by a client still there whose body was malformed.
+		writeError(w, errdefs.Invalid("upload interrupted after %d bytes: %v", upload.n, aborted))
+	case importErr != nil && statusOf(importErr) < http.StatusInternalServerError:
+		// A bad upload (or an existing image) is the client's error:
+		// answered as such (400, 409), not as a failed operation that
+		// looks like the server's.
+		s.refuseUpload(w, upload, importErr)
+	default:
+		writeAsync(w, op.Snapshot())
 	}
-	// A bad upload (or an existing image) is the client's error: answered
-	// as such (400, 409), not as a failed operation that looks like the
-	// server's.
-	if importErr != nil && statusOf(importErr) < http.StatusInternalServerError {
-		writeError(w, importErr)
-		return
+}
+
+// uploadBody is an upload's request body. It counts what arrived and keeps
+// why reading it failed: the image store sees only a failed read, and the
+// edge tells a client that went away from a bad upload by it.
+type uploadBody struct {
+	io.ReadCloser
+	n   int64
+	err error
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
 	}
-	writeAsync(w, op.Snapshot())
+	return n, err
+}
+
+// aborted returns why the upload did not arrive whole, or nil: the body
+// could not be read (cut short: the connection closed), or the client's
+// request ended.
+func (b *uploadBody) aborted(ctx context.Context) error {
+	if b.err != nil {
+		return b.err
+	}
+	return ctx.Err()
+}
+
+// maxRefusedDrain is how much of a refused upload is read and dropped
+// before answering.
+const maxRefusedDrain = 64 << 20
+
+// refuseUpload answers a refused upload. The rest of the body is read
+// first (up to maxRefusedDrain): a client still sending it reads no
+// answer, and when the connection closes under it it reports a broken
+// pipe instead of why its upload was refused (a tar bomb is refused after
+// a few KiB of a 1 MiB upload).
+func (s *Server) refuseUpload(w http.ResponseWriter, upload *uploadBody, err error) {
+	if upload.err == nil {
+		if n, _ := io.CopyN(io.Discard, upload, maxRefusedDrain); n == maxRefusedDrain {
+			s.Log.Debug("refused upload still sending; closing its connection", "received", upload.n)
+		}
+	}
+	writeError(w, err)
 }
 
 func (s *Server) getImage(w http.ResponseWriter, r *http.Request) {
@@ -178,14 +246,14 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	users := s.Instances.ImageUsers(img.Fingerprint)
+	users := s.Instances.ImageUsers(r.Context(), img.Fingerprint)
 	if len(users) > 0 {
 		// Refuse at once rather than as a failed operation.
 		writeError(w, s.Images.Delete(r.Context(), img.Fingerprint, users))
 		return
 	}
 	s.startOp(w, "Deleting image", map[string][]string{"images": {"/1.0/images/" + img.Fingerprint}}, func(ctx context.Context) error {
-		return s.Images.Delete(ctx, img.Fingerprint, s.Instances.ImageUsers(img.Fingerprint))
+		return s.Images.Delete(ctx, img.Fingerprint, s.Instances.ImageUsers(ctx, img.Fingerprint))
 	})
 }
 

@@ -57,8 +57,12 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 	case src.Type == "instance" || src.Type == "snapshot" || src.Type == "container":
 		writeError(w, errdefs.NotImplemented("source.type %q: publishing instances as images is not supported yet", src.Type))
 		return
-	case src.Type != "image":
+	case src.Type == "url" || src.Type == "virtual-machine":
 		writeError(w, errdefs.NotImplemented("source.type %q is not supported by hangard; use \"image\" with protocol \"oci\"", src.Type))
+		return
+	case src.Type != "image":
+		// LXD answers 400 to a type it does not know.
+		writeError(w, errdefs.Invalid("unknown source.type %q: want \"image\" (with protocol \"oci\")", src.Type))
 		return
 	case src.Mode != "" && src.Mode != "pull":
 		writeError(w, errdefs.Invalid("source.mode %q: only \"pull\" is supported", src.Mode))
@@ -156,7 +160,7 @@ func (s *Server) startCreate(w http.ResponseWriter, c *instance.Creation) {
 	op := s.Ops.Start(operation.Spec{
 		Class:       api.OperationClassTask,
 		Description: "Creating instance",
-		Resources:   instanceResources(c.Name()),
+		Resources:   instanceResources(string(c.Type()), c.Name()),
 		Cancelable:  c.Pulls(),
 		Run: func(ctx context.Context, op *operation.Op) error {
 			c.OnProgress(progressReporter(op))

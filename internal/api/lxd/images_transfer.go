@@ -56,7 +56,7 @@ func (s *Server) getImageSubresource(w http.ResponseWriter, r *http.Request) {
 	case "export":
 		s.exportImage(w, r, fp)
 	default:
-		writeError(w, errdefs.NotFound("%s %s: no such endpoint", r.Method, r.URL.Path))
+		writeError(w, errdefs.NotFound("not found"))
 	}
 }
 

@@ -11,12 +11,30 @@ import (
 	"github.com/hangar-dev/hangar/internal/operation"
 )
 
-func instanceResources(names ...string) map[string][]string {
-	urls := make([]string, len(names))
+// instanceResources names an operation's instances as LXD does: under
+// "instances" and, for a container, under "containers" too, where clients
+// written for LXD 3 look for the name of the container they created.
+func instanceResources(typ string, names ...string) map[string][]string {
+	res := map[string][]string{"instances": make([]string, len(names))}
 	for i, n := range names {
-		urls[i] = "/1.0/instances/" + n
+		res["instances"][i] = instanceURL(n)
 	}
-	return map[string][]string{"instances": urls}
+	if typ == api.InstanceTypeContainer {
+		res["containers"] = make([]string, len(names))
+		for i, n := range names {
+			res["containers"][i] = "/1.0/containers/" + n
+		}
+	}
+	return res
+}
+
+// typeOf is the type of the named instance, "" when there is none.
+func (s *Server) typeOf(ctx context.Context, name string) string {
+	inst, err := s.Instances.Get(ctx, name)
+	if err != nil {
+		return ""
+	}
+	return string(inst.Type)
 }
 
 // startOp runs fn as a task operation and answers 202.
@@ -41,43 +59,54 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if rec == 0 && f == nil {
-		names := s.Instances.Names()
+	typ, err := urlType(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	base := collectionURL(r) + "/"
+	if rec == 0 && f == nil && typ == "" {
+		names := s.Instances.Names(r.Context())
 		urls := make([]string, len(names))
 		for i, n := range names {
-			urls[i] = "/1.0/instances/" + n
+			urls[i] = base + n
 		}
 		writeSync(w, urls, "")
 		return
 	}
-	all := s.Instances.List(r.Context(), rec == 2)
-	kept := all[:0]
+	if rec == 2 {
+		all := s.Instances.ListFull(r.Context())
+		kept := make([]api.InstanceFull, 0, len(all))
+		for _, in := range all {
+			if full := toAPIFull(in); (typ == "" || full.Type == typ) && f.match(instanceFields(full.Instance)) {
+				kept = append(kept, full)
+			}
+		}
+		writeSync(w, kept, "")
+		return
+	}
+	all := s.Instances.List(r.Context())
+	kept := make([]api.Instance, 0, len(all))
 	for _, in := range all {
-		if f.match(instanceFields(in.Instance)) {
-			kept = append(kept, in)
+		if a := toAPIInstance(in); (typ == "" || a.Type == typ) && f.match(instanceFields(a)) {
+			kept = append(kept, a)
 		}
 	}
-	switch rec {
-	case 0:
+	if rec == 0 {
 		urls := make([]string, len(kept))
 		for i, in := range kept {
-			urls[i] = "/1.0/instances/" + in.Name
+			urls[i] = base + in.Name
 		}
 		writeSync(w, urls, "")
-	case 1:
-		out := make([]api.Instance, len(kept))
-		for i, in := range kept {
-			out[i] = in.Instance
-		}
-		writeSync(w, out, "")
-	default:
-		writeSync(w, kept, "")
+		return
 	}
+	writeSync(w, kept, "")
 }
 
 func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	var req api.InstancesPost
-	if err := decode(r, &req); err != nil {
+	err := decode(r, &req)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -88,12 +117,19 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotImplemented("source type %q: copying and moving instances is not supported yet", t))
 		return
 	}
+	// POST /1.0/virtual-machines creates a VM when the body names no type.
+	if req.Type == "" {
+		if req.Type, err = urlType(r); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	user, pass, err := registryAuth(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	c, err := s.Instances.Create(r.Context(), req, instance.CreateOptions{RegistryUsername: user, RegistryPassword: pass})
+	c, err := s.Instances.Create(r.Context(), fromInstancesPost(req), instance.CreateOptions{RegistryUsername: user, RegistryPassword: pass})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -109,20 +145,20 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rec >= 1 {
-		full, etag, err := s.Instances.GetFull(r.Context(), name)
+		full, err := s.Instances.GetFull(r.Context(), name)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		writeSync(w, full, etag)
+		writeSync(w, toAPIFull(full), instanceETag(full.Instance))
 		return
 	}
-	inst, etag, err := s.Instances.Get(name)
+	inst, err := s.Instances.Get(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeSync(w, inst, etag)
+	writeSync(w, toAPIInstance(inst), instanceETag(inst))
 }
 
 func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
@@ -134,21 +170,21 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	// Validate and apply before answering, so bad input is a 400 here and
 	// not a failed operation; the operation only reports the done change.
-	if err := s.Instances.Update(r.Context(), name, put, ifMatch(r)); err != nil {
+	if err := s.Instances.Update(r.Context(), name, fromInstancePut(put), instanceMatch(ifMatch(r))); err != nil {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Updating instance", instanceResources(name), func(context.Context) error { return nil })
+	s.startOp(w, "Updating instance", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
 }
 
 func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var patch instance.InstancePatch
+	var patch instancePatch
 	if err := decode(r, &patch); err != nil {
 		writeError(w, err)
 		return
 	}
-	if err := s.Instances.Patch(r.Context(), name, patch, ifMatch(r)); err != nil {
+	if err := s.Instances.Patch(r.Context(), name, patch.core(), instanceMatch(ifMatch(r))); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -157,11 +193,11 @@ func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := s.Instances.CheckDelete(name); err != nil {
+	if err := s.Instances.CheckDelete(r.Context(), name); err != nil {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Deleting instance", instanceResources(name), func(ctx context.Context) error {
+	s.startOp(w, "Deleting instance", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
 		return s.Instances.Delete(ctx, name)
 	})
 }
@@ -177,11 +213,13 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotImplemented("migration is not supported by hangard yet"))
 		return
 	}
-	if _, _, err := s.Instances.Get(name); err != nil {
+	// Bad names and names in use are answered here, not by a failed
+	// operation.
+	if err := s.Instances.CheckRename(r.Context(), name, req.Name); err != nil {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Renaming instance", instanceResources(name, req.Name), func(ctx context.Context) error {
+	s.startOp(w, "Renaming instance", instanceResources(s.typeOf(r.Context(), name), name, req.Name), func(ctx context.Context) error {
 		return s.Instances.Rename(ctx, name, req.Name)
 	})
 }
@@ -192,7 +230,7 @@ func (s *Server) getInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeSync(w, st, "")
+	writeSync(w, toAPIState(st), "")
 }
 
 // statePut is api.InstanceStatePut with an optional timeout, because an
@@ -208,6 +246,12 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var req statePut
 	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	// As LXD: a missing instance is a 404 before a bad action is a 400.
+	inst, err := s.Instances.Get(r.Context(), name)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -229,21 +273,16 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 	case api.ActionUnfreeze:
 		desc, fn = "Unfreezing instance", func(ctx context.Context) error { return s.Instances.Unfreeze(ctx, name) }
 	default:
-		writeError(w, errdefs.Invalid("action %q: want start, stop, restart, freeze or unfreeze", req.Action))
-		return
-	}
-	inst, _, err := s.Instances.Get(name)
-	if err != nil {
-		writeError(w, err)
+		writeError(w, errdefs.Invalid("Unknown action: '%s'", req.Action))
 		return
 	}
 	// A VM's state can be saved (standby) and is restored by the next
 	// start; a container's cannot.
-	if req.Stateful && (inst.Type != api.InstanceTypeVM || (req.Action != api.ActionStop && req.Action != api.ActionStart)) {
+	if req.Stateful && (inst.Type != instance.TypeVM || (req.Action != api.ActionStop && req.Action != api.ActionStart)) {
 		writeError(w, errdefs.Invalid("stateful: stateful stop and start are supported for virtual machines only"))
 		return
 	}
-	s.startOp(w, desc, instanceResources(name), fn)
+	s.startOp(w, desc, instanceResources(string(inst.Type), name), fn)
 }
 
 func (s *Server) getConsoleLog(w http.ResponseWriter, r *http.Request) {

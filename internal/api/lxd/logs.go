@@ -7,14 +7,14 @@ import (
 
 func (s *Server) listLogs(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	files, err := s.Instances.Logs(name)
+	files, err := s.Instances.Logs(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	out := make([]string, len(files))
 	for i, f := range files {
-		out[i] = "/1.0/instances/" + name + "/logs/" + f
+		out[i] = instanceURL(name) + "/logs/" + f
 	}
 	writeSync(w, out, "")
 }
@@ -39,20 +39,20 @@ func (s *Server) deleteLog(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listExecOutputs(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	files, err := s.Instances.ExecOutputs(name)
+	files, err := s.Instances.ExecOutputs(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	out := make([]string, len(files))
 	for i, f := range files {
-		out[i] = "/1.0/instances/" + name + "/logs/exec-output/" + f
+		out[i] = instanceURL(name) + "/logs/exec-output/" + f
 	}
 	writeSync(w, out, "")
 }
 
 func (s *Server) getExecOutput(w http.ResponseWriter, r *http.Request) {
-	f, err := s.Instances.OpenExecOutput(r.PathValue("name"), r.PathValue("file"))
+	f, err := s.Instances.OpenExecOutput(r.Context(), r.PathValue("name"), r.PathValue("file"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -63,7 +63,7 @@ func (s *Server) getExecOutput(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteExecOutput(w http.ResponseWriter, r *http.Request) {
-	if err := s.Instances.DeleteExecOutput(r.PathValue("name"), r.PathValue("file")); err != nil {
+	if err := s.Instances.DeleteExecOutput(r.Context(), r.PathValue("name"), r.PathValue("file")); err != nil {
 		writeError(w, err)
 		return
 	}

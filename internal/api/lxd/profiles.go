@@ -4,7 +4,12 @@ import (
 	"net/http"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/instance"
 )
+
+func fromProfilePut(put api.ProfilePut) instance.ProfilePut {
+	return instance.ProfilePut{Description: put.Description, Config: put.Config, Devices: put.Devices}
+}
 
 func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request) {
 	rec, err := recursion(r)
@@ -12,16 +17,20 @@ func (s *Server) listProfiles(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	profiles := s.Instances.Profiles()
+	profiles := s.Instances.Profiles(r.Context())
 	if rec == 0 {
 		urls := make([]string, len(profiles))
 		for i, p := range profiles {
-			urls[i] = "/1.0/profiles/" + p.Name
+			urls[i] = profileURL(p.Name)
 		}
 		writeSync(w, urls, "")
 		return
 	}
-	writeSync(w, profiles, "")
+	out := make([]api.Profile, len(profiles))
+	for i, p := range profiles {
+		out[i] = toAPIProfile(p)
+	}
+	writeSync(w, out, "")
 }
 
 func (s *Server) createProfile(w http.ResponseWriter, r *http.Request) {
@@ -30,21 +39,21 @@ func (s *Server) createProfile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := s.Instances.CreateProfile(r.Context(), req); err != nil {
+	if err := s.Instances.CreateProfile(r.Context(), req.Name, fromProfilePut(req.ProfilePut)); err != nil {
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Location", "/1.0/profiles/"+req.Name)
+	w.Header().Set("Location", profileURL(req.Name))
 	writeSync(w, map[string]any{}, "")
 }
 
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
-	p, etag, err := s.Instances.Profile(r.PathValue("name"))
+	p, err := s.Instances.Profile(r.Context(), r.PathValue("name"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeSync(w, p, etag)
+	writeSync(w, toAPIProfile(p), profileETag(p))
 }
 
 func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
@@ -53,7 +62,7 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := s.Instances.UpdateProfile(r.Context(), r.PathValue("name"), put, ifMatch(r)); err != nil {
+	if err := s.Instances.UpdateProfile(r.Context(), r.PathValue("name"), fromProfilePut(put), profileMatch(ifMatch(r))); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -73,15 +82,18 @@ func (s *Server) patchProfile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	cur, etag, err := s.Instances.Profile(name)
+	cur, err := s.Instances.Profile(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if m := ifMatch(r); m != "" && m != etag {
-		etag = m // let the service report the mismatch
+	// The merge is made from what was read here, so the update must
+	// apply only if the profile is still that (or what If-Match names).
+	etag := profileETag(cur)
+	if m := ifMatch(r); m != "" {
+		etag = m
 	}
-	put := cur.ProfilePut
+	put := instance.ProfilePut{Config: cur.Config, Description: cur.Description, Devices: cur.Devices}
 	for k, v := range patch.Config {
 		put.Config[k] = v
 	}
@@ -91,7 +103,7 @@ func (s *Server) patchProfile(w http.ResponseWriter, r *http.Request) {
 	if patch.Description != nil {
 		put.Description = *patch.Description
 	}
-	if err := s.Instances.UpdateProfile(r.Context(), name, put, etag); err != nil {
+	if err := s.Instances.UpdateProfile(r.Context(), name, put, profileMatch(etag)); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -108,7 +120,7 @@ func (s *Server) renameProfile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Location", "/1.0/profiles/"+req.Name)
+	w.Header().Set("Location", profileURL(req.Name))
 	writeSync(w, map[string]any{}, "")
 }
 

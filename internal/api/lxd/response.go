@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/hangar-dev/hangar/api"
@@ -138,17 +139,18 @@ func ifMatch(r *http.Request) string {
 	return strings.Trim(r.Header.Get("If-Match"), `"`)
 }
 
-// recursion reads ?recursion=N (0, 1 or 2).
+// recursion reads ?recursion=N as LXD does: what is not a positive
+// integer is 0 (LXD ignores the parse error), and beyond 2 is 2. The error
+// is always nil; it stays for the callers' sake.
 func recursion(r *http.Request) (int, error) {
-	switch v := r.URL.Query().Get("recursion"); v {
-	case "", "0":
+	n, err := strconv.Atoi(r.URL.Query().Get("recursion"))
+	switch {
+	case err != nil || n <= 0:
 		return 0, nil
-	case "1":
-		return 1, nil
-	case "2":
+	case n >= 2:
 		return 2, nil
 	default:
-		return 0, errdefs.Invalid("recursion %q: want 0, 1 or 2", v)
+		return 1, nil
 	}
 }
 

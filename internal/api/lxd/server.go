@@ -62,32 +62,45 @@ func (s *Server) Handler() http.Handler {
 	route("PUT /1.0", s.putServer)
 	route("PATCH /1.0", s.patchServer)
 
-	route("GET /1.0/instances", s.listInstances)
-	route("POST /1.0/instances", s.createInstance)
-	route("GET /1.0/instances/{name}", s.getInstance)
-	route("PUT /1.0/instances/{name}", s.putInstance)
-	route("PATCH /1.0/instances/{name}", s.patchInstance)
-	route("DELETE /1.0/instances/{name}", s.deleteInstance)
-	route("POST /1.0/instances/{name}", s.renameInstance)
-	route("GET /1.0/instances/{name}/state", s.getInstanceState)
-	route("PUT /1.0/instances/{name}/state", s.putInstanceState)
-	route("GET /1.0/instances/{name}/console", s.getConsoleLog)
-	route("DELETE /1.0/instances/{name}/console", s.deleteConsoleLog)
-	route("POST /1.0/instances/{name}/console", s.attachConsole)
-	route("POST /1.0/instances/{name}/exec", s.execInstance)
-	route("GET /1.0/instances/{name}/files", s.getInstanceFile)
-	route("POST /1.0/instances/{name}/files", s.postInstanceFile)
-	route("DELETE /1.0/instances/{name}/files", s.deleteInstanceFile)
-	route("GET /1.0/instances/{name}/snapshots", s.emptyList)
-	route("POST /1.0/instances/{name}/snapshots", s.notYet("snapshots"))
-	route("GET /1.0/instances/{name}/backups", s.emptyList)
-	route("POST /1.0/instances/{name}/backups", s.notYet("backups"))
-	route("GET /1.0/instances/{name}/logs", s.listLogs)
-	route("GET /1.0/instances/{name}/logs/{file}", s.getLog)
-	route("DELETE /1.0/instances/{name}/logs/{file}", s.deleteLog)
-	route("GET /1.0/instances/{name}/logs/exec-output", s.listExecOutputs)
-	route("GET /1.0/instances/{name}/logs/exec-output/{file}", s.getExecOutput)
-	route("DELETE /1.0/instances/{name}/logs/exec-output/{file}", s.deleteExecOutput)
+	// LXD 5.0 serves every instance endpoint under three prefixes: the
+	// aliases /1.0/containers and /1.0/virtual-machines see only their
+	// type (prefix.go).
+	instanceRoutes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "", s.listInstances},
+		{"POST", "", s.createInstance},
+		{"GET", "/{name}", s.getInstance},
+		{"PUT", "/{name}", s.putInstance},
+		{"PATCH", "/{name}", s.patchInstance},
+		{"DELETE", "/{name}", s.deleteInstance},
+		{"POST", "/{name}", s.renameInstance},
+		{"GET", "/{name}/state", s.getInstanceState},
+		{"PUT", "/{name}/state", s.putInstanceState},
+		{"GET", "/{name}/console", s.getConsoleLog},
+		{"DELETE", "/{name}/console", s.deleteConsoleLog},
+		{"POST", "/{name}/console", s.attachConsole},
+		{"POST", "/{name}/exec", s.execInstance},
+		{"GET", "/{name}/files", s.getInstanceFile},
+		{"POST", "/{name}/files", s.postInstanceFile},
+		{"DELETE", "/{name}/files", s.deleteInstanceFile},
+		{"GET", "/{name}/snapshots", s.emptyList},
+		{"POST", "/{name}/snapshots", s.notYet("snapshots")},
+		{"GET", "/{name}/backups", s.emptyList},
+		{"POST", "/{name}/backups", s.notYet("backups")},
+		{"GET", "/{name}/logs", s.listLogs},
+		{"GET", "/{name}/logs/{file}", s.getLog},
+		{"DELETE", "/{name}/logs/{file}", s.deleteLog},
+		{"GET", "/{name}/logs/exec-output", s.listExecOutputs},
+		{"GET", "/{name}/logs/exec-output/{file}", s.getExecOutput},
+		{"DELETE", "/{name}/logs/exec-output/{file}", s.deleteExecOutput},
+	}
+	for _, p := range instancePrefixes {
+		for _, rt := range instanceRoutes {
+			route(rt.method+" /1.0/"+p.path+rt.path, s.typed(p.typ, rt.h))
+		}
+	}
 
 	route("GET /1.0/operations", s.listOperations)
 	route("GET /1.0/operations/{id}", s.getOperation)
@@ -132,9 +145,31 @@ func (s *Server) Handler() http.Handler {
 		route("/1.0/"+c+"/", s.notYet(c))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errdefs.NotFound("%s %s: no such endpoint", r.Method, r.URL.Path))
+		// LXD's words: an endpoint that exists answers another method
+		// with 501 "not implemented", anything else is 404 "not found".
+		if servedWithOtherMethod(mux, r) {
+			writeError(w, errdefs.NotImplemented("not implemented"))
+			return
+		}
+		writeError(w, errdefs.NotFound("not found"))
 	})
 	return s.middleware(mux)
+}
+
+// servedWithOtherMethod reports whether some route serves r's path with
+// another method than r's.
+func servedWithOtherMethod(mux *http.ServeMux, r *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // middleware refuses projects other than "default" and logs each request.
@@ -172,7 +207,7 @@ func (s *Server) emptyCollection(w http.ResponseWriter, r *http.Request) {
 // emptyList answers the sub-collections of an instance that hangard cannot
 // fill yet (snapshots, backups): truthfully empty, so `lxc info` works.
 func (s *Server) emptyList(w http.ResponseWriter, r *http.Request) {
-	if _, _, err := s.Instances.Get(r.PathValue("name")); err != nil {
+	if _, err := s.Instances.Get(r.Context(), r.PathValue("name")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -184,5 +219,9 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
-	writeSync(w, s.serverInfo(), "")
+	info := s.serverInfo()
+	// The project the client asked about (the middleware lets only
+	// "default" through), and an ETag over the writable config, as LXD.
+	info.Environment.Project = "default"
+	writeSync(w, info, etagJSON(info.Config))
 }

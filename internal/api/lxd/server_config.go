@@ -55,6 +55,12 @@ func (s *Server) updateServer(w http.ResponseWriter, r *http.Request, replace bo
 		writeSync(w, map[string]any{}, "")
 		return
 	}
+	if m := ifMatch(r); m != "" {
+		if cur := etagJSON(s.serverInfo().Config); cur != m {
+			writeError(w, errdefs.PreconditionFailed("ETag doesn't match: %s vs %s", cur, m))
+			return
+		}
+	}
 	var err error
 	if replace {
 		err = s.Config.Replace(r.Context(), body.Config)

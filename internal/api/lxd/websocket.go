@@ -186,15 +186,15 @@ func (s *Server) getOperationWebsocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // startSocketOp starts a websocket operation whose streams are set's and
-// answers 202. run gets the operation once its streams can be connected
+// answers 202; ctx is the request's. run gets the operation once its streams can be connected
 // to; the streams are closed when it returns, whatever it did with them.
-func (s *Server) startSocketOp(w http.ResponseWriter, description, instance string, set *socketSet, md map[string]any, run func(ctx context.Context, op *operation.Op) error) {
+func (s *Server) startSocketOp(ctx context.Context, w http.ResponseWriter, description, instance string, set *socketSet, md map[string]any, run func(ctx context.Context, op *operation.Op) error) {
 	md["fds"] = set.fds()
 	start := make(chan struct{})
 	op := s.Ops.Start(operation.Spec{
 		Class:       api.OperationClassWebsocket,
 		Description: description,
-		Resources:   map[string][]string{"instances": {"/1.0/instances/" + instance}},
+		Resources:   instanceResources(s.typeOf(ctx, instance), instance),
 		Metadata:    md,
 		Run: func(ctx context.Context, op *operation.Op) error {
 			<-start // the socket table knows the operation

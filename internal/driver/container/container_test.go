@@ -60,11 +60,18 @@ func TestStart(t *testing.T) {
 				t.Errorf("uid_map = %q, want %q", got, tc.uidMap)
 			}
 			// runc run returns once PID 1 is released, maybe just before
-			// it calls execve: until then /proc shows runc init.
+			// it calls execve: until then /proc shows runc init. PID 1
+			// then execs twice (sh, then sleep), and in the middle of an
+			// execve environ reads empty (the new mm has no environment
+			// yet). sleep is the last exec, so its comm set and a
+			// non-empty environ read after it is the final environment.
 			var env []string
-			waitFor(t, 5*time.Second, "exec", func() bool {
+			waitFor(t, 5*time.Second, "PID 1 to exec sleep", func() bool {
+				if strings.TrimSpace(readProc(t, pid, "comm")) != "sleep" {
+					return false
+				}
 				env = strings.Split(strings.TrimRight(readProc(t, pid, "environ"), "\x00"), "\x00")
-				return !strings.HasPrefix(env[0], "_LIBCONTAINER") && !contains(env, "_LIBCONTAINER_INITTYPE=standard")
+				return env[0] != ""
 			})
 			for _, want := range []string{"FOO=bar baz", defaultPath, defaultTerm} {
 				if !contains(env, want) {
@@ -189,17 +196,18 @@ func TestFreeze(t *testing.T) {
 		if st, _ := e.d.State(bg, s.ID); st.Status != driver.StatusRunning {
 			t.Errorf("after Unfreeze: %v, want Running", st.Status)
 		}
-		// A frozen container stops, gracefully or not.
+		// A frozen container stops, gracefully (SIGKILL as the stop
+		// signal, waiting with no timeout) or forced: a frozen task acts
+		// on no signal, so without the thaw Stop would wait until ctx
+		// ends and fail.
 		if err := e.d.Freeze(bg, s.ID); err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		if err := e.d.Stop(bg, s.ID, syscall.SIGKILL, 5*time.Second, userns); err != nil {
+		ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		if err := e.d.Stop(ctx, s.ID, syscall.SIGKILL, -1, userns); err != nil {
 			t.Fatal(err)
 		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("stopping a frozen container took %v", d)
-		}
+		cancel()
 		if got := e.exits.wait(t, s.ID, 5*time.Second); got.Code != 137 || !got.Known || got.Pid != pid {
 			t.Errorf("exit = %+v", got)
 		}
@@ -218,8 +226,9 @@ func TestStopTimeout(t *testing.T) {
 	if err := e.d.Stop(bg, s.ID, syscall.SIGTERM, time.Second, false); err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(start)
-	if took < time.Second || took > 3*time.Second {
+	// It waited the timeout (a timer never fires early), then killed:
+	// the exit below is SIGKILL's.
+	if took := time.Since(start); took < time.Second {
 		t.Errorf("stop took %v, want the 1s timeout and then a kill", took)
 	}
 	if got, want := e.exits.wait(t, s.ID, time.Second), (driver.Exit{ID: s.ID, Pid: pid, Code: 137, Known: true}); got != want {
@@ -240,12 +249,9 @@ func TestStopGraceful(t *testing.T) {
 		b, _ := e.d.ConsoleLog(bg, s.ID)
 		return strings.Contains(string(b), "ready")
 	})
-	start := time.Now()
+	// Exit code 3, not 137: the trap ended it, no kill after the timeout.
 	if err := e.d.Stop(bg, s.ID, 0, 10*time.Second, false); err != nil {
 		t.Fatal(err)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("graceful stop took %v", took)
 	}
 	if got, want := e.exits.wait(t, s.ID, time.Second), (driver.Exit{ID: s.ID, Pid: pid, Code: 3, Known: true}); got != want {
 		t.Errorf("exit = %+v, want %+v", got, want)
@@ -258,14 +264,13 @@ func TestStopForceFast(t *testing.T) {
 	e := newTestEnv(t)
 	s := e.spec(true, "sleep", "1000")
 	e.start(s)
-	start := time.Now()
-	if err := e.d.Stop(bg, s.ID, 0, time.Minute, true); err != nil {
+	// PID 1 of a user namespace ignores SIGTERM: a Stop that did not
+	// kill at once would wait the minute, and fail at ctx's end first.
+	// (How fast the kill is, BenchmarkStartStop measures.)
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	if err := e.d.Stop(ctx, s.ID, 0, time.Minute, true); err != nil {
 		t.Fatal(err)
-	}
-	took := time.Since(start)
-	t.Logf("force stop took %v", took)
-	if took > 500*time.Millisecond {
-		t.Errorf("force stop took %v", took)
 	}
 	e.assertGone(s.ID)
 	if n := e.exits.count(s.ID); n != 1 {
@@ -686,23 +691,35 @@ func TestConsoleBound(t *testing.T) {
 	}
 }
 
-// TestStateFast: State never runs runc, so it stays well under 100µs.
-func TestStateFast(t *testing.T) {
+// TestStateWithoutRunc: State never runs runc (it reads the tracked pid
+// and the open cgroup files), so it answers with runc gone. Its speed is
+// BenchmarkState's to measure, not a pass/fail test's.
+func TestStateWithoutRunc(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	s := e.spec(false, "sleep", "1000")
-	e.start(s)
-	const n = 1000
-	start := time.Now()
-	for range n {
-		if st, err := e.d.State(bg, s.ID); err != nil || st.Status != driver.StatusRunning {
-			t.Fatalf("State = %+v, %v", st, err)
+	pid := e.start(s)
+	// Restored before the clean-up's Stop (clean-ups run last first).
+	saved := e.d.runcPath
+	e.d.runcPath = "/nonexistent/runc"
+	t.Cleanup(func() { e.d.runcPath = saved })
+	for _, freeze := range []bool{false, true, false} {
+		// The freezer too is runc-free.
+		if freeze {
+			if err := e.d.Freeze(bg, s.ID); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := e.d.Unfreeze(bg, s.ID); err != nil {
+			t.Fatal(err)
 		}
-	}
-	per := time.Since(start) / n
-	t.Logf("State: %v per call", per)
-	if per > 100*time.Microsecond {
-		t.Errorf("State takes %v per call, want < 100µs", per)
+		want := driver.StatusRunning
+		if freeze {
+			want = driver.StatusFrozen
+		}
+		st, err := e.d.State(bg, s.ID)
+		if err != nil || st.Status != want || st.Pid != pid || st.Processes < 1 || st.MemoryUsage <= 0 {
+			t.Errorf("State without runc = %+v, %v; want %v, pid %d and usage", st, err, want, pid)
+		}
 	}
 }
 

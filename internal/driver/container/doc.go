@@ -1,6 +1,7 @@
 // Package container runs system containers with runc. It implements
-// driver.Driver: the instance service hands it a driver.Spec and asks it to
-// start, stop, freeze and inspect the container; this package owns
+// driver.Driver (and driver.ConsoleAttacher, driver.RootOpener and
+// driver.NetworkReader): the instance service hands it a driver.Spec and
+// asks it to start, stop, freeze and inspect the container; this package owns
 // everything below that line: the writable layer, the rootfs mount, the OCI
 // bundle, runc's state, the cgroup and the console log. It never reads
 // instance config, the database or the API.
@@ -18,8 +19,12 @@
 //	    console.in      FIFO: PID 1's stdin, which PID 1 holds open read-write (console input)
 //	    console.log.1   the previous console.log chunk (see the bound below)
 //
-// Each container's cgroup is /hangar/<id> (runc's cgroupfs manager, cgroup
-// v1, hybrid or v2).
+// Each container's cgroup is <Config.CgroupParent>/<id>, /hangar/<id> for
+// the default data dir (runc's cgroupfs manager, cgroup v1, hybrid or v2).
+//
+// Its network interfaces (Network) are read from the host: counters from
+// /proc/PID/net/dev, names, flags, MTU and addresses from inside its
+// network namespace on a locked thread of the daemon's (network.go).
 //
 // # No shim
 //
@@ -77,6 +82,17 @@
 // terminal, the pty comes from the container's own devpts, and nsenter runs
 // this program (the exec helper, fd 3, RunExecTTYHelper) which makes it the
 // controlling terminal of a new session and execs the command in place.
+// The command holds descriptors 0-2 and nothing else: nsenter closes
+// nothing, so the forking thread marks every other descriptor of the daemon
+// close-on-exec first (package cloexec), and the helper marks its own.
+//
+// # Freeze (freeze.go)
+//
+// No runc pause: the driver writes the container's freezer itself (v1
+// freezer.state until FROZEN; v2 cgroup.freeze, then cgroup.events polled
+// for "frozen 1"), about 0.1 ms against 7 ms for runc pause/resume. runc
+// keeps no record of a pause (it reads the freezer at every state, kill
+// and delete), so its view stays right.
 //
 // # Console (console_attach.go)
 //
@@ -107,4 +123,5 @@
 //     preads, about 10µs.
 //   - The service never calls two methods for one ID at once; the watcher is
 //     the only other actor on an ID, and Stop waits for it.
+//   - An exec'd process inherits only its stdio from the daemon.
 package container

@@ -94,22 +94,24 @@ type instance struct {
 	stopSignal syscall.Signal
 	stats      *cgroupStats
 	done       chan struct{} // closed once the exit is handled and cleaned up
+	freezeMu   sync.Mutex    // serialises freezes and thaws
 }
 
 // New returns a Driver. It makes the calling process a child subreaper, so
 // that container PID 1s are reparented to it when `runc run -d` exits and
-// their exit statuses can be read.
+// their exit statuses can be read. Its errors do not name the driver: the
+// caller does. A missing runc is an exec.ErrNotFound.
 func New(cfg Config) (*Driver, error) {
 	if cfg.Dir == "" {
-		return nil, errdefs.Invalid("container driver: empty Dir")
+		return nil, errdefs.Invalid("empty Dir")
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("container driver: %w", err)
+		return nil, fmt.Errorf("resolve %s: %w", cfg.Dir, err)
 	}
 	if strings.ContainsAny(dir, ",:\\") {
 		// They would need escaping in overlayfs mount options.
-		return nil, errdefs.Invalid("container driver: Dir %q contains one of , : \\", dir)
+		return nil, errdefs.Invalid("Dir %q contains one of , : \\", dir)
 	}
 	bin := cfg.RuncBinary
 	if bin == "" {
@@ -117,7 +119,7 @@ func New(cfg Config) (*Driver, error) {
 	}
 	runcPath, err := exec.LookPath(bin)
 	if err != nil {
-		return nil, fmt.Errorf("container driver: find runc: %w", err)
+		return nil, fmt.Errorf("find runc: %w", err)
 	}
 	d := &Driver{
 		dir:      dir,
@@ -142,31 +144,31 @@ func New(cfg Config) (*Driver, error) {
 	// Dir and Dir/<id> to reach their rootfs mount, but not list them.
 	for _, p := range []string{dir, d.runcRoot} {
 		if err := os.MkdirAll(p, 0o711); err != nil {
-			return nil, fmt.Errorf("container driver: %w", err)
+			return nil, fmt.Errorf("create state dir: %w", err)
 		}
 	}
 	if err := os.Chmod(dir, 0o711); err != nil {
-		return nil, fmt.Errorf("container driver: %w", err)
+		return nil, fmt.Errorf("state dir permissions: %w", err)
 	}
 	if d.cg, err = detectCgroups(); err != nil {
-		return nil, fmt.Errorf("container driver: %w", err)
+		return nil, fmt.Errorf("detect cgroups: %w", err)
 	}
 	d.cg.parent = cfg.CgroupParent
 	if d.cg.parent == "" {
 		d.cg.parent = DefaultCgroupParent
 	}
 	if !strings.HasPrefix(d.cg.parent, "/") || strings.Contains(d.cg.parent, "..") {
-		return nil, errdefs.Invalid("container driver: cgroup parent %q must be an absolute cgroup path", d.cg.parent)
+		return nil, errdefs.Invalid("cgroup parent %q must be an absolute cgroup path", d.cg.parent)
 	}
 	if d.capBnd, err = boundingSet(); err != nil {
-		return nil, fmt.Errorf("container driver: %w", err)
+		return nil, fmt.Errorf("read capability bounding set: %w", err)
 	}
 	if d.capAll, err = allCapabilities(); err != nil {
-		return nil, fmt.Errorf("container driver: %w", err)
+		return nil, fmt.Errorf("read capabilities: %w", err)
 	}
 	helper := cmp.Or(cfg.ExecHelper, "/proc/self/exe")
 	if d.selfExe, err = os.Open(helper); err != nil {
-		return nil, fmt.Errorf("container driver: open exec helper: %w", err)
+		return nil, fmt.Errorf("open exec helper: %w", err)
 	}
 	if interp := elfInterpreter(d.selfExe); interp != "" {
 		d.log.Warn("the exec helper is dynamically linked: exec with a terminal will fail inside containers (build hangard with CGO_ENABLED=0 or pass --exec-helper)", "helper", helper, "interpreter", interp)
@@ -177,7 +179,7 @@ func New(cfg Config) (*Driver, error) {
 		d.log.Warn("nsenter not found: exec into containers will fail (install util-linux)")
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("container driver: set child subreaper: %w", err)
+		return nil, fmt.Errorf("set child subreaper: %w", err)
 	}
 	go d.consoleLoop()
 	return d, nil

@@ -16,8 +16,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 )
 
 // Exec starts a process inside a running container.
@@ -42,6 +44,10 @@ import (
 // this very program (passed as fd 3, run as /proc/self/fd/3) in its
 // terminal-helper mode (RunExecTTYHelper), which does setsid and TIOCSCTTY
 // and execs the command in place: the helper becomes the command.
+//
+// The command gets descriptors 0, 1 and 2 and nothing else: just before
+// the fork, every other descriptor of the daemon is marked close-on-exec
+// (nsenter closes nothing), and the terminal helper marks its own.
 func (d *Driver) Exec(ctx context.Context, id string, spec driver.ExecSpec) (driver.Process, error) {
 	if err := validID(id); err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", id, err)
@@ -343,6 +349,16 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, id string, t execTarget) e
 			errc <- err
 			return
 		}
+		// nsenter execs the command in place and closes nothing: every
+		// descriptor of the daemon without close-on-exec (inherited from
+		// whatever started it, or made by a raw dup) would reach the
+		// command inside the container. os/exec puts only stdio (and
+		// ExtraFiles) on the child's 0-2 (3...), so marking the rest
+		// leaves the child exactly those.
+		if err := cloexec.From(3); err != nil {
+			errc <- err
+			return
+		}
 		errc <- cmd.Start()
 	}()
 	if err := <-errc; err != nil {
@@ -558,12 +574,9 @@ func openContainerPty(root, uid, gid int) (master, slave *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open container's /dev/pts/ptmx: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			unix.Close(mfd)
-		}
-	}()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(func() { unix.Close(mfd) })
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(mfd, &fs); err != nil {
 		return nil, nil, err
@@ -593,7 +606,7 @@ func openContainerPty(root, uid, gid int) (master, slave *os.File, err error) {
 		unix.Close(int(sfd))
 		return nil, nil, err
 	}
-	ok = true
+	r.Success()
 	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
 }
 

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -201,9 +203,18 @@ func TestExec(t *testing.T) {
 				}
 				line := make([]byte, 3)
 				io.ReadFull(outR, line)
-				// sh replaced itself by sleep after printing: the signal
-				// must reach it, not nsenter.
-				time.Sleep(50 * time.Millisecond)
+				// sh replaces itself by sleep after printing: the signal
+				// must reach it, not nsenter. Wait for the exec, by the
+				// command's name.
+				waitFor(t, 5*time.Second, "sh to exec sleep", func() bool {
+					kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
+					f := strings.Fields(string(kids))
+					if len(f) != 1 {
+						return false
+					}
+					comm, _ := os.ReadFile("/proc/" + f[0] + "/comm")
+					return strings.TrimSpace(string(comm)) == "sleep"
+				})
 				if err := p.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
@@ -262,4 +273,103 @@ func TestExecNotRunning(t *testing.T) {
 	}
 	_ = context.Background
 	_ = exec.Command
+}
+
+// TestExecDescriptors checks that an exec'd process holds descriptors 0,
+// 1 and 2 only, even when the daemon has a descriptor without
+// close-on-exec open (as one inherited from `hangard 7>file` is): with
+// and without a terminal, privileged or not.
+func TestExecDescriptors(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	host := filepath.Join(t.TempDir(), "host-file")
+	leaked, err := unix.Open(host, unix.O_WRONLY|unix.O_CREAT, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(leaked)
+	if flags, _ := unix.FcntlInt(uintptr(leaked), unix.F_GETFD, 0); flags&unix.FD_CLOEXEC != 0 {
+		t.Fatal("the leaked descriptor is close-on-exec: the test would prove nothing")
+	}
+	// The leaked descriptor, tried by number from inside.
+	script := fmt.Sprintf(`ls -l /proc/self/fd; echo ===; echo x >&%d && echo wrote`, leaked)
+	for _, userns := range []bool{false, true} {
+		s := e.spec(userns, "/bin/sleep", "1000")
+		e.start(s)
+		for _, tty := range []bool{false, true} {
+			t.Run(fmt.Sprintf("userns=%v/tty=%v", userns, tty), func(t *testing.T) {
+				// "exec ls" in place of sh, so the listing is of what the
+				// command got, not of what sh opened.
+				spec := driver.ExecSpec{Args: []string{"sh", "-c", "exec ls -l /proc/self/fd"}, Env: []string{execPath}}
+				var out string
+				if tty {
+					spec.TTY = true
+					out = runTTYExec(t, e.d, s.ID, spec)
+				} else {
+					out, _, _ = runExec(t, e.d, s.ID, spec, "")
+				}
+				// ls's own descriptor, on the directory it lists, is the
+				// lowest free one: 3 when the command got only 0-2.
+				var fds []string
+				for _, line := range strings.Split(out, "\n") {
+					f := strings.Fields(line)
+					if len(f) == 0 || len(f[0]) != 10 || f[0][0] != 'l' {
+						continue // "total 0", or ls on a link it cannot read
+					}
+					if i := slices.Index(f, "->"); i > 0 {
+						fds = append(fds, f[i-1])
+					} else if len(f) > 2 {
+						fds = append(fds, f[len(f)-1])
+					}
+				}
+				slices.SortFunc(fds, func(a, b string) int { // numerically
+					if len(a) != len(b) {
+						return len(a) - len(b)
+					}
+					return strings.Compare(a, b)
+				})
+				if diff := cmp.Diff([]string{"0", "1", "2", "3"}, fds); diff != "" {
+					t.Errorf("descriptors of an exec'd process, ls's own 3 included (-want +got):\n%s\nls -l:\n%s", diff, out)
+				}
+				spec.Args = []string{"sh", "-c", script}
+				if tty {
+					out = runTTYExec(t, e.d, s.ID, spec)
+				} else {
+					out, _, _ = runExec(t, e.d, s.ID, spec, "")
+				}
+				if strings.Contains(out, "wrote") {
+					t.Errorf("the exec wrote to the daemon's descriptor %d:\n%s", leaked, out)
+				}
+			})
+		}
+	}
+	if fi, err := os.Stat(host); err != nil || fi.Size() != 0 {
+		t.Errorf("host file written from a container: %v, %v", fi, err)
+	}
+}
+
+// runTTYExec runs spec with a terminal and returns what it printed, with
+// the terminal's \r\n made \n.
+func runTTYExec(t *testing.T, d *Driver, id string, spec driver.ExecSpec) string {
+	t.Helper()
+	p, err := d.Exec(bg, id, spec)
+	if err != nil {
+		t.Fatalf("exec %v: %v", spec.Args, err)
+	}
+	tty := p.TTY()
+	defer tty.Close()
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		// Reading ends with EIO once the last holder of the terminal's
+		// other end is gone.
+		io.Copy(&out, tty)
+		close(done)
+	}()
+	if _, err := p.Wait(); err != nil {
+		t.Fatalf("wait %v: %v", spec.Args, err)
+	}
+	tty.SetReadDeadline(time.Now().Add(5 * time.Second))
+	<-done
+	return strings.ReplaceAll(out.String(), "\r\n", "\n")
 }

@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/cloexec"
 )
 
 // execTTYHelperArg is argv[1] of this program when it runs as the terminal
@@ -36,8 +38,9 @@ func RunExecTTYHelper() {
 		fail(126, "hangar-exec-tty: no command")
 	}
 	// Nothing of the daemon's reaches the command: this program's fd
-	// (3) and whatever else is open.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	// (3) and whatever else is open. (The daemon marked its own before
+	// forking nsenter; this covers what nsenter left open.)
+	if err := cloexec.From(3); err != nil {
 		fail(126, "hangar-exec-tty: %v", err)
 	}
 	if _, err := unix.Setsid(); err != nil {

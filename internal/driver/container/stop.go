@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -75,10 +74,7 @@ func (d *Driver) Stop(ctx context.Context, id string, signal syscall.Signal, tim
 // thaw resumes a frozen container: a frozen task acts on no signal, not
 // even SIGKILL on cgroup v1 (checked: it stays in D state until thawed).
 func (d *Driver) thaw(ctx context.Context, in *instance) error {
-	if !in.stats.frozen() {
-		return nil
-	}
-	if _, err := d.runc(ctx, "resume", in.id); err != nil && !isDone(in) {
+	if err := d.freeze(ctx, in, false); err != nil && !isDone(in) {
 		return fmt.Errorf("thaw: %w", err)
 	}
 	return nil
@@ -91,6 +87,11 @@ func (d *Driver) kill(ctx context.Context, in *instance) error {
 		return err
 	}
 	if err := in.signal(unix.SIGKILL); err != nil {
+		return err
+	}
+	// A Freeze that came between the thaw and the signal would hold the
+	// kill back: thaw once more, now that the kill is pending.
+	if err := d.thaw(ctx, in); err != nil {
 		return err
 	}
 	select {
@@ -108,42 +109,6 @@ func isDone(in *instance) bool {
 	default:
 		return false
 	}
-}
-
-// Freeze pauses every process of the container (runc pause: cgroup
-// freezer). Freezing a frozen container does nothing.
-func (d *Driver) Freeze(ctx context.Context, id string) error {
-	return d.pause(ctx, id, true)
-}
-
-// Unfreeze resumes a frozen container. Unfreezing a running container does
-// nothing.
-func (d *Driver) Unfreeze(ctx context.Context, id string) error {
-	return d.pause(ctx, id, false)
-}
-
-func (d *Driver) pause(ctx context.Context, id string, freeze bool) error {
-	verb, cmd := "unfreeze", "resume"
-	if freeze {
-		verb, cmd = "freeze", "pause"
-	}
-	if err := validID(id); err != nil {
-		return fmt.Errorf("%s %s: %w", verb, id, err)
-	}
-	in := d.lookup(id)
-	if in == nil {
-		return fmt.Errorf("%s %s: %w", verb, id, driver.ErrNotRunning)
-	}
-	if in.stats.frozen() == freeze {
-		return nil
-	}
-	if _, err := d.runc(ctx, cmd, id); err != nil {
-		if isDone(in) {
-			return fmt.Errorf("%s %s: %w", verb, id, driver.ErrNotRunning)
-		}
-		return fmt.Errorf("%s %s: %w", verb, id, err)
-	}
-	return nil
 }
 
 // stopSignalOf returns the signal Stop sends when asked for none.

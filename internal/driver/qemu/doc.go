@@ -34,7 +34,7 @@
 // The machine is "microvm" by default (no firmware, no PCI: the fastest
 // boot; the kernel is told the TSC frequency, tsc_early_khz, since TCG
 // calibration on microvm is slow or hangs) or "q35" (Config.Machine).
-// KVM when /dev/kvm exists, TCG otherwise.
+// KVM when /dev/kvm exists and the CPU has vmx or svm, TCG otherwise.
 //
 // # Booting a disk image with UEFI firmware (efi.go)
 //

@@ -74,19 +74,20 @@ type Driver struct {
 var _ driver.Driver = (*Driver)(nil)
 
 // New returns a Driver. Tools missing on the host are reported when a VM
-// starts, not here, so a host without QEMU still runs containers.
+// starts, not here, so a host without QEMU still runs containers. Its
+// errors do not name the driver: the caller does.
 func New(cfg Config) (*Driver, error) {
 	if cfg.Dir == "" {
-		return nil, errdefs.Invalid("qemu driver: empty Dir")
+		return nil, errdefs.Invalid("empty Dir")
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("resolve %s: %w", cfg.Dir, err)
 	}
 	cfg.Dir = dir
 	if strings.ContainsAny(dir, ", ") {
 		// Paths go into QEMU's comma-separated options.
-		return nil, errdefs.Invalid("qemu driver: Dir %q contains a comma or a space", dir)
+		return nil, errdefs.Invalid("Dir %q contains a comma or a space", dir)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -101,10 +102,39 @@ func New(cfg Config) (*Driver, error) {
 		cfg.BootTimeout = 3 * time.Minute
 	}
 	if err := os.MkdirAll(filepath.Join(dir, ".cache"), 0o700); err != nil {
-		return nil, fmt.Errorf("qemu driver: %w", err)
+		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	_, kvmErr := os.Stat("/dev/kvm")
-	return &Driver{cfg: cfg, log: cfg.Logger, kvm: kvmErr == nil, vms: map[string]*vm{}}, nil
+	return &Driver{cfg: cfg, log: cfg.Logger, kvm: kvmUsable(), vms: map[string]*vm{}}, nil
+}
+
+// kvmUsable reports whether QEMU can use KVM: /dev/kvm alone is not enough,
+// since a /dev/kvm served by kvm_pvm (on guests without hardware
+// virtualisation) makes QEMU abort at vCPU set-up ("failed to set MSR"). A
+// usable KVM needs the CPU's own virtualisation extensions.
+func kvmUsable() bool {
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		return false
+	}
+	info, err := os.ReadFile("/proc/cpuinfo")
+	return err == nil && cpuVirtFlag(string(info))
+}
+
+// cpuVirtFlag reports whether the first flags line of a /proc/cpuinfo
+// names vmx (Intel VT-x) or svm (AMD-V).
+func cpuVirtFlag(cpuinfo string) bool {
+	for _, line := range strings.Split(cpuinfo, "\n") {
+		if !strings.HasPrefix(line, "flags") {
+			continue
+		}
+		_, flags, _ := strings.Cut(line, ":")
+		for _, f := range strings.Fields(flags) {
+			if f == "vmx" || f == "svm" {
+				return true
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // tool finds a host program.
@@ -114,7 +144,7 @@ func tool(name, def string) (string, error) {
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("%s not found: install it (scripts/deps.sh): %w", name, err)
+		return "", fmt.Errorf("%s not found (%w): run `bash scripts/quickstart.sh` from a Hangar checkout, the README's first command, to install it", name, err)
 	}
 	return p, nil
 }

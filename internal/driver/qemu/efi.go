@@ -11,6 +11,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 )
 
 // A VM booted from a disk image (driver.Spec.Disk: a cloud image, qcow2
@@ -52,7 +53,7 @@ func firmwareFor(dir string, secure bool) (firmware, error) {
 			if secure {
 				return fw, errdefs.Invalid("security.secureboot: this host's UEFI firmware has no Secure Boot build (%s): install ovmf, or set security.secureboot=false", p)
 			}
-			return fw, errdefs.Invalid("a disk image boots with UEFI firmware, and %s is missing: install ovmf (scripts/deps.sh)", p)
+			return fw, errdefs.Invalid("a disk image boots with UEFI firmware, and %s is missing: install ovmf: run `bash scripts/quickstart.sh` from a Hangar checkout, the README's first command", p)
 		}
 	}
 	return fw, nil
@@ -80,12 +81,9 @@ func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, me
 	if err != nil {
 		return 0, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			undo()
-		}
-	}()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(undo)
 	overlay := filepath.Join(dir, fileRoot)
 	if _, err := os.Stat(overlay); err != nil {
 		base, err := d.pinDisk(spec.Disk.Path, spec.Disk.Format)
@@ -108,7 +106,7 @@ func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, me
 	if err != nil {
 		return 0, err
 	}
-	ok = true
+	r.Success()
 	return v.pid, nil
 }
 

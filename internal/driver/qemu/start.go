@@ -13,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/revert"
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
@@ -52,12 +54,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			undo()
-		}
-	}()
+	r := revert.New()
+	defer r.Fail()
+	r.Add(undo)
 
 	overlay := filepath.Join(dir, fileRoot)
 	if _, err := os.Stat(overlay); err != nil {
@@ -89,7 +88,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ok = true
+	r.Success()
 	return v.pid, nil
 }
 
@@ -301,6 +300,14 @@ func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string
 			defer f.Close()
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(f.Fd())
 		}
+	}
+	// QEMU outlives the daemon: a descriptor of the daemon's without
+	// close-on-exec (hangard marks its inherited ones at start; this
+	// covers any made since) would stay open in it for the VM's life.
+	// The guest cannot reach QEMU's descriptors, only QEMU can.
+	if err := cloexec.From(3); err != nil {
+		cg.remove()
+		return nil, fmt.Errorf("start qemu: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
 		cg.remove()
