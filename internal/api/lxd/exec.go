@@ -116,11 +116,16 @@ func (s *Server) execTask(ctx context.Context, op *operation.Op, name string, re
 
 // execSession runs a command wired to the operation's websockets.
 func (s *Server) execSession(ctx context.Context, op *operation.Op, name string, req instance.ExecRequest, set *socketSet) error {
+	// A timer stopped once the streams are there, rather than a
+	// time.After that lives on for connectTimeout after every exec.
+	connect := time.NewTimer(connectTimeout)
 	select {
 	case <-set.ready:
-	case <-time.After(connectTimeout):
+		connect.Stop()
+	case <-connect.C:
 		return errors.New("timed out waiting for websockets to connect")
 	case <-ctx.Done():
+		connect.Stop()
 		return ctx.Err()
 	}
 	// A session outlives the request that started it; its end is the
@@ -243,11 +248,18 @@ func (s *Server) execControl(conn *websocket.Conn, p instance.Process, exited <-
 	}
 }
 
+// streamBuffers are sendStream's buffers: every exec has two or three
+// streams, and most carry a few bytes; the pool spares a fresh 32 KiB
+// each (zeroed, then collected) per stream per exec.
+var streamBuffers = sync.Pool{New: func() any { return new([32 * 1024]byte) }}
+
 // sendStream copies r to conn as binary messages, then sends LXD's end of
 // stream: an empty text message.
 func sendStream(conn *websocket.Conn, r io.Reader) {
 	ctx := context.Background()
-	buf := make([]byte, 32*1024)
+	bp := streamBuffers.Get().(*[32 * 1024]byte)
+	defer streamBuffers.Put(bp)
+	buf := bp[:]
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
