@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -149,7 +150,10 @@ func (s *Server) execSession(ctx context.Context, op *operation.Op, name string,
 	} else {
 		var files [6]*os.File // stdin r/w, stdout r/w, stderr r/w
 		for i := 0; i < 6; i += 2 {
-			r, w, err := os.Pipe()
+			// The command's end (stdin's read end, the others' write
+			// ends) is a plain blocking file: os.Pipe would register it
+			// with the poller only for the exec to switch it back.
+			r, w, err := execPipe(i != 0)
 			if err != nil {
 				closeAll(files[:i])
 				return err
@@ -290,6 +294,26 @@ func recvStream(conn *websocket.Conn, w io.Writer, eof func()) {
 	if eof != nil {
 		eof()
 	}
+}
+
+// execPipe makes a pipe for a command's stdio: the daemon's end
+// non-blocking, served by the runtime's poller (read deadlines, no thread
+// per read), and the command's end blocking, as a child gets it.
+func execPipe(daemonReads bool) (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	ours := p[1]
+	if daemonReads {
+		ours = p[0]
+	}
+	if err := unix.SetNonblock(ours, true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }
 
 func closeAll(files []*os.File) {
