@@ -401,7 +401,7 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, in *instance, t execTarget
 	}
 	var filter []unix.SockFilter
 	if t.seccomp {
-		if filter = seccompFilter(); filter == nil {
+		if filter = execSeccompFilter(); filter == nil {
 			return fmt.Errorf("no seccomp syscall table for %s: cannot give the process PID 1's filter", runtime.GOARCH)
 		}
 	}
@@ -433,6 +433,10 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, in *instance, t execTarget
 	}
 	return err
 }
+
+// execSeccompFilter is the compiled filter, the same for every exec
+// (loadSeccomp only reads it): compiled once, not per exec.
+var execSeccompFilter = sync.OnceValue(seccompFilter)
 
 // prepareThread gives the calling thread (locked, about to fork) PID 1's
 // PID namespace, cgroups (v1: tasks, the hierarchies' tasks files),
