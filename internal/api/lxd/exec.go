@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -116,11 +117,16 @@ func (s *Server) execTask(ctx context.Context, op *operation.Op, name string, re
 
 // execSession runs a command wired to the operation's websockets.
 func (s *Server) execSession(ctx context.Context, op *operation.Op, name string, req instance.ExecRequest, set *socketSet) error {
+	// A timer stopped once the streams are there, rather than a
+	// time.After that lives on for connectTimeout after every exec.
+	connect := time.NewTimer(connectTimeout)
 	select {
 	case <-set.ready:
-	case <-time.After(connectTimeout):
+		connect.Stop()
+	case <-connect.C:
 		return errors.New("timed out waiting for websockets to connect")
 	case <-ctx.Done():
+		connect.Stop()
 		return ctx.Err()
 	}
 	// A session outlives the request that started it; its end is the
@@ -144,7 +150,10 @@ func (s *Server) execSession(ctx context.Context, op *operation.Op, name string,
 	} else {
 		var files [6]*os.File // stdin r/w, stdout r/w, stderr r/w
 		for i := 0; i < 6; i += 2 {
-			r, w, err := os.Pipe()
+			// The command's end (stdin's read end, the others' write
+			// ends) is a plain blocking file: os.Pipe would register it
+			// with the poller only for the exec to switch it back.
+			r, w, err := execPipe(i != 0)
 			if err != nil {
 				closeAll(files[:i])
 				return err
@@ -243,11 +252,18 @@ func (s *Server) execControl(conn *websocket.Conn, p instance.Process, exited <-
 	}
 }
 
+// streamBuffers are sendStream's buffers: every exec has two or three
+// streams, and most carry a few bytes; the pool spares a fresh 32 KiB
+// each (zeroed, then collected) per stream per exec.
+var streamBuffers = sync.Pool{New: func() any { return new([32 * 1024]byte) }}
+
 // sendStream copies r to conn as binary messages, then sends LXD's end of
 // stream: an empty text message.
 func sendStream(conn *websocket.Conn, r io.Reader) {
 	ctx := context.Background()
-	buf := make([]byte, 32*1024)
+	bp := streamBuffers.Get().(*[32 * 1024]byte)
+	defer streamBuffers.Put(bp)
+	buf := bp[:]
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -278,6 +294,26 @@ func recvStream(conn *websocket.Conn, w io.Writer, eof func()) {
 	if eof != nil {
 		eof()
 	}
+}
+
+// execPipe makes a pipe for a command's stdio: the daemon's end
+// non-blocking, served by the runtime's poller (read deadlines, no thread
+// per read), and the command's end blocking, as a child gets it.
+func execPipe(daemonReads bool) (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	ours := p[1]
+	if daemonReads {
+		ours = p[0]
+	}
+	if err := unix.SetNonblock(ours, true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }
 
 func closeAll(files []*os.File) {

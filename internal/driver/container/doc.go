@@ -69,9 +69,10 @@
 // # Exec (exec.go)
 //
 // No runc exec (about 65 ms here): nsenter (util-linux, about 10 ms) joins
-// PID 1's namespaces and forks into its PID namespace. What nsenter cannot
-// give is inherited from the daemon thread that forks it: a throwaway OS
-// thread first joins the container's cgroups (v1 moves one thread; v2
+// PID 1's namespaces and execs the command in its place. The rest is
+// inherited from the daemon thread that forks it: a throwaway OS thread
+// first joins PID 1's PID namespace (so that nsenter is born in it and
+// need not fork again), its cgroups (v1 moves one thread; v2
 // clones straight into the cgroup), drops PID 1's bounding set, sets
 // no_new_privs as PID 1 has it and loads the container's seccomp filter
 // (seccomp.go compiles the same deny list runc gives PID 1), then forks and

@@ -25,10 +25,14 @@ import (
 // Exec starts a process inside a running container.
 //
 // The fast path has no runc and no helper of ours: nsenter (util-linux)
-// joins PID 1's namespaces, forks into its PID namespace and execs the
-// command. What nsenter cannot do is done before it runs, on a throwaway
-// OS thread of the daemon that forks it, since a child inherits them from
-// the forking thread: that thread joins the container's cgroups (v1: one
+// joins PID 1's namespaces and execs the command in its place. The rest
+// is done before it runs, on a throwaway OS thread of the daemon that
+// forks it, since a child inherits them from the forking thread: that
+// thread joins PID 1's PID namespace (setns of a PID namespace changes
+// only where the thread's children are born, and a thread of a
+// multithreaded process may do it, unlike the user and mount namespaces
+// that nsenter joins), so that nsenter is born in it and need not fork
+// and wait a second process; it joins the container's cgroups (v1: one
 // thread can move alone; v2: clone3 CLONE_INTO_CGROUP instead), takes PID
 // 1's bounding set and no_new_privs, and loads the container's seccomp
 // filter. The thread then exits, because none of that can be undone.
@@ -39,8 +43,7 @@ import (
 // namespaces: a container cannot make it point outside its root.
 //
 // A terminal needs one thing more: the command must lead a new session
-// with the terminal as its controlling terminal, and only a process inside
-// the PID namespace can do that after nsenter's fork. For -t, nsenter runs
+// with the terminal as its controlling terminal. For -t, nsenter runs
 // this very program (passed as fd 3, run as /proc/self/fd/3) in its
 // terminal-helper mode (RunExecTTYHelper), which does setsid and TIOCSCTTY
 // and execs the command in place: the helper becomes the command.
@@ -116,6 +119,9 @@ func (d *Driver) exec(in *instance, spec driver.ExecSpec, cwd string) (*process,
 		return nil, err
 	}
 
+	// Without --pid: the thread that forks nsenter joins the PID
+	// namespace (prepareThread). nsenter forks only to enter a time
+	// namespace, which, like a PID namespace, applies to children.
 	args := []string{d.nsenter, "--target", strconv.Itoa(pid1)}
 	args = append(args, target.nsFlags...)
 	if target.userns || spec.UID != 0 || spec.GID != 0 {
@@ -124,7 +130,7 @@ func (d *Driver) exec(in *instance, spec driver.ExecSpec, cwd string) (*process,
 	}
 	args = append(args, fmt.Sprintf("--wd=/proc/%d/fd/%d", os.Getpid(), wd), "--")
 
-	p := &process{}
+	p := &process{forks: target.timens}
 	cmd := &exec.Cmd{Path: d.nsenter, Env: spec.Env, SysProcAttr: &syscall.SysProcAttr{}}
 	if spec.TTY {
 		master, slave, err := openContainerPty(root, target.hostID(spec.UID), target.hostID(ttyGID))
@@ -156,7 +162,7 @@ func (d *Driver) exec(in *instance, spec driver.ExecSpec, cwd string) (*process,
 	}
 	cmd.Args = append(args, spec.Args...)
 
-	if err := d.startOnPreparedThread(cmd, in.id, target); err != nil {
+	if err := d.startOnPreparedThread(cmd, in, target); err != nil {
 		wdFile.Close()
 		if p.tty != nil {
 			p.tty.Close()
@@ -170,7 +176,9 @@ func (d *Driver) exec(in *instance, spec driver.ExecSpec, cwd string) (*process,
 
 // execTarget is what an exec must copy from PID 1.
 type execTarget struct {
-	nsFlags  []string // nsenter flags for the namespaces PID 1 does not share with us
+	nsFlags  []string // nsenter flags for the namespaces PID 1 does not share with us, but its PID namespace
+	pidns    bool     // PID 1's PID namespace is not ours: the forking thread joins it
+	timens   bool     // nor is its time namespace: nsenter joins it and forks
 	userns   bool
 	idMap    []idRange // PID 1's uid map (nil: the host's)
 	bounding uint64
@@ -243,11 +251,19 @@ func readExecTarget(pid int) (execTarget, error) {
 			return t, fmt.Errorf("read namespaces of PID 1: %w", err)
 		}
 		if theirs.Ino != own[i].Ino || theirs.Dev != own[i].Dev {
+			switch ns.file {
+			case "pid":
+				t.pidns = true
+				continue
+			case "user":
+				t.userns = true
+			case "time":
+				t.timens = true
+			}
 			t.nsFlags = append(t.nsFlags, ns.flag)
-			t.userns = t.userns || ns.file == "user"
 		}
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := readProcFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return t, fmt.Errorf("read PID 1 status: %w", err)
 	}
@@ -273,7 +289,7 @@ func readExecTarget(pid int) (execTarget, error) {
 			return t, err
 		}
 	}
-	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	cg, err := readProcFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return t, fmt.Errorf("read PID 1 cgroups: %w", err)
 	}
@@ -289,7 +305,7 @@ func readExecTarget(pid int) (execTarget, error) {
 }
 
 func readIDMap(p string) ([]idRange, error) {
-	b, err := os.ReadFile(p)
+	b, err := readProcFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("read id map: %w", err)
 	}
@@ -310,11 +326,59 @@ func readIDMap(p string) ([]idRange, error) {
 	return out, nil
 }
 
+// readProcFile reads a small file of /proc with plain syscalls: os.ReadFile
+// would also try (and fail) to register it with the runtime's poller,
+// which costs five more syscalls per file on every exec.
+func readProcFile(p string) ([]byte, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 4096)
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, cap(b))
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
+}
+
 // startOnPreparedThread starts cmd from a new OS thread that first takes
-// on what the child must inherit from PID 1: cgroups, bounding set,
-// no_new_privs and seccomp filter. The goroutine ends without unlocking
-// the thread, so Go terminates the thread instead of reusing it.
-func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, id string, t execTarget) error {
+// on what the child must inherit from PID 1: PID namespace, cgroups,
+// bounding set, no_new_privs and seccomp filter. The goroutine ends
+// without unlocking the thread, so Go terminates the thread instead of
+// reusing it.
+func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, in *instance, t execTarget) error {
+	// The v1 hierarchies' tasks files, found before the thread starts
+	// so that it only opens and writes them.
+	var tasks []string
+	if !d.cg.v2 {
+		for _, m := range t.cgroups {
+			if m.controllers == "" {
+				// The unified hierarchy of a hybrid host carries no
+				// controller, and v2 cannot move a single thread.
+				continue
+			}
+			// Every hierarchy, not only those with limits: the devices
+			// cgroup is what keeps the container off the host's disks.
+			dir, err := v1HierarchyDir(m)
+			if err != nil {
+				return err
+			}
+			tasks = append(tasks, dir+"/tasks")
+		}
+	}
 	var cgroupFD *os.File
 	if d.cg.v2 {
 		// v2 moves whole processes only: the child is cloned straight
@@ -337,7 +401,7 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, id string, t execTarget) e
 	}
 	var filter []unix.SockFilter
 	if t.seccomp {
-		if filter = seccompFilter(); filter == nil {
+		if filter = execSeccompFilter(); filter == nil {
 			return fmt.Errorf("no seccomp syscall table for %s: cannot give the process PID 1's filter", runtime.GOARCH)
 		}
 	}
@@ -345,7 +409,7 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, id string, t execTarget) e
 	go func() {
 		runtime.LockOSThread()
 		// Never unlocked, on purpose (see above).
-		if err := d.prepareThread(t, filter); err != nil {
+		if err := d.prepareThread(in, t, tasks, filter); err != nil {
 			errc <- err
 			return
 		}
@@ -361,31 +425,42 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, id string, t execTarget) e
 		}
 		errc <- cmd.Start()
 	}()
-	if err := <-errc; err != nil {
-		return err
+	err := <-errc
+	if err != nil && unix.PidfdSendSignal(int(in.pidfd.Fd()), 0, nil, 0) != nil {
+		// PID 1 died meanwhile: its PID namespace takes no more
+		// processes (ENOMEM), which is not what went wrong.
+		return driver.ErrNotRunning
 	}
-	return nil
+	return err
 }
 
+// execSeccompFilter is the compiled filter, the same for every exec
+// (loadSeccomp only reads it): compiled once, not per exec.
+var execSeccompFilter = sync.OnceValue(seccompFilter)
+
 // prepareThread gives the calling thread (locked, about to fork) PID 1's
-// cgroups (v1), bounding set, no_new_privs and seccomp filter.
-func (d *Driver) prepareThread(t execTarget, filter []unix.SockFilter) error {
-	if !d.cg.v2 {
+// PID namespace, cgroups (v1: tasks, the hierarchies' tasks files),
+// bounding set, no_new_privs and seccomp filter.
+func (d *Driver) prepareThread(in *instance, t execTarget, tasks []string, filter []unix.SockFilter) error {
+	if t.pidns {
+		// First, while the thread still has every capability and no
+		// filter. By PID 1's pidfd (Linux 5.8), which names PID 1 and
+		// nothing else; older kernels take /proc/PID/ns/pid.
+		err := unix.Setns(int(in.pidfd.Fd()), unix.CLONE_NEWPID)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EBADF) {
+			err = setnsPath(fmt.Sprintf("/proc/%d/ns/pid", in.pid), unix.CLONE_NEWPID)
+		}
+		if err != nil {
+			return fmt.Errorf("join PID namespace: %w", err)
+		}
+	}
+	if len(tasks) > 0 {
+		// Plain syscalls: os.WriteFile would register each file with
+		// the runtime's poller, tripling the syscalls of the join.
 		tid := []byte(strconv.Itoa(unix.Gettid()))
-		for _, m := range t.cgroups {
-			if m.controllers == "" {
-				// The unified hierarchy of a hybrid host carries no
-				// controller, and v2 cannot move a single thread.
-				continue
-			}
-			// Every hierarchy, not only those with limits: the devices
-			// cgroup is what keeps the container off the host's disks.
-			dir, err := v1HierarchyDir(m)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(dir+"/tasks", tid, 0); err != nil {
-				return fmt.Errorf("join cgroup %s:%s: %w", m.controllers, m.path, err)
+		for _, f := range tasks {
+			if err := writeCgroupFile(f, tid); err != nil {
+				return fmt.Errorf("join cgroup %s: %w", path.Dir(f), err)
 			}
 		}
 	}
@@ -410,6 +485,29 @@ func (d *Driver) prepareThread(t execTarget, filter []unix.SockFilter) error {
 	return nil
 }
 
+func setnsPath(p string, nstype int) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Setns(fd, nstype)
+}
+
+func writeCgroupFile(p string, b []byte) error {
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for {
+		_, err = unix.Write(fd, b)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // v1Hierarchies maps the controllers of each cgroup v1 hierarchy, as
 // /proc/PID/cgroup names them, to the hierarchy's mount.
 var v1Hierarchies = sync.OnceValues(func() (map[string]v1Mount, error) {
@@ -430,12 +528,14 @@ func v1HierarchyDir(m cgroupMembership) (string, error) {
 	return l.dir("h", m.path), nil
 }
 
-// process is one exec: nsenter, whose exit status is the command's, and
-// the command, nsenter's only child.
+// process is one exec: nsenter, which becomes the command; or, to enter
+// a time namespace, nsenter whose exit status is the command's and the
+// command, nsenter's only child.
 type process struct {
-	cmd *exec.Cmd
-	tty *os.File
-	wd  *os.File
+	cmd   *exec.Cmd
+	tty   *os.File
+	wd    *os.File
+	forks bool // nsenter forks the command
 
 	mu     sync.Mutex
 	child  *os.File // pidfd of the command, once found
@@ -470,15 +570,16 @@ func (p *process) Wait() (int, error) {
 	return st.ExitCode(), nil
 }
 
-// Signal signals the command. Before nsenter has forked it there is no
-// command yet: the signal then goes to nsenter, which it ends as well.
+// Signal signals the command. Before nsenter has exec'd or forked it
+// there is no command yet: the signal then goes to nsenter, which it ends
+// as well.
 func (p *process) Signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.waited {
 		return errors.New("process has exited")
 	}
-	if p.child == nil {
+	if p.forks && p.child == nil {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
 		if err == nil {
 			if f := strings.Fields(string(b)); len(f) == 1 {

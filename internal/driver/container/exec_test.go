@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -205,14 +206,14 @@ func TestExec(t *testing.T) {
 				io.ReadFull(outR, line)
 				// sh replaces itself by sleep after printing: the signal
 				// must reach it, not nsenter. Wait for the exec, by the
-				// command's name.
+				// command's name: nsenter's own (it execs the command in
+				// place), or its one child's when it forks.
 				waitFor(t, 5*time.Second, "sh to exec sleep", func() bool {
-					kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
-					f := strings.Fields(string(kids))
-					if len(f) != 1 {
-						return false
+					pid := strconv.Itoa(p.Pid())
+					if kids, _ := os.ReadFile("/proc/" + pid + "/task/" + pid + "/children"); len(strings.Fields(string(kids))) == 1 {
+						pid = strings.Fields(string(kids))[0]
 					}
-					comm, _ := os.ReadFile("/proc/" + f[0] + "/comm")
+					comm, _ := os.ReadFile("/proc/" + pid + "/comm")
 					return strings.TrimSpace(string(comm)) == "sleep"
 				})
 				if err := p.Signal(syscall.SIGTERM); err != nil {
