@@ -134,6 +134,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("vm driver: %w", err)
 	}
+	defer vms.Close()
 	host := probeHost(cfg.DataDir)
 	svc = instance.New(instance.Config{
 		DB:           st,

@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"encoding/binary"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/osthread"
 )
 
 // The kernel features LXD 5.0 reports in /1.0's environment.kernel_features,
@@ -71,23 +72,19 @@ func netlinkStrictCheck() bool {
 // which LXD uses to forward hotplug events into containers. It sends a
 // placeholder, as LXD does, from a new empty network namespace so that
 // nothing on the host (udev) hears it; the thread that entered it is
-// never unlocked, so the runtime discards it.
+// never reused (osthread.Throwaway).
 func ueventInjection() bool {
-	ok := make(chan bool, 1)
-	go func() {
-		runtime.LockOSThread()
+	var ok bool
+	osthread.Throwaway(func() {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ok <- false
 			return
 		}
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_KOBJECT_UEVENT)
 		if err != nil {
-			ok <- false
 			return
 		}
 		defer unix.Close(fd)
 		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			ok <- false
 			return
 		}
 		payload := []byte("placeh") // LXD sends the first 6 bytes of "placeholder"
@@ -96,9 +93,9 @@ func ueventInjection() bool {
 		binary.NativeEndian.PutUint16(msg[4:], ueventSend)
 		binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST)
 		copy(msg[unix.NLMSG_HDRLEN:], payload)
-		ok <- unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) == nil
-	}()
-	return <-ok
+		ok = unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) == nil
+	})
+	return ok
 }
 
 // seccompUserNotif asks the kernel whether seccomp filters may return

@@ -296,7 +296,44 @@ func (d *Driver) cleanupRun(ctx context.Context, id string) error {
 	if err := unmountAll(d.rootfsDir(id)); err != nil {
 		errs = append(errs, err)
 	}
+	if err := d.removeCgroup(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// cgroupGoneWait bounds how long a delete waits for a container's cgroup
+// to empty.
+const cgroupGoneWait = 2 * time.Second
+
+// removeCgroup removes what runc delete left of id's cgroup: runc gives up
+// quietly on a cgroup that is still busy, and a delete must not say it is
+// done while one stays behind. Busy means a task of the container is still
+// being torn down, or (a bug, which this error surfaces: see package
+// osthread) a daemon thread joined it and never left. Nothing signals an
+// emptied v1 cgroup, so rmdir is retried, briefly.
+func (d *Driver) removeCgroup(ctx context.Context, id string) error {
+	p := d.cg.path(id)
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", p))
+	dirs = append(dirs, filepath.Join(cgroupRoot, p))
+	deadline := time.Now().Add(cgroupGoneWait)
+	for _, dir := range dirs {
+		for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+			err := unix.Rmdir(dir)
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+				return fmt.Errorf("remove cgroup %s: %w", dir, err)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("remove cgroup %s: %w", dir, ctx.Err())
+			case <-time.After(delay):
+			}
+		}
+	}
+	return nil
 }
 
 // detached returns a context for clean-up that survives ctx's cancellation.

@@ -19,6 +19,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/osthread"
 	"github.com/hangar-dev/hangar/internal/revert"
 )
 
@@ -356,9 +357,9 @@ func readProcFile(p string) ([]byte, error) {
 
 // startOnPreparedThread starts cmd from a new OS thread that first takes
 // on what the child must inherit from PID 1: PID namespace, cgroups,
-// bounding set, no_new_privs and seccomp filter. The goroutine ends
-// without unlocking the thread, so Go terminates the thread instead of
-// reusing it.
+// bounding set, no_new_privs and seccomp filter. The thread ends with the
+// start (osthread.Throwaway): it is never reused, and never the daemon's
+// main thread, which Go would keep, parked in the container's cgroups.
 func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, in *instance, t execTarget) error {
 	// The v1 hierarchies' tasks files, found before the thread starts
 	// so that it only opens and writes them.
@@ -405,12 +406,11 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, in *instance, t execTarget
 			return fmt.Errorf("no seccomp syscall table for %s: cannot give the process PID 1's filter", runtime.GOARCH)
 		}
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked, on purpose (see above).
-		if err := d.prepareThread(in, t, tasks, filter); err != nil {
-			errc <- err
+	var err error
+	// A thread of its own, never the main one (package osthread): it ends
+	// with the fork, taking what prepareThread did to it along.
+	osthread.Throwaway(func() {
+		if err = d.prepareThread(in, t, tasks, filter); err != nil {
 			return
 		}
 		// nsenter execs the command in place and closes nothing: every
@@ -419,13 +419,11 @@ func (d *Driver) startOnPreparedThread(cmd *exec.Cmd, in *instance, t execTarget
 		// command inside the container. os/exec puts only stdio (and
 		// ExtraFiles) on the child's 0-2 (3...), so marking the rest
 		// leaves the child exactly those.
-		if err := cloexec.From(3); err != nil {
-			errc <- err
+		if err = cloexec.From(3); err != nil {
 			return
 		}
-		errc <- cmd.Start()
-	}()
-	err := <-errc
+		err = cmd.Start()
+	})
 	if err != nil && unix.PidfdSendSignal(int(in.pidfd.Fd()), 0, nil, 0) != nil {
 		// PID 1 died meanwhile: its PID namespace takes no more
 		// processes (ENOMEM), which is not what went wrong.

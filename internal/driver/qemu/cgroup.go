@@ -143,3 +143,11 @@ func (c *cgroup) remove() {
 		_ = os.Remove(p)
 	}
 }
+
+// Close removes the driver's parent cgroup where it is empty, so a daemon
+// that stops with no VM running leaves no cgroup behind. Running VMs keep
+// theirs (rmdir fails with EBUSY) and a later driver reattaches to them.
+func (d *Driver) Close() error {
+	cgroupFor(d.cfg.CgroupParent, "").remove()
+	return nil
+}

@@ -80,6 +80,7 @@ func TestVMLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.Close() })
 	ctx := context.Background()
 	spec := driver.Spec{
 		ID: "h1", Hostname: "vm1", RootFS: root,
