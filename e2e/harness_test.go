@@ -21,6 +21,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/client"
+	hangard "github.com/hangar-dev/hangar/internal/daemon"
 )
 
 var (
@@ -309,9 +310,11 @@ func (d *daemon) cleanup() {
 		c.Close()
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	clean := true
 	select {
 	case <-d.exited:
 	case <-time.After(20 * time.Second):
+		clean = false
 		_ = d.cmd.Process.Kill()
 		<-d.exited
 	}
@@ -322,6 +325,25 @@ func (d *daemon) cleanup() {
 	if mounts := mountsUnder(d.dir); len(mounts) > 0 {
 		d.t.Errorf("mounts left under %s: %v", d.dir, mounts)
 	}
+	if clean {
+		if left := cgroupsOf(d.dir); len(left) > 0 {
+			d.t.Errorf("cgroups left by a daemon that stopped with no instance: %v", left)
+		}
+	}
+}
+
+// cgroupsOf lists the cgroup directories, in every hierarchy, of the
+// daemon on data dir dir.
+func cgroupsOf(dir string) []string {
+	var out []string
+	for _, p := range hangard.CgroupParents(dir) {
+		found, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", p))
+		out = append(out, found...)
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", p)); err == nil {
+			out = append(out, filepath.Join("/sys/fs/cgroup", p))
+		}
+	}
+	return out
 }
 
 // mountsUnder lists mount points below dir.

@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var svc *instance.Service
 	drv, err := container.New(container.Config{
 		Dir:          filepath.Join(cfg.DataDir, "containers"),
-		CgroupParent: cgroupParent(cfg.DataDir),
+		CgroupParent: CgroupParents(cfg.DataDir)[0],
 		OnExit:       func(e driver.Exit) { svc.HandleExit(context.WithoutCancel(ctx), e) },
 		ExecHelper:   cfg.ExecHelper,
 		Logger:       log.With("component", "runc"),
@@ -200,15 +200,18 @@ const firstCommandHint = "run `bash scripts/quickstart.sh` from a Hangar checkou
 // DefaultDataDir is where hangard keeps its state unless told otherwise.
 const DefaultDataDir = "/var/lib/hangar"
 
-// cgroupParent names the cgroup this daemon's containers live under. The
-// default daemon uses /hangar; any other data dir gets a parent of its own,
-// so daemons beside each other (tests, benchmarks) never share cgroups.
-func cgroupParent(dataDir string) string {
-	if dataDir == DefaultDataDir {
-		return "/hangar"
+// CgroupParents names the cgroups this daemon's containers and VMs live
+// under. The default daemon uses /hangar and /hangar-vm; any other data dir
+// gets parents of its own, so daemons beside each other (tests, benchmarks)
+// never share cgroups. A daemon that stops with no instance running leaves
+// neither behind.
+func CgroupParents(dataDir string) [2]string {
+	p := "/hangar"
+	if dataDir != DefaultDataDir {
+		sum := sha256.Sum256([]byte(dataDir))
+		p = "/hangar-" + hex.EncodeToString(sum[:4])
 	}
-	sum := sha256.Sum256([]byte(dataDir))
-	return "/hangar-" + hex.EncodeToString(sum[:4])
+	return [2]string{p, p + "-vm"}
 }
 
 // listenUnix listens on the socket path, replacing a stale socket file

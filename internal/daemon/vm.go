@@ -22,7 +22,7 @@ func newVMDriver(cfg Config, onExit driver.ExitHandler, log *slog.Logger) (*qemu
 		Kernel:       cfg.VMKernel,
 		Machine:      cfg.VMMachine,
 		FirmwareDir:  cfg.VMFirmware,
-		CgroupParent: cgroupParent(cfg.DataDir) + "-vm",
+		CgroupParent: CgroupParents(cfg.DataDir)[1],
 		OnExit:       onExit,
 		Logger:       log,
 	})
