@@ -164,6 +164,27 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	return nil
 }
 
+// sameProfiles tells whether instance id's stored profile list is profiles.
+func (q *Queries) sameProfiles(ctx context.Context, tx *sql.Tx, id int64, profiles []string) (bool, error) {
+	rows, err := stmt(ctx, tx, q.hot.instanceProfiles).QueryContext(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("profiles of instance %d: %w", id, err)
+	}
+	defer rows.Close()
+	i := 0
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return false, fmt.Errorf("profiles of instance %d: %w", id, err)
+		}
+		if i >= len(profiles) || profiles[i] != name {
+			return false, rows.Err()
+		}
+		i++
+	}
+	return i == len(profiles), rows.Err()
+}
+
 // setInstanceProfiles stores the instance's profile list, replacing any.
 func setInstanceProfiles(ctx context.Context, tx *sql.Tx, id int64, profiles []string) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM instances_profiles WHERE instance_id = ?", id); err != nil {
@@ -229,11 +250,7 @@ func (q *Queries) UpdateInstance(ctx context.Context, inst Instance) error {
 		return fmt.Errorf("update instance %q devices: %w", inst.Name, err)
 	}
 	return q.atomic(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `
-UPDATE instances
-   SET name = ?, architecture = ?, description = ?, config = ?, devices = ?,
-       ephemeral = ?, stateful = ?, last_used_at = ?
- WHERE id = ?`,
+		res, err := stmt(ctx, tx, q.hot.updateInstance).ExecContext(ctx,
 			inst.Name, inst.Architecture, inst.Description, config, devices,
 			inst.Ephemeral, inst.Stateful, fmtTime(inst.LastUsedAt), inst.ID)
 		switch {
@@ -250,6 +267,12 @@ UPDATE instances
 		}
 		if n == 0 {
 			return errdefs.NotFound("instance %q (id %d) not found", inst.Name, inst.ID)
+		}
+		// Most updates (config, state) keep the profile list: rewriting
+		// it costs a delete and an insert per profile.
+		same, err := q.sameProfiles(ctx, tx, inst.ID, inst.Profiles)
+		if err != nil || same {
+			return err
 		}
 		return setInstanceProfiles(ctx, tx, inst.ID, inst.Profiles)
 	})

@@ -88,7 +88,7 @@ func newFilesServer(tb testing.TB) (*httptest.Server, *client.Client, *fakeRootD
 }
 
 // rawCall sends a request and returns the response with its body read.
-func rawCall(t *testing.T, ts *httptest.Server, method, path, body string, header map[string]string) (*http.Response, []byte) {
+func rawCall(t testing.TB, ts *httptest.Server, method, path, body string, header map[string]string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	if err != nil {

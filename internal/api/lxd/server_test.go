@@ -158,7 +158,7 @@ func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
 }
 
 // call sends a request and decodes the envelope.
-func call(t *testing.T, ts *httptest.Server, method, path, body string, header map[string]string) (*http.Response, api.Response) {
+func call(t testing.TB, ts *httptest.Server, method, path, body string, header map[string]string) (*http.Response, api.Response) {
 	t.Helper()
 	resp, b := rawCall(t, ts, method, path, body, header)
 	var env api.Response
@@ -167,7 +167,7 @@ func call(t *testing.T, ts *httptest.Server, method, path, body string, header m
 }
 
 // launch creates and starts c1 and waits for the operation.
-func launch(t *testing.T, ts *httptest.Server, name string) {
+func launch(t testing.TB, ts *httptest.Server, name string) {
 	t.Helper()
 	resp, env := call(t, ts, "POST", "/1.0/instances", `{"name":"`+name+`","source":{"type":"image","alias":"busybox"},"start":true}`, nil)
 	if resp.StatusCode != http.StatusAccepted || env.Type != api.AsyncResponse {
