@@ -95,6 +95,27 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	f.Close()
 
+	// SQLite answers SQLITE_BUSY at once, without waiting out
+	// busy_timeout, to a connection that opens a file while another is
+	// switching it to WAL or recovering its WAL index: a second daemon,
+	// or a tool, opening the same fresh file at the same moment. That
+	// settles within moments, so the whole open is tried again.
+	deadline := time.Now().Add(busyTimeout)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		st, err := openOnce(ctx, path)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open store %s: %w", path, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// openOnce is one attempt at Open, after the file exists.
+func openOnce(ctx context.Context, path string) (*Store, error) {
 	w, err := sql.Open("sqlite", writerDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -242,6 +263,10 @@ func sqliteCode(err error) int {
 		return e.Code()
 	}
 	return 0
+}
+
+func isBusy(err error) bool {
+	return sqliteCode(err)&0xff == sqlite3.SQLITE_BUSY
 }
 
 func isUnique(err error) bool {
