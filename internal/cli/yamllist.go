@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // writeYAMLList prints v, the API objects of a listing, as YAML. It goes
@@ -40,13 +42,106 @@ func writeYAMLList(w io.Writer, v any) error {
 	return err
 }
 
-// yamlWriter turns JSON into YAML. Its input is encoding/json's output, so
-// it reads it with a scanner that trusts the syntax (encoding/json's own
-// Decoder.Token spends most of its time building errors it then drops).
+// writeYAMLListJSON prints raw, a JSON array of API objects as a daemon
+// sent it, as writeYAMLList prints the same array decoded into its Go
+// type and sorted by the field sortKey (a string): it spares decoding
+// every object only to encode it again. The items are written in the
+// daemon's order, each remembering its sortKey, and reordered as whole
+// YAML blocks only if that order is not already sorted. null is an empty
+// listing, as the decoded path prints it. raw must be valid JSON (the
+// client checks it); it is the same text as the re-encoded value when the
+// daemon encodes the same Go type with encoding/json, as hangard does.
+func writeYAMLListJSON(w io.Writer, raw []byte, sortKey string) error {
+	y := &yamlWriter{in: raw, sortKey: []byte(strconv.Quote(sortKey))}
+	switch y.skip() {
+	case 0:
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	case 'n':
+		if !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			return errYAMLInput
+		}
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	case '[':
+	default:
+		return errors.New("encode yaml: the listing is not a JSON array")
+	}
+	y.pos++
+	if y.skip() == ']' {
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	}
+	y.out.Grow(len(raw) + len(raw)/8)
+	type item struct {
+		key      string
+		from, to int // its YAML in y.out
+	}
+	var items []item
+	for done := false; !done; {
+		from := y.out.Len()
+		y.out.WriteString("- ")
+		y.key = nil
+		if err := y.value(0, placeItem); err != nil {
+			return fmt.Errorf("encode yaml: %w", err)
+		}
+		key, err := jsonString(y.key)
+		if err != nil {
+			return fmt.Errorf("encode yaml: %s: %w", sortKey, err)
+		}
+		items = append(items, item{key, from, y.out.Len()})
+		switch y.skip() {
+		case ',':
+			y.pos++
+		case ']':
+			y.pos++
+			done = true
+		default:
+			return fmt.Errorf("encode yaml: %w", errYAMLInput)
+		}
+	}
+	out := y.out.Bytes()
+	byKey := func(a, b item) int { return strings.Compare(a.key, b.key) }
+	if !slices.IsSortedFunc(items, byKey) {
+		slices.SortStableFunc(items, byKey)
+		sorted := make([]byte, 0, len(out))
+		for _, it := range items {
+			sorted = append(sorted, out[it.from:it.to]...)
+		}
+		out = sorted
+	}
+	_, err := w.Write(out)
+	return err
+}
+
+// jsonString is the string a JSON string literal stands for; anything but
+// a string (null, or no such field) is "", as decoding into a string field
+// leaves it.
+func jsonString(lit []byte) (string, error) {
+	if len(lit) == 0 || lit[0] != '"' {
+		return "", nil
+	}
+	if bytes.IndexByte(lit, '\\') < 0 && utf8.Valid(lit) {
+		return string(lit[1 : len(lit)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(lit, &s)
+	return s, err
+}
+
+// yamlWriter turns JSON into YAML. Its input is encoding/json's output or
+// JSON the client checked, so it reads it with a scanner that trusts the
+// syntax (encoding/json's own Decoder.Token spends most of its time
+// building errors it then drops).
 type yamlWriter struct {
-	in  []byte
-	pos int
-	out bytes.Buffer
+	in    []byte
+	pos   int
+	out   bytes.Buffer
+	depth int // of the collection being written, 1 for the outermost
+	// sortKey, when set, is a quoted key whose value in the objects at
+	// depth 1 is kept in key (as a JSON literal).
+	sortKey []byte
+	key     []byte
 }
 
 // Where a value starts: at the top of the document, after "key:", or
@@ -101,6 +196,8 @@ func (y *yamlWriter) value(indent int, place int) error {
 		y.out.WriteByte('\n')
 		return nil
 	}
+	y.depth++
+	defer func() { y.depth-- }()
 	// Under a key, a collection starts on the next line, indented. As an
 	// item, its first entry shares the dash's line.
 	inner := indent
@@ -124,16 +221,22 @@ func (y *yamlWriter) value(indent int, place int) error {
 			if y.skip() != '"' {
 				return errors.New("object key is not a string")
 			}
+			keyStart := y.pos
 			if err := y.scalar(); err != nil {
 				return err
 			}
+			isSortKey := y.depth == 1 && y.sortKey != nil && bytes.Equal(y.in[keyStart:y.pos], y.sortKey)
 			if y.skip() != ':' {
 				return errors.New("missing colon after object key")
 			}
 			y.pos++
 			y.out.WriteByte(':')
+			valueStart := y.pos
 			if err := y.value(inner, placeKey); err != nil {
 				return err
+			}
+			if isSortKey {
+				y.key = bytes.TrimSpace(y.in[valueStart:y.pos])
 			}
 		}
 		switch y.skip() {
@@ -146,6 +249,15 @@ func (y *yamlWriter) value(indent int, place int) error {
 			return errYAMLInput
 		}
 	}
+}
+
+// isScalarEnd reports whether c ends a number, true, false or null.
+func isScalarEnd(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\n', '\t', '\r':
+		return true
+	}
+	return false
 }
 
 func (y *yamlWriter) indent(n int) {
@@ -162,7 +274,7 @@ func (y *yamlWriter) scalar() error {
 	}
 	if y.in[start] != '"' {
 		// Numbers, true, false and null read the same in YAML.
-		for y.pos < len(y.in) && !bytes.ContainsRune([]byte(",}] \n"), rune(y.in[y.pos])) {
+		for y.pos < len(y.in) && !isScalarEnd(y.in[y.pos]) {
 			y.pos++
 		}
 		y.out.Write(y.in[start:y.pos])
@@ -180,13 +292,18 @@ func (y *yamlWriter) scalar() error {
 	}
 	y.pos++
 	raw := y.in[start+1 : y.pos-1]
+	// Invalid UTF-8 (which only JSON from elsewhere than encoding/json
+	// holds) goes through the decoder, which turns it into U+FFFD as the
+	// decoded path does.
 	if !escaped {
 		if plainSafe(raw) {
 			y.out.Write(raw)
-		} else {
-			y.out.WriteString(strconv.Quote(string(raw)))
+			return nil
 		}
-		return nil
+		if utf8.Valid(raw) {
+			y.out.WriteString(strconv.Quote(string(raw)))
+			return nil
+		}
 	}
 	var s string
 	if err := json.Unmarshal(y.in[start:y.pos], &s); err != nil {
