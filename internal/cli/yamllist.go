@@ -142,6 +142,7 @@ type yamlWriter struct {
 	// depth 1 is kept in key (as a JSON literal).
 	sortKey []byte
 	key     []byte
+	scratch []byte // unescapeSimple's output, reused
 }
 
 // Where a value starts: at the top of the document, after "key:", or
@@ -292,32 +293,75 @@ func (y *yamlWriter) scalar() error {
 	}
 	y.pos++
 	raw := y.in[start+1 : y.pos-1]
-	// Invalid UTF-8 (which only JSON from elsewhere than encoding/json
-	// holds) goes through the decoder, which turns it into U+FFFD as the
-	// decoded path does.
-	if !escaped {
-		if plainSafe(raw) {
-			y.out.Write(raw)
-			return nil
+	if escaped {
+		// The common escapes (\" and \\ in JSON-in-config values such as
+		// volatile.idmap.*) are undone here; the rest go to the decoder.
+		var ok bool
+		if raw, ok = y.unescapeSimple(raw); !ok {
+			var s string
+			if err := json.Unmarshal(y.in[start:y.pos], &s); err != nil {
+				return fmt.Errorf("decode string: %w", err)
+			}
+			raw = []byte(s)
 		}
-		if utf8.Valid(raw) {
-			y.out.WriteString(strconv.Quote(string(raw)))
-			return nil
+	} else if !utf8.Valid(raw) {
+		// Only JSON from elsewhere than encoding/json holds invalid
+		// UTF-8; the decoder turns it into U+FFFD as the decoded path
+		// does.
+		var s string
+		if err := json.Unmarshal(y.in[start:y.pos], &s); err != nil {
+			return fmt.Errorf("decode string: %w", err)
 		}
+		raw = []byte(s)
 	}
-	var s string
-	if err := json.Unmarshal(y.in[start:y.pos], &s); err != nil {
-		return fmt.Errorf("decode string: %w", err)
-	}
-	if plainSafe(s) {
-		y.out.WriteString(s)
+	if plainSafe(raw) {
+		y.out.Write(raw)
 	} else {
 		// Go's escapes (\n, \", \\, \t, \xXX, \uXXXX...) are YAML's too;
-		// s came out of JSON, so it is valid UTF-8 and \xXX only ever
-		// stands for a control character.
-		y.out.WriteString(strconv.Quote(s))
+		// raw is valid UTF-8 here, so \xXX only ever stands for a control
+		// character.
+		y.quote(raw)
 	}
 	return nil
+}
+
+// unescapeSimple undoes the escapes of a JSON string's content when they
+// are all \" or \\ and the rest is printable ASCII; ok is false otherwise.
+func (y *yamlWriter) unescapeSimple(raw []byte) (out []byte, ok bool) {
+	y.scratch = y.scratch[:0]
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '\\' {
+			i++
+			if i == len(raw) || raw[i] != '"' && raw[i] != '\\' {
+				return nil, false
+			}
+			c = raw[i]
+		} else if c < 0x20 || c > 0x7e {
+			return nil, false
+		}
+		y.scratch = append(y.scratch, c)
+	}
+	return y.scratch, true
+}
+
+// quote writes s as strconv.Quote does, without its per-rune work when s
+// is printable ASCII.
+func (y *yamlWriter) quote(s []byte) {
+	for _, c := range s {
+		if c < 0x20 || c > 0x7e {
+			y.out.Write(strconv.AppendQuote(y.out.AvailableBuffer(), string(s)))
+			return
+		}
+	}
+	y.out.WriteByte('"')
+	for _, c := range s {
+		if c == '"' || c == '\\' {
+			y.out.WriteByte('\\')
+		}
+		y.out.WriteByte(c)
+	}
+	y.out.WriteByte('"')
 }
 
 // plainSafe reports whether s can stand unquoted: made of characters that

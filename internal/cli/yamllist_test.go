@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 
@@ -238,6 +239,31 @@ func TestWriteYAMLListJSONBadInput(t *testing.T) {
 	for _, raw := range []string{`{"name":"a"}`, `"a"`, `[{"name":"a"}`, `[{"name":"a"},`, `nul`, `[{"name":"a"} {}]`, `[{"name":"a\`} {
 		if err := writeYAMLListJSON(io.Discard, []byte(raw), "name"); err == nil {
 			t.Errorf("%s: no error", raw)
+		}
+	}
+}
+
+// TestYAMLStringFastPaths pins the hand-made unescape and quote to
+// encoding/json and strconv, whose results they shortcut.
+func TestYAMLStringFastPaths(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, `[{"Isuid":true,"Hostid":1000000}]`, "tab\t", "café", "\x7f", "\u2028", `\"`, "/"} {
+		lit, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var y yamlWriter
+		if got, ok := y.unescapeSimple(lit[1 : len(lit)-1]); ok && string(got) != s {
+			t.Errorf("unescapeSimple(%s) = %q, want %q", lit, got, s)
+		}
+		y.quote([]byte(s))
+		if want := strconv.Quote(s); y.out.String() != want {
+			t.Errorf("quote(%q) = %s, want %s", s, y.out.String(), want)
+		}
+	}
+	var y yamlWriter
+	for _, lit := range []string{`a\nb`, `a\u0041`, `a\/b`, `caf\u00e9`, "caf\xc3\xa9", `tab\t`, `end\`} {
+		if _, ok := y.unescapeSimple([]byte(lit)); ok {
+			t.Errorf("unescapeSimple(%s) took an escape or byte it does not handle", lit)
 		}
 	}
 }
