@@ -399,8 +399,12 @@ func plainSafe[T string | []byte](s T) bool {
 	if digit {
 		// Timestamps stay plain, as yaml.v3 writes a time.Time; a string
 		// field reads one back as the same text.
-		if _, err := time.Parse(time.RFC3339Nano, string(s)); err == nil {
-			return true
+		// (time.Parse only for what can be one: "2006-01-02T15:04:05Z"
+		// and longer; a list has thousands of numbers to rule out.)
+		if len(s) >= 20 && s[4] == '-' && s[7] == '-' {
+			if _, err := time.Parse(time.RFC3339Nano, string(s)); err == nil {
+				return true
+			}
 		}
 		return !looksNumeric(string(s))
 	}
