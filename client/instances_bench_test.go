@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/hangar-dev/hangar/api"
@@ -14,6 +15,20 @@ import (
 // instances with their state (recursion=2): the request and the decode,
 // against a fake daemon serving a prepared answer.
 func BenchmarkGetInstancesFull(b *testing.B) {
+	c, size := fakeListDaemon(b)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := c.GetInstancesFull(context.Background(), "")
+		if err != nil || len(got) != 1000 {
+			b.Fatalf("%d instances, %v", len(got), err)
+		}
+	}
+}
+
+// fakeListDaemon serves the answer of a daemon with 1000 instances and
+// their state, with its Content-Length, and returns its size.
+func fakeListDaemon(b *testing.B) (*Client, int) {
 	insts := make([]api.InstanceFull, 1000)
 	for i := range insts {
 		insts[i] = api.InstanceFull{
@@ -34,14 +49,22 @@ func BenchmarkGetInstancesFull(b *testing.B) {
 	fakeSync(rec, insts, "")
 	body := rec.Body.Bytes()
 	c := fakeDaemon(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
 	}))
-	b.SetBytes(int64(len(body)))
+	return c, len(body)
+}
+
+// BenchmarkGetInstancesFullJSON is BenchmarkGetInstancesFull without the
+// decode, as `hangar list --format yaml` fetches the list.
+func BenchmarkGetInstancesFullJSON(b *testing.B) {
+	c, size := fakeListDaemon(b)
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for b.Loop() {
-		got, err := c.GetInstancesFull(context.Background(), "")
-		if err != nil || len(got) != len(insts) {
-			b.Fatalf("%d instances, %v", len(got), err)
+		raw, err := c.GetInstancesFullJSON(context.Background(), "")
+		if err != nil || len(raw) == 0 {
+			b.Fatalf("%d bytes, %v", len(raw), err)
 		}
 	}
 }

@@ -456,6 +456,47 @@ func TestListCommand(t *testing.T) {
 	}
 }
 
+// TestListFormats runs list in every format, with and without a filter,
+// against a daemon answering in reverse name order: each output is the
+// decoded listing's render (the yaml path without filters never decodes),
+// and an error answer is an error in every format.
+func TestListFormats(t *testing.T) {
+	insts := []api.InstanceFull{runningInst, stoppedInst} // web1, db
+	ok := newFakeHangard(t, map[string]http.HandlerFunc{"GET /1.0/instances": fakeOK(insts, "")})
+	failing := newFakeHangard(t, map[string]http.HandlerFunc{
+		"GET /1.0/instances": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			json.NewEncoder(w).Encode(api.Response{Type: api.ErrorResponse, ErrorCode: 500, Error: "database is locked"})
+		},
+	})
+	for _, format := range listFormats {
+		for _, filters := range [][]string{nil, {"status=stopped"}} {
+			t.Run(format+" "+strings.Join(filters, " "), func(t *testing.T) {
+				kept := insts
+				if filters != nil {
+					kept = []api.InstanceFull{stoppedInst}
+				}
+				var want bytes.Buffer
+				if err := instanceListing.render(&want, format, kept); err != nil {
+					t.Fatal(err)
+				}
+				args := append([]string{"list", "--format", format}, filters...)
+				code, out, errOut := runCLI(t, ok.socket, "", args...)
+				if code != 0 || errOut != "" {
+					t.Fatalf("code %d err %q", code, errOut)
+				}
+				if diff := cmp.Diff(want.String(), out); diff != "" {
+					t.Errorf("output (-want +got):\n%s", diff)
+				}
+				code, out, errOut = runCLI(t, failing.socket, "", args...)
+				if code != 1 || out != "" || !strings.Contains(errOut, "database is locked") {
+					t.Errorf("failing daemon: code %d out %q err %q", code, out, errOut)
+				}
+			})
+		}
+	}
+}
+
 func TestImageImport(t *testing.T) {
 	tarball := filepath.Join(t.TempDir(), "alpine.tar.gz")
 	if err := os.WriteFile(tarball, []byte("tarball-bytes"), 0o600); err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -33,6 +34,10 @@ var instanceListing = listing[api.InstanceFull]{
 	fetch: func(ctx context.Context, c *client.Client) ([]api.InstanceFull, error) {
 		return c.GetInstancesFull(ctx, "")
 	},
+	fetchJSON: func(ctx context.Context, c *client.Client) (json.RawMessage, error) {
+		return c.GetInstancesFullJSON(ctx, "")
+	},
+	sortKey: "name",
 	filter:  filterInstances,
 	compare: func(a, b api.InstanceFull) int { return strings.Compare(a.Name, b.Name) },
 	row: func(inst api.InstanceFull) []string {

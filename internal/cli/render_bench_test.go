@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -57,5 +58,32 @@ func BenchmarkListDaemon(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkWriteYAMLListJSON is the rendering half of `hangar list
+// --format yaml` at 1000 instances as the command does it: from the
+// daemon's JSON, undecoded (BenchmarkRenderInstances/yaml renders decoded
+// instances, as with filters).
+func BenchmarkWriteYAMLListJSON(b *testing.B) {
+	insts := make([]api.InstanceFull, 1000)
+	for i := range insts {
+		inst := stoppedInst
+		if i%2 == 0 {
+			inst = runningInst
+		}
+		inst.Name = fmt.Sprintf("c%04d", i) // sorted, as hangard answers
+		insts[i] = inst
+	}
+	raw, err := json.Marshal(insts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writeYAMLListJSON(io.Discard, raw, "name"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

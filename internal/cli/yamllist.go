@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // writeYAMLList prints v, the API objects of a listing, as YAML. It goes
@@ -40,13 +42,107 @@ func writeYAMLList(w io.Writer, v any) error {
 	return err
 }
 
-// yamlWriter turns JSON into YAML. Its input is encoding/json's output, so
-// it reads it with a scanner that trusts the syntax (encoding/json's own
-// Decoder.Token spends most of its time building errors it then drops).
+// writeYAMLListJSON prints raw, a JSON array of API objects as a daemon
+// sent it, as writeYAMLList prints the same array decoded into its Go
+// type and sorted by the field sortKey (a string): it spares decoding
+// every object only to encode it again. The items are written in the
+// daemon's order, each remembering its sortKey, and reordered as whole
+// YAML blocks only if that order is not already sorted. null is an empty
+// listing, as the decoded path prints it. raw must be valid JSON (the
+// client checks it); it is the same text as the re-encoded value when the
+// daemon encodes the same Go type with encoding/json, as hangard does.
+func writeYAMLListJSON(w io.Writer, raw []byte, sortKey string) error {
+	y := &yamlWriter{in: raw, sortKey: []byte(strconv.Quote(sortKey))}
+	switch y.skip() {
+	case 0:
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	case 'n':
+		if !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			return errYAMLInput
+		}
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	case '[':
+	default:
+		return errors.New("encode yaml: the listing is not a JSON array")
+	}
+	y.pos++
+	if y.skip() == ']' {
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	}
+	y.out.Grow(len(raw) + len(raw)/8)
+	type item struct {
+		key      string
+		from, to int // its YAML in y.out
+	}
+	var items []item
+	for done := false; !done; {
+		from := y.out.Len()
+		y.out.WriteString("- ")
+		y.key = nil
+		if err := y.value(0, placeItem); err != nil {
+			return fmt.Errorf("encode yaml: %w", err)
+		}
+		key, err := jsonString(y.key)
+		if err != nil {
+			return fmt.Errorf("encode yaml: %s: %w", sortKey, err)
+		}
+		items = append(items, item{key, from, y.out.Len()})
+		switch y.skip() {
+		case ',':
+			y.pos++
+		case ']':
+			y.pos++
+			done = true
+		default:
+			return fmt.Errorf("encode yaml: %w", errYAMLInput)
+		}
+	}
+	out := y.out.Bytes()
+	byKey := func(a, b item) int { return strings.Compare(a.key, b.key) }
+	if !slices.IsSortedFunc(items, byKey) {
+		slices.SortStableFunc(items, byKey)
+		sorted := make([]byte, 0, len(out))
+		for _, it := range items {
+			sorted = append(sorted, out[it.from:it.to]...)
+		}
+		out = sorted
+	}
+	_, err := w.Write(out)
+	return err
+}
+
+// jsonString is the string a JSON string literal stands for; anything but
+// a string (null, or no such field) is "", as decoding into a string field
+// leaves it.
+func jsonString(lit []byte) (string, error) {
+	if len(lit) == 0 || lit[0] != '"' {
+		return "", nil
+	}
+	if bytes.IndexByte(lit, '\\') < 0 && utf8.Valid(lit) {
+		return string(lit[1 : len(lit)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(lit, &s)
+	return s, err
+}
+
+// yamlWriter turns JSON into YAML. Its input is encoding/json's output or
+// JSON the client checked, so it reads it with a scanner that trusts the
+// syntax (encoding/json's own Decoder.Token spends most of its time
+// building errors it then drops).
 type yamlWriter struct {
-	in  []byte
-	pos int
-	out bytes.Buffer
+	in    []byte
+	pos   int
+	out   bytes.Buffer
+	depth int // of the collection being written, 1 for the outermost
+	// sortKey, when set, is a quoted key whose value in the objects at
+	// depth 1 is kept in key (as a JSON literal).
+	sortKey []byte
+	key     []byte
+	scratch []byte // unescapeSimple's output, reused
 }
 
 // Where a value starts: at the top of the document, after "key:", or
@@ -101,6 +197,8 @@ func (y *yamlWriter) value(indent int, place int) error {
 		y.out.WriteByte('\n')
 		return nil
 	}
+	y.depth++
+	defer func() { y.depth-- }()
 	// Under a key, a collection starts on the next line, indented. As an
 	// item, its first entry shares the dash's line.
 	inner := indent
@@ -124,16 +222,22 @@ func (y *yamlWriter) value(indent int, place int) error {
 			if y.skip() != '"' {
 				return errors.New("object key is not a string")
 			}
+			keyStart := y.pos
 			if err := y.scalar(); err != nil {
 				return err
 			}
+			isSortKey := y.depth == 1 && y.sortKey != nil && bytes.Equal(y.in[keyStart:y.pos], y.sortKey)
 			if y.skip() != ':' {
 				return errors.New("missing colon after object key")
 			}
 			y.pos++
 			y.out.WriteByte(':')
+			valueStart := y.pos
 			if err := y.value(inner, placeKey); err != nil {
 				return err
+			}
+			if isSortKey {
+				y.key = bytes.TrimSpace(y.in[valueStart:y.pos])
 			}
 		}
 		switch y.skip() {
@@ -146,6 +250,15 @@ func (y *yamlWriter) value(indent int, place int) error {
 			return errYAMLInput
 		}
 	}
+}
+
+// isScalarEnd reports whether c ends a number, true, false or null.
+func isScalarEnd(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\n', '\t', '\r':
+		return true
+	}
+	return false
 }
 
 func (y *yamlWriter) indent(n int) {
@@ -162,7 +275,7 @@ func (y *yamlWriter) scalar() error {
 	}
 	if y.in[start] != '"' {
 		// Numbers, true, false and null read the same in YAML.
-		for y.pos < len(y.in) && !bytes.ContainsRune([]byte(",}] \n"), rune(y.in[y.pos])) {
+		for y.pos < len(y.in) && !isScalarEnd(y.in[y.pos]) {
 			y.pos++
 		}
 		y.out.Write(y.in[start:y.pos])
@@ -180,27 +293,75 @@ func (y *yamlWriter) scalar() error {
 	}
 	y.pos++
 	raw := y.in[start+1 : y.pos-1]
-	if !escaped {
-		if plainSafe(raw) {
-			y.out.Write(raw)
-		} else {
-			y.out.WriteString(strconv.Quote(string(raw)))
+	if escaped {
+		// The common escapes (\" and \\ in JSON-in-config values such as
+		// volatile.idmap.*) are undone here; the rest go to the decoder.
+		var ok bool
+		if raw, ok = y.unescapeSimple(raw); !ok {
+			var s string
+			if err := json.Unmarshal(y.in[start:y.pos], &s); err != nil {
+				return fmt.Errorf("decode string: %w", err)
+			}
+			raw = []byte(s)
 		}
-		return nil
+	} else if !utf8.Valid(raw) {
+		// Only JSON from elsewhere than encoding/json holds invalid
+		// UTF-8; the decoder turns it into U+FFFD as the decoded path
+		// does.
+		var s string
+		if err := json.Unmarshal(y.in[start:y.pos], &s); err != nil {
+			return fmt.Errorf("decode string: %w", err)
+		}
+		raw = []byte(s)
 	}
-	var s string
-	if err := json.Unmarshal(y.in[start:y.pos], &s); err != nil {
-		return fmt.Errorf("decode string: %w", err)
-	}
-	if plainSafe(s) {
-		y.out.WriteString(s)
+	if plainSafe(raw) {
+		y.out.Write(raw)
 	} else {
 		// Go's escapes (\n, \", \\, \t, \xXX, \uXXXX...) are YAML's too;
-		// s came out of JSON, so it is valid UTF-8 and \xXX only ever
-		// stands for a control character.
-		y.out.WriteString(strconv.Quote(s))
+		// raw is valid UTF-8 here, so \xXX only ever stands for a control
+		// character.
+		y.quote(raw)
 	}
 	return nil
+}
+
+// unescapeSimple undoes the escapes of a JSON string's content when they
+// are all \" or \\ and the rest is printable ASCII; ok is false otherwise.
+func (y *yamlWriter) unescapeSimple(raw []byte) (out []byte, ok bool) {
+	y.scratch = y.scratch[:0]
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '\\' {
+			i++
+			if i == len(raw) || raw[i] != '"' && raw[i] != '\\' {
+				return nil, false
+			}
+			c = raw[i]
+		} else if c < 0x20 || c > 0x7e {
+			return nil, false
+		}
+		y.scratch = append(y.scratch, c)
+	}
+	return y.scratch, true
+}
+
+// quote writes s as strconv.Quote does, without its per-rune work when s
+// is printable ASCII.
+func (y *yamlWriter) quote(s []byte) {
+	for _, c := range s {
+		if c < 0x20 || c > 0x7e {
+			y.out.Write(strconv.AppendQuote(y.out.AvailableBuffer(), string(s)))
+			return
+		}
+	}
+	y.out.WriteByte('"')
+	for _, c := range s {
+		if c == '"' || c == '\\' {
+			y.out.WriteByte('\\')
+		}
+		y.out.WriteByte(c)
+	}
+	y.out.WriteByte('"')
 }
 
 // plainSafe reports whether s can stand unquoted: made of characters that
@@ -238,8 +399,12 @@ func plainSafe[T string | []byte](s T) bool {
 	if digit {
 		// Timestamps stay plain, as yaml.v3 writes a time.Time; a string
 		// field reads one back as the same text.
-		if _, err := time.Parse(time.RFC3339Nano, string(s)); err == nil {
-			return true
+		// (time.Parse only for what can be one: "2006-01-02T15:04:05Z"
+		// and longer; a list has thousands of numbers to rule out.)
+		if len(s) >= 20 && s[4] == '-' && s[7] == '-' {
+			if _, err := time.Parse(time.RFC3339Nano, string(s)); err == nil {
+				return true
+			}
 		}
 		return !looksNumeric(string(s))
 	}

@@ -2,8 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"strconv"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -157,5 +161,109 @@ func TestWriteYAMLListMatchesYAMLv3(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(want), got.String()); diff != "" {
 		t.Errorf("layout differs from yaml.v3 (-yaml.v3 +ours):\n%s", diff)
+	}
+}
+
+// TestWriteYAMLListJSONMatchesDecoded pins the list command's undecoded
+// yaml path to the decoded one: the daemon's JSON written as YAML must be
+// the bytes of the same JSON decoded into api.InstanceFull, sorted and
+// rendered.
+func TestWriteYAMLListJSONMatchesDecoded(t *testing.T) {
+	strs := []string{"", " lead", "yes", "123", "a: b", "multi\nline\n", "quote\"s", "back\\slash", "café",
+		"<html> & </html>", "\x00nul", "\u2028", "\u00e9t\u00e9", "2025-01-02"}
+	tricky := runningInst
+	tricky.Name = "<b>&"
+	tricky.Config = map[string]string{}
+	for i, s := range strs {
+		tricky.Config[s] = fmt.Sprint(i)
+		tricky.Config[fmt.Sprintf("k%d", i)] = s
+	}
+	tricky.Description = "\u00e9t\u00e9 <x>"
+	named := func(in api.InstanceFull, name string) api.InstanceFull {
+		in.Name = name
+		return in
+	}
+	marshal := func(v any) []byte {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	indented, err := json.MarshalIndent([]api.InstanceFull{stoppedInst, runningInst}, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		raw  []byte
+	}{
+		{"sorted", marshal([]api.InstanceFull{stoppedInst, runningInst})},
+		{"unsorted", marshal([]api.InstanceFull{runningInst, named(stoppedInst, "zz"), tricky, stoppedInst, named(runningInst, "web10"), named(stoppedInst, "é")})},
+		{"one", marshal([]api.InstanceFull{tricky})},
+		{"empty", []byte("[]")},
+		{"null", []byte("null")},
+		{"nothing", nil},
+		{"indented", indented},
+		// Only JSON from elsewhere than encoding/json holds invalid UTF-8.
+		{"invalid utf-8", bytes.ReplaceAll(bytes.ReplaceAll(marshal([]api.InstanceFull{named(stoppedInst, "b"), named(runningInst, "a")}),
+			[]byte(`"name":"a"`), []byte("\"name\":\"a\xfe\"")), []byte(`"description":""`), []byte("\"description\":\"x\xffy\""))},
+		{"empty name", marshal([]api.InstanceFull{named(stoppedInst, "b"), named(runningInst, "")})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "invalid utf-8" && (utf8.Valid(tt.raw) || !bytes.Contains(tt.raw, []byte("a\xfe"))) {
+				t.Fatalf("the fixture lost its invalid UTF-8: %s", tt.raw)
+			}
+			var decoded []api.InstanceFull
+			if len(tt.raw) > 0 {
+				if err := json.Unmarshal(tt.raw, &decoded); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var want, got bytes.Buffer
+			if err := instanceListing.render(&want, formatYAML, decoded); err != nil {
+				t.Fatal(err)
+			}
+			if err := writeYAMLListJSON(&got, tt.raw, "name"); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want.String(), got.String()); diff != "" {
+				t.Errorf("undecoded path differs (-decoded +undecoded):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWriteYAMLListJSONBadInput(t *testing.T) {
+	for _, raw := range []string{`{"name":"a"}`, `"a"`, `[{"name":"a"}`, `[{"name":"a"},`, `nul`, `[{"name":"a"} {}]`, `[{"name":"a\`} {
+		if err := writeYAMLListJSON(io.Discard, []byte(raw), "name"); err == nil {
+			t.Errorf("%s: no error", raw)
+		}
+	}
+}
+
+// TestYAMLStringFastPaths pins the hand-made unescape and quote to
+// encoding/json and strconv, whose results they shortcut.
+func TestYAMLStringFastPaths(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, `[{"Isuid":true,"Hostid":1000000}]`, "tab\t", "café", "\x7f", "\u2028", `\"`, "/"} {
+		lit, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var y yamlWriter
+		if got, ok := y.unescapeSimple(lit[1 : len(lit)-1]); ok && string(got) != s {
+			t.Errorf("unescapeSimple(%s) = %q, want %q", lit, got, s)
+		}
+		y.quote([]byte(s))
+		if want := strconv.Quote(s); y.out.String() != want {
+			t.Errorf("quote(%q) = %s, want %s", s, y.out.String(), want)
+		}
+	}
+	var y yamlWriter
+	for _, lit := range []string{`a\nb`, `a\u0041`, `a\/b`, `caf\u00e9`, "caf\xc3\xa9", `tab\t`, `end\`} {
+		if _, ok := y.unescapeSimple([]byte(lit)); ok {
+			t.Errorf("unescapeSimple(%s) took an escape or byte it does not handle", lit)
+		}
 	}
 }

@@ -78,7 +78,13 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		all := s.Instances.ListFull(r.Context())
 		kept := make([]api.InstanceFull, 0, len(all))
 		for _, in := range all {
-			if full := toAPIFull(in); (typ == "" || full.Type == typ) && f.match(instanceFields(full.Instance)) {
+			if typ != "" && string(in.Type) != typ {
+				continue
+			}
+			full := toAPIFull(in)
+			// instanceFields copies the instance into a closure: only
+			// for a filter that reads it.
+			if f == nil || f.match(instanceFields(full.Instance)) {
 				kept = append(kept, full)
 			}
 		}
@@ -88,7 +94,10 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	all := s.Instances.List(r.Context())
 	kept := make([]api.Instance, 0, len(all))
 	for _, in := range all {
-		if a := toAPIInstance(in); (typ == "" || a.Type == typ) && f.match(instanceFields(a)) {
+		if typ != "" && string(in.Type) != typ {
+			continue
+		}
+		if a := toAPIInstance(in); f == nil || f.match(instanceFields(a)) {
 			kept = append(kept, a)
 		}
 	}
