@@ -54,6 +54,9 @@ type testEnv struct {
 	rootfs  string // owned by host root
 	shifted string // owned by testHostID
 	exits   *exitLog
+	// cgParent is this test's own cgroup parent: a driver removes its
+	// parent when it closes, which must not race another test's start.
+	cgParent string
 }
 
 type exitLog struct {
@@ -127,6 +130,7 @@ func newTestEnv(t testing.TB) *testEnv {
 		shifted: filepath.Join(base, "rootfs-shifted"),
 		exits:   newExitLog(),
 	}
+	e.cgParent = "/hangar-test-" + randomID(t)
 	buildRootfs(t, e.rootfs)
 	copyTree(t, e.rootfs, e.shifted, testHostID)
 	e.d = e.newDriver(0)
@@ -137,6 +141,7 @@ func (e *testEnv) newDriver(logMax int64) *Driver {
 	e.t.Helper()
 	d, err := New(Config{
 		Dir:           e.dir,
+		CgroupParent:  e.cgParent,
 		OnExit:        e.exits.add,
 		ConsoleLogMax: logMax,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
