@@ -2,9 +2,9 @@ package lxd
 
 import (
 	"net/http"
-	"sync/atomic"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
