@@ -121,7 +121,7 @@ func renderIssue10(cfg *config, res *results, r *issue10Results) string {
 		b.WriteString("- LXD 5.0 refuses a PATCH of an instance while another update of it is under way (\"Failed to create instance update operation: A matching non-reusable operation has now succeeded\"), so most of its PATCHes in this load fail at once: its figures are over the requests it accepted, its error count is those refusals.\n")
 	}
 	if cfg.wants(partList) {
-		fmt.Fprintf(&b, "- List: hangard only (its target is absolute; 1000 instances on LXD's dir pool would take most of the run): pb-exec running and 999 stopped instances created through the API, then %d runs of the CLI after %d warm-up runs; peak RSS from getrusage. The Go benchmark is `go test -bench Render -benchmem -benchtime %s -count 5 ./internal/cli`, its yaml sub-benchmark.\n", cfg.listRuns, execWarmRounds, cfg.benchtime)
+		fmt.Fprintf(&b, "- List: hangard only (its target is absolute; 1000 instances on LXD's dir pool would take most of the run): pb-exec running and 999 stopped instances created through the API, then %d runs of the CLI after %d warm-up runs; peak RSS from getrusage. The Go benchmark is `go test -bench '^BenchmarkWriteYAMLListJSON$' -benchmem -benchtime %s -count 5 ./internal/cli`: the daemon's JSON for 1000 instances written as YAML, the path the command takes.\n", cfg.listRuns, execWarmRounds, cfg.benchtime)
 	}
 	if r.load.took > 0 {
 		fmt.Fprintf(&b, "- What else ran: %s\n", r.load.summary())
