@@ -531,17 +531,19 @@ func issue10RenderBench(ctx context.Context, cfg *config, r *issue10Results) {
 		r.add(r10RenderTime, peerHangard, 0, err)
 		return
 	}
-	for _, b := range parseGoBench(out) {
-		for _, ns := range b.ns {
-			r.add(r10RenderTime, peerHangard, ns/1e6, nil)
-		}
-		for _, bytes := range b.extra["B/op"] {
-			r.add(r10RenderAllocs, peerHangard, bytes/1e6, nil)
-		}
-		r.note("Render benchmark: %s in %s.", b.name, b.pkg)
+	benches := parseGoBench(out)
+	if len(benches) == 0 {
+		r.add(r10RenderTime, peerHangard, 0, fmt.Errorf("no benchmark in the output of go %s", strings.Join(args, " ")))
 		return
 	}
-	r.add(r10RenderTime, peerHangard, 0, fmt.Errorf("no benchmark in the output of go %s", strings.Join(args, " ")))
+	b := benches[0]
+	for _, ns := range b.ns {
+		r.add(r10RenderTime, peerHangard, ns/1e6, nil)
+	}
+	for _, bytes := range b.extra["B/op"] {
+		r.add(r10RenderAllocs, peerHangard, bytes/1e6, nil)
+	}
+	r.note("Render benchmark: %s in %s.", b.name, b.pkg)
 }
 
 // percentile is the nearest-rank p-th percentile of vals.
