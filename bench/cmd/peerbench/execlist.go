@@ -78,32 +78,8 @@ func measureExecAndList(ctx context.Context, cfg *config, res *results, tarball,
 			peers = append(peers, newLXDPeer(&xcfg, tarball))
 		}
 	}
-	var up []execPeer
-	defer func() {
-		for _, p := range slices.Backward(up) {
-			logf("exec phase: %s: tearing down", p.name())
-			tctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-			p.teardown(tctx)
-			cancel()
-		}
-	}()
-	for _, p := range peers {
-		if ctx.Err() != nil {
-			return
-		}
-		logf("exec phase: %s: setting up", p.name())
-		up = append(up, p)
-		if err := p.setup(ctx); err != nil {
-			res.xFailed(p.name(), fmt.Errorf("set-up failed: %w", err))
-			continue
-		}
-		if res.versions[p.name()] == "" {
-			res.versions[p.name()] = p.version(ctx)
-		}
-		if _, err := p.launch(ctx, execInstance); err != nil {
-			res.xFailed(p.name(), fmt.Errorf("launch %s: %w", execInstance, err))
-		}
-	}
+	up, teardown := bringUp(ctx, "exec phase", peers, execInstance, res.versions, res.xFailed)
+	defer teardown()
 
 	watch := startLoadWatch()
 	var variants []variant

@@ -145,34 +145,10 @@ func measureIssue10(ctx context.Context, cfg *config, res *results, r *issue10Re
 	} else if reason := res.skipped[peerLXD]; reason != "" {
 		r.note("LXD: %s", reason)
 	}
-	var up []issue10Peer
-	defer func() {
-		for _, p := range slices.Backward(up) {
-			logf("issue 10: %s: tearing down", p.name())
-			tctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-			p.teardown(tctx)
-			cancel()
-		}
-	}()
-	for _, p := range peers {
-		if ctx.Err() != nil {
-			return
-		}
-		logf("issue 10: %s: setting up", p.name())
-		up = append(up, p)
-		if err := p.setup(ctx); err != nil {
-			r.note("%s: set-up failed, no figures: %v", p.name(), err)
-			up = up[:len(up)-1]
-			tctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-			p.teardown(tctx)
-			cancel()
-			continue
-		}
-		res.versions[p.name()] = p.version(ctx)
-		if _, err := p.launch(ctx, execInstance); err != nil {
-			r.note("%s: launch %s failed: %v", p.name(), execInstance, err)
-		}
-	}
+	up, teardown := bringUp(ctx, "issue 10", peers, execInstance, res.versions, func(peer string, err error) {
+		r.note("%s: %v", peer, err)
+	})
+	defer teardown()
 	if len(up) == 0 {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -318,4 +319,40 @@ func isNA(err error) (string, bool) {
 		return string(na), true
 	}
 	return "", false
+}
+
+// bringUp sets each peer up in turn, records its version, and launches
+// the instance name in it, for phases where all peers run side by side.
+// It returns the peers that were set up and a teardown for every peer it
+// tried (in reverse order); failed hears of a peer that did not set up,
+// or could not launch name.
+func bringUp[P peer](ctx context.Context, phase string, peers []P, name string, versions map[string]string, failed func(peer string, err error)) (ready []P, teardown func()) {
+	var tried []P
+	teardown = func() {
+		for _, p := range slices.Backward(tried) {
+			logf("%s: %s: tearing down", phase, p.name())
+			tctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+			p.teardown(tctx)
+			cancel()
+		}
+	}
+	for _, p := range peers {
+		if ctx.Err() != nil {
+			break
+		}
+		logf("%s: %s: setting up", phase, p.name())
+		tried = append(tried, p)
+		if err := p.setup(ctx); err != nil {
+			failed(p.name(), fmt.Errorf("set-up failed: %w", err))
+			continue
+		}
+		ready = append(ready, p)
+		if versions[p.name()] == "" {
+			versions[p.name()] = p.version(ctx)
+		}
+		if _, err := p.launch(ctx, name); err != nil {
+			failed(p.name(), fmt.Errorf("launch %s: %w", name, err))
+		}
+	}
+	return ready, teardown
 }
