@@ -443,10 +443,15 @@ func (d *Driver) prepareThread(in *instance, t execTarget, tasks []string, filte
 	if t.pidns {
 		// First, while the thread still has every capability and no
 		// filter. By PID 1's pidfd (Linux 5.8), which names PID 1 and
-		// nothing else; older kernels take /proc/PID/ns/pid.
+		// nothing else; older kernels (EINVAL) take /proc/PID/ns/pid.
+		// EBADF is a pidfd already closed (the driver closing): by pid
+		// then, a reused pid could name another process's namespace.
 		err := unix.Setns(int(in.pidfd.Fd()), unix.CLONE_NEWPID)
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EBADF) {
+		if errors.Is(err, unix.EINVAL) {
 			err = setnsPath(fmt.Sprintf("/proc/%d/ns/pid", in.pid), unix.CLONE_NEWPID)
+		}
+		if errors.Is(err, unix.EBADF) {
+			return driver.ErrNotRunning
 		}
 		if err != nil {
 			return fmt.Errorf("join PID namespace: %w", err)
