@@ -313,11 +313,8 @@ const cgroupGoneWait = 2 * time.Second
 // osthread) a daemon thread joined it and never left. Nothing signals an
 // emptied v1 cgroup, so rmdir is retried, briefly.
 func (d *Driver) removeCgroup(ctx context.Context, id string) error {
-	p := d.cg.path(id)
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", p))
-	dirs = append(dirs, filepath.Join(cgroupRoot, p))
 	deadline := time.Now().Add(cgroupGoneWait)
-	for _, dir := range dirs {
+	for _, dir := range d.cg.allDirs(d.cg.path(id)) {
 		for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 			err := unix.Rmdir(dir)
 			if err == nil || errors.Is(err, unix.ENOENT) {

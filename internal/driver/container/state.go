@@ -110,24 +110,35 @@ func (l cgroupLayout) dir(controller, path string) string {
 // behind. Where containers still run, rmdir fails with EBUSY and the parent
 // stays for them.
 func (l cgroupLayout) removeParent() {
-	if l.v2 {
-		_ = os.Remove(l.dir("", l.parent))
-		return
-	}
-	seen := map[string]bool{}
-	for c := range l.v1 {
-		d := l.dir(c, l.parent)
-		if !seen[d] {
-			seen[d] = true
-			_ = os.Remove(d)
-		}
-	}
-	// Hybrid hosts: runc also creates the cgroup in the unified and the
-	// named (systemd) hierarchies, which the driver does not read.
-	others, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", l.parent))
-	for _, d := range others {
+	for _, d := range l.allDirs(l.parent) {
 		_ = os.Remove(d)
 	}
+}
+
+// allDirs returns the directories cgroup path has in every hierarchy runc
+// creates it in: each v1 controller the driver knows (deduplicated, as
+// co-mounted controllers share one) and, on hybrid hosts, the unified and
+// named (systemd) hierarchies, which the driver does not read.
+func (l cgroupLayout) allDirs(path string) []string {
+	if l.v2 {
+		return []string{l.dir("", path)}
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(d string) {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for c := range l.v1 {
+		add(l.dir(c, path))
+	}
+	others, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", path))
+	for _, d := range others {
+		add(d)
+	}
+	return out
 }
 
 // dirs returns every directory the container's cgroup has in the
