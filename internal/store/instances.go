@@ -166,7 +166,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 
 // sameProfiles tells whether instance id's stored profile list is profiles.
 func (q *Queries) sameProfiles(ctx context.Context, tx *sql.Tx, id int64, profiles []string) (bool, error) {
-	rows, err := stmt(ctx, tx, q.hot.instanceProfiles).QueryContext(ctx, id)
+	rows, err := tx.StmtContext(ctx, q.hot.instanceProfiles).QueryContext(ctx, id)
 	if err != nil {
 		return false, fmt.Errorf("profiles of instance %d: %w", id, err)
 	}
@@ -250,7 +250,7 @@ func (q *Queries) UpdateInstance(ctx context.Context, inst Instance) error {
 		return fmt.Errorf("update instance %q devices: %w", inst.Name, err)
 	}
 	return q.atomic(ctx, func(tx *sql.Tx) error {
-		res, err := stmt(ctx, tx, q.hot.updateInstance).ExecContext(ctx,
+		res, err := tx.StmtContext(ctx, q.hot.updateInstance).ExecContext(ctx,
 			inst.Name, inst.Architecture, inst.Description, config, devices,
 			inst.Ephemeral, inst.Stateful, fmtTime(inst.LastUsedAt), inst.ID)
 		switch {

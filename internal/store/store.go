@@ -58,9 +58,6 @@ func prepareHot(ctx context.Context, w *sql.DB) (*hotStatements, error) {
 	return &h, nil
 }
 
-// stmt returns the hot statement st bound to tx.
-func stmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
-
 // Queries runs the store's statements. The Store's own Queries spreads them
 // over the connection pools; the one Atomic hands its callback runs them all
 // in that transaction, and must not be used after the callback returns or
@@ -185,7 +182,7 @@ func readerDSN(path string) string {
 // Close closes the database. The writer goes last so that its close, the
 // last on the file, checkpoints the WAL into the database.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.hot.updateInstance.Close(), s.hot.instanceProfiles.Close(), s.r.Close(), s.w.Close())
 }
 
 // Atomic runs fn in one transaction: all its writes commit together, or none

@@ -1,8 +1,6 @@
 package lxd
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 
 	"github.com/hangar-dev/hangar/api"
@@ -197,17 +195,11 @@ func (p instancePatch) core() instance.Patch {
 // instanceETag hashes the fields a PUT replaces, as LXD does, so If-Match
 // detects any concurrent change to them.
 func instanceETag(in instance.Instance) string {
-	return hashJSON([]any{in.Architecture, in.Config, in.Devices, in.Ephemeral, in.Profiles, in.Description})
+	return etagJSON([]any{in.Architecture, in.Config, in.Devices, in.Ephemeral, in.Profiles, in.Description})
 }
 
 func profileETag(p instance.Profile) string {
-	return hashJSON([]any{p.Config, p.Description, p.Devices})
-}
-
-func hashJSON(v any) string {
-	b, _ := json.Marshal(v)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return etagJSON([]any{p.Config, p.Description, p.Devices})
 }
 
 // ETag preconditions. The core calls them under the lock that orders
