@@ -90,8 +90,15 @@ if [ -z "$vm" ] && ! compgen -G '/boot/vmlinuz-*' >/dev/null; then
 	vm="no guest kernel in /boot (apt-get install linux-image-amd64)"
 fi
 if [ -z "$vm" ]; then
-	hangar info vm1 >/dev/null 2>&1 || hangar launch busybox vm1 --vm
+	# The VM is the optional part: its failure is said, and the container
+	# part of the job still ends well. A failed launch leaves no vm1.
+	if ! hangar info vm1 >/dev/null 2>&1; then
+		hangar launch busybox vm1 --vm || vm="its launch failed (see $log)"
+	fi
 	hangar start vm1 2>/dev/null || true
+	if [ -z "$vm" ] && ! hangar list --format csv vm1 | grep -q '^vm1,RUNNING,'; then
+		vm="vm1 does not run (see $log)"
+	fi
 fi
 
 hangar list
