@@ -292,8 +292,12 @@ func (d *daemon) cleanup() {
 		return
 	default:
 	}
+	// The cgroup check below holds only for a daemon this clean-up emptied.
+	clean := true
 	c, err := client.Connect(d.socket)
-	if err == nil {
+	if err != nil {
+		clean = false
+	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		names, _ := c.GetInstanceNames(ctx)
@@ -303,14 +307,16 @@ func (d *daemon) cleanup() {
 			}
 			if op, err := c.DeleteInstance(ctx, n); err == nil {
 				if err := op.Wait(ctx); err != nil {
+					clean = false
 					d.t.Errorf("cleanup: delete %s: %v", n, err)
 				}
+			} else {
+				clean = false
 			}
 		}
 		c.Close()
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	clean := true
 	select {
 	case <-d.exited:
 	case <-time.After(20 * time.Second):
