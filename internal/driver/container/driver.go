@@ -95,6 +95,7 @@ type instance struct {
 	stats      *cgroupStats
 	done       chan struct{} // closed once the exit is handled and cleaned up
 	freezeMu   sync.Mutex    // serialises freezes and thaws
+	ifaces     ifaceCache    // its network interfaces (network.go)
 }
 
 // New returns a Driver. It makes the calling process a child subreaper, so

@@ -1,8 +1,10 @@
 package container
 
 import (
+	"context"
 	"os"
 	"testing"
+	"time"
 )
 
 func TestParseNetDev(t *testing.T) {
@@ -72,5 +74,53 @@ func TestReadNetworkSelf(t *testing.T) {
 	}
 	if _, err := readNetwork(1 << 30); err == nil {
 		t.Error("a pid that does not exist read fine")
+	}
+}
+
+// BenchmarkNetwork is one state read's network part for a running
+// container: "cached" within ifaceTTL (counters read, interfaces reused),
+// "fresh" entering the namespace each time, as every read did before.
+func BenchmarkNetwork(b *testing.B) {
+	e := newTestEnv(b)
+	s := e.spec(false, "sleep", "1000")
+	e.start(s)
+	in := e.d.lookup(s.ID)
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.d.Network(context.Background(), s.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fresh", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := readNetwork(in.pid); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestIfaceCache: within ifaceTTL the interfaces are reused (a marker put
+// in the cache shows) with counters read afresh; after it, read again.
+func TestIfaceCache(t *testing.T) {
+	var c ifaceCache
+	t0 := time.Now()
+	first, err := c.read(os.Getpid(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, ok := first["lo"]
+	if !ok {
+		t.Fatalf("no lo in %v", first)
+	}
+	marked := c.ifaces["lo"]
+	marked.MTU = -1
+	c.ifaces["lo"] = marked
+	if got, err := c.read(os.Getpid(), t0.Add(ifaceTTL/2)); err != nil || got["lo"].MTU != -1 {
+		t.Fatalf("within the TTL: lo MTU %d, %v; want the cached -1", got["lo"].MTU, err)
+	}
+	if got, err := c.read(os.Getpid(), t0.Add(ifaceTTL)); err != nil || got["lo"].MTU != lo.MTU {
+		t.Fatalf("after the TTL: lo MTU %d, %v; want %d read again", got["lo"].MTU, err, lo.MTU)
 	}
 }
