@@ -122,6 +122,16 @@ func TestPrefixes(t *testing.T) {
 			if tt.status >= 400 && !strings.Contains(env.Error, tt.errHas) {
 				t.Errorf("error %q, want it to contain %q", env.Error, tt.errHas)
 			}
+			// A state change is an operation: the rows after it (exec)
+			// need it done, not just accepted.
+			if tt.status == http.StatusAccepted && strings.HasSuffix(tt.path, "/state") {
+				_, done := do("GET", env.Operation+"/wait?timeout=10", "")
+				var op api.Operation
+				_ = json.Unmarshal(done.Metadata, &op)
+				if op.StatusCode != api.Success {
+					t.Fatalf("operation %+v", op)
+				}
+			}
 		})
 	}
 }
