@@ -16,6 +16,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"syscall"
 	"time"
@@ -63,6 +64,38 @@ type Spec struct {
 	// SecureBoot boots Disk with UEFI Secure Boot (Microsoft's keys
 	// enrolled), when the firmware supports it (security.secureboot).
 	SecureBoot bool
+	// NetNS, for a container, is the path of a network namespace (a bind
+	// mount of an nsfs file) that the network layer created and put the
+	// instance's NICs into, addresses and routes set, before the start:
+	// the container joins it, so PID 1 starts with its network up. Empty
+	// gives the container a namespace of its own with loopback only.
+	NetNS string
+	// NICs are the instance's network interfaces. For a container they are
+	// already in NetNS and are for information. For a virtual machine the
+	// host side (HostName, a tap) exists; the driver plugs a virtio-net
+	// device with Hwaddr into it, and the guest agent applies the rest.
+	NICs []NIC
+}
+
+// NIC is one network interface of an instance.
+type NIC struct {
+	// Name is the interface's name inside the instance ("eth0").
+	Name string
+	// HostName is the host side: the veth peer of a container, the tap of
+	// a virtual machine.
+	HostName string
+	// Hwaddr is the instance side's MAC address ("00:16:3e:..").
+	Hwaddr string
+	// MTU is the interface's MTU; 0 leaves the default.
+	MTU int
+	// Addresses are the interface's static addresses with their prefix.
+	Addresses []netip.Prefix
+	// Gateway4 and Gateway6 are the default routes' next hops; invalid
+	// (zero) addresses mean no default route of that family.
+	Gateway4, Gateway6 netip.Addr
+	// Nameservers and SearchDomain make the instance's resolv.conf.
+	Nameservers  []netip.Addr
+	SearchDomain string
 }
 
 // Disk is a disk image file and its format ("qcow2" or "raw").
