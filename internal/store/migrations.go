@@ -108,6 +108,40 @@ CREATE TABLE events (
 	event    BLOB NOT NULL
 ) STRICT;
 `,
+	// 5: managed networks, the addresses and MACs handed to instance NICs
+	// (IPAM: a UNIQUE per network and family means no two NICs ever share
+	// one), and network forwards.
+	`
+CREATE TABLE networks (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	name        TEXT NOT NULL UNIQUE CHECK (name <> ''),
+	type        TEXT NOT NULL CHECK (type <> ''),
+	description TEXT NOT NULL DEFAULT '',
+	config      TEXT NOT NULL DEFAULT '{}'
+) STRICT;
+
+CREATE TABLE network_allocations (
+	network_id  INTEGER NOT NULL REFERENCES networks (id),
+	instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+	device      TEXT    NOT NULL CHECK (device <> ''),
+	hwaddr      TEXT    NOT NULL CHECK (hwaddr <> ''),
+	ipv4        TEXT,
+	ipv6        TEXT,
+	PRIMARY KEY (instance_id, device),
+	UNIQUE (network_id, hwaddr),
+	UNIQUE (network_id, ipv4),
+	UNIQUE (network_id, ipv6)
+) STRICT;
+
+CREATE TABLE network_forwards (
+	network_id     INTEGER NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+	listen_address TEXT    NOT NULL CHECK (listen_address <> ''),
+	description    TEXT    NOT NULL DEFAULT '',
+	config         TEXT    NOT NULL DEFAULT '{}',
+	ports          TEXT    NOT NULL DEFAULT '[]',
+	PRIMARY KEY (network_id, listen_address)
+) STRICT;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.
