@@ -24,6 +24,8 @@ type Network struct {
 type Allocation struct {
 	Network    string
 	InstanceID int64
+	// Instance is the instance's name (read only: joined from instances).
+	Instance   string
 	Device     string
 	Hwaddr     string
 	IPv4, IPv6 string
@@ -170,8 +172,10 @@ func (q *Queries) DeleteNetwork(ctx context.Context, name string) error {
 }
 
 const allocationSelect = `
-SELECT n.name, a.instance_id, a.device, a.hwaddr, COALESCE(a.ipv4, ''), COALESCE(a.ipv6, '')
-  FROM network_allocations a JOIN networks n ON n.id = a.network_id`
+SELECT n.name, a.instance_id, i.name, a.device, a.hwaddr, COALESCE(a.ipv4, ''), COALESCE(a.ipv6, '')
+  FROM network_allocations a
+  JOIN networks n ON n.id = a.network_id
+  JOIN instances i ON i.id = a.instance_id`
 
 // ListAllocations returns the allocations on network (every network when
 // network is empty), ordered by instance and device.
@@ -189,7 +193,7 @@ func (q *Queries) ListAllocations(ctx context.Context, network string) ([]Alloca
 	out := []Allocation{}
 	for rows.Next() {
 		var a Allocation
-		if err := rows.Scan(&a.Network, &a.InstanceID, &a.Device, &a.Hwaddr, &a.IPv4, &a.IPv6); err != nil {
+		if err := rows.Scan(&a.Network, &a.InstanceID, &a.Instance, &a.Device, &a.Hwaddr, &a.IPv4, &a.IPv6); err != nil {
 			return nil, fmt.Errorf("list allocations: %w", err)
 		}
 		out = append(out, a)

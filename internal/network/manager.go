@@ -1,0 +1,785 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// DefaultBridge is the managed bridge made on first start.
+const DefaultBridge = "hangarbr0"
+
+// DefaultDomain is the DNS domain of a bridge without dns.domain.
+const DefaultDomain = "hangar"
+
+// Config wires a Manager.
+type Config struct {
+	Store    *store.Store
+	Dir      string // per-network state (dnsmasq files), one sub-directory each
+	Host     HostNet
+	Firewall Firewall
+	StartDNS DNSStarter
+	// Users names who refers to a network in their devices, as
+	// "instances/NAME" and "profiles/NAME"; the core provides it.
+	Users func(ctx context.Context, network string) ([]string, error)
+	Log   *slog.Logger
+}
+
+// Manager owns the networks. Its methods are safe for concurrent use;
+// changes are serialized by one lock (they are rare and each rebuilds the
+// firewall), reads of records go to the store.
+type Manager struct {
+	cfg Config
+
+	mu      sync.Mutex
+	dns     map[string]DNSServer // by network name, running servers
+	proxies map[string][]ForwardRule
+}
+
+// New makes a Manager; Start brings the host in line with the records.
+func New(cfg Config) *Manager {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Users == nil {
+		cfg.Users = func(context.Context, string) ([]string, error) { return nil, nil }
+	}
+	return &Manager{cfg: cfg, dns: map[string]DNSServer{}, proxies: map[string][]ForwardRule{}}
+}
+
+// Network is a network as every edge sees it: a managed one with its
+// record, or a host interface (Managed false).
+type Network struct {
+	Name        string
+	Description string
+	Type        string
+	Managed     bool
+	Config      map[string]string
+	// Status is "Created" for a managed network whose host side is up,
+	// "Errored" when it could not be made, "" for host interfaces.
+	Status string
+	UsedBy []string
+}
+
+// Put is the writable part of a network.
+type Put struct {
+	Description string
+	Config      map[string]string
+}
+
+// CreateRequest is a new managed network.
+type CreateRequest struct {
+	Name        string
+	Description string
+	Type        string
+	Config      map[string]string
+}
+
+// Start makes the host match the records: every managed bridge exists with
+// its addresses and its DNS server, and the firewall table holds exactly
+// their rules. With createDefault and no network record ever made, the
+// default bridge is created first; it reports whether it did, so the caller
+// can give the default profile its NIC.
+func (m *Manager) Start(ctx context.Context, createDefault bool) (created bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if createDefault {
+		n, err := m.cfg.Store.Counter(ctx, counterDefaultMade)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
+			if _, err := m.cfg.Store.GetNetwork(ctx, DefaultBridge); errors.Is(err, errdefs.ErrNotFound) {
+				req := CreateRequest{Name: DefaultBridge, Type: TypeBridge, Config: map[string]string{}}
+				if err := m.createLocked(ctx, req); err != nil {
+					return false, fmt.Errorf("create default network: %w", err)
+				}
+				created = true
+			}
+			if err := m.cfg.Store.SetCounter(ctx, counterDefaultMade, 1); err != nil {
+				return created, err
+			}
+		}
+	}
+	nets, err := m.cfg.Store.ListNetworks(ctx)
+	if err != nil {
+		return created, err
+	}
+	var errs []error
+	for _, n := range nets {
+		if err := m.upLocked(ctx, n); err != nil {
+			m.cfg.Log.Error("bring network up", "network", n.Name, "err", err)
+			errs = append(errs, err)
+		}
+	}
+	if err := m.applyFirewallLocked(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return created, errors.Join(errs...)
+}
+
+// counterDefaultMade records that the default bridge was made once, so a
+// user who deletes it does not see it come back.
+const counterDefaultMade = "network.default_made"
+
+// Close stops the DNS servers. Bridges and firewall rules stay: running
+// instances keep their network while the daemon is away.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for name, d := range m.dns {
+		if err := d.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop dns of %s: %w", name, err))
+		}
+		delete(m.dns, name)
+	}
+	return errors.Join(errs...)
+}
+
+// List returns the managed networks and the host's other interfaces.
+func (m *Manager) List(ctx context.Context) ([]Network, error) {
+	recs, err := m.cfg.Store.ListNetworks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Network, 0, len(recs))
+	seen := map[string]bool{}
+	for _, r := range recs {
+		n, err := m.view(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+		seen[r.Name] = true
+	}
+	ifaces, err := m.cfg.Host.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list host interfaces: %w", err)
+	}
+	for _, i := range ifaces {
+		if seen[i.Name] || m.isInstanceLink(i.Name) {
+			continue
+		}
+		out = append(out, hostView(i))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out, nil
+}
+
+// isInstanceLink tells the host ends of instance NICs, which LXD does not
+// list as networks either.
+func (m *Manager) isInstanceLink(name string) bool {
+	return strings.HasPrefix(name, HostLinkPrefix)
+}
+
+// HostLinkPrefix starts the host-side names of instance NICs hangard makes.
+const HostLinkPrefix = "hgr"
+
+func hostView(i Interface) Network {
+	return Network{Name: i.Name, Type: i.Type, Config: map[string]string{}, UsedBy: []string{}}
+}
+
+// Get returns one network, managed or not.
+func (m *Manager) Get(ctx context.Context, name string) (Network, error) {
+	r, err := m.cfg.Store.GetNetwork(ctx, name)
+	if err == nil {
+		return m.view(ctx, r)
+	}
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return Network{}, err
+	}
+	ifaces, ierr := m.cfg.Host.Interfaces()
+	if ierr != nil {
+		return Network{}, fmt.Errorf("list host interfaces: %w", ierr)
+	}
+	for _, i := range ifaces {
+		if i.Name == name && !m.isInstanceLink(name) {
+			return hostView(i), nil
+		}
+	}
+	return Network{}, errdefs.NotFound("network %q not found", name)
+}
+
+func (m *Manager) view(ctx context.Context, r store.Network) (Network, error) {
+	users, err := m.cfg.Users(ctx, r.Name)
+	if err != nil {
+		return Network{}, err
+	}
+	if users == nil {
+		users = []string{}
+	}
+	status := "Created"
+	m.mu.Lock()
+	if _, ok := m.dns[r.Name]; !ok && r.Type == TypeBridge && dnsWanted(r.Config) {
+		status = "Errored"
+	}
+	m.mu.Unlock()
+	return Network{Name: r.Name, Description: r.Description, Type: r.Type, Managed: true,
+		Config: r.Config, Status: status, UsedBy: users}, nil
+}
+
+// Create makes a managed network.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.createLocked(ctx, req); err != nil {
+		return err
+	}
+	return m.applyFirewallLocked(ctx)
+}
+
+func (m *Manager) createLocked(ctx context.Context, req CreateRequest) error {
+	if err := validateName(req.Name); err != nil {
+		return err
+	}
+	if req.Type == "" {
+		req.Type = TypeBridge
+	}
+	cfg := maps.Clone(req.Config)
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	if err := validateConfig(req.Type, cfg); err != nil {
+		return err
+	}
+	if _, err := m.cfg.Store.GetNetwork(ctx, req.Name); err == nil {
+		return errdefs.Conflict("network %q already exists", req.Name)
+	}
+	ifaces, err := m.cfg.Host.Interfaces()
+	if err != nil {
+		return fmt.Errorf("list host interfaces: %w", err)
+	}
+	for _, i := range ifaces {
+		if i.Name == req.Name {
+			return errdefs.Conflict("network %q: the host already has an interface of that name", req.Name)
+		}
+	}
+	switch req.Type {
+	case TypeBridge:
+		if err := m.resolveAddresses(ctx, req.Name, cfg); err != nil {
+			return err
+		}
+	case TypeMacvlan:
+		if !hasInterface(ifaces, cfg["parent"]) {
+			return errdefs.NotFound("network config %q: host interface %q not found", "parent", cfg["parent"])
+		}
+	}
+	rec := store.Network{Name: req.Name, Type: req.Type, Description: req.Description, Config: cfg}
+	if err := m.cfg.Store.CreateNetwork(ctx, &rec); err != nil {
+		return err
+	}
+	if err := m.upLocked(ctx, rec); err != nil {
+		// Nothing half-made: the host side goes, then the record.
+		m.downLocked(rec)
+		if derr := m.cfg.Store.DeleteNetwork(context.WithoutCancel(ctx), rec.Name); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return fmt.Errorf("create network %s: %w", req.Name, err)
+	}
+	m.cfg.Log.Info("network created", "network", req.Name, "type", req.Type,
+		"ipv4", cfg["ipv4.address"], "ipv6", cfg["ipv6.address"])
+	return nil
+}
+
+func hasInterface(ifaces []Interface, name string) bool {
+	for _, i := range ifaces {
+		if i.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveAddresses turns auto into real subnets and fills LXD's defaults
+// (NAT on for an auto subnet), and refuses a subnet that overlaps another
+// network's or a host route.
+func (m *Manager) resolveAddresses(ctx context.Context, self string, cfg map[string]string) error {
+	used, err := m.usedPrefixes(ctx, self)
+	if err != nil {
+		return err
+	}
+	for _, fam := range []int{4, 6} {
+		key := fmt.Sprintf("ipv%d.address", fam)
+		natKey := fmt.Sprintf("ipv%d.nat", fam)
+		v := cfg[key]
+		if v == "" || v == "auto" {
+			p, err := pickSubnet(fam, used)
+			if err != nil {
+				return fmt.Errorf("network config %q: %w", key, err)
+			}
+			cfg[key] = p.String()
+			if _, ok := cfg[natKey]; !ok {
+				cfg[natKey] = "true"
+			}
+			used = append(used, p.Masked())
+			continue
+		}
+		if v == "none" {
+			continue
+		}
+		p, _ := netip.ParsePrefix(v)
+		for _, u := range used {
+			if u.Overlaps(p.Masked()) {
+				return errdefs.Conflict("network config %q: subnet %s overlaps %s in use on the host", key, p.Masked(), u)
+			}
+		}
+	}
+	return nil
+}
+
+// usedPrefixes are the host's routes and addresses and the other managed
+// networks' subnets.
+func (m *Manager) usedPrefixes(ctx context.Context, self string) ([]netip.Prefix, error) {
+	used, err := m.cfg.Host.UsedPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("read host routes: %w", err)
+	}
+	own := map[netip.Prefix]bool{}
+	nets, err := m.cfg.Store.ListNetworks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, n := range nets {
+		for _, k := range []string{"ipv4.address", "ipv6.address"} {
+			if p, ok := subnetOf(n.Config[k]); ok {
+				if n.Name == self {
+					own[p.Masked()] = true
+					continue
+				}
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	for _, p := range used {
+		// The network's own bridge routes its own subnet.
+		if !own[p.Masked()] && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() && p.Bits() > 0 {
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
+}
+
+// Update replaces a managed network's description and config (PUT).
+func (m *Manager) Update(ctx context.Context, name string, put Put) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	if err != nil {
+		return m.notManaged(name, err)
+	}
+	return m.updateLocked(ctx, rec, put)
+}
+
+// Patch merges keys into a managed network's config; an empty value
+// removes a key, as LXD's PATCH does.
+func (m *Manager) Patch(ctx context.Context, name string, put Put) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	if err != nil {
+		return m.notManaged(name, err)
+	}
+	cfg := maps.Clone(rec.Config)
+	for k, v := range put.Config {
+		if v == "" {
+			delete(cfg, k)
+		} else {
+			cfg[k] = v
+		}
+	}
+	desc := rec.Description
+	if put.Description != "" {
+		desc = put.Description
+	}
+	return m.updateLocked(ctx, rec, Put{Description: desc, Config: cfg})
+}
+
+// notManaged says a host interface cannot be changed.
+func (m *Manager) notManaged(name string, err error) error {
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	ifaces, ierr := m.cfg.Host.Interfaces()
+	if ierr == nil && hasInterface(ifaces, name) {
+		return errdefs.Invalid("network %q is not managed by hangard", name)
+	}
+	return err
+}
+
+func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) error {
+	cfg := maps.Clone(put.Config)
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	if err := validateConfig(rec.Type, cfg); err != nil {
+		return err
+	}
+	if rec.Type == TypeBridge {
+		if err := m.resolveAddresses(ctx, rec.Name, cfg); err != nil {
+			return err
+		}
+		// Addresses held by NICs must stay inside the subnets.
+		allocs, err := m.cfg.Store.ListAllocations(ctx, rec.Name)
+		if err != nil {
+			return err
+		}
+		for _, fam := range []int{4, 6} {
+			key := fmt.Sprintf("ipv%d.address", fam)
+			if cfg[key] == rec.Config[key] {
+				continue
+			}
+			for _, a := range allocs {
+				if a.IPv4 != "" && fam == 4 || a.IPv6 != "" && fam == 6 {
+					return errdefs.Conflict("network config %q: instance %q holds an address on the current subnet; remove its NIC first", key, a.Instance)
+				}
+			}
+		}
+	} else if rec.Config["parent"] != cfg["parent"] {
+		if users, err := m.cfg.Users(ctx, rec.Name); err != nil {
+			return err
+		} else if len(users) > 0 {
+			return errdefs.Conflict("network config %q: network %q is in use by %s", "parent", rec.Name, strings.Join(users, ", "))
+		}
+	}
+	old := rec
+	rec.Config, rec.Description = cfg, put.Description
+	if err := m.cfg.Store.UpdateNetwork(ctx, rec); err != nil {
+		return err
+	}
+	if err := m.upLocked(ctx, rec); err != nil {
+		// Back to what worked.
+		if rerr := m.cfg.Store.UpdateNetwork(context.WithoutCancel(ctx), old); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		if uerr := m.upLocked(context.WithoutCancel(ctx), old); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return fmt.Errorf("update network %s: %w", rec.Name, err)
+	}
+	return m.applyFirewallLocked(ctx)
+}
+
+// Rename renames a managed network that nothing uses.
+func (m *Manager) Rename(ctx context.Context, name, newName string) error {
+	if err := validateName(newName); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	if err != nil {
+		return m.notManaged(name, err)
+	}
+	if err := m.refuseInUse(ctx, rec.Name, "renamed"); err != nil {
+		return err
+	}
+	ifaces, err := m.cfg.Host.Interfaces()
+	if err != nil {
+		return err
+	}
+	if hasInterface(ifaces, newName) {
+		return errdefs.Conflict("network %q: the host already has an interface of that name", newName)
+	}
+	m.downLocked(rec)
+	old := rec
+	rec.Name = newName
+	if err := m.cfg.Store.UpdateNetwork(ctx, rec); err != nil {
+		if uerr := m.upLocked(context.WithoutCancel(ctx), old); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return err
+	}
+	_ = os.Rename(filepath.Join(m.cfg.Dir, name), filepath.Join(m.cfg.Dir, newName))
+	if err := m.upLocked(ctx, rec); err != nil {
+		return fmt.Errorf("rename network %s: %w", name, err)
+	}
+	return m.applyFirewallLocked(ctx)
+}
+
+func (m *Manager) refuseInUse(ctx context.Context, name, what string) error {
+	users, err := m.cfg.Users(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return errdefs.Conflict("network %q is in use by %s and cannot be %s", name, strings.Join(users, ", "), what)
+	}
+	allocs, err := m.cfg.Store.ListAllocations(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(allocs) > 0 {
+		return errdefs.Conflict("network %q is in use by instance %s and cannot be %s", name, allocs[0].Instance, what)
+	}
+	return nil
+}
+
+// Delete removes a managed network nothing uses, and everything of it on
+// the host.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	if err != nil {
+		return m.notManaged(name, err)
+	}
+	if err := m.refuseInUse(ctx, name, "deleted"); err != nil {
+		return err
+	}
+	if err := m.cfg.Store.DeleteNetwork(ctx, name); err != nil {
+		return err
+	}
+	errs := []error{m.downLocked(rec), m.applyFirewallLocked(ctx)}
+	if err := os.RemoveAll(filepath.Join(m.cfg.Dir, name)); err != nil {
+		errs = append(errs, err)
+	}
+	m.cfg.Log.Info("network deleted", "network", name)
+	return errors.Join(errs...)
+}
+
+// upLocked makes the host side of a managed network.
+func (m *Manager) upLocked(ctx context.Context, rec store.Network) error {
+	if rec.Type != TypeBridge {
+		return nil
+	}
+	var addrs []netip.Prefix
+	for _, k := range []string{"ipv4.address", "ipv6.address"} {
+		if p, ok := subnetOf(rec.Config[k]); ok {
+			addrs = append(addrs, p)
+		}
+	}
+	mtu, _ := strconv.Atoi(rec.Config["bridge.mtu"])
+	if err := m.cfg.Host.EnsureBridge(rec.Name, mtu, rec.Config["bridge.hwaddr"], addrs); err != nil {
+		return fmt.Errorf("bridge %s: %w", rec.Name, err)
+	}
+	for _, fam := range []int{4, 6} {
+		// A bridge routes its instances to the host's other links whether
+		// it NATs or not (ipvN.routing defaults to true, as in LXD).
+		_, ok := subnetOf(rec.Config[fmt.Sprintf("ipv%d.address", fam)])
+		if ok && isTrue(rec.Config[fmt.Sprintf("ipv%d.routing", fam)], true) {
+			if err := m.cfg.Host.EnableForwarding(fam); err != nil {
+				return fmt.Errorf("enable IPv%d forwarding: %w", fam, err)
+			}
+		}
+	}
+	if old, ok := m.dns[rec.Name]; ok {
+		if err := old.Stop(); err != nil {
+			m.cfg.Log.Warn("stop dns", "network", rec.Name, "err", err)
+		}
+		delete(m.dns, rec.Name)
+	}
+	if !dnsWanted(rec.Config) {
+		return nil
+	}
+	hosts, err := m.dnsHosts(ctx, rec.Name)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(m.cfg.Dir, rec.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	d, err := m.cfg.StartDNS(ctx, dnsConfig(rec, dir), hosts)
+	if err != nil {
+		return fmt.Errorf("dnsmasq for %s: %w", rec.Name, err)
+	}
+	m.dns[rec.Name] = d
+	return nil
+}
+
+// dnsWanted: a bridge with DHCP or DNS on runs a server.
+func dnsWanted(cfg map[string]string) bool {
+	_, v4 := subnetOf(cfg["ipv4.address"])
+	_, v6 := subnetOf(cfg["ipv6.address"])
+	return (v4 || v6) && (cfg["dns.mode"] != "none" || isTrue(cfg["ipv4.dhcp"], true) || isTrue(cfg["ipv6.dhcp"], true))
+}
+
+func dnsConfig(rec store.Network, dir string) DNSConfig {
+	c := DNSConfig{Bridge: rec.Name, Dir: dir, Domain: domainOf(rec.Config), DNS: rec.Config["dns.mode"] != "none"}
+	if p, ok := subnetOf(rec.Config["ipv4.address"]); ok {
+		c.IPv4 = p
+		c.DHCPv4 = isTrue(rec.Config["ipv4.dhcp"], true)
+		c.DHCPv4Ranges = parseRanges(rec.Config["ipv4.dhcp.ranges"])
+	}
+	if p, ok := subnetOf(rec.Config["ipv6.address"]); ok {
+		c.IPv6 = p
+		c.DHCPv6 = isTrue(rec.Config["ipv6.dhcp"], true)
+	}
+	c.MTU, _ = strconv.Atoi(rec.Config["bridge.mtu"])
+	return c
+}
+
+func domainOf(cfg map[string]string) string {
+	if d := cfg["dns.domain"]; d != "" {
+		return d
+	}
+	return DefaultDomain
+}
+
+// downLocked removes a network's host side: DNS server and bridge.
+func (m *Manager) downLocked(rec store.Network) error {
+	var errs []error
+	if d, ok := m.dns[rec.Name]; ok {
+		errs = append(errs, d.Stop())
+		delete(m.dns, rec.Name)
+	}
+	if rec.Type == TypeBridge {
+		errs = append(errs, m.cfg.Host.DeleteLink(rec.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// dnsHosts are the host entries of every NIC on a network.
+func (m *Manager) dnsHosts(ctx context.Context, network string) ([]DNSHost, error) {
+	allocs, err := m.cfg.Store.ListAllocations(ctx, network)
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]DNSHost, 0, len(allocs))
+	for _, a := range allocs {
+		h := DNSHost{Name: a.Instance, MAC: a.Hwaddr}
+		h.IPv4, _ = netip.ParseAddr(a.IPv4)
+		h.IPv6, _ = netip.ParseAddr(a.IPv6)
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
+}
+
+// refreshDNSLocked gives a network's DNS server its current hosts.
+func (m *Manager) refreshDNSLocked(ctx context.Context, network string) error {
+	d, ok := m.dns[network]
+	if !ok {
+		return nil
+	}
+	hosts, err := m.dnsHosts(ctx, network)
+	if err != nil {
+		return err
+	}
+	return d.SetHosts(hosts)
+}
+
+// InstanceRenamed updates the names the DNS servers give an instance's
+// addresses.
+func (m *Manager) InstanceRenamed(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for name := range m.dns {
+		errs = append(errs, m.refreshDNSLocked(ctx, name))
+	}
+	return errors.Join(errs...)
+}
+
+// applyFirewallLocked rebuilds the firewall from the records.
+func (m *Manager) applyFirewallLocked(ctx context.Context) error {
+	nets, err := m.cfg.Store.ListNetworks(ctx)
+	if err != nil {
+		return err
+	}
+	var st FirewallState
+	for _, n := range nets {
+		if n.Type != TypeBridge {
+			continue
+		}
+		b := BridgeRules{Bridge: n.Name}
+		if p, ok := subnetOf(n.Config["ipv4.address"]); ok {
+			b.IPv4, b.NAT4 = p.Masked(), isTrue(n.Config["ipv4.nat"], false)
+		}
+		if p, ok := subnetOf(n.Config["ipv6.address"]); ok {
+			b.IPv6, b.NAT6 = p.Masked(), isTrue(n.Config["ipv6.nat"], false)
+		}
+		st.Bridges = append(st.Bridges, b)
+	}
+	fwds, err := m.cfg.Store.ListForwards(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, f := range fwds {
+		rules, err := forwardRules(f)
+		if err != nil {
+			m.cfg.Log.Error("network forward skipped", "network", f.Network, "listen", f.ListenAddress, "err", err)
+			continue
+		}
+		st.Forwards = append(st.Forwards, rules...)
+	}
+	owners := make([]string, 0, len(m.proxies))
+	for o := range m.proxies {
+		owners = append(owners, o)
+	}
+	sort.Strings(owners)
+	for _, o := range owners {
+		st.Forwards = append(st.Forwards, m.proxies[o]...)
+	}
+	if len(st.Bridges) == 0 && len(st.Forwards) == 0 {
+		return m.cfg.Firewall.Remove()
+	}
+	if err := m.cfg.Firewall.Apply(st); err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	return nil
+}
+
+// SetProxyRules replaces the DNAT rules of one owner (a proxy device with
+// nat=true: "INSTANCE-ID/DEVICE"); no rules removes them.
+func (m *Manager) SetProxyRules(ctx context.Context, owner string, rules []ForwardRule) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, had := m.proxies[owner]
+	if len(rules) == 0 {
+		if !had {
+			return nil
+		}
+		delete(m.proxies, owner)
+	} else {
+		for i := range rules {
+			rules[i].Owner = owner
+		}
+		m.proxies[owner] = rules
+	}
+	if err := m.applyFirewallLocked(ctx); err != nil {
+		if had {
+			m.proxies[owner] = old
+		} else {
+			delete(m.proxies, owner)
+		}
+		return err
+	}
+	return nil
+}
+
+// ProxyListenInUse tells whether a listen address and port is already taken
+// by a proxy rule or a network forward, for a clear 409 before any rule is
+// made.
+func (m *Manager) ProxyListenInUse(ctx context.Context, owner, proto string, listen netip.Addr, port uint16) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for o, rules := range m.proxies {
+		if o == owner {
+			continue
+		}
+		for _, r := range rules {
+			if r.Proto == proto && (r.Listen == listen || !r.Listen.IsValid() || !listen.IsValid() || r.Listen.IsUnspecified() || listen.IsUnspecified()) {
+				for _, p := range r.ListenPorts {
+					if p == port {
+						return o, true
+					}
+				}
+			}
+		}
+	}
+	return "", false
+}
