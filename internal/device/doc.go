@@ -1,0 +1,24 @@
+// Package device turns an instance's devices into host state and back.
+//
+// What it owns
+//   - The rules for device keys (validate.go): nic and proxy devices are
+//     checked key by key; device types hangard does not run yet are
+//     refused naming the type.
+//   - nic devices (nic.go): at start, a network namespace for a container
+//     (a bind-mounted nsfs file under Dir, joined by the runtime) with one
+//     veth (bridge networks) or macvlan per NIC, addressed and routed
+//     before PID 1 runs; a tap on the bridge for a virtual machine. The
+//     MAC and addresses come from the network manager (IPAM); the host
+//     side's name is derived from the instance and device so that a daemon
+//     killed with -9 finds and replaces it, never duplicates it. tc limits
+//     (limits.ingress/egress) sit on the host side.
+//   - proxy devices (proxy.go): nat=true becomes DNAT rules the network
+//     manager folds into the firewall; otherwise a forwarder in the daemon
+//     (package proxy) listens on the host and connects inside the
+//     instance's namespace. Both go when the instance stops.
+//
+// The core calls Start before the runtime starts an instance and passes
+// the Run it returns to the driver; Started once it runs; Stop after it
+// stopped; Update for devices changed on a running instance (hotplug).
+// It never touches records, runtimes or the API.
+package device

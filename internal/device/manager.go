@@ -1,0 +1,391 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/network"
+	"github.com/hangar-dev/hangar/internal/revert"
+)
+
+// Networks is what devices ask of the network manager.
+type Networks interface {
+	NetworkType(ctx context.Context, name string) (string, error)
+	Allocate(ctx context.Context, req network.NICRequest) (network.NICConfig, error)
+	Release(ctx context.Context, instanceID int64, device string) error
+	SetProxyRules(ctx context.Context, owner string, rules []network.ForwardRule) error
+}
+
+// Links makes host links (package netdev).
+type Links interface {
+	CreateNetNS(path string) error
+	DeleteNetNS(path string) error
+	// AddNIC makes a veth (Kind "veth": host end on Bridge) or a macvlan
+	// (Kind "macvlan" on Parent) and configures its instance end in NetNS.
+	AddNIC(l Link) error
+	// CreateTap makes a persistent tap on a bridge, up.
+	CreateTap(name, bridge string, mtu int) error
+	DeleteLink(name string) error
+	// SetLimits shapes a host-side link: ingress is what the instance
+	// receives, egress what it sends, in bits per second (0: none).
+	SetLimits(hostName string, ingress, egress uint64) error
+}
+
+// Link is one instance NIC for Links.AddNIC.
+type Link struct {
+	Kind      string // veth or macvlan
+	HostName  string
+	Bridge    string
+	Parent    string
+	NetNS     string
+	Name      string
+	Hwaddr    string
+	MTU       int
+	Addresses []netip.Prefix
+	Gateway4  netip.Addr
+	Gateway6  netip.Addr
+}
+
+// Forwarder is a running userspace proxy.
+type Forwarder interface{ Close() error }
+
+// StartForwarder starts a userspace proxy from a host listen address to a
+// connect address inside a network namespace (package proxy).
+type StartForwarder func(ctx context.Context, listen, connect, netns string) (Forwarder, error)
+
+// Config wires a Manager.
+type Config struct {
+	// Dir holds containers' network namespace files.
+	Dir        string
+	Networks   Networks // nil: nic devices on managed networks are refused
+	Links      Links
+	Forwarders StartForwarder
+	Log        *slog.Logger
+}
+
+// Manager makes and removes the host side of instances' devices.
+type Manager struct {
+	cfg Config
+
+	mu   sync.Mutex
+	runs map[string]*running // by runtime ID
+}
+
+// running is what the manager made for one running instance.
+type running struct {
+	nics       map[string]network.NICConfig // by device
+	hostLinks  map[string]string            // device -> host-side link
+	forwarders map[string][]Forwarder       // device -> forwarders
+	proxyNAT   map[string]bool              // devices with DNAT rules
+}
+
+// New makes a Manager.
+func New(cfg Config) *Manager {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Manager{cfg: cfg, runs: map[string]*running{}}
+}
+
+// Instance is what devices need to know of an instance.
+type Instance struct {
+	ID        int64
+	RuntimeID string
+	Name      string
+	VM        bool
+	// Config is the instance's expanded config: volatile.DEV.hwaddr keeps
+	// a NIC's MAC across starts.
+	Config map[string]string
+}
+
+// Run is what the runtime gets from the devices.
+type Run struct {
+	NetNS string
+	NICs  []driver.NIC
+	// Volatile are keys to record on the instance (volatile.DEV.hwaddr,
+	// volatile.DEV.host_name).
+	Volatile map[string]string
+}
+
+// netnsPath is where a container's network namespace is bind-mounted.
+func (m *Manager) netnsPath(in Instance) string {
+	return filepath.Join(m.cfg.Dir, in.RuntimeID)
+}
+
+// Start makes the host side of an instance's NICs before its runtime
+// starts. On failure nothing it made is left.
+func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[string]string) (Run, error) {
+	rv := revert.New()
+	defer rv.Fail()
+	run := Run{Volatile: map[string]string{}}
+	r := &running{nics: map[string]network.NICConfig{}, hostLinks: map[string]string{},
+		forwarders: map[string][]Forwarder{}, proxyNAT: map[string]bool{}}
+	if !in.VM {
+		run.NetNS = m.netnsPath(in)
+		// A file left by a daemon killed -9 while this instance stopped
+		// holds a stale namespace: start from a fresh one.
+		if err := m.cfg.Links.DeleteNetNS(run.NetNS); err != nil {
+			return Run{}, fmt.Errorf("clear network namespace: %w", err)
+		}
+		if err := os.MkdirAll(m.cfg.Dir, 0o711); err != nil {
+			return Run{}, err
+		}
+		if err := m.cfg.Links.CreateNetNS(run.NetNS); err != nil {
+			return Run{}, fmt.Errorf("network namespace: %w", err)
+		}
+		rv.Add(func() { _ = m.cfg.Links.DeleteNetNS(run.NetNS) })
+	}
+	for _, name := range sortedNICs(devs) {
+		nic, err := m.startNIC(ctx, in, name, devs[name], run.NetNS, r)
+		if err != nil {
+			return Run{}, fmt.Errorf("device %s: %w", name, err)
+		}
+		host := nic.HostName
+		rv.Add(func() { _ = m.cfg.Links.DeleteLink(host) })
+		run.NICs = append(run.NICs, nic)
+		run.Volatile["volatile."+name+".hwaddr"] = nic.Hwaddr
+		run.Volatile["volatile."+name+".host_name"] = nic.HostName
+	}
+	m.mu.Lock()
+	m.runs[in.RuntimeID] = r
+	m.mu.Unlock()
+	rv.Success()
+	return run, nil
+}
+
+func sortedNICs(devs map[string]map[string]string) []string {
+	var names []string
+	for n, d := range devs {
+		if d["type"] == "nic" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// HostLinkName is the host side of an instance's NIC: derived from the
+// instance and device, so a restarted daemon finds it again.
+func HostLinkName(runtimeID, device string) string {
+	h := fnv.New32a()
+	h.Write([]byte(runtimeID + "/" + device))
+	return fmt.Sprintf("%s%08x", network.HostLinkPrefix, h.Sum32())
+}
+
+// nicConfig resolves a device into its allocation (MAC and addresses).
+func (m *Manager) nicConfig(ctx context.Context, in Instance, name string, d map[string]string) (network.NICConfig, error) {
+	netName := d["network"]
+	if d["nictype"] == "bridged" {
+		netName = d["parent"]
+	}
+	hw := d["hwaddr"]
+	if hw == "" {
+		hw = in.Config["volatile."+name+".hwaddr"]
+	}
+	if d["nictype"] == "macvlan" || (netName != "" && m.cfg.Networks == nil) {
+		if d["nictype"] != "macvlan" {
+			return network.NICConfig{}, errdefs.Invalid("networks are not available")
+		}
+		nc := network.NICConfig{Type: network.TypeMacvlan, Parent: d["parent"], Hwaddr: hw}
+		if nc.Hwaddr == "" {
+			nc.Hwaddr = network.RandomMAC()
+		}
+		return nc, nil
+	}
+	if typ, err := m.cfg.Networks.NetworkType(ctx, netName); errors.Is(err, errdefs.ErrNotFound) && d["nictype"] == "bridged" {
+		// An unmanaged bridge: no addresses from hangard.
+		if hw == "" {
+			hw = network.RandomMAC()
+		}
+		return network.NICConfig{Type: network.TypeBridge, Bridge: netName, Hwaddr: hw}, nil
+	} else if err != nil {
+		return network.NICConfig{}, err
+	} else if typ != network.TypeBridge && typ != network.TypeMacvlan {
+		return network.NICConfig{}, errdefs.Invalid("network %q of type %s cannot take NICs", netName, typ)
+	}
+	return m.cfg.Networks.Allocate(ctx, network.NICRequest{InstanceID: in.ID, Device: name, Network: netName,
+		Hwaddr: hw, IPv4: d["ipv4.address"], IPv6: d["ipv6.address"]})
+}
+
+func (m *Manager) startNIC(ctx context.Context, in Instance, name string, d map[string]string, netns string, r *running) (driver.NIC, error) {
+	nc, err := m.nicConfig(ctx, in, name, d)
+	if err != nil {
+		return driver.NIC{}, err
+	}
+	if v, err := atoiOr(d["mtu"], nc.MTU); err == nil {
+		nc.MTU = v
+	}
+	ifname := d["name"]
+	if ifname == "" {
+		ifname = name
+	}
+	host := d["host_name"]
+	if host == "" {
+		host = HostLinkName(in.RuntimeID, name)
+	}
+	nic := driver.NIC{Name: ifname, HostName: host, Hwaddr: nc.Hwaddr, MTU: nc.MTU, Addresses: nc.Addresses,
+		Gateway4: nc.Gateway4, Gateway6: nc.Gateway6, Nameservers: nc.Nameservers, SearchDomain: nc.SearchDomain}
+	if nc.Type == network.TypeMacvlan && in.VM {
+		return driver.NIC{}, errdefs.Invalid("macvlan NICs of virtual machines are not supported yet")
+	}
+	if in.VM {
+		if err := m.cfg.Links.CreateTap(host, nc.Bridge, nc.MTU); err != nil {
+			return driver.NIC{}, err
+		}
+	} else {
+		l := Link{Kind: "veth", HostName: host, Bridge: nc.Bridge, NetNS: netns, Name: ifname,
+			Hwaddr: nc.Hwaddr, MTU: nc.MTU, Addresses: nc.Addresses, Gateway4: nc.Gateway4, Gateway6: nc.Gateway6}
+		if nc.Type == network.TypeMacvlan {
+			l.Kind, l.Parent, l.Bridge = "macvlan", nc.Parent, ""
+		}
+		if err := m.cfg.Links.AddNIC(l); err != nil {
+			return driver.NIC{}, err
+		}
+	}
+	ing, _ := parseBitRate(or(d["limits.ingress"], d["limits.max"]))
+	egr, _ := parseBitRate(or(d["limits.egress"], d["limits.max"]))
+	if (ing > 0 || egr > 0) && nc.Type != network.TypeMacvlan {
+		if err := m.cfg.Links.SetLimits(host, ing, egr); err != nil {
+			_ = m.cfg.Links.DeleteLink(host)
+			return driver.NIC{}, fmt.Errorf("limits: %w", err)
+		}
+	}
+	r.nics[name] = nc
+	r.hostLinks[name] = host
+	return nic, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func atoiOr(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	var n int
+	_, err := fmt.Sscanf(s, "%d", &n)
+	return n, err
+}
+
+// Started starts an instance's proxies, once it runs.
+func (m *Manager) Started(ctx context.Context, in Instance, devs map[string]map[string]string) error {
+	m.mu.Lock()
+	r := m.runs[in.RuntimeID]
+	m.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	var names []string
+	for n, d := range devs {
+		if d["type"] == "proxy" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, n := range names {
+		if err := m.startProxy(ctx, in, n, devs[n], r); err != nil {
+			errs = append(errs, fmt.Errorf("device %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reattach rebuilds what the manager keeps in memory for an instance that
+// kept running while the daemon was away, and restarts its proxies.
+func (m *Manager) Reattach(ctx context.Context, in Instance, devs map[string]map[string]string) error {
+	r := &running{nics: map[string]network.NICConfig{}, hostLinks: map[string]string{},
+		forwarders: map[string][]Forwarder{}, proxyNAT: map[string]bool{}}
+	for _, name := range sortedNICs(devs) {
+		nc, err := m.nicConfig(ctx, in, name, devs[name])
+		if err != nil {
+			m.cfg.Log.Warn("reattach nic", "instance", in.Name, "device", name, "err", err)
+			continue
+		}
+		r.nics[name] = nc
+		host := devs[name]["host_name"]
+		if host == "" {
+			host = HostLinkName(in.RuntimeID, name)
+		}
+		r.hostLinks[name] = host
+	}
+	m.mu.Lock()
+	m.runs[in.RuntimeID] = r
+	m.mu.Unlock()
+	return m.Started(ctx, in, devs)
+}
+
+// Stop removes the host side of a stopped instance's devices: proxies,
+// host links, its network namespace.
+func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[string]string) error {
+	m.mu.Lock()
+	r := m.runs[in.RuntimeID]
+	delete(m.runs, in.RuntimeID)
+	m.mu.Unlock()
+	var errs []error
+	if r != nil {
+		for dev := range r.forwarders {
+			errs = append(errs, m.stopProxy(ctx, in, dev, r))
+		}
+		for dev := range r.proxyNAT {
+			errs = append(errs, m.stopProxy(ctx, in, dev, r))
+		}
+	}
+	// Links are named from the devices, so even a daemon that lost its
+	// memory (killed -9, then the instance stopped) removes them.
+	for _, name := range sortedNICs(devs) {
+		host := devs[name]["host_name"]
+		if host == "" {
+			host = HostLinkName(in.RuntimeID, name)
+		}
+		errs = append(errs, m.cfg.Links.DeleteLink(host))
+	}
+	if !in.VM {
+		errs = append(errs, m.cfg.Links.DeleteNetNS(m.netnsPath(in)))
+	}
+	return errors.Join(errs...)
+}
+
+// Removed releases what removed NIC devices held (addresses, MACs).
+func (m *Manager) Removed(ctx context.Context, in Instance, devices []string) error {
+	if m.cfg.Networks == nil {
+		return nil
+	}
+	var errs []error
+	for _, d := range devices {
+		errs = append(errs, m.cfg.Networks.Release(ctx, in.ID, d))
+	}
+	return errors.Join(errs...)
+}
+
+// Address is an instance's first address of a family on a managed network,
+// for proxies with nat=true.
+func (r *running) address(v4 bool) (netip.Addr, bool) {
+	names := make([]string, 0, len(r.nics))
+	for n := range r.nics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, a := range r.nics[n].Addresses {
+			if a.Addr().Is4() == v4 {
+				return a.Addr(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
