@@ -24,6 +24,7 @@ type Networks interface {
 	Allocate(ctx context.Context, req network.NICRequest) (network.NICConfig, error)
 	Release(ctx context.Context, instanceID int64, device string) error
 	SetProxyRules(ctx context.Context, owner string, rules []network.ForwardRule) error
+	InstanceRenamed(ctx context.Context) error
 }
 
 // Links makes host links (package netdev).
@@ -358,6 +359,14 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 		errs = append(errs, m.cfg.Links.DeleteNetNS(m.netnsPath(in)))
 	}
 	return errors.Join(errs...)
+}
+
+// Renamed tells the networks an instance changed name (DNS).
+func (m *Manager) Renamed(ctx context.Context) error {
+	if m.cfg.Networks == nil {
+		return nil
+	}
+	return m.cfg.Networks.InstanceRenamed(ctx)
 }
 
 // Removed releases what removed NIC devices held (addresses, MACs).

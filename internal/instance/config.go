@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"regexp"
@@ -231,10 +232,18 @@ func parseMemory(v string, hostTotal int64) (int64, error) {
 	return int64(b), nil
 }
 
-// validateDevices checks a devices map. Devices need storage pools and
-// networks, which later work brings; until then only "none" (LXD's way to
-// mask a profile's device) is accepted.
-func validateDevices(devs map[string]map[string]string) error {
+// validateDevices checks a devices map: through the device layer when
+// there is one (nic, proxy), else only "none" (LXD's way to mask a
+// profile's device) is accepted.
+func (s *Service) validateDevices(ctx context.Context, devs map[string]map[string]string, vm bool) error {
+	if s.cfg.Devices != nil {
+		return s.cfg.Devices.Validate(ctx, devs, vm)
+	}
+	return validateDevicesAlone(devs)
+}
+
+// validateDevicesAlone checks devices with no device layer.
+func validateDevicesAlone(devs map[string]map[string]string) error {
 	names := make([]string, 0, len(devs))
 	for n := range devs {
 		names = append(names, n)

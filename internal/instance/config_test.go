@@ -174,7 +174,7 @@ func TestValidateDevices(t *testing.T) {
 		{"bad name", map[string]map[string]string{"a/b": {"type": "none"}}, false},
 	}
 	for _, tt := range tests {
-		if err := validateDevices(tt.devs); (err == nil) != tt.ok {
+		if err := validateDevicesAlone(tt.devs); (err == nil) != tt.ok {
 			t.Errorf("%s: %v, want ok=%v", tt.name, err, tt.ok)
 		}
 	}

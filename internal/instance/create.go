@@ -74,7 +74,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	if err := s.validateForType(typ, req.Config); err != nil {
 		return nil, err
 	}
-	if err := validateDevices(req.Devices); err != nil {
+	if err := s.validateDevices(ctx, req.Devices, typ == TypeVM); err != nil {
 		return nil, err
 	}
 	profiles := req.Profiles

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // Delete removes a stopped instance: its runtime files, its writable layer
@@ -61,6 +62,9 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	if err := s.cfg.DB.DeleteInstance(ctx, rec.ID); err != nil {
 		return fmt.Errorf("delete %s: %w", rec.Name, err)
 	}
+	// The store released the addresses with the record; the DNS servers
+	// learn of it here.
+	s.releaseRemovedNICs(ctx, rec, store.Instance{ID: rec.ID, Name: rec.Name, Type: rec.Type})
 	if err := s.removeLogs(rec.ID); err != nil {
 		// The record is gone: leftover logs are only disk space.
 		s.log.Warn("remove instance logs", "instance", rec.Name, "err", err)

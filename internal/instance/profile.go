@@ -74,7 +74,7 @@ func (s *Service) profileLocked(p store.Profile) Profile {
 // validateProfileContent checks a profile's config alone: every key, and
 // its limits against the host. checkProfileUsers checks it as each
 // instance using it sees it.
-func (s *Service) validateProfileContent(put ProfilePut) error {
+func (s *Service) validateProfileContent(ctx context.Context, put ProfilePut) error {
 	for _, k := range sortedNames(put.Config) {
 		v := put.Config[k]
 		if strings.HasPrefix(k, prefixImage) || strings.HasPrefix(k, prefixVolatile) {
@@ -87,7 +87,7 @@ func (s *Service) validateProfileContent(put ProfilePut) error {
 	if err := s.checkHost(put.Config); err != nil {
 		return err
 	}
-	return validateDevices(put.Devices)
+	return s.validateDevices(ctx, put.Devices, false)
 }
 
 // CreateProfile adds a profile.
@@ -95,7 +95,7 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 	if err := validateProfileName(name); err != nil {
 		return err
 	}
-	if err := s.validateProfileContent(put); err != nil {
+	if err := s.validateProfileContent(ctx, put); err != nil {
 		return err
 	}
 	s.profileMu.Lock()
@@ -125,7 +125,7 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 // what runs. pre, when not nil, is checked against the current profile
 // under the lock that orders profile changes (an edge's ETag).
 func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) error {
-	if err := s.validateProfileContent(put); err != nil {
+	if err := s.validateProfileContent(ctx, put); err != nil {
 		return err
 	}
 	s.profileMu.Lock()

@@ -38,6 +38,7 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	if stale {
 		return
 	}
+	s.stopDevices(ctx, rec)
 	evCtx := map[string]any{}
 	if e.Known {
 		evCtx["exit_code"] = e.Code
@@ -116,6 +117,7 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 		}
 	}
 	s.mu.Unlock()
+	s.recoverDevices(ctx)
 	for _, in := range changed {
 		_, status, _ := s.snapshot(in)
 		err := s.updateRecord(ctx, in, func(r *store.Instance) {

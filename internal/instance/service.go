@@ -69,6 +69,9 @@ type Config struct {
 	HostMemory int64
 	// Architecture is the host's architecture in LXD's naming.
 	Architecture string
+	// Devices makes the host side of nic and proxy devices; nil refuses
+	// every device but "none".
+	Devices DeviceLayer
 	// LogDir holds instances' log files (recorded exec output), one
 	// directory per instance; "" disables recording.
 	LogDir string

@@ -40,7 +40,7 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 		return err
 	}
 	s.setIdmapKeys(&rec) // a profile may have changed what it is
-	pid, err := s.runStart(ctx, rec)
+	pid, volatile, err := s.runStart(ctx, rec)
 	if err != nil {
 		s.forceStatus(in, StatusStopped, 0)
 		return fmt.Errorf("start %s: %w", rec.Name, err)
@@ -62,6 +62,9 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 		}
 		r.Config[keyLastPower] = powerRunning
 		delete(r.Config, keyLastExitCode)
+		for k, v := range volatile {
+			r.Config[k] = v
+		}
 		r.LastUsedAt = nowUTC()
 	})
 	if err != nil {
@@ -74,12 +77,43 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 	return nil
 }
 
-func (s *Service) runStart(ctx context.Context, rec store.Instance) (int, error) {
+// runStart starts the runtime with its devices: NICs made before, proxies
+// after; a failure anywhere leaves neither running. It returns the
+// volatile keys the devices set.
+func (s *Service) runStart(ctx context.Context, rec store.Instance) (int, map[string]string, error) {
 	spec, err := s.buildSpec(ctx, rec)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return s.driverOf(rec).Start(ctx, spec)
+	if s.cfg.Devices == nil {
+		pid, err := s.driverOf(rec).Start(ctx, spec)
+		return pid, nil, err
+	}
+	cfg, devs, err := s.expanded(rec)
+	if err != nil {
+		return 0, nil, err
+	}
+	din := s.deviceInstance(rec, cfg)
+	run, err := s.cfg.Devices.Start(ctx, din, devs)
+	if err != nil {
+		return 0, nil, err
+	}
+	spec.NetNS, spec.NICs = run.NetNS, run.NICs
+	pid, err := s.driverOf(rec).Start(ctx, spec)
+	if err == nil {
+		if err = s.cfg.Devices.Started(ctx, din, devs); err != nil {
+			if serr := s.driverOf(rec).Stop(context.WithoutCancel(ctx), spec.ID, spec.StopSignal, 0, true); serr != nil {
+				s.log.Error("stop after devices failed", "instance", rec.Name, "err", serr)
+			}
+		}
+	}
+	if err != nil {
+		if derr := s.cfg.Devices.Stop(context.WithoutCancel(ctx), din, devs); derr != nil {
+			s.log.Error("remove devices after failed start", "instance", rec.Name, "err", derr)
+		}
+		return 0, nil, err
+	}
+	return pid, run.Volatile, nil
 }
 
 // buildSpec turns an instance's expanded config into what the driver runs.

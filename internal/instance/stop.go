@@ -97,6 +97,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 		}
 		return fmt.Errorf("stop %s: %w", rec.Name, err)
 	}
+	s.stopDevices(ctx, rec)
 	// A stop we asked for has no exit code of interest.
 	if err := s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyLastExitCode) }); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)

@@ -97,7 +97,7 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 		return need, err
 	}
 	rec, status, _ := s.snapshot(in)
-	next, err := s.applyPut(rec, body(rec))
+	next, err := s.applyPut(ctx, rec, body(rec))
 	if err != nil {
 		return need, err
 	}
@@ -115,10 +115,19 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 		if err != nil {
 			return need, err
 		}
-		if before != after {
-			if !need.op {
-				return changeLocks{profiles: need.profiles, op: true}, nil
+		devsChanged, err := s.devicesDiffer(rec, next)
+		if err != nil {
+			return need, err
+		}
+		if (before != after || devsChanged) && !need.op {
+			return changeLocks{profiles: need.profiles, op: true}, nil
+		}
+		if devsChanged && isActive(status) {
+			if err := s.updateDevices(ctx, rec, next); err != nil {
+				return need, fmt.Errorf("apply devices to %s: %w", next.Name, err)
 			}
+		}
+		if before != after {
 			// Under the op lock the status is settled: active means a
 			// runtime to update. If the runtime refuses, nothing is saved.
 			if err := s.driverOf(next).UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
@@ -129,13 +138,14 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 	if err := s.saveRecord(ctx, in, next); err != nil {
 		return need, err
 	}
+	s.releaseRemovedNICs(ctx, rec, next)
 	s.cfg.Events.Lifecycle("instance-updated", instanceEntity(next.Name), nil)
 	return need, nil
 }
 
 // applyPut validates a PUT body against the current record and returns the
 // new record.
-func (s *Service) applyPut(rec store.Instance, put Put) (store.Instance, error) {
+func (s *Service) applyPut(ctx context.Context, rec store.Instance, put Put) (store.Instance, error) {
 	if put.Architecture != "" && put.Architecture != rec.Architecture {
 		return rec, errdefs.Invalid("architecture cannot be changed (is %q)", rec.Architecture)
 	}
@@ -151,7 +161,7 @@ func (s *Service) applyPut(rec store.Instance, put Put) (store.Instance, error) 
 	if err := s.validateForType(Type(rec.Type), put.Config); err != nil {
 		return rec, err
 	}
-	if err := validateDevices(put.Devices); err != nil {
+	if err := s.validateDevices(ctx, put.Devices, Type(rec.Type) == TypeVM); err != nil {
 		return rec, err
 	}
 	profiles := put.Profiles
@@ -241,6 +251,12 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	rec.Name = newName
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	if s.cfg.Devices != nil {
+		// DNS answers with instance names.
+		if err := s.cfg.Devices.Renamed(ctx); err != nil {
+			s.log.Warn("rename in DNS", "instance", newName, "err", err)
+		}
 	}
 	s.cfg.Events.Lifecycle("instance-renamed", instanceEntity(newName), map[string]any{"old_name": name})
 	s.log.Info("instance renamed", "instance", newName, "old_name", name)

@@ -231,6 +231,15 @@ func (m *Manager) view(ctx context.Context, r store.Network) (Network, error) {
 		Config: r.Config, Status: status, UsedBy: users}, nil
 }
 
+// NetworkType returns a managed network's type.
+func (m *Manager) NetworkType(ctx context.Context, name string) (string, error) {
+	r, err := m.cfg.Store.GetNetwork(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return r.Type, nil
+}
+
 // Create makes a managed network.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
 	m.mu.Lock()

@@ -1,0 +1,222 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+
+	"github.com/hangar-dev/hangar/internal/device"
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/store"
+)
+
+// DeviceLayer makes the host side of instances' devices (package device): NICs
+// before a start, proxies once running, all of it gone after a stop.
+type DeviceLayer interface {
+	Validate(ctx context.Context, devs map[string]map[string]string, vm bool) error
+	Start(ctx context.Context, in device.Instance, devs map[string]map[string]string) (device.Run, error)
+	Started(ctx context.Context, in device.Instance, devs map[string]map[string]string) error
+	Reattach(ctx context.Context, in device.Instance, devs map[string]map[string]string) error
+	Stop(ctx context.Context, in device.Instance, devs map[string]map[string]string) error
+	Update(ctx context.Context, in device.Instance, old, cur map[string]map[string]string) ([]driver.NIC, []string, error)
+	Removed(ctx context.Context, in device.Instance, devices []string) error
+	Renamed(ctx context.Context) error
+}
+
+// NICHotplugger is a driver that plugs NICs into a running instance (a
+// VM through QMP). Without it NIC changes of a running VM apply at its
+// next start.
+type NICHotplugger interface {
+	AttachNIC(ctx context.Context, id string, nic driver.NIC) error
+	DetachNIC(ctx context.Context, id, name string) error
+}
+
+// deviceInstance is what the device layer knows of an instance.
+func (s *Service) deviceInstance(rec store.Instance, cfg map[string]string) device.Instance {
+	return device.Instance{ID: rec.ID, RuntimeID: runtimeID(rec.ID), Name: rec.Name,
+		VM: Type(rec.Type) == TypeVM, Config: cfg}
+}
+
+// expanded returns a record's expanded config and devices.
+func (s *Service) expanded(rec store.Instance) (map[string]string, map[string]map[string]string, error) {
+	s.mu.RLock()
+	views, err := s.profileViewsLocked(rec.Profiles)
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	return expandConfig(rec.Config, views), expandDevices(rec.Devices, views), nil
+}
+
+// stopDevices removes the host side of a stopped instance's devices.
+func (s *Service) stopDevices(ctx context.Context, rec store.Instance) {
+	if s.cfg.Devices == nil {
+		return
+	}
+	cfg, devs, err := s.expanded(rec)
+	if err != nil {
+		s.log.Error("devices of stopped instance", "instance", rec.Name, "err", err)
+		return
+	}
+	if err := s.cfg.Devices.Stop(context.WithoutCancel(ctx), s.deviceInstance(rec, cfg), devs); err != nil {
+		s.log.Error("remove devices of stopped instance", "instance", rec.Name, "err", err)
+	}
+}
+
+// updateDevices applies a change of a running instance's devices.
+func (s *Service) updateDevices(ctx context.Context, before, after store.Instance) error {
+	if s.cfg.Devices == nil {
+		return nil
+	}
+	_, oldDevs, err := s.expanded(before)
+	if err != nil {
+		return err
+	}
+	cfg, newDevs, err := s.expanded(after)
+	if err != nil {
+		return err
+	}
+	in := s.deviceInstance(after, cfg)
+	plug, unplug, err := s.cfg.Devices.Update(ctx, in, oldDevs, newDevs)
+	if hp, ok := s.driverOf(after).(NICHotplugger); ok {
+		for _, name := range unplug {
+			err = errors.Join(err, hp.DetachNIC(ctx, in.RuntimeID, name))
+		}
+		for _, nic := range plug {
+			err = errors.Join(err, hp.AttachNIC(ctx, in.RuntimeID, nic))
+		}
+	}
+	return err
+}
+
+// releaseRemovedNICs frees the addresses of NICs a change removed.
+func (s *Service) releaseRemovedNICs(ctx context.Context, before, after store.Instance) {
+	if s.cfg.Devices == nil {
+		return
+	}
+	_, oldDevs, err1 := s.expanded(before)
+	cfg, newDevs, err2 := s.expanded(after)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	var gone []string
+	for name, d := range oldDevs {
+		if d["type"] != "nic" {
+			continue
+		}
+		if nd, ok := newDevs[name]; !ok || nd["type"] != "nic" || nd["network"] != d["network"] || nd["parent"] != d["parent"] {
+			gone = append(gone, name)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	if err := s.cfg.Devices.Removed(ctx, s.deviceInstance(after, cfg), gone); err != nil {
+		s.log.Warn("release NIC addresses", "instance", after.Name, "err", err)
+	}
+}
+
+// NetworkUsers names the instances and profiles whose devices use a
+// network, as "instances/NAME" and "profiles/NAME".
+func (s *Service) NetworkUsers(ctx context.Context, network string) ([]string, error) {
+	uses := func(devs map[string]map[string]string) bool {
+		for _, d := range devs {
+			if d["type"] == "nic" && (d["network"] == network || d["nictype"] == "bridged" && d["parent"] == network) {
+				return true
+			}
+		}
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for name, p := range s.profiles {
+		if uses(p.Devices) {
+			out = append(out, "profiles/"+name)
+		}
+	}
+	for name, in := range s.byName {
+		views, err := s.profileViewsLocked(in.rec.Profiles)
+		if err != nil {
+			continue
+		}
+		if uses(expandDevices(in.rec.Devices, views)) {
+			out = append(out, "instances/"+name)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		// Instances first, as LXD lists them.
+		pi, pj := strings.HasPrefix(out[i], "profiles/"), strings.HasPrefix(out[j], "profiles/")
+		if pi != pj {
+			return !pi
+		}
+		return out[i] < out[j]
+	})
+	return out, nil
+}
+
+// devicesDiffer tells whether a change touches the expanded devices.
+func (s *Service) devicesDiffer(before, after store.Instance) (bool, error) {
+	if s.cfg.Devices == nil {
+		return false, nil
+	}
+	_, a, err := s.expanded(before)
+	if err != nil {
+		return false, err
+	}
+	_, b, err := s.expanded(after)
+	if err != nil {
+		return false, err
+	}
+	if len(a) != len(b) {
+		return true, nil
+	}
+	for name, d := range a {
+		e, ok := b[name]
+		if !ok || len(d) != len(e) {
+			return true, nil
+		}
+		for k, v := range d {
+			if e[k] != v {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// recoverDevices, after a daemon start, reattaches the devices of running
+// instances (proxies, the manager's memory) and clears what a daemon
+// killed -9 left of stopped ones (namespaces, host links).
+func (s *Service) recoverDevices(ctx context.Context) {
+	if s.cfg.Devices == nil {
+		return
+	}
+	type item struct {
+		rec    store.Instance
+		active bool
+	}
+	s.mu.RLock()
+	items := make([]item, 0, len(s.byName))
+	for _, in := range s.byName {
+		items = append(items, item{cloneRecord(in.rec), isActive(in.status)})
+	}
+	s.mu.RUnlock()
+	for _, it := range items {
+		cfg, devs, err := s.expanded(it.rec)
+		if err != nil {
+			s.log.Error("recover devices", "instance", it.rec.Name, "err", err)
+			continue
+		}
+		din := s.deviceInstance(it.rec, cfg)
+		if it.active {
+			err = s.cfg.Devices.Reattach(ctx, din, devs)
+		} else {
+			err = s.cfg.Devices.Stop(ctx, din, devs)
+		}
+		if err != nil {
+			s.log.Error("recover devices", "instance", it.rec.Name, "err", err)
+		}
+	}
+}
