@@ -90,7 +90,7 @@ func buildSpec(s driver.Spec, cgroupsPath string, bounding uint64) *specs.Spec {
 				{Type: specs.MountNamespace},
 				{Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace},
-				{Type: specs.NetworkNamespace},
+				{Type: specs.NetworkNamespace, Path: s.NetNS},
 			},
 			Devices:   defaultDevices(),
 			Resources: resources(s.Limits),
@@ -105,6 +105,13 @@ func buildSpec(s driver.Spec, cgroupsPath string, bounding uint64) *specs.Spec {
 				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 			},
 		},
+	}
+	if resolv := resolvConf(s.NICs); resolv != "" {
+		// A file of the instance's directory (start.go writes it), bound
+		// over the image's: an app image with no DHCP client still
+		// resolves through its network's DNS server, as podman does.
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind",
+			Source: resolvConfFile, Options: []string{"rbind", "rw"}})
 	}
 	if userns {
 		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.IDMap.HostID, Size: s.IDMap.Size}}
@@ -264,4 +271,35 @@ func seccomp() *specs.LinuxSeccomp {
 			ErrnoRet: &eperm,
 		}},
 	}
+}
+
+// resolvConfFile is the container's resolv.conf, in its runc bundle
+// directory (a bind source relative to the bundle).
+const resolvConfFile = "resolv.conf"
+
+// resolvConf is the resolv.conf of an instance with these NICs: their
+// nameservers and search domains; "" when they name no nameserver.
+func resolvConf(nics []driver.NIC) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	var search []string
+	for _, n := range nics {
+		for _, ns := range n.Nameservers {
+			if !seen[ns.String()] {
+				seen[ns.String()] = true
+				b.WriteString("nameserver " + ns.String() + "\n")
+			}
+		}
+		if n.SearchDomain != "" && !seen["search "+n.SearchDomain] {
+			seen["search "+n.SearchDomain] = true
+			search = append(search, n.SearchDomain)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	if len(search) > 0 {
+		b.WriteString("search " + strings.Join(search, " ") + "\n")
+	}
+	return b.String()
 }

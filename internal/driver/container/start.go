@@ -120,6 +120,11 @@ func (s *starter) start() (int, error) {
 	}
 	s.mounted = true
 
+	if resolv := resolvConf(s.spec.NICs); resolv != "" {
+		if err := os.WriteFile(filepath.Join(s.dir, resolvConfFile), []byte(resolv), 0o644); err != nil {
+			return 0, err
+		}
+	}
 	cfg, err := json.Marshal(buildSpec(s.spec, d.cg.path(s.spec.ID), d.capsFor(s.spec.IDMap != nil)))
 	if err != nil {
 		return 0, err
