@@ -187,6 +187,10 @@ type daemon struct {
 	exited chan struct{}
 	// extraFiles are inherited by hangard as descriptors 3, 4, ...
 	extraFiles []*os.File
+	// netns is the network namespace (a bind-mounted file) hangard runs
+	// in: its bridges, firewall table and dnsmasq never touch the host's
+	// network, and it outlives daemon restarts of the same test.
+	netns string
 }
 
 // startDaemon starts hangard on dir (created when empty) and waits until
@@ -207,9 +211,41 @@ func startDaemon(t *testing.T, dir string) *daemon {
 		})
 	}
 	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket")}
+	d.netns = newNetns(t)
 	d.start()
 	return d
 }
+
+// newNetns makes a network namespace with loopback up, removed when the
+// test ends (after its daemons stopped: cleanups run last-in first-out).
+func newNetns(t *testing.T) string {
+	t.Helper()
+	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(netnsDir, "ns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := f.Name()
+	f.Close()
+	t.Cleanup(func() {
+		_ = syscall.Unmount(path, syscall.MNT_DETACH)
+		_ = os.Remove(path)
+	})
+	for _, args := range [][]string{
+		{"unshare", "--net=" + path, "true"},
+		{"nsenter", "--net=" + path, "ip", "link", "set", "lo", "up"},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	return path
+}
+
+// netnsDir holds the tests' network namespaces.
+const netnsDir = "/run/hangar-e2e"
 
 // startDaemonWithFiles starts hangard as startDaemon does, with files
 // inherited as descriptors 3, 4, ... (a nil entry leaves its number
@@ -227,6 +263,7 @@ func startDaemonWithFiles(t *testing.T, files []*os.File) *daemon {
 		}
 	})
 	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket"), extraFiles: files}
+	d.netns = newNetns(t)
 	d.start()
 	return d
 }
@@ -238,7 +275,10 @@ func (d *daemon) start() {
 		d.t.Fatal(err)
 	}
 	d.log = log
-	d.cmd = exec.Command(filepath.Join(binDir, "hangard"), "--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper)
+	// nsenter execs hangard in the test's network namespace: the pid is
+	// hangard's own.
+	d.cmd = exec.Command("nsenter", "--net="+d.netns, "--", filepath.Join(binDir, "hangard"),
+		"--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.ExtraFiles = d.extraFiles
 	// Its own process group, so a test's kill reaches only the daemon.
@@ -335,8 +375,31 @@ func (d *daemon) cleanup() {
 		if left := cgroupsOf(d.dir); len(left) > 0 {
 			d.t.Errorf("cgroups left by a daemon that stopped with no instance: %v", left)
 		}
+		if left := d.instanceLinks(); len(left) > 0 {
+			d.t.Errorf("instance links left by a daemon that stopped with no instance: %v", left)
+		}
+	}
+	if procs := processesNaming(d.dir); len(procs) > 0 {
+		d.t.Errorf("processes left by a stopped daemon: %v", procs)
 	}
 }
+
+// instanceLinks lists the host-side links of instance NICs in the daemon's
+// network namespace.
+func (d *daemon) instanceLinks() []string {
+	out, err := exec.Command("nsenter", "--net="+d.netns, "ip", "-o", "link", "show").Output()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var left []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], "hgr") {
+			left = append(left, strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	return left
+}
+
 
 // cgroupsOf lists the cgroup directories, in every hierarchy, of the
 // daemon on data dir dir.

@@ -40,6 +40,7 @@ func TestQuickstart(t *testing.T) {
 		socket: filepath.Join(dir, "data", "unix.socket"),
 		log:    filepath.Join(dir, "hangard.log"),
 		prefix: filepath.Join(dir, "prefix"),
+		netns:  newNetns(t),
 	}
 	t.Cleanup(func() { qs.cleanup(t) })
 
@@ -118,6 +119,8 @@ func vmSkipReason() string {
 // quickstartEnv is one scratch installation made by quickstart.sh.
 type quickstartEnv struct {
 	dir, data, socket, log, prefix string
+	// netns is the network namespace the script's hangard runs in.
+	netns string
 }
 
 // run runs the script from the checkout and returns its output; it fails
@@ -133,6 +136,7 @@ func (q quickstartEnv) run(t *testing.T) string {
 		"HANGAR_SOCKET="+q.socket,
 		"HANGAR_LOG="+q.log,
 		"HANGAR_PREFIX="+q.prefix,
+		"HANGAR_NETNS="+q.netns,
 	)
 	// Its own process group: a timeout kills the script and what it runs,
 	// but not the hangard it started (its own session).

@@ -11,6 +11,8 @@
 #   HANGAR_SOCKET    API socket                (DATA_DIR/unix.socket)
 #   HANGAR_LOG       hangard's log file        (/var/log/hangard.log)
 #   HANGAR_PREFIX    where binaries go, PREFIX/bin (/usr/local)
+#   HANGAR_NETNS     a network namespace file hangard runs in (the host's):
+#                    its bridge, firewall and dnsmasq stay inside it
 # The hangard this script starts writes its PID to DATA_DIR/hangard.pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +57,9 @@ if ! hangar list >/dev/null 2>&1; then
 	echo "starting hangard (data: $data, socket: $socket, log: $log)"
 	mkdir -p "$data" "$(dirname "$log")"
 	# Its own session: it outlives this script and a Ctrl-C typed in it.
-	setsid "$prefix/bin/hangard" --data-dir "$data" --socket "$socket" </dev/null >>"$log" 2>&1 &
+	netns=()
+	[ -n "${HANGAR_NETNS:-}" ] && netns=(nsenter "--net=$HANGAR_NETNS" --)
+	setsid "${netns[@]}" "$prefix/bin/hangard" --data-dir "$data" --socket "$socket" </dev/null >>"$log" 2>&1 &
 	echo $! >"$pidfile"
 	for _ in $(seq 100); do
 		hangar list >/dev/null 2>&1 && break
