@@ -29,7 +29,7 @@ import (
 // must reuse the unpacked tree.
 func TestOCILaunch(t *testing.T) {
 	d := startDaemon(t, "")
-	ref, img := serveAppImage(t, "test/app:1",
+	ref, img := serveAppImage(t, d.netns, "test/app:1",
 		"#!/bin/sh\necho \"oci-entrypoint args=$* GREETING=$GREETING EXTRA=$EXTRA uid=$(id -u) gid=$(id -g) cwd=$(pwd)\"\nexec sleep 2147483647\n")
 	host, _, _ := strings.Cut(ref, "/")
 	digest, _ := img.Digest()
@@ -66,14 +66,22 @@ func TestOCILaunch(t *testing.T) {
 	}
 }
 
-// serveAppImage starts a registry on loopback in this process (closed with
-// the test) and pushes to it, as repo, an OCI image: the busybox tree as
+// serveAppImage starts a registry in this process, on loopback in the
+// network namespace netns (the daemon's; closed with the test), and pushes
+// to it, as repo, an OCI image: the busybox tree as
 // its base layer, then a layer with script as /app/run.sh, the entrypoint
 // (cmd "first-arg"), run as user app (1000:1000) in /app with GREETING in
 // its env. It returns the image's reference and the image.
-func serveAppImage(t *testing.T, repo, script string) (string, v1.Image) {
+func serveAppImage(t *testing.T, netns, repo, script string) (string, v1.Image) {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	l, lerr := listenIn(netns, "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
 	t.Cleanup(srv.Close)
 	base, err := tarball.LayerFromFile(imageTarball, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
@@ -109,7 +117,7 @@ func serveAppImage(t *testing.T, repo, script string) (string, v1.Image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(r, img); err != nil {
+	if err := remote.Write(r, img, remote.WithTransport(transportIn(netns))); err != nil {
 		t.Fatal(err)
 	}
 	return ref, img

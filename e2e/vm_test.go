@@ -16,9 +16,9 @@ import (
 // ociVMImage serves, from a registry on loopback, an OCI image of the
 // busybox tree with an entrypoint that prints its env, user and cwd, then
 // sleeps. It returns the reference.
-func ociVMImage(t *testing.T) string {
+func ociVMImage(t *testing.T, netns string) string {
 	t.Helper()
-	ref, _ := serveAppImage(t, "test/vm:1",
+	ref, _ := serveAppImage(t, netns, "test/vm:1",
 		"#!/bin/sh\necho \"vm-entrypoint args=$* GREETING=$GREETING uid=$(id -u) cwd=$(pwd)\"\nexec sleep 2147483647\n")
 	return ref
 }
@@ -85,7 +85,7 @@ func TestVM(t *testing.T) {
 
 	// The OCI image as a VM: pulled, its tree made a disk, its entrypoint
 	// run by the agent with the image's env, user and working directory.
-	ref := ociVMImage(t)
+	ref := ociVMImage(t, d.netns)
 	start := time.Now()
 	// security.secureboot is for disk images: a root-tree VM boots as before.
 	d.must("launch", ref, "v1", "--vm", "--insecure", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1", "-c", "security.secureboot=true")
