@@ -43,6 +43,7 @@ func (s *Service) ListFull(ctx context.Context) []Full {
 	// filesystem and must not hold up writers.
 	for i := range out {
 		out[i].State = s.liveState(ctx, s.driverFor(out[i].Type), ids[i], out[i].Status)
+		addHostNames(out[i].State.Network, out[i].Instance)
 	}
 	return out
 }
@@ -78,14 +79,37 @@ func (s *Service) State(ctx context.Context, name string) (State, error) {
 	var id string
 	var typ Type
 	var status Status
+	var view Instance
 	if ok {
 		id, typ, status = runtimeID(in.rec.ID), Type(in.rec.Type), in.status
+		view = s.instanceLocked(in)
 	}
 	s.mu.RUnlock()
 	if !ok {
 		return State{}, notFound(name)
 	}
-	return s.liveState(ctx, s.driverFor(typ), id, status), nil
+	st := s.liveState(ctx, s.driverFor(typ), id, status)
+	addHostNames(st.Network, view)
+	return st, nil
+}
+
+// addHostNames names the host side of each NIC in a state's network map
+// (volatile.DEV.host_name), as LXD shows it.
+func addHostNames(nets map[string]NetworkState, in Instance) {
+	for dev, d := range in.ExpandedDevices {
+		if d["type"] != "nic" {
+			continue
+		}
+		host := in.Config["volatile."+dev+".host_name"]
+		ifname := d["name"]
+		if ifname == "" {
+			ifname = dev
+		}
+		if n, ok := nets[ifname]; ok && host != "" {
+			n.HostName = host
+			nets[ifname] = n
+		}
+	}
 }
 
 func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, status Status) State {
