@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -158,6 +159,7 @@ func TestRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			lines := strings.Split(r.render(), "\n")
+			syntaxCheck(t, r.render())
 			for _, w := range tt.want {
 				if !slices.Contains(lines, w) {
 					t.Errorf("no line %q in\n%s", w, r.render())
@@ -171,6 +173,22 @@ func TestRender(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// syntaxCheck has the real dnsmasq parse conf (--test), when installed.
+func syntaxCheck(t *testing.T, conf string) {
+	t.Helper()
+	bin, err := findBinary("")
+	if err != nil {
+		return
+	}
+	p := filepath.Join(t.TempDir(), "dnsmasq.conf")
+	if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "--test", "--conf-file="+p).CombinedOutput(); err != nil {
+		t.Errorf("dnsmasq --test: %v: %s", err, out)
 	}
 }
 
