@@ -30,6 +30,9 @@ type Networks interface {
 	DeleteForward(ctx context.Context, network, listen string) error
 }
 
+// The manager is what the daemon gives the edge.
+var _ Networks = (*network.Manager)(nil)
+
 // networkRoutes are the network endpoints, below /1.0/networks.
 func (s *Server) networkRoutes() []struct {
 	method, path string
