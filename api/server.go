@@ -7,7 +7,7 @@ import (
 
 // Extensions lists the API extensions hangard implements: LXD's names for
 // what it shares with LXD, "hangar_" names for its own additions.
-var Extensions = []string{
+var Extensions = append([]string{
 	"instances",
 	"api_filtering",
 	"container_full",
@@ -32,6 +32,21 @@ var Extensions = []string{
 	"hangar_oci_images",       // images from OCI registries and archives; oci.* instance keys
 	// The server key images.max_unpacked_size caps what an image expands to.
 	"hangar_images_max_unpacked_size",
+}, NetworkExtensions...)
+
+// NetworkExtensions are the extensions of the network API, which a daemon
+// serves only with a network manager: the names lxc checks before it asks
+// for networks (network), their leases and state, and forwards; managed
+// networks attached by name (instance_nic_network, which `lxc network
+// attach` checks) and macvlan networks.
+var NetworkExtensions = []string{
+	"network",
+	"network_leases",
+	"network_state",
+	"network_state_bond_bridge",
+	"network_forward",
+	"network_type_macvlan",
+	"instance_nic_network",
 }
 
 // ServerUntrusted is what GET /1.0 shows to any client.

@@ -72,6 +72,30 @@ func listCmd[T any](a *app, cmd *cobra.Command, l listing[T]) *cobra.Command {
 	return cmd
 }
 
+// listUnderCmd completes cmd into a list command for the objects under
+// one named object (a network's leases or forwards): its one argument is
+// that name, given to fetch; flags, formats and order are listCmd's.
+func listUnderCmd[T any](a *app, cmd *cobra.Command, l listing[T], fetch func(ctx context.Context, c *client.Client, name string) ([]T, error)) *cobra.Command {
+	var format string
+	cmd.Args = exactArgs(1)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkFormat(cmd, format, listFormats...); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		items, err := fetch(cmd.Context(), c, args[0])
+		if err != nil {
+			return err
+		}
+		return l.render(a.out, format, items)
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
 // render prints items in format: table and csv from the listing's rows,
 // json and yaml from the API objects themselves, so that scripts get every
 // field. An empty listing is [] in json and yaml, not null.

@@ -167,6 +167,7 @@ var topCommands = []topCommand{
 	{[]string{"rename", "move", "mv"}, newRenameCmd},
 	{[]string{"config"}, newConfigCmd},
 	{[]string{"profile"}, newProfileCmd},
+	{[]string{"network"}, newNetworkCmd},
 	{[]string{"image"}, newImageCmd},
 	{[]string{"monitor"}, newMonitorCmd},
 	{[]string{"operation"}, newOperationCmd},

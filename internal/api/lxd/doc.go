@@ -24,12 +24,19 @@
 // Requests that LXD answers with an operation (create, state changes,
 // delete, rename, PUT) are validated first and answered 4xx at once when
 // they cannot succeed; only work that can succeed becomes an operation.
-// Exec (websocket operations, record-output), console, files, logs and
-// images are served; parts of the LXD API that later work brings
-// (snapshots, backups, copy and migration, networks, storage pools,
+// Exec (websocket operations, record-output), console, files, logs,
+// images and networks are served; parts of the LXD API that later work brings
+// (snapshots, backups, copy and migration, storage pools,
 // projects, certificates, cluster, warnings) answer a clear 501 (or, for
 // a collection hangard truthfully has none of, an empty list) rather than
 // a 404 that looks like a typo, and so does a method an endpoint lacks.
+//
+// Networks (networks.go, network_forwards.go) go to a Networks interface
+// (the network manager): /1.0/networks with state, leases and forwards,
+// with LXD's network and forward ETags. The manager takes no
+// precondition, so If-Match is checked against a fresh read just before
+// the change. A server without a manager lists no networks, finds none,
+// answers changes 501 and leaves the network extensions out of GET /1.0.
 //
 // Every instance endpoint is served under /1.0/instances and LXD 5.0's
 // aliases /1.0/containers and /1.0/virtual-machines (prefix.go), and the

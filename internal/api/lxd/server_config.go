@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -27,6 +28,13 @@ func (s *Server) serverInfo() api.Server {
 		for k, v := range s.Config.Get() {
 			info.Config[k] = v
 		}
+	}
+	if s.Networks == nil {
+		// No network manager, no network API: lxc must not think
+		// otherwise.
+		info.APIExtensions = slices.DeleteFunc(slices.Clone(info.APIExtensions), func(e string) bool {
+			return slices.Contains(api.NetworkExtensions, e)
+		})
 	}
 	return info
 }
