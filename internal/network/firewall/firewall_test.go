@@ -42,9 +42,9 @@ func TestApply(t *testing.T) {
 			chains: map[string]int{"postrouting": 4, "input": 2, "forward": 2},
 			lines: []string{
 				"type nat hook postrouting priority srcnat; policy accept;",
-				`ip saddr 10.99.0.0/24 oifname != "hangarbr0" masquerade`,
+				`ip saddr 10.99.0.0/24 ip daddr != 10.99.0.0/24 oifname != "hangarbr0" masquerade`,
 				`ct status dnat oifname "hangarbr0" ip saddr 10.99.0.0/24 masquerade`,
-				`ip6 saddr fd42:99::/64 oifname != "hangarbr0" masquerade`,
+				`ip6 saddr fd42:99::/64 ip6 daddr != fd42:99::/64 oifname != "hangarbr0" masquerade`,
 				`ct status dnat oifname "hangarbr0" ip6 saddr fd42:99::/64 masquerade`,
 				`iifname "hangarbr0" udp dport { 53, 67, 547 } accept`,
 				`iifname "hangarbr0" tcp dport 53 accept`,

@@ -84,7 +84,7 @@ func build(st State) []rule {
 }
 
 // masqueradeRules: outbound NAT for the subnet leaving through any other
-// interface, and hairpin NAT. A forward whose client sits on the same
+// interface to any other address, and hairpin NAT. A forward whose client sits on the same
 // bridge as its target (an instance reaching another, or itself, through
 // the host's listen address) would get its reply straight over the bridge
 // from the target's own address and drop it; masquerading DNATed traffic
@@ -100,8 +100,12 @@ func masqueradeRules(n Network) []rule {
 			continue
 		}
 		if p.nat {
+			// The destination test keeps traffic between two instances
+			// of the subnet untouched where br_netfilter shows bridged
+			// frames to this hook with a bridge port as the output.
 			rs = append(rs, rule{chain: chainPostrouting, exprs: join(
 				saddrIn(p.prefix),
+				addrIn(p.prefix, false, expr.CmpOpNeq),
 				ifname(unix.NFT_META_OIFNAME, expr.CmpOpNeq, n.Bridge),
 				[]expr.Any{&expr.Masq{}},
 			)})
@@ -294,20 +298,34 @@ func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
 // saddrIn matches the source address against prefix (family check
 // included, as an inet table sees both).
 func saddrIn(p netip.Prefix) []expr.Any {
-	fam, off := byte(unix.NFPROTO_IPV4), uint32(12)
+	fam := byte(unix.NFPROTO_IPV4)
 	if p.Addr().Is6() {
-		fam, off = unix.NFPROTO_IPV6, 8
+		fam = unix.NFPROTO_IPV6
 	}
+	return join(nfproto(fam), addrIn(p, true, expr.CmpOpEq))
+}
+
+// addrIn compares the source (or destination) address, masked to the
+// prefix's length, with the prefix: op Eq is "in", Neq "not in". The
+// caller has checked the family.
+func addrIn(p netip.Prefix, source bool, op expr.CmpOp) []expr.Any {
 	addr := p.Addr().AsSlice()
+	off := uint32(12) // IPv4 saddr; daddr follows it
+	if p.Addr().Is6() {
+		off = 8
+	}
+	if !source {
+		off += uint32(len(addr))
+	}
 	m := make([]byte, len(addr))
 	for i := range p.Bits() {
 		m[i/8] |= 0x80 >> (i % 8)
 	}
-	return join(nfproto(fam), []expr.Any{
+	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(addr))},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: m, Xor: make([]byte, len(addr))},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr},
-	})
+		&expr.Cmp{Op: op, Register: 1, Data: addr},
+	}
 }
 
 // ipsDstNAT is IPS_DST_NAT of linux/netfilter/nf_conntrack_common.h: the
