@@ -19,8 +19,9 @@
 //	prerouting   nat    dstnat (-100)  forwards: DNAT of traffic from outside
 //	output       nat    dstnat (-100)  forwards: DNAT of the host's own connections
 //	postrouting  nat    srcnat (100)   masquerade a NAT subnet leaving by another
-//	                                   interface; hairpin (DNATed traffic going
-//	                                   back out its own bridge, source in its subnet)
+//	                                   interface to another address; hairpin
+//	                                   (DNATed traffic going back out its own
+//	                                   bridge, source in its subnet)
 //	input        filter filter (0)     accept DNS (udp/tcp 53), DHCPv4 (udp 67),
 //	                                   DHCPv6 (udp 547) from each bridge
 //	forward      filter filter (0)     accept traffic in from and out to each bridge
@@ -53,6 +54,13 @@
 // the kernel's switch, not a rule: EnableForwarding turns it on in the
 // firewall's namespace when the caller says a network needs it, and
 // nothing here turns it off.
+//
+// Hairpin to the very instance that connects (c1 reaching its own forward
+// through the host's address) also needs hairpin mode on its bridge port
+// when br_netfilter is on: the DNAT then happens in the bridge and the
+// frame goes back out the port it came in. That is the NIC layer's to set.
+// Conntrack entries of a removed forward keep translating their flow
+// until they expire; Apply does not flush conntrack.
 //
 // No on-disk state: the kernel holds the table, the caller holds the State.
 package firewall

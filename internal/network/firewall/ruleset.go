@@ -84,12 +84,14 @@ func build(st State) []rule {
 }
 
 // masqueradeRules: outbound NAT for the subnet leaving through any other
-// interface to any other address, and hairpin NAT. A forward whose client sits on the same
-// bridge as its target (an instance reaching another, or itself, through
-// the host's listen address) would get its reply straight over the bridge
-// from the target's own address and drop it; masquerading DNATed traffic
-// that goes back out the bridge it belongs to makes the reply come back
-// through the host, where conntrack undoes both translations.
+// interface to any other address, and hairpin NAT. A forward whose client
+// sits on the same bridge as its target (an instance reaching another, or
+// itself, through the host's listen address) would get its reply straight
+// over the bridge from the target's own address and drop it; masquerading
+// DNATed traffic that goes back out the bridge it belongs to makes the
+// reply come back through the host, where conntrack undoes both
+// translations. (With br_netfilter the DNAT happens in the bridge and the
+// frame is bridged, but the hook still sees the bridge as the output.)
 func masqueradeRules(n Network) []rule {
 	var rs []rule
 	for _, p := range []struct {
@@ -100,9 +102,8 @@ func masqueradeRules(n Network) []rule {
 			continue
 		}
 		if p.nat {
-			// The destination test keeps traffic between two instances
-			// of the subnet untouched where br_netfilter shows bridged
-			// frames to this hook with a bridge port as the output.
+			// Traffic to the subnet itself is never masqueraded,
+			// whatever interface it leaves by.
 			rs = append(rs, rule{chain: chainPostrouting, exprs: join(
 				saddrIn(p.prefix),
 				addrIn(p.prefix, false, expr.CmpOpNeq),

@@ -266,12 +266,12 @@ func whoamiUDP(t *testing.T, ns netns.NsHandle, addr string) {
 func ask(t *testing.T, ns netns.NsHandle, proto, to string) (string, error) {
 	var c net.Conn
 	var err error
-	inNS(t, ns, func() { c, err = net.DialTimeout(proto, to, 20*time.Second) })
+	inNS(t, ns, func() { c, err = net.DialTimeout(proto, to, 10*time.Second) })
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if proto == "udp" {
 		if _, err := c.Write([]byte("who\n")); err != nil {
 			return "", err
