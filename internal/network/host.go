@@ -36,7 +36,8 @@ type FirewallState struct {
 // BridgeRules are a managed bridge's rules: NAT for its subnets, DHCP and
 // DNS accepted from it, forwarding to and from it.
 type BridgeRules struct {
-	Bridge     string
+	Bridge string
+	// IPv4 and IPv6 are the bridge's addresses with their subnet's prefix.
 	IPv4, IPv6 netip.Prefix
 	NAT4, NAT6 bool
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"strconv"
@@ -241,6 +242,14 @@ func RandomMAC() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", b[0], b[1], b[2])
+}
+
+// stableMAC is a MAC in LXD's prefix derived from a name.
+func stableMAC(name string) string {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	s := h.Sum32()
+	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", byte(s>>16), byte(s>>8), byte(s))
 }
 
 // pickSubnet picks a random private subnet no used prefix overlaps: a /24

@@ -572,7 +572,13 @@ func (m *Manager) upLocked(ctx context.Context, rec store.Network) error {
 		}
 	}
 	mtu, _ := strconv.Atoi(rec.Config["bridge.mtu"])
-	if err := m.cfg.Host.EnsureBridge(rec.Name, mtu, rec.Config["bridge.hwaddr"], addrs); err != nil {
+	hw := rec.Config["bridge.hwaddr"]
+	if hw == "" {
+		// Fixed, or the bridge takes its lowest port's MAC and the
+		// instances' neighbour caches go stale as ports come and go.
+		hw = stableMAC(rec.Name)
+	}
+	if err := m.cfg.Host.EnsureBridge(rec.Name, mtu, hw, addrs); err != nil {
 		return fmt.Errorf("bridge %s: %w", rec.Name, err)
 	}
 	for _, fam := range []int{4, 6} {
@@ -706,10 +712,10 @@ func (m *Manager) applyFirewallLocked(ctx context.Context) error {
 		}
 		b := BridgeRules{Bridge: n.Name}
 		if p, ok := subnetOf(n.Config["ipv4.address"]); ok {
-			b.IPv4, b.NAT4 = p.Masked(), isTrue(n.Config["ipv4.nat"], false)
+			b.IPv4, b.NAT4 = p, isTrue(n.Config["ipv4.nat"], false)
 		}
 		if p, ok := subnetOf(n.Config["ipv6.address"]); ok {
-			b.IPv6, b.NAT6 = p.Masked(), isTrue(n.Config["ipv6.nat"], false)
+			b.IPv6, b.NAT6 = p, isTrue(n.Config["ipv6.nat"], false)
 		}
 		st.Bridges = append(st.Bridges, b)
 	}
