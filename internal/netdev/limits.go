@@ -270,6 +270,30 @@ func (h *Host) rate(l netlink.Link) (uint64, error) {
 	return 0, nil
 }
 
+// DeleteLimits removes the limits of the NIC whose host side is called
+// name: its tc objects if the link is still there, and its ifb either
+// way. It is for a stop that leaves the veth to go with the container's
+// namespace (DeleteNetNS) rather than DeleteLink it and wait for the
+// kernel. A NIC without limits is no error.
+func (h *Host) DeleteLimits(name string) error {
+	if err := validName("name", name); err != nil {
+		return err
+	}
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return err
+	}
+	if l != nil {
+		if err := h.shape(l, 0); err != nil {
+			return fmt.Errorf("limits of %s: %w", name, err)
+		}
+		if err := h.delIngress(l); err != nil {
+			return fmt.Errorf("limits of %s: %w", name, err)
+		}
+	}
+	return h.deleteIfb(name)
+}
+
 // PruneLimits deletes the ifbs of links that are gone: a veth goes with
 // its container's namespace, and a daemon killed before it deleted the
 // NIC leaves the ifb.

@@ -174,3 +174,41 @@ func TestLimitsBadInput(t *testing.T) {
 		t.Errorf("the bridge in the ifb's name: %v %v", l, err)
 	}
 }
+
+// TestDeleteLimits: limits and ifb gone with the link there, the ifb gone
+// with the link gone, nothing to do without limits.
+func TestDeleteLimits(t *testing.T) {
+	e := newEnv(t)
+	e.bridge()
+	c1 := e.netns("c1")
+	v := Veth{HostName: "vethc1", Bridge: "hb0", NIC: NIC{NetNS: c1, Name: "eth0"}}
+	if err := e.host.AddVeth(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.host.SetLimits("vethc1", 8000, 8000); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.host.DeleteLimits("vethc1"); err != nil {
+		t.Fatal(err)
+	}
+	if in, eg, err := e.host.Limits("vethc1"); err != nil || in != 0 || eg != 0 {
+		t.Errorf("limits %d/%d (%v) after DeleteLimits", in, eg, err)
+	}
+	if got, want := e.links(), []string{"hb0", "lo", "vethc1"}; !slices.Equal(got, want) {
+		t.Errorf("links %v, want %v", got, want)
+	}
+	if err := e.host.SetLimits("vethc1", 0, 8000); err != nil {
+		t.Fatal(err)
+	}
+	if err := DeleteLinkInNetNS(c1, "eth0"); err != nil { // the pair goes
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := e.host.DeleteLimits("vethc1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := e.links(), []string{"hb0", "lo"}; !slices.Equal(got, want) {
+		t.Errorf("links %v, want %v", got, want)
+	}
+}

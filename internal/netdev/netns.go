@@ -77,7 +77,9 @@ func loopbackUp() error {
 }
 
 // DeleteNetNS unmounts the namespace on path and removes the file; the
-// namespace ends when nothing else holds it. A missing path is no error.
+// namespace ends when nothing else holds it (its processes, open files),
+// and the kernel then deletes its links, veth pairs included, in the
+// background. A missing path is no error.
 func DeleteNetNS(path string) error {
 	if err := validPath(path); err != nil {
 		return err

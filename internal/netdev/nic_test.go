@@ -2,7 +2,9 @@ package netdev
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
@@ -264,5 +266,61 @@ func TestMacvlan(t *testing.T) {
 	}
 	if err := DeleteLinkInNetNS(e.dir+"/gone", "eth0"); err != nil {
 		t.Errorf("delete in a missing namespace: %v", err)
+	}
+}
+
+// TestConcurrentVeths: NICs added from several goroutines at once through
+// one Host all arrive whole (one netlink socket, shared).
+func TestConcurrentVeths(t *testing.T) {
+	e := newEnv(t)
+	e.bridge()
+	const n = 6
+	paths := make([]string, n)
+	for i := range n {
+		paths[i] = e.netns(fmt.Sprintf("c%d", i))
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- e.host.AddVeth(Veth{HostName: fmt.Sprintf("vethc%d", i), Bridge: "hb0", NIC: NIC{NetNS: paths[i],
+				Name: "eth0", Addresses: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 99, 0, byte(10 + i)}), 24)}}})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := e.links(); len(got) != n+2 {
+		t.Errorf("host links %v, want hb0, lo and %d veths", got, n)
+	}
+	for i, p := range paths {
+		ifs, err := InterfacesInNetNS(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("10.99.0.%d/24", 10+i); !hasAddr(ifs["eth0"], want) || !ifs["eth0"].Up {
+			t.Errorf("c%d eth0 %+v, want up with %s", i, ifs["eth0"], want)
+		}
+	}
+}
+
+// TestOpen: the daemon's own namespace opens and lists (read only: the
+// machine's network is not changed).
+func TestOpen(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: enters a network namespace")
+	}
+	h, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ifs, err := h.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ifs, func(i Interface) bool { return i.Type == "loopback" }) {
+		t.Errorf("no loopback in %+v", ifs)
 	}
 }
