@@ -449,7 +449,9 @@ func TestCloseDuringConnect(t *testing.T) {
 	defer unix.Close(lfd)
 	defer filler.Close()
 	listenEntry := func(e tcpEntry) bool { return e.local == "0100007F:0050" && e.state == tcpListen }
-	waitFor(t, "the listener's queue is full", func() bool { return in.countTCP(t, func(e tcpEntry) bool { return listenEntry(e) && e.rxQueue == 1 }) == 1 },
+	waitFor(t, "the listener's queue is full", func() bool {
+		return in.countTCP(t, func(e tcpEntry) bool { return listenEntry(e) && e.rxQueue == 1 }) == 1
+	},
 		func() string { return fmt.Sprint(in.tcpTable(t)) })
 
 	check := leakCheck(t)
