@@ -116,6 +116,13 @@ func Run(ctx context.Context, cfg Config) error {
 	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
 
 	var svc *instance.Service
+	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
+		return svc.NetworkUsers(ctx, name)
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer nw.Close()
 	drv, err := container.New(container.Config{
 		Dir:          filepath.Join(cfg.DataDir, "containers"),
 		CgroupParent: CgroupParents(cfg.DataDir)[0],
@@ -146,9 +153,21 @@ func Run(ctx context.Context, cfg Config) error {
 		HostMemory:   host.memory,
 		Architecture: host.architecture,
 		LogDir:       filepath.Join(cfg.DataDir, "logs"),
+		Devices:      nw.devices,
 	})
 	if err := svc.Load(ctx); err != nil {
 		return err
+	}
+	// Networks before instances: a running instance's proxies and a
+	// starting one's NICs need their bridges.
+	created, err := nw.networks.Start(ctx, true)
+	if err != nil {
+		log.Error("networks not all up", "err", err)
+	}
+	if created {
+		if err := ensureDefaultNIC(ctx, svc); err != nil {
+			log.Error("give the default profile its NIC", "err", err)
+		}
 	}
 	toStart, err := svc.Recover(ctx)
 	if err != nil {
@@ -163,7 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	var _ instance.DiskImages = instanceImages{images} // VMs boot its disk images
-	api := &lxd.Server{Instances: svc, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
+	api := &lxd.Server{Instances: svc, Networks: nw.networks, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

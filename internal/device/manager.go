@@ -40,6 +40,9 @@ type Links interface {
 	// SetLimits shapes a host-side link: ingress is what the instance
 	// receives, egress what it sends, in bits per second (0: none).
 	SetLimits(hostName string, ingress, egress uint64) error
+	// DeleteLimits removes a link's shaping (and its ifb); nothing to
+	// remove is not an error.
+	DeleteLimits(hostName string) error
 }
 
 // Link is one instance NIC for Links.AddNIC.
@@ -347,13 +350,21 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 		}
 	}
 	// Links are named from the devices, so even a daemon that lost its
-	// memory (killed -9, then the instance stopped) removes them.
+	// memory (killed -9, then the instance stopped) removes them. A
+	// container's veths go with its namespace, in the background: a
+	// DeleteLink would wait for the kernel (~20 ms a veth).
 	for _, name := range sortedNICs(devs) {
 		host := devs[name]["host_name"]
 		if host == "" {
 			host = HostLinkName(in.RuntimeID, name)
 		}
-		errs = append(errs, m.cfg.Links.DeleteLink(host))
+		d := devs[name]
+		switch {
+		case in.VM:
+			errs = append(errs, m.cfg.Links.DeleteLink(host))
+		case d["limits.ingress"] != "" || d["limits.egress"] != "" || d["limits.max"] != "":
+			errs = append(errs, m.cfg.Links.DeleteLimits(host))
+		}
 	}
 	if !in.VM {
 		errs = append(errs, m.cfg.Links.DeleteNetNS(m.netnsPath(in)))

@@ -7,74 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hangar-dev/hangar/internal/driver"
-	"net/netip"
-	"strconv"
-	"strings"
 
 	"github.com/hangar-dev/hangar/internal/network"
+	"github.com/hangar-dev/hangar/internal/proxy"
 )
 
-// proxyAddr is one side of a proxy device: "tcp:ADDR:PORT[-PORT]".
-type proxyAddr struct {
-	proto string
-	addr  netip.Addr
-	ports []uint16
-}
-
-// parseProxyAddr reads LXD's proxy address syntax (tcp and udp; unix
-// sockets are not supported).
-func parseProxyAddr(s string) (proxyAddr, error) {
-	proto, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return proxyAddr{}, fmt.Errorf("%q is not PROTO:ADDRESS:PORT", s)
-	}
-	if proto != "tcp" && proto != "udp" {
-		return proxyAddr{}, fmt.Errorf("%q: protocol %q is not tcp or udp", s, proto)
-	}
-	i := strings.LastIndex(rest, ":")
-	if i < 0 {
-		return proxyAddr{}, fmt.Errorf("%q has no port", s)
-	}
-	host, portSpec := strings.Trim(rest[:i], "[]"), rest[i+1:]
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return proxyAddr{}, fmt.Errorf("%q: %q is not an IP address", s, host)
-	}
-	var ports []uint16
-	for _, part := range strings.Split(portSpec, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		l, err := strconv.ParseUint(lo, 10, 16)
-		if err != nil || l == 0 {
-			return proxyAddr{}, fmt.Errorf("%q: %q is not a port", s, part)
-		}
-		h := l
-		if isRange {
-			if h, err = strconv.ParseUint(hi, 10, 16); err != nil || h < l {
-				return proxyAddr{}, fmt.Errorf("%q: %q is not a port range", s, part)
-			}
-		}
-		for p := l; p <= h; p++ {
-			ports = append(ports, uint16(p))
-		}
-	}
-	return proxyAddr{proto: proto, addr: a, ports: ports}, nil
-}
-
 // parseProxy reads and pairs a proxy device's listen and connect.
-func parseProxy(d map[string]string) (listen, connect proxyAddr, err error) {
-	if listen, err = parseProxyAddr(d["listen"]); err != nil {
-		return listen, connect, fmt.Errorf("listen: %w", err)
-	}
-	if connect, err = parseProxyAddr(d["connect"]); err != nil {
-		return listen, connect, fmt.Errorf("connect: %w", err)
-	}
-	if listen.proto != connect.proto {
-		return listen, connect, fmt.Errorf("listen is %s but connect is %s", listen.proto, connect.proto)
-	}
-	if len(connect.ports) != 1 && len(connect.ports) != len(listen.ports) {
-		return listen, connect, fmt.Errorf("connect has %d ports for %d listen ports (give one, or as many)", len(connect.ports), len(listen.ports))
-	}
-	return listen, connect, nil
+func parseProxy(d map[string]string) (listen, connect proxy.Address, err error) {
+	return proxy.ParsePair(d["listen"], d["connect"])
 }
 
 // proxyOwner names a proxy device's firewall rules.
@@ -91,15 +31,16 @@ func (m *Manager) startProxy(ctx context.Context, in Instance, name string, d ma
 		}
 		// DNAT cannot reach an instance's loopback: a wildcard or loopback
 		// connect address means the instance's address on its network.
-		target := connect.addr
-		if target.IsUnspecified() || target.IsLoopback() {
-			a, ok := r.address(listen.addr.Is4())
+		v4 := !listen.Addr.IsValid() || listen.Addr.Is4()
+		target := connect.Addr
+		if !target.IsValid() || target.IsUnspecified() || target.IsLoopback() {
+			a, ok := r.address(v4)
 			if !ok {
-				return fmt.Errorf("nat=true needs the instance to have an IPv%d address on a managed network", map[bool]int{true: 4, false: 6}[listen.addr.Is4()])
+				return fmt.Errorf("nat=true needs the instance to have an IPv%d address on a managed network", map[bool]int{true: 4, false: 6}[v4])
 			}
 			target = a
 		}
-		rule := network.ForwardRule{Proto: listen.proto, Listen: listen.addr, ListenPorts: listen.ports, Target: target, TargetPorts: connect.ports}
+		rule := network.ForwardRule{Proto: listen.Proto, Listen: listen.Addr, ListenPorts: listen.Ports, Target: target, TargetPorts: connect.Ports}
 		if err := m.cfg.Networks.SetProxyRules(ctx, proxyOwner(in, name), []network.ForwardRule{rule}); err != nil {
 			return err
 		}
