@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/hangar-dev/hangar/internal/device"
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/netdev"
 	"github.com/hangar-dev/hangar/internal/network"
@@ -220,7 +221,10 @@ type links struct{ h *netdev.Host }
 
 func (l links) CreateNetNS(path string) error { return netdev.CreateNetNS(path) }
 func (l links) DeleteNetNS(path string) error { return netdev.DeleteNetNS(path) }
-func (l links) DeleteLink(name string) error  { return l.h.DeleteLink(name) }
+func (l links) CreateUserNetNS(netns, userns string, m driver.IDMap) error {
+	return netdev.CreateUserNetNS(netns, userns, netdev.IDMap{HostID: m.HostID, Size: m.Size})
+}
+func (l links) DeleteLink(name string) error { return l.h.DeleteLink(name) }
 func (l links) CreateTap(name, bridge string, mtu int) error {
 	return l.h.CreateTap(name, bridge, mtu)
 }

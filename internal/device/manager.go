@@ -30,6 +30,9 @@ type Networks interface {
 // Links makes host links (package netdev).
 type Links interface {
 	CreateNetNS(path string) error
+	// CreateUserNetNS makes a network namespace owned by a new user
+	// namespace with the id map m, each bind-mounted on its path.
+	CreateUserNetNS(netns, userns string, m driver.IDMap) error
 	DeleteNetNS(path string) error
 	// AddNIC makes a veth (Kind "veth": host end on Bridge) or a macvlan
 	// (Kind "macvlan" on Parent) and configures its instance end in NetNS.
@@ -107,6 +110,9 @@ type Instance struct {
 	RuntimeID string
 	Name      string
 	VM        bool
+	// IDMap is an unprivileged container's id map: its network namespace
+	// is then owned by a user namespace of that map, which it joins.
+	IDMap *driver.IDMap
 	// Config is the instance's expanded config: volatile.DEV.hwaddr keeps
 	// a NIC's MAC across starts.
 	Config map[string]string
@@ -114,8 +120,9 @@ type Instance struct {
 
 // Run is what the runtime gets from the devices.
 type Run struct {
-	NetNS string
-	NICs  []driver.NIC
+	NetNS  string
+	UserNS string // with NetNS, for a container with an id map
+	NICs   []driver.NIC
 	// Volatile are keys to record on the instance (volatile.DEV.hwaddr,
 	// volatile.DEV.host_name).
 	Volatile map[string]string
@@ -124,6 +131,11 @@ type Run struct {
 // netnsPath is where a container's network namespace is bind-mounted.
 func (m *Manager) netnsPath(in Instance) string {
 	return filepath.Join(m.cfg.Dir, in.RuntimeID)
+}
+
+// usernsPath is where the user namespace owning it is bind-mounted.
+func (m *Manager) usernsPath(in Instance) string {
+	return filepath.Join(m.cfg.Dir, in.RuntimeID+".user")
 }
 
 // Start makes the host side of an instance's NICs before its runtime
@@ -144,7 +156,17 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 		if err := os.MkdirAll(m.cfg.Dir, 0o711); err != nil {
 			return Run{}, err
 		}
-		if err := m.cfg.Links.CreateNetNS(run.NetNS); err != nil {
+		if in.IDMap != nil {
+			run.UserNS = m.usernsPath(in)
+			if err := m.cfg.Links.DeleteNetNS(run.UserNS); err != nil {
+				return Run{}, fmt.Errorf("clear user namespace: %w", err)
+			}
+			err := m.cfg.Links.CreateUserNetNS(run.NetNS, run.UserNS, *in.IDMap)
+			if err != nil {
+				return Run{}, fmt.Errorf("network namespace: %w", err)
+			}
+			rv.Add(func() { _ = m.cfg.Links.DeleteNetNS(run.UserNS) })
+		} else if err := m.cfg.Links.CreateNetNS(run.NetNS); err != nil {
 			return Run{}, fmt.Errorf("network namespace: %w", err)
 		}
 		rv.Add(func() { _ = m.cfg.Links.DeleteNetNS(run.NetNS) })
@@ -367,7 +389,7 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 		}
 	}
 	if !in.VM {
-		errs = append(errs, m.cfg.Links.DeleteNetNS(m.netnsPath(in)))
+		errs = append(errs, m.cfg.Links.DeleteNetNS(m.netnsPath(in)), m.cfg.Links.DeleteNetNS(m.usernsPath(in)))
 	}
 	return errors.Join(errs...)
 }

@@ -70,6 +70,11 @@ type Spec struct {
 	// the container joins it, so PID 1 starts with its network up. Empty
 	// gives the container a namespace of its own with loopback only.
 	NetNS string
+	// UserNS, with NetNS and IDMap, is the user namespace that owns NetNS,
+	// made with IDMap's mapping: the container joins it rather than make
+	// its own, so its root holds the network capabilities over its
+	// network namespace.
+	UserNS string
 	// NICs are the instance's network interfaces. For a container they are
 	// already in NetNS and are for information. For a virtual machine the
 	// host side (HostName, a tap) exists; the driver plugs a virtio-net

@@ -94,11 +94,12 @@ func (s *Service) runStart(ctx context.Context, rec store.Instance) (int, map[st
 		return 0, nil, err
 	}
 	din := s.deviceInstance(rec, cfg)
+	din.IDMap = spec.IDMap
 	run, err := s.cfg.Devices.Start(ctx, din, devs)
 	if err != nil {
 		return 0, nil, err
 	}
-	spec.NetNS, spec.NICs = run.NetNS, run.NICs
+	spec.NetNS, spec.UserNS, spec.NICs = run.NetNS, run.UserNS, run.NICs
 	pid, err := s.driverOf(rec).Start(ctx, spec)
 	if err == nil {
 		if err = s.cfg.Devices.Started(ctx, din, devs); err != nil {

@@ -50,10 +50,31 @@ func CreateNetNS(path string) error {
 			err = fmt.Errorf("bind network namespace on %s: %w", path, err)
 			return
 		}
-		err = loopbackUp()
+		if err = loopbackUp(); err != nil {
+			return
+		}
+		err = unprivilegedSysctls()
 	})
 	if err != nil {
 		return errors.Join(err, DeleteNetNS(path))
+	}
+	return nil
+}
+
+// unprivilegedSysctls let an unprivileged container's root bind ports
+// below 1024 and ping (ICMP datagram sockets): the namespace belongs to
+// the host's user namespace, not the container's, so the container has no
+// capabilities over it, while these two are what programs expect of root.
+// Written from the thread inside: /proc/sys/net shows the opener's
+// namespace.
+func unprivilegedSysctls() error {
+	for key, v := range map[string]string{
+		"/proc/sys/net/ipv4/ip_unprivileged_port_start": "0",
+		"/proc/sys/net/ipv4/ping_group_range":           "0 2147483647",
+	} {
+		if err := os.WriteFile(key, []byte(v), 0); err != nil {
+			return fmt.Errorf("namespace sysctl: %w", err)
+		}
 	}
 	return nil
 }

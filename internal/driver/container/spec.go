@@ -82,7 +82,7 @@ func buildSpec(s driver.Spec, cgroupsPath string, bounding uint64) *specs.Spec {
 		},
 		Root:     &specs.Root{Path: "rootfs", Readonly: false},
 		Hostname: hostname,
-		Mounts:   mounts(s.IDMap),
+		Mounts:   mounts(s.IDMap, s.NetNS != "" && s.UserNS == ""),
 		Linux: &specs.Linux{
 			CgroupsPath: cgroupsPath,
 			Namespaces: []specs.LinuxNamespace{
@@ -118,7 +118,7 @@ func buildSpec(s driver.Spec, cgroupsPath string, bounding uint64) *specs.Spec {
 		spec.Linux.UIDMappings = m
 		spec.Linux.GIDMappings = m
 		// The user namespace is created first by runc, so it owns the others.
-		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: s.UserNS})
 	}
 	return spec
 }
@@ -162,10 +162,15 @@ func capabilities(userns bool, bounding uint64) []string {
 // mounts are runc's default spec mounts. In a user namespace, devpts's
 // gid=5 (tty) names the container's gid 5, which works (checked: it shows as
 // gid=HostID+5 on the host) as long as the map covers it; the kernel refuses
-// an unmapped gid, so a tiny map gets no gid option. sysfs mounts fine in a
-// user namespace because the container has its own network namespace, owned
-// by that user namespace.
-func mounts(m *driver.IDMap) []specs.Mount {
+// an unmapped gid, so a tiny map gets no gid option. sysfs mounts in a user
+// namespace only when the container's network namespace is owned by that
+// user namespace: one it joins (made by the network layer, owned by the
+// host's) gets the host's /sys bound read-only instead, as podman does.
+func mounts(m *driver.IDMap, joinedNetNS bool) []specs.Mount {
+	sys := specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}}
+	if m != nil && joinedNetNS {
+		sys = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+	}
 	devpts := []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}
 	if m == nil || m.Size > ttyGID {
 		devpts = append(devpts, "gid="+strconv.Itoa(ttyGID))
@@ -176,7 +181,7 @@ func mounts(m *driver.IDMap) []specs.Mount {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: devpts},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		sys,
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 	}
 }
