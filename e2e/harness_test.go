@@ -216,6 +216,24 @@ func startDaemon(t *testing.T, dir string) *daemon {
 	return d
 }
 
+// startDaemonIn starts hangard on a new data dir in the network namespace
+// netns (which the test set up).
+func startDaemonIn(t *testing.T, netns string) *daemon {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hangard-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove data dir: %v", err)
+		}
+	})
+	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket"), netns: netns}
+	d.start()
+	return d
+}
+
 // newNetns makes a network namespace with loopback up, removed when the
 // test ends (after its daemons stopped: cleanups run last-in first-out).
 func newNetns(t *testing.T) string {
