@@ -418,7 +418,6 @@ func (d *daemon) instanceLinks() []string {
 	return left
 }
 
-
 // cgroupsOf lists the cgroup directories, in every hierarchy, of the
 // daemon on data dir dir.
 func cgroupsOf(dir string) []string {

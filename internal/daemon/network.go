@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -73,7 +74,7 @@ func newNetworking(dataDir string, st *store.Store, users func(ctx context.Conte
 // Close stops the DNS servers; links and rules stay for the instances
 // that keep running.
 func (n *networking) Close() error {
-	err := n.networks.Close()
+	err := errors.Join(n.networks.Close(), n.devices.Close())
 	n.fw.Close()
 	n.host.Close()
 	return err

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/network"
@@ -392,6 +394,19 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 		errs = append(errs, m.cfg.Links.DeleteNetNS(m.netnsPath(in)), m.cfg.Links.DeleteNetNS(m.usernsPath(in)))
 	}
 	return errors.Join(errs...)
+}
+
+// Close releases the namespace directory when no namespace is left in it
+// (a daemon that leaves instances running keeps it for the next start).
+func (m *Manager) Close() error {
+	ents, err := os.ReadDir(m.cfg.Dir)
+	if err != nil || len(ents) > 0 {
+		return nil
+	}
+	if err := unix.Unmount(m.cfg.Dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", m.cfg.Dir, err)
+	}
+	return nil
 }
 
 // Renamed tells the networks an instance changed name (DNS).

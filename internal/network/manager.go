@@ -119,6 +119,9 @@ func (m *Manager) Start(ctx context.Context, createDefault bool) (created bool, 
 	}
 	var errs []error
 	for _, n := range nets {
+		if created && n.Name == DefaultBridge {
+			continue // up already
+		}
 		if err := m.upLocked(ctx, n); err != nil {
 			m.cfg.Log.Error("bring network up", "network", n.Name, "err", err)
 			errs = append(errs, err)
