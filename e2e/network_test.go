@@ -22,7 +22,7 @@ const (
 // internet gives the daemon's namespace an uplink to a second namespace
 // that plays the internet, with an HTTP server there that answers with the
 // address it saw the request come from. Everything goes with the test.
-func internet(t *testing.T, daemonNetns string) {
+func internet(t *testing.T, daemonNetns string) string {
 	t.Helper()
 	far := newNetns(t)
 	run := func(args ...string) {
@@ -49,18 +49,25 @@ func internet(t *testing.T, daemonNetns string) {
 	})}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
+	return far
 }
 
 // startNetDaemon starts hangard in a namespace that has an uplink to the
 // test's internet before the daemon first starts (so its default bridge
 // picks a subnet around the uplink's).
 func startNetDaemon(t *testing.T) *daemon {
+	d, _ := startNetDaemonFar(t)
+	return d
+}
+
+// startNetDaemonFar is startNetDaemon that also returns the internet's
+// namespace.
+func startNetDaemonFar(t *testing.T) (*daemon, string) {
 	t.Helper()
 	requireE2E(t)
 	ns := newNetns(t)
-	internet(t, ns)
-	d := startDaemonIn(t, ns)
-	return d
+	far := internet(t, ns)
+	return startDaemonIn(t, ns), far
 }
 
 // addressOf is an instance's first global address of a family on iface.
@@ -87,8 +94,11 @@ func (d *daemon) inDaemonNetns(args ...string) (string, error) {
 }
 
 // httpFrom fetches a URL from inside the daemon's network namespace.
-func (d *daemon) httpFrom(url string) (string, error) {
-	c := &http.Client{Transport: transportIn(d.netns), Timeout: 10 * time.Second}
+func (d *daemon) httpFrom(url string) (string, error) { return httpIn(d.netns, url) }
+
+// httpIn fetches a URL from inside a network namespace.
+func httpIn(netns, url string) (string, error) {
+	c := &http.Client{Transport: transportIn(netns), Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// webServer starts busybox httpd on port 80 inside a container, serving
+// body at /.
+func (d *daemon) webServer(name, body string) {
+	d.t.Helper()
+	d.must("exec", name, "--", "sh", "-c", "mkdir -p /www && echo "+body+" > /www/index.html && httpd -p 80 -h /www")
+}
+
+// ruleset is the daemon namespace's nftables ruleset.
+func (d *daemon) ruleset() string {
+	d.t.Helper()
+	out, err := exec.Command("nsenter", "--net="+d.netns, "nft", "list", "ruleset").CombinedOutput()
+	if err != nil {
+		d.t.Fatalf("nft list ruleset: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+// links lists the daemon namespace's links by name.
+func (d *daemon) links() []string {
+	d.t.Helper()
+	out, err := d.inDaemonNetns("ip", "-o", "link", "show")
+	if err != nil {
+		d.t.Fatalf("ip link: %v: %s", err, out)
+	}
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			n, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func mustGet(t *testing.T, what, netns, url, want string) {
+	t.Helper()
+	body, err := httpIn(netns, url)
+	if err != nil || !strings.Contains(body, want) {
+		t.Errorf("%s: GET %s = %q, %v; want %q", what, url, body, err, want)
+	}
+}
+
+func mustNotGet(t *testing.T, what, netns, url string) {
+	t.Helper()
+	if body, err := httpIn(netns, url); err == nil {
+		t.Errorf("%s: GET %s answered %q; want no answer", what, url, body)
+	}
+}
+
+// TestNetworkProxyForward exposes a container's web server through a
+// userspace proxy device, a NAT proxy device and a network forward; moves
+// it to a static address; survives a kill -9 of the daemon with nothing
+// duplicated; and leaves no rule or link once the instance is gone.
+func TestNetworkProxyForward(t *testing.T) {
+	d, far := startNetDaemonFar(t)
+	d.importImages()
+	d.must("launch", "busybox", "web")
+	d.webServer("web", "hello-web")
+	ip := d.addressOf("web", "eth0", "inet")
+	before := d.links()
+
+	// nat=false: a forwarder in the daemon, reaching the container's own
+	// loopback; nat=true: DNAT to the container's address.
+	d.mustLXC("config", "device", "add", "web", "http", "proxy", "listen=tcp:0.0.0.0:8080", "connect=tcp:127.0.0.1:80")
+	d.mustLXC("config", "device", "add", "web", "nathttp", "proxy", "listen=tcp:"+uplinkHost+":8081", "connect=tcp:0.0.0.0:80", "nat=true")
+	d.mustLXC("network", "forward", "create", "hangarbr0", uplinkHost)
+	d.mustLXC("network", "forward", "port", "add", "hangarbr0", uplinkHost, "tcp", "8082", ip, "80")
+
+	check := func(when string) {
+		t.Helper()
+		mustGet(t, when+": proxy from the host", d.netns, "http://127.0.0.1:8080/", "hello-web")
+		mustGet(t, when+": proxy from the internet", far, "http://"+uplinkHost+":8080/", "hello-web")
+		mustGet(t, when+": nat proxy from the internet", far, "http://"+uplinkHost+":8081/", "hello-web")
+		mustGet(t, when+": nat proxy from the host", d.netns, "http://"+uplinkHost+":8081/", "hello-web")
+		mustGet(t, when+": forward from the internet", far, "http://"+uplinkHost+":8082/", "hello-web")
+	}
+	check("running")
+
+	// A port already forwarded is refused, and nothing changes.
+	d.mustLXCFail([]string{"config", "device", "add", "web", "dup", "proxy", "listen=tcp:0.0.0.0:8080", "connect=tcp:127.0.0.1:80"}, "8080")
+	d.mustLXCFail([]string{"config", "device", "add", "web", "dupnat", "proxy", "listen=tcp:" + uplinkHost + ":8081", "connect=tcp:0.0.0.0:80", "nat=true"}, "8081")
+
+	// kill -9 and start again: everything works, nothing is doubled.
+	rules := d.ruleset()
+	d.kill9()
+	d.start()
+	check("after kill -9")
+	if got := d.ruleset(); got != rules {
+		t.Errorf("ruleset changed across kill -9:\nbefore:\n%s\nafter:\n%s", rules, got)
+	}
+	if procs := processesNaming(d.dir); len(procs) != 1 || !strings.Contains(procs[0], "dnsmasq") {
+		t.Errorf("processes after restart: %v (want one dnsmasq)", procs)
+	}
+
+	// A static address, set live: the NIC is replugged with it.
+	static := strings.Join(strings.Split(ip, ".")[:3], ".") + ".200"
+	d.mustLXC("config", "device", "override", "web", "eth0", "ipv4.address="+static)
+	if got := d.addressOf("web", "eth0", "inet"); got != static {
+		t.Errorf("after override, address %s; want %s", got, static)
+	}
+	d.mustLXCFail([]string{"launch", "busybox", "other", "-d", "eth0,ipv4.address=" + static}, static)
+
+	// Stop: the proxies go; delete: the forward keeps only its own rule.
+	d.must("stop", "-f", "web")
+	mustNotGet(t, "stopped: proxy", d.netns, "http://127.0.0.1:8080/")
+	if rs := d.ruleset(); strings.Contains(rs, "8081") {
+		t.Errorf("nat proxy rule left after stop:\n%s", rs)
+	}
+	d.must("delete", "web")
+	d.mustLXC("network", "forward", "delete", "hangarbr0", uplinkHost)
+	if rs := d.ruleset(); strings.Contains(rs, "dnat to") || strings.Contains(rs, "dnat ip") {
+		t.Errorf("DNAT rules left:\n%s", rs)
+	}
+	after := d.links()
+	for _, l := range after {
+		if strings.HasPrefix(l, "hgr") || strings.HasPrefix(l, "ifb") {
+			t.Errorf("link %s left (links before: %v)", l, before)
+		}
+	}
+}
