@@ -10,13 +10,15 @@
 //
 // How it enters the instance's namespace: no process, and no thread that
 // stays there. A socket belongs for its whole life to the namespace it was
-// created in, so only socket(2) runs in the instance's namespace, on a
-// locked thread that setns'es and then exits (osthread.Throwaway); the
-// connect, the copying and everything else run on ordinary goroutines.
-// The daemon's threads, its main thread above all, never change namespace.
-// Those short threads are bounded (nsThreads) so that a burst of
-// connections is not a burst of threads. A TCP connect that is slow to
-// answer waits in the runtime's poller, not on a thread.
+// created in, so only socket(2) runs in the instance's namespace: a
+// locked thread setns'es there, makes the socket, setns'es back to its
+// own namespace and only then is unlocked; a thread that cannot go back
+// is never unlocked and ends with its goroutine, and the main thread
+// never goes (a thread of its own does, osthread.Throwaway). The connect,
+// the copying and everything else run on ordinary goroutines, and a TCP
+// connect slow to answer waits in the runtime's poller, not on a thread.
+// The threads locked at once are bounded (nsThreads), so that a burst of
+// connections is not a burst of threads.
 //
 // What it owns: its listeners, the connections and UDP sessions it made,
 // their goroutines, and an open descriptor of the instance's namespace

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/internal/osthread"
 )
@@ -28,6 +29,19 @@ const childEnv = "HANGAR_PROXY_TEST_NETNS"
 
 // privateNetns is true in the re-run binary, whose tests may listen.
 var privateNetns bool
+
+// The test binary's main goroutine keeps the main thread (locked in
+// init) and runs what onMain hands it, so that a test can act from the
+// main thread.
+func init() { runtime.LockOSThread() }
+
+var mainFuncs = make(chan func())
+
+func onMain(f func()) {
+	done := make(chan struct{})
+	mainFuncs <- func() { f(); close(done) }
+	<-done
+}
 
 func TestMain(m *testing.M) {
 	switch {
@@ -53,7 +67,16 @@ func TestMain(m *testing.M) {
 		// Tests that need a namespace skip and say so.
 		fmt.Fprintln(os.Stderr, "cannot run the tests in a network namespace of their own:", err)
 	}
-	os.Exit(m.Run())
+	code := make(chan int)
+	go func() { code <- m.Run() }()
+	for {
+		select {
+		case f := <-mainFuncs:
+			f()
+		case c := <-code:
+			os.Exit(c)
+		}
+	}
 }
 
 func needNetns(t testing.TB) {
@@ -95,12 +118,24 @@ func newInstance(t testing.TB) *instance {
 	return &instance{h: h, path: fmt.Sprintf("/proc/self/fd/%d", int(h))}
 }
 
+// host stands for the host side: the test's own namespace, where the
+// forwarders listen. Benchmarks run their "direct" servers there.
+func host(t testing.TB) *instance {
+	t.Helper()
+	needNetns(t)
+	return &instance{h: netns.None()}
+}
+
 // do runs fn on a thread in the instance's namespace; sockets fn makes
 // stay there.
 func (in *instance) do(t testing.TB, fn func()) {
 	t.Helper()
 	var err error
 	osthread.Throwaway(func() {
+		if !in.h.IsOpen() {
+			fn()
+			return
+		}
 		if err = netns.Set(in.h); err == nil {
 			fn()
 		}
@@ -255,4 +290,63 @@ func strayThreads(t testing.TB, hostNS string) []string {
 		}
 	}
 	return stray
+}
+
+// nsInode is the inode of the network namespace a namespace file, or
+// (with SIOCGSKNS) a socket, belongs to.
+func nsInode(t testing.TB, fd int, socket bool) uint64 {
+	t.Helper()
+	if socket {
+		nsfd, err := unix.IoctlRetInt(fd, unix.SIOCGSKNS)
+		if err != nil {
+			t.Fatalf("SIOCGSKNS: %v", err)
+		}
+		defer unix.Close(nsfd)
+		fd = nsfd
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// TestSocketFromHere: the socket is in the instance's namespace and the
+// calling thread is back in its own; from the main thread too, which
+// never enters the instance's.
+func TestSocketFromHere(t *testing.T) {
+	in := newInstance(t)
+	want := nsInode(t, int(in.h), false)
+	check := leakCheck(t)
+	for _, name := range []string{"a thread", "the main thread"} {
+		var fd, tid int
+		var err error
+		var back bool
+		var before, after string
+		run := func() {
+			before, _ = os.Readlink("/proc/thread-self/ns/net")
+			fd, back, err = socketFromHere(int(in.h), unix.AF_INET, unix.SOCK_STREAM)
+			after, _ = os.Readlink("/proc/thread-self/ns/net")
+			tid = unix.Gettid()
+		}
+		if name == "the main thread" {
+			onMain(run)
+			if tid != os.Getpid() {
+				t.Fatalf("onMain ran on thread %d, not the main thread", tid)
+			}
+		} else {
+			osthread.Throwaway(run)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := nsInode(t, fd, true); got != want {
+			t.Errorf("%s: the socket is in namespace %d, not the instance's %d", name, got, want)
+		}
+		unix.Close(fd)
+		if !back || before == "" || after != before {
+			t.Errorf("%s: back %v, namespace %q before, %q after", name, back, before, after)
+		}
+	}
+	check()
 }
