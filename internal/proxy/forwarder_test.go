@@ -426,33 +426,7 @@ func TestCloseDuringConnect(t *testing.T) {
 	defer func(d time.Duration) { dialTimeout = d }(dialTimeout)
 	dialTimeout = time.Hour // Close must not wait for it: the test would hang
 
-	// A listener with a backlog of 0 whose one queued connection is never
-	// accepted: the kernel drops further SYNs to it, so a connect waits.
-	var lfd int
-	var filler net.Conn
-	var err error
-	in.do(t, func() {
-		if lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			return
-		}
-		if err = unix.Bind(lfd, &unix.SockaddrInet4{Port: 80, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			return
-		}
-		if err = unix.Listen(lfd, 0); err != nil {
-			return
-		}
-		filler, err = net.Dial("tcp", "127.0.0.1:80")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lfd)
-	defer filler.Close()
-	listenEntry := func(e tcpEntry) bool { return e.local == "0100007F:0050" && e.state == tcpListen }
-	waitFor(t, "the listener's queue is full", func() bool {
-		return in.countTCP(t, func(e tcpEntry) bool { return listenEntry(e) && e.rxQueue == 1 }) == 1
-	},
-		func() string { return fmt.Sprint(in.tcpTable(t)) })
+	in.unanswered(t, 80)
 
 	check := leakCheck(t)
 	f := start(t, in, "tcp:127.0.0.1:8080", "tcp:127.0.0.1:80")
@@ -461,7 +435,6 @@ func TestCloseDuringConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	synSent := func(e tcpEntry) bool { return e.remote == "0100007F:0050" && e.state == tcpSynSent }
 	waitFor(t, "the forwarder's connect waits in the instance", func() bool { return in.countTCP(t, synSent) == 1 },
 		func() string { return fmt.Sprint(in.tcpTable(t)) })
 
@@ -484,6 +457,68 @@ func TestCloseDuringConnect(t *testing.T) {
 	}
 	client.Close()
 	check()
+}
+
+// TestConnectTimeout: a connect the instance never answers ends after
+// dialTimeout, and so does the client's connection.
+func TestConnectTimeout(t *testing.T) {
+	in := newInstance(t)
+	defer func(d time.Duration) { dialTimeout = d }(dialTimeout)
+	dialTimeout = 100 * time.Millisecond
+	in.unanswered(t, 80)
+	check := leakCheck(t)
+	f := start(t, in, "tcp:127.0.0.1:8080", "tcp:127.0.0.1:80")
+	client, err := net.Dial("tcp", "127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline(client)
+	n, err := client.Read(make([]byte, 1))
+	if n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read %d bytes, %v: want the connection closed", n, err)
+	}
+	if in.countTCP(t, synSent) != 0 {
+		t.Fatal("the connect still waits")
+	}
+	client.Close()
+	f.Close()
+	check()
+}
+
+// synSent matches a socket connecting to 127.0.0.1:80.
+func synSent(e tcpEntry) bool { return e.remote == "0100007F:0050" && e.state == tcpSynSent }
+
+// unanswered makes a listener on 127.0.0.1:port in the instance whose
+// SYNs go unanswered: a backlog of 0 with its one queued connection never
+// accepted, so the kernel drops further SYNs and a connect waits.
+func (in *instance) unanswered(t testing.TB, port int) {
+	t.Helper()
+	var lfd int
+	var filler net.Conn
+	var err error
+	in.do(t, func() {
+		if lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return
+		}
+		if err = unix.Bind(lfd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			return
+		}
+		if err = unix.Listen(lfd, 0); err != nil {
+			return
+		}
+		filler, err = net.Dial("tcp", fmt.Sprint("127.0.0.1:", port))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		filler.Close()
+		unix.Close(lfd)
+	})
+	local := fmt.Sprintf("0100007F:%04X", port)
+	waitFor(t, "the listener's queue is full", func() bool {
+		return in.countTCP(t, func(e tcpEntry) bool { return e.local == local && e.state == tcpListen && e.rxQueue == 1 }) == 1
+	}, func() string { return fmt.Sprint(in.tcpTable(t)) })
 }
 
 // tcpEntry is a line of /proc/net/tcp: addresses as the kernel writes

@@ -175,15 +175,14 @@ func dialIn(ctx context.Context, nsfd int, proto string, target netip.AddrPort, 
 // waitConnected waits for a non-blocking connect to finish: the socket
 // turns writable, and SO_ERROR tells how it went.
 func waitConnected(ctx context.Context, c *net.TCPConn) error {
-	if d, ok := ctx.Deadline(); ok {
-		c.SetWriteDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(aLongTimeAgo) })
-	defer stop()
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
+	if d, ok := ctx.Deadline(); ok {
+		c.SetWriteDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(aLongTimeAgo) })
 	// rc.Write clears the poller's "writable" mark before its first call
 	// of the function, so that call must look for itself: the connect
 	// may have finished already, and no new wake-up would come.
@@ -206,10 +205,12 @@ func waitConnected(ctx context.Context, c *net.TCPConn) error {
 		}
 		return true
 	})
+	if !stop() {
+		// The context ended: its deadline in the past is set, or about
+		// to be, so the connection is of no use even if it connected.
+		return ctx.Err()
+	}
 	if werr != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		return werr
 	}
 	if soErr != nil {
