@@ -32,6 +32,10 @@ type NICHotplugger interface {
 	DetachNIC(ctx context.Context, id, name string) error
 }
 
+// networkForgetter is a driver that caches an instance's interfaces and
+// must read them afresh after its NICs changed.
+type networkForgetter interface{ ForgetNetwork(id string) }
+
 // deviceInstance is what the device layer knows of an instance.
 func (s *Service) deviceInstance(rec store.Instance, cfg map[string]string) device.Instance {
 	return device.Instance{ID: rec.ID, RuntimeID: runtimeID(rec.ID), Name: rec.Name,
@@ -79,6 +83,9 @@ func (s *Service) updateDevices(ctx context.Context, before, after store.Instanc
 	}
 	in := s.deviceInstance(after, cfg)
 	plug, unplug, err := s.cfg.Devices.Update(ctx, in, oldDevs, newDevs)
+	if nf, ok := s.driverOf(after).(networkForgetter); ok {
+		nf.ForgetNetwork(in.RuntimeID)
+	}
 	if hp, ok := s.driverOf(after).(NICHotplugger); ok {
 		for _, name := range unplug {
 			err = errors.Join(err, hp.DetachNIC(ctx, in.RuntimeID, name))

@@ -359,7 +359,7 @@ func (m *Manager) usedPrefixes(ctx context.Context, self string) ([]netip.Prefix
 	if err != nil {
 		return nil, fmt.Errorf("read host routes: %w", err)
 	}
-	own := map[netip.Prefix]bool{}
+	var own []netip.Prefix
 	nets, err := m.cfg.Store.ListNetworks(ctx)
 	if err != nil {
 		return nil, err
@@ -369,18 +369,26 @@ func (m *Manager) usedPrefixes(ctx context.Context, self string) ([]netip.Prefix
 		for _, k := range []string{"ipv4.address", "ipv6.address"} {
 			if p, ok := subnetOf(n.Config[k]); ok {
 				if n.Name == self {
-					own[p.Masked()] = true
+					own = append(own, p.Masked())
 					continue
 				}
 				out = append(out, p.Masked())
 			}
 		}
 	}
+next:
 	for _, p := range used {
-		// The network's own bridge routes its own subnet.
-		if !own[p.Masked()] && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() && p.Bits() > 0 {
-			out = append(out, p.Masked())
+		if p.Addr().IsLoopback() || p.Addr().IsLinkLocalUnicast() || p.Bits() == 0 {
+			continue
 		}
+		// The network's own bridge holds an address in, and routes, its
+		// own subnet.
+		for _, o := range own {
+			if o.Contains(p.Addr()) {
+				continue next
+			}
+		}
+		out = append(out, p.Masked())
 	}
 	return out, nil
 }

@@ -70,14 +70,36 @@ type ifaceCache struct {
 func (c *ifaceCache) read(pid int, now time.Time) (map[string]driver.NetInterface, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ifaces == nil || now.Sub(c.at) >= ifaceTTL {
-		ifaces, err := inNetns(pid)
-		if err != nil {
-			return nil, err
+	if c.ifaces != nil && now.Sub(c.at) < ifaceTTL {
+		out, named, err := countersOf(pid, c.ifaces)
+		if err != nil || (len(out) == named && named == len(c.ifaces)) {
+			return out, err
 		}
-		c.ifaces, c.at = ifaces, now
+		// An interface came or went (a NIC plugged or unplugged): the
+		// counters name every interface, so this is seen at once.
 	}
-	return withCounters(pid, c.ifaces)
+	ifaces, err := inNetns(pid)
+	if err != nil {
+		return nil, err
+	}
+	c.ifaces, c.at = ifaces, now
+	out, _, err := countersOf(pid, c.ifaces)
+	return out, err
+}
+
+// forget drops the cached interfaces: the next read asks the kernel.
+func (c *ifaceCache) forget() {
+	c.mu.Lock()
+	c.ifaces = nil
+	c.mu.Unlock()
+}
+
+// ForgetNetwork makes the next Network read of a container ask the kernel
+// (its NICs were just changed: addresses may differ under the same names).
+func (d *Driver) ForgetNetwork(id string) {
+	if in := d.lookup(id); in != nil {
+		in.ifaces.forget()
+	}
 }
 
 // readNetwork reads the interfaces of pid's network namespace.
@@ -86,19 +108,21 @@ func readNetwork(pid int) (map[string]driver.NetInterface, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withCounters(pid, ifaces)
+	out, _, err := countersOf(pid, ifaces)
+	return out, err
 }
 
-// withCounters returns a copy of ifaces with the counters of
-// /proc/PID/net/dev; an interface gone since ifaces was read is left out.
-func withCounters(pid int, ifaces map[string]driver.NetInterface) (map[string]driver.NetInterface, error) {
+// countersOf returns a copy of ifaces with the counters of
+// /proc/PID/net/dev, and how many interfaces the counters named; an
+// interface gone since ifaces was read is left out.
+func countersOf(pid int, ifaces map[string]driver.NetInterface) (map[string]driver.NetInterface, int, error) {
 	dev, err := readProcFile(fmt.Sprintf("/proc/%d/net/dev", pid))
 	if err != nil {
-		return nil, fmt.Errorf("read network counters: %w", err)
+		return nil, 0, fmt.Errorf("read network counters: %w", err)
 	}
 	counters, err := parseNetDev(dev)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make(map[string]driver.NetInterface, len(counters))
 	for name, c := range counters {
@@ -110,7 +134,7 @@ func withCounters(pid int, ifaces map[string]driver.NetInterface) (map[string]dr
 		ni.BytesSent, ni.PacketsSent, ni.ErrorsSent, ni.DroppedSent = c[8], c[9], c[10], c[11]
 		out[name] = ni
 	}
-	return out, nil
+	return out, len(counters), nil
 }
 
 // parseNetDev reads /proc/net/dev: two header lines, then "name:" and 16
@@ -232,3 +256,4 @@ func listInterfaces() (map[string]driver.NetInterface, error) {
 	}
 	return out, nil
 }
+
