@@ -25,8 +25,6 @@ import (
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
-const version = "1"
-
 // serveArg starts the agent as an ordinary process that only serves the
 // daemon: beside an init system, which must be PID 1 itself.
 const serveArg = "--serve-beside-init"
@@ -62,6 +60,7 @@ type agent struct {
 	// workload is the entrypoint's pid; 0 once it ended.
 	workload int
 	session  *session
+	net      netConfig
 }
 
 func (a *agent) boot() error {
@@ -99,6 +98,11 @@ func (a *agent) boot() error {
 	}
 	if a.cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(a.cfg.Hostname))
+	}
+	// The network is up before the workload (or the image's init)
+	// starts, as a container's is.
+	if err := a.net.setUp(a.cfg.NICs); err != nil {
+		return err
 	}
 	if isInit(a.cfg.Args, a.cfg.Env) {
 		return a.handOver()

@@ -172,6 +172,8 @@ type vm struct {
 	shutdownWhy  string // the SHUTDOWN event's reason
 	workloadCode int
 	workloadDone bool
+	// net caches the guest's interfaces (network.go).
+	net netCache
 
 	done chan struct{} // closed once QEMU is gone and cleaned up
 }

@@ -43,6 +43,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if mem < MinMemory {
 		return 0, errdefs.Invalid("limits.memory: %d MiB is below the %d MiB a VM needs", mem>>20, MinMemory>>20)
 	}
+	if err := checkNICs(spec.NICs); err != nil {
+		return 0, err
+	}
 	if spec.Disk != nil {
 		return d.startDisk(ctx, spec, dir, mem) // efi.go
 	}
@@ -75,6 +78,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	conf, err := configInitramfs(vmagent.Config{
 		Hostname: spec.Hostname, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
 		UID: spec.UID, GID: spec.GID, RootDevice: "/dev/vda", RootFSType: "ext4", Modules: mods,
+		NICs: agentNICs(spec.NICs),
 	})
 	if err != nil {
 		return 0, err
@@ -83,7 +87,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		return 0, fmt.Errorf("write initramfs: %w", err)
 	}
 	restore := standbyState(dir)
-	args := d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore)
+	args := d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore, spec.NICs)
 	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, restore, true)
 	if err != nil {
 		return 0, err
@@ -231,7 +235,7 @@ func tscKHz() int {
 }
 
 // qemuArgs is the command line of a VM booted from kernel and initramfs.
-func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string) []string {
+func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string, nics []driver.NIC) []string {
 	accel := "tcg,thread=multi,tb-size=64"
 	cpu := "max"
 	if d.kvm {
@@ -241,12 +245,12 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 	// fault (microvm has no keyboard controller to reset through), and
 	// QEMU, run with -no-reboot, ends: the driver reports a crash.
 	cmdline := "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 8250.nr_uarts=1"
-	machine, blk, serial := d.cfg.Machine, "virtio-blk-pci", "virtio-serial-pci"
+	machine, blk, serial, netdrv := d.cfg.Machine, "virtio-blk-pci", "virtio-serial-pci", "virtio-net-pci"
 	if machine == "microvm" {
 		// The RTC stays: without it the kernel spends seconds of TCG
 		// time timing out on reads of a CMOS clock that is not there.
 		machine = "microvm,pit=off,pic=off,rtc=on,isa-serial=on"
-		blk, serial = "virtio-blk-device", "virtio-serial-device"
+		blk, serial, netdrv = "virtio-blk-device", "virtio-serial-device", "virtio-net-device"
 		if khz := tscKHz(); khz > 0 && !d.kvm {
 			cmdline += " tsc_early_khz=" + strconv.Itoa(khz)
 		}
@@ -266,6 +270,10 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 		"-device", "virtserialport,chardev=agent,name=" + vmagent.PortName,
 		"-qmp", "unix:" + filepath.Join(dir, fileQMP) + ",server=on,wait=off",
 		"-pidfile", filepath.Join(dir, filePid),
+	}
+	vhost := vhostNet()
+	for _, n := range nics {
+		args = append(args, "-netdev", nicNetdev(n, vhost), "-device", nicDevice(netdrv, n, ""))
 	}
 	if restore != "" {
 		args = append(args, "-incoming", "exec:cat "+restore)
