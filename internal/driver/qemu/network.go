@@ -115,3 +115,10 @@ func readGuestNetwork(ctx context.Context, ac *agentConn) (map[string]driver.Net
 	}
 	return out, nil
 }
+
+// invalidate makes the next read ask the agent: a NIC came or went.
+func (c *netCache) invalidate() {
+	c.mu.Lock()
+	c.at = time.Time{}
+	c.mu.Unlock()
+}

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,25 +9,43 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
-// A VM's NIC is a virtio-net device whose backend is the tap the network
-// layer made (driver.NIC.HostName: persistent, on the bridge, up). QEMU
-// attaches to the tap by name (script=no: the tap is set up already), so
-// it must run in the tap's network namespace, the daemon's. vhost-net is
-// used when /dev/vhost-net exists: the kernel then moves the packets, not
-// QEMU's main loop.
+// A VM's NIC is a virtio-net-pci device whose backend is the tap the
+// network layer made (driver.NIC.HostName: persistent, on the bridge,
+// up). QEMU attaches to the tap by name (script=no: the tap is set up
+// already), so it must run in the tap's network namespace, the daemon's.
+// vhost-net is used under KVM when /dev/vhost-net opens (the kernel then
+// moves the packets, not QEMU's main loop); under TCG it cannot work
+// (no ioeventfd), and this host has none.
+//
+// Every NIC sits on a PCIe root port of its own, so that any NIC can be
+// unplugged, and each VM boots with hotplugPorts empty ports for NICs
+// plugged while it runs (AttachNIC). microvm has no hotplug on its MMIO
+// transport, so it runs with pcie=on for its NICs alone (disk, serial
+// port stay MMIO); its ACPI does not hand PCIe hotplug to the guest, so
+// the kernel is told to take it (pcie_ports=native). Which NIC is on
+// which port is kept in vm.json: a restored VM must have the same devices
+// at the same places as the one saved.
 //
 // QEMU ids derive from the guest name, so a NIC can be found again by
 // name (DetachNIC, after a daemon restart too): netdev "net-NAME",
-// device "nic-NAME".
+// device "nic-NAME", on port "nicportN".
 
-// nicNetdevID and nicDeviceID are a NIC's QEMU ids.
+// hotplugPorts is how many free root ports a VM boots with. An unplugged
+// NIC's port is free again.
+const hotplugPorts = 4
+
+// nicNetdevID, nicDeviceID and nicPortID are the QEMU ids of a NIC's
+// backend, its device and root port i.
 func nicNetdevID(name string) string { return "net-" + name }
 func nicDeviceID(name string) string { return "nic-" + name }
+func nicPortID(i int) string         { return "nicport" + strconv.Itoa(i) }
 
 // validIfName reports whether s is a Linux interface name that is also
 // safe in QEMU's comma-separated options and ids: at most 15 bytes of
@@ -142,11 +161,89 @@ func checkNICs(nics []driver.NIC) error {
 	return nil
 }
 
+// checkTap checks that a NIC's tap exists in the daemon's network
+// namespace, which QEMU shares: given a name that is not there, QEMU
+// would make a tap of its own, on no bridge.
+func checkTap(n driver.NIC) error {
+	l, err := netlink.LinkByName(n.HostName)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return errdefs.NotFound("nic %s: host_name %s: no such tap", n.Name, n.HostName)
+		}
+		return fmt.Errorf("nic %s: host_name %s: %w", n.Name, n.HostName, err)
+	}
+	if t, ok := l.(*netlink.Tuntap); !ok || t.Mode != netlink.TUNTAP_MODE_TAP {
+		return errdefs.Invalid("nic %s: host_name %s is a %s link, not a tap", n.Name, n.HostName, l.Type())
+	}
+	return nil
+}
+
 // vhostNet reports whether QEMU can hand a tap's packets to the kernel's
-// vhost-net (the module is loaded and its device exists).
-func vhostNet() bool {
-	_, err := os.Stat("/dev/vhost-net")
-	return err == nil
+// vhost-net: under KVM (vhost needs its ioeventfds), when the device
+// opens.
+func vhostNet(kvm bool) bool {
+	if !kvm {
+		return false
+	}
+	f, err := os.OpenFile("/dev/vhost-net", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// nicLayout places NICs on root ports: slot i holds the name of the NIC
+// on port i, "" for a free port. A restored VM keeps the layout it was
+// saved with (saved) when it has the same NICs; otherwise the NICs come
+// in order, then hotplugPorts free ports.
+func nicLayout(nics []driver.NIC, saved []string) []string {
+	if saved != nil {
+		want := map[string]bool{}
+		for _, n := range nics {
+			want[n.Name] = true
+		}
+		have := 0
+		for _, name := range saved {
+			if name != "" {
+				if !want[name] {
+					have = -1
+					break
+				}
+				have++
+			}
+		}
+		if have == len(nics) {
+			return saved
+		}
+	}
+	slots := make([]string, 0, len(nics)+hotplugPorts)
+	for _, n := range nics {
+		slots = append(slots, n.Name)
+	}
+	for range hotplugPorts {
+		slots = append(slots, "")
+	}
+	return slots
+}
+
+// nicArgs is the QEMU command line of the root ports and the NICs on
+// them.
+func nicArgs(nics []driver.NIC, slots []string, vhost bool) []string {
+	byName := map[string]driver.NIC{}
+	for _, n := range nics {
+		byName[n.Name] = n
+	}
+	var args []string
+	for i, name := range slots {
+		// Chassis numbers tell the ports apart; 0 is no chassis.
+		args = append(args, "-device", "pcie-root-port,id="+nicPortID(i)+",bus=pcie.0,chassis="+strconv.Itoa(i+1))
+		if n, ok := byName[name]; ok {
+			args = append(args, "-netdev", nicNetdev(n, vhost), "-device", nicDevice(n, ",bus="+nicPortID(i)))
+		}
+	}
+	return args
 }
 
 // nicNetdev is the -netdev (and netdev_add) value of a NIC's backend.
@@ -158,12 +255,11 @@ func nicNetdev(n driver.NIC, vhost bool) string {
 	return s
 }
 
-// nicDevice is the -device value of a NIC: driver is virtio-net-device
-// (microvm's MMIO transport) or virtio-net-pci; extra are more
-// properties (a PCI bus).
-func nicDevice(driverName string, n driver.NIC, extra string) string {
+// nicDevice is the -device value of a NIC; extra are more properties
+// (its bus).
+func nicDevice(n driver.NIC, extra string) string {
 	mac, _ := net.ParseMAC(n.Hwaddr)
-	s := driverName + ",id=" + nicDeviceID(n.Name) + ",netdev=" + nicNetdevID(n.Name) + ",mac=" + mac.String()
+	s := "virtio-net-pci,id=" + nicDeviceID(n.Name) + ",netdev=" + nicNetdevID(n.Name) + ",mac=" + mac.String()
 	if n.MTU > 0 {
 		// The guest driver takes this MTU as its default and maximum.
 		s += ",host_mtu=" + strconv.Itoa(n.MTU)
@@ -187,9 +283,4 @@ func agentNIC(n driver.NIC) vmagent.NIC {
 		Gateway4: n.Gateway4, Gateway6: n.Gateway6,
 		Nameservers: n.Nameservers, SearchDomain: n.SearchDomain,
 	}
-}
-
-// errNICName wraps a NIC error with its name.
-func errNIC(name string, err error) error {
-	return fmt.Errorf("nic %s: %w", name, err)
 }

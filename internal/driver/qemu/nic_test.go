@@ -107,6 +107,14 @@ func TestStartRefusesBadNIC(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "hwaddr") {
 		t.Fatalf("start: %v, want an invalid hwaddr", err)
 	}
+	// Only looked up, in the host's namespace: a name no host has.
+	_, err = d.Start(context.Background(), driver.Spec{
+		ID: "h1", RootFS: "/nonexistent",
+		NICs: []driver.NIC{{Name: "eth0", HostName: "hgtest-notap", Hwaddr: "00:16:3e:00:00:01"}},
+	})
+	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "host_name") {
+		t.Fatalf("start: %v, want a missing tap", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "h1")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("instance dir left behind: %v", err)
 	}
@@ -120,12 +128,59 @@ func TestNICArgs(t *testing.T) {
 	if got := nicNetdev(n, true); !strings.HasSuffix(got, ",vhost=on") {
 		t.Errorf("netdev with vhost %q", got)
 	}
-	if got, want := nicDevice("virtio-net-device", n, ""), "virtio-net-device,id=nic-eth0,netdev=net-eth0,mac=00:16:3e:aa:bb:cc,host_mtu=1400"; got != want {
+	if got, want := nicDevice(n, ",bus=p1"), "virtio-net-pci,id=nic-eth0,netdev=net-eth0,mac=00:16:3e:aa:bb:cc,host_mtu=1400,bus=p1"; got != want {
 		t.Errorf("device %q, want %q", got, want)
 	}
 	n.MTU = 0
-	if got := nicDevice("virtio-net-pci", n, ",bus=p1"); strings.Contains(got, "host_mtu") || !strings.HasSuffix(got, ",bus=p1") {
+	if got := nicDevice(n, ""); strings.Contains(got, "host_mtu") {
 		t.Errorf("device without MTU %q", got)
+	}
+	m := driver.NIC{Name: "eth1", HostName: "tap6", Hwaddr: "00:16:3e:00:00:01"}
+	got := strings.Join(nicArgs([]driver.NIC{n, m}, []string{"", "eth1", "eth0"}, false), " ")
+	want := "-device pcie-root-port,id=nicport0,bus=pcie.0,chassis=1 " +
+		"-device pcie-root-port,id=nicport1,bus=pcie.0,chassis=2 " +
+		"-netdev tap,id=net-eth1,ifname=tap6,script=no,downscript=no -device virtio-net-pci,id=nic-eth1,netdev=net-eth1,mac=00:16:3e:00:00:01,bus=nicport1 " +
+		"-device pcie-root-port,id=nicport2,bus=pcie.0,chassis=3 " +
+		"-netdev tap,id=net-eth0,ifname=tap5,script=no,downscript=no -device virtio-net-pci,id=nic-eth0,netdev=net-eth0,mac=00:16:3e:aa:bb:cc,bus=nicport2"
+	if got != want {
+		t.Errorf("args\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestNICLayout(t *testing.T) {
+	nics := func(names ...string) []driver.NIC {
+		var out []driver.NIC
+		for _, n := range names {
+			out = append(out, driver.NIC{Name: n})
+		}
+		return out
+	}
+	free := func(names ...string) []string {
+		for range hotplugPorts {
+			names = append(names, "")
+		}
+		return names
+	}
+	for _, tc := range []struct {
+		name  string
+		nics  []driver.NIC
+		saved []string
+		want  []string
+	}{
+		{"boot without NICs", nil, nil, free()},
+		{"boot", nics("eth0", "eth1"), nil, free("eth0", "eth1")},
+		// A NIC plugged into the saved VM's third port stays there.
+		{"restore", nics("eth0", "eth2"), []string{"eth0", "", "eth2", ""}, []string{"eth0", "", "eth2", ""}},
+		{"restore without NICs", nil, []string{"", ""}, []string{"", ""}},
+		{"restore with a NIC more", nics("eth0", "eth1"), []string{"eth0", ""}, free("eth0", "eth1")},
+		{"restore with a NIC less", nics("eth0"), []string{"eth0", "eth1"}, free("eth0")},
+		{"restore with another NIC", nics("eth0", "eth9"), []string{"eth0", "eth1"}, free("eth0", "eth9")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nicLayout(tc.nics, tc.saved); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("layout %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -348,11 +403,101 @@ func TestVMNetwork(t *testing.T) {
 		t.Errorf("interfaces %v, want lo, eth0 and eth1", ifs)
 	}
 
+	t.Run("hotplug", func(t *testing.T) { testNICHotplug(t, d, ns) })
+
 	if err := d.Stop(ctx, "h1", syscall.SIGTERM, 10*time.Second, false); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if _, err := d.Network(ctx, "h1"); !errors.Is(err, driver.ErrNotRunning) {
 		t.Fatalf("network of a stopped VM: %v, want ErrNotRunning", err)
+	}
+}
+
+// testNICHotplug plugs a third NIC into the running VM, reaches the
+// guest through it, and unplugs it and a NIC the VM booted with.
+func testNICHotplug(t *testing.T, d *Driver, ns *netnsThread) {
+	ctx := context.Background()
+	var err error
+	ns.do(func() { err = bridgeWithTap("br3", "tap3", netip.MustParsePrefix("10.97.0.1/24")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	nic := driver.NIC{Name: "eth2", HostName: "tap3", Hwaddr: "00:16:3e:00:00:03",
+		Addresses: []netip.Prefix{netip.MustParsePrefix("10.97.0.2/24")}}
+	// AttachNIC looks the tap up in its thread's namespace, QEMU's.
+	attach := func(nic driver.NIC) (err error) {
+		ns.do(func() { err = d.AttachNIC(ctx, "h1", nic) })
+		return err
+	}
+	start := time.Now()
+	if err := attach(nic); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	var body string
+	ns.do(func() { body, err = httpGet("10.97.0.2") })
+	if err != nil || !strings.Contains(body, "hello from the vm") {
+		t.Fatalf("GET from the plugged eth2 (10.97.0.2): %q, %v", body, err)
+	}
+	t.Logf("attach to first HTTP answer: %v", time.Since(start))
+	ifs, err := d.Network(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkIface(t, ifs, "eth2", driver.NetInterface{Type: "broadcast", Hwaddr: nic.Hwaddr, MTU: 1500, Up: true}, "10.97.0.2/24")
+
+	for _, tc := range []struct {
+		name string
+		err  error
+		nic  driver.NIC
+	}{
+		{"name taken", errdefs.ErrConflict, driver.NIC{Name: "eth2", HostName: "tap9", Hwaddr: "00:16:3e:00:00:09"}},
+		{"bad MAC", errdefs.ErrInvalidArgument, driver.NIC{Name: "eth9", HostName: "tap9", Hwaddr: "x"}},
+		// QEMU would make a tap of that name itself, on no bridge.
+		{"missing tap", errdefs.ErrNotFound, driver.NIC{Name: "eth9", HostName: "nosuchtap", Hwaddr: "00:16:3e:00:00:09"}},
+		{"not a tap", errdefs.ErrInvalidArgument, driver.NIC{Name: "eth9", HostName: "br3", Hwaddr: "00:16:3e:00:00:09"}},
+	} {
+		if err := attach(tc.nic); !errors.Is(err, tc.err) {
+			t.Errorf("attach with %s: %v, want %v", tc.name, err, tc.err)
+		}
+	}
+	if err := d.DetachNIC(ctx, "h1", "eth9"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("detach after failed attaches: %v, want not found", err)
+	}
+	if err := d.DetachNIC(ctx, "h1", "eth7"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("detach unknown NIC: %v, want not found", err)
+	}
+
+	// The plugged NIC and one the VM booted with both unplug; QEMU lets
+	// go of their taps.
+	for _, tc := range []struct{ name, tap string }{{"eth2", "tap3"}, {"eth1", "tap2"}} {
+		start := time.Now()
+		if err := d.DetachNIC(ctx, "h1", tc.name); err != nil {
+			t.Fatalf("detach %s: %v", tc.name, err)
+		}
+		t.Logf("detach %s: %v", tc.name, time.Since(start))
+		var attached bool
+		ns.do(func() {
+			var l netlink.Link
+			if l, err = netlink.LinkByName(tc.tap); err == nil {
+				attached = l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
+			}
+		})
+		if err != nil || attached {
+			t.Errorf("%s after detaching %s: carrier %v, %v (QEMU still has it open?)", tc.tap, tc.name, attached, err)
+		}
+	}
+	ifs, err = d.Network(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ifs["eth2"]; ok {
+		t.Errorf("eth2 still in the guest after detach: %v", ifs)
+	}
+	if _, ok := ifs["eth1"]; ok {
+		t.Errorf("eth1 still in the guest after detach: %v", ifs)
+	}
+	if _, ok := ifs["eth0"]; !ok {
+		t.Errorf("eth0 gone with the others: %v", ifs)
 	}
 }
 
