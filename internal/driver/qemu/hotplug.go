@@ -239,4 +239,3 @@ func (d *Driver) runningVM(id string) (*vm, *monitor, error) {
 	}
 	return nil, nil, fmt.Errorf("VM %s is %s: %w", id, s, driver.ErrNotRunning)
 }
-
