@@ -104,9 +104,11 @@ func waitLinks(nics []vmagent.NIC) ([]netlink.Link, error) {
 	deadline := time.Now().Add(nicWait)
 	for {
 		all, err := netlink.LinkList()
-		if err != nil {
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return nil, fmt.Errorf("list links: %w", err)
 		}
+		// An interrupted dump (a link changed meanwhile: the one
+		// awaited, maybe) is looked at all the same and tried again.
 		found := make([]netlink.Link, len(nics))
 		missing := ""
 		for i, mac := range macs {
@@ -264,13 +266,22 @@ func resolvConf(nics []vmagent.NIC) string {
 
 // netState lists the guest's interfaces with their addresses and counters.
 func netState() (vmagent.NetState, error) {
-	links, err := netlink.LinkList()
-	if err != nil {
-		return vmagent.NetState{}, fmt.Errorf("list links: %w", err)
+	var links []netlink.Link
+	var addrs []netlink.Addr
+	var err error
+	// A dump that a change interrupted (a NIC being plugged) is taken
+	// again; the last one is used as it is.
+	for try := 0; try < 3; try++ {
+		links, err = netlink.LinkList()
+		if err == nil {
+			addrs, err = netlink.AddrList(nil, netlink.FAMILY_ALL)
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return vmagent.NetState{}, fmt.Errorf("list addresses: %w", err)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return vmagent.NetState{}, fmt.Errorf("list interfaces: %w", err)
 	}
 	byLink := map[int][]vmagent.Address{}
 	for _, a := range addrs {

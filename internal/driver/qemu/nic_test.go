@@ -403,7 +403,35 @@ func TestVMNetwork(t *testing.T) {
 		t.Errorf("interfaces %v, want lo, eth0 and eth1", ifs)
 	}
 
-	t.Run("hotplug", func(t *testing.T) { testNICHotplug(t, d, ns) })
+	var plugged driver.NIC
+	if !t.Run("hotplug", func(t *testing.T) { plugged = testNICHotplug(t, d, ns) }) {
+		return
+	}
+	t.Run("standby and restore keep the NICs", func(t *testing.T) {
+		// The restored QEMU must have the devices of the saved one at
+		// the same places: eth0 on the second port, eth2 on the third.
+		if err := d.Standby(ctx, "h1"); err != nil {
+			t.Fatalf("standby: %v", err)
+		}
+		spec.NICs = []driver.NIC{nics[1], plugged}
+		ns.do(func() { _, err = d.Start(ctx, spec) })
+		if err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		for _, addr := range []string{"10.99.0.2", "10.97.0.2"} {
+			var body string
+			ns.do(func() { body, err = httpGet(addr) })
+			if err != nil || !strings.Contains(body, "hello from the vm") {
+				t.Fatalf("GET %s after restore: %q, %v", addr, body, err)
+			}
+		}
+		start := time.Now()
+		if err := d.DetachNIC(ctx, "h1", "eth2"); err != nil {
+			t.Fatalf("detach eth2 after restore: %v", err)
+		}
+		t.Logf("detach eth2: %v", time.Since(start))
+		checkTapReleased(t, ns, "tap3")
+	})
 
 	if err := d.Stop(ctx, "h1", syscall.SIGTERM, 10*time.Second, false); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -413,9 +441,10 @@ func TestVMNetwork(t *testing.T) {
 	}
 }
 
-// testNICHotplug plugs a third NIC into the running VM, reaches the
-// guest through it, and unplugs it and a NIC the VM booted with.
-func testNICHotplug(t *testing.T, d *Driver, ns *netnsThread) {
+// testNICHotplug plugs a third NIC into the running VM and reaches the
+// guest through it, and unplugs a NIC the VM booted with. It returns the
+// plugged NIC.
+func testNICHotplug(t *testing.T, d *Driver, ns *netnsThread) driver.NIC {
 	ctx := context.Background()
 	var err error
 	ns.do(func() { err = bridgeWithTap("br3", "tap3", netip.MustParsePrefix("10.97.0.1/24")) })
@@ -467,37 +496,39 @@ func testNICHotplug(t *testing.T, d *Driver, ns *netnsThread) {
 		t.Errorf("detach unknown NIC: %v, want not found", err)
 	}
 
-	// The plugged NIC and one the VM booted with both unplug; QEMU lets
-	// go of their taps.
-	for _, tc := range []struct{ name, tap string }{{"eth2", "tap3"}, {"eth1", "tap2"}} {
-		start := time.Now()
-		if err := d.DetachNIC(ctx, "h1", tc.name); err != nil {
-			t.Fatalf("detach %s: %v", tc.name, err)
-		}
-		t.Logf("detach %s: %v", tc.name, time.Since(start))
-		var attached bool
-		ns.do(func() {
-			var l netlink.Link
-			if l, err = netlink.LinkByName(tc.tap); err == nil {
-				attached = l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
-			}
-		})
-		if err != nil || attached {
-			t.Errorf("%s after detaching %s: carrier %v, %v (QEMU still has it open?)", tc.tap, tc.name, attached, err)
-		}
+	// A NIC the VM booted with unplugs; QEMU lets go of its tap.
+	start = time.Now()
+	if err := d.DetachNIC(ctx, "h1", "eth1"); err != nil {
+		t.Fatalf("detach eth1: %v", err)
 	}
+	t.Logf("detach eth1: %v", time.Since(start))
+	checkTapReleased(t, ns, "tap2")
 	ifs, err = d.Network(ctx, "h1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ifs["eth2"]; ok {
-		t.Errorf("eth2 still in the guest after detach: %v", ifs)
-	}
 	if _, ok := ifs["eth1"]; ok {
 		t.Errorf("eth1 still in the guest after detach: %v", ifs)
 	}
-	if _, ok := ifs["eth0"]; !ok {
-		t.Errorf("eth0 gone with the others: %v", ifs)
+	if _, ok := ifs["eth2"]; !ok {
+		t.Errorf("eth2 gone with eth1: %v", ifs)
+	}
+	return nic
+}
+
+// checkTapReleased checks that no one has tap open any more (no carrier).
+func checkTapReleased(t *testing.T, ns *netnsThread, tap string) {
+	t.Helper()
+	var attached bool
+	var err error
+	ns.do(func() {
+		var l netlink.Link
+		if l, err = netlink.LinkByName(tap); err == nil {
+			attached = l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
+		}
+	})
+	if err != nil || attached {
+		t.Errorf("%s: carrier %v, %v: QEMU still has it open", tap, attached, err)
 	}
 }
 
