@@ -1,11 +1,12 @@
 // Command hangar-agent is the guest agent of virtual machines booted from
 // OCI images. The daemon puts it in the VM's initramfs as /init, so it runs
 // as PID 1: it loads the kernel modules it needs, mounts the root disk and
-// moves into it, runs the image's entrypoint with the image's environment,
+// moves into it, configures the network interfaces the daemon gave it
+// (net.go), runs the image's entrypoint with the image's environment,
 // working directory and user, reaps orphans, and serves the daemon over a
-// virtio-serial port (package vmagent): exec, files, shutdown. When the
-// entrypoint ends, the machine powers off, as a container stops when its
-// PID 1 exits.
+// virtio-serial port (package vmagent): exec, files, NICs plugged later,
+// the interfaces' state, shutdown. When the entrypoint ends, the machine
+// powers off, as a container stops when its PID 1 exits.
 //
 // It must be built static (CGO_ENABLED=0): it runs before any root
 // filesystem, and then inside one whose libraries are the image's.
