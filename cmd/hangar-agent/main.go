@@ -1,11 +1,12 @@
 // Command hangar-agent is the guest agent of virtual machines booted from
 // OCI images. The daemon puts it in the VM's initramfs as /init, so it runs
 // as PID 1: it loads the kernel modules it needs, mounts the root disk and
-// moves into it, runs the image's entrypoint with the image's environment,
+// moves into it, configures the network interfaces the daemon gave it
+// (net.go), runs the image's entrypoint with the image's environment,
 // working directory and user, reaps orphans, and serves the daemon over a
-// virtio-serial port (package vmagent): exec, files, shutdown. When the
-// entrypoint ends, the machine powers off, as a container stops when its
-// PID 1 exits.
+// virtio-serial port (package vmagent): exec, files, NICs plugged later,
+// the interfaces' state, shutdown. When the entrypoint ends, the machine
+// powers off, as a container stops when its PID 1 exits.
 //
 // It must be built static (CGO_ENABLED=0): it runs before any root
 // filesystem, and then inside one whose libraries are the image's.
@@ -24,8 +25,6 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
-
-const version = "1"
 
 // serveArg starts the agent as an ordinary process that only serves the
 // daemon: beside an init system, which must be PID 1 itself.
@@ -62,6 +61,7 @@ type agent struct {
 	// workload is the entrypoint's pid; 0 once it ended.
 	workload int
 	session  *session
+	net      netConfig
 }
 
 func (a *agent) boot() error {
@@ -99,6 +99,11 @@ func (a *agent) boot() error {
 	}
 	if a.cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(a.cfg.Hostname))
+	}
+	// The network is up before the workload (or the image's init)
+	// starts, as a container's is.
+	if err := a.net.setUp(a.cfg.NICs); err != nil {
+		return err
 	}
 	if isInit(a.cfg.Args, a.cfg.Env) {
 		return a.handOver()

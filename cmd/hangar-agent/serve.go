@@ -114,7 +114,7 @@ func (a *agent) serve() {
 }
 
 func (a *agent) sendReady() {
-	b, _ := json.Marshal(vmagent.Ready{Version: version, WorkloadPid: a.workload})
+	b, _ := json.Marshal(vmagent.Ready{Version: vmagent.Version, WorkloadPid: a.workload})
 	go func() { _ = a.session.w.Write(vmagent.MsgReady, 0, b) }()
 }
 
@@ -191,6 +191,28 @@ func (a *agent) handle(f vmagent.Frame) {
 		a.filePutStart(f.Channel, req)
 	case vmagent.MsgData:
 		a.filePutData(f.Channel, f.Payload)
+	case vmagent.MsgNetConfig:
+		var req vmagent.NIC
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		go func() {
+			if err := a.net.add(req); err != nil {
+				a.replyErr(f.Channel, err)
+				return
+			}
+			a.reply(f.Channel, vmagent.MsgDone, struct{}{})
+		}()
+	case vmagent.MsgNetState:
+		go func() {
+			st, err := netState()
+			if err != nil {
+				a.replyErr(f.Channel, err)
+				return
+			}
+			a.reply(f.Channel, vmagent.MsgNetState, st)
+		}()
 	case vmagent.MsgFileDelete:
 		var req vmagent.FileDelete
 		if err := json.Unmarshal(f.Payload, &req); err != nil {

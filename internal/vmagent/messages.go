@@ -1,5 +1,7 @@
 package vmagent
 
+import "net/netip"
+
 // Config is what the agent runs at boot, written by the daemon into the
 // initramfs at ConfigPath.
 type Config struct {
@@ -16,6 +18,58 @@ type Config struct {
 	// Modules are kernel module files in the initramfs, loaded in order
 	// before anything else.
 	Modules []string `json:"modules"`
+	// NICs are the network interfaces the agent configures before the
+	// workload starts.
+	NICs []NIC `json:"nics,omitempty"`
+}
+
+// NIC is one network interface as the agent configures it: the device
+// with MAC Hwaddr is renamed Name, given MTU, brought up, and given the
+// addresses and default routes. Nameservers and SearchDomain make
+// /etc/resolv.conf. It is also the request of MsgNetConfig (a NIC
+// plugged into a running VM).
+type NIC struct {
+	Name         string         `json:"name"`
+	Hwaddr       string         `json:"hwaddr"`
+	MTU          int            `json:"mtu,omitempty"`
+	Addresses    []netip.Prefix `json:"addresses,omitempty"`
+	Gateway4     netip.Addr     `json:"gateway4,omitzero"`
+	Gateway6     netip.Addr     `json:"gateway6,omitzero"`
+	Nameservers  []netip.Addr   `json:"nameservers,omitempty"`
+	SearchDomain string         `json:"search_domain,omitempty"`
+}
+
+// NetState is the agent's reply to MsgNetState: every interface of the
+// guest, loopback included.
+type NetState struct {
+	Interfaces []Interface `json:"interfaces"`
+}
+
+// Interface is one network interface of the guest.
+type Interface struct {
+	Name      string    `json:"name"`
+	Hwaddr    string    `json:"hwaddr"`
+	MTU       int       `json:"mtu"`
+	Up        bool      `json:"up"`
+	Type      string    `json:"type"` // "loopback", "broadcast" or "point-to-point"
+	Addresses []Address `json:"addresses"`
+	// Counters since the interface was created.
+	BytesReceived   int64 `json:"bytes_received"`
+	BytesSent       int64 `json:"bytes_sent"`
+	PacketsReceived int64 `json:"packets_received"`
+	PacketsSent     int64 `json:"packets_sent"`
+	ErrorsReceived  int64 `json:"errors_received"`
+	ErrorsSent      int64 `json:"errors_sent"`
+	DroppedReceived int64 `json:"dropped_received"`
+	DroppedSent     int64 `json:"dropped_sent"`
+}
+
+// Address is one address of an interface.
+type Address struct {
+	Family    string `json:"family"` // "inet" or "inet6"
+	Address   string `json:"address"`
+	PrefixLen int    `json:"prefix_len"`
+	Scope     string `json:"scope"` // "local", "link" or "global"
 }
 
 // Ready is the agent's greeting.

@@ -40,6 +40,9 @@
 //	get:    FileGet → FileInfo, Data* (empty = end) | Error
 //	put:    FilePut, Data* (empty = end) → Done | Error
 //	delete: FileDelete → Done | Error
+//	net:    NetConfig (a NIC) → Done | Error, once the interface is set up
+//	        (the device may still be appearing: the agent waits for it)
+//	state:  NetState (empty) → NetState | Error
 //
 // On channel 0 the daemon may send MsgShutdown (stop the workload and power
 // off); the agent reports the workload's end with MsgWorkloadExit.
@@ -60,6 +63,14 @@ const PortName = "org.hangar.agent"
 
 // ConfigPath is where the agent's boot configuration lies in the initramfs.
 const ConfigPath = "/hangar/config.json"
+
+// Version is the protocol version an agent reports in Ready, a number.
+// Version 2 (VersionNet) added MsgNetConfig and MsgNetState; an older
+// agent ignores them, so the daemon does not send them to one.
+const (
+	Version    = "2"
+	VersionNet = 2
+)
 
 // MaxPayload bounds one frame's payload.
 const MaxPayload = 1 << 20
@@ -92,6 +103,8 @@ const (
 	MsgDone
 	MsgShutdown
 	MsgWorkloadExit
+	MsgNetConfig
+	MsgNetState
 )
 
 // Frame is one message.

@@ -2,8 +2,11 @@ package vmagent
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/netip"
+	"reflect"
 	"testing"
 )
 
@@ -75,4 +78,33 @@ func corrupt(b []byte, i int) []byte {
 	c := append([]byte{}, b...)
 	c[i] ^= 0xff
 	return c
+}
+
+// TestConfigNICs: the daemon's NICs reach the agent as they were, and a
+// NIC without gateways has none (not the zero address).
+func TestConfigNICs(t *testing.T) {
+	in := Config{NICs: []NIC{
+		{Name: "eth0", Hwaddr: "00:16:3e:00:00:01", MTU: 1400,
+			Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("fd00::2/64")},
+			Gateway4:  netip.MustParseAddr("10.0.0.1"), Gateway6: netip.MustParseAddr("fe80::1"),
+			Nameservers: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, SearchDomain: "hangar"},
+		{Name: "eth1", Hwaddr: "00:16:3e:00:00:02"},
+	}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(`"gateway4":""`)) {
+		t.Errorf("an absent gateway is sent: %s", b)
+	}
+	var out Config
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in.NICs, out.NICs) {
+		t.Fatalf("NICs changed on the way:\n%+v\n%+v", in.NICs, out.NICs)
+	}
+	if out.NICs[1].Gateway4.IsValid() || out.NICs[1].Gateway6.IsValid() {
+		t.Fatalf("eth1 got gateways: %+v", out.NICs[1])
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ type agentConn struct {
 
 	ready     chan struct{} // closed at the first Ready
 	readyOnce sync.Once
+	version   string // the agent's protocol version, from its Ready
 	// onWorkloadExit receives the workload's exit code.
 	onWorkloadExit func(code int)
 	done           chan struct{} // closed when the reader ends
@@ -69,6 +71,12 @@ func (a *agentConn) read() {
 		if f.Channel == 0 {
 			switch f.Type {
 			case vmagent.MsgReady:
+				var r vmagent.Ready
+				if json.Unmarshal(f.Payload, &r) == nil {
+					a.mu.Lock()
+					a.version = r.Version
+					a.mu.Unlock()
+				}
 				a.readyOnce.Do(func() { close(a.ready) })
 			case vmagent.MsgWorkloadExit:
 				var e vmagent.WorkloadExit
@@ -104,6 +112,15 @@ func (a *agentConn) waitReady(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// agentVersion is the protocol version the agent said it speaks (0
+// before its Ready).
+func (a *agentConn) agentVersion() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, _ := strconv.Atoi(a.version)
+	return n
 }
 
 // open allocates a channel.

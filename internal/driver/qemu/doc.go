@@ -1,5 +1,6 @@
 // Package qemu runs virtual machines with QEMU. It implements
-// driver.Driver (and driver.Stateful, driver.GuestFiles): the instance
+// driver.Driver (and driver.Stateful, driver.GuestFiles,
+// driver.NetworkReader, and AttachNIC/DetachNIC): the instance
 // service hands it a driver.Spec and asks it to start, stop, pause and
 // inspect the VM; this package owns everything below that line: the root
 // disk, the initramfs, the QEMU process, its cgroup, its QMP monitor and
@@ -16,25 +17,51 @@
 // /boot/vmlinuz-* (Debian's linux-image-amd64), with its modules from
 // /lib/modules/VERSION. The initramfs is built in Go (a cpio "newc"
 // writer, no external tool): hangar-agent as /init plus the modules it
-// needs to reach the disk and the port (virtio transports, virtio_blk,
-// virtio_console, ext4 and its dependencies, resolved from modules.dep,
-// decompressed when the kernel ships them compressed). That archive is
-// shared; each start appends a second, tiny archive holding the agent's
-// configuration (entrypoint, env, cwd, uid/gid, hostname), which the
-// kernel unpacks over the first.
+// needs to reach the disk, the port and the network (virtio transports,
+// virtio_blk, virtio_console, ext4, virtio_net and their dependencies,
+// resolved from modules.dep, decompressed when the kernel ships them
+// compressed). That archive is shared; each start appends a second, tiny
+// archive holding the agent's configuration (entrypoint, env, cwd,
+// uid/gid, hostname, NICs), which the kernel unpacks over the first.
 //
 // The agent (cmd/hangar-agent) loads the modules with finit_module, mounts
-// the disk and moves into it, runs the entrypoint with its stdout and
+// the disk and moves into it, sets up the network (below), runs the entrypoint with its stdout and
 // stderr on the serial console (console.log: the console log), reaps
 // orphans as PID 1, and serves the daemon over a virtio-serial port
 // (protocol in package vmagent). When the entrypoint exits the agent
 // powers the VM off, so a VM ends like a container whose PID 1 exits; the
 // exit code reaches the daemon before the power-off.
 //
-// The machine is "microvm" by default (no firmware, no PCI: the fastest
-// boot; the kernel is told the TSC frequency, tsc_early_khz, since TCG
-// calibration on microvm is slow or hangs) or "q35" (Config.Machine).
-// KVM when /dev/kvm exists and the CPU has vmx or svm, TCG otherwise.
+// The machine is "microvm" by default (no firmware, virtio over MMIO: the
+// fastest boot; the kernel is told the TSC frequency, tsc_early_khz,
+// since TCG calibration on microvm is slow or hangs) or "q35"
+// (Config.Machine). KVM when /dev/kvm exists and the CPU has vmx or svm,
+// TCG otherwise.
+//
+// # NICs (nic.go, hotplug.go, network.go)
+//
+// Each driver.NIC is a virtio-net-pci device with the NIC's MAC (and
+// host_mtu) whose backend is the tap the network layer made beforehand
+// (tap netdev by ifname, script=no; Start checks the tap exists, since
+// QEMU would make one of its own, on no bridge). Every NIC has a PCIe root
+// port of its own and a VM boots with 4 spare ports, so NICs plug and
+// unplug while it runs (AttachNIC, DetachNIC: netdev_add + device_add,
+// device_del + DEVICE_DELETED + netdev_del). microvm therefore runs with
+// pcie=on, its disk and port staying on MMIO, and its kernel takes PCIe
+// hotplug itself (pcie_ports=native: microvm's ACPI does not hand it
+// over); Linux's native hotplug waits 5 s before it lets a device go,
+// so an unplug takes about that. The port of each NIC is kept in vm.json
+// so that a restored VM has the saved one's devices in the same places.
+//
+// The agent finds each NIC by MAC (the kernel names devices in probe
+// order), renames it, sets its MTU, brings it and loopback up, adds the
+// addresses (IPv6 without duplicate address detection: the daemon's IPAM
+// made them unique) and default routes, and writes /etc/resolv.conf
+// unless it is a symlink (the image's resolver owns it), all before the
+// workload starts; a plugged NIC gets the same through MsgNetConfig.
+// Network asks the agent for every interface of the guest (netlink), a
+// round trip reused for a second. A disk-image VM has no agent: its own
+// DHCP client takes the address the network layer reserved by MAC.
 //
 // # Booting a disk image with UEFI firmware (efi.go)
 //
@@ -63,7 +90,8 @@
 //	    qmp.sock, agent.sock    QMP and the agent's port (QEMU listens)
 //	    console.sock            the serial console (QEMU listens; console_attach.go)
 //	    qemu.pid                QEMU's pid, for Recover
-//	    vm.json                 what Recover needs beyond the command line
+//	    vm.json                 what Recover needs beyond the command line,
+//	                            and the NIC on each root port
 //	    standby.state           the saved VM of a stateful stop, until restored
 //	    nvram.fd, nvram-secboot.fd  firmware variables (disk-image VMs)
 //

@@ -172,6 +172,14 @@ type vm struct {
 	shutdownWhy  string // the SHUTDOWN event's reason
 	workloadCode int
 	workloadDone bool
+	// net caches the guest's interfaces (network.go).
+	net netCache
+	// slots is the NIC on each PCIe root port, "" for a free one
+	// (nic.go); nicMu serialises NIC plugging.
+	slots []string
+	nicMu sync.Mutex
+	// unplugged receives DEVICE_DELETED events, by device id.
+	unplugged map[string]chan struct{}
 
 	done chan struct{} // closed once QEMU is gone and cleaned up
 }
@@ -180,6 +188,13 @@ func (v *vm) onEvent(ev qmp.Event) {
 	v.mu.Lock()
 	if ev.Event == "SHUTDOWN" {
 		v.shutdownWhy, _ = ev.Data["reason"].(string)
+	}
+	if ev.Event == "DEVICE_DELETED" {
+		dev, _ := ev.Data["device"].(string)
+		if ch, ok := v.unplugged[dev]; ok {
+			close(ch)
+			delete(v.unplugged, dev)
+		}
 	}
 	next, reason := applyEvent(v.state, ev)
 	changed := next != v.state

@@ -101,8 +101,10 @@ func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, me
 		}
 	}
 	restore := standbyState(dir)
+	slots := nicLayout(spec.NICs, savedSlots(dir, restore))
 	args := d.efiArgs(dir, fw, max(spec.Limits.CPUCount, 1), mem, restore)
-	v, err := d.boot(ctx, spec, dir, qemu, args, mem, restore, false)
+	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm))...)
+	v, err := d.boot(ctx, spec, dir, qemu, args, mem, restore, false, slots)
 	if err != nil {
 		return 0, err
 	}

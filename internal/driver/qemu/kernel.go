@@ -24,11 +24,13 @@ import (
 
 // guestModules are what the agent needs before it can mount the root:
 // the virtio transports (PCI for q35, MMIO for microvm), the disk, the
-// serial port, and ext4 with the checksum it asks the crypto API for.
+// serial port, and ext4 with the checksum it asks the crypto API for; and
+// the NIC (virtio_net, with failover and net_failover as Debian builds
+// it), loaded at every boot so that a NIC plugged later finds its driver.
 // Those built into the kernel are skipped; their dependencies come along.
 var guestModules = []string{
 	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_console",
-	"crc32c_generic", "ext4",
+	"crc32c_generic", "ext4", "virtio_net",
 }
 
 // kernel is the guest kernel and its modules.

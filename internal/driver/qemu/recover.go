@@ -20,6 +20,16 @@ import (
 type meta struct {
 	StopSignal int  `json:"stop_signal"`
 	WithAgent  bool `json:"with_agent"`
+	// NICSlots is the NIC layout (nic.go): the NIC on each root port.
+	NICSlots []string `json:"nic_slots,omitempty"`
+}
+
+// saveMeta writes v's meta; the NIC layout changes with hotplug.
+func (v *vm) saveMeta() error {
+	v.mu.Lock()
+	m := meta{StopSignal: int(v.stopSignal), WithAgent: v.withAgent, NICSlots: append([]string(nil), v.slots...)}
+	v.mu.Unlock()
+	return writeMeta(v.dir, m)
 }
 
 func writeMeta(dir string, m meta) error {
@@ -83,7 +93,7 @@ func (d *Driver) adopt(ctx context.Context, id, dir string, pid int) (*vm, error
 	m := readMeta(dir)
 	v := &vm{
 		id: id, dir: dir, pid: pid, cg: cgroupFor(d.cfg.CgroupParent, id),
-		stopSignal: syscall.Signal(m.StopSignal), withAgent: m.WithAgent,
+		stopSignal: syscall.Signal(m.StopSignal), withAgent: m.WithAgent, slots: m.NICSlots,
 		changed: make(chan struct{}), done: make(chan struct{}),
 	}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -43,6 +43,14 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if mem < MinMemory {
 		return 0, errdefs.Invalid("limits.memory: %d MiB is below the %d MiB a VM needs", mem>>20, MinMemory>>20)
 	}
+	if err := checkNICs(spec.NICs); err != nil {
+		return 0, err
+	}
+	for _, n := range spec.NICs {
+		if err := checkTap(n); err != nil {
+			return 0, err
+		}
+	}
 	if spec.Disk != nil {
 		return d.startDisk(ctx, spec, dir, mem) // efi.go
 	}
@@ -75,6 +83,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	conf, err := configInitramfs(vmagent.Config{
 		Hostname: spec.Hostname, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
 		UID: spec.UID, GID: spec.GID, RootDevice: "/dev/vda", RootFSType: "ext4", Modules: mods,
+		NICs: agentNICs(spec.NICs),
 	})
 	if err != nil {
 		return 0, err
@@ -83,13 +92,23 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		return 0, fmt.Errorf("write initramfs: %w", err)
 	}
 	restore := standbyState(dir)
-	args := d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore)
-	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, restore, true)
+	slots := nicLayout(spec.NICs, savedSlots(dir, restore))
+	args := d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore, spec.NICs, slots)
+	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, restore, true, slots)
 	if err != nil {
 		return 0, err
 	}
 	r.Success()
 	return v.pid, nil
+}
+
+// savedSlots is the NIC layout a VM restored from restore was saved
+// with; nil when booting.
+func savedSlots(dir, restore string) []string {
+	if restore == "" {
+		return nil
+	}
+	return readMeta(dir).NICSlots
 }
 
 // standbyState is the saved state a start restores from, or "" to boot.
@@ -104,15 +123,16 @@ func standbyState(dir string) string {
 // boot runs QEMU with args for spec, records what a recovering daemon
 // needs (meta), and connects to QMP (and the agent, withAgent). A state
 // that fails to restore is set aside, so the next start boots instead of
-// failing again.
-func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, restore string, withAgent bool) (*vm, error) {
+// failing again. slots is the NIC layout in args (nic.go).
+func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, restore string, withAgent bool, slots []string) (*vm, error) {
 	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem)
 	if err != nil {
 		return nil, err
 	}
 	v.stopSignal = spec.StopSignal
 	v.withAgent = withAgent
-	if err := writeMeta(dir, meta{StopSignal: int(spec.StopSignal), WithAgent: withAgent}); err != nil {
+	v.slots = slots
+	if err := v.saveMeta(); err != nil {
 		d.abort(v)
 		return nil, err
 	}
@@ -231,7 +251,7 @@ func tscKHz() int {
 }
 
 // qemuArgs is the command line of a VM booted from kernel and initramfs.
-func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string) []string {
+func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string, nics []driver.NIC, slots []string) []string {
 	accel := "tcg,thread=multi,tb-size=64"
 	cpu := "max"
 	if d.kvm {
@@ -245,7 +265,10 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 	if machine == "microvm" {
 		// The RTC stays: without it the kernel spends seconds of TCG
 		// time timing out on reads of a CMOS clock that is not there.
-		machine = "microvm,pit=off,pic=off,rtc=on,isa-serial=on"
+		// pcie=on: the NICs' root ports (nic.go), whose hotplug the
+		// kernel must take itself.
+		machine = "microvm,pit=off,pic=off,rtc=on,isa-serial=on,pcie=on"
+		cmdline += " pcie_ports=native"
 		blk, serial = "virtio-blk-device", "virtio-serial-device"
 		if khz := tscKHz(); khz > 0 && !d.kvm {
 			cmdline += " tsc_early_khz=" + strconv.Itoa(khz)
@@ -267,6 +290,7 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 		"-qmp", "unix:" + filepath.Join(dir, fileQMP) + ",server=on,wait=off",
 		"-pidfile", filepath.Join(dir, filePid),
 	}
+	args = append(args, nicArgs(nics, slots, vhostNet(d.kvm))...)
 	if restore != "" {
 		args = append(args, "-incoming", "exec:cat "+restore)
 	}
