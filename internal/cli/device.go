@@ -95,8 +95,8 @@ const (
 	errProfileDevRemove lxcError = "Device from profile(s) cannot be removed from individual instance. Override device or modify profile instead"
 )
 
-// ownDevice returns the holder's own device name, or why it cannot be
-// used: it does not exist, or it comes from a profile (inherited is the
+// ownDevice returns the holder's own device called name, or why it cannot
+// be used: it does not exist, or it comes from a profile (inherited is the
 // error to give then).
 func ownDevice(local, expanded devices, name string, inherited lxcError) (map[string]string, error) {
 	if d, ok := local[name]; ok {
@@ -125,9 +125,8 @@ func newDeviceCmd(a *app, h deviceHolder) *cobra.Command {
 	return cmd
 }
 
-// usageFor writes a usage line for h: "add INSTANCE ..." or
-// "add PROFILE ...".
-func usageFor(h deviceHolder, verb, rest string) string {
+// usage writes a usage line for h: "add INSTANCE ..." or "add PROFILE ...".
+func (h deviceHolder) usage(verb, rest string) string {
 	return strings.TrimSpace(verb + " " + strings.ToUpper(h.noun) + " " + rest)
 }
 
@@ -163,7 +162,7 @@ func (h deviceHolder) example(lines ...string) string {
 
 func newDeviceAddCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:   usageFor(h, "add", "DEVICE TYPE [KEY=VALUE...]"),
+		Use:   h.usage("add", "DEVICE TYPE [KEY=VALUE...]"),
 		Short: "Add a device to " + the(h.noun),
 		Long:  "Add a device to " + the(h.noun) + ". " + h.live(),
 		Example: h.example("add NAME eth1 nic network=hangarbr0 name=eth1",
@@ -202,7 +201,7 @@ func newDeviceAddCmd(a *app, h deviceHolder) *cobra.Command {
 
 func newDeviceRemoveCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:     usageFor(h, "remove", "DEVICE..."),
+		Use:     h.usage("remove", "DEVICE..."),
 		Aliases: []string{"rm"},
 		Short:   "Remove devices from " + the(h.noun),
 		Long: "Remove devices from " + the(h.noun) + ", all in one change: if one of\n" +
@@ -235,7 +234,7 @@ func newDeviceRemoveCmd(a *app, h deviceHolder) *cobra.Command {
 
 func newDeviceSetCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:   usageFor(h, "set", "DEVICE KEY=VALUE...|KEY VALUE"),
+		Use:   h.usage("set", "DEVICE KEY=VALUE...|KEY VALUE"),
 		Short: "Set device configuration keys",
 		Long: "Set device configuration keys. An empty value unsets the key.\n" +
 			"A single key may also be given as KEY VALUE. " + h.live(),
@@ -254,7 +253,7 @@ func newDeviceSetCmd(a *app, h deviceHolder) *cobra.Command {
 
 func newDeviceUnsetCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:     usageFor(h, "unset", "DEVICE KEY"),
+		Use:     h.usage("unset", "DEVICE KEY"),
 		Short:   "Unset a device configuration key",
 		Example: h.example("unset NAME eth0 ipv4.address"),
 		Args:    exactArgs(3),
@@ -285,7 +284,7 @@ func setDeviceKeys(ctx context.Context, a *app, h deviceHolder, name, devName st
 
 func newDeviceGetCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:     usageFor(h, "get", "DEVICE KEY"),
+		Use:     h.usage("get", "DEVICE KEY"),
 		Short:   "Print a device configuration value",
 		Long:    "Print a device configuration value; an unset key prints an empty line.",
 		Example: h.example("get NAME eth0 ipv4.address"),
@@ -311,7 +310,7 @@ func newDeviceGetCmd(a *app, h deviceHolder) *cobra.Command {
 
 func newDeviceShowCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:   usageFor(h, "show", ""),
+		Use:   h.usage("show", ""),
 		Short: "Show " + the(h.noun) + "'s devices as YAML",
 		Long:  h.showLong(),
 		Args:  exactArgs(1),
@@ -334,7 +333,7 @@ func newDeviceShowCmd(a *app, h deviceHolder) *cobra.Command {
 
 func newDeviceListCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:     usageFor(h, "list", ""),
+		Use:     h.usage("list", ""),
 		Aliases: []string{"ls"},
 		Short:   "List " + the(h.noun) + "'s devices",
 		Long:    "List the names of " + the(h.noun) + "'s own devices, one a line, in order.",
@@ -360,7 +359,7 @@ func newDeviceListCmd(a *app, h deviceHolder) *cobra.Command {
 
 func newDeviceOverrideCmd(a *app, h deviceHolder) *cobra.Command {
 	return &cobra.Command{
-		Use:   usageFor(h, "override", "DEVICE [KEY=VALUE...]"),
+		Use:   h.usage("override", "DEVICE [KEY=VALUE...]"),
 		Short: "Copy a device from the instance's profiles and override keys",
 		Long: "Copy a device the instance has from its profiles into its own devices,\n" +
 			"with the keys given changed (an empty value unsets). The profile's device\n" +
