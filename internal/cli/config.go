@@ -19,6 +19,7 @@ func newConfigCmd(a *app) *cobra.Command {
 		newConfigGetCmd(a),
 		newConfigShowCmd(a),
 		newConfigEditCmd(a),
+		newDeviceCmd(a, instanceDevices),
 	)
 	return cmd
 }
@@ -131,12 +132,19 @@ func updateInstanceConfig(ctx context.Context, c *client.Client, name string, ch
 // read-modify-write guarded by the ETag, so that a concurrent change is
 // refused rather than silently overwritten, and waits for it.
 func updateInstance(ctx context.Context, c *client.Client, name string, change func(*api.InstancePut) error) error {
+	return updateInstanceFrom(ctx, c, name, func(_ *api.Instance, put *api.InstancePut) error { return change(put) })
+}
+
+// updateInstanceFrom is updateInstance for changes that depend on more than
+// the writable part (the expanded devices, say): change also gets the
+// instance as read.
+func updateInstanceFrom(ctx context.Context, c *client.Client, name string, change func(*api.Instance, *api.InstancePut) error) error {
 	inst, etag, err := c.GetInstance(ctx, name)
 	if err != nil {
 		return err
 	}
 	put := inst.InstancePut
-	if err := change(&put); err != nil {
+	if err := change(inst, &put); err != nil {
 		return err
 	}
 	op, err := c.UpdateInstance(ctx, name, put, etag)

@@ -12,6 +12,7 @@ import (
 // launchOptions are the flags of launch and init.
 type launchOptions struct {
 	config     []string
+	devices    []string
 	profiles   []string
 	noProfiles bool
 	ephemeral  bool
@@ -33,6 +34,7 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 			"Without NAME, hangard picks a random name.",
 		Example: "  hangar launch alpine web1 -c limits.memory=512MiB\n" +
 			"  hangar launch alpine -p default -p big --ephemeral\n" +
+			"  hangar launch alpine web2 -d eth0,ipv4.address=10.0.3.50\n" +
 			"  hangar launch docker.io/library/alpine:3.20 c1 -c oci.cmd='[\"sleep\",\"60\"]'\n" +
 			"  hangar launch 127.0.0.1:5000/test/app:1 c2 --insecure",
 		Args: rangeArgs(1, 2),
@@ -45,6 +47,19 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
+			overrides, err := parseDeviceOverrides(opts.devices)
+			if err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			if len(overrides) > 0 {
+				c, err := a.client()
+				if err != nil {
+					return err
+				}
+				if err := applyDeviceOverrides(cmd.Context(), c, &req, overrides); err != nil {
+					return err
+				}
+			}
 			return a.createInstance(cmd, req, auth)
 		},
 	}
@@ -54,11 +69,12 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 		cmd.Long = "Create an instance from an image without starting it.\n\n" +
 			"IMAGE is an image alias or fingerprint (hangard tries the alias first).\n" +
 			"Without NAME, hangard picks a random name."
-		cmd.Example = "  hangar init alpine web1"
+		cmd.Example = "  hangar init alpine web1\n  hangar init alpine web2 -d eth0,ipv4.address=10.0.3.50,mtu=1400"
 		cmd.Aliases = []string{"create"}
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&opts.config, "config", "c", nil, "config key=value to apply to the new instance (repeatable)")
+	f.StringArrayVarP(&opts.devices, "device", "d", nil, "DEVICE,KEY=VALUE[,KEY=VALUE...]: override keys of a profile's device,\nor add a device with type=TYPE (repeatable)")
 	f.StringArrayVarP(&opts.profiles, "profile", "p", nil, "profile to apply, replacing the default list (repeatable)")
 	f.BoolVar(&opts.noProfiles, "no-profiles", false, "create the instance with no profiles")
 	f.BoolVarP(&opts.ephemeral, "ephemeral", "e", false, "delete the instance when it stops")

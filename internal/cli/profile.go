@@ -30,6 +30,7 @@ func newProfileCmd(a *app) *cobra.Command {
 		newProfileGetCmd(a),
 		newProfileRenameCmd(a),
 		newProfileCopyCmd(a),
+		newDeviceCmd(a, profileDevices),
 	)
 	return cmd
 }
@@ -258,12 +259,22 @@ func newProfileUnsetCmd(a *app) *cobra.Command { return newUnsetCmd(a, "profile"
 // updateProfileConfig changes a profile's config with an ETag-guarded
 // read-modify-write.
 func updateProfileConfig(ctx context.Context, c *client.Client, name string, change func(map[string]string) (map[string]string, error)) error {
+	return updateProfile(ctx, c, name, func(put *api.ProfilePut) (err error) {
+		put.Config, err = change(put.Config)
+		return err
+	})
+}
+
+// updateProfile changes a profile's writable part with a read-modify-write
+// guarded by the ETag, so that a concurrent change is refused rather than
+// silently overwritten.
+func updateProfile(ctx context.Context, c *client.Client, name string, change func(*api.ProfilePut) error) error {
 	p, etag, err := c.GetProfile(ctx, name)
 	if err != nil {
 		return err
 	}
 	put := p.ProfilePut
-	if put.Config, err = change(put.Config); err != nil {
+	if err := change(&put); err != nil {
 		return err
 	}
 	return c.UpdateProfile(ctx, name, put, etag)
