@@ -971,7 +971,7 @@ func TestCLIRenameRunning(t *testing.T) {
 	d.must("config", "set", "rn2", "user.renamed=yes")
 
 	d.kill9()
-	d = &daemon{t: t, dir: d.dir, socket: d.socket}
+	d = &daemon{t: t, dir: d.dir, socket: d.socket, netns: d.netns}
 	d.start()
 	if got := d.pid("rn2"); got != pid {
 		t.Fatalf("after the daemon restart rn2 has pid %d, want %d (reattached)", got, pid)

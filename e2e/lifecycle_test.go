@@ -235,7 +235,7 @@ func TestDaemonKill9KeepsContainers(t *testing.T) {
 	if !processAlive(pid) {
 		t.Fatal("container died with the daemon")
 	}
-	d2 := &daemon{t: t, dir: d.dir, socket: d.socket}
+	d2 := &daemon{t: t, dir: d.dir, socket: d.socket, netns: d.netns}
 	d2.start()
 	if got := d2.pid("k1"); got != pid {
 		t.Fatalf("after restart pid %d, want %d (reattached)", got, pid)
@@ -254,7 +254,7 @@ func TestDaemonKill9KeepsContainers(t *testing.T) {
 	if !processAlive(pid) {
 		t.Fatal("clean shutdown stopped the container")
 	}
-	d3 := &daemon{t: t, dir: d.dir, socket: d.socket}
+	d3 := &daemon{t: t, dir: d.dir, socket: d.socket, netns: d.netns}
 	d3.start()
 	if got := d3.pid("k1"); got != pid {
 		t.Fatalf("after clean restart pid %d, want %d", got, pid)

@@ -131,10 +131,13 @@ func TestLXC(t *testing.T) {
 		if len(rows) != 4 || !slices.Equal(rows[0], []string{"NAME", "STATE", "IPV4", "IPV6", "TYPE", "SNAPSHOTS"}) {
 			t.Fatalf("lxc list rows %q", rows)
 		}
-		if !slices.Equal(rows[1], []string{"c1", "RUNNING", "", "", "CONTAINER", "0"}) || !slices.Equal(rows[3], []string{"c3", "STOPPED", "", "", "CONTAINER", "0"}) {
+		// Running ones show their default-profile NIC's addresses.
+		ip1 := d.addressOf("c1", "eth0", "inet")
+		if !slices.Equal(rows[1][:2], []string{"c1", "RUNNING"}) || rows[1][2] != ip1+" (eth0)" || !strings.HasSuffix(rows[1][3], " (eth0)") ||
+			!slices.Equal(rows[1][4:], []string{"CONTAINER", "0"}) || !slices.Equal(rows[3], []string{"c3", "STOPPED", "", "", "CONTAINER", "0"}) {
 			t.Errorf("lxc list rows %q", rows)
 		}
-		if got := d.mustLXC("list", "-f", "csv"); got != "c1,RUNNING,,,CONTAINER,0\nc2,RUNNING,,,CONTAINER,0\nc3,STOPPED,,,CONTAINER,0\n" {
+		if got := d.mustLXC("list", "-f", "csv", "-c", "ns4"); got != "c1,RUNNING,"+ip1+" (eth0)\nc2,RUNNING,"+d.addressOf("c2", "eth0", "inet")+" (eth0)\nc3,STOPPED,\n" {
 			t.Errorf("lxc list -f csv:\n%s", got)
 		}
 		var full []api.InstanceFull
@@ -376,7 +379,6 @@ func TestLXC(t *testing.T) {
 			args  []string
 			wants []string
 		}{
-			{[]string{"network", "list"}, []string{`missing the required "network" API extension`}},
 			{[]string{"storage", "list"}, []string{`missing the required "storage" API extension`}},
 			{[]string{"project", "list"}, []string{`missing the required "projects" API extension`}},
 			{[]string{"snapshot", "c1"}, []string{"snapshots"}},

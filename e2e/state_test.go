@@ -44,8 +44,9 @@ func TestContainerStateFidelity(t *testing.T) {
 	if !found {
 		t.Errorf("lo addresses %+v lack 127.0.0.1/8", lo.Addresses)
 	}
-	if len(st.Network) != 1 {
-		t.Errorf("interfaces %v: the host's leaked in, or the container has more than its loopback", st.Network)
+	// Its loopback and the default profile's eth0, nothing of the host's.
+	if eth0, ok := st.Network["eth0"]; len(st.Network) != 2 || !ok || eth0.HostName == "" || eth0.Type != "broadcast" || eth0.State != "up" {
+		t.Errorf("interfaces %v: the host's leaked in, or the container lacks its loopback or eth0", st.Network)
 	}
 
 	inst, _, err := c.GetInstance(ctx, "st1")

@@ -106,7 +106,7 @@ func TestStopSurvivesDaemonKill(t *testing.T) {
 	}
 	waitFor(t, "both PID 1s to end", 20*time.Second, func() bool { return !processAlive(pid1) && !processAlive(pid2) })
 
-	d2 := &daemon{t: t, dir: d.dir, socket: d.socket}
+	d2 := &daemon{t: t, dir: d.dir, socket: d.socket, netns: d.netns}
 	d2.start()
 	waitFor(t, "s2 to start again", 30*time.Second, func() bool { return d2.instance("s2").Status == "Running" })
 	in := d2.instance("s1")

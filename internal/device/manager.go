@@ -88,6 +88,11 @@ type Manager struct {
 
 	mu   sync.Mutex
 	runs map[string]*running // by runtime ID
+
+	// nsMu orders namespace files made in Dir against the unmount of Dir
+	// when its last one goes: an unmount racing a create would take the
+	// new namespace's mount with it.
+	nsMu sync.Mutex
 }
 
 // running is what the manager made for one running instance.
@@ -149,6 +154,8 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 	r := &running{nics: map[string]network.NICConfig{}, hostLinks: map[string]string{},
 		forwarders: map[string][]Forwarder{}, proxyNAT: map[string]bool{}}
 	if !in.VM {
+		m.nsMu.Lock()
+		defer m.nsMu.Unlock()
 		run.NetNS = m.netnsPath(in)
 		// A file left by a daemon killed -9 while this instance stopped
 		// holds a stale namespace: start from a fresh one.
@@ -391,7 +398,12 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 		}
 	}
 	if !in.VM {
+		m.nsMu.Lock()
 		errs = append(errs, m.cfg.Links.DeleteNetNS(m.netnsPath(in)), m.cfg.Links.DeleteNetNS(m.usernsPath(in)))
+		// The last namespace gone: the directory's own mount goes too,
+		// so a host with nothing running has no mount of hangard's.
+		errs = append(errs, m.releaseDirLocked())
+		m.nsMu.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -399,6 +411,13 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 // Close releases the namespace directory when no namespace is left in it
 // (a daemon that leaves instances running keeps it for the next start).
 func (m *Manager) Close() error {
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
+	return m.releaseDirLocked()
+}
+
+// releaseDirLocked unmounts Dir if it holds no namespace; nsMu is held.
+func (m *Manager) releaseDirLocked() error {
 	ents, err := os.ReadDir(m.cfg.Dir)
 	if err != nil || len(ents) > 0 {
 		return nil
