@@ -154,31 +154,11 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 	r := &running{nics: map[string]network.NICConfig{}, hostLinks: map[string]string{},
 		forwarders: map[string][]Forwarder{}, proxyNAT: map[string]bool{}}
 	if !in.VM {
-		m.nsMu.Lock()
-		defer m.nsMu.Unlock()
 		run.NetNS = m.netnsPath(in)
-		// A file left by a daemon killed -9 while this instance stopped
-		// holds a stale namespace: start from a fresh one.
-		if err := m.cfg.Links.DeleteNetNS(run.NetNS); err != nil {
-			return Run{}, fmt.Errorf("clear network namespace: %w", err)
-		}
-		if err := os.MkdirAll(m.cfg.Dir, 0o711); err != nil {
+		if err := m.makeNamespaces(in, &run, rv); err != nil {
 			return Run{}, err
 		}
-		if in.IDMap != nil {
-			run.UserNS = m.usernsPath(in)
-			if err := m.cfg.Links.DeleteNetNS(run.UserNS); err != nil {
-				return Run{}, fmt.Errorf("clear user namespace: %w", err)
-			}
-			err := m.cfg.Links.CreateUserNetNS(run.NetNS, run.UserNS, *in.IDMap)
-			if err != nil {
-				return Run{}, fmt.Errorf("network namespace: %w", err)
-			}
-			rv.Add(func() { _ = m.cfg.Links.DeleteNetNS(run.UserNS) })
-		} else if err := m.cfg.Links.CreateNetNS(run.NetNS); err != nil {
-			return Run{}, fmt.Errorf("network namespace: %w", err)
-		}
-		rv.Add(func() { _ = m.cfg.Links.DeleteNetNS(run.NetNS) })
+
 	}
 	for _, name := range sortedNICs(devs) {
 		nic, err := m.startNIC(ctx, in, name, devs[name], run.NetNS, r)
@@ -196,6 +176,36 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 	m.mu.Unlock()
 	rv.Success()
 	return run, nil
+}
+
+// makeNamespaces makes a container's network namespace (owned by a user
+// namespace of its own when it has an id map), undone by rv.
+func (m *Manager) makeNamespaces(in Instance, run *Run, rv *revert.Reverter) error {
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
+	// A file left by a daemon killed -9 while this instance stopped
+	// holds a stale namespace: start from a fresh one.
+	if err := m.cfg.Links.DeleteNetNS(run.NetNS); err != nil {
+		return fmt.Errorf("clear network namespace: %w", err)
+	}
+	if err := os.MkdirAll(m.cfg.Dir, 0o711); err != nil {
+		return err
+	}
+	if in.IDMap != nil {
+		run.UserNS = m.usernsPath(in)
+		if err := m.cfg.Links.DeleteNetNS(run.UserNS); err != nil {
+			return fmt.Errorf("clear user namespace: %w", err)
+		}
+		err := m.cfg.Links.CreateUserNetNS(run.NetNS, run.UserNS, *in.IDMap)
+		if err != nil {
+			return fmt.Errorf("network namespace: %w", err)
+		}
+		rv.Add(func() { _ = m.cfg.Links.DeleteNetNS(run.UserNS) })
+	} else if err := m.cfg.Links.CreateNetNS(run.NetNS); err != nil {
+		return fmt.Errorf("network namespace: %w", err)
+	}
+	rv.Add(func() { _ = m.cfg.Links.DeleteNetNS(run.NetNS) })
+	return nil
 }
 
 func sortedNICs(devs map[string]map[string]string) []string {
