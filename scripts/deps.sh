@@ -3,7 +3,9 @@
 # (lxd-client is the real lxc the end-to-end tests drive hangard with).
 set -euo pipefail
 need=()
-for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools dnsmasq-base; do
+# dnsmasq-base serves DHCP and DNS on managed bridges; nftables is the `nft`
+# the network tests read the ruleset with (hangard itself speaks netlink).
+for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools dnsmasq-base nftables; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
