@@ -126,3 +126,33 @@ func TestNetworkProxyForward(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkProfileLive: device changes made through profiles reach
+// running instances at once, as in LXD.
+func TestNetworkProfileLive(t *testing.T) {
+	d := startNetDaemon(t)
+	d.importImages()
+	d.must("launch", "busybox", "p1")
+	d.webServer("p1", "hello-profile")
+
+	// A profile with a proxy, added to the running instance.
+	d.mustLXC("profile", "create", "webp")
+	d.mustLXC("profile", "device", "add", "webp", "http", "proxy", "listen=tcp:0.0.0.0:8090", "connect=tcp:127.0.0.1:80")
+	d.mustLXC("profile", "add", "p1", "webp")
+	mustGet(t, "proxy from a profile added live", d.netns, "http://"+uplinkHost+":8090/", "hello-profile")
+	// The profile's device changed: the new port serves, the old not.
+	d.mustLXC("profile", "device", "set", "webp", "http", "listen=tcp:0.0.0.0:8091")
+	mustGet(t, "proxy moved by a profile change", d.netns, "http://"+uplinkHost+":8091/", "hello-profile")
+	mustNotGet(t, "old port after the profile change", d.netns, "http://"+uplinkHost+":8090/")
+	// The default profile's NIC gets a new MTU: replugged live.
+	d.mustLXC("profile", "device", "set", "default", "eth0", "mtu=1400")
+	if out := d.must("exec", "p1", "--", "cat", "/sys/class/net/eth0/mtu"); strings.TrimSpace(out) != "1400" {
+		t.Errorf("eth0 mtu after the profile change: %q", out)
+	}
+	// A change the instance cannot take is refused whole: a port in use.
+	d.mustLXCFail([]string{"profile", "device", "add", "webp", "dup", "proxy", "listen=tcp:0.0.0.0:8091", "connect=tcp:127.0.0.1:80"}, "8091")
+	if out := d.mustLXC("profile", "show", "webp"); strings.Contains(out, "dup") {
+		t.Errorf("refused device kept in the profile:\n%s", out)
+	}
+	mustGet(t, "proxy after a refused change", d.netns, "http://"+uplinkHost+":8091/", "hello-profile")
+}

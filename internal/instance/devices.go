@@ -81,12 +81,18 @@ func (s *Service) updateDevices(ctx context.Context, before, after store.Instanc
 	if err != nil {
 		return err
 	}
-	in := s.deviceInstance(after, cfg)
-	plug, unplug, err := s.cfg.Devices.Update(ctx, in, oldDevs, newDevs)
-	if nf, ok := s.driverOf(after).(networkForgetter); ok {
+	return s.applyDevices(ctx, after, cfg, oldDevs, newDevs)
+}
+
+// applyDevices changes a running instance's devices from old to cur: the
+// device layer makes and removes the host side, a VM's driver plugs NICs.
+func (s *Service) applyDevices(ctx context.Context, rec store.Instance, cfg map[string]string, old, cur Devices) error {
+	in := s.deviceInstance(rec, cfg)
+	plug, unplug, err := s.cfg.Devices.Update(ctx, in, old, cur)
+	if nf, ok := s.driverOf(rec).(networkForgetter); ok {
 		nf.ForgetNetwork(in.RuntimeID)
 	}
-	if hp, ok := s.driverOf(after).(NICHotplugger); ok {
+	if hp, ok := s.driverOf(rec).(NICHotplugger); ok {
 		for _, name := range unplug {
 			err = errors.Join(err, hp.DetachNIC(ctx, in.RuntimeID, name))
 		}
@@ -176,21 +182,7 @@ func (s *Service) devicesDiffer(before, after store.Instance) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if len(a) != len(b) {
-		return true, nil
-	}
-	for name, d := range a {
-		e, ok := b[name]
-		if !ok || len(d) != len(e) {
-			return true, nil
-		}
-		for k, v := range d {
-			if e[k] != v {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	return !sameDevices(a, b), nil
 }
 
 // recoverDevices, after a daemon start, reattaches the devices of running

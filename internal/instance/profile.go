@@ -170,6 +170,13 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		before, after driver.Limits
 	}
 	var live []apply
+	// Running users whose devices change get them live, as LXD does.
+	type devChange struct {
+		rec      store.Instance
+		cfg      map[string]string
+		old, cur Devices
+	}
+	var devLive []devChange
 	for _, in := range locked {
 		rec, status, _ := s.snapshot(in)
 		s.mu.RLock()
@@ -198,6 +205,13 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if isActive(status) && before != after {
 			live = append(live, apply{in, rec, before, after})
 		}
+		if s.cfg.Devices != nil && isActive(status) {
+			oldViews, _ := s.profileViewsLocked(rec.Profiles)
+			old, cur := expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views)
+			if !sameDevices(old, cur) {
+				devLive = append(devLive, devChange{rec, cfg, old, cur})
+			}
+		}
 	}
 	if err := s.saveProfile(ctx, next); err != nil {
 		return err
@@ -219,8 +233,48 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		}
 		return fmt.Errorf("profile %q not changed: apply its limits to %s: %w", name, a.rec.Name, err)
 	}
+	for i, c := range devLive {
+		err := s.applyDevices(ctx, c.rec, c.cfg, c.old, c.cur)
+		if err == nil {
+			continue
+		}
+		// Undo as for limits: devices back, limits back, profile back.
+		for _, done := range slices.Backward(devLive[:i+1]) {
+			if uerr := s.applyDevices(context.WithoutCancel(ctx), done.rec, done.cfg, done.cur, done.old); uerr != nil {
+				s.log.Error("restore devices after a refused profile change", "profile", name, "instance", done.rec.Name, "err", uerr)
+			}
+		}
+		for _, done := range live {
+			if uerr := s.driverOf(done.rec).UpdateLimits(context.WithoutCancel(ctx), runtimeID(done.rec.ID), done.before); uerr != nil {
+				s.log.Error("restore limits after a refused profile change", "profile", name, "instance", done.rec.Name, "err", uerr)
+			}
+		}
+		if uerr := s.saveProfile(context.WithoutCancel(ctx), old); uerr != nil {
+			s.log.Error("restore profile after a refused change", "profile", name, "err", uerr)
+		}
+		return fmt.Errorf("profile %q not changed: apply its devices to %s: %w", name, c.rec.Name, err)
+	}
 	s.cfg.Events.Lifecycle("profile-updated", profileEntity(name), nil)
 	return nil
+}
+
+// sameDevices tells whether two device maps are equal.
+func sameDevices(a, b Devices) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, d := range a {
+		e, ok := b[name]
+		if !ok || len(d) != len(e) {
+			return false
+		}
+		for k, v := range d {
+			if e[k] != v {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // saveProfile writes a profile through to the database and memory.
