@@ -10,7 +10,8 @@
 // interface the service asks for by type assertion: ConsoleAttacher (an
 // attachable console), RootOpener (a root the host can open: containers),
 // GuestFiles (files through a guest agent: VMs), Stateful (standby and
-// restore: VMs) and NetworkReader (the instance's interfaces: containers).
+// restore: VMs) and NetworkReader (the instance's interfaces: a container's
+// namespace, a VM's guest agent).
 package driver
 
 import (

@@ -134,9 +134,8 @@ func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, s
 		// exit that follows records it.
 		st.Status = StatusError
 	}
-	// A VM's driver does not read the guest's interfaces: a VM has no NICs
-	// yet and its agent does not report the loopback, so it shows none
-	// rather than invented ones.
+	// A VM's interfaces come from its guest agent; a disk-image VM (no
+	// agent) shows none rather than invented ones.
 	if nr, ok := drv.(driver.NetworkReader); ok {
 		nets, err := nr.Network(ctx, id)
 		if err != nil && !errors.Is(err, driver.ErrNotRunning) {
