@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var svc *instance.Service
 	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
-	}, log)
+	}, emit, log)
 	if err != nil {
 		return err
 	}
@@ -172,6 +172,11 @@ func Run(ctx context.Context, cfg Config) error {
 	toStart, err := svc.Recover(ctx)
 	if err != nil {
 		return fmt.Errorf("recover instances: %w", err)
+	}
+	// Shaping links of NICs whose namespace went while the daemon was
+	// away (their veth with it).
+	if err := nw.host.PruneLimits(); err != nil {
+		log.Warn("prune NIC limits", "err", err)
 	}
 
 	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }

@@ -31,7 +31,7 @@ type networking struct {
 // newNetworking opens the host's links and firewall and builds the
 // managers; users names who uses a network (the instance service, set
 // once it exists).
-func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), log *slog.Logger) (*networking, error) {
+func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), events network.Emitter, log *slog.Logger) (*networking, error) {
 	host, err := netdev.Open()
 	if err != nil {
 		return nil, fmt.Errorf("network links: %w", err)
@@ -51,8 +51,9 @@ func newNetworking(dataDir string, st *store.Store, users func(ctx context.Conte
 		StartDNS: func(ctx context.Context, c network.DNSConfig, hosts []network.DNSHost) (network.DNSServer, error) {
 			return startDNS(ctx, c, hosts, dnsLog)
 		},
-		Users: users,
-		Log:   log.With("component", "network"),
+		Users:  users,
+		Events: events,
+		Log:    log.With("component", "network"),
 	})
 	fwdLog := log.With("component", "proxy")
 	n.devices = device.New(device.Config{

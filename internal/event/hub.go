@@ -34,6 +34,9 @@ const (
 	EntityProfile    = "profile"
 	EntityImage      = "image"
 	EntityImageAlias = "image-alias"
+	EntityNetwork    = "network"
+	// EntityNetworkForward is a network forward: Name is "NETWORK/LISTEN".
+	EntityNetworkForward = "network-forward"
 )
 
 // Entity names what a lifecycle event is about, in no dialect's terms.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -58,9 +59,13 @@ func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error
 		return err
 	}
 	if err := m.applyFirewallLocked(ctx); err != nil {
-		// The record goes back too: it is the firewall's only source.
 		return err
 	}
+	action := "network-forward-created"
+	if replace {
+		action = "network-forward-updated"
+	}
+	m.emit(action, event.EntityNetworkForward, f.Network+"/"+f.ListenAddress, nil)
 	return nil
 }
 
@@ -71,7 +76,11 @@ func (m *Manager) DeleteForward(ctx context.Context, network, listen string) err
 	if err := m.cfg.Store.DeleteForward(ctx, network, listen); err != nil {
 		return err
 	}
-	return m.applyFirewallLocked(ctx)
+	if err := m.applyFirewallLocked(ctx); err != nil {
+		return err
+	}
+	m.emit("network-forward-deleted", event.EntityNetworkForward, network+"/"+listen, nil)
+	return nil
 }
 
 func (m *Manager) checkForward(ctx context.Context, rec store.Network, f Forward) error {

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -34,7 +35,21 @@ type Config struct {
 	// Users names who refers to a network in their devices, as
 	// "instances/NAME" and "profiles/NAME"; the core provides it.
 	Users func(ctx context.Context, network string) ([]string, error)
-	Log   *slog.Logger
+	// Events hears of changes (LXD's lifecycle actions, e.g.
+	// "network-created"); nil: none.
+	Events Emitter
+	Log    *slog.Logger
+}
+
+// Emitter publishes lifecycle events.
+type Emitter interface {
+	Lifecycle(action string, e event.Entity, ctx map[string]any)
+}
+
+func (m *Manager) emit(action, kind, name string, ctx map[string]any) {
+	if m.cfg.Events != nil {
+		m.cfg.Events.Lifecycle(action, event.Entity{Kind: kind, Name: name}, ctx)
+	}
 }
 
 // Manager owns the networks. Its methods are safe for concurrent use;
@@ -250,7 +265,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
 	if err := m.createLocked(ctx, req); err != nil {
 		return err
 	}
-	return m.applyFirewallLocked(ctx)
+	if err := m.applyFirewallLocked(ctx); err != nil {
+		return err
+	}
+	m.emit("network-created", event.EntityNetwork, req.Name, nil)
+	return nil
 }
 
 func (m *Manager) createLocked(ctx context.Context, req CreateRequest) error {
@@ -490,7 +509,11 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 		}
 		return fmt.Errorf("update network %s: %w", rec.Name, err)
 	}
-	return m.applyFirewallLocked(ctx)
+	if err := m.applyFirewallLocked(ctx); err != nil {
+		return err
+	}
+	m.emit("network-updated", event.EntityNetwork, rec.Name, nil)
+	return nil
 }
 
 // Rename renames a managed network that nothing uses.
@@ -527,7 +550,11 @@ func (m *Manager) Rename(ctx context.Context, name, newName string) error {
 	if err := m.upLocked(ctx, rec); err != nil {
 		return fmt.Errorf("rename network %s: %w", name, err)
 	}
-	return m.applyFirewallLocked(ctx)
+	if err := m.applyFirewallLocked(ctx); err != nil {
+		return err
+	}
+	m.emit("network-renamed", event.EntityNetwork, newName, map[string]any{"old_name": name})
+	return nil
 }
 
 func (m *Manager) refuseInUse(ctx context.Context, name, what string) error {
@@ -568,6 +595,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		errs = append(errs, err)
 	}
 	m.cfg.Log.Info("network deleted", "network", name)
+	m.emit("network-deleted", event.EntityNetwork, name, nil)
 	return errors.Join(errs...)
 }
 

@@ -2,6 +2,7 @@ package lxd
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -33,6 +34,9 @@ func entityURL(e event.Entity) string {
 		return "/1.0/images/" + e.Name
 	case event.EntityImageAlias:
 		return "/1.0/images/aliases/" + e.Name
+	case event.EntityNetworkForward:
+		network, listen, _ := strings.Cut(e.Name, "/")
+		return "/1.0/networks/" + network + "/forwards/" + listen
 	}
 	return "/1.0/" + e.Kind + "s/" + e.Name
 }

@@ -256,4 +256,3 @@ func listInterfaces() (map[string]driver.NetInterface, error) {
 	}
 	return out, nil
 }
-
