@@ -47,6 +47,9 @@ func TestNetworkLXCFlows(t *testing.T) {
 	if slices.Contains(d.links(), "lan2") {
 		t.Errorf("lan2 left after delete: %v", d.links())
 	}
+	if rs := d.ruleset(); strings.Contains(rs, "lan") || strings.Contains(rs, "10.77.0.") {
+		t.Errorf("lan2's rules left after delete:\n%s", rs)
+	}
 	if procs := processesNaming(d.dir); len(procs) != 1 {
 		t.Errorf("processes after delete: %v (want hangarbr0's dnsmasq only)", procs)
 	}
