@@ -16,6 +16,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/netdev"
 	"github.com/hangar-dev/hangar/internal/network"
 	"github.com/hangar-dev/hangar/internal/revert"
 )
@@ -243,14 +244,14 @@ func (m *Manager) nicConfig(ctx context.Context, in Instance, name string, d map
 		}
 		nc := network.NICConfig{Type: network.TypeMacvlan, Parent: d["parent"], Hwaddr: hw}
 		if nc.Hwaddr == "" {
-			nc.Hwaddr = network.RandomMAC()
+			nc.Hwaddr = netdev.RandomMAC()
 		}
 		return nc, nil
 	}
 	if typ, err := m.cfg.Networks.NetworkType(ctx, netName); errors.Is(err, errdefs.ErrNotFound) && d["nictype"] == "bridged" {
 		// An unmanaged bridge: no addresses from hangard.
 		if hw == "" {
-			hw = network.RandomMAC()
+			hw = netdev.RandomMAC()
 		}
 		return network.NICConfig{Type: network.TypeBridge, Bridge: netName, Hwaddr: hw}, nil
 	} else if err != nil {

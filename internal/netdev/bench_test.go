@@ -1,6 +1,8 @@
 package netdev
 
 import (
+	cryptorand "crypto/rand"
+	"encoding/hex"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -61,7 +63,7 @@ func BenchmarkLaunchNetwork(b *testing.B) {
 	p := filepath.Join(e.dir, "c1")
 	v := launchNIC(p)
 	for b.Loop() {
-		v.HostName = RandomDevName("veth")
+		v.HostName = randomDevName("veth")
 		if err := CreateNetNS(p); err != nil {
 			b.Fatal(err)
 		}
@@ -88,4 +90,16 @@ func BenchmarkInterfacesInNetNS(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// randomDevName returns prefix (cut to 7 bytes) and 8 random hex digits,
+// as LXD names host sides ("veth" gives "veth3fa1c2d9"): a fresh name of
+// at most 15 bytes.
+func randomDevName(prefix string) string {
+	if len(prefix) > maxNameLen-8 {
+		prefix = prefix[:maxNameLen-8]
+	}
+	var b [4]byte
+	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
+	return prefix + hex.EncodeToString(b[:])
 }

@@ -2,7 +2,6 @@ package netdev
 
 import (
 	cryptorand "crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -104,16 +103,4 @@ func RandomMAC() string {
 	var b [3]byte
 	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
 	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", b[0], b[1], b[2])
-}
-
-// RandomDevName returns prefix (cut to 7 bytes) and 8 random hex digits,
-// as LXD names host sides ("veth" gives "veth3fa1c2d9"): a fresh name of
-// at most 15 bytes.
-func RandomDevName(prefix string) string {
-	if len(prefix) > maxNameLen-8 {
-		prefix = prefix[:maxNameLen-8]
-	}
-	var b [4]byte
-	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
-	return prefix + hex.EncodeToString(b[:])
 }

@@ -103,7 +103,7 @@ func TestUsedPrefixes(t *testing.T) {
 }
 
 // TestRandomNames: RandomMAC gives valid unicast addresses in 00:16:3e,
-// RandomDevName valid interface names.
+// randomDevName valid interface names.
 func TestRandomNames(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
@@ -120,12 +120,12 @@ func TestRandomNames(t *testing.T) {
 		t.Errorf("%d distinct MACs in 100", len(seen))
 	}
 	for _, p := range []string{"veth", "tap", "averylongprefix"} {
-		n := RandomDevName(p)
+		n := randomDevName(p)
 		if err := validName("name", n); err != nil {
-			t.Errorf("RandomDevName(%q) = %q: %v", p, n, err)
+			t.Errorf("randomDevName(%q) = %q: %v", p, n, err)
 		}
 		if want := min(len(p), 7) + 8; len(n) != want {
-			t.Errorf("RandomDevName(%q) = %q, %d bytes, want %d", p, n, len(n), want)
+			t.Errorf("randomDevName(%q) = %q, %d bytes, want %d", p, n, len(n), want)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -11,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/netdev"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -53,7 +53,7 @@ func (m *Manager) Allocate(ctx context.Context, req NICRequest) (NICConfig, erro
 	}
 	hw := req.Hwaddr
 	if hw == "" {
-		hw = RandomMAC()
+		hw = netdev.RandomMAC()
 	} else if err := validMAC(hw); err != nil {
 		return NICConfig{}, errdefs.Invalid("device %q hwaddr: %v", req.Device, err)
 	}
@@ -237,49 +237,10 @@ func (m *Manager) Allocations(ctx context.Context, network string) ([]store.Allo
 	return m.cfg.Store.ListAllocations(ctx, network)
 }
 
-// RandomMAC is a random MAC in LXD's (Xen's) 00:16:3e prefix.
-func RandomMAC() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", b[0], b[1], b[2])
-}
-
 // stableMAC is a MAC in LXD's prefix derived from a name.
 func stableMAC(name string) string {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	s := h.Sum32()
 	return fmt.Sprintf("00:16:3e:%02x:%02x:%02x", byte(s>>16), byte(s>>8), byte(s))
-}
-
-// pickSubnet picks a random private subnet no used prefix overlaps: a /24
-// in 10.0.0.0/8, or a /64 in a random ULA /48 (fd00::/8).
-func pickSubnet(fam int, used []netip.Prefix) (netip.Prefix, error) {
-	for try := 0; try < 200; try++ {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		var p netip.Prefix
-		if fam == 4 {
-			a := netip.AddrFrom4([4]byte{10, b[0], b[1], 0})
-			p = netip.PrefixFrom(a, 24)
-		} else {
-			b[0] = 0xfd
-			for i := 8; i < 16; i++ {
-				b[i] = 0
-			}
-			p = netip.PrefixFrom(netip.AddrFrom16(b), 64)
-		}
-		free := true
-		for _, u := range used {
-			if u.Overlaps(p) {
-				free = false
-				break
-			}
-		}
-		if free {
-			// The bridge takes the first address.
-			return netip.PrefixFrom(p.Addr().Next(), p.Bits()), nil
-		}
-	}
-	return netip.Prefix{}, errdefs.Conflict("no free IPv%d subnet found; set one explicitly", fam)
 }

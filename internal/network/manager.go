@@ -16,6 +16,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/netdev"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -347,9 +348,13 @@ func (m *Manager) resolveAddresses(ctx context.Context, self string, cfg map[str
 		natKey := fmt.Sprintf("ipv%d.nat", fam)
 		v := cfg[key]
 		if v == "" || v == "auto" {
-			p, err := pickSubnet(fam, used)
+			v4, v6, err := netdev.PickSubnets(used)
 			if err != nil {
 				return fmt.Errorf("network config %q: %w", key, err)
+			}
+			p := v4
+			if fam == 6 {
+				p = v6
 			}
 			cfg[key] = p.String()
 			if _, ok := cfg[natKey]; !ok {
