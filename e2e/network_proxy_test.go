@@ -156,3 +156,44 @@ func TestNetworkProfileLive(t *testing.T) {
 	}
 	mustGet(t, "proxy after a refused change", d.netns, "http://"+uplinkHost+":8091/", "hello-profile")
 }
+
+// TestNetworkLimits: limits.ingress and limits.egress shape the NIC's host
+// side (htb, and an ifb for what the instance sends), live, and go when
+// unset.
+func TestNetworkLimits(t *testing.T) {
+	d := startNetDaemon(t)
+	d.importImages()
+	d.must("launch", "busybox", "l1")
+	d.mustLXC("config", "device", "override", "l1", "eth0", "limits.ingress=2Mbit", "limits.egress=1Mbit")
+	host := d.instance("l1").Config["volatile.eth0.host_name"]
+	if host == "" {
+		t.Fatal("no volatile.eth0.host_name")
+	}
+	qd, err := d.inDaemonNetns("tc", "qdisc", "show", "dev", host)
+	if err != nil || !strings.Contains(qd, "htb") {
+		t.Errorf("qdiscs of %s: %v\n%s", host, err, qd)
+	}
+	if cl, _ := d.inDaemonNetns("tc", "class", "show", "dev", host); !strings.Contains(cl, "rate 2Mbit") {
+		t.Errorf("classes of %s (want rate 2Mbit):\n%s", host, cl)
+	}
+	hasIfb := func() bool {
+		for _, l := range d.links() {
+			if strings.HasPrefix(l, "ifb") {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasIfb() {
+		t.Errorf("no ifb for the egress limit: %v", d.links())
+	}
+	d.mustLXC("config", "device", "unset", "l1", "eth0", "limits.ingress")
+	d.mustLXC("config", "device", "unset", "l1", "eth0", "limits.egress")
+	host = d.instance("l1").Config["volatile.eth0.host_name"]
+	if qd, _ := d.inDaemonNetns("tc", "qdisc", "show", "dev", host); strings.Contains(qd, "htb") {
+		t.Errorf("htb left after the limits were unset:\n%s", qd)
+	}
+	if hasIfb() {
+		t.Errorf("ifb left after the limits were unset: %v", d.links())
+	}
+}

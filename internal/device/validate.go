@@ -115,7 +115,9 @@ func checkKeys(dev string, d map[string]string, table map[string]keyCheck) error
 			}
 			return errdefs.Invalid("device %q: invalid key %q for type %s", dev, k, d["type"])
 		}
-		if check == nil {
+		// An empty value is an unset key, as LXD takes it (lxc config
+		// device unset sends one).
+		if check == nil || d[k] == "" {
 			continue
 		}
 		if err := check(d[k]); err != nil {
