@@ -68,6 +68,17 @@
 // instance) with If-Match; an error leaves everything unchanged. So the
 // check and the change are one atomic step, and the core knows no ETag.
 //
+// Devices (devices.go): the core validates a devices map through its
+// DeviceLayer (package device) and asks it, around every runtime call, for
+// the host side of an instance's expanded devices: Start before the
+// runtime starts (a network namespace with the NICs, joined through
+// driver.Spec.NetNS/UserNS; taps for a VM), Started once it runs
+// (proxies), Stop after any stop or exit, Reattach at recovery, Update for
+// devices changed on a running instance (its own or through a profile:
+// live, as LXD does, undone whole if one instance refuses), Removed when
+// a NIC's device goes (its addresses are released). The keys the devices
+// set (volatile.DEV.hwaddr, .host_name) are recorded with the start.
+//
 // Lifecycle events name the entity (event.Entity: kind, name; project
 // later) and the action (LXD's names, "instance-started"); the hub keeps
 // them so, and each edge renders them (LXD: source /1.0/instances/NAME).
@@ -112,8 +123,8 @@
 //	taken in name order, every op lock before any record lock.
 //
 //	A config PUT or PATCH takes the record lock only, unless it changes the
-//	profile list (profileMu too) or the limits of an instance that runs or
-//	is starting (the op lock too, for the runtime update): a PATCH of
+//	profile list (profileMu too) or the limits or devices of an instance
+//	that runs or is starting (the op lock too, for the runtime update): a PATCH of
 //	user.* or environment.* keys never waits for a freeze, a start or a
 //	stop of its instance. It learns what it needs under the record lock and
 //	starts over with more locks when it needs them. Its Precondition (an
