@@ -83,3 +83,54 @@ func TestNetworkMACFilter(t *testing.T) {
 	d.mustLXCFail([]string{"config", "device", "add", "c2", "mv", "nic", "nictype=macvlan", "parent=uplink0", "security.mac_filtering=true"},
 		"security.mac_filtering")
 }
+
+// TestNetworkMACFilterVM: the same for a VM, whose frames enter the
+// bridge by its tap: filtered from the start (the profile's NIC with the
+// key), it reaches the host from its own MAC, not from another; off, it
+// does. One VM boot.
+func TestNetworkMACFilterVM(t *testing.T) {
+	requireVM(t)
+	d := startNetDaemon(t)
+	d.importImages()
+	ref, _ := serveAppImage(t, d.netns, "test/vmmac:1", "#!/bin/sh\nexec sleep 2147483647\n")
+	d.mustLXC("profile", "device", "set", "default", "eth0", "security.mac_filtering=true")
+	d.must("launch", ref, "vm1", "--vm", "--insecure", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1")
+	d.addressOf("vm1", "eth0", "inet") // the agent has configured it
+	own := strings.TrimSpace(d.must("config", "get", "vm1", "volatile.eth0.hwaddr"))
+	tap := strings.TrimSpace(d.must("config", "get", "vm1", "volatile.eth0.host_name"))
+	const other = "00:16:3e:11:22:44"
+	br, _, err := d.client().GetNetwork(t.Context(), "hangarbr0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, _, _ := strings.Cut(br.Config["ipv4.address"], "/")
+	if rs := d.ruleset(); !strings.Contains(rs, `"`+tap+`" : jump mac-`+tap) || !strings.Contains(rs, "ether saddr != "+own+" drop") {
+		t.Errorf("no MAC filter for %s on %s:\n%s", own, tap, rs)
+	}
+	reaches := func() bool {
+		_, _, code := d.hangar("exec", "vm1", "--", "busybox", "ping", "-c", "1", "-W", "2", gw)
+		return code == 0
+	}
+	// virtio-net may refuse a new MAC while up: down, change, up (the
+	// address and its subnet's route stay).
+	setMAC := func(mac string) {
+		t.Helper()
+		d.must("exec", "vm1", "--", "sh", "-c", "busybox ip link set eth0 address "+mac+
+			" || { busybox ip link set eth0 down && busybox ip link set eth0 address "+mac+" && busybox ip link set eth0 up; }")
+	}
+	if !reaches() {
+		t.Errorf("filtered, own MAC: vm1 does not reach %s", gw)
+	}
+	setMAC(other)
+	if reaches() {
+		t.Errorf("filtered, another MAC: vm1 reaches %s", gw)
+	}
+	d.mustLXC("profile", "device", "set", "default", "eth0", "security.mac_filtering=false")
+	if !reaches() {
+		t.Errorf("filter off, another MAC: vm1 does not reach %s", gw)
+	}
+	d.must("delete", "-f", "vm1")
+	if rs := d.ruleset(); strings.Contains(rs, "bridge hangar") {
+		t.Errorf("filter left after delete:\n%s", rs)
+	}
+}
