@@ -178,6 +178,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := nw.host.PruneLimits(); err != nil {
 		log.Warn("prune NIC limits", "err", err)
 	}
+	// The running instances' proxies and MAC filters are known again: the
+	// firewall, held as the last daemon left it, becomes the whole state.
+	if err := nw.networks.Recovered(ctx); err != nil {
+		log.Error("firewall", "err", err)
+	}
 
 	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 
@@ -54,6 +55,9 @@ func newNetworking(dataDir string, st *store.Store, users func(ctx context.Conte
 		Users:  users,
 		Events: events,
 		Log:    log.With("component", "network"),
+		// The instances' devices report their proxies and MAC filters
+		// during recovery; the daemon calls Recovered after it.
+		HoldFirewall: true,
 	})
 	fwdLog := log.With("component", "proxy")
 	n.devices = device.New(device.Config{
@@ -151,6 +155,16 @@ func (f firewallState) Apply(st network.FirewallState) error {
 	}
 	for _, r := range st.Forwards {
 		out.Forwards = append(out.Forwards, forwardRules(r)...)
+	}
+	for _, m := range st.MACFilters {
+		hw, err := net.ParseMAC(m.MAC)
+		if err != nil {
+			return fmt.Errorf("mac filter of %s: %w", m.Owner, err)
+		}
+		// The comment only names the owner: a long device name is cut
+		// rather than failing the whole table.
+		comment := m.Owner[:min(len(m.Owner), 128)]
+		out.MACFilters = append(out.MACFilters, firewall.MACFilter{HostLink: m.HostLink, MAC: hw, Comment: comment})
 	}
 	return f.fw.Apply(out)
 }

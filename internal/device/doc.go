@@ -11,7 +11,10 @@
 //     MAC and addresses come from the network manager (IPAM); the host
 //     side's name is derived from the instance and device so that a daemon
 //     killed with -9 finds and replaces it, never duplicates it. tc limits
-//     (limits.ingress/egress) sit on the host side.
+//     (limits.ingress/egress) sit on the host side. security.mac_filtering
+//     (macfilter.go) is a filter on that host side, held by the network
+//     manager's firewall from before the link exists until after it goes,
+//     and changed in place on a running instance.
 //   - proxy devices (proxy.go): nat=true becomes DNAT rules the network
 //     manager folds into the firewall; otherwise a forwarder in the daemon
 //     (package proxy) listens on the host and connects inside the

@@ -27,6 +27,8 @@ type Networks interface {
 	Allocate(ctx context.Context, req network.NICRequest) (network.NICConfig, error)
 	Release(ctx context.Context, instanceID int64, device string) error
 	SetProxyRules(ctx context.Context, owner string, rules []network.ForwardRule) error
+	// SetMACFilter sets (nil: removes) the MAC filter of one NIC.
+	SetMACFilter(ctx context.Context, owner string, f *network.MACFilter) error
 	InstanceRenamed(ctx context.Context) error
 }
 
@@ -166,6 +168,10 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 		if err != nil {
 			return Run{}, fmt.Errorf("device %s: %w", name, err)
 		}
+		if macFiltered(devs[name]) {
+			dev := name
+			rv.Add(func() { _ = m.clearMACFilter(context.WithoutCancel(ctx), in, dev) })
+		}
 		host := nic.HostName
 		rv.Add(func() { _ = m.cfg.Links.DeleteLink(host) })
 		run.NICs = append(run.NICs, nic)
@@ -284,6 +290,18 @@ func (m *Manager) startNIC(ctx context.Context, in Instance, name string, d map[
 	if nc.Type == network.TypeMacvlan && in.VM {
 		return driver.NIC{}, errdefs.Invalid("macvlan NICs of virtual machines are not supported yet")
 	}
+	if nc.Type == network.TypeMacvlan && macFiltered(d) {
+		return driver.NIC{}, errdefs.Invalid("security.mac_filtering needs a bridged NIC: a macvlan has no host-side port to filter")
+	}
+	rv := revert.New()
+	defer rv.Fail()
+	if macFiltered(d) {
+		// Before the link: its first frame is filtered already.
+		if err := m.setMACFilter(ctx, in, name, d, host, nc.Hwaddr); err != nil {
+			return driver.NIC{}, fmt.Errorf("mac filter: %w", err)
+		}
+		rv.Add(func() { _ = m.clearMACFilter(context.WithoutCancel(ctx), in, name) })
+	}
 	if in.VM {
 		if err := m.cfg.Links.CreateTap(host, nc.Bridge, nc.MTU); err != nil {
 			return driver.NIC{}, err
@@ -308,6 +326,7 @@ func (m *Manager) startNIC(ctx context.Context, in Instance, name string, d map[
 	}
 	r.nics[name] = nc
 	r.hostLinks[name] = host
+	rv.Success()
 	return nic, nil
 }
 
@@ -356,23 +375,36 @@ func (m *Manager) Started(ctx context.Context, in Instance, devs map[string]map[
 func (m *Manager) Reattach(ctx context.Context, in Instance, devs map[string]map[string]string) error {
 	r := &running{nics: map[string]network.NICConfig{}, hostLinks: map[string]string{},
 		forwarders: map[string][]Forwarder{}, proxyNAT: map[string]bool{}}
+	var errs []error
 	for _, name := range sortedNICs(devs) {
-		nc, err := m.nicConfig(ctx, in, name, devs[name])
-		if err != nil {
-			m.cfg.Log.Warn("reattach nic", "instance", in.Name, "device", name, "err", err)
-			continue
-		}
-		r.nics[name] = nc
-		host := devs[name]["host_name"]
+		d := devs[name]
+		host := d["host_name"]
 		if host == "" {
 			host = HostLinkName(in.RuntimeID, name)
 		}
-		r.hostLinks[name] = host
+		nc, err := m.nicConfig(ctx, in, name, d)
+		if err != nil {
+			m.cfg.Log.Warn("reattach nic", "instance", in.Name, "device", name, "err", err)
+			// The NIC runs all the same: it keeps its filter, on the
+			// MAC it was started with.
+			nc = network.NICConfig{Hwaddr: or(d["hwaddr"], in.Config["volatile."+name+".hwaddr"])}
+			if d["nictype"] == "macvlan" {
+				nc.Type = network.TypeMacvlan
+			}
+		} else {
+			r.nics[name] = nc
+			r.hostLinks[name] = host
+		}
+		if macFiltered(d) && nc.Type != network.TypeMacvlan {
+			if err := m.setMACFilter(ctx, in, name, d, host, nc.Hwaddr); err != nil {
+				errs = append(errs, fmt.Errorf("device %s: mac filter: %w", name, err))
+			}
+		}
 	}
 	m.mu.Lock()
 	m.runs[in.RuntimeID] = r
 	m.mu.Unlock()
-	return m.Started(ctx, in, devs)
+	return errors.Join(append(errs, m.Started(ctx, in, devs))...)
 }
 
 // Stop removes the host side of a stopped instance's devices: proxies,
@@ -415,6 +447,21 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 		// so a host with nothing running has no mount of hangard's.
 		errs = append(errs, m.releaseDirLocked())
 		m.nsMu.Unlock()
+	}
+	// The filters go once their links are gone (or going, with a
+	// stopped instance behind them): no frame ever passes unfiltered.
+	// Clearing a NIC that has none costs nothing.
+	nics := map[string]bool{}
+	for _, name := range sortedNICs(devs) {
+		nics[name] = true
+	}
+	if r != nil {
+		for name := range r.hostLinks {
+			nics[name] = true
+		}
+	}
+	for _, name := range sortedNames(nics) {
+		errs = append(errs, m.clearMACFilter(ctx, in, name))
 	}
 	return errors.Join(errs...)
 }

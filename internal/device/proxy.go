@@ -93,10 +93,21 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 	if r == nil {
 		return nil, nil, nil
 	}
+	// NICs that changed in live keys only keep their link and take the
+	// change in place: a MAC filter comes or goes without a replug.
+	live := map[string]bool{}
+	m.mu.Lock()
+	for name, od := range old {
+		if nd, still := cur[name]; still && !sameDevice(od, nd) && liveChange(od, nd) &&
+			r.hostLinks[name] != "" && r.nics[name].Hwaddr != "" && r.nics[name].Type != network.TypeMacvlan {
+			live[name] = true
+		}
+	}
+	m.mu.Unlock()
 	var errs []error
 	for name, od := range old {
 		nd, still := cur[name]
-		if still && sameDevice(od, nd) {
+		if still && sameDevice(od, nd) || live[name] {
 			continue
 		}
 		switch od["type"] {
@@ -111,10 +122,20 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 				unplug = append(unplug, od["name"])
 			}
 			errs = append(errs, m.cfg.Links.DeleteLink(host))
+			// After the link: it never sends unfiltered.
+			errs = append(errs, m.clearMACFilter(ctx, in, name))
 			m.mu.Lock()
 			delete(r.nics, name)
 			delete(r.hostLinks, name)
 			m.mu.Unlock()
+		}
+	}
+	for _, name := range sortedNames(live) {
+		m.mu.Lock()
+		host, mac := r.hostLinks[name], r.nics[name].Hwaddr
+		m.mu.Unlock()
+		if err := m.setMACFilter(ctx, in, name, cur[name], host, mac); err != nil {
+			errs = append(errs, fmt.Errorf("device %s: mac filter: %w", name, err))
 		}
 	}
 	netns := ""
@@ -123,7 +144,7 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 	}
 	for _, name := range sortedNames(cur) {
 		nd := cur[name]
-		if od, had := old[name]; had && sameDevice(od, nd) {
+		if od, had := old[name]; had && sameDevice(od, nd) || live[name] {
 			continue
 		}
 		switch nd["type"] {
@@ -145,9 +166,9 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 	return plug, unplug, errors.Join(errs...)
 }
 
-func sortedNames(devs map[string]map[string]string) []string {
-	out := make([]string, 0, len(devs))
-	for n := range devs {
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
 		out = append(out, n)
 	}
 	sort.Strings(out)

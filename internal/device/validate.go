@@ -139,6 +139,9 @@ func (m *Manager) validateNIC(ctx context.Context, n string, d map[string]string
 	case d["nictype"] != "" && d["parent"] == "":
 		return errdefs.Invalid("device %q: nictype %s needs parent", n, d["nictype"])
 	}
+	if d["nictype"] == "macvlan" && isTrue(d["security.mac_filtering"]) {
+		return errMACFilterMacvlan(n)
+	}
 	net := d["network"]
 	if d["nictype"] == "bridged" {
 		// A managed bridge named as parent is that network, as in LXD.
@@ -164,7 +167,16 @@ func (m *Manager) validateNIC(ctx context.Context, n string, d map[string]string
 	if d["nictype"] == "macvlan" && typ == "bridge" {
 		return errdefs.Invalid("device %q: parent %q is a managed bridge; use network=%s", n, net, net)
 	}
+	if typ == "macvlan" && isTrue(d["security.mac_filtering"]) {
+		return errMACFilterMacvlan(n)
+	}
 	return nil
+}
+
+// errMACFilterMacvlan: a macvlan's frames leave by its parent with no
+// host-side port to filter them on (LXD's macvlan NICs lack the key too).
+func errMACFilterMacvlan(dev string) error {
+	return errdefs.Invalid("device %q: security.mac_filtering needs a bridged NIC; a macvlan has no host-side port to filter", dev)
 }
 
 // checkParent checks that an unmanaged parent exists on the host.

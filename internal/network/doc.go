@@ -19,6 +19,12 @@
 //     shared address impossible even under a race.
 //   - NAT rules for proxy devices: the device layer hands its DNAT rules to
 //     SetProxyRules and the manager folds them into the firewall state.
+//   - MAC filters of NICs with security.mac_filtering: the device layer
+//     hands each one (host link and MAC) to SetMACFilter, folded in the
+//     same way. Proxies and filters live in memory only: after a restart
+//     the devices of running instances report them again, and with
+//     Config.HoldFirewall the kernel keeps the last daemon's tables until
+//     Recovered applies the whole state once.
 //
 // What it does not own: instances and profiles (the core asks who uses a
 // network through the Users function it is given), the veths and taps of

@@ -29,8 +29,18 @@ type Firewall interface {
 
 // FirewallState is the whole of the firewall: rebuilt from records.
 type FirewallState struct {
-	Bridges  []BridgeRules
-	Forwards []ForwardRule
+	Bridges    []BridgeRules
+	Forwards   []ForwardRule
+	MACFilters []MACFilter
+}
+
+// MACFilter is security.mac_filtering on one NIC: what enters its bridge
+// from HostLink (a container's veth end, a VM's tap) must come from MAC,
+// in its Ethernet header and in its ARP and neighbour discovery.
+type MACFilter struct {
+	Owner    string // "nic/RUNTIME-ID/DEVICE"
+	HostLink string
+	MAC      string // xx:xx:xx:xx:xx:xx
 }
 
 // BridgeRules are a managed bridge's rules: NAT for its subnets, DHCP and

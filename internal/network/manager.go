@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,13 @@ type Config struct {
 	// "network-created"); nil: none.
 	Events Emitter
 	Log    *slog.Logger
+	// HoldFirewall leaves the kernel's tables as they are (those the last
+	// daemon left, with its proxies' DNAT and its NICs' MAC filters)
+	// from New until Recovered, while the devices of the instances that
+	// kept running report their rules again: one Apply then makes the
+	// whole state, so a daemon restart never opens a window in which a
+	// running instance is unfiltered or a forward is missing.
+	HoldFirewall bool
 }
 
 // Emitter publishes lifecycle events.
@@ -62,6 +70,8 @@ type Manager struct {
 	mu      sync.Mutex
 	dns     map[string]DNSServer // by network name, running servers
 	proxies map[string][]ForwardRule
+	filters map[string]MACFilter // by owner
+	held    bool                 // Config.HoldFirewall until Recovered
 }
 
 // New makes a Manager; Start brings the host in line with the records.
@@ -72,7 +82,17 @@ func New(cfg Config) *Manager {
 	if cfg.Users == nil {
 		cfg.Users = func(context.Context, string) ([]string, error) { return nil, nil }
 	}
-	return &Manager{cfg: cfg, dns: map[string]DNSServer{}, proxies: map[string][]ForwardRule{}}
+	return &Manager{cfg: cfg, dns: map[string]DNSServer{}, proxies: map[string][]ForwardRule{},
+		filters: map[string]MACFilter{}, held: cfg.HoldFirewall}
+}
+
+// Recovered ends Config.HoldFirewall: the firewall becomes the whole state
+// the records and the devices now give, in one Apply.
+func (m *Manager) Recovered(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held = false
+	return m.applyFirewallLocked(ctx)
 }
 
 // Network is a network as every edge sees it: a managed one with its
@@ -743,8 +763,12 @@ func (m *Manager) InstanceRenamed(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// applyFirewallLocked rebuilds the firewall from the records.
+// applyFirewallLocked rebuilds the firewall from the records, the proxies'
+// rules and the NICs' filters (nothing while the firewall is held).
 func (m *Manager) applyFirewallLocked(ctx context.Context) error {
+	if m.held {
+		return nil
+	}
 	nets, err := m.cfg.Store.ListNetworks(ctx)
 	if err != nil {
 		return err
@@ -783,7 +807,10 @@ func (m *Manager) applyFirewallLocked(ctx context.Context) error {
 	for _, o := range owners {
 		st.Forwards = append(st.Forwards, m.proxies[o]...)
 	}
-	if len(st.Bridges) == 0 && len(st.Forwards) == 0 {
+	for _, o := range slices.Sorted(maps.Keys(m.filters)) {
+		st.MACFilters = append(st.MACFilters, m.filters[o])
+	}
+	if len(st.Bridges) == 0 && len(st.Forwards) == 0 && len(st.MACFilters) == 0 {
 		return m.cfg.Firewall.Remove()
 	}
 	if err := m.cfg.Firewall.Apply(st); err != nil {
@@ -814,6 +841,43 @@ func (m *Manager) SetProxyRules(ctx context.Context, owner string, rules []Forwa
 			m.proxies[owner] = old
 		} else {
 			delete(m.proxies, owner)
+		}
+		return err
+	}
+	return nil
+}
+
+// SetMACFilter sets the MAC filter of one owner (a NIC with
+// security.mac_filtering: "nic/INSTANCE-ID/DEVICE"), or removes it (nil).
+// The filter names its host link, so it can be set before the link exists
+// and no frame of the link ever passes unfiltered.
+func (m *Manager) SetMACFilter(ctx context.Context, owner string, f *MACFilter) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, had := m.filters[owner]
+	if f == nil {
+		if !had {
+			return nil
+		}
+		delete(m.filters, owner)
+	} else {
+		nf := MACFilter{Owner: owner, HostLink: f.HostLink, MAC: strings.ToLower(f.MAC)}
+		if err := checkInterfaceName(nf.HostLink); err != nil {
+			return errdefs.Invalid("mac filter of %s: host link: %v", owner, err)
+		}
+		if err := validMAC(nf.MAC); err != nil {
+			return errdefs.Invalid("mac filter of %s: %v", owner, err)
+		}
+		if had && old == nf {
+			return nil
+		}
+		m.filters[owner] = nf
+	}
+	if err := m.applyFirewallLocked(ctx); err != nil {
+		if had {
+			m.filters[owner] = old
+		} else {
+			delete(m.filters, owner)
 		}
 		return err
 	}

@@ -3,16 +3,17 @@
 //
 // # What it owns
 //
-// One table, `inet hangar`, in one network namespace (the daemon's, or
-// one a test made). It owns that table entirely and nothing else: it never
-// lists, changes or flushes another table, chain or rule, and never the
-// whole ruleset. The caller hands Apply the complete State it wants
-// (managed networks and port forwards); Apply rebuilds the table from it.
-// There is no incremental add or delete, so there is nothing to leak or
-// duplicate: after a `kill -9` the daemon applies its recorded State again
-// at start and the table is exactly that.
+// Two tables, `inet hangar` and `bridge hangar`, in one network namespace
+// (the daemon's, or one a test made). It owns those tables entirely and
+// nothing else: it never lists, changes or flushes another table, chain or
+// rule, and never the whole ruleset. The caller hands Apply the complete
+// State it wants (managed networks, port forwards, MAC filters); Apply
+// rebuilds both tables from it. There is no incremental add or delete, so
+// there is nothing to leak or duplicate: after a `kill -9` the daemon
+// applies its recorded State again at start and the tables are exactly
+// that.
 //
-// # The table
+// # The inet table
 //
 // Base chains, each made only when it has a rule, all with policy accept:
 //
@@ -40,15 +41,40 @@
 // administrator has to let the bridges through there. Hangar does not
 // touch other tables to do it for them.
 //
+// # The bridge table: MAC filters
+//
+// A NIC with security.mac_filtering may only send from its own MAC. Its
+// host-side link (a container's veth end, a VM's tap) is a port of a
+// bridge, and what enters a bridge from a port passes the bridge family's
+// hooks; no br_netfilter is needed. One base chain and a chain per port:
+//
+//	prerouting   filter hook prerouting, priority filter (-200):
+//	             iifname vmap @ports (map ports: "hgr…" : jump mac-hgr…)
+//	mac-LINK     ether saddr != MAC drop
+//	             arp saddr ether != MAC drop
+//	             ICMPv6 router and neighbour solicitations whose source
+//	             link-layer option, and neighbour advertisements whose
+//	             target link-layer option, is not MAC: drop
+//
+// The same checks as LXD's (lxd/firewall/drivers/drivers_nftables_
+// templates.go), in prerouting rather than its input and forward: a forged
+// frame is dropped before the bridge learns its source address, so it can
+// not steal another instance's traffic through the forwarding database
+// either. The map makes it one hash lookup per frame however many ports
+// are filtered; frames from other ports match nothing and go on. Each
+// rule's comment is the filter's Comment (its owner).
+//
 // # Invariants
 //
-//   - Every change is one netlink batch: [add table, delete table, add
-//     table, chains, sets, rules], committed by the kernel whole or not at
-//     all. A packet sees the old table or the new one.
+//   - Every change is one netlink batch: [add and delete each table, add
+//     the tables with rules, their chains, sets, rules], committed by the
+//     kernel whole or not at all. A packet sees the old tables or the new.
 //   - A State is validated before anything is sent; bad input returns an
 //     errdefs error (ErrInvalidArgument; ErrConflict for a port forwarded
-//     twice or overlapping subnets) and leaves the kernel as it was.
-//   - Apply(State{}) and Remove both leave no `inet hangar` table.
+//     twice, overlapping subnets or a link filtered twice) and leaves the
+//     kernel as it was.
+//   - A table exists only while the State has rules for it;
+//     Apply(State{}) and Remove both leave neither table.
 //
 // IP forwarding (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding) is
 // the kernel's switch, not a rule: EnableForwarding turns it on in the
@@ -62,5 +88,5 @@
 // Conntrack entries of a removed forward keep translating their flow
 // until they expire; Apply does not flush conntrack.
 //
-// No on-disk state: the kernel holds the table, the caller holds the State.
+// No on-disk state: the kernel holds the tables, the caller the State.
 package firewall

@@ -12,13 +12,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TableName is the one table the firewall owns, in the inet family.
+// TableName is the name of the firewall's tables: `inet hangar` (routing,
+// NAT, forwards) and `bridge hangar` (MAC filters of bridge ports).
 const TableName = "hangar"
 
-var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+var (
+	inetTable   = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	bridgeTable = &nftables.Table{Name: TableName, Family: nftables.TableFamilyBridge}
+)
 
-// Firewall is hangard's `inet hangar` table in one network namespace. Its
-// methods are safe for concurrent use; each change is one atomic batch.
+// Firewall is hangard's `inet hangar` and `bridge hangar` tables in one
+// network namespace. Its methods are safe for concurrent use; each change
+// is one atomic batch over both.
 type Firewall struct {
 	mu   sync.Mutex
 	nsFd int // the namespace, pinned: the socket and the sysctls go there
@@ -119,13 +124,14 @@ func (f *Firewall) Close() error {
 	return err
 }
 
-// Apply makes the table exactly st in one netlink batch, which the kernel
-// commits whole or not at all: the old table is deleted and the new one
-// made in the same transaction, so no packet ever sees half a ruleset and
-// whatever the table held before (a daemon killed with -9 included) is
-// replaced, never added to. An empty st removes the table. A State that
-// does not validate returns an errdefs.ErrInvalidArgument (or
-// ErrConflict for two forwards of one port) and changes nothing.
+// Apply makes the tables exactly st in one netlink batch, which the
+// kernel commits whole or not at all: the old tables are deleted and the
+// new ones made in the same transaction, so no packet ever sees half a
+// ruleset and whatever the tables held before (a daemon killed with -9
+// included) is replaced, never added to. A table st has no rules for is
+// not made; an empty st removes both. A State that does not validate
+// returns an errdefs.ErrInvalidArgument (or ErrConflict for two forwards
+// of one port, two filters of one link) and changes nothing.
 func (f *Firewall) Apply(st State) error {
 	st, err := st.validate()
 	if err != nil {
@@ -134,54 +140,69 @@ func (f *Firewall) Apply(st State) error {
 	return f.commit(build(st))
 }
 
-// Remove deletes the table, if there is one.
-func (f *Firewall) Remove() error { return f.commit(nil) }
+// Remove deletes both tables, where they exist.
+func (f *Firewall) Remove() error { return f.commit(build(State{})) }
 
-func (f *Firewall) commit(rules []rule) error {
+func (f *Firewall) commit(plans []tablePlan) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn == nil {
 		return errors.New("firewall is closed")
 	}
 	c := f.conn
-	// Adding the table first makes the delete succeed whether or not it
+	// Adding a table first makes its delete succeed whether or not it
 	// existed; the batch then recreates it from nothing.
-	c.AddTable(table)
-	c.DelTable(table)
-	if len(rules) > 0 {
-		c.AddTable(table)
+	for _, p := range plans {
+		c.AddTable(p.table)
+		c.DelTable(p.table)
+	}
+	setID := uint32(0) // ours, not the library's global counter
+	for _, p := range plans {
+		if len(p.rules) == 0 {
+			continue
+		}
+		c.AddTable(p.table)
 		chains := make(map[string]*nftables.Chain)
-		for _, spec := range chainSpecs {
-			for _, r := range rules {
-				if r.chain == spec.name {
-					chains[spec.name] = c.AddChain(&nftables.Chain{
-						Name: spec.name, Table: table, Type: spec.typ,
-						Hooknum: spec.hook, Priority: spec.priority,
-						Policy: ptr(nftables.ChainPolicyAccept),
-					})
-					break
+		for _, spec := range p.chains {
+			for _, r := range p.rules {
+				if r.chain != spec.name {
+					continue
 				}
+				ch := &nftables.Chain{Name: spec.name, Table: p.table}
+				if spec.hook != nil {
+					ch.Type, ch.Hooknum, ch.Priority = spec.typ, spec.hook, spec.priority
+					ch.Policy = ptr(nftables.ChainPolicyAccept)
+				}
+				chains[spec.name] = c.AddChain(ch)
+				break
 			}
 		}
-		for i, r := range rules {
+		for i, r := range p.rules {
 			if r.set != nil {
 				// Anonymous sets are named by the kernel from the
 				// template; the id binds the set to the rule within
-				// this batch. Ours, not the library's global counter.
+				// this batch.
+				setID++
 				s := &nftables.Set{
-					Table: table, ID: uint32(i + 1), Name: "__set%d",
+					Table: p.table, ID: setID, Name: "__set%d",
 					Anonymous: true, Constant: true,
 					KeyType: r.set.key, KeyByteOrder: binaryutil.BigEndian,
 				}
 				if r.set.isMap {
 					s.Name, s.IsMap, s.DataType = "__map%d", true, r.set.data
 				}
+				if r.set.name != "" {
+					// A named set's key byte order is what nft
+					// prints it by: strings (ifname) are host order.
+					s.Name, s.Anonymous, s.Constant = r.set.name, false, false
+					s.KeyByteOrder = binaryutil.NativeEndian
+				}
 				if err := c.AddSet(s, r.set.elems); err != nil {
-					return fmt.Errorf("nftables set for %s rule %d: %w", r.chain, i, err)
+					return fmt.Errorf("nftables set for %s %s rule %d: %w", p.table.Name, r.chain, i, err)
 				}
 				r.lookup.SetName, r.lookup.SetID = s.Name, s.ID
 			}
-			nr := &nftables.Rule{Table: table, Chain: chains[r.chain], Exprs: r.exprs}
+			nr := &nftables.Rule{Table: p.table, Chain: chains[r.chain], Exprs: r.exprs}
 			if r.comment != "" {
 				nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
 			}
@@ -193,10 +214,11 @@ func (f *Firewall) commit(rules []rule) error {
 		// next call starts on a fresh one.
 		_ = c.CloseLasting()
 		f.conn = nil
+		err = fmt.Errorf("nftables tables inet and bridge %s: %w", TableName, err)
 		if derr := f.dial(); derr != nil {
-			return errors.Join(fmt.Errorf("nftables table inet %s: %w", TableName, err), derr)
+			return errors.Join(err, derr)
 		}
-		return fmt.Errorf("nftables table inet %s: %w", TableName, err)
+		return err
 	}
 	return nil
 }

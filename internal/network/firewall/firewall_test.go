@@ -3,6 +3,7 @@ package firewall
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -23,7 +25,18 @@ var (
 	fwdMapped = Forward{Proto: TCP, Listen: netip.MustParseAddr("192.0.2.1"), ListenPorts: PortRange(9000, 9002), Target: netip.MustParseAddr("10.99.0.3"), TargetPorts: PortRange(7000, 7002), Comment: "c2"}
 	fwdSame   = Forward{Proto: UDP, Listen: netip.MustParseAddr("::"), ListenPorts: PortRange(60000, 60010), Target: netip.MustParseAddr("fd42:99::3"), TargetPorts: PortRange(60000, 60010)}
 	fwdOnto1  = Forward{Proto: TCP, ListenPorts: PortRange(3000, 3005), Target: netip.MustParseAddr("10.98.0.9"), TargetPorts: Port(3000)}
+
+	mfC1 = MACFilter{HostLink: "hgr0a1b2c3d", MAC: mustMAC("00:16:3e:aa:bb:cc"), Comment: "nic/1/eth0"}
+	mfVM = MACFilter{HostLink: "tap-vm1", MAC: mustMAC("00:16:3e:00:00:01")}
 )
+
+func mustMAC(s string) net.HardwareAddr {
+	hw, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return hw
+}
 
 // TestApply: each State gives the table it should (rules per chain, and
 // the rules as nft prints them), applying it again changes nothing,
@@ -76,9 +89,29 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
-			name:   "everything",
-			st:     State{Networks: []Network{br0, br1}, Forwards: []Forward{fwdAny4, fwdMapped}},
-			chains: map[string]int{"prerouting": 2, "output": 2, "postrouting": 5, "input": 4, "forward": 4},
+			// One verdict map sends each filtered port's frames to its
+			// chain; five checks there.
+			name:   "mac filters only",
+			st:     State{MACFilters: []MACFilter{mfC1, mfVM}},
+			chains: map[string]int{"bridge prerouting": 1, "bridge mac-hgr0a1b2c3d": 5, "bridge mac-tap-vm1": 5},
+			lines: []string{
+				"type filter hook prerouting priority filter; policy accept;",
+				"iifname vmap @ports",
+				`"hgr0a1b2c3d" : jump mac-hgr0a1b2c3d`,
+				`"tap-vm1" : jump mac-tap-vm1`,
+				`ether saddr != 00:16:3e:aa:bb:cc drop comment "nic/1/eth0"`,
+				`arp saddr ether != 00:16:3e:aa:bb:cc drop comment "nic/1/eth0"`,
+				`icmpv6 type nd-router-solicit @th,64,8 0x1 @th,80,48 != 0x163eaabbcc drop comment "nic/1/eth0"`,
+				`icmpv6 type nd-neighbor-solicit @th,192,8 0x1 @th,208,48 != 0x163eaabbcc drop comment "nic/1/eth0"`,
+				`icmpv6 type nd-neighbor-advert @th,192,8 0x2 @th,208,48 != 0x163eaabbcc drop comment "nic/1/eth0"`,
+				"ether saddr != 00:16:3e:00:00:01 drop\n",
+			},
+		},
+		{
+			name: "everything",
+			st:   State{Networks: []Network{br0, br1}, Forwards: []Forward{fwdAny4, fwdMapped}, MACFilters: []MACFilter{mfVM, mfC1}},
+			chains: map[string]int{"prerouting": 2, "output": 2, "postrouting": 5, "input": 4, "forward": 4,
+				"bridge prerouting": 1, "bridge mac-hgr0a1b2c3d": 5, "bridge mac-tap-vm1": 5},
 		},
 		{
 			// 10000 ports: a batch past the kernel's default socket
@@ -109,8 +142,16 @@ func TestApply(t *testing.T) {
 					t.Errorf("ruleset has no %q:\n%s", l, firstText)
 				}
 			}
-			if firstText != "" && strings.Count(firstText, "table inet hangar") != 1 {
-				t.Errorf("want one table inet hangar:\n%s", firstText)
+			for _, tb := range []struct {
+				name string
+				want bool
+			}{
+				{"table inet hangar", len(tt.st.Networks)+len(tt.st.Forwards) > 0},
+				{"table bridge hangar", len(tt.st.MACFilters) > 0},
+			} {
+				if n := strings.Count(firstText, tb.name+" {"); firstText != "" && n != map[bool]int{true: 1}[tb.want] {
+					t.Errorf("%d of %s, want %v:\n%s", n, tb.name, tb.want, firstText)
+				}
 			}
 
 			// Again, as a daemon restarted after kill -9 does: the same.
@@ -140,6 +181,9 @@ func TestApply(t *testing.T) {
 			}
 			if len(tt.st.Forwards) > 1 {
 				smaller.Forwards = tt.st.Forwards[1:2]
+			}
+			if len(tt.st.MACFilters) > 1 {
+				smaller.MACFilters = tt.st.MACFilters[1:]
 			}
 			if err := f.Apply(smaller); err != nil {
 				t.Fatalf("Apply smaller: %v", err)
@@ -186,7 +230,7 @@ func TestApply(t *testing.T) {
 func TestApplyBadInputChangesNothing(t *testing.T) {
 	ns := newNetNS(t)
 	f := openFirewall(t, ns)
-	good := State{Networks: []Network{br0}, Forwards: []Forward{fwdAny4}}
+	good := State{Networks: []Network{br0}, Forwards: []Forward{fwdAny4}, MACFilters: []MACFilter{mfC1}}
 	if err := f.Apply(good); err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +243,8 @@ func TestApplyBadInputChangesNothing(t *testing.T) {
 		{"bad protocol", State{Forwards: []Forward{{Proto: "sctp", ListenPorts: Port(1), Target: fwdAny4.Target, TargetPorts: Port(1)}}}, errdefs.ErrInvalidArgument},
 		{"good then bad", State{Networks: []Network{br0}, Forwards: []Forward{fwdAny4, {Proto: TCP, ListenPorts: Port(0), Target: fwdAny4.Target, TargetPorts: Port(1)}}}, errdefs.ErrInvalidArgument},
 		{"port forwarded twice", State{Forwards: []Forward{fwdAny4, fwdAny4}}, errdefs.ErrConflict},
+		{"link filtered twice", State{MACFilters: []MACFilter{mfC1, {HostLink: mfC1.HostLink, MAC: mfVM.MAC}}}, errdefs.ErrConflict},
+		{"good filter, bad filter", State{MACFilters: []MACFilter{mfVM, {HostLink: "hgr1", MAC: mustMAC("01:00:5e:00:00:01")}}}, errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,6 +256,54 @@ func TestApplyBadInputChangesNothing(t *testing.T) {
 				t.Errorf("a bad Apply changed the ruleset (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestApplyTables: each table exists exactly when the State has rules for
+// it, whatever came before, and another program's tables stay.
+func TestApplyTables(t *testing.T) {
+	ns := newNetNS(t)
+	addForeignTable(t, ns)
+	f := openFirewall(t, ns)
+	tables := func() (inet, bridge bool) {
+		for _, l := range listing(t, ns) {
+			inet = inet || l == fmt.Sprintf("table %d %s", nftables.TableFamilyINet, TableName)
+			bridge = bridge || l == fmt.Sprintf("table %d %s", nftables.TableFamilyBridge, TableName)
+		}
+		return inet, bridge
+	}
+	foreign := []string{"table 10 hangar", "table 2 other", "table 7 other"}
+	steps := []struct {
+		name         string
+		st           State
+		inet, bridge bool
+	}{
+		{"filters", State{MACFilters: []MACFilter{mfC1}}, false, true},
+		{"network", State{Networks: []Network{br1}}, true, false},
+		{"both", State{Networks: []Network{br1}, MACFilters: []MACFilter{mfC1, mfVM}}, true, true},
+		{"forward and filter", State{Forwards: []Forward{fwdAny4}, MACFilters: []MACFilter{mfVM}}, true, true},
+		{"nothing", State{}, false, false},
+		{"filters again", State{MACFilters: []MACFilter{mfVM}}, false, true},
+	}
+	for _, s := range steps {
+		if err := f.Apply(s.st); err != nil {
+			t.Fatalf("%s: Apply: %v", s.name, err)
+		}
+		if inet, bridge := tables(); inet != s.inet || bridge != s.bridge {
+			t.Errorf("%s: inet table %v, bridge table %v; want %v, %v", s.name, inet, bridge, s.inet, s.bridge)
+		}
+		all := strings.Join(listing(t, ns), "\n")
+		for _, tb := range foreign {
+			if !strings.Contains(all, tb) {
+				t.Errorf("%s: %s is gone:\n%s", s.name, tb, all)
+			}
+		}
+	}
+	if err := f.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if inet, bridge := tables(); inet || bridge {
+		t.Errorf("after Remove: inet table %v, bridge table %v", inet, bridge)
 	}
 }
 

@@ -140,19 +140,25 @@ func listing(t testing.TB, h netns.NsHandle) []string {
 	return out
 }
 
-// chainRules counts the rules of each chain of `inet hangar`.
+// chainRules counts the rules of each chain of `inet hangar` (by name)
+// and `bridge hangar` ("bridge " + name).
 func chainRules(t testing.TB, h netns.NsHandle) map[string]int {
 	t.Helper()
 	got := map[string]int{}
-	prefix := fmt.Sprintf("table %d %s chain ", nftables.TableFamilyINet, TableName)
-	for _, l := range listing(t, h) {
-		if rest, ok := strings.CutPrefix(l, prefix); ok {
-			var name string
-			var n int
-			if _, err := fmt.Sscanf(rest, "%s %d rules", &name, &n); err != nil {
-				t.Fatalf("parse %q: %v", l, err)
+	for _, tb := range []struct {
+		family nftables.TableFamily
+		key    string
+	}{{nftables.TableFamilyINet, ""}, {nftables.TableFamilyBridge, "bridge "}} {
+		prefix := fmt.Sprintf("table %d %s chain ", tb.family, TableName)
+		for _, l := range listing(t, h) {
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				var name string
+				var n int
+				if _, err := fmt.Sscanf(rest, "%s %d rules", &name, &n); err != nil {
+					t.Fatalf("parse %q: %v", l, err)
+				}
+				got[tb.key+strings.TrimSuffix(name, ":")] = n
 			}
-			got[strings.TrimSuffix(name, ":")] = n
 		}
 	}
 	return got
@@ -170,11 +176,17 @@ func addForeignTable(t testing.TB, h netns.NsHandle) {
 		{Name: "other", Family: nftables.TableFamilyIPv4},
 		// Same name as ours, another family: a different table.
 		{Name: TableName, Family: nftables.TableFamilyIPv6},
+		// Another program's bridge filter, hooked where ours is.
+		{Name: "other", Family: nftables.TableFamilyBridge},
 	} {
 		c.AddTable(tb)
+		hook := nftables.ChainHookInput
+		if tb.Family == nftables.TableFamilyBridge {
+			hook = nftables.ChainHookPrerouting
+		}
 		c.AddChain(&nftables.Chain{
 			Name: "input", Table: tb, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter,
+			Hooknum: hook, Priority: nftables.ChainPriorityFilter,
 		})
 		mine := c.AddChain(&nftables.Chain{Name: "mine", Table: tb})
 		c.AddRule(&nftables.Rule{Table: tb, Chain: mine, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}})

@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The base chains of the table, in the order they are created. A chain is
-// made only when some rule goes into it, so a State with forwards alone
-// hooks nothing into the filter path.
+// The base chains of the inet table, in the order they are created. A
+// chain is made only when some rule goes into it, so a State with forwards
+// alone hooks nothing into the filter path.
 const (
 	chainPrerouting  = "prerouting"  // DNAT of forwards, traffic from outside
 	chainOutput      = "output"      // DNAT of forwards, traffic from the host itself
@@ -20,6 +20,8 @@ const (
 	chainForward     = "forward"     // traffic through the bridges
 )
 
+// chainSpec is a chain to make; a nil hook makes a regular chain, reached
+// only by a jump.
 type chainSpec struct {
 	name     string
 	typ      nftables.ChainType
@@ -35,18 +37,21 @@ var chainSpecs = []chainSpec{
 	{chainForward, nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter},
 }
 
-// rule is one rule of the table before it is sent. set, when not nil, is
-// an anonymous set or map bound to it; lookup is the expression that reads
-// it, given the set's name and batch id when the batch is made.
+// rule is one rule of a table before it is sent. set, when not nil, is
+// the set or map it reads; lookup is the expression that reads it, given
+// the set's name and batch id when the batch is made.
 type rule struct {
 	chain   string
 	exprs   []expr.Any
 	comment string
-	set     *anonSet
+	set     *ruleSet
 	lookup  *expr.Lookup
 }
 
-type anonSet struct {
+// ruleSet is a set or map made with its rule: anonymous (bound to the
+// rule, gone with it) unless it has a name.
+type ruleSet struct {
+	name      string // "": anonymous
 	isMap     bool
 	key, data nftables.SetDatatype
 	elems     []nftables.SetElement
@@ -56,9 +61,27 @@ type anonSet struct {
 // holds at most 64 KiB, so a long range is cut into several rules.
 const maxMapPorts = 1024
 
-// build turns a validated State into rules, in chain order. It is pure:
-// the same State gives the same rules.
-func build(st State) []rule {
+// tablePlan is one table as it is sent: the chains it may hold, in the
+// order they are made (a chain without rules is not made), and its rules.
+type tablePlan struct {
+	table  *nftables.Table
+	chains []chainSpec
+	rules  []rule
+}
+
+// build turns a validated State into both tables' plans. It is pure: the
+// same State gives the same rules. Both tables are always listed, so that
+// one with no rules is deleted.
+func build(st State) []tablePlan {
+	return []tablePlan{
+		{table: inetTable, chains: chainSpecs, rules: buildInet(st)},
+		{table: bridgeTable, chains: bridgeChains(st.MACFilters), rules: macFilterRules(st.MACFilters)},
+	}
+}
+
+// buildInet turns a validated State into the inet table's rules, in chain
+// order.
+func buildInet(st State) []rule {
 	var pre, post, in, fwd []rule
 	for _, n := range st.Networks {
 		post = append(post, masqueradeRules(n)...)
@@ -131,7 +154,7 @@ func serviceRules(n Network) []rule {
 	if n.IPv6.IsValid() {
 		udp = append(udp, 547)
 	}
-	set := &anonSet{key: nftables.TypeInetService}
+	set := &ruleSet{key: nftables.TypeInetService}
 	for _, p := range udp {
 		set.elems = append(set.elems, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(p)})
 	}
@@ -213,7 +236,7 @@ func dnatRules(fw Forward) []rule {
 		for first := int(lp.First); first <= int(lp.Last); first += maxMapPorts {
 			last := min(first+maxMapPorts-1, int(lp.Last))
 			piece := Ports{First: uint16(first), Last: uint16(last)}
-			set := &anonSet{isMap: true, key: nftables.TypeInetService, data: nftables.TypeInetService}
+			set := &ruleSet{isMap: true, key: nftables.TypeInetService, data: nftables.TypeInetService}
 			for p := first; p <= last; p++ {
 				to := int(tp.First) + p - int(lp.First)
 				set.elems = append(set.elems, nftables.SetElement{Key: port(uint16(p)), Val: port(uint16(to))})
@@ -288,11 +311,9 @@ func portMatch(p Ports) []expr.Any {
 // ifname compares the input or output interface's name: the kernel
 // compares IFNAMSIZ bytes, NUL padded.
 func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
 	return []expr.Any{
 		&expr.Meta{Key: key, Register: 1},
-		&expr.Cmp{Op: op, Register: 1, Data: b},
+		&expr.Cmp{Op: op, Register: 1, Data: ifnameBytes(name)},
 	}
 }
 

@@ -1,7 +1,9 @@
 package firewall
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -9,10 +11,23 @@ import (
 )
 
 // State is everything hangard wants of the host's firewall. Apply makes the
-// `inet hangar` table exactly this; the zero State means no table at all.
+// `inet hangar` and `bridge hangar` tables exactly this; the zero State
+// means no table at all.
 type State struct {
-	Networks []Network
-	Forwards []Forward
+	Networks   []Network
+	Forwards   []Forward
+	MACFilters []MACFilter
+}
+
+// MACFilter is security.mac_filtering on one instance NIC: what enters a
+// bridge from HostLink (a container's veth host end, a VM's tap) must come
+// from MAC, in its Ethernet header, in the sender field of its ARP, and in
+// the link-layer address option of its IPv6 neighbour discovery; anything
+// else is dropped before the bridge learns or forwards it.
+type MACFilter struct {
+	HostLink string           // the bridge port the instance's frames enter by
+	MAC      net.HardwareAddr // the instance's own MAC (volatile.DEV.hwaddr)
+	Comment  string           // who asked for it: the rules' nft comment, up to 128 bytes
 }
 
 // Network is a managed bridge: its instances' traffic is accepted in and
@@ -96,8 +111,9 @@ func (fw Forward) anyListen() bool { return !fw.Listen.IsValid() || fw.Listen.Is
 // State changes nothing.
 func (st State) validate() (State, error) {
 	out := State{
-		Networks: make([]Network, len(st.Networks)),
-		Forwards: make([]Forward, len(st.Forwards)),
+		Networks:   make([]Network, len(st.Networks)),
+		Forwards:   make([]Forward, len(st.Forwards)),
+		MACFilters: make([]MACFilter, len(st.MACFilters)),
 	}
 	bridges := make(map[string]bool, len(st.Networks))
 	for i, n := range st.Networks {
@@ -153,6 +169,33 @@ func (st State) validate() (State, error) {
 			}
 		}
 		out.Forwards[i] = fw
+	}
+	links := make(map[string]int, len(st.MACFilters))
+	for i, mf := range st.MACFilters {
+		what := fmt.Sprintf("mac filter %d (%q)", i, mf.HostLink)
+		if err := validIfname(mf.HostLink); err != nil {
+			return State{}, errdefs.Invalid("%s: host link: %v", what, err)
+		}
+		if j, dup := links[mf.HostLink]; dup {
+			// Two owners claiming one port: which MAC it may send
+			// from would depend on the order.
+			return State{}, errdefs.Conflict("%s: host link %q is already filtered by mac filter %d (%q)",
+				what, mf.HostLink, j, st.MACFilters[j].Comment)
+		}
+		links[mf.HostLink] = i
+		switch {
+		case len(mf.MAC) != 6:
+			return State{}, errdefs.Invalid("%s: mac %q is not an Ethernet address", what, mf.MAC.String())
+		case mf.MAC[0]&1 != 0:
+			return State{}, errdefs.Invalid("%s: mac %s is a multicast address", what, mf.MAC)
+		case bytes.Equal(mf.MAC, make(net.HardwareAddr, 6)):
+			return State{}, errdefs.Invalid("%s: mac %s is the zero address", what, mf.MAC)
+		}
+		if len(mf.Comment) > maxComment || strings.ContainsRune(mf.Comment, 0) {
+			return State{}, errdefs.Invalid("%s: comment: at most %d bytes and no NUL", what, maxComment)
+		}
+		mf.MAC = bytes.Clone(mf.MAC)
+		out.MACFilters[i] = mf
 	}
 	return out, nil
 }
