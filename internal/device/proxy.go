@@ -119,7 +119,9 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 				host = HostLinkName(in.RuntimeID, name)
 			}
 			if in.VM {
-				unplug = append(unplug, od["name"])
+				// The name it was plugged under: a NIC without a name
+				// key is called as its device (startNIC).
+				unplug = append(unplug, or(od["name"], name))
 			}
 			errs = append(errs, m.cfg.Links.DeleteLink(host))
 			// After the link: it never sends unfiltered.

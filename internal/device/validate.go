@@ -158,6 +158,11 @@ func (m *Manager) validateNIC(ctx context.Context, n string, d map[string]string
 	typ, err := m.cfg.Networks.NetworkType(ctx, net)
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound) && d["nictype"] == "bridged":
+		// A host bridge hangard does not manage: it allocates nothing
+		// there, so a static address would be silently dropped.
+		if d["ipv4.address"] != "" || d["ipv6.address"] != "" {
+			return errdefs.Invalid("device %q: static addresses need a managed network (%q is not one)", n, net)
+		}
 		return m.checkParent(n, d)
 	case errors.Is(err, errdefs.ErrNotFound):
 		return errdefs.NotFound("device %q: network %q not found", n, net)

@@ -145,6 +145,12 @@ func (m *Manager) Allocate(ctx context.Context, req NICRequest) (NICConfig, erro
 	if rec.Config["dns.mode"] == "none" {
 		nc.Nameservers = nil
 	}
+	// held carries the instance's name, joined in by the store, which
+	// alloc has not: compared with it, every start of an instance would
+	// rewrite its allocation and reload the DNS server for nothing.
+	if held != nil {
+		alloc.Instance = held.Instance
+	}
 	if held == nil || *held != alloc {
 		alloc.Instance = ""
 		if err := m.cfg.Store.PutAllocation(ctx, alloc); err != nil {

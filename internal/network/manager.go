@@ -518,6 +518,15 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 		} else if len(users) > 0 {
 			return errdefs.Conflict("network config %q: network %q is in use by %s", "parent", rec.Name, strings.Join(users, ", "))
 		}
+		// As at create: a macvlan on a missing parent would only fail
+		// later, at an instance's start.
+		ifaces, err := m.cfg.Host.Interfaces()
+		if err != nil {
+			return fmt.Errorf("list host interfaces: %w", err)
+		}
+		if !hasInterface(ifaces, cfg["parent"]) {
+			return errdefs.NotFound("network config %q: host interface %q not found", "parent", cfg["parent"])
+		}
 	}
 	old := rec
 	rec.Config, rec.Description = cfg, put.Description
