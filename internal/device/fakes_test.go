@@ -39,6 +39,7 @@ type fakeNetworks struct {
 	failAllocate map[string]error
 	// failProxy fails SetProxyRules that add rules.
 	failProxy error
+	filters   map[string]network.MACFilter
 }
 
 func newFakeNetworks() *fakeNetworks {
@@ -48,6 +49,21 @@ func newFakeNetworks() *fakeNetworks {
 		rules:        map[string][]network.ForwardRule{},
 		failAllocate: map[string]error{},
 	}
+}
+
+// SetMACFilter records the NICs' MAC filters by owner.
+func (n *fakeNetworks) SetMACFilter(_ context.Context, owner string, mf *network.MACFilter) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if mf == nil {
+		delete(n.filters, owner)
+		return nil
+	}
+	if n.filters == nil {
+		n.filters = map[string]network.MACFilter{}
+	}
+	n.filters[owner] = *mf
+	return nil
 }
 
 func (n *fakeNetworks) NetworkType(_ context.Context, name string) (string, error) {

@@ -23,37 +23,37 @@ type events struct{ log []string }
 
 func (e *events) add(format string, args ...any) { e.log = append(e.log, fmt.Sprintf(format, args...)) }
 
-// fakeNetworks is the network manager for the device layer's unit tests:
+// filterNetworks is the network manager for the device layer's unit tests:
 // every network is a bridge of that name, except "mv" (a macvlan) and
 // "gone" (whose allocation fails); MACs are the requested ones or mac1.
-type fakeNetworks struct {
+type filterNetworks struct {
 	ev      *events
 	filters map[string]network.MACFilter
 }
 
 const mac1 = "00:16:3e:00:00:01"
 
-func (f *fakeNetworks) NetworkType(_ context.Context, name string) (string, error) {
+func (f *filterNetworks) NetworkType(_ context.Context, name string) (string, error) {
 	if name == "mv" {
 		return network.TypeMacvlan, nil
 	}
 	return network.TypeBridge, nil
 }
 
-func (f *fakeNetworks) Allocate(_ context.Context, req network.NICRequest) (network.NICConfig, error) {
+func (f *filterNetworks) Allocate(_ context.Context, req network.NICRequest) (network.NICConfig, error) {
 	if req.Network == "gone" {
 		return network.NICConfig{}, errdefs.NotFound("network %q not found", req.Network)
 	}
 	return network.NICConfig{Network: req.Network, Type: network.TypeBridge, Bridge: req.Network, Hwaddr: or(req.Hwaddr, mac1)}, nil
 }
 
-func (f *fakeNetworks) Release(context.Context, int64, string) error { return nil }
-func (f *fakeNetworks) SetProxyRules(context.Context, string, []network.ForwardRule) error {
+func (f *filterNetworks) Release(context.Context, int64, string) error { return nil }
+func (f *filterNetworks) SetProxyRules(context.Context, string, []network.ForwardRule) error {
 	return nil
 }
-func (f *fakeNetworks) InstanceRenamed(context.Context) error { return nil }
+func (f *filterNetworks) InstanceRenamed(context.Context) error { return nil }
 
-func (f *fakeNetworks) SetMACFilter(_ context.Context, owner string, mf *network.MACFilter) error {
+func (f *filterNetworks) SetMACFilter(_ context.Context, owner string, mf *network.MACFilter) error {
 	if mf == nil {
 		if _, ok := f.filters[owner]; ok {
 			f.ev.add("unfilter %s", owner)
@@ -66,19 +66,19 @@ func (f *fakeNetworks) SetMACFilter(_ context.Context, owner string, mf *network
 	return nil
 }
 
-// fakeLinks makes no link; failLink names one whose creation fails.
-type fakeLinks struct {
+// filterLinks makes no link; failLink names one whose creation fails.
+type filterLinks struct {
 	ev       *events
 	failLink string
 }
 
-func (l *fakeLinks) CreateNetNS(string) error                           { return nil }
-func (l *fakeLinks) CreateUserNetNS(string, string, driver.IDMap) error { return nil }
-func (l *fakeLinks) DeleteNetNS(string) error                           { return nil }
-func (l *fakeLinks) SetLimits(string, uint64, uint64) error             { return nil }
-func (l *fakeLinks) DeleteLimits(string) error                          { return nil }
+func (l *filterLinks) CreateNetNS(string) error                           { return nil }
+func (l *filterLinks) CreateUserNetNS(string, string, driver.IDMap) error { return nil }
+func (l *filterLinks) DeleteNetNS(string) error                           { return nil }
+func (l *filterLinks) SetLimits(string, uint64, uint64) error             { return nil }
+func (l *filterLinks) DeleteLimits(string) error                          { return nil }
 
-func (l *fakeLinks) AddNIC(k Link) error {
+func (l *filterLinks) AddNIC(k Link) error {
 	if k.HostName == l.failLink {
 		return errors.New("no veth today")
 	}
@@ -86,7 +86,7 @@ func (l *fakeLinks) AddNIC(k Link) error {
 	return nil
 }
 
-func (l *fakeLinks) CreateTap(name, _ string, _ int) error {
+func (l *filterLinks) CreateTap(name, _ string, _ int) error {
 	if name == l.failLink {
 		return errors.New("no tap today")
 	}
@@ -94,12 +94,12 @@ func (l *fakeLinks) CreateTap(name, _ string, _ int) error {
 	return nil
 }
 
-func (l *fakeLinks) DeleteLink(name string) error {
+func (l *filterLinks) DeleteLink(name string) error {
 	l.ev.add("delete %s", name)
 	return nil
 }
 
-func newFakeManager(t *testing.T) (*Manager, *events, *fakeNetworks, *fakeLinks) {
+func newFakeManager(t *testing.T) (*Manager, *events, *filterNetworks, *filterLinks) {
 	t.Helper()
 	dir := t.TempDir()
 	// A file in Dir: Stop then never tries to unmount it.
@@ -107,8 +107,8 @@ func newFakeManager(t *testing.T) (*Manager, *events, *fakeNetworks, *fakeLinks)
 		t.Fatal(err)
 	}
 	ev := &events{}
-	nets := &fakeNetworks{ev: ev, filters: map[string]network.MACFilter{}}
-	links := &fakeLinks{ev: ev}
+	nets := &filterNetworks{ev: ev, filters: map[string]network.MACFilter{}}
+	links := &filterLinks{ev: ev}
 	return New(Config{Dir: dir, Networks: nets, Links: links}), ev, nets, links
 }
 

@@ -14,14 +14,14 @@ import (
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
-// fakeFirewall records what the manager asks of the firewall: each Apply's
+// filterFirewall records what the manager asks of the firewall: each Apply's
 // state, or nil for a Remove. fail makes the next call fail.
-type fakeFirewall struct {
+type filterFirewall struct {
 	calls []*FirewallState
 	fail  bool
 }
 
-func (f *fakeFirewall) Apply(st FirewallState) error {
+func (f *filterFirewall) Apply(st FirewallState) error {
 	if f.fail {
 		f.fail = false
 		return errors.New("the kernel said no")
@@ -30,7 +30,7 @@ func (f *fakeFirewall) Apply(st FirewallState) error {
 	return nil
 }
 
-func (f *fakeFirewall) Remove() error {
+func (f *filterFirewall) Remove() error {
 	if f.fail {
 		f.fail = false
 		return errors.New("the kernel said no")
@@ -38,15 +38,6 @@ func (f *fakeFirewall) Remove() error {
 	f.calls = append(f.calls, nil)
 	return nil
 }
-
-// fakeHost is a host with no interfaces, for a manager that makes none.
-type fakeHost struct{}
-
-func (fakeHost) EnsureBridge(string, int, string, []netip.Prefix) error { return nil }
-func (fakeHost) DeleteLink(string) error                                { return nil }
-func (fakeHost) Interfaces() ([]Interface, error)                       { return nil, nil }
-func (fakeHost) UsedPrefixes() ([]netip.Prefix, error)                  { return nil, nil }
-func (fakeHost) EnableForwarding(int) error                             { return nil }
 
 // TestSetMACFilter: the NICs' filters are folded into the firewall state,
 // sorted by owner, each change one Apply; setting the same filter again
@@ -59,8 +50,8 @@ func TestSetMACFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	fw := &fakeFirewall{}
-	m := New(Config{Store: st, Dir: t.TempDir(), Host: fakeHost{}, Firewall: fw, HoldFirewall: true})
+	fw := &filterFirewall{}
+	m := New(Config{Store: st, Dir: t.TempDir(), Host: newFakeHost(), Firewall: fw, HoldFirewall: true})
 	if _, err := m.Start(ctx, false); err != nil {
 		t.Fatal(err)
 	}
