@@ -241,6 +241,9 @@ func (l links) CreateUserNetNS(netns, userns string, m driver.IDMap) error {
 	return netdev.CreateUserNetNS(netns, userns, netdev.IDMap{HostID: m.HostID, Size: m.Size})
 }
 func (l links) DeleteLink(name string) error { return l.h.DeleteLink(name) }
+func (l links) DeleteLinkInNetNS(netns, name string) error {
+	return netdev.DeleteLinkInNetNS(netns, name)
+}
 func (l links) CreateTap(name, bridge string, mtu int) error {
 	return l.h.CreateTap(name, bridge, mtu)
 }

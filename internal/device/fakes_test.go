@@ -277,6 +277,13 @@ func (l *fakeLinks) DeleteLink(name string) error {
 	return nil
 }
 
+func (l *fakeLinks) DeleteLinkInNetNS(netns, name string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log("link- %s in %s", name, netns)
+	return nil
+}
+
 func (l *fakeLinks) SetLimits(host string, ingress, egress uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

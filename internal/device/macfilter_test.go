@@ -94,6 +94,11 @@ func (l *filterLinks) CreateTap(name, _ string, _ int) error {
 	return nil
 }
 
+func (l *filterLinks) DeleteLinkInNetNS(_, name string) error {
+	l.ev.add("delete %s", name)
+	return nil
+}
+
 func (l *filterLinks) DeleteLink(name string) error {
 	l.ev.add("delete %s", name)
 	return nil

@@ -32,6 +32,12 @@ type Networks interface {
 	InstanceRenamed(ctx context.Context) error
 }
 
+// NICHotplug plugs NICs into a running VM (its driver, over QMP).
+type NICHotplug interface {
+	AttachNIC(ctx context.Context, nic driver.NIC) error
+	DetachNIC(ctx context.Context, name string) error
+}
+
 // Links makes host links (package netdev).
 type Links interface {
 	CreateNetNS(path string) error
@@ -45,6 +51,9 @@ type Links interface {
 	// CreateTap makes a persistent tap on a bridge, up.
 	CreateTap(name, bridge string, mtu int) error
 	DeleteLink(name string) error
+	// DeleteLinkInNetNS removes an interface inside a namespace (a
+	// macvlan, which has no host side); an absent one is not an error.
+	DeleteLinkInNetNS(netns, name string) error
 	// SetLimits shapes a host-side link: ingress is what the instance
 	// receives, egress what it sends, in bits per second (0: none).
 	SetLimits(hostName string, ingress, egress uint64) error
@@ -123,6 +132,10 @@ type Instance struct {
 	// IDMap is an unprivileged container's id map: its network namespace
 	// is then owned by a user namespace of that map, which it joins.
 	IDMap *driver.IDMap
+	// Hotplug plugs a running VM's NICs (nil: NIC changes of a running VM
+	// apply at its next start). Update unplugs before it deletes a tap
+	// and plugs after it made one.
+	Hotplug NICHotplug
 	// Config is the instance's expanded config: volatile.DEV.hwaddr keeps
 	// a NIC's MAC across starts.
 	Config map[string]string

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 const rid = "hangar-7"
@@ -377,6 +379,45 @@ func TestUpdate(t *testing.T) {
 		wantLines(t, "added", added, []string{"tap+ " + HostLinkName("hangar-8", "net1") + " br0 0", "tap+ " + HostLinkName("hangar-8", "net3") + " br1 0"})
 	})
 
+	t.Run("VM hotplug: detach before the tap goes, attach after it is made", func(t *testing.T) {
+		e := newEnv(t)
+		in := vm()
+		hp := &fakeHotplug{lk: e.lk}
+		in.Hotplug = hp
+		old := map[string]map[string]string{"net1": nic("network", "br0")}
+		_, err := e.m.Start(ctx, in, old)
+		wantErr(t, err, nil)
+		e.lk.takeOps()
+		_, _, err = e.m.Update(ctx, in, old, map[string]map[string]string{"net2": nic("network", "br1")})
+		wantErr(t, err, nil)
+		wantLines(t, "ops", e.lk.takeOps(), []string{
+			"detach net1",
+			"link- " + HostLinkName("hangar-8", "net1"),
+			"tap+ " + HostLinkName("hangar-8", "net2") + " br1 0",
+			"attach net2",
+		})
+		// No free slot: the NIC comes at the next start, not an error.
+		hp.attachErr = errdefs.NotImplemented("no free slot")
+		_, _, err = e.m.Update(ctx, in, map[string]map[string]string{"net2": nic("network", "br1")},
+			map[string]map[string]string{"net2": nic("network", "br1"), "net3": nic("network", "br0")})
+		wantErr(t, err, nil)
+	})
+
+	t.Run("container macvlan unplugged inside its namespace", func(t *testing.T) {
+		e := newEnv(t)
+		in := container()
+		old := map[string]map[string]string{"eth1": nic("nictype", "macvlan", "parent", "lo")}
+		_, err := e.m.Start(ctx, in, old)
+		wantErr(t, err, nil)
+		e.lk.takeOps()
+		_, _, err = e.m.Update(ctx, in, old, nil)
+		wantErr(t, err, nil)
+		ops := e.lk.takeOps()
+		if len(ops) != 1 || !strings.HasPrefix(ops[0], "link- eth1 in ") {
+			t.Fatalf("macvlan unplug ops %q", ops)
+		}
+	})
+
 	t.Run("not running", func(t *testing.T) {
 		e := newEnv(t)
 		plug, unplug, err := e.m.Update(ctx, container(), nil, map[string]map[string]string{"eth0": nic("network", "br0")})
@@ -525,4 +566,24 @@ func TestRenamedRemoved(t *testing.T) {
 	m := New(Config{Dir: t.TempDir(), Links: newFakeLinks()})
 	wantErr(t, m.Renamed(ctx), nil)
 	wantErr(t, m.Removed(ctx, container(), []string{"eth0"}), nil)
+}
+
+// fakeHotplug is a VM driver's NIC hotplug, logging into the links' ops.
+type fakeHotplug struct {
+	lk        *fakeLinks
+	attachErr error
+}
+
+func (h *fakeHotplug) AttachNIC(_ context.Context, nic driver.NIC) error {
+	h.lk.mu.Lock()
+	defer h.lk.mu.Unlock()
+	h.lk.log("attach %s", nic.Name)
+	return h.attachErr
+}
+
+func (h *fakeHotplug) DetachNIC(_ context.Context, name string) error {
+	h.lk.mu.Lock()
+	defer h.lk.mu.Unlock()
+	h.lk.log("detach %s", name)
+	return nil
 }

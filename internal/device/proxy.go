@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 
 	"github.com/hangar-dev/hangar/internal/network"
 	"github.com/hangar-dev/hangar/internal/proxy"
@@ -118,12 +119,25 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 			if host == "" {
 				host = HostLinkName(in.RuntimeID, name)
 			}
-			if in.VM {
-				// The name it was plugged under: a NIC without a name
-				// key is called as its device (startNIC).
-				unplug = append(unplug, or(od["name"], name))
+			// The name it was plugged under: a NIC without a name key is
+			// called as its device (startNIC).
+			ifname := or(od["name"], name)
+			m.mu.Lock()
+			macvlan := r.nics[name].Type == network.TypeMacvlan
+			m.mu.Unlock()
+			switch {
+			case in.VM:
+				unplug = append(unplug, ifname)
+				if in.Hotplug != nil {
+					// Before the tap goes: QEMU lets go of it first.
+					errs = append(errs, in.Hotplug.DetachNIC(ctx, ifname))
+				}
+				errs = append(errs, m.cfg.Links.DeleteLink(host))
+			case macvlan:
+				errs = append(errs, m.cfg.Links.DeleteLinkInNetNS(m.netnsPath(in), ifname))
+			default:
+				errs = append(errs, m.cfg.Links.DeleteLink(host))
 			}
-			errs = append(errs, m.cfg.Links.DeleteLink(host))
 			// After the link: it never sends unfiltered.
 			errs = append(errs, m.clearMACFilter(ctx, in, name))
 			m.mu.Lock()
@@ -158,6 +172,17 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 			}
 			if in.VM {
 				plug = append(plug, nic)
+				if in.Hotplug != nil {
+					err := in.Hotplug.AttachNIC(ctx, nic)
+					if errors.Is(err, errdefs.ErrNotImplemented) {
+						// No free slot: the NIC comes at the next start.
+						m.cfg.Log.Warn("NIC not hotplugged", "instance", in.Name, "device", name, "err", err)
+						err = nil
+					}
+					if err != nil {
+						errs = append(errs, fmt.Errorf("device %s: %w", name, err))
+					}
+				}
 			}
 		case "proxy":
 			if err := m.startProxy(ctx, in, name, nd, r); err != nil {

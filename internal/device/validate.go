@@ -147,6 +147,13 @@ func (m *Manager) validateNIC(ctx context.Context, n string, d map[string]string
 		// A managed bridge named as parent is that network, as in LXD.
 		net = d["parent"]
 	}
+	if d["nictype"] == "macvlan" && m.cfg.Networks != nil {
+		// A macvlan over a managed bridge would bypass its DHCP, DNS and
+		// firewall: LXD refuses it too.
+		if typ, err := m.cfg.Networks.NetworkType(ctx, d["parent"]); err == nil && typ == "bridge" {
+			return errdefs.Invalid("device %q: parent %q is a managed bridge; use network=%s", n, d["parent"], d["parent"])
+		}
+	}
 	if net == "" || m.cfg.Networks == nil {
 		if d["ipv4.address"] != "" || d["ipv6.address"] != "" {
 			if d["nictype"] != "macvlan" {
@@ -168,9 +175,6 @@ func (m *Manager) validateNIC(ctx context.Context, n string, d map[string]string
 		return errdefs.NotFound("device %q: network %q not found", n, net)
 	case err != nil:
 		return err
-	}
-	if d["nictype"] == "macvlan" && typ == "bridge" {
-		return errdefs.Invalid("device %q: parent %q is a managed bridge; use network=%s", n, net, net)
 	}
 	if typ == "macvlan" && isTrue(d["security.mac_filtering"]) {
 		return errMACFilterMacvlan(n)

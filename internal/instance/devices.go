@@ -2,7 +2,6 @@ package instance
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"strings"
 
@@ -88,19 +87,28 @@ func (s *Service) updateDevices(ctx context.Context, before, after store.Instanc
 // device layer makes and removes the host side, a VM's driver plugs NICs.
 func (s *Service) applyDevices(ctx context.Context, rec store.Instance, cfg map[string]string, old, cur Devices) error {
 	in := s.deviceInstance(rec, cfg)
-	plug, unplug, err := s.cfg.Devices.Update(ctx, in, old, cur)
+	if hp, ok := s.driverOf(rec).(NICHotplugger); ok {
+		in.Hotplug = hotplug{hp, in.RuntimeID}
+	}
+	_, _, err := s.cfg.Devices.Update(ctx, in, old, cur)
 	if nf, ok := s.driverOf(rec).(networkForgetter); ok {
 		nf.ForgetNetwork(in.RuntimeID)
 	}
-	if hp, ok := s.driverOf(rec).(NICHotplugger); ok {
-		for _, name := range unplug {
-			err = errors.Join(err, hp.DetachNIC(ctx, in.RuntimeID, name))
-		}
-		for _, nic := range plug {
-			err = errors.Join(err, hp.AttachNIC(ctx, in.RuntimeID, nic))
-		}
-	}
 	return err
+}
+
+// hotplug is a driver's NIC hotplug for one instance.
+type hotplug struct {
+	hp NICHotplugger
+	id string
+}
+
+func (h hotplug) AttachNIC(ctx context.Context, nic driver.NIC) error {
+	return h.hp.AttachNIC(ctx, h.id, nic)
+}
+
+func (h hotplug) DetachNIC(ctx context.Context, name string) error {
+	return h.hp.DetachNIC(ctx, h.id, name)
 }
 
 // releaseRemovedNICs frees the addresses of NICs a change removed.

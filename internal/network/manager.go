@@ -321,7 +321,7 @@ func (m *Manager) createLocked(ctx context.Context, req CreateRequest) error {
 	}
 	switch req.Type {
 	case TypeBridge:
-		if err := m.resolveAddresses(ctx, req.Name, cfg); err != nil {
+		if err := m.resolveAddresses(ctx, req.Name, cfg, true); err != nil {
 			return err
 		}
 	case TypeMacvlan:
@@ -358,8 +358,8 @@ func hasInterface(ifaces []Interface, name string) bool {
 // resolveAddresses turns auto into real subnets and fills LXD's defaults
 // (NAT on for an auto subnet), and refuses a subnet that overlaps another
 // network's or a host route.
-func (m *Manager) resolveAddresses(ctx context.Context, self string, cfg map[string]string) error {
-	used, err := m.usedPrefixes(ctx, self)
+func (m *Manager) resolveAddresses(ctx context.Context, self string, cfg map[string]string, creating bool) error {
+	used, owners, err := m.usedPrefixes(ctx, self)
 	if err != nil {
 		return err
 	}
@@ -367,6 +367,11 @@ func (m *Manager) resolveAddresses(ctx context.Context, self string, cfg map[str
 		key := fmt.Sprintf("ipv%d.address", fam)
 		natKey := fmt.Sprintf("ipv%d.nat", fam)
 		v := cfg[key]
+		if v == "" && !creating {
+			// LXD fills in auto at create only: a key removed later
+			// means no address of that family.
+			continue
+		}
 		if v == "" || v == "auto" {
 			v4, v6, err := netdev.PickSubnets(used)
 			if err != nil {
@@ -380,35 +385,38 @@ func (m *Manager) resolveAddresses(ctx context.Context, self string, cfg map[str
 			if _, ok := cfg[natKey]; !ok {
 				cfg[natKey] = "true"
 			}
-			used = append(used, p.Masked())
+			used, owners = append(used, p.Masked()), append(owners, "")
 			continue
 		}
 		if v == "none" {
 			continue
 		}
 		p, _ := netip.ParsePrefix(v)
-		for _, u := range used {
-			if u.Overlaps(p.Masked()) {
-				return errdefs.Conflict("network config %q: subnet %s overlaps %s in use on the host", key, p.Masked(), u)
+		for i, u := range used {
+			if !u.Overlaps(p.Masked()) {
+				continue
 			}
+			if owners[i] != "" {
+				return errdefs.Conflict("network config %q: subnet %s overlaps network %q's %s", key, p.Masked(), owners[i], u)
+			}
+			return errdefs.Conflict("network config %q: subnet %s overlaps %s in use on the host", key, p.Masked(), u)
 		}
 	}
 	return nil
 }
 
-// usedPrefixes are the host's routes and addresses and the other managed
-// networks' subnets.
-func (m *Manager) usedPrefixes(ctx context.Context, self string) ([]netip.Prefix, error) {
+// usedPrefixes are the other managed networks' subnets (owners names
+// each one's network) and the host's routes and addresses (owner "").
+func (m *Manager) usedPrefixes(ctx context.Context, self string) (out []netip.Prefix, owners []string, err error) {
 	used, err := m.cfg.Host.UsedPrefixes()
 	if err != nil {
-		return nil, fmt.Errorf("read host routes: %w", err)
+		return nil, nil, fmt.Errorf("read host routes: %w", err)
 	}
 	var own []netip.Prefix
 	nets, err := m.cfg.Store.ListNetworks(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []netip.Prefix
 	for _, n := range nets {
 		for _, k := range []string{"ipv4.address", "ipv6.address"} {
 			if p, ok := subnetOf(n.Config[k]); ok {
@@ -416,7 +424,7 @@ func (m *Manager) usedPrefixes(ctx context.Context, self string) ([]netip.Prefix
 					own = append(own, p.Masked())
 					continue
 				}
-				out = append(out, p.Masked())
+				out, owners = append(out, p.Masked()), append(owners, n.Name)
 			}
 		}
 	}
@@ -432,9 +440,15 @@ next:
 				continue next
 			}
 		}
-		out = append(out, p.Masked())
+		// A managed network's own routes are named by the network.
+		for _, o := range out {
+			if o.Contains(p.Addr()) {
+				continue next
+			}
+		}
+		out, owners = append(out, p.Masked()), append(owners, "")
 	}
-	return out, nil
+	return out, owners, nil
 }
 
 // Update replaces a managed network's description and config (PUT).
@@ -493,7 +507,7 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 		return err
 	}
 	if rec.Type == TypeBridge {
-		if err := m.resolveAddresses(ctx, rec.Name, cfg); err != nil {
+		if err := m.resolveAddresses(ctx, rec.Name, cfg, false); err != nil {
 			return err
 		}
 		// Addresses held by NICs must stay inside the subnets.
