@@ -24,7 +24,8 @@ type events struct{ log []string }
 func (e *events) add(format string, args ...any) { e.log = append(e.log, fmt.Sprintf(format, args...)) }
 
 // filterNetworks is the network manager for the device layer's unit tests:
-// every network is a bridge of that name, except "mv" (a macvlan) and
+// every network is a bridge of that name, except "lo" (a host interface),
+// "mv" (a macvlan) and
 // "gone" (whose allocation fails); MACs are the requested ones or mac1.
 type filterNetworks struct {
 	ev      *events
@@ -34,6 +35,9 @@ type filterNetworks struct {
 const mac1 = "00:16:3e:00:00:01"
 
 func (f *filterNetworks) NetworkType(_ context.Context, name string) (string, error) {
+	if name == "lo" { // a host interface
+		return "", errdefs.NotFound("network %q not found", name)
+	}
 	if name == "mv" {
 		return network.TypeMacvlan, nil
 	}
