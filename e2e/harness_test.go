@@ -393,7 +393,14 @@ func (d *daemon) cleanup() {
 		if left := cgroupsOf(d.dir); len(left) > 0 {
 			d.t.Errorf("cgroups left by a daemon that stopped with no instance: %v", left)
 		}
-		if left := d.instanceLinks(); len(left) > 0 {
+		// A container's veth goes with its network namespace, which the
+		// kernel tears down in the background once the last user left.
+		var left []string
+		deadline := time.Now().Add(10 * time.Second)
+		for left = d.instanceLinks(); len(left) > 0 && time.Now().Before(deadline); left = d.instanceLinks() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if len(left) > 0 {
 			d.t.Errorf("instance links left by a daemon that stopped with no instance: %v", left)
 		}
 	}
