@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // webServer starts busybox httpd on port 80 inside a container, serving
@@ -119,12 +120,16 @@ func TestNetworkProxyForward(t *testing.T) {
 	if rs := d.ruleset(); strings.Contains(rs, "dnat to") || strings.Contains(rs, "dnat ip") {
 		t.Errorf("DNAT rules left:\n%s", rs)
 	}
-	after := d.links()
-	for _, l := range after {
-		if strings.HasPrefix(l, "hgr") || strings.HasPrefix(l, "ifb") {
-			t.Errorf("link %s left (links before: %v)", l, before)
+	// The veth goes with the container's namespace, torn down by the
+	// kernel in the background.
+	waitFor(t, "the instance's links to go (links before: "+strings.Join(before, " ")+")", 10*time.Second, func() bool {
+		for _, l := range d.links() {
+			if strings.HasPrefix(l, "hgr") || strings.HasPrefix(l, "ifb") {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
 
 // TestNetworkProfileLive: device changes made through profiles reach
