@@ -248,6 +248,9 @@ func (l links) CreateTap(name, bridge string, mtu int) error {
 	return l.h.CreateTap(name, bridge, mtu)
 }
 func (l links) DeleteLimits(host string) error { return l.h.DeleteLimits(host) }
+func (l links) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return l.h.SetNeighbors(bridge, mac, addrs)
+}
 func (l links) SetLimits(host string, ingress, egress uint64) error {
 	return l.h.SetLimits(host, ingress, egress)
 }

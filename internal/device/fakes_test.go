@@ -284,6 +284,10 @@ func (l *fakeLinks) DeleteLinkInNetNS(netns, name string) error {
 	return nil
 }
 
+func (l *fakeLinks) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return nil
+}
+
 func (l *fakeLinks) SetLimits(host string, ingress, egress uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

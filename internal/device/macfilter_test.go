@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -97,6 +98,8 @@ func (l *filterLinks) CreateTap(name, _ string, _ int) error {
 	l.ev.add("tap %s", name)
 	return nil
 }
+
+func (l *filterLinks) SetNeighbors(string, string, []netip.Prefix) error { return nil }
 
 func (l *filterLinks) DeleteLinkInNetNS(_, name string) error {
 	l.ev.add("delete %s", name)

@@ -57,6 +57,9 @@ type Links interface {
 	// SetLimits shapes a host-side link: ingress is what the instance
 	// receives, egress what it sends, in bits per second (0: none).
 	SetLimits(hostName string, ingress, egress uint64) error
+	// SetNeighbors points the host's neighbour entries for addrs on bridge
+	// at mac.
+	SetNeighbors(bridge, mac string, addrs []netip.Prefix) error
 	// DeleteLimits removes a link's shaping (and its ifb); nothing to
 	// remove is not an error.
 	DeleteLimits(hostName string) error
@@ -335,6 +338,13 @@ func (m *Manager) startNIC(ctx context.Context, in Instance, name string, d map[
 		if err := m.cfg.Links.SetLimits(host, ing, egr); err != nil {
 			_ = m.cfg.Links.DeleteLink(host)
 			return driver.NIC{}, fmt.Errorf("limits: %w", err)
+		}
+	}
+	if nc.Type == network.TypeBridge && len(nc.Addresses) > 0 {
+		// An address freed a moment ago by another instance: the host
+		// must not keep sending it to the old MAC.
+		if err := m.cfg.Links.SetNeighbors(nc.Bridge, nc.Hwaddr, nc.Addresses); err != nil {
+			m.cfg.Log.Warn("point the host at a NIC", "instance", in.Name, "device", name, "err", err)
 		}
 	}
 	r.nics[name] = nc

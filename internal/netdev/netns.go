@@ -53,6 +53,9 @@ func CreateNetNS(path string) error {
 		if err = loopbackUp(); err != nil {
 			return
 		}
+		if err = announceSysctls(); err != nil {
+			return
+		}
 		err = unprivilegedSysctls()
 	})
 	if err != nil {
@@ -73,6 +76,22 @@ func unprivilegedSysctls() error {
 		"/proc/sys/net/ipv4/ping_group_range":           "0 2147483647",
 	} {
 		if err := os.WriteFile(key, []byte(v), 0); err != nil {
+			return fmt.Errorf("namespace sysctl: %w", err)
+		}
+	}
+	return nil
+}
+
+// announceSysctls make every interface made later in the namespace
+// announce itself when it comes up (a gratuitous ARP, an unsolicited
+// neighbour advertisement): an instance given an address another had a
+// moment ago is then reached at once by its neighbours.
+func announceSysctls() error {
+	for key, v := range map[string]string{
+		"/proc/sys/net/ipv4/conf/default/arp_notify":   "1",
+		"/proc/sys/net/ipv6/conf/default/ndisc_notify": "1",
+	} {
+		if err := os.WriteFile(key, []byte(v), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("namespace sysctl: %w", err)
 		}
 	}

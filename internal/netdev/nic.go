@@ -311,3 +311,30 @@ func DeleteLinkInNetNS(path, name string) error {
 	defer in.Close()
 	return deleteIn(in, name)
 }
+
+// SetNeighbors tells the host, on bridge, that addrs are at mac (as
+// entries to be confirmed, NUD_STALE): an address freed by one instance
+// and given to the next would otherwise be sent to the old MAC until the
+// host's entry expired (seconds to a minute of silence for a new
+// instance).
+func (h *Host) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return errdefs.Invalid("hwaddr %q: %v", mac, err)
+	}
+	idx, err := h.bridgeIndex(bridge)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		fam := netlink.FAMILY_V4
+		if !a.Addr().Is4() {
+			fam = netlink.FAMILY_V6
+		}
+		n := &netlink.Neigh{LinkIndex: idx, Family: fam, State: netlink.NUD_STALE, IP: a.Addr().AsSlice(), HardwareAddr: hw}
+		if err := h.nl.NeighSet(n); err != nil {
+			return fmt.Errorf("neighbour %s on %s: %w", a.Addr(), bridge, err)
+		}
+	}
+	return nil
+}

@@ -78,7 +78,9 @@ func CreateUserNetNS(netnsPath, usernsPath string, m IDMap) error {
 	if err == nil {
 		osthread.Throwaway(func() {
 			if err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err == nil {
-				err = loopbackUp()
+				if err = loopbackUp(); err == nil {
+					err = announceSysctls()
+				}
 			}
 		})
 		f.Close()

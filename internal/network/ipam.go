@@ -93,6 +93,13 @@ func (m *Manager) Allocate(ctx context.Context, req NICRequest) (NICConfig, erro
 	if req.Hwaddr == "" && held != nil {
 		hw = held.Hwaddr
 	}
+	for try := 0; req.Hwaddr == "" && held == nil && try < 8; try++ {
+		// A random MAC another NIC drew already (one in 2^24): draw again.
+		if _, ok := taken[hw]; !ok {
+			break
+		}
+		hw = netdev.RandomMAC()
+	}
 	if who, ok := taken[hw]; ok {
 		return NICConfig{}, errdefs.Conflict("device %q hwaddr %s is already used by instance %q on network %q", req.Device, hw, who, rec.Name)
 	}
