@@ -3,8 +3,10 @@
 // static binary, so that the same server answers in every peer's
 // container whatever its userland.
 //
-//   - On the probe port (default 8080) it accepts and closes at once: a
-//     successful TCP connect is what "reachable" means.
+//   - On the probe port (default 8080) it writes one byte, "!", and closes:
+//     a connect that reads it is what "reachable" means, through a
+//     forwarder too (which accepts before it knows whether the container
+//     answers).
 //   - On the sink port (default 5001) it reads each connection to its end
 //     and answers with the number of bytes it read (8 bytes, big-endian),
 //     so that the sender knows every byte arrived: the load generator's
@@ -34,7 +36,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "netsink:", err)
 		os.Exit(1)
 	}
-	go serve(pl, func(c net.Conn) { c.Close() })
+	go serve(pl, func(c net.Conn) {
+		_, _ = c.Write([]byte("!"))
+		c.Close()
+	})
 	serve(sl, drain)
 }
 

@@ -41,25 +41,26 @@ const col11NoNIC = "hangard, no NIC"
 
 // Row keys of the issue-11 report.
 const (
-	r11Launch      = "launch"
-	r11LaunchReach = "launch-reach"
-	r11Start       = "start"
-	r11StartReach  = "start-reach"
-	r11List1       = "list-1"
-	r11ListN       = "list-n"
-	r11TputDirect  = "tput-direct"
-	r11TputProxy   = "tput-proxy"
-	r11TputNAT     = "tput-nat"
+	r11Launch         = "launch"
+	r11LaunchReach    = "launch-reach"
+	r11Start          = "start"
+	r11StartReach     = "start-reach"
+	r11StartReachPort = "start-reach-port"
+	r11List1          = "list-1"
+	r11ListN          = "list-n"
+	r11TputDirect     = "tput-direct"
+	r11TputProxy      = "tput-proxy"
+	r11TputNAT        = "tput-nat"
 )
 
 // The ports netsink listens on in every container, and the host-side ports
 // of the forwards in front of them.
 const (
-	probePort      = 8080
-	sinkPort       = 5001
-	podmanHostPort = 18080 // pb-st's published probe port on podman, 127.0.0.1 only
-	proxyPort      = 15001 // hangard proxy device, nat=false, on 127.0.0.1
-	natPort        = 15002 // hangard proxy device, nat=true, on the bridge's address
+	probePort     = 8080
+	sinkPort      = 5001
+	probeHostPort = 18080 // pb-st's probe port on the host's 127.0.0.1: podman's published port, hangard's proxy device
+	proxyPort     = 15001 // hangard proxy device, nat=false, on 127.0.0.1
+	natPort       = 15002 // hangard proxy device, nat=true, on the bridge's address
 )
 
 // startInstance is the container of the start rounds and the throughput
@@ -145,20 +146,26 @@ func measureIssue11(ctx context.Context, cfg *config, res *results, r *issue10Re
 	// pb-st runs on hangard and podman from here on: the start rounds'
 	// container, and one running container on each bridge during the
 	// launch rounds, as on a machine in use.
-	hst, err := h.prepareStart(ctx)
+	var ways []startWay
+	hst, hport, err := h.prepareStart(ctx)
 	if err != nil {
-		r.add(r11Start, peerHangard, 0, err)
+		r.add(r11StartReach, peerHangard, 0, err)
+	} else {
+		ways = append(ways,
+			startWay{col: peerHangard, netns: h.netns, addr: hst, retRow: r11Start, reachRow: r11StartReach, stop: h.stop, start: h.start},
+			startWay{col: peerHangard, netns: h.netns, addr: hport, reachRow: r11StartReachPort, stop: h.stop, start: h.start})
 	}
-	var pst string
 	if pm != nil && up[peerPodman] {
-		if pst, err = pm.prepareStart(ctx); err != nil {
-			r.add(r11Start, peerPodman, 0, err)
+		if pport, err := pm.prepareStart(ctx); err != nil {
+			r.add(r11StartReachPort, peerPodman, 0, err)
+		} else {
+			ways = append(ways, startWay{col: peerPodman, addr: pport, retRow: r11Start, reachRow: r11StartReachPort, stop: pm.stop, start: pm.start})
 		}
 	}
 
 	issue11Launches(ctx, cfg, r, h, pick(up[peerPodman], pm), pick(up[peerLXD], lx))
 	if ctx.Err() == nil {
-		issue11Starts(ctx, cfg, r, h, hst, pick(up[peerPodman] && pst != "", pm), pst)
+		issue11Starts(ctx, cfg, r, ways)
 	}
 	// The rest is hangard's alone: the others leave the machine.
 	for _, p := range slices.Backward(tried) {
@@ -189,10 +196,10 @@ func issue11Launches(ctx context.Context, cfg *config, r *issue10Results, h *han
 	type variant func(ctx context.Context, rec *issue10Results, name string)
 	variants := []variant{
 		func(ctx context.Context, rec *issue10Results, name string) {
-			ret, reach, err := h.launchReach(ctx, name)
-			rec.add(r11Launch, peerHangard, ret, err)
-			if err == nil {
-				rec.add(r11LaunchReach, peerHangard, reach, nil)
+			m := h.launchReach(ctx, name)
+			rec.add(r11Launch, peerHangard, m.ret, m.err)
+			if m.err == nil {
+				rec.add(r11LaunchReach, peerHangard, m.reach, m.reachErr)
 			}
 			h.forget(ctx, name)
 		},
@@ -207,10 +214,10 @@ func issue11Launches(ctx context.Context, cfg *config, r *issue10Results, h *han
 	}
 	if pm != nil {
 		variants = append(variants, func(ctx context.Context, rec *issue10Results, name string) {
-			ret, reach, err := pm.launchReach(ctx, name)
-			rec.add(r11Launch, peerPodman, ret, err)
-			if err == nil {
-				rec.add(r11LaunchReach, peerPodman, reach, nil)
+			m := pm.launchReach(ctx, name)
+			rec.add(r11Launch, peerPodman, m.ret, m.err)
+			if m.err == nil {
+				rec.add(r11LaunchReach, peerPodman, m.reach, m.reachErr)
 			}
 			if _, err := pm.podman(ctx, "rm", "-f", "-t", "0", name); err != nil {
 				logf("issue 11: %v", err)
@@ -246,42 +253,26 @@ func issue11Launches(ctx context.Context, cfg *config, r *issue10Results, h *han
 	logWarmErrors(warm)
 }
 
+// startWay is one way to take the start figures: a peer's start of pb-st
+// and the address its port is reached at from the host side.
+type startWay struct {
+	col       string
+	netns     string // where to connect from ("": the machine's namespace)
+	addr      string
+	reachRow  string
+	retRow    string // "": the command's time is not recorded
+	stop      func(context.Context, string) (float64, error)
+	start     func(context.Context, string) (float64, error)
+}
+
 // issue11Starts runs the start rounds on pb-st: stop it (untimed), then
 // start it while connecting to its port from the host side, from the same
 // instant, until a connect succeeds.
-func issue11Starts(ctx context.Context, cfg *config, r *issue10Results, h *hangardPeer, haddr string, pm *podmanPeer, paddr string) {
-	type variant func(ctx context.Context, rec *issue10Results)
-	var variants []variant
-	if haddr != "" {
-		variants = append(variants, func(ctx context.Context, rec *issue10Results) {
-			if _, err := h.stop(ctx, startInstance); err != nil {
-				rec.add(r11Start, peerHangard, 0, err)
-				return
-			}
-			ret, reach, err := startReach(ctx, h.netns, haddr, func(ctx context.Context) (float64, error) { return h.start(ctx, startInstance) })
-			rec.add(r11Start, peerHangard, ret, err)
-			if err == nil {
-				rec.add(r11StartReach, peerHangard, reach, nil)
-			}
-		})
-	}
-	if pm != nil {
-		variants = append(variants, func(ctx context.Context, rec *issue10Results) {
-			if _, err := pm.stop(ctx, startInstance); err != nil {
-				rec.add(r11Start, peerPodman, 0, err)
-				return
-			}
-			ret, reach, err := startReach(ctx, "", paddr, func(ctx context.Context) (float64, error) { return pm.start(ctx, startInstance) })
-			rec.add(r11Start, peerPodman, ret, err)
-			if err == nil {
-				rec.add(r11StartReach, peerPodman, reach, nil)
-			}
-		})
-	}
-	if len(variants) == 0 {
+func issue11Starts(ctx context.Context, cfg *config, r *issue10Results, ways []startWay) {
+	if len(ways) == 0 {
 		return
 	}
-	logf("issue 11: starts, %d variants, %d warm-up and %d recorded rounds", len(variants), execWarmRounds, cfg.runs)
+	logf("issue 11: starts, %d variants, %d warm-up and %d recorded rounds", len(ways), execWarmRounds, cfg.runs)
 	warm := newIssue10Results()
 	for round := range execWarmRounds + cfg.runs {
 		if ctx.Err() != nil {
@@ -291,8 +282,21 @@ func issue11Starts(ctx context.Context, cfg *config, r *issue10Results, h *hanga
 		if round < execWarmRounds {
 			rec = warm
 		}
-		for _, i := range rand.Perm(len(variants)) {
-			variants[i](ctx, rec)
+		for _, i := range rand.Perm(len(ways)) {
+			w := ways[i]
+			if _, err := w.stop(ctx, startInstance); err != nil {
+				rec.add(w.reachRow, w.col, 0, err)
+				continue
+			}
+			m := startReach(ctx, w.netns, w.addr, func(ctx context.Context) (float64, error) { return w.start(ctx, startInstance) })
+			if w.retRow != "" {
+				rec.add(w.retRow, w.col, m.ret, m.err)
+			}
+			if m.err == nil {
+				rec.add(w.reachRow, w.col, m.reach, m.reachErr)
+			} else {
+				rec.add(w.reachRow, w.col, 0, m.err)
+			}
 		}
 	}
 	logWarmErrors(warm)
@@ -309,7 +313,7 @@ func logWarmErrors(warm *issue10Results) {
 // startReach runs start and, from the same instant, connects to addr from
 // the namespace netns until a connect succeeds: the command's time and
 // the time to the first connect, in ms.
-func startReach(ctx context.Context, netns, addr string, start func(context.Context) (float64, error)) (ret, reach float64, err error) {
+func startReach(ctx context.Context, netns, addr string, start func(context.Context) (float64, error)) (m reachTimes) {
 	t0 := time.Now()
 	type result struct {
 		at  time.Time
@@ -322,44 +326,47 @@ func startReach(ctx context.Context, netns, addr string, start func(context.Cont
 		at, err := waitConnect(wctx, netns, addr, reachTimeout)
 		done <- result{at, err}
 	}()
-	ret, err = start(ctx)
-	if err != nil {
+	if m.ret, m.err = start(ctx); m.err != nil {
 		cancel()
 		<-done
-		return 0, 0, err
+		return m
 	}
 	res := <-done
-	if res.err != nil {
-		return 0, 0, res.err
-	}
-	return ret, float64(res.at.Sub(t0).Microseconds()) / 1000, nil
+	m.reach, m.reachErr = float64(res.at.Sub(t0).Microseconds())/1000, res.err
+	return m
+}
+
+// reachTimes are a launch's figures in ms: the command's time (err: it
+// failed) and the time to the first connect to the container's port
+// (reachErr: none came).
+type reachTimes struct {
+	ret, reach    float64
+	err, reachErr error
 }
 
 // launchReach launches name with the default profile's NIC, then reads its
-// address from the API and connects to its probe port from the host side:
-// the command's time and the time to the first connect, in ms.
-func (h *hangardPeer) launchReach(ctx context.Context, name string) (ret, reach float64, err error) {
+// address from the API and connects to its probe port from the host side.
+func (h *hangardPeer) launchReach(ctx context.Context, name string) (m reachTimes) {
 	t0 := time.Now()
-	if ret, err = h.launch(ctx, name); err != nil {
-		return 0, 0, err
+	if m.ret, m.err = h.launch(ctx, name); m.err != nil {
+		return m
 	}
 	var ip string
 	for ip == "" {
-		if ip, err = h.address(ctx, name); err != nil {
-			return 0, 0, err
+		if ip, m.reachErr = h.address(ctx, name); m.reachErr != nil {
+			return m
 		}
 		if ip == "" {
 			if time.Since(t0) > reachTimeout {
-				return 0, 0, fmt.Errorf("%s: no IPv4 address on eth0 within %s", name, reachTimeout)
+				m.reachErr = fmt.Errorf("%s: no IPv4 address on eth0 within %s", name, reachTimeout)
+				return m
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
 	at, err := waitConnect(ctx, h.netns, net.JoinHostPort(ip, fmt.Sprint(probePort)), reachTimeout)
-	if err != nil {
-		return 0, 0, err
-	}
-	return ret, float64(at.Sub(t0).Microseconds()) / 1000, nil
+	m.reach, m.reachErr = float64(at.Sub(t0).Microseconds())/1000, err
+	return m
 }
 
 // address is an instance's global IPv4 address on eth0 from the API, ""
@@ -384,43 +391,50 @@ func (h *hangardPeer) forget(ctx context.Context, name string) {
 	}
 }
 
-// prepareStart launches pb-st and returns the address its probe port
-// answers on from the host side (its lease keeps it across restarts).
-func (h *hangardPeer) prepareStart(ctx context.Context) (string, error) {
+// prepareStart launches pb-st with a proxy device (nat=false) from
+// 127.0.0.1:18080 to its probe port, and returns the two addresses its
+// probe port answers on from the host side: its own (its lease keeps it
+// across restarts) and the proxy's.
+func (h *hangardPeer) prepareStart(ctx context.Context) (direct, proxied string, err error) {
 	if _, err := h.launch(ctx, startInstance); err != nil {
-		return "", err
+		return "", "", err
 	}
 	ip, err := h.address(ctx, startInstance)
 	if err == nil && ip == "" {
 		err = fmt.Errorf("%s has no IPv4 address on eth0", startInstance)
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	addr := net.JoinHostPort(ip, fmt.Sprint(probePort))
-	if _, err := waitConnect(ctx, h.netns, addr, reachTimeout); err != nil {
-		return "", err
+	if _, err := h.cli(ctx, "config", "device", "add", startInstance, "pbprobe", "proxy",
+		fmt.Sprintf("listen=tcp:127.0.0.1:%d", probeHostPort), fmt.Sprintf("connect=tcp:127.0.0.1:%d", probePort)); err != nil {
+		return "", "", err
 	}
-	return addr, nil
+	direct = net.JoinHostPort(ip, fmt.Sprint(probePort))
+	proxied = net.JoinHostPort("127.0.0.1", fmt.Sprint(probeHostPort))
+	for _, a := range []string{direct, proxied} {
+		if _, err := waitConnect(ctx, h.netns, a, reachTimeout); err != nil {
+			return "", "", err
+		}
+	}
+	return direct, proxied, nil
 }
 
 // launchReach runs podman run -d, then reads the container's address from
 // the REST service (as hangard's is read from its API) and connects to its
 // probe port.
-func (p *podmanPeer) launchReach(ctx context.Context, name string) (ret, reach float64, err error) {
+func (p *podmanPeer) launchReach(ctx context.Context, name string) (m reachTimes) {
 	t0 := time.Now()
-	if ret, err = p.launch(ctx, name); err != nil {
-		return 0, 0, err
+	if m.ret, m.err = p.launch(ctx, name); m.err != nil {
+		return m
 	}
-	ip, err := p.address(ctx, name)
-	if err != nil {
-		return 0, 0, err
+	var ip string
+	if ip, m.reachErr = p.address(ctx, name); m.reachErr != nil {
+		return m
 	}
 	at, err := waitConnect(ctx, "", net.JoinHostPort(ip, fmt.Sprint(probePort)), reachTimeout)
-	if err != nil {
-		return 0, 0, err
-	}
-	return ret, float64(at.Sub(t0).Microseconds()) / 1000, nil
+	m.reach, m.reachErr = float64(at.Sub(t0).Microseconds())/1000, err
+	return m
 }
 
 // address is a container's IPv4 address from the libpod REST API.
@@ -477,11 +491,11 @@ func podmanAddress(body []byte) (string, error) {
 // changes at every start) and returns that address.
 func (p *podmanPeer) prepareStart(ctx context.Context) (string, error) {
 	args := slices.Concat([]string{"run", "-d", "--pull=never"}, p.networkArgs(),
-		[]string{"-p", fmt.Sprintf("127.0.0.1:%d:%d", podmanHostPort, probePort), "--name", startInstance, podmanImage})
+		[]string{"-p", fmt.Sprintf("127.0.0.1:%d:%d", probeHostPort, probePort), "--name", startInstance, podmanImage})
 	if _, err := p.podman(ctx, args...); err != nil {
 		return "", err
 	}
-	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(podmanHostPort))
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(probeHostPort))
 	if _, err := waitConnect(ctx, "", addr, reachTimeout); err != nil {
 		return "", err
 	}
@@ -731,7 +745,8 @@ func addNetsink(r io.Reader, w io.Writer, sink []byte) error {
 }
 
 // waitConnect connects to addr (TCP) from the namespace netns ("" for
-// ours) until a connect succeeds, and returns when it did. Five pollers,
+// ours) until a connect succeeds and reads netsink's probe byte, and
+// returns when it did. Five pollers,
 // started 10 ms apart, each try in a loop: a refused or unreachable
 // attempt is retried after 2 ms; an attempt with no answer (a SYN to an
 // address that is not up yet, which the kernel would resend only after a
@@ -768,8 +783,10 @@ func waitConnect(ctx context.Context, netns, addr string, timeout time.Duration)
 					timedOut := actx.Err() != nil
 					acancel()
 					if err == nil {
+						err = readProbe(c)
+					}
+					if err == nil {
 						now := time.Now()
-						c.Close()
 						mu.Lock()
 						if at.IsZero() || now.Before(at) {
 							at = now
@@ -825,5 +842,21 @@ func runIssue11(ctx context.Context, cfg *config, res *results, tarball, bins st
 	}
 	fmt.Print(md)
 	logf("report written to %s", cfg.out)
+	return nil
+}
+
+// readProbe reads netsink's probe byte from c and closes c: a forwarder
+// accepts before it knows whether the container answers, and closes with
+// nothing when it does not.
+func readProbe(c net.Conn) error {
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if b[0] != '!' {
+		return fmt.Errorf("probe: read %q, want %q", b[0], '!')
+	}
 	return nil
 }
