@@ -149,7 +149,7 @@ func measureIssue11(ctx context.Context, cfg *config, res *results, r *issue10Re
 	var ways []startWay
 	hst, hport, err := h.prepareStart(ctx)
 	if err != nil {
-		r.add(r11StartReach, peerHangard, 0, err)
+		record11(r, r11StartReach, peerHangard, 0, err)
 	} else {
 		ways = append(ways,
 			startWay{col: peerHangard, netns: h.netns, addr: hst, retRow: r11Start, reachRow: r11StartReach, stop: h.stop, start: h.start},
@@ -157,7 +157,7 @@ func measureIssue11(ctx context.Context, cfg *config, res *results, r *issue10Re
 	}
 	if pm != nil && up[peerPodman] {
 		if pport, err := pm.prepareStart(ctx); err != nil {
-			r.add(r11StartReachPort, peerPodman, 0, err)
+			record11(r, r11StartReachPort, peerPodman, 0, err)
 		} else {
 			ways = append(ways, startWay{col: peerPodman, addr: pport, retRow: r11Start, reachRow: r11StartReachPort, stop: pm.stop, start: pm.start})
 		}
@@ -197,9 +197,9 @@ func issue11Launches(ctx context.Context, cfg *config, r *issue10Results, h *han
 	variants := []variant{
 		func(ctx context.Context, rec *issue10Results, name string) {
 			m := h.launchReach(ctx, name)
-			rec.add(r11Launch, peerHangard, m.ret, m.err)
+			record11(rec, r11Launch, peerHangard, m.ret, m.err)
 			if m.err == nil {
-				rec.add(r11LaunchReach, peerHangard, m.reach, m.reachErr)
+				record11(rec, r11LaunchReach, peerHangard, m.reach, m.reachErr)
 			}
 			h.forget(ctx, name)
 		},
@@ -208,16 +208,16 @@ func issue11Launches(ctx context.Context, cfg *config, r *issue10Results, h *han
 			// may have just gone.
 			name = "pb-x" + strings.TrimPrefix(name, "pb-l")
 			ms, err := h.cli(ctx, "launch", "busybox", name, "--no-profiles")
-			rec.add(r11Launch, col11NoNIC, ms, err)
+			record11(rec, r11Launch, col11NoNIC, ms, err)
 			h.forget(ctx, name)
 		},
 	}
 	if pm != nil {
 		variants = append(variants, func(ctx context.Context, rec *issue10Results, name string) {
 			m := pm.launchReach(ctx, name)
-			rec.add(r11Launch, peerPodman, m.ret, m.err)
+			record11(rec, r11Launch, peerPodman, m.ret, m.err)
 			if m.err == nil {
-				rec.add(r11LaunchReach, peerPodman, m.reach, m.reachErr)
+				record11(rec, r11LaunchReach, peerPodman, m.reach, m.reachErr)
 			}
 			if _, err := pm.podman(ctx, "rm", "-f", "-t", "0", name); err != nil {
 				logf("issue 11: %v", err)
@@ -227,7 +227,7 @@ func issue11Launches(ctx context.Context, cfg *config, r *issue10Results, h *han
 	if lx != nil {
 		variants = append(variants, func(ctx context.Context, rec *issue10Results, name string) {
 			ms, err := lx.launch(ctx, name)
-			rec.add(r11Launch, peerLXD, ms, err)
+			record11(rec, r11Launch, peerLXD, ms, err)
 			if _, err := lx.lxc(ctx, "delete", "--force", name); err != nil {
 				logf("issue 11: %v", err)
 			}
@@ -256,13 +256,13 @@ func issue11Launches(ctx context.Context, cfg *config, r *issue10Results, h *han
 // startWay is one way to take the start figures: a peer's start of pb-st
 // and the address its port is reached at from the host side.
 type startWay struct {
-	col       string
-	netns     string // where to connect from ("": the machine's namespace)
-	addr      string
-	reachRow  string
-	retRow    string // "": the command's time is not recorded
-	stop      func(context.Context, string) (float64, error)
-	start     func(context.Context, string) (float64, error)
+	col      string
+	netns    string // where to connect from ("": the machine's namespace)
+	addr     string
+	reachRow string
+	retRow   string // "": the command's time is not recorded
+	stop     func(context.Context, string) (float64, error)
+	start    func(context.Context, string) (float64, error)
 }
 
 // issue11Starts runs the start rounds on pb-st: stop it (untimed), then
@@ -285,17 +285,17 @@ func issue11Starts(ctx context.Context, cfg *config, r *issue10Results, ways []s
 		for _, i := range rand.Perm(len(ways)) {
 			w := ways[i]
 			if _, err := w.stop(ctx, startInstance); err != nil {
-				rec.add(w.reachRow, w.col, 0, err)
+				record11(rec, w.reachRow, w.col, 0, err)
 				continue
 			}
 			m := startReach(ctx, w.netns, w.addr, func(ctx context.Context) (float64, error) { return w.start(ctx, startInstance) })
 			if w.retRow != "" {
-				rec.add(w.retRow, w.col, m.ret, m.err)
+				record11(rec, w.retRow, w.col, m.ret, m.err)
 			}
 			if m.err == nil {
-				rec.add(w.reachRow, w.col, m.reach, m.reachErr)
+				record11(rec, w.reachRow, w.col, m.reach, m.reachErr)
 			} else {
-				rec.add(w.reachRow, w.col, 0, m.err)
+				record11(rec, w.reachRow, w.col, 0, m.err)
 			}
 		}
 	}
@@ -511,12 +511,12 @@ func issue11Throughput(ctx context.Context, r *issue10Results, h *hangardPeer, p
 	ip, _, _ := net.SplitHostPort(probeAddr)
 	brp, _, err := h.c.GetNetwork(ctx, "hangarbr0")
 	if err != nil {
-		r.add(r11TputNAT, peerHangard, 0, err)
+		record11(r, r11TputNAT, peerHangard, 0, err)
 		return
 	}
 	gw, _, _ := strings.Cut(brp.Config["ipv4.address"], "/")
 	if gw == "" {
-		r.add(r11TputNAT, peerHangard, 0, fmt.Errorf("hangarbr0 has no ipv4.address: %v", brp.Config))
+		record11(r, r11TputNAT, peerHangard, 0, fmt.Errorf("hangarbr0 has no ipv4.address: %v", brp.Config))
 		return
 	}
 	paths := []struct{ row, addr, dev string }{
@@ -531,7 +531,7 @@ func issue11Throughput(ctx context.Context, r *issue10Results, h *hangardPeer, p
 		if p.dev != "" {
 			args := append([]string{"config", "device", "add", startInstance, "pb" + p.row, "proxy"}, strings.Fields(p.dev)...)
 			if _, err := h.cli(ctx, args...); err != nil {
-				r.add(p.row, peerHangard, 0, err)
+				record11(r, p.row, peerHangard, 0, err)
 				continue
 			}
 		}
@@ -546,7 +546,7 @@ func issue11Throughput(ctx context.Context, r *issue10Results, h *hangardPeer, p
 			p := paths[ready[j]]
 			mbs, err := push(ctx, h.netns, p.addr, tputTime)
 			if round > 0 {
-				r.add(p.row, peerHangard, mbs, err)
+				record11(r, p.row, peerHangard, mbs, err)
 			} else if err != nil {
 				logf("issue 11: warm-up: %s: %v", p.row, err)
 			}
@@ -608,7 +608,7 @@ func issue11List(ctx context.Context, cfg *config, r *issue10Results, h *hangard
 			t0 := time.Now()
 			err := httpGet(ctx, hc, url)
 			if i >= execWarmRounds {
-				r.add(row, peerHangard, msSince(t0), err)
+				record11(r, row, peerHangard, msSince(t0), err)
 			}
 			if err != nil {
 				return
@@ -616,23 +616,23 @@ func issue11List(ctx context.Context, cfg *config, r *issue10Results, h *hangard
 		}
 	}
 	if _, running, err := h.count(ctx); err != nil || running != 1 {
-		r.add(r11List1, peerHangard, 0, fmt.Errorf("%d running where 1 was expected (%v)", running, err))
+		record11(r, r11List1, peerHangard, 0, fmt.Errorf("%d running where 1 was expected (%v)", running, err))
 	} else {
 		get(r11List1)
 	}
 	_, running, err := h.count(ctx)
 	if err != nil {
-		r.add(r11ListN, peerHangard, 0, err)
+		record11(r, r11ListN, peerHangard, 0, err)
 		return
 	}
 	logf("issue 11: hangard: starting %d instances", cfg.running-running)
 	t0 := time.Now()
 	if err := h.createMany(ctx, names("pb-r", 0, cfg.running-running), true); err != nil {
-		r.add(r11ListN, peerHangard, 0, fmt.Errorf("starting %d instances: %w", cfg.running-running, err))
+		record11(r, r11ListN, peerHangard, 0, fmt.Errorf("starting %d instances: %w", cfg.running-running, err))
 		return
 	}
 	if all, run, err := h.count(ctx); err != nil || all != cfg.running || run != cfg.running {
-		r.add(r11ListN, peerHangard, 0, fmt.Errorf("%d instances (%d running) where %d running were made (%v)", all, run, cfg.running, err))
+		record11(r, r11ListN, peerHangard, 0, fmt.Errorf("%d instances (%d running) where %d running were made (%v)", all, run, cfg.running, err))
 		return
 	}
 	logf("issue 11: hangard: %d running (%.1fs)", cfg.running, time.Since(t0).Seconds())
@@ -859,4 +859,15 @@ func readProbe(c net.Conn) error {
 		return fmt.Errorf("probe: read %q, want %q", b[0], '!')
 	}
 	return nil
+}
+
+// record11 adds a figure (or its failure) and counts it, so that the
+// report can say how many of a cell's runs failed.
+func record11(r *issue10Results, row, col string, v float64, err error) {
+	r.add(row, col, v, err)
+	failed := 0
+	if err != nil {
+		failed = 1
+	}
+	r.count(row, col, 1, failed)
 }

@@ -100,7 +100,7 @@ func (r *issue10Results) verdict(t target11, v float64, ok bool) string {
 func renderIssue11(cfg *config, res *results, r *issue10Results) string {
 	var b strings.Builder
 	b.WriteString("# Issue 11: networking speed figures, hangard beside podman and LXD\n\n")
-	fmt.Fprintf(&b, "`bench/run --issue11` on %s, commit %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), res.machine.commit)
+	fmt.Fprintf(&b, "`bench/run --issue11 --runs %d --list-runs %d --running %d` on %s, commit %s.\n\n", cfg.runs, cfg.listRuns, cfg.running, time.Now().UTC().Format("2006-01-02 15:04 MST"), res.machine.commit)
 	fmt.Fprintf(&b, "- Machine: %s\n", res.machine.summary())
 	var versions []string
 	for _, p := range []string{peerHangard, peerPodman, peerLXD} {
@@ -129,11 +129,15 @@ func renderIssue11(cfg *config, res *results, r *issue10Results) string {
 		label := strings.ReplaceAll(rw.label, "N running", fmt.Sprintf("%d running", cfg.running))
 		fmt.Fprintf(&b, "| %s | %s |", label, rw.unit)
 		for _, c := range issue11Cols {
-			fmt.Fprintf(&b, " %s |", r.cellText(rw, c, &errs))
+			text := r.cellText(rw, c, &errs)
+			if n := r.counts[rw.key][c]; n[1] > 0 && len(r.vals[rw.key][c]) > 0 {
+				text += fmt.Sprintf("; %d of %d failed", n[1], n[0])
+			}
+			fmt.Fprintf(&b, " %s |", text)
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nEach cell: **median**, p90 (min–max).\n\n## How these are taken\n\n")
+	b.WriteString("\nEach cell: **median**, p90 (min–max) of the runs that gave a figure, and how many failed if any did (the first error of each is listed below).\n\n## How these are taken\n\n")
 	fmt.Fprintf(&b, "- Every container runs `netsink` (bench/cmd/netsink, a static Go binary) from the image's init: the bench's busybox root filesystem with `/bin/netsink` added and `%s` in `/etc/inittab`. On port %d it writes one byte and closes (the probe: a TCP connect that reads it is \"reachable\"); on port %d it reads to the end and answers with the byte count (the sink).\n", strings.TrimSpace(inittabLine), probePort, sinkPort)
 	b.WriteString("- hangard runs in a network namespace of the harness's own (`unshare --net=FILE`, loopback up, `nsenter --net=FILE -- hangard ...`): its bridge hangarbr0 (NAT, DHCP and DNS by its dnsmasq), nftables table and veths live there, and the host side of its containers is that namespace: the harness connects from a thread that entered it. Its containers get the default profile's `eth0` on hangarbr0; \"no NIC\" is `--no-profiles`.\n")
 	b.WriteString("- podman: its default network (`podman`, bridge podman0, netavark with iptables-nft) in the machine's own namespace; runtime runc, cgroupfs, its own storage in the scratch directory. LXD: `lxd init --preseed` with a dir pool and a bridge with NAT, DHCP and LXD's firewall on, IPv4 only (the busybox image runs no DHCP client, so LXD's containers get no address: LXD has the launch figure only).\n")
