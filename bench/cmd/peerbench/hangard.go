@@ -18,6 +18,9 @@ type hangardPeer struct {
 	bins    string
 	dir     string
 	d       *daemon
+	// netns is the network namespace hangard runs in (a bound file in
+	// the scratch directory): the host side of its containers' NICs.
+	netns string
 }
 
 func newHangardPeer(cfg *config, tarball, bins string) *hangardPeer {
@@ -43,7 +46,7 @@ func (h *hangardPeer) version(ctx context.Context) string {
 
 func (h *hangardPeer) notes() []string {
 	return []string{
-		"built from this tree, on a fresh data directory; unprivileged containers (user namespace, shifted image tree), overlayfs root over the image, no network device (hangard has no networking yet), PID 1 is busybox init.",
+		"built from this tree, on a fresh data directory, in a network namespace of the harness's own (so that its bridge hangarbr0, its nftables table and its dnsmasq never touch the machine's network); unprivileged containers (user namespace, shifted image tree), overlayfs root over the image, the default profile's NIC on hangarbr0 (address configured by hangard), PID 1 is busybox init.",
 		"exec = `hangar exec NAME -- true` (the LXD exec protocol through the Go SDK: POST exec with wait-for-websocket, four websockets).",
 	}
 }
@@ -57,8 +60,14 @@ func (h *hangardPeer) setup(ctx context.Context) error {
 	if err := os.MkdirAll(h.dir, 0o711); err != nil {
 		return err
 	}
+	netns := filepath.Join(h.cfg.scratch, "hangard.netns")
+	if err := makeNetns(ctx, netns); err != nil {
+		return err
+	}
+	h.netns = netns
+	// nsenter execs hangard in the namespace: the pid is hangard's.
 	d, err := startDaemon("hangard", nil, filepath.Join(h.cfg.scratch, "hangard.log"),
-		filepath.Join(h.bins, "hangard"), "--data-dir", h.dir, "--log-level", "warn")
+		"nsenter", "--net="+netns, "--", filepath.Join(h.bins, "hangard"), "--data-dir", h.dir, "--log-level", "warn")
 	if err != nil {
 		return err
 	}
@@ -151,4 +160,7 @@ func (h *hangardPeer) teardown(ctx context.Context) {
 	// Whatever the daemon could not delete still runs under its runc root.
 	runcCleanup(ctx, filepath.Join(h.dir, "containers", ".runc"))
 	unmountUnder(h.dir)
+	// Its bridge, veths, nftables table and dnsmasq go with the namespace.
+	removeNetns(h.netns)
+	h.netns = ""
 }

@@ -29,6 +29,10 @@ type lxdPeer struct {
 	cgBefore  []string
 	nftBefore bool
 	inited    bool
+	// userBridge makes the bridge as `lxd init` makes lxdbr0 for a user:
+	// NAT, DHCP and LXD's firewall rules on (IPv4 only: the subnet is
+	// still given, as `lxd init --auto` cannot pick one here).
+	userBridge bool
 }
 
 func newLXDPeer(cfg *config, tarball string) *lxdPeer {
@@ -122,6 +126,15 @@ func (l *lxdPeer) setup(ctx context.Context) error {
 	if l.bridge, l.subnet, err = freeBridge(); err != nil {
 		return err
 	}
+	bridgeConfig := `    ipv4.nat: "false"
+    ipv4.dhcp: "false"
+    ipv4.firewall: "false"
+`
+	if l.userBridge {
+		bridgeConfig = `    ipv4.nat: "true"
+    ipv4.dhcp: "true"
+`
+	}
 	preseed := fmt.Sprintf(`config:
   images.auto_update_interval: "0"
 storage_pools:
@@ -134,16 +147,13 @@ networks:
   type: bridge
   config:
     ipv4.address: %s
-    ipv4.nat: "false"
-    ipv4.dhcp: "false"
-    ipv4.firewall: "false"
-    ipv6.address: none
+%s    ipv6.address: none
 profiles:
 - name: default
   devices:
     root: {path: /, pool: default, type: disk}
     eth0: {name: eth0, network: %s, type: nic}
-`, filepath.Join(l.dir, "pool"), l.bridge, l.subnet, l.bridge)
+`, filepath.Join(l.dir, "pool"), l.bridge, l.subnet, bridgeConfig, l.bridge)
 	init := l.cmd()
 	init.stdin = preseed
 	l.inited = true

@@ -61,6 +61,9 @@ type config struct {
 	// only, when set, are the parts of the issue-10 run (issue10.go) to
 	// measure instead of everything else.
 	only []string
+	// issue11: run the networking figures of issue 11 (issue11.go) and
+	// nothing else.
+	issue11 bool
 }
 
 func main() {
@@ -106,6 +109,8 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	fs.BoolVar(&cfg.execOnly, "exec-only", false, "run only the exec and lxc list comparison (report: bench/out/exec.md unless --out)")
 	issue10 := fs.Bool("issue10", false, "run only the figures issue 10 sets targets for, hangard beside LXD, about 5-10 minutes (report: bench/out/issue10.md unless --out): "+
 		"--version beside a Go hello-world, exec, freeze/unfreeze per API call, freeze/unfreeze events/s to 10 subscribers, PATCH p99 under 200 clients with freeze/unfreeze mixed in, hangar list --format yaml at 1000 instances")
+	fs.BoolVar(&cfg.issue11, "issue11", false, "run only issue 11's networking figures, hangard (with and without a NIC) beside podman on its default bridge and LXD with its bridge NIC, about 5-10 minutes (report: bench/ISSUE11.md unless --out): "+
+		"launch until reachable, start until the first TCP connect, GET /1.0/instances?recursion=2 at --running containers with NICs, throughput through proxy devices (nat=false, nat=true) beside a direct connection; --runs rounds (default 20), --list-runs requests (default 50)")
 	only := fs.String("only", "", "with --issue10 (implied), only these of its parts, comma-separated: "+strings.Join(issue10Parts, ","))
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -115,6 +120,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if cfg.issue11 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick) {
+		return nil, errors.New("--issue11 goes with none of --issue10, --only, --exec-only, --quick")
 	}
 	if *only != "" || *issue10 {
 		if cfg.execOnly || cfg.quick {
@@ -132,7 +140,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 			}
 		}
 	}
-	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil
+	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil && !cfg.issue11
 	execRunsSet := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -153,6 +161,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		if cfg.quick || cfg.only != nil {
 			cfg.runs = 5
 		}
+		if cfg.issue11 {
+			cfg.runs = 20
+		}
 	}
 	if cfg.runs < 5 {
 		return nil, fmt.Errorf("--runs %d: at least 5 runs make a median with min and max", cfg.runs)
@@ -170,6 +181,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		cfg.listRuns = 30
 		if cfg.quick || cfg.only != nil {
 			cfg.listRuns = 10
+		}
+		if cfg.issue11 {
+			cfg.listRuns = 50
 		}
 	}
 	if cfg.execOnly && cfg.execRuns == 0 {
@@ -227,6 +241,10 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		// Issue 10's figures are hangard's beside LXD's.
 		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p != peerHangard && p != peerLXD })
 	}
+	if cfg.issue11 {
+		// Issue 11's are hangard's beside podman's and LXD's.
+		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p == peerRunc })
+	}
 	repo, err := filepath.Abs(cfg.repo)
 	if err != nil {
 		return nil, err
@@ -242,6 +260,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.only != nil {
 			cfg.out = filepath.Join(repo, "bench", "out", "issue10.md")
+		}
+		if cfg.issue11 {
+			cfg.out = filepath.Join(repo, "bench", "ISSUE11.md")
 		}
 	}
 	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
@@ -309,6 +330,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	res.timings = append(res.timings, timing{"build hangard and the busybox root filesystem", time.Since(phase)})
 
+	if cfg.issue11 {
+		return runIssue11(ctx, cfg, res, tarball, bins, start)
+	}
 	if cfg.only != nil {
 		r := newIssue10Results()
 		measureIssue10(ctx, cfg, res, r, tarball, bins)

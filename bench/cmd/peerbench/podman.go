@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,11 +34,25 @@ type podmanPeer struct {
 	hc       *http.Client
 	evNames  []string
 	cgBefore []string
+	// network is the --network of its containers: "none" unless a run
+	// wants podman's default bridge (netavark), "".
+	network string
+	// tablesBefore are the nftables tables there were before set-up: the
+	// ones netavark leaves behind (its iptables-nft chains) go at the end.
+	tablesBefore []string
 }
 
 func newPodmanPeer(cfg *config, tarball string) *podmanPeer {
 	dir := filepath.Join(cfg.scratch, "podman")
-	return &podmanPeer{cfg: cfg, tarball: tarball, dir: dir, sock: filepath.Join(dir, "podman.sock")}
+	return &podmanPeer{cfg: cfg, tarball: tarball, dir: dir, sock: filepath.Join(dir, "podman.sock"), network: "none"}
+}
+
+// networkArgs are the podman run and create flags for p.network.
+func (p *podmanPeer) networkArgs() []string {
+	if p.network == "" {
+		return nil
+	}
+	return []string{"--network", p.network}
 }
 
 func (p *podmanPeer) name() string { return peerPodman }
@@ -76,7 +91,9 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 tmp_dir = %q
-`, filepath.Join(p.dir, "tmp"))
+[network]
+network_config_dir = %q
+`, filepath.Join(p.dir, "tmp"), filepath.Join(p.dir, "networks"))
 	storage := fmt.Sprintf("[storage]\ndriver = \"overlay\"\ngraphroot = %q\nrunroot = %q\n",
 		filepath.Join(p.dir, "storage"), filepath.Join(p.dir, "run"))
 	if err := os.WriteFile(filepath.Join(p.dir, "containers.conf"), []byte(conf), 0o644); err != nil {
@@ -90,6 +107,7 @@ tmp_dir = %q
 		"CONTAINERS_STORAGE_CONF=" + filepath.Join(p.dir, "storage.conf"),
 	}
 	p.cgBefore = cgroupDirs("libpod_parent")
+	p.tablesBefore = nftTables(ctx)
 	if err := p.cmd().run(ctx, "podman", "import", "--change", `CMD ["/sbin/init"]`, p.tarball, podmanImage); err != nil {
 		return err
 	}
@@ -111,7 +129,7 @@ tmp_dir = %q
 }
 
 func (p *podmanPeer) launch(ctx context.Context, name string) (float64, error) {
-	return p.podman(ctx, "run", "-d", "--pull=never", "--network", "none", "--name", name, podmanImage)
+	return p.podman(ctx, slices.Concat([]string{"run", "-d", "--pull=never"}, p.networkArgs(), []string{"--name", name, podmanImage})...)
 }
 
 func (p *podmanPeer) start(ctx context.Context, name string) (float64, error) {
@@ -160,7 +178,7 @@ func (p *podmanPeer) createMany(ctx context.Context, names []string, start bool)
 			_, err := p.launch(ctx, name)
 			return err
 		}
-		_, err := p.podman(ctx, "create", "--pull=never", "--network", "none", "--name", name, podmanImage)
+		_, err := p.podman(ctx, slices.Concat([]string{"create", "--pull=never"}, p.networkArgs(), []string{"--name", name, podmanImage})...)
 		return err
 	})
 }
@@ -344,4 +362,36 @@ func (p *podmanPeer) teardown(ctx context.Context) {
 	p.svc.stop(10 * time.Second)
 	unmountUnder(p.dir)
 	removeCgroups("libpod_parent", p.cgBefore)
+	if p.tablesBefore != nil {
+		// netavark removes its bridge with the last container but leaves
+		// its chains (iptables-nft) in the machine's ruleset.
+		for _, t := range nftTables(ctx) {
+			if slices.Contains(p.tablesBefore, t) {
+				continue
+			}
+			out, err := command{}.output(ctx, "nft", append([]string{"list", "table"}, strings.Fields(t)...)...)
+			if err != nil || !strings.Contains(out, "NETAVARK") {
+				continue
+			}
+			if err := (command{}).run(ctx, "nft", append([]string{"delete", "table"}, strings.Fields(t)...)...); err != nil {
+				logf("podman: %v", err)
+			}
+		}
+	}
+}
+
+// nftTables lists the machine's nftables tables as "family name" (nil when
+// nft is missing: nothing to compare, nothing removed).
+func nftTables(ctx context.Context) []string {
+	out, err := command{}.output(ctx, "nft", "list", "tables")
+	if err != nil {
+		return nil
+	}
+	tables := []string{}
+	for _, line := range strings.Split(out, "\n") {
+		if t, ok := strings.CutPrefix(strings.TrimSpace(line), "table "); ok {
+			tables = append(tables, t)
+		}
+	}
+	return tables
 }
