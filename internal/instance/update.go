@@ -124,6 +124,10 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 		}
 		if devsChanged && isActive(status) {
 			if err := s.updateDevices(ctx, rec, next); err != nil {
+				// Nothing is saved: the devices go back to the record's.
+				if rerr := s.updateDevices(context.WithoutCancel(ctx), next, rec); rerr != nil {
+					s.log.Error("restore devices after a refused change", "instance", rec.Name, "err", rerr)
+				}
 				return need, fmt.Errorf("apply devices to %s: %w", next.Name, err)
 			}
 		}
