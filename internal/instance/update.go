@@ -122,20 +122,27 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 		if (before != after || devsChanged) && !need.op {
 			return changeLocks{profiles: need.profiles, op: true}, nil
 		}
-		if devsChanged && isActive(status) {
-			if err := s.updateDevices(ctx, rec, next); err != nil {
-				// Nothing is saved: the devices go back to the record's.
-				if rerr := s.updateDevices(context.WithoutCancel(ctx), next, rec); rerr != nil {
-					s.log.Error("restore devices after a refused change", "instance", rec.Name, "err", rerr)
-				}
-				return need, fmt.Errorf("apply devices to %s: %w", next.Name, err)
-			}
-		}
 		if before != after {
 			// Under the op lock the status is settled: active means a
 			// runtime to update. If the runtime refuses, nothing is saved.
 			if err := s.driverOf(next).UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
 				return need, fmt.Errorf("apply limits to %s: %w", next.Name, err)
+			}
+		}
+		if devsChanged && isActive(status) {
+			if err := s.updateDevices(ctx, rec, next); err != nil {
+				// Nothing is saved: the devices and limits go back to
+				// the record's.
+				bg := context.WithoutCancel(ctx)
+				if rerr := s.updateDevices(bg, next, rec); rerr != nil {
+					s.log.Error("restore devices after a refused change", "instance", rec.Name, "err", rerr)
+				}
+				if before != after {
+					if rerr := s.driverOf(next).UpdateLimits(bg, runtimeID(next.ID), before); rerr != nil {
+						s.log.Error("restore limits after a refused change", "instance", rec.Name, "err", rerr)
+					}
+				}
+				return need, fmt.Errorf("apply devices to %s: %w", next.Name, err)
 			}
 		}
 	}
