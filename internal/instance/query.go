@@ -3,7 +3,10 @@ package instance
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 )
@@ -40,11 +43,31 @@ func (s *Service) ListFull(ctx context.Context) []Full {
 	}
 	s.mu.RUnlock()
 	// Runtime reads happen outside the lock: they touch the cgroup
-	// filesystem and must not hold up writers.
-	for i := range out {
+	// filesystem and must not hold up writers. They are independent
+	// file reads, spread over the CPUs for long lists.
+	read := func(i int) {
 		out[i].State = s.liveState(ctx, s.driverFor(out[i].Type), ids[i], out[i].Status)
 		addHostNames(out[i].State.Network, out[i].Instance)
 	}
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	if len(out) < 16 || workers < 2 {
+		for i := range out {
+			read(i)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(out); i = int(next.Add(1)) - 1 {
+				read(i)
+			}
+		}()
+	}
+	wg.Wait()
 	return out
 }
 
