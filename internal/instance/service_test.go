@@ -701,3 +701,33 @@ func TestLimitsApplyLive(t *testing.T) {
 		t.Fatal("limits rewritten for a change without limits")
 	}
 }
+
+// TestListFullMany: a list long enough to read states in parallel gives
+// every instance its own state, in name order (run with -race).
+func TestListFullMany(t *testing.T) {
+	s, _, _, _ := newTestService(t)
+	const n = 40
+	for i := range n {
+		req := imageReq(fmt.Sprintf("m%02d", i))
+		req.Start = i%2 == 0
+		if err := launch(t, s, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := s.ListFull(context.Background())
+	if len(full) != n {
+		t.Fatalf("%d instances listed, want %d", len(full), n)
+	}
+	for i, f := range full {
+		if want := fmt.Sprintf("m%02d", i); f.Name != want {
+			t.Fatalf("entry %d is %s, want %s", i, f.Name, want)
+		}
+		wantStatus := StatusStopped
+		if i%2 == 0 {
+			wantStatus = StatusRunning
+		}
+		if f.State.Status != wantStatus || (wantStatus == StatusRunning) != (f.State.Pid != 0) {
+			t.Errorf("%s: state %+v, want status %v", f.Name, f.State, wantStatus)
+		}
+	}
+}
