@@ -82,6 +82,10 @@ func TestNetworkProxyForward(t *testing.T) {
 		mustGet(t, when+": nat proxy from the internet", far, "http://"+uplinkHost+":8081/", "hello-web")
 		mustGet(t, when+": nat proxy from the host", d.netns, "http://"+uplinkHost+":8081/", "hello-web")
 		mustGet(t, when+": forward from the internet", far, "http://"+uplinkHost+":8082/", "hello-web")
+		// The instance reaches itself through its NAT proxy (hairpin).
+		if out, errOut, code := d.hangar("exec", "web", "--", "sh", "-c", httpGet(uplinkHost, 8081)); code != 0 || !strings.Contains(out, "hello-web") {
+			t.Errorf("%s: web through its own nat proxy: exit %d %q %s", when, code, out, errOut)
+		}
 	}
 	check("running")
 

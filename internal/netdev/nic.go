@@ -132,6 +132,12 @@ func (h *Host) AddVeth(v Veth) error {
 		if err == nil {
 			err = h.nl.LinkSetMasterByIndex(host, masterIndex)
 		}
+		if err == nil {
+			// Hairpin: a frame may leave by the port it came in on, so
+			// an instance reaches itself through a forward to its own
+			// address (DNAT on the host sends it back), as in LXD.
+			err = h.nl.LinkSetHairpin(host, true)
+		}
 		if err != nil {
 			return fmt.Errorf("attach veth %s to bridge %s: %w", v.HostName, v.Bridge, err)
 		}

@@ -68,6 +68,12 @@ func (h *Host) CreateTap(name, bridge string, mtu int) error {
 			return fmt.Errorf("attach tap %s to bridge %q: %w", name, bridge, err)
 		}
 	}
+	if masterIndex != 0 {
+		// Hairpin, as for veths (AddVeth).
+		if err := h.nl.LinkSetHairpin(l, true); err != nil {
+			return fmt.Errorf("hairpin on tap %s: %w", name, err)
+		}
+	}
 	if err := h.nl.LinkSetUp(l); err != nil {
 		return fmt.Errorf("set tap %s up: %w", name, err)
 	}
