@@ -133,3 +133,34 @@ func TestNetworkDHCP(t *testing.T) {
 		t.Errorf("udhcpc: exit %d, want lease of %s:\n%s%s", code, want, out, errOut)
 	}
 }
+
+// TestNetworkCLI drives networks with hangar's own CLI.
+func TestNetworkCLI(t *testing.T) {
+	d := startNetDaemon(t)
+	d.importImages()
+	d.must("network", "create", "cli0", "ipv4.address=10.88.0.1/24", "ipv6.address=none")
+	d.must("network", "set", "cli0", "dns.domain=clinet", "user.note=x")
+	d.must("network", "unset", "cli0", "user.note")
+	if out := d.must("network", "show", "cli0"); !strings.Contains(out, "dns.domain: clinet") || strings.Contains(out, "user.note") {
+		t.Errorf("network show:\n%s", out)
+	}
+	if out := d.must("network", "info", "cli0"); !strings.Contains(out, "10.88.0.1") {
+		t.Errorf("network info:\n%s", out)
+	}
+	d.must("launch", "busybox", "k1", "--no-profiles")
+	d.must("network", "attach", "cli0", "k1", "eth0")
+	if out := d.must("network", "list-leases", "cli0"); !strings.Contains(out, "k1") || !strings.Contains(out, "10.88.0.") {
+		t.Errorf("list-leases:\n%s", out)
+	}
+	if out := d.must("list", "k1", "--format", "csv"); !strings.Contains(out, "10.88.0.") {
+		t.Errorf("list:\n%s", out)
+	}
+	d.mustFail([]string{"network", "delete", "cli0"}, "in use", "k1")
+	d.must("network", "detach", "cli0", "k1")
+	d.must("network", "rename", "cli0", "cli1")
+	if out := d.must("network", "list", "--format", "csv"); !strings.Contains(out, "cli1") || strings.Contains(out, "cli0") {
+		t.Errorf("list after rename:\n%s", out)
+	}
+	d.must("network", "delete", "cli1")
+	d.mustFail([]string{"network", "show", "cli1"}, "not found")
+}
