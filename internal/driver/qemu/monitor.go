@@ -75,6 +75,29 @@ func (m *monitor) run(cmd string, args any) (json.RawMessage, error) {
 	return resp.Return, nil
 }
 
+// runWithin is run for a caller that must not wait on QEMU for ever (a
+// stop): go-qemu's Run cannot be cancelled, so a command QEMU does not
+// answer is left to finish in the background and an error returned.
+func (m *monitor) runWithin(d time.Duration, cmd string, args any) (json.RawMessage, error) {
+	type result struct {
+		out json.RawMessage
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		out, err := m.run(cmd, args)
+		ch <- result{out, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.out, r.err
+	case <-m.done:
+		return nil, fmt.Errorf("QMP %s: the connection ended", cmd)
+	case <-time.After(d):
+		return nil, fmt.Errorf("QMP %s: no answer in %s", cmd, d)
+	}
+}
+
 // queryStatus returns QEMU's run state.
 func (m *monitor) queryStatus() (string, error) {
 	out, err := m.run("query-status", nil)

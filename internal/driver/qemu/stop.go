@@ -8,6 +8,10 @@ import (
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
+// qmpStopTimeout bounds each monitor command of a stop: a QEMU that does
+// not answer is killed rather than waited on.
+const qmpStopTimeout = 5 * time.Second
+
 // stopGrace is how long after the stop timeout a graceful stop waits for
 // the guest to power off before it kills QEMU.
 const stopGrace = 10 * time.Second
@@ -29,7 +33,9 @@ func (d *Driver) Stop(ctx context.Context, id string, sig syscall.Signal, timeou
 	if !force && mon != nil {
 		if state == statePaused {
 			// A paused guest cannot shut itself down.
-			_, _ = mon.run("cont", nil)
+			if _, err := mon.runWithin(qmpStopTimeout, "cont", nil); err != nil {
+				d.log.Warn("resume to stop", "id", id, "err", err)
+			}
 		}
 		if v.stopSignal != 0 {
 			sig = v.stopSignal
@@ -43,7 +49,9 @@ func (d *Driver) Stop(ctx context.Context, id string, sig syscall.Signal, timeou
 			}
 		}
 		if !asked {
-			_, _ = mon.run("system_powerdown", nil)
+			if _, err := mon.runWithin(qmpStopTimeout, "system_powerdown", nil); err != nil {
+				d.log.Warn("ACPI power-down", "id", id, "err", err)
+			}
 		}
 		select {
 		case <-v.done:
@@ -60,7 +68,10 @@ func (d *Driver) Stop(ctx context.Context, id string, sig syscall.Signal, timeou
 // kill ends QEMU: quit through QMP, SIGKILL if that does not do.
 func (d *Driver) kill(v *vm) {
 	if mon := v.monitor(); mon != nil {
-		_, _ = mon.run("quit", nil)
+		// A QEMU that does not answer its monitor is killed below.
+		if _, err := mon.runWithin(qmpStopTimeout, "quit", nil); err != nil {
+			d.log.Warn("quit through QMP", "id", v.id, "err", err)
+		}
 	}
 	select {
 	case <-v.done:
