@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/api"
 )
 
 // TestNetworkVM: a VM launched with the default profile gets a tap on
@@ -34,10 +36,13 @@ func TestNetworkVM(t *testing.T) {
 
 	hwaddr := d.must("config", "get", "vm1", "volatile.eth0.hwaddr")
 	tap := strings.TrimSpace(d.must("config", "get", "vm1", "volatile.eth0.host_name"))
-	st := d.instance("vm1").State
-	if st == nil {
-		t.Fatal("vm1 has no state")
-	}
+	// The guest's interfaces are read through its agent and kept for a
+	// second: the counters show the HTTP traffic within that.
+	var st *api.InstanceState
+	waitFor(t, "vm1's eth0 counters to show traffic", 10*time.Second, func() bool {
+		st = d.instance("vm1").State
+		return st != nil && st.Network["eth0"].Counters.BytesReceived > 0
+	})
 	eth0, lo := st.Network["eth0"], st.Network["lo"]
 	if eth0.Hwaddr != strings.TrimSpace(hwaddr) || eth0.State != "up" || eth0.Counters.BytesReceived == 0 {
 		t.Errorf("vm1 eth0 = %+v, want hwaddr %s, up, with traffic", eth0, hwaddr)
