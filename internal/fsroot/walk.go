@@ -211,7 +211,7 @@ func openBeneathMode(dir int, name string, flags uint64, mode uint64) (int, erro
 		Mode:    mode,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	}
-	fd, err := openat2Retry(dir, name, &how)
+	fd, err := Openat2(dir, name, &how)
 	if err != unix.EXDEV {
 		return fd, err
 	}
@@ -220,7 +220,7 @@ func openBeneathMode(dir int, name string, flags uint64, mode uint64) (int, erro
 	// sees, and are entered; kernel interfaces (/proc, /sys, devpts...)
 	// act on the host's kernel when the daemon writes them, and are not.
 	how.Resolve &^= unix.RESOLVE_NO_XDEV
-	if fd, err = openat2Retry(dir, name, &how); err != nil {
+	if fd, err = Openat2(dir, name, &how); err != nil {
 		return fd, err
 	}
 	var fs unix.Statfs_t
@@ -245,7 +245,11 @@ var dataFilesystems = map[int64]bool{
 	0x2fc12fc1:                 true, // ZFS
 }
 
-func openat2Retry(dir int, name string, how *unix.OpenHow) (int, error) {
+// Openat2 is openat2(2) retried while the kernel asks for it: a lookup
+// confined to a root (RESOLVE_IN_ROOT, RESOLVE_BENEATH) that races a
+// rename or a mount anywhere on the host fails with EAGAIN, and a busy
+// host (instances starting, namespaces mounted) makes that common.
+func Openat2(dir int, name string, how *unix.OpenHow) (int, error) {
 	for i := 0; ; i++ {
 		fd, err := unix.Openat2(dir, name, how)
 		// EAGAIN: a concurrent rename raced the lookup; the kernel asks

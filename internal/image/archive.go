@@ -17,6 +17,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/fsroot"
 )
 
 // Image archives an upload may be instead of a root filesystem. Import
@@ -94,7 +95,7 @@ func openInRoot(root, rel string) (*os.File, error) {
 	}
 	defer unix.Close(dfd)
 	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	fd, err := unix.Openat2(dfd, rel, &how)
+	fd, err := fsroot.Openat2(dfd, rel, &how)
 	if err != nil {
 		return nil, errdefs.Invalid("archive: %s: %v", rel, err)
 	}

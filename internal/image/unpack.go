@@ -21,6 +21,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/fsroot"
 )
 
 // unpackOptions tune one extraction.
@@ -781,14 +782,7 @@ func (u *unpacker) resolve(rel string) (int, error) {
 		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	for i := 0; ; i++ {
-		fd, err := unix.Openat2(u.root, rel, &how)
-		// EAGAIN: a rename somewhere raced the lookup; the kernel asks for a retry.
-		if (err == unix.EAGAIN || err == unix.EINTR) && i < 64 {
-			continue
-		}
-		return fd, err
-	}
+	return fsroot.Openat2(u.root, rel, &how)
 }
 
 // mkdirAll opens the directory rel, creating it and its missing parents

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/fsroot"
 )
 
 // resolveUser turns an OCI config's User ("name", "uid", "name:group",
@@ -99,7 +101,7 @@ func readInRoot(root, rel string) (string, error) {
 	}
 	defer unix.Close(dfd)
 	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	fd, err := unix.Openat2(dfd, rel, &how)
+	fd, err := fsroot.Openat2(dfd, rel, &how)
 	if err == unix.ENOENT {
 		return "", nil
 	}

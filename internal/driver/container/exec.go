@@ -19,6 +19,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/fsroot"
 	"github.com/hangar-dev/hangar/internal/osthread"
 	"github.com/hangar-dev/hangar/internal/revert"
 )
@@ -664,7 +665,7 @@ func openInRoot(root int, p string, flags int) (int, error) {
 	if rel == "" {
 		rel = "."
 	}
-	return unix.Openat2(root, rel, &unix.OpenHow{
+	return fsroot.Openat2(root, rel, &unix.OpenHow{
 		Flags:   uint64(flags | unix.O_CLOEXEC),
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
