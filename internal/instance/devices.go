@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
@@ -180,6 +181,10 @@ func (s *Service) NetworkUsers(ctx context.Context, network string) ([]string, e
 // devicesDiffer tells whether a change touches the expanded devices.
 func (s *Service) devicesDiffer(before, after store.Instance) (bool, error) {
 	if s.cfg.Devices == nil {
+		return false, nil
+	}
+	// The common change (config keys) touches neither: no expansion.
+	if sameDevices(before.Devices, after.Devices) && slices.Equal(before.Profiles, after.Profiles) {
 		return false, nil
 	}
 	_, a, err := s.expanded(before)

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/hangar-dev/hangar/internal/osthread"
 )
 
 // testEnv is one test's world: a network namespace playing the host (so
@@ -103,19 +101,8 @@ func linkNames(t testing.TB, path string) []string {
 // inNS runs fn on a thread inside the namespace on path, thrown away after.
 func inNS(t testing.TB, path string, fn func()) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
+	if err := InNetNS(path, func() error { fn(); return nil }); err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	var serr error
-	osthread.Throwaway(func() {
-		if serr = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); serr == nil {
-			fn()
-		}
-	})
-	if serr != nil {
-		t.Fatalf("enter %s: %v", path, serr)
 	}
 }
 

@@ -90,19 +90,39 @@ func isNetNS(f *os.File) error {
 	return nil
 }
 
-// handleIn makes a netlink handle whose socket lives in ns, on a thread
-// that enters ns and is then thrown away.
-func handleIn(ns *os.File) (*netlink.Handle, error) {
-	var h *netlink.Handle
+// InNetNS runs fn on a thread that entered the network namespace at path
+// and is thrown away after (internal/osthread): sockets fn makes stay in
+// that namespace, and no other goroutine ever runs there.
+func InNetNS(path string, fn func() error) error {
+	ns, err := openNetNS(path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return enterNS(ns, fn)
+}
+
+// enterNS is InNetNS on an open namespace.
+func enterNS(ns *os.File, fn func() error) error {
 	var err error
 	osthread.Throwaway(func() {
 		if err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 			err = fmt.Errorf("enter network namespace %s: %w", ns.Name(), err)
 			return
 		}
+		err = fn()
+	})
+	return err
+}
+
+// handleIn makes a netlink handle whose socket lives in ns.
+func handleIn(ns *os.File) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := enterNS(ns, func() (err error) {
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 			err = fmt.Errorf("netlink socket in %s: %w", ns.Name(), err)
 		}
+		return err
 	})
 	return h, err
 }

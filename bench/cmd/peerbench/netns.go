@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/netdev"
 )
 
 // hangard runs in a network namespace of the harness's own: its bridge,
@@ -84,44 +85,11 @@ func commOf(pid int) string {
 }
 
 // inNetns runs fn on an OS thread that entered the network namespace at
-// path: sockets fn makes belong to that namespace (and keep it whichever
-// thread uses them later). The thread goes back to its own namespace
-// after, or dies with the goroutine if it cannot. An empty path runs fn
-// where we are.
+// path (sockets fn makes belong to it); an empty path runs fn where we
+// are.
 func inNetns(path string, fn func() error) error {
 	if path == "" {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			// The thread stays locked and ends with this goroutine.
-			errc <- fmt.Errorf("leave %s: %w", path, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return netdev.InNetNS(path, fn)
 }
