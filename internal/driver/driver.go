@@ -19,6 +19,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -34,6 +35,7 @@ type Spec struct {
 	ID string
 	// Hostname is set in the instance's UTS namespace (the instance name).
 	Hostname string
+	// Deprecated: RootFS goes once the drivers take Root (issue 12).
 	// RootFS is the read-only root filesystem the instance is layered on
 	// (the image's unpacked tree, already id-shifted for IDMap). The driver
 	// puts a writable per-instance layer over it (overlayfs), so starting
@@ -56,6 +58,7 @@ type Spec struct {
 	Limits Limits
 	// StopSignal asks PID 1 to shut down cleanly.
 	StopSignal syscall.Signal
+	// Deprecated: Disk goes once the qemu driver takes Root (issue 12).
 	// Disk, for a virtual machine, is a bootable disk image (the image's
 	// blob, read-only) that UEFI firmware boots instead of RootFS with
 	// the host's kernel and a guest agent; the driver layers the
@@ -76,6 +79,19 @@ type Spec struct {
 	// its own, so its root holds the network capabilities over its
 	// network namespace.
 	UserNS string
+	// Root is the instance's root as storage made it (package storage):
+	// for a container the mounts that make its root filesystem, for a
+	// virtual machine its own writable root disk. The driver mounts or
+	// boots it and never builds a root itself.
+	Root Root
+	// Mounts are more filesystems for the instance (disk devices: host
+	// directories and filesystem volumes). A container bind-mounts each
+	// at its Destination; a virtual machine gets each as a 9p share its
+	// agent mounts there.
+	Mounts []Mount
+	// Disks are a virtual machine's extra block devices (block volumes),
+	// plugged in this order after the root disk.
+	Disks []Disk
 	// NICs are the instance's network interfaces. For a container they are
 	// already in NetNS and are for information. For a virtual machine the
 	// host side (HostName, a tap) exists; the driver plugs a virtio-net
@@ -104,10 +120,73 @@ type NIC struct {
 	SearchDomain string
 }
 
-// Disk is a disk image file and its format ("qcow2" or "raw").
+// Root is where an instance's root lives.
+type Root struct {
+	// Mounts, for a container, make its root filesystem: the first is
+	// mounted at the root, any others stacked over it. Storage gives an
+	// overlay (a dir pool: the image's tree under the instance's writable
+	// layer) or a bind of a directory (a btrfs subvolume).
+	Mounts []Mount
+	// Disk, for a virtual machine, is its root disk: the instance's own,
+	// writable, on its storage pool.
+	Disk *Disk
+	// Firmware says Disk boots by UEFI with its own boot loader and
+	// kernel (a cloud image). False: it holds an ext4 root filesystem that
+	// hangar's guest kernel and agent boot (an image's tree).
+	Firmware bool
+}
+
+// Mount is one filesystem, in the shape of containerd's mount.Mount.
+type Mount struct {
+	// Type is "overlay" or "bind".
+	Type string
+	// Source is the host path (bind), or "overlay".
+	Source string
+	// Options are the filesystem's options: an overlay's
+	// lowerdir=, upperdir=, workdir=.
+	Options []string
+	// Destination is where an extra mount (Spec.Mounts) goes inside the
+	// instance, absolute; empty for a root mount.
+	Destination string
+	// Name is the disk device the mount comes from (a VM's 9p tag, the
+	// key a hot detach names).
+	Name string
+	// ReadOnly mounts it read-only.
+	ReadOnly bool
+	// Shift, for an unprivileged container, maps ids through an idmapped
+	// mount: files the host sees as 0.. are the instance's 0.., so data
+	// not shifted for its id map (a host directory, a volume with
+	// security.shifted) is shared with the right owners.
+	Shift bool
+}
+
+// Disk is a disk image file a virtual machine uses.
 type Disk struct {
+	// Name is the disk device's name ("root" for the root disk).
+	Name string
+	// Path is the file (or block device) and Format "qcow2" or "raw".
 	Path   string
 	Format string
+	// Bus is how the guest sees it: "virtio-blk" (the default when
+	// empty), "virtio-scsi" or "nvme".
+	Bus string
+	// ReadOnly attaches it read-only.
+	ReadOnly bool
+	// Limits throttle its I/O; zero fields are no limit.
+	Limits IOLimits
+}
+
+// IOLimits throttle a disk: bytes and operations per second.
+type IOLimits struct {
+	ReadBps, WriteBps   int64
+	ReadIops, WriteIops int64
+}
+
+// BlockIOLimit throttles a container's I/O to one host block device
+// (major:minor) through the blkio (v1) or io (v2) cgroup controller.
+type BlockIOLimit struct {
+	Major, Minor int64
+	IOLimits
 }
 
 // IDMap maps instance uid/gid 0..Size-1 to host HostID..HostID+Size-1.
@@ -122,6 +201,13 @@ type Limits struct {
 	CPUSet      string // cpuset pinning, "0-1,3"
 	MemoryBytes int64
 	Processes   int64
+	// BlockIO throttles a container's reads and writes per host block
+	// device (the devices under its root and disk devices); a VM's disks
+	// carry their own limits (Disk.Limits).
+	BlockIO []BlockIOLimit
+	// DiskPriority is limits.disk.priority, 0 (lowest) to 10; -1 leaves
+	// the kernel's default weight.
+	DiskPriority int
 }
 
 // Status is what the runtime says of an instance.
@@ -274,3 +360,9 @@ type Process interface {
 // holding no lock, once per run of an instance, whether the exit was asked
 // for (Stop) or not.
 type ExitHandler func(Exit)
+
+// Equal says whether two sets of limits are the same.
+func (l Limits) Equal(o Limits) bool {
+	return l.CPUCount == o.CPUCount && l.CPUSet == o.CPUSet && l.MemoryBytes == o.MemoryBytes &&
+		l.Processes == o.Processes && l.DiskPriority == o.DiskPriority && slices.Equal(l.BlockIO, o.BlockIO)
+}

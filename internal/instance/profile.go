@@ -202,7 +202,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}
-		if isActive(status) && before != after {
+		if isActive(status) && !before.Equal(after) {
 			live = append(live, apply{in, rec, before, after})
 		}
 		if s.cfg.Devices != nil && isActive(status) {

@@ -119,10 +119,10 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 		if err != nil {
 			return need, err
 		}
-		if (before != after || devsChanged) && !need.op {
+		if (!before.Equal(after) || devsChanged) && !need.op {
 			return changeLocks{profiles: need.profiles, op: true}, nil
 		}
-		if before != after {
+		if !before.Equal(after) {
 			// Under the op lock the status is settled: active means a
 			// runtime to update. If the runtime refuses, nothing is saved.
 			if err := s.driverOf(next).UpdateLimits(ctx, runtimeID(next.ID), after); err != nil {
@@ -137,7 +137,7 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 				if rerr := s.updateDevices(bg, next, rec); rerr != nil {
 					s.log.Error("restore devices after a refused change", "instance", rec.Name, "err", rerr)
 				}
-				if before != after {
+				if !before.Equal(after) {
 					if rerr := s.driverOf(next).UpdateLimits(bg, runtimeID(next.ID), before); rerr != nil {
 						s.log.Error("restore limits after a refused change", "instance", rec.Name, "err", rerr)
 					}
