@@ -16,6 +16,7 @@ var (
 	ErrConflict           = errors.New("conflict")            // 409: duplicate, busy, wrong state
 	ErrPreconditionFailed = errors.New("precondition failed") // 412: ETag mismatch
 	ErrNotImplemented     = errors.New("not implemented")     // 501
+	ErrNoSpace            = errors.New("no space left")       // 507: a full pool or quota
 	ErrCancelled          = errors.New("cancelled")
 )
 
@@ -52,6 +53,11 @@ func Conflict(format string, a ...any) error {
 // PreconditionFailed returns a 412-kind error with the given message.
 func PreconditionFailed(format string, a ...any) error {
 	return &kinded{kind: ErrPreconditionFailed, msg: fmt.Sprintf(format, a...)}
+}
+
+// NoSpace returns a 507-kind error: a pool or a volume's quota is full.
+func NoSpace(format string, a ...any) error {
+	return &kinded{kind: ErrNoSpace, msg: fmt.Sprintf(format, a...)}
 }
 
 // NotImplemented returns a 501-kind error with the given message.

@@ -34,6 +34,8 @@ func statusOf(err error) int {
 		return http.StatusPreconditionFailed
 	case errors.Is(err, errdefs.ErrNotImplemented):
 		return http.StatusNotImplemented
+	case errors.Is(err, errdefs.ErrNoSpace):
+		return http.StatusInsufficientStorage
 	default:
 		return http.StatusInternalServerError
 	}

@@ -1,0 +1,4 @@
+package storage
+
+// Manager owns the pools and volumes.
+type Manager struct{}
