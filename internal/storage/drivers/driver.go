@@ -140,8 +140,13 @@ type Driver interface {
 	// the block file's allocated size, a walk of a dir volume).
 	VolumeUsage(ctx context.Context, vol Volume) (Usage, error)
 	// Volumes lists the volumes on the pool's disk, for the start-up
-	// reconciliation with the manager's records.
+	// reconciliation with the manager's records. Half-made volumes (a
+	// create or delete killed part way) are not listed: Sweep removes them.
 	Volumes(ctx context.Context) ([]Volume, error)
+	// Sweep removes what killed calls left on the pool: volumes a create
+	// had not finished and volumes a delete had begun to remove. The
+	// manager calls it after Mount at start, before any volume call.
+	Sweep(ctx context.Context) error
 }
 
 // BlockFile is the file of a block volume, inside its directory.
