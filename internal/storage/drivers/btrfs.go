@@ -100,7 +100,7 @@ func (d *btrfsDriver) Create(ctx context.Context) (map[string]string, error) {
 	}
 	if made {
 		r.Add(func() { _ = os.Remove(d.p.Dir) })
-	} else if err := checkEmptyDir(d.p.Dir); err != nil {
+	} else if err := checkPoolDir(d.p.Dir); err != nil {
 		return nil, err
 	}
 	cfg := copyConfig(d.p.Config)
@@ -378,12 +378,12 @@ func (d *btrfsDriver) Mount(ctx context.Context) error {
 		// Closed once mounted: the mount holds the device, and autoclear
 		// frees it at unmount (or now, if the mount failed).
 		defer dev.Close()
-		if err := unix.Mount(dev.Name(), d.p.Dir, "btrfs", flags, data); err != nil {
-			return fmt.Errorf("mount %s (%s) at %s: %w", dev.Name(), lp, d.p.Dir, err)
+		if err := d.mount(dev.Name(), flags, data); err != nil {
+			return fmt.Errorf("%w (loop file %s)", err, lp)
 		}
 	case kindDevice:
-		if err := unix.Mount(d.source(), d.p.Dir, "btrfs", flags, data); err != nil {
-			return fmt.Errorf("mount %s at %s: %w", d.source(), d.p.Dir, err)
+		if err := d.mount(d.source(), flags, data); err != nil {
+			return err
 		}
 	default:
 		if err := bindMount(d.source(), d.p.Dir); err != nil {
@@ -391,6 +391,19 @@ func (d *btrfsDriver) Mount(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// mount mounts the pool's btrfs; a mount the user's
+// btrfs.mount_options make fail is a 400.
+func (d *btrfsDriver) mount(dev string, flags uintptr, data string) error {
+	err := unix.Mount(dev, d.p.Dir, "btrfs", flags, data)
+	if err == nil {
+		return nil
+	}
+	if opts := d.p.Config["btrfs.mount_options"]; opts != "" && errors.Is(err, unix.EINVAL) {
+		return errdefs.Invalid("btrfs.mount_options %q: mount failed: %v", opts, err)
+	}
+	return fmt.Errorf("mount %s at %s: %w", dev, d.p.Dir, err)
 }
 
 func (d *btrfsDriver) Unmount(ctx context.Context) error {
@@ -408,6 +421,22 @@ func (d *btrfsDriver) Unmount(ctx context.Context) error {
 func (d *btrfsDriver) Delete(ctx context.Context) error {
 	kind := d.kind()
 	if kind == kindLoop {
+		if ok, _ := pathExists(d.loopPath()); ok && d.source() != "" {
+			// Mounted to see that it holds no volume: a loop pool's
+			// delete would take them all.
+			// A file that no longer mounts (a create killed before
+			// mkfs) holds nothing to keep.
+			if err := d.Mount(ctx); err != nil {
+				d.p.Log.Warn("loop file does not mount; removing it", "file", d.loopPath(), "err", err)
+			} else {
+				if err := d.Sweep(ctx); err != nil {
+					return err
+				}
+				if err := d.l.removeTypeDirs(); err != nil {
+					return err
+				}
+			}
+		}
 		if err := unmount(d.p.Dir); err != nil {
 			return err
 		}

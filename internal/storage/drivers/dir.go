@@ -99,7 +99,7 @@ func (d *dirDriver) Create(ctx context.Context) (map[string]string, error) {
 	}
 	if made {
 		r.Add(func() { _ = os.Remove(d.p.Dir) })
-	} else if err := checkEmptyDir(d.p.Dir); err != nil {
+	} else if err := checkPoolDir(d.p.Dir); err != nil {
 		return nil, err
 	}
 	if err := d.Mount(ctx); err != nil {
@@ -143,8 +143,25 @@ func checkEmptyDir(dir string) error {
 	if !empty {
 		return errdefs.Invalid("source %s is not empty", dir)
 	}
-	if m, ok, err := mountAt(dir); err == nil && ok {
-		return errdefs.Invalid("source %s is in use: %s is mounted there", dir, m.source)
+	return nil
+}
+
+// checkPoolDir is the 400 for a pool directory that already holds
+// something or has something mounted (a pool of that name not deleted).
+// A source the user gives may be a mount point (a disk mounted for the
+// pool); the pool's own directory may not.
+func checkPoolDir(dir string) error {
+	if m, ok, err := mountAt(dir); err != nil {
+		return err
+	} else if ok {
+		return errdefs.Invalid("pool directory %s is in use: %s is mounted there", dir, m.source)
+	}
+	empty, err := isEmptyDir(dir)
+	if err != nil {
+		return err
+	}
+	if !empty {
+		return errdefs.Invalid("pool directory %s is not empty", dir)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -190,9 +191,10 @@ func isEmptyDir(dir string) (bool, error) {
 
 // removeTree removes path and everything under it, through file
 // descriptors (a symlink swapped in by whoever wrote the volume's content
-// is unlinked, never followed) and without crossing into another
-// filesystem: a mount under a volume is an error, never a wipe of what
-// is mounted there.
+// is unlinked, never followed) and without crossing into another mount:
+// a mount under a volume (a bind mount of a host directory, say) is a
+// 409, never a wipe of what is mounted there. Mounts are told by mount
+// ID, which a bind mount of the same filesystem changes too.
 func removeTree(ctx context.Context, path string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
@@ -209,10 +211,23 @@ func removeTree(ctx context.Context, path string) error {
 		return &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
 	}
 	defer unix.Close(parent)
-	return removeAt(ctx, parent, filepath.Base(path), path, st.Dev)
+	mnt, err := mountID(parent, path)
+	if err != nil {
+		return err
+	}
+	return removeAt(ctx, parent, filepath.Base(path), path, mnt)
 }
 
-func removeAt(ctx context.Context, parent int, name, path string, dev uint64) error {
+// mountID is the ID of the mount fd is on.
+func mountID(fd int, path string) (uint64, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, &os.PathError{Op: "statx", Path: path, Err: err}
+	}
+	return stx.Mnt_id, nil
+}
+
+func removeAt(ctx context.Context, parent int, name, path string, mnt uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -222,19 +237,17 @@ func removeAt(ctx context.Context, parent int, name, path string, dev uint64) er
 	}
 	dir := os.NewFile(uintptr(fd), path)
 	defer dir.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return &os.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st.Dev != dev {
-		return errdefs.Conflict("%s is on another filesystem (a mount?): not removed", path)
+	if id, err := mountID(fd, path); err != nil {
+		return err
+	} else if id != mnt {
+		return errdefs.Conflict("%s is a mount point: not removed", path)
 	}
 	for {
 		ents, err := dir.ReadDir(256)
 		for _, e := range ents {
 			child := filepath.Join(path, e.Name())
 			if e.IsDir() {
-				if err := removeAt(ctx, fd, e.Name(), child, dev); err != nil {
+				if err := removeAt(ctx, fd, e.Name(), child, mnt); err != nil {
 					return err
 				}
 				continue
@@ -255,11 +268,12 @@ func removeAt(ctx context.Context, parent int, name, path string, dev uint64) er
 
 // walkUsage is what a directory tree takes on disk: the allocated blocks
 // of every inode once (hard links counted once), not crossing into
-// another filesystem, as du -sx.
+// another mount, as du -sx (but counting nested btrfs subvolumes, which
+// are on the same mount).
 func walkUsage(ctx context.Context, root string) (int64, error) {
-	var rootDev uint64
+	var rootMnt uint64
 	var total int64
-	seen := map[uint64]struct{}{}
+	seen := map[[2]uint64]struct{}{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && path != root {
@@ -270,6 +284,17 @@ func walkUsage(ctx context.Context, root string) (int64, error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if d.IsDir() {
+			var stx unix.Statx_t
+			if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+				return nil
+			}
+			if path == root {
+				rootMnt = stx.Mnt_id
+			} else if stx.Mnt_id != rootMnt {
+				return filepath.SkipDir
+			}
+		}
 		info, err := d.Info()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -277,23 +302,16 @@ func walkUsage(ctx context.Context, root string) (int64, error) {
 			}
 			return err
 		}
-		st, ok := info.Sys().(*unix.Stat_t)
+		st, ok := info.Sys().(*syscall.Stat_t)
 		if !ok {
 			return nil
 		}
-		if path == root {
-			rootDev = st.Dev
-		} else if st.Dev != rootDev {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
 		if st.Nlink > 1 && !d.IsDir() {
-			if _, dup := seen[st.Ino]; dup {
+			key := [2]uint64{st.Dev, st.Ino}
+			if _, dup := seen[key]; dup {
 				return nil
 			}
-			seen[st.Ino] = struct{}{}
+			seen[key] = struct{}{}
 		}
 		total += st.Blocks * 512
 		return nil

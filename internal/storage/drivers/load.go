@@ -88,6 +88,10 @@ func checkDriver(name string) error {
 // manager calls Create for a new pool, Mount for a recorded one. Loading
 // checks only the driver's name (ValidatePoolConfig checks a config), so a
 // pool recorded by an older hangard loads even if a rule got stricter.
+//
+// A driver's pool-wide calls (Create, Mount, Unmount, Delete, Update)
+// must not run concurrently with any other call on the same pool; volume
+// calls for different volumes may.
 func Load(driverName string, p Pool) (Driver, error) {
 	if err := checkDriver(driverName); err != nil {
 		return nil, err
@@ -96,9 +100,9 @@ func Load(driverName string, p Pool) (Driver, error) {
 		p.Log = slog.Default()
 	}
 	p.Log = p.Log.With("pool", p.Name, "driver", driverName)
-	if p.Config == nil {
-		p.Config = map[string]string{}
-	}
+	// The driver's own copy: Create and Update change it as the pool's
+	// recorded config changes, never the caller's map.
+	p.Config = copyConfig(p.Config)
 	return built[driverName](p), nil
 }
 
