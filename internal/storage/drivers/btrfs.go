@@ -371,8 +371,13 @@ func (d *btrfsDriver) Mount(ctx context.Context) error {
 		if lp == "" {
 			lp = d.loopPath()
 		}
-		dev, err := attachLoop(lp)
+		dev, err := loopFor(lp)
 		if err != nil {
+			return fmt.Errorf("loop file of pool %s: %w", d.p.Name, err)
+		}
+		if dev != nil {
+			d.p.Log.Info("pool's filesystem is still live on its loop device (another mount namespace holds it): mounting that device", "device", dev.Name())
+		} else if dev, err = attachLoop(lp); err != nil {
 			return fmt.Errorf("loop file of pool %s: %w", d.p.Name, err)
 		}
 		// Closed once mounted: the mount holds the device, and autoclear

@@ -2,10 +2,14 @@ package drivers
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -301,12 +305,29 @@ func TestBtrfsFullPool(t *testing.T) {
 			t.Errorf("delete %s on a full pool: %v", v.Name, err)
 		}
 	}
-	// Space comes back: a 32MiB write succeeds.
+	// Space comes back. btrfs frees a deleted subvolume's extents in its
+	// cleaner thread after the delete returns, and a write can meet
+	// ENOSPC until a commit has returned them: wait for a 32MiB write to
+	// fit, committing between tries.
 	again := Volume{Type: TypeCustom, Name: "again", Content: ContentFilesystem}
-	if err := d.CreateVolume(ctx, again, 0, false, func(dir string) error {
-		return writeZeros(filepath.Join(dir, "f"), 32<<20)
-	}); err != nil {
-		t.Errorf("write after the hog was deleted: %v", err)
+	poolDir := filepath.Join(e.dataDir(), "storage-pools", "p")
+	deadline := time.Now().Add(30 * time.Second)
+	for tries := 1; ; tries++ {
+		err := d.CreateVolume(ctx, again, 0, false, func(dir string) error {
+			return writeZeros(filepath.Join(dir, "f"), 32<<20)
+		})
+		if err == nil {
+			t.Logf("a 32MiB write fit after the deletes at try %d", tries)
+			break
+		}
+		if !errors.Is(err, errdefs.ErrNoSpace) || time.Now().After(deadline) {
+			t.Fatalf("write after the hog was deleted: %v", err)
+		}
+		if fd, err := openDir(poolDir); err == nil {
+			_ = ioctl(fd, btrfsIocSync, nil)
+			unix.Close(fd)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	_ = d.DeleteVolume(ctx, again)
 	if err := d.Delete(ctx); err != nil {
@@ -338,6 +359,73 @@ func TestBtrfsGrow(t *testing.T) {
 		t.Errorf("pool not mounted after the remount: %+v", m)
 	}
 	mustErrIs(t, d.Update(e.ctx, map[string]string{"btrfs.mount_options": "nosuchoption"}), errdefs.ErrInvalidArgument, "bad mount option")
+	if err := d.Delete(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.assertClean()
+}
+
+// TestBtrfsRemountWhileHeldElsewhere: a mount namespace made while the
+// pool was mounted (a container being set up) keeps the filesystem live
+// after the pool's unmount. Mounting the pool again must mount that same
+// live filesystem (its loop device), not a second loop device on the
+// file, which would show the disk as of the last commit: volumes made
+// since would be missing, and two filesystems would write one file.
+func TestBtrfsRemountWhileHeldElsewhere(t *testing.T) {
+	needBtrfs(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare (util-linux)")
+	}
+	e := newEnv(t)
+	d := loopPool(t, e, "200MiB")
+	v := Volume{Type: TypeCustom, Name: "fresh", Content: ContentFilesystem}
+	if err := d.CreateVolume(e.ctx, v, 0, false, func(dir string) error {
+		return os.WriteFile(filepath.Join(dir, "f"), []byte("fresh"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The holder: a process in a copy of our mount namespace, alive
+	// until its stdin closes.
+	holder := exec.Command("unshare", "--mount", "--propagation", "unchanged", "cat")
+	stdin, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	release := func() { stdin.Close(); _ = holder.Wait() }
+	t.Cleanup(release)
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid))
+		if ns != "" && ns != self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unshare did not enter a mount namespace of its own")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	if err := d.Unmount(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	held := loopsUnder(e.base)
+	if err := d.Mount(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(d.Path(v), "f")); err != nil || string(b) != "fresh" {
+		t.Errorf("a volume made before the unmount, after the remount: %q, %v", b, err)
+	}
+	if now := loopsUnder(e.base); len(held) != 1 || !slices.Equal(now, held) {
+		t.Errorf("loop devices on the pool's file: %v after the unmount, %v after the mount; want the one held", held, now)
+	}
+	release()
+	if err := d.DeleteVolume(e.ctx, v); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Delete(e.ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,4 +58,35 @@ func attachLoop(file string) (dev *os.File, err error) {
 		return dev, nil
 	}
 	return nil, fmt.Errorf("attach %s: every free loop device was taken before it could be configured", file)
+}
+
+// loopFor returns, opened, a loop device already backed by file, or nil.
+// A pool's filesystem can outlive its unmount: a mount namespace made
+// while it was mounted (a container being set up, an unshare) holds a
+// copy of the mount, and the autoclear loop device stays until that copy
+// goes. Mounting the pool again must mount that same device, which gives
+// the same live filesystem; a second loop device on the file would read
+// the disk behind the live one's back and show (then write) stale data.
+func loopFor(file string) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(file, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: file, Err: err}
+	}
+	paths, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		name := filepath.Base(filepath.Dir(filepath.Dir(p)))
+		dev, err := os.OpenFile("/dev/"+name, os.O_RDWR, 0)
+		if err != nil {
+			continue // detached meanwhile
+		}
+		info, err := unix.IoctlLoopGetStatus64(int(dev.Fd()))
+		if err == nil && info.Inode == st.Ino && info.Device == st.Dev {
+			return dev, nil
+		}
+		dev.Close()
+	}
+	return nil, nil
 }
