@@ -431,3 +431,74 @@ func TestBtrfsRemountWhileHeldElsewhere(t *testing.T) {
 	}
 	e.assertClean()
 }
+
+// TestBtrfsStaleQgroups: a deleted volume's qgroup (and its limit) goes
+// once btrfs has cleaned the subvolume, which the kernel does itself
+// (6.18 here; older kernels left them, to be destroyed by hand). The
+// driver relies on it: qgroups are counted at every commit, so a pool
+// that makes and deletes instances must not pile them up.
+func TestBtrfsStaleQgroups(t *testing.T) {
+	needBtrfs(t)
+	e := newEnv(t)
+	d := loopPool(t, e, "200MiB")
+	gone := Volume{Type: TypeContainer, Name: "gone", Content: ContentFilesystem}
+	live := Volume{Type: TypeContainer, Name: "live", Content: ContentFilesystem}
+	ids := map[string]uint64{}
+	for _, v := range []Volume{gone, live} {
+		if err := d.CreateVolume(e.ctx, v, 16<<20, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := openDir(d.Path(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[v.Name], err = btrfsSubvolID(fd)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	poolDir := filepath.Join(e.dataDir(), "storage-pools", "p")
+	fd, err := openDir(poolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	})
+	uuid, _, err := btrfsFSInfo(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qgroup := func(name string) string {
+		return fmt.Sprintf("/sys/fs/btrfs/%s/qgroups/0_%d", uuid, ids[name])
+	}
+	if err := d.DeleteVolume(e.ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_ = ioctl(fd, btrfsIocSync, nil) // let the cleaner drop the subvolume
+		if ok, _ := pathExists(qgroup("gone")); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("qgroup of the deleted volume still there after 30s: %s", qgroup("gone"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if u, err := d.VolumeUsage(e.ctx, live); err != nil || u.Total != 16<<20 {
+		t.Errorf("live volume's limit: %+v, %v", u, err)
+	}
+	if err := d.DeleteVolume(e.ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	fd = -1
+	if err := d.Delete(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.assertClean()
+}

@@ -17,8 +17,14 @@
 // volume is the file BlockFile names inside it.
 //
 // Drivers for LVM and ZFS are not built: this machine's kernel has no
-// device-mapper and no ZFS. Load refuses them with an error naming the
-// missing kernel feature (Unavailable).
+// device-mapper and no ZFS. Load refuses them with a 400 naming the
+// missing kernel feature, read from the running kernel.
+//
+// On disk (layout.go): ROOT/{images,containers,virtual-machines,custom}/
+// NAME, block volumes NAME.block; a volume is made under a .tmp- name and
+// renamed into place, and renamed aside before it is removed, so a killed
+// call leaves only a .tmp- entry, which Volumes skips and Sweep removes.
+// Nothing here crosses into a mount under a volume when removing it.
 package drivers
 
 import (
