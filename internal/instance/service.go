@@ -11,6 +11,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -75,6 +76,13 @@ type Config struct {
 	// LogDir holds instances' log files (recorded exec output), one
 	// directory per instance; "" disables recording.
 	LogDir string
+	// Storage makes instances' roots on storage pools; nil leaves roots
+	// to the deprecated Images.RootFS path (unit tests of the core).
+	Storage Storage
+	// LegacyRoot says where an instance made before storage pools
+	// existed keeps its root files (the runtimes' old layout), so Storage
+	// can move them into a volume.
+	LegacyRoot func(runtimeID string, vm bool) storage.LegacyRoot
 }
 
 // Service owns instances: their records, their status and the locks that

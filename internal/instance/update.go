@@ -146,6 +146,15 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 			}
 		}
 	}
+	if resize, err := s.rootChange(ctx, rec, next); err != nil {
+		return need, err
+	} else if resize && !need.op {
+		return changeLocks{profiles: need.profiles, op: true}, nil
+	} else if resize {
+		if err := s.resizeRoot(ctx, next, status); err != nil {
+			return need, err
+		}
+	}
 	if err := s.saveRecord(ctx, in, next); err != nil {
 		return need, err
 	}
@@ -262,6 +271,11 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	rec.Name = newName
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	if s.cfg.Storage != nil {
+		if err := s.cfg.Storage.RenameRoot(ctx, rec.ID, newName); err != nil {
+			s.log.Warn("rename root volume", "instance", newName, "err", err)
+		}
 	}
 	if s.cfg.Devices != nil {
 		// DNS answers with instance names.

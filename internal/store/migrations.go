@@ -174,6 +174,7 @@ CREATE TABLE storage_volumes (
 ) STRICT;
 
 CREATE UNIQUE INDEX storage_volumes_names ON storage_volumes (pool_id, type, name) WHERE type <> 'image';
+CREATE UNIQUE INDEX storage_volumes_instances ON storage_volumes (instance_id) WHERE instance_id IS NOT NULL;
 `,
 }
 

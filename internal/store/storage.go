@@ -307,3 +307,15 @@ func (q *Queries) DeleteStorageVolume(ctx context.Context, id int64) error {
 		return nil
 	})
 }
+
+// GetInstanceVolume returns the root volume of the instance with id.
+func (q *Queries) GetInstanceVolume(ctx context.Context, instanceID int64) (StorageVolume, error) {
+	v, err := scanVolume(q.reader().QueryRowContext(ctx, volumeSelect+" WHERE v.instance_id = ?", instanceID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return StorageVolume{}, errdefs.NotFound("instance %d has no root volume", instanceID)
+	case err != nil:
+		return StorageVolume{}, fmt.Errorf("get root volume of instance %d: %w", instanceID, err)
+	}
+	return v, nil
+}
