@@ -187,7 +187,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if err != nil {
 			return err
 		}
-		before, err := s.limitsOf(expandConfig(rec.Config, views))
+		before, err := s.limitsWithDisks(ctx, rec, expandConfig(rec.Config, views), expandDevices(rec.Devices, views))
 		if err != nil {
 			before = driver.Limits{} // a stored value this host refuses: replaced below
 		}
@@ -200,7 +200,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if err := s.checkExpanded(Type(rec.Type), rec.Config, cfg); err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}
-		after, err := s.limitsOf(cfg)
+		after, err := s.limitsWithDisks(ctx, rec, cfg, expandDevices(rec.Devices, views))
 		if err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}

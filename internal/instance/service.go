@@ -51,6 +51,10 @@ type Emitter interface {
 	Lifecycle(action string, e event.Entity, ctx map[string]any)
 }
 
+// DefaultIDMap is the map unprivileged containers share unless Config
+// says otherwise: LXD's default range.
+var DefaultIDMap = driver.IDMap{HostID: 1000000, Size: 65536}
+
 // Config wires a Service.
 type Config struct {
 	DB     DB
@@ -135,7 +139,7 @@ func New(cfg Config) *Service {
 		cfg.Log = slog.Default()
 	}
 	if cfg.IDMap.Size == 0 {
-		cfg.IDMap = driver.IDMap{HostID: 1000000, Size: 65536}
+		cfg.IDMap = DefaultIDMap
 	}
 	return &Service{
 		cfg:       cfg,

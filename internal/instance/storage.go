@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -254,4 +255,46 @@ func (s *Service) applyRootResize(ctx context.Context, r rootResize) error {
 		}
 	}
 	return nil
+}
+
+// StorageUsers names who uses a storage pool (volume "": an instance's
+// root or any disk device on it) or one custom volume on it (a disk
+// device with that source), as "instances/NAME" and "profiles/NAME",
+// instances first.
+func (s *Service) StorageUsers(ctx context.Context, pool, volume string) ([]string, error) {
+	uses := func(devs map[string]map[string]string, root bool) bool {
+		for _, d := range devs {
+			if d["type"] != "disk" || d["pool"] != pool {
+				continue
+			}
+			if volume == "" || d["path"] != "/" && d["source"] == volume {
+				return true
+			}
+		}
+		if root && volume == "" {
+			r, err := rootDiskOf(devs)
+			return err == nil && r.Pool == pool
+		}
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var insts, profiles []string
+	for name, in := range s.byName {
+		views, err := s.profileViewsLocked(in.rec.Profiles)
+		if err != nil {
+			continue
+		}
+		if uses(expandDevices(in.rec.Devices, views), true) {
+			insts = append(insts, "instances/"+name)
+		}
+	}
+	for name, p := range s.profiles {
+		if uses(p.Devices, false) {
+			profiles = append(profiles, "profiles/"+name)
+		}
+	}
+	sort.Strings(insts)
+	sort.Strings(profiles)
+	return append(insts, profiles...), nil
 }
