@@ -116,16 +116,16 @@ func Run(ctx context.Context, cfg Config) error {
 	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
 
 	var svc *instance.Service
+	pools := newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
+		return svc.StorageUsers(ctx, pool, volume)
+	}, emit, log)
 	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
-	}, emit, log)
+	}, pools, emit, log)
 	if err != nil {
 		return err
 	}
 	defer nw.Close()
-	pools := newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
-		return svc.StorageUsers(ctx, pool, volume)
-	}, emit, log)
 	drv, err := container.New(container.Config{
 		Dir:          filepath.Join(cfg.DataDir, "containers"),
 		CgroupParent: CgroupParents(cfg.DataDir)[0],

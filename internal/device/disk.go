@@ -205,11 +205,11 @@ func (m *Manager) validateDisk(ctx context.Context, n string, d map[string]strin
 
 // diskRun is what an instance's disk devices give its runtime.
 type diskRun struct {
-	mounts   []driver.Mount
-	disks    []driver.Disk
-	blockIO  []driver.BlockIOLimit
-	rootBus  string
-	rootIO   driver.IOLimits
+	mounts  []driver.Mount
+	disks   []driver.Disk
+	blockIO []driver.BlockIOLimit
+	rootBus string
+	rootIO  driver.IOLimits
 }
 
 // startDisks resolves an instance's disk devices into mounts, disks and

@@ -1,8 +1,8 @@
 package instance
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"

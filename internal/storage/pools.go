@@ -325,3 +325,9 @@ func (m *Manager) deleteVolumeRecord(ctx context.Context, p *pool, v store.Stora
 	}
 	return m.cfg.Store.DeleteStorageVolume(ctx, v.ID)
 }
+
+// PoolExists says whether a pool exists (usable or not).
+func (m *Manager) PoolExists(ctx context.Context, name string) error {
+	_, err := m.pool(name)
+	return err
+}
