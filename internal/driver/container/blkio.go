@@ -44,9 +44,14 @@ func checkBlockIO(l driver.Limits) error {
 		}
 		seen[[2]int64{b.Major, b.Minor}] = true
 		// The kernel says only EINVAL or ENODEV for a device it does not
-		// know; say which device.
-		if _, err := os.Stat(fmt.Sprintf("/sys/dev/block/%d:%d", b.Major, b.Minor)); err != nil {
+		// throttle; say which device, and why.
+		sys := fmt.Sprintf("/sys/dev/block/%d:%d", b.Major, b.Minor)
+		if _, err := os.Stat(sys); err != nil {
 			return errdefs.Invalid("no block device %d:%d", b.Major, b.Minor)
+		}
+		if _, err := os.Stat(sys + "/partition"); err == nil {
+			disk, _ := os.ReadFile(sys + "/../dev")
+			return errdefs.Invalid("block device %d:%d is a partition: I/O is throttled per disk (%s)", b.Major, b.Minor, strings.TrimSpace(string(disk)))
 		}
 	}
 	return nil

@@ -372,13 +372,19 @@ func detachMount(in *instance, rec mountRecord) error {
 	if mid != rec.MntID {
 		return nil // unmounted or moved by the container itself
 	}
+	// umount2 takes a path: the host's /proc/self/fd/N names exactly the
+	// mount fd is on, through the magic link. Opened before joining the
+	// container's mount namespace, where /proc is the container's.
+	proc, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(proc)
 	return inMountNS(h.mntns, func() error {
-		// umount2 takes a path: the thread's working directory is the
-		// mount's root, "." names exactly it.
-		if err := unix.Fchdir(fd); err != nil {
+		if err := unix.Fchdir(proc); err != nil {
 			return err
 		}
-		if err := unix.Unmount(".", unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		if err := unix.Unmount(fmt.Sprintf("self/fd/%d", fd), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("unmount: %w", err)
 		}
 		return nil
@@ -545,7 +551,11 @@ func mountID(fd int) (uint64, error) {
 
 // recordStartMounts records the extra mounts runc made at the start of in:
 // the mount at each destination, resolved as runc did, inside the root.
+// What cannot be resolved is not recorded.
 func recordStartMounts(in *instance, ms []extraMount) error {
+	if len(ms) == 0 {
+		return nil
+	}
 	h, err := openPidHandles(in)
 	if err != nil {
 		return err
@@ -555,22 +565,25 @@ func recordStartMounts(in *instance, ms []extraMount) error {
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, m := range ms {
 		fd, err := openInRoot(h.root, m.Destination, unix.O_PATH)
 		if err != nil {
-			return fmt.Errorf("open mount %s in the container: %w", m.Destination, err)
+			errs = append(errs, fmt.Errorf("open mount %s in the container: %w", m.Destination, err))
+			continue
 		}
 		mid, err := mountID(fd)
 		unix.Close(fd)
-		if err != nil {
-			return err
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case mid == rootID:
+			errs = append(errs, fmt.Errorf("nothing mounted at %s after runc's start", m.Destination))
+		default:
+			in.mounts[m.Destination] = mountRecord{Destination: m.Destination, Name: m.Name, MntID: mid}
 		}
-		if mid == rootID {
-			return fmt.Errorf("nothing mounted at %s after runc's start", m.Destination)
-		}
-		in.mounts[m.Destination] = mountRecord{Destination: m.Destination, Name: m.Name, MntID: mid}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // saveMounts writes in's mount records to its instance dir.

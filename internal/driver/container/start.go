@@ -221,7 +221,10 @@ func (s *starter) start(ctx context.Context) (int, error) {
 		mounts:     map[string]mountRecord{},
 	}
 	if err := recordStartMounts(in, byRunc); err != nil {
-		return 0, err
+		// PID 1 may have exited already (a short command): the run is
+		// still a run, its exit reported; only a detach of these mounts
+		// while it runs would find nothing to unmount.
+		d.log.Warn("record extra mounts", "id", s.id, "err", err)
 	}
 	for _, m := range byDriver {
 		mid, err := attachMount(in, m)
