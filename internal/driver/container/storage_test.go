@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -328,6 +329,18 @@ func TestExtraMounts(t *testing.T) {
 			e.assertGone(s.ID)
 			if _, err := os.Stat(filepath.Join(e.d.instanceDir(s.ID), mountsFile)); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("mount records outlive the run: %v", err)
+			}
+			// A PID 1 that is done at once still starts and exits.
+			s.Args = []string{"cat", "/mnt/ro/hello", "/etc/extra.conf"}
+			e.exits.mu.Lock()
+			e.exits.exits = nil
+			e.exits.mu.Unlock()
+			pid := e.start(s)
+			if x := e.exits.wait(t, s.ID, 5*time.Second); x.Pid != pid || x.Code != 0 {
+				t.Errorf("short run: exit %+v", x)
+			}
+			if log, _ := e.d.ConsoleLog(bg, s.ID); string(log) != "read only\na file\n" {
+				t.Errorf("short run: console %q", log)
 			}
 			if err := e.d.Delete(bg, s.ID); err != nil {
 				t.Fatal(err)
