@@ -33,14 +33,16 @@ func (d *Driver) rootMount(spec driver.Spec) (m driver.Mount, legacy bool, err e
 	if len(spec.Root.Mounts) == 0 {
 		dir := d.instanceDir(spec.ID)
 		upper := filepath.Join(dir, "upper")
-		if spec.RootFS == "" {
+		//lint:ignore SA1019 the legacy root, until the core fills Root (issue 12)
+		lower := spec.RootFS
+		if lower == "" {
 			return driver.Mount{Type: "bind", Source: upper}, true, nil
 		}
-		if strings.ContainsAny(spec.RootFS, ",:\\") {
-			return driver.Mount{}, true, errdefs.Invalid("root filesystem path %q contains one of , : \\", spec.RootFS)
+		if strings.ContainsAny(lower, ",:\\") {
+			return driver.Mount{}, true, errdefs.Invalid("root filesystem path %q contains one of , : \\", lower)
 		}
 		return driver.Mount{Type: "overlay", Source: "overlay", Options: []string{
-			"lowerdir=" + spec.RootFS, "upperdir=" + upper, "workdir=" + filepath.Join(dir, "work"),
+			"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + filepath.Join(dir, "work"),
 		}}, true, nil
 	}
 	if len(spec.Root.Mounts) > 1 {

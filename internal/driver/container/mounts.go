@@ -140,16 +140,18 @@ func checkMounts(ms []driver.Mount) ([]extraMount, error) {
 func (m extraMount) attachedAtStart(userns bool) bool { return m.Shift && userns }
 
 // specMounts are the extra mounts runc makes: read-write or read-only
-// recursive binds, keeping the source's locked flags.
+// recursive binds, keeping the source's locked flags. Private, as LXD's
+// disk devices and the driver's hot-attached mounts: what the container
+// mounts under one never shows on the host, nor the host's in it.
 func specMounts(ms []extraMount, userns bool) []specs.Mount {
 	var out []specs.Mount
 	for _, m := range ms {
 		if m.attachedAtStart(userns) {
 			continue
 		}
-		opts := []string{"rbind", "rw"}
+		opts := []string{"rbind", "rprivate", "rw"}
 		if m.ReadOnly {
-			opts[1] = "ro"
+			opts[2] = "ro"
 		}
 		opts = append(opts, m.locked...)
 		out = append(out, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
@@ -311,11 +313,14 @@ func attachMount(in *instance, e extraMount) (uint64, error) {
 		return 0, fmt.Errorf("clone %s: %w", e.Source, err)
 	}
 	defer unix.Close(tree)
+	// Private: a clone of a shared host mount would be its peer, and a
+	// mount the container makes under it would show on the host.
+	attr := unix.MountAttr{Propagation: unix.MS_PRIVATE}
 	if e.ReadOnly {
-		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
-			return 0, fmt.Errorf("make %s read-only: %w", e.Source, err)
-		}
+		attr.Attr_set = unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return 0, fmt.Errorf("set the attributes of the clone of %s: %w", e.Source, err)
 	}
 	if e.Shift && h.userns >= 0 {
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(h.userns)}

@@ -705,3 +705,43 @@ func TestBlockIOLimits(t *testing.T) {
 	}
 	check("refused update", map[string]string{})
 }
+
+// TestMountsArePrivate: a source on a shared host mount (as "/" is on a
+// systemd host) is mounted private, whether runc binds it at start or the
+// driver attaches it: a mount the container makes under it stays inside.
+func TestMountsArePrivate(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	src := e.poolDir("shared")
+	for _, sub := range []string{"started", "hot"} {
+		if err := os.Mkdir(filepath.Join(src, sub), 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount(src, src, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unmountAll(src); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := unix.Mount("", src, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, userns := range []bool{false, true} {
+		s, _ := e.storageSpec("overlay", userns, "sleep", "1000")
+		s.Mounts = []driver.Mount{{Source: src, Destination: "/started"}}
+		e.start(s)
+		if err := e.d.AttachMount(bg, s.ID, driver.Mount{Source: src, Destination: "/hot"}); err != nil {
+			t.Fatal(err)
+		}
+		inside(t, e, s.ID, "mount -t tmpfs none /started/started && mount -t tmpfs none /hot/hot && touch /hot/hot/in-tmpfs")
+		if mps, err := mountPoints(src + "/"); err != nil || len(mps) != 0 {
+			t.Errorf("userns=%v: mounts made inside the container show on the host: %v %v", userns, mps, err)
+		}
+		if _, err := os.Stat(filepath.Join(src, "hot/in-tmpfs")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("userns=%v: a file in the container's tmpfs is on the host: %v", userns, err)
+		}
+	}
+}
