@@ -745,3 +745,92 @@ func TestMountsArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// btrfsFS makes a btrfs filesystem on a loop device of the test's and
+// mounts it; it is unmounted and detached when the test ends.
+func btrfsFS(t *testing.T, e *testEnv) string {
+	t.Helper()
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		t.Skip("needs mkfs.btrfs (btrfs-progs)")
+	}
+	img := filepath.Join(t.TempDir(), "btrfs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 128<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.btrfs: %v %s", err, out)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", img).Output()
+	if err != nil {
+		t.Skipf("no loop device: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	mnt := e.poolDir("btrfs")
+	if err := unix.Mount(dev, mnt, "btrfs", 0, ""); err != nil {
+		exec.Command("losetup", "-d", dev).Run()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(mnt, 0); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("detach %s: %v %s", dev, err, out)
+		}
+	})
+	return mnt
+}
+
+func subvolume(t *testing.T, p string) string {
+	t.Helper()
+	if out, err := exec.Command("btrfs", "subvolume", "create", p).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs subvolume create: %v %s", err, out)
+	}
+	return p
+}
+
+// TestBtrfs: a btrfs pool's shapes: the root a bind of a subvolume holding
+// the id-shifted tree, a shared volume (owned by host root) id-shifted
+// into an unprivileged container at start and by a hot attach; a delete
+// leaves the subvolumes.
+func TestBtrfs(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	fs := btrfsFS(t, e)
+	root := subvolume(t, filepath.Join(fs, "instance"))
+	copyTree(t, e.rootfs, root, testHostID)
+	shared := subvolume(t, filepath.Join(fs, "shared"))
+	hostFile(t, filepath.Join(shared, "file"), "on btrfs\n", 0, 0)
+
+	s := driver.Spec{ID: randomID(t), Args: []string{"sleep", "1000"},
+		Root:   driver.Root{Mounts: []driver.Mount{{Type: "bind", Source: root}}},
+		IDMap:  &driver.IDMap{HostID: testHostID, Size: testIDSize},
+		Mounts: []driver.Mount{{Source: shared, Destination: "/shared", Shift: true}},
+	}
+	e.start(s)
+	if err := e.d.AttachMount(bg, s.ID, driver.Mount{Source: shared, Destination: "/hot", Shift: true, ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	got := inside(t, e, s.ID, "stat -c %u:%g / /shared/file /hot/file; cat /hot/file; echo new > /shared/new")
+	if want := "0:0\n0:0\n0:0\non btrfs\n"; got != want {
+		t.Errorf("inside = %q, want %q", got, want)
+	}
+	if got := ownerOf(t, filepath.Join(shared, "new")); got != "0:0" {
+		t.Errorf("written through the shifted mount: %s on the host, want 0:0", got)
+	}
+	if err := e.d.Stop(bg, s.ID, 0, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	e.assertGone(s.ID)
+	if err := e.d.Delete(bg, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(root, "bin/busybox"), filepath.Join(shared, "new")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("Delete reached into a subvolume: %v", err)
+		}
+	}
+}
