@@ -27,12 +27,24 @@ import (
 )
 
 // serveArg starts the agent as an ordinary process that only serves the
-// daemon: beside an init system, which must be PID 1 itself.
-const serveArg = "--serve-beside-init"
+// daemon: beside an init system, which must be PID 1 itself. rootEnv
+// hands it the root disk (JSON), which it needs to grow the root's
+// filesystem: the boot configuration stays in the initramfs, out of reach
+// once the root is mounted.
+const (
+	serveArg = "--serve-beside-init"
+	rootEnv  = "HANGAR_AGENT_ROOT"
+)
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == serveArg {
 		a := &agent{reaper: newReaper(), workload: 1}
+		if r := os.Getenv(rootEnv); r != "" {
+			var root vmagent.Disk
+			if err := json.Unmarshal([]byte(r), &root); err == nil {
+				a.cfg.Root = &root
+			}
+		}
 		go a.reaper.run()
 		a.serve()
 		return
@@ -97,6 +109,12 @@ func (a *agent) boot() error {
 	if err := a.mountRoot(); err != nil {
 		return err
 	}
+	if err := waitDisks(a.cfg.Disks); err != nil {
+		return err
+	}
+	if err := mountShares(a.cfg.Mounts); err != nil {
+		return err
+	}
 	if a.cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(a.cfg.Hostname))
 	}
@@ -154,9 +172,14 @@ func (a *agent) handOver() error {
 	if err != nil {
 		return err
 	}
+	serveEnv := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if a.cfg.Root != nil {
+		b, _ := json.Marshal(a.cfg.Root)
+		serveEnv = append(serveEnv, rootEnv+"="+string(b))
+	}
 	_, err = syscall.ForkExec("/proc/self/exe", []string{"hangar-agent", serveArg}, &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Env:   serveEnv,
 		Files: []uintptr{0, 1, 2},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
@@ -181,11 +204,18 @@ func loadModule(path string) error {
 	return nil
 }
 
-// mountRoot mounts the root disk and makes it the root, keeping /dev,
+// mountRoot mounts the root disk, grows its filesystem to the disk's size
+// (storage may have grown the disk), and makes it the root, keeping /dev,
 // /proc and /sys. The initramfs stays in memory beneath it; it is small.
 func (a *agent) mountRoot() error {
 	dev := a.cfg.RootDevice
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(diskWait)
+	if a.cfg.Root != nil {
+		var err error
+		if dev, err = findDisk(*a.cfg.Root, deadline); err != nil {
+			return fmt.Errorf("root disk: %w", err)
+		}
+	}
 	for {
 		if _, err := os.Stat(dev); err == nil {
 			break
@@ -200,6 +230,14 @@ func (a *agent) mountRoot() error {
 	}
 	if err := unix.Mount(dev, "/newroot", a.cfg.RootFSType, 0, ""); err != nil {
 		return fmt.Errorf("mount root %s: %w", dev, err)
+	}
+	if a.cfg.RootFSType == "ext4" {
+		// A root that cannot grow still boots, at its old size.
+		if from, to, err := growExt4(dev, "/newroot"); err != nil {
+			logf("%v", err)
+		} else if to > from {
+			logf("grew the root filesystem from %d to %d blocks", from, to)
+		}
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys"} {
 		_ = os.MkdirAll("/newroot"+d, 0o755)

@@ -45,6 +45,11 @@ type Disk struct {
 	// Bus is "virtio-blk", "virtio-scsi" or "nvme".
 	Bus  string `json:"bus"`
 	Size int64  `json:"size,omitempty"`
+	// ReadOnly makes the guest's block device read-only (BLKROSET):
+	// QEMU refuses the writes of a read-only disk, but its NVMe
+	// controller does not tell the guest, which would only see I/O
+	// errors at write-back.
+	ReadOnly bool `json:"read_only,omitempty"`
 }
 
 // Mount is a 9p share the agent mounts at Path (made if missing) with

@@ -68,7 +68,7 @@ func (d *Driver) AttachDisk(ctx context.Context, id string, dk driver.Disk) erro
 	if err != nil {
 		return err
 	}
-	p := diskPlace{Name: dk.Name, Key: key, Bus: diskBus(dk), Port: onMachine, Throttled: dk.Limits != (driver.IOLimits{})}
+	p := newPlace(dk)
 	if p.Bus == busVirtioSCSI {
 		if l.SCSI == scsiNone {
 			port := l.freePort()

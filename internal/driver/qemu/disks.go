@@ -188,6 +188,7 @@ type diskPlace struct {
 	Target int `json:"target,omitempty"`
 	// Throttled says the disk has a throttle filter node and group.
 	Throttled bool `json:"throttled,omitempty"`
+	ReadOnly  bool `json:"read_only,omitempty"`
 }
 
 // diskLayout is where a VM's disks are: the ports, the SCSI controller
@@ -215,7 +216,7 @@ func newDiskLayout(root driver.Disk, extra []driver.Disk) *diskLayout {
 	l := &diskLayout{SCSI: scsiNone}
 	target := 0
 	for i, d := range append([]driver.Disk{root}, extra...) {
-		p := diskPlace{Name: d.Name, Key: diskKey(d.Name), Bus: diskBus(d), Port: onMachine, Throttled: d.Limits != (driver.IOLimits{})}
+		p := newPlace(d)
 		switch {
 		case p.Bus == busVirtioSCSI:
 			l.SCSI = onMachine
@@ -229,6 +230,12 @@ func newDiskLayout(root driver.Disk, extra []driver.Disk) *diskLayout {
 	}
 	l.Ports += hotplugDiskPorts
 	return l
+}
+
+// newPlace is d's place on the machine's bus, to be changed.
+func newPlace(d driver.Disk) diskPlace {
+	return diskPlace{Name: d.Name, Key: diskKey(d.Name), Bus: diskBus(d), Port: onMachine,
+		Throttled: d.Limits != (driver.IOLimits{}), ReadOnly: d.ReadOnly}
 }
 
 // layoutFor is the layout of a start: a restored VM keeps the one it was
@@ -246,7 +253,7 @@ func layoutFor(root driver.Disk, extra []driver.Disk, saved *diskLayout) *diskLa
 	}
 	for _, p := range saved.Disks {
 		w, ok := want[p.Key]
-		if !ok || w.Bus != p.Bus || w.Throttled != p.Throttled || (w.Port == onMachine) != (p.Port == onMachine) {
+		if !ok || w.Bus != p.Bus || w.Throttled != p.Throttled || w.ReadOnly != p.ReadOnly || (w.Port == onMachine) != (p.Port == onMachine) {
 			return fresh
 		}
 	}
@@ -454,5 +461,5 @@ func jsonArg(v any) string {
 
 // agentDisk is what the guest agent needs of a disk to find it.
 func agentDisk(p diskPlace) vmagent.Disk {
-	return vmagent.Disk{Serial: p.Key, Bus: p.Bus}
+	return vmagent.Disk{Serial: p.Key, Bus: p.Bus, ReadOnly: p.ReadOnly}
 }
