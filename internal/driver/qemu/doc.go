@@ -117,7 +117,8 @@
 // state the event set, so a Freeze that returns nil means QEMU said the VM
 // is paused. A QEMU that ends without SHUTDOWN, or after a panic, is a
 // crash: the exit reports Error with the reason, which is also appended
-// to console.log. go-qemu's monitor blocks its reader on an undrained
+// to console.log. The QMP connection (qmp.go, our own: go-qemu's reuses a
+// reply's buffer under its reader) blocks its reader on an undrained
 // event channel, so a goroutine drains it for the monitor's whole life.
 //
 // # Stop and standby
