@@ -1,11 +1,13 @@
 // Command hangar-agent is the guest agent of virtual machines booted from
 // OCI images. The daemon puts it in the VM's initramfs as /init, so it runs
-// as PID 1: it loads the kernel modules it needs, mounts the root disk and
-// moves into it, configures the network interfaces the daemon gave it
-// (net.go), runs the image's entrypoint with the image's environment,
+// as PID 1: it loads the kernel modules it needs, finds the root disk by
+// serial, mounts it, grows its filesystem to the disk, and moves into it,
+// waits for the extra disks and links them in /dev/disk/by-id, mounts the
+// 9p shares (disks.go), configures the network interfaces the daemon gave
+// it (net.go), runs the image's entrypoint with the image's environment,
 // working directory and user, reaps orphans, and serves the daemon over a
-// virtio-serial port (package vmagent): exec, files, NICs plugged later,
-// the interfaces' state, shutdown. When the entrypoint ends, the machine
+// virtio-serial port (package vmagent): exec, files, NICs and disks
+// plugged later, a grown root, the interfaces' state, shutdown. When the entrypoint ends, the machine
 // powers off, as a container stops when its PID 1 exits.
 //
 // It must be built static (CGO_ENABLED=0): it runs before any root

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 this file is the deprecated root path, which goes with Spec.RootFS and Spec.Disk
+
 package qemu
 
 import (

@@ -101,7 +101,7 @@ func TestStartRefusesBadNIC(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = d.Start(context.Background(), driver.Spec{
-		ID: "h1", RootFS: "/nonexistent",
+		ID: "h1", Root: driver.Root{Disk: &driver.Disk{Path: "/nonexistent", Format: "raw"}},
 		NICs: []driver.NIC{{Name: "eth0", HostName: "t0", Hwaddr: "nope"}},
 	})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "hwaddr") {
@@ -109,7 +109,7 @@ func TestStartRefusesBadNIC(t *testing.T) {
 	}
 	// Only looked up, in the host's namespace: a name no host has.
 	_, err = d.Start(context.Background(), driver.Spec{
-		ID: "h1", RootFS: "/nonexistent",
+		ID: "h1", Root: driver.Root{Disk: &driver.Disk{Path: "/nonexistent", Format: "raw"}},
 		NICs: []driver.NIC{{Name: "eth0", HostName: "hgtest-notap", Hwaddr: "00:16:3e:00:00:01"}},
 	})
 	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "host_name") {
@@ -341,8 +341,10 @@ func TestVMNetwork(t *testing.T) {
 			Gateway4:    netip.MustParseAddr("10.99.0.1"),
 			Nameservers: []netip.Addr{netip.MustParseAddr("10.99.0.1")}, SearchDomain: "hangar.test"},
 	}
+	// The root as storage hands it over, on the default bus (microvm's
+	// MMIO virtio-blk).
 	spec := driver.Spec{
-		ID: "h1", Hostname: "vm1", RootFS: root,
+		ID: "h1", Hostname: "vm1", Root: driver.Root{Disk: storageRoot(t, tmp, root, 0)},
 		Args: []string{"/bin/httpd", "-f", "-p", "80", "-h", "/www"}, Env: []string{"PATH=/bin"},
 		StopSignal: syscall.SIGTERM, Limits: driver.Limits{CPUCount: 1},
 		NICs: nics,

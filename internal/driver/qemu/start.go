@@ -158,9 +158,11 @@ func rootOf(spec driver.Spec, dir string) (root driver.Disk, firmware, legacy bo
 		}
 		return root, spec.Root.Firmware, false
 	}
+	//lint:ignore SA1019 the deprecated roots work until the service hands VMs theirs from storage
 	if spec.RootFS == "" && spec.Disk == nil {
 		return driver.Disk{Name: rootName}, false, false
 	}
+	//lint:ignore SA1019 as above
 	return driver.Disk{Name: rootName, Path: filepath.Join(dir, fileRoot), Format: "qcow2"}, spec.Disk != nil, true
 }
 

@@ -34,16 +34,10 @@ func TestVMStorage(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	mkfs, _ := exec.LookPath("mkfs.ext4")
 	qemuImg, _ := exec.LookPath("qemu-img")
-	base := filepath.Join(tmp, "base.ext4")
-	if err := vmdisk.BuildExt4(ctx, mkfs, tree, base, 0); err != nil {
-		t.Fatal(err)
-	}
-	rootDisk := filepath.Join(tmp, "root.qcow2")
-	if err := vmdisk.CreateOverlay(ctx, qemuImg, base, "raw", rootDisk, 2<<30); err != nil {
-		t.Fatal(err)
-	}
+	root := storageRoot(t, tmp, tree, 2<<30)
+	root.Bus = "virtio-scsi"
+	rootDisk := root.Path
 	rawDisk := func(name string, size int64, content string) string {
 		p := filepath.Join(tmp, name+".raw")
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -73,7 +67,7 @@ func TestVMStorage(t *testing.T) {
 		ID: "h1", Hostname: "vm1",
 		Args: []string{"/bin/sh", "-c", "exec sleep 100000"}, Env: []string{"PATH=/bin"},
 		StopSignal: syscall.SIGTERM, Limits: driver.Limits{CPUCount: 1},
-		Root: driver.Root{Disk: &driver.Disk{Name: "root", Path: rootDisk, Format: "qcow2", Bus: "virtio-scsi"}},
+		Root: driver.Root{Disk: root},
 		Disks: []driver.Disk{
 			{Name: "data", Path: rawDisk("data", 64<<20, "data disk"), Format: "raw",
 				Limits: driver.IOLimits{ReadBps: 50 << 20, WriteBps: 50 << 20, ReadIops: 1000, WriteIops: 1000}},
