@@ -253,7 +253,7 @@ func layoutFor(root driver.Disk, extra []driver.Disk, saved *diskLayout) *diskLa
 	}
 	for _, p := range saved.Disks {
 		w, ok := want[p.Key]
-		if !ok || w.Bus != p.Bus || w.Throttled != p.Throttled || w.ReadOnly != p.ReadOnly || (w.Port == onMachine) != (p.Port == onMachine) {
+		if !ok || w.Name != p.Name || w.Bus != p.Bus || w.Throttled != p.Throttled || w.ReadOnly != p.ReadOnly || (w.Port == onMachine) != (p.Port == onMachine) {
 			return fresh
 		}
 	}
