@@ -159,16 +159,16 @@ func CreateOverlay(ctx context.Context, qemuImg, base, baseFormat, dst string, s
 	return nil
 }
 
-// Resize grows the image at path (of format) to size bytes; the same
-// size is nothing to do. A smaller size is errdefs.ErrInvalidArgument:
-// shrinking a disk would cut the filesystem on it. The image must not be
-// open in a running QEMU (qemu-img refuses: QEMU holds its lock); grow a
-// running VM's disk through the driver (driver.DiskResizer) instead.
-func Resize(ctx context.Context, qemuImg, path, format string, size int64) error {
-	if err := checkFormat(format); err != nil {
-		return err
-	}
-	have, _, err := Info(ctx, qemuImg, path, format)
+// Resize grows the qcow2 image at path to size bytes; the same size is
+// nothing to do. A smaller size is errdefs.ErrInvalidArgument: shrinking
+// a disk would cut the filesystem on it. The image is opened as qcow2,
+// never probed: a raw disk grows by growing its file (truncate), and is
+// no business of this function (its content is the guest's, and may
+// pass for a qcow2 header). The image must not be open in a running QEMU
+// (qemu-img refuses: QEMU holds its lock); grow a running VM's disk
+// through the driver (driver.DiskResizer) instead.
+func Resize(ctx context.Context, qemuImg, path string, size int64) error {
+	have, _, err := Info(ctx, qemuImg, path, FormatQCOW2)
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func Resize(ctx context.Context, qemuImg, path, format string, size int64) error
 	case size == have:
 		return nil
 	}
-	if err := run(ctx, qemuImg, "resize", "-q", "-f", format, path, strconv.FormatInt(size, 10)); err != nil {
+	if err := run(ctx, qemuImg, "resize", "-q", "-f", FormatQCOW2, path, strconv.FormatInt(size, 10)); err != nil {
 		return fmt.Errorf("resize %s: %w", path, err)
 	}
 	return nil
