@@ -427,9 +427,10 @@ func (m *Manager) RenameRoot(ctx context.Context, instanceID int64, name string)
 }
 
 // ResizeRoot changes an instance's root size: a container's quota (0
-// removes it), a VM's disk (grown only). A running VM's driver is told
-// by the caller.
-func (m *Manager) ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64) error {
+// removes it), a VM's disk (grown only). A running VM's disk is grown by
+// its runtime, which holds the file (QMP block_resize): then grown is
+// true and only the size is recorded here.
+func (m *Manager) ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64, grown bool) error {
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", instanceID))
 	defer unlock()
 	p, rec, err := m.rootRecord(ctx, instanceID)
@@ -441,8 +442,9 @@ func (m *Manager) ResizeRoot(ctx context.Context, instanceID int64, vm bool, siz
 	}
 	dv := diskVolume(rec)
 	switch {
-	case vm && size == 0:
-		// The disk keeps its size: a disk never shrinks.
+	case vm && (size == 0 || grown):
+		// The disk keeps its size (a disk never shrinks), or its runtime
+		// grew it.
 	case vm && rec.Config[keyFormat] == "qcow2":
 		qemuImg, err := m.tool(m.cfg.QEMUImg, "qemu-img")
 		if err != nil {
