@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	emit := lifecycle{hub}
+	emit := &lifecycle{hub: hub}
 	ops := operation.New(hub, 10*time.Minute)
 	defer ops.Close()
 	// image.New names itself ("image: ...").
@@ -116,9 +116,14 @@ func Run(ctx context.Context, cfg Config) error {
 	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
 
 	var svc *instance.Service
+	pools := newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
+		return svc.StorageUsers(ctx, pool, volume)
+	}, emit, log)
+	// Not inline: the image service emits holding its own locks.
+	emit.imageDeleted = func(fp string) { go pools.ImageDeleted(context.WithoutCancel(ctx), fp) }
 	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
-	}, emit, log)
+	}, pools, emit, log)
 	if err != nil {
 		return err
 	}
@@ -154,9 +159,22 @@ func Run(ctx context.Context, cfg Config) error {
 		Architecture: host.architecture,
 		LogDir:       filepath.Join(cfg.DataDir, "logs"),
 		Devices:      nw.devices,
+		Storage:      pools,
+		LegacyRoot:   legacyRoots(cfg.DataDir),
 	})
 	if err := svc.Load(ctx); err != nil {
 		return err
+	}
+	// Pools before instances: a start needs its root. A pool that cannot
+	// be mounted is unavailable; its instances fail to start, others work.
+	poolMade, err := pools.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if poolMade {
+		if err := ensureDefaultRoot(ctx, svc); err != nil {
+			log.Error("give the default profile its root disk", "err", err)
+		}
 	}
 	// Networks before instances: a running instance's proxies and a
 	// starting one's NICs need their bridges.
@@ -192,7 +210,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	var _ instance.DiskImages = instanceImages{images} // VMs boot its disk images
-	api := &lxd.Server{Instances: svc, Networks: nw.networks, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
+	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -32,7 +32,7 @@ type networking struct {
 // newNetworking opens the host's links and firewall and builds the
 // managers; users names who uses a network (the instance service, set
 // once it exists).
-func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), events network.Emitter, log *slog.Logger) (*networking, error) {
+func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), volumes device.Volumes, events network.Emitter, log *slog.Logger) (*networking, error) {
 	host, err := netdev.Open()
 	if err != nil {
 		return nil, fmt.Errorf("network links: %w", err)
@@ -71,7 +71,8 @@ func newNetworking(dataDir string, st *store.Store, users func(ctx context.Conte
 			}
 			return proxy.Start(ctx, l, c, netns, fwdLog)
 		},
-		Log: log.With("component", "device"),
+		Volumes: volumes,
+		Log:     log.With("component", "device"),
 	})
 	return n, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/network"
+	"github.com/hangar-dev/hangar/internal/storage"
 )
 
 // The fakes stand in for the network manager, netdev and the userspace
@@ -397,6 +398,7 @@ type testEnv struct {
 	nets *fakeNetworks
 	lk   *fakeLinks
 	fw   *fakeForwarders
+	vols *fakeVolumes
 	dir  string
 }
 
@@ -414,14 +416,44 @@ func newEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{nets: newFakeNetworks(), lk: newFakeLinks(), fw: &fakeForwarders{}, dir: dir}
-	e.m = New(Config{Dir: dir, Networks: e.nets, Links: e.lk, Forwarders: e.fw.start, Log: slog.New(slog.DiscardHandler)})
+	e.vols = &fakeVolumes{pools: map[string]bool{"default": true}, vols: map[string]storage.Attachment{
+		"default/fs":  {Path: filepath.Join(t.TempDir(), "fs")},
+		"default/blk": {Path: filepath.Join(t.TempDir(), "blk", "root.img"), Block: true},
+	}}
+	e.m = New(Config{Dir: dir, Networks: e.nets, Links: e.lk, Forwarders: e.fw.start, Volumes: e.vols, Log: slog.New(slog.DiscardHandler)})
 	return e
 }
+
+// fakeVolumes are the pools and custom volumes of disk devices.
+type fakeVolumes struct {
+	pools map[string]bool
+	vols  map[string]storage.Attachment // by "POOL/NAME"
+}
+
+func (f *fakeVolumes) PoolExists(ctx context.Context, pool string) error {
+	if !f.pools[pool] {
+		return errdefs.NotFound("storage pool %q not found", pool)
+	}
+	return nil
+}
+
+func (f *fakeVolumes) Attach(ctx context.Context, pool, name string) (storage.Attachment, error) {
+	if err := f.PoolExists(ctx, pool); err != nil {
+		return storage.Attachment{}, err
+	}
+	a, ok := f.vols[pool+"/"+name]
+	if !ok {
+		return storage.Attachment{}, errdefs.NotFound("storage volume custom/%s not found on pool %q", name, pool)
+	}
+	return a, nil
+}
+
+func (f *fakeVolumes) PoolDevice(pool string) (uint32, uint32, error) { return 7, 3, nil }
 
 // restart is a new Manager on the same host, as after a daemon restart.
 func (e *testEnv) restart() *testEnv {
 	e2 := *e
-	e2.m = New(Config{Dir: e.dir, Networks: e.nets, Links: e.lk, Forwarders: e.fw.start, Log: slog.New(slog.DiscardHandler)})
+	e2.m = New(Config{Dir: e.dir, Networks: e.nets, Links: e.lk, Forwarders: e.fw.start, Volumes: e.vols, Log: slog.New(slog.DiscardHandler)})
 	return &e2
 }
 

@@ -94,7 +94,10 @@ type Config struct {
 	Networks   Networks // nil: nic devices on managed networks are refused
 	Links      Links
 	Forwarders StartForwarder
-	Log        *slog.Logger
+	// Volumes resolves disk devices' pools and volumes (nil: disk
+	// devices other than host paths are refused).
+	Volumes Volumes
+	Log     *slog.Logger
 }
 
 // Manager makes and removes the host side of instances' devices.
@@ -139,6 +142,10 @@ type Instance struct {
 	// apply at its next start). Update unplugs before it deletes a tap
 	// and plugs after it made one.
 	Hotplug NICHotplug
+	// Mounts and Disks change a running instance's disk devices: a
+	// container's mounts, a VM's block disks (nil: at the next start).
+	Mounts MountHotplug
+	Disks  DiskHotplug
 	// Config is the instance's expanded config: volatile.DEV.hwaddr keeps
 	// a NIC's MAC across starts.
 	Config map[string]string
@@ -149,6 +156,15 @@ type Run struct {
 	NetNS  string
 	UserNS string // with NetNS, for a container with an id map
 	NICs   []driver.NIC
+	// Mounts and Disks are the disk devices' (driver.Spec's).
+	Mounts []driver.Mount
+	Disks  []driver.Disk
+	// BlockIO are a container's disk limits per host block device.
+	BlockIO []driver.BlockIOLimit
+	// RootBus and RootLimits are the root disk device's io.bus and
+	// limits, for a VM's root disk.
+	RootBus    string
+	RootLimits driver.IOLimits
 	// Volatile are keys to record on the instance (volatile.DEV.hwaddr,
 	// volatile.DEV.host_name).
 	Volatile map[string]string
@@ -194,6 +210,12 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 		run.Volatile["volatile."+name+".hwaddr"] = nic.Hwaddr
 		run.Volatile["volatile."+name+".host_name"] = nic.HostName
 	}
+	disks, err := m.startDisks(ctx, in, devs)
+	if err != nil {
+		return Run{}, err
+	}
+	run.Mounts, run.Disks, run.BlockIO = disks.mounts, disks.disks, disks.blockIO
+	run.RootBus, run.RootLimits = disks.rootBus, disks.rootIO
 	m.mu.Lock()
 	m.runs[in.RuntimeID] = r
 	m.mu.Unlock()

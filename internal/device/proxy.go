@@ -190,6 +190,7 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 			}
 		}
 	}
+	errs = append(errs, m.updateDisks(ctx, in, old, cur))
 	return plug, unplug, errors.Join(errs...)
 }
 

@@ -54,6 +54,7 @@ func (m *Manager) Validate(ctx context.Context, devs map[string]map[string]strin
 	}
 	sort.Strings(names)
 	nics := map[string]string{} // interface name -> device
+	roots := ""                 // the root disk device
 	for _, n := range names {
 		d := devs[n]
 		if n == "" || strings.ContainsAny(n, "/ ") {
@@ -89,7 +90,15 @@ func (m *Manager) Validate(ctx context.Context, devs map[string]map[string]strin
 				}
 			}
 			err = validateProxy(n, d)
-		case "disk", "unix-char", "unix-block", "usb", "gpu", "infiniband", "tpm", "pci", "unix-hotplug":
+		case "disk":
+			err = m.validateDisk(ctx, n, d, vm)
+			if err == nil && isRoot(d) {
+				if roots != "" {
+					err = errdefs.Invalid("devices %q and %q: only one disk may have path \"/\"", roots, n)
+				}
+				roots = n
+			}
+		case "unix-char", "unix-block", "usb", "gpu", "infiniband", "tpm", "pci", "unix-hotplug":
 			err = errdefs.Invalid("device %q: device type %q is not supported yet", n, d["type"])
 		default:
 			err = errdefs.Invalid("device %q: unknown device type %q", n, d["type"])

@@ -37,6 +37,9 @@ const (
 	EntityNetwork    = "network"
 	// EntityNetworkForward is a network forward: Name is "NETWORK/LISTEN".
 	EntityNetworkForward = "network-forward"
+	EntityStoragePool    = "storage-pool"
+	// EntityStorageVolume is a storage volume: Name is "POOL/TYPE/NAME".
+	EntityStorageVolume = "storage-volume"
 )
 
 // Entity names what a lifecycle event is about, in no dialect's terms.

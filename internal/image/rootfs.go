@@ -152,6 +152,48 @@ func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, f
 	return syncDir(s.rootfsDir)
 }
 
+// UnpackTree writes image fp's root filesystem into dir (which exists and
+// is empty), with its ids shifted for idmap when not nil: a storage pool
+// caches an image this way, once per pool and id map. A virtual-machine
+// disk image has no tree (errdefs invalid).
+func (s *Service) UnpackTree(ctx context.Context, fp string, idmap *driver.IDMap, dir string) error {
+	rec, err := s.record(ctx, fp)
+	if err != nil {
+		return err
+	}
+	if isDiskFormat(rec.Format) {
+		return errdefs.Invalid("image %s is a virtual-machine disk image: it has no root filesystem, so only a virtual machine boots it", rec.Fingerprint[:12])
+	}
+	if idmap != nil {
+		if err := validIDMap(*idmap); err != nil {
+			return err
+		}
+	}
+	s.treeMu.RLock()
+	defer s.treeMu.RUnlock()
+	blob, err := os.Open(s.rootfsBlobPath(rec))
+	if err != nil {
+		return fmt.Errorf("image %s: %w", rec.Fingerprint, err)
+	}
+	defer blob.Close()
+	src, err := sourceFor(rec)
+	if err != nil {
+		return err
+	}
+	size, err := s.newCap()
+	if err != nil {
+		return err
+	}
+	opts := unpackOptions{shift: idmap, log: s.log, blobs: s.blobDir, size: size}
+	if err := src.extract(ctx, blob, dir, opts); err != nil {
+		if idmap != nil && errors.Is(err, errdefs.ErrInvalidArgument) {
+			return errdefs.Invalid("image %s cannot be shifted for id map %d+%d: %v", rec.Fingerprint, idmap.HostID, idmap.Size, err)
+		}
+		return fmt.Errorf("unpack image %s: %w", rec.Fingerprint, err)
+	}
+	return syncFS(dir)
+}
+
 func isDir(p string) bool {
 	st, err := os.Lstat(p)
 	return err == nil && st.IsDir()

@@ -19,6 +19,7 @@ var configKeys = map[string]func(string) error{
 	"limits.cpu":                 validateCPU,
 	"limits.memory":              validateMemory,
 	"limits.processes":           validateProcesses,
+	"limits.disk.priority":       validateDiskPriority,
 	"boot.autostart":             validateBool,
 	"boot.autostart.delay":       validateNonNegativeInt,
 	"boot.autostart.priority":    validateInt,
@@ -230,6 +231,15 @@ func parseMemory(v string, hostTotal int64) (int64, error) {
 		return 0, fmt.Errorf("at least %dMiB is needed", minContainerMemory>>20)
 	}
 	return int64(b), nil
+}
+
+// validateDiskPriority is LXD's limits.disk.priority: 0 to 10.
+func validateDiskPriority(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 10 {
+		return fmt.Errorf("%q is not a whole number from 0 to 10", v)
+	}
+	return nil
 }
 
 // validateDevices checks a devices map: through the device layer when

@@ -148,6 +148,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 			return nil, err
 		}
 	}
+	if err := s.checkRootWithProfiles(ctx, typ, req.Devices, profiles); err != nil {
+		return nil, err
+	}
 
 	name, err := s.reserveName(req.Name)
 	if err != nil {
@@ -316,6 +319,13 @@ func (c *Creation) Run(ctx context.Context) error {
 	delete(s.reserved, rec.Name)
 	s.mu.Unlock()
 	unlockProfiles()
+	if err := s.createRoot(ctx, rec); err != nil {
+		// No root, no instance: the record goes too.
+		if derr := s.deleteLocked(context.WithoutCancel(ctx), in, true); derr != nil {
+			s.log.Error("roll back failed create", "instance", rec.Name, "err", derr)
+		}
+		return fmt.Errorf("create %s: %w", rec.Name, err)
+	}
 	if c.image != "" {
 		if err := s.cfg.Images.MarkUsed(ctx, c.image); err != nil {
 			s.log.Warn("mark image used", "fingerprint", c.image, "err", err)

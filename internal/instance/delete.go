@@ -59,6 +59,9 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	if err := s.driverOf(rec).Delete(ctx, runtimeID(rec.ID)); err != nil {
 		return fmt.Errorf("delete %s: %w", rec.Name, err)
 	}
+	if err := s.deleteRoot(ctx, rec); err != nil {
+		return fmt.Errorf("delete %s: %w", rec.Name, err)
+	}
 	if err := s.cfg.DB.DeleteInstance(ctx, rec.ID); err != nil {
 		return fmt.Errorf("delete %s: %w", rec.Name, err)
 	}

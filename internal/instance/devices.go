@@ -22,6 +22,8 @@ type DeviceLayer interface {
 	Update(ctx context.Context, in device.Instance, old, cur map[string]map[string]string) ([]driver.NIC, []string, error)
 	Removed(ctx context.Context, in device.Instance, devices []string) error
 	Renamed(ctx context.Context) error
+	// BlockIO are a container's disk limits per host block device.
+	BlockIO(ctx context.Context, in device.Instance, devs map[string]map[string]string) ([]driver.BlockIOLimit, error)
 }
 
 // NICHotplugger is a driver that plugs NICs into a running instance (a
@@ -91,6 +93,12 @@ func (s *Service) applyDevices(ctx context.Context, rec store.Instance, cfg map[
 	if hp, ok := s.driverOf(rec).(NICHotplugger); ok {
 		in.Hotplug = hotplug{hp, in.RuntimeID}
 	}
+	if mh, ok := s.driverOf(rec).(driver.MountHotplugger); ok {
+		in.Mounts = mountHotplug{mh, in.RuntimeID}
+	}
+	if dh, ok := s.driverOf(rec).(driver.DiskHotplugger); ok {
+		in.Disks = diskHotplug{dh, in.RuntimeID}
+	}
 	_, _, err := s.cfg.Devices.Update(ctx, in, old, cur)
 	if nf, ok := s.driverOf(rec).(networkForgetter); ok {
 		nf.ForgetNetwork(in.RuntimeID)
@@ -110,6 +118,34 @@ func (h hotplug) AttachNIC(ctx context.Context, nic driver.NIC) error {
 
 func (h hotplug) DetachNIC(ctx context.Context, name string) error {
 	return h.hp.DetachNIC(ctx, h.id, name)
+}
+
+// mountHotplug and diskHotplug are a driver's disk hotplug for one
+// instance.
+type mountHotplug struct {
+	h  driver.MountHotplugger
+	id string
+}
+
+func (h mountHotplug) AttachMount(ctx context.Context, m driver.Mount) error {
+	return h.h.AttachMount(ctx, h.id, m)
+}
+
+func (h mountHotplug) DetachMount(ctx context.Context, dst string) error {
+	return h.h.DetachMount(ctx, h.id, dst)
+}
+
+type diskHotplug struct {
+	h  driver.DiskHotplugger
+	id string
+}
+
+func (h diskHotplug) AttachDisk(ctx context.Context, d driver.Disk) error {
+	return h.h.AttachDisk(ctx, h.id, d)
+}
+
+func (h diskHotplug) DetachDisk(ctx context.Context, name string) error {
+	return h.h.DetachDisk(ctx, h.id, name)
 }
 
 // releaseRemovedNICs frees the addresses of NICs a change removed.

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -177,6 +178,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		old, cur Devices
 	}
 	var devLive []devChange
+	var resizes []rootResize
 	for _, in := range locked {
 		rec, status, _ := s.snapshot(in)
 		s.mu.RLock()
@@ -185,7 +187,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if err != nil {
 			return err
 		}
-		before, err := s.limitsOf(expandConfig(rec.Config, views))
+		before, err := s.limitsWithDisks(ctx, rec, expandConfig(rec.Config, views), expandDevices(rec.Devices, views))
 		if err != nil {
 			before = driver.Limits{} // a stored value this host refuses: replaced below
 		}
@@ -198,12 +200,22 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if err := s.checkExpanded(Type(rec.Type), rec.Config, cfg); err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}
-		after, err := s.limitsOf(cfg)
+		after, err := s.limitsWithDisks(ctx, rec, cfg, expandDevices(rec.Devices, views))
 		if err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}
 		if isActive(status) && !before.Equal(after) {
 			live = append(live, apply{in, rec, before, after})
+		}
+		if s.cfg.Storage != nil {
+			oldViews, _ := s.profileViewsLocked(rec.Profiles)
+			resize, err := s.profileRootChange(ctx, rec, expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views))
+			if err != nil {
+				return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
+			}
+			if resize != nil {
+				resizes = append(resizes, rootResize{rec, status, *resize})
+			}
 		}
 		if s.cfg.Devices != nil && isActive(status) {
 			oldViews, _ := s.profileViewsLocked(rec.Profiles)
@@ -254,7 +266,16 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		}
 		return fmt.Errorf("profile %q not changed: apply its devices to %s: %w", name, c.rec.Name, err)
 	}
+	var errs []error
+	for _, r := range resizes {
+		if err := s.applyRootResize(ctx, r); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	s.cfg.Events.Lifecycle("profile-updated", profileEntity(name), nil)
+	if len(errs) > 0 {
+		return fmt.Errorf("profile %q changed, but: %w", name, errors.Join(errs...))
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -50,6 +51,10 @@ type Emitter interface {
 	Lifecycle(action string, e event.Entity, ctx map[string]any)
 }
 
+// DefaultIDMap is the map unprivileged containers share unless Config
+// says otherwise: LXD's default range.
+var DefaultIDMap = driver.IDMap{HostID: 1000000, Size: 65536}
+
 // Config wires a Service.
 type Config struct {
 	DB     DB
@@ -75,6 +80,13 @@ type Config struct {
 	// LogDir holds instances' log files (recorded exec output), one
 	// directory per instance; "" disables recording.
 	LogDir string
+	// Storage makes instances' roots on storage pools; nil leaves roots
+	// to the deprecated Images.RootFS path (unit tests of the core).
+	Storage Storage
+	// LegacyRoot says where an instance made before storage pools
+	// existed keeps its root files (the runtimes' old layout), so Storage
+	// can move them into a volume.
+	LegacyRoot func(runtimeID string, vm bool) storage.LegacyRoot
 }
 
 // Service owns instances: their records, their status and the locks that
@@ -127,7 +139,7 @@ func New(cfg Config) *Service {
 		cfg.Log = slog.Default()
 	}
 	if cfg.IDMap.Size == 0 {
-		cfg.IDMap = driver.IDMap{HostID: 1000000, Size: 65536}
+		cfg.IDMap = DefaultIDMap
 	}
 	return &Service{
 		cfg:       cfg,

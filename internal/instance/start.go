@@ -100,6 +100,10 @@ func (s *Service) runStart(ctx context.Context, rec store.Instance) (int, map[st
 		return 0, nil, err
 	}
 	spec.NetNS, spec.UserNS, spec.NICs = run.NetNS, run.UserNS, run.NICs
+	spec.Mounts, spec.Disks, spec.Limits.BlockIO = run.Mounts, run.Disks, run.BlockIO
+	if spec.Root.Disk != nil {
+		spec.Root.Disk.Bus, spec.Root.Disk.Limits = run.RootBus, run.RootLimits
+	}
 	pid, err := s.driverOf(rec).Start(ctx, spec)
 	if err == nil {
 		if err = s.cfg.Devices.Started(ctx, din, devs); err != nil {
@@ -136,8 +140,22 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 
 	isVM := Type(rec.Type) == TypeVM
 	spec.IDMap = s.idmapOf(Type(rec.Type), cfg)
-	isDisk := false
-	if fp := rec.Config[keyBaseImage]; fp != "" && isVM {
+	if s.cfg.Storage != nil {
+		_, devs, err := s.expanded(rec)
+		if err != nil {
+			return driver.Spec{}, err
+		}
+		if spec.Root, err = s.rootOf(ctx, rec, cfg, devs); err != nil {
+			return driver.Spec{}, err
+		}
+		if spec.Root.Firmware {
+			if spec.SecureBoot, err = secureBootOf(cfg); err != nil {
+				return driver.Spec{}, err
+			}
+		}
+	}
+	isDisk := s.cfg.Storage != nil
+	if fp := rec.Config[keyBaseImage]; fp != "" && isVM && !isDisk {
 		if isDisk, err = s.vmDisk(ctx, fp, cfg, &spec); err != nil {
 			return driver.Spec{}, fmt.Errorf("image %s: %w", fp, err)
 		}
@@ -211,6 +229,13 @@ func (s *Service) limitsOf(cfg map[string]string) (driver.Limits, error) {
 			return l, errdefs.Invalid("limits.memory: %v", err)
 		}
 		l.MemoryBytes = b
+	}
+	l.DiskPriority = -1
+	if v := cfg["limits.disk.priority"]; v != "" {
+		if err := validateDiskPriority(v); err != nil {
+			return l, errdefs.Invalid("limits.disk.priority: %v", err)
+		}
+		l.DiskPriority, _ = strconv.Atoi(v)
 	}
 	if v := cfg["limits.processes"]; v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

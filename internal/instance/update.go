@@ -107,11 +107,11 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 	// Starting counts: the status leaves Stopped under the record lock,
 	// so a start either reads this change or is seen here.
 	if isActive(status) || status == StatusStarting {
-		before, err := s.expandedLimits(rec)
+		before, err := s.expandedLimits(ctx, rec)
 		if err != nil {
 			return need, err
 		}
-		after, err := s.expandedLimits(next)
+		after, err := s.expandedLimits(ctx, next)
 		if err != nil {
 			return need, err
 		}
@@ -144,6 +144,15 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 				}
 				return need, fmt.Errorf("apply devices to %s: %w", next.Name, err)
 			}
+		}
+	}
+	if resize, err := s.rootChange(ctx, rec, next); err != nil {
+		return need, err
+	} else if resize && !need.op {
+		return changeLocks{profiles: need.profiles, op: true}, nil
+	} else if resize {
+		if err := s.resizeRoot(ctx, next, status); err != nil {
+			return need, err
 		}
 	}
 	if err := s.saveRecord(ctx, in, next); err != nil {
@@ -204,14 +213,25 @@ func (s *Service) applyPut(ctx context.Context, rec store.Instance, put Put) (st
 }
 
 // expandedLimits reads the limits of a record layered over its profiles.
-func (s *Service) expandedLimits(rec store.Instance) (driver.Limits, error) {
+func (s *Service) expandedLimits(ctx context.Context, rec store.Instance) (driver.Limits, error) {
 	s.mu.RLock()
 	views, err := s.profileViewsLocked(rec.Profiles)
 	s.mu.RUnlock()
 	if err != nil {
 		return driver.Limits{}, err
 	}
-	return s.limitsOf(expandConfig(rec.Config, views))
+	return s.limitsWithDisks(ctx, rec, expandConfig(rec.Config, views), expandDevices(rec.Devices, views))
+}
+
+// limitsWithDisks are an instance's limits with its disk devices' I/O
+// limits (a container's: a VM's disks carry theirs).
+func (s *Service) limitsWithDisks(ctx context.Context, rec store.Instance, cfg map[string]string, devs map[string]map[string]string) (driver.Limits, error) {
+	l, err := s.limitsOf(cfg)
+	if err != nil || s.cfg.Devices == nil || Type(rec.Type) == TypeVM {
+		return l, err
+	}
+	l.BlockIO, err = s.cfg.Devices.BlockIO(ctx, s.deviceInstance(rec, cfg), devs)
+	return l, err
 }
 
 // CheckRename answers at once what makes a rename fail, as LXD does before
@@ -262,6 +282,11 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	rec.Name = newName
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	if s.cfg.Storage != nil {
+		if err := s.cfg.Storage.RenameRoot(ctx, rec.ID, newName); err != nil {
+			s.log.Warn("rename root volume", "instance", newName, "err", err)
+		}
 	}
 	if s.cfg.Devices != nil {
 		// DNS answers with instance names.

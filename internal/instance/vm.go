@@ -167,14 +167,19 @@ func (s *Service) vmDisk(ctx context.Context, fp string, cfg map[string]string, 
 		return false, err
 	}
 	spec.Disk = &driver.Disk{Path: p, Format: format}
-	// Secure Boot is on unless turned off, as in LXD.
-	spec.SecureBoot = true
-	if v := cfg["security.secureboot"]; v != "" {
-		b, err := parseBool(v)
-		if err != nil {
-			return false, errdefs.Invalid("security.secureboot: %v", err)
-		}
-		spec.SecureBoot = b
+	spec.SecureBoot, err = secureBootOf(cfg)
+	return true, err
+}
+
+// secureBootOf reads security.secureboot: on unless turned off, as in LXD.
+func secureBootOf(cfg map[string]string) (bool, error) {
+	v := cfg["security.secureboot"]
+	if v == "" {
+		return true, nil
 	}
-	return true, nil
+	b, err := parseBool(v)
+	if err != nil {
+		return false, errdefs.Invalid("security.secureboot: %v", err)
+	}
+	return b, nil
 }

@@ -16,10 +16,10 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/units"
 )
 
 // Keys hangard knows.
@@ -67,31 +67,8 @@ func unpackedSize(v string) error {
 	return nil
 }
 
-// byteUnits are LXD's size suffixes (shared/units): decimal and binary.
-var byteUnits = map[string]int64{
-	"": 1, "B": 1, " bytes": 1,
-	"kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15, "EB": 1e18,
-	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50, "EiB": 1 << 60,
-}
-
-// ParseByteSize reads a size as LXD writes it: a whole number of bytes,
-// optionally followed by a unit ("512MiB", "10GB").
-func ParseByteSize(v string) (int64, error) {
-	i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
-	num, unit := v, ""
-	if i >= 0 {
-		num, unit = v[:i], v[i:]
-	}
-	mult, ok := byteUnits[unit]
-	if !ok || num == "" {
-		return 0, fmt.Errorf("%q is not a size like 10GiB, 500MB or a byte count", v)
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is too large", v)
-	}
-	return n * mult, nil
-}
+// ParseByteSize reads a size as LXD writes it (package units).
+func ParseByteSize(v string) (int64, error) { return units.ParseByteSize(v) }
 
 // DB is what the service needs from persistence.
 type DB interface {

@@ -142,6 +142,40 @@ CREATE TABLE network_forwards (
 	PRIMARY KEY (network_id, listen_address)
 ) STRICT;
 `,
+	// 6: storage pools and their volumes. A volume row is written before
+	// its volume is made (state pending) and marked created after, and
+	// marked deleting before it is removed: a daemon killed in between
+	// finds the row at its next start and finishes or undoes the work.
+	// Image volumes are one per image and id map on a pool: disk_name
+	// tells them apart, name is the fingerprint users see.
+	`
+CREATE TABLE storage_pools (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	name        TEXT NOT NULL UNIQUE CHECK (name <> ''),
+	driver      TEXT NOT NULL CHECK (driver <> ''),
+	description TEXT NOT NULL DEFAULT '',
+	config      TEXT NOT NULL DEFAULT '{}',
+	state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'created'))
+) STRICT;
+
+CREATE TABLE storage_volumes (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	pool_id     INTEGER NOT NULL REFERENCES storage_pools (id),
+	type        TEXT NOT NULL CHECK (type IN ('container', 'virtual-machine', 'image', 'custom')),
+	name        TEXT NOT NULL CHECK (name <> ''),
+	disk_name   TEXT NOT NULL CHECK (disk_name <> ''),
+	content     TEXT NOT NULL CHECK (content IN ('filesystem', 'block')),
+	description TEXT NOT NULL DEFAULT '',
+	config      TEXT NOT NULL DEFAULT '{}',
+	instance_id INTEGER,
+	created_at  TEXT NOT NULL,
+	state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'created', 'deleting')),
+	UNIQUE (pool_id, type, content, disk_name)
+) STRICT;
+
+CREATE UNIQUE INDEX storage_volumes_names ON storage_volumes (pool_id, type, name) WHERE type <> 'image';
+CREATE UNIQUE INDEX storage_volumes_instances ON storage_volumes (instance_id) WHERE instance_id IS NOT NULL;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

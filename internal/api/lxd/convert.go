@@ -37,6 +37,9 @@ func entityURL(e event.Entity) string {
 	case event.EntityNetworkForward:
 		network, listen, _ := strings.Cut(e.Name, "/")
 		return "/1.0/networks/" + network + "/forwards/" + listen
+	case event.EntityStorageVolume:
+		pool, rest, _ := strings.Cut(e.Name, "/")
+		return "/1.0/storage-pools/" + pool + "/volumes/" + rest
 	}
 	return "/1.0/" + e.Kind + "s/" + e.Name
 }

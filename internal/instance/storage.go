@@ -1,0 +1,305 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/storage"
+	"github.com/hangar-dev/hangar/internal/store"
+	"github.com/hangar-dev/hangar/internal/units"
+)
+
+// Storage makes and hands out instances' roots (*storage.Manager).
+type Storage interface {
+	CheckRoot(ctx context.Context, pool string, vm bool, size int64) error
+	CreateRoot(ctx context.Context, req storage.RootRequest) error
+	Root(ctx context.Context, req storage.RootRequest) (driver.Root, error)
+	HasRoot(ctx context.Context, instanceID int64) (bool, error)
+	AdoptRoot(ctx context.Context, req storage.RootRequest, legacy storage.LegacyRoot) error
+	DeleteRoot(ctx context.Context, instanceID int64) error
+	RenameRoot(ctx context.Context, instanceID int64, name string) error
+	ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64, grown bool) error
+}
+
+// rootDisk is an instance's root disk device: the disk device at "/".
+type rootDisk struct {
+	Device string
+	Pool   string
+	Size   int64
+}
+
+// rootDiskOf finds the root disk among expanded devices. None is the
+// default pool, as LXD would refuse but instances made before pools
+// existed have none.
+func rootDiskOf(devs map[string]map[string]string) (rootDisk, error) {
+	var found []string
+	var r rootDisk
+	for name, d := range devs {
+		if d["type"] != "disk" || d["path"] != "/" {
+			continue
+		}
+		found = append(found, name)
+		r.Device, r.Pool = name, d["pool"]
+		if v := d["size"]; v != "" {
+			n, err := units.ParseByteSize(v)
+			if err != nil {
+				return rootDisk{}, errdefs.Invalid("device %q: size: %v", name, err)
+			}
+			r.Size = n
+		}
+	}
+	switch {
+	case len(found) > 1:
+		return rootDisk{}, errdefs.Invalid("devices %q: only one disk device may have path \"/\"", found)
+	case len(found) == 0:
+		r.Pool = storage.DefaultPool
+	case r.Pool == "":
+		return rootDisk{}, errdefs.Invalid("device %q: the root disk needs a pool", r.Device)
+	}
+	return r, nil
+}
+
+// checkRoot checks that an instance's root disk, from its devices over its
+// profiles', names a pool that can hold it.
+func (s *Service) checkRoot(ctx context.Context, typ Type, devs map[string]map[string]string) error {
+	if s.cfg.Storage == nil {
+		return nil
+	}
+	r, err := rootDiskOf(devs)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Storage.CheckRoot(ctx, r.Pool, typ == TypeVM, r.Size); err != nil {
+		if r.Device != "" {
+			return fmt.Errorf("device %q: %w", r.Device, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// rootRequest is what storage needs to know of an instance's root.
+func (s *Service) rootRequest(rec store.Instance, cfg map[string]string, r rootDisk) storage.RootRequest {
+	typ := Type(rec.Type)
+	return storage.RootRequest{InstanceID: rec.ID, RuntimeID: runtimeID(rec.ID), Name: rec.Name,
+		VM: typ == TypeVM, Pool: r.Pool, Image: rec.Config[keyBaseImage],
+		IDMap: s.idmapOf(typ, cfg), Size: r.Size}
+}
+
+// createRoot makes a new instance's root volume.
+func (s *Service) createRoot(ctx context.Context, rec store.Instance) error {
+	if s.cfg.Storage == nil {
+		return nil
+	}
+	cfg, devs, err := s.expanded(rec)
+	if err != nil {
+		return err
+	}
+	r, err := rootDiskOf(devs)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Storage.CreateRoot(ctx, s.rootRequest(rec, cfg, r))
+}
+
+// rootOf is the root an instance starts with. An instance made before
+// pools existed has its files moved into a volume on the default pool
+// first (LegacyRoot says where they are).
+func (s *Service) rootOf(ctx context.Context, rec store.Instance, cfg map[string]string, devs map[string]map[string]string) (driver.Root, error) {
+	r, err := rootDiskOf(devs)
+	if err != nil {
+		return driver.Root{}, err
+	}
+	req := s.rootRequest(rec, cfg, r)
+	if err := s.adoptRoot(ctx, rec, req); err != nil {
+		return driver.Root{}, err
+	}
+	return s.cfg.Storage.Root(ctx, req)
+}
+
+// adoptRoot moves an instance made before pools existed onto the default
+// pool; an instance with a root volume is left alone.
+func (s *Service) adoptRoot(ctx context.Context, rec store.Instance, req storage.RootRequest) error {
+	has, err := s.cfg.Storage.HasRoot(ctx, rec.ID)
+	if err != nil || has {
+		return err
+	}
+	if s.cfg.LegacyRoot == nil {
+		return errdefs.NotFound("instance %s has no root volume", rec.Name)
+	}
+	req.Pool = storage.DefaultPool
+	return s.cfg.Storage.AdoptRoot(ctx, req, s.cfg.LegacyRoot(req.RuntimeID, req.VM))
+}
+
+// deleteRoot removes an instance's root volume.
+func (s *Service) deleteRoot(ctx context.Context, rec store.Instance) error {
+	if s.cfg.Storage == nil {
+		return nil
+	}
+	return s.cfg.Storage.DeleteRoot(ctx, rec.ID)
+}
+
+// checkRootWithProfiles checks the root disk an instance with devs and
+// profiles would have.
+func (s *Service) checkRootWithProfiles(ctx context.Context, typ Type, devs map[string]map[string]string, profiles []string) error {
+	s.mu.RLock()
+	views, err := s.profileViewsLocked(profiles)
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	return s.checkRoot(ctx, typ, expandDevices(devs, views))
+}
+
+// rootChange checks a change of an instance's root disk, from rec to
+// next: the pool cannot change (a move is a copy, not an edit); a new size
+// is checked against the pool and reported, for resizeRoot.
+func (s *Service) rootChange(ctx context.Context, rec, next store.Instance) (resize bool, err error) {
+	if s.cfg.Storage == nil {
+		return false, nil
+	}
+	_, oldDevs, err := s.expanded(rec)
+	if err != nil {
+		return false, err
+	}
+	_, newDevs, err := s.expanded(next)
+	if err != nil {
+		return false, err
+	}
+	before, err := rootDiskOf(oldDevs)
+	if err != nil {
+		return false, err
+	}
+	after, err := rootDiskOf(newDevs)
+	if err != nil {
+		return false, err
+	}
+	if before.Pool != after.Pool {
+		return false, errdefs.Invalid("the root disk's pool cannot change (%q to %q): the instance's root lives on %q", before.Pool, after.Pool, before.Pool)
+	}
+	if before.Size == after.Size {
+		return false, nil
+	}
+	vm := Type(rec.Type) == TypeVM
+	if err := s.cfg.Storage.CheckRoot(ctx, after.Pool, vm, after.Size); err != nil {
+		return false, err
+	}
+	if vm && after.Size < before.Size {
+		return false, errdefs.Invalid("size: a virtual machine's root disk can grow, not shrink (%d to %d bytes)", before.Size, after.Size)
+	}
+	return true, nil
+}
+
+// resizeRoot applies next's root size; a running VM's driver is told, so
+// the guest sees its disk grow.
+func (s *Service) resizeRoot(ctx context.Context, next store.Instance, status Status) error {
+	_, devs, err := s.expanded(next)
+	if err != nil {
+		return err
+	}
+	r, err := rootDiskOf(devs)
+	if err != nil {
+		return err
+	}
+	return s.applyRootResize(ctx, rootResize{next, status, r.Size})
+}
+
+// rootResize is a root size change a profile change brings to a user.
+type rootResize struct {
+	rec    store.Instance
+	status Status
+	size   int64
+}
+
+// profileRootChange checks what a profile change does to an instance's
+// root disk (old and cur are its expanded devices before and after):
+// the pool cannot change; a new size is returned to apply once saved.
+func (s *Service) profileRootChange(ctx context.Context, rec store.Instance, old, cur map[string]map[string]string) (*int64, error) {
+	before, err := rootDiskOf(old)
+	if err != nil {
+		return nil, err
+	}
+	after, err := rootDiskOf(cur)
+	if err != nil {
+		return nil, err
+	}
+	if before.Pool != after.Pool {
+		return nil, errdefs.Invalid("the root disk's pool cannot change (%q to %q): the instance's root lives on %q", before.Pool, after.Pool, before.Pool)
+	}
+	if before.Size == after.Size {
+		return nil, nil
+	}
+	vm := Type(rec.Type) == TypeVM
+	if vm && after.Size < before.Size {
+		return nil, errdefs.Invalid("size: a virtual machine's root disk can grow, not shrink")
+	}
+	if err := s.cfg.Storage.CheckRoot(ctx, after.Pool, vm, after.Size); err != nil {
+		return nil, err
+	}
+	return &after.Size, nil
+}
+
+func (s *Service) applyRootResize(ctx context.Context, r rootResize) error {
+	vm := Type(r.rec.Type) == TypeVM
+	grown := false
+	if vm && isActive(r.status) && r.size > 0 {
+		// QEMU holds the disk: it grows the file and tells the guest.
+		rs, ok := s.driverOf(r.rec).(driver.DiskResizer)
+		if !ok {
+			return errdefs.Invalid("size: the root disk of running %s cannot grow here: stop it first", r.rec.Name)
+		}
+		if err := rs.ResizeDisk(ctx, runtimeID(r.rec.ID), "root", r.size); err != nil {
+			return fmt.Errorf("resize root of %s: %w", r.rec.Name, err)
+		}
+		grown = true
+	}
+	if err := s.cfg.Storage.ResizeRoot(ctx, r.rec.ID, vm, r.size, grown); err != nil {
+		return fmt.Errorf("resize root of %s: %w", r.rec.Name, err)
+	}
+	return nil
+}
+
+// StorageUsers names who uses a storage pool (volume "": an instance's
+// root or any disk device on it) or one custom volume on it (a disk
+// device with that source), as "instances/NAME" and "profiles/NAME",
+// instances first.
+func (s *Service) StorageUsers(ctx context.Context, pool, volume string) ([]string, error) {
+	uses := func(devs map[string]map[string]string, root bool) bool {
+		for _, d := range devs {
+			if d["type"] != "disk" || d["pool"] != pool {
+				continue
+			}
+			if volume == "" || d["path"] != "/" && d["source"] == volume {
+				return true
+			}
+		}
+		if root && volume == "" {
+			r, err := rootDiskOf(devs)
+			return err == nil && r.Pool == pool
+		}
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var insts, profiles []string
+	for name, in := range s.byName {
+		views, err := s.profileViewsLocked(in.rec.Profiles)
+		if err != nil {
+			continue
+		}
+		if uses(expandDevices(in.rec.Devices, views), true) {
+			insts = append(insts, "instances/"+name)
+		}
+	}
+	for name, p := range s.profiles {
+		if uses(p.Devices, false) {
+			profiles = append(profiles, "profiles/"+name)
+		}
+	}
+	sort.Strings(insts)
+	sort.Strings(profiles)
+	return append(insts, profiles...), nil
+}

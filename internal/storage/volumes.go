@@ -1,0 +1,447 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/revert"
+	"github.com/hangar-dev/hangar/internal/storage/drivers"
+	"github.com/hangar-dev/hangar/internal/store"
+	"github.com/hangar-dev/hangar/internal/units"
+)
+
+// defaultBlockSize is a block volume's size when none is given (LXD's).
+const defaultBlockSize = 10 << 30
+
+// volumeKeys are the keys a custom volume takes, with their checks. Keys
+// under volatile. are the manager's own and cannot be set.
+var volumeKeys = map[string]func(v string) error{
+	"size": func(v string) error {
+		_, err := units.ParseByteSize(v)
+		return err
+	},
+	"security.shifted": checkBool,
+}
+
+func checkBool(v string) error {
+	if _, err := strconv.ParseBool(v); err != nil {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	return nil
+}
+
+func isTrue(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
+}
+
+// checkVolumeConfig checks a custom volume's config against volumeKeys,
+// and that the pool can honour a filesystem volume's size.
+func checkVolumeConfig(p *pool, content string, cfg map[string]string) error {
+	for k, v := range cfg {
+		check, ok := volumeKeys[k]
+		if !ok {
+			return errdefs.Invalid("unknown storage volume key %q", k)
+		}
+		if err := check(v); err != nil {
+			return errdefs.Invalid("storage volume key %s: %v", k, err)
+		}
+	}
+	if content == string(drivers.ContentFilesystem) && cfg["size"] != "" {
+		if info := p.drv.Info(); !info.Quotas {
+			return errdefs.Invalid("size: storage pool %q (%s) cannot limit a filesystem volume's size: %s", p.rec.Name, info.Name, info.QuotaUnsupported)
+		}
+	}
+	return nil
+}
+
+// Volumes lists a pool's volumes of every type: one per image, however
+// many id maps it is cached for.
+func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error) {
+	if _, err := m.pool(poolName); err != nil {
+		return nil, err
+	}
+	recs, err := m.cfg.Store.ListStorageVolumes(ctx, poolName)
+	if err != nil {
+		return nil, err
+	}
+	out := []Volume{}
+	seen := map[string]bool{}
+	for _, v := range recs {
+		if v.State != "created" {
+			continue
+		}
+		key := v.Type + "/" + v.Name
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		vol, err := m.volumeOf(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vol)
+	}
+	return out, nil
+}
+
+// pool returns a loaded pool, usable or not.
+func (m *Manager) pool(name string) (*pool, error) {
+	m.mu.RLock()
+	p := m.pools[name]
+	m.mu.RUnlock()
+	if p == nil {
+		return nil, errdefs.NotFound("storage pool %q not found", name)
+	}
+	return p, nil
+}
+
+func (m *Manager) volumeOf(ctx context.Context, v store.StorageVolume) (Volume, error) {
+	vol := Volume{Pool: v.Pool, Type: v.Type, Name: v.Name, Description: v.Description,
+		Config: maps.Clone(v.Config), ContentType: v.Content, CreatedAt: v.CreatedAt, UsedBy: []string{}}
+	switch v.Type {
+	case string(drivers.TypeCustom):
+		users, err := m.cfg.Users(ctx, v.Pool, v.Name)
+		if err != nil {
+			return Volume{}, err
+		}
+		vol.UsedBy = append(vol.UsedBy, users...)
+	case string(drivers.TypeContainer), string(drivers.TypeVM):
+		vol.UsedBy = append(vol.UsedBy, "instances/"+v.Name)
+	case string(drivers.TypeImage):
+		vol.UsedBy = append(vol.UsedBy, "images/"+v.Name)
+	}
+	return vol, nil
+}
+
+func checkType(typ string) error {
+	switch drivers.VolumeType(typ) {
+	case drivers.TypeCustom, drivers.TypeContainer, drivers.TypeVM, drivers.TypeImage:
+		return nil
+	}
+	return errdefs.Invalid("storage volume type %q: custom, container, virtual-machine or image", typ)
+}
+
+// Volume returns one volume.
+func (m *Manager) Volume(ctx context.Context, pool, typ, name string) (Volume, error) {
+	v, err := m.volumeRecord(ctx, pool, typ, name)
+	if err != nil {
+		return Volume{}, err
+	}
+	return m.volumeOf(ctx, v)
+}
+
+func (m *Manager) volumeRecord(ctx context.Context, pool, typ, name string) (store.StorageVolume, error) {
+	if err := checkType(typ); err != nil {
+		return store.StorageVolume{}, err
+	}
+	if _, err := m.pool(pool); err != nil {
+		return store.StorageVolume{}, err
+	}
+	v, err := m.cfg.Store.GetStorageVolume(ctx, pool, typ, name)
+	if err != nil {
+		return store.StorageVolume{}, err
+	}
+	if v.State != "created" {
+		return store.StorageVolume{}, errdefs.NotFound("storage volume %s/%s not found on pool %q", typ, name, pool)
+	}
+	return v, nil
+}
+
+// CreateVolume makes a custom volume: a filesystem (a directory, owned by
+// the unprivileged containers' root unless security.shifted, when it
+// holds unshifted ids) or a block volume (a sparse file of size, default
+// 10GiB).
+func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) error {
+	if err := checkName("storage volume", req.Name); err != nil {
+		return err
+	}
+	if req.ContentType == "" {
+		req.ContentType = string(drivers.ContentFilesystem)
+	}
+	if req.ContentType != string(drivers.ContentFilesystem) && req.ContentType != string(drivers.ContentBlock) {
+		return errdefs.Invalid("content_type %q: filesystem or block", req.ContentType)
+	}
+	p, err := m.get(req.Pool)
+	if err != nil {
+		return err
+	}
+	cfg := maps.Clone(req.Config)
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	if err := checkVolumeConfig(p, req.ContentType, cfg); err != nil {
+		return err
+	}
+	var size int64
+	if cfg["size"] != "" {
+		size, _ = units.ParseByteSize(cfg["size"])
+	}
+	if req.ContentType == string(drivers.ContentBlock) {
+		if isTrue(cfg["security.shifted"]) {
+			return errdefs.Invalid("security.shifted: a block volume has no files to shift")
+		}
+		if size == 0 {
+			size = defaultBlockSize
+			cfg["size"] = units.FormatByteSize(size)
+		}
+	}
+	unlock := m.locks.lock("custom/" + req.Pool + "/" + req.Name)
+	defer unlock()
+	rec := store.StorageVolume{Pool: req.Pool, Type: string(drivers.TypeCustom), Name: req.Name,
+		DiskName: req.Name, Content: req.ContentType, Description: req.Description, Config: cfg, CreatedAt: time.Now()}
+	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
+		return err
+	}
+	r := revert.New()
+	defer r.Fail()
+	r.Add(func() { m.forget(ctx, rec) })
+	dv := diskVolume(rec)
+	var fill func(dir string) error
+	if req.ContentType == string(drivers.ContentFilesystem) && !isTrue(cfg["security.shifted"]) {
+		// Every unprivileged container maps its root to the same host id:
+		// owned by it, the volume's root is theirs.
+		fill = func(dir string) error {
+			id := int(m.cfg.IDMap.HostID)
+			return os.Lchown(dir, id, id)
+		}
+	}
+	if err := p.drv.CreateVolume(ctx, dv, size, false, fill); err != nil {
+		return fmt.Errorf("create storage volume %q: %w", req.Name, noSpace(err))
+	}
+	if req.ContentType == string(drivers.ContentFilesystem) && size > 0 {
+		if err := p.drv.SetQuota(ctx, dv, size); err != nil {
+			_ = p.drv.DeleteVolume(context.WithoutCancel(ctx), dv)
+			return fmt.Errorf("create storage volume %q: %w", req.Name, err)
+		}
+	}
+	rec.State = "created"
+	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
+		_ = p.drv.DeleteVolume(context.WithoutCancel(ctx), dv)
+		return err
+	}
+	r.Success()
+	m.emit("storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
+	return nil
+}
+
+// forget drops a volume record that never got its volume.
+func (m *Manager) forget(ctx context.Context, rec store.StorageVolume) {
+	if err := m.cfg.Store.DeleteStorageVolume(context.WithoutCancel(ctx), rec.ID); err != nil {
+		m.cfg.Log.Error("forget failed volume", "pool", rec.Pool, "volume", rec.Name, "err", err)
+	}
+}
+
+// noSpace turns a full filesystem or quota into errdefs.ErrNoSpace.
+func noSpace(err error) error {
+	if errors.Is(err, errdefs.ErrNoSpace) {
+		return err
+	}
+	var errno interface{ Error() string }
+	if errors.As(err, &errno) && (strings.Contains(err.Error(), "no space left") || strings.Contains(err.Error(), "quota exceeded")) {
+		return errdefs.NoSpace("%v", err)
+	}
+	return err
+}
+
+// UpdateVolume replaces a custom volume's writable part (PUT).
+func (m *Manager) UpdateVolume(ctx context.Context, pool, typ, name string, put VolumePut) error {
+	return m.updateVolume(ctx, pool, typ, name, put, true)
+}
+
+// PatchVolume merges into a custom volume's writable part (PATCH).
+func (m *Manager) PatchVolume(ctx context.Context, pool, typ, name string, put VolumePut) error {
+	return m.updateVolume(ctx, pool, typ, name, put, false)
+}
+
+func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, put VolumePut, replace bool) error {
+	if typ != string(drivers.TypeCustom) {
+		// An instance's root is sized through its root disk device.
+		if err := checkType(typ); err != nil {
+			return err
+		}
+		return errdefs.Invalid("storage volume %s/%s: only custom volumes are changed here; an instance's root is changed through its root disk device", typ, name)
+	}
+	p, err := m.get(poolName)
+	if err != nil {
+		return err
+	}
+	unlock := m.locks.lock("custom/" + poolName + "/" + name)
+	defer unlock()
+	rec, err := m.volumeRecord(ctx, poolName, typ, name)
+	if err != nil {
+		return err
+	}
+	next := maps.Clone(rec.Config)
+	if replace {
+		next = map[string]string{}
+	}
+	for k, v := range put.Config {
+		if v == "" {
+			delete(next, k)
+			continue
+		}
+		next[k] = v
+	}
+	if err := checkVolumeConfig(p, rec.Content, next); err != nil {
+		return err
+	}
+	if next["security.shifted"] != rec.Config["security.shifted"] {
+		users, err := m.cfg.Users(ctx, poolName, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return errdefs.Conflict("security.shifted cannot change while storage volume %q is in use by %s", name, strings.Join(users, ", "))
+		}
+	}
+	if next["size"] != rec.Config["size"] {
+		var size int64
+		if next["size"] != "" {
+			size, _ = units.ParseByteSize(next["size"])
+		} else if rec.Content == string(drivers.ContentBlock) {
+			return errdefs.Invalid("size: a block volume always has a size")
+		}
+		if err := p.drv.SetQuota(ctx, diskVolume(rec), size); err != nil {
+			return fmt.Errorf("resize storage volume %q: %w", name, noSpace(err))
+		}
+	}
+	rec.Config = next
+	if put.Description != "" || replace {
+		rec.Description = put.Description
+	}
+	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
+		return err
+	}
+	m.emit("storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	return nil
+}
+
+// RenameVolume renames an unused custom volume.
+func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName string) error {
+	if typ != string(drivers.TypeCustom) {
+		if err := checkType(typ); err != nil {
+			return err
+		}
+		return errdefs.Invalid("storage volume %s/%s: only custom volumes are renamed here; rename the instance", typ, name)
+	}
+	if err := checkName("storage volume", newName); err != nil {
+		return err
+	}
+	p, err := m.get(poolName)
+	if err != nil {
+		return err
+	}
+	unlock := m.locks.lock("custom/" + poolName + "/" + name)
+	defer unlock()
+	rec, err := m.volumeRecord(ctx, poolName, typ, name)
+	if err != nil {
+		return err
+	}
+	if users, err := m.cfg.Users(ctx, poolName, name); err != nil {
+		return err
+	} else if len(users) > 0 {
+		return errdefs.Conflict("storage volume %q is in use by %s", name, strings.Join(users, ", "))
+	}
+	if _, err := m.cfg.Store.GetStorageVolume(ctx, poolName, typ, newName); err == nil {
+		return errdefs.Conflict("storage volume custom/%s already exists on pool %q", newName, poolName)
+	}
+	if err := p.drv.RenameVolume(ctx, diskVolume(rec), newName); err != nil {
+		return fmt.Errorf("rename storage volume %q: %w", name, err)
+	}
+	old := rec
+	rec.Name, rec.DiskName = newName, newName
+	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
+		if rerr := p.drv.RenameVolume(context.WithoutCancel(ctx), diskVolume(rec), old.Name); rerr != nil {
+			m.cfg.Log.Error("rename volume back", "pool", poolName, "volume", name, "err", rerr)
+		}
+		return err
+	}
+	m.emit("storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
+	return nil
+}
+
+// DeleteVolume removes an unused custom volume.
+func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) error {
+	if typ != string(drivers.TypeCustom) {
+		if err := checkType(typ); err != nil {
+			return err
+		}
+		return errdefs.Invalid("storage volume %s/%s: only custom volumes are deleted here; delete the instance or image", typ, name)
+	}
+	p, err := m.get(poolName)
+	if err != nil {
+		return err
+	}
+	unlock := m.locks.lock("custom/" + poolName + "/" + name)
+	defer unlock()
+	rec, err := m.volumeRecord(ctx, poolName, typ, name)
+	if err != nil {
+		return err
+	}
+	if users, err := m.cfg.Users(ctx, poolName, name); err != nil {
+		return err
+	} else if len(users) > 0 {
+		return errdefs.Conflict("storage volume %q is in use by %s", name, strings.Join(users, ", "))
+	}
+	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
+		return err
+	}
+	m.emit("storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	return nil
+}
+
+// VolumeState is a volume's usage, read from the driver.
+func (m *Manager) VolumeState(ctx context.Context, poolName, typ, name string) (VolumeState, error) {
+	p, err := m.get(poolName)
+	if err != nil {
+		return VolumeState{}, err
+	}
+	rec, err := m.volumeRecord(ctx, poolName, typ, name)
+	if err != nil {
+		return VolumeState{}, err
+	}
+	u, err := p.drv.VolumeUsage(ctx, diskVolume(rec))
+	if err != nil {
+		return VolumeState{}, fmt.Errorf("storage volume %s/%s: %w", typ, name, err)
+	}
+	return VolumeState{Usage: u}, nil
+}
+
+// Attachment is what a disk device needs of a custom volume.
+type Attachment struct {
+	// Path is the volume's directory (filesystem) or file (block).
+	Path string
+	// Block says the volume is a block volume.
+	Block bool
+	// Shifted says the volume holds unshifted ids (security.shifted):
+	// an unprivileged container mounts it through an idmapped mount.
+	Shifted bool
+}
+
+// Attach resolves a custom volume a disk device names.
+func (m *Manager) Attach(ctx context.Context, poolName, name string) (Attachment, error) {
+	p, err := m.get(poolName)
+	if err != nil {
+		return Attachment{}, err
+	}
+	rec, err := m.volumeRecord(ctx, poolName, string(drivers.TypeCustom), name)
+	if err != nil {
+		return Attachment{}, err
+	}
+	dv := diskVolume(rec)
+	a := Attachment{Path: p.drv.Path(dv), Shifted: isTrue(rec.Config["security.shifted"])}
+	if rec.Content == string(drivers.ContentBlock) {
+		a.Block = true
+		a.Path = p.drv.Path(dv) + "/" + drivers.BlockFile
+	}
+	return a, nil
+}

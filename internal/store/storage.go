@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// StoragePool is a storage pool's stored record.
+type StoragePool struct {
+	ID          int64
+	Name        string
+	Driver      string
+	Description string
+	Config      map[string]string
+	// State is "pending" while its backing store is being made, then
+	// "created".
+	State string
+}
+
+// StorageVolume is a storage volume's stored record.
+type StorageVolume struct {
+	ID   int64
+	Pool string // the pool's name (joined)
+	// PoolID is the pool's id (set by CreateStorageVolume from Pool).
+	PoolID      int64
+	Type        string
+	Name        string
+	DiskName    string
+	Content     string
+	Description string
+	Config      map[string]string
+	// InstanceID is the instance whose root this is (0: none).
+	InstanceID int64
+	CreatedAt  time.Time
+	// State is "pending" while being made, "created", or "deleting".
+	State string
+}
+
+const poolSelect = `SELECT id, name, driver, description, config, state FROM storage_pools`
+
+func scanPool(row rowScanner) (StoragePool, error) {
+	var (
+		p      StoragePool
+		config string
+	)
+	if err := row.Scan(&p.ID, &p.Name, &p.Driver, &p.Description, &config, &p.State); err != nil {
+		return StoragePool{}, err
+	}
+	var err error
+	if p.Config, err = decodeStringMap(config); err != nil {
+		return StoragePool{}, fmt.Errorf("storage pool %q config: %w", p.Name, err)
+	}
+	return p, nil
+}
+
+// CreateStoragePool stores a new pool and sets p.ID. An existing name is
+// ErrConflict.
+func (q *Queries) CreateStoragePool(ctx context.Context, p *StoragePool) error {
+	config, err := marshalMap(p.Config)
+	if err != nil {
+		return fmt.Errorf("create storage pool %q config: %w", p.Name, err)
+	}
+	if p.State == "" {
+		p.State = "pending"
+	}
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"INSERT INTO storage_pools (name, driver, description, config, state) VALUES (?, ?, ?, ?, ?)",
+			p.Name, p.Driver, p.Description, config, p.State)
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("storage pool %q already exists", p.Name)
+		case isCheck(err):
+			return errdefs.Invalid("create storage pool %q: %v", p.Name, err)
+		case err != nil:
+			return fmt.Errorf("create storage pool %q: %w", p.Name, err)
+		}
+		if p.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create storage pool %q: %w", p.Name, err)
+		}
+		return nil
+	})
+}
+
+// GetStoragePool returns the pool called name.
+func (q *Queries) GetStoragePool(ctx context.Context, name string) (StoragePool, error) {
+	p, err := scanPool(q.reader().QueryRowContext(ctx, poolSelect+" WHERE name = ?", name))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return StoragePool{}, errdefs.NotFound("storage pool %q not found", name)
+	case err != nil:
+		return StoragePool{}, fmt.Errorf("get storage pool %q: %w", name, err)
+	}
+	return p, nil
+}
+
+// ListStoragePools returns every pool, ordered by name.
+func (q *Queries) ListStoragePools(ctx context.Context) ([]StoragePool, error) {
+	rows, err := q.reader().QueryContext(ctx, poolSelect+" ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list storage pools: %w", err)
+	}
+	defer rows.Close()
+	out := []StoragePool{}
+	for rows.Next() {
+		p, err := scanPool(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list storage pools: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list storage pools: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateStoragePool replaces the description, config and state of the
+// pool with p.ID.
+func (q *Queries) UpdateStoragePool(ctx context.Context, p StoragePool) error {
+	config, err := marshalMap(p.Config)
+	if err != nil {
+		return fmt.Errorf("update storage pool %q config: %w", p.Name, err)
+	}
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"UPDATE storage_pools SET description = ?, config = ?, state = ? WHERE id = ?",
+			p.Description, config, p.State, p.ID)
+		if err != nil {
+			return fmt.Errorf("update storage pool %q: %w", p.Name, err)
+		}
+		if k, err := rowsAffected(res); err != nil {
+			return fmt.Errorf("update storage pool %q: %w", p.Name, err)
+		} else if k == 0 {
+			return errdefs.NotFound("storage pool %q not found", p.Name)
+		}
+		return nil
+	})
+}
+
+// DeleteStoragePool deletes the pool called name. A pool with volume
+// records is ErrConflict.
+func (q *Queries) DeleteStoragePool(ctx context.Context, name string) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM storage_pools WHERE name = ?", name)
+		switch {
+		case isForeignKey(err):
+			return errdefs.Conflict("storage pool %q still has volumes", name)
+		case err != nil:
+			return fmt.Errorf("delete storage pool %q: %w", name, err)
+		}
+		if k, err := rowsAffected(res); err != nil {
+			return fmt.Errorf("delete storage pool %q: %w", name, err)
+		} else if k == 0 {
+			return errdefs.NotFound("storage pool %q not found", name)
+		}
+		return nil
+	})
+}
+
+const volumeSelect = `
+SELECT v.id, p.name, v.pool_id, v.type, v.name, v.disk_name, v.content, v.description, v.config,
+       COALESCE(v.instance_id, 0), v.created_at, v.state
+  FROM storage_volumes v JOIN storage_pools p ON p.id = v.pool_id`
+
+func scanVolume(row rowScanner) (StorageVolume, error) {
+	var (
+		v               StorageVolume
+		config, created string
+	)
+	if err := row.Scan(&v.ID, &v.Pool, &v.PoolID, &v.Type, &v.Name, &v.DiskName, &v.Content,
+		&v.Description, &config, &v.InstanceID, &created, &v.State); err != nil {
+		return StorageVolume{}, err
+	}
+	var err error
+	if v.Config, err = decodeStringMap(config); err != nil {
+		return StorageVolume{}, fmt.Errorf("storage volume %q config: %w", v.Name, err)
+	}
+	if v.CreatedAt, err = parseTime(created); err != nil {
+		return StorageVolume{}, fmt.Errorf("storage volume %q: %w", v.Name, err)
+	}
+	return v, nil
+}
+
+// CreateStorageVolume stores a new volume record on pool v.Pool and sets
+// v.ID and v.PoolID. A name or disk name taken on the pool is ErrConflict.
+func (q *Queries) CreateStorageVolume(ctx context.Context, v *StorageVolume) error {
+	config, err := marshalMap(v.Config)
+	if err != nil {
+		return fmt.Errorf("create storage volume %q config: %w", v.Name, err)
+	}
+	if v.State == "" {
+		v.State = "pending"
+	}
+	if v.CreatedAt.IsZero() {
+		v.CreatedAt = time.Now()
+	}
+	var inst any
+	if v.InstanceID != 0 {
+		inst = v.InstanceID
+	}
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, "SELECT id FROM storage_pools WHERE name = ?", v.Pool).Scan(&v.PoolID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return errdefs.NotFound("storage pool %q not found", v.Pool)
+			}
+			return fmt.Errorf("create storage volume %q: %w", v.Name, err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO storage_volumes
+			(pool_id, type, name, disk_name, content, description, config, instance_id, created_at, state)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.PoolID, v.Type, v.Name, v.DiskName, v.Content, v.Description, config, inst, fmtTime(v.CreatedAt), v.State)
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("storage volume %s/%s already exists on pool %q", v.Type, v.Name, v.Pool)
+		case isCheck(err):
+			return errdefs.Invalid("create storage volume %q: %v", v.Name, err)
+		case err != nil:
+			return fmt.Errorf("create storage volume %q: %w", v.Name, err)
+		}
+		if v.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create storage volume %q: %w", v.Name, err)
+		}
+		return nil
+	})
+}
+
+// ListStorageVolumes returns the volumes on pool (every pool when pool is
+// empty), ordered by pool, type and name.
+func (q *Queries) ListStorageVolumes(ctx context.Context, pool string) ([]StorageVolume, error) {
+	query, args := volumeSelect, []any{}
+	if pool != "" {
+		query += " WHERE p.name = ?"
+		args = append(args, pool)
+	}
+	rows, err := q.reader().QueryContext(ctx, query+" ORDER BY p.name, v.type, v.name, v.disk_name", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list storage volumes: %w", err)
+	}
+	defer rows.Close()
+	out := []StorageVolume{}
+	for rows.Next() {
+		v, err := scanVolume(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list storage volumes: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list storage volumes: %w", err)
+	}
+	return out, nil
+}
+
+// GetStorageVolume returns the volume of type typ called name on pool
+// (for images: one of its id maps' volumes).
+func (q *Queries) GetStorageVolume(ctx context.Context, pool, typ, name string) (StorageVolume, error) {
+	v, err := scanVolume(q.reader().QueryRowContext(ctx,
+		volumeSelect+" WHERE p.name = ? AND v.type = ? AND v.name = ? ORDER BY v.disk_name LIMIT 1", pool, typ, name))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return StorageVolume{}, errdefs.NotFound("storage volume %s/%s not found on pool %q", typ, name, pool)
+	case err != nil:
+		return StorageVolume{}, fmt.Errorf("get storage volume %s/%s: %w", typ, name, err)
+	}
+	return v, nil
+}
+
+// UpdateStorageVolume replaces the name, description, config and state of
+// the volume with v.ID.
+func (q *Queries) UpdateStorageVolume(ctx context.Context, v StorageVolume) error {
+	config, err := marshalMap(v.Config)
+	if err != nil {
+		return fmt.Errorf("update storage volume %q config: %w", v.Name, err)
+	}
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"UPDATE storage_volumes SET name = ?, description = ?, config = ?, state = ? WHERE id = ?",
+			v.Name, v.Description, config, v.State, v.ID)
+		switch {
+		case isUnique(err):
+			return errdefs.Conflict("storage volume %s/%s already exists on pool %q", v.Type, v.Name, v.Pool)
+		case err != nil:
+			return fmt.Errorf("update storage volume %q: %w", v.Name, err)
+		}
+		if k, err := rowsAffected(res); err != nil {
+			return fmt.Errorf("update storage volume %q: %w", v.Name, err)
+		} else if k == 0 {
+			return errdefs.NotFound("storage volume %s/%s not found", v.Type, v.Name)
+		}
+		return nil
+	})
+}
+
+// DeleteStorageVolume deletes the volume record with id; a missing one is
+// not an error.
+func (q *Queries) DeleteStorageVolume(ctx context.Context, id int64) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM storage_volumes WHERE id = ?", id); err != nil {
+			return fmt.Errorf("delete storage volume %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// GetInstanceVolume returns the root volume of the instance with id.
+func (q *Queries) GetInstanceVolume(ctx context.Context, instanceID int64) (StorageVolume, error) {
+	v, err := scanVolume(q.reader().QueryRowContext(ctx, volumeSelect+" WHERE v.instance_id = ?", instanceID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return StorageVolume{}, errdefs.NotFound("instance %d has no root volume", instanceID)
+	case err != nil:
+		return StorageVolume{}, fmt.Errorf("get root volume of instance %d: %w", instanceID, err)
+	}
+	return v, nil
+}
