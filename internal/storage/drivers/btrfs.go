@@ -15,7 +15,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/revert"
-	"github.com/hangar-dev/hangar/internal/serverconfig"
+	"github.com/hangar-dev/hangar/internal/units"
 )
 
 // btrfsDriver keeps volumes as btrfs subvolumes under the pool's
@@ -148,7 +148,7 @@ func (d *btrfsDriver) createLoop(ctx context.Context, r *revert.Reverter, cfg ma
 		}
 		cfg["size"] = s
 	}
-	size, err := serverconfig.ParseByteSize(cfg["size"])
+	size, err := units.ParseByteSize(cfg["size"])
 	if err != nil {
 		return errdefs.Invalid("size: %v", err)
 	}
@@ -530,7 +530,7 @@ func (d *btrfsDriver) grow(v string) error {
 	if d.kind() != kindLoop {
 		return errdefs.Invalid("size applies to a pool on a loop file only")
 	}
-	size, err := serverconfig.ParseByteSize(v)
+	size, err := units.ParseByteSize(v)
 	if err != nil || size < minBtrfsSize {
 		return errdefs.Invalid("size %q is not a size of at least %d MiB", v, minBtrfsSize>>20)
 	}
@@ -617,6 +617,11 @@ func (d *btrfsDriver) CreateVolume(ctx context.Context, vol Volume, size int64, 
 	r.Add(func() { _ = btrfsDeleteTree(tmp) })
 	switch {
 	case vol.Content == ContentBlock:
+		// On the directory too, so that a disk the fill writes anew
+		// (qemu-img convert) inherits nodatacow.
+		if err := setNoCOWPath(tmp); err != nil {
+			return err
+		}
 		if err := makeBlockFile(tmp, size, setNoCOW); err != nil {
 			return err
 		}

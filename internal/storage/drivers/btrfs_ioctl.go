@@ -424,3 +424,12 @@ func setNoCOW(f *os.File) error {
 	}
 	return nil
 }
+
+func setNoCOWPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return setNoCOW(f)
+}

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
-	"github.com/hangar-dev/hangar/internal/serverconfig"
+	"github.com/hangar-dev/hangar/internal/units"
 )
 
 // built are the drivers this hangard has, by name.
@@ -202,7 +202,7 @@ func ValidateVolumeConfig(driverName string, vol Volume, config map[string]strin
 			if v == "" {
 				continue
 			}
-			n, err := serverconfig.ParseByteSize(v)
+			n, err := units.ParseByteSize(v)
 			if err != nil {
 				return errdefs.Invalid("size: %v", err)
 			}
@@ -253,12 +253,12 @@ func absPath(v string) error {
 }
 
 func size(v string) error {
-	_, err := serverconfig.ParseByteSize(v)
+	_, err := units.ParseByteSize(v)
 	return err
 }
 
 func poolSize(v string) error {
-	n, err := serverconfig.ParseByteSize(v)
+	n, err := units.ParseByteSize(v)
 	if err != nil {
 		return err
 	}

@@ -259,16 +259,31 @@ func exerciseVolumes(t *testing.T, e *testEnv, d Driver) {
 		if err := d.CloneVolume(ctx, vm, vmImg); err != nil {
 			t.Fatal(err)
 		}
-		var flags uint32
-		if f, err := os.Open(filepath.Join(d.Path(vm), BlockFile)); err == nil {
-			flags, _ = unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
-			f.Close()
-		}
-		if flags&fsNocowFl == 0 {
+		if flags := fileFlags(t, filepath.Join(d.Path(vm), BlockFile)); flags&fsNocowFl == 0 {
 			t.Errorf("block file flags %#x: no nodatacow", flags)
 		}
 	} else if err := d.CreateVolume(ctx, vm, 1<<20, false, nil); err != nil {
 		t.Fatal(err)
+	}
+	if info.Clones {
+		// A fill that writes the disk anew (qemu-img convert) still gets
+		// a nodatacow file.
+		anew := Volume{Type: TypeImage, Name: "anew", Content: ContentBlock}
+		if err := d.CreateVolume(ctx, anew, 0, true, func(dir string) error {
+			p := filepath.Join(dir, BlockFile)
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.WriteFile(p, make([]byte, 64<<10), 0o600)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if flags := fileFlags(t, filepath.Join(d.Path(anew), BlockFile)); flags&fsNocowFl == 0 {
+			t.Errorf("a disk the fill wrote anew: flags %#x, no nodatacow", flags)
+		}
+		if err := d.DeleteVolume(ctx, anew); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := d.SetQuota(ctx, vm, 4<<20); err != nil {
 		t.Fatalf("grow block volume: %v", err)
@@ -457,4 +472,19 @@ func TestBadPools(t *testing.T) {
 			e.assertClean()
 		})
 	}
+}
+
+// fileFlags are a file's inode flags (lsattr).
+func fileFlags(t *testing.T, path string) uint32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flags
 }
