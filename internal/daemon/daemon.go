@@ -209,7 +209,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	var _ instance.DiskImages = instanceImages{images} // VMs boot its disk images
 	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)

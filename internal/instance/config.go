@@ -271,7 +271,18 @@ func validateDevicesAlone(devs map[string]map[string]string) error {
 			if len(d) > 1 {
 				return errdefs.Invalid("device %q: type none takes no other keys", n)
 			}
-		case "disk", "nic", "unix-char", "unix-block", "usb", "gpu", "infiniband", "proxy", "tpm", "pci", "unix-hotplug":
+		case "disk":
+			// The root disk is storage's (rootDiskOf); other disks need
+			// the device layer.
+			if d["path"] != "/" {
+				return errdefs.Invalid("device %q: disk devices other than the root disk need the device layer", n)
+			}
+			for k := range d {
+				if k != "type" && k != "path" && k != "pool" && k != "size" {
+					return errdefs.Invalid("device %q: invalid key %q for the root disk", n, k)
+				}
+			}
+		case "nic", "unix-char", "unix-block", "usb", "gpu", "infiniband", "proxy", "tpm", "pci", "unix-hotplug":
 			return errdefs.Invalid("device %q: device type %q is not supported yet", n, d["type"])
 		default:
 			return errdefs.Invalid("device %q: unknown device type %q", n, d["type"])

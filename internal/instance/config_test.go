@@ -169,7 +169,10 @@ func TestValidateDevices(t *testing.T) {
 		{"none", nil, true},
 		{"mask", map[string]map[string]string{"eth0": {"type": "none"}}, true},
 		{"missing type", map[string]map[string]string{"eth0": {"nictype": "bridged"}}, false},
-		{"not yet", map[string]map[string]string{"root": {"type": "disk", "path": "/"}}, false},
+		{"root disk", map[string]map[string]string{"root": {"type": "disk", "path": "/", "pool": "default", "size": "1GiB"}}, true},
+		{"root disk with a device key", map[string]map[string]string{"root": {"type": "disk", "path": "/", "pool": "default", "readonly": "true"}}, false},
+		{"other disk", map[string]map[string]string{"data": {"type": "disk", "path": "/data", "source": "/srv"}}, false},
+		{"nic without device layer", map[string]map[string]string{"eth0": {"type": "nic", "network": "br0"}}, false},
 		{"unknown", map[string]map[string]string{"x": {"type": "teleporter"}}, false},
 		{"bad name", map[string]map[string]string{"a/b": {"type": "none"}}, false},
 	}

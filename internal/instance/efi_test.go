@@ -1,11 +1,9 @@
 package instance
 
 import (
-	"context"
 	"errors"
 	"testing"
 
-	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -31,51 +29,23 @@ func TestImageFitsType(t *testing.T) {
 	}
 }
 
-// fakeDiskImages is fakeImages whose image is a qcow2 disk.
-type fakeDiskImages struct{ fakeImages }
-
-func (fakeDiskImages) Disk(context.Context, string) (string, string, bool, error) {
-	return "/images/disk", "qcow2", true, nil
-}
-
-func TestVMDisk(t *testing.T) {
+func TestSecureBootOf(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		images     Images
-		secureboot string
-		wantDisk   bool
-		wantSecure bool
-		wantErr    bool
+		value   string
+		want    bool
+		wantErr bool
 	}{
-		{name: "root-tree image", images: fakeImages{}},
-		{name: "disk, secure boot by default", images: fakeDiskImages{}, wantDisk: true, wantSecure: true},
-		{name: "disk, secure boot off", images: fakeDiskImages{}, secureboot: "false", wantDisk: true},
-		{name: "disk, secure boot on", images: fakeDiskImages{}, secureboot: "true", wantDisk: true, wantSecure: true},
-		{name: "disk, bad value", images: fakeDiskImages{}, secureboot: "perhaps", wantErr: true},
+		{value: "", want: true}, // on unless turned off, as in LXD
+		{value: "true", want: true},
+		{value: "false"},
+		{value: "perhaps", wantErr: true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := &Service{cfg: Config{Images: tc.images}}
-			cfg := map[string]string{}
-			if tc.secureboot != "" {
-				cfg["security.secureboot"] = tc.secureboot
-			}
-			var spec driver.Spec
-			isDisk, err := s.vmDisk(context.Background(), fakeFP, cfg, &spec)
-			if tc.wantErr {
-				if !errors.Is(err, errdefs.ErrInvalidArgument) {
-					t.Fatalf("error %v, want invalid-argument", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if isDisk != tc.wantDisk || (spec.Disk != nil) != tc.wantDisk || spec.SecureBoot != tc.wantSecure {
-				t.Fatalf("isDisk %v, spec.Disk %+v, SecureBoot %v", isDisk, spec.Disk, spec.SecureBoot)
-			}
-			if tc.wantDisk && (spec.Disk.Path != "/images/disk" || spec.Disk.Format != "qcow2") {
-				t.Fatalf("spec.Disk %+v", spec.Disk)
-			}
-		})
+		got, err := secureBootOf(map[string]string{"security.secureboot": tc.value})
+		if tc.wantErr != (err != nil) || got != tc.want {
+			t.Errorf("security.secureboot=%q: %v, %v", tc.value, got, err)
+		}
+		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("security.secureboot=%q: %v is not invalid-argument", tc.value, err)
+		}
 	}
 }

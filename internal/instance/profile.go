@@ -207,15 +207,13 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if isActive(status) && !before.Equal(after) {
 			live = append(live, apply{in, rec, before, after})
 		}
-		if s.cfg.Storage != nil {
-			oldViews, _ := s.profileViewsLocked(rec.Profiles)
-			resize, err := s.profileRootChange(ctx, rec, expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views))
-			if err != nil {
-				return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
-			}
-			if resize != nil {
-				resizes = append(resizes, rootResize{rec, status, *resize})
-			}
+		oldViews, _ := s.profileViewsLocked(rec.Profiles)
+		resize, err := s.profileRootChange(ctx, rec, expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views))
+		if err != nil {
+			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
+		}
+		if resize != nil {
+			resizes = append(resizes, rootResize{rec, status, *resize})
 		}
 		if s.cfg.Devices != nil && isActive(status) {
 			oldViews, _ := s.profileViewsLocked(rec.Profiles)

@@ -31,7 +31,6 @@ type DB interface {
 type Images interface {
 	Resolve(ctx context.Context, ref string) (fingerprint string, err error)
 	Image(ctx context.Context, fingerprint string) (Image, error)
-	RootFS(ctx context.Context, fingerprint string, idmap *driver.IDMap) (string, error)
 	MarkUsed(ctx context.Context, fingerprint string) error
 }
 
@@ -80,8 +79,7 @@ type Config struct {
 	// LogDir holds instances' log files (recorded exec output), one
 	// directory per instance; "" disables recording.
 	LogDir string
-	// Storage makes instances' roots on storage pools; nil leaves roots
-	// to the deprecated Images.RootFS path (unit tests of the core).
+	// Storage makes instances' roots on storage pools.
 	Storage Storage
 	// LegacyRoot says where an instance made before storage pools
 	// existed keeps its root files (the runtimes' old layout), so Storage

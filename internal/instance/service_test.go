@@ -135,6 +135,13 @@ func (d *fakeDB) DeleteProfile(_ context.Context, name string) error {
 	return nil
 }
 
+// lastSpec is what the last Start ran.
+func (f *fakeDriver) lastSpec() driver.Spec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.spec
+}
+
 // fakeImages knows one image, "busybox".
 type fakeImages struct{}
 
@@ -169,6 +176,7 @@ type fakeDriver struct {
 	onExit    driver.ExitHandler
 	delay     time.Duration
 	limits    map[string]driver.Limits // last live update, by ID
+	spec      driver.Spec              // the last Start's
 	// failUpdate makes UpdateLimits of an ID fail.
 	failUpdate map[string]error
 	// failStop makes Stop fail, leaving the instance running.
@@ -202,6 +210,9 @@ func (f *fakeDriver) enter(id string) func() {
 
 func (f *fakeDriver) Start(_ context.Context, spec driver.Spec) (int, error) {
 	defer f.enter(spec.ID)()
+	f.mu.Lock()
+	f.spec = spec
+	f.mu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failStart != nil {
@@ -324,7 +335,7 @@ func (e *fakeEvents) Lifecycle(action string, ent event.Entity, _ map[string]any
 func newTestService(t testing.TB) (*Service, *fakeDriver, *fakeDB, *fakeEvents) {
 	t.Helper()
 	db, drv, ev := newFakeDB(), newFakeDriver(), &fakeEvents{}
-	s := New(Config{DB: db, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
+	s := New(Config{DB: db, Images: fakeImages{}, Storage: &fakeStorage{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: ev, Architecture: "x86_64", HostMemory: 8 << 30})
 	s.onlineCPUs = fourCPUs
 	drv.onExit = func(e driver.Exit) { s.HandleExit(context.Background(), e) }
 	if err := s.Load(context.Background()); err != nil {
@@ -534,7 +545,7 @@ func TestRecoverReattachesAndAutostarts(t *testing.T) {
 	delete(drv.running, "h4")
 	drv.mu.Unlock()
 
-	s2 := New(Config{DB: db, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: &fakeEvents{}, Architecture: "x86_64"})
+	s2 := New(Config{DB: db, Images: fakeImages{}, Storage: &fakeStorage{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: &fakeEvents{}, Architecture: "x86_64"})
 	if err := s2.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -140,32 +140,17 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 
 	isVM := Type(rec.Type) == TypeVM
 	spec.IDMap = s.idmapOf(Type(rec.Type), cfg)
-	if s.cfg.Storage != nil {
-		_, devs, err := s.expanded(rec)
-		if err != nil {
+	_, devs, err := s.expanded(rec)
+	if err != nil {
+		return driver.Spec{}, err
+	}
+	if spec.Root, err = s.rootOf(ctx, rec, cfg, devs); err != nil {
+		return driver.Spec{}, err
+	}
+	if spec.Root.Firmware {
+		if spec.SecureBoot, err = secureBootOf(cfg); err != nil {
 			return driver.Spec{}, err
 		}
-		if spec.Root, err = s.rootOf(ctx, rec, cfg, devs); err != nil {
-			return driver.Spec{}, err
-		}
-		if spec.Root.Firmware {
-			if spec.SecureBoot, err = secureBootOf(cfg); err != nil {
-				return driver.Spec{}, err
-			}
-		}
-	}
-	isDisk := s.cfg.Storage != nil
-	if fp := rec.Config[keyBaseImage]; fp != "" && isVM && !isDisk {
-		if isDisk, err = s.vmDisk(ctx, fp, cfg, &spec); err != nil {
-			return driver.Spec{}, fmt.Errorf("image %s: %w", fp, err)
-		}
-	}
-	if fp := rec.Config[keyBaseImage]; fp != "" && !isDisk {
-		root, err := s.cfg.Images.RootFS(ctx, fp, spec.IDMap)
-		if err != nil {
-			return driver.Spec{}, fmt.Errorf("image %s: %w", fp, err)
-		}
-		spec.RootFS = root
 	}
 
 	envKeys := make([]string, 0)

@@ -90,7 +90,7 @@ func TestAcknowledgedStopStaysStopped(t *testing.T) {
 				t.Errorf("power recorded at the crash %q, want %q", p, wantPower)
 			}
 
-			s2 := New(Config{DB: crashed, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: live}, Events: &fakeEvents{}, Architecture: "x86_64"})
+			s2 := New(Config{DB: crashed, Images: fakeImages{}, Storage: &fakeStorage{}, Drivers: map[Type]driver.Driver{TypeContainer: live}, Events: &fakeEvents{}, Architecture: "x86_64"})
 			if err := s2.Load(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -65,9 +65,6 @@ func rootDiskOf(devs map[string]map[string]string) (rootDisk, error) {
 // checkRoot checks that an instance's root disk, from its devices over its
 // profiles', names a pool that can hold it.
 func (s *Service) checkRoot(ctx context.Context, typ Type, devs map[string]map[string]string) error {
-	if s.cfg.Storage == nil {
-		return nil
-	}
 	r, err := rootDiskOf(devs)
 	if err != nil {
 		return err
@@ -91,9 +88,6 @@ func (s *Service) rootRequest(rec store.Instance, cfg map[string]string, r rootD
 
 // createRoot makes a new instance's root volume.
 func (s *Service) createRoot(ctx context.Context, rec store.Instance) error {
-	if s.cfg.Storage == nil {
-		return nil
-	}
 	cfg, devs, err := s.expanded(rec)
 	if err != nil {
 		return err
@@ -136,9 +130,6 @@ func (s *Service) adoptRoot(ctx context.Context, rec store.Instance, req storage
 
 // deleteRoot removes an instance's root volume.
 func (s *Service) deleteRoot(ctx context.Context, rec store.Instance) error {
-	if s.cfg.Storage == nil {
-		return nil
-	}
 	return s.cfg.Storage.DeleteRoot(ctx, rec.ID)
 }
 
@@ -158,9 +149,6 @@ func (s *Service) checkRootWithProfiles(ctx context.Context, typ Type, devs map[
 // next: the pool cannot change (a move is a copy, not an edit); a new size
 // is checked against the pool and reported, for resizeRoot.
 func (s *Service) rootChange(ctx context.Context, rec, next store.Instance) (resize bool, err error) {
-	if s.cfg.Storage == nil {
-		return false, nil
-	}
 	_, oldDevs, err := s.expanded(rec)
 	if err != nil {
 		return false, err

@@ -283,10 +283,8 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if err := s.saveRecord(ctx, in, rec); err != nil {
 		return fmt.Errorf("rename %s: %w", name, err)
 	}
-	if s.cfg.Storage != nil {
-		if err := s.cfg.Storage.RenameRoot(ctx, rec.ID, newName); err != nil {
-			s.log.Warn("rename root volume", "instance", newName, "err", err)
-		}
+	if err := s.cfg.Storage.RenameRoot(ctx, rec.ID, newName); err != nil {
+		s.log.Warn("rename root volume", "instance", newName, "err", err)
 	}
 	if s.cfg.Devices != nil {
 		// DNS answers with instance names.

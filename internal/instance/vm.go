@@ -146,31 +146,6 @@ func shortFP(fp string) string {
 	return fp
 }
 
-// DiskImages is implemented by an image store that holds bootable disk
-// images (virtual-machine images); a VM created from one boots it with
-// UEFI firmware instead of the image's tree.
-type DiskImages interface {
-	// Disk returns the image's disk and its format ("qcow2", "raw"); ok
-	// is false for an image that is a root filesystem.
-	Disk(ctx context.Context, fingerprint string) (path, format string, ok bool, err error)
-}
-
-// vmDisk fills a VM spec's Disk and SecureBoot when its image is a disk,
-// and reports whether it was.
-func (s *Service) vmDisk(ctx context.Context, fp string, cfg map[string]string, spec *driver.Spec) (bool, error) {
-	di, ok := s.cfg.Images.(DiskImages)
-	if !ok {
-		return false, nil
-	}
-	p, format, isDisk, err := di.Disk(ctx, fp)
-	if err != nil || !isDisk {
-		return false, err
-	}
-	spec.Disk = &driver.Disk{Path: p, Format: format}
-	spec.SecureBoot, err = secureBootOf(cfg)
-	return true, err
-}
-
 // secureBootOf reads security.secureboot: on unless turned off, as in LXD.
 func secureBootOf(cfg map[string]string) (bool, error) {
 	v := cfg["security.secureboot"]

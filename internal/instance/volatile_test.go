@@ -102,7 +102,7 @@ func TestLoadBackfillsUUID(t *testing.T) {
 	rec := db.instances[1]
 	delete(rec.Config, keyUUID)
 	db.instances[1] = rec
-	s2 := New(Config{DB: db, Images: fakeImages{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: &fakeEvents{}, Architecture: "x86_64"})
+	s2 := New(Config{DB: db, Images: fakeImages{}, Storage: &fakeStorage{}, Drivers: map[Type]driver.Driver{TypeContainer: drv}, Events: &fakeEvents{}, Architecture: "x86_64"})
 	if err := s2.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// TestStorageMigration: a data dir from before storage pools (schema 5,
+// an instance's overlay layers in the container runtime's directory, no
+// pool, a default profile without a root disk) still starts its instance
+// after the upgrade, with the files it had: the daemon makes pool default,
+// gives the profile its root disk and moves the layers into a volume.
+//
+// The old layout is made from a new data dir by undoing what storage
+// added (the daemon of the previous release is not at hand in CI): the
+// volume's layers go back where the container driver kept them, and the
+// schema loses migration 6.
+func TestStorageMigration(t *testing.T) {
+	d := startDaemon(t, "")
+	d.importImages()
+	d.must("launch", "busybox", "old")
+	d.must("exec", "old", "--", "sh", "-c", "echo kept > /root/keep")
+	d.must("stop", "-f", "old")
+	d.stopClean()
+
+	vols, err := os.ReadDir(filepath.Join(d.dir, "storage-pools", "default", "containers"))
+	if err != nil || len(vols) != 1 {
+		t.Fatalf("container volumes: %v %v", vols, err)
+	}
+	id := vols[0].Name()
+	from := filepath.Join(d.dir, "storage-pools", "default", "containers", id)
+	to := filepath.Join(d.dir, "containers", id)
+	if err := os.MkdirAll(to, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	for _, layer := range []string{"upper", "work"} {
+		if err := os.Rename(filepath.Join(from, layer), filepath.Join(to, layer)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(d.dir, "storage-pools")); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(d.dir, "hangar.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DROP TABLE storage_volumes",
+		"DROP TABLE storage_pools",
+		"DELETE FROM schema WHERE version = 6",
+		"DELETE FROM counters WHERE name = 'storage.default_made'",
+		"UPDATE profiles SET devices = json_remove(devices, '$.root') WHERE name = 'default'",
+	} {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	d.start()
+	if prof := d.must("profile", "show", "default"); !strings.Contains(prof, "pool: default") {
+		t.Fatalf("upgraded default profile has no root disk:\n%s", prof)
+	}
+	d.must("start", "old")
+	if out := d.must("exec", "old", "--", "cat", "/root/keep"); out != "kept\n" {
+		t.Fatalf("after the upgrade the instance reads %q", out)
+	}
+	if vols := d.must("storage", "volume", "list", "default"); !strings.Contains(vols, "old") {
+		t.Fatalf("the instance's root is not a volume on default:\n%s", vols)
+	}
+	if _, err := os.Stat(filepath.Join(to, "upper")); err == nil {
+		t.Fatal("the old layer stayed in the container runtime's directory")
+	}
+}
