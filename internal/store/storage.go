@@ -271,8 +271,8 @@ func (q *Queries) GetStorageVolume(ctx context.Context, pool, typ, name string) 
 	return v, nil
 }
 
-// UpdateStorageVolume replaces the name, description, config and state of
-// the volume with v.ID.
+// UpdateStorageVolume replaces the names, description, config and state
+// of the volume with v.ID.
 func (q *Queries) UpdateStorageVolume(ctx context.Context, v StorageVolume) error {
 	config, err := marshalMap(v.Config)
 	if err != nil {
@@ -280,8 +280,8 @@ func (q *Queries) UpdateStorageVolume(ctx context.Context, v StorageVolume) erro
 	}
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			"UPDATE storage_volumes SET name = ?, description = ?, config = ?, state = ? WHERE id = ?",
-			v.Name, v.Description, config, v.State, v.ID)
+			"UPDATE storage_volumes SET name = ?, disk_name = ?, description = ?, config = ?, state = ? WHERE id = ?",
+			v.Name, v.DiskName, v.Description, config, v.State, v.ID)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("storage volume %s/%s already exists on pool %q", v.Type, v.Name, v.Pool)

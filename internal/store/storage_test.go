@@ -86,7 +86,7 @@ func TestStorageVolumes(t *testing.T) {
 	if root.Name != "c1" || root.Pool != "a" || root.State != "pending" || root.CreatedAt.IsZero() {
 		t.Fatalf("root volume %+v", root)
 	}
-	root.State, root.Name = "created", "renamed"
+	root.State, root.Name, root.DiskName = "created", "renamed", "i1-renamed"
 	wantKind(t, s.UpdateStorageVolume(ctx, root), nil, "")
 	got, err := s.GetStorageVolume(ctx, "a", "container", "renamed")
 	wantKind(t, err, nil, "")
