@@ -58,15 +58,9 @@ type Spec struct {
 	Limits Limits
 	// StopSignal asks PID 1 to shut down cleanly.
 	StopSignal syscall.Signal
-	// Deprecated: Disk goes once the qemu driver takes Root (issue 12).
-	// Disk, for a virtual machine, is a bootable disk image (the image's
-	// blob, read-only) that UEFI firmware boots instead of RootFS with
-	// the host's kernel and a guest agent; the driver layers the
-	// instance's writes over it. Args, Env, Cwd, UID and GID do not apply
-	// (the guest's own init runs).
-	Disk *Disk
-	// SecureBoot boots Disk with UEFI Secure Boot (Microsoft's keys
-	// enrolled), when the firmware supports it (security.secureboot).
+	// SecureBoot boots a Root.Firmware disk with UEFI Secure Boot
+	// (Microsoft's keys enrolled), when the firmware supports it
+	// (security.secureboot).
 	SecureBoot bool
 	// NetNS, for a container, is the path of a network namespace (a bind
 	// mount of an nsfs file) that the network layer created and put the

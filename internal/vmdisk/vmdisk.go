@@ -3,8 +3,8 @@
 // ext4 image of a directory tree from user space (no loop device, no mount),
 // qemu-img makes qcow2 overlays, resizes, converts and describes images.
 // Storage (package storage) calls it to make an instance's root disk on its
-// pool; the QEMU driver's deprecated root path calls it too. It is a leaf:
-// it knows nothing of instances, pools or QEMU processes.
+// pool. It is a leaf: it knows nothing of instances, pools or QEMU
+// processes.
 //
 // Formats are always named, never probed, when an image's content may come
 // from a guest: a raw disk whose first bytes a guest wrote as a qcow2 header

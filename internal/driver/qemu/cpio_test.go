@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
 type cpioEntry struct {
@@ -47,6 +49,10 @@ func readCPIO(t *testing.T, b []byte) []cpioEntry {
 		out = append(out, cpioEntry{name, mode, data})
 	}
 	return out
+}
+
+func vmagentConfigForTest() vmagent.Config {
+	return vmagent.Config{Args: []string{"/bin/sh"}, Root: &vmagent.Disk{Serial: "root", Bus: "virtio-blk"}, RootFSType: "ext4"}
 }
 
 func TestCPIOWriter(t *testing.T) {

@@ -6,14 +6,13 @@
 // everything below that line: the initramfs, the QEMU process, its
 // cgroup, its QMP monitor and the connection to the guest agent. The root
 // disk is storage's (package storage makes it on the instance's pool,
-// with package vmdisk): the driver boots it and never builds one, but for
-// the deprecated path below. It never reads instance config, the
-// database or the API.
+// with package vmdisk): the driver boots it and never builds, copies or
+// removes a disk. It never reads instance config, the database or the API.
 //
 // # Booting a root disk
 //
 // Spec.Root.Disk is the instance's own writable root disk (qcow2 or raw,
-// a file or a block device). With Spec.Root.Firmware it is a cloud
+// a file or a block device); a spec without one is invalid. With Spec.Root.Firmware it is a cloud
 // image's copy that UEFI firmware boots (efi.go, below); otherwise it
 // holds an ext4 root filesystem (an image's tree, labelled hangar-root)
 // that the host's kernel and hangar's agent boot. The kernel is the
@@ -29,13 +28,6 @@
 // configuration (entrypoint, env, cwd, uid/gid, hostname, NICs, the
 // root's and the extra disks' serials, the shares), which the kernel
 // unpacks over the first.
-//
-// Deprecated, until the service hands every VM its root from storage: a
-// spec with Spec.RootFS (an image's unpacked tree) or Spec.Disk (a cloud
-// image) and no Root.Disk gets a root disk the driver makes (disk.go): a
-// qcow2 overlay in the instance's directory (root.qcow2) over an ext4
-// image of the tree built once per image (Dir/.cache/disk-<hash>.ext4),
-// or over the cloud image's file pinned in Dir/.cache.
 //
 // The agent (cmd/hangar-agent) loads the modules with finit_module, finds
 // the root disk by its serial, mounts it and grows its ext4 to the disk's
@@ -95,15 +87,11 @@
 //
 // # Booting a disk image with UEFI firmware (efi.go)
 //
-// A root disk with Root.Firmware (or the deprecated Spec.Disk) is a
-// bootable disk image (a cloud image's copy, qcow2 or raw): the VM boots
-// it on q35 with OVMF (Config.FirmwareDir) and the image's own boot loader
-// and kernel: no -kernel, no initramfs, no agent (its extra disks and
-// shares are there for its own OS to use). For the deprecated Spec.Disk,
-// the image's file is hard-linked into .cache (copied across
-// filesystems), so the overlay's backing file outlives the image's
-// deletion. The firmware code
-// is shared read-only; the variable store (NVRAM) is copied per instance
+// A root disk with Root.Firmware is a bootable disk image (a cloud
+// image's copy, qcow2 or raw): the VM boots it on q35 with OVMF
+// (Config.FirmwareDir) and the image's own boot loader and kernel: no
+// -kernel, no initramfs, no agent (its extra disks and shares are there
+// for its own OS to use). The firmware code is shared read-only; the variable store (NVRAM) is copied per instance
 // from OVMF's template on first start and kept. Spec.SecureBoot picks the
 // Secure Boot build (SMM: -machine smm=on and a secure pflash) with
 // Microsoft's keys enrolled; asked of firmware without that build, Start
@@ -113,10 +101,7 @@
 // # On-disk layout
 //
 //	Dir/
-//	  .cache/disk-<hash>.ext4   base disks, one per image tree, mode 0444 (deprecated path)
-//	  .cache/image-<hash>.<fmt> disk images booted by firmware (links; deprecated path)
-//	  <id>/                     one per instance, mode 0700
-//	    root.qcow2              the deprecated path's root overlay: the instance's data
+//	  <id>/                     one per instance, mode 0700: runtime files only
 //	    initrd.img              the initramfs of the last start
 //	    console.log             the serial console's output (QEMU appends)
 //	    qemu.log                QEMU's own stdout and stderr
@@ -127,6 +112,14 @@
 //	                            the NIC on each root port, where each disk is
 //	    standby.state           the saved VM of a stateful stop, until restored
 //	    nvram.fd, nvram-secboot.fd  firmware variables (disk-image VMs)
+//	  .cache/                   left by drivers before storage pools (recover.go)
+//
+// Before storage pools the driver made each VM's root itself: a qcow2
+// overlay, <id>/root.qcow2, over a base disk in Dir/.cache. Storage moves
+// such a root onto a pool (storage.AdoptRoot); the moved overlay still
+// names its base in Dir/.cache, so the driver leaves those files alone and
+// only sweeps partial builds there at Recover (and the directory once
+// empty). Delete removes <id>/ whatever an old driver left in it.
 //
 // # Detached QEMU, and recovery
 //
@@ -170,8 +163,9 @@
 //     instance directory if there was none.
 //   - OnExit is called once per QEMU run, after the VM is no longer
 //     tracked (State says Stopped, Start may run again), holding no lock.
-//   - The base disks are never written: QEMU opens them as backing files,
-//     read-only.
+//   - The driver makes, copies and removes no disk image: the disks, root
+//     included, are storage's; it only boots them (and grows a running
+//     VM's through QEMU).
 //   - A disk's format is never probed: the spec names it (a raw disk a
 //     guest wrote as a qcow2 header must not open the host file it names).
 //   - A failed AttachDisk leaves the VM's devices as they were (a SCSI

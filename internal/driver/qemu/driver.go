@@ -30,11 +30,11 @@ const (
 // Config configures a Driver.
 type Config struct {
 	// Dir is the driver's state root (e.g. DATA/vms): one directory per
-	// instance, and the shared base disks and initramfs under Dir/.cache.
+	// instance, holding its runtime files. Root disks are storage's.
 	Dir string
-	// QEMU and QEMUImg are the emulator and image tool, looked up in PATH
-	// (qemu-system-x86_64 and qemu-img when empty); Mkfs is mkfs.ext4.
-	QEMU, QEMUImg, Mkfs string
+	// QEMU is the emulator, looked up in PATH (qemu-system-x86_64 when
+	// empty).
+	QEMU string
 	// Kernel is the guest kernel; empty means the newest /boot/vmlinuz-*.
 	// ModulesDir holds its modules; empty means /lib/modules/VERSION.
 	Kernel, ModulesDir string
@@ -64,7 +64,6 @@ type Driver struct {
 	mu  sync.Mutex
 	vms map[string]*vm
 
-	diskMu   sync.Mutex // serialises base disk builds (deprecated root path)
 	initrdMu sync.Mutex
 	initrd   []byte   // the shared initramfs, built at first use
 	modules  []string // its module paths, in load order
@@ -101,7 +100,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = 3 * time.Minute
 	}
-	if err := os.MkdirAll(filepath.Join(dir, ".cache"), 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger, kvm: kvmUsable(), vms: map[string]*vm{}}, nil
@@ -280,7 +279,6 @@ const (
 	fileLog     = "qemu.log"
 	fileConsole = "console.log"
 	fileInitrd  = "initrd.img"
-	fileRoot    = "root.qcow2"
 	fileState   = "standby.state"
 	fileMeta    = "vm.json"
 )

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,8 +11,9 @@ import (
 )
 
 // A VM booted by firmware (driver.Spec.Root.Firmware: its root disk is a
-// cloud image's copy, qcow2 or raw) runs on a q35 machine with UEFI firmware (OVMF) and the image's
-// own boot loader and kernel: no -kernel, no initramfs, no guest agent.
+// cloud image's copy, qcow2 or raw) runs on a q35 machine with UEFI
+// firmware (OVMF) and the image's own boot loader and kernel: no -kernel,
+// no initramfs, no guest agent.
 // The firmware is two flash devices: the code, shared read-only by every
 // VM, and the variable store (NVRAM: boot entries, Secure Boot keys),
 // copied per instance from a template on first start and kept, as a
@@ -63,32 +63,8 @@ func (d *Driver) firmwareDir() string {
 	return DefaultFirmwareDir
 }
 
-// pinDisk gives the driver its own name for an image's disk (a hard link
-// in Dir/.cache, a copy across filesystems), so overlays keep their
-// backing file when the image is deleted from the store.
-func (d *Driver) pinDisk(src, format string) (string, error) {
-	d.diskMu.Lock()
-	defer d.diskMu.Unlock()
-	dst := filepath.Join(d.cfg.Dir, ".cache", "image-"+hashOf([]byte(src))+"."+format)
-	if _, err := os.Stat(dst); err == nil {
-		return dst, nil
-	}
-	if err := os.Link(src, dst); err == nil {
-		return dst, nil
-	}
-	tmp := dst + ".tmp"
-	if err := copyFile(src, tmp, 0o444); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("disk image: %w", err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("disk image: %w", err)
-	}
-	return dst, nil
-}
-
-// copyFile copies src to a new file dst (synced).
+// copyFile copies src to a new file dst (synced): a firmware variable
+// store's template to the instance's NVRAM.
 func copyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {

@@ -58,6 +58,7 @@ func readMeta(dir string) meta {
 // A pid file whose process is gone, or is not this instance's QEMU, is
 // cleaned up.
 func (d *Driver) Recover(ctx context.Context) (map[string]driver.State, error) {
+	d.sweepLegacyCache()
 	live := map[string]driver.State{}
 	ents, err := os.ReadDir(d.cfg.Dir)
 	if err != nil {
@@ -145,4 +146,32 @@ func (d *Driver) adopt(ctx context.Context, id, dir string, pid int) (*vm, error
 	d.mu.Unlock()
 	go d.watchPidfd(v, fd)
 	return v, nil
+}
+
+// legacyCache is where the driver kept, before storage pools, the base
+// disks it built of image trees and the cloud images it pinned: the
+// backing files of the qcow2 roots it made. Storage adopts such a root
+// by moving it onto a pool (storage.AdoptRoot), and the moved overlay
+// still names its backing file here by absolute path, so those files stay
+// for as long as the roots they back. Nothing is written here any more.
+const legacyCache = ".cache"
+
+// sweepLegacyCache removes what a daemon killed in the middle of a base
+// disk build or an image pin left in the legacy cache (*.build, *.tmp: no
+// root names them), then the directory itself if nothing else is there.
+func (d *Driver) sweepLegacyCache() {
+	dir := filepath.Join(d.cfg.Dir, legacyCache)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if n := e.Name(); strings.HasSuffix(n, ".build") || strings.HasSuffix(n, ".tmp") {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				d.log.Warn("remove a partial legacy base disk", "file", n, "err", err)
+			}
+		}
+	}
+	// Fails while backing files remain: they are adopted roots' bases.
+	_ = os.Remove(dir)
 }

@@ -34,9 +34,12 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if d.get(spec.ID) != nil {
 		return 0, errdefs.Conflict("VM %s is already running", spec.ID)
 	}
-	root, byFirmware, legacy := rootOf(spec, dir)
-	if root.Path == "" && !legacy {
+	if spec.Root.Disk == nil {
 		return 0, errdefs.Invalid("a virtual machine needs a root disk")
+	}
+	root, byFirmware := *spec.Root.Disk, spec.Root.Firmware
+	if root.Name == "" {
+		root.Name = rootName
 	}
 	mem := spec.Limits.MemoryBytes
 	if mem == 0 {
@@ -77,11 +80,6 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	defer r.Fail()
 	r.Add(undo)
 
-	if legacy {
-		if err := d.legacyRoot(ctx, spec, paths, root.Path); err != nil { // disk.go
-			return 0, err
-		}
-	}
 	disks := append([]driver.Disk{root}, spec.Disks...)
 	blockDevs := make([]bool, len(disks))
 	for i, dk := range disks {
@@ -145,26 +143,6 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// rootOf is the VM's root disk and whether firmware boots it. legacy says
-// the driver makes that disk itself, a qcow2 overlay in the instance's
-// directory, from the deprecated Spec.RootFS or Spec.Disk; that path goes
-// once the service hands every VM its root disk from storage (issue 12).
-func rootOf(spec driver.Spec, dir string) (root driver.Disk, firmware, legacy bool) {
-	if spec.Root.Disk != nil {
-		root = *spec.Root.Disk
-		if root.Name == "" {
-			root.Name = rootName
-		}
-		return root, spec.Root.Firmware, false
-	}
-	//lint:ignore SA1019 the deprecated roots work until the service hands VMs theirs from storage
-	if spec.RootFS == "" && spec.Disk == nil {
-		return driver.Disk{Name: rootName}, false, false
-	}
-	//lint:ignore SA1019 as above
-	return driver.Disk{Name: rootName, Path: filepath.Join(dir, fileRoot), Format: "qcow2"}, spec.Disk != nil, true
-}
 
 // standbyState is the saved state a start restores from, or "" to boot.
 func standbyState(dir string) string {

@@ -130,7 +130,8 @@ func (d *Driver) ClearConsoleLog(ctx context.Context, id string) error {
 	return nil
 }
 
-// Delete removes a stopped VM's directory: its disk, logs and state.
+// Delete removes a stopped VM's directory: its runtime files, logs and
+// saved state (its disks are storage's).
 func (d *Driver) Delete(ctx context.Context, id string) error {
 	if d.get(id) != nil {
 		return fmt.Errorf("delete %s: the VM is running", id)

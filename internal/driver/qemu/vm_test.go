@@ -3,10 +3,12 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +26,7 @@ func needQEMU(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("booting a VM needs root (its QEMU gets a cgroup of its own)")
 	}
-	for _, p := range []string{"qemu-system-x86_64", "qemu-img", "mkfs.ext4", "busybox"} {
+	for _, p := range []string{"qemu-system-x86_64", "qemu-img", "mkfs.ext4", "debugfs", "busybox"} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("%s not installed (scripts/deps.sh installs it)", p)
 		}
@@ -89,6 +91,25 @@ func storageRoot(t *testing.T, dir, tree string, size int64) *driver.Disk {
 	return &driver.Disk{Name: "root", Path: root, Format: "qcow2"}
 }
 
+// rawRoot makes a VM's root disk as a cloning pool (btrfs) does: the
+// instance's own raw ext4 image of tree.
+func rawRoot(t *testing.T, dir, tree string) *driver.Disk {
+	t.Helper()
+	mkfs, _ := exec.LookPath("mkfs.ext4")
+	root := filepath.Join(dir, "root.raw")
+	if err := vmdisk.BuildExt4(context.Background(), mkfs, tree, root, 0); err != nil {
+		t.Fatal(err)
+	}
+	return &driver.Disk{Name: "root", Path: root, Format: "raw"}
+}
+
+// runtimeFiles are all an instance's directory may hold: the driver makes
+// no disk of its own.
+var runtimeFiles = []string{
+	fileQMP, fileAgent, filePid, fileLog, fileConsole, fileConsoleSock,
+	fileInitrd, fileState, fileMeta, "nvram.fd", "nvram-secboot.fd",
+}
+
 func TestVMLifecycle(t *testing.T) {
 	needQEMU(t)
 	tmp := t.TempDir()
@@ -101,11 +122,11 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Close() })
 	ctx := context.Background()
-	// The deprecated root path, until the service hands every VM its
-	// root from storage (TestVMStorage and TestVMNetwork boot those).
+	// A raw root, as a btrfs pool clones it (TestVMStorage and
+	// TestVMNetwork boot qcow2 overlays, as a dir pool makes them).
+	rootDisk := rawRoot(t, tmp, root)
 	spec := driver.Spec{
-		//lint:ignore SA1019 the deprecated path is tested while it exists
-		ID: "h1", Hostname: "vm1", RootFS: root,
+		ID: "h1", Hostname: "vm1", Root: driver.Root{Disk: rootDisk},
 		Args: []string{"/bin/sh", "-c", "echo workload up; exec sleep 100000"},
 		Env:  []string{"PATH=/bin", "FOO=bar"}, Cwd: "/root",
 		StopSignal: syscall.SIGTERM,
@@ -145,6 +166,10 @@ func TestVMLifecycle(t *testing.T) {
 		}
 		if _, code := run("sh", "-c", "exit 3"); code != 3 {
 			t.Fatalf("exit 3: code %d", code)
+		}
+		// Into the root disk storage gave (read on the host after stop).
+		if out, code := run("sh", "-c", "echo written in the guest > /root/marker && busybox sync"); code != 0 {
+			t.Fatalf("write to the root: code %d: %s", code, out)
 		}
 	})
 	t.Run("exec with a terminal", func(t *testing.T) {
@@ -199,6 +224,34 @@ func TestVMLifecycle(t *testing.T) {
 		log, _ := d.ConsoleLog(ctx, "h1")
 		if !strings.Contains(string(log), "workload up") {
 			t.Fatalf("console log lacks the workload's output:\n%s", log)
+		}
+	})
+	t.Run("the root is storage's", func(t *testing.T) {
+		ents, err := os.ReadDir(filepath.Join(tmp, "vms"))
+		if err != nil || len(ents) != 1 || ents[0].Name() != "h1" {
+			t.Fatalf("driver dir holds %v (%v), want only h1", ents, err)
+		}
+		ents, err = os.ReadDir(filepath.Join(tmp, "vms", "h1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if !slices.Contains(runtimeFiles, e.Name()) {
+				t.Errorf("instance dir holds %s, not a runtime file", e.Name())
+			}
+		}
+		out, err := exec.Command("debugfs", "-R", "cat /root/marker", rootDisk.Path).Output()
+		if err != nil || string(out) != "written in the guest\n" {
+			t.Fatalf("the root disk holds %q (%v), want the guest's write", out, err)
+		}
+		if err := d.Delete(ctx, "h1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(tmp, "vms", "h1")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("instance dir after delete: %v", err)
+		}
+		if _, err := os.Stat(rootDisk.Path); err != nil {
+			t.Fatalf("delete removed the root disk: %v", err)
 		}
 	})
 }
