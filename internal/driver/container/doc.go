@@ -109,7 +109,7 @@
 // container's root is a detached mount of its Root mount: a fresh overlay
 // made with fsopen/fsmount, or an open_tree clone of a bound directory,
 // nodev and nosuid, in no mount table, ending with its file. The service
-// never mounts a stopped layer twice: it holds the instance's lock while the
+// never mounts a stopped root twice: it holds the instance's lock while the
 // root is open.
 //
 // # Extra mounts and hot plug (mounts.go)

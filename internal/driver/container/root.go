@@ -45,7 +45,7 @@ func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, erro
 			}
 			return f, nil
 		}
-		// It exited since the lookup; its layer is free to mount.
+		// It exited since the lookup; its root is free to mount.
 	}
 	f, err := mountDetachedRoot(m, d.rootfsDir(id))
 	if err != nil {
