@@ -35,13 +35,6 @@ type Spec struct {
 	ID string
 	// Hostname is set in the instance's UTS namespace (the instance name).
 	Hostname string
-	// Deprecated: RootFS goes once the drivers take Root (issue 12).
-	// RootFS is the read-only root filesystem the instance is layered on
-	// (the image's unpacked tree, already id-shifted for IDMap). The driver
-	// puts a writable per-instance layer over it (overlayfs), so starting
-	// never copies it. Empty means an instance created from no image: the
-	// writable layer alone is the root.
-	RootFS string
 	// Args is the command PID 1 runs: the image's entrypoint+cmd, else /sbin/init.
 	Args []string
 	// Env is PID 1's environment, "KEY=VALUE". The driver adds a default

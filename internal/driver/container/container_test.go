@@ -1,5 +1,3 @@
-//lint:file-ignore SA1019 tests of the legacy root (Spec.RootFS), kept until the core fills Root (issue 12)
-
 package container
 
 import (
@@ -82,7 +80,7 @@ func TestStart(t *testing.T) {
 			}
 			// The container's root owns "/", and could write to it.
 			waitFor(t, 5*time.Second, "/written", func() bool {
-				_, err := os.Stat(filepath.Join(e.d.instanceDir(s.ID), "upper/written"))
+				_, err := os.Stat(filepath.Join(layer(t, s), "written"))
 				return err == nil
 			})
 			var st syscall.Stat_t
@@ -148,8 +146,8 @@ func TestStart(t *testing.T) {
 			}
 			e.assertGone(s.ID)
 			// The writable layer survives the stop.
-			if _, err := os.Stat(filepath.Join(e.d.instanceDir(s.ID), "upper/written")); err != nil {
-				t.Errorf("upper lost after stop: %v", err)
+			if _, err := os.Stat(filepath.Join(layer(t, s), "written")); err != nil {
+				t.Errorf("write lost after stop: %v", err)
 			}
 		})
 	}
@@ -336,15 +334,14 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// TestNoImage runs an instance whose writable layer is its whole root.
+// TestNoImage runs an instance whose writable layer is its whole root:
+// storage binds it (an instance from no image, its tree put there by hand).
 func TestNoImage(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	s := e.spec(true, "sh", "-c", "echo own > /own; exec sleep 1000")
-	s.RootFS = ""
-	copyTree(t, e.shifted, filepath.Join(e.d.instanceDir(s.ID), "upper"), 0)
+	s, upper := e.storageSpec("empty", true, "sh", "-c", "echo own > /own; exec sleep 1000")
+	copyTree(t, e.shifted, upper, 0)
 	e.start(s)
-	upper := filepath.Join(e.d.instanceDir(s.ID), "upper")
 	waitFor(t, 5*time.Second, "/own", func() bool {
 		_, err := os.Stat(filepath.Join(upper, "own"))
 		return err == nil
@@ -359,20 +356,19 @@ func TestNoImage(t *testing.T) {
 }
 
 // TestFailedStart: a start that fails leaves no process, mount, cgroup or
-// runc state; it keeps an existing writable layer and removes a new one.
+// runc state; it removes the instance dir it made, keeps one that existed
+// (with its console log) but for what the start made in it, and never
+// touches the root's data.
 func TestFailedStart(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	for _, existing := range []bool{false, true} {
 		s := e.spec(true, "/no/such/binary")
 		dir := e.d.instanceDir(s.ID)
+		data := filepath.Join(layer(t, s), "data")
+		hostFile(t, data, "keep", testHostID, testHostID)
 		if existing {
-			if err := os.MkdirAll(filepath.Join(dir, "upper"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "upper/data"), []byte("keep"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			hostFile(t, filepath.Join(dir, "console.log"), "earlier run\n", 0, 0)
 		}
 		_, err := e.d.Start(bg, s)
 		if err == nil {
@@ -383,11 +379,14 @@ func TestFailedStart(t *testing.T) {
 			t.Errorf("error lacks runc's message: %v", err)
 		}
 		e.assertGone(s.ID)
+		if b, err := os.ReadFile(data); string(b) != "keep" {
+			t.Errorf("the root's data lost: %q %v", b, err)
+		}
 		if existing {
-			if b, err := os.ReadFile(filepath.Join(dir, "upper/data")); string(b) != "keep" {
-				t.Errorf("upper lost: %q %v", b, err)
+			if b, err := os.ReadFile(filepath.Join(dir, "console.log")); !strings.HasPrefix(string(b), "earlier run\n") {
+				t.Errorf("console log lost: %q %v", b, err)
 			}
-			for _, name := range []string{"rootfs", "work", "config.json"} {
+			for _, name := range []string{"rootfs", "config.json", "console.in", "upper", "work"} {
 				if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("%s left behind: %v", name, err)
 				}
@@ -413,11 +412,25 @@ func TestInvalid(t *testing.T) {
 		{ID: "../x", Args: []string{"true"}},
 		{ID: ".runc", Args: []string{"true"}},
 		{ID: "ok"},
-		{ID: "ok", Args: []string{"true"}, RootFS: "/a,upperdir=/b"},
+		// No root: the driver never makes one of its own.
+		{ID: "ok", Args: []string{"true"}},
+		{ID: "ok", Args: []string{"true"}, Root: driver.Root{Mounts: []driver.Mount{{Type: "overlay", Source: "overlay",
+			Options: []string{"lowerdir=/a,upperdir=/b"}}}}},
 	} {
 		if _, err := e.d.Start(bg, s); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("Start(%+v) = %v, want invalid argument", s, err)
 		}
+		if s.ID == "ok" {
+			if _, err := os.Stat(e.d.instanceDir(s.ID)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("Start(%+v) left its instance dir: %v", s, err)
+			}
+		}
+	}
+	if _, err := e.d.OpenRoot(bg, driver.Spec{ID: "ok"}); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "no root filesystem") {
+		t.Errorf("OpenRoot without a root = %v, want invalid argument: no root filesystem", err)
+	}
+	if _, err := os.Stat(e.d.instanceDir("ok")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenRoot without a root made the instance dir: %v", err)
 	}
 	if err := e.d.Freeze(bg, "idle"); !errors.Is(err, driver.ErrNotRunning) {
 		t.Errorf("Freeze of a stopped instance = %v", err)
@@ -445,7 +458,7 @@ func TestDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := e.d.instanceDir(s.ID)
-	if _, err := os.Stat(filepath.Join(dir, "upper")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "console.log")); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -456,9 +469,11 @@ func TestDelete(t *testing.T) {
 			t.Errorf("%s still exists: %v", dir, err)
 		}
 	}
-	// The image is untouched.
-	if _, err := os.Stat(filepath.Join(e.rootfs, "bin/busybox")); err != nil {
-		t.Error(err)
+	// The image and the root's writable layer (storage's) are untouched.
+	for _, p := range []string{filepath.Join(e.rootfs, "bin/busybox"), layer(t, s)} {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
@@ -489,7 +504,7 @@ func TestRecover(t *testing.T) {
 
 	// A rootfs mount runc knows nothing of (a crash between mount and run).
 	stale := mkdir(t, e.dir, "tstale", "rootfs")
-	if err := mountRootfs(driver.Mount{Type: "bind", Source: mkdir(t, e.dir, "tstale", "upper")}, stale); err != nil {
+	if err := mountRootfs(driver.Mount{Type: "bind", Source: e.poolDir("stale")}, stale); err != nil {
 		t.Fatal(err)
 	}
 
@@ -586,9 +601,7 @@ func TestRecoverNotParent(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	overlay := driver.Mount{Type: "overlay", Options: []string{"lowerdir=" + e.rootfs,
-		"upperdir=" + mkdir(t, bundle, "upper"), "workdir=" + mkdir(t, bundle, "work")}}
-	if err := mountRootfs(overlay, filepath.Join(bundle, "rootfs")); err != nil {
+	if err := mountRootfs(s.Root.Mounts[0], filepath.Join(bundle, "rootfs")); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := json.Marshal(buildSpec(s, e.d.cg.path(s.ID), e.d.capsFor(s.IDMap != nil)))

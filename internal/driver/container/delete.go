@@ -9,8 +9,8 @@ import (
 )
 
 // Delete removes everything the driver keeps for a stopped instance: runc
-// state, cgroup, rootfs mount and Dir/<id> with its writable layer and
-// console log. Deleting an unknown instance is not an error.
+// state, cgroup, rootfs mount and Dir/<id> with its console log; the
+// root's data is storage's. Deleting an unknown instance is not an error.
 func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err := validID(id); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)

@@ -5,8 +5,8 @@
 // everything below that line: the rootfs mount, the OCI bundle, runc's
 // state, the cgroup and the console log. The root's data is storage's
 // (package storage hands over its mounts in Spec.Root); the driver mounts
-// it and never builds a root itself. It never reads instance config, the
-// database or the API.
+// it and never builds a root itself: a spec without one is refused. It
+// never reads instance config, the database or the API.
 //
 // # On-disk layout
 //
@@ -16,8 +16,6 @@
 //	    rootfs/         mount point of Spec.Root's mount (an overlay, or a bind of a directory)
 //	    config.json     the OCI runtime spec of the last start (the bundle is Dir/<id>)
 //	    mounts.json     the running container's extra mounts and their mount ids (mounts.go)
-//	    upper/, work/   legacy only (Spec.RootFS, no Root): the writable layer the driver
-//	                    kept itself, overlaid on RootFS; goes once the core fills Root
 //	    console.log     PID 1's stdout and stderr
 //	    console.in      FIFO: PID 1's stdin, which PID 1 holds open read-write (console input)
 //	    console.log.1   the previous console.log chunk (see the bound below)
@@ -111,7 +109,7 @@
 // container's root is a detached mount of its Root mount: a fresh overlay
 // made with fsopen/fsmount, or an open_tree clone of a bound directory,
 // nodev and nosuid, in no mount table, ending with its file. The service
-// never mounts a stopped layer twice: it holds the instance's lock while the
+// never mounts a stopped root twice: it holds the instance's lock while the
 // root is open.
 //
 // # Extra mounts and hot plug (mounts.go)
@@ -144,9 +142,8 @@
 // # Invariants
 //
 //   - A failed Start leaves nothing behind: no process (PID 1 is killed and
-//     reaped), no runc state, cgroup or mount, no rootfs/work dirs, and no
-//     Dir/<id> if it did not exist. A legacy upper dir that existed is kept:
-//     it is the instance's data.
+//     reaped), no runc state, cgroup or mount, no rootfs dir, and no
+//     Dir/<id> if it did not exist. It never touches the root's data.
 //   - Stop returns once PID 1 is reaped, and runc state, cgroup and rootfs
 //     mount are gone. The root's data survives.
 //   - Delete removes Dir/<id> only once nothing is mounted under it: it

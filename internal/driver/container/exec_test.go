@@ -165,7 +165,7 @@ func TestExec(t *testing.T) {
 			t.Run("cwd cannot leave the root", func(t *testing.T) {
 				// A symlink the container made, climbing out: resolved
 				// inside the container's root, never the host's.
-				upper := filepath.Join(e.d.instanceDir(s.ID), "upper")
+				upper := layer(t, s)
 				os.Symlink("../../../../../../..", filepath.Join(upper, "esc"))
 				os.Symlink("/", filepath.Join(upper, "abs"))
 				for _, cwd := range []string{"/esc", "/abs", "/../../.."} {

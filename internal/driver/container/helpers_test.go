@@ -1,5 +1,3 @@
-//lint:file-ignore SA1019 tests of the legacy root (Spec.RootFS), kept until the core fills Root (issue 12)
-
 package container
 
 import (
@@ -242,14 +240,106 @@ func randomID(t testing.TB) string {
 	return "t" + hex.EncodeToString(b)
 }
 
-// spec returns a Spec for a new ID running args, unprivileged when userns.
+// spec returns a Spec for a new ID running args, unprivileged when userns,
+// on the root a dir pool would hand over for it (storageRoot "overlay").
 func (e *testEnv) spec(userns bool, args ...string) driver.Spec {
-	s := driver.Spec{ID: randomID(e.t), RootFS: e.rootfs, Args: args}
+	s, _ := e.storageSpec("overlay", userns, args...)
+	return s
+}
+
+// poolDir makes a directory for what a storage pool would hold, where an
+// unprivileged container's root can reach it.
+func (e *testEnv) poolDir(name string) string {
+	e.t.Helper()
+	p := filepath.Join(filepath.Dir(e.dir), "pool", name+"-"+randomID(e.t))
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(p), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// storageRoot makes, as storage would, the root of a new instance:
+//
+//   - "overlay": a dir pool's root, the test image's tree (id-shifted
+//     for userns) under a fresh writable layer whose top belongs to the
+//     container's root (the merged root takes its owner from upper);
+//   - "bind": a directory holding a copy of the tree, a btrfs
+//     subvolume's stand-in;
+//   - "empty": a dir pool's root of an instance from no image, its
+//     writable layer alone (an empty directory owned by the container's
+//     root) bind-mounted.
+//
+// data is where the instance's writes land.
+func (e *testEnv) storageRoot(kind string, userns bool) (root driver.Root, data string) {
+	e.t.Helper()
+	owner, lower := 0, e.rootfs
 	if userns {
-		s.RootFS = e.shifted
+		owner, lower = testHostID, e.shifted
+	}
+	switch kind {
+	case "overlay":
+		vol := e.poolDir("overlay")
+		upper, work := filepath.Join(vol, "upper"), filepath.Join(vol, "work")
+		for _, p := range []string{upper, work} {
+			if err := os.Mkdir(p, 0o755); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+		if err := os.Lchown(upper, owner, owner); err != nil {
+			e.t.Fatal(err)
+		}
+		return driver.Root{Mounts: []driver.Mount{{Type: "overlay", Source: "overlay",
+			Options: []string{"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work}}}}, upper
+	case "bind":
+		vol := filepath.Join(e.poolDir("bind"), "rootfs")
+		copyTree(e.t, e.rootfs, vol, owner)
+		return driver.Root{Mounts: []driver.Mount{{Type: "bind", Source: vol}}}, vol
+	case "empty":
+		upper := filepath.Join(e.poolDir("empty"), "upper")
+		if err := os.Mkdir(upper, 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.Lchown(upper, owner, owner); err != nil {
+			e.t.Fatal(err)
+		}
+		return driver.Root{Mounts: []driver.Mount{{Type: "bind", Source: upper}}}, upper
+	}
+	e.t.Fatalf("unknown root kind %q", kind)
+	return driver.Root{}, ""
+}
+
+// storageSpec is a spec for a new ID on a root storage made, and where
+// its writes land.
+func (e *testEnv) storageSpec(kind string, userns bool, args ...string) (driver.Spec, string) {
+	root, data := e.storageRoot(kind, userns)
+	s := driver.Spec{ID: randomID(e.t), Root: root, Args: args}
+	if userns {
 		s.IDMap = &driver.IDMap{HostID: testHostID, Size: testIDSize}
 	}
-	return s
+	return s, data
+}
+
+// layer returns where the writes of s's root land: its overlay's upper
+// dir, or the directory it binds.
+func layer(t testing.TB, s driver.Spec) string {
+	t.Helper()
+	if len(s.Root.Mounts) != 1 {
+		t.Fatalf("spec %s has %d root mounts", s.ID, len(s.Root.Mounts))
+	}
+	m := s.Root.Mounts[0]
+	if m.Type == "bind" {
+		return m.Source
+	}
+	for _, o := range m.Options {
+		if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+			return v
+		}
+	}
+	t.Fatalf("spec %s: a root overlay without upperdir", s.ID)
+	return ""
 }
 
 // start starts s and registers clean-up (force stop and delete).

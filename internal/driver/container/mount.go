@@ -21,41 +21,25 @@ import (
 // such paths are refused rather than escaped.
 var overlayPathOptions = map[string]bool{"lowerdir": true, "upperdir": true, "workdir": true}
 
-// rootMount returns the mount that makes spec's root and whether it is
-// the driver's own legacy layer (legacy is true when the core filled the
-// deprecated RootFS instead of Root).
-//
-// The legacy case goes once the core fills Root (issue 12): with no
-// Root.Mounts the driver builds today's root itself, an overlay of RootFS
-// under Dir/<id>/upper (work dir Dir/<id>/work), or upper alone
-// bind-mounted when RootFS is empty, and makes upper and work as before.
-func (d *Driver) rootMount(spec driver.Spec) (m driver.Mount, legacy bool, err error) {
-	if len(spec.Root.Mounts) == 0 {
-		dir := d.instanceDir(spec.ID)
-		upper := filepath.Join(dir, "upper")
-		//lint:ignore SA1019 the legacy root, until the core fills Root (issue 12)
-		lower := spec.RootFS
-		if lower == "" {
-			return driver.Mount{Type: "bind", Source: upper}, true, nil
-		}
-		if strings.ContainsAny(lower, ",:\\") {
-			return driver.Mount{}, true, errdefs.Invalid("root filesystem path %q contains one of , : \\", lower)
-		}
-		return driver.Mount{Type: "overlay", Source: "overlay", Options: []string{
-			"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + filepath.Join(dir, "work"),
-		}}, true, nil
-	}
-	if len(spec.Root.Mounts) > 1 {
+// rootMount returns the checked mount that makes spec's root: storage's
+// (Spec.Root.Mounts). The driver never builds a root of its own, so a
+// spec without one is refused.
+func rootMount(spec driver.Spec) (driver.Mount, error) {
+	switch len(spec.Root.Mounts) {
+	case 0:
+		return driver.Mount{}, errdefs.Invalid("no root filesystem")
+	case 1:
+	default:
 		// Stacking more mounts over the root would need mounts inside
 		// the detached tree OpenRoot hands out; no storage driver asks
 		// for it.
-		return driver.Mount{}, false, errdefs.Invalid("a root of %d mounts: only one is supported", len(spec.Root.Mounts))
+		return driver.Mount{}, errdefs.Invalid("a root of %d mounts: only one is supported", len(spec.Root.Mounts))
 	}
-	m = spec.Root.Mounts[0]
+	m := spec.Root.Mounts[0]
 	if err := checkRootMount(m); err != nil {
-		return driver.Mount{}, false, err
+		return driver.Mount{}, err
 	}
-	return m, false, nil
+	return m, nil
 }
 
 // checkRootMount checks a root mount before anything is mounted.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -34,7 +33,7 @@ func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, erro
 	if err := validID(id); err != nil {
 		return nil, fmt.Errorf("open root of %s: %w", id, err)
 	}
-	m, legacy, err := d.rootMount(spec)
+	m, err := rootMount(spec)
 	if err != nil {
 		return nil, fmt.Errorf("open root of %s: %w", id, err)
 	}
@@ -46,12 +45,7 @@ func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, erro
 			}
 			return f, nil
 		}
-		// It exited since the lookup; its layer is free to mount.
-	}
-	if legacy {
-		if err := prepareLayer(d.instanceDir(id), spec.IDMap); err != nil {
-			return nil, fmt.Errorf("open root of %s: %w", id, err)
-		}
+		// It exited since the lookup; its root is free to mount.
 	}
 	f, err := mountDetachedRoot(m, d.rootfsDir(id))
 	if err != nil {
@@ -121,30 +115,4 @@ func mountDetachedRoot(m driver.Mount, name string) (*os.File, error) {
 		return nil, fmt.Errorf("mount overlay (%s): %w", strings.Join(m.Options, ","), err)
 	}
 	return os.NewFile(uintptr(fd), name), nil
-}
-
-// prepareLayer makes the instance dir, its legacy writable layer and
-// overlay work dir when missing (an instance that never ran has none), for
-// Start and OpenRoot alike. The root of the merged tree takes its owner
-// from upper: it is made the container's root at every call, so that root
-// owns "/" in a user namespace (whose map may have changed since).
-func prepareLayer(dir string, m *driver.IDMap) error {
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return err
-	}
-	upper := filepath.Join(dir, "upper")
-	if err := os.Mkdir(upper, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	var rootID int
-	if m != nil {
-		rootID = int(m.HostID)
-	}
-	if err := os.Lchown(upper, rootID, rootID); err != nil {
-		return err
-	}
-	if err := os.Mkdir(filepath.Join(dir, "work"), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	return nil
 }

@@ -1,5 +1,3 @@
-//lint:file-ignore SA1019 tests of the legacy root (Spec.RootFS), kept until the core fills Root (issue 12)
-
 package container
 
 import (
@@ -44,7 +42,8 @@ func TestOpenRootStoppedThenRunning(t *testing.T) {
 	ctx := context.Background()
 	s := e.spec(true, "/bin/sleep", "1000")
 
-	// Never started: the layer is made, mounted for us alone, and kept.
+	// Never started: storage's root, mounted for us alone, its writes
+	// kept in its layer.
 	root, err := e.d.OpenRoot(ctx, s)
 	if err != nil {
 		t.Fatal(err)
@@ -52,18 +51,18 @@ func TestOpenRootStoppedThenRunning(t *testing.T) {
 	if got, err := readAt(root, "etc/passwd"); err != nil || got != "root:x:0:0:root:/root:/bin/sh\n" {
 		t.Fatalf("image through the root: %q %v", got, err)
 	}
+	// "/" belongs to the container's root (storage's upper gives it).
+	var st unix.Stat_t
+	if err := unix.Fstat(int(root.Fd()), &st); err != nil || st.Uid != testHostID {
+		t.Fatalf("root owned by %d (%v), want the container's root %d", st.Uid, err, testHostID)
+	}
 	writeAt(t, root, "root/before", "pushed while stopped")
 	if mps, _ := mountPoints(e.d.instanceDir(s.ID)); len(mps) != 0 {
 		t.Fatalf("a private root shows in the mount table: %v", mps)
 	}
 	root.Close()
-	upper := filepath.Join(e.d.instanceDir(s.ID), "upper")
-	if b, err := os.ReadFile(filepath.Join(upper, "root/before")); err != nil || string(b) != "pushed while stopped" {
+	if b, err := os.ReadFile(filepath.Join(layer(t, s), "root/before")); err != nil || string(b) != "pushed while stopped" {
 		t.Fatalf("written to the layer: %q %v", b, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(upper, &st); err != nil || st.Uid != testHostID {
-		t.Fatalf("upper owned by %d (%v), want the container's root %d", st.Uid, err, testHostID)
 	}
 	if _, err := os.Stat(filepath.Join(e.shifted, "root/before")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("written to the image: %v", err)
@@ -120,17 +119,18 @@ func TestOpenRootDoesNotBlockStop(t *testing.T) {
 	e.assertGone(s.ID)
 }
 
+// TestOpenRootWithoutImage opens the root of an instance from no image:
+// storage's empty layer, bound.
 func TestOpenRootWithoutImage(t *testing.T) {
 	e := newTestEnv(t)
-	s := e.spec(false)
-	s.RootFS = ""
+	s, upper := e.storageSpec("empty", false)
 	root, err := e.d.OpenRoot(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeAt(t, root, "hello", "layer only")
 	root.Close()
-	if b, err := os.ReadFile(filepath.Join(e.d.instanceDir(s.ID), "upper", "hello")); err != nil || string(b) != "layer only" {
+	if b, err := os.ReadFile(filepath.Join(upper, "hello")); err != nil || string(b) != "layer only" {
 		t.Fatalf("layer: %q %v", b, err)
 	}
 	if err := e.d.Delete(context.Background(), s.ID); err != nil {

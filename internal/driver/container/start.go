@@ -36,7 +36,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if len(spec.Args) == 0 {
 		return 0, fmt.Errorf("start %s: %w", id, errdefs.Invalid("no command to run"))
 	}
-	root, legacy, err := d.rootMount(spec)
+	root, err := rootMount(spec)
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", id, err)
 	}
@@ -63,7 +63,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		return 0, fmt.Errorf("start %s: %w", id, errdefs.Conflict("instance is already running"))
 	}
 
-	s := &starter{d: d, spec: spec, id: id, dir: d.instanceDir(id), root: root, legacy: legacy, extra: extra}
+	s := &starter{d: d, spec: spec, id: id, dir: d.instanceDir(id), root: root, extra: extra}
 	// Before anything is created: there is nothing to roll back if this
 	// fails, and a live container's rootfs must not be touched.
 	if err := s.clearStaleRuncState(); err != nil {
@@ -85,20 +85,18 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 // starter is one Start: what it did so far, so a failure undoes exactly
 // that.
 type starter struct {
-	d      *Driver
-	spec   driver.Spec
-	id     string
-	dir    string
-	root   driver.Mount // checked
-	legacy bool         // root is the driver's own layer (rootMount)
-	extra  []extraMount // checked
+	d     *Driver
+	spec  driver.Spec
+	id    string
+	dir   string
+	root  driver.Mount // checked
+	extra []extraMount // checked
 
-	dirExisted   bool
-	upperExisted bool
-	mounted      bool
-	ranRunc      bool
-	pid          int      // PID 1, once runc started it
-	pidfd        *os.File // and its pidfd, once opened
+	dirExisted bool
+	mounted    bool
+	ranRunc    bool
+	pid        int      // PID 1, once runc started it
+	pidfd      *os.File // and its pidfd, once opened
 }
 
 func (s *starter) start(ctx context.Context) (int, error) {
@@ -109,14 +107,7 @@ func (s *starter) start(ctx context.Context) (int, error) {
 	if _, err := os.Lstat(s.dir); err == nil {
 		s.dirExisted = true
 	}
-	if s.legacy {
-		if _, err := os.Lstat(filepath.Join(s.dir, "upper")); err == nil {
-			s.upperExisted = true
-		}
-		if err := prepareLayer(s.dir, s.spec.IDMap); err != nil {
-			return 0, err
-		}
-	} else if err := os.MkdirAll(s.dir, 0o711); err != nil {
+	if err := os.MkdirAll(s.dir, 0o711); err != nil {
 		return 0, err
 	}
 	if err := os.Mkdir(rootfs, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
@@ -284,8 +275,8 @@ func (s *starter) clearStaleRuncState() error {
 
 // rollback undoes a failed start: kill and reap PID 1 if it ran, delete
 // runc's state and cgroup, unmount, and remove what this start created.
-// A legacy upper is kept if it existed: it is the instance's data. Extra
-// mounts the driver made went with PID 1's mount namespace.
+// The root's data is storage's and never touched. Extra mounts the driver
+// made went with PID 1's mount namespace.
 func (s *starter) rollback(ctx context.Context) error {
 	var errs []error
 	if s.pidfd == nil && s.pid > 0 {
@@ -331,14 +322,7 @@ func (s *starter) rollback(ctx context.Context) error {
 		}
 		return errors.Join(errs...)
 	}
-	rm := []string{"rootfs", "config.json", "console.in", mountsFile}
-	if s.legacy {
-		rm = append(rm, "work")
-		if !s.upperExisted {
-			rm = append(rm, "upper")
-		}
-	}
-	for _, name := range rm {
+	for _, name := range []string{"rootfs", "config.json", "console.in", mountsFile} {
 		if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
 			errs = append(errs, err)
 		}

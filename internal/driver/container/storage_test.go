@@ -18,64 +18,6 @@ import (
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
-// poolDir makes a directory for what a storage pool would hold, where an
-// unprivileged container's root can reach it.
-func (e *testEnv) poolDir(name string) string {
-	e.t.Helper()
-	p := filepath.Join(filepath.Dir(e.dir), "pool", name+"-"+randomID(e.t))
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.Chmod(filepath.Dir(p), 0o755); err != nil {
-		e.t.Fatal(err)
-	}
-	return p
-}
-
-// storageRoot makes the root a storage pool hands over for a new
-// instance: "overlay" (a dir pool: the image under a writable layer whose
-// root belongs to the container's root, as storage chowns it) or "bind"
-// (a directory holding the image's tree, a btrfs subvolume's stand-in).
-// data is where the instance's writes land.
-func (e *testEnv) storageRoot(kind string, userns bool) (root driver.Root, data string) {
-	e.t.Helper()
-	owner, lower := 0, e.rootfs
-	if userns {
-		owner, lower = testHostID, e.shifted
-	}
-	switch kind {
-	case "overlay":
-		vol := e.poolDir("overlay")
-		upper, work := filepath.Join(vol, "upper"), filepath.Join(vol, "work")
-		for _, p := range []string{upper, work} {
-			if err := os.Mkdir(p, 0o755); err != nil {
-				e.t.Fatal(err)
-			}
-		}
-		if err := os.Lchown(upper, owner, owner); err != nil {
-			e.t.Fatal(err)
-		}
-		return driver.Root{Mounts: []driver.Mount{{Type: "overlay", Source: "overlay",
-			Options: []string{"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work}}}}, upper
-	case "bind":
-		vol := filepath.Join(e.poolDir("bind"), "rootfs")
-		copyTree(e.t, e.rootfs, vol, owner)
-		return driver.Root{Mounts: []driver.Mount{{Type: "bind", Source: vol}}}, vol
-	}
-	e.t.Fatalf("unknown root kind %q", kind)
-	return driver.Root{}, ""
-}
-
-// storageSpec is a spec for a new ID on a root storage made.
-func (e *testEnv) storageSpec(kind string, userns bool, args ...string) (driver.Spec, string) {
-	root, data := e.storageRoot(kind, userns)
-	s := driver.Spec{ID: randomID(e.t), Root: root, Args: args}
-	if userns {
-		s.IDMap = &driver.IDMap{HostID: testHostID, Size: testIDSize}
-	}
-	return s, data
-}
-
 // hostFile writes a file owned by uid:gid (host ids), making its directory.
 func hostFile(t *testing.T, p, content string, uid, gid int) {
 	t.Helper()
