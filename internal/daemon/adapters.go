@@ -71,8 +71,7 @@ func (e eventSequence) TakeEvents(ctx context.Context) ([]event.Event, error) {
 }
 
 // instanceImages gives the instance core the image store, in the core's
-// terms. Embedding keeps the store's other methods (Resolve, RootFS,
-// MarkUsed, and Disk, which VMs ask for by type assertion).
+// terms. Embedding keeps the store's other methods (Resolve, MarkUsed).
 type instanceImages struct{ *image.Service }
 
 func (i instanceImages) Image(ctx context.Context, fp string) (instance.Image, error) {

@@ -118,7 +118,7 @@ func TestImportArchives(t *testing.T) {
 			if rec := db.images[got.Fingerprint]; rec.Format != formatOCI || rec.Source != sourceArchive {
 				t.Errorf("record %+v", rec)
 			}
-			root, err := s.RootFS(ctx, got.Fingerprint, nil)
+			root, err := s.RootFS(ctx, got.Fingerprint)
 			if err != nil {
 				t.Fatal(err)
 			}

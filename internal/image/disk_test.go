@@ -185,7 +185,7 @@ func TestImportDisk(t *testing.T) {
 			if e := storeEntries(t, dir); len(e) != 1 {
 				t.Fatalf("store holds %v, want the blob alone", e)
 			}
-			if _, err := s.RootFS(context.Background(), img.Fingerprint, nil); err == nil || !strings.Contains(err.Error(), "virtual-machine") {
+			if _, err := s.RootFS(context.Background(), img.Fingerprint); err == nil || !strings.Contains(err.Error(), "virtual-machine") {
 				t.Fatalf("RootFS of a disk image: %v", err)
 			}
 			if err := s.Delete(context.Background(), img.Fingerprint, nil); err != nil {

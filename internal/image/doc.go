@@ -1,6 +1,9 @@
-// Package image owns hangar's local image store: the uploaded image files,
-// the root filesystem trees unpacked from them, and their records and aliases
-// (through the DB interface, implemented by the store).
+// Package image is hangar's image catalogue: the uploaded or pulled image
+// files, one unpacked root filesystem tree per image (ids as in the
+// archive), and their records and aliases (through the DB interface,
+// implemented by the store). Instances never run on these trees: storage
+// pools (package storage) cache each image once per pool and id map by
+// asking UnpackTree to write it, shifted, into a volume.
 //
 // # On-disk layout
 //
@@ -13,18 +16,19 @@
 //	blobs/sha256/<digest>           an OCI image's config and layers (compressed,
 //	                                as fetched), one file per digest however many
 //	                                images share it
-//	rootfs/<fp>/                    the unpacked root filesystem, ids as in the archive
-//	rootfs/<fp>@<hostid>-<size>/    the same tree with every uid and gid shifted by
-//	                                +hostid, for unprivileged instances whose user
-//	                                namespace maps 0..size-1 to hostid..hostid+size-1
+//	rootfs/<fp>/                    the unpacked root filesystem, ids as in the
+//	                                archive: what RootFS returns (an OCI image's
+//	                                /etc/passwd is read there)
+//	rootfs/<fp>@<hostid>-<size>/    only in data dirs made before storage pools:
+//	                                trees shifted for an id map, cached here then;
+//	                                nothing makes or reads them now, Delete removes
+//	                                them with their image
 //	blobs/sha256/.tmp-*, rootfs/.tmp-*, rootfs/.trash-*
 //	                                work in progress; removed by New
 //
 // blobs/ and rootfs/ are mode 0700: unshifted trees hold setuid-root
-// binaries of whatever age the image has, and no host user may run them. The
-// container driver mounts trees as overlayfs lower layers, which it reads
-// with the mounter's (root's) credentials, so instances never need to reach
-// these directories themselves.
+// binaries of whatever age the image has, and no host user may run them.
+// Nothing outside the daemon reaches these directories.
 //
 // # Invariants
 //
@@ -44,9 +48,14 @@
 //     in progress holds it): a failed or cancelled pull leaves nothing.
 //   - Blobs and trees appear atomically: they are written under a .tmp- name
 //     in the same directory, synced, then renamed into place. A path returned
-//     by RootFS is never a half-unpacked tree.
-//   - A tree is never modified after creation. Instances layer a writable
-//     overlay over it; many instances share one tree.
+//     by RootFS is never a half-unpacked tree. A tree that went missing is
+//     unpacked again from the blob by RootFS, concurrent callers sharing one
+//     rebuild (callGroup, keyed by fingerprint).
+//   - A tree is never modified after creation, and nothing runs on it.
+//   - UnpackTree writes into the caller's directory and nothing of the
+//     store's: what it leaves there on failure is the caller's to remove.
+//     It and RootFS's rebuild hold treeMu shared, Delete exclusively, so an
+//     image's files never go from under an unpack.
 //   - The database record is the truth: an image exists when its record does.
 //     Import writes files before the record and Delete removes the record
 //     before the files, so a crash leaves at worst unreferenced files, which
@@ -58,20 +67,23 @@
 //     sizes count as declared, before a byte is written; decompressed and
 //     uploaded bytes count as they stream; a squashfs is listed first.
 //     Beyond the cap is "image expands beyond N" (invalid argument), and
-//     the failure leaves nothing, as any other. Sparse entries are
-//     written with holes, counted by their apparent size. Backups, when
-//     they come, must unpack through unpack with a cap from newCap too.
+//     the failure leaves nothing in the store, as any other. Sparse
+//     entries are written with holes, counted by their apparent size.
+//     Backups, when they come, must unpack through unpack with a cap from
+//     newCap too.
 //
 // # Why shift at unpack time
 //
 // An unprivileged instance runs in a user namespace, so its files must be
 // owned by the host ids its namespace maps to. hangar, like LXD, uses one
 // default map for all unprivileged instances (base 1000000), so one shifted
-// tree per (image, map) serves all of them: it is unpacked from the blob once,
-// on first use, with ownership shifted as it is written (no second pass over
-// an unshifted copy, no idmapped mounts needed). File capabilities are
-// rewritten with the map's root id and POSIX ACL entries are shifted too, so
-// they keep working inside the namespace.
+// tree per (image, pool, map) serves all of them: a pool has UnpackTree
+// write it from the blob once, on first use, with ownership shifted as it
+// is written (no second pass over an unshifted copy, no idmapped mounts
+// needed). File capabilities are rewritten with the map's root id and
+// POSIX ACL entries are shifted too, so they keep working inside the
+// namespace. An image with ids the map cannot hold is refused (invalid
+// argument).
 //
 // # Formats
 //

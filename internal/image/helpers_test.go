@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 )
@@ -363,6 +364,17 @@ func storeEntries(t testing.TB, dir string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// unpackShifted unpacks image fp for idmap into a new empty directory, as
+// a storage pool caches an image.
+func unpackShifted(t testing.TB, s *Service, fp string, idmap *driver.IDMap) (string, error) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tree")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir, s.UnpackTree(context.Background(), fp, idmap, dir)
 }
 
 func assertKind(t testing.TB, err, kind error) {

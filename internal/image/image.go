@@ -136,16 +136,14 @@ type Service struct {
 	// commitMu serialises what makes an image appear or disappear: an
 	// import's existence check, renames and records, and a delete.
 	commitMu sync.Mutex
-	// treeMu is held shared while a tree is built for RootFS and
-	// exclusively by Delete, which so never races a build.
+	// treeMu is held shared while a tree is unpacked from a blob
+	// (UnpackTree, RootFS's rebuild) and exclusively by Delete, which so
+	// never races an unpack.
 	treeMu sync.RWMutex
-
-	mu      sync.Mutex
-	flights map[string]*flight // tree builds in progress, by tree name
+	// rebuilds are RootFS's rebuilds of missing trees, by fingerprint.
+	rebuilds callGroup
 
 	oci ociState // pulls and blob downloads in progress (oci.go)
-
-	builds atomic.Int64 // trees RootFS unpacked; for tests
 
 	// maxUnpacked returns images.max_unpacked_size (SetMaxUnpackedSize).
 	maxUnpacked atomic.Pointer[func() int64]
@@ -175,7 +173,6 @@ func New(dir string, db DB, em Emitter, log *slog.Logger) (*Service, error) {
 		em:        em,
 		log:       log,
 		now:       func() time.Time { return time.Now().UTC() },
-		flights:   map[string]*flight{},
 	}
 	for _, d := range []string{s.dir, filepath.Join(s.dir, "blobs"), s.blobDir, s.rootfsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -310,10 +307,10 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		up.rootfsBlob = s.splitRootfsPath(up.fp)
 	}
 	if up.root != "" { // A disk image has no tree.
-		if err := os.Rename(up.root, s.treePath(up.fp, nil)); err != nil {
+		if err := os.Rename(up.root, s.treePath(up.fp)); err != nil {
 			return api.Image{}, fmt.Errorf("store image: %w", err)
 		}
-		up.root = s.treePath(up.fp, nil)
+		up.root = s.treePath(up.fp)
 	}
 	if err := syncDir(s.blobDir); err != nil {
 		return api.Image{}, err
@@ -583,9 +580,9 @@ func (s *Service) MarkUsed(ctx context.Context, fp string) error {
 	return s.db.UpdateImage(ctx, rec)
 }
 
-// Delete removes an image: its aliases, its record, its blob and all its
-// trees. inUseBy names the instances created from it; any makes it a
-// conflict.
+// Delete removes an image: its aliases, its record, its blob and its
+// trees (removeFiles). inUseBy names the instances created from it; any
+// makes it a conflict.
 func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error {
 	rec, err := s.record(ctx, fp)
 	if err != nil {
@@ -688,6 +685,9 @@ func (s *Service) removeFiles(fp string) error {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, e := range entries {
+		// <fp>@<hostid>-<size> are trees shifted for an id map, which
+		// versions before storage pools cached here; data directories
+		// made by them still hold some, which go with their image.
 		if e.Name() != fp && !strings.HasPrefix(e.Name(), fp+"@") {
 			continue
 		}

@@ -66,7 +66,7 @@ func TestImportFormats(t *testing.T) {
 			if err != nil || !bytes.Equal(blob, data) {
 				t.Errorf("blob differs from the upload: %v", err)
 			}
-			root, err := s.RootFS(context.Background(), fp, nil)
+			root, err := s.RootFS(context.Background(), fp)
 			if err != nil || root != filepath.Join(dir, "rootfs", fp) {
 				t.Fatalf("RootFS: %q, %v", root, err)
 			}
@@ -494,11 +494,12 @@ func TestDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := img.Fingerprint
-	if _, err := s.RootFS(ctx, fp, &driver.IDMap{HostID: 1000000, Size: 65536}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.RootFS(ctx, fp, &driver.IDMap{HostID: 2000000, Size: 65536}); err != nil {
-		t.Fatal(err)
+	// Shifted trees that versions before storage pools cached beside the
+	// image's own go with it.
+	for _, old := range []string{fp + "@1000000-65536", fp + "@2000000-65536"} {
+		if err := os.MkdirAll(filepath.Join(dir, "rootfs", old, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	em.take()
 
@@ -531,7 +532,7 @@ func TestDelete(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	assertKind(t, s.Delete(ctx, fp, nil), errdefs.ErrNotFound)
-	_, err = s.RootFS(ctx, fp, nil)
+	_, err = s.RootFS(ctx, fp)
 	assertKind(t, err, errdefs.ErrNotFound)
 
 	// The same bytes can be imported again.
@@ -540,7 +541,10 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-func TestRootFSShifted(t *testing.T) {
+// TestUnpackTreeShifted: a pool's tree for an id map has every owner
+// shifted (setuid bits kept, symlinks included), and a map that cannot
+// hold the image's ids is refused.
+func TestUnpackTreeShifted(t *testing.T) {
 	s, _, _, dir := newTestService(t)
 	ctx := context.Background()
 	user := reg("home/user/.profile", "x", 0o644)
@@ -551,30 +555,11 @@ func TestRootFSShifted(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := img.Fingerprint
-	m := &driver.IDMap{HostID: 1000000, Size: 1000000000}
+	before := storeEntries(t, dir)
 
-	// Concurrent first uses share one unpack.
-	const callers = 16
-	var wg sync.WaitGroup
-	paths := make([]string, callers)
-	errs := make([]error, callers)
-	start := make(chan struct{})
-	for i := range callers {
-		wg.Go(func() {
-			<-start
-			paths[i], errs[i] = s.RootFS(ctx, fp, m)
-		})
-	}
-	close(start)
-	wg.Wait()
-	want := filepath.Join(dir, "rootfs", fp+"@1000000-1000000000")
-	for i := range callers {
-		if errs[i] != nil || paths[i] != want {
-			t.Fatalf("caller %d: %q, %v", i, paths[i], errs[i])
-		}
-	}
-	if n := s.builds.Load(); n != 1 {
-		t.Errorf("%d unpacks, want 1", n)
+	tree, err := unpackShifted(t, s, fp[:12], &driver.IDMap{HostID: 1000000, Size: 1000000000})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for p, ids := range map[string][2]uint32{
 		"":                   {1000000, 1000000},
@@ -584,7 +569,7 @@ func TestRootFSShifted(t *testing.T) {
 		"bin":                {1000000, 1000000},
 	} {
 		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(want, p), &st); err != nil {
+		if err := unix.Lstat(filepath.Join(tree, p), &st); err != nil {
 			t.Fatal(err)
 		}
 		if st.Uid != ids[0] || st.Gid != ids[1] {
@@ -594,50 +579,108 @@ func TestRootFSShifted(t *testing.T) {
 			t.Errorf("passwd mode %o", st.Mode&0o7777)
 		}
 	}
-	// The unshifted tree is untouched.
+	// The store's unshifted tree is untouched, and nothing is cached.
 	var st unix.Stat_t
-	unix.Lstat(filepath.Join(dir, "rootfs", fp, "home/user/.profile"), &st)
-	if st.Uid != 1000 {
-		t.Errorf("unshifted tree owned by %d", st.Uid)
+	if err := unix.Lstat(filepath.Join(dir, "rootfs", fp, "home/user/.profile"), &st); err != nil || st.Uid != 1000 {
+		t.Errorf("unshifted tree owned by %d (%v)", st.Uid, err)
 	}
-	// Later calls reuse the tree.
-	if p, err := s.RootFS(ctx, fp, m); err != nil || p != want || s.builds.Load() != 1 {
-		t.Errorf("second call: %q, %v, %d unpacks", p, err, s.builds.Load())
-	}
-	// A tree with ids the map cannot hold.
-	_, err = s.RootFS(ctx, fp, &driver.IDMap{HostID: 500000, Size: 1000})
-	assertKind(t, err, errdefs.ErrInvalidArgument)
-	_, err = s.RootFS(ctx, fp, &driver.IDMap{HostID: 1, Size: 0})
-	assertKind(t, err, errdefs.ErrInvalidArgument)
-	if got := storeEntries(t, dir); len(got) != 3 {
-		t.Errorf("store: %v", got)
+	if diff := cmp.Diff(before, storeEntries(t, dir)); diff != "" {
+		t.Errorf("store (-before +after):\n%s", diff)
 	}
 
-	// A missing unshifted tree is rebuilt from the blob.
-	if err := os.RemoveAll(filepath.Join(dir, "rootfs", fp)); err != nil {
-		t.Fatal(err)
+	for name, tc := range map[string]struct {
+		fp   string
+		m    *driver.IDMap
+		kind error
+	}{
+		"ids beyond the map": {fp, &driver.IDMap{HostID: 500000, Size: 1000}, errdefs.ErrInvalidArgument},
+		"empty map":          {fp, &driver.IDMap{HostID: 1, Size: 0}, errdefs.ErrInvalidArgument},
+		"unknown image":      {strings.Repeat("0", 64), &driver.IDMap{HostID: 1000000, Size: 65536}, errdefs.ErrNotFound},
+		"not a fingerprint":  {"../x", nil, errdefs.ErrNotFound},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := unpackShifted(t, s, tc.fp, tc.m)
+			assertKind(t, err, tc.kind)
+		})
 	}
-	if p, err := s.RootFS(ctx, fp, nil); err != nil || !isDir(filepath.Join(p, "usr/bin")) {
-		t.Errorf("rebuild: %q, %v", p, err)
+	if diff := cmp.Diff(before, storeEntries(t, dir)); diff != "" {
+		t.Errorf("store after refusals (-before +after):\n%s", diff)
 	}
 }
 
+// TestRootFSRebuild: a missing unshifted tree is unpacked again from the
+// blob; concurrent callers share one rebuild, so none fails on the rename
+// and nothing is left but the tree.
+func TestRootFSRebuild(t *testing.T) {
+	s, _, _, dir := newTestService(t)
+	ctx := context.Background()
+	img, err := s.Import(ctx, bytes.NewReader(compress(t, "zstd", basicRootfs(t))), ImportMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := img.Fingerprint
+	want := filepath.Join(dir, "rootfs", fp)
+	before := storeEntries(t, dir)
+	if err := os.RemoveAll(want); err != nil {
+		t.Fatal(err)
+	}
+
+	const callers = 16
+	var wg sync.WaitGroup
+	paths := make([]string, callers)
+	errs := make([]error, callers)
+	start := make(chan struct{})
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			paths[i], errs[i] = s.RootFS(ctx, fp)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range callers {
+		if errs[i] != nil || paths[i] != want {
+			t.Fatalf("caller %d: %q, %v", i, paths[i], errs[i])
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(want, "etc/hostname")); err != nil || string(b) != "hangar\n" {
+		t.Errorf("rebuilt etc/hostname: %q, %v", b, err)
+	}
+	if diff := cmp.Diff(before, storeEntries(t, dir)); diff != "" {
+		t.Errorf("store (-before +after):\n%s", diff)
+	}
+}
+
+// TestRootFSCancelledCaller: a caller that gives up on a rebuild gets
+// either the tree or a cancellation, never a half tree; the next call
+// works.
 func TestRootFSCancelledCaller(t *testing.T) {
-	s, _, _, _ := newTestService(t)
+	s, _, _, dir := newTestService(t)
 	img, err := s.Import(context.Background(), bytes.NewReader(basicRootfs(t)), ImportMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &driver.IDMap{HostID: 1000000, Size: 65536}
+	before := storeEntries(t, dir)
+	if err := os.RemoveAll(filepath.Join(dir, "rootfs", img.Fingerprint)); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	// Either it was quick enough or the caller stops waiting; the tree is
-	// built regardless.
-	if _, err := s.RootFS(ctx, img.Fingerprint, m); err != nil {
+	// Either it was quick enough or the rebuild stopped with its only
+	// caller, cleaning up before RootFS returned.
+	if _, err := s.RootFS(ctx, img.Fingerprint); err != nil {
 		assertKind(t, err, errdefs.ErrCancelled)
+		for _, e := range storeEntries(t, dir) {
+			if strings.Contains(e, ".tmp-") {
+				t.Errorf("left %s", e)
+			}
+		}
 	}
-	if _, err := s.RootFS(context.Background(), img.Fingerprint, m); err != nil {
+	if _, err := s.RootFS(context.Background(), img.Fingerprint); err != nil {
 		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, storeEntries(t, dir)); diff != "" {
+		t.Errorf("store (-before +after):\n%s", diff)
 	}
 }
 
@@ -673,6 +716,7 @@ func TestImportReplacesOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	delete(db.images, img.Fingerprint)
+	// A shifted tree as versions before storage pools cached them.
 	os.MkdirAll(filepath.Join(dir, "rootfs", img.Fingerprint+"@1-2"), 0o755)
 	if _, err := s.Import(ctx, bytes.NewReader(data), ImportMeta{}); err != nil {
 		t.Fatal(err)

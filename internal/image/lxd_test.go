@@ -230,14 +230,14 @@ func TestImportLXDUnified(t *testing.T) {
 			if diff := cmp.Diff([]string{"blobs/sha256/" + fp, "rootfs/" + fp}, storeEntries(t, dir)); diff != "" {
 				t.Errorf("store (-want +got):\n%s", diff)
 			}
-			root, err := s.RootFS(ctx, fp, nil)
+			root, err := s.RootFS(ctx, fp)
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkLXDTree(t, root, 0)
 
 			// A shifted tree is unpacked from the stored unified tarball.
-			shifted, err := s.RootFS(ctx, fp, &driver.IDMap{HostID: 1000000, Size: 65536})
+			shifted, err := unpackShifted(t, s, fp, &driver.IDMap{HostID: 1000000, Size: 65536})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -318,9 +318,9 @@ func TestImportLXDSplit(t *testing.T) {
 			if diff := cmp.Diff([]string{"blobs/sha256/" + fp, "blobs/sha256/" + fp + ".rootfs", "rootfs/" + fp}, storeEntries(t, dir)); diff != "" {
 				t.Errorf("store (-want +got):\n%s", diff)
 			}
-			root, _ := s.RootFS(ctx, fp, nil)
+			root, _ := s.RootFS(ctx, fp)
 			checkLXDTree(t, root, 0)
-			shifted, err := s.RootFS(ctx, fp, &driver.IDMap{HostID: 1000000, Size: 65536})
+			shifted, err := unpackShifted(t, s, fp, &driver.IDMap{HostID: 1000000, Size: 65536})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -452,7 +452,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 		tree = ""
 		return nil
 	}
-	final := s.treePath(fp, nil)
+	final := s.treePath(fp)
 	if err := s.removeTrees(fp); err != nil {
 		return err
 	}
@@ -507,6 +507,8 @@ func (s *Service) removeTrees(fp string) error {
 		return err
 	}
 	for _, e := range entries {
+		// <fp>@* are shifted trees of versions before storage pools
+		// (removeFiles).
 		if e.Name() == fp || strings.HasPrefix(e.Name(), fp+"@") {
 			trash := filepath.Join(s.rootfsDir, ".trash-"+randomSuffix())
 			if err := os.Rename(filepath.Join(s.rootfsDir, e.Name()), trash); err != nil {
@@ -834,7 +836,7 @@ func (s *Service) RuntimeConfig(ctx context.Context, fp string) (*RuntimeConfig,
 	}
 	sort.Strings(rc.ExposedPorts)
 	if c.User != "" {
-		root, err := s.RootFS(ctx, rec.Fingerprint, nil)
+		root, err := s.RootFS(ctx, rec.Fingerprint)
 		if err != nil {
 			return nil, err
 		}

@@ -100,7 +100,7 @@ func TestPullByTagAndDigest(t *testing.T) {
 	if len(got.Image.Aliases) != 1 || got.Image.Aliases[0].Name != "app" {
 		t.Errorf("aliases %+v", got.Image.Aliases)
 	}
-	root, err := s.RootFS(ctx, fp, nil)
+	root, err := s.RootFS(ctx, fp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,14 +129,18 @@ func TestPullByTagAndDigest(t *testing.T) {
 		t.Errorf("runtime config (-want +got):\n%s", diff)
 	}
 
-	// An unprivileged instance's tree is rebuilt from the stored blobs,
-	// shifted, with nothing fetched.
+	// A pool's tree for unprivileged instances is unpacked from the
+	// stored blobs, shifted, with nothing fetched.
+	before = len(storeEntries(t, dir))
 	m := &driver.IDMap{HostID: 1000000, Size: 65536}
-	shifted, err := s.RootFS(ctx, fp, m)
+	shifted, err := unpackShifted(t, s, fp, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkAppTree(t, shifted, 1000000)
+	if len(storeEntries(t, dir)) != before {
+		t.Errorf("store after a shifted unpack: %v", storeEntries(t, dir))
+	}
 }
 
 // checkAppTree checks appImage's layers applied, ids shifted by shift.

@@ -12,143 +12,71 @@ import (
 	"github.com/hangar-dev/hangar/internal/revert"
 )
 
-// flight is one tree build that concurrent callers share.
-type flight struct {
-	done chan struct{}
-	err  error
+// treePath is where an image's unpacked tree (ids as in the archive) is.
+func (s *Service) treePath(fp string) string {
+	return filepath.Join(s.rootfsDir, fp)
 }
 
-// treeName is the directory name of an image's tree for an id map.
-func treeName(fp string, m *driver.IDMap) string {
-	if m == nil {
-		return fp
-	}
-	return fmt.Sprintf("%s@%d-%d", fp, m.HostID, m.Size)
-}
-
-func (s *Service) treePath(fp string, m *driver.IDMap) string {
-	return filepath.Join(s.rootfsDir, treeName(fp, m))
-}
-
-// RootFS returns the path of an image's unpacked tree: with idmap nil the
-// tree with the archive's ids, else the tree shifted for idmap, unpacked
-// from the blob on first use. Concurrent callers for one tree share one
-// unpack; a tree is renamed into place only once complete. The tree must
-// not be modified: layer a writable overlay over it.
+// RootFS returns the path of an image's unpacked tree, ids as in the
+// archive: the tree Import made, rebuilt from the blob if it went missing.
+// The tree is for reading (an OCI image's /etc/passwd): it must not be
+// modified, and instances never run on it; storage pools unpack their own
+// copies (UnpackTree).
 //
-// A caller whose ctx ends stops waiting; the unpack goes on for the others
-// (and for next time).
-func (s *Service) RootFS(ctx context.Context, fp string, idmap *driver.IDMap) (string, error) {
+// Concurrent callers share one rebuild (callGroup), so no two race on the
+// rename; a caller whose ctx ends stops waiting, and the rebuild stops
+// once no caller waits, leaving nothing.
+func (s *Service) RootFS(ctx context.Context, fp string) (string, error) {
 	rec, err := s.record(ctx, fp)
 	if err != nil {
 		return "", err
 	}
-	if isDiskFormat(rec.Format) {
-		return "", errdefs.Invalid("image %s is a virtual-machine disk image: it has no root filesystem, so only a virtual machine boots it", rec.Fingerprint[:12])
+	if err := hasTree(rec); err != nil {
+		return "", err
 	}
-	var m *driver.IDMap
-	if idmap != nil {
-		if err := validIDMap(*idmap); err != nil {
-			return "", err
-		}
-		c := *idmap
-		m = &c
-	}
-	name := treeName(rec.Fingerprint, m)
-	final := s.treePath(rec.Fingerprint, m)
+	final := s.treePath(rec.Fingerprint)
 	if isDir(final) {
 		return final, nil
 	}
-
-	s.mu.Lock()
-	f, ok := s.flights[name]
-	if !ok {
-		f = &flight{done: make(chan struct{})}
-		s.flights[name] = f
-		go s.build(context.WithoutCancel(ctx), rec, m, name, f)
+	if _, err := s.rebuilds.do(ctx, rec.Fingerprint, nil, func(ctx context.Context, _ *call) error {
+		return s.rebuild(ctx, rec)
+	}); err != nil {
+		return "", err
 	}
-	s.mu.Unlock()
-
-	select {
-	case <-f.done:
-		if f.err != nil {
-			return "", f.err
-		}
-		return final, nil
-	case <-ctx.Done():
-		return "", cancelled(ctx.Err())
-	}
+	return final, nil
 }
 
-// build unpacks one tree from the image's blob. The unshifted tree is
-// normally made by Import; it is rebuilt here only if it went missing.
-func (s *Service) build(ctx context.Context, rec Record, m *driver.IDMap, name string, f *flight) {
-	defer func() {
-		s.mu.Lock()
-		delete(s.flights, name)
-		s.mu.Unlock()
-		close(f.done)
-	}()
+// rebuild unpacks an image's unshifted tree again from its blob, into a
+// temporary directory renamed into place once complete.
+func (s *Service) rebuild(ctx context.Context, rec Record) error {
+	// Shared with other unpacks; Delete takes it exclusively, so it never
+	// removes files under a rebuild nor a rebuild recreates them after it.
 	s.treeMu.RLock()
 	defer s.treeMu.RUnlock()
-
-	final := filepath.Join(s.rootfsDir, name)
+	final := s.treePath(rec.Fingerprint)
 	if isDir(final) {
-		return // Built by a flight that ended between our check and now.
+		return nil // Rebuilt by a call that ended between our check and now.
 	}
 	// Delete may have run before we took treeMu.
 	if _, err := s.record(ctx, rec.Fingerprint); err != nil {
-		f.err = err
-		return
-	}
-	s.builds.Add(1)
-	f.err = s.unpackTree(ctx, rec, m, final)
-	switch {
-	case errors.Is(f.err, errdefs.ErrInvalidArgument):
-		// The image's doing (beyond the size cap, not shiftable): the
-		// caller is told; not a fault of the server.
-		s.log.Warn("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
-	case f.err != nil:
-		s.log.Error("cannot unpack image tree", "fingerprint", rec.Fingerprint, "tree", name, "error", f.err)
-	}
-}
-
-func (s *Service) unpackTree(ctx context.Context, rec Record, m *driver.IDMap, final string) error {
-	blob, err := os.Open(s.rootfsBlobPath(rec))
-	if err != nil {
-		return fmt.Errorf("image %s: %w", rec.Fingerprint, err)
-	}
-	defer blob.Close()
-	tmp, err := os.MkdirTemp(s.rootfsDir, ".tmp-"+filepath.Base(final)+"-")
-	if err != nil {
 		return err
+	}
+	s.log.Warn("image tree missing, unpacking it again", "fingerprint", rec.Fingerprint)
+	tmp, err := os.MkdirTemp(s.rootfsDir, ".tmp-"+rec.Fingerprint+"-")
+	if err != nil {
+		return fmt.Errorf("unpack image %s: %w", rec.Fingerprint, err)
 	}
 	r := revert.New()
 	defer r.Fail()
 	r.Add(func() { os.RemoveAll(tmp) })
-	src, err := sourceFor(rec)
-	if err != nil {
-		return err
-	}
-	size, err := s.newCap()
-	if err != nil {
-		return err
-	}
-	opts := unpackOptions{shift: m, log: s.log, blobs: s.blobDir, size: size}
-	if err := src.extract(ctx, blob, tmp, opts); err != nil {
-		if m != nil && errors.Is(err, errdefs.ErrInvalidArgument) {
-			return errdefs.Invalid("image %s cannot be shifted for id map %d+%d: %v", rec.Fingerprint, m.HostID, m.Size, err)
-		}
-		return fmt.Errorf("unpack image %s: %w", rec.Fingerprint, err)
-	}
-	if err := syncFS(tmp); err != nil {
+	if err := s.unpack(ctx, rec, nil, tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("unpack image %s: %w", rec.Fingerprint, err)
 	}
 	r.Success()
-	s.log.Info("image tree unpacked", "fingerprint", rec.Fingerprint, "tree", filepath.Base(final))
+	s.log.Info("image tree unpacked", "fingerprint", rec.Fingerprint)
 	return syncDir(s.rootfsDir)
 }
 
@@ -161,8 +89,8 @@ func (s *Service) UnpackTree(ctx context.Context, fp string, idmap *driver.IDMap
 	if err != nil {
 		return err
 	}
-	if isDiskFormat(rec.Format) {
-		return errdefs.Invalid("image %s is a virtual-machine disk image: it has no root filesystem, so only a virtual machine boots it", rec.Fingerprint[:12])
+	if err := hasTree(rec); err != nil {
+		return err
 	}
 	if idmap != nil {
 		if err := validIDMap(*idmap); err != nil {
@@ -171,6 +99,20 @@ func (s *Service) UnpackTree(ctx context.Context, fp string, idmap *driver.IDMap
 	}
 	s.treeMu.RLock()
 	defer s.treeMu.RUnlock()
+	return s.unpack(ctx, rec, idmap, dir)
+}
+
+// hasTree refuses an image without a root filesystem.
+func hasTree(rec Record) error {
+	if isDiskFormat(rec.Format) {
+		return errdefs.Invalid("image %s is a virtual-machine disk image: it has no root filesystem, so only a virtual machine boots it", rec.Fingerprint[:12])
+	}
+	return nil
+}
+
+// unpack writes rec's tree from its blob into dir, shifted for idmap when
+// not nil, and syncs it. The caller holds treeMu shared.
+func (s *Service) unpack(ctx context.Context, rec Record, idmap *driver.IDMap, dir string) error {
 	blob, err := os.Open(s.rootfsBlobPath(rec))
 	if err != nil {
 		return fmt.Errorf("image %s: %w", rec.Fingerprint, err)

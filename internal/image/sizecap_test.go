@@ -390,8 +390,9 @@ func (tr *testRegistry) pushUnsized(t *testing.T, repoTag string, img v1.Image) 
 	}
 }
 
-// TestShiftedTreeCapped: the cap is read at each unpack, so a shifted tree
-// built after the cap was lowered is refused, and leaves nothing.
+// TestShiftedTreeCapped: the cap is read at each unpack, so a pool's
+// shifted tree unpacked after the cap was lowered is refused, and leaves
+// nothing in the store.
 func TestShiftedTreeCapped(t *testing.T) {
 	limit := int64(64 << 20)
 	s, _, dir := cappedService(t, &limit)
@@ -401,7 +402,7 @@ func TestShiftedTreeCapped(t *testing.T) {
 	}
 	before := storeEntries(t, dir)
 	limit = testCap
-	_, err = s.RootFS(context.Background(), img.Fingerprint, &driver.IDMap{HostID: 1000000, Size: 65536})
+	_, err = unpackShifted(t, s, img.Fingerprint, &driver.IDMap{HostID: 1000000, Size: 65536})
 	checkTooLarge(t, err, "1MiB")
 	if after := storeEntries(t, dir); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Errorf("store changed by a refused unpack:\n before %v\n after  %v", before, after)
@@ -451,7 +452,7 @@ func TestSparseStaysSparse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			root, err := s.RootFS(context.Background(), img.Fingerprint, nil)
+			root, err := s.RootFS(context.Background(), img.Fingerprint)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -97,8 +98,7 @@ func (fakeImages) Get(context.Context, string) (api.Image, error) {
 func (fakeImages) Image(context.Context, string) (instance.Image, error) {
 	return instance.Image{Fingerprint: fakeFP, Type: instance.TypeContainer, Architecture: "x86_64"}, nil
 }
-func (fakeImages) RootFS(context.Context, string, *driver.IDMap) (string, error) { return "/x", nil }
-func (fakeImages) MarkUsed(context.Context, string) error                        { return nil }
+func (fakeImages) MarkUsed(context.Context, string) error { return nil }
 func (fakeImages) Import(context.Context, io.Reader, image.ImportMeta) (api.Image, error) {
 	return api.Image{}, errdefs.Invalid("not a tarball")
 }
@@ -125,6 +125,65 @@ func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) 
 	l.hub.Lifecycle(action, e, ctx)
 }
 
+// fakeRoots is the instance core's storage: roots in memory, on pool
+// "default" alone; a root is a bind of /roots/ID, which the fake driver
+// never mounts.
+type fakeRoots struct {
+	mu    sync.Mutex
+	roots map[int64]storage.RootRequest
+}
+
+func (f *fakeRoots) CheckRoot(_ context.Context, pool string, _ bool, _ int64) error {
+	if pool != storage.DefaultPool {
+		return errdefs.NotFound("storage pool %q not found", pool)
+	}
+	return nil
+}
+
+func (f *fakeRoots) CreateRoot(ctx context.Context, req storage.RootRequest) error {
+	if err := f.CheckRoot(ctx, req.Pool, req.VM, req.Size); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.roots == nil {
+		f.roots = map[int64]storage.RootRequest{}
+	}
+	f.roots[req.InstanceID] = req
+	return nil
+}
+
+func (f *fakeRoots) Root(_ context.Context, req storage.RootRequest) (driver.Root, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.roots[req.InstanceID]; !ok {
+		return driver.Root{}, errdefs.NotFound("instance %d has no root volume", req.InstanceID)
+	}
+	return driver.Root{Mounts: []driver.Mount{{Type: "bind", Source: "/roots/" + req.RuntimeID}}}, nil
+}
+
+func (f *fakeRoots) HasRoot(_ context.Context, id int64) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.roots[id]
+	return ok, nil
+}
+
+func (f *fakeRoots) AdoptRoot(ctx context.Context, req storage.RootRequest, _ storage.LegacyRoot) error {
+	return f.CreateRoot(ctx, req)
+}
+
+func (f *fakeRoots) DeleteRoot(_ context.Context, id int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.roots, id)
+	return nil
+}
+
+func (f *fakeRoots) RenameRoot(context.Context, int64, string) error { return nil }
+
+func (f *fakeRoots) ResizeRoot(context.Context, int64, bool, int64, bool) error { return nil }
+
 func newTestServer(t *testing.T) *httptest.Server {
 	ts, _ := newServer(t, &fakeDriver{running: map[string]int{}})
 	return ts
@@ -144,7 +203,7 @@ func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
 	ops := operation.New(hub, time.Minute)
 	tb.Cleanup(ops.Close)
 	svc := instance.New(instance.Config{
-		DB: st, Images: fakeImages{}, Drivers: map[instance.Type]driver.Driver{instance.TypeContainer: drv, instance.TypeVM: drv},
+		DB: st, Images: fakeImages{}, Storage: &fakeRoots{}, Drivers: map[instance.Type]driver.Driver{instance.TypeContainer: drv, instance.TypeVM: drv},
 		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
 		Log: slog.New(slog.DiscardHandler), LogDir: tb.TempDir(),
 	})
