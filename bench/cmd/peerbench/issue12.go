@@ -140,7 +140,7 @@ func measureIssue12(ctx context.Context, cfg *config, res *results, r *issue10Re
 		// The custom volumes and the btrfs pool go before the daemon:
 		// a pool's loop device and mount are the daemon's to undo.
 		for _, pl := range pools {
-			if (p.name() == peerHangard) == strings.HasPrefix(pl.col, peerHangard) {
+			if strings.HasPrefix(pl.col, p.name()+", ") {
 				pl.cleanup(tctx)
 			}
 		}
@@ -168,9 +168,6 @@ func measureIssue12(ctx context.Context, cfg *config, res *results, r *issue10Re
 		up[p.name()] = true
 		res.versions[p.name()] = p.version(ctx)
 	}
-	if !up[peerHangard] {
-		return
-	}
 
 	// The pools, each warmed by a first launch (it caches the image in
 	// the pool), recorded on its own row.
@@ -191,13 +188,14 @@ func measureIssue12(ctx context.Context, cfg *config, res *results, r *issue10Re
 			}
 		}
 	}
-	add(&pool12{col: col12HDir, driver: "dir", pool: dirPool, c: h.c, startInCreate: true}, nil)
-	hb := &pool12{col: col12HBtrfs, driver: "btrfs", pool: btrfsPool, c: h.c, startInCreate: true}
-	add(hb, func() error {
-		return apiDo(ctx, h.c, http.MethodPost, "/1.0/storage-pools", map[string]any{
-			"name": btrfsPool, "driver": "btrfs", "config": map[string]string{"size": btrfsPoolSize},
+	if up[peerHangard] {
+		add(&pool12{col: col12HDir, driver: "dir", pool: dirPool, c: h.c, startInCreate: true}, nil)
+		add(&pool12{col: col12HBtrfs, driver: "btrfs", pool: btrfsPool, c: h.c, startInCreate: true}, func() error {
+			return apiDo(ctx, h.c, http.MethodPost, "/1.0/storage-pools", map[string]any{
+				"name": btrfsPool, "driver": "btrfs", "config": map[string]string{"size": btrfsPoolSize},
+			})
 		})
-	})
+	}
 	if lx != nil && up[peerLXD] {
 		add(&pool12{col: col12LDir, driver: "dir", pool: dirPool, c: lx.c, lxc: lx.lxc}, nil)
 		add(&pool12{col: col12LBtrfs, driver: "btrfs", pool: btrfsPool, c: lx.c, lxc: lx.lxc}, func() error {

@@ -23,9 +23,9 @@ func TestParseFlagsIssue12(t *testing.T) {
 		runs    int
 		wantErr string
 	}{
-		{name: "defaults", args: []string{"--issue12"}, peers: []string{peerHangard, peerRunc, peerLXD}, runs: 15},
+		{name: "defaults", args: []string{"--issue12"}, peers: []string{peerHangard, peerRunc, peerLXD}, runs: 30},
 		{name: "runs given", args: []string{"--issue12", "--runs", "5"}, peers: []string{peerHangard, peerRunc, peerLXD}, runs: 5},
-		{name: "podman dropped", args: []string{"--issue12", "--peers", "podman,lxd"}, peers: []string{peerHangard, peerLXD}, runs: 15},
+		{name: "podman dropped", args: []string{"--issue12", "--peers", "podman,lxd"}, peers: []string{peerHangard, peerLXD}, runs: 30},
 		{name: "with issue11", args: []string{"--issue12", "--issue11"}, wantErr: "--issue11 goes with none of"},
 		{name: "with issue10", args: []string{"--issue12", "--issue10"}, wantErr: "--issue12 goes with none of"},
 		{name: "with only", args: []string{"--issue12", "--only", "exec"}, wantErr: "--issue12 goes with none of"},
