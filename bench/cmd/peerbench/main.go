@@ -114,7 +114,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		"--version beside a Go hello-world, exec, freeze/unfreeze per API call, freeze/unfreeze events/s to 10 subscribers, PATCH p99 under 200 clients with freeze/unfreeze mixed in, hangar list --format yaml at 1000 instances")
 	fs.BoolVar(&cfg.issue11, "issue11", false, "run only issue 11's networking figures, hangard (with and without a NIC) beside podman on its default bridge and LXD with its bridge NIC, about 5-10 minutes (report: bench/ISSUE11.md unless --out): "+
 		"launch until reachable, start until the first TCP connect, GET /1.0/instances?recursion=2 at --running containers with NICs, throughput through proxy devices (nat=false, nat=true) beside a direct connection; --runs rounds (default 20), --list-runs requests (default 50)")
-	fs.BoolVar(&cfg.issue12, "issue12", false, "run only issue 12's storage figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds and a baseline by hand with bare runc, about 10 minutes (report: bench/ISSUE12.md unless --out): "+
+	fs.BoolVar(&cfg.issue12, "issue12", false, "run only issue 12's storage figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds and a baseline by hand with bare runc, about 3 minutes (report: bench/ISSUE12.md unless --out): "+
 		"launch (no NIC) per pool, a custom volume created and attached to a running container until mounted, delete of a stopped instance beside `runc delete` + the root's removal by hand; --runs rounds (default 30)")
 	only := fs.String("only", "", "with --issue10 (implied), only these of its parts, comma-separated: "+strings.Join(issue10Parts, ","))
 	if err := fs.Parse(os.Args[1:]); err != nil {
