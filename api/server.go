@@ -7,7 +7,7 @@ import (
 
 // Extensions lists the API extensions hangard implements: LXD's names for
 // what it shares with LXD, "hangar_" names for its own additions.
-var Extensions = append([]string{
+var Extensions = append(append([]string{
 	"instances",
 	"api_filtering",
 	"container_full",
@@ -32,7 +32,7 @@ var Extensions = append([]string{
 	"hangar_oci_images",       // images from OCI registries and archives; oci.* instance keys
 	// The server key images.max_unpacked_size caps what an image expands to.
 	"hangar_images_max_unpacked_size",
-}, NetworkExtensions...)
+}, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon
 // serves only with a network manager: the names lxc checks before it asks
@@ -47,6 +47,26 @@ var NetworkExtensions = []string{
 	"network_forward",
 	"network_type_macvlan",
 	"instance_nic_network",
+}
+
+// StorageExtensions are the extensions of the storage API, which a daemon
+// serves only with a storage manager: pools and volumes (storage), a pool's
+// space (resources, which lxc checks for `lxc storage info`; hangard serves
+// no /1.0/resources), renaming custom volumes, block volumes, shifted
+// volumes, volume usage (state, with its total) and filtered volume lists.
+// storage_api_volume_snapshots is there because `lxc storage volume info`
+// lists a volume's snapshots and gives up without it: the list is empty
+// and taking one is refused.
+var StorageExtensions = []string{
+	"storage",
+	"resources",
+	"storage_api_volume_rename",
+	"storage_api_volume_snapshots",
+	"storage_shifted",
+	"custom_block_volumes",
+	"storage_volume_state",
+	"storage_volume_state_total",
+	"storage_volume_api_filtering",
 }
 
 // ServerUntrusted is what GET /1.0 shows to any client.

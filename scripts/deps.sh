@@ -4,8 +4,9 @@
 set -euo pipefail
 need=()
 # dnsmasq-base serves DHCP and DNS on managed bridges; nftables is the `nft`
-# the network tests read the ruleset with (hangard itself speaks netlink).
-for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools dnsmasq-base nftables; do
+# the network tests read the ruleset with (hangard itself speaks netlink);
+# btrfs-progs makes btrfs pools (mkfs.btrfs).
+for pkg in runc busybox-static xz-utils iproute2 ca-certificates lxd-client squashfs-tools dnsmasq-base nftables btrfs-progs; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then

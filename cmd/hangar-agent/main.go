@@ -1,11 +1,13 @@
 // Command hangar-agent is the guest agent of virtual machines booted from
 // OCI images. The daemon puts it in the VM's initramfs as /init, so it runs
-// as PID 1: it loads the kernel modules it needs, mounts the root disk and
-// moves into it, configures the network interfaces the daemon gave it
-// (net.go), runs the image's entrypoint with the image's environment,
+// as PID 1: it loads the kernel modules it needs, finds the root disk by
+// serial, mounts it, grows its filesystem to the disk, and moves into it,
+// waits for the extra disks and links them in /dev/disk/by-id, mounts the
+// 9p shares (disks.go), configures the network interfaces the daemon gave
+// it (net.go), runs the image's entrypoint with the image's environment,
 // working directory and user, reaps orphans, and serves the daemon over a
-// virtio-serial port (package vmagent): exec, files, NICs plugged later,
-// the interfaces' state, shutdown. When the entrypoint ends, the machine
+// virtio-serial port (package vmagent): exec, files, NICs and disks
+// plugged later, a grown root, the interfaces' state, shutdown. When the entrypoint ends, the machine
 // powers off, as a container stops when its PID 1 exits.
 //
 // It must be built static (CGO_ENABLED=0): it runs before any root
@@ -27,12 +29,24 @@ import (
 )
 
 // serveArg starts the agent as an ordinary process that only serves the
-// daemon: beside an init system, which must be PID 1 itself.
-const serveArg = "--serve-beside-init"
+// daemon: beside an init system, which must be PID 1 itself. rootEnv
+// hands it the root disk (JSON), which it needs to grow the root's
+// filesystem: the boot configuration stays in the initramfs, out of reach
+// once the root is mounted.
+const (
+	serveArg = "--serve-beside-init"
+	rootEnv  = "HANGAR_AGENT_ROOT"
+)
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == serveArg {
 		a := &agent{reaper: newReaper(), workload: 1}
+		if r := os.Getenv(rootEnv); r != "" {
+			var root vmagent.Disk
+			if err := json.Unmarshal([]byte(r), &root); err == nil {
+				a.cfg.Root = &root
+			}
+		}
 		go a.reaper.run()
 		a.serve()
 		return
@@ -97,6 +111,12 @@ func (a *agent) boot() error {
 	if err := a.mountRoot(); err != nil {
 		return err
 	}
+	if err := waitDisks(a.cfg.Disks); err != nil {
+		return err
+	}
+	if err := mountShares(a.cfg.Mounts); err != nil {
+		return err
+	}
 	if a.cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(a.cfg.Hostname))
 	}
@@ -154,9 +174,14 @@ func (a *agent) handOver() error {
 	if err != nil {
 		return err
 	}
+	serveEnv := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if a.cfg.Root != nil {
+		b, _ := json.Marshal(a.cfg.Root)
+		serveEnv = append(serveEnv, rootEnv+"="+string(b))
+	}
 	_, err = syscall.ForkExec("/proc/self/exe", []string{"hangar-agent", serveArg}, &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Env:   serveEnv,
 		Files: []uintptr{0, 1, 2},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
@@ -181,11 +206,18 @@ func loadModule(path string) error {
 	return nil
 }
 
-// mountRoot mounts the root disk and makes it the root, keeping /dev,
+// mountRoot mounts the root disk, grows its filesystem to the disk's size
+// (storage may have grown the disk), and makes it the root, keeping /dev,
 // /proc and /sys. The initramfs stays in memory beneath it; it is small.
 func (a *agent) mountRoot() error {
 	dev := a.cfg.RootDevice
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(diskWait)
+	if a.cfg.Root != nil {
+		var err error
+		if dev, err = findDisk(*a.cfg.Root, deadline); err != nil {
+			return fmt.Errorf("root disk: %w", err)
+		}
+	}
 	for {
 		if _, err := os.Stat(dev); err == nil {
 			break
@@ -200,6 +232,14 @@ func (a *agent) mountRoot() error {
 	}
 	if err := unix.Mount(dev, "/newroot", a.cfg.RootFSType, 0, ""); err != nil {
 		return fmt.Errorf("mount root %s: %w", dev, err)
+	}
+	if a.cfg.RootFSType == "ext4" {
+		// A root that cannot grow still boots, at its old size.
+		if from, to, err := growExt4(dev, "/newroot"); err != nil {
+			logf("%v", err)
+		} else if to > from {
+			logf("grew the root filesystem from %d to %d blocks", from, to)
+		}
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys"} {
 		_ = os.MkdirAll("/newroot"+d, 0o755)

@@ -213,6 +213,19 @@ func (a *agent) handle(f vmagent.Frame) {
 			}
 			a.reply(f.Channel, vmagent.MsgNetState, st)
 		}()
+	case vmagent.MsgDisk:
+		var req vmagent.Disk
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		go func() {
+			if err := a.plugDisk(req); err != nil {
+				a.replyErr(f.Channel, err)
+				return
+			}
+			a.reply(f.Channel, vmagent.MsgDone, struct{}{})
+		}()
 	case vmagent.MsgFileDelete:
 		var req vmagent.FileDelete
 		if err := json.Unmarshal(f.Payload, &req); err != nil {

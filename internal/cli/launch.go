@@ -17,6 +17,7 @@ type launchOptions struct {
 	noProfiles bool
 	ephemeral  bool
 	vm         bool
+	storage    string          // pool of the root disk
 	registry   registryOptions // oci.go
 }
 
@@ -35,6 +36,7 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 		Example: "  hangar launch alpine web1 -c limits.memory=512MiB\n" +
 			"  hangar launch alpine -p default -p big --ephemeral\n" +
 			"  hangar launch alpine web2 -d eth0,ipv4.address=10.0.3.50\n" +
+			"  hangar launch alpine web3 -s fast -d root,size=2GiB\n" +
 			"  hangar launch docker.io/library/alpine:3.20 c1 -c oci.cmd='[\"sleep\",\"60\"]'\n" +
 			"  hangar launch 127.0.0.1:5000/test/app:1 c2 --insecure",
 		Args: rangeArgs(1, 2),
@@ -51,13 +53,24 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
-			if len(overrides) > 0 {
+			if opts.storage != "" || len(overrides) > 0 {
 				c, err := a.client()
 				if err != nil {
 					return err
 				}
-				if err := applyDeviceOverrides(cmd.Context(), c, &req, overrides); err != nil {
-					return err
+				if opts.storage != "" {
+					// As lxc: a missing pool is said before anything
+					// is created.
+					if _, _, err := c.GetStoragePool(cmd.Context(), opts.storage); err != nil {
+						return err
+					}
+				}
+				// Overrides apply to the root device -s made, too
+				// (-s fast -d root,size=2GiB).
+				if len(overrides) > 0 {
+					if err := applyDeviceOverrides(cmd.Context(), c, &req, overrides); err != nil {
+						return err
+					}
 				}
 			}
 			return a.createInstance(cmd, req, auth)
@@ -79,6 +92,7 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 	f.BoolVar(&opts.noProfiles, "no-profiles", false, "create the instance with no profiles")
 	f.BoolVarP(&opts.ephemeral, "ephemeral", "e", false, "delete the instance when it stops")
 	f.BoolVar(&opts.vm, "vm", false, "create a virtual machine instead of a container")
+	f.StringVarP(&opts.storage, "storage", "s", "", "storage pool of the instance's root disk")
 	opts.registry.addFlags(cmd)
 	return cmd
 }
@@ -101,6 +115,13 @@ func buildInstancesPost(args []string, opts launchOptions, start bool) (api.Inst
 	}
 	if opts.vm {
 		req.Type = api.InstanceTypeVM
+	}
+	if opts.storage != "" {
+		// lxc's root device: the instance's own, so it wins over the
+		// profiles' root.
+		req.Devices = map[string]map[string]string{
+			"root": {"type": "disk", "path": "/", "pool": opts.storage},
+		}
 	}
 	req.Ephemeral = opts.ephemeral
 	if len(opts.config) > 0 {

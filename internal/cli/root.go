@@ -168,6 +168,7 @@ var topCommands = []topCommand{
 	{[]string{"config"}, newConfigCmd},
 	{[]string{"profile"}, newProfileCmd},
 	{[]string{"network"}, newNetworkCmd},
+	{[]string{"storage"}, newStorageCmd},
 	{[]string{"image"}, newImageCmd},
 	{[]string{"monitor"}, newMonitorCmd},
 	{[]string{"operation"}, newOperationCmd},

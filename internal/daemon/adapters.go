@@ -12,10 +12,18 @@ import (
 )
 
 // lifecycle lets services publish lifecycle events without seeing the hub.
-type lifecycle struct{ hub *event.Hub }
+type lifecycle struct {
+	hub *event.Hub
+	// imageDeleted hears of an image leaving the catalogue (the pools
+	// drop their copies); nil until the storage manager exists.
+	imageDeleted func(fp string)
+}
 
-func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
+func (l *lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
 	l.hub.Lifecycle(action, e, ctx)
+	if action == "image-deleted" && l.imageDeleted != nil {
+		l.imageDeleted(e.Name)
+	}
 }
 
 // eventSequence keeps the event hub's sequence in the store's counters.

@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	emit := lifecycle{hub}
+	emit := &lifecycle{hub: hub}
 	ops := operation.New(hub, 10*time.Minute)
 	defer ops.Close()
 	// image.New names itself ("image: ...").
@@ -119,6 +119,8 @@ func Run(ctx context.Context, cfg Config) error {
 	pools := newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
 		return svc.StorageUsers(ctx, pool, volume)
 	}, emit, log)
+	// Not inline: the image service emits holding its own locks.
+	emit.imageDeleted = func(fp string) { go pools.ImageDeleted(context.WithoutCancel(ctx), fp) }
 	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
 	}, pools, emit, log)

@@ -122,8 +122,8 @@ func (h host) serverInfo() func() api.Server {
 			Architectures: []string{h.architecture},
 			Driver:        driver,
 			DriverVersion: driverVersion,
-			// hangard sets up no firewall rules (no managed networks).
-			Firewall:           "none",
+			// Managed networks' rules are nftables tables.
+			Firewall:           "nftables",
 			Kernel:             h.kernel,
 			KernelArchitecture: h.kernelArch,
 			KernelFeatures:     h.kernelFeatures,
@@ -137,14 +137,23 @@ func (h host) serverInfo() func() api.Server {
 			ServerName:         h.hostname,
 			ServerPid:          os.Getpid(),
 			ServerVersion:      Version,
-			// Instances' roots are directories (overlay uppers, qcow2
-			// files) under the data dir: LXD's "dir" driver, version 1.
-			Storage:        "dir",
-			StorageVersion: "1",
-			StorageSupportedDrivers: []api.ServerStorageDriverInfo{
-				{Name: "dir", Version: "1", Remote: false},
-			},
+			// The default pool is a dir pool; btrfs pools need btrfs-progs.
+			Storage:                 "dir",
+			StorageVersion:          "1",
+			StorageSupportedDrivers: storageDrivers(),
 		},
 	}
 	return func() api.Server { return info }
+}
+
+// storageDrivers are the pool drivers this host can run, with the version
+// of the tools they use.
+func storageDrivers() []api.ServerStorageDriverInfo {
+	out := []api.ServerStorageDriverInfo{{Name: "dir", Version: "1"}}
+	if b, err := exec.Command("btrfs", "--version").Output(); err == nil {
+		// "btrfs-progs v6.2"
+		v := strings.TrimPrefix(strings.TrimSpace(string(b)), "btrfs-progs ")
+		out = append(out, api.ServerStorageDriverInfo{Name: "btrfs", Version: strings.TrimPrefix(v, "v")})
+	}
+	return out
 }

@@ -18,15 +18,24 @@ type MountHotplugger interface {
 }
 
 // DiskHotplugger is a driver that plugs block devices into a running
-// virtual machine (over QMP) and unplugs them.
+// virtual machine (over QMP) and unplugs them. The guest sees a disk by
+// its name (its serial) on the disk's bus: /dev/disk/by-id/virtio-NAME
+// (a name longer than 20 bytes, or with characters other than letters,
+// digits, '_', '-', '.', gets a hash instead). Without it, or when the VM
+// has no free port left (errdefs.ErrNotImplemented), disks change at the
+// next start.
 type DiskHotplugger interface {
 	AttachDisk(ctx context.Context, id string, d Disk) error
 	DetachDisk(ctx context.Context, id, name string) error
 }
 
-// DiskResizer is a driver that tells a running virtual machine its root
-// disk grew (QMP block_resize), so the guest sees the new size without a
-// restart.
+// DiskResizer is a driver that grows a running virtual machine's disk to
+// size bytes (QMP block_resize: QEMU grows the image file itself, so
+// storage must not resize an image a running QEMU holds; qemu-img refuses,
+// as QEMU holds its lock), so the guest sees the new size without a
+// restart; for the root disk of a VM with hangar's agent, its ext4 grows
+// too. A stopped VM's root disk is grown by storage, and its filesystem
+// grows at the next boot.
 type DiskResizer interface {
 	ResizeDisk(ctx context.Context, id, name string, size int64) error
 }

@@ -41,7 +41,7 @@ type networkForgetter interface{ ForgetNetwork(id string) }
 // deviceInstance is what the device layer knows of an instance.
 func (s *Service) deviceInstance(rec store.Instance, cfg map[string]string) device.Instance {
 	return device.Instance{ID: rec.ID, RuntimeID: runtimeID(rec.ID), Name: rec.Name,
-		VM: Type(rec.Type) == TypeVM, Config: cfg}
+		VM: Type(rec.Type) == TypeVM, Config: cfg, IDMap: s.idmapOf(Type(rec.Type), cfg)}
 }
 
 // expanded returns a record's expanded config and devices.

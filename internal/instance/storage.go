@@ -21,7 +21,7 @@ type Storage interface {
 	AdoptRoot(ctx context.Context, req storage.RootRequest, legacy storage.LegacyRoot) error
 	DeleteRoot(ctx context.Context, instanceID int64) error
 	RenameRoot(ctx context.Context, instanceID int64, name string) error
-	ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64) error
+	ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64, grown bool) error
 }
 
 // rootDisk is an instance's root disk device: the disk device at "/".
@@ -244,15 +244,20 @@ func (s *Service) profileRootChange(ctx context.Context, rec store.Instance, old
 
 func (s *Service) applyRootResize(ctx context.Context, r rootResize) error {
 	vm := Type(r.rec.Type) == TypeVM
-	if err := s.cfg.Storage.ResizeRoot(ctx, r.rec.ID, vm, r.size); err != nil {
-		return fmt.Errorf("resize root of %s: %w", r.rec.Name, err)
-	}
+	grown := false
 	if vm && isActive(r.status) && r.size > 0 {
-		if rs, ok := s.driverOf(r.rec).(driver.DiskResizer); ok {
-			if err := rs.ResizeDisk(ctx, runtimeID(r.rec.ID), "root", r.size); err != nil {
-				return fmt.Errorf("resize root of %s: %w", r.rec.Name, err)
-			}
+		// QEMU holds the disk: it grows the file and tells the guest.
+		rs, ok := s.driverOf(r.rec).(driver.DiskResizer)
+		if !ok {
+			return errdefs.Invalid("size: the root disk of running %s cannot grow here: stop it first", r.rec.Name)
 		}
+		if err := rs.ResizeDisk(ctx, runtimeID(r.rec.ID), "root", r.size); err != nil {
+			return fmt.Errorf("resize root of %s: %w", r.rec.Name, err)
+		}
+		grown = true
+	}
+	if err := s.cfg.Storage.ResizeRoot(ctx, r.rec.ID, vm, r.size, grown); err != nil {
+		return fmt.Errorf("resize root of %s: %w", r.rec.Name, err)
 	}
 	return nil
 }

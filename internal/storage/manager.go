@@ -215,6 +215,10 @@ func (m *Manager) reconcile(ctx context.Context, p *pool) error {
 		}
 		m.cfg.Log.Info("removed a volume whose create or delete did not finish", "pool", p.rec.Name, "type", v.Type, "volume", v.Name, "state", v.State)
 	}
+	// What a killed create or delete left under temporary names.
+	if err := p.drv.Sweep(ctx); err != nil {
+		m.cfg.Log.Warn("sweep storage pool", "pool", p.rec.Name, "err", err)
+	}
 	onDisk, err := p.drv.Volumes(ctx)
 	if err != nil {
 		return err

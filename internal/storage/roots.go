@@ -401,7 +401,15 @@ func (m *Manager) DeleteRoot(ctx context.Context, instanceID int64) error {
 	if err != nil {
 		return err
 	}
-	return m.deleteVolumeRecord(ctx, p, rec)
+	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
+		return err
+	}
+	if fp := rec.Config[keyImage]; fp != "" {
+		if err := m.gcImage(ctx, p, fp); err != nil {
+			m.cfg.Log.Warn("drop image volumes", "pool", p.rec.Name, "image", shortFP(fp), "err", err)
+		}
+	}
+	return nil
 }
 
 // RenameRoot follows an instance's rename (the volume on disk keeps its
@@ -419,9 +427,10 @@ func (m *Manager) RenameRoot(ctx context.Context, instanceID int64, name string)
 }
 
 // ResizeRoot changes an instance's root size: a container's quota (0
-// removes it), a VM's disk (grown only). A running VM's driver is told
-// by the caller.
-func (m *Manager) ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64) error {
+// removes it), a VM's disk (grown only). A running VM's disk is grown by
+// its runtime, which holds the file (QMP block_resize): then grown is
+// true and only the size is recorded here.
+func (m *Manager) ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64, grown bool) error {
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", instanceID))
 	defer unlock()
 	p, rec, err := m.rootRecord(ctx, instanceID)
@@ -433,8 +442,9 @@ func (m *Manager) ResizeRoot(ctx context.Context, instanceID int64, vm bool, siz
 	}
 	dv := diskVolume(rec)
 	switch {
-	case vm && size == 0:
-		// The disk keeps its size: a disk never shrinks.
+	case vm && (size == 0 || grown):
+		// The disk keeps its size (a disk never shrinks), or its runtime
+		// grew it.
 	case vm && rec.Config[keyFormat] == "qcow2":
 		qemuImg, err := m.tool(m.cfg.QEMUImg, "qemu-img")
 		if err != nil {
@@ -477,4 +487,57 @@ func (m *Manager) PoolDevice(poolName string) (major, minor uint32, err error) {
 		return 0, 0, err
 	}
 	return p.drv.Device()
+}
+
+// ImageDeleted drops an image's volumes from every pool once the image is
+// gone from the catalogue: at once where no instance needs them (a clone
+// does not), or with the last instance layered over them (deleteRoot).
+func (m *Manager) ImageDeleted(ctx context.Context, fp string) {
+	m.mu.RLock()
+	pools := make([]*pool, 0, len(m.pools))
+	for _, p := range m.pools {
+		if p.err == nil {
+			pools = append(pools, p)
+		}
+	}
+	m.mu.RUnlock()
+	for _, p := range pools {
+		if err := m.gcImage(ctx, p, fp); err != nil {
+			m.cfg.Log.Warn("drop image volumes", "pool", p.rec.Name, "image", shortFP(fp), "err", err)
+		}
+	}
+}
+
+// gcImage removes fp's image volumes on p when the image is no longer in
+// the catalogue and no instance on p is layered over them.
+func (m *Manager) gcImage(ctx context.Context, p *pool, fp string) error {
+	if _, _, _, err := m.cfg.Images.Disk(ctx, fp); !errors.Is(err, errdefs.ErrNotFound) {
+		return err // still in the catalogue (or cannot tell): kept
+	}
+	vols, err := m.cfg.Store.ListStorageVolumes(ctx, p.rec.Name)
+	if err != nil {
+		return err
+	}
+	clones := p.drv.Info().Clones
+	var drop []store.StorageVolume
+	for _, v := range vols {
+		switch {
+		case v.Type == string(drivers.TypeImage) && v.Name == fp:
+			drop = append(drop, v)
+		case !clones && v.InstanceID != 0 && v.Config[keyImage] == fp:
+			return nil // an overlay or qcow2 still reads them
+		}
+	}
+	for _, v := range drop {
+		unlock := m.locks.lock("image/" + p.rec.Name + "/" + v.DiskName + "/" + v.Content)
+		err := m.deleteVolumeRecord(ctx, p, v)
+		unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if len(drop) > 0 {
+		m.cfg.Log.Info("image volumes dropped", "pool", p.rec.Name, "image", shortFP(fp), "volumes", len(drop))
+	}
+	return nil
 }

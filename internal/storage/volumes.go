@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -21,39 +22,17 @@ import (
 // defaultBlockSize is a block volume's size when none is given (LXD's).
 const defaultBlockSize = 10 << 30
 
-// volumeKeys are the keys a custom volume takes, with their checks. Keys
-// under volatile. are the manager's own and cannot be set.
-var volumeKeys = map[string]func(v string) error{
-	"size": func(v string) error {
-		_, err := units.ParseByteSize(v)
-		return err
-	},
-	"security.shifted": checkBool,
-}
-
-func checkBool(v string) error {
-	if _, err := strconv.ParseBool(v); err != nil {
-		return fmt.Errorf("%q is not true or false", v)
-	}
-	return nil
-}
-
 func isTrue(v string) bool {
 	b, _ := strconv.ParseBool(v)
 	return b
 }
 
-// checkVolumeConfig checks a custom volume's config against volumeKeys,
-// and that the pool can honour a filesystem volume's size.
+// checkVolumeConfig checks a custom volume's config against its driver's
+// keys, and that the pool can honour a filesystem volume's size.
 func checkVolumeConfig(p *pool, content string, cfg map[string]string) error {
-	for k, v := range cfg {
-		check, ok := volumeKeys[k]
-		if !ok {
-			return errdefs.Invalid("unknown storage volume key %q", k)
-		}
-		if err := check(v); err != nil {
-			return errdefs.Invalid("storage volume key %s: %v", k, err)
-		}
+	vol := drivers.Volume{Type: drivers.TypeCustom, Content: drivers.ContentType(content)}
+	if err := drivers.ValidateVolumeConfig(p.rec.Driver, vol, cfg); err != nil {
+		return err
 	}
 	if content == string(drivers.ContentFilesystem) && cfg["size"] != "" {
 		if info := p.drv.Info(); !info.Quotas {
@@ -174,10 +153,9 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 	if err != nil {
 		return err
 	}
-	cfg := maps.Clone(req.Config)
-	if cfg == nil {
-		cfg = map[string]string{}
-	}
+	// The pool's volume.* keys are the defaults, as in LXD.
+	cfg := drivers.VolumeDefaults(p.rec.Config, drivers.Volume{Type: drivers.TypeCustom, Content: drivers.ContentType(req.ContentType)})
+	maps.Copy(cfg, req.Config)
 	if err := checkVolumeConfig(p, req.ContentType, cfg); err != nil {
 		return err
 	}
@@ -240,13 +218,13 @@ func (m *Manager) forget(ctx context.Context, rec store.StorageVolume) {
 	}
 }
 
-// noSpace turns a full filesystem or quota into errdefs.ErrNoSpace.
+// noSpace turns a full filesystem or quota into errdefs.ErrNoSpace (a
+// 507), where the drivers and tools did not already.
 func noSpace(err error) error {
-	if errors.Is(err, errdefs.ErrNoSpace) {
+	if err == nil || errors.Is(err, errdefs.ErrNoSpace) {
 		return err
 	}
-	var errno interface{ Error() string }
-	if errors.As(err, &errno) && (strings.Contains(err.Error(), "no space left") || strings.Contains(err.Error(), "quota exceeded")) {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return errdefs.NoSpace("%v", err)
 	}
 	return err

@@ -11,16 +11,53 @@ type Config struct {
 	Cwd      string   `json:"cwd"`
 	UID      uint32   `json:"uid"`
 	GID      uint32   `json:"gid"`
-	// RootDevice is the block device holding the root filesystem
+	// Root is the disk holding the root filesystem, found by its serial
+	// (the kernel names disks in probe order, which varies with the
+	// buses and the extra disks). The agent grows its filesystem to the
+	// disk's size after mounting it (storage may have grown the disk).
+	Root *Disk `json:"root,omitempty"`
+	// RootDevice is the root's block device when Root is nil
 	// ("/dev/vda"); RootFSType its filesystem.
 	RootDevice string `json:"root_device"`
 	RootFSType string `json:"root_fstype"`
+	// Disks are the extra disks: the agent waits for each before the
+	// workload starts and links it in /dev/disk/by-id as udev would.
+	Disks []Disk `json:"disks,omitempty"`
+	// Mounts are 9p shares the agent mounts before the workload starts.
+	Mounts []Mount `json:"mounts,omitempty"`
 	// Modules are kernel module files in the initramfs, loaded in order
 	// before anything else.
 	Modules []string `json:"modules"`
 	// NICs are the network interfaces the agent configures before the
 	// workload starts.
 	NICs []NIC `json:"nics,omitempty"`
+}
+
+// Disk is a block device the daemon gave the VM. It is also the request
+// of MsgDisk (a disk plugged or grown while the VM runs): the agent waits
+// for the device with Serial (of at least Size bytes, when Size > 0),
+// links it in /dev/disk/by-id, grows the root filesystem when it is the
+// root disk, and answers Done. A request without a Serial only removes
+// the links of disks that are gone (an unplug).
+type Disk struct {
+	// Serial is the device's serial: the disk's key.
+	Serial string `json:"serial"`
+	// Bus is "virtio-blk", "virtio-scsi" or "nvme".
+	Bus  string `json:"bus"`
+	Size int64  `json:"size,omitempty"`
+	// ReadOnly makes the guest's block device read-only (BLKROSET):
+	// QEMU refuses the writes of a read-only disk, but its NVMe
+	// controller does not tell the guest, which would only see I/O
+	// errors at write-back.
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// Mount is a 9p share the agent mounts at Path (made if missing) with
+// trans=virtio, version 9p2000.L.
+type Mount struct {
+	Tag      string `json:"tag"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
 // NIC is one network interface as the agent configures it: the device

@@ -43,6 +43,8 @@
 //	net:    NetConfig (a NIC) → Done | Error, once the interface is set up
 //	        (the device may still be appearing: the agent waits for it)
 //	state:  NetState (empty) → NetState | Error
+//	disk:   Disk → Done | Error, once the guest has the disk (plugged or
+//	        grown) and, for the root, its filesystem grew
 //
 // On channel 0 the daemon may send MsgShutdown (stop the workload and power
 // off); the agent reports the workload's end with MsgWorkloadExit.
@@ -65,11 +67,13 @@ const PortName = "org.hangar.agent"
 const ConfigPath = "/hangar/config.json"
 
 // Version is the protocol version an agent reports in Ready, a number.
-// Version 2 (VersionNet) added MsgNetConfig and MsgNetState; an older
-// agent ignores them, so the daemon does not send them to one.
+// Version 2 (VersionNet) added MsgNetConfig and MsgNetState, version 3
+// (VersionDisk) MsgDisk; an older agent ignores them, so the daemon does
+// not send them to one.
 const (
-	Version    = "2"
-	VersionNet = 2
+	Version     = "3"
+	VersionNet  = 2
+	VersionDisk = 3
 )
 
 // MaxPayload bounds one frame's payload.
@@ -105,6 +109,7 @@ const (
 	MsgWorkloadExit
 	MsgNetConfig
 	MsgNetState
+	MsgDisk
 )
 
 // Frame is one message.

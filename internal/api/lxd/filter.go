@@ -109,9 +109,13 @@ func (p *filterParser) peek() string {
 	return ""
 }
 
+// next consumes a token; past the end it gives "" and stays there, so
+// that parseFilter's check for trailing tokens stays in range.
 func (p *filterParser) next() string {
 	t := p.peek()
-	p.pos++
+	if p.pos < len(p.toks) {
+		p.pos++
+	}
 	return t
 }
 
@@ -176,7 +180,7 @@ func (p *filterParser) parseUnary() (*filter, error) {
 		return inner, nil
 	}
 	field, op, value := p.next(), p.next(), p.next()
-	if field == "" || value == "" && op == "" {
+	if field == "" || op == "" || value == "" {
 		return nil, errdefs.Invalid("filter: incomplete expression")
 	}
 	switch strings.ToLower(op) {

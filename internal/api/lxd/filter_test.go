@@ -45,7 +45,7 @@ func TestFilter(t *testing.T) {
 			t.Errorf("%q on c2 = %v", tt.expr, got)
 		}
 	}
-	for _, bad := range []string{"name", "name gt c1", "(name eq c1", "name eq c1 extra"} {
+	for _, bad := range []string{"name", "name eq", "name eq c1 and", "not", "name gt c1", "(name eq c1", "name eq c1 extra"} {
 		if _, err := parseFilter(bad); err == nil {
 			t.Errorf("%q parsed, want error", bad)
 		}

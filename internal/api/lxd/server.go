@@ -39,6 +39,7 @@ type Server struct {
 	Images    Images
 	OCI       OCIImages // nil: no registry pulls (images_oci.go)
 	Networks  Networks  // nil: no networks (networks.go)
+	Storage   Storage   // nil: no storage pools (storage.go)
 	Ops       *operation.Registry
 	Events    *event.Hub
 	Info      func() api.Server
@@ -139,13 +140,17 @@ func (s *Server) Handler() http.Handler {
 		route(rt.method+" /1.0/networks"+rt.path, s.withNetworks(rt.h))
 	}
 
+	for _, rt := range s.storageRoutes() {
+		route(rt.method+" /1.0/storage-pools"+rt.path, s.withStorage(rt.h))
+	}
+
 	// Collections hangard has none of yet list as empty, which is true
 	// and what lxc asks for during ordinary commands; everything else under
 	// them, and the parts with no honest empty answer, is a clear 501.
-	for _, c := range []string{"storage-pools", "certificates", "warnings"} {
+	for _, c := range []string{"certificates", "warnings"} {
 		route("GET /1.0/"+c, s.emptyCollection)
 	}
-	for _, c := range []string{"storage-pools", "projects", "certificates", "cluster", "warnings"} {
+	for _, c := range []string{"projects", "certificates", "cluster", "warnings"} {
 		route("/1.0/"+c, s.notYet(c))
 		route("/1.0/"+c+"/", s.notYet(c))
 	}

@@ -29,11 +29,12 @@ func (s *Server) serverInfo() api.Server {
 			info.Config[k] = v
 		}
 	}
-	if s.Networks == nil {
-		// No network manager, no network API: lxc must not think
-		// otherwise.
+	// No network or storage manager, no network or storage API: lxc must
+	// not think otherwise.
+	if s.Networks == nil || s.Storage == nil {
 		info.APIExtensions = slices.DeleteFunc(slices.Clone(info.APIExtensions), func(e string) bool {
-			return slices.Contains(api.NetworkExtensions, e)
+			return (s.Networks == nil && slices.Contains(api.NetworkExtensions, e)) ||
+				(s.Storage == nil && slices.Contains(api.StorageExtensions, e))
 		})
 	}
 	return info

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 tests of the legacy root (Spec.RootFS), kept until the core fills Root (issue 12)
+
 package container
 
 import (
@@ -487,7 +489,7 @@ func TestRecover(t *testing.T) {
 
 	// A rootfs mount runc knows nothing of (a crash between mount and run).
 	stale := mkdir(t, e.dir, "tstale", "rootfs")
-	if err := mountRootfs("", mkdir(t, e.dir, "tstale", "upper"), "", stale); err != nil {
+	if err := mountRootfs(driver.Mount{Type: "bind", Source: mkdir(t, e.dir, "tstale", "upper")}, stale); err != nil {
 		t.Fatal(err)
 	}
 
@@ -584,7 +586,9 @@ func TestRecoverNotParent(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := mountRootfs(e.rootfs, mkdir(t, bundle, "upper"), mkdir(t, bundle, "work"), filepath.Join(bundle, "rootfs")); err != nil {
+	overlay := driver.Mount{Type: "overlay", Options: []string{"lowerdir=" + e.rootfs,
+		"upperdir=" + mkdir(t, bundle, "upper"), "workdir=" + mkdir(t, bundle, "work")}}
+	if err := mountRootfs(overlay, filepath.Join(bundle, "rootfs")); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := json.Marshal(buildSpec(s, e.d.cg.path(s.ID), e.d.capsFor(s.IDMap != nil)))

@@ -2,19 +2,22 @@
 // driver.Driver (and driver.ConsoleAttacher, driver.RootOpener and
 // driver.NetworkReader): the instance service hands it a driver.Spec and
 // asks it to start, stop, freeze and inspect the container; this package owns
-// everything below that line: the writable layer, the rootfs mount, the OCI
-// bundle, runc's state, the cgroup and the console log. It never reads
-// instance config, the database or the API.
+// everything below that line: the rootfs mount, the OCI bundle, runc's
+// state, the cgroup and the console log. The root's data is storage's
+// (package storage hands over its mounts in Spec.Root); the driver mounts
+// it and never builds a root itself. It never reads instance config, the
+// database or the API.
 //
 // # On-disk layout
 //
 //	Dir/
 //	  .runc/            runc's state root (runc --root); one dir per live container
 //	  <id>/             one per instance, mode 0711 so a user-namespaced root can reach rootfs
-//	    upper/          the instance's writable layer: its data. Survives Stop; only Delete removes it
-//	    work/           overlayfs work dir
-//	    rootfs/         mount point: overlay(lower=Spec.RootFS, upper), or upper bind-mounted
+//	    rootfs/         mount point of Spec.Root's mount (an overlay, or a bind of a directory)
 //	    config.json     the OCI runtime spec of the last start (the bundle is Dir/<id>)
+//	    mounts.json     the running container's extra mounts and their mount ids (mounts.go)
+//	    upper/, work/   legacy only (Spec.RootFS, no Root): the writable layer the driver
+//	                    kept itself, overlaid on RootFS; goes once the core fills Root
 //	    console.log     PID 1's stdout and stderr
 //	    console.in      FIFO: PID 1's stdin, which PID 1 holds open read-write (console input)
 //	    console.log.1   the previous console.log chunk (see the bound below)
@@ -105,20 +108,49 @@
 // A running container's root is PID 1's root (/proc/PID/root), with the
 // mounts of its namespace under it (a tmpfs /tmp): package fsroot walks it
 // entering only data filesystems and opening only regular files. A stopped
-// container's root is a detached mount of a fresh overlay made with
-// fsopen/fsmount (an instance that never ran gets its upper/ and work/ first,
-// as Start would), nodev and nosuid, in no mount table, ending with its file.
-// The service never mounts a stopped layer twice: it holds the instance's
-// lock while the root is open.
+// container's root is a detached mount of its Root mount: a fresh overlay
+// made with fsopen/fsmount, or an open_tree clone of a bound directory,
+// nodev and nosuid, in no mount table, ending with its file. The service
+// never mounts a stopped layer twice: it holds the instance's lock while the
+// root is open.
+//
+// # Extra mounts and hot plug (mounts.go)
+//
+// Spec.Mounts (disk devices) are recursive binds runc makes at their
+// destinations, "ro" when read-only, keeping the source mount's flags a
+// user namespace may not clear. An id-shifted one (Shift) in an
+// unprivileged container is an idmapped mount, which runc 1.1 cannot make:
+// such a start is `runc create`, then the driver mounts them as a hot
+// attach does (PID 1 is runc's init, blocked on its exec FIFO with every
+// mount of the spec made), then `runc start`. AttachMount clones the source
+// on the host (open_tree), sets read-only and the idmap of PID 1's user
+// namespace on the detached tree (mount_setattr), makes the destination
+// inside the container from /proc/PID/root (openat2 RESOLVE_IN_ROOT, so no
+// symlink of the container leads out; missing directories owned by its
+// root), and move_mounts the tree there from a throwaway thread that
+// joined PID 1's mount namespace. Each extra mount's unique mount id is
+// recorded (mounts.json), so DetachMount unmounts exactly that mount, and
+// a restarted daemon still can. They live as long as the mount namespace:
+// nothing of them is on the host.
+//
+// # Block I/O (blkio.go)
+//
+// Limits.BlockIO are throttles in the runtime spec at start and written to
+// blkio.throttle.*_device (v1) or io.max (v2) by UpdateLimits;
+// DiskPriority is a weight (priority×100, as LXD) the driver writes after
+// runc made the cgroup, skipped with one warning where the host has no
+// weight file.
 //
 // # Invariants
 //
 //   - A failed Start leaves nothing behind: no process (PID 1 is killed and
 //     reaped), no runc state, cgroup or mount, no rootfs/work dirs, and no
-//     Dir/<id> if it did not exist. An upper dir that existed is kept: it is
-//     the instance's data.
+//     Dir/<id> if it did not exist. A legacy upper dir that existed is kept:
+//     it is the instance's data.
 //   - Stop returns once PID 1 is reaped, and runc state, cgroup and rootfs
-//     mount are gone. upper survives.
+//     mount are gone. The root's data survives.
+//   - Delete removes Dir/<id> only once nothing is mounted under it: it
+//     never reaches into storage's volumes.
 //   - State never runs runc: it reads the tracked pid and the cgroup files,
 //     kept open per running container (five descriptors) so a State is five
 //     preads, about 10µs.

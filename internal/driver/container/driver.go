@@ -79,6 +79,8 @@ type Driver struct {
 
 	consoleMu sync.Mutex // serialises console rotation, reads and clears
 
+	weightWarn sync.Once // the warning that the host has no block I/O weight
+
 	stopLoop chan struct{}
 	loopDone chan struct{}
 }
@@ -96,6 +98,9 @@ type instance struct {
 	done       chan struct{} // closed once the exit is handled and cleaned up
 	freezeMu   sync.Mutex    // serialises freezes and thaws
 	ifaces     ifaceCache    // its network interfaces (network.go)
+
+	mountsMu sync.Mutex             // serialises attaches and detaches
+	mounts   map[string]mountRecord // extra mounts by destination (mounts.go)
 }
 
 // New returns a Driver. It makes the calling process a child subreaper, so
@@ -288,9 +293,13 @@ func (d *Driver) runcDelete(ctx context.Context, id string) error {
 }
 
 // cleanupRun removes what a run leaves once its PID 1 is gone: runc state,
-// cgroup and the rootfs mount. The upper layer and console log stay.
+// cgroup, the rootfs mount and the record of extra mounts (they went with
+// the mount namespace). The root's data and the console log stay.
 func (d *Driver) cleanupRun(ctx context.Context, id string) error {
 	var errs []error
+	if err := os.Remove(filepath.Join(d.instanceDir(id), mountsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	if err := d.runcDelete(ctx, id); err != nil {
 		errs = append(errs, err)
 	}

@@ -124,6 +124,7 @@ func (d *Driver) adopt(id string) (*instance, error) {
 		pidfd:     pidfd,
 		stats:     openStats(d.cg.files(id)),
 		done:      make(chan struct{}),
+		mounts:    d.loadMounts(id),
 	}
 	d.mu.Lock()
 	if d.closed {

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hangar-dev/hangar/internal/driver"
-	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 var _ driver.RootOpener = (*Driver)(nil)
@@ -26,17 +25,18 @@ var errNotMounted = errors.New("rootfs is not mounted")
 const rootAttrs = unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOSUID
 
 // OpenRoot returns the container's root filesystem: while it runs, its
-// root as its processes see it (openLiveRoot); else a detached mount of a
-// fresh overlay of spec.RootFS and the writable layer (or the layer
-// alone). Detached mounts live exactly as long as their file and are in no
-// mount table, so a crashed daemon leaves no mount behind.
+// root as its processes see it (openLiveRoot); else a detached mount of
+// the root storage made (spec.Root: a fresh overlay, or a bind of a
+// directory). Detached mounts live exactly as long as their file and are
+// in no mount table, so a crashed daemon leaves no mount behind.
 func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, error) {
 	id := spec.ID
 	if err := validID(id); err != nil {
 		return nil, fmt.Errorf("open root of %s: %w", id, err)
 	}
-	if strings.ContainsAny(spec.RootFS, ",:\\") {
-		return nil, fmt.Errorf("open root of %s: %w", id, errdefs.Invalid("root filesystem path %q contains one of , : \\", spec.RootFS))
+	m, legacy, err := d.rootMount(spec)
+	if err != nil {
+		return nil, fmt.Errorf("open root of %s: %w", id, err)
 	}
 	if in := d.lookup(id); in != nil {
 		f, err := d.openLiveRoot(in)
@@ -48,7 +48,12 @@ func (d *Driver) OpenRoot(ctx context.Context, spec driver.Spec) (*os.File, erro
 		}
 		// It exited since the lookup; its layer is free to mount.
 	}
-	f, err := d.mountRoot(spec)
+	if legacy {
+		if err := prepareLayer(d.instanceDir(id), spec.IDMap); err != nil {
+			return nil, fmt.Errorf("open root of %s: %w", id, err)
+		}
+	}
+	f, err := mountDetachedRoot(m, d.rootfsDir(id))
 	if err != nil {
 		return nil, fmt.Errorf("open root of %s: %w", id, err)
 	}
@@ -74,76 +79,72 @@ func (d *Driver) openLiveRoot(in *instance) (*os.File, error) {
 	return os.NewFile(uintptr(fd), "root"), nil
 }
 
-// mountRoot mounts a stopped container's root for the caller alone.
-func (d *Driver) mountRoot(spec driver.Spec) (*os.File, error) {
-	dir := d.instanceDir(spec.ID)
-	upper := filepath.Join(dir, "upper")
-	work := filepath.Join(dir, "work")
-	if err := prepareLayer(dir, spec.IDMap); err != nil {
-		return nil, err
+// mountDetachedRoot mounts a stopped container's root m (checked) for
+// the caller alone: a detached mount, nodev and nosuid, named name.
+func mountDetachedRoot(m driver.Mount, name string) (*os.File, error) {
+	attrs := uint64(rootAttrs)
+	if m.ReadOnly {
+		attrs |= unix.MOUNT_ATTR_RDONLY
 	}
-	if spec.RootFS == "" {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, upper, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if m.Type == "bind" {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 		if err != nil {
-			return nil, fmt.Errorf("bind %s: %w", upper, err)
+			return nil, fmt.Errorf("bind %s: %w", m.Source, err)
 		}
-		if err := setRootAttrs(fd); err != nil {
+		attr := unix.MountAttr{Attr_set: attrs}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
 			unix.Close(fd)
-			return nil, err
+			return nil, fmt.Errorf("make root nodev,nosuid: %w", err)
 		}
-		return os.NewFile(uintptr(fd), upper), nil
+		return os.NewFile(uintptr(fd), m.Source), nil
 	}
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("open overlay filesystem context: %w", err)
 	}
 	defer unix.Close(fsfd)
-	for _, kv := range [][2]string{{"lowerdir", spec.RootFS}, {"upperdir", upper}, {"workdir", work}} {
-		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
-			return nil, fmt.Errorf("overlay %s=%s: %w", kv[0], kv[1], err)
+	for _, o := range m.Options {
+		if k, v, ok := strings.Cut(o, "="); ok {
+			err = unix.FsconfigSetString(fsfd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fsfd, o)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("overlay option %s: %w", o, err)
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return nil, fmt.Errorf("create overlay of %s: %w", spec.RootFS, err)
+		return nil, fmt.Errorf("create overlay (%s): %w", strings.Join(m.Options, ","), err)
 	}
-	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, rootAttrs)
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, int(attrs))
 	if err != nil {
-		return nil, fmt.Errorf("mount overlay of %s: %w", spec.RootFS, err)
+		return nil, fmt.Errorf("mount overlay (%s): %w", strings.Join(m.Options, ","), err)
 	}
-	return os.NewFile(uintptr(fd), filepath.Join(dir, "rootfs")), nil
+	return os.NewFile(uintptr(fd), name), nil
 }
 
-// prepareLayer makes the instance dir, its writable layer and overlay work
-// dir when missing (an instance that never ran has none), as Start would.
+// prepareLayer makes the instance dir, its legacy writable layer and
+// overlay work dir when missing (an instance that never ran has none), for
+// Start and OpenRoot alike. The root of the merged tree takes its owner
+// from upper: it is made the container's root at every call, so that root
+// owns "/" in a user namespace (whose map may have changed since).
 func prepareLayer(dir string, m *driver.IDMap) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
 	upper := filepath.Join(dir, "upper")
-	err := os.Mkdir(upper, 0o755)
-	switch {
-	case err == nil:
-		// The merged root takes its owner from upper: the container's root.
-		var rootID int
-		if m != nil {
-			rootID = int(m.HostID)
-		}
-		if err := os.Lchown(upper, rootID, rootID); err != nil {
-			return err
-		}
-	case !errors.Is(err, os.ErrExist):
+	if err := os.Mkdir(upper, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	var rootID int
+	if m != nil {
+		rootID = int(m.HostID)
+	}
+	if err := os.Lchown(upper, rootID, rootID); err != nil {
 		return err
 	}
 	if err := os.Mkdir(filepath.Join(dir, "work"), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
-	}
-	return nil
-}
-
-func setRootAttrs(fd int) error {
-	attr := unix.MountAttr{Attr_set: rootAttrs}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-		return fmt.Errorf("make root nodev,nosuid: %w", err)
 	}
 	return nil
 }

@@ -252,6 +252,7 @@ func resources(l driver.Limits) *specs.LinuxResources {
 	if l.Processes > 0 {
 		r.Pids = &specs.LinuxPids{Limit: i64(l.Processes)}
 	}
+	r.BlockIO = blockIO(l)
 	return r
 }
 

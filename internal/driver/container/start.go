@@ -20,6 +20,14 @@ import (
 )
 
 // Start runs the container and returns the host pid of its PID 1.
+//
+// Its root is spec.Root's mount (storage's), mounted on Dir/<id>/rootfs.
+// Its extra mounts (spec.Mounts) are binds runc makes, but for id-shifted
+// ones in a user namespace: runc 1.1 has no idmapped mounts, so the
+// driver makes those itself, between `runc create` and `runc start` (PID
+// 1 is runc's init waiting on its exec FIFO, its mounts done), through
+// the hot-attach path (AttachMount). Only such a start costs a second
+// runc; any other is one `runc run --detach`.
 func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	id := spec.ID
 	if err := validID(id); err != nil {
@@ -28,8 +36,19 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if len(spec.Args) == 0 {
 		return 0, fmt.Errorf("start %s: %w", id, errdefs.Invalid("no command to run"))
 	}
-	if strings.ContainsAny(spec.RootFS, ",:\\") {
-		return 0, fmt.Errorf("start %s: %w", id, errdefs.Invalid("root filesystem path %q contains one of , : \\", spec.RootFS))
+	root, legacy, err := d.rootMount(spec)
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", id, err)
+	}
+	extra, err := checkMounts(spec.Mounts)
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", id, err)
+	}
+	if err := checkBlockIO(spec.Limits); err != nil {
+		return 0, fmt.Errorf("start %s: %w", id, err)
+	}
+	if len(spec.Limits.BlockIO) > 0 && d.blkioDir(id) == "" {
+		return 0, fmt.Errorf("start %s: %w", id, errdefs.Invalid("block I/O limits: the blkio cgroup controller is not mounted"))
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("start %s: %w", id, errors.Join(errdefs.ErrCancelled, err))
@@ -44,13 +63,13 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		return 0, fmt.Errorf("start %s: %w", id, errdefs.Conflict("instance is already running"))
 	}
 
-	s := &starter{d: d, spec: spec, id: id, dir: d.instanceDir(id)}
+	s := &starter{d: d, spec: spec, id: id, dir: d.instanceDir(id), root: root, legacy: legacy, extra: extra}
 	// Before anything is created: there is nothing to roll back if this
 	// fails, and a live container's rootfs must not be touched.
 	if err := s.clearStaleRuncState(); err != nil {
 		return 0, fmt.Errorf("start %s: %w", id, err)
 	}
-	pid, err := s.start()
+	pid, err := s.start(ctx)
 	if err != nil {
 		cctx, cancel := detached(ctx)
 		defer cancel()
@@ -66,10 +85,13 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 // starter is one Start: what it did so far, so a failure undoes exactly
 // that.
 type starter struct {
-	d    *Driver
-	spec driver.Spec
-	id   string
-	dir  string
+	d      *Driver
+	spec   driver.Spec
+	id     string
+	dir    string
+	root   driver.Mount // checked
+	legacy bool         // root is the driver's own layer (rootMount)
+	extra  []extraMount // checked
 
 	dirExisted   bool
 	upperExisted bool
@@ -79,43 +101,32 @@ type starter struct {
 	pidfd        *os.File // and its pidfd, once opened
 }
 
-func (s *starter) start() (int, error) {
+func (s *starter) start(ctx context.Context) (int, error) {
 	d := s.d
-	upper := filepath.Join(s.dir, "upper")
-	work := filepath.Join(s.dir, "work")
 	rootfs := filepath.Join(s.dir, "rootfs")
+	userns := s.spec.IDMap != nil
 
 	if _, err := os.Lstat(s.dir); err == nil {
 		s.dirExisted = true
 	}
-	if _, err := os.Lstat(upper); err == nil {
-		s.upperExisted = true
-	}
-	if err := os.MkdirAll(s.dir, 0o711); err != nil {
-		return 0, err
-	}
-	if err := os.Mkdir(upper, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return 0, err
-	}
-	for _, p := range []string{work, rootfs} {
-		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if s.legacy {
+		if _, err := os.Lstat(filepath.Join(s.dir, "upper")); err == nil {
+			s.upperExisted = true
+		}
+		if err := prepareLayer(s.dir, s.spec.IDMap); err != nil {
 			return 0, err
 		}
+	} else if err := os.MkdirAll(s.dir, 0o711); err != nil {
+		return 0, err
 	}
-	// The root of the merged tree takes its owner from upper: make it the
-	// container's root, so that root owns "/" in a user namespace.
-	var rootID uint32
-	if s.spec.IDMap != nil {
-		rootID = s.spec.IDMap.HostID
-	}
-	if err := os.Lchown(upper, int(rootID), int(rootID)); err != nil {
+	if err := os.Mkdir(rootfs, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return 0, err
 	}
 	// A mount left by a crash would hide the new one.
 	if err := unmountAll(rootfs); err != nil {
 		return 0, err
 	}
-	if err := mountRootfs(s.spec.RootFS, upper, work, rootfs); err != nil {
+	if err := mountRootfs(s.root, rootfs); err != nil {
 		return 0, err
 	}
 	s.mounted = true
@@ -125,12 +136,23 @@ func (s *starter) start() (int, error) {
 			return 0, err
 		}
 	}
-	cfg, err := json.Marshal(buildSpec(s.spec, d.cg.path(s.spec.ID), d.capsFor(s.spec.IDMap != nil)))
+	rs := buildSpec(s.spec, d.cg.path(s.spec.ID), d.capsFor(userns))
+	rs.Root.Readonly = s.root.ReadOnly
+	rs.Mounts = append(rs.Mounts, specMounts(s.extra, userns)...)
+	cfg, err := json.Marshal(rs)
 	if err != nil {
 		return 0, err
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, "config.json"), cfg, 0o600); err != nil {
 		return 0, err
+	}
+	var byRunc, byDriver []extraMount
+	for _, m := range s.extra {
+		if m.attachedAtStart(userns) {
+			byDriver = append(byDriver, m)
+		} else {
+			byRunc = append(byRunc, m)
+		}
 	}
 
 	console, logStart, err := d.openConsole(s.id)
@@ -143,12 +165,16 @@ func (s *starter) start() (int, error) {
 	// its second state load. With no terminal and -d, runc hands its own
 	// stdio to PID 1 ("pass-through"), so the console file is written by
 	// the container directly and no process of ours stays per container.
+	// `runc create` does the same, leaving PID 1 to a later `runc start`.
 	// Not bound to ctx: killing runc half-way would orphan its init
 	// processes; the whole exec takes tens of milliseconds.
 	pidFile := filepath.Join(s.dir, "init.pid")
 	os.Remove(pidFile)
-	cmd := exec.Command(d.runcPath, "--root", d.runcRoot, "run", "--detach",
-		"--bundle", s.dir, "--pid-file", pidFile, s.id)
+	args := []string{"--root", d.runcRoot, "run", "--detach"}
+	if len(byDriver) > 0 {
+		args = []string{"--root", d.runcRoot, "create"}
+	}
+	cmd := exec.Command(d.runcPath, append(args, "--bundle", s.dir, "--pid-file", pidFile, s.id)...)
 	cmd.Stdout = console
 	cmd.Stderr = console
 	consoleIn, err := d.openConsoleInput(s.id)
@@ -160,7 +186,7 @@ func (s *starter) start() (int, error) {
 	s.ranRunc = true
 	if err := cmd.Run(); err != nil {
 		// runc's stderr is the console: its message is what it appended.
-		return 0, fmt.Errorf("runc run: %w: %s", err, consoleTail(console.Name(), logStart))
+		return 0, fmt.Errorf("runc %s: %w: %s", args[2], err, consoleTail(console.Name(), logStart))
 	}
 
 	b, err := os.ReadFile(pidFile)
@@ -191,9 +217,37 @@ func (s *starter) start() (int, error) {
 		startTime:  st.startTime,
 		pidfd:      pidfd,
 		stopSignal: s.spec.StopSignal,
-		stats:      openStats(d.cg.files(s.id)),
 		done:       make(chan struct{}),
+		mounts:     map[string]mountRecord{},
 	}
+	if err := recordStartMounts(in, byRunc); err != nil {
+		// PID 1 may have exited already (a short command): the run is
+		// still a run, its exit reported; only a detach of these mounts
+		// while it runs would find nothing to unmount.
+		d.log.Warn("record extra mounts", "id", s.id, "err", err)
+	}
+	for _, m := range byDriver {
+		mid, err := attachMount(in, m)
+		if err != nil {
+			return 0, fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
+		}
+		in.mounts[m.Destination] = mountRecord{Destination: m.Destination, Name: m.Name, MntID: mid}
+	}
+	if len(in.mounts) > 0 {
+		if err := d.saveMounts(in); err != nil {
+			return 0, err
+		}
+	}
+	if err := d.applyWeight(s.id, s.spec.Limits.DiskPriority, false); err != nil {
+		return 0, err
+	}
+	if len(byDriver) > 0 {
+		if _, err := d.runc(context.WithoutCancel(ctx), "start", s.id); err != nil {
+			return 0, err
+		}
+	}
+
+	in.stats = openStats(d.cg.files(s.id))
 	d.mu.Lock()
 	if d.closed || d.insts[s.id] != nil {
 		d.mu.Unlock()
@@ -230,7 +284,8 @@ func (s *starter) clearStaleRuncState() error {
 
 // rollback undoes a failed start: kill and reap PID 1 if it ran, delete
 // runc's state and cgroup, unmount, and remove what this start created.
-// upper is kept if it existed: it is the instance's data.
+// A legacy upper is kept if it existed: it is the instance's data. Extra
+// mounts the driver made went with PID 1's mount namespace.
 func (s *starter) rollback(ctx context.Context) error {
 	var errs []error
 	if s.pidfd == nil && s.pid > 0 {
@@ -276,9 +331,12 @@ func (s *starter) rollback(ctx context.Context) error {
 		}
 		return errors.Join(errs...)
 	}
-	rm := []string{"rootfs", "work", "config.json", "console.in"}
-	if !s.upperExisted {
-		rm = append(rm, "upper")
+	rm := []string{"rootfs", "config.json", "console.in", mountsFile}
+	if s.legacy {
+		rm = append(rm, "work")
+		if !s.upperExisted {
+			rm = append(rm, "upper")
+		}
 	}
 	for _, name := range rm {
 		if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {

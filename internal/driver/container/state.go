@@ -73,7 +73,7 @@ func detectCgroups() (cgroupLayout, error) {
 		}
 		for _, opt := range strings.Split(sf[2], ",") {
 			switch opt {
-			case "freezer", "pids", "memory", "cpuacct":
+			case "freezer", "pids", "memory", "cpuacct", "blkio": // blkio is optional
 				if _, dup := l.v1[opt]; !dup {
 					l.v1[opt] = v1Mount{point: unescapeMountinfo(pf[4]), root: unescapeMountinfo(pf[3])}
 				}

@@ -13,9 +13,14 @@ import (
 // UpdateLimits rewrites a running container's cgroup limits with `runc
 // update`, so `config set limits.memory` takes effect at once, as in LXD.
 // Every limit is written, zero meaning "none", so a removed key lifts its
-// limit rather than leaving the old one in place.
+// limit rather than leaving the old one in place. Block I/O limits, which
+// runc update cannot lift, are written to the cgroup files directly, after
+// runc's (which rewrites the start's throttles).
 func (d *Driver) UpdateLimits(ctx context.Context, id string, l driver.Limits) error {
 	if err := validID(id); err != nil {
+		return fmt.Errorf("update %s: %w", id, err)
+	}
+	if err := checkBlockIO(l); err != nil {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
 	if d.lookup(id) == nil {
@@ -46,6 +51,12 @@ func (d *Driver) UpdateLimits(ctx context.Context, id string, l driver.Limits) e
 		"--cpuset-cpus", cpus,
 		id)
 	if err != nil {
+		return fmt.Errorf("update %s: %w", id, err)
+	}
+	if err := d.applyThrottles(id, l); err != nil {
+		return fmt.Errorf("update %s: %w", id, err)
+	}
+	if err := d.applyWeight(id, l.DiskPriority, true); err != nil {
 		return fmt.Errorf("update %s: %w", id, err)
 	}
 	return nil

@@ -120,19 +120,3 @@ func TestVersionLess(t *testing.T) {
 		t.Fatal("6.10 sorted before 6.9")
 	}
 }
-
-func TestDiskSize(t *testing.T) {
-	tests := []struct {
-		used, inodes, min, max int64
-	}{
-		{0, 0, 1 << 30, 2 << 30},
-		{10 << 20, 100, 1 << 30, 2 << 30},
-		{4 << 30, 100000, 8 << 30, 9 << 30},
-	}
-	for _, tt := range tests {
-		got := diskSize(tt.used, tt.inodes)
-		if got < tt.min || got > tt.max || got%(1<<20) != 0 {
-			t.Errorf("diskSize(%d, %d) = %d, want a MiB multiple in [%d, %d]", tt.used, tt.inodes, got, tt.min, tt.max)
-		}
-	}
-}

@@ -1,113 +1,83 @@
+//lint:file-ignore SA1019 this file is the deprecated root path, which goes with Spec.RootFS and Spec.Disk
+
 package qemu
 
 import (
 	"context"
-	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/vmdisk"
 )
 
-// The root disk of a VM booted from an OCI image is two files:
-//
-//   - a base ext4 image of the image's unpacked root filesystem, built
-//     once per image with `mkfs.ext4 -d` (which copies a directory tree
-//     into a new filesystem from user space: no loop device, no mount) and
-//     shared read-only by every VM of that image;
-//   - a per-instance qcow2 overlay backed by it, which takes the VM's
-//     writes and is the instance's data.
-//
-// The base is sized with room to grow (the guest sees the ext4's size as
-// its disk); a sparse file costs only what is written.
+// The deprecated root path: a spec without Root.Disk (Spec.RootFS, an
+// image's tree, or Spec.Disk, a cloud image) gets a root disk the driver
+// makes itself, once, in the instance's directory (root.qcow2): a qcow2
+// overlay over a shared base, an ext4 image of the tree built with
+// `mkfs.ext4 -d` (Dir/.cache/disk-<hash>.ext4) or the cloud image's file
+// pinned by a hard link (Dir/.cache/image-<hash>.<fmt>, efi.go). Storage
+// makes roots with the same package (vmdisk) on the instance's pool; this
+// path and the .cache go once the service hands every VM its root disk
+// (issue 12).
 
-// diskSize is the base ext4's size for a tree of used bytes and inodes:
-// the tree, its metadata, and as much free space again (at least 1 GiB).
-func diskSize(used, inodes int64) int64 {
-	meta := inodes*256 + 64<<20 // inode tables, journal, bitmaps
-	free := max(used, 1<<30)
-	size := used + meta + free
-	const mib = 1 << 20
-	return (size + mib - 1) / mib * mib
-}
-
-// treeUsage sums a tree's file sizes and counts its entries.
-func treeUsage(root string) (used, inodes int64, err error) {
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// legacyRoot makes the deprecated root overlay at overlay unless it is
+// there already (it is the instance's data).
+func (d *Driver) legacyRoot(ctx context.Context, spec driver.Spec, paths toolPaths, overlay string) error {
+	if _, err := os.Stat(overlay); err == nil {
+		return nil
+	}
+	qemuImg, err := tool(d.cfg.QEMUImg, "qemu-img")
+	if err != nil {
+		return err
+	}
+	if spec.Disk != nil {
+		if spec.Disk.Format != "qcow2" && spec.Disk.Format != "raw" {
+			return errdefs.Invalid("disk image format %q: qcow2 or raw", spec.Disk.Format)
+		}
+		base, err := d.pinDisk(spec.Disk.Path, spec.Disk.Format)
 		if err != nil {
 			return err
 		}
-		inodes++
-		if d.Type().IsRegular() {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			used += (info.Size() + 4095) / 4096 * 4096
-		} else {
-			used += 4096
-		}
-		return nil
-	})
-	return used, inodes, err
-}
-
-// buildBaseDisk makes the ext4 image of root at dst (atomically: a partial
-// image is never left at dst).
-func buildBaseDisk(ctx context.Context, mkfs, root, dst string) error {
-	used, inodes, err := treeUsage(root)
-	if err != nil {
-		return fmt.Errorf("measure %s: %w", root, err)
+		return vmdisk.CreateOverlay(ctx, qemuImg, base, spec.Disk.Format, overlay, 0)
 	}
-	tmp := dst + ".tmp"
-	_ = os.Remove(tmp)
-	f, err := os.Create(tmp)
+	mkfs, err := tool(d.cfg.Mkfs, "mkfs.ext4")
 	if err != nil {
 		return err
 	}
-	size := diskSize(used, inodes)
-	if err := f.Truncate(size); err != nil {
-		f.Close()
-		os.Remove(tmp)
+	base, err := d.baseDisk(ctx, mkfs, spec.RootFS)
+	if err != nil {
 		return err
 	}
-	f.Close()
-	// Enough inodes for the tree and then some; lazy init keeps mkfs from
-	// writing the tables the guest fills in later.
-	cmd := exec.CommandContext(ctx, mkfs, "-q", "-F", "-t", "ext4",
-		"-N", strconv.FormatInt(max(inodes*2, 65536), 10),
-		"-E", "lazy_itable_init=1,lazy_journal_init=1",
-		"-L", "hangar-root", "-d", root, tmp)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("mkfs.ext4 -d %s: %v: %s", root, err, strings.TrimSpace(string(out)))
-	}
-	if err := os.Chmod(tmp, 0o444); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return vmdisk.CreateOverlay(ctx, qemuImg, base, "raw", overlay, 0)
 }
 
-// createOverlay makes the instance's writable qcow2 layer over base.
-func createOverlay(ctx context.Context, qemuImg, base, baseFormat, dst string) error {
-	tmp := dst + ".tmp"
-	_ = os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", "qcow2",
-		"-b", base, "-F", baseFormat, tmp)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("qemu-img create: %v: %s", err, strings.TrimSpace(string(out)))
+// baseDisk returns the shared ext4 image of an image's root tree, building
+// it on first use (mode 0444: QEMU only ever opens it as a backing file).
+// The tree's path is content-addressed (the image fingerprint is in it),
+// so it names the disk.
+func (d *Driver) baseDisk(ctx context.Context, mkfs, root string) (string, error) {
+	d.diskMu.Lock()
+	defer d.diskMu.Unlock()
+	dst := filepath.Join(d.cfg.Dir, ".cache", "disk-"+hashOf([]byte(root))+".ext4")
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return err
+	start := time.Now()
+	build := dst + ".build"
+	if err := vmdisk.BuildExt4(ctx, mkfs, root, build, 0); err != nil {
+		return "", err
 	}
-	return nil
+	if err := os.Chmod(build, 0o444); err != nil {
+		os.Remove(build)
+		return "", err
+	}
+	if err := os.Rename(build, dst); err != nil {
+		os.Remove(build)
+		return "", err
+	}
+	d.log.Info("built base disk", "root", root, "disk", dst, "took", time.Since(start))
+	return dst, nil
 }

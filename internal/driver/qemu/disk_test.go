@@ -5,64 +5,55 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
 func vmagentConfigForTest() vmagent.Config {
-	return vmagent.Config{Args: []string{"/bin/sh"}, RootDevice: "/dev/vda", RootFSType: "ext4"}
+	return vmagent.Config{Args: []string{"/bin/sh"}, Root: &vmagent.Disk{Serial: "root", Bus: "virtio-blk"}, RootFSType: "ext4"}
 }
 
-// TestBuildBaseDisk builds an ext4 image of a tree with mkfs.ext4 -d and
-// reads it back with debugfs: no mount is involved either way.
-func TestBuildBaseDisk(t *testing.T) {
+// TestBaseDisk: the deprecated path's shared base disk is built once per
+// tree, read-only, and found again.
+func TestBaseDisk(t *testing.T) {
 	mkfs, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
 		t.Skip("mkfs.ext4 not installed (e2fsprogs)")
-	}
-	debugfs, err := exec.LookPath("debugfs")
-	if err != nil {
-		t.Skip("debugfs not installed (e2fsprogs)")
 	}
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "etc/hostname"), []byte("from-the-image\n"), 0o644); err != nil {
+	d, err := New(Config{Dir: filepath.Join(dir, "vms")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(filepath.Join(root, "etc/hostname"), 1234, 5678); err != nil {
+	ctx := context.Background()
+	base, err := d.baseDisk(ctx, mkfs, root)
+	if err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(dir, "base.ext4")
-	if err := buildBaseDisk(context.Background(), mkfs, root, dst); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dst + ".tmp"); !os.IsNotExist(err) {
-		t.Fatal("the temporary image was left behind")
-	}
-	st, err := os.Stat(dst)
+	st, err := os.Stat(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Mode().Perm() != 0o444 {
 		t.Fatalf("base disk mode %v: want read-only", st.Mode())
 	}
-	out, err := exec.Command(debugfs, "-R", "cat /etc/hostname", dst).Output()
-	if err != nil || string(out) != "from-the-image\n" {
-		t.Fatalf("debugfs cat: %q %v", out, err)
+	again, err := d.baseDisk(ctx, mkfs, root)
+	if err != nil || again != base {
+		t.Fatalf("second base disk %q %v, want %q", again, err, base)
 	}
-	out, _ = exec.Command(debugfs, "-R", "stat /etc/hostname", dst).Output()
-	if !strings.Contains(string(out), "User:  1234") || !strings.Contains(string(out), "Group:  5678") {
-		t.Fatalf("owner not kept:\n%s", out)
+	if st2, _ := os.Stat(again); !os.SameFile(st, st2) {
+		t.Fatal("the base disk was built again")
 	}
-	if err := buildBaseDisk(context.Background(), mkfs, filepath.Join(dir, "missing"), filepath.Join(dir, "bad.ext4")); err == nil {
-		t.Fatal("a missing tree built a disk")
+	if _, err := d.baseDisk(ctx, mkfs, filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("a missing tree built a base disk")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "bad.ext4.tmp")); !os.IsNotExist(err) {
-		t.Fatal("a failed build left a file")
+	left, _ := filepath.Glob(filepath.Join(dir, "vms", ".cache", "*.build*"))
+	if len(left) != 0 {
+		t.Fatalf("a failed build left %v", left)
 	}
 }

@@ -1,36 +1,66 @@
 // Package qemu runs virtual machines with QEMU. It implements
 // driver.Driver (and driver.Stateful, driver.GuestFiles,
-// driver.NetworkReader, and AttachNIC/DetachNIC): the instance
-// service hands it a driver.Spec and asks it to start, stop, pause and
-// inspect the VM; this package owns everything below that line: the root
-// disk, the initramfs, the QEMU process, its cgroup, its QMP monitor and
-// the connection to the guest agent. It never reads instance config, the
+// driver.NetworkReader, driver.DiskHotplugger, driver.DiskResizer, and
+// AttachNIC/DetachNIC): the instance service hands it a driver.Spec and
+// asks it to start, stop, pause and inspect the VM; this package owns
+// everything below that line: the initramfs, the QEMU process, its
+// cgroup, its QMP monitor and the connection to the guest agent. The root
+// disk is storage's (package storage makes it on the instance's pool,
+// with package vmdisk): the driver boots it and never builds one, but for
+// the deprecated path below. It never reads instance config, the
 // database or the API.
 //
-// # Booting an OCI image (or any root-tree image) as a VM
+// # Booting a root disk
 //
-// The image's unpacked tree (Spec.RootFS, not id-shifted) becomes an ext4
-// image with `mkfs.ext4 -d` (no loop device, no mount), built once per
-// image and shared read-only (Dir/.cache/disk-<hash>.ext4); each instance
-// writes to its own qcow2 overlay backed by it (root.qcow2). The kernel is
-// the host's: Config.Kernel (hangard --vm-kernel), else the newest
+// Spec.Root.Disk is the instance's own writable root disk (qcow2 or raw,
+// a file or a block device). With Spec.Root.Firmware it is a cloud
+// image's copy that UEFI firmware boots (efi.go, below); otherwise it
+// holds an ext4 root filesystem (an image's tree, labelled hangar-root)
+// that the host's kernel and hangar's agent boot. The kernel is the
+// host's: Config.Kernel (hangard --vm-kernel), else the newest
 // /boot/vmlinuz-* (Debian's linux-image-amd64), with its modules from
 // /lib/modules/VERSION. The initramfs is built in Go (a cpio "newc"
 // writer, no external tool): hangar-agent as /init plus the modules it
-// needs to reach the disk, the port and the network (virtio transports,
-// virtio_blk, virtio_console, ext4, virtio_net and their dependencies,
-// resolved from modules.dep, decompressed when the kernel ships them
-// compressed). That archive is shared; each start appends a second, tiny
-// archive holding the agent's configuration (entrypoint, env, cwd,
-// uid/gid, hostname, NICs), which the kernel unpacks over the first.
+// needs to reach the disks, the shares, the port and the network (virtio
+// transports, virtio_blk, virtio_scsi and sd_mod, nvme, virtio_console,
+// ext4, 9p, virtio_net and their dependencies, resolved from modules.dep,
+// decompressed when the kernel ships them compressed). That archive is
+// shared; each start appends a second, tiny archive holding the agent's
+// configuration (entrypoint, env, cwd, uid/gid, hostname, NICs, the
+// root's and the extra disks' serials, the shares), which the kernel
+// unpacks over the first.
 //
-// The agent (cmd/hangar-agent) loads the modules with finit_module, mounts
-// the disk and moves into it, sets up the network (below), runs the entrypoint with its stdout and
-// stderr on the serial console (console.log: the console log), reaps
+// Deprecated, until the service hands every VM its root from storage: a
+// spec with Spec.RootFS (an image's unpacked tree) or Spec.Disk (a cloud
+// image) and no Root.Disk gets a root disk the driver makes (disk.go): a
+// qcow2 overlay in the instance's directory (root.qcow2) over an ext4
+// image of the tree built once per image (Dir/.cache/disk-<hash>.ext4),
+// or over the cloud image's file pinned in Dir/.cache.
+//
+// The agent (cmd/hangar-agent) loads the modules with finit_module, finds
+// the root disk by its serial, mounts it and grows its ext4 to the disk's
+// size (storage grows the disk for a root `size`), moves into it, waits
+// for the extra disks and links them in /dev/disk/by-id, mounts the 9p
+// shares, sets up the network (below), runs the entrypoint with its stdout
+// and stderr on the serial console (console.log: the console log), reaps
 // orphans as PID 1, and serves the daemon over a virtio-serial port
 // (protocol in package vmagent). When the entrypoint exits the agent
 // powers the VM off, so a VM ends like a container whose PID 1 exits; the
 // exit code reaches the daemon before the power-off.
+//
+// # Disks and shares (disks.go, diskplug.go, shares.go)
+//
+// The root and Spec.Disks are -blockdev nodes (with a throttle group for
+// Disk.Limits) under a virtio-blk, virtio-scsi or nvme device
+// (Disk.Bus), each with the disk's key as serial. Extra virtio-blk and
+// nvme disks sit on PCIe root ports of their own, with 4 spare, so disks
+// plug and unplug while the VM runs (QMP blockdev-add + device_add;
+// device_del + DEVICE_DELETED + blockdev-del); ResizeDisk grows a disk
+// (block_resize) and, for the root, the agent grows its filesystem. Where
+// each disk is is kept in vm.json, for a restore. Spec.Mounts are 9p
+// shares (virtiofsd is not on this Debian), fixed for the VM's run: QEMU
+// cannot add an fsdev to a running VM, and cannot save (Standby) a VM
+// whose 9p share is mounted.
 //
 // The machine is "microvm" by default (no firmware, virtio over MMIO: the
 // fastest boot; the kernel is told the TSC frequency, tsc_early_khz,
@@ -65,11 +95,14 @@
 //
 // # Booting a disk image with UEFI firmware (efi.go)
 //
-// Spec.Disk is a bootable disk image (a cloud image, qcow2 or raw): the
-// VM boots it on q35 with OVMF (Config.FirmwareDir) and the image's own
-// boot loader and kernel: no -kernel, no initramfs, no agent. The image's
-// file is hard-linked into .cache (copied across filesystems), so the
-// overlay's backing file outlives the image's deletion. The firmware code
+// A root disk with Root.Firmware (or the deprecated Spec.Disk) is a
+// bootable disk image (a cloud image's copy, qcow2 or raw): the VM boots
+// it on q35 with OVMF (Config.FirmwareDir) and the image's own boot loader
+// and kernel: no -kernel, no initramfs, no agent (its extra disks and
+// shares are there for its own OS to use). For the deprecated Spec.Disk,
+// the image's file is hard-linked into .cache (copied across
+// filesystems), so the overlay's backing file outlives the image's
+// deletion. The firmware code
 // is shared read-only; the variable store (NVRAM) is copied per instance
 // from OVMF's template on first start and kept. Spec.SecureBoot picks the
 // Secure Boot build (SMM: -machine smm=on and a secure pflash) with
@@ -80,10 +113,10 @@
 // # On-disk layout
 //
 //	Dir/
-//	  .cache/disk-<hash>.ext4   base disks, one per image tree, mode 0444
-//	  .cache/image-<hash>.<fmt> disk images booted by firmware (links)
+//	  .cache/disk-<hash>.ext4   base disks, one per image tree, mode 0444 (deprecated path)
+//	  .cache/image-<hash>.<fmt> disk images booted by firmware (links; deprecated path)
 //	  <id>/                     one per instance, mode 0700
-//	    root.qcow2              the instance's writable overlay: its data
+//	    root.qcow2              the deprecated path's root overlay: the instance's data
 //	    initrd.img              the initramfs of the last start
 //	    console.log             the serial console's output (QEMU appends)
 //	    qemu.log                QEMU's own stdout and stderr
@@ -91,7 +124,7 @@
 //	    console.sock            the serial console (QEMU listens; console_attach.go)
 //	    qemu.pid                QEMU's pid, for Recover
 //	    vm.json                 what Recover needs beyond the command line,
-//	                            and the NIC on each root port
+//	                            the NIC on each root port, where each disk is
 //	    standby.state           the saved VM of a stateful stop, until restored
 //	    nvram.fd, nvram-secboot.fd  firmware variables (disk-image VMs)
 //
@@ -117,7 +150,8 @@
 // state the event set, so a Freeze that returns nil means QEMU said the VM
 // is paused. A QEMU that ends without SHUTDOWN, or after a panic, is a
 // crash: the exit reports Error with the reason, which is also appended
-// to console.log. go-qemu's monitor blocks its reader on an undrained
+// to console.log. The QMP connection (qmp.go, our own: go-qemu's reuses a
+// reply's buffer under its reader) blocks its reader on an undrained
 // event channel, so a goroutine drains it for the monitor's whole life.
 //
 // # Stop and standby
@@ -138,4 +172,8 @@
 //     tracked (State says Stopped, Start may run again), holding no lock.
 //   - The base disks are never written: QEMU opens them as backing files,
 //     read-only.
+//   - A disk's format is never probed: the spec names it (a raw disk a
+//     guest wrote as a qcow2 header must not open the host file it names).
+//   - A failed AttachDisk leaves the VM's devices as they were (a SCSI
+//     controller plugged for it stays, recorded).
 package qemu

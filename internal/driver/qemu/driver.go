@@ -64,7 +64,7 @@ type Driver struct {
 	mu  sync.Mutex
 	vms map[string]*vm
 
-	diskMu   sync.Mutex // serialises base disk builds
+	diskMu   sync.Mutex // serialises base disk builds (deprecated root path)
 	initrdMu sync.Mutex
 	initrd   []byte   // the shared initramfs, built at first use
 	modules  []string // its module paths, in load order
@@ -178,6 +178,11 @@ type vm struct {
 	// (nic.go); nicMu serialises NIC plugging.
 	slots []string
 	nicMu sync.Mutex
+	// disks is where the VM's disks are (disks.go); diskMu serialises
+	// disk plugging. shares is how many 9p shares it has.
+	disks  *diskLayout
+	diskMu sync.Mutex
+	shares int
 	// unplugged receives DEVICE_DELETED events, by device id.
 	unplugged map[string]chan struct{}
 

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,13 +8,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
-	"github.com/hangar-dev/hangar/internal/revert"
 )
 
-// A VM booted from a disk image (driver.Spec.Disk: a cloud image, qcow2
-// or raw) runs on a q35 machine with UEFI firmware (OVMF) and the image's
+// A VM booted by firmware (driver.Spec.Root.Firmware: its root disk is a
+// cloud image's copy, qcow2 or raw) runs on a q35 machine with UEFI firmware (OVMF) and the image's
 // own boot loader and kernel: no -kernel, no initramfs, no guest agent.
 // The firmware is two flash devices: the code, shared read-only by every
 // VM, and the variable store (NVRAM: boot entries, Secure Boot keys),
@@ -57,59 +54,6 @@ func firmwareFor(dir string, secure bool) (firmware, error) {
 		}
 	}
 	return fw, nil
-}
-
-// startDisk boots a VM from spec.Disk. Like Start, it leaves nothing
-// behind on failure (no instance directory if there was none).
-func (d *Driver) startDisk(ctx context.Context, spec driver.Spec, dir string, mem int64) (int, error) {
-	if spec.Disk.Format != "qcow2" && spec.Disk.Format != "raw" {
-		return 0, errdefs.Invalid("disk image format %q: qcow2 or raw", spec.Disk.Format)
-	}
-	fw, err := firmwareFor(d.firmwareDir(), spec.SecureBoot)
-	if err != nil {
-		return 0, err
-	}
-	qemu, err := tool(d.cfg.QEMU, "qemu-system-x86_64")
-	if err != nil {
-		return 0, err
-	}
-	qemuImg, err := tool(d.cfg.QEMUImg, "qemu-img")
-	if err != nil {
-		return 0, err
-	}
-	undo, err := prepareDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	r := revert.New()
-	defer r.Fail()
-	r.Add(undo)
-	overlay := filepath.Join(dir, fileRoot)
-	if _, err := os.Stat(overlay); err != nil {
-		base, err := d.pinDisk(spec.Disk.Path, spec.Disk.Format)
-		if err != nil {
-			return 0, err
-		}
-		if err := createOverlay(ctx, qemuImg, base, spec.Disk.Format, overlay); err != nil {
-			return 0, err
-		}
-	}
-	nvram := filepath.Join(dir, fw.NVRAM)
-	if _, err := os.Stat(nvram); err != nil {
-		if err := copyFile(fw.Vars, nvram, 0o600); err != nil {
-			return 0, fmt.Errorf("firmware variables: %w", err)
-		}
-	}
-	restore := standbyState(dir)
-	slots := nicLayout(spec.NICs, savedSlots(dir, restore))
-	args := d.efiArgs(dir, fw, max(spec.Limits.CPUCount, 1), mem, restore)
-	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm))...)
-	v, err := d.boot(ctx, spec, dir, qemu, args, mem, restore, false, slots)
-	if err != nil {
-		return 0, err
-	}
-	r.Success()
-	return v.pid, nil
 }
 
 func (d *Driver) firmwareDir() string {
@@ -169,7 +113,8 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 // efiArgs is the command line of a VM booted by UEFI firmware from its
-// disk. Unlike a kernel-booted VM it may reboot (no -no-reboot): a guest
+// disk, without its NICs, disks and shares (the root disk has
+// bootindex=0). Unlike a kernel-booted VM it may reboot (no -no-reboot): a guest
 // that installs updates or changes boot entries resets, as hardware does.
 func (d *Driver) efiArgs(dir string, fw firmware, cpus int, mem int64, restore string) []string {
 	accel, cpu := "tcg,thread=multi,tb-size=64", "max"
@@ -197,8 +142,6 @@ func (d *Driver) efiArgs(dir string, fw firmware, cpus int, mem int64, restore s
 		"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, fw.NVRAM),
 		"-chardev", consoleChardev(dir),
 		"-serial", "chardev:console",
-		"-drive", "file="+filepath.Join(dir, fileRoot)+",if=none,id=root,format=qcow2,discard=unmap",
-		"-device", "virtio-blk-pci,drive=root,bootindex=0",
 		"-device", "virtio-rng-pci",
 		"-qmp", "unix:"+filepath.Join(dir, fileQMP)+",server=on,wait=off",
 		"-pidfile", filepath.Join(dir, filePid),

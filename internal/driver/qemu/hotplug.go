@@ -101,7 +101,7 @@ func (d *Driver) AttachNIC(ctx context.Context, id string, nic driver.NIC) error
 	}
 	pctx, cancel := context.WithTimeout(ctx, nicPlugTimeout)
 	defer cancel()
-	if err := configureGuestNIC(pctx, ac, agentNIC(nic)); err != nil {
+	if err := agentDo(pctx, ac, vmagent.MsgNetConfig, agentNIC(nic)); err != nil {
 		// Unplug what the guest could not set up, so that a retry
 		// starts afresh.
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), nicUnplugTimeout)
@@ -114,14 +114,15 @@ func (d *Driver) AttachNIC(ctx context.Context, id string, nic driver.NIC) error
 	return nil
 }
 
-// configureGuestNIC asks the agent to set up a plugged NIC.
-func configureGuestNIC(ctx context.Context, ac *agentConn, nic vmagent.NIC) error {
+// agentDo sends the agent a request that it answers Done or Error (a
+// plugged NIC or disk to set up) and waits for the answer.
+func agentDo(ctx context.Context, ac *agentConn, t byte, req any) error {
 	ch, q, err := ac.open()
 	if err != nil {
 		return err
 	}
 	defer ac.release(ch)
-	if err := ac.send(vmagent.MsgNetConfig, ch, nic); err != nil {
+	if err := ac.send(t, ch, req); err != nil {
 		return err
 	}
 	f, err := q.pop(ctx)
@@ -134,7 +135,7 @@ func configureGuestNIC(ctx context.Context, ac *agentConn, nic vmagent.NIC) erro
 	case vmagent.MsgError:
 		return agentError(f)
 	}
-	return fmt.Errorf("guest agent: unexpected reply %d to a NIC set-up", f.Type)
+	return fmt.Errorf("guest agent: unexpected reply %d to request %d", f.Type, t)
 }
 
 // DetachNIC unplugs the NIC called name from a running VM, whether it
@@ -169,36 +170,8 @@ func (d *Driver) DetachNIC(ctx context.Context, id, name string) error {
 // unplug removes a NIC's device, waits for the guest to release it, then
 // removes its backend (closing the tap) and frees its port.
 func (d *Driver) unplug(ctx context.Context, v *vm, mon *monitor, name string) error {
-	devID := nicDeviceID(name)
-	gone := make(chan struct{})
-	v.mu.Lock()
-	if v.unplugged == nil {
-		v.unplugged = map[string]chan struct{}{}
-	}
-	v.unplugged[devID] = gone
-	v.mu.Unlock()
-	defer func() {
-		v.mu.Lock()
-		if v.unplugged[devID] == gone {
-			delete(v.unplugged, devID)
-		}
-		v.mu.Unlock()
-	}()
-	if _, err := mon.run("device_del", map[string]any{"id": devID}); err != nil {
-		// A device gone already (an unplug that outlived its wait,
-		// finished since) leaves its backend to remove. QMP errors
-		// reach us as their description alone.
-		if !strings.Contains(err.Error(), "not found") {
-			return fmt.Errorf("nic %s: %w", name, err)
-		}
-	} else {
-		select {
-		case <-gone:
-		case <-v.done:
-			return driver.ErrNotRunning
-		case <-ctx.Done():
-			return fmt.Errorf("nic %s: the guest has not released the device (%w); it goes at the next stop", name, ctx.Err())
-		}
+	if err := deviceDel(ctx, v, mon, nicDeviceID(name)); err != nil {
+		return fmt.Errorf("nic %s: %w", name, err)
 	}
 	if _, err := mon.run("netdev_del", map[string]any{"id": nicNetdevID(name)}); err != nil && !strings.Contains(err.Error(), "not found") {
 		return fmt.Errorf("nic %s: %w", name, err)
@@ -215,6 +188,41 @@ func (d *Driver) unplug(ctx context.Context, v *vm, mon *monitor, name string) e
 		d.log.Warn("record NIC layout", "id", v.id, "err", err)
 	}
 	return nil
+}
+
+// deviceDel unplugs a device and waits until QEMU says it is gone
+// (DEVICE_DELETED: the guest let go of it). A device gone already is not
+// an error: an unplug that outlived its wait may have finished since.
+func deviceDel(ctx context.Context, v *vm, mon *monitor, devID string) error {
+	gone := make(chan struct{})
+	v.mu.Lock()
+	if v.unplugged == nil {
+		v.unplugged = map[string]chan struct{}{}
+	}
+	v.unplugged[devID] = gone
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		if v.unplugged[devID] == gone {
+			delete(v.unplugged, devID)
+		}
+		v.mu.Unlock()
+	}()
+	if _, err := mon.run("device_del", map[string]any{"id": devID}); err != nil {
+		// QMP errors reach us as their description alone.
+		if !strings.Contains(err.Error(), "not found") {
+			return err
+		}
+		return nil
+	}
+	select {
+	case <-gone:
+		return nil
+	case <-v.done:
+		return driver.ErrNotRunning
+	case <-ctx.Done():
+		return fmt.Errorf("the guest has not released the device (%w); it goes at the next stop", ctx.Err())
+	}
 }
 
 // runningVM is a running VM and its monitor; a paused one is a conflict:
@@ -235,7 +243,7 @@ func (d *Driver) runningVM(id string) (*vm, *monitor, error) {
 	case stateRunning:
 		return v, mon, nil
 	case statePaused:
-		return nil, nil, errdefs.Conflict("VM %s is paused: its NICs change while it runs", id)
+		return nil, nil, errdefs.Conflict("VM %s is paused: its devices change while it runs", id)
 	}
 	return nil, nil, fmt.Errorf("VM %s is %s: %w", id, s, driver.ErrNotRunning)
 }

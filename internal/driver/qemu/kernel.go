@@ -23,14 +23,17 @@ import (
 )
 
 // guestModules are what the agent needs before it can mount the root:
-// the virtio transports (PCI for q35, MMIO for microvm), the disk, the
-// serial port, and ext4 with the checksum it asks the crypto API for; and
-// the NIC (virtio_net, with failover and net_failover as Debian builds
-// it), loaded at every boot so that a NIC plugged later finds its driver.
-// Those built into the kernel are skipped; their dependencies come along.
+// the virtio transports (PCI for q35, MMIO for microvm), the disks on
+// every bus a disk may be on (virtio-blk; virtio-scsi with the SCSI disk
+// driver; NVMe), the serial port, and ext4 with the checksum it asks the
+// crypto API for; the 9p filesystem over virtio for shares; and the NIC
+// (virtio_net, with failover and net_failover as Debian builds it). All
+// are loaded at every boot, so that a NIC or disk plugged later finds its
+// driver. Those built into the kernel are skipped; their dependencies
+// (scsi_mod, nvme_core, 9pnet, netfs, ...) come along.
 var guestModules = []string{
-	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_console",
-	"crc32c_generic", "ext4", "virtio_net",
+	"virtio_pci", "virtio_mmio", "virtio_blk", "virtio_scsi", "sd_mod", "nvme",
+	"virtio_console", "crc32c_generic", "ext4", "9p", "9pnet_virtio", "virtio_net",
 }
 
 // kernel is the guest kernel and its modules.

@@ -10,8 +10,9 @@ import (
 )
 
 // monitor is one QMP connection. Its events are drained by a goroutine of
-// its own and handed to onEvent in order: go-qemu's reader blocks on an
-// undrained event channel, and so would every command.
+// its own and handed to onEvent in order: the connection's reader
+// (qmp.go) blocks on an undrained event channel, and so would every
+// command.
 type monitor struct {
 	mon  qmp.Monitor
 	done chan struct{} // closed when the connection ends (QEMU exited or closed it)
@@ -21,12 +22,9 @@ type monitor struct {
 // just started needs a moment to listen.
 func dialMonitor(ctx context.Context, path string) (qmp.Monitor, error) {
 	for {
-		m, err := qmp.NewSocketMonitor("unix", path, time.Second)
+		m, err := dialQMP(path)
 		if err == nil {
-			if err = m.Connect(); err == nil {
-				return m, nil
-			}
-			_ = m.Disconnect()
+			return m, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -76,7 +74,7 @@ func (m *monitor) run(cmd string, args any) (json.RawMessage, error) {
 }
 
 // runWithin is run for a caller that must not wait on QEMU for ever (a
-// stop): go-qemu's Run cannot be cancelled, so a command QEMU does not
+// stop): Run cannot be cancelled, so a command QEMU does not
 // answer is left to finish in the background and an error returned.
 func (m *monitor) runWithin(d time.Duration, cmd string, args any) (json.RawMessage, error) {
 	type result struct {

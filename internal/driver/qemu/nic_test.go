@@ -101,7 +101,7 @@ func TestStartRefusesBadNIC(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = d.Start(context.Background(), driver.Spec{
-		ID: "h1", RootFS: "/nonexistent",
+		ID: "h1", Root: driver.Root{Disk: &driver.Disk{Path: "/nonexistent", Format: "raw"}},
 		NICs: []driver.NIC{{Name: "eth0", HostName: "t0", Hwaddr: "nope"}},
 	})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "hwaddr") {
@@ -109,7 +109,7 @@ func TestStartRefusesBadNIC(t *testing.T) {
 	}
 	// Only looked up, in the host's namespace: a name no host has.
 	_, err = d.Start(context.Background(), driver.Spec{
-		ID: "h1", RootFS: "/nonexistent",
+		ID: "h1", Root: driver.Root{Disk: &driver.Disk{Path: "/nonexistent", Format: "raw"}},
 		NICs: []driver.NIC{{Name: "eth0", HostName: "hgtest-notap", Hwaddr: "00:16:3e:00:00:01"}},
 	})
 	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "host_name") {
@@ -303,7 +303,7 @@ func TestVMNetwork(t *testing.T) {
 	tmp := t.TempDir()
 	agent := buildAgent(t, tmp)
 	root := busyboxTree(t, tmp)
-	for _, l := range []string{"httpd", "ip"} {
+	for _, l := range []string{"httpd", "ip", "head"} {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", l)); err != nil {
 			t.Fatal(err)
 		}
@@ -341,8 +341,10 @@ func TestVMNetwork(t *testing.T) {
 			Gateway4:    netip.MustParseAddr("10.99.0.1"),
 			Nameservers: []netip.Addr{netip.MustParseAddr("10.99.0.1")}, SearchDomain: "hangar.test"},
 	}
+	// The root as storage hands it over, on the default bus (microvm's
+	// MMIO virtio-blk).
 	spec := driver.Spec{
-		ID: "h1", Hostname: "vm1", RootFS: root,
+		ID: "h1", Hostname: "vm1", Root: driver.Root{Disk: storageRoot(t, tmp, root, 0)},
 		Args: []string{"/bin/httpd", "-f", "-p", "80", "-h", "/www"}, Env: []string{"PATH=/bin"},
 		StopSignal: syscall.SIGTERM, Limits: driver.Limits{CPUCount: 1},
 		NICs: nics,
@@ -407,12 +409,40 @@ func TestVMNetwork(t *testing.T) {
 	if !t.Run("hotplug", func(t *testing.T) { plugged = testNICHotplug(t, d, ns) }) {
 		return
 	}
-	t.Run("standby and restore keep the NICs", func(t *testing.T) {
+	// A SCSI disk plugged into a VM without a SCSI controller brings
+	// one, on a disk port: the restore below must have both in place.
+	vol := driver.Disk{Name: "vol", Path: filepath.Join(tmp, "vol.raw"), Format: "raw", Bus: "virtio-scsi"}
+	if err := os.WriteFile(vol.Path, []byte("volume"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(vol.Path, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AttachDisk(ctx, "h1", vol); err != nil {
+		t.Fatalf("attach a SCSI disk: %v", err)
+	}
+	readVol := func() string {
+		r, w, _ := os.Pipe()
+		p, err := d.Exec(ctx, "h1", driver.ExecSpec{Args: []string{"head", "-c", "6", "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_vol"}, Env: []string{"PATH=/bin"}, Stdout: w, Stderr: w})
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(r)
+		p.Wait()
+		return string(out)
+	}
+	if got := readVol(); got != "volume" {
+		t.Fatalf("plugged SCSI disk reads %q", got)
+	}
+	t.Run("standby and restore keep the NICs and disks", func(t *testing.T) {
 		// The restored QEMU must have the devices of the saved one at
-		// the same places: eth0 on the second port, eth2 on the third.
+		// the same places: eth0 on the second port, eth2 on the third,
+		// the SCSI controller on the first disk port.
 		if err := d.Standby(ctx, "h1"); err != nil {
 			t.Fatalf("standby: %v", err)
 		}
+		spec.Disks = []driver.Disk{vol}
 		spec.NICs = []driver.NIC{nics[1], plugged}
 		ns.do(func() { _, err = d.Start(ctx, spec) })
 		if err != nil {
@@ -431,6 +461,12 @@ func TestVMNetwork(t *testing.T) {
 		}
 		t.Logf("detach eth2: %v", time.Since(start))
 		checkTapReleased(t, ns, "tap3")
+		if got := readVol(); got != "volume" {
+			t.Fatalf("SCSI disk after restore reads %q", got)
+		}
+		if err := d.DetachDisk(ctx, "h1", "vol"); err != nil {
+			t.Fatalf("detach the SCSI disk after restore: %v", err)
+		}
 	})
 
 	if err := d.Stop(ctx, "h1", syscall.SIGTERM, 10*time.Second, false); err != nil {

@@ -22,12 +22,20 @@ type meta struct {
 	WithAgent  bool `json:"with_agent"`
 	// NICSlots is the NIC layout (nic.go): the NIC on each root port.
 	NICSlots []string `json:"nic_slots,omitempty"`
+	// Disks is the disk layout (disks.go); nil for a VM started before
+	// there was one.
+	Disks *diskLayout `json:"disks,omitempty"`
+	// Shares is how many 9p shares the VM has (they block Standby).
+	Shares int `json:"shares,omitempty"`
 }
 
-// saveMeta writes v's meta; the NIC layout changes with hotplug.
+// saveMeta writes v's meta; the NIC and disk layouts change with hotplug.
 func (v *vm) saveMeta() error {
 	v.mu.Lock()
-	m := meta{StopSignal: int(v.stopSignal), WithAgent: v.withAgent, NICSlots: append([]string(nil), v.slots...)}
+	m := meta{StopSignal: int(v.stopSignal), WithAgent: v.withAgent, NICSlots: append([]string(nil), v.slots...), Shares: v.shares}
+	if v.disks != nil {
+		m.Disks = v.disks.clone()
+	}
 	v.mu.Unlock()
 	return writeMeta(v.dir, m)
 }
@@ -94,6 +102,7 @@ func (d *Driver) adopt(ctx context.Context, id, dir string, pid int) (*vm, error
 	v := &vm{
 		id: id, dir: dir, pid: pid, cg: cgroupFor(d.cfg.CgroupParent, id),
 		stopSignal: syscall.Signal(m.StopSignal), withAgent: m.WithAgent, slots: m.NICSlots,
+		disks: m.Disks, shares: m.Shares,
 		changed: make(chan struct{}), done: make(chan struct{}),
 	}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 // Standby saves the whole VM (RAM and device state) to standby.state in
@@ -26,8 +27,13 @@ func (d *Driver) Standby(ctx context.Context, id string) error {
 		return driver.ErrNotRunning
 	}
 	v.mu.Lock()
-	wasPaused := v.state == statePaused
+	wasPaused, shares := v.state == statePaused, v.shares
 	v.mu.Unlock()
+	if shares > 0 {
+		// QEMU blocks migration while a 9p share is mounted, and the
+		// agent mounts every one.
+		return errdefs.Conflict("standby: VM %s has %d directory share(s) (9p), and QEMU cannot save a VM with a mounted 9p share: stop it instead", id, shares)
+	}
 	if !wasPaused {
 		if err := d.Freeze(ctx, id); err != nil {
 			return fmt.Errorf("standby: %w", err)

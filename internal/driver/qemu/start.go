@@ -23,8 +23,9 @@ import (
 // cleanupTimeout bounds clean-up after a failed start.
 const cleanupTimeout = 30 * time.Second
 
-// Start boots the VM and returns QEMU's pid once the guest agent is ready.
-// A VM with a standby state file is restored from it instead of booted.
+// Start boots the VM and returns QEMU's pid once the guest agent is ready
+// (at once for a VM booted by firmware, which has none). A VM with a
+// standby state file is restored from it instead of booted.
 func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	dir, err := d.instanceDir(spec.ID)
 	if err != nil {
@@ -33,8 +34,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if d.get(spec.ID) != nil {
 		return 0, errdefs.Conflict("VM %s is already running", spec.ID)
 	}
-	if spec.RootFS == "" && spec.Disk == nil {
-		return 0, errdefs.Invalid("a virtual machine needs an image")
+	root, byFirmware, legacy := rootOf(spec, dir)
+	if root.Path == "" && !legacy {
+		return 0, errdefs.Invalid("a virtual machine needs a root disk")
 	}
 	mem := spec.Limits.MemoryBytes
 	if mem == 0 {
@@ -46,13 +48,22 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err := checkNICs(spec.NICs); err != nil {
 		return 0, err
 	}
+	if err := checkDisks(root, spec.Disks); err != nil {
+		return 0, err
+	}
+	if err := checkMounts(spec.Mounts); err != nil {
+		return 0, err
+	}
 	for _, n := range spec.NICs {
 		if err := checkTap(n); err != nil {
 			return 0, err
 		}
 	}
-	if spec.Disk != nil {
-		return d.startDisk(ctx, spec, dir, mem) // efi.go
+	var fw firmware
+	if byFirmware {
+		if fw, err = firmwareFor(d.firmwareDir(), spec.SecureBoot); err != nil {
+			return 0, err
+		}
 	}
 	paths, err := d.tools()
 	if err != nil {
@@ -66,35 +77,66 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	defer r.Fail()
 	r.Add(undo)
 
-	overlay := filepath.Join(dir, fileRoot)
-	if _, err := os.Stat(overlay); err != nil {
-		base, err := d.baseDisk(ctx, paths.mkfs, spec.RootFS)
+	if legacy {
+		if err := d.legacyRoot(ctx, spec, paths, root.Path); err != nil { // disk.go
+			return 0, err
+		}
+	}
+	disks := append([]driver.Disk{root}, spec.Disks...)
+	blockDevs := make([]bool, len(disks))
+	for i, dk := range disks {
+		if blockDevs[i], err = checkDiskFile(dk); err != nil {
+			return 0, err
+		}
+	}
+	restore := standbyState(dir)
+	var saved meta
+	if restore != "" {
+		saved = readMeta(dir)
+	}
+	slots := nicLayout(spec.NICs, saved.NICSlots)
+	layout := layoutFor(root, spec.Disks, saved.Disks)
+	var args []string
+	if byFirmware {
+		nvram := filepath.Join(dir, fw.NVRAM)
+		if _, err := os.Stat(nvram); err != nil {
+			if err := copyFile(fw.Vars, nvram, 0o600); err != nil {
+				return 0, fmt.Errorf("firmware variables: %w", err)
+			}
+		}
+		args = d.efiArgs(dir, fw, max(spec.Limits.CPUCount, 1), mem, restore)
+	} else {
+		k, base, mods, err := d.baseInitrd()
 		if err != nil {
 			return 0, err
 		}
-		if err := createOverlay(ctx, paths.qemuImg, base, "raw", overlay); err != nil {
+		cfg := vmagent.Config{
+			Hostname: spec.Hostname, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
+			UID: spec.UID, GID: spec.GID, RootFSType: "ext4", Modules: mods,
+			NICs: agentNICs(spec.NICs), Mounts: agentMounts(spec.Mounts),
+		}
+		for _, p := range layout.Disks {
+			if p.Name == root.Name {
+				cfg.Root = ptr(agentDisk(p))
+			} else {
+				cfg.Disks = append(cfg.Disks, agentDisk(p))
+			}
+		}
+		conf, err := configInitramfs(cfg)
+		if err != nil {
 			return 0, err
 		}
+		if err := writeFiles(filepath.Join(dir, fileInitrd), base, conf); err != nil {
+			return 0, fmt.Errorf("write initramfs: %w", err)
+		}
+		args = d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore)
 	}
-	k, base, mods, err := d.baseInitrd()
-	if err != nil {
-		return 0, err
-	}
-	conf, err := configInitramfs(vmagent.Config{
-		Hostname: spec.Hostname, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
-		UID: spec.UID, GID: spec.GID, RootDevice: "/dev/vda", RootFSType: "ext4", Modules: mods,
-		NICs: agentNICs(spec.NICs),
+	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm))...)
+	args = append(args, diskArgs(disks, blockDevs, layout, !byFirmware && d.cfg.Machine == "microvm", byFirmware)...)
+	args = append(args, shareArgs(spec.Mounts)...)
+	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, restore, bootLayout{
+		withAgent: !byFirmware, slots: slots, disks: layout, shares: len(spec.Mounts),
 	})
-	if err != nil {
-		return 0, err
-	}
-	if err := writeFiles(filepath.Join(dir, fileInitrd), base, conf); err != nil {
-		return 0, fmt.Errorf("write initramfs: %w", err)
-	}
-	restore := standbyState(dir)
-	slots := nicLayout(spec.NICs, savedSlots(dir, restore))
-	args := d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore, spec.NICs, slots)
-	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, restore, true, slots)
 	if err != nil {
 		return 0, err
 	}
@@ -102,13 +144,26 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	return v.pid, nil
 }
 
-// savedSlots is the NIC layout a VM restored from restore was saved
-// with; nil when booting.
-func savedSlots(dir, restore string) []string {
-	if restore == "" {
-		return nil
+func ptr[T any](v T) *T { return &v }
+
+// rootOf is the VM's root disk and whether firmware boots it. legacy says
+// the driver makes that disk itself, a qcow2 overlay in the instance's
+// directory, from the deprecated Spec.RootFS or Spec.Disk; that path goes
+// once the service hands every VM its root disk from storage (issue 12).
+func rootOf(spec driver.Spec, dir string) (root driver.Disk, firmware, legacy bool) {
+	if spec.Root.Disk != nil {
+		root = *spec.Root.Disk
+		if root.Name == "" {
+			root.Name = rootName
+		}
+		return root, spec.Root.Firmware, false
 	}
-	return readMeta(dir).NICSlots
+	//lint:ignore SA1019 the deprecated roots work until the service hands VMs theirs from storage
+	if spec.RootFS == "" && spec.Disk == nil {
+		return driver.Disk{Name: rootName}, false, false
+	}
+	//lint:ignore SA1019 as above
+	return driver.Disk{Name: rootName, Path: filepath.Join(dir, fileRoot), Format: "qcow2"}, spec.Disk != nil, true
 }
 
 // standbyState is the saved state a start restores from, or "" to boot.
@@ -120,18 +175,30 @@ func standbyState(dir string) string {
 	return p
 }
 
+// bootLayout is what a VM boots with beyond its command line: whether it
+// has an agent, and where its NICs and disks are (nic.go, disks.go).
+type bootLayout struct {
+	withAgent bool
+	slots     []string
+	disks     *diskLayout
+	shares    int
+}
+
 // boot runs QEMU with args for spec, records what a recovering daemon
-// needs (meta), and connects to QMP (and the agent, withAgent). A state
+// needs (meta), and connects to QMP (and the agent, with one). A state
 // that fails to restore is set aside, so the next start boots instead of
-// failing again. slots is the NIC layout in args (nic.go).
-func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, restore string, withAgent bool, slots []string) (*vm, error) {
+// failing again.
+func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, restore string, bl bootLayout) (*vm, error) {
 	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem)
 	if err != nil {
 		return nil, err
 	}
 	v.stopSignal = spec.StopSignal
+	withAgent := bl.withAgent
 	v.withAgent = withAgent
-	v.slots = slots
+	v.slots = bl.slots
+	v.disks = bl.disks
+	v.shares = bl.shares
 	if err := v.saveMeta(); err != nil {
 		d.abort(v)
 		return nil, err
@@ -152,7 +219,7 @@ func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, a
 	return v, nil
 }
 
-type toolPaths struct{ qemu, qemuImg, mkfs string }
+type toolPaths struct{ qemu string }
 
 func (d *Driver) tools() (toolPaths, error) {
 	var p toolPaths
@@ -160,31 +227,7 @@ func (d *Driver) tools() (toolPaths, error) {
 	if p.qemu, err = tool(d.cfg.QEMU, "qemu-system-x86_64"); err != nil {
 		return p, err
 	}
-	if p.qemuImg, err = tool(d.cfg.QEMUImg, "qemu-img"); err != nil {
-		return p, err
-	}
-	if p.mkfs, err = tool(d.cfg.Mkfs, "mkfs.ext4"); err != nil {
-		return p, err
-	}
 	return p, nil
-}
-
-// baseDisk returns the shared ext4 image of an image's root tree, building
-// it on first use. The tree's path is content-addressed (the image
-// fingerprint is in it), so it names the disk.
-func (d *Driver) baseDisk(ctx context.Context, mkfs, root string) (string, error) {
-	d.diskMu.Lock()
-	defer d.diskMu.Unlock()
-	dst := filepath.Join(d.cfg.Dir, ".cache", "disk-"+hashOf([]byte(root))+".ext4")
-	if _, err := os.Stat(dst); err == nil {
-		return dst, nil
-	}
-	start := time.Now()
-	if err := buildBaseDisk(ctx, mkfs, root, dst); err != nil {
-		return "", err
-	}
-	d.log.Info("built base disk", "root", root, "disk", dst, "took", time.Since(start))
-	return dst, nil
 }
 
 // baseInitrd returns the kernel and the shared initramfs, built once.
@@ -250,8 +293,9 @@ func tscKHz() int {
 	return 0
 }
 
-// qemuArgs is the command line of a VM booted from kernel and initramfs.
-func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string, nics []driver.NIC, slots []string) []string {
+// qemuArgs is the command line of a VM booted from kernel and initramfs,
+// without its NICs, disks and shares.
+func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string) []string {
 	accel := "tcg,thread=multi,tb-size=64"
 	cpu := "max"
 	if d.kvm {
@@ -261,7 +305,7 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 	// fault (microvm has no keyboard controller to reset through), and
 	// QEMU, run with -no-reboot, ends: the driver reports a crash.
 	cmdline := "console=ttyS0 panic=-1 reboot=t quiet loglevel=3 8250.nr_uarts=1"
-	machine, blk, serial := d.cfg.Machine, "virtio-blk-pci", "virtio-serial-pci"
+	machine, serial := d.cfg.Machine, "virtio-serial-pci"
 	if machine == "microvm" {
 		// The RTC stays: without it the kernel spends seconds of TCG
 		// time timing out on reads of a CMOS clock that is not there.
@@ -269,7 +313,7 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 		// kernel must take itself.
 		machine = "microvm,pit=off,pic=off,rtc=on,isa-serial=on,pcie=on"
 		cmdline += " pcie_ports=native"
-		blk, serial = "virtio-blk-device", "virtio-serial-device"
+		serial = "virtio-serial-device"
 		if khz := tscKHz(); khz > 0 && !d.kvm {
 			cmdline += " tsc_early_khz=" + strconv.Itoa(khz)
 		}
@@ -282,15 +326,12 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 		"-kernel", k.Path, "-initrd", filepath.Join(dir, fileInitrd), "-append", cmdline,
 		"-chardev", consoleChardev(dir),
 		"-serial", "chardev:console",
-		"-drive", "file=" + filepath.Join(dir, fileRoot) + ",if=none,id=root,format=qcow2,discard=unmap",
-		"-device", blk + ",drive=root",
 		"-device", serial,
 		"-chardev", "socket,id=agent,server=on,wait=off,path=" + filepath.Join(dir, fileAgent),
 		"-device", "virtserialport,chardev=agent,name=" + vmagent.PortName,
 		"-qmp", "unix:" + filepath.Join(dir, fileQMP) + ",server=on,wait=off",
 		"-pidfile", filepath.Join(dir, filePid),
 	}
-	args = append(args, nicArgs(nics, slots, vhostNet(d.kvm))...)
 	if restore != "" {
 		args = append(args, "-incoming", "exec:cat "+restore)
 	}

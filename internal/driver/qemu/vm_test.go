@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/vmdisk"
 )
 
 // These tests boot a real VM under QEMU (TCG here: slow), so they share
@@ -70,6 +71,24 @@ func busyboxTree(t *testing.T, dir string) string {
 	return root
 }
 
+// storageRoot makes a VM's root disk as storage does: an ext4 image of
+// tree and a qcow2 overlay over it of size bytes (0: the image's size).
+func storageRoot(t *testing.T, dir, tree string, size int64) *driver.Disk {
+	t.Helper()
+	ctx := context.Background()
+	mkfs, _ := exec.LookPath("mkfs.ext4")
+	qemuImg, _ := exec.LookPath("qemu-img")
+	base := filepath.Join(dir, "base.ext4")
+	if err := vmdisk.BuildExt4(ctx, mkfs, tree, base, 0); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root.qcow2")
+	if err := vmdisk.CreateOverlay(ctx, qemuImg, base, "raw", root, size); err != nil {
+		t.Fatal(err)
+	}
+	return &driver.Disk{Name: "root", Path: root, Format: "qcow2"}
+}
+
 func TestVMLifecycle(t *testing.T) {
 	needQEMU(t)
 	tmp := t.TempDir()
@@ -82,7 +101,10 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Close() })
 	ctx := context.Background()
+	// The deprecated root path, until the service hands every VM its
+	// root from storage (TestVMStorage and TestVMNetwork boot those).
 	spec := driver.Spec{
+		//lint:ignore SA1019 the deprecated path is tested while it exists
 		ID: "h1", Hostname: "vm1", RootFS: root,
 		Args: []string{"/bin/sh", "-c", "echo workload up; exec sleep 100000"},
 		Env:  []string{"PATH=/bin", "FOO=bar"}, Cwd: "/root",

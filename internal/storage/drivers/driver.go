@@ -17,8 +17,14 @@
 // volume is the file BlockFile names inside it.
 //
 // Drivers for LVM and ZFS are not built: this machine's kernel has no
-// device-mapper and no ZFS. Load refuses them with an error naming the
-// missing kernel feature (Unavailable).
+// device-mapper and no ZFS. Load refuses them with a 400 naming the
+// missing kernel feature, read from the running kernel.
+//
+// On disk (layout.go): ROOT/{images,containers,virtual-machines,custom}/
+// NAME, block volumes NAME.block; a volume is made under a .tmp- name and
+// renamed into place, and renamed aside before it is removed, so a killed
+// call leaves only a .tmp- entry, which Volumes skips and Sweep removes.
+// Nothing here crosses into a mount under a volume when removing it.
 package drivers
 
 import (
@@ -140,8 +146,13 @@ type Driver interface {
 	// the block file's allocated size, a walk of a dir volume).
 	VolumeUsage(ctx context.Context, vol Volume) (Usage, error)
 	// Volumes lists the volumes on the pool's disk, for the start-up
-	// reconciliation with the manager's records.
+	// reconciliation with the manager's records. Half-made volumes (a
+	// create or delete killed part way) are not listed: Sweep removes them.
 	Volumes(ctx context.Context) ([]Volume, error)
+	// Sweep removes what killed calls left on the pool: volumes a create
+	// had not finished and volumes a delete had begun to remove. The
+	// manager calls it after Mount at start, before any volume call.
+	Sweep(ctx context.Context) error
 }
 
 // BlockFile is the file of a block volume, inside its directory.

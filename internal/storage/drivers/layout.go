@@ -1,0 +1,298 @@
+package drivers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+)
+
+// The on-disk layout both drivers share under a pool's root:
+//
+//	ROOT/images/NAME             an image volume (filesystem)
+//	ROOT/containers/NAME         a container's root volume
+//	ROOT/virtual-machines/NAME.block  a VM's root volume: BlockFile inside
+//	ROOT/custom/NAME[.block]     custom volumes
+//	ROOT/TYPE/.tmp-NAME-RANDOM   a volume being made or being removed
+//
+// A volume is made under a .tmp- name and renamed into place when whole;
+// it is renamed to a .tmp- name before it is removed. So a killed create
+// or delete leaves only a .tmp- entry, which Volumes does not list and
+// Sweep removes: the rename is the commit point.
+
+// typeDirs are the directories per volume type, as LXD names them.
+var typeDirs = map[VolumeType]string{
+	TypeImage:     "images",
+	TypeContainer: "containers",
+	TypeVM:        "virtual-machines",
+	TypeCustom:    "custom",
+}
+
+const (
+	tmpPrefix   = ".tmp-"
+	blockSuffix = ".block"
+	// maxVolumeName keeps a volume's .tmp- name within NAME_MAX.
+	maxVolumeName = 200
+	// blockAlign: a block volume's size is rounded up to it, as LXD does,
+	// so that QEMU never sees a disk that ends mid-sector or mid-cluster.
+	blockAlign = 8 << 10
+)
+
+type layout struct{ root string }
+
+func (l layout) typeDir(t VolumeType) string { return filepath.Join(l.root, typeDirs[t]) }
+
+func (l layout) path(vol Volume) string {
+	name := vol.Name
+	if vol.Content == ContentBlock {
+		name += blockSuffix
+	}
+	return filepath.Join(l.typeDir(vol.Type), name)
+}
+
+// tmpPath is a fresh .tmp- name beside vol.
+func (l layout) tmpPath(vol Volume) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return filepath.Join(l.typeDir(vol.Type), tmpPrefix+filepath.Base(l.path(vol))+"-"+hex.EncodeToString(b))
+}
+
+func (l layout) makeTypeDirs() error {
+	for _, d := range typeDirs {
+		if err := os.MkdirAll(filepath.Join(l.root, d), 0o711); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// volumes lists what is in the type directories, leaving out .tmp-
+// entries and anything else hidden.
+func (l layout) volumes(ctx context.Context) ([]Volume, error) {
+	var out []Volume
+	for t, d := range typeDirs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ents, err := os.ReadDir(filepath.Join(l.root, d))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
+				continue
+			}
+			v := Volume{Type: t, Name: e.Name(), Content: ContentFilesystem}
+			if n, ok := strings.CutSuffix(e.Name(), blockSuffix); ok {
+				v.Name, v.Content = n, ContentBlock
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// leftovers lists the .tmp- entries of every type directory.
+func (l layout) leftovers() ([]string, error) {
+	var out []string
+	for _, d := range typeDirs {
+		ents, err := os.ReadDir(filepath.Join(l.root, d))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				out = append(out, filepath.Join(l.root, d, e.Name()))
+			}
+		}
+	}
+	return out, nil
+}
+
+// removeTypeDirs removes the (empty) type directories when a pool is
+// deleted. One that still holds a volume is a 409: the manager should
+// have removed every volume, and a driver never wipes what it was not
+// asked to.
+func (l layout) removeTypeDirs() error {
+	for _, d := range typeDirs {
+		p := filepath.Join(l.root, d)
+		err := unix.Rmdir(p)
+		switch {
+		case err == nil, errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.ENOTEMPTY), errors.Is(err, unix.EEXIST):
+			return errdefs.Conflict("the pool still holds volumes in %s", p)
+		default:
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// checkVolume refuses what cannot be a volume, before any path is built
+// from it: the manager names volumes, but a name with a slash or a
+// leading dot must never reach the disk.
+func checkVolume(vol Volume) error {
+	if _, ok := typeDirs[vol.Type]; !ok {
+		return errdefs.Invalid("unknown volume type %q", vol.Type)
+	}
+	if vol.Content != ContentFilesystem && vol.Content != ContentBlock {
+		return errdefs.Invalid("unknown volume content type %q", vol.Content)
+	}
+	return checkVolumeName(vol.Name, vol.Content)
+}
+
+func checkVolumeName(name string, content ContentType) error {
+	switch {
+	case name == "", strings.HasPrefix(name, "."), strings.ContainsAny(name, "/\x00"):
+		return errdefs.Invalid("volume name %q is not usable as a file name (empty, a leading dot or a slash)", name)
+	case len(name) > maxVolumeName:
+		return errdefs.Invalid("volume name %q is longer than %d bytes", name, maxVolumeName)
+	case content == ContentFilesystem && strings.HasSuffix(name, blockSuffix):
+		return errdefs.Invalid("volume name %q ends in %q, which marks block volumes on disk", name, blockSuffix)
+	}
+	return nil
+}
+
+// renameNoReplace renames a made volume into place; an existing volume
+// of that name is a 409, never overwritten (a plain rename would replace
+// an empty directory).
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		return errdefs.Conflict("%s already exists", to)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}
+
+// moveAside renames a volume to a .tmp- name before it is removed, so a
+// removal killed part way leaves a leftover Sweep finds, never a volume
+// half gone. A missing volume gives "" and no error.
+func moveAside(l layout, vol Volume) (string, error) {
+	tmp := l.tmpPath(vol)
+	err := os.Rename(l.path(vol), tmp)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	case errors.Is(err, unix.EBUSY):
+		return "", errdefs.Conflict("volume %s/%s is mounted at %s", vol.Type, vol.Name, l.path(vol))
+	case err != nil:
+		return "", err
+	}
+	return tmp, nil
+}
+
+// roundBlock rounds a block volume's size up to blockAlign.
+func roundBlock(size int64) int64 {
+	return (size + blockAlign - 1) / blockAlign * blockAlign
+}
+
+// makeBlockFile creates a block volume's file in dir, sparse, of size
+// bytes; prepare runs on the empty file first (btrfs turns copy-on-write
+// off there, which only works before the file has data).
+func makeBlockFile(dir string, size int64, prepare func(*os.File) error) error {
+	f, err := os.OpenFile(filepath.Join(dir, BlockFile), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if prepare != nil {
+		if err := prepare(f); err != nil {
+			return err
+		}
+	}
+	if err := f.Truncate(roundBlock(size)); err != nil {
+		return noSpace(err)
+	}
+	return f.Close()
+}
+
+// growBlockFile grows a block volume's file to size (rounded up); a
+// smaller size is refused, never a truncation of the disk's end.
+func growBlockFile(dir string, size int64) error {
+	if size <= 0 {
+		return nil // LXD: no size on a block volume changes nothing
+	}
+	p := filepath.Join(dir, BlockFile)
+	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errdefs.NotFound("block volume %s not found", dir)
+	}
+	if err != nil {
+		return err
+	}
+	size = roundBlock(size)
+	switch {
+	case size == st.Size():
+		return nil
+	case size < st.Size():
+		return errdefs.Invalid("a block volume cannot shrink (from %d to %d bytes)", st.Size(), size)
+	}
+	return noSpace(os.Truncate(p, size))
+}
+
+// blockUsage is a block volume's allocated and apparent size.
+func blockUsage(dir string) (Usage, error) {
+	var st unix.Stat_t
+	p := filepath.Join(dir, BlockFile)
+	if err := unix.Stat(p, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return Usage{}, errdefs.NotFound("block volume %s not found", dir)
+		}
+		return Usage{}, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	return Usage{Used: st.Blocks * 512, Total: st.Size}, nil
+}
+
+// noSpace gives a full filesystem or a hit quota its own kind (507 at the
+// edge), keeping the cause in the message.
+func noSpace(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		return errdefs.NoSpace("%v", err)
+	}
+	return err
+}
+
+// fillVolume runs the manager's fill on a volume being made.
+func fillVolume(fill func(string) error, dir string) error {
+	if fill == nil {
+		return nil
+	}
+	if err := fill(dir); err != nil {
+		return noSpace(fmt.Errorf("fill: %w", err))
+	}
+	return nil
+}
+
+// checkBlockFilled makes sure a block volume's file is there after the
+// fill (which may have replaced it) and at least size bytes.
+func checkBlockFilled(dir string, size int64) error {
+	st, err := os.Stat(filepath.Join(dir, BlockFile))
+	if err != nil {
+		return fmt.Errorf("block volume has no %s after fill: %w", BlockFile, err)
+	}
+	if st.Size() < roundBlock(size) {
+		return growBlockFile(dir, size)
+	}
+	return nil
+}
