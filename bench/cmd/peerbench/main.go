@@ -64,6 +64,9 @@ type config struct {
 	// issue11: run the networking figures of issue 11 (issue11.go) and
 	// nothing else.
 	issue11 bool
+	// issue12: run the storage figures of issue 12 (issue12.go) and
+	// nothing else.
+	issue12 bool
 }
 
 func main() {
@@ -111,6 +114,8 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		"--version beside a Go hello-world, exec, freeze/unfreeze per API call, freeze/unfreeze events/s to 10 subscribers, PATCH p99 under 200 clients with freeze/unfreeze mixed in, hangar list --format yaml at 1000 instances")
 	fs.BoolVar(&cfg.issue11, "issue11", false, "run only issue 11's networking figures, hangard (with and without a NIC) beside podman on its default bridge and LXD with its bridge NIC, about 5-10 minutes (report: bench/ISSUE11.md unless --out): "+
 		"launch until reachable, start until the first TCP connect, GET /1.0/instances?recursion=2 at --running containers with NICs, throughput through proxy devices (nat=false, nat=true) beside a direct connection; --runs rounds (default 20), --list-runs requests (default 50)")
+	fs.BoolVar(&cfg.issue12, "issue12", false, "run only issue 12's storage figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds and a baseline by hand with bare runc, about 3 minutes (report: bench/ISSUE12.md unless --out): "+
+		"launch (no NIC) per pool, a custom volume created and attached to a running container until mounted, delete of a stopped instance beside `runc delete` + the root's removal by hand; --runs rounds (default 30)")
 	only := fs.String("only", "", "with --issue10 (implied), only these of its parts, comma-separated: "+strings.Join(issue10Parts, ","))
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -121,8 +126,11 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	if cfg.issue11 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick) {
-		return nil, errors.New("--issue11 goes with none of --issue10, --only, --exec-only, --quick")
+	if cfg.issue11 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick || cfg.issue12) {
+		return nil, errors.New("--issue11 goes with none of --issue10, --issue12, --only, --exec-only, --quick")
+	}
+	if cfg.issue12 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick) {
+		return nil, errors.New("--issue12 goes with none of --issue10, --issue11, --only, --exec-only, --quick")
 	}
 	if *only != "" || *issue10 {
 		if cfg.execOnly || cfg.quick {
@@ -140,7 +148,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 			}
 		}
 	}
-	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil && !cfg.issue11
+	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil && !cfg.issue11 && !cfg.issue12
 	execRunsSet := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -163,6 +171,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.issue11 {
 			cfg.runs = 20
+		}
+		if cfg.issue12 {
+			cfg.runs = 30
 		}
 	}
 	if cfg.runs < 5 {
@@ -245,6 +256,10 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		// Issue 11's are hangard's beside podman's and LXD's.
 		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p == peerRunc })
 	}
+	if cfg.issue12 {
+		// Issue 12's are hangard's beside LXD's and runc's (the baseline).
+		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p == peerPodman })
+	}
 	repo, err := filepath.Abs(cfg.repo)
 	if err != nil {
 		return nil, err
@@ -263,6 +278,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.issue11 {
 			cfg.out = filepath.Join(repo, "bench", "ISSUE11.md")
+		}
+		if cfg.issue12 {
+			cfg.out = filepath.Join(repo, "bench", "ISSUE12.md")
 		}
 	}
 	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
@@ -332,6 +350,9 @@ func run(ctx context.Context, cfg *config) error {
 
 	if cfg.issue11 {
 		return runIssue11(ctx, cfg, res, tarball, bins, start)
+	}
+	if cfg.issue12 {
+		return runIssue12(ctx, cfg, res, tarball, bins, start)
 	}
 	if cfg.only != nil {
 		r := newIssue10Results()

@@ -157,22 +157,28 @@ func (r *runcPeer) start(ctx context.Context, name string) (float64, error) {
 // (`runc delete --force` alone polls every 100ms and takes 120ms here.)
 func (r *runcPeer) stop(ctx context.Context, name string) (float64, error) {
 	t0 := time.Now()
-	data, err := os.ReadFile(filepath.Join(r.root, name, "state.json"))
+	if err := r.kill(ctx, name); err != nil {
+		return 0, err
+	}
+	if _, err := r.runc(ctx, "delete", name); err != nil {
+		return 0, err
+	}
+	return msSince(t0), nil
+}
+
+// kill is `runc kill` KILL and the wait for the exit on a pidfd: the
+// container is then stopped, not yet deleted.
+func (r *runcPeer) kill(ctx context.Context, name string) error {
+	pid, err := r.pid1(ctx, name)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	var st struct {
-		Pid int `json:"init_process_pid"`
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return 0, err
-	}
-	fd, err := unix.PidfdOpen(st.Pid, 0)
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err == nil {
 		defer unix.Close(fd)
 	}
 	if _, err := r.runc(ctx, "kill", name, "KILL"); err != nil {
-		return 0, err
+		return err
 	}
 	if fd >= 0 {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -182,15 +188,12 @@ func (r *runcPeer) stop(ctx context.Context, name string) (float64, error) {
 				continue
 			}
 			if err != nil || n == 0 {
-				return 0, fmt.Errorf("wait for %s to exit: %v", name, err)
+				return fmt.Errorf("wait for %s to exit: %v", name, err)
 			}
 			break
 		}
 	}
-	if _, err := r.runc(ctx, "delete", name); err != nil {
-		return 0, err
-	}
-	return msSince(t0), nil
+	return nil
 }
 
 func (r *runcPeer) remove(_ context.Context, name string) (float64, error) {
