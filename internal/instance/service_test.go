@@ -158,9 +158,6 @@ func (fakeImages) Image(context.Context, string) (Image, error) {
 	return Image{Fingerprint: fakeFP, Type: TypeContainer, Architecture: "x86_64", Properties: map[string]string{"os": "busybox"}}, nil
 }
 
-func (fakeImages) RootFS(context.Context, string, *driver.IDMap) (string, error) {
-	return "/nonexistent/rootfs", nil
-}
 func (fakeImages) MarkUsed(context.Context, string) error { return nil }
 
 // fakeDriver runs nothing; it records calls and can be told to fail. Its
