@@ -54,8 +54,8 @@ func TestOCILaunch(t *testing.T) {
 	waitFor(t, "c2's entrypoint line", 15*time.Second, func() bool {
 		return strings.Contains(d.must("console", "c2", "--show-log"), "args=second GREETING=hello-from-image")
 	})
-	if n := strings.Count(d.logText(), "image tree unpacked"); n != 1 {
-		t.Errorf("%d tree unpacks for two launches of one image, want 1 (the shifted tree)", n)
+	if n := strings.Count(d.logText(), "image cached on pool"); n != 1 {
+		t.Errorf("%d image volumes made for two launches of one image, want 1 (the shifted tree on pool default)", n)
 	}
 
 	// Bad input: a clear error and nothing stored.
