@@ -73,3 +73,33 @@ func TestStorageCrashRepair(t *testing.T) {
 		t.Fatalf("exec after repair: %q", out)
 	}
 }
+
+// TestStorageFullPool: a container filling a small btrfs pool gets "No
+// space left" on its write; the daemon keeps serving, other pools keep
+// working, and the space comes back when the file goes.
+func TestStorageFullPool(t *testing.T) {
+	requireBtrfs(t)
+	d := startDaemon(t, "")
+	d.importImages()
+	d.must("storage", "create", "tiny", "btrfs", "size=256MiB")
+	d.deletePoolAtEnd(t, "tiny")
+	d.must("launch", "busybox", "f1", "-s", "tiny")
+	_, errOut, code := d.hangar("exec", "f1", "--", "dd", "if=/dev/zero", "of=/root/fill", "bs=1M", "count=1024")
+	if code == 0 || !strings.Contains(errOut, "No space left") {
+		t.Fatalf("filling the pool: exit %d, %q", code, errOut)
+	}
+	if _, _, code := d.hangar("storage", "volume", "create", "tiny", "more", "--type=block", "size=64MiB"); code == 0 {
+		// A sparse block file may still fit: writing into it is what fails.
+		d.must("storage", "volume", "delete", "tiny", "more")
+	}
+	d.must("launch", "busybox", "f2")
+	if out := d.must("exec", "f2", "--", "echo", "ok"); out != "ok\n" {
+		t.Fatalf("another pool while tiny is full: %q", out)
+	}
+	d.must("exec", "f1", "--", "rm", "/root/fill")
+	d.must("exec", "f1", "--", "sync")
+	waitFor(t, "the space to come back", 30e9, func() bool {
+		_, _, code := d.hangar("exec", "f1", "--", "dd", "if=/dev/zero", "of=/root/again", "bs=1M", "count=32")
+		return code == 0
+	})
+}
