@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
-	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // LegacyRoot is where an instance made before storage pools existed keeps
@@ -40,18 +39,11 @@ func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyR
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", req.InstanceID))
 	defer unlock()
-	typ, content := drivers.TypeContainer, drivers.ContentFilesystem
-	if req.VM {
-		typ, content = drivers.TypeVM, drivers.ContentBlock
-	}
 	// The files are the instance's only copy: a daemon killed after they
 	// moved keeps the volume (keyAdopting), where a pending volume of a
 	// create would be removed.
-	rec := store.StorageVolume{Pool: req.Pool, Type: string(typ), Name: req.Name, DiskName: req.RuntimeID,
-		Content: string(content), InstanceID: req.InstanceID, Config: map[string]string{keyAdopting: "true"}}
-	if req.Image != "" {
-		rec.Config[keyImage] = req.Image
-	}
+	rec := rootRecord(req)
+	rec.Config[keyAdopting] = "true"
 	if req.VM {
 		rec.Config[keyFormat] = "qcow2"
 		if req.Image != "" {
@@ -59,8 +51,6 @@ func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyR
 				rec.Config[keyUEFI] = "true"
 			}
 		}
-	} else {
-		rec.Config[keyIDMap] = idmapString(req.IDMap)
 	}
 	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
 		return err

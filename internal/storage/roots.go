@@ -97,15 +97,7 @@ func (m *Manager) CreateRoot(ctx context.Context, req RootRequest) error {
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", req.InstanceID))
 	defer unlock()
-	typ, content := drivers.TypeContainer, drivers.ContentFilesystem
-	if req.VM {
-		typ, content = drivers.TypeVM, drivers.ContentBlock
-	}
-	rec := store.StorageVolume{Pool: req.Pool, Type: string(typ), Name: req.Name, DiskName: req.RuntimeID,
-		Content: string(content), InstanceID: req.InstanceID, Config: map[string]string{}}
-	if req.Image != "" {
-		rec.Config[keyImage] = req.Image
-	}
+	rec := rootRecord(req)
 	if req.Size > 0 {
 		rec.Config["size"] = strconv.FormatInt(req.Size, 10)
 	}
@@ -124,8 +116,6 @@ func (m *Manager) CreateRoot(ctx context.Context, req RootRequest) error {
 		if img.Config[keyUEFI] == "true" {
 			rec.Config[keyUEFI] = "true"
 		}
-	} else {
-		rec.Config[keyIDMap] = idmapString(req.IDMap)
 	}
 	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
 		return err
@@ -145,6 +135,25 @@ func (m *Manager) CreateRoot(ctx context.Context, req RootRequest) error {
 	}
 	r.Success()
 	return nil
+}
+
+// rootRecord is the record of an instance's new root volume: named by the
+// instance, kept on disk by its runtime ID; the image it comes from and a
+// container's id map recorded.
+func rootRecord(req RootRequest) store.StorageVolume {
+	typ, content := drivers.TypeContainer, drivers.ContentFilesystem
+	if req.VM {
+		typ, content = drivers.TypeVM, drivers.ContentBlock
+	}
+	rec := store.StorageVolume{Pool: req.Pool, Type: string(typ), Name: req.Name, DiskName: req.RuntimeID,
+		Content: string(content), InstanceID: req.InstanceID, Config: map[string]string{}}
+	if req.Image != "" {
+		rec.Config[keyImage] = req.Image
+	}
+	if !req.VM {
+		rec.Config[keyIDMap] = idmapString(req.IDMap)
+	}
+	return rec
 }
 
 // makeRoot fills an instance's new volume dv.

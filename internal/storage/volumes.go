@@ -241,23 +241,11 @@ func (m *Manager) PatchVolume(ctx context.Context, pool, typ, name string, put V
 }
 
 func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, put VolumePut, replace bool) error {
-	if typ != string(drivers.TypeCustom) {
-		// An instance's root is sized through its root disk device.
-		if err := checkType(typ); err != nil {
-			return err
-		}
-		return errdefs.Invalid("storage volume %s/%s: only custom volumes are changed here; an instance's root is changed through its root disk device", typ, name)
-	}
-	p, err := m.get(poolName)
+	p, rec, unlock, err := m.lockCustom(ctx, poolName, typ, name, "an instance's root is changed through its root disk device")
 	if err != nil {
 		return err
 	}
-	unlock := m.locks.lock("custom/" + poolName + "/" + name)
 	defer unlock()
-	rec, err := m.volumeRecord(ctx, poolName, typ, name)
-	if err != nil {
-		return err
-	}
 	next := maps.Clone(rec.Config)
 	if replace {
 		next = map[string]string{}
@@ -303,31 +291,54 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 	return nil
 }
 
-// RenameVolume renames an unused custom volume.
-func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName string) error {
+// lockCustom takes a custom volume's lock and returns its pool and record:
+// only custom volumes are changed, renamed or deleted through the volume
+// API (instead says how the others are).
+func (m *Manager) lockCustom(ctx context.Context, poolName, typ, name, instead string) (*pool, store.StorageVolume, func(), error) {
 	if typ != string(drivers.TypeCustom) {
 		if err := checkType(typ); err != nil {
-			return err
+			return nil, store.StorageVolume{}, nil, err
 		}
-		return errdefs.Invalid("storage volume %s/%s: only custom volumes are renamed here; rename the instance", typ, name)
-	}
-	if err := checkName("storage volume", newName); err != nil {
-		return err
+		return nil, store.StorageVolume{}, nil, errdefs.Invalid("storage volume %s/%s: only custom volumes are changed through the volume API; %s", typ, name, instead)
 	}
 	p, err := m.get(poolName)
 	if err != nil {
-		return err
+		return nil, store.StorageVolume{}, nil, err
 	}
 	unlock := m.locks.lock("custom/" + poolName + "/" + name)
-	defer unlock()
 	rec, err := m.volumeRecord(ctx, poolName, typ, name)
+	if err != nil {
+		unlock()
+		return nil, store.StorageVolume{}, nil, err
+	}
+	return p, rec, unlock, nil
+}
+
+// refuseInUse is a conflict naming who uses a custom volume, if any one
+// does.
+func (m *Manager) refuseInUse(ctx context.Context, poolName, name string) error {
+	users, err := m.cfg.Users(ctx, poolName, name)
 	if err != nil {
 		return err
 	}
-	if users, err := m.cfg.Users(ctx, poolName, name); err != nil {
-		return err
-	} else if len(users) > 0 {
+	if len(users) > 0 {
 		return errdefs.Conflict("storage volume %q is in use by %s", name, strings.Join(users, ", "))
+	}
+	return nil
+}
+
+// RenameVolume renames an unused custom volume.
+func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName string) error {
+	if err := checkName("storage volume", newName); err != nil {
+		return err
+	}
+	p, rec, unlock, err := m.lockCustom(ctx, poolName, typ, name, "rename the instance")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := m.refuseInUse(ctx, poolName, name); err != nil {
+		return err
 	}
 	if _, err := m.cfg.Store.GetStorageVolume(ctx, poolName, typ, newName); err == nil {
 		return errdefs.Conflict("storage volume custom/%s already exists on pool %q", newName, poolName)
@@ -349,26 +360,13 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 
 // DeleteVolume removes an unused custom volume.
 func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) error {
-	if typ != string(drivers.TypeCustom) {
-		if err := checkType(typ); err != nil {
-			return err
-		}
-		return errdefs.Invalid("storage volume %s/%s: only custom volumes are deleted here; delete the instance or image", typ, name)
-	}
-	p, err := m.get(poolName)
+	p, rec, unlock, err := m.lockCustom(ctx, poolName, typ, name, "delete the instance or image")
 	if err != nil {
 		return err
 	}
-	unlock := m.locks.lock("custom/" + poolName + "/" + name)
 	defer unlock()
-	rec, err := m.volumeRecord(ctx, poolName, typ, name)
-	if err != nil {
+	if err := m.refuseInUse(ctx, poolName, name); err != nil {
 		return err
-	}
-	if users, err := m.cfg.Users(ctx, poolName, name); err != nil {
-		return err
-	} else if len(users) > 0 {
-		return errdefs.Conflict("storage volume %q is in use by %s", name, strings.Join(users, ", "))
 	}
 	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
 		return err

@@ -772,15 +772,5 @@ func (d *btrfsDriver) VolumeUsage(ctx context.Context, vol Volume) (Usage, error
 func (d *btrfsDriver) Volumes(ctx context.Context) ([]Volume, error) { return d.l.volumes(ctx) }
 
 func (d *btrfsDriver) Sweep(ctx context.Context) error {
-	left, err := d.l.leftovers()
-	if err != nil {
-		return err
-	}
-	for _, p := range left {
-		if err := removeVolumeTree(ctx, p); err != nil {
-			return fmt.Errorf("remove leftover %s: %w", p, err)
-		}
-		d.p.Log.Info("removed a leftover of a killed volume create or delete", "path", p)
-	}
-	return nil
+	return d.l.sweep(ctx, removeVolumeTree, d.p.Log)
 }

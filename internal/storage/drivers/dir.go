@@ -370,16 +370,4 @@ func (d *dirDriver) VolumeUsage(ctx context.Context, vol Volume) (Usage, error) 
 
 func (d *dirDriver) Volumes(ctx context.Context) ([]Volume, error) { return d.l.volumes(ctx) }
 
-func (d *dirDriver) Sweep(ctx context.Context) error {
-	left, err := d.l.leftovers()
-	if err != nil {
-		return err
-	}
-	for _, p := range left {
-		if err := removeTree(ctx, p); err != nil {
-			return fmt.Errorf("remove leftover %s: %w", p, err)
-		}
-		d.p.Log.Info("removed a leftover of a killed volume create or delete", "path", p)
-	}
-	return nil
-}
+func (d *dirDriver) Sweep(ctx context.Context) error { return d.l.sweep(ctx, removeTree, d.p.Log) }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -293,6 +294,22 @@ func checkBlockFilled(dir string, size int64) error {
 	}
 	if st.Size() < roundBlock(size) {
 		return growBlockFile(dir, size)
+	}
+	return nil
+}
+
+// sweep removes what killed creates and deletes left under temporary
+// names, each with the driver's remove.
+func (l *layout) sweep(ctx context.Context, remove func(ctx context.Context, path string) error, log *slog.Logger) error {
+	left, err := l.leftovers()
+	if err != nil {
+		return err
+	}
+	for _, p := range left {
+		if err := remove(ctx, p); err != nil {
+			return fmt.Errorf("remove leftover %s: %w", p, err)
+		}
+		log.Info("removed a leftover of a killed volume create or delete", "path", p)
 	}
 	return nil
 }
