@@ -103,3 +103,4 @@ func TestStorageFullPool(t *testing.T) {
 		return code == 0
 	})
 }
+

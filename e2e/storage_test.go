@@ -254,3 +254,57 @@ func TestStorageHostPath(t *testing.T) {
 		t.Fatalf("removed disk still mounted:\n%s", out)
 	}
 }
+
+// TestStorageShiftedAndLimits: a security.shifted volume shared by an
+// unprivileged and a privileged container shows one owner to both (the
+// host sees 0: unshifted data); disk limits on the root device land in the
+// container's blkio cgroup for the pool's block device, live.
+func TestStorageShiftedAndLimits(t *testing.T) {
+	requireBtrfs(t)
+	d := startDaemon(t, "")
+	d.importImages()
+	d.must("storage", "create", "sb", "btrfs", "size=1GiB")
+	d.deletePoolAtEnd(t, "sb")
+	d.must("storage", "volume", "create", "sb", "both", "security.shifted=true")
+	d.must("launch", "busybox", "u1", "-s", "sb")
+	d.must("launch", "busybox", "p1", "-s", "sb", "-c", "security.privileged=true")
+	d.must("storage", "volume", "attach", "sb", "both", "u1", "/shared")
+	d.must("storage", "volume", "attach", "sb", "both", "p1", "/shared")
+	d.must("exec", "u1", "--", "sh", "-c", "echo from-u1 > /shared/f")
+	if owner := strings.TrimSpace(d.must("exec", "p1", "--", "stat", "-c", "%u", "/shared/f")); owner != "0" {
+		t.Fatalf("the privileged container sees the file owned by %s, want 0", owner)
+	}
+	if uid, _, _ := statOwner(t, filepath.Join(d.dir, "storage-pools", "sb", "custom", "both", "f")); uid != 0 {
+		t.Fatalf("on the host the shifted volume's file is owned by %d, want 0", uid)
+	}
+	d.mustFail([]string{"storage", "volume", "set", "sb", "both", "security.shifted=false"}, "in use")
+
+	// Limits: read and write throttles on the root disk, applied live.
+	d.must("config", "device", "set", "u1", "root", "limits.read=10MB", "limits.write=200iops")
+	loop := loopsOf(t, d.dir)
+	if len(loop) != 1 {
+		t.Fatalf("loop devices %v", loop)
+	}
+	dev := strings.Fields(loop[0])[0]
+	out, err := exec.Command("lsblk", "-dno", "MAJ:MIN", dev).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	majmin := strings.TrimSpace(string(out))
+	var read, write string
+	for _, cg := range cgroupsOf(d.dir) {
+		if !strings.Contains(cg, "/blkio/") {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(cg, "*", "blkio.throttle.read_bps_device"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			read += string(b)
+			w, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "blkio.throttle.write_iops_device"))
+			write += string(w)
+		}
+	}
+	if !strings.Contains(read, majmin+" 10000000") || !strings.Contains(write, majmin+" 200") {
+		t.Fatalf("blkio throttles for %s (%s): read %q, write iops %q", dev, majmin, read, write)
+	}
+}
