@@ -168,6 +168,9 @@ func TestStorageBtrfs(t *testing.T) {
 		t.Fatalf("writing 128 MiB under a 64 MiB quota: exit %d, %s", code, errOut)
 	}
 	d.must("exec", "c1", "--", "rm", "/root/big")
+	if st, err := d.client().GetInstanceState(context.Background(), "c1"); err != nil || st.Disk["root"].Total != 64<<20 || st.Disk["root"].Usage <= 0 {
+		t.Fatalf("instance state's root disk %+v, %v: want its qgroup's usage and the 64MiB limit", st.Disk, err)
+	}
 
 	d.must("storage", "volume", "create", "b1", "shared", "size=32MiB")
 	d.must("launch", "busybox", "c2", "-s", "b1")

@@ -103,9 +103,10 @@ func (s *Service) State(ctx context.Context, name string) (State, error) {
 	var typ Type
 	var status Status
 	var view Instance
+	var recID int64
 	if ok {
 		id, typ, status = runtimeID(in.rec.ID), Type(in.rec.Type), in.status
-		view = s.instanceLocked(in)
+		view, recID = s.instanceLocked(in), in.rec.ID
 	}
 	s.mu.RUnlock()
 	if !ok {
@@ -113,7 +114,25 @@ func (s *Service) State(ctx context.Context, name string) (State, error) {
 	}
 	st := s.liveState(ctx, s.driverFor(typ), id, status)
 	addHostNames(st.Network, view)
+	s.addRootUsage(ctx, &st, recID, view)
 	return st, nil
+}
+
+// addRootUsage adds the root disk's usage to a state, under the root
+// device's name, when storage can tell.
+func (s *Service) addRootUsage(ctx context.Context, st *State, id int64, in Instance) {
+	u, ok, err := s.cfg.Storage.RootUsage(ctx, id)
+	if err != nil {
+		s.log.Warn("read root disk usage", "instance", in.Name, "err", err)
+	}
+	if !ok {
+		return
+	}
+	r, err := rootDiskOf(in.ExpandedDevices)
+	if err != nil || r.Device == "" {
+		r.Device = "root"
+	}
+	st.Disk = map[string]DiskState{r.Device: {Usage: u.Used, Total: u.Total}}
 }
 
 // addHostNames names the host side of each NIC in a state's network map

@@ -22,6 +22,7 @@ type Storage interface {
 	DeleteRoot(ctx context.Context, instanceID int64) error
 	RenameRoot(ctx context.Context, instanceID int64, name string) error
 	ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64, grown bool) error
+	RootUsage(ctx context.Context, instanceID int64) (storage.Usage, bool, error)
 }
 
 // rootDisk is an instance's root disk device: the disk device at "/".

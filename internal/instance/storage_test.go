@@ -161,6 +161,9 @@ func TestRootLifecycle(t *testing.T) {
 	if got := drv.lastSpec().Root.Mounts; len(got) != 1 || got[0].Source != "/roots/"+runtimeID(rec.ID) {
 		t.Fatalf("runtime got root %+v", got)
 	}
+	if st, err := s.State(ctx, "c1"); err != nil || st.Disk["root"] != (DiskState{Usage: 4096, Total: 1 << 30}) {
+		t.Fatalf("state's disk %+v, %v", st.Disk, err)
+	}
 	put := func(devs map[string]map[string]string) error {
 		return s.Update(ctx, "c1", Put{Config: rec.Config, Devices: devs, Profiles: rec.Profiles}, nil)
 	}
@@ -188,4 +191,13 @@ func TestRootLifecycle(t *testing.T) {
 	if _, ok := st.roots[rec.ID]; ok {
 		t.Fatal("root outlived its instance")
 	}
+}
+
+func (f *fakeStorage) RootUsage(ctx context.Context, id int64) (storage.Usage, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.roots[id]; !ok {
+		return storage.Usage{}, false, errdefs.NotFound("instance %d has no root volume", id)
+	}
+	return storage.Usage{Used: 4096, Total: 1 << 30}, true, nil
 }

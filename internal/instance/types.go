@@ -61,6 +61,14 @@ type State struct {
 	// Network is the instance's interfaces by name, as seen inside it;
 	// empty when it is not running or the runtime cannot tell.
 	Network map[string]NetworkState
+	// Disk is the usage of the instance's disks by device name (its root
+	// disk), where storage measures it cheaply; empty otherwise.
+	Disk map[string]DiskState
+}
+
+// DiskState is one disk's usage in bytes; Total is 0 with no limit.
+type DiskState struct {
+	Usage, Total int64
 }
 
 // NetworkState is one interface inside an instance.

@@ -550,3 +550,19 @@ func (m *Manager) gcImage(ctx context.Context, p *pool, fp string) error {
 	}
 	return nil
 }
+
+// RootUsage is an instance's root disk usage where the driver reads it
+// cheaply: a VM's disk file, a container root on a pool with quotas
+// (qgroups). On a dir pool a container's usage would be a walk of its
+// tree at every state read, so ok is false there, as in LXD.
+func (m *Manager) RootUsage(ctx context.Context, instanceID int64) (u Usage, ok bool, err error) {
+	p, rec, err := m.rootRecord(ctx, instanceID)
+	if err != nil {
+		return Usage{}, false, err
+	}
+	if rec.Type == string(drivers.TypeContainer) && !p.drv.Info().Quotas {
+		return Usage{}, false, nil
+	}
+	u, err = p.drv.VolumeUsage(ctx, diskVolume(rec))
+	return u, err == nil, err
+}

@@ -106,6 +106,9 @@ func toAPIState(st instance.State) api.InstanceState {
 		Processes:  st.Processes,
 		CPU:        api.InstanceStateCPU{Usage: st.CPUUsage},
 	}
+	for name, d := range st.Disk {
+		out.Disk[name] = api.InstanceStateDisk{Usage: d.Usage, Total: d.Total}
+	}
 	for name, n := range st.Network {
 		addrs := make([]api.InstanceStateNetworkAddress, len(n.Addresses))
 		for i, a := range n.Addresses {

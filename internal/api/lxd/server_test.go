@@ -184,6 +184,11 @@ func (f *fakeRoots) RenameRoot(context.Context, int64, string) error { return ni
 
 func (f *fakeRoots) ResizeRoot(context.Context, int64, bool, int64, bool) error { return nil }
 
+// RootUsage: no pool here measures a root cheaply (a dir pool).
+func (f *fakeRoots) RootUsage(context.Context, int64) (storage.Usage, bool, error) {
+	return storage.Usage{}, false, nil
+}
+
 func newTestServer(t *testing.T) *httptest.Server {
 	ts, _ := newServer(t, &fakeDriver{running: map[string]int{}})
 	return ts
