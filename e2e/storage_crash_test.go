@@ -103,4 +103,3 @@ func TestStorageFullPool(t *testing.T) {
 		return code == 0
 	})
 }
-
