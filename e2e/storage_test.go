@@ -159,6 +159,7 @@ func TestStorageBtrfs(t *testing.T) {
 	if len(loopsOf(t, d.dir)) != 1 {
 		t.Fatalf("loop devices of the pool: %v", loopsOf(t, d.dir))
 	}
+	d.mustFail([]string{"launch", "busybox", "c0", "-s", "b1", "-d", "root,size=64KiB"}, "size", "below", "image")
 	d.must("launch", "busybox", "c1", "-s", "b1", "-d", "root,size=64MiB")
 	if root := d.instanceConfig("c1", true).Devices["root"]; root["pool"] != "b1" || root["size"] != "64MiB" {
 		t.Fatalf("root device %v", root)

@@ -14,6 +14,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/revert"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 	"github.com/hangar-dev/hangar/internal/store"
+	"github.com/hangar-dev/hangar/internal/units"
 	"github.com/hangar-dev/hangar/internal/vmdisk"
 )
 
@@ -184,6 +185,17 @@ func (m *Manager) makeRoot(ctx context.Context, p *pool, req RootRequest, dv dri
 			return vmdisk.CreateOverlay(ctx, qemuImg, base, "raw", dst, req.Size)
 		})
 	case img.ID != 0 && clones:
+		if req.Size > 0 {
+			// The clone starts out referencing the whole image: a limit
+			// below it would leave the instance unable to write a byte.
+			u, err := p.drv.VolumeUsage(ctx, diskVolume(img))
+			if err != nil {
+				return err
+			}
+			if req.Size < u.Used {
+				return errdefs.Invalid("size: %s is below the %s the image %s needs", units.FormatByteSize(req.Size), units.FormatByteSize(u.Used), shortFP(req.Image))
+			}
+		}
 		if err := p.drv.CloneVolume(ctx, dv, diskVolume(img)); err != nil {
 			return err
 		}
