@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 )
@@ -647,4 +649,77 @@ func slicesString(s []string) string {
 		out += x
 	}
 	return out + "]"
+}
+
+// TestDeleteRefusedByDriver: a delete the driver refuses before removing
+// anything (the volume is a mount point: a process holds it) is a 409 and
+// leaves the volume as it was: listed, usable, and kept by the next
+// start's reconciliation, which removes only what a delete had begun.
+func TestDeleteRefusedByDriver(t *testing.T) {
+	e := newEnv(t)
+	e.dirPool("p", nil)
+	if err := e.m.CreateVolume(e.ctx, CreateVolumeRequest{Pool: "p", Name: "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.CreateRoot(e.ctx, RootRequest{InstanceID: 1, RuntimeID: "r1", Name: "c1", Pool: "p", IDMap: &testMap}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		path   string
+		delete func() error
+		// present says the volume is there through the API.
+		present func() error
+	}{
+		{
+			name: "custom volume", path: e.path("p", "custom", "v", "filesystem"),
+			delete: func() error { return e.m.DeleteVolume(e.ctx, "p", "custom", "v") },
+			present: func() error {
+				_, err := e.m.Attach(e.ctx, "p", "v")
+				return err
+			},
+		},
+		{
+			name: "instance root", path: e.path("p", "container", "r1", "filesystem"),
+			delete: func() error { return e.m.DeleteRoot(e.ctx, 1) },
+			present: func() error {
+				_, err := e.m.Root(e.ctx, RootRequest{InstanceID: 1, IDMap: &testMap})
+				return err
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(tt.path, "keep"), []byte("data"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mount(tt.path, tt.path, "", unix.MS_BIND, ""); err != nil {
+				t.Fatal(err)
+			}
+			mounted := true
+			defer func() {
+				if mounted {
+					_ = unix.Unmount(tt.path, 0)
+				}
+			}()
+			wantErr(t, "delete a mounted volume", tt.delete(), errdefs.ErrConflict, "mounted")
+			wantErr(t, "the volume after a refused delete", tt.present(), nil)
+			if err := unix.Unmount(tt.path, 0); err != nil {
+				t.Fatal(err)
+			}
+			mounted = false
+			e.restart()
+			wantErr(t, "the volume after a restart", tt.present(), nil)
+			if got := readFile(t, filepath.Join(tt.path, "keep")); got != "data" {
+				t.Errorf("volume content %q after restart", got)
+			}
+			wantErr(t, "delete once unmounted", tt.delete(), nil)
+			if exists(tt.path) {
+				t.Error("deleted volume left on disk")
+			}
+		})
+	}
+	if got := e.records("p"); len(got) != 0 {
+		t.Errorf("records left: %v", got)
+	}
 }
