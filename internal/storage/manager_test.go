@@ -96,6 +96,13 @@ func TestStart(t *testing.T) {
 					t.Fatal(err)
 				}
 				e.dirPool("ext", map[string]string{"source": src})
+				// An image cached there (its instance is gone).
+				if err := e.m.CreateRoot(e.ctx, RootRequest{InstanceID: 1, RuntimeID: "r1", Name: "c1", Pool: "ext", Image: treeImage, IDMap: &testMap}); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.m.DeleteRoot(e.ctx, 1); err != nil {
+					t.Fatal(err)
+				}
 				// The host loses the source: unmounted, then gone.
 				if err := unix.Unmount(filepath.Join(e.poolsDir(), "ext"), 0); err != nil {
 					t.Fatal(err)
@@ -115,6 +122,20 @@ func TestStart(t *testing.T) {
 				}
 				if _, err := e.m.PoolResources(e.ctx, DefaultPool); err != nil {
 					t.Errorf("resources of default: %v", err)
+				}
+				// The user gives up on it: it can be deleted, with the
+				// records of what was on it.
+				if err := e.m.DeletePool(e.ctx, "ext"); err != nil {
+					t.Fatalf("delete the unavailable pool: %v", err)
+				}
+				if got := poolNames(t, e); !slices.Equal(got, []string{"default:Created"}) {
+					t.Errorf("pools after deleting the unavailable one: %v", got)
+				}
+				if got := e.records("ext"); len(got) != 0 {
+					t.Errorf("records left: %v", got)
+				}
+				if exists(filepath.Join(e.poolsDir(), "ext")) {
+					t.Error("the unavailable pool's directory is left")
 				}
 			},
 		},

@@ -291,6 +291,16 @@ func (m *Manager) DeletePool(ctx context.Context, name string) error {
 	if err := drv.Delete(ctx); err != nil {
 		return fmt.Errorf("delete storage pool %q: %w", name, err)
 	}
+	if p.err != nil {
+		// An unavailable pool's image caches cannot be reached to be
+		// removed: their records go with the pool, which the store
+		// would otherwise refuse to forget.
+		for _, v := range vols {
+			if err := m.cfg.Store.DeleteStorageVolume(ctx, v.ID); err != nil {
+				return err
+			}
+		}
+	}
 	if err := m.cfg.Store.DeleteStoragePool(ctx, name); err != nil {
 		return err
 	}
