@@ -89,6 +89,35 @@ func TestStart(t *testing.T) {
 			},
 		},
 		{
+			name: "a btrfs pool whose create was killed before its record was complete",
+			before: func(t *testing.T, e *env) {
+				e.btrfsPool("half", map[string]string{"size": "200MiB"})
+				// As the record was before the create's last update.
+				rec, err := e.st.GetStoragePool(e.ctx, "half")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec.State, rec.Config = "pending", map[string]string{"size": "200MiB"}
+				if err := e.st.UpdateStoragePool(e.ctx, rec); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: []string{"default:Created"},
+			after: func(t *testing.T, e *env) {
+				if _, err := e.st.GetStoragePool(e.ctx, "half"); !errors.Is(err, errdefs.ErrNotFound) {
+					t.Errorf("half-made pool's record: %v, want it gone", err)
+				}
+				for _, p := range []string{filepath.Join(e.poolsDir(), "half"), filepath.Join(e.base, "data", "disks", "half.img")} {
+					if exists(p) {
+						t.Errorf("half-made pool's %s left", p)
+					}
+				}
+				if ms := mountPoints(e.base); len(ms) != 0 {
+					t.Errorf("left mounted: %v", ms)
+				}
+			},
+		},
+		{
 			name: "a pool whose source vanished is unavailable, the others work",
 			before: func(t *testing.T, e *env) {
 				src := filepath.Join(e.base, "src")

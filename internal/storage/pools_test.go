@@ -17,6 +17,11 @@ func TestCreatePoolRefused(t *testing.T) {
 	e := newEnv(t)
 	e.dirPool("taken", nil)
 	e.events.take()
+	full := filepath.Join(e.base, "full")
+	if err := os.MkdirAll(filepath.Join(full, "someone's"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	btrfsOK, noBtrfs := hasBtrfs()
 	tests := []struct {
 		name string
 		req  CreatePoolRequest
@@ -42,9 +47,15 @@ func TestCreatePoolRefused(t *testing.T) {
 		{"source inside the data dir", CreatePoolRequest{Name: "p", Driver: "dir", Config: map[string]string{"source": filepath.Join(e.base, "data", "inside")}}, errdefs.ErrInvalidArgument, []string{"data directory"}},
 		{"btrfs size too small", CreatePoolRequest{Name: "p", Driver: "btrfs", Config: map[string]string{"size": "1MiB"}}, errdefs.ErrInvalidArgument, []string{"size"}},
 		{"existing name", CreatePoolRequest{Name: "taken", Driver: "dir"}, errdefs.ErrConflict, []string{`"taken" already exists`}},
+		{"source not empty", CreatePoolRequest{Name: "p", Driver: "dir", Config: map[string]string{"source": full}}, errdefs.ErrInvalidArgument, []string{full}},
+		{"btrfs mount options the kernel refuses", CreatePoolRequest{Name: "p", Driver: "btrfs", Config: map[string]string{"size": "200MiB", "btrfs.mount_options": "no_such_option"}},
+			errdefs.ErrInvalidArgument, []string{"btrfs.mount_options", "no_such_option"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.req.Driver == "btrfs" && !btrfsOK {
+				t.Skip(noBtrfs)
+			}
 			err := e.m.CreatePool(e.ctx, tt.req)
 			wantErr(t, "create", err, tt.kind, tt.says...)
 		})
@@ -65,6 +76,15 @@ func TestCreatePoolRefused(t *testing.T) {
 	}
 	if exists(filepath.Join(e.base, "data", "inside")) {
 		t.Error("a refused source inside the data dir was made")
+	}
+	if exists(filepath.Join(e.base, "data", "disks", "p.img")) {
+		t.Error("a refused btrfs pool left its loop file")
+	}
+	if ms := mountPoints(e.base); len(ms) != 0 {
+		t.Errorf("refused creates left mounts: %v", ms)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(full)); len(ents) != 1 {
+		t.Errorf("a refused source was changed: %v", ents)
 	}
 	if got := e.events.take(); len(got) != 0 {
 		t.Errorf("refused creates emitted %v", got)
@@ -305,5 +325,70 @@ func TestPoolEventsAndResources(t *testing.T) {
 	want := []string{"storage-pool-created storage-pool p", "storage-pool-deleted storage-pool p"}
 	if got := e.events.take(); !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
+	}
+}
+
+// TestUpdateBtrfsPool: a loop pool grows through its size and never
+// shrinks; its mount options change by a remount.
+func TestUpdateBtrfsPool(t *testing.T) {
+	e := newEnv(t)
+	e.btrfsPool("b", map[string]string{"size": "200MiB"})
+	total := func() int64 {
+		t.Helper()
+		r, err := e.m.PoolResources(e.ctx, "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Space.Total
+	}
+	before := total()
+	steps := []struct {
+		name    string
+		put     PoolPut
+		replace bool
+		kind    error
+		says    []string
+		grows   bool
+	}{
+		{name: "grow", put: PoolPut{Config: map[string]string{"size": "300MiB"}}, grows: true},
+		{name: "shrink", put: PoolPut{Config: map[string]string{"size": "200MiB"}}, kind: errdefs.ErrInvalidArgument, says: []string{"cannot shrink"}},
+		{name: "put keeps the size", replace: true, put: PoolPut{Config: map[string]string{"user.x": "1"}}},
+		{name: "mount options", put: PoolPut{Config: map[string]string{"btrfs.mount_options": "user_subvol_rm_allowed,noatime"}}},
+		{name: "bad mount options", put: PoolPut{Config: map[string]string{"btrfs.mount_options": "no_such_option"}}, kind: errdefs.ErrInvalidArgument, says: []string{"no_such_option"}},
+	}
+	for _, s := range steps {
+		var err error
+		if s.replace {
+			err = e.m.UpdatePool(e.ctx, "b", s.put)
+		} else {
+			err = e.m.PatchPool(e.ctx, "b", s.put)
+		}
+		wantErr(t, s.name, err, s.kind, s.says...)
+		now := total()
+		if s.grows && now <= before {
+			t.Errorf("%s: pool of %d bytes, was %d", s.name, now, before)
+		}
+		if !s.grows && now != before {
+			t.Errorf("%s: pool of %d bytes, was %d", s.name, now, before)
+		}
+		before = now
+	}
+	p, err := e.m.Pool(e.ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Config["size"] != "300MiB" || p.Config["user.x"] != "1" || p.Config["btrfs.mount_options"] != "user_subvol_rm_allowed,noatime" {
+		t.Errorf("config %v", p.Config)
+	}
+	// What is recorded mounts at the next start.
+	if err := e.m.CreateVolume(e.ctx, CreateVolumeRequest{Pool: "b", Name: "v", Config: map[string]string{"size": "16MiB"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	if got := poolNames(t, e); !slices.Equal(got, []string{"b:Created", "default:Created"}) {
+		t.Errorf("pools after restart %v", got)
+	}
+	if st, err := e.m.VolumeState(e.ctx, "b", "custom", "v"); err != nil || st.Usage.Total != 16<<20 {
+		t.Errorf("volume after restart %+v %v", st, err)
 	}
 }
