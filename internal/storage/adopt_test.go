@@ -129,16 +129,17 @@ func TestAdoptRoot(t *testing.T) {
 			},
 		},
 		{
-			name: "a failed move puts the files back", pool: "p", fails: []string{"not a directory"},
+			name: "files on another filesystem stay where they are", pool: "p", fails: []string{"cross-device"},
 			legacy: func(t *testing.T, name string) LegacyRoot {
-				l := legacyContainer(t, name, false)
-				// work cannot be moved: a path through a file.
-				blocker := filepath.Join(legacyDir, name, "file")
-				if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+				dir := filepath.Join(legacyDir, name)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
 					t.Fatal(err)
 				}
-				l.Work = filepath.Join(blocker, "work")
-				return l
+				if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+				return legacyContainer(t, name, false)
 			},
 		},
 		{
@@ -172,6 +173,9 @@ func TestAdoptRoot(t *testing.T) {
 				}
 				if got := readFile(t, filepath.Join(l.Upper, "mine")); got != name {
 					t.Errorf("legacy upper holds %q after a failed adoption", got)
+				}
+				if !exists(l.Work) {
+					t.Error("a failed adoption removed the legacy work directory")
 				}
 				if got := e.onDisk(tt.pool); !slices.Equal(got, before) {
 					t.Errorf("a failed adoption left %v (before %v)", got, before)
@@ -235,5 +239,105 @@ func checkAdoptedContainer(t *testing.T, e *env, req RootRequest, mine string) {
 	}
 	if o := owner(t, dir); o != int(testMap.HostID) {
 		t.Errorf("root owned by %d", o)
+	}
+}
+
+// TestAdoptKilled: a daemon killed during an adoption loses nothing: the
+// next start removes a volume the files had not moved into yet (they are
+// still where they were, and are adopted again) and keeps one they had.
+func TestAdoptKilled(t *testing.T) {
+	needTools(t, "qemu-img")
+	tests := []struct {
+		name  string
+		vm    bool
+		moved bool
+	}{
+		{"container killed before the move", false, false},
+		{"container killed after the move", false, true},
+		{"VM killed before the move", true, false},
+		{"VM killed after the move", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.images.addDisk(diskImage)
+			e.dirPool("p", nil)
+			p, err := e.m.get("p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			legacy := filepath.Join(e.base, "legacy")
+			if err := os.MkdirAll(legacy, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			req := RootRequest{InstanceID: 1, RuntimeID: "r1", Name: "c1", Pool: "p", VM: tt.vm, Image: treeImage, IDMap: &testMap}
+			l := LegacyRoot{Upper: filepath.Join(legacy, "upper"), Work: filepath.Join(legacy, "work")}
+			if tt.vm {
+				req.Image, req.IDMap = diskImage, nil
+				l = LegacyRoot{Disk: filepath.Join(legacy, "root.qcow2")}
+				if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", l.Disk, "40M").CombinedOutput(); err != nil {
+					t.Fatalf("qemu-img create: %v: %s", err, out)
+				}
+			} else {
+				if err := os.MkdirAll(l.Upper, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(l.Upper, "mine"), []byte("only copy"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The state AdoptRoot is in when killed: its pending record
+			// and the volume made empty, then (moved) the files in it.
+			rec := rootRecord(req)
+			rec.Config[keyAdopting] = "true"
+			if err := e.st.CreateStorageVolume(e.ctx, &rec); err != nil {
+				t.Fatal(err)
+			}
+			dv := diskVolume(rec)
+			if err := p.drv.CreateVolume(e.ctx, dv, 0, false, func(dir string) error {
+				if tt.vm {
+					return nil
+				}
+				return os.Mkdir(filepath.Join(dir, "work"), 0o700)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.moved {
+				from := l.Upper
+				if tt.vm {
+					from = l.Disk
+				}
+				if err := os.Rename(from, adoptedPath(p, dv)); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			e.restart()
+
+			has, err := e.m.HasRoot(e.ctx, 1)
+			if err != nil || has != tt.moved {
+				t.Fatalf("HasRoot after restart %v %v, want %v", has, err, tt.moved)
+			}
+			if !tt.moved {
+				if got := e.onDisk("p"); len(got) != 0 {
+					t.Errorf("the unmoved adoption's volume is left: %v", got)
+				}
+				// The daemon adopts it again, from where the files are.
+				if err := e.m.AdoptRoot(e.ctx, req, l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.vm {
+				r, err := e.m.Root(e.ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info := diskInfo(t, r.Disk.Path, "qcow2"); info.VirtualSize != 40<<20 {
+					t.Errorf("adopted disk %+v, want the legacy 40MiB qcow2", info)
+				}
+				return
+			}
+			checkAdoptedContainer(t, e, req, "only copy")
+		})
 	}
 }

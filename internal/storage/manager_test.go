@@ -118,7 +118,7 @@ func TestStart(t *testing.T) {
 			},
 		},
 		{
-			name: "a pool whose source vanished is unavailable, the others work",
+			name: "a pool whose source vanished is unavailable while the others work",
 			before: func(t *testing.T, e *env) {
 				src := filepath.Join(e.base, "src")
 				if err := os.Mkdir(src, 0o755); err != nil {
@@ -207,7 +207,7 @@ func TestReconcile(t *testing.T) {
 			}
 			// Volumes as a killed daemon leaves them: made but pending,
 			// being deleted, made with no record, a record whose volume
-			// was never made, an adoption whose files moved in, and a
+			// was never made, adoptions killed after and before their move, and a
 			// .tmp- leftover.
 			made := func(name string, state string, cfg map[string]string) {
 				t.Helper()
@@ -222,15 +222,36 @@ func TestReconcile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// An adoption: its record, and its volume with the moved
+			// upper or, killed before the move, without.
+			adopting := func(id int64, name string, volume, moved bool) {
+				t.Helper()
+				rec := store.StorageVolume{Pool: "p", Type: "container", Name: name, DiskName: name, Content: "filesystem",
+					InstanceID: id, Config: map[string]string{keyAdopting: "true"}, State: "pending"}
+				if err := e.st.CreateStorageVolume(e.ctx, &rec); err != nil {
+					t.Fatal(err)
+				}
+				if !volume {
+					return
+				}
+				if err := p.drv.CreateVolume(e.ctx, diskVolume(rec), 0, false, func(dir string) error {
+					if moved {
+						return os.Mkdir(filepath.Join(dir, "upper"), 0o755)
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			made("pending", "pending", nil)
 			onDisk("pending")
 			made("deleting", "deleting", nil)
 			onDisk("deleting")
 			onDisk("orphan")
 			made("never", "pending", nil)
-			made("adopted", "pending", map[string]string{keyAdopting: "true"})
-			onDisk("adopted")
-			made("adopt-lost", "pending", map[string]string{keyAdopting: "true"})
+			adopting(2, "adopted", true, true)
+			adopting(3, "adopt-unmoved", true, false)
+			adopting(4, "adopt-lost", false, false)
 			if err := os.Mkdir(filepath.Join(e.poolsDir(), "p", "custom", ".tmp-killed-abc"), 0o700); err != nil {
 				t.Fatal(err)
 			}
@@ -238,19 +259,19 @@ func TestReconcile(t *testing.T) {
 			e.restart()
 
 			wantRecs := []string{
+				"container/adopted/adopted created",
 				"container/c1/r1 created",
-				"custom/adopted/adopted created",
 				"custom/kept/kept created",
 				"image/" + treeImage + "/" + treeName(treeImage, &testMap) + " created",
 			}
 			if got := e.records("p"); !slices.Equal(got, wantRecs) {
 				t.Errorf("records after restart:\n%q\nwant\n%q", got, wantRecs)
 			}
-			wantDisk := []string{"containers/r1", "custom/adopted", "custom/kept", "images/" + treeName(treeImage, &testMap)}
+			wantDisk := []string{"containers/adopted", "containers/r1", "custom/kept", "images/" + treeName(treeImage, &testMap)}
 			if got := e.onDisk("p"); !slices.Equal(got, wantDisk) {
 				t.Errorf("on disk after restart:\n%q\nwant\n%q", got, wantDisk)
 			}
-			v, err := e.m.Volume(e.ctx, "p", "custom", "adopted")
+			v, err := e.m.Volume(e.ctx, "p", "container", "adopted")
 			if err != nil {
 				t.Fatal(err)
 			}
