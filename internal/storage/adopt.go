@@ -22,6 +22,16 @@ type LegacyRoot struct {
 // req.Pool (a dir pool), moving its files into it: a rename on one
 // filesystem, so nothing is copied. A root with no files yet (an instance
 // that never started) gets a fresh volume.
+//
+// The volume is made first, empty (a fresh overlay work directory, or the
+// driver's empty disk file), and the instance's files then move into it
+// by one rename: at every moment they are whole in one place. A daemon
+// killed before the rename finds a pending adopting volume without them
+// and removes it (the files are still where they were, and are adopted
+// again); killed after, it finds them in the volume and keeps it
+// (reconcile). Moving them inside the driver's fill would put them under
+// the driver's temporary name until the volume is made, where a kill
+// would leave them for the next start's sweep to remove.
 func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyRoot) error {
 	p, err := m.get(req.Pool)
 	if err != nil {
@@ -39,9 +49,6 @@ func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyR
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", req.InstanceID))
 	defer unlock()
-	// The files are the instance's only copy: a daemon killed after they
-	// moved keeps the volume (keyAdopting), where a pending volume of a
-	// create would be removed.
 	rec := rootRecord(req)
 	rec.Config[keyAdopting] = "true"
 	if req.VM {
@@ -57,40 +64,29 @@ func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyR
 	}
 	dv := diskVolume(rec)
 	err = p.drv.CreateVolume(ctx, dv, 0, false, func(dir string) error {
-		// A failed fill puts back what it moved before the driver
-		// removes its half-made volume.
-		var moved [][2]string
-		move := func(from, to string) error {
-			if err := os.Rename(from, to); err != nil {
-				return err
-			}
-			moved = append(moved, [2]string{from, to})
-			return nil
+		if req.VM {
+			return nil // the driver's empty disk file, replaced by the move
 		}
-		err := func() error {
-			if req.VM {
-				dst := filepath.Join(dir, drivers.BlockFile)
-				_ = os.Remove(dst)
-				return move(legacy.Disk, dst)
-			}
-			if err := move(legacy.Upper, filepath.Join(dir, "upper")); err != nil {
-				return err
-			}
-			if err := move(legacy.Work, filepath.Join(dir, "work")); !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			return os.Mkdir(filepath.Join(dir, "work"), 0o700)
-		}()
-		if err != nil {
-			for i := len(moved) - 1; i >= 0; i-- {
-				_ = os.Rename(moved[i][1], moved[i][0])
-			}
-		}
-		return err
+		// overlayfs' scratch space: a fresh one serves, the old one is
+		// not moved.
+		return os.Mkdir(filepath.Join(dir, "work"), 0o700)
 	})
 	if err != nil {
 		m.forget(ctx, rec)
 		return fmt.Errorf("adopt root of %s: %w", req.Name, err)
+	}
+	if err := os.Rename(have, adoptedPath(p, dv)); err != nil {
+		// Nothing moved: the files stay where they were.
+		if derr := p.drv.DeleteVolume(context.WithoutCancel(ctx), dv); derr != nil {
+			m.cfg.Log.Error("remove volume of a failed adoption", "instance", req.Name, "err", derr)
+		}
+		m.forget(ctx, rec)
+		return fmt.Errorf("adopt root of %s: %w", req.Name, err)
+	}
+	if !req.VM && legacy.Work != "" {
+		if err := os.RemoveAll(legacy.Work); err != nil {
+			m.cfg.Log.Warn("remove old overlay work directory", "instance", req.Name, "path", legacy.Work, "err", err)
+		}
 	}
 	delete(rec.Config, keyAdopting)
 	rec.State = "created"
@@ -99,4 +95,24 @@ func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyR
 	}
 	m.cfg.Log.Info("instance root moved onto a storage pool", "instance", req.Name, "pool", req.Pool)
 	return nil
+}
+
+// adoptedPath is where an adopted root's files are in its volume: a
+// container's overlay upper, a VM's disk.
+func adoptedPath(p *pool, dv drivers.Volume) string {
+	if dv.Type == drivers.TypeVM {
+		return filepath.Join(p.drv.Path(dv), drivers.BlockFile)
+	}
+	return filepath.Join(p.drv.Path(dv), "upper")
+}
+
+// adopted says whether an adopting volume holds the instance's files
+// (AdoptRoot's rename happened): a container's upper, a VM's disk (the
+// empty file the volume was made with is not one).
+func adopted(p *pool, dv drivers.Volume) bool {
+	st, err := os.Lstat(adoptedPath(p, dv))
+	if err != nil {
+		return false
+	}
+	return dv.Type != drivers.TypeVM || st.Size() > 0
 }

@@ -196,7 +196,7 @@ func (m *Manager) reconcile(ctx context.Context, p *pool) error {
 			known[dv] = true
 			continue
 		}
-		if v.State == "pending" && v.Config[keyAdopting] == "true" && volumeExists(p, dv) {
+		if v.State == "pending" && v.Config[keyAdopting] == "true" && adopted(p, dv) {
 			// Files moved in from before pools: the only copy, kept.
 			delete(v.Config, keyAdopting)
 			v.State = "created"

@@ -291,6 +291,16 @@ func (m *Manager) DeletePool(ctx context.Context, name string) error {
 	if err := drv.Delete(ctx); err != nil {
 		return fmt.Errorf("delete storage pool %q: %w", name, err)
 	}
+	if p.err != nil {
+		// An unavailable pool's image caches cannot be reached to be
+		// removed: their records go with the pool, which the store
+		// would otherwise refuse to forget.
+		for _, v := range vols {
+			if err := m.cfg.Store.DeleteStorageVolume(ctx, v.ID); err != nil {
+				return err
+			}
+		}
+	}
 	if err := m.cfg.Store.DeleteStoragePool(ctx, name); err != nil {
 		return err
 	}
@@ -316,11 +326,21 @@ func (m *Manager) PoolResources(ctx context.Context, name string) (Resources, er
 // deleteVolumeRecord removes a volume the way a crash can always finish:
 // mark it deleting, remove it from the pool, drop the record.
 func (m *Manager) deleteVolumeRecord(ctx context.Context, p *pool, v store.StorageVolume) error {
+	state := v.State
 	v.State = "deleting"
 	if err := m.cfg.Store.UpdateStorageVolume(ctx, v); err != nil {
 		return err
 	}
 	if err := p.drv.DeleteVolume(ctx, diskVolume(v)); err != nil {
+		// A delete the driver refused before it began (the volume is
+		// mounted) leaves the volume whole: it stays as it was, not
+		// hidden and then removed by the next start's reconciliation.
+		if volumeExists(p, diskVolume(v)) {
+			v.State = state
+			if uerr := m.cfg.Store.UpdateStorageVolume(context.WithoutCancel(ctx), v); uerr != nil {
+				m.cfg.Log.Error("restore volume after a refused delete", "pool", p.rec.Name, "volume", v.Name, "err", uerr)
+			}
+		}
 		return fmt.Errorf("delete volume %s/%s: %w", v.Type, v.Name, err)
 	}
 	return m.cfg.Store.DeleteStorageVolume(ctx, v.ID)
