@@ -115,8 +115,10 @@ func (s *Service) rootOf(ctx context.Context, rec store.Instance, cfg map[string
 	return s.cfg.Storage.Root(ctx, req)
 }
 
-// adoptRoot moves an instance made before pools existed onto the default
-// pool; an instance with a root volume is left alone.
+// adoptRoot moves an instance made before pools existed onto its root
+// disk's pool (the default dir pool: older instances have no other), or
+// makes the root a killed create did not; an instance with a root volume
+// is left alone.
 func (s *Service) adoptRoot(ctx context.Context, rec store.Instance, req storage.RootRequest) error {
 	has, err := s.cfg.Storage.HasRoot(ctx, rec.ID)
 	if err != nil || has {
@@ -125,7 +127,8 @@ func (s *Service) adoptRoot(ctx context.Context, rec store.Instance, req storage
 	if s.cfg.LegacyRoot == nil {
 		return errdefs.NotFound("instance %s has no root volume", rec.Name)
 	}
-	req.Pool = storage.DefaultPool
+	// Before pools, every root was where the default dir pool now is;
+	// an instance with no files there gets a fresh root on its own pool.
 	return s.cfg.Storage.AdoptRoot(ctx, req, s.cfg.LegacyRoot(req.RuntimeID, req.VM))
 }
 
@@ -291,4 +294,30 @@ func (s *Service) StorageUsers(ctx context.Context, pool, volume string) ([]stri
 	sort.Strings(insts)
 	sort.Strings(profiles)
 	return append(insts, profiles...), nil
+}
+
+// recoverRoots gives every instance without a root volume one, at daemon
+// start: one made before storage pools existed has its files moved onto
+// the default pool; one whose create was killed between its record and
+// its root gets a fresh root. A failure is logged; the instance's next
+// start tries again and reports it.
+func (s *Service) recoverRoots(ctx context.Context) {
+	s.mu.RLock()
+	recs := make([]store.Instance, 0, len(s.byName))
+	for _, in := range s.byName {
+		recs = append(recs, cloneRecord(in.rec))
+	}
+	s.mu.RUnlock()
+	for _, rec := range recs {
+		cfg, devs, err := s.expanded(rec)
+		if err == nil {
+			var r rootDisk
+			if r, err = rootDiskOf(devs); err == nil {
+				err = s.adoptRoot(ctx, rec, s.rootRequest(rec, cfg, r))
+			}
+		}
+		if err != nil {
+			s.log.Error("give instance its root volume", "instance", rec.Name, "err", err)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 )
 
@@ -45,7 +46,7 @@ func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyR
 		return m.CreateRoot(ctx, req)
 	}
 	if p.drv.Info().Clones {
-		return fmt.Errorf("adopt root of %s: pool %q is not a dir pool", req.Name, req.Pool)
+		return errdefs.Invalid("adopt root of %s: its files from before storage pools can only move onto a dir pool, and %q is %s", req.Name, req.Pool, p.rec.Driver)
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", req.InstanceID))
 	defer unlock()

@@ -458,6 +458,9 @@ func (m *Manager) ResizeRoot(ctx context.Context, instanceID int64, vm bool, siz
 	if err != nil {
 		return err
 	}
+	if recVM := rec.Type == string(drivers.TypeVM); recVM != vm {
+		return fmt.Errorf("resize root of instance %d: its volume is a %s, not what the caller said", instanceID, rec.Type)
+	}
 	if err := m.CheckRoot(ctx, rec.Pool, vm, size); err != nil {
 		return err
 	}

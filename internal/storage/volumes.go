@@ -155,6 +155,11 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 	}
 	// The pool's volume.* keys are the defaults, as in LXD.
 	cfg := drivers.VolumeDefaults(p.rec.Config, drivers.Volume{Type: drivers.TypeCustom, Content: drivers.ContentType(req.ContentType)})
+	if req.ContentType == string(drivers.ContentFilesystem) && !p.drv.Info().Quotas {
+		// A pool's volume.size there sizes its block volumes; only a size
+		// asked for this volume is refused.
+		delete(cfg, "size")
+	}
 	maps.Copy(cfg, req.Config)
 	if err := checkVolumeConfig(p, req.ContentType, cfg); err != nil {
 		return err
