@@ -143,7 +143,7 @@ func TestAdoptRoot(t *testing.T) {
 			},
 		},
 		{
-			name: "onto a btrfs pool", pool: "b", fails: []string{`"b" is not a dir pool`},
+			name: "onto a btrfs pool", pool: "b", fails: []string{"only move onto a dir pool", `"b" is btrfs`},
 			legacy: func(t *testing.T, name string) LegacyRoot { return legacyContainer(t, name, false) },
 		},
 	}
