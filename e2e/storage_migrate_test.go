@@ -72,8 +72,8 @@ func TestStorageMigration(t *testing.T) {
 	if out := d.must("exec", "old", "--", "cat", "/root/keep"); out != "kept\n" {
 		t.Fatalf("after the upgrade the instance reads %q", out)
 	}
-	if vols := d.must("storage", "volume", "list", "default"); !strings.Contains(vols, "old") {
-		t.Fatalf("the instance's root is not a volume on default:\n%s", vols)
+	if got := d.volumesOf("default", "container"); len(got) != 1 || got[0] != "old" {
+		t.Fatalf("container volumes on default %v, want [old]", got)
 	}
 	if _, err := os.Stat(filepath.Join(to, "upper")); err == nil {
 		t.Fatal("the old layer stayed in the container runtime's directory")

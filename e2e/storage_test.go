@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +79,18 @@ func (d *daemon) deletePoolAtEnd(t *testing.T, pool string) {
 	})
 }
 
+// volumesOf lists the names of a pool's volumes of one type.
+func (d *daemon) volumesOf(pool, typ string) []string {
+	d.t.Helper()
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(d.must("storage", "volume", "list", pool, "--format", "csv")), "\n") {
+		if f := strings.Split(line, ","); len(f) > 1 && f[0] == typ {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
 // TestStorageDefaultPool: a new daemon has pool default (dir) and the
 // default profile its root disk; an instance's root is a volume on it,
 // listed, measured and removed with the instance; what a dir pool here
@@ -99,11 +112,11 @@ func TestStorageDefaultPool(t *testing.T) {
 		t.Fatalf("expanded root device %v", root)
 	}
 	d.must("exec", "c1", "--", "sh", "-c", "head -c 3000000 /dev/zero > /root/blob")
-	vols := d.must("storage", "volume", "list", "default")
-	for _, want := range []string{"container", "c1", "image"} {
-		if !strings.Contains(vols, want) {
-			t.Fatalf("volume list lacks %q:\n%s", want, vols)
-		}
+	if got := d.volumesOf("default", "container"); !slices.Equal(got, []string{"c1"}) {
+		t.Fatalf("container volumes %v, want [c1]", got)
+	}
+	if got := d.volumesOf("default", "image"); !slices.Equal(got, []string{d.fingerprint("busybox")}) {
+		t.Fatalf("image volumes %v, want the busybox image's", got)
 	}
 	st, err := d.client().GetStoragePoolVolumeState(context.Background(), "default", "container", "c1")
 	if err != nil {
@@ -129,12 +142,12 @@ func TestStorageDefaultPool(t *testing.T) {
 	}
 
 	d.must("rename", "c1", "c9")
-	if vols := d.must("storage", "volume", "list", "default"); !strings.Contains(vols, "c9") || strings.Contains(vols, "c1") {
-		t.Fatalf("volume not renamed with its instance:\n%s", vols)
+	if got := d.volumesOf("default", "container"); !slices.Equal(got, []string{"c9"}) {
+		t.Fatalf("container volumes after the rename: %v, want [c9]", got)
 	}
 	d.must("delete", "-f", "c9")
-	if vols := d.must("storage", "volume", "list", "default"); strings.Contains(vols, "container") {
-		t.Fatalf("root volume outlived its instance:\n%s", vols)
+	if got := d.volumesOf("default", "container"); len(got) != 0 {
+		t.Fatalf("root volume outlived its instance: %v", got)
 	}
 	containers, _ := os.ReadDir(filepath.Join(d.dir, "storage-pools", "default", "containers"))
 	if len(containers) != 0 {
