@@ -340,8 +340,13 @@ func (m *Manager) updateDisks(ctx context.Context, in Instance, old, cur map[str
 		switch {
 		case !in.VM && in.Mounts != nil && od["path"] != "":
 			errs = append(errs, in.Mounts.DetachMount(ctx, od["path"]))
-		case in.VM && in.Disks != nil && od["path"] == "":
-			errs = append(errs, in.Disks.DetachDisk(ctx, name))
+		case in.VM && in.Disks != nil:
+			// Whether it was a disk or a 9p share (which stays until the
+			// next start) is the VM's to know: a name it has no disk
+			// under is not an error.
+			if err := in.Disks.DetachDisk(ctx, name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	for _, name := range sortedNames(cur) {
