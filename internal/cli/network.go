@@ -98,26 +98,11 @@ func newNetworkCreateCmd(a *app) *cobra.Command {
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.NetworksPost{Name: args[0], Type: typ}
-			if stdinHasData(a.in) && !isTerminal(a.in) {
-				data, err := io.ReadAll(a.in)
-				if err != nil {
-					return fmt.Errorf("read standard input: %w", err)
-				}
-				if err := decodeYAML(data, &req.NetworkPut); err != nil {
-					return err
-				}
+			if err := a.readBody(&req.NetworkPut); err != nil {
+				return err
 			}
-			if len(args) > 1 {
-				settings, err := parseKeyValueList(args[1:])
-				if err != nil {
-					return usageErrorf(cmd, "%v", err)
-				}
-				if req.Config == nil {
-					req.Config = map[string]string{}
-				}
-				for k, v := range settings {
-					req.Config[k] = v
-				}
+			if err := addSettings(cmd, &req.Config, args[1:]); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("description") {
 				req.Description = description

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -85,26 +84,11 @@ func newForwardCreateCmd(a *app) *cobra.Command {
 		Args: minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.NetworkForwardsPost{ListenAddress: args[1]}
-			if stdinHasData(a.in) && !isTerminal(a.in) {
-				data, err := io.ReadAll(a.in)
-				if err != nil {
-					return fmt.Errorf("read standard input: %w", err)
-				}
-				if err := decodeYAML(data, &req.NetworkForwardPut); err != nil {
-					return err
-				}
+			if err := a.readBody(&req.NetworkForwardPut); err != nil {
+				return err
 			}
-			if len(args) > 2 {
-				settings, err := parseKeyValueList(args[2:])
-				if err != nil {
-					return usageErrorf(cmd, "%v", err)
-				}
-				if req.Config == nil {
-					req.Config = map[string]string{}
-				}
-				for k, v := range settings {
-					req.Config[k] = v
-				}
+			if err := addSettings(cmd, &req.Config, args[2:]); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("description") {
 				req.Description = description

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,14 +92,8 @@ func newProfileCreateCmd(a *app) *cobra.Command {
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.ProfilesPost{Name: args[0]}
-			if stdinHasData(a.in) && !isTerminal(a.in) {
-				data, err := io.ReadAll(a.in)
-				if err != nil {
-					return fmt.Errorf("read standard input: %w", err)
-				}
-				if err := decodeYAML(data, &req.ProfilePut); err != nil {
-					return err
-				}
+			if err := a.readBody(&req.ProfilePut); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("description") {
 				req.Description = description

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"slices"
 
@@ -206,4 +207,35 @@ func renameCmd(a *app, cmd *cobra.Command, rename func(ctx context.Context, c *c
 		return rename(cmd.Context(), c, args[0], args[1])
 	}
 	return cmd
+}
+
+// readBody reads a create command's body, the resource's YAML, from
+// standard input when it is a pipe or a file; a terminal is left alone.
+func (a *app) readBody(put any) error {
+	if !stdinHasData(a.in) || isTerminal(a.in) {
+		return nil
+	}
+	data, err := io.ReadAll(a.in)
+	if err != nil {
+		return fmt.Errorf("read standard input: %w", err)
+	}
+	return decodeYAML(data, put)
+}
+
+// addSettings adds KEY=VALUE arguments to *cfg, making it if need be.
+func addSettings(cmd *cobra.Command, cfg *map[string]string, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	settings, err := parseKeyValueList(args)
+	if err != nil {
+		return usageErrorf(cmd, "%v", err)
+	}
+	if *cfg == nil {
+		*cfg = map[string]string{}
+	}
+	for k, v := range settings {
+		(*cfg)[k] = v
+	}
+	return nil
 }

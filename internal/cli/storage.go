@@ -91,14 +91,8 @@ func newStorageCreateCmd(a *app) *cobra.Command {
 		Args: minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.StoragePoolsPost{Name: args[0], Driver: args[1]}
-			if stdinHasData(a.in) && !isTerminal(a.in) {
-				data, err := io.ReadAll(a.in)
-				if err != nil {
-					return fmt.Errorf("read standard input: %w", err)
-				}
-				if err := decodeYAML(data, &req.StoragePoolPut); err != nil {
-					return err
-				}
+			if err := a.readBody(&req.StoragePoolPut); err != nil {
+				return err
 			}
 			if err := addSettings(cmd, &req.Config, args[2:]); err != nil {
 				return err
@@ -119,24 +113,6 @@ func newStorageCreateCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&description, "description", "", "pool description")
 	return cmd
-}
-
-// addSettings adds KEY=VALUE arguments to *cfg, making it if need be.
-func addSettings(cmd *cobra.Command, cfg *map[string]string, args []string) error {
-	if len(args) == 0 {
-		return nil
-	}
-	settings, err := parseKeyValueList(args)
-	if err != nil {
-		return usageErrorf(cmd, "%v", err)
-	}
-	if *cfg == nil {
-		*cfg = map[string]string{}
-	}
-	for k, v := range settings {
-		(*cfg)[k] = v
-	}
-	return nil
 }
 
 func newStorageEditCmd(a *app) *cobra.Command {
@@ -396,14 +372,8 @@ func newVolumeCreateCmd(a *app) *cobra.Command {
 			}
 			typ, name := parseVolume(args[1])
 			req := api.StorageVolumesPost{Name: name, Type: typ, ContentType: contentType}
-			if stdinHasData(a.in) && !isTerminal(a.in) {
-				data, err := io.ReadAll(a.in)
-				if err != nil {
-					return fmt.Errorf("read standard input: %w", err)
-				}
-				if err := decodeYAML(data, &req.StorageVolumePut); err != nil {
-					return err
-				}
+			if err := a.readBody(&req.StorageVolumePut); err != nil {
+				return err
 			}
 			if err := addSettings(cmd, &req.Config, args[2:]); err != nil {
 				return err
