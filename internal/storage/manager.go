@@ -194,6 +194,11 @@ func (m *Manager) reconcile(ctx context.Context, p *pool) error {
 		dv := diskVolume(v)
 		if v.State == "created" {
 			known[dv] = true
+			if !volumeExists(p, dv) {
+				// Nothing to repair it from: said loudly, kept, so its
+				// instance's start fails with a clear error.
+				m.cfg.Log.Error("volume missing from its pool", "pool", p.rec.Name, "type", v.Type, "volume", v.Name, "path", p.drv.Path(dv))
+			}
 			continue
 		}
 		if v.State == "pending" && v.Config[keyAdopting] == "true" && adopted(p, dv) {
