@@ -208,7 +208,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 			live = append(live, apply{in, rec, before, after})
 		}
 		oldViews, _ := s.profileViewsLocked(rec.Profiles)
-		resize, err := s.profileRootChange(ctx, rec, expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views))
+		resize, err := s.checkRootChange(ctx, rec, expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views))
 		if err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}

@@ -150,66 +150,31 @@ func (s *Service) checkRootWithProfiles(ctx context.Context, typ Type, devs map[
 }
 
 // rootChange checks a change of an instance's root disk, from rec to
-// next: the pool cannot change (a move is a copy, not an edit); a new size
-// is checked against the pool and reported, for resizeRoot.
-func (s *Service) rootChange(ctx context.Context, rec, next store.Instance) (resize bool, err error) {
-	_, oldDevs, err := s.expanded(rec)
+// next (checkRootChange); a new size is returned for applyRootResize.
+func (s *Service) rootChange(ctx context.Context, rec, next store.Instance) (*int64, error) {
+	_, old, err := s.expanded(rec)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	_, newDevs, err := s.expanded(next)
+	_, cur, err := s.expanded(next)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	before, err := rootDiskOf(oldDevs)
-	if err != nil {
-		return false, err
-	}
-	after, err := rootDiskOf(newDevs)
-	if err != nil {
-		return false, err
-	}
-	if before.Pool != after.Pool {
-		return false, errdefs.Invalid("the root disk's pool cannot change (%q to %q): the instance's root lives on %q", before.Pool, after.Pool, before.Pool)
-	}
-	if before.Size == after.Size {
-		return false, nil
-	}
-	vm := Type(rec.Type) == TypeVM
-	if err := s.cfg.Storage.CheckRoot(ctx, after.Pool, vm, after.Size); err != nil {
-		return false, err
-	}
-	if vm && after.Size < before.Size {
-		return false, errdefs.Invalid("size: a virtual machine's root disk can grow, not shrink (%d to %d bytes)", before.Size, after.Size)
-	}
-	return true, nil
+	return s.checkRootChange(ctx, rec, old, cur)
 }
 
-// resizeRoot applies next's root size; a running VM's driver is told, so
-// the guest sees its disk grow.
-func (s *Service) resizeRoot(ctx context.Context, next store.Instance, status Status) error {
-	_, devs, err := s.expanded(next)
-	if err != nil {
-		return err
-	}
-	r, err := rootDiskOf(devs)
-	if err != nil {
-		return err
-	}
-	return s.applyRootResize(ctx, rootResize{next, status, r.Size})
-}
-
-// rootResize is a root size change a profile change brings to a user.
+// rootResize is a root size change to apply once the change is saved.
 type rootResize struct {
 	rec    store.Instance
 	status Status
 	size   int64
 }
 
-// profileRootChange checks what a profile change does to an instance's
-// root disk (old and cur are its expanded devices before and after):
-// the pool cannot change; a new size is returned to apply once saved.
-func (s *Service) profileRootChange(ctx context.Context, rec store.Instance, old, cur map[string]map[string]string) (*int64, error) {
+// checkRootChange checks what a change of an instance's expanded devices,
+// its own or its profiles', does to its root disk: the pool cannot change
+// (a move is a copy, not an edit); a new size is checked against the pool
+// and returned (nil: the size stays).
+func (s *Service) checkRootChange(ctx context.Context, rec store.Instance, old, cur map[string]map[string]string) (*int64, error) {
 	before, err := rootDiskOf(old)
 	if err != nil {
 		return nil, err
@@ -226,7 +191,7 @@ func (s *Service) profileRootChange(ctx context.Context, rec store.Instance, old
 	}
 	vm := Type(rec.Type) == TypeVM
 	if vm && after.Size < before.Size {
-		return nil, errdefs.Invalid("size: a virtual machine's root disk can grow, not shrink")
+		return nil, errdefs.Invalid("size: a virtual machine's root disk can grow, not shrink (%d to %d bytes)", before.Size, after.Size)
 	}
 	if err := s.cfg.Storage.CheckRoot(ctx, after.Pool, vm, after.Size); err != nil {
 		return nil, err
@@ -234,6 +199,8 @@ func (s *Service) profileRootChange(ctx context.Context, rec store.Instance, old
 	return &after.Size, nil
 }
 
+// applyRootResize applies a new root size; a running VM's driver grows
+// the disk, so the guest sees it.
 func (s *Service) applyRootResize(ctx context.Context, r rootResize) error {
 	vm := Type(r.rec.Type) == TypeVM
 	grown := false

@@ -146,12 +146,12 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 			}
 		}
 	}
-	if resize, err := s.rootChange(ctx, rec, next); err != nil {
+	if size, err := s.rootChange(ctx, rec, next); err != nil {
 		return need, err
-	} else if resize && !need.op {
+	} else if size != nil && !need.op {
 		return changeLocks{profiles: need.profiles, op: true}, nil
-	} else if resize {
-		if err := s.resizeRoot(ctx, next, status); err != nil {
+	} else if size != nil {
+		if err := s.applyRootResize(ctx, rootResize{next, status, *size}); err != nil {
 			return need, err
 		}
 	}
