@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -100,15 +101,19 @@ func (s *Service) createRoot(ctx context.Context, rec store.Instance) error {
 	return s.cfg.Storage.CreateRoot(ctx, s.rootRequest(rec, cfg, r))
 }
 
-// rootOf is the root an instance starts with. An instance made before
-// pools existed has its files moved into a volume on the default pool
-// first (LegacyRoot says where they are).
+// rootOf is the root an instance starts with. One that has no root
+// volume yet (recoverRoots could not give it one at daemon start) gets it
+// here first, or the reason it cannot.
 func (s *Service) rootOf(ctx context.Context, rec store.Instance, cfg map[string]string, devs map[string]map[string]string) (driver.Root, error) {
 	r, err := rootDiskOf(devs)
 	if err != nil {
 		return driver.Root{}, err
 	}
 	req := s.rootRequest(rec, cfg, r)
+	root, err := s.cfg.Storage.Root(ctx, req)
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return root, err
+	}
 	if err := s.adoptRoot(ctx, rec, req); err != nil {
 		return driver.Root{}, err
 	}
