@@ -89,19 +89,8 @@ func (n *networking) Close() error {
 // ensureDefaultNIC gives the default profile LXD's eth0 on the default
 // bridge, unless it has a device of that name.
 func ensureDefaultNIC(ctx context.Context, svc *instance.Service) error {
-	p, err := svc.Profile(ctx, "default")
-	if err != nil {
-		return err
-	}
-	if _, ok := p.Devices["eth0"]; ok {
-		return nil
-	}
-	devs := map[string]map[string]string{}
-	for k, v := range p.Devices {
-		devs[k] = v
-	}
-	devs["eth0"] = map[string]string{"type": "nic", "network": network.DefaultBridge, "name": "eth0"}
-	return svc.UpdateProfile(ctx, "default", instance.ProfilePut{Description: p.Description, Config: p.Config, Devices: devs}, nil)
+	return addDefaultDevice(ctx, svc, "eth0", map[string]string{"type": "nic", "network": network.DefaultBridge, "name": "eth0"},
+		func(map[string]string) bool { return false })
 }
 
 // hostNet is netdev (and the firewall's sysctls) as the network manager

@@ -41,22 +41,29 @@ func legacyRoots(dataDir string) func(runtimeID string, vm bool) storage.LegacyR
 // ensureDefaultRoot gives the default profile the root disk LXD clients
 // expect (root: disk at / on pool default) when it has no root disk.
 func ensureDefaultRoot(ctx context.Context, svc *instance.Service) error {
+	return addDefaultDevice(ctx, svc, "root", map[string]string{"type": "disk", "path": "/", "pool": storage.DefaultPool},
+		func(d map[string]string) bool { return d["type"] == "disk" && d["path"] == "/" })
+}
+
+// addDefaultDevice adds dev as name to the default profile, unless a
+// device there already is one (has) or holds the name.
+func addDefaultDevice(ctx context.Context, svc *instance.Service, name string, dev map[string]string, has func(map[string]string) bool) error {
 	p, err := svc.Profile(ctx, "default")
 	if err != nil {
 		return err
 	}
 	for _, d := range p.Devices {
-		if d["type"] == "disk" && d["path"] == "/" {
+		if has(d) {
 			return nil
 		}
 	}
-	if _, ok := p.Devices["root"]; ok {
-		return nil // a device of the user's own is called root
+	if _, ok := p.Devices[name]; ok {
+		return nil // a device of the user's own has the name
 	}
 	devs := maps.Clone(p.Devices)
 	if devs == nil {
 		devs = map[string]map[string]string{}
 	}
-	devs["root"] = map[string]string{"type": "disk", "path": "/", "pool": storage.DefaultPool}
+	devs[name] = dev
 	return svc.UpdateProfile(ctx, "default", instance.ProfilePut{Description: p.Description, Config: p.Config, Devices: devs}, nil)
 }
