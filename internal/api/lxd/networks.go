@@ -60,20 +60,21 @@ func (s *Server) networkRoutes() []struct {
 	}
 }
 
-// withNetworks serves h when the daemon has a network manager. Without
-// one there are no networks: the list is empty, a named network is not
-// found, and a change is not implemented.
-func (s *Server) withNetworks(h http.HandlerFunc) http.HandlerFunc {
+// withManager serves h when the daemon has the manager an endpoint needs
+// (present, asked at each request). Without one there are none of its
+// objects: the list is empty, a named one (path value key) is not found,
+// and a change is not implemented.
+func (s *Server) withManager(present func() bool, kind, key string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case s.Networks != nil:
+		case present():
 			h(w, r)
-		case r.Method == http.MethodGet && r.PathValue("name") == "":
+		case r.Method == http.MethodGet && r.PathValue(key) == "":
 			s.emptyCollection(w, r)
 		case r.Method == http.MethodGet:
-			writeError(w, errdefs.NotFound("network %q not found", r.PathValue("name")))
+			writeError(w, errdefs.NotFound("%s %q not found", kind, r.PathValue(key)))
 		default:
-			writeError(w, errdefs.NotImplemented("hangard does not manage networks here"))
+			writeError(w, errdefs.NotImplemented("hangard does not manage %ss here", kind))
 		}
 	}
 }

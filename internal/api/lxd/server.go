@@ -137,11 +137,11 @@ func (s *Server) Handler() http.Handler {
 	route("GET /1.0/images/{path...}", s.getImageSubresource)
 
 	for _, rt := range s.networkRoutes() {
-		route(rt.method+" /1.0/networks"+rt.path, s.withNetworks(rt.h))
+		route(rt.method+" /1.0/networks"+rt.path, s.withManager(func() bool { return s.Networks != nil }, "network", "name", rt.h))
 	}
 
 	for _, rt := range s.storageRoutes() {
-		route(rt.method+" /1.0/storage-pools"+rt.path, s.withStorage(rt.h))
+		route(rt.method+" /1.0/storage-pools"+rt.path, s.withManager(func() bool { return s.Storage != nil }, "storage pool", "pool", rt.h))
 	}
 
 	// Collections hangard has none of yet list as empty, which is true

@@ -71,24 +71,6 @@ func (s *Server) storageRoutes() []struct {
 	}
 }
 
-// withStorage serves h when the daemon has a storage manager. Without one
-// there are no pools: the list is empty, a named pool is not found, and a
-// change is not implemented.
-func (s *Server) withStorage(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case s.Storage != nil:
-			h(w, r)
-		case r.Method == http.MethodGet && r.PathValue("pool") == "":
-			s.emptyCollection(w, r)
-		case r.Method == http.MethodGet:
-			writeError(w, errdefs.NotFound("storage pool %q not found", r.PathValue("pool")))
-		default:
-			writeError(w, errdefs.NotImplemented("hangard does not manage storage pools here"))
-		}
-	}
-}
-
 func poolURL(name string) string { return "/1.0/storage-pools/" + url.PathEscape(name) }
 
 func volumeURL(pool, typ, name string) string {
