@@ -32,6 +32,7 @@ type Store interface {
 	UpdateStorageVolume(ctx context.Context, v store.StorageVolume) error
 	DeleteStorageVolume(ctx context.Context, id int64) error
 	GetInstanceVolume(ctx context.Context, instanceID int64) (store.StorageVolume, error)
+	GetStorageVolumeByDisk(ctx context.Context, pool, typ, content, diskName string) (store.StorageVolume, error)
 	Counter(ctx context.Context, name string) (uint64, error)
 	SetCounter(ctx context.Context, name string, v uint64) error
 }

@@ -260,14 +260,13 @@ func (m *Manager) imageVolume(ctx context.Context, p *pool, fp string, vm bool, 
 	}
 	unlock := m.locks.lock("image/" + p.rec.Name + "/" + disk + "/" + string(content))
 	defer unlock()
-	vols, err := m.cfg.Store.ListStorageVolumes(ctx, p.rec.Name)
-	if err != nil {
+	// One row by its unique key: a dir container asks at every start.
+	v, err := m.cfg.Store.GetStorageVolumeByDisk(ctx, p.rec.Name, string(drivers.TypeImage), string(content), disk)
+	switch {
+	case err == nil && v.State == "created":
+		return v, nil
+	case err != nil && !errors.Is(err, errdefs.ErrNotFound):
 		return store.StorageVolume{}, err
-	}
-	for _, v := range vols {
-		if v.Type == string(drivers.TypeImage) && v.DiskName == disk && v.Content == string(content) && v.State == "created" {
-			return v, nil
-		}
 	}
 	rec := store.StorageVolume{Pool: p.rec.Name, Type: string(drivers.TypeImage), Name: fp, DiskName: disk,
 		Content: string(content), Config: map[string]string{}}

@@ -319,3 +319,17 @@ func (q *Queries) GetInstanceVolume(ctx context.Context, instanceID int64) (Stor
 	}
 	return v, nil
 }
+
+// GetStorageVolumeByDisk returns the volume of type typ and content kept
+// on pool under diskName (an image volume for one id map, say).
+func (q *Queries) GetStorageVolumeByDisk(ctx context.Context, pool, typ, content, diskName string) (StorageVolume, error) {
+	v, err := scanVolume(q.reader().QueryRowContext(ctx,
+		volumeSelect+" WHERE p.name = ? AND v.type = ? AND v.content = ? AND v.disk_name = ?", pool, typ, content, diskName))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return StorageVolume{}, errdefs.NotFound("storage volume %s %s not found on pool %q", typ, diskName, pool)
+	case err != nil:
+		return StorageVolume{}, fmt.Errorf("get storage volume %s %s: %w", typ, diskName, err)
+	}
+	return v, nil
+}

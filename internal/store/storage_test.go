@@ -93,6 +93,13 @@ func TestStorageVolumes(t *testing.T) {
 	if diff := cmp.Diff(root, got, cmpopts.EquateApproxTime(0), equate); diff != "" {
 		t.Fatalf("volume (-want +got):\n%s", diff)
 	}
+	shifted, err := s.GetStorageVolumeByDisk(ctx, "a", "image", "filesystem", fp("ab")+"@1000000-65536")
+	wantKind(t, err, nil, "")
+	if shifted.Name != fp("ab") || shifted.Content != "filesystem" {
+		t.Fatalf("image volume by disk name %+v", shifted)
+	}
+	_, err = s.GetStorageVolumeByDisk(ctx, "b", "image", "filesystem", fp("ab"))
+	wantKind(t, err, errdefs.ErrNotFound, "")
 	_, err = s.GetInstanceVolume(ctx, 8)
 	wantKind(t, err, errdefs.ErrNotFound, "")
 	all, err := s.ListStorageVolumes(ctx, "")
