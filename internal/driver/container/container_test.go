@@ -273,6 +273,11 @@ func TestStopForceFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.assertGone(s.ID)
+	// Stop returns once the container is gone; OnExit follows from the
+	// watcher's goroutine (doc.go), so wait for it before counting.
+	if x := e.exits.wait(t, s.ID, 5*time.Second); x.Code != 137 || !x.Known {
+		t.Errorf("exit = %+v, want a known SIGKILL (137)", x)
+	}
 	if n := e.exits.count(s.ID); n != 1 {
 		t.Errorf("%d exits reported, want 1", n)
 	}
