@@ -84,6 +84,12 @@ type Spec struct {
 	// host side (HostName, a tap) exists; the driver plugs a virtio-net
 	// device with Hwaddr into it, and the guest agent applies the rest.
 	NICs []NIC
+	// RestoreState, for a virtual machine, is a saved RAM and device state
+	// (driver.Checkpointer) to resume from instead of booting; the file is
+	// kept. Forked says the state is another VM's: the guest is told its
+	// new identity (hostname, MAC addresses) once it runs.
+	RestoreState string
+	Forked       bool
 }
 
 // NIC is one network interface of an instance.

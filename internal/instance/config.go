@@ -28,6 +28,10 @@ var configKeys = map[string]func(string) error{
 	"security.privileged":        validateBool,
 	"security.protection.delete": validateBool,
 	"security.secureboot":        validateBool, // VMs only (vm.go)
+	keySnapshotsSchedule:         validateSnapshotSchedule,
+	keySnapshotsScheduleStopped:  validateBool,
+	keySnapshotsPattern:          validateSnapshotPattern,
+	keySnapshotsExpiry:           validateSnapshotExpiry,
 	// OCI process overrides (oci.go); unset keys take the image's value.
 	keyOCIEntrypoint: validateArgsJSON,
 	keyOCICmd:        validateArgsJSON,

@@ -20,7 +20,7 @@ func TestInstanceSnapshots(t *testing.T) {
 	wantKind(t, s.CreateInstance(ctx, &other), nil, "")
 	snap := func(inst int64, name string) store.InstanceSnapshot {
 		return store.InstanceSnapshot{InstanceID: inst, Name: name, Config: map[string]string{"limits.cpu": "2"},
-			Devices: map[string]map[string]string{"root": {"type": "disk", "path": "/", "pool": "default"}},
+			Devices:  map[string]map[string]string{"root": {"type": "disk", "path": "/", "pool": "default"}},
 			Profiles: []string{"default"}, CreatedAt: ts(3), ExpiresAt: ts(9), Stateful: true}
 	}
 	tests := []struct {
