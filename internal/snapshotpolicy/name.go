@@ -14,22 +14,28 @@ import (
 // DefaultPattern is snapshots.pattern when unset.
 const DefaultPattern = "snap%d"
 
-// sampleTime renders patterns for validation: a date whose every field
-// differs, so a layout's output is as long as it will ever be in practice.
-var sampleTime = time.Date(2006, 12, 28, 23, 59, 58, 999999999, time.UTC)
+// sampleTimes render patterns for validation: a date whose fields all
+// differ and have two digits, in UTC and east of it, since a zone offset
+// renders as "Z" in one and with a '+' (not allowed in a name) in the other.
+var sampleTimes = []time.Time{
+	time.Date(2006, 12, 28, 23, 59, 58, 999999999, time.UTC),
+	time.Date(2006, 12, 28, 23, 59, 58, 999999999, time.FixedZone("", 3600)),
+}
 
 // ValidatePattern checks a snapshots.pattern value up front: its template
 // parses, it holds %d at most once and it renders to a valid snapshot name.
 func ValidatePattern(pattern string) error {
-	name, err := render(pattern, sampleTime)
-	if err != nil {
-		return err
-	}
-	if strings.Count(name, "%d") > 1 {
-		return errdefs.Invalid("snapshot pattern %q may hold %%d only once", pattern)
-	}
-	if err := ValidateName(strings.Replace(name, "%d", "0", 1)); err != nil {
-		return errdefs.Invalid("snapshot pattern %q gives a bad name: %v", pattern, err)
+	for _, t := range sampleTimes {
+		name, err := render(pattern, t)
+		if err != nil {
+			return err
+		}
+		if strings.Count(name, "%d") > 1 {
+			return errdefs.Invalid("snapshot pattern %q may hold %%d only once", pattern)
+		}
+		if err := ValidateName(strings.Replace(name, "%d", "0", 1)); err != nil {
+			return errdefs.Invalid("snapshot pattern %q gives a bad name: %v", pattern, err)
+		}
 	}
 	return nil
 }

@@ -44,11 +44,13 @@ const backStepLimit = time.Hour
 
 // Run calls due once per wall-clock minute, at the minute boundary, until
 // ctx is done; due runs on Run's goroutine. The first call is at the first
-// boundary after Run starts. See the package doc for clock jumps.
-func Run(ctx context.Context, clock Clock, due func(Tick)) {
-	var last time.Time // the minute handled last
-	start := clock.Now().Truncate(time.Minute)
-	last = start
+// boundary after Run starts. See the package doc for clock jumps. log may
+// be nil (slog.Default).
+func Run(ctx context.Context, clock Clock, log *slog.Logger, due func(Tick)) {
+	if log == nil {
+		log = slog.Default()
+	}
+	last := clock.Now().Truncate(time.Minute) // the minute handled last
 	for {
 		now := clock.Now()
 		wait := now.Truncate(time.Minute).Add(time.Minute).Sub(now)
@@ -61,7 +63,7 @@ func Run(ctx context.Context, clock Clock, due func(Tick)) {
 		switch {
 		case minute.After(last):
 		case last.Sub(minute) > backStepLimit:
-			slog.Warn("snapshot clock stepped back; starting over from the new time",
+			log.Warn("snapshot clock stepped back; starting over from the new time",
 				"from", last, "to", minute)
 			last = minute.Add(-time.Minute)
 		default:
