@@ -17,7 +17,8 @@ type Expiry struct {
 	clock               time.Duration // the S, M and H units
 }
 
-// expiryUnits are LXD's units, in the order LXD's docs list them.
+// expiryUnits are LXD's units, shortest first; the parser's arrays follow
+// this order.
 const expiryUnits = "SMHdwmy"
 
 // maxExpiryYears bounds a span so that expires_at stays a year JSON can carry
