@@ -12,7 +12,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
-	"github.com/hangar-dev/hangar/internal/storage"
+	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -170,7 +170,7 @@ func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req Snapsh
 			return Snapshot{}, err
 		}
 	}
-	if err := storage.CheckSnapshotName(sn.Name); err != nil {
+	if err := snapshotpolicy.ValidateName(sn.Name); err != nil {
 		return Snapshot{}, err
 	}
 	if req.ExpiresAt != nil {
@@ -248,15 +248,11 @@ func (s *Service) nextSnapshotName(ctx context.Context, rec store.Instance, cfg 
 	if err != nil {
 		return "", err
 	}
-	taken := make(map[string]bool, len(rows))
+	names := make([]string, 0, len(rows))
 	for _, r := range rows {
-		taken[r.Name] = true
+		names = append(names, r.Name)
 	}
-	pattern := cfg[keySnapshotsPattern]
-	if pattern == "" {
-		pattern = defaultSnapshotPattern
-	}
-	return snapshotName(pattern, now, func(n string) bool { return taken[n] })
+	return snapshotpolicy.Name(cfg[keySnapshotsPattern], now, names)
 }
 
 // UpdateSnapshot sets a snapshot's description and expiry.
@@ -281,7 +277,7 @@ func (s *Service) UpdateSnapshot(ctx context.Context, name, snap string, put Sna
 
 // RenameSnapshot renames a snapshot.
 func (s *Service) RenameSnapshot(ctx context.Context, name, snap, newName string) error {
-	if err := storage.CheckSnapshotName(newName); err != nil {
+	if err := snapshotpolicy.ValidateName(newName); err != nil {
 		return err
 	}
 	in, err := s.lockInstance(name)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -40,22 +41,6 @@ type Snapshot struct {
 type SnapshotPut struct {
 	Description string
 	ExpiresAt   time.Time
-}
-
-// CheckSnapshotName checks a snapshot's own name: LXD's rules (no "/",
-// not empty, no "." or "..", no spaces).
-func CheckSnapshotName(name string) error {
-	switch {
-	case name == "":
-		return errdefs.Invalid("snapshot name: empty")
-	case name == "." || name == "..":
-		return errdefs.Invalid("snapshot name %q: not allowed", name)
-	case strings.ContainsAny(name, "/ \t\n"):
-		return errdefs.Invalid("snapshot name %q: may not contain \"/\" or spaces", name)
-	case len(name) > 255:
-		return errdefs.Invalid("snapshot name %q: longer than 255 characters", name)
-	}
-	return nil
 }
 
 func snapshotOf(v store.StorageVolume) Snapshot {
@@ -100,7 +85,7 @@ func (m *Manager) snapshotRecord(ctx context.Context, parent store.StorageVolume
 // createSnapshot snapshots parent (whose lock the caller holds). On
 // failure nothing is left.
 func (m *Manager) createSnapshot(ctx context.Context, p *pool, parent store.StorageVolume, name, description string, expires time.Time) (store.StorageVolume, error) {
-	if err := CheckSnapshotName(name); err != nil {
+	if err := snapshotpolicy.ValidateName(name); err != nil {
 		return store.StorageVolume{}, err
 	}
 	rec := store.StorageVolume{Pool: parent.Pool, Type: parent.Type, Name: parent.Name + "/" + name,
@@ -166,7 +151,7 @@ func (m *Manager) deleteSnapshots(ctx context.Context, p *pool, parent store.Sto
 
 // renameSnapshot renames one snapshot record (nothing moves on disk).
 func (m *Manager) renameSnapshot(ctx context.Context, parent, snap store.StorageVolume, newName string) error {
-	if err := CheckSnapshotName(newName); err != nil {
+	if err := snapshotpolicy.ValidateName(newName); err != nil {
 		return err
 	}
 	snap.Name = parent.Name + "/" + newName
