@@ -56,6 +56,11 @@ type InstanceSource struct {
 	Mode        string            `json:"mode,omitempty" yaml:"mode,omitempty"`
 	Source      string            `json:"source,omitempty" yaml:"source,omitempty"`
 	Project     string            `json:"project,omitempty" yaml:"project,omitempty"`
+	// A copy's options (source type "copy").
+	InstanceOnly bool   `json:"instance_only,omitempty" yaml:"instance_only,omitempty"`
+	Live         bool   `json:"live,omitempty" yaml:"live,omitempty"`
+	Refresh      bool   `json:"refresh,omitempty" yaml:"refresh,omitempty"`
+	BaseImage    string `json:"base-image,omitempty" yaml:"base-image,omitempty"`
 }
 
 // InstancesPost is the body of POST /1.0/instances.

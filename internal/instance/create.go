@@ -20,7 +20,9 @@ type Creation struct {
 	image string // fingerprint, "" for source none
 	// pull is the registry image to fetch before creating, nil when the
 	// image is local.
-	pull     *image.ResolvedImage
+	pull *image.ResolvedImage
+	// copyOf is a copy's source, nil for other creates.
+	copyOf   *copySource
 	progress func(image.Progress)
 	start    bool
 	done     bool
@@ -39,6 +41,13 @@ func (c *Creation) Type() Type { return Type(c.rec.Type) }
 // (reference, manifest, architecture) and pulled by Run, unless the image
 // is stored already; opts carry the registry credentials for that.
 func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateOptions) (*Creation, error) {
+	var src *copySource
+	if req.Source.Type == SourceCopy {
+		var err error
+		if src, err = s.resolveCopy(ctx, &req); err != nil {
+			return nil, err
+		}
+	}
 	typ := req.Type
 	switch typ {
 	case "", TypeContainer:
@@ -50,8 +59,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 		if s.cfg.Drivers[typ] == nil {
 			return nil, errdefs.Invalid("type %q: virtual machines are not supported by this daemon", req.Type)
 		}
-		if req.Source.Type != SourceImage {
-			return nil, errdefs.Invalid("source: a virtual machine boots from an image")
+		if req.Source.Type != SourceImage && src == nil {
+			return nil, errdefs.Invalid("source: a virtual machine boots from an image or is a copy")
 		}
 	default:
 		return nil, errdefs.Invalid("invalid instance type %q: want %q or %q", req.Type, TypeContainer, TypeVM)
@@ -68,7 +77,11 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	// its own (checked in imageConfig) and, as in LXD, the request's
 	// architecture field is then ignored; without an image it must match.
 	arch := s.cfg.Architecture
-	if err := validateUserConfig(req.Config, nil); err != nil {
+	var allowed map[string]string
+	if src != nil {
+		allowed = src.config // a copy's image.* keys come from its source
+	}
+	if err := validateUserConfig(req.Config, allowed); err != nil {
 		return nil, err
 	}
 	if err := s.validateForType(typ, req.Config); err != nil {
@@ -136,8 +149,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 		if req.Architecture != "" && req.Architecture != arch {
 			return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
 		}
-	case SourceCopy, SourceMigration:
-		return nil, errdefs.Invalid("source type %q is not supported yet", req.Source.Type)
+	case SourceCopy:
+		// resolveCopy merged the source's config, devices and profiles.
+	case SourceMigration:
+		return nil, errdefs.Invalid("source type %q: migration between servers is not supported", req.Source.Type)
 	default:
 		return nil, errdefs.Invalid("unknown source type %q", req.Source.Type)
 	}
@@ -172,11 +187,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
 	return &Creation{
-		s:     s,
-		rec:   rec,
-		image: fp,
-		pull:  pull,
-		start: req.Start,
+		s:      s,
+		rec:    rec,
+		image:  fp,
+		pull:   pull,
+		copyOf: src,
+		start:  req.Start,
 	}, nil
 }
 
@@ -319,7 +335,13 @@ func (c *Creation) Run(ctx context.Context) error {
 	delete(s.reserved, rec.Name)
 	s.mu.Unlock()
 	unlockProfiles()
-	if err := s.createRoot(ctx, rec); err != nil {
+	var err error
+	if c.copyOf != nil {
+		err = s.copyRoot(ctx, rec, c.copyOf)
+	} else {
+		err = s.createRoot(ctx, rec)
+	}
+	if err != nil {
 		// No root, no instance: the record goes too.
 		if derr := s.deleteLocked(context.WithoutCancel(ctx), in, true); derr != nil {
 			s.log.Error("roll back failed create", "instance", rec.Name, "err", derr)

@@ -122,8 +122,15 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	// Before the service looks at the rest, so that lxc copy and move
 	// hear what is missing rather than a complaint about the source
 	// instance's config they send along.
-	if t := req.Source.Type; t == "copy" || t == "migration" {
-		writeError(w, errdefs.NotImplemented("source type %q: copying and moving instances is not supported yet", t))
+	switch {
+	case req.Source.Type == "migration":
+		writeError(w, errdefs.NotImplemented("source type %q: moving instances between servers is not supported", req.Source.Type))
+		return
+	case req.Source.Type == "copy" && req.Source.Refresh:
+		writeError(w, errdefs.NotImplemented("source: refreshing an existing copy is not supported"))
+		return
+	case req.Source.Type == "copy" && req.Source.Project != "" && req.Source.Project != defaultProject:
+		writeError(w, errdefs.NotFound("project %q not found", req.Source.Project))
 		return
 	}
 	// POST /1.0/virtual-machines creates a VM when the body names no type.
