@@ -263,7 +263,7 @@ func fillVolumeSnapshots(c *Config, snaps []string) {
 	for i, name := range snaps {
 		v := have[name]
 		if v == nil {
-			v = &VolumeSnapshot{Name: name}
+			v = &VolumeSnapshot{Name: name, Config: map[string]string{}}
 			if i < len(c.Snapshots) && c.Snapshots[i] != nil {
 				v.CreatedAt = c.Snapshots[i].CreatedAt
 				if e := c.Snapshots[i].ExpiresAt; !e.IsZero() {
