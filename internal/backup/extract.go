@@ -18,7 +18,10 @@ import (
 	"github.com/hangar-dev/hangar/internal/fsroot"
 )
 
-// ExtractOptions say how an archive's owners become the target's.
+// ExtractOptions say how an archive's owners become the target's. The
+// maps apply to the volume's rootfs/ only: the files beside it
+// (backup.yaml, metadata.yaml, templates/) belong to the host and are
+// never shifted, in LXD's exports as on its disks.
 type ExtractOptions struct {
 	// ArchiveMap is the map the archive's ids are shifted by: an LXD
 	// export of an unprivileged container holds its on-disk ids, and its
@@ -38,7 +41,7 @@ type ExtractOptions struct {
 type Extractor struct {
 	opts     ExtractOptions
 	root     int
-	rootUID  uint32 // owner of directories the archive implies (the container's root)
+	rootUID  uint32 // owner of directories the archive implies in rootfs/ (the container's root)
 	rootGID  uint32
 	cacheRel string // the last parent directory, open as cacheFd
 	cacheFd  int
@@ -64,8 +67,18 @@ func NewExtractor(dir string, opts ExtractOptions) (*Extractor, error) {
 	return x, nil
 }
 
-// mapID maps an id of the archive to the target's host id.
-func (x *Extractor) mapID(id uint32, uid bool) (uint32, error) {
+// inRootfs tells whether a path of the volume is in its root filesystem,
+// whose ids are shifted.
+func inRootfs(rel string) bool {
+	return rel == "rootfs" || strings.HasPrefix(rel, "rootfs/")
+}
+
+// mapID maps an id of the archive to the target's host id; ids outside
+// rootfs/ are kept.
+func (x *Extractor) mapID(rel string, id uint32, uid bool) (uint32, error) {
+	if !inRootfs(rel) {
+		return id, nil
+	}
 	c := id
 	if x.opts.ArchiveMap != nil {
 		var ok bool
@@ -313,11 +326,11 @@ func (x *Extractor) meta(n node, hdr *tar.Header) error {
 	if hdr.Uid < 0 || hdr.Uid >= math.MaxUint32 || hdr.Gid < 0 || hdr.Gid >= math.MaxUint32 {
 		return errdefs.Invalid("backup: entry %q: invalid owner %d:%d", hdr.Name, hdr.Uid, hdr.Gid)
 	}
-	uid, err := x.mapID(uint32(hdr.Uid), true)
+	uid, err := x.mapID(n.rel, uint32(hdr.Uid), true)
 	if err != nil {
 		return errdefs.Invalid("backup: entry %q: %v", hdr.Name, err)
 	}
-	gid, err := x.mapID(uint32(hdr.Gid), false)
+	gid, err := x.mapID(n.rel, uint32(hdr.Gid), false)
 	if err != nil {
 		return errdefs.Invalid("backup: entry %q: %v", hdr.Name, err)
 	}
@@ -368,7 +381,7 @@ func (x *Extractor) xattrs(n node, hdr *tar.Header) error {
 	sort.Strings(names)
 	for _, name := range names {
 		value, err := mapXattr(name, []byte(hdr.PAXRecords["SCHILY.xattr."+name]), func(id uint32, uid bool) (uint32, error) {
-			return x.mapID(id, uid)
+			return x.mapID(n.rel, id, uid)
 		})
 		if err != nil {
 			return errdefs.Invalid("backup: entry %q: xattr %s: %v", hdr.Name, name, err)
@@ -451,7 +464,11 @@ func (x *Extractor) mkdirAll(rel string) (int, error) {
 	}
 	switch err := unix.Mkdirat(pfd, base, 0o755); err {
 	case nil:
-		if err := unix.Fchownat(pfd, base, int(x.rootUID), int(x.rootGID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		uid, gid := uint32(0), uint32(0)
+		if inRootfs(rel) {
+			uid, gid = x.rootUID, x.rootGID
+		}
+		if err := unix.Fchownat(pfd, base, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return -1, err
 		}
 		if err := unix.Fchmodat(pfd, base, 0o755, 0); err != nil {

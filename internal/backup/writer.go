@@ -198,6 +198,22 @@ func (w *Writer) AddStream(name string, size int64, r io.Reader) error {
 	return nil
 }
 
+// archiveInRootfs tells whether an archive name is in a volume's rootfs/
+// (backup/container/rootfs/..., backup/snapshots/NAME/rootfs/...).
+func archiveInRootfs(name string) bool {
+	rest, ok := strings.CutPrefix(name, "backup/container/")
+	if !ok {
+		s, ok := strings.CutPrefix(name, "backup/snapshots/")
+		if !ok {
+			return false
+		}
+		if _, rest, ok = strings.Cut(s, "/"); !ok {
+			return false
+		}
+	}
+	return inRootfs(rest)
+}
+
 // onlyReader hides io.WriterTo, so io.CopyBuffer uses our large buffer
 // rather than *os.File's small generic copy.
 type onlyReader struct{ io.Reader }
@@ -206,7 +222,9 @@ type onlyReader struct{ io.Reader }
 type TreeOptions struct {
 	// IDMap is the map the tree's owners are shifted by on the host (an
 	// unprivileged container's tree); the archive holds the container's
-	// ids. An owner outside the map is an error. nil keeps the ids.
+	// ids. It applies to the entries in a volume's rootfs/ only (the
+	// files beside it are the host's, as in LXD); an owner there outside
+	// the map is an error. nil keeps the ids.
 	IDMap IDMap
 	// Exclude names paths relative to the tree ("root.img") left out:
 	// a VM's disk file, added with AddStream instead.
@@ -241,11 +259,15 @@ type treeWriter struct {
 	w     *Writer
 	opts  TreeOptions
 	links map[[2]uint64]string // dev, inode → the name first written
+	shift bool                 // the entry being written is in a rootfs/: unmap its ids
 	top   string
 }
 
 // unmap maps a host id of the tree into the container.
 func (t *treeWriter) unmap(id uint32, uid bool) (uint32, error) {
+	if !t.shift {
+		return id, nil
+	}
 	c, ok := t.opts.IDMap.toInside(id, uid)
 	if !ok {
 		return 0, fmt.Errorf("host %s %d is outside the tree's id map", kind(uid), id)
@@ -404,6 +426,7 @@ type xattrReader func(buf []byte, attr string) (int, error)
 
 // header writes the header of an entry from its stat.
 func (t *treeWriter) header(name, rel string, st *unix.Stat_t, link string, xr xattrReader) error {
+	t.shift = t.opts.IDMap != nil && archiveInRootfs(name)
 	uid, err := t.unmap(st.Uid, true)
 	if err != nil {
 		return errdefs.Invalid("backup: %s: %v", t.path(rel), err)
@@ -469,7 +492,7 @@ func (t *treeWriter) xattrs(xr xattrReader) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read xattr %s: %w", n, err)
 		}
-		if t.opts.IDMap != nil {
+		if t.shift {
 			if v, err = mapXattr(n, v, t.unmap); err != nil {
 				return nil, fmt.Errorf("xattr %s: %w", n, err)
 			}
