@@ -135,7 +135,7 @@ func TestRoundTrip(t *testing.T) {
 			for _, part := range []string{"instance", "snap-snap0", "snap-snap1"} {
 				// backup.yaml is only in the instance's volume.
 				os.Remove(filepath.Join(dst, part, ConfigFile))
-				compareTrees(t, src, filepath.Join(dst, part), delta, xattr)
+				compareTrees(t, src, filepath.Join(dst, part), delta, true, xattr)
 			}
 		})
 	}
