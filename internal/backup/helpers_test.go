@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -395,5 +394,3 @@ func requireRoot(t *testing.T) {
 		t.Skip("owners, devices and trusted xattrs need root")
 	}
 }
-
-var errStop = errors.New("stop")
