@@ -42,16 +42,19 @@
 //
 // # Ids
 //
-// LXD's backup writer does not unshift a container's files (its unshift
-// applies only to names starting "rootfs", which backup names never do):
-// an LXD export holds the ids as on disk, and the instance's
+// Only a container volume's rootfs/ is ever shifted; backup.yaml,
+// metadata.yaml and templates/ beside it are the host's (root-owned) and
+// kept as they are. LXD's backup writer does not unshift (its unshift
+// applies to names starting "rootfs", which backup names never do): an
+// LXD export holds rootfs ids as on disk, and the instance's
 // volatile.last_state.idmap says how they are shifted ("[]": container
-// ids). Ours holds container ids (AddTree unshifts by the tree's map) and
-// MarkUnshifted sets volatile.last_state.idmap to "[]", so LXD shifts the
-// tree to its own map at first start. On import Extract takes the
-// archive's map (ParseLXDIDMap of the config's last_state idmap) and the
-// target's, and maps every owner, the root id of v3 file capabilities and
-// named ACL entries through both.
+// ids). Ours holds container ids (AddTree unshifts rootfs/ by the tree's
+// map) and MarkUnshifted sets volatile.last_state.idmap to "[]", so LXD
+// shifts the tree to its own map at first start. On import Extract takes
+// the archive's map (ParseLXDIDMap of the config's last_state idmap) and
+// the target's, and maps every rootfs owner, the root id of file
+// capabilities (v2 when it lands on 0, else v3) and named ACL entries
+// through both.
 //
 // # Reading
 //
