@@ -48,10 +48,10 @@ const stateMagic = "hangar-vm-state 1\n"
 // machine as the one saved: QEMU loads device state only into a machine
 // with the same devices at the same places and the same RAM size.
 type stateHeader struct {
-	Firmware bool   `json:"firmware"`
-	Machine  string `json:"machine,omitempty"` // Config.Machine, for a kernel-booted VM
-	Memory   int64  `json:"memory"`
-	CPUs     int    `json:"cpus"`
+	Firmware bool     `json:"firmware"`
+	Machine  string   `json:"machine,omitempty"` // Config.Machine, for a kernel-booted VM
+	Memory   int64    `json:"memory"`
+	CPUs     int      `json:"cpus"`
 	NICSlots []string `json:"nic_slots,omitempty"`
 	// NICs are the MACs the saved guest has, by NIC name.
 	NICs  map[string]string `json:"nics,omitempty"`
@@ -137,7 +137,9 @@ func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused fu
 		defer cancel()
 		return v.waitState(wctx, func(s vmState) bool { return s == stateRunning })
 	}
-	if err := saveState(ctx, mon, f, !wasPaused); err != nil {
+	saveStart := time.Now()
+	stats, err := saveState(ctx, mon, f, !wasPaused)
+	if err != nil {
 		// QEMU resumes a guest it stopped for a save that failed; one
 		// this stopped for convergence is resumed here.
 		if rerr := resume(); rerr != nil {
@@ -145,12 +147,15 @@ func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused fu
 		}
 		return fail(err)
 	}
+	saved := time.Since(saveStart)
+	cbStart := time.Now()
 	if err := paused(ctx); err != nil {
 		if rerr := resume(); rerr != nil {
 			d.log.Warn("resume after a failed checkpoint", "id", id, "err", rerr)
 		}
 		return fail(err)
 	}
+	inCallback := time.Since(cbStart)
 	if err := resume(); err != nil {
 		return fail(fmt.Errorf("resume: %w", err))
 	}
@@ -172,7 +177,8 @@ func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused fu
 		_ = os.Remove(tmp)
 		return 0, fmt.Errorf("checkpoint: %w", err)
 	}
-	d.log.Info("vm checkpointed", "id", id, "file", statePath, "pause", pause)
+	d.log.Info("vm checkpointed", "id", id, "file", statePath, "pause", pause, "save", saved,
+		"qemu_downtime_ms", stats.Downtime, "passes", stats.RAM.DirtySyncCount, "forced_stop", stats.forcedStop, "callback", inCallback)
 	return pause, nil
 }
 
@@ -205,61 +211,72 @@ func machineSize(mon *monitor, hdr *stateHeader) error {
 // migrate to a descriptor passed with getfd) and waits for the end. live
 // is a running guest, saved by pre-copy (QEMU stops it at the end);
 // otherwise the guest is paused already.
-func saveState(ctx context.Context, mon *monitor, f *os.File, live bool) error {
+func saveState(ctx context.Context, mon *monitor, f *os.File, live bool) (migrationStats, error) {
 	if _, err := mon.run("migrate-set-parameters", map[string]any{
 		"max-bandwidth": saveBandwidth, "downtime-limit": saveDowntimeMs,
 	}); err != nil {
-		return err
+		return migrationStats{}, err
 	}
 	const fdName = "hangar-save"
 	if _, err := mon.runWithFile("getfd", map[string]any{"fdname": fdName}, f); err != nil {
-		return err
+		return migrationStats{}, err
 	}
 	if _, err := mon.run("migrate", map[string]any{"uri": "fd:" + fdName}); err != nil {
 		_, _ = mon.run("closefd", map[string]any{"fdname": fdName})
-		return err
+		return migrationStats{}, err
 	}
 	return waitMigration(ctx, mon, live)
+}
+
+// migrationStats is what query-migrate says of a migration.
+type migrationStats struct {
+	Status    string `json:"status"`
+	ErrorDesc string `json:"error-desc"`
+	// Downtime is how long QEMU held the guest stopped, in ms (on
+	// completion).
+	Downtime int64 `json:"downtime"`
+	RAM      struct {
+		DirtySyncCount int64 `json:"dirty-sync-count"`
+	} `json:"ram"`
+	// forcedStop says the pre-copy did not converge and the guest was
+	// paused for the rest.
+	forcedStop bool
 }
 
 // waitMigration polls query-migrate until the migration ends. A live one
 // that does not converge gets its guest paused (QMP stop). A cancelled
 // ctx cancels the migration and waits until QEMU has given it up, so the
 // caller may resume the guest and remove the file.
-func waitMigration(ctx context.Context, mon *monitor, live bool) error {
+func waitMigration(ctx context.Context, mon *monitor, live bool) (migrationStats, error) {
 	start := time.Now()
+	forced := false
 	for {
 		out, err := mon.run("query-migrate", nil)
 		if err != nil {
-			return err
+			return migrationStats{}, err
 		}
-		var st struct {
-			Status    string `json:"status"`
-			ErrorDesc string `json:"error-desc"`
-			RAM       struct {
-				DirtySyncCount int64 `json:"dirty-sync-count"`
-			} `json:"ram"`
-		}
+		var st migrationStats
 		if err := json.Unmarshal(out, &st); err != nil {
-			return err
+			return st, err
 		}
+		st.forcedStop = forced
 		switch st.Status {
 		case "completed":
-			return nil
+			return st, nil
 		case "failed", "cancelled":
-			return fmt.Errorf("saving the VM state %s: %s", st.Status, st.ErrorDesc)
+			return st, fmt.Errorf("saving the VM state %s: %s", st.Status, st.ErrorDesc)
 		}
 		if live && (st.RAM.DirtySyncCount >= convergePasses || time.Since(start) > convergeTime) {
 			if _, err := mon.run("stop", nil); err != nil {
-				return err
+				return st, err
 			}
-			live = false
+			live, forced = false, true
 		}
 		select {
 		case <-ctx.Done():
 			_, _ = mon.run("migrate_cancel", nil)
 			waitMigrationGone(mon)
-			return ctx.Err()
+			return st, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -50,7 +50,7 @@ func (d *Driver) Standby(ctx context.Context, id string) error {
 		resume()
 		return fmt.Errorf("standby: %w", err)
 	}
-	err = saveState(ctx, mon, f, false)
+	_, err = saveState(ctx, mon, f, false)
 	if err == nil {
 		err = f.Sync()
 	}

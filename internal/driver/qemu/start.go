@@ -218,6 +218,7 @@ type bootLayout struct {
 // that fails to restore is set aside, so the next start boots instead of
 // failing again.
 func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, rs restoreFrom, bl bootLayout) (*vm, error) {
+	began := time.Now()
 	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem, rs.file)
 	if err != nil {
 		return nil, err
@@ -248,13 +249,15 @@ func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, a
 		// The state is in the running VM now; a later start must boot.
 		_ = os.Remove(rs.path)
 	}
+	ready := time.Since(began)
 	if spec.Forked && rs.hdr != nil {
 		if err := d.reidentify(ctx, v, spec, *rs.hdr); err != nil {
 			d.abort(v)
 			return nil, err
 		}
 	}
-	d.log.Info("vm started", "id", spec.ID, "pid", v.pid, "agent", withAgent, "restored", restoring, "forked", spec.Forked)
+	d.log.Info("vm started", "id", spec.ID, "pid", v.pid, "agent", withAgent, "restored", restoring, "forked", spec.Forked,
+		"agent_ready", ready, "total", time.Since(began))
 	return v, nil
 }
 
@@ -480,9 +483,11 @@ func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string
 func (d *Driver) connect(ctx context.Context, v *vm, restoring bool) error {
 	mon := v.monitor()
 	if restoring {
+		began := time.Now()
 		if err := d.waitIncoming(ctx, v); err != nil {
 			return err
 		}
+		d.log.Debug("vm state loaded", "id", v.id, "in", time.Since(began))
 		if _, err := mon.run("cont", nil); err != nil {
 			return err
 		}
