@@ -107,7 +107,9 @@ type Put struct {
 	Profiles     []string
 	Stateful     bool
 	Description  string
-	Restore      string // a snapshot to restore: refused until snapshots exist
+	// Restore names a snapshot to restore (with Stateful: its saved
+	// state too); the other fields are then ignored, as in LXD.
+	Restore string
 }
 
 // Patch merges into an instance: nil fields are left as they are; Config
