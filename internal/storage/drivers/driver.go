@@ -132,8 +132,6 @@ type Driver interface {
 	CreateVolume(ctx context.Context, vol Volume, size int64, readOnly bool, fill func(dir string) error) error
 	// CloneVolume makes vol a writable copy of parent (Info.Clones only).
 	CloneVolume(ctx context.Context, vol, parent Volume) error
-	SnapshotVolume(ctx context.Context, snap, vol Volume) error // TMPSTUB
-	RestoreVolume(ctx context.Context, vol, snap Volume) error  // TMPSTUB
 	// DeleteVolume removes a volume; a missing one is not an error.
 	DeleteVolume(ctx context.Context, vol Volume) error
 	// RenameVolume gives a custom volume a new name.
