@@ -719,7 +719,9 @@ func (d *btrfsDriver) snapshotInto(vol, from Volume, readOnly bool) error {
 // RestoreVolume makes a writable snapshot of snap under a .tmp- name and
 // exchanges it with vol, then deletes vol's old subvolume (and the
 // subvolumes nested in it). The new subvolume has a qgroup of its own,
-// without vol's limit: the manager sets it again with SetQuota.
+// with the limit snap's has (vol's when snap was taken, as btrfs copies a
+// qgroup's limit into a snapshot's), not vol's current one: the manager
+// sets that again with SetQuota.
 func (d *btrfsDriver) RestoreVolume(ctx context.Context, vol, snap Volume) error {
 	if err := checkPair(vol, snap, true); err != nil {
 		return err

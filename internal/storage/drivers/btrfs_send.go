@@ -26,9 +26,9 @@ import (
 // subvolume whose received UUID (set when it was itself received) or own
 // UUID is the sent parent's. So the parent a receive needs is the volume
 // an earlier ReceiveVolume of the parent's stream made read-only on this
-// pool (renaming it keeps its received UUID), whatever its name; a
-// writable receive is a fresh snapshot, which has no received UUID and
-// so can be no parent.
+// pool (a read-only snapshot of what btrfs received, which keeps the
+// received UUID), whatever its name; a writable receive has no received
+// UUID (btrfs clears it in writable snapshots) and so can be no parent.
 
 // SendVolume runs btrfs send on vol (with -p parent), into w.
 func (d *btrfsDriver) SendVolume(ctx context.Context, vol Volume, parent *Volume, w io.Writer) error {
@@ -77,11 +77,9 @@ func (d *btrfsDriver) checkSendable(vol Volume) error {
 }
 
 // ReceiveVolume runs btrfs receive into a scratch subvolume (a .tmp-
-// name, so a kill leaves only what Sweep removes), then moves what it
-// received into place: renamed as it is when readOnly (keeping its
-// received UUID, so later incremental streams find it as their parent),
-// or a writable snapshot of it otherwise. The scratch subvolume goes in
-// every case.
+// name, so a kill leaves only what Sweep removes), then puts a snapshot
+// of what it received in place, read-only or writable, and removes the
+// scratch subvolume with what it holds.
 func (d *btrfsDriver) ReceiveVolume(ctx context.Context, vol Volume, r io.Reader, readOnly bool) error {
 	if err := checkVolume(vol); err != nil {
 		return err
@@ -108,20 +106,17 @@ func (d *btrfsDriver) ReceiveVolume(ctx context.Context, vol Volume, r io.Reader
 			return errdefs.Invalid("receive %s/%s: the stream is not of a block volume (no %s)", vol.Type, vol.Name, BlockFile)
 		}
 	}
-	final := d.l.path(vol)
-	if readOnly {
-		if err := renameNoReplace(got, final); err != nil {
-			return err
-		}
-	} else {
-		tmp := d.l.tmpPath(vol)
-		if err := btrfsSnapshot(got, tmp, false); err != nil {
-			return noSpace(err)
-		}
-		rv.Add(func() { _ = btrfsDeleteTree(tmp) })
-		if err := renameNoReplace(tmp, final); err != nil {
-			return err
-		}
+	// A read-only subvolume cannot move to another directory (its ".."
+	// would change), so what goes into place is a snapshot of it: a
+	// read-only snapshot keeps the received UUID (btrfs clears it only
+	// in writable ones), so later increments find it as their parent.
+	tmp := d.l.tmpPath(vol)
+	if err := btrfsSnapshot(got, tmp, readOnly); err != nil {
+		return noSpace(err)
+	}
+	rv.Add(func() { _ = btrfsDeleteTree(tmp) })
+	if err := renameNoReplace(tmp, d.l.path(vol)); err != nil {
+		return err
 	}
 	rv.Success()
 	if err := btrfsDeleteTree(scratch); err != nil {

@@ -155,8 +155,9 @@ type Driver interface {
 	// copies the parent's tree whole (content, ownership, modes, xattrs
 	// with file capabilities and ACLs, holes of sparse files, hard links,
 	// device nodes, symlinks), sharing blocks (reflinks) where the
-	// filesystem can. A btrfs clone has no qgroup limit of its own: the
-	// manager sets one with SetQuota. On any failure nothing is left.
+	// filesystem can. A btrfs clone starts with its parent's qgroup limit
+	// (btrfs copies it into a snapshot): the manager sets the one it
+	// wants with SetQuota. On any failure nothing is left.
 	CloneVolume(ctx context.Context, vol, parent Volume) error
 	// SnapshotVolume makes snap a point-in-time copy of vol, of vol's
 	// type and content type, named vol.Name+"@"+TOKEN by the manager;
@@ -169,8 +170,10 @@ type Driver interface {
 	// vol's old content removed. A call killed at any point leaves vol
 	// with its old or its new content and nothing Sweep does not remove.
 	// vol must not be mounted or in use (a 409 when the rename sees a
-	// mount). The restored volume is a new btrfs subvolume: its qgroup
-	// limit is not carried over, the manager calls SetQuota again.
+	// mount). The restored volume is a new btrfs subvolume: vol's current
+	// qgroup limit is not carried over (it has the limit vol had when snap
+	// was taken, which btrfs copied into snap's qgroup): the manager calls
+	// SetQuota again.
 	RestoreVolume(ctx context.Context, vol, snap Volume) error
 	// SendVolume writes vol, which must be read-only (a snapshot), to w
 	// as a stream of the driver's format (Info.SendReceive); with parent
