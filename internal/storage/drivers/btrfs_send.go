@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -157,6 +158,13 @@ func runBtrfs(ctx context.Context, stdin io.Reader, stdout io.Writer, args ...st
 	}
 	cmd := exec.CommandContext(ctx, "btrfs", args...)
 	cmd.Stdin, cmd.Stdout = stdin, stdout
+	if stdin != nil {
+		// Once btrfs has exited, the goroutine feeding it from stdin may
+		// be blocked reading a stream that never ends (a sender that
+		// stalled): do not wait for it forever. (Not for stdout: what
+		// btrfs send wrote must all reach a slow writer.)
+		cmd.WaitDelay = 5 * time.Second
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()

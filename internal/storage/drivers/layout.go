@@ -390,7 +390,7 @@ func (l *layout) sweep(ctx context.Context, remove func(ctx context.Context, pat
 		if err := remove(ctx, p); err != nil {
 			return fmt.Errorf("remove leftover %s: %w", p, err)
 		}
-		log.Info("removed a leftover of a killed volume create or delete", "path", p)
+		log.Info("removed a leftover of a killed volume call (create, copy, restore, receive or delete)", "path", p)
 	}
 	return nil
 }
