@@ -166,6 +166,8 @@ var topCommands = []topCommand{
 	{[]string{"delete", "rm"}, newDeleteCmd},
 	{[]string{"rename", "move", "mv"}, newRenameCmd},
 	{[]string{"snapshot", "snap"}, newSnapshotCmd},
+	{[]string{"copy", "cp"}, newCopyCmd},
+	{[]string{"fork"}, newForkCmd},
 	{[]string{"config"}, newConfigCmd},
 	{[]string{"profile"}, newProfileCmd},
 	{[]string{"network"}, newNetworkCmd},

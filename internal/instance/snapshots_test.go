@@ -290,3 +290,7 @@ func (d *fakeDB) instanceByName(name string) (store.Instance, bool) {
 	}
 	return store.Instance{}, false
 }
+
+func (f *fakeStorage) CopyRootSnapshot(ctx context.Context, dstID, srcID int64, name string) error {
+	return f.SnapshotRoot(ctx, dstID, name)
+}

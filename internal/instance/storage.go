@@ -30,6 +30,7 @@ type Storage interface {
 	RenameRootSnapshot(ctx context.Context, instanceID int64, name, newName string) error
 	RestoreRoot(ctx context.Context, instanceID int64, name string) error
 	CopyRoot(ctx context.Context, req storage.RootRequest, srcID int64, srcSnap string) error
+	CopyRootSnapshot(ctx context.Context, dstID, srcID int64, name string) error
 	ReadRoot(ctx context.Context, instanceID int64, snap string, fn func(storage.RootView) error) error
 }
 

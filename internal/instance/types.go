@@ -147,6 +147,10 @@ type Source struct {
 	// Server and Protocol name a remote image server (protocol "oci": a
 	// registry); both empty for the local image store.
 	Server, Protocol string
+	// Instance is a copy's source: "NAME" or "NAME/SNAPSHOT".
+	Instance string
+	// InstanceOnly copies the instance without its snapshots.
+	InstanceOnly bool
 }
 
 // CreateRequest is a new instance.

@@ -188,7 +188,7 @@ func (m *Manager) CopyRoot(ctx context.Context, req RootRequest, srcID int64, sr
 	if same {
 		err = p.drv.CloneVolume(ctx, dv, diskVolume(src))
 	} else {
-		err = m.streamRoot(ctx, sp, src, p, rec, dv)
+		err = m.streamRoot(ctx, sp, src, p, rec, dv, false)
 	}
 	if err == nil {
 		err = m.sizeCopy(ctx, p, rec, dv, req.Size)
@@ -223,15 +223,16 @@ func (m *Manager) sizeCopy(ctx context.Context, p *pool, rec store.StorageVolume
 	return p.drv.SetQuota(ctx, dv, size)
 }
 
-// streamRoot fills the new root dv on p from src on another pool.
-func (m *Manager) streamRoot(ctx context.Context, sp *pool, src store.StorageVolume, p *pool, rec store.StorageVolume, dv drivers.Volume) error {
+// streamRoot fills the new root (or root snapshot: readOnly) dv on p from
+// src on another pool.
+func (m *Manager) streamRoot(ctx context.Context, sp *pool, src store.StorageVolume, p *pool, rec store.StorageVolume, dv drivers.Volume, readOnly bool) error {
 	return m.readVolume(ctx, sp, src, func(v RootView) error {
 		if v.Disk != "" {
 			qemuImg, err := m.tool(m.cfg.QEMUImg, "qemu-img")
 			if err != nil {
 				return err
 			}
-			return p.drv.CreateVolume(ctx, dv, 0, false, func(dir string) error {
+			return p.drv.CreateVolume(ctx, dv, 0, readOnly, func(dir string) error {
 				dst := filepath.Join(dir, drivers.BlockFile)
 				_ = os.Remove(dst)
 				from := v.Format
@@ -241,7 +242,7 @@ func (m *Manager) streamRoot(ctx context.Context, sp *pool, src store.StorageVol
 				return vmdisk.ConvertTo(ctx, qemuImg, v.Disk, from, dst, rec.Config[keyFormat])
 			})
 		}
-		return p.drv.CreateVolume(ctx, dv, 0, false, func(dir string) error {
+		return p.drv.CreateVolume(ctx, dv, 0, readOnly, func(dir string) error {
 			if p.drv.Info().Clones {
 				return copyTree(ctx, v.Dir, dir)
 			}
@@ -268,4 +269,35 @@ func copyTree(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("copy tree: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// CopyRootSnapshot gives instance dstID's root (a copy of srcID's) the
+// snapshot name that srcID's root has: within a pool a snapshot of the
+// source's snapshot, across pools its content streamed.
+func (m *Manager) CopyRootSnapshot(ctx context.Context, dstID, srcID int64, name string) error {
+	a, b := srcID, dstID
+	if a > b {
+		a, b = b, a
+	}
+	defer m.locks.lock(fmt.Sprintf("instance/%d", a))()
+	defer m.locks.lock(fmt.Sprintf("instance/%d", b))()
+	sp, srcRoot, err := m.rootRecord(ctx, srcID)
+	if err != nil {
+		return err
+	}
+	src, err := m.snapshotRecord(ctx, srcRoot, name)
+	if err != nil {
+		return err
+	}
+	p, dst, err := m.rootRecord(ctx, dstID)
+	if err != nil {
+		return err
+	}
+	_, err = m.makeSnapshot(ctx, p, dst, name, src.Description, src.ExpiresAt, func(dv drivers.Volume) error {
+		if sp == p {
+			return p.drv.SnapshotVolume(ctx, dv, diskVolume(src))
+		}
+		return m.streamRoot(ctx, sp, src, p, dst, dv, true)
+	})
+	return err
 }

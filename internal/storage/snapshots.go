@@ -85,6 +85,14 @@ func (m *Manager) snapshotRecord(ctx context.Context, parent store.StorageVolume
 // createSnapshot snapshots parent (whose lock the caller holds). On
 // failure nothing is left.
 func (m *Manager) createSnapshot(ctx context.Context, p *pool, parent store.StorageVolume, name, description string, expires time.Time) (store.StorageVolume, error) {
+	return m.makeSnapshot(ctx, p, parent, name, description, expires, func(dv drivers.Volume) error {
+		return p.drv.SnapshotVolume(ctx, dv, diskVolume(parent))
+	})
+}
+
+// makeSnapshot records a snapshot of parent called name and has fill make
+// its volume dv. On failure nothing is left.
+func (m *Manager) makeSnapshot(ctx context.Context, p *pool, parent store.StorageVolume, name, description string, expires time.Time, fill func(dv drivers.Volume) error) (store.StorageVolume, error) {
 	if err := snapshotpolicy.ValidateName(name); err != nil {
 		return store.StorageVolume{}, err
 	}
@@ -98,7 +106,7 @@ func (m *Manager) createSnapshot(ctx context.Context, p *pool, parent store.Stor
 		return store.StorageVolume{}, err
 	}
 	dv := diskVolume(rec)
-	if err := p.drv.SnapshotVolume(ctx, dv, diskVolume(parent)); err != nil {
+	if err := fill(dv); err != nil {
 		bg := context.WithoutCancel(ctx)
 		_ = p.drv.DeleteVolume(bg, dv)
 		m.forget(bg, rec)

@@ -167,11 +167,13 @@ func fromInstancesPost(req api.InstancesPost) instance.CreateRequest {
 		Start:        req.Start,
 		Preset:       req.InstanceType,
 		Source: instance.Source{
-			Type:        req.Source.Type,
-			Alias:       req.Source.Alias,
-			Fingerprint: req.Source.Fingerprint,
-			Server:      req.Source.Server,
-			Protocol:    req.Source.Protocol,
+			Type:         req.Source.Type,
+			Alias:        req.Source.Alias,
+			Fingerprint:  req.Source.Fingerprint,
+			Server:       req.Source.Server,
+			Protocol:     req.Source.Protocol,
+			Instance:     req.Source.Source,
+			InstanceOnly: req.Source.InstanceOnly,
 		},
 	}
 }

@@ -459,3 +459,7 @@ func (f *fakeRoots) CopyRoot(ctx context.Context, req storage.RootRequest, _ int
 func (f *fakeRoots) ReadRoot(_ context.Context, _ int64, _ string, fn func(storage.RootView) error) error {
 	return fn(storage.RootView{Dir: "/roots"})
 }
+
+func (f *fakeRoots) CopyRootSnapshot(ctx context.Context, dstID, _ int64, name string) error {
+	return f.SnapshotRoot(ctx, dstID, name)
+}
