@@ -149,6 +149,20 @@ func TestSnapshotsLXC(t *testing.T) {
 	}
 	d.mustLXCFail([]string{"restore", "c1", "ghost"}, "ghost")
 	d.mustLXCFail([]string{"snapshot", "c1", "kept"}, "already exists")
+
+	// A custom volume's snapshots through lxc storage volume.
+	d.mustLXC("storage", "volume", "create", "default", "data")
+	d.mustLXC("storage", "volume", "snapshot", "default", "data")
+	d.mustLXC("storage", "volume", "snapshot", "default", "data", "named")
+	if out := d.mustLXC("storage", "volume", "info", "default", "data"); !strings.Contains(out, "snap0") || !strings.Contains(out, "named") {
+		t.Errorf("lxc storage volume info lacks the snapshots:\n%s", out)
+	}
+	d.mustLXC("storage", "volume", "restore", "default", "data", "snap0")
+	d.mustLXC("storage", "volume", "rename", "default", "data/named", "data/renamed")
+	d.mustLXC("storage", "volume", "delete", "default", "data/renamed")
+	if out := d.must("storage", "volume", "snapshot", "list", "default", "data", "--format", "csv"); !strings.HasPrefix(out, "snap0,") || strings.Count(out, "\n") != 1 {
+		t.Errorf("volume snapshots after lxc rename and delete: %q", out)
+	}
 }
 
 // TestSnapshotScheduleAndExpiry: a schedule of every minute takes a
