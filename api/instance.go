@@ -56,6 +56,11 @@ type InstanceSource struct {
 	Mode        string            `json:"mode,omitempty" yaml:"mode,omitempty"`
 	Source      string            `json:"source,omitempty" yaml:"source,omitempty"`
 	Project     string            `json:"project,omitempty" yaml:"project,omitempty"`
+	// A copy's options (source type "copy").
+	InstanceOnly bool   `json:"instance_only,omitempty" yaml:"instance_only,omitempty"`
+	Live         bool   `json:"live,omitempty" yaml:"live,omitempty"`
+	Refresh      bool   `json:"refresh,omitempty" yaml:"refresh,omitempty"`
+	BaseImage    string `json:"base-image,omitempty" yaml:"base-image,omitempty"`
 }
 
 // InstancesPost is the body of POST /1.0/instances.
@@ -66,6 +71,21 @@ type InstancesPost struct {
 	InstanceType string         `json:"instance_type" yaml:"instance_type"`
 	Type         string         `json:"type" yaml:"type"`
 	Start        bool           `json:"start" yaml:"start"`
+}
+
+// InstanceForkPost is the body of POST /1.0/instances/{name}/fork
+// (extension hangar_fork).
+type InstanceForkPost struct {
+	Name string `json:"name" yaml:"name"`
+}
+
+// InstanceFork is a finished fork operation's metadata: processes says
+// whether the fork runs the source's processes (a VM) or booted afresh (a
+// container); pause_ms is how long the source was paused.
+type InstanceFork struct {
+	Name      string  `json:"name" yaml:"name"`
+	Processes bool    `json:"processes" yaml:"processes"`
+	PauseMS   float64 `json:"pause_ms" yaml:"pause_ms"`
 }
 
 // InstancePost is the body of POST /1.0/instances/{name}: a rename here.

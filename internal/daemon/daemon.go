@@ -158,6 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 		HostMemory:   host.memory,
 		Architecture: host.architecture,
 		LogDir:       filepath.Join(cfg.DataDir, "logs"),
+		StateDir:     filepath.Join(cfg.DataDir, "snapshot-state"),
 		Devices:      nw.devices,
 		Storage:      pools,
 		LegacyRoot:   legacyRoots(cfg.DataDir),
@@ -221,6 +222,11 @@ func Run(ctx context.Context, cfg Config) error {
 		close(cfg.Ready)
 	}
 	svc.Autostart(ctx, toStart)
+	schedules := make(chan struct{})
+	go func() {
+		defer close(schedules)
+		runSnapshotSchedules(ctx, svc, pools, log.With("component", "snapshots"))
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -232,6 +238,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	_ = svc.Wait(context.Background()) // background work ends with the daemon's ctx
+	<-schedules
 	if cfg.StopInstances {
 		svc.StopAll(context.Background())
 	}

@@ -40,6 +40,12 @@ const (
 	EntityStoragePool    = "storage-pool"
 	// EntityStorageVolume is a storage volume: Name is "POOL/TYPE/NAME".
 	EntityStorageVolume = "storage-volume"
+	// EntityInstanceSnapshot is an instance snapshot: Name is
+	// "INSTANCE/SNAP".
+	EntityInstanceSnapshot = "instance-snapshot"
+	// EntityStorageVolumeSnapshot is a volume snapshot: Name is
+	// "POOL/TYPE/VOLUME/SNAP".
+	EntityStorageVolumeSnapshot = "storage-volume-snapshot"
 )
 
 // Entity names what a lifecycle event is about, in no dialect's terms.

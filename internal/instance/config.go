@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 )
 
 // Config keys hangard understands. Every key a client sends is checked
@@ -28,6 +29,10 @@ var configKeys = map[string]func(string) error{
 	"security.privileged":        validateBool,
 	"security.protection.delete": validateBool,
 	"security.secureboot":        validateBool, // VMs only (vm.go)
+	keySnapshotsSchedule:         validateSnapshotSchedule,
+	keySnapshotsScheduleStopped:  validateBool,
+	keySnapshotsPattern:          snapshotpolicy.ValidatePattern,
+	keySnapshotsExpiry:           validateSnapshotExpiry,
 	// OCI process overrides (oci.go); unset keys take the image's value.
 	keyOCIEntrypoint: validateArgsJSON,
 	keyOCICmd:        validateArgsJSON,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -20,7 +21,9 @@ type Creation struct {
 	image string // fingerprint, "" for source none
 	// pull is the registry image to fetch before creating, nil when the
 	// image is local.
-	pull     *image.ResolvedImage
+	pull *image.ResolvedImage
+	// copyOf is a copy's source, nil for other creates.
+	copyOf   *copySource
 	progress func(image.Progress)
 	start    bool
 	done     bool
@@ -39,6 +42,13 @@ func (c *Creation) Type() Type { return Type(c.rec.Type) }
 // (reference, manifest, architecture) and pulled by Run, unless the image
 // is stored already; opts carry the registry credentials for that.
 func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateOptions) (*Creation, error) {
+	var src *copySource
+	if req.Source.Type == SourceCopy {
+		var err error
+		if src, err = s.resolveCopy(ctx, &req); err != nil {
+			return nil, err
+		}
+	}
 	typ := req.Type
 	switch typ {
 	case "", TypeContainer:
@@ -50,8 +60,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 		if s.cfg.Drivers[typ] == nil {
 			return nil, errdefs.Invalid("type %q: virtual machines are not supported by this daemon", req.Type)
 		}
-		if req.Source.Type != SourceImage {
-			return nil, errdefs.Invalid("source: a virtual machine boots from an image")
+		if req.Source.Type != SourceImage && src == nil {
+			return nil, errdefs.Invalid("source: a virtual machine boots from an image or is a copy")
 		}
 	default:
 		return nil, errdefs.Invalid("invalid instance type %q: want %q or %q", req.Type, TypeContainer, TypeVM)
@@ -68,7 +78,11 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	// its own (checked in imageConfig) and, as in LXD, the request's
 	// architecture field is then ignored; without an image it must match.
 	arch := s.cfg.Architecture
-	if err := validateUserConfig(req.Config, nil); err != nil {
+	var allowed map[string]string
+	if src != nil {
+		allowed = src.config // a copy's image.* keys come from its source
+	}
+	if err := validateUserConfig(req.Config, allowed); err != nil {
 		return nil, err
 	}
 	if err := s.validateForType(typ, req.Config); err != nil {
@@ -136,8 +150,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 		if req.Architecture != "" && req.Architecture != arch {
 			return nil, errdefs.Invalid("architecture %q cannot run on this %s host", req.Architecture, arch)
 		}
-	case SourceCopy, SourceMigration:
-		return nil, errdefs.Invalid("source type %q is not supported yet", req.Source.Type)
+	case SourceCopy:
+		// resolveCopy merged the source's config, devices and profiles.
+	case SourceMigration:
+		return nil, errdefs.Invalid("source type %q: migration between servers is not supported", req.Source.Type)
 	default:
 		return nil, errdefs.Invalid("unknown source type %q", req.Source.Type)
 	}
@@ -172,11 +188,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
 	return &Creation{
-		s:     s,
-		rec:   rec,
-		image: fp,
-		pull:  pull,
-		start: req.Start,
+		s:      s,
+		rec:    rec,
+		image:  fp,
+		pull:   pull,
+		copyOf: src,
+		start:  req.Start,
 	}, nil
 }
 
@@ -319,7 +336,13 @@ func (c *Creation) Run(ctx context.Context) error {
 	delete(s.reserved, rec.Name)
 	s.mu.Unlock()
 	unlockProfiles()
-	if err := s.createRoot(ctx, rec); err != nil {
+	var err error
+	if c.copyOf != nil {
+		err = s.copyRoot(ctx, rec, c.copyOf)
+	} else {
+		err = s.createRoot(ctx, rec)
+	}
+	if err != nil {
 		// No root, no instance: the record goes too.
 		if derr := s.deleteLocked(context.WithoutCancel(ctx), in, true); derr != nil {
 			s.log.Error("roll back failed create", "instance", rec.Name, "err", derr)
@@ -333,10 +356,19 @@ func (c *Creation) Run(ctx context.Context) error {
 	}
 	s.cfg.Events.Lifecycle("instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
 	s.log.Info("instance created", "instance", rec.Name, "image", c.image)
+	opts := startOptions{}
+	if f := c.forkRun(); f != nil {
+		// A fork starts when its source ran; a VM from the source's
+		// saved state, with the processes it had.
+		c.start, opts.state, opts.forked = f.running, f.state, f.state != ""
+		if f.state != "" {
+			defer os.Remove(f.state)
+		}
+	}
 	if !c.start {
 		return nil
 	}
-	if err := s.startLocked(ctx, in); err != nil {
+	if err := s.startWith(ctx, in, opts); err != nil {
 		// A launch is one act: if it cannot start, it did not happen.
 		// The start cleaned up its own runtime state; remove the rest.
 		// The cleanup must run even if ctx was cancelled.

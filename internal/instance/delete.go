@@ -3,6 +3,8 @@ package instance
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -68,6 +70,11 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	// The store released the addresses with the record; the DNS servers
 	// learn of it here.
 	s.releaseRemovedNICs(ctx, rec, store.Instance{ID: rec.ID, Name: rec.Name, Type: rec.Type})
+	if s.cfg.StateDir != "" {
+		if err := os.RemoveAll(filepath.Join(s.cfg.StateDir, runtimeID(rec.ID))); err != nil {
+			s.log.Warn("remove snapshot states", "instance", rec.Name, "err", err)
+		}
+	}
 	if err := s.removeLogs(rec.ID); err != nil {
 		// The record is gone: leftover logs are only disk space.
 		s.log.Warn("remove instance logs", "instance", rec.Name, "err", err)

@@ -119,6 +119,7 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 	s.mu.Unlock()
 	s.recoverDevices(ctx)
 	s.recoverRoots(ctx)
+	s.reconcileSnapshots(ctx)
 	for _, in := range changed {
 		_, status, _ := s.snapshot(in)
 		err := s.updateRecord(ctx, in, func(r *store.Instance) {

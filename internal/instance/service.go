@@ -25,6 +25,11 @@ type DB interface {
 	ListProfiles(ctx context.Context) ([]store.Profile, error)
 	UpdateProfile(ctx context.Context, p store.Profile) error
 	DeleteProfile(ctx context.Context, name string) error
+	CreateInstanceSnapshot(ctx context.Context, sn *store.InstanceSnapshot) error
+	ListInstanceSnapshots(ctx context.Context, instanceID int64) ([]store.InstanceSnapshot, error)
+	GetInstanceSnapshot(ctx context.Context, instanceID int64, name string) (store.InstanceSnapshot, error)
+	UpdateInstanceSnapshot(ctx context.Context, sn store.InstanceSnapshot) error
+	DeleteInstanceSnapshot(ctx context.Context, id int64) error
 }
 
 // Images is what the service needs of the image store.
@@ -81,6 +86,9 @@ type Config struct {
 	LogDir string
 	// Storage makes instances' roots on storage pools.
 	Storage Storage
+	// StateDir holds the saved RAM and device state of stateful
+	// snapshots, one directory per instance.
+	StateDir string
 	// LegacyRoot says where an instance made before storage pools
 	// existed keeps its root files (the runtimes' old layout), so Storage
 	// can move them into a volume.

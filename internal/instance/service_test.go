@@ -23,6 +23,7 @@ type fakeDB struct {
 	next      int64
 	instances map[int64]store.Instance
 	profiles  map[string]store.Profile
+	snaps     map[int64]store.InstanceSnapshot
 	failNext  error
 	// onUpdate runs (under mu) after each instance update.
 	onUpdate func()
@@ -32,6 +33,7 @@ func newFakeDB() *fakeDB {
 	return &fakeDB{
 		instances: map[int64]store.Instance{},
 		profiles:  map[string]store.Profile{"default": {ID: 1, Name: "default", Config: map[string]string{}, Devices: map[string]map[string]string{}}},
+		snaps:     map[int64]store.InstanceSnapshot{},
 	}
 }
 
@@ -44,7 +46,10 @@ func (d *fakeDB) clone() *fakeDB {
 }
 
 func (d *fakeDB) cloneLocked() *fakeDB {
-	c := &fakeDB{next: d.next, instances: map[int64]store.Instance{}, profiles: map[string]store.Profile{}}
+	c := &fakeDB{next: d.next, instances: map[int64]store.Instance{}, profiles: map[string]store.Profile{}, snaps: map[int64]store.InstanceSnapshot{}}
+	for id, sn := range d.snaps {
+		c.snaps[id] = sn
+	}
 	for id, r := range d.instances {
 		c.instances[id] = cloneRecord(r)
 	}

@@ -25,6 +25,27 @@ func (s *Service) Start(ctx context.Context, name string) error {
 
 // startLocked starts an instance whose op lock the caller holds.
 func (s *Service) startLocked(ctx context.Context, in *inst) error {
+	return s.startWith(ctx, in, startOptions{})
+}
+
+// startOptions say how a start differs from a boot.
+type startOptions struct {
+	// state is a saved VM state to resume from (a stateful snapshot, a
+	// fork's source), kept after the start.
+	state string
+	// forked: the state is another VM's, whose identity the guest is
+	// told to drop.
+	forked bool
+}
+
+// startFromState starts a VM from a saved state: it runs on with the
+// processes it had.
+func (s *Service) startFromState(ctx context.Context, in *inst, state string) error {
+	return s.startWith(ctx, in, startOptions{state: state})
+}
+
+// startWith is startLocked as opts say.
+func (s *Service) startWith(ctx context.Context, in *inst, opts startOptions) error {
 	// The status leaves Stopped under the record lock, with the record
 	// the start runs: a config change sees either the new status (and
 	// applies its limits live, after the start) or is in this record.
@@ -40,7 +61,7 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 		return err
 	}
 	s.setIdmapKeys(&rec) // a profile may have changed what it is
-	pid, volatile, err := s.runStart(ctx, rec)
+	pid, volatile, err := s.runStart(ctx, rec, opts)
 	if err != nil {
 		s.forceStatus(in, StatusStopped, 0)
 		return fmt.Errorf("start %s: %w", rec.Name, err)
@@ -80,11 +101,12 @@ func (s *Service) startLocked(ctx context.Context, in *inst) error {
 // runStart starts the runtime with its devices: NICs made before, proxies
 // after; a failure anywhere leaves neither running. It returns the
 // volatile keys the devices set.
-func (s *Service) runStart(ctx context.Context, rec store.Instance) (int, map[string]string, error) {
+func (s *Service) runStart(ctx context.Context, rec store.Instance, opts startOptions) (int, map[string]string, error) {
 	spec, err := s.buildSpec(ctx, rec)
 	if err != nil {
 		return 0, nil, err
 	}
+	spec.RestoreState, spec.Forked = opts.state, opts.forked
 	if s.cfg.Devices == nil {
 		pid, err := s.driverOf(rec).Start(ctx, spec)
 		return pid, nil, err

@@ -24,6 +24,14 @@ type Storage interface {
 	RenameRoot(ctx context.Context, instanceID int64, name string) error
 	ResizeRoot(ctx context.Context, instanceID int64, vm bool, size int64, grown bool) error
 	RootUsage(ctx context.Context, instanceID int64) (storage.Usage, bool, error)
+	SnapshotRoot(ctx context.Context, instanceID int64, name string) error
+	RootSnapshots(ctx context.Context, instanceID int64) ([]storage.Snapshot, error)
+	DeleteRootSnapshot(ctx context.Context, instanceID int64, name string) error
+	RenameRootSnapshot(ctx context.Context, instanceID int64, name, newName string) error
+	RestoreRoot(ctx context.Context, instanceID int64, name string) error
+	CopyRoot(ctx context.Context, req storage.RootRequest, srcID int64, srcSnap string) error
+	CopyRootSnapshot(ctx context.Context, dstID, srcID int64, name string) error
+	ReadRoot(ctx context.Context, instanceID int64, snap string, fn func(storage.RootView) error) error
 }
 
 // rootDisk is an instance's root disk device: the disk device at "/".

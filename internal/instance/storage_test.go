@@ -17,6 +17,10 @@ type fakeStorage struct {
 	mu      sync.Mutex
 	roots   map[int64]storage.RootRequest
 	resized map[int64]int64
+	// snaps are each root's snapshots by name, oldest first; restored
+	// is the snapshot each root was last restored from.
+	snaps    map[int64][]string
+	restored map[int64]string
 	// firmware makes every VM root a UEFI disk.
 	firmware bool
 }

@@ -107,7 +107,9 @@ type Put struct {
 	Profiles     []string
 	Stateful     bool
 	Description  string
-	Restore      string // a snapshot to restore: refused until snapshots exist
+	// Restore names a snapshot to restore (with Stateful: its saved
+	// state too); the other fields are then ignored, as in LXD.
+	Restore string
 }
 
 // Patch merges into an instance: nil fields are left as they are; Config
@@ -145,6 +147,10 @@ type Source struct {
 	// Server and Protocol name a remote image server (protocol "oci": a
 	// registry); both empty for the local image store.
 	Server, Protocol string
+	// Instance is a copy's source: "NAME" or "NAME/SNAPSHOT".
+	Instance string
+	// InstanceOnly copies the instance without its snapshots.
+	InstanceOnly bool
 }
 
 // CreateRequest is a new instance.

@@ -16,6 +16,11 @@ import (
 // instance under its record lock first (an edge's ETag). New limits apply
 // to a running instance at once; environment changes at the next start.
 func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondition) error {
+	if put.Restore != "" {
+		// LXD: a PUT naming a snapshot restores it and changes nothing
+		// else.
+		return s.RestoreSnapshot(ctx, name, put.Restore, put.Stateful)
+	}
 	return s.change(ctx, name, pre, func(store.Instance) Put { return put })
 }
 
@@ -168,9 +173,6 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 func (s *Service) applyPut(ctx context.Context, rec store.Instance, put Put) (store.Instance, error) {
 	if put.Architecture != "" && put.Architecture != rec.Architecture {
 		return rec, errdefs.Invalid("architecture cannot be changed (is %q)", rec.Architecture)
-	}
-	if put.Restore != "" {
-		return rec, errdefs.Invalid("restore: snapshots are not supported yet")
 	}
 	if put.Stateful && Type(rec.Type) != TypeVM {
 		return rec, errdefs.Invalid("stateful: stateful stop is not supported for containers")

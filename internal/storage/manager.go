@@ -33,6 +33,8 @@ type Store interface {
 	DeleteStorageVolume(ctx context.Context, id int64) error
 	GetInstanceVolume(ctx context.Context, instanceID int64) (store.StorageVolume, error)
 	GetStorageVolumeByDisk(ctx context.Context, pool, typ, content, diskName string) (store.StorageVolume, error)
+	ListVolumeSnapshots(ctx context.Context, parentID int64) ([]store.StorageVolume, error)
+	RenameVolumeSnapshots(ctx context.Context, parentID int64, newParent string) error
 	Counter(ctx context.Context, name string) (uint64, error)
 	SetCounter(ctx context.Context, name string, v uint64) error
 }
@@ -124,6 +126,7 @@ func (m *Manager) Start(ctx context.Context) (created bool, err error) {
 	if err := os.MkdirAll(m.cfg.Dir, 0o711); err != nil {
 		return false, fmt.Errorf("storage: %w", err)
 	}
+	m.sweepViews()
 	recs, err := m.cfg.Store.ListStoragePools(ctx)
 	if err != nil {
 		return false, err

@@ -421,6 +421,9 @@ func (m *Manager) DeleteRoot(ctx context.Context, instanceID int64) error {
 	if err != nil {
 		return err
 	}
+	if err := m.deleteSnapshots(ctx, p, rec); err != nil {
+		return err
+	}
 	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
 		return err
 	}
@@ -443,7 +446,10 @@ func (m *Manager) RenameRoot(ctx context.Context, instanceID int64, name string)
 		return err
 	}
 	rec.Name = name
-	return m.cfg.Store.UpdateStorageVolume(ctx, rec)
+	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
+		return err
+	}
+	return m.cfg.Store.RenameVolumeSnapshots(ctx, rec.ID, name)
 }
 
 // ResizeRoot changes an instance's root size: a container's quota (0
@@ -547,8 +553,8 @@ func (m *Manager) gcImage(ctx context.Context, p *pool, fp string) error {
 		switch {
 		case v.Type == string(drivers.TypeImage) && v.Name == fp:
 			drop = append(drop, v)
-		case !clones && v.InstanceID != 0 && v.Config[keyImage] == fp:
-			return nil // an overlay or qcow2 still reads them
+		case !clones && (v.InstanceID != 0 || v.ParentID != 0) && v.Config[keyImage] == fp:
+			return nil // an overlay or qcow2 (a root's or its snapshot's) still reads them
 		}
 	}
 	for _, v := range drop {

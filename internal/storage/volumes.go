@@ -55,8 +55,8 @@ func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error
 	out := []Volume{}
 	seen := map[string]bool{}
 	for _, v := range recs {
-		if v.State != "created" {
-			continue
+		if v.State != "created" || v.ParentID != 0 {
+			continue // snapshots are listed under their volume
 		}
 		key := v.Type + "/" + v.Name
 		if seen[key] {
@@ -353,10 +353,17 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 	}
 	old := rec
 	rec.Name, rec.DiskName = newName, newName
-	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
-		if rerr := p.drv.RenameVolume(context.WithoutCancel(ctx), diskVolume(rec), old.Name); rerr != nil {
+	err = m.cfg.Store.UpdateStorageVolume(ctx, rec)
+	if err == nil {
+		// Snapshots keep their disk names: only their records follow.
+		err = m.cfg.Store.RenameVolumeSnapshots(ctx, rec.ID, newName)
+	}
+	if err != nil {
+		bg := context.WithoutCancel(ctx)
+		if rerr := p.drv.RenameVolume(bg, diskVolume(rec), old.Name); rerr != nil {
 			m.cfg.Log.Error("rename volume back", "pool", poolName, "volume", name, "err", rerr)
 		}
+		_ = m.cfg.Store.UpdateStorageVolume(bg, old)
 		return err
 	}
 	m.emit("storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
@@ -371,6 +378,9 @@ func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) 
 	}
 	defer unlock()
 	if err := m.refuseInUse(ctx, poolName, name); err != nil {
+		return err
+	}
+	if err := m.deleteSnapshots(ctx, p, rec); err != nil {
 		return err
 	}
 	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {

@@ -176,6 +176,32 @@ CREATE TABLE storage_volumes (
 CREATE UNIQUE INDEX storage_volumes_names ON storage_volumes (pool_id, type, name) WHERE type <> 'image';
 CREATE UNIQUE INDEX storage_volumes_instances ON storage_volumes (instance_id) WHERE instance_id IS NOT NULL;
 `,
+	// 7: snapshots. A volume snapshot is a volume record of its parent's
+	// type named "PARENT/SNAP" (as LXD names them, so the names index keeps
+	// them unique) with parent_id set: the same pending/created/deleting
+	// states, so the start-up reconciliation covers them. An instance
+	// snapshot is the instance's record as it was (config, devices,
+	// profiles) beside its root volume's snapshot of the same name.
+	`
+ALTER TABLE storage_volumes ADD COLUMN parent_id INTEGER REFERENCES storage_volumes (id);
+ALTER TABLE storage_volumes ADD COLUMN expires_at TEXT NOT NULL DEFAULT '';
+CREATE INDEX storage_volumes_parent ON storage_volumes (parent_id) WHERE parent_id IS NOT NULL;
+
+CREATE TABLE instance_snapshots (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	instance_id  INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+	name         TEXT    NOT NULL CHECK (name <> '' AND instr(name, '/') = 0),
+	description  TEXT    NOT NULL DEFAULT '',
+	config       TEXT    NOT NULL DEFAULT '{}',
+	devices      TEXT    NOT NULL DEFAULT '{}',
+	profiles     TEXT    NOT NULL DEFAULT '[]',
+	ephemeral    INTEGER NOT NULL DEFAULT 0 CHECK (ephemeral IN (0, 1)),
+	stateful     INTEGER NOT NULL DEFAULT 0 CHECK (stateful IN (0, 1)),
+	created_at   TEXT    NOT NULL,
+	expires_at   TEXT    NOT NULL DEFAULT '',
+	UNIQUE (instance_id, name)
+) STRICT;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

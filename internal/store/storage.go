@@ -36,7 +36,12 @@ type StorageVolume struct {
 	Config      map[string]string
 	// InstanceID is the instance whose root this is (0: none).
 	InstanceID int64
-	CreatedAt  time.Time
+	// ParentID is the volume this is a snapshot of (0: not a snapshot);
+	// a snapshot's Name is "PARENT/SNAP".
+	ParentID int64
+	// ExpiresAt is when a snapshot is due to be deleted (zero: never).
+	ExpiresAt time.Time
+	CreatedAt time.Time
 	// State is "pending" while being made, "created", or "deleting".
 	State string
 }
@@ -165,16 +170,16 @@ func (q *Queries) DeleteStoragePool(ctx context.Context, name string) error {
 
 const volumeSelect = `
 SELECT v.id, p.name, v.pool_id, v.type, v.name, v.disk_name, v.content, v.description, v.config,
-       COALESCE(v.instance_id, 0), v.created_at, v.state
+       COALESCE(v.instance_id, 0), COALESCE(v.parent_id, 0), v.expires_at, v.created_at, v.state
   FROM storage_volumes v JOIN storage_pools p ON p.id = v.pool_id`
 
 func scanVolume(row rowScanner) (StorageVolume, error) {
 	var (
-		v               StorageVolume
-		config, created string
+		v                        StorageVolume
+		config, expires, created string
 	)
 	if err := row.Scan(&v.ID, &v.Pool, &v.PoolID, &v.Type, &v.Name, &v.DiskName, &v.Content,
-		&v.Description, &config, &v.InstanceID, &created, &v.State); err != nil {
+		&v.Description, &config, &v.InstanceID, &v.ParentID, &expires, &created, &v.State); err != nil {
 		return StorageVolume{}, err
 	}
 	var err error
@@ -182,6 +187,9 @@ func scanVolume(row rowScanner) (StorageVolume, error) {
 		return StorageVolume{}, fmt.Errorf("storage volume %q config: %w", v.Name, err)
 	}
 	if v.CreatedAt, err = parseTime(created); err != nil {
+		return StorageVolume{}, fmt.Errorf("storage volume %q: %w", v.Name, err)
+	}
+	if v.ExpiresAt, err = parseOptionalTime(expires); err != nil {
 		return StorageVolume{}, fmt.Errorf("storage volume %q: %w", v.Name, err)
 	}
 	return v, nil
@@ -200,9 +208,12 @@ func (q *Queries) CreateStorageVolume(ctx context.Context, v *StorageVolume) err
 	if v.CreatedAt.IsZero() {
 		v.CreatedAt = time.Now()
 	}
-	var inst any
+	var inst, parent any
 	if v.InstanceID != 0 {
 		inst = v.InstanceID
+	}
+	if v.ParentID != 0 {
+		parent = v.ParentID
 	}
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, "SELECT id FROM storage_pools WHERE name = ?", v.Pool).Scan(&v.PoolID); err != nil {
@@ -212,9 +223,10 @@ func (q *Queries) CreateStorageVolume(ctx context.Context, v *StorageVolume) err
 			return fmt.Errorf("create storage volume %q: %w", v.Name, err)
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO storage_volumes
-			(pool_id, type, name, disk_name, content, description, config, instance_id, created_at, state)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			v.PoolID, v.Type, v.Name, v.DiskName, v.Content, v.Description, config, inst, fmtTime(v.CreatedAt), v.State)
+			(pool_id, type, name, disk_name, content, description, config, instance_id, parent_id, expires_at, created_at, state)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.PoolID, v.Type, v.Name, v.DiskName, v.Content, v.Description, config, inst, parent,
+			fmtOptionalTime(v.ExpiresAt), fmtTime(v.CreatedAt), v.State)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("storage volume %s/%s already exists on pool %q", v.Type, v.Name, v.Pool)
@@ -271,8 +283,8 @@ func (q *Queries) GetStorageVolume(ctx context.Context, pool, typ, name string) 
 	return v, nil
 }
 
-// UpdateStorageVolume replaces the names, description, config and state
-// of the volume with v.ID.
+// UpdateStorageVolume replaces the names, description, config, expiry
+// and state of the volume with v.ID.
 func (q *Queries) UpdateStorageVolume(ctx context.Context, v StorageVolume) error {
 	config, err := marshalMap(v.Config)
 	if err != nil {
@@ -280,8 +292,8 @@ func (q *Queries) UpdateStorageVolume(ctx context.Context, v StorageVolume) erro
 	}
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			"UPDATE storage_volumes SET name = ?, disk_name = ?, description = ?, config = ?, state = ? WHERE id = ?",
-			v.Name, v.DiskName, v.Description, config, v.State, v.ID)
+			"UPDATE storage_volumes SET name = ?, disk_name = ?, description = ?, config = ?, expires_at = ?, state = ? WHERE id = ?",
+			v.Name, v.DiskName, v.Description, config, fmtOptionalTime(v.ExpiresAt), v.State, v.ID)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("storage volume %s/%s already exists on pool %q", v.Type, v.Name, v.Pool)
@@ -332,4 +344,43 @@ func (q *Queries) GetStorageVolumeByDisk(ctx context.Context, pool, typ, content
 		return StorageVolume{}, fmt.Errorf("get storage volume %s %s: %w", typ, diskName, err)
 	}
 	return v, nil
+}
+
+// ListVolumeSnapshots returns the snapshots of the volume with id
+// parentID, oldest first.
+func (q *Queries) ListVolumeSnapshots(ctx context.Context, parentID int64) ([]StorageVolume, error) {
+	rows, err := q.reader().QueryContext(ctx, volumeSelect+" WHERE v.parent_id = ? ORDER BY v.created_at, v.id", parentID)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots of volume %d: %w", parentID, err)
+	}
+	defer rows.Close()
+	out := []StorageVolume{}
+	for rows.Next() {
+		v, err := scanVolume(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list snapshots of volume %d: %w", parentID, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list snapshots of volume %d: %w", parentID, err)
+	}
+	return out, nil
+}
+
+// RenameVolumeSnapshots follows a parent volume's rename: its snapshots'
+// names "OLD/SNAP" become "NEW/SNAP".
+func (q *Queries) RenameVolumeSnapshots(ctx context.Context, parentID int64, newParent string) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			"UPDATE storage_volumes SET name = ? || substr(name, instr(name, '/')) WHERE parent_id = ?",
+			newParent, parentID)
+		if isUnique(err) {
+			return errdefs.Conflict("storage volume snapshots of %q: a name is taken", newParent)
+		}
+		if err != nil {
+			return fmt.Errorf("rename snapshots of volume %d: %w", parentID, err)
+		}
+		return nil
+	})
 }

@@ -304,6 +304,21 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
+// fmtOptionalTime stores a time that may be unset (an expiry) as "".
+func fmtOptionalTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return fmtTime(t)
+}
+
+func parseOptionalTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return parseTime(s)
+}
+
 // rowScanner is *sql.Row or *sql.Rows.
 type rowScanner interface {
 	Scan(dest ...any) error

@@ -220,13 +220,23 @@ func Info(ctx context.Context, qemuImg, path, format string) (virtualSize int64,
 // guest sees of src, its backing chain flattened. A raw file is what a
 // pool keeps when it clones by reflink or snapshot rather than by overlay.
 func Convert(ctx context.Context, qemuImg, src, srcFormat, dst string) error {
+	return ConvertTo(ctx, qemuImg, src, srcFormat, dst, FormatRaw)
+}
+
+// ConvertTo makes dst a standalone copy of src in dstFormat (raw: sparse;
+// qcow2: with no backing file), its backing chain flattened: a VM's disk
+// copied to a pool that keeps another format.
+func ConvertTo(ctx context.Context, qemuImg, src, srcFormat, dst, dstFormat string) error {
 	if err := checkFormat(srcFormat); err != nil {
+		return err
+	}
+	if err := checkFormat(dstFormat); err != nil {
 		return err
 	}
 	tmp := dst + ".tmp"
 	_ = os.Remove(tmp)
 	// -S 4k: runs of zeros become holes (the default, said for clarity).
-	if err := run(ctx, qemuImg, "convert", "-q", "-f", srcFormat, "-O", FormatRaw, "-S", "4k", src, tmp); err != nil {
+	if err := run(ctx, qemuImg, "convert", "-q", "-f", srcFormat, "-O", dstFormat, "-S", "4k", src, tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("convert %s: %w", src, err)
 	}

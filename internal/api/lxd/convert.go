@@ -40,6 +40,13 @@ func entityURL(e event.Entity) string {
 	case event.EntityStorageVolume:
 		pool, rest, _ := strings.Cut(e.Name, "/")
 		return "/1.0/storage-pools/" + pool + "/volumes/" + rest
+	case event.EntityInstanceSnapshot:
+		inst, snap, _ := strings.Cut(e.Name, "/")
+		return instanceURL(inst) + "/snapshots/" + snap
+	case event.EntityStorageVolumeSnapshot:
+		pool, rest, _ := strings.Cut(e.Name, "/")
+		i := strings.LastIndex(rest, "/")
+		return "/1.0/storage-pools/" + pool + "/volumes/" + rest[:i] + "/snapshots/" + rest[i+1:]
 	}
 	return "/1.0/" + e.Kind + "s/" + e.Name
 }
@@ -159,11 +166,13 @@ func fromInstancesPost(req api.InstancesPost) instance.CreateRequest {
 		Start:        req.Start,
 		Preset:       req.InstanceType,
 		Source: instance.Source{
-			Type:        req.Source.Type,
-			Alias:       req.Source.Alias,
-			Fingerprint: req.Source.Fingerprint,
-			Server:      req.Source.Server,
-			Protocol:    req.Source.Protocol,
+			Type:         req.Source.Type,
+			Alias:        req.Source.Alias,
+			Fingerprint:  req.Source.Fingerprint,
+			Server:       req.Source.Server,
+			Protocol:     req.Source.Protocol,
+			Instance:     req.Source.Source,
+			InstanceOnly: req.Source.InstanceOnly,
 		},
 	}
 }

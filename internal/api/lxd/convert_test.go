@@ -168,6 +168,8 @@ func TestEntityURL(t *testing.T) {
 		want string
 	}{
 		{event.Entity{Kind: event.EntityInstance, Name: "c1"}, "/1.0/instances/c1"},
+		{event.Entity{Kind: event.EntityInstanceSnapshot, Name: "c1/snap0"}, "/1.0/instances/c1/snapshots/snap0"},
+		{event.Entity{Kind: event.EntityStorageVolumeSnapshot, Name: "p/custom/v/s"}, "/1.0/storage-pools/p/volumes/custom/v/snapshots/s"},
 		{event.Entity{Kind: event.EntityProfile, Name: "default"}, "/1.0/profiles/default"},
 		{event.Entity{Kind: event.EntityImage, Name: "abc"}, "/1.0/images/abc"},
 		{event.Entity{Kind: event.EntityImageAlias, Name: "deb/12"}, "/1.0/images/aliases/deb/12"},

@@ -122,8 +122,15 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 	// Before the service looks at the rest, so that lxc copy and move
 	// hear what is missing rather than a complaint about the source
 	// instance's config they send along.
-	if t := req.Source.Type; t == "copy" || t == "migration" {
-		writeError(w, errdefs.NotImplemented("source type %q: copying and moving instances is not supported yet", t))
+	switch {
+	case req.Source.Type == "migration":
+		writeError(w, errdefs.NotImplemented("source type %q: moving instances between servers is not supported", req.Source.Type))
+		return
+	case req.Source.Type == "copy" && req.Source.Refresh:
+		writeError(w, errdefs.NotImplemented("source: refreshing an existing copy is not supported"))
+		return
+	case req.Source.Type == "copy" && req.Source.Project != "" && req.Source.Project != defaultProject:
+		writeError(w, errdefs.NotFound("project %q not found", req.Source.Project))
 		return
 	}
 	// POST /1.0/virtual-machines creates a VM when the body names no type.
@@ -231,6 +238,42 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 	s.startOp(w, "Renaming instance", instanceResources(s.typeOf(r.Context(), name), name, req.Name), func(ctx context.Context) error {
 		return s.Instances.Rename(ctx, name, req.Name)
 	})
+}
+
+// forkInstance forks an instance (hangar_fork): the operation's metadata
+// says whether the fork runs the source's processes.
+func (s *Server) forkInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req api.InstanceForkPost
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Name == "" {
+		writeError(w, errdefs.Invalid("name: the fork needs a name"))
+		return
+	}
+	// A missing source, a bad name or one in use: answered here. The
+	// checks are a rename's.
+	if err := s.Instances.CheckRename(r.Context(), name, req.Name); err != nil {
+		writeError(w, err)
+		return
+	}
+	typ := s.typeOf(r.Context(), name)
+	op := s.Ops.Start(operation.Spec{
+		Class:       api.OperationClassTask,
+		Description: "Forking instance",
+		Resources:   instanceResources(typ, name, req.Name),
+		Run: func(ctx context.Context, op *operation.Op) error {
+			res, err := s.Instances.Fork(ctx, name, req.Name)
+			if err != nil {
+				return err
+			}
+			return op.SetMetadata(map[string]any{"name": res.Name, "processes": res.Processes,
+				"pause_ms": float64(res.Pause.Microseconds()) / 1000})
+		},
+	})
+	writeAsync(w, op.Snapshot())
 }
 
 func (s *Server) getInstanceState(w http.ResponseWriter, r *http.Request) {

@@ -84,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 		{"DELETE", "/{name}/console", s.deleteConsoleLog},
 		{"POST", "/{name}/console", s.attachConsole},
 		{"POST", "/{name}/exec", s.execInstance},
+		{"POST", "/{name}/fork", s.forkInstance},
 		{"GET", "/{name}/files", s.getInstanceFile},
 		{"POST", "/{name}/files", s.postInstanceFile},
 		{"DELETE", "/{name}/files", s.deleteInstanceFile},

@@ -131,6 +131,7 @@ func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) 
 type fakeRoots struct {
 	mu    sync.Mutex
 	roots map[int64]storage.RootRequest
+	snaps map[int64][]string
 }
 
 func (f *fakeRoots) CheckRoot(_ context.Context, pool string, _ bool, _ int64) error {
@@ -402,4 +403,63 @@ func TestListRecursionAndFilter(t *testing.T) {
 	if string(b) != "boot ok\n" {
 		t.Fatalf("console log %q", b)
 	}
+}
+
+// Root snapshots are names per instance.
+func (f *fakeRoots) SnapshotRoot(_ context.Context, id int64, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.snaps == nil {
+		f.snaps = map[int64][]string{}
+	}
+	f.snaps[id] = append(f.snaps[id], name)
+	return nil
+}
+
+func (f *fakeRoots) RootSnapshots(_ context.Context, id int64) ([]storage.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []storage.Snapshot{}
+	for _, n := range f.snaps[id] {
+		out = append(out, storage.Snapshot{Name: n})
+	}
+	return out, nil
+}
+
+func (f *fakeRoots) DeleteRootSnapshot(_ context.Context, id int64, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kept := f.snaps[id][:0]
+	for _, n := range f.snaps[id] {
+		if n != name {
+			kept = append(kept, n)
+		}
+	}
+	f.snaps[id] = kept
+	return nil
+}
+
+func (f *fakeRoots) RenameRootSnapshot(_ context.Context, id int64, name, newName string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, n := range f.snaps[id] {
+		if n == name {
+			f.snaps[id][i] = newName
+		}
+	}
+	return nil
+}
+
+func (f *fakeRoots) RestoreRoot(context.Context, int64, string) error { return nil }
+
+func (f *fakeRoots) CopyRoot(ctx context.Context, req storage.RootRequest, _ int64, _ string) error {
+	return f.CreateRoot(ctx, req)
+}
+
+func (f *fakeRoots) ReadRoot(_ context.Context, _ int64, _ string, fn func(storage.RootView) error) error {
+	return fn(storage.RootView{Dir: "/roots"})
+}
+
+func (f *fakeRoots) CopyRootSnapshot(ctx context.Context, dstID, _ int64, name string) error {
+	return f.SnapshotRoot(ctx, dstID, name)
 }
