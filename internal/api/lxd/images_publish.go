@@ -9,25 +9,14 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
-	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
 )
 
-// RootView is an instance's root as the core lends it for reading: a
-// container's tree (ids on disk shifted by IDMap; nil: not shifted) or a
-// virtual machine's disk. It mirrors the core's instance.RootView, which
-// replaces it (as an alias) once the core has it.
-type RootView struct {
-	Dir          string
-	IDMap        *driver.IDMap
-	Disk         string
-	DiskFormat   string
-	Architecture string
-	Type         instance.Type
-}
+// RootView is an instance's root as the core lends it for reading.
+type RootView = instance.RootView
 
 // RootReader is what publishing needs of the instance core: the root of
 // an instance or of one of its snapshots, held still (a running
