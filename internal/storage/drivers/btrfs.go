@@ -24,8 +24,8 @@ import (
 // directory on an existing btrfs (source=/path: a subvolume made there,
 // bind-mounted at the pool's directory).
 //
-// A clone is a writable snapshot (instant); image volumes are read-only
-// subvolumes; a filesystem volume's size is a qgroup limit on the
+// A clone is a writable snapshot (instant), a volume's snapshot a
+// read-only one; image volumes are read-only subvolumes; a filesystem volume's size is a qgroup limit on the
 // referenced bytes of its subvolume (writes past it fail with EDQUOT). A
 // block volume is a nodatacow file in a subvolume, so snapshotting it is
 // as instant as a filesystem volume.
@@ -85,7 +85,7 @@ func (d *btrfsDriver) mountOptions() (uintptr, string) {
 }
 
 func (d *btrfsDriver) Info() Info {
-	return Info{Name: "btrfs", Clones: true, Quotas: true, ReadOnlyVolumes: true}
+	return Info{Name: "btrfs", Clones: true, Quotas: true, ReadOnlyVolumes: true, SendReceive: true}
 }
 
 func (d *btrfsDriver) Create(ctx context.Context) (map[string]string, error) {
@@ -673,27 +673,39 @@ func setLimit(path string, size int64) error {
 	return btrfsQgroupLimit(fd, size)
 }
 
+// CloneVolume is a writable snapshot of parent (instant, sharing every
+// block), made under a .tmp- name and renamed into place.
 func (d *btrfsDriver) CloneVolume(ctx context.Context, vol, parent Volume) error {
-	if err := checkVolume(vol); err != nil {
+	if err := checkPair(vol, parent, false); err != nil {
 		return err
 	}
-	if err := checkVolume(parent); err != nil {
+	return d.snapshotInto(vol, parent, false)
+}
+
+// SnapshotVolume is a read-only snapshot of vol: instant, and writes
+// into it fail with EROFS.
+func (d *btrfsDriver) SnapshotVolume(ctx context.Context, snap, vol Volume) error {
+	if err := checkPair(snap, vol, true); err != nil {
 		return err
 	}
-	if vol.Content != parent.Content {
-		return errdefs.Invalid("a %s volume cannot be a clone of a %s volume", vol.Content, parent.Content)
+	return d.snapshotInto(snap, vol, true)
+}
+
+// snapshotInto makes vol a snapshot of from. A btrfs snapshot does not
+// descend into subvolumes nested in from (a container that made its
+// own): they are empty directories in vol, as in LXD's non-recursive
+// snapshots.
+func (d *btrfsDriver) snapshotInto(vol, from Volume, readOnly bool) error {
+	if err := mustExist(d.l, from); err != nil {
+		return err
 	}
-	from := d.l.path(parent)
-	if _, err := os.Lstat(from); errors.Is(err, fs.ErrNotExist) {
-		return errdefs.NotFound("volume %s/%s not found", parent.Type, parent.Name)
-	}
-	if _, err := os.Lstat(d.l.path(vol)); err == nil {
-		return errdefs.Conflict("volume %s/%s already exists", vol.Type, vol.Name)
+	if err := mustNotExist(d.l, vol); err != nil {
+		return err
 	}
 	r := revert.New()
 	defer r.Fail()
 	tmp := d.l.tmpPath(vol)
-	if err := btrfsSnapshot(from, tmp, false); err != nil {
+	if err := btrfsSnapshot(d.l.path(from), tmp, readOnly); err != nil {
 		return noSpace(err)
 	}
 	r.Add(func() { _ = btrfsDeleteTree(tmp) })
@@ -701,6 +713,36 @@ func (d *btrfsDriver) CloneVolume(ctx context.Context, vol, parent Volume) error
 		return err
 	}
 	r.Success()
+	return nil
+}
+
+// RestoreVolume makes a writable snapshot of snap under a .tmp- name and
+// exchanges it with vol, then deletes vol's old subvolume (and the
+// subvolumes nested in it). The new subvolume has a qgroup of its own,
+// with the limit snap's has (vol's when snap was taken, as btrfs copies a
+// qgroup's limit into a snapshot's), not vol's current one: the manager
+// sets that again with SetQuota.
+func (d *btrfsDriver) RestoreVolume(ctx context.Context, vol, snap Volume) error {
+	if err := checkPair(vol, snap, true); err != nil {
+		return err
+	}
+	if err := mustExist(d.l, vol); err != nil {
+		return err
+	}
+	if err := mustExist(d.l, snap); err != nil {
+		return err
+	}
+	tmp := d.l.tmpPath(vol)
+	if err := btrfsSnapshot(d.l.path(snap), tmp, false); err != nil {
+		return noSpace(err)
+	}
+	old, err := swapIn(d.l, tmp, vol)
+	if err != nil {
+		return errors.Join(err, btrfsDeleteTree(tmp))
+	}
+	if err := removeVolumeTree(ctx, old); err != nil {
+		d.p.Log.Warn("restore: old subvolume not removed; Sweep will", "path", old, "err", err)
+	}
 	return nil
 }
 

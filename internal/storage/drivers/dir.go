@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,8 +20,11 @@ import (
 // at the pool's directory, as LXD does; without one the pool's directory
 // is the source.
 //
-// A dir pool cannot clone (the manager layers instances over an image's
-// volume with overlayfs) and sets no quotas: that would take project
+// A dir pool cannot clone instantly (the manager layers instances over an
+// image's volume with overlayfs): CloneVolume, SnapshotVolume and
+// RestoreVolume copy the tree with cp (copy.go), sharing blocks by
+// reflink when the filesystem under the pool can (btrfs, xfs), so
+// Info.Clones is false. It sets no quotas: that would take project
 // quotas on the backing filesystem, which this machine's kernel cannot
 // turn on (no quota format support), so it is not built; Info says why
 // for the error a user sees.
@@ -304,8 +308,75 @@ func (d *dirDriver) CreateVolume(ctx context.Context, vol Volume, size int64, re
 	return nil
 }
 
+// CloneVolume copies parent's tree into a .tmp- name and renames it into
+// place, so a kill leaves only the .tmp- copy for Sweep.
 func (d *dirDriver) CloneVolume(ctx context.Context, vol, parent Volume) error {
-	return errdefs.NotImplemented("a dir pool cannot clone volumes")
+	if err := checkPair(vol, parent, false); err != nil {
+		return err
+	}
+	return d.copyInto(ctx, vol, parent)
+}
+
+// SnapshotVolume is a copy as CloneVolume's; read-only by convention
+// (the manager never writes a snapshot, and mounts it read-only).
+func (d *dirDriver) SnapshotVolume(ctx context.Context, snap, vol Volume) error {
+	if err := checkPair(snap, vol, true); err != nil {
+		return err
+	}
+	return d.copyInto(ctx, snap, vol)
+}
+
+func (d *dirDriver) copyInto(ctx context.Context, vol, from Volume) error {
+	if err := mustExist(d.l, from); err != nil {
+		return err
+	}
+	if err := mustNotExist(d.l, vol); err != nil {
+		return err
+	}
+	tmp, err := copyVolume(ctx, d.l, vol, d.l.path(from))
+	if err != nil {
+		return err
+	}
+	if err := renameNoReplace(tmp, d.l.path(vol)); err != nil {
+		return errors.Join(err, removeTree(context.Background(), tmp))
+	}
+	return nil
+}
+
+func (d *dirDriver) RestoreVolume(ctx context.Context, vol, snap Volume) error {
+	if err := checkPair(vol, snap, true); err != nil {
+		return err
+	}
+	if err := mustExist(d.l, vol); err != nil {
+		return err
+	}
+	if err := mustExist(d.l, snap); err != nil {
+		return err
+	}
+	tmp, err := copyVolume(ctx, d.l, vol, d.l.path(snap))
+	if err != nil {
+		return err
+	}
+	old, err := swapIn(d.l, tmp, vol)
+	if err != nil {
+		return errors.Join(err, removeTree(context.Background(), tmp))
+	}
+	// The restore is done; the old content's removal failing leaves a
+	// .tmp- entry for Sweep, not a failed restore.
+	if err := removeTree(ctx, old); err != nil {
+		d.p.Log.Warn("restore: old content not removed; Sweep will", "path", old, "err", err)
+	}
+	return nil
+}
+
+// SendVolume: a dir pool has no stream format of its own; the manager
+// streams its volumes as tar.
+func (d *dirDriver) SendVolume(ctx context.Context, vol Volume, parent *Volume, w io.Writer) error {
+	return errdefs.NotImplemented("a dir pool cannot send volumes in an optimized format")
+}
+
+func (d *dirDriver) ReceiveVolume(ctx context.Context, vol Volume, r io.Reader, readOnly bool) error {
+	return errdefs.NotImplemented("a dir pool cannot receive volumes in an optimized format")
 }
 
 func (d *dirDriver) DeleteVolume(ctx context.Context, vol Volume) error {

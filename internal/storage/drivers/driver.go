@@ -8,9 +8,17 @@
 // What a driver can do is said by its Info (flags), never found by type
 // assertions: Clones (an instant writable copy of a volume, so an
 // instance is a clone of its image's volume: btrfs snapshots, later LVM
-// thin snapshots), Quotas (a filesystem volume's size enforced), and so
-// on. A driver without Clones gets instances layered over the image's
-// volume by overlayfs (dir).
+// thin snapshots), Quotas (a filesystem volume's size enforced),
+// SendReceive (a volume streamed in the backing store's own format), and
+// so on. A driver without Clones gets instances layered over the image's
+// volume by overlayfs (dir); it still copies volumes (CloneVolume,
+// SnapshotVolume), only not instantly.
+//
+// Snapshots are volumes like any other, of their parent's type and
+// content, named PARENT@TOKEN (the manager picks TOKEN): they are listed
+// by Volumes, removed by DeleteVolume, measured by VolumeUsage. A
+// snapshot is read-only where the driver can enforce it (btrfs), by
+// convention elsewhere (dir).
 //
 // Every volume is a directory on the host (a plain directory, a btrfs
 // subvolume; an LVM driver would mount its logical volume there). A block
@@ -24,11 +32,15 @@
 // NAME, block volumes NAME.block; a volume is made under a .tmp- name and
 // renamed into place, and renamed aside before it is removed, so a killed
 // call leaves only a .tmp- entry, which Volumes skips and Sweep removes.
+// A restore builds the new content under a .tmp- name and swaps it with
+// the volume in one rename (RENAME_EXCHANGE), so the volume always holds
+// either its old or its new content.
 // Nothing here crosses into a mount under a volume when removing it.
 package drivers
 
 import (
 	"context"
+	"io"
 	"log/slog"
 )
 
@@ -66,7 +78,9 @@ type Volume struct {
 type Info struct {
 	// Name is the driver's name ("dir", "btrfs").
 	Name string
-	// Clones: CloneVolume makes an instant writable copy of a volume.
+	// Clones: CloneVolume makes an instant writable copy of a volume
+	// (sharing its blocks), so instances are clones of their image's
+	// volume. Without it CloneVolume still works but copies every file.
 	Clones bool
 	// Quotas: SetQuota limits a filesystem volume's size. When false,
 	// QuotaUnsupported says why (the backing filesystem has no project
@@ -76,6 +90,11 @@ type Info struct {
 	// ReadOnlyVolumes: CreateVolume's readOnly is enforced by the
 	// filesystem (btrfs' read-only subvolumes), not only by convention.
 	ReadOnlyVolumes bool
+	// SendReceive: SendVolume and ReceiveVolume stream a volume in the
+	// backing store's own format (btrfs send streams), for optimized
+	// backups and copies across pools of the same driver. Without it
+	// both are errdefs not-implemented errors.
+	SendReceive bool
 }
 
 // Usage is space used and available, in bytes. Total is 0 when there is
@@ -130,10 +149,47 @@ type Driver interface {
 	// (readOnly) and counted as made. A block volume gets its BlockFile of
 	// size bytes. On any failure nothing is left.
 	CreateVolume(ctx context.Context, vol Volume, size int64, readOnly bool, fill func(dir string) error) error
-	// CloneVolume makes vol a writable copy of parent (Info.Clones only).
+	// CloneVolume makes vol a writable copy of parent, which may be a
+	// read-only snapshot; both have the same content type. With
+	// Info.Clones it is instant (a btrfs writable snapshot); without, it
+	// copies the parent's tree whole (content, ownership, modes, xattrs
+	// with file capabilities and ACLs, holes of sparse files, hard links,
+	// device nodes, symlinks), sharing blocks (reflinks) where the
+	// filesystem can. A btrfs clone starts with its parent's qgroup limit
+	// (btrfs copies it into a snapshot): the manager sets the one it
+	// wants with SetQuota. On any failure nothing is left.
 	CloneVolume(ctx context.Context, vol, parent Volume) error
-	SnapshotVolume(ctx context.Context, snap, vol Volume) error // TMPSTUB
-	RestoreVolume(ctx context.Context, vol, snap Volume) error  // TMPSTUB
+	// SnapshotVolume makes snap a point-in-time copy of vol, of vol's
+	// type and content type, named vol.Name+"@"+TOKEN by the manager;
+	// read-only where Info.ReadOnlyVolumes (a read-only btrfs snapshot,
+	// instant), a copy as CloneVolume makes it elsewhere, read-only by
+	// convention. On any failure nothing is left.
+	SnapshotVolume(ctx context.Context, snap, vol Volume) error
+	// RestoreVolume gives vol snap's content: a writable copy of snap is
+	// made under a .tmp- name and swapped with vol in one rename, and
+	// vol's old content removed. A call killed at any point leaves vol
+	// with its old or its new content and nothing Sweep does not remove.
+	// vol must not be mounted or in use (a 409 when the rename sees a
+	// mount). The restored volume is a new btrfs subvolume: vol's current
+	// qgroup limit is not carried over (it has the limit vol had when snap
+	// was taken, which btrfs copied into snap's qgroup): the manager calls
+	// SetQuota again.
+	RestoreVolume(ctx context.Context, vol, snap Volume) error
+	// SendVolume writes vol, which must be read-only (a snapshot), to w
+	// as a stream of the driver's format (Info.SendReceive); with parent
+	// (an older read-only snapshot of the same volume) the stream holds
+	// only the changes since parent. Without Info.SendReceive it is an
+	// errdefs not-implemented error.
+	SendVolume(ctx context.Context, vol Volume, parent *Volume, w io.Writer) error
+	// ReceiveVolume makes vol from a stream SendVolume wrote, read-only
+	// (readOnly: a received snapshot) or writable. An incremental stream
+	// needs its parent on this pool as a volume an earlier ReceiveVolume
+	// made read-only: btrfs finds a parent by the identity it was
+	// received with, so the caller receives a volume's snapshots oldest
+	// first, each read-only, whatever names it gives them. On any
+	// failure (a truncated or corrupt stream is an errdefs invalid
+	// error, a missing parent a not-found one) nothing is left.
+	ReceiveVolume(ctx context.Context, vol Volume, r io.Reader, readOnly bool) error
 	// DeleteVolume removes a volume; a missing one is not an error.
 	DeleteVolume(ctx context.Context, vol Volume) error
 	// RenameVolume gives a custom volume a new name.
@@ -151,8 +207,9 @@ type Driver interface {
 	// reconciliation with the manager's records. Half-made volumes (a
 	// create or delete killed part way) are not listed: Sweep removes them.
 	Volumes(ctx context.Context) ([]Volume, error)
-	// Sweep removes what killed calls left on the pool: volumes a create
-	// had not finished and volumes a delete had begun to remove. The
+	// Sweep removes what killed calls left on the pool: volumes a create,
+	// clone, snapshot or receive had not finished, volumes a delete had
+	// begun to remove, and a restore's copy or the content it replaced. The
 	// manager calls it after Mount at start, before any volume call.
 	Sweep(ctx context.Context) error
 }

@@ -23,12 +23,16 @@ import (
 //	ROOT/containers/NAME         a container's root volume
 //	ROOT/virtual-machines/NAME.block  a VM's root volume: BlockFile inside
 //	ROOT/custom/NAME[.block]     custom volumes
+//	ROOT/TYPE/NAME@TOKEN[.block] a snapshot of NAME, beside it
 //	ROOT/TYPE/.tmp-NAME-RANDOM   a volume being made or being removed
 //
 // A volume is made under a .tmp- name and renamed into place when whole;
 // it is renamed to a .tmp- name before it is removed. So a killed create
 // or delete leaves only a .tmp- entry, which Volumes does not list and
-// Sweep removes: the rename is the commit point.
+// Sweep removes: the rename is the commit point. A restore makes the new
+// content under a .tmp- name and exchanges it with the volume in one
+// rename: the old content is then under the .tmp- name, removed next or
+// by Sweep.
 
 // typeDirs are the directories per volume type, as LXD names them.
 var typeDirs = map[VolumeType]string{
@@ -183,6 +187,83 @@ func renameNoReplace(from, to string) error {
 	return nil
 }
 
+// checkPair checks two volumes one is made from (a clone and its parent,
+// a snapshot and its volume): both usable and of the same content type,
+// and, when sameType, of the same volume type.
+func checkPair(vol, from Volume, sameType bool) error {
+	if err := checkVolume(vol); err != nil {
+		return err
+	}
+	if err := checkVolume(from); err != nil {
+		return err
+	}
+	if vol.Content != from.Content {
+		return errdefs.Invalid("a %s volume cannot be made from a %s volume", vol.Content, from.Content)
+	}
+	if sameType && vol.Type != from.Type {
+		return errdefs.Invalid("a %s volume cannot be made from a %s volume", vol.Type, from.Type)
+	}
+	return nil
+}
+
+// mustExist is the 404 for a volume that is not on the pool.
+func mustExist(l layout, vol Volume) error {
+	_, err := os.Lstat(l.path(vol))
+	if errors.Is(err, fs.ErrNotExist) {
+		return errdefs.NotFound("volume %s/%s not found", vol.Type, vol.Name)
+	}
+	return err
+}
+
+// mustNotExist is the 409 for a volume already on the pool.
+func mustNotExist(l layout, vol Volume) error {
+	_, err := os.Lstat(l.path(vol))
+	switch {
+	case err == nil:
+		return errdefs.Conflict("volume %s/%s already exists", vol.Type, vol.Name)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	return err
+}
+
+// swapIn puts a made copy (at tmp) in vol's place and returns where
+// vol's old content now is, for the caller to remove. It is one
+// RENAME_EXCHANGE, so at every instant vol's name holds the old or the
+// new content and the other is under a .tmp- name Sweep removes. A
+// filesystem without RENAME_EXCHANGE (a dir pool on NFS, say) gets two
+// renames, with a window in which a kill leaves vol missing: its old
+// content is then under a .tmp- name, which Sweep removes, so such a
+// restore is not crash-safe there (ext4, xfs, btrfs and tmpfs all have
+// the exchange).
+func swapIn(l layout, tmp string, vol Volume) (old string, err error) {
+	final := l.path(vol)
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
+	switch {
+	case err == nil:
+		return tmp, nil
+	case errors.Is(err, unix.ENOENT):
+		return "", errdefs.NotFound("volume %s/%s not found", vol.Type, vol.Name)
+	case errors.Is(err, unix.EBUSY):
+		return "", errdefs.Conflict("volume %s/%s is mounted at %s", vol.Type, vol.Name, final)
+	case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP):
+		return "", &os.LinkError{Op: "exchange", Old: tmp, New: final, Err: err}
+	}
+	aside, err := moveAside(l, vol)
+	if err != nil {
+		return "", err
+	}
+	if aside == "" {
+		return "", errdefs.NotFound("volume %s/%s not found", vol.Type, vol.Name)
+	}
+	if err := renameNoReplace(tmp, final); err != nil {
+		// Put the old content back; if that fails too, it waits under
+		// its .tmp- name, as after a kill.
+		return "", errors.Join(err, renameNoReplace(aside, final))
+	}
+	return aside, nil
+}
+
 // moveAside renames a volume to a .tmp- name before it is removed, so a
 // removal killed part way leaves a leftover Sweep finds, never a volume
 // half gone. A missing volume gives "" and no error.
@@ -309,7 +390,7 @@ func (l *layout) sweep(ctx context.Context, remove func(ctx context.Context, pat
 		if err := remove(ctx, p); err != nil {
 			return fmt.Errorf("remove leftover %s: %w", p, err)
 		}
-		log.Info("removed a leftover of a killed volume create or delete", "path", p)
+		log.Info("removed a leftover of a killed volume call (create, copy, restore, receive or delete)", "path", p)
 	}
 	return nil
 }
