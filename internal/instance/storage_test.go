@@ -23,6 +23,8 @@ type fakeStorage struct {
 	restored map[int64]string
 	// firmware makes every VM root a UEFI disk.
 	firmware bool
+	// quiesced: the last ExportRoot was given a Quiesce (backup_test.go).
+	quiesced bool
 }
 
 func (f *fakeStorage) CheckRoot(ctx context.Context, pool string, vm bool, size int64) error {
