@@ -339,6 +339,9 @@ func (c *BackupCreation) Name() string { return c.row.Name }
 // made, so bad input is answered at once; Run then writes it (in an
 // operation). The caller must call Run.
 func (s *Service) CreateBackup(ctx context.Context, name string, req BackupRequest) (*BackupCreation, error) {
+	if s.cfg.BackupDir == "" {
+		return nil, errdefs.NotImplemented("backups: this daemon has no backup directory")
+	}
 	in, err := s.lookup(name)
 	if err != nil {
 		return nil, err
