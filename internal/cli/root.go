@@ -165,6 +165,8 @@ var topCommands = []topCommand{
 	{[]string{"unfreeze", "resume"}, func(a *app) *cobra.Command { return newStateCmd(a, stateUnfreeze) }},
 	{[]string{"delete", "rm"}, newDeleteCmd},
 	{[]string{"rename", "move", "mv"}, newRenameCmd},
+	{[]string{"export"}, newExportCmd},
+	{[]string{"import"}, newImportCmd},
 	{[]string{"config"}, newConfigCmd},
 	{[]string{"profile"}, newProfileCmd},
 	{[]string{"network"}, newNetworkCmd},
