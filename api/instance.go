@@ -73,6 +73,21 @@ type InstancesPost struct {
 	Start        bool           `json:"start" yaml:"start"`
 }
 
+// InstanceForkPost is the body of POST /1.0/instances/{name}/fork
+// (extension hangar_fork).
+type InstanceForkPost struct {
+	Name string `json:"name" yaml:"name"`
+}
+
+// InstanceFork is a finished fork operation's metadata: processes says
+// whether the fork runs the source's processes (a VM) or booted afresh (a
+// container); pause_ms is how long the source was paused.
+type InstanceFork struct {
+	Name      string  `json:"name" yaml:"name"`
+	Processes bool    `json:"processes" yaml:"processes"`
+	PauseMS   float64 `json:"pause_ms" yaml:"pause_ms"`
+}
+
 // InstancePost is the body of POST /1.0/instances/{name}: a rename here.
 type InstancePost struct {
 	Name      string `json:"name" yaml:"name"`

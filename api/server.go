@@ -32,6 +32,14 @@ var Extensions = append(append([]string{
 	"hangar_oci_images",       // images from OCI registries and archives; oci.* instance keys
 	// The server key images.max_unpacked_size caps what an image expands to.
 	"hangar_images_max_unpacked_size",
+	// POST /1.0/instances/NAME/fork: a running VM's live fork (its
+	// processes carry over), a container's fork from a frozen clone.
+	"hangar_fork",
+	// Snapshots and copies (LXD's names for what lxc checks).
+	"snapshot_expiry",
+	"snapshot_expiry_creation",
+	"snapshot_schedule_aliases",
+	"container_copy_project",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

@@ -164,3 +164,18 @@ func (c *Client) GetInstanceLogFile(ctx context.Context, path string) ([]byte, e
 	}
 	return c.getRaw(ctx, path)
 }
+
+// CopyInstance copies an instance, or one of its snapshots ("NAME/SNAP"),
+// to a new instance: req names it and may override config, devices and
+// profiles; its Source is set here.
+func (c *Client) CopyInstance(ctx context.Context, source string, instanceOnly bool, req api.InstancesPost) (*Operation, error) {
+	req.Source = api.InstanceSource{Type: "copy", Source: source, InstanceOnly: instanceOnly}
+	return c.CreateInstance(ctx, req)
+}
+
+// ForkInstance forks an instance (extension hangar_fork): a running VM's
+// fork runs its processes; a container's boots from a clone of its root.
+// The finished operation's metadata is an api.InstanceFork.
+func (c *Client) ForkInstance(ctx context.Context, name, newName string) (*Operation, error) {
+	return c.queryOperation(ctx, http.MethodPost, instancePath(name)+"/fork", api.InstanceForkPost{Name: newName}, "")
+}

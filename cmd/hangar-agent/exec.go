@@ -31,10 +31,9 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
-func (a *agent) exec(ch uint32, req vmagent.Exec) {
-	s := a.session
+func (a *agent) exec(s *session, ch uint32, req vmagent.Exec) {
 	if len(req.Args) == 0 {
-		a.replyErr(ch, fmt.Errorf("%w: no command", errInvalid))
+		s.replyErr(ch, fmt.Errorf("%w: no command", errInvalid))
 		return
 	}
 	cwd := req.Cwd
@@ -43,7 +42,7 @@ func (a *agent) exec(ch uint32, req vmagent.Exec) {
 	}
 	if st, err := os.Stat(cwd); err != nil || !st.IsDir() {
 		if !req.CwdOptional {
-			a.replyErr(ch, fmt.Errorf("cwd %s: not a directory", cwd))
+			s.replyErr(ch, fmt.Errorf("cwd %s: not a directory", cwd))
 			return
 		}
 		cwd = "/"
@@ -52,11 +51,11 @@ func (a *agent) exec(ch uint32, req vmagent.Exec) {
 	if lookErr != nil {
 		// As a shell would: the message on stderr, the code as the exit.
 		code := lookErr.(*lookupError).code
-		a.reply(ch, vmagent.MsgStarted, vmagent.Started{})
-		_ = s.w.Write(vmagent.MsgStderr, ch, []byte(lookErr.Error()+"\n"))
-		_ = s.w.Write(vmagent.MsgStdout, ch, nil)
-		_ = s.w.Write(vmagent.MsgStderr, ch, nil)
-		a.reply(ch, vmagent.MsgExit, vmagent.Exit{Code: code})
+		s.reply(ch, vmagent.MsgStarted, vmagent.Started{})
+		_ = s.write(vmagent.MsgStderr, ch, []byte(lookErr.Error()+"\n"))
+		_ = s.write(vmagent.MsgStdout, ch, nil)
+		_ = s.write(vmagent.MsgStderr, ch, nil)
+		s.reply(ch, vmagent.MsgExit, vmagent.Exit{Code: code})
 		return
 	}
 	sys := &syscall.SysProcAttr{
@@ -79,7 +78,7 @@ func (a *agent) exec(ch uint32, req vmagent.Exec) {
 	if req.TTY {
 		m, slave, err := openPTY()
 		if err != nil {
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		master = m
@@ -93,19 +92,19 @@ func (a *agent) exec(ch uint32, req vmagent.Exec) {
 	} else {
 		inR, inW, err := os.Pipe()
 		if err != nil {
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		outR, outW, err := os.Pipe()
 		if err != nil {
 			closeAll([]*os.File{inR, inW})
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		errR, errW, err := os.Pipe()
 		if err != nil {
 			closeAll([]*os.File{inR, inW, outR, outW})
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		childFiles = []*os.File{inR, outW, errW}
@@ -125,13 +124,13 @@ func (a *agent) exec(ch uint32, req vmagent.Exec) {
 	if err != nil {
 		closeAll(outputs)
 		stdin.Close()
-		a.replyErr(ch, fmt.Errorf("start %s: %w", req.Args[0], err))
+		s.replyErr(ch, fmt.Errorf("start %s: %w", req.Args[0], err))
 		return
 	}
 	proc := &process{pid: pid, master: master}
 	c := &channel{stdin: newInputQueue(stdin), proc: proc}
 	s.put(ch, c)
-	a.reply(ch, vmagent.MsgStarted, vmagent.Started{Pid: pid})
+	s.reply(ch, vmagent.MsgStarted, vmagent.Started{Pid: pid})
 
 	var wg sync.WaitGroup
 	types := []byte{vmagent.MsgStdout, vmagent.MsgStderr}
@@ -143,7 +142,7 @@ func (a *agent) exec(ch uint32, req vmagent.Exec) {
 			for {
 				n, err := f.Read(buf)
 				if n > 0 {
-					_ = s.w.Write(t, ch, append([]byte(nil), buf[:n]...))
+					_ = s.write(t, ch, append([]byte(nil), buf[:n]...))
 				}
 				if err != nil {
 					return
@@ -167,11 +166,11 @@ func (a *agent) exec(ch uint32, req vmagent.Exec) {
 		wg.Wait()
 		closeAll(outputs)
 		c.stdin.close()
-		_ = s.w.Write(vmagent.MsgStdout, ch, nil)
+		_ = s.write(vmagent.MsgStdout, ch, nil)
 		if master == nil {
-			_ = s.w.Write(vmagent.MsgStderr, ch, nil)
+			_ = s.write(vmagent.MsgStderr, ch, nil)
 		}
-		a.reply(ch, vmagent.MsgExit, vmagent.Exit{Code: code})
+		s.reply(ch, vmagent.MsgExit, vmagent.Exit{Code: code})
 		s.drop(ch)
 	}()
 }

@@ -26,16 +26,15 @@ func cleanPath(p string) (string, error) {
 	return path.Clean(p), nil
 }
 
-func (a *agent) fileGet(ch uint32, req vmagent.FileGet) {
-	s := a.session
+func (a *agent) fileGet(s *session, ch uint32, req vmagent.FileGet) {
 	p, err := cleanPath(req.Path)
 	if err != nil {
-		a.replyErr(ch, err)
+		s.replyErr(ch, err)
 		return
 	}
 	st, err := os.Lstat(p)
 	if err != nil {
-		a.replyErr(ch, err)
+		s.replyErr(ch, err)
 		return
 	}
 	sys := st.Sys().(*syscall.Stat_t)
@@ -51,7 +50,7 @@ func (a *agent) fileGet(ch uint32, req vmagent.FileGet) {
 		info.Type = vmagent.TypeDirectory
 		ents, err := os.ReadDir(p)
 		if err != nil {
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		info.Entries = make([]string, 0, len(ents))
@@ -62,27 +61,27 @@ func (a *agent) fileGet(ch uint32, req vmagent.FileGet) {
 	case st.Mode()&os.ModeSymlink != 0:
 		info.Type = vmagent.TypeSymlink
 		if info.Target, err = os.Readlink(p); err != nil {
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 	case st.Mode().IsRegular():
 		info.Type = vmagent.TypeFile
 		if f, err = os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0); err != nil {
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		defer f.Close()
 	default:
-		a.replyErr(ch, fmt.Errorf("%w: %s is not a file, directory or symlink", errInvalid, p))
+		s.replyErr(ch, fmt.Errorf("%w: %s is not a file, directory or symlink", errInvalid, p))
 		return
 	}
-	a.reply(ch, vmagent.MsgFileInfo, info)
+	s.reply(ch, vmagent.MsgFileInfo, info)
 	if f != nil {
 		buf := make([]byte, vmagent.DataChunk)
 		for {
 			n, err := f.Read(buf)
 			if n > 0 {
-				if werr := s.w.Write(vmagent.MsgData, ch, append([]byte(nil), buf[:n]...)); werr != nil {
+				if werr := s.write(vmagent.MsgData, ch, append([]byte(nil), buf[:n]...)); werr != nil {
 					return
 				}
 			}
@@ -90,19 +89,18 @@ func (a *agent) fileGet(ch uint32, req vmagent.FileGet) {
 				break
 			}
 			if err != nil {
-				a.replyErr(ch, err)
+				s.replyErr(ch, err)
 				return
 			}
 		}
 	}
-	_ = s.w.Write(vmagent.MsgData, ch, nil)
+	_ = s.write(vmagent.MsgData, ch, nil)
 }
 
-func (a *agent) filePutStart(ch uint32, req vmagent.FilePut) {
-	s := a.session
+func (a *agent) filePutStart(s *session, ch uint32, req vmagent.FilePut) {
 	p, err := cleanPath(req.Path)
 	if err != nil {
-		a.replyErr(ch, err)
+		s.replyErr(ch, err)
 		return
 	}
 	req.Path = p
@@ -115,7 +113,7 @@ func (a *agent) filePutStart(ch uint32, req vmagent.FilePut) {
 			_ = os.Lchown(p, int(uid), int(gid))
 			_ = os.Chmod(p, modeBits(req.Mode))
 		} else if st, serr := os.Lstat(p); serr != nil || !st.IsDir() {
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		// Nothing follows; the daemon still ends the upload with an empty Data.
@@ -130,7 +128,7 @@ func (a *agent) filePutStart(ch uint32, req vmagent.FilePut) {
 		_, statErr := os.Lstat(p)
 		f, err := os.OpenFile(p, flags, os.FileMode(req.Mode&0o777))
 		if err != nil {
-			a.replyErr(ch, err)
+			s.replyErr(ch, err)
 			return
 		}
 		if errors.Is(statErr, os.ErrNotExist) {
@@ -139,7 +137,7 @@ func (a *agent) filePutStart(ch uint32, req vmagent.FilePut) {
 		}
 		c.upload = f
 	default:
-		a.replyErr(ch, fmt.Errorf("%w: type %q", errInvalid, req.Type))
+		s.replyErr(ch, fmt.Errorf("%w: type %q", errInvalid, req.Type))
 		return
 	}
 	s.put(ch, c)
@@ -159,8 +157,7 @@ func modeBits(m uint32) os.FileMode {
 	return mode
 }
 
-func (a *agent) filePutData(ch uint32, b []byte) {
-	s := a.session
+func (a *agent) filePutData(s *session, ch uint32, b []byte) {
 	c := s.get(ch)
 	if c == nil || c.put == nil {
 		return
@@ -171,7 +168,7 @@ func (a *agent) filePutData(ch uint32, b []byte) {
 				c.upload.Close()
 				c.upload = nil
 				s.drop(ch)
-				a.replyErr(ch, err)
+				s.replyErr(ch, err)
 			}
 		} else if c.put.Type == vmagent.TypeSymlink && len(c.buf) < 4096 {
 			c.buf = append(c.buf, b...)
@@ -187,11 +184,11 @@ func (a *agent) filePutData(ch uint32, b []byte) {
 		err = makeSymlink(string(c.buf), c.put)
 	}
 	if err != nil {
-		a.replyErr(ch, err)
+		s.replyErr(ch, err)
 		return
 	}
 	b, _ = json.Marshal(struct{}{})
-	_ = s.w.Write(vmagent.MsgDone, ch, b)
+	_ = s.write(vmagent.MsgDone, ch, b)
 }
 
 func makeSymlink(target string, req *vmagent.FilePut) error {

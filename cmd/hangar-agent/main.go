@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,8 +75,11 @@ type agent struct {
 	reaper *reaper
 	// workload is the entrypoint's pid; 0 once it ended.
 	workload int
-	session  *session
-	net      netConfig
+	// w writes to the port (set before session, which carries it to
+	// other goroutines); session is the current daemon connection's.
+	w       *vmagent.Writer
+	session atomic.Pointer[session]
+	net     netConfig
 }
 
 func (a *agent) boot() error {
@@ -338,7 +342,7 @@ func (a *agent) powerOff(code int) {
 		logf("exiting (code %d)", code)
 		os.Exit(1)
 	}
-	if s := a.session; s != nil {
+	if s := a.session.Load(); s != nil {
 		done := make(chan struct{})
 		go func() {
 			b, _ := json.Marshal(vmagent.WorkloadExit{Code: code})

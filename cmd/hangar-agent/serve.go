@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -68,11 +69,27 @@ func findPort() (string, error) {
 	}
 }
 
-// session is the state of one daemon connection: its open channels.
+// session is the state of one daemon connection: its open channels. A
+// Hello (a new daemon connection) ends it: from then on what it had
+// running writes nothing, since the new daemon reuses channel numbers.
 type session struct {
 	w     *vmagent.Writer
+	ended atomic.Bool
 	mu    sync.Mutex
 	chans map[uint32]*channel
+}
+
+// errSessionEnded is what a write of an ended session gets.
+var errSessionEnded = errors.New("the daemon connection this answers ended")
+
+// write sends a frame on one of the session's channels, unless the
+// session ended. A write already under way when a Hello comes is sent:
+// the daemon drops frames that come before its Ready.
+func (s *session) write(t byte, ch uint32, b []byte) error {
+	if s.ended.Load() {
+		return errSessionEnded
+	}
+	return s.w.Write(t, ch, b)
 }
 
 // channel is one exec or file upload in progress.
@@ -96,8 +113,8 @@ func (a *agent) serve() {
 		a.powerOff(1)
 	}
 	p := port{fd}
-	w := vmagent.NewWriter(p)
-	a.session = &session{w: w, chans: map[uint32]*channel{}}
+	a.w = vmagent.NewWriter(p)
+	a.session.Store(&session{w: a.w, chans: map[uint32]*channel{}})
 	a.sendReady()
 	for {
 		r := vmagent.NewReader(p)
@@ -115,15 +132,15 @@ func (a *agent) serve() {
 
 func (a *agent) sendReady() {
 	b, _ := json.Marshal(vmagent.Ready{Version: vmagent.Version, WorkloadPid: a.workload})
-	go func() { _ = a.session.w.Write(vmagent.MsgReady, 0, b) }()
+	go func() { _ = a.w.Write(vmagent.MsgReady, 0, b) }()
 }
 
-func (a *agent) reply(ch uint32, t byte, v any) {
+func (s *session) reply(ch uint32, t byte, v any) {
 	b, _ := json.Marshal(v)
-	_ = a.session.w.Write(t, ch, b)
+	_ = s.write(t, ch, b)
 }
 
-func (a *agent) replyErr(ch uint32, err error) {
+func (s *session) replyErr(ch uint32, err error) {
 	e := vmagent.Error{Message: err.Error()}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -133,16 +150,19 @@ func (a *agent) replyErr(ch uint32, err error) {
 	case errors.Is(err, errInvalid):
 		e.Invalid = true
 	}
-	a.reply(ch, vmagent.MsgError, e)
+	s.reply(ch, vmagent.MsgError, e)
 }
 
 var errInvalid = errors.New("invalid request")
 
 func (a *agent) handle(f vmagent.Frame) {
-	s := a.session
+	s := a.session.Load()
 	switch f.Type {
 	case vmagent.MsgHello:
-		// A new daemon: what the previous one had open is orphaned.
+		// A new daemon: what the previous one had open is orphaned,
+		// and must not answer on the channels the new one opens.
+		a.session.Store(&session{w: a.w, chans: map[uint32]*channel{}})
+		s.ended.Store(true)
 		s.mu.Lock()
 		for id, c := range s.chans {
 			c.close()
@@ -157,10 +177,10 @@ func (a *agent) handle(f vmagent.Frame) {
 	case vmagent.MsgExec:
 		var req vmagent.Exec
 		if err := json.Unmarshal(f.Payload, &req); err != nil {
-			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
 			return
 		}
-		a.exec(f.Channel, req)
+		a.exec(s, f.Channel, req)
 	case vmagent.MsgStdin:
 		if c := s.get(f.Channel); c != nil && c.stdin != nil {
 			c.stdin.push(f.Payload)
@@ -178,65 +198,78 @@ func (a *agent) handle(f vmagent.Frame) {
 	case vmagent.MsgFileGet:
 		var req vmagent.FileGet
 		if err := json.Unmarshal(f.Payload, &req); err != nil {
-			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
 			return
 		}
-		go a.fileGet(f.Channel, req)
+		go a.fileGet(s, f.Channel, req)
 	case vmagent.MsgFilePut:
 		var req vmagent.FilePut
 		if err := json.Unmarshal(f.Payload, &req); err != nil {
-			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
 			return
 		}
-		a.filePutStart(f.Channel, req)
+		a.filePutStart(s, f.Channel, req)
 	case vmagent.MsgData:
-		a.filePutData(f.Channel, f.Payload)
+		a.filePutData(s, f.Channel, f.Payload)
 	case vmagent.MsgNetConfig:
 		var req vmagent.NIC
 		if err := json.Unmarshal(f.Payload, &req); err != nil {
-			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
 			return
 		}
 		go func() {
 			if err := a.net.add(req); err != nil {
-				a.replyErr(f.Channel, err)
+				s.replyErr(f.Channel, err)
 				return
 			}
-			a.reply(f.Channel, vmagent.MsgDone, struct{}{})
+			s.reply(f.Channel, vmagent.MsgDone, struct{}{})
 		}()
 	case vmagent.MsgNetState:
 		go func() {
 			st, err := netState()
 			if err != nil {
-				a.replyErr(f.Channel, err)
+				s.replyErr(f.Channel, err)
 				return
 			}
-			a.reply(f.Channel, vmagent.MsgNetState, st)
+			s.reply(f.Channel, vmagent.MsgNetState, st)
 		}()
 	case vmagent.MsgDisk:
 		var req vmagent.Disk
 		if err := json.Unmarshal(f.Payload, &req); err != nil {
-			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
 			return
 		}
 		go func() {
 			if err := a.plugDisk(req); err != nil {
-				a.replyErr(f.Channel, err)
+				s.replyErr(f.Channel, err)
 				return
 			}
-			a.reply(f.Channel, vmagent.MsgDone, struct{}{})
+			s.reply(f.Channel, vmagent.MsgDone, struct{}{})
+		}()
+	case vmagent.MsgIdentity:
+		var req vmagent.Identity
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		go func() {
+			if err := a.reidentify(req); err != nil {
+				s.replyErr(f.Channel, err)
+				return
+			}
+			s.reply(f.Channel, vmagent.MsgDone, struct{}{})
 		}()
 	case vmagent.MsgFileDelete:
 		var req vmagent.FileDelete
 		if err := json.Unmarshal(f.Payload, &req); err != nil {
-			a.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
 			return
 		}
 		if err := fileDelete(req.Path); err != nil {
-			a.replyErr(f.Channel, err)
+			s.replyErr(f.Channel, err)
 			return
 		}
-		a.reply(f.Channel, vmagent.MsgDone, struct{}{})
+		s.reply(f.Channel, vmagent.MsgDone, struct{}{})
 	}
 }
 

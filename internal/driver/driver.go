@@ -10,7 +10,8 @@
 // interface the service asks for by type assertion: ConsoleAttacher (an
 // attachable console), RootOpener (a root the host can open: containers),
 // GuestFiles (files through a guest agent: VMs), Stateful (standby and
-// restore: VMs) and NetworkReader (the instance's interfaces: a container's
+// restore: VMs), Checkpointer (a running VM's state saved for a snapshot
+// or a fork) and NetworkReader (the instance's interfaces: a container's
 // namespace, a VM's guest agent).
 package driver
 
@@ -84,12 +85,20 @@ type Spec struct {
 	// host side (HostName, a tap) exists; the driver plugs a virtio-net
 	// device with Hwaddr into it, and the guest agent applies the rest.
 	NICs []NIC
-	// RestoreState, for a virtual machine, is a saved RAM and device state
-	// (driver.Checkpointer) to resume from instead of booting; the file is
-	// kept. Forked says the state is another VM's: the guest is told its
-	// new identity (hostname, MAC addresses) once it runs.
+	// RestoreState, for a virtual machine, is a state file Checkpoint
+	// saved (Checkpointer): the VM starts from it, running the processes
+	// it had, instead of booting. The file is left as it is (a snapshot
+	// keeps it). The machine's RAM size and vCPU count are the saved
+	// ones; its disks, NICs and shares must be those it was saved with
+	// (the disks as they were at the save: a snapshot or clone of them
+	// taken then).
 	RestoreState string
-	Forked       bool
+	// Forked says RestoreState was saved by another instance (a live
+	// fork, a copy of a stateful snapshot): once the guest runs it is
+	// told its new identity, Hostname and each NIC's Hwaddr and
+	// addresses (the saved device state has the other instance's MACs),
+	// and its random number generator is reseeded.
+	Forked bool
 }
 
 // NIC is one network interface of an instance.

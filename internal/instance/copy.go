@@ -21,6 +21,8 @@ type copySource struct {
 	// identity left behind): the keys a client may echo back.
 	config       map[string]string
 	instanceOnly bool
+	// fork, when set, makes the copy a fork (fork.go) and says how it went.
+	fork *forkRun
 }
 
 // copiedKey says whether a config key goes to a copy: volatile keys are
@@ -109,14 +111,21 @@ func (s *Service) copyRoot(ctx context.Context, rec store.Instance, src *copySou
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
+	// The source's operations wait: a stop or a freeze must not come
+	// between the pause and the resume below.
+	srcIn.op.Lock()
+	defer srcIn.op.Unlock()
 	srcRec, status, _ := s.snapshot(srcIn)
-	if srcRec.ID != src.id {
+	if srcRec.ID != src.id || srcIn.deleted {
 		return errdefs.NotFound("source instance %q not found", src.name)
 	}
 	copyRoot := func(ctx context.Context) error { return s.cfg.Storage.CopyRoot(ctx, req, src.id, src.snapshot) }
-	if src.snapshot == "" && Type(srcRec.Type) == TypeVM && status == StatusRunning {
+	switch {
+	case src.fork != nil:
+		err = s.forkRoot(ctx, rec, srcRec, status, src.fork, copyRoot)
+	case src.snapshot == "" && Type(srcRec.Type) == TypeVM && status == StatusRunning:
 		err = s.whileFrozen(ctx, srcRec, copyRoot)
-	} else {
+	default:
 		err = copyRoot(ctx)
 	}
 	if err != nil || src.instanceOnly {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -355,10 +356,19 @@ func (c *Creation) Run(ctx context.Context) error {
 	}
 	s.cfg.Events.Lifecycle("instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
 	s.log.Info("instance created", "instance", rec.Name, "image", c.image)
+	opts := startOptions{}
+	if f := c.forkRun(); f != nil {
+		// A fork starts when its source ran; a VM from the source's
+		// saved state, with the processes it had.
+		c.start, opts.state, opts.forked = f.running, f.state, f.state != ""
+		if f.state != "" {
+			defer os.Remove(f.state)
+		}
+	}
 	if !c.start {
 		return nil
 	}
-	if err := s.startLocked(ctx, in); err != nil {
+	if err := s.startWith(ctx, in, opts); err != nil {
 		// A launch is one act: if it cannot start, it did not happen.
 		// The start cleaned up its own runtime state; remove the rest.
 		// The cleanup must run even if ctx was cancelled.

@@ -2,10 +2,8 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -244,31 +242,14 @@ func (m *Manager) streamRoot(ctx context.Context, sp *pool, src store.StorageVol
 		}
 		return p.drv.CreateVolume(ctx, dv, 0, readOnly, func(dir string) error {
 			if p.drv.Info().Clones {
-				return copyTree(ctx, v.Dir, dir)
+				return drivers.CopyTree(ctx, v.Dir, dir)
 			}
 			if err := os.Mkdir(filepath.Join(dir, "work"), 0o700); err != nil {
 				return err
 			}
-			return copyTree(ctx, v.Dir, filepath.Join(dir, "upper"))
+			return drivers.CopyTree(ctx, v.Dir, filepath.Join(dir, "upper"))
 		})
 	})
-}
-
-// copyTree copies the tree at src into dst (made if missing) with
-// ownership, modes, xattrs, hard links and holes: GNU cp, reflinked where
-// the filesystem can.
-func copyTree(ctx context.Context, src, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", "--sparse=always", src+"/.", dst+"/")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		if ctx.Err() != nil {
-			return errors.Join(errdefs.ErrCancelled, ctx.Err())
-		}
-		return fmt.Errorf("copy tree: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
 
 // CopyRootSnapshot gives instance dstID's root (a copy of srcID's) the

@@ -211,3 +211,25 @@ type Shutdown struct {
 type WorkloadExit struct {
 	Code int `json:"code"`
 }
+
+// Identity is the request of MsgIdentity: the VM runs from another VM's
+// saved state (a live fork, a copy of a stateful snapshot), so its
+// hostname, MACs and addresses are that VM's, and so is its random
+// number generator's state. The agent sets the hostname, gives each NIC
+// its new MAC (virtio-net passes the change on to QEMU), replaces its
+// addresses and routes with the new ones, bounces the link so that a
+// DHCP client of the image's asks again with the new MAC, rewrites
+// resolv.conf, and mixes Seed into the kernel's random pool and reseeds
+// it.
+type Identity struct {
+	Hostname string        `json:"hostname"`
+	NICs     []IdentityNIC `json:"nics,omitempty"`
+	Seed     []byte        `json:"seed,omitempty"`
+}
+
+// IdentityNIC is a NIC's new configuration. The NIC is found by Name, or
+// else by OldHwaddr, the MAC the saved VM gave it.
+type IdentityNIC struct {
+	NIC
+	OldHwaddr string `json:"old_hwaddr,omitempty"`
+}

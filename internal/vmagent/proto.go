@@ -45,6 +45,13 @@
 //	state:  NetState (empty) → NetState | Error
 //	disk:   Disk → Done | Error, once the guest has the disk (plugged or
 //	        grown) and, for the root, its filesystem grew
+//	ident:  Identity → Done | Error, once the guest has its new hostname,
+//	        MACs and addresses (a VM restored from another's saved state)
+//
+// A Hello ends the previous connection's session: what it had open is
+// closed, and its processes' output is no longer sent (it would land on
+// channel numbers the new daemon reuses; a VM restored from saved state
+// has the saving daemon's execs still running in it).
 //
 // On channel 0 the daemon may send MsgShutdown (stop the workload and power
 // off); the agent reports the workload's end with MsgWorkloadExit.
@@ -68,12 +75,14 @@ const ConfigPath = "/hangar/config.json"
 
 // Version is the protocol version an agent reports in Ready, a number.
 // Version 2 (VersionNet) added MsgNetConfig and MsgNetState, version 3
-// (VersionDisk) MsgDisk; an older agent ignores them, so the daemon does
-// not send them to one.
+// (VersionDisk) MsgDisk, version 4 (VersionIdentity) MsgIdentity and
+// sessions that end with their connection; an older agent ignores them,
+// so the daemon does not send them to one.
 const (
-	Version     = "3"
-	VersionNet  = 2
-	VersionDisk = 3
+	Version         = "4"
+	VersionNet      = 2
+	VersionDisk     = 3
+	VersionIdentity = 4
 )
 
 // MaxPayload bounds one frame's payload.
@@ -110,6 +119,7 @@ const (
 	MsgNetConfig
 	MsgNetState
 	MsgDisk
+	MsgIdentity
 )
 
 // Frame is one message.

@@ -244,6 +244,42 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// forkInstance forks an instance (hangar_fork): the operation's metadata
+// says whether the fork runs the source's processes.
+func (s *Server) forkInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req api.InstanceForkPost
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Name == "" {
+		writeError(w, errdefs.Invalid("name: the fork needs a name"))
+		return
+	}
+	// A missing source, a bad name or one in use: answered here. The
+	// checks are a rename's.
+	if err := s.Instances.CheckRename(r.Context(), name, req.Name); err != nil {
+		writeError(w, err)
+		return
+	}
+	typ := s.typeOf(r.Context(), name)
+	op := s.Ops.Start(operation.Spec{
+		Class:       api.OperationClassTask,
+		Description: "Forking instance",
+		Resources:   instanceResources(typ, name, req.Name),
+		Run: func(ctx context.Context, op *operation.Op) error {
+			res, err := s.Instances.Fork(ctx, name, req.Name)
+			if err != nil {
+				return err
+			}
+			return op.SetMetadata(map[string]any{"name": res.Name, "processes": res.Processes,
+				"pause_ms": float64(res.Pause.Microseconds()) / 1000})
+		},
+	})
+	writeAsync(w, op.Snapshot())
+}
+
 func (s *Server) getInstanceState(w http.ResponseWriter, r *http.Request) {
 	st, err := s.Instances.State(r.Context(), r.PathValue("name"))
 	if err != nil {

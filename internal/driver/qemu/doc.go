@@ -153,9 +153,24 @@
 // and kill it after the timeout; a guest without an agent gets an ACPI
 // power-down. After timeout plus a grace period, or with force, QEMU is
 // told to quit, then SIGKILLed. Standby (stateful stop) pauses the VM,
-// migrates it to standby.state ("exec:cat > file"), and quits; the next
-// Start runs QEMU with -incoming from that file, resumes it and removes
+// migrates it to standby.state (QMP migrate to a descriptor the daemon
+// opened and passed with getfd), and quits; the next Start runs QEMU with
+// -incoming from that file (as its descriptor 3), resumes it and removes
 // the file, so processes in the guest carry on with their memory intact.
+//
+// # Checkpoint and fork
+//
+// Checkpoint (checkpoint.go) saves a running VM the same way without
+// ending it, for a stateful snapshot or a live fork: a pre-copy migration
+// while the guest runs, QEMU stopping it only for the last dirty pages
+// and the device state; the caller's callback snapshots the disks while
+// it is stopped, then it resumes. The file starts with a header (RAM
+// size, vCPUs, NIC and disk layout, MACs), so that a Start with
+// Spec.RestoreState builds the same machine in another instance
+// directory; the file is kept. A fork (Spec.Forked) has the saved VM's
+// MACs in its device state (virtio-net migrates its MAC): once the agent
+// answers, MsgIdentity gives it its hostname, MACs, addresses and a new
+// random seed.
 //
 // # Invariants
 //

@@ -184,14 +184,22 @@ type vm struct {
 	shares int
 	// unplugged receives DEVICE_DELETED events, by device id.
 	unplugged map[string]chan struct{}
+	// stoppedAt and resumedAt are when the last STOP and RESUME events
+	// came: a checkpoint's pause.
+	stoppedAt, resumedAt time.Time
 
 	done chan struct{} // closed once QEMU is gone and cleaned up
 }
 
 func (v *vm) onEvent(ev qmp.Event) {
 	v.mu.Lock()
-	if ev.Event == "SHUTDOWN" {
+	switch ev.Event {
+	case "SHUTDOWN":
 		v.shutdownWhy, _ = ev.Data["reason"].(string)
+	case "STOP":
+		v.stoppedAt = time.Now()
+	case "RESUME":
+		v.resumedAt = time.Now()
 	}
 	if ev.Event == "DEVICE_DELETED" {
 		dev, _ := ev.Data["device"].(string)

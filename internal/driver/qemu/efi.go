@@ -92,7 +92,7 @@ func copyFile(src, dst string, mode os.FileMode) error {
 // disk, without its NICs, disks and shares (the root disk has
 // bootindex=0). Unlike a kernel-booted VM it may reboot (no -no-reboot): a guest
 // that installs updates or changes boot entries resets, as hardware does.
-func (d *Driver) efiArgs(dir string, fw firmware, cpus int, mem int64, restore string) []string {
+func (d *Driver) efiArgs(dir string, fw firmware, cpus int, mem int64, incoming string) []string {
 	accel, cpu := "tcg,thread=multi,tb-size=64", "max"
 	if d.kvm {
 		accel, cpu = "kvm", "host"
@@ -122,8 +122,8 @@ func (d *Driver) efiArgs(dir string, fw firmware, cpus int, mem int64, restore s
 		"-qmp", "unix:"+filepath.Join(dir, fileQMP)+",server=on,wait=off",
 		"-pidfile", filepath.Join(dir, filePid),
 	)
-	if restore != "" {
-		args = append(args, "-incoming", "exec:cat "+restore)
+	if incoming != "" {
+		args = append(args, "-incoming", incoming)
 	}
 	return args
 }

@@ -76,7 +76,7 @@ func TestEFIArgs(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		fw          firmware
-		restore     string
+		incoming    string
 		wantMachine string
 		wantGlobals []string
 		wantPflash  []string
@@ -94,7 +94,7 @@ func TestEFIArgs(t *testing.T) {
 		{
 			name:        "plain",
 			fw:          firmware{Code: "/fw/CODE.fd", Vars: "/fw/VARS.fd", NVRAM: "nvram.fd"},
-			restore:     dir + "/standby.state",
+			incoming:    "fd:3",
 			wantMachine: "q35",
 			wantGlobals: []string{"ICH9-LPC.disable_s3=1"},
 			wantPflash: []string{
@@ -104,7 +104,7 @@ func TestEFIArgs(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := d.efiArgs(dir, tc.fw, 2, 1<<30, tc.restore)
+			args := d.efiArgs(dir, tc.fw, 2, 1<<30, tc.incoming)
 			if got := argsAfter(args, "-machine"); !slices.Equal(got, []string{tc.wantMachine}) {
 				t.Fatalf("-machine %v, want %s", got, tc.wantMachine)
 			}
@@ -132,8 +132,8 @@ func TestEFIArgs(t *testing.T) {
 			if got := argsAfter(args, "-m"); !slices.Equal(got, []string{"1024M"}) {
 				t.Fatalf("-m %v", got)
 			}
-			if got := argsAfter(args, "-incoming"); (tc.restore != "") != (len(got) == 1) {
-				t.Fatalf("-incoming %v with restore %q", got, tc.restore)
+			if got := argsAfter(args, "-incoming"); (tc.incoming != "") != (len(got) == 1) {
+				t.Fatalf("-incoming %v with incoming %q", got, tc.incoming)
 			}
 		})
 	}

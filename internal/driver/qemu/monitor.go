@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
@@ -52,6 +53,17 @@ func newMonitor(m qmp.Monitor, onEvent func(qmp.Event)) (*monitor, error) {
 
 // run executes a QMP command and returns its "return" value.
 func (m *monitor) run(cmd string, args any) (json.RawMessage, error) {
+	return m.runWithFile(cmd, args, nil)
+}
+
+// fileRunner is a QMP connection that passes descriptors (qmpSocket).
+type fileRunner interface {
+	RunWithFile(command []byte, f *os.File) ([]byte, error)
+}
+
+// runWithFile is run with f passed to QEMU along with the command (getfd);
+// f nil is run.
+func (m *monitor) runWithFile(cmd string, args any, f *os.File) (json.RawMessage, error) {
 	req := map[string]any{"execute": cmd}
 	if args != nil {
 		req["arguments"] = args
@@ -60,7 +72,16 @@ func (m *monitor) run(cmd string, args any) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := m.mon.Run(b)
+	var out []byte
+	if f != nil {
+		fr, ok := m.mon.(fileRunner)
+		if !ok {
+			return nil, fmt.Errorf("QMP %s: this connection cannot pass a descriptor", cmd)
+		}
+		out, err = fr.RunWithFile(b, f)
+	} else {
+		out, err = m.mon.Run(b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("QMP %s: %w", cmd, err)
 	}

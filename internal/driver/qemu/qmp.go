@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
+	"golang.org/x/sys/unix"
 )
 
 // qmpSocket is a QMP connection over a unix socket: one command at a time,
@@ -133,10 +135,26 @@ func (s *qmpSocket) Events(context.Context) (<-chan qmp.Event, error) { return s
 // Run sends one command and returns its reply line; a QMP error is
 // returned as an error with QEMU's description.
 func (s *qmpSocket) Run(command []byte) ([]byte, error) {
+	return s.RunWithFile(command, nil)
+}
+
+// RunWithFile is Run with a descriptor passed along (SCM_RIGHTS), as
+// getfd takes it; f nil passes none.
+func (s *qmpSocket) RunWithFile(command []byte, f *os.File) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.conn.Write(append(command, '\n')); err != nil {
-		return nil, err
+	if f == nil {
+		if _, err := s.conn.Write(append(command, '\n')); err != nil {
+			return nil, err
+		}
+	} else {
+		uc, ok := s.conn.(*net.UnixConn)
+		if !ok {
+			return nil, errors.New("passing a descriptor needs a unix socket")
+		}
+		if _, _, err := uc.WriteMsgUnix(append(command, '\n'), unix.UnixRights(int(f.Fd())), nil); err != nil {
+			return nil, err
+		}
 	}
 	r, ok := <-s.replies
 	if !ok {

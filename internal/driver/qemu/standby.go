@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,12 +45,19 @@ func (d *Driver) Standby(ctx context.Context, id string) error {
 	}
 	final := filepath.Join(v.dir, fileState)
 	tmp := final + ".tmp"
-	_ = os.Remove(tmp)
-	if _, err := mon.run("migrate", map[string]any{"uri": "exec:cat > " + tmp}); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		resume()
 		return fmt.Errorf("standby: %w", err)
 	}
-	if err := waitMigration(ctx, mon); err != nil {
+	_, err = saveState(ctx, mon, f, false)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		_ = os.Remove(tmp)
 		resume()
 		return fmt.Errorf("standby: %w", err)
@@ -66,35 +72,6 @@ func (d *Driver) Standby(ctx context.Context, id string) error {
 	v.mu.Unlock()
 	d.kill(v)
 	return nil
-}
-
-// waitMigration polls query-migrate until the migration ends.
-func waitMigration(ctx context.Context, mon *monitor) error {
-	for {
-		out, err := mon.run("query-migrate", nil)
-		if err != nil {
-			return err
-		}
-		var st struct {
-			Status    string `json:"status"`
-			ErrorDesc string `json:"error-desc"`
-		}
-		if err := json.Unmarshal(out, &st); err != nil {
-			return err
-		}
-		switch st.Status {
-		case "completed":
-			return nil
-		case "failed", "cancelled":
-			return fmt.Errorf("saving the VM state %s: %s", st.Status, st.ErrorDesc)
-		}
-		select {
-		case <-ctx.Done():
-			_, _ = mon.run("migrate_cancel", nil)
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 // waitIncoming waits until a restoring QEMU has loaded the saved state.

@@ -25,7 +25,8 @@ const cleanupTimeout = 30 * time.Second
 
 // Start boots the VM and returns QEMU's pid once the guest agent is ready
 // (at once for a VM booted by firmware, which has none). A VM with a
-// standby state file is restored from it instead of booted.
+// standby state file is restored from it instead of booted (and the file
+// deleted), as is one whose spec names a checkpoint (RestoreState, kept).
 func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	dir, err := d.instanceDir(spec.ID)
 	if err != nil {
@@ -41,9 +42,31 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if root.Name == "" {
 		root.Name = rootName
 	}
-	mem := spec.Limits.MemoryBytes
+	mem, cpus := spec.Limits.MemoryBytes, max(spec.Limits.CPUCount, 1)
 	if mem == 0 {
 		mem = DefaultMemory
+	}
+	// A checkpoint is read first: a bad one leaves nothing behind.
+	var rs restoreFrom
+	if spec.RestoreState != "" {
+		f, hdr, err := openState(spec.RestoreState)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close() // QEMU has its own copy
+		switch {
+		case hdr.Firmware != byFirmware:
+			return 0, errdefs.Invalid("restore state %s: saved from a VM booted %s, and this one boots %s", spec.RestoreState, bootKind(hdr.Firmware), bootKind(byFirmware))
+		case !byFirmware && hdr.Machine != d.cfg.Machine:
+			return 0, errdefs.Invalid("restore state %s: saved from a %s machine, and VMs here are %s", spec.RestoreState, hdr.Machine, d.cfg.Machine)
+		case spec.Forked && byFirmware:
+			return 0, errdefs.NotImplemented("a forked VM learns its new identity from hangar's guest agent, and a VM booted by firmware has none")
+		}
+		// QEMU loads RAM only into a machine of the saved size.
+		mem, cpus = hdr.Memory, hdr.CPUs
+		rs = restoreFrom{path: spec.RestoreState, file: f, hdr: &hdr}
+	} else if spec.Forked {
+		return 0, errdefs.Invalid("a forked VM starts from a saved state: RestoreState is empty")
 	}
 	if mem < MinMemory {
 		return 0, errdefs.Invalid("limits.memory: %d MiB is below the %d MiB a VM needs", mem>>20, MinMemory>>20)
@@ -87,10 +110,21 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 			return 0, err
 		}
 	}
-	restore := standbyState(dir)
 	var saved meta
-	if restore != "" {
+	if rs.hdr != nil {
+		saved = meta{NICSlots: rs.hdr.NICSlots, Disks: rs.hdr.Disks}
+	} else if p := standbyState(dir); p != "" {
+		f, err := os.Open(p)
+		if err != nil {
+			return 0, fmt.Errorf("standby state: %w", err)
+		}
+		defer f.Close()
+		rs = restoreFrom{path: p, file: f, owned: true}
 		saved = readMeta(dir)
+	}
+	incoming := ""
+	if rs.file != nil {
+		incoming = "fd:3" // rs.file, QEMU's first extra descriptor (launch)
 	}
 	slots := nicLayout(spec.NICs, saved.NICSlots)
 	layout := layoutFor(root, spec.Disks, saved.Disks)
@@ -102,7 +136,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 				return 0, fmt.Errorf("firmware variables: %w", err)
 			}
 		}
-		args = d.efiArgs(dir, fw, max(spec.Limits.CPUCount, 1), mem, restore)
+		args = d.efiArgs(dir, fw, cpus, mem, incoming)
 	} else {
 		k, base, mods, err := d.baseInitrd()
 		if err != nil {
@@ -127,12 +161,12 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		if err := writeFiles(filepath.Join(dir, fileInitrd), base, conf); err != nil {
 			return 0, fmt.Errorf("write initramfs: %w", err)
 		}
-		args = d.qemuArgs(dir, k, max(spec.Limits.CPUCount, 1), mem, restore)
+		args = d.qemuArgs(dir, k, cpus, mem, incoming)
 	}
 	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm))...)
 	args = append(args, diskArgs(disks, blockDevs, layout, !byFirmware && d.cfg.Machine == "microvm", byFirmware)...)
 	args = append(args, shareArgs(spec.Mounts)...)
-	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, restore, bootLayout{
+	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, rs, bootLayout{
 		withAgent: !byFirmware, slots: slots, disks: layout, shares: len(spec.Mounts),
 	})
 	if err != nil {
@@ -143,6 +177,23 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func bootKind(firmware bool) string {
+	if firmware {
+		return "by UEFI firmware from its disk"
+	}
+	return "by hangar's kernel and agent"
+}
+
+// restoreFrom is the saved state a start restores from: standby's file
+// (owned: deleted once loaded, set aside when it fails to) or a
+// checkpoint (kept, with its header), open for QEMU to read.
+type restoreFrom struct {
+	path  string
+	file  *os.File
+	owned bool
+	hdr   *stateHeader
+}
 
 // standbyState is the saved state a start restores from, or "" to boot.
 func standbyState(dir string) string {
@@ -166,8 +217,9 @@ type bootLayout struct {
 // needs (meta), and connects to QMP (and the agent, with one). A state
 // that fails to restore is set aside, so the next start boots instead of
 // failing again.
-func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, restore string, bl bootLayout) (*vm, error) {
-	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem)
+func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, rs restoreFrom, bl bootLayout) (*vm, error) {
+	began := time.Now()
+	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem, rs.file)
 	if err != nil {
 		return nil, err
 	}
@@ -181,19 +233,31 @@ func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, a
 		d.abort(v)
 		return nil, err
 	}
-	if err := d.connect(ctx, v, restore != ""); err != nil {
+	restoring := rs.file != nil
+	if err := d.connect(ctx, v, restoring); err != nil {
 		d.abort(v)
-		if restore != "" {
-			_ = os.Rename(restore, restore+".failed")
+		switch {
+		case rs.owned:
+			_ = os.Rename(rs.path, rs.path+".failed")
 			return nil, fmt.Errorf("restore from standby failed (the saved state is set aside as %s.failed; start again to boot afresh): %w", fileState, err)
+		case restoring:
+			return nil, fmt.Errorf("restore from %s: %w", rs.path, err)
 		}
 		return nil, err
 	}
-	if restore != "" {
+	if rs.owned {
 		// The state is in the running VM now; a later start must boot.
-		_ = os.Remove(restore)
+		_ = os.Remove(rs.path)
 	}
-	d.log.Info("vm started", "id", spec.ID, "pid", v.pid, "agent", withAgent, "restored", restore != "")
+	ready := time.Since(began)
+	if spec.Forked && rs.hdr != nil {
+		if err := d.reidentify(ctx, v, spec, *rs.hdr); err != nil {
+			d.abort(v)
+			return nil, err
+		}
+	}
+	d.log.Info("vm started", "id", spec.ID, "pid", v.pid, "agent", withAgent, "restored", restoring, "forked", spec.Forked,
+		"agent_ready", ready, "total", time.Since(began))
 	return v, nil
 }
 
@@ -272,8 +336,9 @@ func tscKHz() int {
 }
 
 // qemuArgs is the command line of a VM booted from kernel and initramfs,
-// without its NICs, disks and shares.
-func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore string) []string {
+// without its NICs, disks and shares; incoming, when set, is where QEMU
+// loads a saved state from (-incoming).
+func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, incoming string) []string {
 	accel := "tcg,thread=multi,tb-size=64"
 	cpu := "max"
 	if d.kvm {
@@ -310,16 +375,17 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, restore str
 		"-qmp", "unix:" + filepath.Join(dir, fileQMP) + ",server=on,wait=off",
 		"-pidfile", filepath.Join(dir, filePid),
 	}
-	if restore != "" {
-		args = append(args, "-incoming", "exec:cat "+restore)
+	if incoming != "" {
+		args = append(args, "-incoming", incoming)
 	}
 	return args
 }
 
 // launch starts QEMU in its own session and cgroup, detached from the
 // daemon: its output goes to qemu.log, so it outlives a daemon killed with
-// SIGKILL. It returns once QMP answers.
-func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string, limits driver.Limits, mem int64) (*vm, error) {
+// SIGKILL. It returns once QMP answers. incoming, when not nil, is a
+// saved state QEMU gets as descriptor 3.
+func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string, limits driver.Limits, mem int64, incoming *os.File) (*vm, error) {
 	cg := cgroupFor(d.cfg.CgroupParent, id)
 	if err := cg.create(); err != nil {
 		return nil, err
@@ -337,6 +403,9 @@ func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string
 	cmd := exec.Command(qemu, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if incoming != nil {
+		cmd.ExtraFiles = []*os.File{incoming}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cg.v2 {
 		if f, err := cg.open(); err == nil {
@@ -414,9 +483,11 @@ func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string
 func (d *Driver) connect(ctx context.Context, v *vm, restoring bool) error {
 	mon := v.monitor()
 	if restoring {
+		began := time.Now()
 		if err := d.waitIncoming(ctx, v); err != nil {
 			return err
 		}
+		d.log.Debug("vm state loaded", "id", v.id, "in", time.Since(began))
 		if _, err := mon.run("cont", nil); err != nil {
 			return err
 		}

@@ -166,6 +166,10 @@ func TestVMStorage(t *testing.T) {
 		if err := d.Standby(ctx, "h1"); !errors.Is(err, errdefs.ErrConflict) {
 			t.Errorf("standby with shares: %v, want a conflict", err)
 		}
+		called := false
+		if _, err := d.Checkpoint(ctx, "h1", filepath.Join(tmp, "state"), func(context.Context) error { called = true; return nil }); !errors.Is(err, errdefs.ErrConflict) || called {
+			t.Errorf("checkpoint with shares: %v (callback called: %v), want a conflict", err, called)
+		}
 	})
 	t.Run("hotplug", func(t *testing.T) {
 		hot := driver.Disk{Name: "hot", Path: rawDisk("hot", 8<<20, "hot disk"), Format: "raw"}

@@ -11,7 +11,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
-// copyTree copies the directory from to to (which must not exist) with
+// CopyTree copies the directory from to to (missing, or an empty directory) with
 // GNU cp: -a keeps ownership (numeric), modes, timestamps, hard links
 // within the tree, device nodes, symlinks, and every xattr the kernel
 // lets root read (security.capability, POSIX ACLs, user.*, trusted.*);
@@ -23,7 +23,7 @@ import (
 // cp follows no mount rule of its own: a mount under a volume in the
 // host's namespace is copied through (volumes are not mounted under
 // each other by hangard; containers mount in their own namespace).
-func copyTree(ctx context.Context, from, to string) error {
+func CopyTree(ctx context.Context, from, to string) error {
 	if _, err := exec.LookPath("cp"); err != nil {
 		return fmt.Errorf("cp (GNU coreutils) is not installed: %w", err)
 	}
@@ -54,7 +54,7 @@ func copyTree(ctx context.Context, from, to string) error {
 // the same removal a delete uses).
 func copyVolume(ctx context.Context, l layout, vol Volume, from string) (string, error) {
 	tmp := l.tmpPath(vol)
-	if err := copyTree(ctx, from, tmp); err != nil {
+	if err := CopyTree(ctx, from, tmp); err != nil {
 		if rerr := removeTree(context.Background(), tmp); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove the partial copy (Sweep will): %w", rerr))
 		}
