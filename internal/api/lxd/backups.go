@@ -78,7 +78,7 @@ func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := instanceResources(s.typeOf(r.Context(), name), name)
-	res["backups"] = []string{backupURL(name, c.Name())}
+	res["backups"] = []string{c.Name()} // the name, as LXD gives it (lxc export reads it)
 	s.startOp(w, "Backing up instance", res, c.Run)
 }
 
