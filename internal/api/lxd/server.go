@@ -228,16 +228,6 @@ func (s *Server) emptyCollection(w http.ResponseWriter, r *http.Request) {
 	writeSync(w, []any{}, "")
 }
 
-// emptyList answers the sub-collections of an instance that hangard cannot
-// fill yet (backups): truthfully empty, so `lxc info` works.
-func (s *Server) emptyList(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.Instances.Get(r.Context(), r.PathValue("name")); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeSync(w, []any{}, "")
-}
-
 func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 	writeSync(w, []string{"/1.0"}, "")
 }
