@@ -52,9 +52,12 @@ func TestStorageMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		// What migrations 6 and later made (storage, snapshots, backups).
+		"DROP TABLE IF EXISTS instance_backups",
+		"DROP TABLE IF EXISTS instance_snapshots",
 		"DROP TABLE storage_volumes",
 		"DROP TABLE storage_pools",
-		"DELETE FROM schema WHERE version = 6",
+		"DELETE FROM schema WHERE version >= 6",
 		"DELETE FROM counters WHERE name = 'storage.default_made'",
 		"UPDATE profiles SET devices = json_remove(devices, '$.root') WHERE name = 'default'",
 	} {
