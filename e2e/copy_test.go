@@ -173,6 +173,22 @@ func TestForkVM(t *testing.T) {
 	if got := d.must("exec", "v1", "--", "cat", "/proc/"+pid+"/cmdline"); !strings.Contains(got, "4242") {
 		t.Errorf("after the stateful restore pid %s runs %q, want the sleep", pid, got)
 	}
+
+	// A copy of the running VM (paused while its disk is copied) boots
+	// on its own; its snapshot publishes as a VM image.
+	d.must("exec", "v1", "--", "sh", "-c", "echo copied > /root/f && sync")
+	d.must("copy", "v1", "v3", "--instance-only")
+	d.must("start", "v3")
+	if got := d.must("exec", "v3", "--", "cat", "/root/f"); got != "copied\n" {
+		t.Errorf("the VM copy reads %q", got)
+	}
+	if mac3 := strings.TrimSpace(d.must("config", "get", "v3", "volatile.eth0.hwaddr")); mac3 == mac1 || mac3 == "" {
+		t.Errorf("the copy's MAC %q, the source's %q", mac3, mac1)
+	}
+	d.must("publish", "v1/st", "--alias", "vmimg")
+	if out := d.must("image", "list", "--format", "csv"); !strings.Contains(out, "vmimg") || !strings.Contains(strings.ToUpper(out), "VIRTUAL-MACHINE") {
+		t.Errorf("the published VM snapshot:\n%s", out)
+	}
 }
 
 // TestCopyInterrupted: a copy on a dir pool (a real copy of 256 MiB)
