@@ -48,10 +48,19 @@ func TestPublish(t *testing.T) {
 		t.Errorf("fingerprint %s, content hash %s", fp, sum)
 	}
 
+	// A snapshot publishes as it was taken.
+	d.must("snapshot", "create", "c1", "s0")
+	d.must("exec", "c1", "--", "sh", "-c", "echo later > /root/pub")
+	d.must("publish", "c1/s0", "--alias", "pubsnap")
+	d.must("launch", "pubsnap", "c4")
+	if out := d.must("exec", "c4", "--", "cat", "/root/pub"); out != "published\n" {
+		t.Errorf("launched from the published snapshot: %q", out)
+	}
+
 	d.mustLXC("stop", "c1", "--force")
 	d.mustLXC("publish", "c1", "--alias", "pub2")
 	d.mustLXC("launch", "pub2", "c3")
-	if out := d.mustLXC("exec", "c3", "--", "cat", "/root/pub"); out != "published\n" {
+	if out := d.mustLXC("exec", "c3", "--", "cat", "/root/pub"); out != "later\n" {
 		t.Errorf("lxc publish then launch: %q", out)
 	}
 
