@@ -315,46 +315,9 @@ func (m *Manager) CreateVolumeSnapshot(ctx context.Context, poolName, typ, name,
 	return nil
 }
 
-// UpdateVolumeSnapshot sets a custom volume snapshot's description and
-// expiry.
-func (m *Manager) UpdateVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string, put SnapshotPut) error {
-	_, rec, unlock, err := m.customSnapshotParent(ctx, poolName, typ, name)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	v, err := m.snapshotRecord(ctx, rec, snap)
-	if err != nil {
-		return err
-	}
-	v.Description, v.ExpiresAt = put.Description, put.ExpiresAt
-	if err := m.cfg.Store.UpdateStorageVolume(ctx, v); err != nil {
-		return err
-	}
-	m.emit("storage-volume-snapshot-updated", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
-	return nil
-}
-
-// RenameVolumeSnapshot renames a custom volume's snapshot.
-func (m *Manager) RenameVolumeSnapshot(ctx context.Context, poolName, typ, name, snap, newName string) error {
-	_, rec, unlock, err := m.customSnapshotParent(ctx, poolName, typ, name)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	v, err := m.snapshotRecord(ctx, rec, snap)
-	if err != nil {
-		return err
-	}
-	if err := m.renameSnapshot(ctx, rec, v, newName); err != nil {
-		return err
-	}
-	m.emit("storage-volume-snapshot-renamed", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+newName, map[string]any{"old_name": snap})
-	return nil
-}
-
-// DeleteVolumeSnapshot removes a custom volume's snapshot.
-func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string) error {
+// withCustomSnapshot runs fn on a custom volume's snapshot snap, the
+// volume's lock held.
+func (m *Manager) withCustomSnapshot(ctx context.Context, poolName, typ, name, snap string, fn func(p *pool, parent, v store.StorageVolume) error) error {
 	p, rec, unlock, err := m.customSnapshotParent(ctx, poolName, typ, name)
 	if err != nil {
 		return err
@@ -364,29 +327,53 @@ func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name,
 	if err != nil {
 		return err
 	}
-	if err := m.deleteVolumeRecord(ctx, p, v); err != nil {
-		return err
+	return fn(p, rec, v)
+}
+
+// UpdateVolumeSnapshot sets a custom volume snapshot's description and
+// expiry.
+func (m *Manager) UpdateVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string, put SnapshotPut) error {
+	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(_ *pool, _, v store.StorageVolume) error {
+		v.Description, v.ExpiresAt = put.Description, put.ExpiresAt
+		return m.cfg.Store.UpdateStorageVolume(ctx, v)
+	})
+	if err == nil {
+		m.emit("storage-volume-snapshot-updated", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
 	}
-	m.emit("storage-volume-snapshot-deleted", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
-	return nil
+	return err
+}
+
+// RenameVolumeSnapshot renames a custom volume's snapshot.
+func (m *Manager) RenameVolumeSnapshot(ctx context.Context, poolName, typ, name, snap, newName string) error {
+	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(_ *pool, parent, v store.StorageVolume) error {
+		return m.renameSnapshot(ctx, parent, v, newName)
+	})
+	if err == nil {
+		m.emit("storage-volume-snapshot-renamed", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+newName, map[string]any{"old_name": snap})
+	}
+	return err
+}
+
+// DeleteVolumeSnapshot removes a custom volume's snapshot.
+func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string) error {
+	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(p *pool, _, v store.StorageVolume) error {
+		return m.deleteVolumeRecord(ctx, p, v)
+	})
+	if err == nil {
+		m.emit("storage-volume-snapshot-deleted", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
+	}
+	return err
 }
 
 // RestoreVolume makes a custom volume's content its snapshot's. A volume
 // attached to an instance is refused: its mounts would keep the old one.
 func (m *Manager) RestoreVolume(ctx context.Context, poolName, typ, name, snap string) error {
-	p, rec, unlock, err := m.customSnapshotParent(ctx, poolName, typ, name)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	v, err := m.snapshotRecord(ctx, rec, snap)
-	if err != nil {
-		return err
-	}
-	if err := m.refuseInUse(ctx, poolName, name); err != nil {
-		return err
-	}
-	return m.restoreSnapshot(ctx, p, rec, v)
+	return m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(p *pool, parent, v store.StorageVolume) error {
+		if err := m.refuseInUse(ctx, poolName, name); err != nil {
+			return err
+		}
+		return m.restoreSnapshot(ctx, p, parent, v)
+	})
 }
 
 // PruneExpiredVolumeSnapshots deletes custom volume snapshots whose
