@@ -1,12 +1,17 @@
 package api
 
 // ImagesPost is the JSON body of POST /1.0/images: an image from a remote
-// source (an upload is the raw body instead).
+// source or published from an instance (an upload is the raw body
+// instead).
 type ImagesPost struct {
 	ImagePut `yaml:",inline"`
 	Filename string            `json:"filename,omitempty" yaml:"filename,omitempty"`
 	Source   *ImagesPostSource `json:"source" yaml:"source"`
-	Aliases  []ImageAlias      `json:"aliases,omitempty" yaml:"aliases,omitempty"`
+	// CompressionAlgorithm is how a published instance is compressed:
+	// gzip, xz, zstd, bzip2 or none; "" is the server's
+	// images.compression_algorithm.
+	CompressionAlgorithm string       `json:"compression_algorithm,omitempty" yaml:"compression_algorithm,omitempty"`
+	Aliases              []ImageAlias `json:"aliases,omitempty" yaml:"aliases,omitempty"`
 }
 
 // ImagesPostSource says where an image comes from. hangard pulls from OCI
@@ -16,6 +21,7 @@ type ImagesPost struct {
 // digest ("library/alpine:3.20"), as Incus names them.
 type ImagesPostSource struct {
 	Type        string `json:"type" yaml:"type"`
+	Name        string `json:"name,omitempty" yaml:"name,omitempty"`
 	Mode        string `json:"mode,omitempty" yaml:"mode,omitempty"`
 	Server      string `json:"server,omitempty" yaml:"server,omitempty"`
 	Protocol    string `json:"protocol,omitempty" yaml:"protocol,omitempty"`

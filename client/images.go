@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/hangar-dev/hangar/api"
 )
@@ -204,3 +206,40 @@ func (c *Client) DeleteImageAlias(ctx context.Context, name string) error {
 func imagePath(fingerprint string) string { return "/1.0/images/" + escape(fingerprint) }
 
 func aliasPath(name string) string { return "/1.0/images/aliases/" + escape(name) }
+
+// ImagePublishArgs describes an image made from an instance by
+// CreateImageFromInstance.
+type ImagePublishArgs struct {
+	// Aliases are created for the image; one that exists refuses the
+	// publish at once.
+	Aliases []string
+	// Compression is gzip, xz, zstd, bzip2 or none; "" is the server's
+	// images.compression_algorithm (gzip unless set).
+	Compression string
+	Public      bool
+	// ExpiresAt, when not zero, is when the image expires.
+	ExpiresAt time.Time
+	// Properties are the image's (description, os, release, ...); nil
+	// keeps those of the image the instance was made from.
+	Properties map[string]string
+}
+
+// CreateImageFromInstance publishes an instance, or one of its snapshots
+// ("c1/snap0"), as an image (POST /1.0/images with an instance or
+// snapshot source, as `lxc publish` sends it). The returned operation's
+// metadata carries progress and, at the end, the image's "fingerprint"
+// (ImportedFingerprint).
+func (c *Client) CreateImageFromInstance(ctx context.Context, name string, args ImagePublishArgs) (*Operation, error) {
+	req := api.ImagesPost{
+		ImagePut:             api.ImagePut{Public: args.Public, ExpiresAt: args.ExpiresAt, Properties: args.Properties},
+		Source:               &api.ImagesPostSource{Type: "instance", Name: name},
+		CompressionAlgorithm: args.Compression,
+	}
+	if strings.Contains(name, "/") {
+		req.Source.Type = "snapshot"
+	}
+	for _, a := range args.Aliases {
+		req.Aliases = append(req.Aliases, api.ImageAlias{Name: a})
+	}
+	return c.postWithAuth(ctx, "/1.0/images", req, RegistryAuth{})
+}

@@ -172,6 +172,7 @@ var topCommands = []topCommand{
 	{[]string{"network"}, newNetworkCmd},
 	{[]string{"storage"}, newStorageCmd},
 	{[]string{"image"}, newImageCmd},
+	{[]string{"publish"}, newPublishCmd},
 	{[]string{"monitor"}, newMonitorCmd},
 	{[]string{"operation"}, newOperationCmd},
 	{[]string{"exec"}, newExecCmd},

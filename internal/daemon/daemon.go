@@ -210,7 +210,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
+	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -124,6 +124,24 @@
 // remote ones) unused for the server's images.remote_cache_expiry days,
 // never one an instance uses.
 //
+// # Publish
+//
+// Publish (publish.go) makes an image of an instance's root, which the
+// caller (the core's ReadRoot) holds still. A container's tree is packed
+// (packtree.go: walked by directory fds, never through a symlink) as an
+// LXD unified tarball, metadata.yaml first, an empty templates/, the tree
+// under rootfs/ with its ownership shifted back through the instance's id
+// map (ids the map does not hold become nobody, 65534, as the instance saw
+// them; a capability whose root is the map's root becomes revision 2;
+// ACL ids are shifted back too), compressed (compress.go) and streamed
+// through a pipe straight into Import: one pass, and the image is like any
+// upload (fingerprint = SHA-256 of the stored blob, validation, size cap,
+// its tree unpacked at once). A virtual machine's disk is flattened with
+// `qemu-img convert` into a standalone qcow2 and imported as a split
+// image (metadata tarball + rootfs.img), the only virtual-machine layout
+// Import takes. Aliases are checked before anything is read; one taken
+// during the publish fails it whole and removes the image.
+//
 // OCI images (format "oci", source_oci.go) come from registries (Pull,
 // registry.go, through go-containerregistry: references, auth from the
 // daemon's ~/.docker/config.json or the request's credentials, plain HTTP

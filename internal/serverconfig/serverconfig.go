@@ -16,6 +16,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -32,6 +33,9 @@ const (
 	// store picks a default from the free space of its filesystem at
 	// each unpack (internal/image).
 	ImagesMaxUnpackedSize = "images.max_unpacked_size"
+	// ImagesCompressionAlgorithm is how a published instance is
+	// compressed when the request names none (LXD's key and default).
+	ImagesCompressionAlgorithm = "images.compression_algorithm"
 )
 
 // minUnpackedSize is the least images.max_unpacked_size: below 1 MiB no
@@ -46,6 +50,18 @@ type key struct {
 var keys = map[string]key{
 	ImagesRemoteCacheExpiry: {def: "10", validate: nonNegativeInt},
 	ImagesMaxUnpackedSize:   {def: "", validate: unpackedSize},
+	// What the image store's Publish writes; LXD runs any command named
+	// here, hangard writes the formats it imports.
+	ImagesCompressionAlgorithm: {def: "gzip", validate: oneOf("gzip", "xz", "zstd", "bzip2", "none")},
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(v string) error {
+		if slices.Contains(allowed, v) {
+			return nil
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
 }
 
 func nonNegativeInt(v string) error {
@@ -208,4 +224,9 @@ func (s *Service) ImagesMaxUnpackedSize() int64 {
 		return 0
 	}
 	return n
+}
+
+// ImagesCompressionAlgorithm returns images.compression_algorithm.
+func (s *Service) ImagesCompressionAlgorithm() string {
+	return s.value(ImagesCompressionAlgorithm)
 }

@@ -54,10 +54,10 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 	case src == nil:
 		writeError(w, errdefs.Invalid("source: required for a JSON request (upload a tarball as the raw body instead)"))
 		return
-	case src.Type == "instance" || src.Type == "snapshot" || src.Type == "container":
-		writeError(w, errdefs.NotImplemented("source.type %q: publishing instances as images is not supported yet", src.Type))
+	case src.Type == "instance" || src.Type == "snapshot" || src.Type == "container" || src.Type == "virtual-machine":
+		s.publishImage(w, r, req) // images_publish.go
 		return
-	case src.Type == "url" || src.Type == "virtual-machine":
+	case src.Type == "url":
 		writeError(w, errdefs.NotImplemented("source.type %q is not supported by hangard; use \"image\" with protocol \"oci\"", src.Type))
 		return
 	case src.Type != "image":

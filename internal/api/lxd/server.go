@@ -40,6 +40,10 @@ type Server struct {
 	OCI       OCIImages // nil: no registry pulls (images_oci.go)
 	Networks  Networks  // nil: no networks (networks.go)
 	Storage   Storage   // nil: no storage pools (storage.go)
+	// Roots and Publisher publish instances as images; either nil: not
+	// supported (images_publish.go).
+	Roots     RootReader
+	Publisher Publisher
 	Ops       *operation.Registry
 	Events    *event.Hub
 	Info      func() api.Server

@@ -199,6 +199,13 @@ func newTestServer(t *testing.T) *httptest.Server {
 // drv as the runtime.
 func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
 	tb.Helper()
+	return newServerWith(tb, drv, nil)
+}
+
+// newServerWith is newServer with setup, when not nil, given the Server
+// before it serves.
+func newServerWith(tb testing.TB, drv driver.Driver, setup func(*Server)) (*httptest.Server, *Server) {
+	tb.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(tb.TempDir(), "hangar.db"))
 	if err != nil {
@@ -217,6 +224,9 @@ func newServer(tb testing.TB, drv driver.Driver) (*httptest.Server, *Server) {
 		tb.Fatal(err)
 	}
 	srv := &Server{Instances: svc, Images: fakeImages{}, Ops: ops, Events: hub, Info: func() api.Server { return api.Server{} }}
+	if setup != nil {
+		setup(srv)
+	}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
 	return ts, srv

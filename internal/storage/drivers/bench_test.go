@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -90,22 +91,29 @@ func benchCopies(b *testing.B, op func(ctx context.Context, d Driver, vol, from 
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
-	for _, driver := range []string{"dir", "btrfs"} {
-		b.Run(driver, func(b *testing.B) {
+	// dir-on-btrfs: a dir pool whose source is a directory on a btrfs
+	// filesystem, where cp copies by reflink.
+	for _, name := range []string{"dir", "dir-on-btrfs", "btrfs"} {
+		b.Run(name, func(b *testing.B) {
 			base := b.TempDir()
 			b.Cleanup(func() { forceClean(base) })
 			var cfg map[string]string
-			if driver == "btrfs" {
+			driver := name
+			switch name {
+			case "btrfs":
 				cfg = map[string]string{"size": "4GiB"}
+			case "dir-on-btrfs":
+				driver = "dir"
+				cfg = map[string]string{"source": benchHostBtrfs(b, base)}
 			}
-			p := Pool{Name: "p", Config: cfg, Dir: filepath.Join(base, "storage-pools", "p"), Log: slog.New(slog.DiscardHandler)}
+			p := Pool{Name: "p", Config: cfg, Dir: filepath.Join(base, "data", "storage-pools", "p"), Log: slog.New(slog.DiscardHandler)}
 			d, err := Load(driver, p)
 			if err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
 			if _, err := d.Create(ctx); err != nil {
-				b.Skipf("%s pool: %v", driver, err)
+				b.Fatalf("%s pool: %v", name, err)
 			}
 			vol := Volume{Type: TypeContainer, Name: "c1", Content: ContentFilesystem}
 			if err := d.CreateVolume(ctx, vol, 0, false, fillRandom(1024, 1<<20)); err != nil {
@@ -149,4 +157,36 @@ func fillRandom(n int, size int) func(dir string) error {
 		}
 		return nil
 	}
+}
+
+// benchHostBtrfs mounts a 4GiB btrfs on a loop file under base and
+// returns an empty directory on it.
+func benchHostBtrfs(b *testing.B, base string) string {
+	img := filepath.Join(base, "host.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Truncate(img, 4<<30); err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.btrfs", "-q", img).CombinedOutput(); err != nil {
+		b.Skipf("mkfs.btrfs: %v: %s", err, out)
+	}
+	dev, err := attachLoop(img)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dev.Close() // the mount holds it; autoclear frees it at unmount
+	mnt := filepath.Join(base, "host")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Mount(dev.Name(), mnt, "btrfs", 0, ""); err != nil {
+		b.Fatal(err)
+	}
+	src := filepath.Join(mnt, "pool")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	return src
 }

@@ -1,10 +1,12 @@
 package drivers
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -156,4 +158,83 @@ func TestRemoveTreeStaysOnItsFilesystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.assertClean()
+}
+
+// TestDirCopiesShareBlocksOnBtrfs: a dir pool on a btrfs filesystem
+// copies by reflink: a clone's and a snapshot's files start at the same
+// physical extent as their source's (FIEMAP), so a copy takes no data
+// space.
+func TestDirCopiesShareBlocksOnBtrfs(t *testing.T) {
+	needBtrfs(t)
+	e := newEnv(t)
+	mnt, release := e.hostBtrfs()
+	d, _ := e.pool("p", "dir", map[string]string{"source": filepath.Join(mnt, "pool")})
+	if err := os.Mkdir(filepath.Join(mnt, "pool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := d.Create(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ = e.pool("p", "dir", cfg)
+	v := Volume{Type: TypeCustom, Name: "v", Content: ContentFilesystem}
+	if err := d.CreateVolume(e.ctx, v, 0, false, func(dir string) error {
+		return writeZeros(filepath.Join(dir, "data"), 8<<20)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	snap := Volume{Type: TypeCustom, Name: "v@s", Content: ContentFilesystem}
+	clone := Volume{Type: TypeCustom, Name: "c", Content: ContentFilesystem}
+	if err := d.SnapshotVolume(e.ctx, snap, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CloneVolume(e.ctx, clone, snap); err != nil {
+		t.Fatal(err)
+	}
+	want := firstExtent(t, filepath.Join(d.Path(v), "data"))
+	for _, c := range []Volume{snap, clone} {
+		if got := firstExtent(t, filepath.Join(d.Path(c), "data")); got != want {
+			t.Errorf("%s's file starts at physical %d, its source's at %d: not a reflink", c.Name, got, want)
+		}
+	}
+	for _, vol := range []Volume{clone, snap, v} {
+		if err := d.DeleteVolume(e.ctx, vol); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Delete(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "pool")); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	e.assertClean()
+}
+
+// firstExtent is the physical address of a file's first extent
+// (FS_IOC_FIEMAP), after a sync so that it has one.
+func firstExtent(t *testing.T, p string) uint64 {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// struct fiemap (32 bytes) and one struct fiemap_extent (56 bytes).
+	var buf [32 + 56]byte
+	binary.LittleEndian.PutUint64(buf[8:], ^uint64(0)) // fm_length: all
+	binary.LittleEndian.PutUint32(buf[16:], 1)         // FIEMAP_FLAG_SYNC
+	binary.LittleEndian.PutUint32(buf[24:], 1)         // fm_extent_count
+	const fsIocFiemap = 0xc020660b
+	if err := ioctl(int(f.Fd()), fsIocFiemap, unsafe.Pointer(&buf[0])); err != nil {
+		t.Fatalf("fiemap %s: %v", p, err)
+	}
+	if n := binary.LittleEndian.Uint32(buf[20:]); n != 1 {
+		t.Fatalf("fiemap %s: %d extents mapped", p, n)
+	}
+	return binary.LittleEndian.Uint64(buf[32+8:])
 }
