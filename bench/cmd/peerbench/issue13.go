@@ -51,6 +51,8 @@ const (
 	r13ForkOp     = "fork-op"
 	r13ForkPause  = "fork-pause"
 	r13ForkReady  = "fork-ready"
+	r13ForkSave   = "fork-save"
+	r13ForkStart  = "fork-start"
 	r13BackupMake = "backup-create"
 	r13BackupGet  = "backup-download"
 	r13Export     = "export"
@@ -94,6 +96,9 @@ func measureIssue13(ctx context.Context, cfg *config, res *results, r *issue10Re
 	defer detachLoopsUnder(xcfg.scratch)
 
 	h := newHangardPeer(&xcfg, tarball, bins)
+	// Its info lines time a fork's steps (issue13Fork); it logs no line
+	// per request at that level.
+	h.logLevel = "info"
 	var lx *lxdPeer
 	peers := []peer{h}
 	if slices.Contains(cfg.peers, peerLXD) && res.skipped[peerLXD] == "" {
@@ -365,6 +370,72 @@ func issue13Fork(ctx context.Context, r *issue10Results, h *hangardPeer) {
 	if noProcs > 0 {
 		r.note("fork: %d of the forks said they do not run the source's processes (metadata processes: false)", noProcs)
 	}
+	// The steps, from the daemon's log: every checkpoint and every
+	// forked start in it are the recorded forks' (the VM's boot is not
+	// forked, and no fork ran before).
+	data, err := os.ReadFile(h.logPath())
+	if err != nil {
+		r.note("fork: the daemon's log: %v", err)
+		return
+	}
+	steps := forkSteps(string(data))
+	for _, v := range steps.save {
+		record11(r, r13ForkSave, col12HDir, v, nil)
+	}
+	for _, v := range steps.start {
+		record11(r, r13ForkStart, col12HDir, v, nil)
+	}
+}
+
+// forkLog is what hangard's log says of forks, in ms.
+type forkLog struct {
+	// save: a checkpoint's pre-copy save of RAM and devices to the
+	// state file ("vm checkpointed" save=).
+	save []float64
+	// start: a fork's QEMU start from the state file until its agent
+	// answered and took the new identity ("vm started" forked=true
+	// total=).
+	start []float64
+}
+
+// forkSteps reads hangard's log (log/slog's text lines) for forks.
+func forkSteps(log string) forkLog {
+	var f forkLog
+	for _, line := range strings.Split(log, "\n") {
+		switch {
+		case strings.Contains(line, `msg="vm checkpointed"`):
+			if d, ok := logDuration(line, "save"); ok {
+				f.save = append(f.save, d)
+			}
+		case strings.Contains(line, `msg="vm started"`) && logField(line, "forked") == "true":
+			if d, ok := logDuration(line, "total"); ok {
+				f.start = append(f.start, d)
+			}
+		}
+	}
+	return f
+}
+
+// logField is the unquoted value of key in a log/slog text line.
+func logField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+2:]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return v
+}
+
+// logDuration is key's value in a log line as a duration in ms.
+func logDuration(line, key string) (float64, bool) {
+	d, err := time.ParseDuration(logField(line, key))
+	if err != nil {
+		return 0, false
+	}
+	return float64(d.Microseconds()) / 1000, true
 }
 
 // forkTimes are one fork's figures in ms.

@@ -210,3 +210,26 @@ func TestRenderIssue13NoFork(t *testing.T) {
 		t.Errorf("the fork's target line is not empty:\n%s", md)
 	}
 }
+
+func TestForkSteps(t *testing.T) {
+	const log = `time=2026-12-02T02:09:50.1Z level=INFO msg="vm started" id=ab12 pid=10 agent=true restored=false forked=false agent_ready=12.5s total=12.6s
+time=2026-12-02T02:09:55.2Z level=INFO msg="vm checkpointed" id=ab12 file=/x/state pause=11.4ms save=1.02s qemu_downtime_ms=9 passes=3 forced_stop=false callback=1ms
+time=2026-12-02T02:09:55.9Z level=INFO msg="vm started" id=cd34 pid=11 agent=true restored=true forked=true agent_ready=250ms total=301.5ms
+time=2026-12-02T02:09:56.0Z level=WARN msg="vm checkpointed" id=ab12 save=garbage
+time=2026-12-02T02:09:57.0Z level=INFO msg="instance forked" instance=pb-vm fork=pb-fork0001 processes=true pause=11.4ms
+time=2026-12-02T02:09:58.0Z level=INFO msg="vm started" id=ef56 forked=true total=
+`
+	got := forkSteps(log)
+	if !slices.Equal(got.save, []float64{1020}) || !slices.Equal(got.start, []float64{301.5}) {
+		t.Errorf("forkSteps = %+v, want save [1020] start [301.5]", got)
+	}
+	for _, tc := range []struct{ line, key, want string }{
+		{line: `a=1 forked=true total=2s`, key: "forked", want: "true"},
+		{line: `a=1 unforked=false forked=true`, key: "forked", want: "true"},
+		{line: `a=1 b=2`, key: "forked", want: ""},
+	} {
+		if got := logField(tc.line, tc.key); got != tc.want {
+			t.Errorf("logField(%q, %s) = %q, want %q", tc.line, tc.key, got, tc.want)
+		}
+	}
+}

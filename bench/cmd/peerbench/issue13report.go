@@ -19,6 +19,8 @@ var issue13Rows = []issue10Row{
 	{key: r13ForkOp, label: fmt.Sprintf("**fork** of the running %s VM: `POST /1.0/instances/%s/fork {name}` until its operation ends", vmMemory13, vm13), unit: "ms"},
 	{key: r13ForkPause, label: "the source's pause during the fork (the operation's `pause_ms`: QEMU's stop to its resume)", unit: "ms"},
 	{key: r13ForkReady, label: "fork until the fork answers an exec of `true` (its agent ready), from the POST", unit: "ms"},
+	{key: r13ForkSave, label: "in it, hangard's log: the pre-copy save of the source's RAM and devices to the state file while the source runs (`vm checkpointed` save=)", unit: "ms"},
+	{key: r13ForkStart, label: "in it, hangard's log: the fork's QEMU start from the state file until its agent answered and took the fork's identity (`vm started` forked=true total=)", unit: "ms"},
 	{key: r13Export, label: "**export** of the 1 GiB container: `POST /1.0/instances/NAME/backups {compression_algorithm: zstd, instance_only: true}` until done + `GET .../backups/B/export` to a file; by hand: `tar -C ROOT -cf - . | zstd -T0 -q > F`", unit: "ms"},
 	{key: r13BackupMake, label: "its backup create alone", unit: "ms"},
 	{key: r13BackupGet, label: "its download alone", unit: "ms"},
@@ -127,6 +129,10 @@ func forkCost(kvm bool, r *issue10Results) string {
 	fmt.Fprintf(&b, "Measured %s: the source paused %s ms; the fork's operation ended after %s ms and the fork answered its first exec %s ms after the POST", accel, figure(pause), figure(op), figure(ready))
 	if !math.IsNaN(boot) {
 		fmt.Fprintf(&b, " (a cold boot of the same VM to its agent: %s ms)", figure(boot))
+	}
+	save, start := r.median(cellRef{r13ForkSave, col12HDir}), r.median(cellRef{r13ForkStart, col12HDir})
+	if !math.IsNaN(save) && !math.IsNaN(start) {
+		fmt.Fprintf(&b, "; of that, hangard's log gives %s ms to the pre-copy save of the running source and %s ms to the fork's QEMU start from the state file until its agent answered with the new identity, the rest being the disk clone, the records and the API", figure(save), figure(start))
 	}
 	b.WriteString(".\n\n")
 	b.WriteString("Where that time goes: the fork is a pre-copy QEMU migration of the running source into a state file (QMP `migrate` to a passed descriptor: pages of zeroes go as a flag, so only the RAM the guest touched is written), QEMU stopping the guest only for the last dirty pages and the device state while the disk is cloned; then a second QEMU starts with `-incoming` from that file and the agent, once it answers, is given the fork's name, MACs and addresses. " +
