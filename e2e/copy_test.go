@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/api"
 )
 
 // snapshotAPI takes a snapshot through the REST API, as lxc does.
@@ -151,5 +155,65 @@ func TestForkVM(t *testing.T) {
 	})
 	if got := strings.TrimSpace(d.must("exec", "v1", "--", "cat", "/sys/class/net/eth0/address")); got != mac1 {
 		t.Errorf("source's MAC is now %q, want %q", got, mac1)
+	}
+}
+
+// TestCopyInterrupted: a copy on a dir pool (a real copy of 256 MiB)
+// cancelled through its operation, and another killed with -9 mid-way,
+// leave no instance, no volume record and no file behind; the source is
+// untouched.
+func TestCopyInterrupted(t *testing.T) {
+	d := startDaemon(t, "")
+	d.importImages()
+	d.must("launch", "busybox", "c1")
+	d.must("exec", "c1", "--", "sh", "-c", "head -c 268435456 /dev/urandom > /root/big")
+	d.must("stop", "c1")
+	containers := filepath.Join(d.dir, "storage-pools", "default", "containers")
+	copying := func() bool {
+		ents, _ := os.ReadDir(containers)
+		return len(ents) > 1
+	}
+	ctx := context.Background()
+	checkClean := func(when string) {
+		t.Helper()
+		if names := d.instanceNames(); !slices.Equal(names, []string{"c1"}) {
+			t.Errorf("%s: instances %v, want [c1]", when, names)
+		}
+		if vols := d.volumesOf("default", "container"); !slices.Equal(vols, []string{"c1"}) {
+			t.Errorf("%s: container volumes %v, want [c1]", when, vols)
+		}
+		ents, _ := os.ReadDir(containers)
+		if len(ents) != 1 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("%s: the pool's containers directory holds %v, want c1's volume alone", when, names)
+		}
+	}
+
+	op, err := d.client().CopyInstance(ctx, "c1", true, api.InstancesPost{Name: "c2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the copy to begin", 30*time.Second, copying)
+	if err := op.Cancel(ctx); err != nil {
+		t.Fatalf("cancel the copy: %v", err)
+	}
+	if err := op.Wait(ctx); err == nil {
+		t.Fatal("a cancelled copy succeeded")
+	}
+	checkClean("after the cancel")
+
+	if _, err := d.client().CopyInstance(ctx, "c1", true, api.InstancesPost{Name: "c3"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second copy to begin", 30*time.Second, copying)
+	d.kill9()
+	d.start()
+	checkClean("after kill -9 and a restart")
+	d.must("start", "c1")
+	if out := d.must("exec", "c1", "--", "sh", "-c", "wc -c < /root/big"); strings.TrimSpace(out) != "268435456" {
+		t.Errorf("the source's file: %q bytes", out)
 	}
 }

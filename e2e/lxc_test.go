@@ -384,8 +384,6 @@ func TestLXC(t *testing.T) {
 			{[]string{"restore", "c1", "snap0"}, []string{"snapshots"}},
 			{[]string{"launch", "busybox", "s1", "-s", "nopool"}, []string{`"nopool"`}},
 			{[]string{"launch", "busybox", "n1", "-n", "lxdbr0"}, []string{`network "lxdbr0"`}},
-			{[]string{"copy", "c1", "c9"}, []string{"copying"}},
-			{[]string{"publish", "c3"}, []string{"publishing"}},
 		} {
 			d.mustLXCFail(tc.args, tc.wants...)
 		}

@@ -51,10 +51,13 @@ const (
 
 // Volatile keys the daemon keeps in an instance's config.
 const (
-	keyBaseImage     = "volatile.base_image"
-	keyLastPower     = "volatile.last_state.power"
-	keyLastExitCode  = "volatile.last_state.exit_code"
-	keyIdmapBase     = "volatile.idmap.base"
+	keyBaseImage    = "volatile.base_image"
+	keyLastPower    = "volatile.last_state.power"
+	keyLastExitCode = "volatile.last_state.exit_code"
+	keyIdmapBase    = "volatile.idmap.base"
+	// keyCreating marks an instance whose create has more to do than a
+	// fresh root can redo (a copy): set on its record until it is whole.
+	keyCreating      = "volatile.creating"
 	powerRunning     = "RUNNING"
 	powerStopped     = "STOPPED"
 	defaultStopGrace = 30

@@ -74,3 +74,55 @@ func TestCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyKilled: a daemon killed while a copy makes its root leaves a
+// record marked as creating; the next daemon removes it, root and all,
+// rather than give it a fresh root from its image.
+func TestCopyKilled(t *testing.T) {
+	s, _, db, _ := newTestService(t)
+	ctx := context.Background()
+	if err := launch(t, s, imageReq("c1")); err != nil {
+		t.Fatal(err)
+	}
+	st := s.cfg.Storage.(*fakeStorage)
+	var crashed *fakeDB
+	c, err := s.Create(ctx, CreateRequest{Name: "c2", Source: Source{Type: SourceCopy, Instance: "c1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	st.beforeCopy = func() { crashed = db.clone() }
+	st.mu.Unlock()
+	if err := c.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if crashed == nil {
+		t.Fatal("the crash point was never reached")
+	}
+	rec, ok := crashed.instanceByName("c2")
+	if !ok || rec.Config[keyCreating] != SourceCopy {
+		t.Fatalf("record at the crash: %+v (found %v)", rec.Config, ok)
+	}
+	s2 := New(Config{DB: crashed, Images: fakeImages{}, Storage: st, Drivers: s.cfg.Drivers, Events: &fakeEvents{}, Architecture: "x86_64"})
+	if err := s2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Get(ctx, "c2"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the unfinished copy survived the restart: %v", err)
+	}
+	if _, ok := crashed.instanceByName("c2"); ok {
+		t.Error("its record is still stored")
+	}
+	st.mu.Lock()
+	_, hasRoot := st.roots[rec.ID]
+	st.mu.Unlock()
+	if hasRoot {
+		t.Error("its root is still there")
+	}
+	if _, err := s2.Get(ctx, "c1"); err != nil {
+		t.Errorf("the source: %v", err)
+	}
+}

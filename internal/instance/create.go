@@ -230,6 +230,10 @@ func (s *Service) imageConfig(ctx context.Context, fp string, typ Type, config m
 // Pulls reports whether Run fetches the image from a registry first.
 func (c *Creation) Pulls() bool { return c.pull != nil }
 
+// Cancelable says whether Run's long part honours its context's end (a
+// pull, a copy's transfer), leaving nothing behind.
+func (c *Creation) Cancelable() bool { return c.pull != nil || c.copyOf != nil }
+
 // OnProgress sets where Run reports the progress of a pull.
 func (c *Creation) OnProgress(f func(image.Progress)) { c.progress = f }
 
@@ -322,6 +326,11 @@ func (c *Creation) Run(ctx context.Context) error {
 	if err := s.checkWithProfiles(Type(rec.Type), rec.Config, rec.Profiles); err != nil {
 		return err
 	}
+	if c.copyOf != nil {
+		// Until its root and snapshots are whole: a daemon killed before
+		// then finds a copy it cannot finish, and removes it (Recover).
+		rec.Config[keyCreating] = SourceCopy
+	}
 	if err := s.cfg.DB.CreateInstance(ctx, &rec); err != nil {
 		return fmt.Errorf("create %s: %w", rec.Name, err)
 	}
@@ -341,6 +350,9 @@ func (c *Creation) Run(ctx context.Context) error {
 		err = s.copyRoot(ctx, rec, c.copyOf)
 	} else {
 		err = s.createRoot(ctx, rec)
+	}
+	if err == nil && c.copyOf != nil {
+		err = s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyCreating) })
 	}
 	if err != nil {
 		// No root, no instance: the record goes too.

@@ -45,6 +45,24 @@
 //     and .current and volatile.last_state.idmap in LXD's JSON IdmapEntry
 //     form (the shared map for unprivileged containers, "[]" for
 //     privileged ones, none for VMs).
+//   - Snapshots (snapshots.go): an instance snapshot is its record as it
+//     was (instance_snapshots) beside its root's snapshot (storage), made
+//     in that order and matched again at load (reconcileSnapshots). A
+//     running VM is paused for one; a stateful one saves its memory in the
+//     same pause (driver.Checkpointer) under Config.StateDir. Restore is
+//     LXD's: a running instance is stopped, restored and started (from the
+//     saved state with stateful). Schedules, names and expiry follow
+//     package snapshotpolicy; the daemon ticks SnapshotTick once a minute.
+//   - Copies (copy.go) and forks (fork.go): a copy takes the source's
+//     config, devices and profiles under the request's, never its
+//     identity (volatile keys); its root comes from storage's CopyRoot
+//     and its snapshots along. Until whole it is marked volatile.creating,
+//     so a daemon killed mid-copy removes it at the next start. A fork is
+//     a copy that runs at once: a running VM's from a checkpoint taken in
+//     the pause that clones its disk, with its processes; a container's
+//     from a clone taken while frozen, booted afresh.
+//   - Roots lent for reading (readroot.go): publish and backups read a
+//     root or snapshot while a running container is frozen.
 //
 // The shape every edge calls (types.go)
 //

@@ -142,7 +142,11 @@ func (f *fakeStorage) RestoreRoot(_ context.Context, id int64, name string) erro
 func (f *fakeStorage) CopyRoot(ctx context.Context, req storage.RootRequest, srcID int64, srcSnap string) error {
 	f.mu.Lock()
 	_, ok := f.roots[srcID]
+	before := f.beforeCopy
 	f.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	if !ok {
 		return errdefs.NotFound("no root")
 	}

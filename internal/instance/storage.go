@@ -289,6 +289,10 @@ func (s *Service) recoverRoots(ctx context.Context) {
 	}
 	s.mu.RUnlock()
 	for _, rec := range recs {
+		if rec.Config[keyCreating] != "" {
+			s.abandonCreate(ctx, rec)
+			continue
+		}
 		cfg, devs, err := s.expanded(rec)
 		if err == nil {
 			var r rootDisk
@@ -300,4 +304,19 @@ func (s *Service) recoverRoots(ctx context.Context) {
 			s.log.Error("give instance its root volume", "instance", rec.Name, "err", err)
 		}
 	}
+}
+
+// abandonCreate removes an instance whose create (a copy) a killed daemon
+// left unfinished: what was made of it goes with its record.
+func (s *Service) abandonCreate(ctx context.Context, rec store.Instance) {
+	in, err := s.lockInstance(rec.Name)
+	if err != nil {
+		return
+	}
+	defer in.op.Unlock()
+	if err := s.deleteLocked(ctx, in, true); err != nil {
+		s.log.Error("remove an unfinished create", "instance", rec.Name, "err", err)
+		return
+	}
+	s.log.Info("removed an instance whose create did not finish", "instance", rec.Name, "source", rec.Config[keyCreating])
 }

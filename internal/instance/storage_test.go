@@ -21,6 +21,8 @@ type fakeStorage struct {
 	// is the snapshot each root was last restored from.
 	snaps    map[int64][]string
 	restored map[int64]string
+	// beforeCopy runs as CopyRoot begins (a test's crash point).
+	beforeCopy func()
 	// firmware makes every VM root a UEFI disk.
 	firmware bool
 }

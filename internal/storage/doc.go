@@ -17,6 +17,17 @@
 //     under an overlayfs upper layer, and a VM's disk a qcow2 overlay over
 //     the image's disk. The runtime drivers get mounts or a disk path
 //     (driver.Root) and never build roots.
+//   - Snapshots (snapshots.go): a volume's point-in-time copy, of a root
+//     or a custom volume, recorded as a volume with a parent ("PARENT/SNAP")
+//     and made natively by the driver (a read-only btrfs snapshot; a copy,
+//     reflinked where it can, on dir); restore swaps the content in one
+//     atomic rename. Custom volume snapshots expire here; instance
+//     snapshots are the core's (it keeps their records) and use the root
+//     API (SnapshotRoot, RestoreRoot...).
+//   - Copies and views (copy.go): a root copied within a pool by the
+//     driver's clone, across pools by streaming its tree or converting its
+//     disk; a root or snapshot lent read-only (ReadRoot) for publish and
+//     backups, a dir root as a read-only overlay of its layers.
 //   - Reconciliation at start: a volume on disk with no record (a create
 //     killed half-way) is removed; a record whose volume is gone is
 //     reported.

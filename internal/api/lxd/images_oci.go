@@ -161,7 +161,7 @@ func (s *Server) startCreate(w http.ResponseWriter, c *instance.Creation) {
 		Class:       api.OperationClassTask,
 		Description: "Creating instance",
 		Resources:   instanceResources(string(c.Type()), c.Name()),
-		Cancelable:  c.Pulls(),
+		Cancelable:  c.Cancelable(),
 		Run: func(ctx context.Context, op *operation.Op) error {
 			c.OnProgress(progressReporter(op))
 			return c.Run(ctx)
