@@ -140,7 +140,8 @@ func measureIssue13(ctx context.Context, cfg *config, res *results, r *issue10Re
 		res.versions[p.name()] = p.version(ctx)
 	}
 
-	// The pools, each with its source container filled once.
+	// The pools, then their source containers, filled all at once (the
+	// writing is the longest part of the set-up).
 	add := func(pl *pool12, mk func() error) {
 		if mk != nil {
 			if err := mk(); err != nil {
@@ -148,14 +149,7 @@ func measureIssue13(ctx context.Context, cfg *config, res *results, r *issue10Re
 				return
 			}
 		}
-		p := &pool13{pool12: pl, src: "pb-src-" + pl.driver[:1]}
-		pools = append(pools, p)
-		logf("issue 13: %s: writing %d MiB into %s", pl.col, fillFiles, p.src)
-		ms, err := p.prepareSource(ctx)
-		record11(r, r13Fill, pl.col, ms, err)
-		if err != nil {
-			p.src = ""
-		}
+		pools = append(pools, &pool13{pool12: pl, src: "pb-src-" + pl.driver[:1]})
 	}
 	if up[peerHangard] {
 		add(&pool12{col: col12HDir, driver: "dir", pool: dirPool, c: h.c, startInCreate: true}, nil)
@@ -172,6 +166,15 @@ func measureIssue13(ctx context.Context, cfg *config, res *results, r *issue10Re
 			return err
 		})
 	}
+	logf("issue 13: writing %d MiB into a container on each of %d pools", fillFiles, len(pools))
+	_ = parallel(ctx, len(pools)+1, pools, func(ctx context.Context, p *pool13) error {
+		ms, err := p.prepareSource(ctx)
+		record11(r, r13Fill, p.col, ms, err)
+		if err != nil {
+			p.src = ""
+		}
+		return nil
+	})
 	if ctx.Err() != nil {
 		return
 	}

@@ -27,10 +27,10 @@ func TestParseFlagsIssue13(t *testing.T) {
 		runs    int
 		wantErr string
 	}{
-		{name: "defaults", args: []string{"--issue13"}, peers: []string{peerHangard, peerLXD}, runs: 10},
-		{name: "runs given", args: []string{"--issue13", "--runs", "5"}, peers: []string{peerHangard, peerLXD}, runs: 5},
-		{name: "runc and podman dropped", args: []string{"--issue13", "--peers", "runc,podman,lxd"}, peers: []string{peerHangard, peerLXD}, runs: 10},
-		{name: "hangard alone", args: []string{"--issue13", "--peers", "hangard"}, peers: []string{peerHangard}, runs: 10},
+		{name: "defaults", args: []string{"--issue13"}, peers: []string{peerHangard, peerLXD}, runs: 5},
+		{name: "runs given", args: []string{"--issue13", "--runs", "12"}, peers: []string{peerHangard, peerLXD}, runs: 12},
+		{name: "runc and podman dropped", args: []string{"--issue13", "--peers", "runc,podman,lxd"}, peers: []string{peerHangard, peerLXD}, runs: 5},
+		{name: "hangard alone", args: []string{"--issue13", "--peers", "hangard"}, peers: []string{peerHangard}, runs: 5},
 		{name: "with issue12", args: []string{"--issue13", "--issue12"}, wantErr: "--issue12 goes with none of"},
 		{name: "with issue11", args: []string{"--issue13", "--issue11"}, wantErr: "--issue11 goes with none of"},
 		{name: "with issue10", args: []string{"--issue13", "--issue10"}, wantErr: "--issue13 goes with none of"},
