@@ -38,9 +38,9 @@ type Instance struct {
 // InstanceFull is an instance at recursion 2: with its state.
 type InstanceFull struct {
 	Instance  `yaml:",inline"`
-	State     *InstanceState `json:"state" yaml:"state"`
-	Snapshots []any          `json:"snapshots" yaml:"snapshots"`
-	Backups   []any          `json:"backups" yaml:"backups"`
+	State     *InstanceState     `json:"state" yaml:"state"`
+	Snapshots []InstanceSnapshot `json:"snapshots" yaml:"snapshots"`
+	Backups   []any              `json:"backups" yaml:"backups"`
 }
 
 // InstanceSource says where a new instance's root filesystem comes from.

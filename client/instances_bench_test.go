@@ -42,7 +42,7 @@ func fakeListDaemon(b *testing.B) (*Client, int) {
 			State: &api.InstanceState{Status: "Running", Pid: 4242, Network: map[string]api.InstanceStateNetwork{
 				"lo": {Type: "loopback", Addresses: []api.InstanceStateNetworkAddress{{Family: "inet", Address: "127.0.0.1", Netmask: "8", Scope: "local"}}},
 			}},
-			Snapshots: []any{},
+			Snapshots: []api.InstanceSnapshot{},
 		}
 	}
 	rec := httptest.NewRecorder()

@@ -43,7 +43,7 @@ var (
 				}},
 			},
 		},
-		Snapshots: []any{},
+		Snapshots: []api.InstanceSnapshot{},
 	}
 	stoppedInst = api.InstanceFull{
 		Instance: api.Instance{

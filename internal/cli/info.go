@@ -34,6 +34,13 @@ func newInfoCmd(a *app) *cobra.Command {
 			if err := renderInfo(a.out, inst, st); err != nil {
 				return err
 			}
+			snaps, err := c.GetInstanceSnapshots(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if err := renderInfoSnapshots(a.out, snaps); err != nil {
+				return err
+			}
 			if showLog {
 				log, err := c.GetInstanceConsoleLog(ctx, args[0])
 				if err != nil {
@@ -133,6 +140,22 @@ func renderInfo(w io.Writer, inst *api.Instance, st *api.InstanceState) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// renderInfoSnapshots prints lxc info's snapshot table, when there are
+// snapshots.
+func renderInfoSnapshots(w io.Writer, snaps []api.InstanceSnapshot) error {
+	if len(snaps) == 0 {
+		return nil
+	}
+	if _, err := io.WriteString(w, "\nSnapshots:\n"); err != nil {
+		return err
+	}
+	rows := make([][]string, len(snaps))
+	for i, s := range snaps {
+		rows[i] = snapshotListing.row(s)
+	}
+	return renderTable(w, []string{"NAME", "TAKEN AT", "EXPIRES AT", "STATEFUL"}, rows)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

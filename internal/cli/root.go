@@ -165,6 +165,7 @@ var topCommands = []topCommand{
 	{[]string{"unfreeze", "resume"}, func(a *app) *cobra.Command { return newStateCmd(a, stateUnfreeze) }},
 	{[]string{"delete", "rm"}, newDeleteCmd},
 	{[]string{"rename", "move", "mv"}, newRenameCmd},
+	{[]string{"snapshot", "snap"}, newSnapshotCmd},
 	{[]string{"copy", "cp"}, newCopyCmd},
 	{[]string{"fork"}, newForkCmd},
 	{[]string{"config"}, newConfigCmd},

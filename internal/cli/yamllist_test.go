@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -144,12 +145,15 @@ func TestWriteYAMLListMatchesYAMLv3(t *testing.T) {
 	st.Disk = map[string]api.InstanceStateDisk{}
 	running.State = &st
 	running.Backups = []any{}
+	running.Snapshots = []api.InstanceSnapshot{{Name: "snap0", Architecture: "x86_64", Config: map[string]string{"user.a": "1"},
+		Devices: map[string]map[string]string{}, Profiles: []string{"default"}, Size: -1,
+		CreatedAt: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), InstanceSnapshotPut: api.InstanceSnapshotPut{ExpiresAt: time.Date(2024, 5, 2, 12, 0, 0, 0, time.UTC)}}}
 	stopped := stoppedInst
 	stopped.Config = map[string]string{}
 	stopped.Devices = map[string]map[string]string{}
 	stopped.ExpandedConfig = map[string]string{}
 	stopped.ExpandedDevices = map[string]map[string]string{}
-	stopped.Snapshots, stopped.Backups = []any{}, []any{}
+	stopped.Snapshots, stopped.Backups = []api.InstanceSnapshot{}, []any{}
 	in := []api.InstanceFull{running, stopped}
 	want, err := marshalYAML(in)
 	if err != nil {

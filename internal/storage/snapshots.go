@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 	"github.com/hangar-dev/hangar/internal/store"
+	"github.com/hangar-dev/hangar/internal/units"
 )
 
 // A snapshot is a volume of its parent's type and content, named
@@ -131,7 +131,8 @@ func (m *Manager) restoreSnapshot(ctx context.Context, p *pool, parent, snap sto
 	}
 	// A fresh subvolume has no limit yet; the parent's size still holds.
 	if size := parent.Config["size"]; size != "" && parent.Content == string(drivers.ContentFilesystem) && p.drv.Info().Quotas {
-		n, err := strconv.ParseInt(size, 10, 64)
+		// A custom volume's size is written "32MiB", a root's in bytes.
+		n, err := units.ParseByteSize(size)
 		if err == nil {
 			err = p.drv.SetQuota(ctx, dv, n)
 		}

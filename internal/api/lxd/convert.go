@@ -95,10 +95,11 @@ func toAPIInstance(in instance.Instance) api.Instance {
 }
 
 // toAPIFull is an instance at recursion 2: with its state, and empty
-// snapshots and backups (hangard has none yet).
+// snapshots (the handler adds them: snapshotsOf) and backups (hangard has
+// none yet).
 func toAPIFull(f instance.Full) api.InstanceFull {
 	st := toAPIState(f.State)
-	return api.InstanceFull{Instance: toAPIInstance(f.Instance), State: &st, Snapshots: []any{}, Backups: []any{}}
+	return api.InstanceFull{Instance: toAPIInstance(f.Instance), State: &st, Snapshots: []api.InstanceSnapshot{}, Backups: []any{}}
 }
 
 func toAPIState(st instance.State) api.InstanceState {

@@ -14,7 +14,7 @@
 // instance.Instance, Full, State and Profile become api.Instance,
 // InstanceFull, InstanceState and Profile with LXD's status codes, URLs
 // (/1.0/instances/NAME, used_by, exec-output), location "none", project
-// "default" and the empty snapshots and backups of recursion=2; requests
+// "default" and the empty backups of recursion=2; requests
 // become instance.CreateRequest, Put and Patch; hub events become
 // api.Event with a lifecycle's entity rendered as its source URL. ETags
 // are hashes of what a PUT replaces, computed here; If-Match becomes an
@@ -25,11 +25,17 @@
 // delete, rename, PUT) are validated first and answered 4xx at once when
 // they cannot succeed; only work that can succeed becomes an operation.
 // Exec (websocket operations, record-output), console, files, logs,
-// images and networks are served; parts of the LXD API that later work brings
-// (snapshots, backups, copy and migration, storage pools,
-// projects, certificates, cluster, warnings) answer a clear 501 (or, for
-// a collection hangard truthfully has none of, an empty list) rather than
-// a 404 that looks like a typo, and so does a method an endpoint lacks.
+// images, networks and snapshots are served; parts of the LXD API that
+// later work brings (backups, migration, projects, certificates, cluster,
+// warnings) answer a clear 501 (or, for a collection hangard truthfully
+// has none of, an empty list) rather than a 404 that looks like a typo,
+// and so does a method an endpoint lacks.
+//
+// Snapshots (snapshots.go, storage_snapshots.go) are LXD 5.0.2's: an
+// instance's under /{name}/snapshots, a custom volume's under its
+// volume, restored by a PUT of the instance or volume naming one in
+// "restore". Recursion=2 and an instance's full view carry its
+// snapshots, one core query per instance.
 //
 // Networks (networks.go, network_forwards.go) go to a Networks interface
 // (the network manager): /1.0/networks with state, leases and forwards,

@@ -88,6 +88,13 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 				kept = append(kept, full)
 			}
 		}
+		// One query per instance kept: lxc list counts them (SNAPSHOTS).
+		for i := range kept {
+			if kept[i].Snapshots, err = s.snapshotsOf(r.Context(), kept[i].Name); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
 		writeSync(w, kept, "")
 		return
 	}
@@ -166,7 +173,12 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		writeSync(w, toAPIFull(full), instanceETag(full.Instance))
+		out := toAPIFull(full)
+		if out.Snapshots, err = s.snapshotsOf(r.Context(), name); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeSync(w, out, instanceETag(full.Instance))
 		return
 	}
 	inst, err := s.Instances.Get(r.Context(), name)
@@ -182,6 +194,10 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 	var put api.InstancePut
 	if err := decode(r, &put); err != nil {
 		writeError(w, err)
+		return
+	}
+	if put.Restore != "" {
+		s.restoreSnapshot(w, r, name, put) // snapshots.go
 		return
 	}
 	// Validate and apply before answering, so bad input is a 400 here and

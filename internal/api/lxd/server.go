@@ -92,8 +92,13 @@ func (s *Server) Handler() http.Handler {
 		{"GET", "/{name}/files", s.getInstanceFile},
 		{"POST", "/{name}/files", s.postInstanceFile},
 		{"DELETE", "/{name}/files", s.deleteInstanceFile},
-		{"GET", "/{name}/snapshots", s.emptyList},
-		{"POST", "/{name}/snapshots", s.notYet("snapshots")},
+		{"GET", "/{name}/snapshots", s.listSnapshots},
+		{"POST", "/{name}/snapshots", s.createSnapshot},
+		{"GET", "/{name}/snapshots/{snap}", s.getSnapshot},
+		{"PUT", "/{name}/snapshots/{snap}", s.putSnapshot},
+		{"PATCH", "/{name}/snapshots/{snap}", s.putSnapshot},
+		{"DELETE", "/{name}/snapshots/{snap}", s.deleteSnapshot},
+		{"POST", "/{name}/snapshots/{snap}", s.renameSnapshot},
 		{"GET", "/{name}/backups", s.emptyList},
 		{"POST", "/{name}/backups", s.notYet("backups")},
 		{"GET", "/{name}/logs", s.listLogs},
@@ -220,7 +225,7 @@ func (s *Server) emptyCollection(w http.ResponseWriter, r *http.Request) {
 }
 
 // emptyList answers the sub-collections of an instance that hangard cannot
-// fill yet (snapshots, backups): truthfully empty, so `lxc info` works.
+// fill yet (backups): truthfully empty, so `lxc info` works.
 func (s *Server) emptyList(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.Instances.Get(r.Context(), r.PathValue("name")); err != nil {
 		writeError(w, err)

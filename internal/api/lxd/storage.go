@@ -32,6 +32,7 @@ type Storage interface {
 	RenameVolume(ctx context.Context, pool, typ, name, newName string) error
 	DeleteVolume(ctx context.Context, pool, typ, name string) error
 	VolumeState(ctx context.Context, pool, typ, name string) (storage.VolumeState, error)
+	VolumeSnapshots // storage_snapshots.go
 }
 
 // The manager is what the daemon gives the edge.
@@ -67,7 +68,12 @@ func (s *Server) storageRoutes() []struct {
 		{"DELETE", vol, s.deleteVolume},
 		{"GET", vol + "/state", s.getVolumeState},
 		{"GET", vol + "/snapshots", s.listVolumeSnapshots},
-		{"POST", vol + "/snapshots", s.notYet("storage volume snapshots")},
+		{"POST", vol + "/snapshots", s.createVolumeSnapshot},
+		{"GET", vol + "/snapshots/{snap}", s.getVolumeSnapshot},
+		{"PUT", vol + "/snapshots/{snap}", s.updateVolumeSnapshot},
+		{"PATCH", vol + "/snapshots/{snap}", s.updateVolumeSnapshot},
+		{"POST", vol + "/snapshots/{snap}", s.renameVolumeSnapshot},
+		{"DELETE", vol + "/snapshots/{snap}", s.deleteVolumeSnapshot},
 	}
 }
 
@@ -524,13 +530,21 @@ func (s *Server) putVolume(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if put.Restore != "" {
-		writeError(w, errdefs.NotImplemented("hangard has no storage volume snapshots to restore"))
-		return
-	}
 	if _, err := s.checkVolumeETag(r, pool, typ, name); err != nil {
 		writeError(w, err)
 		return
+	}
+	if put.Restore != "" {
+		if err := s.restoreVolume(r.Context(), pool, typ, name, put.Restore); err != nil {
+			writeError(w, err)
+			return
+		}
+		// As LXD: a restore changes the config only when the body
+		// gives one.
+		if put.Config == nil {
+			writeSync(w, map[string]any{}, "")
+			return
+		}
 	}
 	if err := s.Storage.UpdateVolume(r.Context(), pool, typ, name, storage.VolumePut{Description: put.Description, Config: put.Config}); err != nil {
 		writeError(w, err)
@@ -652,19 +666,4 @@ func (s *Server) getVolumeState(w http.ResponseWriter, r *http.Request) {
 		total = 0
 	}
 	writeSync(w, api.StorageVolumeState{Usage: &api.StorageVolumeStateUsage{Used: unsigned(st.Usage.Used), Total: total}}, "")
-}
-
-// listVolumeSnapshots answers that a volume has no snapshots, which is
-// true: hangard takes none. `lxc storage volume info` asks.
-func (s *Server) listVolumeSnapshots(w http.ResponseWriter, r *http.Request) {
-	typ, err := volumeType(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if _, err := s.Storage.Volume(r.Context(), r.PathValue("pool"), typ, r.PathValue("name")); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeSync(w, []any{}, "")
 }

@@ -3,6 +3,7 @@ package lxd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net"
 	"net/http"
@@ -41,6 +42,9 @@ type fakeStorage struct {
 	volPatched  storage.VolumePut // by PatchVolume
 	deleted     string            // pool or pool/type/name
 	renamed     [2]string         // pool/type/name, new name
+
+	snaps    map[string][]storage.Snapshot // by pool/type/name
+	restored string                        // pool/type/name@snap
 }
 
 var volCreated = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -503,7 +507,7 @@ func TestStorageEndpoints(t *testing.T) {
 			asked(storage.VolumePut{Description: "x", Config: map[string]string{"size": "2GiB"}}, func(f *fakeStorage) any { return f.volPut })}},
 		{name: "volume put instance's", method: "PUT", path: "/1.0/storage-pools/default/volumes/container/c1", body: `{"config":{"size":"3GiB"}}`, status: 200},
 		{name: "volume put stale ETag", method: "PUT", path: data, ifMatch: `"0123"`, body: `{"config":{}}`, status: 412, errHas: "ETag"},
-		{name: "volume put restore", method: "PUT", path: data, body: `{"restore":"snap0"}`, status: 501, errHas: "snapshots"},
+		{name: "volume put restore of no snapshot", method: "PUT", path: data, body: `{"restore":"snap0"}`, status: 404, errHas: "snap0"},
 		{name: "volume put config not object", method: "PUT", path: data, body: `{"config":"size=1"}`, status: 400, errHas: `"config"`},
 		{name: "volume put bad type", method: "PUT", path: "/1.0/storage-pools/default/volumes/bogus/data", body: `{}`, status: 400},
 		{name: "volume put missing", method: "PUT", path: "/1.0/storage-pools/default/volumes/custom/ghost", body: `{}`, status: 404},
@@ -557,7 +561,6 @@ func TestStorageEndpoints(t *testing.T) {
 		{name: "volume state is read-only", method: "PUT", path: data + "/state", body: `{}`, status: 501},
 		{name: "volume snapshots", method: "GET", path: data + "/snapshots?recursion=1", status: 200, checks: []check{metadata(`[]`)}},
 		{name: "volume snapshots of missing", method: "GET", path: "/1.0/storage-pools/default/volumes/custom/ghost/snapshots", status: 404},
-		{name: "volume snapshot create", method: "POST", path: data + "/snapshots", body: `{"name":"s0"}`, status: 501, errHas: "snapshots"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -801,4 +804,99 @@ func TestStorageSDK(t *testing.T) {
 			t.Fatalf("%s: error %v, not the one expected", s.name, err)
 		}
 	}
+}
+
+// Volume snapshots: in memory, with the manager's errors.
+
+func (f *fakeStorage) snap(pool, typ, name, snap string) (int, error) {
+	if _, err := f.vol(pool, typ, name); err != nil {
+		return 0, err
+	}
+	for i, sn := range f.snaps[pool+"/"+typ+"/"+name] {
+		if sn.Name == snap {
+			return i, nil
+		}
+	}
+	return 0, errdefs.NotFound("snapshot %q of %s not found", snap, name)
+}
+
+func (f *fakeStorage) VolumeSnapshots(_ context.Context, pool, typ, name string) ([]storage.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.vol(pool, typ, name); err != nil {
+		return nil, err
+	}
+	return slices.Clone(f.snaps[pool+"/"+typ+"/"+name]), nil
+}
+
+func (f *fakeStorage) VolumeSnapshot(_ context.Context, pool, typ, name, snap string) (storage.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, err := f.snap(pool, typ, name, snap)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	return f.snaps[pool+"/"+typ+"/"+name][i], nil
+}
+
+func (f *fakeStorage) CreateVolumeSnapshot(_ context.Context, pool, typ, name, snap string, put storage.SnapshotPut) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.snap(pool, typ, name, snap); err == nil {
+		return errdefs.Conflict("snapshot %q of %s already exists", snap, name)
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	if f.snaps == nil {
+		f.snaps = map[string][]storage.Snapshot{}
+	}
+	k := pool + "/" + typ + "/" + name
+	f.snaps[k] = append(f.snaps[k], storage.Snapshot{Name: snap, Description: put.Description, ExpiresAt: put.ExpiresAt,
+		Config: maps.Clone(f.vols[k].Config), ContentType: f.vols[k].ContentType, CreatedAt: volCreated})
+	return nil
+}
+
+func (f *fakeStorage) UpdateVolumeSnapshot(_ context.Context, pool, typ, name, snap string, put storage.SnapshotPut) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, err := f.snap(pool, typ, name, snap)
+	if err != nil {
+		return err
+	}
+	sn := &f.snaps[pool+"/"+typ+"/"+name][i]
+	sn.Description, sn.ExpiresAt = put.Description, put.ExpiresAt
+	return nil
+}
+
+func (f *fakeStorage) RenameVolumeSnapshot(_ context.Context, pool, typ, name, snap, newName string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, err := f.snap(pool, typ, name, snap)
+	if err != nil {
+		return err
+	}
+	f.snaps[pool+"/"+typ+"/"+name][i].Name = newName
+	return nil
+}
+
+func (f *fakeStorage) DeleteVolumeSnapshot(_ context.Context, pool, typ, name, snap string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, err := f.snap(pool, typ, name, snap)
+	if err != nil {
+		return err
+	}
+	k := pool + "/" + typ + "/" + name
+	f.snaps[k] = slices.Delete(f.snaps[k], i, i+1)
+	return nil
+}
+
+func (f *fakeStorage) RestoreVolume(_ context.Context, pool, typ, name, snap string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.snap(pool, typ, name, snap); err != nil {
+		return err
+	}
+	f.restored = pool + "/" + typ + "/" + name + "@" + snap
+	return nil
 }
