@@ -531,12 +531,12 @@ func issue13Backups(ctx context.Context, r *issue10Results, h *hangardPeer, src 
 	os.Remove(first)
 	r.note("export/import: the by-hand baseline's tree is %s", how)
 
-	variants := []func(rec *issue10Results, round int){b.handRound}
+	variants := []func(ctx context.Context, rec *issue10Results, round int){b.handRound}
 	if avail {
 		variants = append(variants, b.hangardRound)
 	}
 	randomRounds(ctx, "issue 13", "export and import", 0, heavyRuns13, len(variants), func(rec *issue10Results, round, i int) {
-		variants[i](rec, round)
+		variants[i](ctx, rec, round)
 	}, r)
 }
 
@@ -642,8 +642,7 @@ func (b *backup13) importBackup(ctx context.Context, file, name string) error {
 // hangardRound exports the source (backup create + download, timed) and
 // imports the file as a new instance (timed); the backup, the file and
 // the new instance go untimed.
-func (b *backup13) hangardRound(rec *issue10Results, round int) {
-	ctx := context.Background()
+func (b *backup13) hangardRound(ctx context.Context, rec *issue10Results, round int) {
 	file := filepath.Join(b.dir, fmt.Sprintf("export%04d.tar.zst", round))
 	defer os.Remove(file)
 	m, err := b.export(ctx, fmt.Sprintf("pbb%04d", round), file)
@@ -662,7 +661,7 @@ func (b *backup13) hangardRound(rec *issue10Results, round int) {
 	if err == nil {
 		record11(rec, r13RoundTrip, col12HDir, m.total+imp, nil)
 	}
-	if _, err := b.src.remove(ctx, name); err != nil && !strings.Contains(err.Error(), "not found") {
+	if _, err := b.src.remove(context.WithoutCancel(ctx), name); err != nil && !strings.Contains(err.Error(), "not found") {
 		logf("issue 13: %v", err)
 	}
 }
@@ -670,8 +669,7 @@ func (b *backup13) hangardRound(rec *issue10Results, round int) {
 // handRound is the baseline: `tar -C TREE -cf - . | zstd -T0 -q > F`
 // (timed), then `zstd -dc F | tar -C DST -xf -` into an empty directory
 // (timed); both go untimed.
-func (b *backup13) handRound(rec *issue10Results, round int) {
-	ctx := context.Background()
+func (b *backup13) handRound(ctx context.Context, rec *issue10Results, round int) {
 	file := filepath.Join(b.dir, fmt.Sprintf("hand%04d.tar.zst", round))
 	dst := filepath.Join(b.dir, fmt.Sprintf("hand%04d", round))
 	defer os.Remove(file)
