@@ -44,6 +44,7 @@ func issue13Targets() []target11 {
 		{label: fmt.Sprintf("fork of a running %s VM: the source's pause (no target: reported)", vmMemory13), num: cellRef{r13ForkPause, col12HDir}},
 		{label: "fork to the fork's agent ready (no target: reported)", num: cellRef{r13ForkReady, col12HDir}},
 		{label: "export of a 1 GiB container ÷ `tar | zstd -T0` of the same tree", num: cellRef{r13Export, col12HDir}, den: cellRef{r13Export, col13Hand}, limit: 1.2, judged: true},
+		{label: "the backup create alone (the tarball written in hangard's data directory, no download) ÷ `tar | zstd -T0` (for reference)", num: cellRef{r13BackupMake, col12HDir}, den: cellRef{r13Export, col13Hand}, limit: 1.2},
 		{label: "import ÷ `zstd -dc | tar -x` of the same tarball's make", num: cellRef{r13Import, col12HDir}, den: cellRef{r13Import, col13Hand}, limit: 1.2, judged: true},
 		{label: "export + import ÷ the two by hand", num: cellRef{r13RoundTrip, col12HDir}, den: cellRef{r13RoundTrip, col13Hand}, limit: 1.2, judged: true},
 	}
