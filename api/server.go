@@ -40,6 +40,11 @@ var Extensions = append(append([]string{
 	"snapshot_expiry_creation",
 	"snapshot_schedule_aliases",
 	"container_copy_project",
+	// Backups: export and import (lxc export, lxc import --storage NAME).
+	"backup_compression",
+	"backup_compression_algorithm",
+	"container_backup_override_pool",
+	"backup_override_name",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

@@ -123,7 +123,8 @@ func TestForkContainer(t *testing.T) {
 
 // TestForkVM: a running VM's live fork runs a process started before the
 // fork, as does the source; the fork has its own MAC (the agent set the
-// one hangard allocated) and name; both answer exec. One TCG boot.
+// one hangard allocated) and name; both answer exec. Then a stateful
+// snapshot restored brings back a process killed after it. One TCG boot.
 func TestForkVM(t *testing.T) {
 	requireVM(t)
 	d := startNetDaemon(t)
@@ -155,6 +156,22 @@ func TestForkVM(t *testing.T) {
 	})
 	if got := strings.TrimSpace(d.must("exec", "v1", "--", "cat", "/sys/class/net/eth0/address")); got != mac1 {
 		t.Errorf("source's MAC is now %q, want %q", got, mac1)
+	}
+
+	// A stateful snapshot of the same VM: restored, the VM runs again with
+	// the process that was killed after the snapshot.
+	d.must("snapshot", "create", "v1", "st", "--stateful")
+	d.must("exec", "v1", "--", "kill", pid)
+	waitFor(t, "the sleep to end", 10*time.Second, func() bool {
+		_, _, code := d.hangar("exec", "v1", "--", "test", "-e", "/proc/"+pid)
+		return code != 0
+	})
+	d.must("snapshot", "restore", "v1", "st", "--stateful")
+	if st := d.instance("v1").Status; st != "Running" {
+		t.Fatalf("after a stateful restore v1 is %s", st)
+	}
+	if got := d.must("exec", "v1", "--", "cat", "/proc/"+pid+"/cmdline"); !strings.Contains(got, "4242") {
+		t.Errorf("after the stateful restore pid %s runs %q, want the sleep", pid, got)
 	}
 }
 

@@ -168,6 +168,8 @@ var topCommands = []topCommand{
 	{[]string{"snapshot", "snap"}, newSnapshotCmd},
 	{[]string{"copy", "cp"}, newCopyCmd},
 	{[]string{"fork"}, newForkCmd},
+	{[]string{"export"}, newExportCmd},
+	{[]string{"import"}, newImportCmd},
 	{[]string{"config"}, newConfigCmd},
 	{[]string{"profile"}, newProfileCmd},
 	{[]string{"network"}, newNetworkCmd},

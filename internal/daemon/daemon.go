@@ -159,6 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Architecture: host.architecture,
 		LogDir:       filepath.Join(cfg.DataDir, "logs"),
 		StateDir:     filepath.Join(cfg.DataDir, "snapshot-state"),
+		BackupDir:    filepath.Join(cfg.DataDir, "backups"),
 		Devices:      nw.devices,
 		Storage:      pools,
 		LegacyRoot:   legacyRoots(cfg.DataDir),

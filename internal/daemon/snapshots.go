@@ -11,7 +11,8 @@ import (
 )
 
 // runSnapshotSchedules takes scheduled snapshots and deletes expired ones
-// (instances' and custom volumes') once a minute until ctx ends. What
+// (instances' and custom volumes') and expired instance backups once a
+// minute until ctx ends. What
 // expired while the daemon was down goes at once.
 func runSnapshotSchedules(ctx context.Context, svc *instance.Service, pools *storage.Manager, log *slog.Logger) {
 	tick := func(tk snapshotpolicy.Tick) {
@@ -20,6 +21,11 @@ func runSnapshotSchedules(ctx context.Context, svc *instance.Service, pools *sto
 			log.Error("delete expired volume snapshots", "err", err)
 		} else if n > 0 {
 			log.Info("expired volume snapshots deleted", "count", n)
+		}
+		if n, err := svc.PruneBackups(ctx, tk.Minute); err != nil {
+			log.Error("delete expired backups", "err", err)
+		} else if n > 0 {
+			log.Info("expired backups deleted", "count", n)
 		}
 	}
 	now := time.Now()

@@ -46,6 +46,9 @@ const (
 	// EntityStorageVolumeSnapshot is a volume snapshot: Name is
 	// "POOL/TYPE/VOLUME/SNAP".
 	EntityStorageVolumeSnapshot = "storage-volume-snapshot"
+	// EntityInstanceBackup is an instance backup: Name is
+	// "INSTANCE/BACKUP".
+	EntityInstanceBackup = "instance-backup"
 )
 
 // Entity names what a lifecycle event is about, in no dialect's terms.

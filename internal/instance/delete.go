@@ -75,6 +75,7 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 			s.log.Warn("remove snapshot states", "instance", rec.Name, "err", err)
 		}
 	}
+	s.removeBackupFiles(rec)
 	if err := s.removeLogs(rec.ID); err != nil {
 		// The record is gone: leftover logs are only disk space.
 		s.log.Warn("remove instance logs", "instance", rec.Name, "err", err)

@@ -118,8 +118,10 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 	}
 	s.mu.Unlock()
 	s.recoverDevices(ctx)
+	s.dropUnfinishedImports(ctx)
 	s.recoverRoots(ctx)
 	s.reconcileSnapshots(ctx)
+	s.reconcileBackups(ctx)
 	for _, in := range changed {
 		_, status, _ := s.snapshot(in)
 		err := s.updateRecord(ctx, in, func(r *store.Instance) {

@@ -30,6 +30,11 @@ type DB interface {
 	GetInstanceSnapshot(ctx context.Context, instanceID int64, name string) (store.InstanceSnapshot, error)
 	UpdateInstanceSnapshot(ctx context.Context, sn store.InstanceSnapshot) error
 	DeleteInstanceSnapshot(ctx context.Context, id int64) error
+	CreateInstanceBackup(ctx context.Context, b *store.InstanceBackup) error
+	ListInstanceBackups(ctx context.Context, instanceID int64) ([]store.InstanceBackup, error)
+	GetInstanceBackup(ctx context.Context, instanceID int64, name string) (store.InstanceBackup, error)
+	UpdateInstanceBackup(ctx context.Context, b store.InstanceBackup) error
+	DeleteInstanceBackup(ctx context.Context, id int64) error
 }
 
 // Images is what the service needs of the image store.
@@ -89,6 +94,9 @@ type Config struct {
 	// StateDir holds the saved RAM and device state of stateful
 	// snapshots, one directory per instance.
 	StateDir string
+	// BackupDir holds instance backups' tarballs, one directory per
+	// instance (backup.go).
+	BackupDir string
 	// LegacyRoot says where an instance made before storage pools
 	// existed keeps its root files (the runtimes' old layout), so Storage
 	// can move them into a volume.

@@ -24,6 +24,7 @@ type fakeDB struct {
 	instances map[int64]store.Instance
 	profiles  map[string]store.Profile
 	snaps     map[int64]store.InstanceSnapshot
+	backups   map[int64]store.InstanceBackup // backup_test.go
 	failNext  error
 	// onUpdate runs (under mu) after each instance update.
 	onUpdate func()
@@ -34,6 +35,7 @@ func newFakeDB() *fakeDB {
 		instances: map[int64]store.Instance{},
 		profiles:  map[string]store.Profile{"default": {ID: 1, Name: "default", Config: map[string]string{}, Devices: map[string]map[string]string{}}},
 		snaps:     map[int64]store.InstanceSnapshot{},
+		backups:   map[int64]store.InstanceBackup{},
 	}
 }
 
@@ -46,9 +48,13 @@ func (d *fakeDB) clone() *fakeDB {
 }
 
 func (d *fakeDB) cloneLocked() *fakeDB {
-	c := &fakeDB{next: d.next, instances: map[int64]store.Instance{}, profiles: map[string]store.Profile{}, snaps: map[int64]store.InstanceSnapshot{}}
+	c := &fakeDB{next: d.next, instances: map[int64]store.Instance{}, profiles: map[string]store.Profile{}, snaps: map[int64]store.InstanceSnapshot{},
+		backups: map[int64]store.InstanceBackup{}}
 	for id, sn := range d.snaps {
 		c.snaps[id] = sn
+	}
+	for id, b := range d.backups {
+		c.backups[id] = b
 	}
 	for id, r := range d.instances {
 		c.instances[id] = cloneRecord(r)

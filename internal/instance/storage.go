@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/hangar-dev/hangar/internal/backup"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/storage"
@@ -32,6 +33,9 @@ type Storage interface {
 	CopyRoot(ctx context.Context, req storage.RootRequest, srcID int64, srcSnap string) error
 	CopyRootSnapshot(ctx context.Context, dstID, srcID int64, name string) error
 	ReadRoot(ctx context.Context, instanceID int64, snap string, fn func(storage.RootView) error) error
+	BackupBackend(ctx context.Context, instanceID int64) (driverName, pool string, err error)
+	ExportRoot(ctx context.Context, instanceID int64, w *backup.Writer, req storage.ExportRequest) error
+	ImportRoot(ctx context.Context, req storage.ImportRequest, br *backup.Reader) error
 }
 
 // rootDisk is an instance's root disk device: the disk device at "/".

@@ -25,6 +25,8 @@ type fakeStorage struct {
 	beforeCopy func()
 	// firmware makes every VM root a UEFI disk.
 	firmware bool
+	// quiesced: the last ExportRoot was given a Quiesce (backup_test.go).
+	quiesced bool
 }
 
 func (f *fakeStorage) CheckRoot(ctx context.Context, pool string, vm bool, size int64) error {

@@ -202,6 +202,25 @@ CREATE TABLE instance_snapshots (
 	UNIQUE (instance_id, name)
 ) STRICT;
 `,
+	// 8: instance backups. A backup is a tarball file of the core's
+	// (BackupDir/RUNTIMEID/ID: the id never changes, so renaming the
+	// backup or its instance moves nothing) and this row; a row stays
+	// 'pending' until its file is whole, and the core removes pending
+	// rows and files with no row at start, so a kill leaves nothing.
+	`
+CREATE TABLE instance_backups (
+	id                INTEGER PRIMARY KEY AUTOINCREMENT,
+	instance_id       INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+	name              TEXT    NOT NULL CHECK (name <> '' AND instr(name, '/') = 0),
+	created_at        TEXT    NOT NULL,
+	expires_at        TEXT    NOT NULL DEFAULT '',
+	instance_only     INTEGER NOT NULL DEFAULT 0 CHECK (instance_only IN (0, 1)),
+	optimized_storage INTEGER NOT NULL DEFAULT 0 CHECK (optimized_storage IN (0, 1)),
+	compression       TEXT    NOT NULL DEFAULT '',
+	state             TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'created')),
+	UNIQUE (instance_id, name)
+) STRICT;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

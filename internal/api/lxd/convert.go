@@ -43,6 +43,9 @@ func entityURL(e event.Entity) string {
 	case event.EntityInstanceSnapshot:
 		inst, snap, _ := strings.Cut(e.Name, "/")
 		return instanceURL(inst) + "/snapshots/" + snap
+	case event.EntityInstanceBackup:
+		inst, b, _ := strings.Cut(e.Name, "/")
+		return instanceURL(inst) + "/backups/" + b
 	case event.EntityStorageVolumeSnapshot:
 		pool, rest, _ := strings.Cut(e.Name, "/")
 		i := strings.LastIndex(rest, "/")

@@ -120,6 +120,10 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Content-Type") == "application/octet-stream" {
+		s.importBackup(w, r) // backups.go
+		return
+	}
 	var req api.InstancesPost
 	err := decode(r, &req)
 	if err != nil {

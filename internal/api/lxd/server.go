@@ -99,8 +99,12 @@ func (s *Server) Handler() http.Handler {
 		{"PATCH", "/{name}/snapshots/{snap}", s.putSnapshot},
 		{"DELETE", "/{name}/snapshots/{snap}", s.deleteSnapshot},
 		{"POST", "/{name}/snapshots/{snap}", s.renameSnapshot},
-		{"GET", "/{name}/backups", s.emptyList},
-		{"POST", "/{name}/backups", s.notYet("backups")},
+		{"GET", "/{name}/backups", s.listBackups},
+		{"POST", "/{name}/backups", s.createBackup},
+		{"GET", "/{name}/backups/{backup}", s.getBackup},
+		{"POST", "/{name}/backups/{backup}", s.renameBackup},
+		{"DELETE", "/{name}/backups/{backup}", s.deleteBackup},
+		{"GET", "/{name}/backups/{backup}/export", s.exportBackup},
 		{"GET", "/{name}/logs", s.listLogs},
 		{"GET", "/{name}/logs/{file}", s.getLog},
 		{"DELETE", "/{name}/logs/{file}", s.deleteLog},
@@ -218,16 +222,6 @@ func (s *Server) notYet(what string) func(http.ResponseWriter, *http.Request) {
 // emptyCollection answers a top-level collection hangard has none of.
 func (s *Server) emptyCollection(w http.ResponseWriter, r *http.Request) {
 	if _, err := recursion(r); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeSync(w, []any{}, "")
-}
-
-// emptyList answers the sub-collections of an instance that hangard cannot
-// fill yet (backups): truthfully empty, so `lxc info` works.
-func (s *Server) emptyList(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.Instances.Get(r.Context(), r.PathValue("name")); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -218,7 +218,7 @@ func newServerWith(tb testing.TB, drv driver.Driver, setup func(*Server)) (*http
 	svc := instance.New(instance.Config{
 		DB: st, Images: fakeImages{}, Storage: &fakeRoots{}, Drivers: map[instance.Type]driver.Driver{instance.TypeContainer: drv, instance.TypeVM: drv},
 		Events: lifecycle{hub}, Architecture: "x86_64", HostMemory: 1 << 30,
-		Log: slog.New(slog.DiscardHandler), LogDir: tb.TempDir(),
+		Log: slog.New(slog.DiscardHandler), LogDir: tb.TempDir(), BackupDir: tb.TempDir(),
 	})
 	if err := svc.Load(ctx); err != nil {
 		tb.Fatal(err)
