@@ -119,7 +119,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		"launch until reachable, start until the first TCP connect, GET /1.0/instances?recursion=2 at --running containers with NICs, throughput through proxy devices (nat=false, nat=true) beside a direct connection; --runs rounds (default 20), --list-runs requests (default 50)")
 	fs.BoolVar(&cfg.issue12, "issue12", false, "run only issue 12's storage figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds and a baseline by hand with bare runc, about 3 minutes (report: bench/ISSUE12.md unless --out): "+
 		"launch (no NIC) per pool, a custom volume created and attached to a running container until mounted, delete of a stopped instance beside `runc delete` + the root's removal by hand; --runs rounds (default 30)")
-	fs.BoolVar(&cfg.issue13, "issue13", false, "run only issue 13's figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds, about 5 minutes (report: bench/ISSUE13.md unless --out): "+
+	fs.BoolVar(&cfg.issue13, "issue13", false, "run only issue 13's figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds, 5-6 minutes (report: bench/ISSUE13.md unless --out): "+
 		"snapshot and copy of a stopped container holding 1 GiB, fork of a running 512 MiB VM to agent-ready (hangard, TCG when there is no KVM), export/import of the 1 GiB container beside `tar | zstd` of the same tree; --runs rounds of snapshot and copy (default 5), 5 of fork and of export/import")
 	only := fs.String("only", "", "with --issue10 (implied), only these of its parts, comma-separated: "+strings.Join(issue10Parts, ","))
 	if err := fs.Parse(os.Args[1:]); err != nil {
