@@ -21,6 +21,8 @@ type hangardPeer struct {
 	// netns is the network namespace hangard runs in (a bound file in
 	// the scratch directory): the host side of its containers' NICs.
 	netns string
+	// logLevel is hangard's --log-level ("": warn).
+	logLevel string
 }
 
 func newHangardPeer(cfg *config, tarball, bins string) *hangardPeer {
@@ -35,6 +37,9 @@ func newHangardPeer(cfg *config, tarball, bins string) *hangardPeer {
 }
 
 func (h *hangardPeer) name() string { return peerHangard }
+
+// logPath is the daemon's log (its stderr).
+func (h *hangardPeer) logPath() string { return filepath.Join(h.cfg.scratch, "hangard.log") }
 
 func (h *hangardPeer) version(ctx context.Context) string {
 	out, err := command{}.output(ctx, filepath.Join(h.bins, "hangard"), "--version")
@@ -65,9 +70,13 @@ func (h *hangardPeer) setup(ctx context.Context) error {
 		return err
 	}
 	h.netns = netns
+	level := h.logLevel
+	if level == "" {
+		level = "warn"
+	}
 	// nsenter execs hangard in the namespace: the pid is hangard's.
-	d, err := startDaemon("hangard", nil, filepath.Join(h.cfg.scratch, "hangard.log"),
-		"nsenter", "--net="+netns, "--", filepath.Join(h.bins, "hangard"), "--data-dir", h.dir, "--log-level", "warn")
+	d, err := startDaemon("hangard", nil, h.logPath(),
+		"nsenter", "--net="+netns, "--", filepath.Join(h.bins, "hangard"), "--data-dir", h.dir, "--log-level", level)
 	if err != nil {
 		return err
 	}
@@ -76,7 +85,7 @@ func (h *hangardPeer) setup(ctx context.Context) error {
 		return err
 	}
 	if err := h.waitReady(ctx, 20*time.Second, d); err != nil {
-		return fmt.Errorf("hangard: %w (log: %s)", err, filepath.Join(h.cfg.scratch, "hangard.log"))
+		return fmt.Errorf("hangard: %w (log: %s)", err, h.logPath())
 	}
 	if _, err := h.cli(ctx, "image", "import", h.tarball, "--alias", "busybox"); err != nil {
 		return err

@@ -292,26 +292,38 @@ func (p *pool12) stopDelete(ctx context.Context, name string) error {
 // apiDo sends one request through the SDK and, when the daemon answers
 // with an operation, waits for it to end: the call as a client sees it.
 func apiDo(ctx context.Context, c *client.Client, method, p string, body any) error {
+	_, err := apiOp(ctx, c, method, p, body)
+	return err
+}
+
+// apiOp is apiDo returning the finished operation (zero when the answer
+// was synchronous), for its metadata.
+func apiOp(ctx context.Context, c *client.Client, method, p string, body any) (api.Operation, error) {
 	resp, _, err := c.Query(ctx, method, p, body, "")
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, p, err)
+		return api.Operation{}, fmt.Errorf("%s %s: %w", method, p, err)
 	}
+	return waitAsync(ctx, c, method+" "+p, resp)
+}
+
+// waitAsync waits for the operation an asynchronous answer names.
+func waitAsync(ctx context.Context, c *client.Client, what string, resp *api.Response) (api.Operation, error) {
 	if resp.Type != api.AsyncResponse {
-		return nil
+		return api.Operation{}, nil
 	}
 	id := path.Base(resp.Operation)
 	for {
 		op, err := c.WaitOperation(ctx, id, -1)
 		if err != nil {
-			return fmt.Errorf("%s %s: wait for operation %s: %w", method, p, id, err)
+			return api.Operation{}, fmt.Errorf("%s: wait for operation %s: %w", what, id, err)
 		}
 		if !op.StatusCode.IsFinal() {
 			continue
 		}
 		if op.StatusCode != api.Success {
-			return fmt.Errorf("%s %s: operation %s: %s", method, p, op.Status, op.Err)
+			return *op, fmt.Errorf("%s: operation %s: %s", what, op.Status, op.Err)
 		}
-		return nil
+		return *op, nil
 	}
 }
 
@@ -509,21 +521,26 @@ func issue12Launches(ctx context.Context, cfg *config, r *issue10Results, pools 
 	}, r)
 }
 
-// rounds runs warm-up rounds, then runs recorded ones, each calling do
+// rounds runs issue 12's warm-up rounds, then its recorded ones.
+func rounds(ctx context.Context, what string, runs, variants int, do func(rec *issue10Results, round, i int), r *issue10Results) {
+	randomRounds(ctx, "issue 12", what, warm12, runs, variants, do, r)
+}
+
+// randomRounds runs warm rounds, then runs recorded ones, each calling do
 // once per variant in a fresh random order; warm-up figures go to a
 // throw-away result set whose errors are logged.
-func rounds(ctx context.Context, what string, runs, variants int, do func(rec *issue10Results, round, i int), r *issue10Results) {
-	logf("issue 12: %s, %d variants, %d warm-up and %d recorded rounds", what, variants, warm12, runs)
-	warm := newIssue10Results()
-	for round := range warm12 + runs {
+func randomRounds(ctx context.Context, prefix, what string, warm, runs, variants int, do func(rec *issue10Results, round, i int), r *issue10Results) {
+	logf("%s: %s, %d variants, %d warm-up and %d recorded rounds", prefix, what, variants, warm, runs)
+	warmRes := newIssue10Results()
+	for round := range warm + runs {
 		if ctx.Err() != nil {
 			return
 		}
 		rec := r
-		if round < warm12 {
-			rec = warm
-		} else if (round-warm12)%5 == 0 {
-			logf("issue 12: %s round %d/%d", what, round-warm12, runs)
+		if round < warm {
+			rec = warmRes
+		} else if (round-warm)%5 == 0 {
+			logf("%s: %s round %d/%d", prefix, what, round-warm, runs)
 		}
 		for _, i := range rand.Perm(variants) {
 			if ctx.Err() != nil {
@@ -532,9 +549,9 @@ func rounds(ctx context.Context, what string, runs, variants int, do func(rec *i
 			do(rec, round, i)
 		}
 	}
-	for row, cols := range warm.errs {
+	for row, cols := range warmRes.errs {
 		for col, e := range cols {
-			logf("issue 12: warm-up: %s %s: %s", col, row, e)
+			logf("%s: warm-up: %s %s: %s", prefix, col, row, e)
 		}
 	}
 }

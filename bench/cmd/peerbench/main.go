@@ -67,6 +67,9 @@ type config struct {
 	// issue12: run the storage figures of issue 12 (issue12.go) and
 	// nothing else.
 	issue12 bool
+	// issue13: run the snapshot, copy, fork and backup figures of issue
+	// 13 (issue13.go) and nothing else.
+	issue13 bool
 }
 
 func main() {
@@ -116,6 +119,8 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		"launch until reachable, start until the first TCP connect, GET /1.0/instances?recursion=2 at --running containers with NICs, throughput through proxy devices (nat=false, nat=true) beside a direct connection; --runs rounds (default 20), --list-runs requests (default 50)")
 	fs.BoolVar(&cfg.issue12, "issue12", false, "run only issue 12's storage figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds and a baseline by hand with bare runc, about 3 minutes (report: bench/ISSUE12.md unless --out): "+
 		"launch (no NIC) per pool, a custom volume created and attached to a running container until mounted, delete of a stopped instance beside `runc delete` + the root's removal by hand; --runs rounds (default 30)")
+	fs.BoolVar(&cfg.issue13, "issue13", false, "run only issue 13's figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds, 5-6 minutes (report: bench/ISSUE13.md unless --out): "+
+		"snapshot and copy of a stopped container holding 1 GiB, fork of a running 512 MiB VM to agent-ready (hangard, TCG when there is no KVM), export/import of the 1 GiB container beside `tar | zstd` of the same tree; --runs rounds of snapshot and copy (default 5), 5 of fork and of export/import")
 	only := fs.String("only", "", "with --issue10 (implied), only these of its parts, comma-separated: "+strings.Join(issue10Parts, ","))
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -126,11 +131,14 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	if cfg.issue11 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick || cfg.issue12) {
-		return nil, errors.New("--issue11 goes with none of --issue10, --issue12, --only, --exec-only, --quick")
+	if cfg.issue11 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick || cfg.issue12 || cfg.issue13) {
+		return nil, errors.New("--issue11 goes with none of --issue10, --issue12, --issue13, --only, --exec-only, --quick")
 	}
-	if cfg.issue12 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick) {
-		return nil, errors.New("--issue12 goes with none of --issue10, --issue11, --only, --exec-only, --quick")
+	if cfg.issue12 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick || cfg.issue13) {
+		return nil, errors.New("--issue12 goes with none of --issue10, --issue11, --issue13, --only, --exec-only, --quick")
+	}
+	if cfg.issue13 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick) {
+		return nil, errors.New("--issue13 goes with none of --issue10, --issue11, --issue12, --only, --exec-only, --quick")
 	}
 	if *only != "" || *issue10 {
 		if cfg.execOnly || cfg.quick {
@@ -148,7 +156,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 			}
 		}
 	}
-	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil && !cfg.issue11 && !cfg.issue12
+	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil && !cfg.issue11 && !cfg.issue12 && !cfg.issue13
 	execRunsSet := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -174,6 +182,10 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.issue12 {
 			cfg.runs = 30
+		}
+		if cfg.issue13 {
+			// A round copies 1 GiB four times on the dir pools.
+			cfg.runs = 5
 		}
 	}
 	if cfg.runs < 5 {
@@ -260,6 +272,11 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		// Issue 12's are hangard's beside LXD's and runc's (the baseline).
 		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p == peerPodman })
 	}
+	if cfg.issue13 {
+		// Issue 13's are hangard's beside LXD's; the by-hand baseline
+		// (tar | zstd) needs no peer.
+		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p != peerHangard && p != peerLXD })
+	}
 	repo, err := filepath.Abs(cfg.repo)
 	if err != nil {
 		return nil, err
@@ -281,6 +298,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.issue12 {
 			cfg.out = filepath.Join(repo, "bench", "ISSUE12.md")
+		}
+		if cfg.issue13 {
+			cfg.out = filepath.Join(repo, "bench", "ISSUE13.md")
 		}
 	}
 	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
@@ -353,6 +373,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if cfg.issue12 {
 		return runIssue12(ctx, cfg, res, tarball, bins, start)
+	}
+	if cfg.issue13 {
+		return runIssue13(ctx, cfg, res, tarball, bins, start)
 	}
 	if cfg.only != nil {
 		r := newIssue10Results()

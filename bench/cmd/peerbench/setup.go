@@ -123,11 +123,16 @@ func buildRootfs(ctx context.Context, cfg *config) (string, error) {
 }
 
 // buildHangard builds hangard and hangar from the tree into the scratch
-// directory and returns that directory.
+// directory and returns that directory. Issue 13's run boots a VM: the
+// guest agent goes beside hangard, where the daemon looks for it.
 func buildHangard(ctx context.Context, cfg *config) (string, error) {
 	dir := filepath.Join(cfg.scratch, "bin")
-	logf("building hangard and hangar")
-	if err := (command{dir: cfg.repo, timeout: 10 * time.Minute, env: []string{"CGO_ENABLED=0"}}).run(ctx, "go", "build", "-o", dir+"/", "./cmd/hangard", "./cmd/hangar"); err != nil {
+	pkgs := []string{"./cmd/hangard", "./cmd/hangar"}
+	if cfg.issue13 {
+		pkgs = append(pkgs, "./cmd/hangar-agent")
+	}
+	logf("building %s", strings.Join(pkgs, ", "))
+	if err := (command{dir: cfg.repo, timeout: 10 * time.Minute, env: []string{"CGO_ENABLED=0"}}).run(ctx, "go", append([]string{"build", "-o", dir + "/"}, pkgs...)...); err != nil {
 		return "", err
 	}
 	return dir, nil
