@@ -677,3 +677,75 @@ func TestSweepViews(t *testing.T) {
 		t.Errorf("left under .views: %v", ents)
 	}
 }
+
+// TestCopiedRootsAndImageVolumes: on a dir pool a copy made within the
+// pool is layered over the image volume as its source is, and keeps it;
+// one streamed in from another pool is whole (a tree in upper, a qcow2
+// with no backing file) and does not keep the image volume once the
+// image left the catalogue.
+func TestCopiedRootsAndImageVolumes(t *testing.T) {
+	needTools(t, "qemu-img")
+	e := newEnv(t)
+	e.images.addDisk(diskImage)
+	e.dirPool("d", nil)
+	e.btrfsPool("b", nil)
+	for _, r := range []RootRequest{
+		{InstanceID: 1, RuntimeID: "r1", Name: "c1", Pool: "d", Image: treeImage, IDMap: &testMap},
+		{InstanceID: 2, RuntimeID: "r2", Name: "c2", Pool: "b", Image: treeImage, IDMap: &testMap},
+		{InstanceID: 3, RuntimeID: "r3", Name: "v3", VM: true, Pool: "d", Image: diskImage},
+		{InstanceID: 4, RuntimeID: "r4", Name: "v4", VM: true, Pool: "b", Image: diskImage},
+	} {
+		if err := e.m.CreateRoot(e.ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copies := []struct {
+		req RootRequest
+		src int64
+	}{
+		{RootRequest{InstanceID: 11, RuntimeID: "k11", Name: "k11", Pool: "d", IDMap: &testMap}, 1},
+		{RootRequest{InstanceID: 12, RuntimeID: "k12", Name: "k12", Pool: "d", IDMap: &testMap}, 2},
+		{RootRequest{InstanceID: 13, RuntimeID: "k13", Name: "k13", Pool: "d", VM: true}, 3},
+		{RootRequest{InstanceID: 14, RuntimeID: "k14", Name: "k14", Pool: "d", VM: true}, 4},
+	}
+	for _, c := range copies {
+		if err := e.m.CopyRoot(e.ctx, c.req, c.src, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, disk := "images/"+treeName(treeImage, &testMap), "images/"+diskImage+".block"
+	e.images.remove(treeImage)
+	e.images.remove(diskImage)
+	steps := []struct {
+		name   string
+		delete []int64
+		// kept: the image volumes left on d.
+		kept []string
+	}{
+		{"sources and within-pool copies live", nil, []string{tree, disk}},
+		{"the sources deleted: the within-pool copies read the images", []int64{1, 3}, []string{tree, disk}},
+		{"the within-pool container copy deleted", []int64{11}, []string{disk}},
+		{"the within-pool VM copy deleted: the streamed-in copies need none", []int64{13}, []string{}},
+	}
+	for _, s := range steps {
+		for _, id := range s.delete {
+			if err := e.m.DeleteRoot(e.ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.m.ImageDeleted(e.ctx, treeImage)
+		e.m.ImageDeleted(e.ctx, diskImage)
+		if got := withPrefix(e.onDisk("d"), "images/"); !slices.Equal(got, s.kept) {
+			t.Errorf("%s: image volumes %q, want %q", s.name, got, s.kept)
+		}
+	}
+	// The streamed-in copies still work without them.
+	withMounted(t, e, 12, func(dir string) {
+		if got := fileIn(t, dir, "etc/hostname"); got != treeImage+"\n" {
+			t.Errorf("streamed-in copy's etc/hostname %q", got)
+		}
+	})
+	if info := diskInfo(t, e.vmDiskOf("d", "k14"), "qcow2"); info.Backing != "" || info.VirtualSize != diskImageSize {
+		t.Errorf("streamed-in VM copy %+v, want a whole qcow2", info)
+	}
+}
