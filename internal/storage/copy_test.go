@@ -289,6 +289,8 @@ func TestCopyVMRoot(t *testing.T) {
 		{name: "btrfs within the pool, grown", src: 4, pool: "b", size: 64 << 20},
 		{name: "btrfs to dir", src: 4, pool: "d"},
 		{name: "btrfs snapshot to dir, grown", src: 4, snap: "snap0", pool: "d", size: 64 << 20},
+		{name: "dir snapshot within the pool", src: 3, snap: "snap0", pool: "d", backing: imageDisk("d")},
+		{name: "btrfs snapshot within the pool", src: 4, snap: "snap0", pool: "b"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
