@@ -169,7 +169,9 @@ func (m *Manager) CopyRoot(ctx context.Context, req RootRequest, srcID int64, sr
 		case req.VM && p.drv.Info().Clones:
 			rec.Config[keyFormat] = "raw"
 		case req.VM:
+			// A whole qcow2 (no backing file): no image volume under it.
 			rec.Config[keyFormat] = "qcow2"
+			delete(rec.Config, keyImage)
 		case !p.drv.Info().Clones:
 			// The whole tree lands in the upper layer: no image under it.
 			delete(rec.Config, keyImage)

@@ -129,16 +129,27 @@ func (m *Manager) restoreSnapshot(ctx context.Context, p *pool, parent, snap sto
 	if err := p.drv.RestoreVolume(ctx, dv, diskVolume(snap)); err != nil {
 		return fmt.Errorf("restore %s from %s on pool %q: %w", parent.Name, snap.Name, p.rec.Name, noSpace(err))
 	}
-	// A fresh subvolume has no limit yet; the parent's size still holds.
-	if size := parent.Config["size"]; size != "" && parent.Content == string(drivers.ContentFilesystem) && p.drv.Info().Quotas {
+	if parent.Content != string(drivers.ContentFilesystem) || !p.drv.Info().Quotas {
+		return nil
+	}
+	// The restored volume carries the limit snap was taken with (btrfs
+	// copies a qgroup's limit into a snapshot); the parent's size now is
+	// what holds, and a limit removed since must not come back.
+	size := parent.Config["size"]
+	if size == "" && snap.Config["size"] == "" {
+		return nil
+	}
+	var n int64
+	var err error
+	if size != "" {
 		// A custom volume's size is written "32MiB", a root's in bytes.
-		n, err := units.ParseByteSize(size)
-		if err == nil {
-			err = p.drv.SetQuota(ctx, dv, n)
-		}
-		if err != nil {
-			return fmt.Errorf("restore %s: size: %w", parent.Name, err)
-		}
+		n, err = units.ParseByteSize(size)
+	}
+	if err == nil {
+		err = p.drv.SetQuota(ctx, dv, n)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: size: %w", parent.Name, err)
 	}
 	return nil
 }
