@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -444,20 +443,17 @@ func TestCopyRootCancelled(t *testing.T) {
 	if err := e.m.CreateRoot(e.ctx, RootRequest{InstanceID: 1, RuntimeID: "r1", Name: "c1", Pool: "d", Image: treeImage, IDMap: &testMap}); err != nil {
 		t.Fatal(err)
 	}
-	// 256MiB that cp must read and write whole (no holes, no reflink on
-	// the test's filesystem is assumed): far longer than the cancel takes.
-	big, err := os.Create(filepath.Join(writableDir(e, "d", "r1", false), "big"))
-	if err != nil {
+	// Many files, then one that marks that cp has begun: cp spends a
+	// syscall or more per file whatever the disk's speed (seconds for
+	// these), far longer than the cancel takes once the first is seen.
+	many := filepath.Join(writableDir(e, "d", "r1", false), "many")
+	if err := os.Mkdir(many, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	chunk := bytes.Repeat([]byte{0x5a}, 1<<20)
-	for range 256 {
-		if _, err := big.Write(chunk); err != nil {
+	for i := range 30000 {
+		if err := os.WriteFile(filepath.Join(many, fmt.Sprintf("f%05d", i)), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := big.Close(); err != nil {
-		t.Fatal(err)
 	}
 	state := func() []string {
 		return slices.Concat(e.records("d"), e.onDisk("d"), e.records("d2"), e.onDisk("d2"))
@@ -467,11 +463,11 @@ func TestCopyRootCancelled(t *testing.T) {
 		t.Run(pool, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(e.ctx)
 			defer cancel()
-			// Cancel once cp has begun the big file in the new volume.
+			// Cancel once cp has begun the many files in the new volume.
 			stop, fired := make(chan struct{}), make(chan bool, 1)
 			go func() {
 				defer func() { fired <- ctx.Err() != nil }()
-				pattern := filepath.Join(e.poolsDir(), pool, "containers", ".tmp-*", "upper", "big")
+				pattern := filepath.Join(e.poolsDir(), pool, "containers", ".tmp-*", "upper", "many")
 				for {
 					select {
 					case <-stop:

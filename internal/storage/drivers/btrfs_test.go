@@ -236,8 +236,22 @@ func TestSweep(t *testing.T) {
 			if err != nil || len(vols) != 1 || vols[0] != live {
 				t.Errorf("volumes %v, %v: want only the live one", vols, err)
 			}
+			// A copy a killed daemon left running, writing into a
+			// leftover: the sweep kills it first (cp outlives hangard).
+			stray := exec.Command("sh", "-c", "while :; do sleep 0.1; done", filepath.Join(created, "rootfs"))
+			if err := stray.Start(); err != nil {
+				t.Fatal(err)
+			}
+			strayDone := make(chan error, 1)
+			go func() { strayDone <- stray.Wait() }()
+			t.Cleanup(func() { _ = stray.Process.Kill() })
 			if err := d.Sweep(e.ctx); err != nil {
 				t.Fatalf("sweep: %v", err)
+			}
+			select {
+			case <-strayDone:
+			case <-time.After(10 * time.Second):
+				t.Error("the sweep left the process writing into a leftover running")
 			}
 			for _, p := range []string{created, deleted} {
 				if ok, _ := pathExists(p); ok {

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -386,6 +388,7 @@ func (l *layout) sweep(ctx context.Context, remove func(ctx context.Context, pat
 	if err != nil {
 		return err
 	}
+	killStrays(left, log)
 	for _, p := range left {
 		if err := remove(ctx, p); err != nil {
 			return fmt.Errorf("remove leftover %s: %w", p, err)
@@ -393,4 +396,66 @@ func (l *layout) sweep(ctx context.Context, remove func(ctx context.Context, pat
 		log.Info("removed a leftover of a killed volume call (create, copy, restore, receive or delete)", "path", p)
 	}
 	return nil
+}
+
+// killStrays kills the processes a killed daemon left writing into the
+// leftovers it is about to remove: a cp or qemu-img outlives hangard (it
+// is not in hangard's process group's fate), and, left to run, it would
+// go on writing into a .tmp- directory while sweep removes it. A process
+// is a stray when one of its arguments names a path under a leftover.
+func killStrays(left []string, log *slog.Logger) {
+	if len(left) == 0 {
+		return
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	self := os.Getpid()
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if !namesAny(strings.Split(string(cmdline), "\x00"), left) {
+			continue
+		}
+		if err := unix.Kill(pid, unix.SIGKILL); err == nil {
+			log.Info("killed a process a killed daemon left writing into a volume", "pid", pid, "command", strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+			waitGone(pid)
+		}
+	}
+}
+
+// namesAny says whether an argument is one of dirs or a path below one.
+func namesAny(args, dirs []string) bool {
+	for _, a := range args {
+		for _, d := range dirs {
+			if a == d || strings.HasPrefix(a, d+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// waitGone waits (briefly) until a killed process is gone or a zombie
+// (its parent was the killed daemon: whoever inherited it reaps it), so
+// it writes nothing more while the sweep removes what it wrote.
+func waitGone(pid int) {
+	for range 200 {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		// The state follows the command's closing parenthesis.
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
