@@ -3,11 +3,16 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hangar-dev/hangar/client"
 )
 
 // rootListing lists a running container's root file by file from the
@@ -117,6 +122,75 @@ func TestBackupExportImport(t *testing.T) {
 				t.Errorf("container volumes after refused imports %v, want c1, c2, c3", got)
 			}
 		})
+	}
+}
+
+// TestBackupImportKilled: hangard killed with -9 in the middle of an
+// import (the upload held half-way, the new root made and being filled)
+// leaves, after a restart, no instance, no volume record and nothing in
+// the pool's directory: the import's record carries volatile.creating,
+// and the start removes it as it removes an unfinished copy.
+func TestBackupImportKilled(t *testing.T) {
+	d := startDaemon(t, "")
+	d.importImages()
+	d.must("launch", "busybox", "c1")
+	d.must("exec", "c1", "--", "sh", "-c", "head -c 67108864 /dev/urandom > /root/big")
+	d.must("stop", "c1")
+	file := filepath.Join(d.dir, "c1.tar")
+	d.must("export", "c1", file, "--compression", "none")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	containers := filepath.Join(d.dir, "storage-pools", "default", "containers")
+	checkClean := func(when string) {
+		t.Helper()
+		if names := d.instanceNames(); !slices.Equal(names, []string{"c1"}) {
+			t.Errorf("%s: instances %v, want [c1]", when, names)
+		}
+		if vols := d.volumesOf("default", "container"); !slices.Equal(vols, []string{"c1"}) {
+			t.Errorf("%s: container volumes %v, want [c1]", when, vols)
+		}
+		if dirs := d.volumeDirs("default"); len(dirs) != 1 {
+			t.Errorf("%s: the pool's containers directory holds %v, want c1's volume alone", when, dirs)
+		}
+	}
+	checkClean("before the import")
+
+	// The upload stops half-way until the daemon is dead: the kill lands
+	// while the import is filling the new root, whatever the disk's speed.
+	pr, pw := io.Pipe()
+	release := make(chan struct{})
+	go func() {
+		if _, err := pw.Write(data[:len(data)/2]); err != nil {
+			return
+		}
+		<-release
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}()
+	c, err := client.Connect(d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.CreateInstanceFromBackup(context.Background(), pr, client.InstanceBackupArgs{Name: "c2"})
+		done <- err
+	}()
+	waitFor(t, "the import to make its root", 60*time.Second, func() bool {
+		ents, _ := os.ReadDir(containers)
+		return len(ents) > 1
+	})
+	d.kill9()
+	close(release)
+	if err := <-done; err == nil {
+		t.Error("an import whose daemon was killed succeeded")
+	}
+	c.Close()
+	d.start()
+	checkClean("after kill -9 and a restart")
+	if !strings.Contains(d.logText(), "removed an instance whose create did not finish") {
+		t.Error("the restart did not say it removed the unfinished import")
 	}
 }
 

@@ -29,12 +29,13 @@ import (
 // uploaded: everything that can be checked from the index (name, type,
 // pool, config, devices, profiles) is checked before anything is made,
 // and the root and its snapshots are made from the archive as it streams
-// past. Until the import ends the instance's record carries keyImporting;
-// Recover deletes an instance that still has it (the daemon was killed
-// during an import), so a kill leaves nothing either.
+// past. Until the import ends the instance's record carries keyCreating
+// (creatingImport), as a copy's does; Recover removes an instance that
+// still has it (abandonCreate: the daemon was killed during an import),
+// so a kill leaves nothing either.
 
-// keyImporting marks an instance whose import has not finished.
-const keyImporting = "volatile.hangar.importing"
+// creatingImport is keyCreating's value while an import is unfinished.
+const creatingImport = "import"
 
 // Backup is an instance backup.
 type Backup struct {
@@ -693,7 +694,7 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 		Config: config, Devices: devices, Profiles: profiles, Ephemeral: src.Ephemeral, CreatedAt: created, LastUsedAt: time.Time{}}
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
-	rec.Config[keyImporting] = "true"
+	rec.Config[keyCreating] = creatingImport
 	plan.rec = rec
 	byName := map[string]*backup.Snapshot{}
 	for _, sn := range idx.Config.Snapshots {
@@ -724,7 +725,7 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 }
 
 // importRoot makes the imported instance's root and snapshots from the
-// archive, then its snapshot records, and clears keyImporting.
+// archive, then its snapshot records, and clears keyCreating.
 func (s *Service) importRoot(ctx context.Context, in *inst, rec store.Instance, plan *importPlan, br *backup.Reader) error {
 	cfg, devs, err := s.expanded(rec)
 	if err != nil {
@@ -747,28 +748,5 @@ func (s *Service) importRoot(ctx context.Context, in *inst, rec store.Instance, 
 			return err
 		}
 	}
-	return s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyImporting) })
-}
-
-// dropUnfinishedImports deletes the instances whose import a killed
-// daemon did not finish (keyImporting still set), at start.
-func (s *Service) dropUnfinishedImports(ctx context.Context) {
-	s.mu.RLock()
-	var half []*inst
-	for _, in := range s.byName {
-		if in.rec.Config[keyImporting] == "true" {
-			half = append(half, in)
-		}
-	}
-	s.mu.RUnlock()
-	for _, in := range half {
-		in.op.Lock()
-		rec, _, _ := s.snapshot(in)
-		if err := s.deleteLocked(ctx, in, true); err != nil {
-			s.log.Error("remove an instance whose import did not finish", "instance", rec.Name, "err", err)
-		} else {
-			s.log.Info("removed an instance whose import did not finish", "instance", rec.Name)
-		}
-		in.op.Unlock()
-	}
+	return s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyCreating) })
 }

@@ -353,7 +353,7 @@ func TestImportBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Config["limits.cpu"] != "2" || got.Config[keyUUID] == "" || got.Config[keyUUID] == src.Config[keyUUID] || got.Config[keyImporting] != "" {
+	if got.Config["limits.cpu"] != "2" || got.Config[keyUUID] == "" || got.Config[keyUUID] == src.Config[keyUUID] || got.Config[keyCreating] != "" {
 		t.Errorf("imported config %v", got.Config)
 	}
 	if r, _ := rootDiskOf(got.Devices); r.Pool != "quota" {
@@ -379,10 +379,10 @@ func TestImportKilled(t *testing.T) {
 	if err := launch(t, s, imageReq("c1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.updateRecord(ctx, s.byName["c1"], func(r *store.Instance) { r.Config[keyImporting] = "true" }); err != nil {
+	if err := s.updateRecord(ctx, s.byName["c1"], func(r *store.Instance) { r.Config[keyCreating] = creatingImport }); err != nil {
 		t.Fatal(err)
 	}
-	s.dropUnfinishedImports(ctx)
+	s.recoverRoots(ctx)
 	if _, err := s.Get(ctx, "c1"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("half-imported instance kept: %v", err)
 	}

@@ -310,8 +310,9 @@ func (s *Service) recoverRoots(ctx context.Context) {
 	}
 }
 
-// abandonCreate removes an instance whose create (a copy) a killed daemon
-// left unfinished: what was made of it goes with its record.
+// abandonCreate removes an instance whose create (a copy, an import) a
+// killed daemon left unfinished: what was made of it goes with its
+// record.
 func (s *Service) abandonCreate(ctx context.Context, rec store.Instance) {
 	in, err := s.lockInstance(rec.Name)
 	if err != nil {
