@@ -85,14 +85,14 @@ func (d *fakeDB) DeleteInstanceBackup(_ context.Context, id int64) error {
 // The fake storage writes each volume as a backup.yaml and one file
 // rootfs/volume naming it, and imports by reading every entry: an
 // imported root records the snapshot names it received.
-func (f *fakeStorage) BackupBackend(_ context.Context, id int64) (string, string, error) {
+func (f *fakeStorage) BackupBackend(_ context.Context, id int64) (storage.BackupInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.roots[id]
 	if !ok {
-		return "", "", errdefs.NotFound("no root")
+		return storage.BackupInfo{}, errdefs.NotFound("no root")
 	}
-	return "dir", r.Pool, nil
+	return storage.BackupInfo{Driver: "dir", Pool: r.Pool}, nil
 }
 
 func (f *fakeStorage) ExportRoot(ctx context.Context, id int64, w *backup.Writer, req storage.ExportRequest) error {
