@@ -514,6 +514,13 @@ const sparseBlock = 4096
 
 var zeroBlock [sparseBlock]byte
 
+// writeChunk caps one write(2): reads fill a 1 MiB buffer, but writing
+// it in one call costs 2-3x the kernel time of 64 KiB calls on ext4 with
+// large folios (Linux 6.18: the copy into a fresh 1 MiB folio dominated
+// an import's profile, sys 2.2 s against 0.6-0.8 s per GiB). tar writes
+// 10 KiB at a time.
+const writeChunk = 64 << 10
+
 // CopyDisk writes a disk image read from r to f from offset 0 and returns
 // its size. On a regular file (new and empty) blocks of zeros become
 // holes and the length is set at the end, so a sparse disk stays sparse;
@@ -578,7 +585,7 @@ func writeNonZero(fd int, b []byte, off int64) error {
 		}
 		p, at := b[i:j], off+int64(i)
 		for len(p) > 0 {
-			n, err := unix.Pwrite(fd, p, at)
+			n, err := unix.Pwrite(fd, p[:min(len(p), writeChunk)], at)
 			if err == unix.EINTR {
 				continue
 			}

@@ -1,11 +1,13 @@
 package backup
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -186,4 +188,34 @@ func mapXattr(name string, v []byte, f idFunc) ([]byte, error) {
 		return mapACL(v, f)
 	}
 	return v, nil
+}
+
+// Equal tells whether two maps shift every uid and gid alike, however
+// their ranges are split (LXD writes uids and gids apart, hangard one
+// range for both). nil maps nothing and equals only nil.
+func (m IDMap) Equal(o IDMap) bool {
+	if (m == nil) != (o == nil) {
+		return false
+	}
+	return slices.Equal(m.normal(true), o.normal(true)) && slices.Equal(m.normal(false), o.normal(false))
+}
+
+// normal is the map's uid (or gid) ranges, sorted and merged.
+func (m IDMap) normal(uid bool) []IDRange {
+	var rs []IDRange
+	for _, r := range m {
+		if uid && r.UID || !uid && r.GID {
+			rs = append(rs, IDRange{Host: r.Host, Inside: r.Inside, Size: r.Size})
+		}
+	}
+	slices.SortFunc(rs, func(a, b IDRange) int { return cmp.Compare(a.Inside, b.Inside) })
+	var out []IDRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].Inside+out[n-1].Size == r.Inside && out[n-1].Host+out[n-1].Size == r.Host {
+			out[n-1].Size += r.Size
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }

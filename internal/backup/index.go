@@ -314,6 +314,13 @@ func ParseConfig(b []byte) (*Config, error) {
 // so that LXD shifts the tree to its own map at first start rather than
 // reading it as shifted to ours.
 func MarkUnshifted(c *Config) {
+	SetLastIDMap(c, "[]")
+}
+
+// SetLastIDMap records, in a container's and its snapshots' config, the
+// map (LXD's JSON form) its archived files' ids are shifted by: an
+// optimized backup's send streams hold the ids as they are on disk.
+func SetLastIDMap(c *Config, lxdMap string) {
 	if c == nil {
 		return
 	}
@@ -321,7 +328,7 @@ func MarkUnshifted(c *Config) {
 		if *m == nil {
 			*m = map[string]string{}
 		}
-		(*m)[KeyLastIDMap] = "[]"
+		(*m)[KeyLastIDMap] = lxdMap
 	}
 	if c.Instance != nil && c.Instance.Type != TypeVM {
 		set(&c.Instance.Config)

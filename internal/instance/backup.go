@@ -29,12 +29,13 @@ import (
 // uploaded: everything that can be checked from the index (name, type,
 // pool, config, devices, profiles) is checked before anything is made,
 // and the root and its snapshots are made from the archive as it streams
-// past. Until the import ends the instance's record carries keyImporting;
-// Recover deletes an instance that still has it (the daemon was killed
-// during an import), so a kill leaves nothing either.
+// past. Until the import ends the instance's record carries keyCreating
+// (creatingImport), as a copy's does; Recover removes an instance that
+// still has it (abandonCreate: the daemon was killed during an import),
+// so a kill leaves nothing either.
 
-// keyImporting marks an instance whose import has not finished.
-const keyImporting = "volatile.hangar.importing"
+// creatingImport is keyCreating's value while an import is unfinished.
+const creatingImport = "import"
 
 // Backup is an instance backup.
 type Backup struct {
@@ -54,8 +55,9 @@ type BackupRequest struct {
 	Name         string
 	ExpiresAt    time.Time
 	InstanceOnly bool
-	// OptimizedStorage asks for the pool's own stream format; a pool
-	// that has none (any, here so far) writes trees, as LXD does.
+	// OptimizedStorage asks for the pool's own stream format (btrfs send
+	// streams, for a container); a root that has none is written as
+	// trees, as LXD does, and the backup says it is not optimized.
 	OptimizedStorage bool
 	// Compression is gzip (the default, as LXD's), xz, zstd, lzma or none.
 	Compression string
@@ -363,16 +365,23 @@ func (s *Service) CreateBackup(ctx context.Context, name string, req BackupReque
 	if err := validBackupName(req.Name); err != nil {
 		return nil, err
 	}
+	if req.OptimizedStorage {
+		info, err := s.cfg.Storage.BackupBackend(ctx, rec.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !info.Optimized {
+			s.log.Info("optimized backup asked: this root is written as trees", "instance", name, "backup", req.Name, "driver", info.Driver, "type", rec.Type)
+			req.OptimizedStorage = false
+		}
+	}
 	row := store.InstanceBackup{InstanceID: rec.ID, Name: req.Name, CreatedAt: nowUTC(), ExpiresAt: req.ExpiresAt,
-		InstanceOnly: req.InstanceOnly, OptimizedStorage: false, Compression: req.Compression, State: "pending"}
+		InstanceOnly: req.InstanceOnly, OptimizedStorage: req.OptimizedStorage, Compression: req.Compression, State: "pending"}
 	if err := s.cfg.DB.CreateInstanceBackup(ctx, &row); err != nil {
 		if errors.Is(err, errdefs.ErrConflict) {
 			return nil, errdefs.Conflict("backup %q of instance %q already exists", req.Name, name)
 		}
 		return nil, err
-	}
-	if req.OptimizedStorage {
-		s.log.Info("optimized backup asked: this pool writes trees", "instance", name, "backup", req.Name)
 	}
 	return &BackupCreation{s: s, in: in, name: name, row: row}, nil
 }
@@ -403,7 +412,7 @@ func (c *BackupCreation) Run(ctx context.Context) (err error) {
 		return notFound(c.name)
 	}
 	rec, status, _ := s.snapshot(in)
-	idx, cfg, err := s.backupIndex(ctx, rec, c.row.InstanceOnly)
+	idx, cfg, err := s.backupIndex(ctx, rec, c.row.InstanceOnly, c.row.OptimizedStorage)
 	if err != nil {
 		return err
 	}
@@ -427,7 +436,7 @@ func (c *BackupCreation) Run(ctx context.Context) (err error) {
 	if err := w.WriteIndex(idx); err != nil {
 		return err
 	}
-	req := storage.ExportRequest{Type: idx.Type, Snapshots: idx.Snapshots, Config: yml}
+	req := storage.ExportRequest{Type: idx.Type, Snapshots: idx.Snapshots, Config: yml, Optimized: idx.Optimized}
 	if status == StatusRunning {
 		// A paused container or VM does not change while its root is
 		// read: the backup is one point in time.
@@ -461,12 +470,15 @@ func (c *BackupCreation) Run(ctx context.Context) (err error) {
 }
 
 // backupIndex is a backup's index and backup.yaml, from the instance's
-// record and its snapshots' (none when instanceOnly).
-func (s *Service) backupIndex(ctx context.Context, rec store.Instance, instanceOnly bool) (*backup.Index, *backup.Config, error) {
-	driverName, pool, err := s.cfg.Storage.BackupBackend(ctx, rec.ID)
+// record and its snapshots' (none when instanceOnly), optimized when
+// asked and the root can be.
+func (s *Service) backupIndex(ctx context.Context, rec store.Instance, instanceOnly, optimized bool) (*backup.Index, *backup.Config, error) {
+	info, err := s.cfg.Storage.BackupBackend(ctx, rec.ID)
 	if err != nil {
 		return nil, nil, err
 	}
+	driverName, pool := info.Driver, info.Pool
+	optimized = optimized && info.Optimized
 	cfg, devs, err := s.expanded(rec)
 	if err != nil {
 		return nil, nil, err
@@ -484,7 +496,8 @@ func (s *Service) backupIndex(ctx context.Context, rec store.Instance, instanceO
 		Pool:   &backup.Pool{Name: pool, Driver: driverName, Config: map[string]string{}},
 		Volume: &backup.Volume{Name: rec.Name, Type: typ, ContentType: content, Config: map[string]string{}, CreatedAt: rec.CreatedAt},
 	}
-	idx := &backup.Index{Name: rec.Name, Backend: driverName, Pool: pool, Type: typ, Config: bc}
+	idx := &backup.Index{Name: rec.Name, Backend: driverName, Pool: pool, Type: typ, Config: bc,
+		Optimized: optimized, OptimizedHeader: optimized}
 	if !instanceOnly {
 		rows, err := s.cfg.DB.ListInstanceSnapshots(ctx, rec.ID)
 		if err != nil {
@@ -499,7 +512,12 @@ func (s *Service) backupIndex(ctx context.Context, rec store.Instance, instanceO
 				LastUsedAt: sn.CreatedAt, ExpandedConfig: view.ExpandedConfig, ExpandedDevices: view.ExpandedDevices})
 		}
 	}
-	backup.MarkUnshifted(bc)
+	if optimized {
+		// Send streams hold the ids as they are on disk.
+		backup.SetLastIDMap(bc, idmapJSON(info.IDMap))
+	} else {
+		backup.MarkUnshifted(bc)
+	}
 	return idx, bc, nil
 }
 
@@ -573,9 +591,6 @@ type importPlan struct {
 func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts ImportOptions) (*importPlan, error) {
 	if idx.Config == nil || idx.Config.Instance == nil {
 		return nil, errdefs.Invalid("backup: the index holds no instance config (a backup from LXD before 4.0 is not supported)")
-	}
-	if idx.Optimized {
-		return nil, errdefs.Invalid("backup: optimized (%s send stream) backups cannot be imported here: export without optimized storage", idx.Backend)
 	}
 	src := idx.Config.Instance
 	typ := TypeContainer
@@ -693,7 +708,7 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 		Config: config, Devices: devices, Profiles: profiles, Ephemeral: src.Ephemeral, CreatedAt: created, LastUsedAt: time.Time{}}
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
-	rec.Config[keyImporting] = "true"
+	rec.Config[keyCreating] = creatingImport
 	plan.rec = rec
 	byName := map[string]*backup.Snapshot{}
 	for _, sn := range idx.Config.Snapshots {
@@ -724,7 +739,7 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 }
 
 // importRoot makes the imported instance's root and snapshots from the
-// archive, then its snapshot records, and clears keyImporting.
+// archive, then its snapshot records, and clears keyCreating.
 func (s *Service) importRoot(ctx context.Context, in *inst, rec store.Instance, plan *importPlan, br *backup.Reader) error {
 	cfg, devs, err := s.expanded(rec)
 	if err != nil {
@@ -747,28 +762,5 @@ func (s *Service) importRoot(ctx context.Context, in *inst, rec store.Instance, 
 			return err
 		}
 	}
-	return s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyImporting) })
-}
-
-// dropUnfinishedImports deletes the instances whose import a killed
-// daemon did not finish (keyImporting still set), at start.
-func (s *Service) dropUnfinishedImports(ctx context.Context) {
-	s.mu.RLock()
-	var half []*inst
-	for _, in := range s.byName {
-		if in.rec.Config[keyImporting] == "true" {
-			half = append(half, in)
-		}
-	}
-	s.mu.RUnlock()
-	for _, in := range half {
-		in.op.Lock()
-		rec, _, _ := s.snapshot(in)
-		if err := s.deleteLocked(ctx, in, true); err != nil {
-			s.log.Error("remove an instance whose import did not finish", "instance", rec.Name, "err", err)
-		} else {
-			s.log.Info("removed an instance whose import did not finish", "instance", rec.Name)
-		}
-		in.op.Unlock()
-	}
+	return s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyCreating) })
 }

@@ -85,14 +85,14 @@ func (d *fakeDB) DeleteInstanceBackup(_ context.Context, id int64) error {
 // The fake storage writes each volume as a backup.yaml and one file
 // rootfs/volume naming it, and imports by reading every entry: an
 // imported root records the snapshot names it received.
-func (f *fakeStorage) BackupBackend(_ context.Context, id int64) (string, string, error) {
+func (f *fakeStorage) BackupBackend(_ context.Context, id int64) (storage.BackupInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.roots[id]
 	if !ok {
-		return "", "", errdefs.NotFound("no root")
+		return storage.BackupInfo{}, errdefs.NotFound("no root")
 	}
-	return "dir", r.Pool, nil
+	return storage.BackupInfo{Driver: "dir", Pool: r.Pool}, nil
 }
 
 func (f *fakeStorage) ExportRoot(ctx context.Context, id int64, w *backup.Writer, req storage.ExportRequest) error {
@@ -353,7 +353,7 @@ func TestImportBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Config["limits.cpu"] != "2" || got.Config[keyUUID] == "" || got.Config[keyUUID] == src.Config[keyUUID] || got.Config[keyImporting] != "" {
+	if got.Config["limits.cpu"] != "2" || got.Config[keyUUID] == "" || got.Config[keyUUID] == src.Config[keyUUID] || got.Config[keyCreating] != "" {
 		t.Errorf("imported config %v", got.Config)
 	}
 	if r, _ := rootDiskOf(got.Devices); r.Pool != "quota" {
@@ -379,10 +379,10 @@ func TestImportKilled(t *testing.T) {
 	if err := launch(t, s, imageReq("c1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.updateRecord(ctx, s.byName["c1"], func(r *store.Instance) { r.Config[keyImporting] = "true" }); err != nil {
+	if err := s.updateRecord(ctx, s.byName["c1"], func(r *store.Instance) { r.Config[keyCreating] = creatingImport }); err != nil {
 		t.Fatal(err)
 	}
-	s.dropUnfinishedImports(ctx)
+	s.recoverRoots(ctx)
 	if _, err := s.Get(ctx, "c1"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("half-imported instance kept: %v", err)
 	}

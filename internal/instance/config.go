@@ -56,7 +56,8 @@ const (
 	keyLastExitCode = "volatile.last_state.exit_code"
 	keyIdmapBase    = "volatile.idmap.base"
 	// keyCreating marks an instance whose create has more to do than a
-	// fresh root can redo (a copy): set on its record until it is whole.
+	// fresh root can redo (a copy, an import): set on its record, to the
+	// source type, until it is whole.
 	keyCreating      = "volatile.creating"
 	powerRunning     = "RUNNING"
 	powerStopped     = "STOPPED"

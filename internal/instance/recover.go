@@ -118,7 +118,6 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 	}
 	s.mu.Unlock()
 	s.recoverDevices(ctx)
-	s.dropUnfinishedImports(ctx)
 	s.recoverRoots(ctx)
 	s.reconcileSnapshots(ctx)
 	s.reconcileBackups(ctx)

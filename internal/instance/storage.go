@@ -33,7 +33,7 @@ type Storage interface {
 	CopyRoot(ctx context.Context, req storage.RootRequest, srcID int64, srcSnap string) error
 	CopyRootSnapshot(ctx context.Context, dstID, srcID int64, name string) error
 	ReadRoot(ctx context.Context, instanceID int64, snap string, fn func(storage.RootView) error) error
-	BackupBackend(ctx context.Context, instanceID int64) (driverName, pool string, err error)
+	BackupBackend(ctx context.Context, instanceID int64) (storage.BackupInfo, error)
 	ExportRoot(ctx context.Context, instanceID int64, w *backup.Writer, req storage.ExportRequest) error
 	ImportRoot(ctx context.Context, req storage.ImportRequest, br *backup.Reader) error
 }
@@ -310,8 +310,9 @@ func (s *Service) recoverRoots(ctx context.Context) {
 	}
 }
 
-// abandonCreate removes an instance whose create (a copy) a killed daemon
-// left unfinished: what was made of it goes with its record.
+// abandonCreate removes an instance whose create (a copy, an import) a
+// killed daemon left unfinished: what was made of it goes with its
+// record.
 func (s *Service) abandonCreate(ctx context.Context, rec store.Instance) {
 	in, err := s.lockInstance(rec.Name)
 	if err != nil {

@@ -27,10 +27,9 @@ import (
 // root and its snapshots from the archive's parts as they stream past
 // (ImportRoot). A container's tree is archived as the volume's rootfs/
 // with container ids (the root's id map undone); a VM's disk as a raw
-// image (a qcow2 root converted first). Optimized (btrfs send) backups
-// are not made here yet: the drivers have no send/receive on this
-// branch, so optimized_storage falls back to trees, as LXD does on a
-// driver without them.
+// image (a qcow2 root converted first). A container's root on a pool
+// with send streams (btrfs) can also be written optimized
+// (backup_optimized.go).
 
 // ExportRequest says what ExportRoot writes.
 type ExportRequest struct {
@@ -45,16 +44,38 @@ type ExportRequest struct {
 	// its snapshots, which do not change): the core pauses a running
 	// instance there.
 	Quiesce func(ctx context.Context, read func(ctx context.Context) error) error
+	// Optimized writes the volumes as the pool's send streams
+	// (BackupInfo.Optimized must have said it can), after the index the
+	// caller wrote with Optimized and OptimizedHeader set.
+	Optimized bool
 }
 
-// BackupBackend is the backend name an index records for an instance's
-// root: its pool's driver, and the pool's name.
-func (m *Manager) BackupBackend(ctx context.Context, instanceID int64) (driverName, pool string, err error) {
+// BackupInfo is what an index records of an instance's root.
+type BackupInfo struct {
+	// Driver and Pool are the backend and pool the index names.
+	Driver, Pool string
+	// Optimized: the root can be written as an optimized backup (a
+	// container's root on a pool with send streams). LXD writes trees
+	// when asked for optimized storage on a pool without, and so do we.
+	Optimized bool
+	// IDMap is the map the root's files are shifted by on disk (nil:
+	// host ids), which an optimized backup's streams keep.
+	IDMap *driver.IDMap
+}
+
+// BackupBackend says what an index records of an instance's root: its
+// pool's driver, the pool's name, whether it can be optimized.
+func (m *Manager) BackupBackend(ctx context.Context, instanceID int64) (BackupInfo, error) {
 	p, rec, err := m.rootRecord(ctx, instanceID)
 	if err != nil {
-		return "", "", err
+		return BackupInfo{}, err
 	}
-	return p.rec.Driver, rec.Pool, nil
+	idmap, err := parseIDMap(rec.Config[keyIDMap])
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("root volume %s: %w", rec.Name, err)
+	}
+	return BackupInfo{Driver: p.rec.Driver, Pool: rec.Pool, IDMap: idmap,
+		Optimized: p.drv.Info().SendReceive && rec.Type == string(drivers.TypeContainer)}, nil
 }
 
 // ExportRoot writes an instance's root volume and the snapshots asked
@@ -66,6 +87,9 @@ func (m *Manager) ExportRoot(ctx context.Context, instanceID int64, w *backup.Wr
 		return err
 	}
 	defer unlock()
+	if req.Optimized {
+		return m.exportOptimized(ctx, p, rec, w, req)
+	}
 	for _, name := range req.Snapshots {
 		snap, err := m.snapshotRecord(ctx, rec, name)
 		if err != nil {
@@ -171,12 +195,14 @@ func (m *Manager) ImportRoot(ctx context.Context, req ImportRequest, br *backup.
 	if err := m.CheckRoot(ctx, root.Pool, root.VM, root.Size); err != nil {
 		return err
 	}
-	if br.Index.Optimized {
-		return errdefs.Invalid("backup: optimized (%s send stream) backups cannot be imported here: export without optimized storage", br.Index.Backend)
-	}
 	p, err := m.get(root.Pool)
 	if err != nil {
 		return err
+	}
+	if br.Index.Optimized {
+		if err := checkOptimizedImport(p, root, req, br.Index); err != nil {
+			return err
+		}
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", root.InstanceID))
 	defer unlock()
@@ -200,9 +226,25 @@ func (m *Manager) ImportRoot(ctx context.Context, req ImportRequest, br *backup.
 		_ = p.drv.DeleteVolume(bg, diskVolume(rec))
 		m.forget(bg, rec)
 	})
+	dv := diskVolume(rec)
+	if br.Index.Optimized {
+		if err := m.receiveBackup(ctx, p, rec, req, br); err != nil {
+			return err
+		}
+		rec.State = "created"
+		if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
+			return err
+		}
+		if root.Size > 0 {
+			if err := p.drv.SetQuota(ctx, dv, root.Size); err != nil {
+				return err
+			}
+		}
+		r.Success()
+		return nil
+	}
 	// The root first, empty, so the snapshots that stream before it have
 	// their parent; its content comes last in the archive.
-	dv := diskVolume(rec)
 	if err := p.drv.CreateVolume(ctx, dv, 0, false, func(dir string) error { return m.emptyRoot(p, root, dir) }); err != nil {
 		return fmt.Errorf("import root of %s on pool %q: %w", root.Name, root.Pool, noSpace(err))
 	}

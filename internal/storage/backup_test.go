@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -82,10 +83,18 @@ func writableDir(e *env, pool, runtimeID string, clones bool) string {
 // exportOf writes instance id's backup as the core does.
 func exportOf(t *testing.T, e *env, id int64, snaps []string) []byte {
 	t.Helper()
-	drv, pool, err := e.m.BackupBackend(e.ctx, id)
+	return exportAs(t, e, id, snaps, false)
+}
+
+// exportAs writes instance id's backup, optimized or not, as the core
+// does.
+func exportAs(t *testing.T, e *env, id int64, snaps []string, optimized bool) []byte {
+	t.Helper()
+	info, err := e.m.BackupBackend(e.ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
+	drv, pool := info.Driver, info.Pool
 	var buf bytes.Buffer
 	w, err := backup.NewWriter(&buf, backup.CompressionZstd)
 	if err != nil {
@@ -93,7 +102,11 @@ func exportOf(t *testing.T, e *env, id int64, snaps []string) []byte {
 	}
 	cfg := &backup.Config{Instance: &backup.Instance{Name: "c1", Type: backup.TypeContainer,
 		Devices: map[string]map[string]string{"root": {"type": "disk", "path": "/", "pool": pool}}}}
-	idx := &backup.Index{Name: "c1", Backend: drv, Pool: pool, Type: backup.TypeContainer, Snapshots: snaps, Config: cfg}
+	idx := &backup.Index{Name: "c1", Backend: drv, Pool: pool, Type: backup.TypeContainer, Snapshots: snaps, Config: cfg,
+		Optimized: optimized, OptimizedHeader: optimized}
+	if optimized && !info.Optimized {
+		t.Fatalf("BackupBackend: %+v cannot be optimized", info)
+	}
 	if err := w.WriteIndex(idx); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +115,7 @@ func exportOf(t *testing.T, e *env, id int64, snaps []string) []byte {
 		t.Fatal(err)
 	}
 	quiesced := false
-	err = e.m.ExportRoot(e.ctx, id, w, ExportRequest{Type: backup.TypeContainer, Snapshots: snaps, Config: yml,
+	err = e.m.ExportRoot(e.ctx, id, w, ExportRequest{Type: backup.TypeContainer, Snapshots: snaps, Config: yml, Optimized: optimized,
 		Quiesce: func(ctx context.Context, read func(context.Context) error) error {
 			quiesced = true
 			return read(ctx)
@@ -256,4 +269,183 @@ func TestImportBadArchive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// archiveEntries lists a backup's entries, name and size.
+func archiveEntries(t *testing.T, data []byte) map[string]int64 {
+	t.Helper()
+	br, err := backup.Open(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	out := map[string]int64{}
+	var order []string
+	for {
+		e, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Header.Name] = e.Header.Size
+		order = append(order, e.Header.Name)
+	}
+	want := []string{backup.OptimizedHeaderName,
+		"backup/snapshots/snap0.bin", "backup/snapshots/snap0_rootfs.bin",
+		"backup/snapshots/snap1.bin", "backup/snapshots/snap1_rootfs.bin",
+		"backup/container.bin", "backup/container_rootfs.bin"}
+	if !slices.Equal(order, want) {
+		t.Errorf("entries %q, want %q", order, want)
+	}
+	return out
+}
+
+// TestOptimizedBackupRoundTrip: on btrfs, an optimized backup holds
+// send streams in LXD's order (snapshots oldest first, the first whole,
+// the next ones and the root incremental), leaves no scratch volume,
+// and imports onto a btrfs pool as the same root and read-only
+// snapshots; onto a dir pool, with another id map or cut short it is a
+// 400 that leaves nothing.
+func TestOptimizedBackupRoundTrip(t *testing.T) {
+	needRoot(t)
+	e := newEnv(t)
+	e.btrfsPool("p", map[string]string{"size": "512MiB"})
+	e.btrfsPool("q", map[string]string{"size": "512MiB"})
+	e.dirPool("d", nil)
+	req := RootRequest{InstanceID: 1, RuntimeID: "r1", Name: "c1", Pool: "p", Image: treeImage, IDMap: &testMap}
+	if err := e.m.CreateRoot(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	w := writableDir(e, "p", "r1", true)
+	write := func(name string, data []byte) {
+		t.Helper()
+		p := filepath.Join(w, name)
+		if err := os.WriteFile(p, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(p, int(testMap.HostID)+33, int(testMap.HostID)+34); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := make([]byte, 4<<20)
+	_, _ = rand.Read(big)
+	write("big", big)
+	write("changed", []byte("zero"))
+	if err := e.m.SnapshotRoot(e.ctx, 1, "snap0"); err != nil {
+		t.Fatal(err)
+	}
+	write("changed", []byte("one"))
+	if err := e.m.SnapshotRoot(e.ctx, 1, "snap1"); err != nil {
+		t.Fatal(err)
+	}
+	write("changed", []byte("two, the root"))
+	if err := os.Remove(filepath.Join(w, "big")); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"": rootTree(t, e, 1, ""), "snap0": rootTree(t, e, 1, "snap0"), "snap1": rootTree(t, e, 1, "snap1")}
+	if slices.Equal(want[""], want["snap1"]) || slices.Equal(want["snap0"], want["snap1"]) {
+		t.Fatal("the volumes do not differ: the test proves nothing")
+	}
+	beforeDisk := e.onDisk("p")
+	data := exportAs(t, e, 1, []string{"snap0", "snap1"}, true)
+	if got := e.onDisk("p"); !slices.Equal(got, beforeDisk) {
+		t.Errorf("the export left %q on the pool, want %q", got, beforeDisk)
+	}
+	sizes := archiveEntries(t, data)
+	// snap0 holds the 4 MiB file whole; snap1 and the root only changes.
+	if sizes["backup/snapshots/snap0_rootfs.bin"] < 4<<20 || sizes["backup/snapshots/snap1_rootfs.bin"] > 1<<20 || sizes["backup/container_rootfs.bin"] > 1<<20 {
+		t.Errorf("stream sizes %v: want snap0 whole, snap1 and the root incremental", sizes)
+	}
+
+	archiveMap := backup.SingleRange(testMap.HostID, testMap.Size)
+	recs := map[string][]string{"p": e.records("p"), "d": e.records("d")}
+	disk := map[string][]string{"p": e.onDisk("p"), "d": e.onDisk("d")}
+	bad := []struct {
+		name string
+		data []byte
+		pool string
+		amap backup.IDMap
+		want string
+	}{
+		{"onto a dir pool", data, "d", archiveMap, "own driver"},
+		{"another id map", data, "p", backup.SingleRange(otherMap.HostID, otherMap.Size), "id map"},
+		{"no id map", data, "p", nil, "id map"},
+		{"cut in a stream", data[:len(data)*2/3], "p", archiveMap, "truncated"},
+		{"LXD's layout (rootfs a directory)", lxdOptimized(t), "p", archiveMap, "directory of its volume"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			err := importOf(e, tc.data, ImportRequest{Root: RootRequest{InstanceID: 5, RuntimeID: "r5", Name: "c5", Pool: tc.pool, IDMap: &testMap}, ArchiveMap: tc.amap})
+			wantErr(t, "import", err, errdefs.ErrInvalidArgument, tc.want)
+			for _, pool := range []string{"p", "d"} {
+				if got := e.records(pool); !slices.Equal(got, recs[pool]) {
+					t.Errorf("records on %s %q, want %q", pool, got, recs[pool])
+				}
+				if got := e.onDisk(pool); !slices.Equal(got, disk[pool]) {
+					t.Errorf("on disk on %s %q, want %q", pool, got, disk[pool])
+				}
+			}
+		})
+	}
+
+	for i, pool := range []string{"p", "q"} {
+		id := int64(10 + i)
+		rid := fmt.Sprintf("r%d", id)
+		err := importOf(e, data, ImportRequest{Root: RootRequest{InstanceID: id, RuntimeID: rid, Name: fmt.Sprintf("c%d", id), Pool: pool, IDMap: &testMap}, ArchiveMap: archiveMap})
+		if err != nil {
+			t.Fatalf("import onto %s: %v", pool, err)
+		}
+		for snap, tree := range want {
+			if got := rootTree(t, e, id, snap); !slices.Equal(got, tree) {
+				t.Errorf("imported %q on %s:\n%q\nwant\n%q", snap, pool, got, tree)
+			}
+		}
+		snaps, err := e.m.RootSnapshots(e.ctx, id)
+		if err != nil || len(snaps) != 2 || snaps[0].Name != "snap0" || snaps[1].Name != "snap1" {
+			t.Errorf("snapshots of the import: %+v, %v", snaps, err)
+		}
+		// The root is writable, its snapshots are not.
+		if err := os.WriteFile(filepath.Join(writableDir(e, pool, rid, true), "new"), []byte("x"), 0o600); err != nil {
+			t.Errorf("the imported root is not writable: %v", err)
+		}
+		err = e.m.ReadRoot(e.ctx, id, "snap0", func(v RootView) error {
+			return os.WriteFile(filepath.Join(v.Dir, "new"), []byte("x"), 0o600)
+		})
+		if !errors.Is(err, unix.EROFS) {
+			t.Errorf("write into an imported snapshot: %v, want EROFS", err)
+		}
+	}
+}
+
+// lxdOptimized is an optimized backup as LXD writes one: the volume's
+// stream alone, its rootfs/ a directory in it.
+func lxdOptimized(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := backup.NewWriter(&buf, backup.CompressionNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &backup.Config{Instance: &backup.Instance{Name: "c1", Type: backup.TypeContainer,
+		Devices: map[string]map[string]string{"root": {"type": "disk", "path": "/", "pool": "p"}}}}
+	if err := w.WriteIndex(&backup.Index{Name: "c1", Backend: "btrfs", Pool: "p", Type: backup.TypeContainer, Config: cfg, Optimized: true, OptimizedHeader: true}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := backup.MarshalOptimizedHeader(&backup.OptimizedHeader{Subvolumes: []backup.OptimizedSubvolume{{Path: "/"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddFile(backup.OptimizedHeaderName, 0o644, h); err != nil {
+		t.Fatal(err)
+	}
+	stream := []byte("btrfs-stream\x00 not really")
+	if err := w.AddStream("backup/container.bin", int64(len(stream)), bytes.NewReader(stream)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -16,8 +16,8 @@ import (
 
 // The fake roots back up as one file per volume and import by reading
 // the whole archive (the storage layer's real work is tested there).
-func (f *fakeRoots) BackupBackend(_ context.Context, id int64) (string, string, error) {
-	return "dir", storage.DefaultPool, nil
+func (f *fakeRoots) BackupBackend(_ context.Context, id int64) (storage.BackupInfo, error) {
+	return storage.BackupInfo{Driver: "dir", Pool: storage.DefaultPool}, nil
 }
 
 func (f *fakeRoots) ExportRoot(ctx context.Context, id int64, w *backup.Writer, req storage.ExportRequest) error {
