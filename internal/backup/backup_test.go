@@ -344,7 +344,7 @@ func TestCopyDiskSparse(t *testing.T) {
 	data := make([]byte, 16<<20)
 	copy(data[5<<20:], "disk data")
 	// A run of data longer than one write, ending off a block boundary.
-	for i := range 3*writeChunk + 4097 {
+	for i := range 3*(64<<10) + 4097 { // sparsefile writes 64 KiB at a time
 		data[9<<20+i] = byte(i%251 + 1)
 	}
 	f, err := os.Create(filepath.Join(t.TempDir(), "disk.img"))

@@ -2,7 +2,6 @@ package backup
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/fsroot"
+	"github.com/hangar-dev/hangar/internal/sparsefile"
 )
 
 // ExtractOptions say how an archive's owners become the target's. The
@@ -508,19 +508,6 @@ func (x *Extractor) fail(op, rel string, err error) error {
 	return fmt.Errorf("backup: %s %q: %w", op, rel, err)
 }
 
-// sparseBlock is the granularity of holes: a block of zeros read is
-// skipped, not written.
-const sparseBlock = 4096
-
-var zeroBlock [sparseBlock]byte
-
-// writeChunk caps one write(2): reads fill a 1 MiB buffer, but writing
-// it in one call costs 2-3x the kernel time of 64 KiB calls on ext4 with
-// large folios (Linux 6.18: the copy into a fresh 1 MiB folio dominated
-// an import's profile, sys 2.2 s against 0.6-0.8 s per GiB). tar writes
-// 10 KiB at a time.
-const writeChunk = 64 << 10
-
 // CopyDisk writes a disk image read from r to f from offset 0 and returns
 // its size. On a regular file (new and empty) blocks of zeros become
 // holes and the length is set at the end, so a sparse disk stays sparse;
@@ -548,7 +535,7 @@ func copySparse(f *os.File, r io.Reader, buf []byte) (int64, error) {
 		// Full buffers only, but the last: every write starts on a
 		// block boundary.
 		if fill == len(buf) || (rerr != nil && fill > 0) {
-			if err := writeNonZero(int(f.Fd()), buf[:fill], off); err != nil {
+			if err := sparsefile.WriteAt(int(f.Fd()), buf[:fill], off); err != nil {
 				return off, err
 			}
 			off += int64(fill)
@@ -565,39 +552,4 @@ func copySparse(f *os.File, r io.Reader, buf []byte) (int64, error) {
 		return off, err
 	}
 	return off, nil
-}
-
-// writeNonZero writes b at off, skipping the blocks that are all zeros.
-func writeNonZero(fd int, b []byte, off int64) error {
-	for i := 0; i < len(b); {
-		end := min(i+sparseBlock, len(b))
-		if bytes.Equal(b[i:end], zeroBlock[:end-i]) {
-			i = end
-			continue
-		}
-		j := end
-		for j < len(b) {
-			next := min(j+sparseBlock, len(b))
-			if bytes.Equal(b[j:next], zeroBlock[:next-j]) {
-				break
-			}
-			j = next
-		}
-		p, at := b[i:j], off+int64(i)
-		for len(p) > 0 {
-			n, err := unix.Pwrite(fd, p[:min(len(p), writeChunk)], at)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return io.ErrShortWrite
-			}
-			p, at = p[n:], at+int64(n)
-		}
-		i = j
-	}
-	return nil
 }

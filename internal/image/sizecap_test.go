@@ -482,48 +482,6 @@ func TestSparseStaysSparse(t *testing.T) {
 	}
 }
 
-func TestWriteNonZero(t *testing.T) {
-	block := func(c byte) []byte { return bytes.Repeat([]byte{c}, sparseBlock) }
-	tests := []struct {
-		name      string
-		data      []byte
-		wantAlloc int64 // bytes allocated, at most
-	}{
-		{"all zeros", bytes.Repeat(make([]byte, sparseBlock), 8), 0},
-		{"data, hole, data", bytes.Join([][]byte{block('a'), make([]byte, 6*sparseBlock), block('b')}, nil), 2 * sparseBlock},
-		{"one byte in a block", append(make([]byte, 3*sparseBlock+7), 'z'), sparseBlock},
-		{"short tail", append(block('a'), 'b', 'c'), 2 * sparseBlock},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if err := writeNonZero(int(f.Fd()), tc.data, 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Truncate(int64(len(tc.data))); err != nil {
-				t.Fatal(err)
-			}
-			got, err := os.ReadFile(f.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, tc.data) {
-				t.Errorf("content differs")
-			}
-			var st unix.Stat_t
-			if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Blocks*512 > tc.wantAlloc {
-				t.Errorf("%d bytes allocated, want at most %d", st.Blocks*512, tc.wantAlloc)
-			}
-		})
-	}
-}
 
 func TestFormatSize(t *testing.T) {
 	for n, want := range map[int64]string{

@@ -2,7 +2,6 @@ package image
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/fsroot"
+	"github.com/hangar-dev/hangar/internal/sparsefile"
 )
 
 // unpackOptions tune one extraction.
@@ -345,13 +345,6 @@ func isSparse(hdr *tar.Header) bool {
 	return false
 }
 
-// sparseBlock is the granularity of holes: a block of zeros read is
-// skipped, not written. 4 KiB is the block size of the filesystems images
-// live on; on larger blocks the skipped zeros are still zeros.
-const sparseBlock = 4096
-
-var zeroBlock [sparseBlock]byte
-
 // copySparse writes a sparse entry of size bytes, leaving holes where it
 // reads zero blocks: archive/tar hides the entry's map and reads its holes
 // as zeros, so a hole is recognised by its content (as GNU tar finds holes
@@ -369,7 +362,7 @@ func (u *unpacker) copySparse(fd int, r io.Reader, size int64, name string) erro
 		// Full buffers only (but the last), so every write starts on a
 		// block boundary of the file.
 		if fill == len(u.buf) || (rerr != nil && fill > 0) {
-			if err := writeNonZero(fd, u.buf[:fill], off); err != nil {
+			if err := sparsefile.WriteAt(fd, u.buf[:fill], off); err != nil {
 				return u.fail("write", name, err)
 			}
 			off += int64(fill)
@@ -384,42 +377,6 @@ func (u *unpacker) copySparse(fd int, r io.Reader, size int64, name string) erro
 	}
 	if err := unix.Ftruncate(fd, size); err != nil {
 		return u.fail("write", name, err)
-	}
-	return nil
-}
-
-// writeNonZero writes b at off, skipping the blocks that are all zeros.
-func writeNonZero(fd int, b []byte, off int64) error {
-	for i := 0; i < len(b); {
-		end := min(i+sparseBlock, len(b))
-		if bytes.Equal(b[i:end], zeroBlock[:end-i]) {
-			i = end
-			continue
-		}
-		// A run of data blocks, written at once.
-		j := end
-		for j < len(b) {
-			next := min(j+sparseBlock, len(b))
-			if bytes.Equal(b[j:next], zeroBlock[:next-j]) {
-				break
-			}
-			j = next
-		}
-		p, at := b[i:j], off+int64(i)
-		for len(p) > 0 {
-			n, err := unix.Pwrite(fd, p, at)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return io.ErrShortWrite
-			}
-			p, at = p[n:], at+int64(n)
-		}
-		i = j
 	}
 	return nil
 }
