@@ -482,7 +482,6 @@ func TestSparseStaysSparse(t *testing.T) {
 	}
 }
 
-
 func TestFormatSize(t *testing.T) {
 	for n, want := range map[int64]string{
 		0: "0B", 1000: "1000B", 1 << 20: "1MiB", 10 << 30: "10GiB", 3 << 29: "1536MiB",
