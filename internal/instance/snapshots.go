@@ -155,8 +155,48 @@ func (s *Service) CreateSnapshot(ctx context.Context, name string, req SnapshotR
 	return s.createSnapshotLocked(ctx, in, req)
 }
 
+// CheckSnapshot says whether CreateSnapshot would refuse req now (a bad
+// or taken name, a stateful snapshot the instance cannot take), so an
+// edge can answer at once instead of with a failed operation.
+// CreateSnapshot checks again under the instance's lock.
+func (s *Service) CheckSnapshot(ctx context.Context, name string, req SnapshotRequest) error {
+	in, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	rec, status, _ := s.snapshot(in)
+	return s.checkSnapshot(ctx, rec, status, req)
+}
+
+func (s *Service) checkSnapshot(ctx context.Context, rec store.Instance, status Status, req SnapshotRequest) error {
+	if req.Name != "" {
+		if err := snapshotpolicy.ValidateName(req.Name); err != nil {
+			return err
+		}
+		if _, err := s.cfg.DB.GetInstanceSnapshot(ctx, rec.ID, req.Name); err == nil {
+			return errdefs.Conflict("snapshot %q of instance %q already exists", req.Name, rec.Name)
+		}
+	}
+	if !req.Stateful {
+		return nil
+	}
+	switch {
+	case Type(rec.Type) != TypeVM:
+		return errdefs.Invalid("stateful snapshots of containers need CRIU, which hangard does not use: take a stateless snapshot")
+	case !isActive(status):
+		return errdefs.Invalid("a stateful snapshot needs the instance running")
+	}
+	if _, ok := s.driverOf(rec).(checkpointer); !ok {
+		return errdefs.Invalid("stateful snapshots are not supported by the %s driver", rec.Type)
+	}
+	return nil
+}
+
 func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req SnapshotRequest) (Snapshot, error) {
 	rec, status, _ := s.snapshot(in)
+	if err := s.checkSnapshot(ctx, rec, status, req); err != nil {
+		return Snapshot{}, err
+	}
 	cfg, _, err := s.expanded(rec)
 	if err != nil {
 		return Snapshot{}, err
@@ -179,19 +219,9 @@ func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req Snapsh
 		return Snapshot{}, err
 	}
 	vm := Type(rec.Type) == TypeVM
-	running := isActive(status)
 	var cp checkpointer
 	if req.Stateful {
-		switch {
-		case !vm:
-			return Snapshot{}, errdefs.Invalid("stateful snapshots of containers need CRIU, which hangard does not use: take a stateless snapshot")
-		case !running:
-			return Snapshot{}, errdefs.Invalid("a stateful snapshot needs the instance running")
-		}
-		var ok bool
-		if cp, ok = s.driverOf(rec).(checkpointer); !ok {
-			return Snapshot{}, errdefs.Invalid("stateful snapshots are not supported by the %s driver", rec.Type)
-		}
+		cp = s.driverOf(rec).(checkpointer) // checkSnapshot made sure
 	}
 	if err := s.cfg.DB.CreateInstanceSnapshot(ctx, &sn); err != nil {
 		if errors.Is(err, errdefs.ErrConflict) {

@@ -151,22 +151,12 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		if _, err := s.Instances.GetSnapshot(r.Context(), name, req.Name); err == nil {
-			writeError(w, errdefs.Conflict("snapshot %q of instance %q already exists", req.Name, name))
-			return
-		}
-	}
-	if req.Stateful {
-		switch {
-		case inst.Type != instance.TypeVM:
-			writeError(w, errdefs.Invalid("stateful snapshots of containers need CRIU, which hangard does not use: take a stateless snapshot"))
-			return
-		case inst.Status != instance.StatusRunning && inst.Status != instance.StatusFrozen:
-			writeError(w, errdefs.Invalid("a stateful snapshot needs the instance running"))
-			return
-		}
 	}
 	sreq := instance.SnapshotRequest{Name: req.Name, Stateful: req.Stateful, ExpiresAt: req.ExpiresAt}
+	if err := s.Instances.CheckSnapshot(r.Context(), name, sreq); err != nil {
+		writeError(w, err)
+		return
+	}
 	s.startOp(w, "Snapshotting instance", instanceResources(string(inst.Type), name), func(ctx context.Context) error {
 		_, err := s.Instances.CreateSnapshot(ctx, name, sreq)
 		return err
