@@ -66,10 +66,8 @@ var NetworkExtensions = []string{
 // serves only with a storage manager: pools and volumes (storage), a pool's
 // space (resources, which lxc checks for `lxc storage info`; hangard serves
 // no /1.0/resources), renaming custom volumes, block volumes, shifted
-// volumes, volume usage (state, with its total) and filtered volume lists.
-// storage_api_volume_snapshots is there because `lxc storage volume info`
-// lists a volume's snapshots and gives up without it: the list is empty
-// and taking one is refused.
+// volumes, volume usage (state, with its total), filtered volume lists and
+// custom volume snapshots (storage_api_volume_snapshots).
 var StorageExtensions = []string{
 	"storage",
 	"resources",

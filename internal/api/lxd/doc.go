@@ -14,7 +14,8 @@
 // instance.Instance, Full, State and Profile become api.Instance,
 // InstanceFull, InstanceState and Profile with LXD's status codes, URLs
 // (/1.0/instances/NAME, used_by, exec-output), location "none", project
-// "default" and the empty backups of recursion=2; requests
+// "default" and the snapshots of recursion=2 (its backups are listed at
+// their own endpoint); requests
 // become instance.CreateRequest, Put and Patch; hub events become
 // api.Event with a lifecycle's entity rendered as its source URL. ETags
 // are hashes of what a PUT replaces, computed here; If-Match becomes an
@@ -25,9 +26,11 @@
 // delete, rename, PUT) are validated first and answered 4xx at once when
 // they cannot succeed; only work that can succeed becomes an operation.
 // Exec (websocket operations, record-output), console, files, logs,
-// images, networks and snapshots are served; parts of the LXD API that
-// later work brings (backups, migration, projects, certificates, cluster,
-// warnings) answer a clear 501 (or, for a collection hangard truthfully
+// images, networks, snapshots, copies, publishing, backups (backups.go:
+// export, and import by an octet-stream POST /1.0/instances) and forks
+// (hangar_fork) are served; parts of the LXD API that later work brings
+// (migration between servers, projects, certificates, cluster, warnings)
+// answer a clear 501 (or, for a collection hangard truthfully
 // has none of, an empty list) rather than a 404 that looks like a typo,
 // and so does a method an endpoint lacks.
 //
