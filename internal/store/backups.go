@@ -87,23 +87,7 @@ func (q *Queries) ListInstanceBackups(ctx context.Context, instanceID int64) ([]
 		query += " WHERE instance_id = ?"
 		args = append(args, instanceID)
 	}
-	rows, err := q.reader().QueryContext(ctx, query+" ORDER BY instance_id, created_at, id", args...)
-	if err != nil {
-		return nil, fmt.Errorf("list backups: %w", err)
-	}
-	defer rows.Close()
-	out := []InstanceBackup{}
-	for rows.Next() {
-		b, err := scanBackup(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list backups: %w", err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list backups: %w", err)
-	}
-	return out, nil
+	return listRows(ctx, q.reader(), "backups", scanBackup, query+" ORDER BY instance_id, created_at, id", args...)
 }
 
 // GetInstanceBackup returns an instance's backup by name, in any state.

@@ -112,23 +112,7 @@ func (q *Queries) ListInstanceSnapshots(ctx context.Context, instanceID int64) (
 		query += " WHERE instance_id = ?"
 		args = append(args, instanceID)
 	}
-	rows, err := q.reader().QueryContext(ctx, query+" ORDER BY instance_id, created_at, id", args...)
-	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	defer rows.Close()
-	out := []InstanceSnapshot{}
-	for rows.Next() {
-		sn, err := scanSnapshot(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list snapshots: %w", err)
-		}
-		out = append(out, sn)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	return out, nil
+	return listRows(ctx, q.reader(), "snapshots", scanSnapshot, query+" ORDER BY instance_id, created_at, id", args...)
 }
 
 // GetInstanceSnapshot returns an instance's snapshot by name.

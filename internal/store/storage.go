@@ -106,23 +106,7 @@ func (q *Queries) GetStoragePool(ctx context.Context, name string) (StoragePool,
 
 // ListStoragePools returns every pool, ordered by name.
 func (q *Queries) ListStoragePools(ctx context.Context) ([]StoragePool, error) {
-	rows, err := q.reader().QueryContext(ctx, poolSelect+" ORDER BY name")
-	if err != nil {
-		return nil, fmt.Errorf("list storage pools: %w", err)
-	}
-	defer rows.Close()
-	out := []StoragePool{}
-	for rows.Next() {
-		p, err := scanPool(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list storage pools: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list storage pools: %w", err)
-	}
-	return out, nil
+	return listRows(ctx, q.reader(), "storage pools", scanPool, poolSelect+" ORDER BY name")
 }
 
 // UpdateStoragePool replaces the description, config and state of the
@@ -250,23 +234,7 @@ func (q *Queries) ListStorageVolumes(ctx context.Context, pool string) ([]Storag
 		query += " WHERE p.name = ?"
 		args = append(args, pool)
 	}
-	rows, err := q.reader().QueryContext(ctx, query+" ORDER BY p.name, v.type, v.name, v.disk_name", args...)
-	if err != nil {
-		return nil, fmt.Errorf("list storage volumes: %w", err)
-	}
-	defer rows.Close()
-	out := []StorageVolume{}
-	for rows.Next() {
-		v, err := scanVolume(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list storage volumes: %w", err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list storage volumes: %w", err)
-	}
-	return out, nil
+	return listRows(ctx, q.reader(), "storage volumes", scanVolume, query+" ORDER BY p.name, v.type, v.name, v.disk_name", args...)
 }
 
 // GetStorageVolume returns the volume of type typ called name on pool
@@ -349,23 +317,8 @@ func (q *Queries) GetStorageVolumeByDisk(ctx context.Context, pool, typ, content
 // ListVolumeSnapshots returns the snapshots of the volume with id
 // parentID, oldest first.
 func (q *Queries) ListVolumeSnapshots(ctx context.Context, parentID int64) ([]StorageVolume, error) {
-	rows, err := q.reader().QueryContext(ctx, volumeSelect+" WHERE v.parent_id = ? ORDER BY v.created_at, v.id", parentID)
-	if err != nil {
-		return nil, fmt.Errorf("list snapshots of volume %d: %w", parentID, err)
-	}
-	defer rows.Close()
-	out := []StorageVolume{}
-	for rows.Next() {
-		v, err := scanVolume(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list snapshots of volume %d: %w", parentID, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list snapshots of volume %d: %w", parentID, err)
-	}
-	return out, nil
+	return listRows(ctx, q.reader(), fmt.Sprintf("snapshots of volume %d", parentID), scanVolume,
+		volumeSelect+" WHERE v.parent_id = ? ORDER BY v.created_at, v.id", parentID)
 }
 
 // RenameVolumeSnapshots follows a parent volume's rename: its snapshots'
