@@ -532,3 +532,25 @@ func percentile(vals []float64, p float64) float64 {
 	i := int(math.Ceil(p/100*float64(len(s)))) - 1
 	return s[max(0, min(i, len(s)-1))]
 }
+
+// setUpPeers sets up each peer in turn, recording every one it tried in
+// *tried (the caller tears those down, last first) and the version of
+// each that came up; a peer that fails is noted and left out. It stops
+// when ctx ends. It returns the names of the peers that are up.
+func setUpPeers(ctx context.Context, phase string, peers []peer, r *issue10Results, res *results, tried *[]peer) map[string]bool {
+	up := map[string]bool{}
+	for _, p := range peers {
+		if ctx.Err() != nil {
+			break
+		}
+		logf("%s: %s: setting up", phase, p.name())
+		*tried = append(*tried, p)
+		if err := p.setup(ctx); err != nil {
+			r.note("%s: set-up failed: %v", p.name(), err)
+			continue
+		}
+		up[p.name()] = true
+		res.versions[p.name()] = p.version(ctx)
+	}
+	return up
+}

@@ -123,19 +123,9 @@ func measureIssue11(ctx context.Context, cfg *config, res *results, r *issue10Re
 			tearDown(p)
 		}
 	}()
-	up := map[string]bool{}
-	for _, p := range peers {
-		if ctx.Err() != nil {
-			return
-		}
-		logf("issue 11: %s: setting up", p.name())
-		tried = append(tried, p)
-		if err := p.setup(ctx); err != nil {
-			r.note("%s: set-up failed: %v", p.name(), err)
-			continue
-		}
-		up[p.name()] = true
-		res.versions[p.name()] = p.version(ctx)
+	up := setUpPeers(ctx, "issue 11", peers, r, res, &tried)
+	if ctx.Err() != nil {
+		return
 	}
 	if !up[peerHangard] {
 		return

@@ -154,19 +154,9 @@ func measureIssue12(ctx context.Context, cfg *config, res *results, r *issue10Re
 			tearDown(p)
 		}
 	}()
-	up := map[string]bool{}
-	for _, p := range peers {
-		if ctx.Err() != nil {
-			return
-		}
-		logf("issue 12: %s: setting up", p.name())
-		tried = append(tried, p)
-		if err := p.setup(ctx); err != nil {
-			r.note("%s: set-up failed: %v", p.name(), err)
-			continue
-		}
-		up[p.name()] = true
-		res.versions[p.name()] = p.version(ctx)
+	up := setUpPeers(ctx, "issue 12", peers, r, res, &tried)
+	if ctx.Err() != nil {
+		return
 	}
 
 	// The pools, each warmed by a first launch (it caches the image in
