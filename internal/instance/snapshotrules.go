@@ -82,11 +82,10 @@ func (s *Service) pruneSnapshots(ctx context.Context, now time.Time) {
 			continue
 		}
 		s.mu.RLock()
+		in := s.byRuntime[runtimeID(sn.InstanceID)]
 		var name string
-		for n, in := range s.byName {
-			if in.rec.ID == sn.InstanceID {
-				name = n
-			}
+		if in != nil && !in.deleted {
+			name = in.rec.Name
 		}
 		s.mu.RUnlock()
 		if name == "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -297,4 +298,42 @@ func (d *fakeDB) instanceByName(name string) (store.Instance, bool) {
 
 func (f *fakeStorage) CopyRootSnapshot(ctx context.Context, dstID, srcID int64, name string) error {
 	return f.SnapshotRoot(ctx, dstID, name)
+}
+
+// TestSnapshotTick: a due schedule snapshots running instances (stopped
+// ones only with snapshots.schedule.stopped), and snapshots whose expiry
+// passed go.
+func TestSnapshotTick(t *testing.T) {
+	s, _, _, _ := newTestService(t)
+	ctx := context.Background()
+	every := map[string]string{keySnapshotsSchedule: "* * * * *"}
+	for _, tc := range []struct {
+		name   string
+		start  bool
+		config map[string]string
+	}{
+		{"running", true, every},
+		{"stopped", false, every},
+		{"stopped-too", false, map[string]string{keySnapshotsSchedule: "* * * * *", keySnapshotsScheduleStopped: "true"}},
+		{"unscheduled", true, nil},
+	} {
+		req := imageReq(tc.name)
+		req.Start, req.Config = tc.start, tc.config
+		if err := launch(t, s, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := nowUTC().Add(-time.Minute)
+	if _, err := s.CreateSnapshot(ctx, "unscheduled", SnapshotRequest{Name: "old", ExpiresAt: &past}); err != nil {
+		t.Fatal(err)
+	}
+	minute := nowUTC().Truncate(time.Minute)
+	s.SnapshotTick(ctx, snapshotpolicy.Tick{Minute: minute, Since: minute.Add(-time.Minute)})
+	want := map[string]int{"running": 1, "stopped": 0, "stopped-too": 1, "unscheduled": 0}
+	for name, n := range want {
+		list, err := s.Snapshots(ctx, name)
+		if err != nil || len(list) != n {
+			t.Errorf("%s: snapshots %+v, %v; want %d", name, list, err, n)
+		}
+	}
 }
