@@ -16,6 +16,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/storage"
+	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -314,16 +315,6 @@ func (s *Service) reconcileBackups(ctx context.Context) {
 	}
 }
 
-// nextBackupName is LXD's default name: backupN, N one past the highest.
-func nextBackupName(rows []store.InstanceBackup) string {
-	max := -1
-	for _, b := range rows {
-		if n, err := strconv.Atoi(strings.TrimPrefix(b.Name, "backup")); err == nil && strings.HasPrefix(b.Name, "backup") && n > max {
-			max = n
-		}
-	}
-	return "backup" + strconv.Itoa(max+1)
-}
 
 // BackupCreation is a checked backup whose row is made; Run writes it.
 type BackupCreation struct {
@@ -360,7 +351,15 @@ func (s *Service) CreateBackup(ctx context.Context, name string, req BackupReque
 		return nil, err
 	}
 	if req.Name == "" {
-		req.Name = nextBackupName(rows)
+		// LXD's default, backupN with N one past the highest: the rule
+		// of a snapshot pattern's %d.
+		names := make([]string, 0, len(rows))
+		for _, b := range rows {
+			names = append(names, b.Name)
+		}
+		if req.Name, err = snapshotpolicy.Name("backup%d", nowUTC(), names); err != nil {
+			return nil, err
+		}
 	}
 	if err := validBackupName(req.Name); err != nil {
 		return nil, err
