@@ -15,8 +15,8 @@ import (
 	"github.com/hangar-dev/hangar/internal/backup"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
-	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
+	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -314,7 +314,6 @@ func (s *Service) reconcileBackups(ctx context.Context) {
 		_ = os.Remove(filepath.Join(s.cfg.BackupDir, d.Name())) // only if empty
 	}
 }
-
 
 // BackupCreation is a checked backup whose row is made; Run writes it.
 type BackupCreation struct {
