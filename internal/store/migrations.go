@@ -221,6 +221,90 @@ CREATE TABLE instance_backups (
 	UNIQUE (instance_id, name)
 ) STRICT;
 `,
+	// 9: projects. A project is a namespace for instances, profiles,
+	// images, custom volumes and networks: names are unique per project.
+	// Rows name their project by name (ON UPDATE CASCADE follows a
+	// rename). parent makes projects nest (the hangar_project_nesting
+	// extension): a child's usage counts against its ancestors' limits.
+	// The unique name constraints of instances, profiles and aliases are
+	// per project now, which SQLite can only change by rebuilding the
+	// table (foreign keys are off while migrating). An image is stored
+	// once and belongs to the projects listed in image_projects. Network
+	// names stay unique across projects: a bridge is a host interface.
+	`
+CREATE TABLE projects (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	name        TEXT NOT NULL UNIQUE CHECK (name <> '' AND instr(name, '/') = 0),
+	description TEXT NOT NULL DEFAULT '',
+	config      TEXT NOT NULL DEFAULT '{}',
+	parent      TEXT REFERENCES projects (name) ON UPDATE CASCADE
+) STRICT;
+
+INSERT INTO projects (name, description, config) VALUES ('default', 'Default Hangar project',
+	'{"features.images":"true","features.networks":"true","features.profiles":"true","features.storage.volumes":"true"}');
+
+CREATE TABLE instances_new (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	project      TEXT    NOT NULL DEFAULT 'default' REFERENCES projects (name) ON UPDATE CASCADE,
+	name         TEXT    NOT NULL CHECK (name <> ''),
+	type         TEXT    NOT NULL,
+	architecture TEXT    NOT NULL,
+	description  TEXT    NOT NULL DEFAULT '',
+	config       TEXT    NOT NULL DEFAULT '{}',
+	devices      TEXT    NOT NULL DEFAULT '{}',
+	ephemeral    INTEGER NOT NULL DEFAULT 0 CHECK (ephemeral IN (0, 1)),
+	stateful     INTEGER NOT NULL DEFAULT 0 CHECK (stateful IN (0, 1)),
+	created_at   TEXT    NOT NULL,
+	last_used_at TEXT    NOT NULL,
+	UNIQUE (project, name)
+) STRICT;
+INSERT INTO instances_new (id, name, type, architecture, description, config, devices, ephemeral, stateful, created_at, last_used_at)
+	SELECT id, name, type, architecture, description, config, devices, ephemeral, stateful, created_at, last_used_at FROM instances;
+DROP TABLE instances;
+ALTER TABLE instances_new RENAME TO instances;
+
+CREATE TABLE profiles_new (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	project     TEXT NOT NULL DEFAULT 'default' REFERENCES projects (name) ON UPDATE CASCADE,
+	name        TEXT NOT NULL CHECK (name <> ''),
+	description TEXT NOT NULL DEFAULT '',
+	config      TEXT NOT NULL DEFAULT '{}',
+	devices     TEXT NOT NULL DEFAULT '{}',
+	UNIQUE (project, name)
+) STRICT;
+INSERT INTO profiles_new (id, name, description, config, devices)
+	SELECT id, name, description, config, devices FROM profiles;
+DROP TABLE profiles;
+ALTER TABLE profiles_new RENAME TO profiles;
+
+CREATE TABLE images_aliases_new (
+	project     TEXT NOT NULL DEFAULT 'default' REFERENCES projects (name) ON UPDATE CASCADE,
+	name        TEXT NOT NULL CHECK (name <> ''),
+	description TEXT NOT NULL DEFAULT '',
+	fingerprint TEXT NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE ON UPDATE CASCADE,
+	type        TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (project, name)
+) STRICT;
+INSERT INTO images_aliases_new (name, description, fingerprint, type)
+	SELECT name, description, fingerprint, type FROM images_aliases;
+DROP TABLE images_aliases;
+ALTER TABLE images_aliases_new RENAME TO images_aliases;
+CREATE INDEX images_aliases_fingerprint ON images_aliases (fingerprint);
+
+CREATE TABLE image_projects (
+	fingerprint TEXT NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE ON UPDATE CASCADE,
+	project     TEXT NOT NULL REFERENCES projects (name) ON UPDATE CASCADE,
+	PRIMARY KEY (fingerprint, project)
+) STRICT, WITHOUT ROWID;
+INSERT INTO image_projects (fingerprint, project) SELECT fingerprint, 'default' FROM images;
+CREATE INDEX image_projects_project ON image_projects (project);
+
+ALTER TABLE networks ADD COLUMN project TEXT NOT NULL DEFAULT 'default' REFERENCES projects (name) ON UPDATE CASCADE;
+
+ALTER TABLE storage_volumes ADD COLUMN project TEXT NOT NULL DEFAULT 'default' REFERENCES projects (name) ON UPDATE CASCADE;
+DROP INDEX storage_volumes_names;
+CREATE UNIQUE INDEX storage_volumes_names ON storage_volumes (pool_id, project, type, name) WHERE type <> 'image';
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

@@ -1,0 +1,69 @@
+package auth
+
+import "context"
+
+// Kind says how an identity proved itself.
+type Kind string
+
+const (
+	// KindUnix is whoever reached the unix socket: root on the host.
+	KindUnix Kind = "unix"
+	// KindCertificate is a trusted TLS client certificate.
+	KindCertificate Kind = "certificate"
+	// KindToken is a bearer token or API key.
+	KindToken Kind = "token"
+	// KindInternal is the daemon itself (recovery, schedules).
+	KindInternal Kind = "internal"
+	// KindUntrusted is a client that proved nothing.
+	KindUntrusted Kind = "untrusted"
+)
+
+// Identity is who a request acts as.
+type Identity struct {
+	Kind Kind
+	// Name is what the identity is called in events and audit logs: the
+	// certificate's name, the token's name, "root" for the socket.
+	Name string
+	// Fingerprint is a certificate's SHA-256 fingerprint (hex).
+	Fingerprint string
+	// Type is a certificate's type: "client" or "metrics".
+	Type string
+	// Restricted confines the identity to Projects.
+	Restricted bool
+	Projects   []string
+	// Groups the identity belongs to, by name.
+	Groups []string
+}
+
+// Trusted tells whether the identity proved itself.
+func (id Identity) Trusted() bool { return id.Kind != "" && id.Kind != KindUntrusted }
+
+// Requestor is how the identity appears in a lifecycle event's requestor.
+func (id Identity) Requestor() (username, protocol string) {
+	switch id.Kind {
+	case KindCertificate:
+		return id.Fingerprint, "tls"
+	case KindUnix:
+		return "root", "unix"
+	case KindToken:
+		return id.Name, "token"
+	}
+	return id.Name, string(id.Kind)
+}
+
+type ctxKey struct{}
+
+// WithIdentity returns ctx acting as id.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// From returns the identity ctx acts as. A context without one acts as
+// the daemon itself: the edges always set one, so only daemon-internal
+// work (recovery, schedules, tests of a domain) reaches here without.
+func From(ctx context.Context) Identity {
+	if id, ok := ctx.Value(ctxKey{}).(Identity); ok {
+		return id
+	}
+	return Identity{Kind: KindInternal, Name: "hangard"}
+}
