@@ -26,6 +26,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -211,7 +212,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
+	projects := &project.Service{Store: st}
+	projects.Sources = []project.UsageSource{project.StoreCounts{S: projects}}
+	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

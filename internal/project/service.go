@@ -40,7 +40,8 @@ type Service struct {
 	// percentage; nil reads /proc/meminfo.
 	HostMemory func() (int64, error)
 
-	mu sync.Mutex
+	mu    sync.Mutex
+	cache cache
 }
 
 func fromStore(p store.Project) Project {
@@ -114,6 +115,7 @@ func (s *Service) Create(ctx context.Context, p Project) error {
 		}
 	}
 	rec := store.Project{Name: p.Name, Description: p.Description, Config: config, Parent: p.Parent}
+	defer s.forget()
 	return s.Store.CreateProject(ctx, &rec, isTrue(config[FeatureProfiles]))
 }
 
@@ -201,6 +203,7 @@ func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondi
 		return err
 	}
 	rec := store.Project{Name: name, Description: put.Description, Config: config, Parent: parent}
+	defer s.forget()
 	return s.Store.UpdateProject(ctx, rec, profiles)
 }
 
@@ -290,6 +293,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if left != "" {
 		return errdefs.Conflict("only empty projects can be renamed: project %q has %s", name, left)
 	}
+	defer s.forget()
 	return s.Store.RenameProject(ctx, name, newName)
 }
 
@@ -312,5 +316,51 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	if left != "" {
 		return errdefs.Conflict("project %q is not empty: it has %s", name, left)
 	}
+	defer s.forget()
 	return s.Store.DeleteProject(ctx, name)
+}
+
+// cache holds projects Resolve has read, so that resolving a request's
+// project costs no query. Every write through the Service empties it; gen
+// counts the writes, so that a read that raced with one is not cached.
+type cache struct {
+	mu    sync.RWMutex
+	gen   uint64
+	byKey map[string]Project
+}
+
+// Resolve returns the project called name ("" is the default project) for
+// a request to act in, from memory when it can.
+func (s *Service) Resolve(ctx context.Context, name string) (Project, error) {
+	if name == "" {
+		name = Default
+	}
+	s.cache.mu.RLock()
+	p, ok := s.cache.byKey[name]
+	gen := s.cache.gen
+	s.cache.mu.RUnlock()
+	if ok {
+		return p, nil
+	}
+	p, err := s.Get(ctx, name)
+	if err != nil {
+		return Project{}, err
+	}
+	s.cache.mu.Lock()
+	if s.cache.gen == gen {
+		if s.cache.byKey == nil {
+			s.cache.byKey = map[string]Project{}
+		}
+		s.cache.byKey[name] = p
+	}
+	s.cache.mu.Unlock()
+	return p, nil
+}
+
+// forget empties the cache after a write.
+func (s *Service) forget() {
+	s.cache.mu.Lock()
+	s.cache.gen++
+	s.cache.byKey = nil
+	s.cache.mu.Unlock()
 }
