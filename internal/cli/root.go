@@ -32,9 +32,9 @@ type app struct {
 	// noProject makes the client act in the default project whatever
 	// --project or the CLI config say (project commands).
 	noProject bool
-	in     io.Reader
-	out    io.Writer
-	errOut io.Writer
+	in        io.Reader
+	out       io.Writer
+	errOut    io.Writer
 
 	c *client.Client
 	// connecting, when set, runs before the first connection.
