@@ -205,7 +205,14 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("firewall", "err", err)
 	}
 
-	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }
+	imageUsers := func(fp string) []string {
+		refs := svc.ImageUsers(ctx, fp)
+		out := make([]string, len(refs))
+		for i, r := range refs {
+			out[i] = r.String()
+		}
+		return out
+	}
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
 	ln, err := listenUnix(cfg.Socket)
