@@ -45,6 +45,8 @@ var Extensions = append(append([]string{
 	"backup_compression_algorithm",
 	"container_backup_override_pool",
 	"backup_override_name",
+	// Groups of identities holding entitlements (/1.0/auth/groups).
+	"access_management",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

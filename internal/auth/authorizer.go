@@ -135,7 +135,7 @@ func (a *Authorizer) allowed(id Identity, o Object, e Entitlement) bool {
 	case roleNone:
 		return false
 	case roleMetrics:
-		if o.Type == TypeServer && (e == CanViewMetrics || e == CanView) {
+		if o.Type == TypeServer && e == CanViewMetrics {
 			return true
 		}
 		// Metrics certificates hold nothing else, whatever their groups.
@@ -204,7 +204,9 @@ func restrictedAllows(id Identity, o Object, e Entitlement) bool {
 		return e == CanView
 	case TypeStoragePool:
 		return e == CanView
-	case TypeNetwork:
+	case TypeNetwork, TypeImage, TypeProfile:
+		// Projects without features.networks (images, profiles) use the
+		// default project's: a restricted client must see them to launch.
 		if o.Project == "default" && e == CanView {
 			return true
 		}

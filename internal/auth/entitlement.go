@@ -20,6 +20,12 @@ const (
 	CanManageInstances Entitlement = "can_manage_instances" // create and delete instances
 	CanViewEvents      Entitlement = "can_view_events"
 	CanViewOperations  Entitlement = "can_view_operations"
+	// Creating the objects a project holds (Incus's names). Instances are
+	// can_manage_instances, which also deletes them.
+	CanCreateImages         Entitlement = "can_create_images"
+	CanCreateProfiles       Entitlement = "can_create_profiles"
+	CanCreateNetworks       Entitlement = "can_create_networks"
+	CanCreateStorageVolumes Entitlement = "can_create_storage_volumes"
 
 	// Shared by several types.
 	CanView   Entitlement = "can_view"
@@ -36,8 +42,9 @@ const (
 // Entitlements lists, per object type, the entitlements a group may hold
 // on an object of that type.
 var Entitlements = map[ObjectType][]Entitlement{
-	TypeServer:        {Admin, Viewer, CanView, CanEdit, CanCreateProjects, CanViewMetrics, CanViewResources},
-	TypeProject:       {Operator, Viewer, CanView, CanEdit, CanDelete, CanManageInstances, CanViewEvents, CanViewOperations},
+	TypeServer: {Admin, Viewer, CanView, CanEdit, CanCreateProjects, CanViewMetrics, CanViewResources},
+	TypeProject: {Operator, Viewer, CanView, CanEdit, CanDelete, CanManageInstances, CanViewEvents, CanViewOperations,
+		CanCreateImages, CanCreateProfiles, CanCreateNetworks, CanCreateStorageVolumes},
 	TypeInstance:      {CanView, CanEdit, CanDelete, CanExec, CanUpdateState, CanManageSnapshots, CanManageBackups},
 	TypeImage:         {CanView, CanEdit, CanDelete},
 	TypeNetwork:       {CanView, CanEdit, CanDelete},

@@ -38,7 +38,7 @@ func (s *Service) Profiles(ctx context.Context) []Profile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]Profile, 0, len(s.profiles))
-	for _, n := range sortedNames(s.profiles) {
+	for _, n := range s.viewableProfiles(ctx, sortedNames(s.profiles)) {
 		out = append(out, s.profileLocked(s.profiles[n]))
 	}
 	return out
@@ -46,6 +46,9 @@ func (s *Service) Profiles(ctx context.Context) []Profile {
 
 // Profile returns one profile.
 func (s *Service) Profile(ctx context.Context, name string) (Profile, error) {
+	if err := s.allowProfile(ctx, name, canView); err != nil {
+		return Profile{}, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.profiles[name]
@@ -93,6 +96,9 @@ func (s *Service) validateProfileContent(ctx context.Context, put ProfilePut) er
 
 // CreateProfile adds a profile.
 func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut) error {
+	if err := s.allowCreateProfile(ctx); err != nil {
+		return err
+	}
 	if err := validateProfileName(name); err != nil {
 		return err
 	}
@@ -126,6 +132,9 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 // what runs. pre, when not nil, is checked against the current profile
 // under the lock that orders profile changes (an edge's ETag).
 func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) error {
+	if err := s.allowProfile(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if err := s.validateProfileContent(ctx, put); err != nil {
 		return err
 	}
@@ -340,6 +349,9 @@ func (s *Service) lockAll(ins []*inst) []*inst {
 
 // RenameProfile renames a profile and every instance's reference to it.
 func (s *Service) RenameProfile(ctx context.Context, name, newName string) error {
+	if err := s.allowProfile(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if name == defaultProfile {
 		return errdefs.Forbidden(`The "default" profile cannot be renamed`)
 	}
@@ -389,6 +401,9 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 
 // DeleteProfile removes an unused profile.
 func (s *Service) DeleteProfile(ctx context.Context, name string) error {
+	if err := s.allowProfile(ctx, name, canDelete); err != nil {
+		return err
+	}
 	if name == defaultProfile {
 		return errdefs.Forbidden(`The "default" profile cannot be deleted`)
 	}

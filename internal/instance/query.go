@@ -15,14 +15,14 @@ import (
 func (s *Service) Names(ctx context.Context) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return sortedNames(s.byName)
+	return s.viewable(ctx, sortedNames(s.byName))
 }
 
 // List returns every instance, sorted by name.
 func (s *Service) List(ctx context.Context) []Instance {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names := sortedNames(s.byName)
+	names := s.viewable(ctx, sortedNames(s.byName))
 	out := make([]Instance, 0, len(names))
 	for _, n := range names {
 		out = append(out, s.instanceLocked(s.byName[n]))
@@ -33,7 +33,7 @@ func (s *Service) List(ctx context.Context) []Instance {
 // ListFull returns every instance with its live state, sorted by name.
 func (s *Service) ListFull(ctx context.Context) []Full {
 	s.mu.RLock()
-	names := sortedNames(s.byName)
+	names := s.viewable(ctx, sortedNames(s.byName))
 	out := make([]Full, 0, len(names))
 	ids := make([]string, 0, len(names))
 	for _, n := range names {
@@ -73,6 +73,9 @@ func (s *Service) ListFull(ctx context.Context) []Full {
 
 // Get returns one instance.
 func (s *Service) Get(ctx context.Context, name string) (Instance, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return Instance{}, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	in, ok := s.byName[name]
@@ -84,6 +87,9 @@ func (s *Service) Get(ctx context.Context, name string) (Instance, error) {
 
 // GetFull returns one instance with its live state.
 func (s *Service) GetFull(ctx context.Context, name string) (Full, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return Full{}, err
+	}
 	inst, err := s.Get(ctx, name)
 	if err != nil {
 		return Full{}, err
@@ -97,6 +103,9 @@ func (s *Service) GetFull(ctx context.Context, name string) (Full, error) {
 
 // State returns the live state of one instance.
 func (s *Service) State(ctx context.Context, name string) (State, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return State{}, err
+	}
 	s.mu.RLock()
 	in, ok := s.byName[name]
 	var id string

@@ -30,6 +30,9 @@ func (o StopOptions) grace() time.Duration {
 
 // Stop stops a running or frozen instance; an ephemeral one is then deleted.
 func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	return s.stop(ctx, name, opts, powerStopped)
 }
 
@@ -109,6 +112,9 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 
 // Restart stops and starts an instance as one operation.
 func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
@@ -126,6 +132,9 @@ func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) er
 
 // Freeze pauses every process of a running instance (cgroup freezer).
 func (s *Service) Freeze(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
@@ -155,6 +164,9 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 
 // Unfreeze resumes a frozen instance.
 func (s *Service) Unfreeze(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(name)
 	if err != nil {
 		return err
