@@ -52,6 +52,10 @@ type Spec struct {
 	Cancelable bool
 	// Metadata is the initial metadata (copied).
 	Metadata map[string]any
+	// Context, when set, lends Run its values (identity, project) but not
+	// its cancellation: the work runs as whoever asked for it, in their
+	// project, and the core's checks see them.
+	Context context.Context
 }
 
 // Registry runs operations and keeps them queryable until their retention
@@ -141,7 +145,11 @@ func (r *Registry) Start(spec Spec) *Op {
 		panic("operation: Start with a nil Run")
 	}
 	class := cmp.Or(spec.Class, api.OperationClassTask)
-	ctx, cancel := context.WithCancel(context.Background())
+	parent := context.Background()
+	if spec.Context != nil {
+		parent = context.WithoutCancel(spec.Context)
+	}
+	ctx, cancel := context.WithCancel(parent)
 	now := r.now()
 	op := &Op{
 		reg:        r,

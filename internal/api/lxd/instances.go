@@ -38,8 +38,9 @@ func (s *Server) typeOf(ctx context.Context, name string) string {
 }
 
 // startOp runs fn as a task operation and answers 202.
-func (s *Server) startOp(w http.ResponseWriter, description string, resources map[string][]string, fn func(ctx context.Context) error) {
+func (s *Server) startOp(w http.ResponseWriter, r *http.Request, description string, resources map[string][]string, fn func(ctx context.Context) error) {
 	op := s.Ops.Start(operation.Spec{
+		Context:     r.Context(),
 		Class:       api.OperationClassTask,
 		Description: description,
 		Resources:   resources,
@@ -161,7 +162,7 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startCreate(w, c) // images_oci.go: with pull progress
+	s.startCreate(w, r, c) // images_oci.go: with pull progress
 }
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +211,7 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Updating instance", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
+	s.startOp(w, r, "Updating instance", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
 }
 
 func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +234,7 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Deleting instance", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
+	s.startOp(w, r, "Deleting instance", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
 		return s.Instances.Delete(ctx, name)
 	})
 }
@@ -255,7 +256,7 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Renaming instance", instanceResources(s.typeOf(r.Context(), name), name, req.Name), func(ctx context.Context) error {
+	s.startOp(w, r, "Renaming instance", instanceResources(s.typeOf(r.Context(), name), name, req.Name), func(ctx context.Context) error {
 		return s.Instances.Rename(ctx, name, req.Name)
 	})
 }
@@ -281,6 +282,7 @@ func (s *Server) forkInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	typ := s.typeOf(r.Context(), name)
 	op := s.Ops.Start(operation.Spec{
+		Context:     r.Context(),
 		Class:       api.OperationClassTask,
 		Description: "Forking instance",
 		Resources:   instanceResources(typ, name, req.Name),
@@ -354,7 +356,7 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalid("stateful: stateful stop and start are supported for virtual machines only"))
 		return
 	}
-	s.startOp(w, desc, instanceResources(string(inst.Type), name), fn)
+	s.startOp(w, r, desc, instanceResources(string(inst.Type), name), fn)
 }
 
 func (s *Server) getConsoleLog(w http.ResponseWriter, r *http.Request) {

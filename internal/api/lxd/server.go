@@ -135,8 +135,10 @@ func (s *Server) Handler() http.Handler {
 	route("GET /1.0/operations", ops(s.listOperations))
 	route("GET /1.0/operations/{id}", ops(s.getOperation))
 	route("GET /1.0/operations/{id}/wait", ops(s.waitOperation))
-	route("DELETE /1.0/operations/{id}", ops(s.cancelOperation))
-	route("GET /1.0/operations/{id}/websocket", ops(s.getOperationWebsocket))
+	// Cancelling work and joining an exec's or console's streams act on
+	// the project's instances: more than viewing.
+	route("DELETE /1.0/operations/{id}", s.RequiresOn(requestProject, auth.Operator, s.cancelOperation))
+	route("GET /1.0/operations/{id}/websocket", s.RequiresOn(requestProject, auth.Operator, s.getOperationWebsocket))
 	route("GET /1.0/events", s.RequiresOn(requestProject, auth.CanViewEvents, s.getEvents))
 
 	route("GET /1.0/profiles", s.listProfiles)
