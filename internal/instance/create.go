@@ -43,6 +43,9 @@ func (c *Creation) Type() Type { return Type(c.rec.Type) }
 // (reference, manifest, architecture) and pulled by Run, unless the image
 // is stored already; opts carry the registry credentials for that.
 func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateOptions) (*Creation, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return nil, err
+	}
 	var src *copySource
 	if req.Source.Type == SourceCopy {
 		var err error

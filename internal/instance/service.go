@@ -113,6 +113,8 @@ type Config struct {
 	// existed keeps its root files (the runtimes' old layout), so Storage
 	// can move them into a volume.
 	LegacyRoot func(runtimeID string, vm bool) storage.LegacyRoot
+	// Authorizer checks every entry point (authz.go); nil allows all.
+	Authorizer Authorizer
 }
 
 // Service owns instances: their records, their status and the locks that
