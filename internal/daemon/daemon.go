@@ -151,6 +151,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer vms.Close()
 	host := probeHost(cfg.DataDir)
 	// One authorizer for every edge: the core's entry points ask it.
+	// Projects count their usage from the core (instances, whatever is
+	// being created included) and the store (networks).
+	projects := &project.Service{Store: st}
+	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
+		return svc.ProjectUsage(ctx, p)
+	})}
 	authz := auth.New(st)
 	if err := authz.Load(ctx); err != nil {
 		return err
@@ -171,6 +177,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Storage:      pools,
 		LegacyRoot:   legacyRoots(cfg.DataDir),
 		Authorizer:   authz,
+		Quota:        projects,
+		Projects:     projectReader{projects},
 	})
 	if err := svc.Load(ctx); err != nil {
 		return err
@@ -226,8 +234,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	projects := &project.Service{Store: st}
-	projects.Sources = []project.UsageSource{project.StoreCounts{S: projects}}
 	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)

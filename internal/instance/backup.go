@@ -350,6 +350,9 @@ func (s *Service) CreateBackup(ctx context.Context, name string, req BackupReque
 	if err := s.allow(ctx, name, canManageBackups); err != nil {
 		return nil, err
 	}
+	if err := project.AllowBackup(project.From(ctx)); err != nil {
+		return nil, err
+	}
 	if s.cfg.BackupDir == "" {
 		return nil, errdefs.NotImplemented("backups: this daemon has no backup directory")
 	}
@@ -557,6 +560,18 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 	if err != nil {
 		return "", err
 	}
+	pcfg, pdevs, err := s.expanded(plan.rec)
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkProjectRules(ctx, Type(plan.rec.Type), pcfg, pdevs); err != nil {
+		return "", fmt.Errorf("backup: %w", err)
+	}
+	release, err := s.reserve(ctx, plan.rec.Project, s.usageOf(Type(plan.rec.Type), pcfg, pdevs))
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	name, err := s.reserveName(plan.rec.Project, plan.rec.Name)
 	if err != nil {
 		return "", err

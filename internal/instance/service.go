@@ -106,6 +106,8 @@ type Config struct {
 	// BackupDir holds instance backups' tarballs, one directory per
 	// instance (backup.go).
 	BackupDir string
+	// Quota checks project limits; nil: no limits (tests).
+	Quota Quota
 	// Projects reads projects, for the daemon's own work on an instance
 	// outside any request; nil: projects have no config (tests).
 	Projects Projects
@@ -133,7 +135,9 @@ type Service struct {
 	profiles  map[ref]store.Profile
 	// pending counts, per project, what creations under way will add,
 	// so two concurrent creates cannot both pass a project limit.
-	pending map[string]usage
+	pending map[string]project.Usage
+	// quotaMu orders project limit checks with their reservations.
+	quotaMu sync.Mutex
 
 	// profileMu serialises changes to profiles and to which instances use
 	// them (profile writes, the registration of a new instance), so that
@@ -179,7 +183,7 @@ func New(cfg Config) *Service {
 		byRuntime: map[string]*inst{},
 		reserved:  map[ref]bool{},
 		profiles:  map[ref]store.Profile{},
-		pending:   map[string]usage{},
+		pending:   map[string]project.Usage{},
 
 		onlineCPUs: readOnlineCPUs,
 	}

@@ -157,6 +157,9 @@ func (s *Service) CreateSnapshot(ctx context.Context, name string, req SnapshotR
 	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
 		return Snapshot{}, err
 	}
+	if err := project.AllowSnapshot(project.From(ctx)); err != nil {
+		return Snapshot{}, err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return Snapshot{}, err
@@ -171,6 +174,9 @@ func (s *Service) CreateSnapshot(ctx context.Context, name string, req SnapshotR
 // CreateSnapshot checks again under the instance's lock.
 func (s *Service) CheckSnapshot(ctx context.Context, name string, req SnapshotRequest) error {
 	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
+		return err
+	}
+	if err := project.AllowSnapshot(project.From(ctx)); err != nil {
 		return err
 	}
 	in, err := s.lookup(ctx, name)

@@ -116,6 +116,9 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 	if !need.profiles && !slices.Equal(next.Profiles, rec.Profiles) {
 		return changeLocks{profiles: true, op: need.op}, nil
 	}
+	if err := s.checkProjectChange(ctx, rec, next); err != nil {
+		return need, err
+	}
 	// Starting counts: the status leaves Stopped under the record lock,
 	// so a start either reads this change or is seen here.
 	if isActive(status) || status == StatusStarting {
