@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/auth"
@@ -37,7 +38,13 @@ func (s *Server) withProject(w http.ResponseWriter, r *http.Request) *http.Reque
 		writeError(w, err)
 		return nil
 	}
-	return r.WithContext(project.WithProject(r.Context(), p))
+	ctx := project.WithProject(r.Context(), p)
+	// LXD's all-projects lists instances, operations and events of every
+	// project the identity may see.
+	if all, _ := strconv.ParseBool(r.URL.Query().Get("all-projects")); all {
+		ctx = project.WithAll(ctx)
+	}
+	return r.WithContext(ctx)
 }
 
 func errorsIsNotFound(err error) bool { return err != nil && statusOf(err) == http.StatusNotFound }
