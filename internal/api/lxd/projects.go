@@ -282,7 +282,7 @@ func (s *Server) renameProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Renaming project", map[string][]string{"projects": {projectURL(name)}}, func(ctx context.Context) error {
+	s.startOp(w, r, "Renaming project", map[string][]string{"projects": {projectURL(name)}}, func(ctx context.Context) error {
 		return s.Projects.Rename(ctx, name, req.Name)
 	})
 }
