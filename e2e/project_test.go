@@ -99,3 +99,78 @@ func TestProjectsLXC(t *testing.T) {
 		t.Errorf("projects left: %q", rows)
 	}
 }
+
+// TestProjectLimitsLXC launches into projects with limits through the
+// real lxc: a launch over a limit is refused with the limit's name and the
+// excess, and creates nothing; a child's instances count against its
+// parent's limits. It needs the instance core to call
+// project.Service.CheckAdd on create.
+func TestProjectLimitsLXC(t *testing.T) {
+	requireLXC(t)
+	t.Setenv("HANGAR_CONF", t.TempDir())
+	d := startDaemon(t, "")
+	d.importImages()
+	// Whatever got created goes before the daemon stops, refused or not.
+	t.Cleanup(func() {
+		for _, p := range []string{"one", "noct", "novm", "team", "dev"} {
+			for _, n := range []string{"c1", "c2", "n1", "n2", "v1", "d1", "t2", "d3"} {
+				d.lxc("delete", "-f", n, "--project", p)
+			}
+		}
+	})
+	// Projects that share the default project's images and profiles, so
+	// that busybox and the default profile's root disk are there.
+	shared := []string{"-c", "features.images=false", "-c", "features.profiles=false"}
+	create := func(name string, extra ...string) {
+		t.Helper()
+		d.mustLXC(append(append([]string{"project", "create", name}, shared...), extra...)...)
+	}
+	names := func(project string) []string {
+		t.Helper()
+		var out []string
+		for _, line := range strings.Split(strings.TrimSpace(d.mustLXC("list", "--project", project, "-f", "csv", "-c", "n")), "\n") {
+			if line != "" {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+
+	create("one", "-c", "limits.instances=1")
+	d.mustLXC("launch", "busybox", "c1", "--project", "one")
+	d.mustLXCFail([]string{"launch", "busybox", "c2", "--project", "one"}, `project "one"`, "limits.instances=1", "exceeded by 1")
+	if got := names("one"); !slices.Equal(got, []string{"c1"}) {
+		t.Errorf("project one holds %q after the refused launch, want only c1", got)
+	}
+	d.mustLXCFail([]string{"project", "set", "one", "limits.instances=0"}, "1 instances in use by c1")
+	d.mustLXCFail([]string{"project", "delete", "one"}, "not empty", "instances c1")
+
+	create("noct", "-c", "limits.containers=0")
+	// Instance names differ across projects here: the storage layer
+	// still names instance volumes without their project.
+	d.mustLXCFail([]string{"init", "busybox", "n1", "--project", "noct"}, "limits.containers=0", "exceeded by 1")
+	create("novm", "-c", "limits.virtual-machines=0")
+	d.mustLXCFail([]string{"init", "v1", "--empty", "--vm", "--project", "novm"}, "limits.virtual-machines=0", "exceeded by 1")
+	d.mustLXC("init", "busybox", "n2", "--project", "novm") // containers are not capped there
+	if got := names("noct"); len(got) != 0 {
+		t.Errorf("project noct holds %q after refused creates", got)
+	}
+
+	// Nested: team allows 1 instance in all; dev, its child, has none of
+	// its own limits.
+	create("team", "-c", "limits.instances=1")
+	d.must("project", "create", "dev", "--parent", "team", "features.images=false", "features.profiles=false")
+	d.mustLXC("launch", "busybox", "d1", "--project", "dev")
+	d.mustLXCFail([]string{"launch", "busybox", "t2", "--project", "team"}, `project "team"`, "limits.instances=1", "exceeded by 1")
+	d.mustLXCFail([]string{"launch", "busybox", "d3", "--project", "dev"}, `project "team" (an ancestor of "dev")`, "limits.instances=1")
+	if got := names("team"); len(got) != 0 {
+		t.Errorf("project team holds %q after the refused launch", got)
+	}
+	if got := names("dev"); !slices.Equal(got, []string{"d1"}) {
+		t.Errorf("project dev holds %q, want only d1", got)
+	}
+	info := d.mustLXC("project", "info", "team")
+	if !strings.Contains(info, "| INSTANCES        | 1     | 1     |") {
+		t.Errorf("lxc project info team does not count dev's instance:\n%s", info)
+	}
+}
