@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/edge"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -49,7 +51,12 @@ type Server struct {
 	Info      func() api.Server
 	// Config is the server configuration; nil refuses every key.
 	Config ServerConfig
-	Log    *slog.Logger // slog.Default() when nil
+	// Authn says who each request is (authn.go); nil: every request is
+	// the unix socket's root, as on a daemon with no network listener.
+	Authn edge.Identifier
+	// Trust is the trust store (certificates.go); nil: no certificates.
+	Trust Trust
+	Log   *slog.Logger // slog.Default() when nil
 
 	sockets sockets // websocket operations' streams, by operation ID
 }
@@ -158,13 +165,18 @@ func (s *Server) Handler() http.Handler {
 		route(rt.method+" /1.0/storage-pools"+rt.path, s.withManager(func() bool { return s.Storage != nil }, "storage pool", "pool", rt.h))
 	}
 
+	for _, rt := range s.certificateRoutes() {
+		route(rt.method+" /1.0/certificates"+rt.path, s.withManager(func() bool { return s.Trust != nil }, "certificate", "fp", rt.h))
+	}
+
 	// Collections hangard has none of yet list as empty, which is true
 	// and what lxc asks for during ordinary commands; everything else under
 	// them, and the parts with no honest empty answer, is a clear 501.
-	for _, c := range []string{"certificates", "warnings"} {
+	// (Certificates were here: certificates.go serves them now.)
+	for _, c := range []string{"warnings"} {
 		route("GET /1.0/"+c, s.emptyCollection)
 	}
-	for _, c := range []string{"projects", "certificates", "cluster", "warnings"} {
+	for _, c := range []string{"projects", "cluster", "warnings"} {
 		route("/1.0/"+c, s.notYet(c))
 		route("/1.0/"+c+"/", s.notYet(c))
 	}
@@ -177,7 +189,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeError(w, errdefs.NotFound("not found"))
 	})
-	return s.middleware(mux)
+	return s.authn(s.middleware(mux))
 }
 
 // servedWithOtherMethod reports whether some route serves r's path with
@@ -233,7 +245,12 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
+	if !auth.From(r.Context()).Trusted() {
+		writeSync(w, s.untrustedServer(), "")
+		return
+	}
 	info := s.serverInfo()
+	s.remoteInfo(&info)
 	// The project the client asked about (the middleware lets only
 	// "default" through), and an ETag over the writable config, as LXD.
 	info.Environment.Project = "default"
