@@ -45,6 +45,12 @@ var Extensions = append(append([]string{
 	"backup_compression_algorithm",
 	"container_backup_override_pool",
 	"backup_override_name",
+	// The remote API: /1.0/certificates with PUT/PATCH, restricted
+	// certificates, trust tokens and their expiry (core.remote_token_expiry).
+	"certificate_update",
+	"certificate_project",
+	"certificate_token",
+	"remote_token_expiry",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon
