@@ -59,6 +59,12 @@ var Extensions = append(append([]string{
 	"hangar_project_nesting",
 	// Groups of identities holding entitlements (/1.0/auth/groups).
 	"access_management",
+	// The remote API: /1.0/certificates with PUT/PATCH, restricted
+	// certificates, trust tokens and their expiry (core.remote_token_expiry).
+	"certificate_update",
+	"certificate_project",
+	"certificate_token",
+	"remote_token_expiry",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

@@ -23,6 +23,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
+	"github.com/hangar-dev/hangar/internal/edge"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
@@ -30,6 +31,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
 	"github.com/hangar-dev/hangar/internal/store"
+	"github.com/hangar-dev/hangar/internal/trust"
 )
 
 // Config is what hangard's flags set.
@@ -47,6 +49,9 @@ type Config struct {
 	VMAgent, VMKernel, VMMachine string
 	// VMFirmware is the directory of OVMF, for VMs booted from disk images.
 	VMFirmware string
+	// HTTPS is where to serve the API over TLS while core.https_address
+	// is unset ("" nowhere).
+	HTTPS string
 	// Ready, when set, is closed once the API is served.
 	Ready chan<- struct{}
 }
@@ -234,8 +239,35 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Log: log}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	cert, err := trust.LoadServerCert(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	https := newHTTPSListener(cfg.HTTPS, cert, log.With("component", "https"))
+	defer func() { // on every way out; after a clean shutdown a no-op
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		https.Shutdown(c)
+	}()
+	trusted, err := trust.New(ctx, trust.Config{
+		DB: st, Ops: ops, Cert: cert,
+		Password: conf.TrustPasswordHash, TokenExpiry: conf.RemoteTokenExpiry, Addresses: https.Addresses,
+		Log: log.With("component", "trust"),
+	})
+	if err != nil {
+		return err
+	}
+	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Log: log,
+		Authn: &edge.Authenticator{Trust: trusted}, Trust: trusted}
+	handler := api.Handler()
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	// The same handler over TLS; the edge tells the two apart.
+	https.SetHandler(handler)
+	conf.OnChange(serverconfig.CoreHTTPSAddress, https.Set)
+	if err := https.Set(ctx, conf.HTTPSAddress()); err != nil {
+		// The socket still works, and fixing the key is how to recover.
+		log.Error("https: not serving the API over the network", "err", err)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("hangard ready", "socket", cfg.Socket, "data_dir", cfg.DataDir, "pid", os.Getpid())
@@ -261,6 +293,7 @@ func Run(ctx context.Context, cfg Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
+	https.Shutdown(shutdownCtx)
 	_ = svc.Wait(context.Background()) // background work ends with the daemon's ctx
 	<-schedules
 	if cfg.StopInstances {

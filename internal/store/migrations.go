@@ -305,11 +305,23 @@ ALTER TABLE storage_volumes ADD COLUMN project TEXT NOT NULL DEFAULT 'default' R
 DROP INDEX storage_volumes_names;
 CREATE UNIQUE INDEX storage_volumes_names ON storage_volumes (pool_id, project, type, name) WHERE type <> 'image';
 `,
-
-	// 10: reserved for certificates (the trust branch); this placeholder
-	// keeps the auth groups at their assigned number until the merge puts
-	// the real step here.
-	`SELECT 1;`,
+	// 10: the trust store: client certificates allowed over HTTPS. The
+	// fingerprint is the SHA-256 of the certificate's DER (64 lowercase
+	// hex), which the TLS edge computes from the peer's certificate.
+	// projects is a JSON list of project names (meaningful only when
+	// restricted); it is not a foreign key, as in LXD, and the trust
+	// service checks the names exist when a record is written.
+	`
+CREATE TABLE certificates (
+	fingerprint TEXT    NOT NULL PRIMARY KEY CHECK (length(fingerprint) = 64 AND fingerprint NOT GLOB '*[^0-9a-f]*'),
+	name        TEXT    NOT NULL CHECK (name <> ''),
+	type        TEXT    NOT NULL CHECK (type IN ('client', 'metrics')),
+	restricted  INTEGER NOT NULL DEFAULT 0 CHECK (restricted IN (0, 1)),
+	projects    TEXT    NOT NULL DEFAULT '[]',
+	certificate TEXT    NOT NULL CHECK (certificate <> ''),
+	created_at  TEXT    NOT NULL
+) STRICT, WITHOUT ROWID;
+`,
 
 	// 11: auth groups: named sets of (entity type, entity, entitlement)
 	// and the identities (authentication method, identifier) in them.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/edge"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -56,7 +57,12 @@ type Server struct {
 	// Auth answers the server-level checks and serves /1.0/auth; nil
 	// allows all (package tests only: the daemon always sets it).
 	Auth Authorizer
-	Log  *slog.Logger // slog.Default() when nil
+	// Authn says who each request is (authn.go); nil: every request is
+	// the unix socket's root, as on a daemon with no network listener.
+	Authn edge.Identifier
+	// Trust is the trust store (certificates.go); nil: no certificates.
+	Trust Trust
+	Log   *slog.Logger // slog.Default() when nil
 
 	routes []string // every pattern Handler registered, in order (Routes)
 
@@ -176,16 +182,19 @@ func (s *Server) Handler() http.Handler {
 		route(rt.method+" /1.0/storage-pools"+rt.path, s.withManager(func() bool { return s.Storage != nil }, "storage pool", "pool", rt.h))
 	}
 
+	for _, rt := range s.certificateRoutes() {
+		route(rt.method+" /1.0/certificates"+rt.path, s.certificateAuthz(rt.method, s.withManager(func() bool { return s.Trust != nil }, "certificate", "fp", rt.h)))
+	}
+
 	// Collections hangard has none of yet list as empty, which is true
 	// and what lxc asks for during ordinary commands; everything else under
 	// them, and the parts with no honest empty answer, is a clear 501.
-	route("GET /1.0/certificates", s.Requires(auth.CanView, s.emptyCollection))
 	route("GET /1.0/warnings", s.Requires(auth.CanView, s.emptyCollection))
 	s.authRoutes(route)
 	for _, rt := range s.projectRoutes() {
 		route(rt.method+" /1.0/projects"+rt.path, s.projectAuthz(rt.method, rt.path, s.needProjects(rt.h)))
 	}
-	for _, c := range []string{"certificates", "cluster", "warnings"} {
+	for _, c := range []string{"cluster", "warnings"} {
 		route("/1.0/"+c, s.notYet(c))
 		route("/1.0/"+c+"/", s.notYet(c))
 	}
@@ -198,7 +207,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeError(w, errdefs.NotFound("not found"))
 	})
-	return s.middleware(mux)
+	return s.authn(s.middleware(mux))
 }
 
 // Routes returns every pattern Handler registered, in order.
@@ -260,7 +269,12 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
+	if !auth.From(r.Context()).Trusted() {
+		writeSync(w, s.untrustedServer(), "")
+		return
+	}
 	info := s.serverInfo()
+	s.remoteInfo(&info)
 	// The project the client asked about, and an ETag over the writable
 	// config, as LXD.
 	info.Environment.Project = project.Name(r.Context())
