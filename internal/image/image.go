@@ -238,7 +238,6 @@ func (nopEmitter) Lifecycle(string, event.Entity, map[string]any) {}
 
 func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, fp) }
 
-
 // Import stores an uploaded root filesystem tarball as a new image, or the
 // image of an OCI archive or docker-archive (see importArchive). The
 // upload is written to a temporary blob while it is hashed and unpacked in

@@ -55,7 +55,7 @@ func TestImageProjects(t *testing.T) {
 	}
 	_, err = s.Import(p1, bytes.NewReader(data), ImportMeta{})
 	assertKind(t, err, errdefs.ErrConflict) // Already in p1.
-	if ev := em.take(); len(ev) != 4 {     // created and alias-created, twice.
+	if ev := em.take(); len(ev) != 4 {      // created and alias-created, twice.
 		t.Errorf("events %v", ev)
 	}
 	// Another image, in the default project only.
