@@ -117,7 +117,10 @@ func TestVolumeProjects(t *testing.T) {
 		{"snapshot", func() error { return e.m.CreateVolumeSnapshot(p1, "default", "custom", "v2", "s", SnapshotPut{}) }},
 		{"snapshots", func() error { _, err := e.m.VolumeSnapshots(p1, "default", "custom", "v2"); return err }},
 		{"attach", func() error { _, err := e.m.Attach(p1, "default", "v2"); return err }},
-		{"another project's root", func() error { _, err := e.m.Volume(inProject(e.ctx, "p2", false), "default", "container", "c1"); return err }},
+		{"another project's root", func() error {
+			_, err := e.m.Volume(inProject(e.ctx, "p2", false), "default", "container", "c1")
+			return err
+		}},
 	} {
 		t.Run("other project's: "+tt.name, func(t *testing.T) {
 			wantErr(t, tt.name, tt.do(), errdefs.ErrNotFound)
