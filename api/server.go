@@ -159,6 +159,15 @@ type EventLifecycle struct {
 	Context map[string]any `json:"context,omitempty" yaml:"context,omitempty"`
 	Name    string         `json:"name,omitempty" yaml:"name,omitempty"`
 	Project string         `json:"project,omitempty" yaml:"project,omitempty"`
+	// Requestor is who caused the event.
+	Requestor *EventLifecycleRequestor `json:"requestor,omitempty" yaml:"requestor,omitempty"`
+}
+
+// EventLifecycleRequestor is who caused a lifecycle event.
+type EventLifecycleRequestor struct {
+	Username string `json:"username" yaml:"username"`
+	Protocol string `json:"protocol" yaml:"protocol"`
+	Address  string `json:"address,omitempty" yaml:"address,omitempty"`
 }
 
 // EventLogging is the metadata of a logging event.

@@ -65,6 +65,16 @@ type Lifecycle struct {
 	// Context is extra detail as a JSON object, nil when there is none.
 	// It is encoded once at publish and shared: never modify it.
 	Context json.RawMessage
+	// Requestor is who caused it; nil for the daemon's own doing.
+	Requestor *Requestor `json:",omitempty"`
+}
+
+// Requestor is who caused a lifecycle event, as LXD reports it: a
+// certificate's fingerprint over "tls", "root" over "unix".
+type Requestor struct {
+	Username string
+	Protocol string
+	Address  string
 }
 
 const (
@@ -289,7 +299,12 @@ func marshal(metadata any) json.RawMessage {
 // about Entity{Kind: EntityInstance, Name: "c1"}. ctx, when not empty, is
 // encoded once here.
 func (h *Hub) Lifecycle(action string, e Entity, ctx map[string]any) Event {
-	lc := &Lifecycle{Action: action, Entity: e}
+	return h.LifecycleBy(nil, action, e, ctx)
+}
+
+// LifecycleBy publishes a lifecycle event caused by r.
+func (h *Hub) LifecycleBy(r *Requestor, action string, e Entity, ctx map[string]any) Event {
+	lc := &Lifecycle{Action: action, Entity: e, Requestor: r}
 	if len(ctx) > 0 {
 		lc.Context = marshal(ctx)
 	}

@@ -80,7 +80,7 @@ func (s *Service) CreateAlias(ctx context.Context, req api.ImageAliasesPost) err
 	if err := s.db.CreateAlias(ctx, a); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasCreated, aliasSource(ctx, a.Name), map[string]any{"target": a.Target})
+	s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, a.Name), map[string]any{"target": a.Target})
 	return nil
 }
 
@@ -121,7 +121,7 @@ func (s *Service) UpdateAlias(ctx context.Context, name string, put api.ImageAli
 	if err := s.db.UpdateAlias(ctx, a); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasUpdated, aliasSource(ctx, name), map[string]any{"target": a.Target})
+	s.em.Lifecycle(ctx, EventImageAliasUpdated, aliasSource(ctx, name), map[string]any{"target": a.Target})
 	return nil
 }
 
@@ -142,7 +142,7 @@ func (s *Service) RenameAlias(ctx context.Context, oldName, newName string) erro
 	if err := s.db.RenameAlias(ctx, scope(ctx), oldName, newName); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasRenamed, aliasSource(ctx, newName), map[string]any{"old_name": oldName})
+	s.em.Lifecycle(ctx, EventImageAliasRenamed, aliasSource(ctx, newName), map[string]any{"old_name": oldName})
 	return nil
 }
 
@@ -154,7 +154,7 @@ func (s *Service) DeleteAlias(ctx context.Context, name string) error {
 	if err := s.db.DeleteAlias(ctx, scope(ctx), name); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasDeleted, aliasSource(ctx, name), nil)
+	s.em.Lifecycle(ctx, EventImageAliasDeleted, aliasSource(ctx, name), nil)
 	return nil
 }
 

@@ -227,9 +227,9 @@ func (s *Service) importDisk(ctx context.Context, r io.Reader, claimed, arch str
 	}
 	tmp = "" // Committed.
 	s.log.Info("image imported", "fingerprint", fp, "size", hr.n, "architecture", arch, "format", rec.Format)
-	s.em.Lifecycle(EventImageCreated, imageSource(ctx, fp), map[string]any{"type": typeVM})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(ctx, fp), map[string]any{"type": typeVM})
 	if meta.Alias != "" {
-		s.em.Lifecycle(EventImageAliasCreated, aliasSource(ctx, meta.Alias), map[string]any{"target": fp})
+		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, meta.Alias), map[string]any{"target": fp})
 	}
 	return rec, aliases, nil
 }

@@ -96,7 +96,7 @@ type DB interface {
 
 // Emitter receives lifecycle events.
 type Emitter interface {
-	Lifecycle(action string, e event.Entity, ctx map[string]any)
+	Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any)
 }
 
 // Lifecycle actions emitted by the service.
@@ -234,7 +234,7 @@ func probeOpenat2(dir string) error {
 
 type nopEmitter struct{}
 
-func (nopEmitter) Lifecycle(string, event.Entity, map[string]any) {}
+func (nopEmitter) Lifecycle(context.Context, string, event.Entity, map[string]any) {}
 
 func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, fp) }
 
@@ -386,9 +386,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	up.blob, up.rootfsBlob, up.root = "", "", "" // Committed.
 
 	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch, "format", up.format)
-	s.em.Lifecycle(EventImageCreated, imageSource(ctx, up.fp), map[string]any{"type": typ})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(ctx, up.fp), map[string]any{"type": typ})
 	if meta.Alias != "" {
-		s.em.Lifecycle(EventImageAliasCreated, aliasSource(ctx, meta.Alias), map[string]any{"target": up.fp})
+		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, meta.Alias), map[string]any{"target": up.fp})
 	}
 	return toAPI(ctx, rec, aliases), nil
 }
@@ -586,7 +586,7 @@ func (s *Service) Update(ctx context.Context, fp string, put api.ImagePut) error
 	if err := s.db.UpdateImage(ctx, rec); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageUpdated, imageSource(ctx, rec.Fingerprint), nil)
+	s.em.Lifecycle(ctx, EventImageUpdated, imageSource(ctx, rec.Fingerprint), nil)
 	return nil
 }
 
@@ -629,7 +629,7 @@ func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error
 		if err := s.db.RemoveImageProject(ctx, fp, scope(ctx)); err != nil {
 			return err
 		}
-		s.em.Lifecycle(EventImageDeleted, imageSource(ctx, fp), nil)
+		s.em.Lifecycle(ctx, EventImageDeleted, imageSource(ctx, fp), nil)
 		s.log.Info("image removed from a project", "fingerprint", fp, "project", scope(ctx), "still_in", len(rec.Projects)-1)
 		return nil
 	}
@@ -647,7 +647,7 @@ func (s *Service) purgeLocked(ctx context.Context, rec Record) error {
 	if err := s.db.DeleteImage(ctx, fp); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageDeleted, imageSource(ctx, fp), nil)
+	s.em.Lifecycle(ctx, EventImageDeleted, imageSource(ctx, fp), nil)
 	defer s.collectBlobsLocked(context.WithoutCancel(ctx), ociBlobs)
 	if err := s.removeFiles(fp); err != nil {
 		// The image is gone; its files are left for the next import of

@@ -347,7 +347,7 @@ func (s *Service) ensureAlias(ctx context.Context, name, fp string) error {
 	if err := s.db.CreateAlias(ctx, AliasRecord{Project: scope(ctx), Name: name, Target: fp, Type: typeContainer}); err != nil {
 		return fmt.Errorf("create alias %q: %w", name, err)
 	}
-	s.em.Lifecycle(EventImageAliasCreated, aliasSource(ctx, name), map[string]any{"target": fp})
+	s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, name), map[string]any{"target": fp})
 	return nil
 }
 
@@ -503,7 +503,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 	}
 	tree = "" // Committed.
 	s.log.Info("OCI image stored", "fingerprint", fp, "reference", ri.ref, "layers", len(man.Layers), "size", size)
-	s.em.Lifecycle(EventImageCreated, imageSource(ctx, fp), map[string]any{"type": typeContainer})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(ctx, fp), map[string]any{"type": typeContainer})
 	return nil
 }
 

@@ -56,9 +56,9 @@ func (s *Service) holdLocked(ctx context.Context, rec Record, alias string) (Rec
 		aliases = append(aliases, a)
 	}
 	s.log.Info("stored image added to a project", "fingerprint", rec.Fingerprint, "project", p)
-	s.em.Lifecycle(EventImageCreated, imageSource(ctx, rec.Fingerprint), map[string]any{"type": rec.Type})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(ctx, rec.Fingerprint), map[string]any{"type": rec.Type})
 	if alias != "" {
-		s.em.Lifecycle(EventImageAliasCreated, aliasSource(ctx, alias), map[string]any{"target": rec.Fingerprint})
+		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, alias), map[string]any{"target": rec.Fingerprint})
 	}
 	return rec, aliases, nil
 }

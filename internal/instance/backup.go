@@ -203,7 +203,7 @@ func (s *Service) RenameBackup(ctx context.Context, name, b, newName string) err
 		}
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-backup-renamed", backupEntity(name, newName), map[string]any{"old_name": b})
+	s.cfg.Events.Lifecycle(ctx, "instance-backup-renamed", backupEntity(name, newName), map[string]any{"old_name": b})
 	return nil
 }
 
@@ -221,7 +221,7 @@ func (s *Service) DeleteBackup(ctx context.Context, name, b string) error {
 	if err := s.dropBackup(ctx, rec.ID, row); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-backup-deleted", backupEntity(name, b), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-backup-deleted", backupEntity(name, b), nil)
 	s.log.Info("backup deleted", "instance", name, "backup", b)
 	return nil
 }
@@ -268,7 +268,7 @@ func (s *Service) PruneBackups(ctx context.Context, now time.Time) (int, error) 
 		s.mu.RUnlock()
 		if in != nil {
 			rec, _, _ := s.snapshot(in)
-			s.cfg.Events.Lifecycle("instance-backup-deleted", backupEntity(rec.Name, b.Name), nil)
+			s.cfg.Events.Lifecycle(ctx, "instance-backup-deleted", backupEntity(rec.Name, b.Name), nil)
 		}
 	}
 	return n, errors.Join(errs...)
@@ -464,7 +464,7 @@ func (c *BackupCreation) Run(ctx context.Context) (err error) {
 	if err := s.cfg.DB.UpdateInstanceBackup(ctx, c.row); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-backup-created", backupEntity(rec.Name, c.row.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-backup-created", backupEntity(rec.Name, c.row.Name), nil)
 	s.log.Info("backup created", "instance", rec.Name, "backup", c.row.Name, "compression", c.row.Compression)
 	return nil
 }
@@ -571,7 +571,7 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 		}
 		return "", fmt.Errorf("import %s: %w", rec.Name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
+	s.cfg.Events.Lifecycle(ctx, "instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
 	s.log.Info("instance imported", "instance", rec.Name, "snapshots", len(plan.snaps), "pool", plan.pool)
 	return rec.Name, nil
 }

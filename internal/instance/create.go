@@ -366,7 +366,7 @@ func (c *Creation) Run(ctx context.Context) error {
 			s.log.Warn("mark image used", "fingerprint", c.image, "err", err)
 		}
 	}
-	s.cfg.Events.Lifecycle("instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
+	s.cfg.Events.Lifecycle(ctx, "instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
 	s.log.Info("instance created", "instance", rec.Name, "image", c.image)
 	opts := startOptions{}
 	if f := c.forkRun(); f != nil {

@@ -85,7 +85,7 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	delete(s.byName, rec.Name)
 	delete(s.byRuntime, runtimeID(rec.ID))
 	s.mu.Unlock()
-	s.cfg.Events.Lifecycle("instance-deleted", instanceEntity(rec.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-deleted", instanceEntity(rec.Name), nil)
 	s.log.Info("instance deleted", "instance", rec.Name)
 	return nil
 }

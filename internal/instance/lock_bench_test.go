@@ -109,4 +109,4 @@ func BenchmarkPatchUnderFreeze(b *testing.B) {
 
 type discardEvents struct{}
 
-func (discardEvents) Lifecycle(string, event.Entity, map[string]any) {}
+func (discardEvents) Lifecycle(context.Context, string, event.Entity, map[string]any) {}

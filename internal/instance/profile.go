@@ -114,7 +114,7 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 	s.mu.Lock()
 	s.profiles[p.Name] = p
 	s.mu.Unlock()
-	s.cfg.Events.Lifecycle("profile-created", profileEntity(p.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "profile-created", profileEntity(p.Name), nil)
 	return nil
 }
 
@@ -270,7 +270,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 			errs = append(errs, err)
 		}
 	}
-	s.cfg.Events.Lifecycle("profile-updated", profileEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "profile-updated", profileEntity(name), nil)
 	if len(errs) > 0 {
 		return fmt.Errorf("profile %q changed, but: %w", name, errors.Join(errs...))
 	}
@@ -383,7 +383,7 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 			return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
 		}
 	}
-	s.cfg.Events.Lifecycle("profile-renamed", profileEntity(newName), map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle(ctx, "profile-renamed", profileEntity(newName), map[string]any{"old_name": name})
 	return nil
 }
 
@@ -407,7 +407,7 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 		return fmt.Errorf("delete profile %s: %w", name, err)
 	}
 	delete(s.profiles, name)
-	s.cfg.Events.Lifecycle("profile-deleted", profileEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "profile-deleted", profileEntity(name), nil)
 	return nil
 }
 

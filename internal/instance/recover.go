@@ -59,7 +59,7 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 		s.log.Error("instance crashed", "instance", rec.Name, "reason", e.Error)
 	}
 	s.log.Info("instance exited", "instance", rec.Name, "exit_code", e.Code, "known", e.Known)
-	s.cfg.Events.Lifecycle("instance-shutdown", instanceEntity(rec.Name), evCtx)
+	s.cfg.Events.Lifecycle(ctx, "instance-shutdown", instanceEntity(rec.Name), evCtx)
 	if rec.Ephemeral {
 		if err := s.deleteLocked(ctx, in, false); err != nil {
 			s.log.Error("delete ephemeral instance", "instance", rec.Name, "err", err)

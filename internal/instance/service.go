@@ -57,7 +57,7 @@ type Image struct {
 // "instance-started") on an entity, with optional detail. Each edge
 // renders the entity its own way (the LXD edge: /1.0/instances/NAME).
 type Emitter interface {
-	Lifecycle(action string, e event.Entity, ctx map[string]any)
+	Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any)
 }
 
 // DefaultIDMap is the map unprivileged containers share unless Config

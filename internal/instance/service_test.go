@@ -334,7 +334,7 @@ type fakeEvents struct {
 	actions []string
 }
 
-func (e *fakeEvents) Lifecycle(action string, ent event.Entity, _ map[string]any) {
+func (e *fakeEvents) Lifecycle(_ context.Context, action string, ent event.Entity, _ map[string]any) {
 	e.mu.Lock()
 	e.actions = append(e.actions, action+" "+ent.Kind+" "+ent.Name)
 	e.mu.Unlock()

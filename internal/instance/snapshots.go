@@ -254,7 +254,7 @@ func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req Snapsh
 		}
 		return Snapshot{}, fmt.Errorf("snapshot %s: %w", rec.Name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-created", snapshotEntity(rec.Name, sn.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-created", snapshotEntity(rec.Name, sn.Name), nil)
 	s.log.Info("snapshot created", "instance", rec.Name, "snapshot", sn.Name, "stateful", sn.Stateful)
 	return s.snapshotOf(rec, sn), nil
 }
@@ -301,7 +301,7 @@ func (s *Service) UpdateSnapshot(ctx context.Context, name, snap string, put Sna
 	if err := s.cfg.DB.UpdateInstanceSnapshot(ctx, sn); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-updated", snapshotEntity(name, snap), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-updated", snapshotEntity(name, snap), nil)
 	return nil
 }
 
@@ -333,7 +333,7 @@ func (s *Service) RenameSnapshot(ctx context.Context, name, snap, newName string
 		}
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-renamed", snapshotEntity(name, newName), map[string]any{"old_name": snap})
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-renamed", snapshotEntity(name, newName), map[string]any{"old_name": snap})
 	return nil
 }
 
@@ -363,7 +363,7 @@ func (s *Service) deleteSnapshotLocked(ctx context.Context, rec store.Instance, 
 	if err := s.cfg.DB.DeleteInstanceSnapshot(ctx, sn.ID); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-deleted", snapshotEntity(rec.Name, sn.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-deleted", snapshotEntity(rec.Name, sn.Name), nil)
 	s.log.Info("snapshot deleted", "instance", rec.Name, "snapshot", sn.Name)
 	return nil
 }
@@ -418,7 +418,7 @@ func (s *Service) RestoreSnapshot(ctx context.Context, name, snap string, statef
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-restored", instanceEntity(name), map[string]any{"snapshot": snap})
+	s.cfg.Events.Lifecycle(ctx, "instance-restored", instanceEntity(name), map[string]any{"snapshot": snap})
 	s.log.Info("instance restored", "instance", name, "snapshot", snap, "stateful", stateful)
 	switch {
 	case stateful:

@@ -93,7 +93,7 @@ func (s *Service) startWith(ctx context.Context, in *inst, opts startOptions) er
 		// rather than kill a working instance.
 		s.log.Error("record start", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-started", instanceEntity(rec.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-started", instanceEntity(rec.Name), nil)
 	s.log.Info("instance started", "instance", rec.Name, "pid", pid)
 	return nil
 }

@@ -102,7 +102,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	if err := s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyLastExitCode) }); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-stopped", instanceEntity(rec.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-stopped", instanceEntity(rec.Name), nil)
 	s.log.Info("instance stopped", "instance", rec.Name, "force", opts.Force)
 	return nil
 }
@@ -120,7 +120,7 @@ func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) er
 	if err := s.startLocked(ctx, in); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-restarted", instanceEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-restarted", instanceEntity(name), nil)
 	return nil
 }
 
@@ -149,7 +149,7 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 	if err := s.setStatus(in, StatusFrozen); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-paused", instanceEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-paused", instanceEntity(name), nil)
 	return nil
 }
 
@@ -173,7 +173,7 @@ func (s *Service) Unfreeze(ctx context.Context, name string) error {
 	if err := s.setStatus(in, StatusRunning); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-resumed", instanceEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-resumed", instanceEntity(name), nil)
 	return nil
 }
 

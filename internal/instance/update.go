@@ -164,7 +164,7 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 		return need, err
 	}
 	s.releaseRemovedNICs(ctx, rec, next)
-	s.cfg.Events.Lifecycle("instance-updated", instanceEntity(next.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-updated", instanceEntity(next.Name), nil)
 	return need, nil
 }
 
@@ -294,7 +294,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 			s.log.Warn("rename in DNS", "instance", newName, "err", err)
 		}
 	}
-	s.cfg.Events.Lifecycle("instance-renamed", instanceEntity(newName), map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle(ctx, "instance-renamed", instanceEntity(newName), map[string]any{"old_name": name})
 	s.log.Info("instance renamed", "instance", newName, "old_name", name)
 	return nil
 }

@@ -55,9 +55,9 @@ func projectQuery(proj string) string {
 }
 
 // emitIn publishes a lifecycle event about an object of proj.
-func (m *Manager) emitIn(proj, action, kind, name string, ctx map[string]any) {
+func (m *Manager) emitIn(ctx context.Context, proj, action, kind, name string, meta map[string]any) {
 	if m.cfg.Events != nil {
-		m.cfg.Events.Lifecycle(action, event.Entity{Kind: kind, Name: name, Project: proj}, ctx)
+		m.cfg.Events.Lifecycle(ctx, action, event.Entity{Kind: kind, Name: name, Project: proj}, meta)
 	}
 }
 

@@ -220,7 +220,7 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 		return err
 	}
 	r.Success()
-	m.emitIn(proj, "storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
+	m.emitIn(ctx, proj, "storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
 	return nil
 }
 
@@ -300,7 +300,7 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
 		return err
 	}
-	m.emitIn(rec.Project, "storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emitIn(ctx, rec.Project, "storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 
@@ -378,7 +378,7 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 		_ = m.cfg.Store.UpdateStorageVolume(bg, old)
 		return err
 	}
-	m.emitIn(rec.Project, "storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
+	m.emitIn(ctx, rec.Project, "storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
 	return nil
 }
 
@@ -398,7 +398,7 @@ func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) 
 	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
 		return err
 	}
-	m.emitIn(rec.Project, "storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emitIn(ctx, rec.Project, "storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 

@@ -2,12 +2,14 @@ package lxd
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // The translation between the core's types and LXD's wire shapes: every
@@ -25,6 +27,15 @@ func profileURL(name string) string  { return "/1.0/profiles/" + name }
 
 // entityURL is an entity as LXD names it in an event's source.
 func entityURL(e event.Entity) string {
+	u := entityPath(e)
+	if e.Project != "" && e.Project != project.Default {
+		u += "?project=" + url.QueryEscape(e.Project)
+	}
+	return u
+}
+
+// entityPath is an entity's URL path, without its project.
+func entityPath(e event.Entity) string {
 	switch e.Kind {
 	case event.EntityInstance:
 		return instanceURL(e.Name)
@@ -254,16 +265,22 @@ func profileMatch(etag string) instance.ProfilePrecondition {
 
 // lifecycleMetadata is api.EventLifecycle with the context already encoded.
 type lifecycleMetadata struct {
-	Action  string          `json:"action"`
-	Source  string          `json:"source"`
-	Context json.RawMessage `json:"context,omitempty"`
+	Action    string                       `json:"action"`
+	Source    string                       `json:"source"`
+	Context   json.RawMessage              `json:"context,omitempty"`
+	Requestor *api.EventLifecycleRequestor `json:"requestor,omitempty"`
 }
 
 // toAPIEvent renders a hub event as LXD sends it on /1.0/events.
 func toAPIEvent(ev event.Event) (api.Event, error) {
 	out := api.Event{Type: ev.Type, Timestamp: ev.Timestamp, Metadata: ev.Metadata, Location: ev.Location, Sequence: ev.Sequence}
 	if lc := ev.Lifecycle; lc != nil {
-		raw, err := json.Marshal(lifecycleMetadata{Action: lc.Action, Source: entityURL(lc.Entity), Context: lc.Context})
+		md := lifecycleMetadata{Action: lc.Action, Source: entityURL(lc.Entity), Context: lc.Context}
+		if r := lc.Requestor; r != nil {
+			md.Requestor = &api.EventLifecycleRequestor{Username: r.Username, Protocol: r.Protocol, Address: r.Address}
+		}
+		out.Project = lc.Entity.Project
+		raw, err := json.Marshal(md)
 		if err != nil {
 			return api.Event{}, err
 		}
