@@ -45,6 +45,18 @@ var Extensions = append(append([]string{
 	"backup_compression_algorithm",
 	"container_backup_override_pool",
 	"backup_override_name",
+	// Projects (/1.0/projects, ?project= everywhere) with LXD 5.0's
+	// limits, restrictions and usage state, and hangar's nesting: a
+	// project's parent, whose limits count its children's usage.
+	"projects",
+	"projects_limits",
+	"projects_restrictions",
+	"projects_limits_disk",
+	"projects_networks",
+	"projects_limits_instances",
+	"project_usage",
+	"projects_restricted_backups_and_snapshots",
+	"hangar_project_nesting",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

@@ -22,6 +22,9 @@ type Event struct {
 	Timestamp time.Time
 	Sequence  uint64
 	Location  string
+	// Project is the project the event is about, "" for none; a
+	// lifecycle event's is its entity's.
+	Project string `json:",omitempty"`
 	// Metadata is the payload as JSON, for every type but lifecycle.
 	Metadata json.RawMessage
 	// Lifecycle says what happened to which entity, for lifecycle events.
@@ -248,6 +251,12 @@ func (h *Hub) Publish(eventType string, metadata any) Event {
 	return h.publish(Event{Type: eventType, Metadata: marshal(metadata)})
 }
 
+// PublishIn publishes an event about something in project (an operation
+// acting there), so project-scoped listeners see it.
+func (h *Hub) PublishIn(project, eventType string, metadata any) Event {
+	return h.publish(Event{Type: eventType, Metadata: marshal(metadata), Project: project})
+}
+
 // publish sequences, stamps, keeps and delivers ev.
 func (h *Hub) publish(ev Event) Event {
 	eventType := ev.Type
@@ -305,10 +314,11 @@ func (h *Hub) Lifecycle(action string, e Entity, ctx map[string]any) Event {
 // LifecycleBy publishes a lifecycle event caused by r.
 func (h *Hub) LifecycleBy(r *Requestor, action string, e Entity, ctx map[string]any) Event {
 	lc := &Lifecycle{Action: action, Entity: e, Requestor: r}
+	ev := Event{Type: api.EventTypeLifecycle, Lifecycle: lc, Project: e.Project}
 	if len(ctx) > 0 {
 		lc.Context = marshal(ctx)
 	}
-	return h.publish(Event{Type: api.EventTypeLifecycle, Lifecycle: lc})
+	return h.publish(ev)
 }
 
 // Logging publishes a "logging" event. level is one of "debug", "info",

@@ -13,6 +13,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/fsroot"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // The file types of the files API, LXD's names.
@@ -120,7 +121,7 @@ func absTarget(p, target string) string {
 // returns err.
 func (s *Service) fileEvent(ctx context.Context, err error, action, name, p string) error {
 	if err == nil {
-		s.cfg.Events.Lifecycle(ctx, action, instanceEntity(name), map[string]any{"path": p})
+		s.cfg.Events.Lifecycle(ctx, action, instanceEntity(project.Name(ctx), name), map[string]any{"path": p})
 	}
 	return err
 }
@@ -199,7 +200,7 @@ func (s *Service) DeleteFile(ctx context.Context, name, p string) error {
 // instance's root is not unmounted, a stopped one's layer not mounted
 // twice, nothing deleted under fn.
 func (s *Service) withRoot(ctx context.Context, name string, fn func(*fsroot.Root, idMapping) error) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}

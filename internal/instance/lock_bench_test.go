@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/hangar-dev/hangar/internal/event"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/event"
 )
 
 // BenchmarkPatchUnderFreeze measures config PATCH latency while the same

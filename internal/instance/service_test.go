@@ -139,7 +139,7 @@ func (d *fakeDB) UpdateProfile(_ context.Context, p store.Profile) error {
 	return nil
 }
 
-func (d *fakeDB) DeleteProfile(_ context.Context, name string) error {
+func (d *fakeDB) DeleteProfile(_ context.Context, _, name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.profiles, name)

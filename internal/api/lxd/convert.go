@@ -1,6 +1,7 @@
 package lxd
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -27,11 +28,7 @@ func profileURL(name string) string  { return "/1.0/profiles/" + name }
 
 // entityURL is an entity as LXD names it in an event's source.
 func entityURL(e event.Entity) string {
-	u := entityPath(e)
-	if e.Project != "" && e.Project != project.Default {
-		u += "?project=" + url.QueryEscape(e.Project)
-	}
-	return u
+	return inProject(entityPath(e), e.Project)
 }
 
 // entityPath is an entity's URL path, without its project.
@@ -104,7 +101,7 @@ func toAPIInstance(in instance.Instance) api.Instance {
 		LastUsedAt:      in.LastUsedAt,
 		Location:        location,
 		Type:            string(in.Type),
-		Project:         defaultProject,
+		Project:         cmp.Or(in.Project, defaultProject),
 	}
 }
 
@@ -158,14 +155,32 @@ func toAPIState(st instance.State) api.InstanceState {
 func toAPIProfile(p instance.Profile) api.Profile {
 	used := make([]string, len(p.UsedBy))
 	for i, n := range p.UsedBy {
-		used[i] = instanceURL(n)
+		used[i] = inProject(instanceURL(n.Name), n.Project)
 	}
 	return api.Profile{
 		ProfilePut: api.ProfilePut{Config: p.Config, Description: p.Description, Devices: p.Devices},
 		Name:       p.Name,
 		UsedBy:     used,
-		Project:    defaultProject,
+		Project:    p.Project,
 	}
+}
+
+// inProject adds project to an object's URL, as LXD does outside the
+// default project.
+func inProject(u, p string) string {
+	if p == "" || p == project.Default {
+		return u
+	}
+	return u + "?project=" + url.QueryEscape(p)
+}
+
+// refNames names instances, qualified by project outside the default.
+func refNames(refs []instance.Ref) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.String()
+	}
+	return out
 }
 
 func fromInstancesPost(req api.InstancesPost) instance.CreateRequest {
