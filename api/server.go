@@ -57,6 +57,8 @@ var Extensions = append(append([]string{
 	"project_usage",
 	"projects_restricted_backups_and_snapshots",
 	"hangar_project_nesting",
+	// Groups of identities holding entitlements (/1.0/auth/groups).
+	"access_management",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

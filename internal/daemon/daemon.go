@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/api/lxd"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
 	"github.com/hangar-dev/hangar/internal/event"
@@ -149,6 +150,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer vms.Close()
 	host := probeHost(cfg.DataDir)
+	// One authorizer for every edge: the core's entry points ask it.
+	// Projects count their usage from the core (instances, whatever is
+	// being created included) and the store (networks).
+	projects := &project.Service{Store: st}
+	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
+		return svc.ProjectUsage(ctx, p)
+	})}
+	authz := auth.New(st)
+	if err := authz.Load(ctx); err != nil {
+		return err
+	}
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       instanceImages{images},
@@ -164,6 +176,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Devices:      nw.devices,
 		Storage:      pools,
 		LegacyRoot:   legacyRoots(cfg.DataDir),
+		Authorizer:   authz,
+		Quota:        projects,
+		Projects:     projectReader{projects},
 	})
 	if err := svc.Load(ctx); err != nil {
 		return err
@@ -219,9 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	projects := &project.Service{Store: st}
-	projects.Sources = []project.UsageSource{project.StoreCounts{S: projects}}
-	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
+	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

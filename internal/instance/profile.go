@@ -39,16 +39,23 @@ func (s *Service) Profiles(ctx context.Context) []Profile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]Profile, 0, len(s.profiles))
+	var refs []ref
 	for _, r := range sortedRefs(s.profiles) {
 		if r.project == scope {
-			out = append(out, s.profileLocked(r, s.profiles[r]))
+			refs = append(refs, r)
 		}
+	}
+	for _, r := range s.viewableProfiles(ctx, refs) {
+		out = append(out, s.profileLocked(r, s.profiles[r]))
 	}
 	return out
 }
 
 // Profile returns one profile of those ctx's project sees.
 func (s *Service) Profile(ctx context.Context, name string) (Profile, error) {
+	if err := s.allowProfile(ctx, name, canView); err != nil {
+		return Profile{}, err
+	}
 	r := profileRef(ctx, name)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -98,6 +105,9 @@ func (s *Service) validateProfileContent(ctx context.Context, put ProfilePut) er
 
 // CreateProfile adds a profile.
 func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut) error {
+	if err := s.allowCreateProfile(ctx); err != nil {
+		return err
+	}
 	if err := validateProfileName(name); err != nil {
 		return err
 	}
@@ -132,6 +142,9 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 // what runs. pre, when not nil, is checked against the current profile
 // under the lock that orders profile changes (an edge's ETag).
 func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) error {
+	if err := s.allowProfile(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if err := s.validateProfileContent(ctx, put); err != nil {
 		return err
 	}
@@ -347,6 +360,9 @@ func (s *Service) lockAll(ins []*inst) []*inst {
 
 // RenameProfile renames a profile and every instance's reference to it.
 func (s *Service) RenameProfile(ctx context.Context, name, newName string) error {
+	if err := s.allowProfile(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if name == defaultProfile {
 		return errdefs.Forbidden(`The "default" profile cannot be renamed`)
 	}
@@ -397,6 +413,9 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 
 // DeleteProfile removes an unused profile.
 func (s *Service) DeleteProfile(ctx context.Context, name string) error {
+	if err := s.allowProfile(ctx, name, canDelete); err != nil {
+		return err
+	}
 	if name == defaultProfile {
 		return errdefs.Forbidden(`The "default" profile cannot be deleted`)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -52,7 +53,12 @@ type Server struct {
 	Info      func() api.Server
 	// Config is the server configuration; nil refuses every key.
 	Config ServerConfig
-	Log    *slog.Logger // slog.Default() when nil
+	// Auth answers the server-level checks and serves /1.0/auth; nil
+	// allows all (package tests only: the daemon always sets it).
+	Auth Authorizer
+	Log  *slog.Logger // slog.Default() when nil
+
+	routes []string // every pattern Handler registered, in order (Routes)
 
 	sockets sockets // websocket operations' streams, by operation ID
 }
@@ -63,13 +69,17 @@ func (s *Server) Handler() http.Handler {
 		s.Log = slog.Default()
 	}
 	mux := http.NewServeMux()
+	s.routes = nil
+	// Every route goes through here, so Routes lists them all and the
+	// authorization table test (authz_test.go) cannot miss one.
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request)) {
+		s.routes = append(s.routes, pattern)
 		mux.HandleFunc(pattern, h)
 	}
 	route("GET /{$}", s.getRoot)
 	route("GET /1.0", s.getServer)
-	route("PUT /1.0", s.putServer)
-	route("PATCH /1.0", s.patchServer)
+	route("PUT /1.0", s.Requires(auth.CanEdit, s.putServer))
+	route("PATCH /1.0", s.Requires(auth.CanEdit, s.patchServer))
 
 	// LXD 5.0 serves every instance endpoint under three prefixes: the
 	// aliases /1.0/containers and /1.0/virtual-machines see only their
@@ -121,12 +131,17 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 
-	route("GET /1.0/operations", s.listOperations)
-	route("GET /1.0/operations/{id}", s.getOperation)
-	route("GET /1.0/operations/{id}/wait", s.waitOperation)
-	route("DELETE /1.0/operations/{id}", s.cancelOperation)
-	route("GET /1.0/operations/{id}/websocket", s.getOperationWebsocket)
-	route("GET /1.0/events", s.getEvents)
+	ops := func(h http.HandlerFunc) http.HandlerFunc {
+		return s.RequiresOn(requestProject, auth.CanViewOperations, h)
+	}
+	route("GET /1.0/operations", ops(s.listOperations))
+	route("GET /1.0/operations/{id}", ops(s.getOperation))
+	route("GET /1.0/operations/{id}/wait", ops(s.waitOperation))
+	// Cancelling work and joining an exec's or console's streams act on
+	// the project's instances: more than viewing.
+	route("DELETE /1.0/operations/{id}", s.RequiresOn(requestProject, auth.Operator, s.cancelOperation))
+	route("GET /1.0/operations/{id}/websocket", s.RequiresOn(requestProject, auth.Operator, s.getOperationWebsocket))
+	route("GET /1.0/events", s.RequiresOn(requestProject, auth.CanViewEvents, s.getEvents))
 
 	route("GET /1.0/profiles", s.listProfiles)
 	route("POST /1.0/profiles", s.createProfile)
@@ -164,13 +179,12 @@ func (s *Server) Handler() http.Handler {
 	// Collections hangard has none of yet list as empty, which is true
 	// and what lxc asks for during ordinary commands; everything else under
 	// them, and the parts with no honest empty answer, is a clear 501.
-	for _, c := range []string{"certificates", "warnings"} {
-		route("GET /1.0/"+c, s.emptyCollection)
-	}
+	route("GET /1.0/certificates", s.Requires(auth.CanView, s.emptyCollection))
+	route("GET /1.0/warnings", s.Requires(auth.CanView, s.emptyCollection))
+	s.authRoutes(route)
 	for _, rt := range s.projectRoutes() {
-		route(rt.method+" /1.0/projects"+rt.path, s.needProjects(rt.h))
+		route(rt.method+" /1.0/projects"+rt.path, s.projectAuthz(rt.method, rt.path, s.needProjects(rt.h)))
 	}
-
 	for _, c := range []string{"certificates", "cluster", "warnings"} {
 		route("/1.0/"+c, s.notYet(c))
 		route("/1.0/"+c+"/", s.notYet(c))
@@ -186,6 +200,12 @@ func (s *Server) Handler() http.Handler {
 	})
 	return s.middleware(mux)
 }
+
+// Routes returns every pattern Handler registered, in order.
+func (s *Server) Routes() []string { return s.routes }
+
+// requestProject is the project the request acts in.
+func requestProject(r *http.Request) auth.Object { return auth.Project(project.Name(r.Context())) }
 
 // servedWithOtherMethod reports whether some route serves r's path with
 // another method than r's.
