@@ -21,8 +21,8 @@ type ForwardPort = store.ForwardPort
 
 // Forwards lists a network's forwards.
 func (m *Manager) Forwards(ctx context.Context, network string) ([]Forward, error) {
-	if _, err := m.cfg.Store.GetNetwork(ctx, network); err != nil {
-		return nil, m.notManaged(network, err)
+	if _, err := m.network(ctx, network); err != nil {
+		return nil, m.notManaged(ctx, network, err)
 	}
 	return m.cfg.Store.ListForwards(ctx, network)
 }
@@ -45,9 +45,9 @@ func (m *Manager) GetForward(ctx context.Context, network, listen string) (Forwa
 func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, f.Network)
+	rec, err := m.network(ctx, f.Network)
 	if err != nil {
-		return m.notManaged(f.Network, err)
+		return m.notManaged(ctx, f.Network, err)
 	}
 	if rec.Type != TypeBridge {
 		return errdefs.Invalid("network %q: forwards need a bridge network", f.Network)
@@ -73,6 +73,9 @@ func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error
 func (m *Manager) DeleteForward(ctx context.Context, network, listen string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, err := m.network(ctx, network); err != nil {
+		return m.notManaged(ctx, network, err)
+	}
 	if err := m.cfg.Store.DeleteForward(ctx, network, listen); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/netdev"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -188,7 +189,9 @@ func (m *Manager) Close() error {
 	return errors.Join(errs...)
 }
 
-// List returns the managed networks and the host's other interfaces.
+// List returns the scope project's managed networks and, in the default
+// project, the host's other interfaces (another project's bridges are not
+// among them).
 func (m *Manager) List(ctx context.Context) ([]Network, error) {
 	recs, err := m.cfg.Store.ListNetworks(ctx)
 	if err != nil {
@@ -196,13 +199,20 @@ func (m *Manager) List(ctx context.Context) ([]Network, error) {
 	}
 	out := make([]Network, 0, len(recs))
 	seen := map[string]bool{}
+	p := scope(ctx)
 	for _, r := range recs {
+		seen[r.Name] = true
+		if r.Project != p {
+			continue
+		}
 		n, err := m.view(ctx, r)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, n)
-		seen[r.Name] = true
+	}
+	if p != project.Default {
+		return out, nil
 	}
 	ifaces, err := m.cfg.Host.Interfaces()
 	if err != nil {
@@ -231,14 +241,19 @@ func hostView(i Interface) Network {
 	return Network{Name: i.Name, Type: i.Type, Config: map[string]string{}, UsedBy: []string{}}
 }
 
-// Get returns one network, managed or not.
+// Get returns one network of the scope project, managed or not (host
+// interfaces are the default project's).
 func (m *Manager) Get(ctx context.Context, name string) (Network, error) {
 	r, err := m.cfg.Store.GetNetwork(ctx, name)
-	if err == nil {
+	switch {
+	case err == nil && r.Project == scope(ctx):
 		return m.view(ctx, r)
-	}
-	if !errors.Is(err, errdefs.ErrNotFound) {
+	case err == nil: // Another project's bridge, a host interface too.
+		return Network{}, errdefs.NotFound("network %q not found", name)
+	case !errors.Is(err, errdefs.ErrNotFound):
 		return Network{}, err
+	case scope(ctx) != project.Default:
+		return Network{}, errdefs.NotFound("network %q not found", name)
 	}
 	ifaces, ierr := m.cfg.Host.Interfaces()
 	if ierr != nil {
@@ -270,9 +285,9 @@ func (m *Manager) view(ctx context.Context, r store.Network) (Network, error) {
 		Config: r.Config, Status: status, UsedBy: users}, nil
 }
 
-// NetworkType returns a managed network's type.
+// NetworkType returns the type of a managed network of the scope project.
 func (m *Manager) NetworkType(ctx context.Context, name string) (string, error) {
-	r, err := m.cfg.Store.GetNetwork(ctx, name)
+	r, err := m.network(ctx, name)
 	if err != nil {
 		return "", err
 	}
@@ -289,7 +304,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit(ctx, "network-created", event.EntityNetwork, req.Name, nil)
+	m.emitIn(ctx, scope(ctx), "network-created", event.EntityNetwork, req.Name, nil)
 	return nil
 }
 
@@ -307,7 +322,12 @@ func (m *Manager) createLocked(ctx context.Context, req CreateRequest) error {
 	if err := validateConfig(req.Type, cfg); err != nil {
 		return err
 	}
-	if _, err := m.cfg.Store.GetNetwork(ctx, req.Name); err == nil {
+	// Names are host-wide (a bridge is a host interface), whatever the
+	// project.
+	if r, err := m.cfg.Store.GetNetwork(ctx, req.Name); err == nil {
+		if r.Project != scope(ctx) {
+			return errdefs.Conflict("network %q already exists in another project", req.Name)
+		}
 		return errdefs.Conflict("network %q already exists", req.Name)
 	}
 	ifaces, err := m.cfg.Host.Interfaces()
@@ -329,7 +349,7 @@ func (m *Manager) createLocked(ctx context.Context, req CreateRequest) error {
 			return errdefs.NotFound("network config %q: host interface %q not found", "parent", cfg["parent"])
 		}
 	}
-	rec := store.Network{Name: req.Name, Type: req.Type, Description: req.Description, Config: cfg}
+	rec := store.Network{Project: scope(ctx), Name: req.Name, Type: req.Type, Description: req.Description, Config: cfg}
 	if err := m.cfg.Store.CreateNetwork(ctx, &rec); err != nil {
 		return err
 	}
@@ -455,9 +475,9 @@ next:
 func (m *Manager) Update(ctx context.Context, name string, put Put) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	return m.updateLocked(ctx, rec, put)
 }
@@ -467,9 +487,9 @@ func (m *Manager) Update(ctx context.Context, name string, put Put) error {
 func (m *Manager) Patch(ctx context.Context, name string, put Put) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	cfg := maps.Clone(rec.Config)
 	for k, v := range put.Config {
@@ -486,9 +506,14 @@ func (m *Manager) Patch(ctx context.Context, name string, put Put) error {
 	return m.updateLocked(ctx, rec, Put{Description: desc, Config: cfg})
 }
 
-// notManaged says a host interface cannot be changed.
-func (m *Manager) notManaged(name string, err error) error {
-	if !errors.Is(err, errdefs.ErrNotFound) {
+// notManaged says a host interface cannot be changed (in the default
+// project, which has the host's interfaces; another project's bridge is
+// just not found).
+func (m *Manager) notManaged(ctx context.Context, name string, err error) error {
+	if !errors.Is(err, errdefs.ErrNotFound) || scope(ctx) != project.Default {
+		return err
+	}
+	if _, serr := m.cfg.Store.GetNetwork(ctx, name); serr == nil {
 		return err
 	}
 	ifaces, ierr := m.cfg.Host.Interfaces()
@@ -560,7 +585,7 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit(ctx, "network-updated", event.EntityNetwork, rec.Name, nil)
+	m.emitIn(ctx, rec.Project, "network-updated", event.EntityNetwork, rec.Name, nil)
 	return nil
 }
 
@@ -571,9 +596,9 @@ func (m *Manager) Rename(ctx context.Context, name, newName string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	if err := m.refuseInUse(ctx, rec.Name, "renamed"); err != nil {
 		return err
@@ -601,7 +626,7 @@ func (m *Manager) Rename(ctx context.Context, name, newName string) error {
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit(ctx, "network-renamed", event.EntityNetwork, newName, map[string]any{"old_name": name})
+	m.emitIn(ctx, rec.Project, "network-renamed", event.EntityNetwork, newName, map[string]any{"old_name": name})
 	return nil
 }
 
@@ -628,9 +653,9 @@ func (m *Manager) refuseInUse(ctx context.Context, name, what string) error {
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	if err := m.refuseInUse(ctx, name, "deleted"); err != nil {
 		return err
@@ -643,7 +668,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		errs = append(errs, err)
 	}
 	m.cfg.Log.Info("network deleted", "network", name)
-	m.emit(ctx, "network-deleted", event.EntityNetwork, name, nil)
+	m.emitIn(ctx, rec.Project, "network-deleted", event.EntityNetwork, name, nil)
 	return errors.Join(errs...)
 }
 

@@ -27,7 +27,7 @@ type Store interface {
 	UpdateStoragePool(ctx context.Context, p store.StoragePool) error
 	DeleteStoragePool(ctx context.Context, name string) error
 	CreateStorageVolume(ctx context.Context, v *store.StorageVolume) error
-	GetStorageVolume(ctx context.Context, pool, typ, name string) (store.StorageVolume, error)
+	GetStorageVolume(ctx context.Context, pool, project, typ, name string) (store.StorageVolume, error)
 	ListStorageVolumes(ctx context.Context, pool string) ([]store.StorageVolume, error)
 	UpdateStorageVolume(ctx context.Context, v store.StorageVolume) error
 	DeleteStorageVolume(ctx context.Context, id int64) error

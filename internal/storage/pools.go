@@ -83,7 +83,7 @@ func (m *Manager) poolUsers(ctx context.Context, name string) ([]string, error) 
 		var u string
 		switch v.Type {
 		case string(drivers.TypeCustom):
-			u = "storage-pools/" + name + "/volumes/custom/" + v.Name
+			u = "storage-pools/" + name + "/volumes/custom/" + v.Name + projectQuery(v.Project)
 		case string(drivers.TypeImage):
 			u = "images/" + v.Name
 		default:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -72,7 +73,7 @@ func (m *Manager) snapshots(ctx context.Context, parent store.StorageVolume) ([]
 
 // snapshotRecord is parent's created snapshot called name.
 func (m *Manager) snapshotRecord(ctx context.Context, parent store.StorageVolume, name string) (store.StorageVolume, error) {
-	v, err := m.cfg.Store.GetStorageVolume(ctx, parent.Pool, parent.Type, parent.Name+"/"+name)
+	v, err := m.cfg.Store.GetStorageVolume(ctx, parent.Pool, parent.Project, parent.Type, parent.Name+"/"+name)
 	if err == nil && (v.ParentID != parent.ID || v.State != "created") {
 		err = errdefs.NotFound("snapshot %q of %s not found", name, parent.Name)
 	}
@@ -96,7 +97,7 @@ func (m *Manager) makeSnapshot(ctx context.Context, p *pool, parent store.Storag
 	if err := snapshotpolicy.ValidateName(name); err != nil {
 		return store.StorageVolume{}, err
 	}
-	rec := store.StorageVolume{Pool: parent.Pool, Type: parent.Type, Name: parent.Name + "/" + name,
+	rec := store.StorageVolume{Pool: parent.Pool, Project: parent.Project, Type: parent.Type, Name: parent.Name + "/" + name,
 		DiskName: parent.DiskName + "@" + snapshotToken(), Content: parent.Content, Description: description,
 		Config: maps.Clone(parent.Config), ParentID: parent.ID, ExpiresAt: expires}
 	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
@@ -402,7 +403,9 @@ func (m *Manager) PruneExpiredVolumeSnapshots(ctx context.Context, now time.Time
 			continue
 		}
 		parent, snap, _ := strings.Cut(v.Name, "/")
-		if err := m.DeleteVolumeSnapshot(ctx, v.Pool, v.Type, parent, snap); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		// Acting in the volume's own project, which has its volumes.
+		pctx := project.WithProject(ctx, project.Project{Name: v.Project, Config: map[string]string{project.FeatureStorageVolumes: "true"}})
+		if err := m.DeleteVolumeSnapshot(pctx, v.Pool, v.Type, parent, snap); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, err)
 			continue
 		}

@@ -42,8 +42,9 @@ func checkVolumeConfig(p *pool, content string, cfg map[string]string) error {
 	return nil
 }
 
-// Volumes lists a pool's volumes of every type: one per image, however
-// many id maps it is cached for.
+// Volumes lists a pool's volumes of every type that ctx's project sees
+// (volumeProject): its custom volumes and its instances' roots, and one
+// volume per image, however many id maps it is cached for.
 func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error) {
 	if _, err := m.pool(poolName); err != nil {
 		return nil, err
@@ -57,6 +58,9 @@ func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error
 	for _, v := range recs {
 		if v.State != "created" || v.ParentID != 0 {
 			continue // snapshots are listed under their volume
+		}
+		if v.Project != volumeProject(ctx, v.Type) {
+			continue
 		}
 		key := v.Type + "/" + v.Name
 		if seen[key] {
@@ -84,7 +88,7 @@ func (m *Manager) pool(name string) (*pool, error) {
 }
 
 func (m *Manager) volumeOf(ctx context.Context, v store.StorageVolume) (Volume, error) {
-	vol := Volume{Pool: v.Pool, Type: v.Type, Name: v.Name, Description: v.Description,
+	vol := Volume{Pool: v.Pool, Project: v.Project, Type: v.Type, Name: v.Name, Description: v.Description,
 		Config: maps.Clone(v.Config), ContentType: v.Content, CreatedAt: v.CreatedAt, UsedBy: []string{}}
 	switch v.Type {
 	case string(drivers.TypeCustom):
@@ -94,7 +98,7 @@ func (m *Manager) volumeOf(ctx context.Context, v store.StorageVolume) (Volume, 
 		}
 		vol.UsedBy = append(vol.UsedBy, users...)
 	case string(drivers.TypeContainer), string(drivers.TypeVM):
-		vol.UsedBy = append(vol.UsedBy, "instances/"+v.Name)
+		vol.UsedBy = append(vol.UsedBy, "instances/"+v.Name+projectQuery(v.Project))
 	case string(drivers.TypeImage):
 		vol.UsedBy = append(vol.UsedBy, "images/"+v.Name)
 	}
@@ -125,7 +129,7 @@ func (m *Manager) volumeRecord(ctx context.Context, pool, typ, name string) (sto
 	if _, err := m.pool(pool); err != nil {
 		return store.StorageVolume{}, err
 	}
-	v, err := m.cfg.Store.GetStorageVolume(ctx, pool, typ, name)
+	v, err := m.cfg.Store.GetStorageVolume(ctx, pool, volumeProject(ctx, typ), typ, name)
 	if err != nil {
 		return store.StorageVolume{}, err
 	}
@@ -177,10 +181,14 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 			cfg["size"] = units.FormatByteSize(size)
 		}
 	}
-	unlock := m.locks.lock("custom/" + req.Pool + "/" + req.Name)
+	proj := volumeProject(ctx, string(drivers.TypeCustom))
+	unlock := m.locks.lock(customLockKey(req.Pool, proj, req.Name))
 	defer unlock()
-	rec := store.StorageVolume{Pool: req.Pool, Type: string(drivers.TypeCustom), Name: req.Name,
-		DiskName: req.Name, Content: req.ContentType, Description: req.Description, Config: cfg, CreatedAt: time.Now()}
+	if err := m.diskNameFree(ctx, req.Pool, customDiskName(proj, req.Name)); err != nil {
+		return err
+	}
+	rec := store.StorageVolume{Pool: req.Pool, Project: proj, Type: string(drivers.TypeCustom), Name: req.Name,
+		DiskName: customDiskName(proj, req.Name), Content: req.ContentType, Description: req.Description, Config: cfg, CreatedAt: time.Now()}
 	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
 		return err
 	}
@@ -212,7 +220,7 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 		return err
 	}
 	r.Success()
-	m.emit(ctx, "storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
+	m.emitIn(ctx, proj, "storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
 	return nil
 }
 
@@ -292,7 +300,7 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
 		return err
 	}
-	m.emit(ctx, "storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emitIn(ctx, rec.Project, "storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 
@@ -310,7 +318,7 @@ func (m *Manager) lockCustom(ctx context.Context, poolName, typ, name, instead s
 	if err != nil {
 		return nil, store.StorageVolume{}, nil, err
 	}
-	unlock := m.locks.lock("custom/" + poolName + "/" + name)
+	unlock := m.locks.lock(customLockKey(poolName, volumeProject(ctx, typ), name))
 	rec, err := m.volumeRecord(ctx, poolName, typ, name)
 	if err != nil {
 		unlock()
@@ -345,14 +353,18 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 	if err := m.refuseInUse(ctx, poolName, name); err != nil {
 		return err
 	}
-	if _, err := m.cfg.Store.GetStorageVolume(ctx, poolName, typ, newName); err == nil {
+	if _, err := m.cfg.Store.GetStorageVolume(ctx, poolName, rec.Project, typ, newName); err == nil {
 		return errdefs.Conflict("storage volume custom/%s already exists on pool %q", newName, poolName)
 	}
-	if err := p.drv.RenameVolume(ctx, diskVolume(rec), newName); err != nil {
+	newDisk := customDiskName(rec.Project, newName)
+	if err := m.diskNameFree(ctx, poolName, newDisk); err != nil {
+		return err
+	}
+	if err := p.drv.RenameVolume(ctx, diskVolume(rec), newDisk); err != nil {
 		return fmt.Errorf("rename storage volume %q: %w", name, err)
 	}
 	old := rec
-	rec.Name, rec.DiskName = newName, newName
+	rec.Name, rec.DiskName = newName, newDisk
 	err = m.cfg.Store.UpdateStorageVolume(ctx, rec)
 	if err == nil {
 		// Snapshots keep their disk names: only their records follow.
@@ -360,13 +372,13 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 	}
 	if err != nil {
 		bg := context.WithoutCancel(ctx)
-		if rerr := p.drv.RenameVolume(bg, diskVolume(rec), old.Name); rerr != nil {
+		if rerr := p.drv.RenameVolume(bg, diskVolume(rec), old.DiskName); rerr != nil {
 			m.cfg.Log.Error("rename volume back", "pool", poolName, "volume", name, "err", rerr)
 		}
 		_ = m.cfg.Store.UpdateStorageVolume(bg, old)
 		return err
 	}
-	m.emit(ctx, "storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
+	m.emitIn(ctx, rec.Project, "storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
 	return nil
 }
 
@@ -386,7 +398,7 @@ func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) 
 	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
 		return err
 	}
-	m.emit(ctx, "storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emitIn(ctx, rec.Project, "storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 
