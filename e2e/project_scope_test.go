@@ -45,8 +45,9 @@ func TestProjectScope(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d.dir, "images", "blobs", "sha256", blobs[0].Name())); err != nil {
 		t.Errorf("the image's blob went while p2 holds it: %v", err)
 	}
-	// --no-profiles -s: see the report (p2's default profile is not found by the core at this commit).
-	d.mustLXC("launch", "bb", "c1", "--project", "p2", "--no-profiles", "-s", "default")
+	// p2's own default profile (made with the project) has no root disk,
+	// as in LXD: -s gives one.
+	d.mustLXC("launch", "bb", "c1", "--project", "p2", "-s", "default")
 	d.mustLXCFail([]string{"image", "delete", "bb", "--project", "p2"}, "used by instances", "c1")
 
 	// Custom volumes: v1 in default and in p1.

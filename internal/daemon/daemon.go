@@ -158,7 +158,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// One authorizer for every edge: the core's entry points ask it.
 	// Projects count their usage from the core (instances, whatever is
 	// being created included) and the store (networks).
-	projects := &project.Service{Store: st}
+	projects := &project.Service{Store: st, Changed: func(ctx context.Context) {
+		if err := svc.ReloadProfiles(ctx); err != nil {
+			log.Error("reload profiles after a project change", "err", err)
+		}
+	}}
 	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
 		return svc.ProjectUsage(ctx, p)
 	})}

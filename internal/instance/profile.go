@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -294,6 +296,27 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 	if len(errs) > 0 {
 		return fmt.Errorf("profile %q changed, but: %w", name, errors.Join(errs...))
 	}
+	return nil
+}
+
+// ReloadProfiles reads every profile again from the database: the project
+// domain writes profiles of its own (a new project's default profile, a
+// project rename moving its profiles).
+func (s *Service) ReloadProfiles(ctx context.Context) error {
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	profiles, err := s.cfg.DB.ListProfiles(ctx)
+	if err != nil {
+		return fmt.Errorf("reload profiles: %w", err)
+	}
+	m := make(map[ref]store.Profile, len(profiles))
+	for _, p := range profiles {
+		p.Project = cmp.Or(p.Project, project.Default)
+		m[ref{p.Project, p.Name}] = p
+	}
+	s.mu.Lock()
+	s.profiles = m
+	s.mu.Unlock()
 	return nil
 }
 
