@@ -49,6 +49,13 @@ type Identifier interface {
 // Authenticate puts the request's identity in its context for next.
 func Authenticate(a Identifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), a.Identify(r))))
+		id := a.Identify(r)
+		// Where it came from, for lifecycle events' requestor and the
+		// audit log: the peer's address over TCP, "@" on the socket.
+		id.Address = r.RemoteAddr
+		if id.Address == "" {
+			id.Address = "@"
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 	})
 }
