@@ -182,9 +182,12 @@ func parsePermission(args []string) (api.Permission, error) {
 		return api.Permission{}, fmt.Errorf("missing the entitlement")
 	}
 	entitlement, rest := rest[0], rest[1:]
-	opts, err := parseKeyValueList(rest)
-	if err != nil {
-		return api.Permission{}, err
+	opts := map[string]string{}
+	if len(rest) > 0 {
+		var err error
+		if opts, err = parseKeyValueList(rest); err != nil {
+			return api.Permission{}, err
+		}
 	}
 	allowed := []string{}
 	if slices.Contains(projectScoped, typ) {
