@@ -172,6 +172,31 @@ func TestRemoteCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("add-certificate", func(t *testing.T) {
+		certPEM, _, err := client.GenerateClientCertificate("prometheus")
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "prom.crt")
+		if err := os.WriteFile(path, certPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.must("config", "trust", "add-certificate", path, "--type", "metrics")
+		if out := d.must("config", "trust", "list", "-f", "csv"); !strings.Contains(out, "metrics,prometheus,prometheus,") {
+			t.Errorf("trust list after add-certificate:\n%s", out)
+		}
+		if _, errOut, code := d.hangar("config", "trust", "add-certificate", path, "--type", "metrics"); code == 0 || errOut == "" {
+			t.Errorf("adding a certificate twice: exit %d, %q", code, errOut)
+		}
+		bad := filepath.Join(t.TempDir(), "bad.crt")
+		if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, errOut, code := d.hangar("config", "trust", "add-certificate", bad); code == 0 || !strings.Contains(errOut, "not an X.509 certificate") {
+			t.Errorf("adding garbage: exit %d, %q", code, errOut)
+		}
+	})
+
 	t.Run("password", func(t *testing.T) {
 		if err := c.UpdateServerConfig(ctx, map[string]string{"core.trust_password": "s3cret"}); err != nil {
 			t.Fatal(err)
@@ -230,6 +255,31 @@ func TestRemoteCLI(t *testing.T) {
 			t.Errorf("rita lists p2's instances:\n%s", out)
 		}
 		rita.mustFail(t, "not found", "--project", "default", "info", "r:c1")
+		// Groups: members by certificate name, permissions by entity.
+		d.must("auth", "group", "create", "ops", "--description", "operators")
+		d.must("auth", "group", "permission", "add", "ops", "instance", "secret", "can_view", "project=p2")
+		d.must("auth", "group", "permission", "add", "ops", "server", "viewer")
+		if _, errOut, code := d.hangar("auth", "group", "permission", "add", "ops", "server", "viewer"); code == 0 || !strings.Contains(errOut, "already has viewer") {
+			t.Errorf("adding a permission twice: exit %d, %q", code, errOut)
+		}
+		d.must("auth", "identity", "group", "add", "tls/rita", "ops")
+		show := d.must("auth", "group", "show", "ops")
+		for _, want := range []string{"url: /1.0/instances/secret?project=p2", "entitlement: can_view", "- " + fp, "description: operators"} {
+			if !strings.Contains(show, want) {
+				t.Errorf("group show lacks %q:\n%s", want, show)
+			}
+		}
+		d.must("auth", "group", "permission", "remove", "ops", "server", "viewer")
+		d.must("auth", "identity", "group", "remove", "tls/"+fp, "ops")
+		if out := d.must("auth", "group", "list", "-f", "csv"); out != "ops,operators,1,0\n" {
+			t.Errorf("group list: %q", out)
+		}
+		d.must("auth", "group", "rename", "ops", "ops2")
+		d.must("auth", "group", "delete", "ops2")
+		if _, errOut, code := d.hangar("auth", "group", "show", "ops2"); code == 0 || !strings.Contains(errOut, "not found") {
+			t.Errorf("show a deleted group: exit %d, %q", code, errOut)
+		}
+
 		// Removing the certificate ends rita's access.
 		d.must("config", "trust", "remove", fp)
 		rita.mustFail(t, "not authorized", "--project", "p1", "list", "r:")
