@@ -84,7 +84,7 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 		},
 	}
 	if !start {
-		cmd.Use = "init IMAGE [NAME]"
+		cmd.Use = "init [REMOTE:]IMAGE [[REMOTE:]NAME]"
 		cmd.Short = "Create an instance from an image without starting it"
 		cmd.Long = "Create an instance from an image without starting it.\n\n" +
 			"IMAGE is an image alias or fingerprint (hangard tries the alias first).\n" +

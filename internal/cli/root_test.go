@@ -20,7 +20,7 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"launch"}, "Error: missing arguments: expected at least 1, got 0\nUsage: hangar launch [REMOTE:]IMAGE [[REMOTE:]NAME] [flags]\n"},
 		{[]string{"launch", "a", "b", "c"}, "Error: too many arguments: expected at most 2, got 3\nUsage: hangar launch [REMOTE:]IMAGE [[REMOTE:]NAME] [flags]\n"},
 		{[]string{"launch", "alpine", "-c", "novalue"}, "Error: invalid setting \"novalue\": expected key=value\nUsage: hangar launch [REMOTE:]IMAGE [[REMOTE:]NAME] [flags]\n"},
-		{[]string{"init", "alpine", "--no-profiles", "-p", "x"}, "Error: --no-profiles and --profile are mutually exclusive\nUsage: hangar init IMAGE [NAME] [flags]\n"},
+		{[]string{"init", "alpine", "--no-profiles", "-p", "x"}, "Error: --no-profiles and --profile are mutually exclusive\nUsage: hangar init [REMOTE:]IMAGE [[REMOTE:]NAME] [flags]\n"},
 		{[]string{"rename", "a"}, "Error: wrong number of arguments: expected 2, got 1\nUsage: hangar rename OLD NEW [flags]\n"},
 		{[]string{"start"}, "Error: missing arguments: expected at least 1, got 0\nUsage: hangar start NAME... [flags]\n"},
 		{[]string{"start", "--force", "c1"}, "Error: unknown flag: --force\nUsage: hangar start NAME... [flags]\n"},
