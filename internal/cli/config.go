@@ -20,6 +20,7 @@ func newConfigCmd(a *app) *cobra.Command {
 		newConfigShowCmd(a),
 		newConfigEditCmd(a),
 		newDeviceCmd(a, instanceDevices),
+		newTrustCmd(a),
 	)
 	return cmd
 }
