@@ -121,16 +121,23 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Read at every unpack: a change applies to the next one.
 	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
+	// One authorizer for every edge: the core's entry points (instances,
+	// images, networks, storage) ask it.
+	authz := auth.New(st)
+	if err := authz.Load(ctx); err != nil {
+		return err
+	}
+	images.SetAuthorizer(authz)
 
 	var svc *instance.Service
 	pools := newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
 		return svc.StorageUsers(ctx, pool, volume)
-	}, emit, log)
+	}, authz, emit, log)
 	// Not inline: the image service emits holding its own locks.
 	emit.imageDeleted = func(fp string) { go pools.ImageDeleted(context.WithoutCancel(ctx), fp) }
 	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
-	}, pools, emit, log)
+	}, authz, pools, emit, log)
 	if err != nil {
 		return err
 	}
@@ -155,7 +162,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer vms.Close()
 	host := probeHost(cfg.DataDir)
-	// One authorizer for every edge: the core's entry points ask it.
 	// Projects count their usage from the core (instances, whatever is
 	// being created included) and the store (networks).
 	projects := &project.Service{Store: st, Changed: func(ctx context.Context) {
@@ -166,10 +172,6 @@ func Run(ctx context.Context, cfg Config) error {
 	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
 		return svc.ProjectUsage(ctx, p)
 	})}
-	authz := auth.New(st)
-	if err := authz.Load(ctx); err != nil {
-		return err
-	}
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       instanceImages{images},

@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"sort"
 	"unicode"
 	"unicode/utf8"
@@ -66,6 +67,9 @@ func (s *Service) aliasTarget(ctx context.Context, target string) (Record, error
 // CreateAlias creates an alias in the scope project for one of its
 // images. Its type is the image's.
 func (s *Service) CreateAlias(ctx context.Context, req api.ImageAliasesPost) error {
+	if err := s.allowCreate(ctx); err != nil {
+		return err
+	}
 	if err := validAliasName(req.Name); err != nil {
 		return err
 	}
@@ -88,6 +92,9 @@ func (s *Service) CreateAlias(ctx context.Context, req api.ImageAliasesPost) err
 func (s *Service) GetAlias(ctx context.Context, name string) (api.ImageAliasesEntry, error) {
 	a, err := s.alias(ctx, name)
 	if err != nil {
+		return api.ImageAliasesEntry{}, s.missing(ctx, name, auth.CanView, err)
+	}
+	if err := s.allowAlias(ctx, a); err != nil {
 		return api.ImageAliasesEntry{}, err
 	}
 	return aliasToAPI(a), nil
@@ -102,13 +109,18 @@ func (s *Service) ListAliases(ctx context.Context) ([]api.ImageAliasesEntry, err
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	out := make([]api.ImageAliasesEntry, 0, len(all))
 	for _, a := range all {
-		out = append(out, aliasToAPI(a))
+		if s.allowAlias(ctx, a) == nil {
+			out = append(out, aliasToAPI(a))
+		}
 	}
 	return out, nil
 }
 
 // UpdateAlias replaces an alias's description and target.
 func (s *Service) UpdateAlias(ctx context.Context, name string, put api.ImageAliasesEntryPut) error {
+	if err := s.allowCreate(ctx); err != nil {
+		return err
+	}
 	a, err := s.alias(ctx, name)
 	if err != nil {
 		return err
@@ -127,6 +139,9 @@ func (s *Service) UpdateAlias(ctx context.Context, name string, put api.ImageAli
 
 // RenameAlias renames an alias; the new name must be free.
 func (s *Service) RenameAlias(ctx context.Context, oldName, newName string) error {
+	if err := s.allowCreate(ctx); err != nil {
+		return err
+	}
 	if err := validAliasName(newName); err != nil {
 		return err
 	}
@@ -148,6 +163,9 @@ func (s *Service) RenameAlias(ctx context.Context, oldName, newName string) erro
 
 // DeleteAlias deletes an alias; the image stays.
 func (s *Service) DeleteAlias(ctx context.Context, name string) error {
+	if err := s.allowCreate(ctx); err != nil {
+		return err
+	}
 	if _, err := s.alias(ctx, name); err != nil {
 		return err
 	}

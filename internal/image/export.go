@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"io"
 	"os"
 )
@@ -39,7 +40,7 @@ func (e *Export) Close() {
 // each ext from the file's own compression. An image deleted while it is
 // read stays readable to the end (the files are open).
 func (s *Service) Export(ctx context.Context, fp string) (*Export, error) {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.checked(ctx, fp, auth.CanView)
 	if err != nil {
 		return nil, err
 	}

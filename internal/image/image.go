@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"hash"
 	"io"
 	"log/slog"
@@ -160,6 +161,8 @@ type Service struct {
 
 	// maxUnpacked returns images.max_unpacked_size (SetMaxUnpackedSize).
 	maxUnpacked atomic.Pointer[func() int64]
+
+	authz Authorizer // nil: everything allowed (authz.go)
 }
 
 // New opens the image store in dir, creating it if needed, and removes what
@@ -247,6 +250,9 @@ func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, f
 // already exists"), even when meta.Alias is new: aliases are added with
 // CreateAlias.
 func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api.Image, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return api.Image{}, err
+	}
 	arch, err := normalizeArchitecture(meta.Architecture)
 	if err != nil {
 		return api.Image{}, err
@@ -538,7 +544,7 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 // Get returns an image of the scope project by fingerprint or unique
 // fingerprint prefix; one only other projects hold is not found.
 func (s *Service) Get(ctx context.Context, fpOrPrefix string) (api.Image, error) {
-	rec, err := s.record(ctx, fpOrPrefix)
+	rec, err := s.checked(ctx, fpOrPrefix, auth.CanView)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -562,7 +568,9 @@ func (s *Service) List(ctx context.Context) ([]api.Image, error) {
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Fingerprint < recs[j].Fingerprint })
 	out := make([]api.Image, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, toAPI(ctx, rec, aliasesOf(aliases, rec.Fingerprint)))
+		if s.canView(ctx, rec) {
+			out = append(out, toAPI(ctx, rec, aliasesOf(aliases, rec.Fingerprint)))
+		}
 	}
 	return out, nil
 }
@@ -572,7 +580,7 @@ func (s *Service) List(ctx context.Context) ([]api.Image, error) {
 // project's: every project holding it sees the change (public,
 // auto_update, properties and expiry are per image, as its files).
 func (s *Service) Update(ctx context.Context, fp string, put api.ImagePut) error {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.checked(ctx, fp, auth.CanEdit)
 	if err != nil {
 		return err
 	}
@@ -607,7 +615,7 @@ func (s *Service) MarkUsed(ctx context.Context, fp string) error {
 // the instances, of every project, created from it; any makes it a
 // conflict.
 func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.checked(ctx, fp, auth.CanDelete)
 	if err != nil {
 		return err
 	}

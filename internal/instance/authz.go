@@ -95,3 +95,10 @@ func (s *Service) viewableProfiles(ctx context.Context, refs []ref) []ref {
 	}
 	return out
 }
+
+// shows tells whether a used_by list may name o to ctx: what the caller
+// may not see is left out of what it is shown. A refusal because
+// something is in use asks as the daemon (auth.AsDaemon), which sees all.
+func (s *Service) shows(ctx context.Context, o auth.Object) bool {
+	return s.cfg.Authorizer == nil || s.cfg.Authorizer.CanView(ctx, o)
+}

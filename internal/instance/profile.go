@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"slices"
 	"strings"
 
@@ -466,14 +467,16 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	return nil
 }
 
-// ImageUsers lists the instances of every project created from an image,
-// for the image store's refusal to delete an image in use.
+// ImageUsers lists the instances of every project created from an image
+// that ctx may see. The refusal to delete an image in use asks as the
+// daemon (auth.AsDaemon): an instance the caller cannot see still holds
+// the image.
 func (s *Service) ImageUsers(ctx context.Context, fingerprint string) []Ref {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []Ref
 	for _, r := range sortedRefs(s.byName) {
-		if s.byName[r].rec.Config[keyBaseImage] == fingerprint {
+		if s.byName[r].rec.Config[keyBaseImage] == fingerprint && s.shows(ctx, auth.Instance(r.project, r.name)) {
 			out = append(out, Ref{Project: r.project, Name: r.name})
 		}
 	}

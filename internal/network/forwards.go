@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -21,6 +22,9 @@ type ForwardPort = store.ForwardPort
 
 // Forwards lists a network's forwards.
 func (m *Manager) Forwards(ctx context.Context, network string) ([]Forward, error) {
+	if err := m.allow(ctx, network, auth.CanView); err != nil {
+		return nil, err
+	}
 	if _, err := m.network(ctx, network); err != nil {
 		return nil, m.notManaged(ctx, network, err)
 	}
@@ -43,6 +47,9 @@ func (m *Manager) GetForward(ctx context.Context, network, listen string) (Forwa
 
 // PutForward creates a forward (replace false) or replaces one.
 func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error {
+	if err := m.allow(ctx, f.Network, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, err := m.network(ctx, f.Network)
@@ -71,6 +78,9 @@ func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error
 
 // DeleteForward removes a forward and its rules.
 func (m *Manager) DeleteForward(ctx context.Context, network, listen string) error {
+	if err := m.allow(ctx, network, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, err := m.network(ctx, network); err != nil {

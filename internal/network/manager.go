@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -37,7 +38,12 @@ type Config struct {
 	StartDNS DNSStarter
 	// Users names who refers to a network in their devices, as
 	// "instances/NAME" and "profiles/NAME"; the core provides it.
+	// Those the caller may not see are left out: the manager asks as the
+	// daemon (auth.AsDaemon) when it needs them all.
 	Users func(ctx context.Context, network string) ([]string, error)
+	// Authorizer checks every call an edge makes (authz.go); nil allows
+	// all, for this package's tests.
+	Authorizer Authorizer
 	// Events hears of changes (LXD's lifecycle actions, e.g.
 	// "network-created"); nil: none.
 	Events Emitter
@@ -212,7 +218,7 @@ func (m *Manager) List(ctx context.Context) ([]Network, error) {
 		out = append(out, n)
 	}
 	if p != project.Default {
-		return out, nil
+		return m.viewable(ctx, out), nil
 	}
 	ifaces, err := m.cfg.Host.Interfaces()
 	if err != nil {
@@ -225,7 +231,7 @@ func (m *Manager) List(ctx context.Context) ([]Network, error) {
 		out = append(out, hostView(i))
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
-	return out, nil
+	return m.viewable(ctx, out), nil
 }
 
 // isInstanceLink tells the host ends of instance NICs, which LXD does not
@@ -244,6 +250,9 @@ func hostView(i Interface) Network {
 // Get returns one network of the scope project, managed or not (host
 // interfaces are the default project's).
 func (m *Manager) Get(ctx context.Context, name string) (Network, error) {
+	if err := m.allow(ctx, name, auth.CanView); err != nil {
+		return Network{}, err
+	}
 	r, err := m.cfg.Store.GetNetwork(ctx, name)
 	switch {
 	case err == nil && r.Project == scope(ctx):
@@ -296,6 +305,9 @@ func (m *Manager) NetworkType(ctx context.Context, name string) (string, error) 
 
 // Create makes a managed network.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
+	if err := m.allowCreate(ctx); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.createLocked(ctx, req); err != nil {
@@ -473,6 +485,9 @@ next:
 
 // Update replaces a managed network's description and config (PUT).
 func (m *Manager) Update(ctx context.Context, name string, put Put) error {
+	if err := m.allow(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, err := m.network(ctx, name)
@@ -485,6 +500,9 @@ func (m *Manager) Update(ctx context.Context, name string, put Put) error {
 // Patch merges keys into a managed network's config; an empty value
 // removes a key, as LXD's PATCH does.
 func (m *Manager) Patch(ctx context.Context, name string, put Put) error {
+	if err := m.allow(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, err := m.network(ctx, name)
@@ -552,10 +570,10 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 			}
 		}
 	} else if rec.Config["parent"] != cfg["parent"] {
-		if users, err := m.cfg.Users(ctx, rec.Name); err != nil {
+		if users, shown, err := m.users(ctx, rec.Name); err != nil {
 			return err
 		} else if len(users) > 0 {
-			return errdefs.Conflict("network config %q: network %q is in use by %s", "parent", rec.Name, strings.Join(users, ", "))
+			return errdefs.Conflict("network config %q: network %q is in use by %s", "parent", rec.Name, inUse(users, shown))
 		}
 		// As at create: a macvlan on a missing parent would only fail
 		// later, at an instance's start.
@@ -591,6 +609,9 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 
 // Rename renames a managed network that nothing uses.
 func (m *Manager) Rename(ctx context.Context, name, newName string) error {
+	if err := m.allow(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	if err := validateName(newName); err != nil {
 		return err
 	}
@@ -631,12 +652,12 @@ func (m *Manager) Rename(ctx context.Context, name, newName string) error {
 }
 
 func (m *Manager) refuseInUse(ctx context.Context, name, what string) error {
-	users, err := m.cfg.Users(ctx, name)
+	users, shown, err := m.users(ctx, name)
 	if err != nil {
 		return err
 	}
 	if len(users) > 0 {
-		return errdefs.Conflict("network %q is in use by %s and cannot be %s", name, strings.Join(users, ", "), what)
+		return errdefs.Conflict("network %q is in use by %s and cannot be %s", name, inUse(users, shown), what)
 	}
 	allocs, err := m.cfg.Store.ListAllocations(ctx, name)
 	if err != nil {
@@ -651,6 +672,9 @@ func (m *Manager) refuseInUse(ctx context.Context, name, what string) error {
 // Delete removes a managed network nothing uses, and everything of it on
 // the host.
 func (m *Manager) Delete(ctx context.Context, name string) error {
+	if err := m.allow(ctx, name, auth.CanDelete); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, err := m.network(ctx, name)

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"net/netip"
 	"sort"
 	"time"
@@ -38,6 +39,9 @@ type Lease struct {
 // Leases lists a managed bridge's leases: every NIC's reserved addresses,
 // then what the DHCP server gave to others.
 func (m *Manager) Leases(ctx context.Context, name string) ([]Lease, error) {
+	if err := m.allow(ctx, name, auth.CanView); err != nil {
+		return nil, err
+	}
 	rec, err := m.network(ctx, name)
 	if err != nil {
 		return nil, m.notManaged(ctx, name, err)

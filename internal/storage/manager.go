@@ -62,7 +62,12 @@ type Config struct {
 	Dir string
 	// Users names who uses a pool (volume "") or one custom volume on it,
 	// as "instances/NAME" and "profiles/NAME"; the core provides it.
+	// Those the caller may not see are left out: the manager asks as the
+	// daemon (auth.AsDaemon) when it needs them all.
 	Users func(ctx context.Context, pool, volume string) ([]string, error)
+	// Authorizer checks every call an edge makes (authz.go); nil allows
+	// all, for this package's tests.
+	Authorizer Authorizer
 	// IDMap is the map unprivileged containers share: a custom
 	// filesystem volume not security.shifted is owned by its root.
 	IDMap  driver.IDMap

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"maps"
 	"strings"
 	"time"
@@ -283,6 +284,9 @@ func (m *Manager) customSnapshotParent(ctx context.Context, poolName, typ, name 
 // VolumeSnapshots lists a volume's snapshots (any type: an instance's
 // root's snapshots are listed here too, as LXD does).
 func (m *Manager) VolumeSnapshots(ctx context.Context, poolName, typ, name string) ([]Snapshot, error) {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanView); err != nil {
+		return nil, err
+	}
 	rec, err := m.volumeRecord(ctx, poolName, typ, name)
 	if err != nil {
 		return nil, err
@@ -300,6 +304,9 @@ func (m *Manager) VolumeSnapshots(ctx context.Context, poolName, typ, name strin
 
 // VolumeSnapshot returns one snapshot of a volume.
 func (m *Manager) VolumeSnapshot(ctx context.Context, poolName, typ, name, snap string) (Snapshot, error) {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanView); err != nil {
+		return Snapshot{}, err
+	}
 	rec, err := m.volumeRecord(ctx, poolName, typ, name)
 	if err != nil {
 		return Snapshot{}, err
@@ -315,6 +322,9 @@ func (m *Manager) VolumeSnapshot(ctx context.Context, poolName, typ, name, snap 
 // running instance is snapshotted as it is (LXD does the same for custom
 // volumes).
 func (m *Manager) CreateVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string, put SnapshotPut) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	p, rec, unlock, err := m.customSnapshotParent(ctx, poolName, typ, name)
 	if err != nil {
 		return err
@@ -345,6 +355,9 @@ func (m *Manager) withCustomSnapshot(ctx context.Context, poolName, typ, name, s
 // UpdateVolumeSnapshot sets a custom volume snapshot's description and
 // expiry.
 func (m *Manager) UpdateVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string, put SnapshotPut) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(_ *pool, _, v store.StorageVolume) error {
 		v.Description, v.ExpiresAt = put.Description, put.ExpiresAt
 		return m.cfg.Store.UpdateStorageVolume(ctx, v)
@@ -357,6 +370,9 @@ func (m *Manager) UpdateVolumeSnapshot(ctx context.Context, poolName, typ, name,
 
 // RenameVolumeSnapshot renames a custom volume's snapshot.
 func (m *Manager) RenameVolumeSnapshot(ctx context.Context, poolName, typ, name, snap, newName string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(_ *pool, parent, v store.StorageVolume) error {
 		return m.renameSnapshot(ctx, parent, v, newName)
 	})
@@ -368,6 +384,9 @@ func (m *Manager) RenameVolumeSnapshot(ctx context.Context, poolName, typ, name,
 
 // DeleteVolumeSnapshot removes a custom volume's snapshot.
 func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(p *pool, _, v store.StorageVolume) error {
 		return m.deleteVolumeRecord(ctx, p, v)
 	})
@@ -380,6 +399,9 @@ func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name,
 // RestoreVolume makes a custom volume's content its snapshot's. A volume
 // attached to an instance is refused: its mounts would keep the old one.
 func (m *Manager) RestoreVolume(ctx context.Context, poolName, typ, name, snap string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(p *pool, parent, v store.StorageVolume) error {
 		if err := m.refuseInUse(ctx, poolName, name); err != nil {
 			return err

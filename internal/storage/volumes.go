@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"maps"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -46,6 +46,9 @@ func checkVolumeConfig(p *pool, content string, cfg map[string]string) error {
 // (volumeProject): its custom volumes and its instances' roots, and one
 // volume per image, however many id maps it is cached for.
 func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error) {
+	if err := m.allowPool(ctx, poolName, auth.CanView); err != nil {
+		return nil, err
+	}
 	if _, err := m.pool(poolName); err != nil {
 		return nil, err
 	}
@@ -67,6 +70,9 @@ func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error
 			continue
 		}
 		seen[key] = true
+		if !m.canViewVolume(ctx, Volume{Pool: v.Pool, Project: v.Project, Type: v.Type, Name: v.Name}) {
+			continue
+		}
 		vol, err := m.volumeOf(ctx, v)
 		if err != nil {
 			return nil, err
@@ -115,6 +121,9 @@ func checkType(typ string) error {
 
 // Volume returns one volume.
 func (m *Manager) Volume(ctx context.Context, pool, typ, name string) (Volume, error) {
+	if err := m.allowVolume(ctx, pool, typ, name, auth.CanView); err != nil {
+		return Volume{}, err
+	}
 	v, err := m.volumeRecord(ctx, pool, typ, name)
 	if err != nil {
 		return Volume{}, err
@@ -144,6 +153,9 @@ func (m *Manager) volumeRecord(ctx context.Context, pool, typ, name string) (sto
 // holds unshifted ids) or a block volume (a sparse file of size, default
 // 10GiB).
 func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) error {
+	if err := m.allowCreateVolume(ctx); err != nil {
+		return err
+	}
 	if err := checkName("storage volume", req.Name); err != nil {
 		return err
 	}
@@ -245,11 +257,17 @@ func noSpace(err error) error {
 
 // UpdateVolume replaces a custom volume's writable part (PUT).
 func (m *Manager) UpdateVolume(ctx context.Context, pool, typ, name string, put VolumePut) error {
+	if err := m.allowVolume(ctx, pool, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.updateVolume(ctx, pool, typ, name, put, true)
 }
 
 // PatchVolume merges into a custom volume's writable part (PATCH).
 func (m *Manager) PatchVolume(ctx context.Context, pool, typ, name string, put VolumePut) error {
+	if err := m.allowVolume(ctx, pool, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.updateVolume(ctx, pool, typ, name, put, false)
 }
 
@@ -274,12 +292,12 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 		return err
 	}
 	if next["security.shifted"] != rec.Config["security.shifted"] {
-		users, err := m.cfg.Users(ctx, poolName, name)
+		users, shown, err := m.users(ctx, poolName, name)
 		if err != nil {
 			return err
 		}
 		if len(users) > 0 {
-			return errdefs.Conflict("security.shifted cannot change while storage volume %q is in use by %s", name, strings.Join(users, ", "))
+			return errdefs.Conflict("security.shifted cannot change while storage volume %q is in use by %s", name, inUse(users, shown))
 		}
 	}
 	if next["size"] != rec.Config["size"] {
@@ -330,18 +348,21 @@ func (m *Manager) lockCustom(ctx context.Context, poolName, typ, name, instead s
 // refuseInUse is a conflict naming who uses a custom volume, if any one
 // does.
 func (m *Manager) refuseInUse(ctx context.Context, poolName, name string) error {
-	users, err := m.cfg.Users(ctx, poolName, name)
+	users, shown, err := m.users(ctx, poolName, name)
 	if err != nil {
 		return err
 	}
 	if len(users) > 0 {
-		return errdefs.Conflict("storage volume %q is in use by %s", name, strings.Join(users, ", "))
+		return errdefs.Conflict("storage volume %q is in use by %s", name, inUse(users, shown))
 	}
 	return nil
 }
 
 // RenameVolume renames an unused custom volume.
 func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	if err := checkName("storage volume", newName); err != nil {
 		return err
 	}
@@ -384,6 +405,9 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 
 // DeleteVolume removes an unused custom volume.
 func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanDelete); err != nil {
+		return err
+	}
 	p, rec, unlock, err := m.lockCustom(ctx, poolName, typ, name, "delete the instance or image")
 	if err != nil {
 		return err
@@ -404,6 +428,9 @@ func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) 
 
 // VolumeState is a volume's usage, read from the driver.
 func (m *Manager) VolumeState(ctx context.Context, poolName, typ, name string) (VolumeState, error) {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanView); err != nil {
+		return VolumeState{}, err
+	}
 	p, err := m.get(poolName)
 	if err != nil {
 		return VolumeState{}, err

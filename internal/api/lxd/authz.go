@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // Authorizer is what the edge asks for the server-level endpoints (the
@@ -54,4 +55,51 @@ func (s *Server) RequiresOn(obj func(*http.Request) auth.Object, e auth.Entitlem
 		}
 		h(w, r)
 	}
+}
+
+// The synchronous checks of requests an operation carries out. The core
+// checks again inside the operation, as the caller, but LXD answers a
+// denied caller 403 (or 404 where the object is not its to see) at once,
+// not 202 and a failed operation: each handler that starts one asks
+// first.
+
+// allowInstance checks e on the instance name in the request's project.
+func (s *Server) allowInstance(r *http.Request, name string, e auth.Entitlement) error {
+	return s.allow(r, auth.Instance(project.Name(r.Context()), name), e)
+}
+
+// allowInProject checks e on the project that holds the request's objects
+// of feature (project.FeatureImages...; "" the request's own project).
+func (s *Server) allowInProject(r *http.Request, feature string, e auth.Entitlement) error {
+	p := project.From(r.Context())
+	if feature == "" {
+		return s.allow(r, auth.Project(p.Name), e)
+	}
+	return s.allow(r, auth.Project(p.Scope(feature)), e)
+}
+
+// imageObject is the image fp as the request's project holds it.
+func imageObject(r *http.Request, fp string) auth.Object {
+	return auth.Image(project.From(r.Context()).Scope(project.FeatureImages), fp)
+}
+
+// profileObject is the profile name as the request's project holds it.
+func profileObject(r *http.Request, name string) auth.Object {
+	return auth.Profile(project.From(r.Context()).Scope(project.FeatureProfiles), name)
+}
+
+// checked writes err and tells whether there was one: for the checks at
+// the top of a handler.
+func checked(w http.ResponseWriter, err error) bool {
+	if err != nil {
+		writeError(w, err)
+		return true
+	}
+	return false
+}
+
+// customVolumeObject is the custom volume name on pool as the request's
+// project holds it.
+func customVolumeObject(r *http.Request, pool, name string) auth.Object {
+	return auth.StorageVolume(project.From(r.Context()).Scope(project.FeatureStorageVolumes), pool, "custom", name)
 }

@@ -183,7 +183,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 	// Only the projects the identity may see (a restricted client's own).
 	all := listed[:0]
 	for _, p := range listed {
-		if s.allow(r, auth.Project(p.Name), auth.CanView) == nil {
+		if s.Auth == nil || s.Auth.CanView(r.Context(), auth.Project(p.Name)) {
 			all = append(all, p)
 		}
 	}
