@@ -89,10 +89,11 @@ func (d *daemon) hangarToken(args ...string) string {
 
 func TestRemoteCLI(t *testing.T) {
 	d := startDaemon(t, "")
-	ctx := context.Background()
 	c := d.client()
-	if err := c.UpdateServerConfig(ctx, map[string]string{"core.https_address": httpsAddr}); err != nil {
-		t.Fatal(err)
+	// The way: the server key through the CLI.
+	d.must("config", "set", "core.https_address", httpsAddr)
+	if got := strings.TrimSpace(d.must("config", "get", "core.https_address")); got != httpsAddr {
+		t.Fatalf("hangar config get core.https_address = %q, want %q", got, httpsAddr)
 	}
 	d.must("image", "import", imageTarball, "--alias", "busybox", "--os", "busybox")
 
@@ -198,9 +199,7 @@ func TestRemoteCLI(t *testing.T) {
 	})
 
 	t.Run("password", func(t *testing.T) {
-		if err := c.UpdateServerConfig(ctx, map[string]string{"core.trust_password": "s3cret"}); err != nil {
-			t.Fatal(err)
-		}
+		d.must("config", "set", "core.trust_password=s3cret")
 		carol := d.newHangarHome(t)
 		carol.mustFail(t, "--accept-certificate", "remote", "add", "x", "https://"+httpsAddr, "--password", "s3cret")
 		carol.mustFail(t, "wrong trust password", "remote", "add", "x", "https://"+httpsAddr, "--password", "wrong", "--accept-certificate")
