@@ -156,6 +156,8 @@ func TestTarget14Line(t *testing.T) {
 	for _, v := range []float64{10, 12, 30} {
 		r.add(r14MetricsUnix, peerHangard, v, nil)
 	}
+	r.add(r14LXCFloor, peerHangard, 12, nil)
+	r.add(r14LXCFloor, peerLXD, 10, nil)
 	for _, tc := range []struct {
 		name        string
 		t           target14
@@ -171,6 +173,8 @@ func TestTarget14Line(t *testing.T) {
 			wantFig: "12.0 ms (p90 30.0)", wantLimit: "≤ 20.0 ms", wantVerdict: "**PASS**"},
 		{name: "at most, missed", t: target14{num: cellRef{r14MetricsUnix, peerHangard}, unit: "ms", limit: 11, judged: true},
 			wantVerdict: "**MISS**"},
+		{name: "less the client's floor", t: target14{num: cellRef{r14List, peerLXD}, numLess: cellRef{r14LXCFloor, peerLXD}, den: cellRef{r14List, peerHangard}, denLess: cellRef{r14LXCFloor, peerHangard}, limit: 10, atLeast: true, judged: true},
+			wantFig: "10× (100 / 10.0 ms)", wantLimit: "≥ 10.0×", wantVerdict: "**PASS**"},
 		{name: "no figure", t: target14{num: cellRef{r14MetricsCold, peerLXD}, unit: "ms", limit: 20, judged: true},
 			wantFig: "-", wantVerdict: "no figure"},
 		{name: "ratio without a denominator", t: target14{num: cellRef{r14List, peerLXD}, den: cellRef{r14MetricsTLS, peerHangard}, limit: 5, atLeast: true, judged: true},
