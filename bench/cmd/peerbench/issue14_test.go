@@ -156,6 +156,8 @@ func TestTarget14Line(t *testing.T) {
 	for _, v := range []float64{10, 12, 30} {
 		r.add(r14MetricsUnix, peerHangard, v, nil)
 	}
+	r.add(r14OverAdmin, peerHangard, -5, nil)
+	r.add(r14OverViewer, peerHangard, -1, nil)
 	r.add(r14LXCFloor, peerHangard, 12, nil)
 	r.add(r14LXCFloor, peerLXD, 10, nil)
 	for _, tc := range []struct {
@@ -175,6 +177,10 @@ func TestTarget14Line(t *testing.T) {
 			wantVerdict: "**MISS**"},
 		{name: "less the client's floor", t: target14{num: cellRef{r14List, peerLXD}, numLess: cellRef{r14LXCFloor, peerLXD}, den: cellRef{r14List, peerHangard}, denLess: cellRef{r14LXCFloor, peerHangard}, limit: 10, atLeast: true, judged: true},
 			wantFig: "10× (100 / 10.0 ms)", wantLimit: "≥ 10.0×", wantVerdict: "**PASS**"},
+		{name: "negative overhead beyond the limit", t: target14{num: cellRef{r14OverAdmin, peerHangard}, unit: "%", limit: 2, judged: true, signed: true},
+			wantFig: "-5.00 % (p90 -5.00)", wantVerdict: "**no reading** (faster with the check: noise larger than the limit)"},
+		{name: "negative overhead within the limit", t: target14{num: cellRef{r14OverViewer, peerHangard}, unit: "%", limit: 2, judged: true, signed: true},
+			wantVerdict: "**PASS**"},
 		{name: "no figure", t: target14{num: cellRef{r14MetricsCold, peerLXD}, unit: "ms", limit: 20, judged: true},
 			wantFig: "-", wantVerdict: "no figure"},
 		{name: "ratio without a denominator", t: target14{num: cellRef{r14List, peerLXD}, den: cellRef{r14MetricsTLS, peerHangard}, limit: 5, atLeast: true, judged: true},

@@ -48,6 +48,10 @@ type target14 struct {
 	atLeast bool
 	// judged: a target of the issue (else shown for reference).
 	judged bool
+	// signed: an overhead, which noise can make negative; one below
+	// -limit says the benchmark did not resolve it (the case with the
+	// check ran faster than the one without by more than is looked for).
+	signed bool
 }
 
 func issue14Targets(running int) []target14 {
@@ -61,10 +65,10 @@ func issue14Targets(running int) []target14 {
 		{label: fmt.Sprintf("`GET /1.0/metrics` at %d running, LXD, over HTTPS, its cache expired (measured in the same run)", running), num: cellRef{r14MetricsCold, peerLXD}, unit: "ms"},
 		{label: fmt.Sprintf("`GET /1.0/metrics` at %d running, LXD, unix socket, within its cache (measured in the same run)", running), num: cellRef{r14MetricsUnix, peerLXD}, unit: "ms"},
 		{label: "`GET /1.0/metrics` over HTTPS: LXD uncached ÷ hangard (for reference)", num: cellRef{r14MetricsCold, peerLXD}, den: cellRef{r14MetricsTLS, peerHangard}},
-		{label: "the authorization's cost on `GET /1.0/instances?recursion=2` at 100 instances (Go benchmark), group viewer (the slowest path), from each case's fastest run", num: cellRef{r14BestViewer, peerHangard}, unit: "%", limit: 2, judged: true},
-		{label: "the same, the unix socket's root, fastest runs", num: cellRef{r14BestAdmin, peerHangard}, unit: "%", limit: 2, judged: true},
-		{label: "the same per request, group viewer, fastest runs", num: cellRef{r14BestDViewer, peerHangard}, unit: "µs", limit: 50, judged: true},
-		{label: "the same per request, root, fastest runs", num: cellRef{r14BestDAdmin, peerHangard}, unit: "µs", limit: 50, judged: true},
+		{label: "the authorization's cost on `GET /1.0/instances?recursion=2` at 100 instances (Go benchmark), group viewer (the slowest path), from each case's fastest run", num: cellRef{r14BestViewer, peerHangard}, unit: "%", limit: 2, judged: true, signed: true},
+		{label: "the same, the unix socket's root, fastest runs", num: cellRef{r14BestAdmin, peerHangard}, unit: "%", limit: 2, judged: true, signed: true},
+		{label: "the same per request, group viewer, fastest runs", num: cellRef{r14BestDViewer, peerHangard}, unit: "µs", limit: 50, judged: true, signed: true},
+		{label: "the same per request, root, fastest runs", num: cellRef{r14BestDAdmin, peerHangard}, unit: "µs", limit: 50, judged: true, signed: true},
 		{label: "the authorization's cost, group viewer, median of the rounds' own ratios (for reference: the machine's noise is in it)", num: cellRef{r14OverViewer, peerHangard}, unit: "%", limit: 2},
 		{label: "the same, root, median of the rounds' own ratios (for reference)", num: cellRef{r14OverAdmin, peerHangard}, unit: "%", limit: 2},
 		{label: "one check (`BenchmarkCheck/allowed`)", num: cellRef{r14CheckAllowed, peerHangard}, unit: "µs", limit: 50, judged: true},
@@ -112,6 +116,8 @@ func (t target14) line(r *issue10Results) (fig, limit, verdict string) {
 		verdict = ""
 	case math.IsNaN(v) || math.IsInf(v, 0):
 		verdict = "no figure"
+	case t.signed && v < -t.limit:
+		verdict = "**no reading** (faster with the check: noise larger than the limit)"
 	case t.atLeast && v >= t.limit, !t.atLeast && v <= t.limit:
 		verdict = "**PASS**"
 	default:
