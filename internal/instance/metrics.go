@@ -1,0 +1,76 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/project"
+)
+
+// Running names a running instance for readers of its figures (package
+// metrics): what to label them with and which runtime to ask.
+type Running struct {
+	Name    string
+	Project string
+	Type    Type
+	// runtimeID is the driver's name for it.
+	runtimeID string
+}
+
+// Running lists the instances that run (frozen ones too: their processes
+// and memory are there), in name order. The list is a moment's: any may
+// stop before it is read.
+func (s *Service) Running(ctx context.Context) []Running {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Running, 0, len(s.byName))
+	for _, n := range sortedNames(s.byName) {
+		in := s.byName[n]
+		if in.status != StatusRunning && in.status != StatusFrozen && in.status != StatusFreezing {
+			continue
+		}
+		// Instances have no project of their own yet: every one is in
+		// the default project until the core scopes them.
+		out = append(out, Running{Name: n, Project: project.Default, Type: Type(in.rec.Type), runtimeID: runtimeID(in.rec.ID)})
+	}
+	return out
+}
+
+// Metrics reads a running instance's figures from its driver, its root
+// filesystem named after its root disk device. driver.ErrNotRunning when
+// it stopped since Running listed it; errdefs.ErrNotImplemented-free: a
+// driver that cannot read figures gives none.
+func (s *Service) Metrics(ctx context.Context, r Running) (driver.Metrics, error) {
+	mr, ok := s.driverFor(r.Type).(driver.MetricsReader)
+	if !ok {
+		return driver.Metrics{Processes: -1}, nil
+	}
+	m, err := mr.Metrics(ctx, r.runtimeID)
+	if err != nil {
+		return driver.Metrics{}, fmt.Errorf("metrics of %s: %w", r.Name, err)
+	}
+	for i, f := range m.Filesystem {
+		if f.Device == "" {
+			m.Filesystem[i].Device = s.rootDevice(r.Name)
+		}
+	}
+	return m, nil
+}
+
+// rootDevice is the name of an instance's root disk device ("root" when
+// it cannot be told).
+func (s *Service) rootDevice(name string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	in, ok := s.byName[name]
+	if !ok {
+		return "root"
+	}
+	views, _ := s.profileViewsLocked(in.rec.Profiles)
+	r, err := rootDiskOf(expandDevices(in.rec.Devices, views))
+	if err != nil || r.Device == "" {
+		return "root"
+	}
+	return r.Device
+}
