@@ -45,6 +45,8 @@ var Extensions = append(append([]string{
 	"backup_compression_algorithm",
 	"container_backup_override_pool",
 	"backup_override_name",
+	// GET /1.0/metrics: Prometheus series with LXD's names.
+	"metrics",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

@@ -25,6 +25,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/metrics"
 	"github.com/hangar-dev/hangar/internal/operation"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -211,7 +212,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Log: log}
+	mets := metrics.New(metrics.Config{Instances: svc, Operations: ops.Stats, Events: hub.Stats, Log: log.With("component", "metrics")})
+	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Metrics: mets, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -91,8 +91,8 @@ type NetCounters struct {
 
 // Filesystem is one mounted filesystem's space, in bytes.
 type Filesystem struct {
-	Device     string // the disk device holding it; "" for the root disk
-	Type       string // "ext4", "overlay", "btrfs", ...
-	Mountpoint string // inside the instance
+	Device            string // the disk device holding it; "" for the root disk
+	Type              string // "ext4", "overlay", "btrfs", ...
+	Mountpoint        string // inside the instance
 	Size, Free, Avail int64
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -217,6 +219,43 @@ func TestFormat(t *testing.T) {
 		name, _, _ = strings.Cut(name, " ")
 		if !model.LegacyValidation.IsValidMetricName(name) {
 			t.Errorf("metric name %q is not valid", name)
+		}
+	}
+}
+
+// promtool, where installed, parses the text; its only findings are those
+// LXD's own names cause (CamelCase from /proc/meminfo, gauges named
+// _total), which hangard keeps for compatibility.
+func TestPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (scripts/deps.sh installs prometheus)")
+	}
+	src := &fakeInstances{
+		running: []instance.Running{running("c1", "default", instance.TypeContainer), running("v1", "default", instance.TypeVM)},
+		figures: map[string]driver.Metrics{"c1": containerFigures(), "v1": {CPU: []driver.CPUTime{{User: 1}}, Processes: -1}},
+	}
+	r := New(Config{Instances: src, Events: func() event.Stats { return event.Stats{} }})
+	r.ObserveRequest("GET", "GET /1.0", time.Millisecond)
+	var b bytes.Buffer
+	if err := r.Write(context.Background(), &b, ""); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = &b
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 3) {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+	allowed := []string{
+		`lxd_memory_MemTotal_bytes metric names should be written in 'snake_case' not 'camelCase'`,
+		`lxd_procs_total non-counter metrics should not have "_total" suffix`,
+		`lxd_cpu_effective_total non-counter metrics should not have "_total" suffix`,
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		if line != "" && !slices.Contains(allowed, line) {
+			t.Errorf("promtool: %s", line)
 		}
 	}
 }

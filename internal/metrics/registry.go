@@ -60,6 +60,9 @@ func New(cfg Config) *Registry {
 	return r
 }
 
+// ContentType is ContentType: what Write's output is.
+func (r *Registry) ContentType() string { return ContentType }
+
 // ObserveRequest records one API request's time. route is the pattern the
 // router matched ("GET /1.0/instances/{name}"), never the raw path.
 func (r *Registry) ObserveRequest(method, route string, d time.Duration) {

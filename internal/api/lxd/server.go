@@ -49,7 +49,9 @@ type Server struct {
 	Info      func() api.Server
 	// Config is the server configuration; nil refuses every key.
 	Config ServerConfig
-	Log    *slog.Logger // slog.Default() when nil
+	// Metrics serves /1.0/metrics and times requests; nil: neither.
+	Metrics Metrics
+	Log     *slog.Logger // slog.Default() when nil
 
 	sockets sockets // websocket operations' streams, by operation ID
 }
@@ -124,6 +126,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /1.0/operations/{id}", s.cancelOperation)
 	route("GET /1.0/operations/{id}/websocket", s.getOperationWebsocket)
 	route("GET /1.0/events", s.getEvents)
+	route("GET /1.0/metrics", s.getMetrics)
 
 	route("GET /1.0/profiles", s.listProfiles)
 	route("POST /1.0/profiles", s.createProfile)
@@ -198,6 +201,7 @@ func servedWithOtherMethod(mux *http.ServeMux, r *http.Request) bool {
 
 // middleware refuses projects other than "default" and logs each request.
 func (s *Server) middleware(next http.Handler) http.Handler {
+	next = s.timed(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if p := r.URL.Query().Get("project"); p != "" && p != "default" {
