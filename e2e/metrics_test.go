@@ -86,7 +86,10 @@ func TestMetrics(t *testing.T) {
 	d.must("launch", "busybox", "v1", "--vm", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1")
 	// Traffic on c1's loopback, so its counters move.
 	d.hangar("exec", "c1", "--", "nc", "-w", "1", "127.0.0.1", "1")
-	d.must("exec", "c1", "--", "dd", "if=/dev/zero", "of=/root/blob", "bs=64k", "count=16", "conv=fsync")
+	// Direct writes: cgroup v1 charges buffered writeback to the flusher,
+	// not to the container. A root that refuses O_DIRECT skips the check.
+	_, ddErr, ddCode := d.hangar("exec", "c1", "--", "dd", "if=/dev/zero", "of=/root/blob", "bs=64k", "count=16", "oflag=direct")
+	t.Logf("dd oflag=direct: exit %d %s", ddCode, ddErr)
 
 	c1 := []string{`name="c1"`, `project="default"`, `type="container"`}
 	v1 := []string{`name="v1"`, `project="default"`, `type="virtual-machine"`}
@@ -156,13 +159,13 @@ func TestMetrics(t *testing.T) {
 		if n := one("lxd_cpu_effective_total", c1...); n < 1 {
 			t.Errorf("lxd_cpu_effective_total = %v", n)
 		}
-		// 1 MiB written with fsync: the writes reached a block device
-		// (on a host with the blkio controller).
+		// 1 MiB written directly: the writes reached a block device (on
+		// a host with the blkio controller).
 		var written float64
 		for _, v := range seriesWith(all, "lxd_disk_written_bytes_total", c1...) {
 			written += v
 		}
-		if _, err := exec.Command("sh", "-c", "grep -qw blkio /proc/self/mountinfo").CombinedOutput(); err == nil && written < 1<<20 {
+		if _, err := exec.Command("sh", "-c", "grep -qw blkio /proc/self/mountinfo").CombinedOutput(); err == nil && ddCode == 0 && written < 1<<20 {
 			t.Errorf("c1 wrote %v bytes to its block devices, want at least 1 MiB", written)
 		}
 	})
@@ -206,7 +209,7 @@ func TestMetrics(t *testing.T) {
 	})
 	t.Run("own metrics", func(t *testing.T) {
 		for _, want := range []string{
-			`hangar_api_request_duration_seconds_count{method="GET",route="GET /1.0/instances/{name}"}`,
+			`hangar_api_request_duration_seconds_count{method="POST",route="POST /1.0/instances"}`,
 			`hangar_operations_created_total{class="task"}`,
 			`hangar_events_published_total`,
 			"go_goroutines", "process_resident_memory_bytes",
@@ -216,7 +219,7 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 		for k := range all {
-			if strings.Contains(k, "route=\"/1.0/instances/c1") {
+			if strings.Contains(k, "/1.0/instances/c1") || strings.Contains(k, "/1.0/operations/") && !strings.Contains(k, "{id}") {
 				t.Errorf("a raw path as a route: %s", k)
 			}
 		}
