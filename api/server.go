@@ -45,6 +45,18 @@ var Extensions = append(append([]string{
 	"backup_compression_algorithm",
 	"container_backup_override_pool",
 	"backup_override_name",
+	// Projects (/1.0/projects, ?project= everywhere) with LXD 5.0's
+	// limits, restrictions and usage state, and hangar's nesting: a
+	// project's parent, whose limits count its children's usage.
+	"projects",
+	"projects_limits",
+	"projects_restrictions",
+	"projects_limits_disk",
+	"projects_networks",
+	"projects_limits_instances",
+	"project_usage",
+	"projects_restricted_backups_and_snapshots",
+	"hangar_project_nesting",
 	// GET /1.0/metrics: Prometheus series with LXD's names.
 	"metrics",
 }, NetworkExtensions...), StorageExtensions...)
@@ -161,6 +173,15 @@ type EventLifecycle struct {
 	Context map[string]any `json:"context,omitempty" yaml:"context,omitempty"`
 	Name    string         `json:"name,omitempty" yaml:"name,omitempty"`
 	Project string         `json:"project,omitempty" yaml:"project,omitempty"`
+	// Requestor is who caused the event.
+	Requestor *EventLifecycleRequestor `json:"requestor,omitempty" yaml:"requestor,omitempty"`
+}
+
+// EventLifecycleRequestor is who caused a lifecycle event.
+type EventLifecycleRequestor struct {
+	Username string `json:"username" yaml:"username"`
+	Protocol string `json:"protocol" yaml:"protocol"`
+	Address  string `json:"address,omitempty" yaml:"address,omitempty"`
 }
 
 // EventLogging is the metadata of a logging event.

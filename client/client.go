@@ -58,6 +58,38 @@ type Client struct {
 	http      *http.Client
 	// UserAgent is sent with every request.
 	UserAgent string
+	// project is the project every request acts in ("": the server's
+	// default); see UseProject.
+	project string
+}
+
+// UseProject returns a client that acts in project (?project= on every
+// request, websockets included) and shares c's connections. "" is the
+// default project.
+func (c *Client) UseProject(project string) *Client {
+	cp := *c
+	cp.project = project
+	return &cp
+}
+
+// Project returns the project the client acts in, "" for the default.
+func (c *Client) Project() string { return c.project }
+
+// inProject adds the client's project to path's query, unless the path
+// names one itself.
+func (c *Client) inProject(path string) string {
+	if c.project == "" {
+		return path
+	}
+	base, query, _ := strings.Cut(path, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil || q.Has("project") {
+		return path
+	}
+	if query == "" {
+		return base + "?project=" + url.QueryEscape(c.project)
+	}
+	return base + "?" + query + "&project=" + url.QueryEscape(c.project)
 }
 
 // Connect returns a Client for the hangard listening on socketPath, or on
@@ -159,7 +191,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, baseURL+c.inProject(path), body)
 	if err != nil {
 		return nil, fmt.Errorf("build %s %s request: %w", method, path, err)
 	}

@@ -239,6 +239,38 @@ func TestRequests(t *testing.T) {
 				body: `{"config":null,"description":"","devices":null}`},
 		},
 		{
+			name: "project on every request",
+			call: func(c *Client) error {
+				_, err := c.UseProject("p 1").GetInstancesFull(context.Background(), "")
+				return err
+			},
+			want: seen{method: "GET", uri: "/1.0/instances?recursion=2&project=p+1"},
+		},
+		{
+			name: "project without a query",
+			call: func(c *Client) error {
+				return c.UseProject("p1").DeleteProfile(context.Background(), "x")
+			},
+			want: seen{method: "DELETE", uri: "/1.0/profiles/x?project=p1"},
+		},
+		{
+			name: "create nested project",
+			call: func(c *Client) error {
+				parent := "top"
+				return c.CreateProject(context.Background(), api.ProjectsPost{Name: "kid", ProjectPut: api.ProjectPut{Parent: &parent}})
+			},
+			want: seen{method: "POST", uri: "/1.0/projects", contentType: "application/json",
+				body: `{"config":null,"description":"","parent":"top","name":"kid"}`},
+		},
+		{
+			name: "update project keeps lxc's shape",
+			call: func(c *Client) error {
+				return c.UpdateProject(context.Background(), "p1", api.ProjectPut{Config: map[string]string{"limits.cpu": "2"}}, `"e3"`)
+			},
+			want: seen{method: "PUT", uri: "/1.0/projects/p1", ifMatch: `"e3"`, contentType: "application/json",
+				body: `{"config":{"limits.cpu":"2"},"description":""}`},
+		},
+		{
 			name: "patch instance",
 			call: func(c *Client) error {
 				return c.PatchInstance(context.Background(), "c1", map[string]any{"config": map[string]string{"a": "b"}}, `"e2"`)

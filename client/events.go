@@ -50,6 +50,7 @@ func (c *Client) GetEvents(ctx context.Context, types []string, since uint64) (*
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
+	u = c.inProject(u)
 
 	ctx, cancel := context.WithCancel(ctx)
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{

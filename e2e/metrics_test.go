@@ -82,6 +82,13 @@ func TestMetrics(t *testing.T) {
 	d := startDaemon(t, "")
 	d.importImages()
 	d.must("launch", "busybox", "c1")
+	// A write limit on the root disk: the kernel's blk-throttle keeps a
+	// cgroup's per-device I/O statistics (blkio.throttle.*, v1) only for
+	// devices it throttles.
+	d.must("config", "device", "override", "c1", "root", "limits.write=1GB")
+	// A second project's container, for the labels and ?project=.
+	d.must("project", "create", "p2", "features.images=false", "features.profiles=false")
+	d.must("--project", "p2", "launch", "busybox", "c2")
 	d.must("init", "busybox", "stopped1")
 	d.must("launch", "busybox", "v1", "--vm", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1")
 	// Traffic on c1's loopback, so its counters move.
@@ -225,13 +232,28 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 	t.Run("project filter", func(t *testing.T) {
-		text, _ := d.metricsText("?project=default")
-		s := parseSeries(t, text)
-		if len(seriesWith(s, "lxd_procs_total", c1...)) != 1 {
-			t.Error("?project=default lacks c1")
+		c2 := []string{`name="c2"`, `project="p2"`, `type="container"`}
+		if len(seriesWith(all, "lxd_procs_total", c2...)) != 1 {
+			t.Error("the unfiltered scrape lacks p2's c2")
 		}
-		if strings.Contains(text, "hangar_") || strings.Contains(text, "go_goroutines") {
-			t.Error("?project= shows the daemon's own series")
+		for _, tc := range []struct {
+			project    string
+			has, hasnt []string
+		}{
+			{"default", c1, c2},
+			{"p2", c2, c1},
+		} {
+			text, _ := d.metricsText("?project=" + tc.project)
+			s := parseSeries(t, text)
+			if len(seriesWith(s, "lxd_procs_total", tc.has...)) != 1 {
+				t.Errorf("?project=%s lacks %v", tc.project, tc.has)
+			}
+			if len(seriesWith(s, "lxd_procs_total", tc.hasnt...)) != 0 {
+				t.Errorf("?project=%s shows %v", tc.project, tc.hasnt)
+			}
+			if strings.Contains(text, "hangar_") || strings.Contains(text, "go_goroutines") {
+				t.Errorf("?project=%s shows the daemon's own series", tc.project)
+			}
 		}
 	})
 	t.Run("promtool", func(t *testing.T) {

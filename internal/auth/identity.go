@@ -33,6 +33,8 @@ type Identity struct {
 	Projects   []string
 	// Groups the identity belongs to, by name.
 	Groups []string
+	// Address is where the request came from ("@" for the unix socket).
+	Address string
 }
 
 // Trusted tells whether the identity proved itself.

@@ -26,9 +26,15 @@ import (
 // commands that need no daemon (help, version's client half) never dial.
 type app struct {
 	socket string
-	in     io.Reader
-	out    io.Writer
-	errOut io.Writer
+	// project is the global --project flag; "" uses the one `hangar
+	// project switch` chose for the socket (CLI config), else the default.
+	project string
+	// noProject makes the client act in the default project whatever
+	// --project or the CLI config say (project commands).
+	noProject bool
+	in        io.Reader
+	out       io.Writer
+	errOut    io.Writer
 
 	c *client.Client
 	// connecting, when set, runs before the first connection.
@@ -45,7 +51,17 @@ func (a *app) client() (*client.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connect to hangard: %w", err)
 		}
-		a.c = c
+		p := a.project
+		if p == "" {
+			// A config that cannot be read is the default project's
+			// business, not a failed command: switch reports it.
+			conf, _ := loadConfig()
+			p = conf.Projects[a.socket]
+		}
+		if a.noProject {
+			p = ""
+		}
+		a.c = c.UseProject(p)
 	}
 	return a.c, nil
 }
@@ -172,6 +188,7 @@ var topCommands = []topCommand{
 	{[]string{"import"}, newImportCmd},
 	{[]string{"config"}, newConfigCmd},
 	{[]string{"profile"}, newProfileCmd},
+	{[]string{"project"}, newProjectCmd},
 	{[]string{"network"}, newNetworkCmd},
 	{[]string{"storage"}, newStorageCmd},
 	{[]string{"image"}, newImageCmd},
@@ -214,6 +231,8 @@ func newRootCmd(a *app, args []string) *cobra.Command {
 	root.Flags().BoolP("version", "v", false, "version for hangar")
 	root.PersistentFlags().StringVar(&a.socket, "socket", client.DefaultSocket(),
 		"path of hangard's unix socket (env "+client.SocketEnv+")")
+	root.PersistentFlags().StringVar(&a.project, "project", "",
+		"project to act in (default: the one `hangar project switch` chose, else \"default\")")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{err: err, hint: "Usage: " + cmd.UseLine()}
 	})
@@ -246,9 +265,9 @@ func commandName(args []string) (string, rootFlags) {
 	var f rootFlags
 	for i := 0; i < len(args); i++ {
 		switch arg := args[i]; {
-		case arg == "--socket":
+		case arg == "--socket", arg == "--project":
 			i++
-		case strings.HasPrefix(arg, "--socket="):
+		case strings.HasPrefix(arg, "--socket="), strings.HasPrefix(arg, "--project="):
 		case arg == "-h" || arg == "--help":
 			f.help = true
 		case arg == "-v" || arg == "--version":

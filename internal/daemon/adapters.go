@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -19,8 +21,16 @@ type lifecycle struct {
 	imageDeleted func(fp string)
 }
 
-func (l *lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
-	l.hub.Lifecycle(action, e, ctx)
+func (l *lifecycle) Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any) {
+	if e.Project == "" {
+		e.Project = project.Name(ctx)
+	}
+	var req *event.Requestor
+	if id := auth.From(ctx); id.Kind != auth.KindInternal {
+		user, proto := id.Requestor()
+		req = &event.Requestor{Username: user, Protocol: proto, Address: id.Address}
+	}
+	l.hub.LifecycleBy(req, action, e, meta)
 	if action == "image-deleted" && l.imageDeleted != nil {
 		l.imageDeleted(e.Name)
 	}

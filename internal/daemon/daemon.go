@@ -27,6 +27,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/metrics"
 	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -205,15 +206,24 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("firewall", "err", err)
 	}
 
-	imageUsers := func(fp string) []string { return svc.ImageUsers(ctx, fp) }
+	imageUsers := func(fp string) []string {
+		refs := svc.ImageUsers(ctx, fp)
+		out := make([]string, len(refs))
+		for i, r := range refs {
+			out[i] = r.String()
+		}
+		return out
+	}
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
+	projects := &project.Service{Store: st}
+	projects.Sources = []project.UsageSource{project.StoreCounts{S: projects}}
 	mets := metrics.New(metrics.Config{Instances: svc, Operations: ops.Stats, Events: hub.Stats, Log: log.With("component", "metrics")})
-	api := &lxd.Server{Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Metrics: mets, Log: log}
+	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Metrics: mets, Log: log}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

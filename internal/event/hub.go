@@ -22,6 +22,9 @@ type Event struct {
 	Timestamp time.Time
 	Sequence  uint64
 	Location  string
+	// Project is the project the event is about, "" for none; a
+	// lifecycle event's is its entity's.
+	Project string `json:",omitempty"`
 	// Metadata is the payload as JSON, for every type but lifecycle.
 	Metadata json.RawMessage
 	// Lifecycle says what happened to which entity, for lifecycle events.
@@ -65,6 +68,16 @@ type Lifecycle struct {
 	// Context is extra detail as a JSON object, nil when there is none.
 	// It is encoded once at publish and shared: never modify it.
 	Context json.RawMessage
+	// Requestor is who caused it; nil for the daemon's own doing.
+	Requestor *Requestor `json:",omitempty"`
+}
+
+// Requestor is who caused a lifecycle event, as LXD reports it: a
+// certificate's fingerprint over "tls", "root" over "unix".
+type Requestor struct {
+	Username string
+	Protocol string
+	Address  string
 }
 
 const (
@@ -241,6 +254,12 @@ func (h *Hub) Publish(eventType string, metadata any) Event {
 	return h.publish(Event{Type: eventType, Metadata: marshal(metadata)})
 }
 
+// PublishIn publishes an event about something in project (an operation
+// acting there), so project-scoped listeners see it.
+func (h *Hub) PublishIn(project, eventType string, metadata any) Event {
+	return h.publish(Event{Type: eventType, Metadata: marshal(metadata), Project: project})
+}
+
 // publish sequences, stamps, keeps and delivers ev.
 func (h *Hub) publish(ev Event) Event {
 	eventType := ev.Type
@@ -294,11 +313,17 @@ func marshal(metadata any) json.RawMessage {
 // about Entity{Kind: EntityInstance, Name: "c1"}. ctx, when not empty, is
 // encoded once here.
 func (h *Hub) Lifecycle(action string, e Entity, ctx map[string]any) Event {
-	lc := &Lifecycle{Action: action, Entity: e}
+	return h.LifecycleBy(nil, action, e, ctx)
+}
+
+// LifecycleBy publishes a lifecycle event caused by r.
+func (h *Hub) LifecycleBy(r *Requestor, action string, e Entity, ctx map[string]any) Event {
+	lc := &Lifecycle{Action: action, Entity: e, Requestor: r}
+	ev := Event{Type: api.EventTypeLifecycle, Lifecycle: lc, Project: e.Project}
 	if len(ctx) > 0 {
 		lc.Context = marshal(ctx)
 	}
-	return h.publish(Event{Type: api.EventTypeLifecycle, Lifecycle: lc})
+	return h.publish(ev)
 }
 
 // Logging publishes a "logging" event. level is one of "debug", "info",

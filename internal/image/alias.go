@@ -78,7 +78,7 @@ func (s *Service) CreateAlias(ctx context.Context, req api.ImageAliasesPost) err
 	if err := s.db.CreateAlias(ctx, a); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasCreated, aliasSource(a.Name), map[string]any{"target": a.Target})
+	s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(a.Name), map[string]any{"target": a.Target})
 	return nil
 }
 
@@ -119,7 +119,7 @@ func (s *Service) UpdateAlias(ctx context.Context, name string, put api.ImageAli
 	if err := s.db.UpdateAlias(ctx, a); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasUpdated, aliasSource(name), map[string]any{"target": a.Target})
+	s.em.Lifecycle(ctx, EventImageAliasUpdated, aliasSource(name), map[string]any{"target": a.Target})
 	return nil
 }
 
@@ -140,7 +140,7 @@ func (s *Service) RenameAlias(ctx context.Context, oldName, newName string) erro
 	if err := s.db.RenameAlias(ctx, oldName, newName); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasRenamed, aliasSource(newName), map[string]any{"old_name": oldName})
+	s.em.Lifecycle(ctx, EventImageAliasRenamed, aliasSource(newName), map[string]any{"old_name": oldName})
 	return nil
 }
 
@@ -152,7 +152,7 @@ func (s *Service) DeleteAlias(ctx context.Context, name string) error {
 	if err := s.db.DeleteAlias(ctx, name); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageAliasDeleted, aliasSource(name), nil)
+	s.em.Lifecycle(ctx, EventImageAliasDeleted, aliasSource(name), nil)
 	return nil
 }
 

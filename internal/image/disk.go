@@ -226,9 +226,9 @@ func (s *Service) importDisk(ctx context.Context, r io.Reader, claimed, arch str
 	}
 	tmp = "" // Committed.
 	s.log.Info("image imported", "fingerprint", fp, "size", hr.n, "architecture", arch, "format", rec.Format)
-	s.em.Lifecycle(EventImageCreated, imageSource(fp), map[string]any{"type": typeVM})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(fp), map[string]any{"type": typeVM})
 	if meta.Alias != "" {
-		s.em.Lifecycle(EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": fp})
+		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": fp})
 	}
 	return rec, aliases, nil
 }

@@ -72,7 +72,7 @@ func (s *Service) Export(ctx context.Context, fp string) (*Export, error) {
 		e.MetaName = "meta-" + e.MetaName
 		e.RootfsName = fp + ext
 	}
-	s.em.Lifecycle(EventImageRetrieved, imageSource(fp), nil)
+	s.em.Lifecycle(ctx, EventImageRetrieved, imageSource(fp), nil)
 	return e, nil
 }
 

@@ -202,7 +202,7 @@ type emitted struct {
 	Ctx            map[string]any
 }
 
-func (e *fakeEmitter) Lifecycle(action string, ent event.Entity, ctx map[string]any) {
+func (e *fakeEmitter) Lifecycle(_ context.Context, action string, ent event.Entity, ctx map[string]any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	src := "/1.0/images/" + ent.Name

@@ -82,7 +82,7 @@ type DB interface {
 
 // Emitter receives lifecycle events.
 type Emitter interface {
-	Lifecycle(action string, e event.Entity, ctx map[string]any)
+	Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any)
 }
 
 // Lifecycle actions emitted by the service.
@@ -221,7 +221,7 @@ func probeOpenat2(dir string) error {
 
 type nopEmitter struct{}
 
-func (nopEmitter) Lifecycle(string, event.Entity, map[string]any) {}
+func (nopEmitter) Lifecycle(context.Context, string, event.Entity, map[string]any) {}
 
 func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, fp) }
 
@@ -369,9 +369,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	up.blob, up.rootfsBlob, up.root = "", "", "" // Committed.
 
 	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch, "format", up.format)
-	s.em.Lifecycle(EventImageCreated, imageSource(up.fp), map[string]any{"type": typ})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(up.fp), map[string]any{"type": typ})
 	if meta.Alias != "" {
-		s.em.Lifecycle(EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": up.fp})
+		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": up.fp})
 	}
 	return toAPI(rec, aliases), nil
 }
@@ -566,7 +566,7 @@ func (s *Service) Update(ctx context.Context, fp string, put api.ImagePut) error
 	if err := s.db.UpdateImage(ctx, rec); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageUpdated, imageSource(rec.Fingerprint), nil)
+	s.em.Lifecycle(ctx, EventImageUpdated, imageSource(rec.Fingerprint), nil)
 	return nil
 }
 
@@ -614,7 +614,7 @@ func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error
 	if err := s.db.DeleteImage(ctx, fp); err != nil {
 		return err
 	}
-	s.em.Lifecycle(EventImageDeleted, imageSource(fp), nil)
+	s.em.Lifecycle(ctx, EventImageDeleted, imageSource(fp), nil)
 	defer s.collectBlobsLocked(context.WithoutCancel(ctx), ociBlobs)
 	if err := s.removeFiles(fp); err != nil {
 		// The image is gone; its files are left for the next import of

@@ -341,7 +341,7 @@ func (s *Service) ensureAlias(ctx context.Context, name, fp string) error {
 	if err := s.db.CreateAlias(ctx, AliasRecord{Name: name, Target: fp, Type: typeContainer}); err != nil {
 		return fmt.Errorf("create alias %q: %w", name, err)
 	}
-	s.em.Lifecycle(EventImageAliasCreated, aliasSource(name), map[string]any{"target": fp})
+	s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(name), map[string]any{"target": fp})
 	return nil
 }
 
@@ -495,7 +495,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 	}
 	tree = "" // Committed.
 	s.log.Info("OCI image stored", "fingerprint", fp, "reference", ri.ref, "layers", len(man.Layers), "size", size)
-	s.em.Lifecycle(EventImageCreated, imageSource(fp), map[string]any{"type": typeContainer})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(fp), map[string]any{"type": typeContainer})
 	return nil
 }
 

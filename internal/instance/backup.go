@@ -15,6 +15,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/backup"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -70,8 +71,8 @@ type ImportOptions struct {
 	Pool string // the pool for its root; "" keeps the backup's
 }
 
-func backupEntity(inst, name string) event.Entity {
-	return event.Entity{Kind: event.EntityInstanceBackup, Name: inst + "/" + name}
+func backupEntity(project, inst, name string) event.Entity {
+	return event.Entity{Kind: event.EntityInstanceBackup, Name: inst + "/" + name, Project: project}
 }
 
 func backupOf(inst string, b store.InstanceBackup) Backup {
@@ -134,7 +135,7 @@ func (s *Service) createdBackup(ctx context.Context, rec store.Instance, name st
 
 // Backups lists an instance's backups, oldest first.
 func (s *Service) Backups(ctx context.Context, name string) ([]Backup, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +153,7 @@ func (s *Service) Backups(ctx context.Context, name string) ([]Backup, error) {
 
 // GetBackup returns one backup of an instance.
 func (s *Service) GetBackup(ctx context.Context, name, b string) (Backup, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return Backup{}, err
 	}
@@ -166,7 +167,7 @@ func (s *Service) GetBackup(ctx context.Context, name, b string) (Backup, error)
 
 // OpenBackup opens a backup's tarball for download; the caller closes it.
 func (s *Service) OpenBackup(ctx context.Context, name, b string) (*os.File, Backup, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, Backup{}, err
 	}
@@ -187,7 +188,7 @@ func (s *Service) RenameBackup(ctx context.Context, name, b, newName string) err
 	if err := validBackupName(newName); err != nil {
 		return err
 	}
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -203,13 +204,13 @@ func (s *Service) RenameBackup(ctx context.Context, name, b, newName string) err
 		}
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-backup-renamed", backupEntity(name, newName), map[string]any{"old_name": b})
+	s.cfg.Events.Lifecycle(ctx, "instance-backup-renamed", backupEntity(project.Name(ctx), name, newName), map[string]any{"old_name": b})
 	return nil
 }
 
 // DeleteBackup deletes a backup: its file, then its row.
 func (s *Service) DeleteBackup(ctx context.Context, name, b string) error {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -221,7 +222,7 @@ func (s *Service) DeleteBackup(ctx context.Context, name, b string) error {
 	if err := s.dropBackup(ctx, rec.ID, row); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-backup-deleted", backupEntity(name, b), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-backup-deleted", backupEntity(project.Name(ctx), name, b), nil)
 	s.log.Info("backup deleted", "instance", name, "backup", b)
 	return nil
 }
@@ -268,7 +269,7 @@ func (s *Service) PruneBackups(ctx context.Context, now time.Time) (int, error) 
 		s.mu.RUnlock()
 		if in != nil {
 			rec, _, _ := s.snapshot(in)
-			s.cfg.Events.Lifecycle("instance-backup-deleted", backupEntity(rec.Name, b.Name), nil)
+			s.cfg.Events.Lifecycle(ctx, "instance-backup-deleted", backupEntity(rec.Project, rec.Name, b.Name), nil)
 		}
 	}
 	return n, errors.Join(errs...)
@@ -334,7 +335,7 @@ func (s *Service) CreateBackup(ctx context.Context, name string, req BackupReque
 	if s.cfg.BackupDir == "" {
 		return nil, errdefs.NotImplemented("backups: this daemon has no backup directory")
 	}
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -464,7 +465,7 @@ func (c *BackupCreation) Run(ctx context.Context) (err error) {
 	if err := s.cfg.DB.UpdateInstanceBackup(ctx, c.row); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-backup-created", backupEntity(rec.Name, c.row.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-backup-created", backupEntity(rec.Project, rec.Name, c.row.Name), nil)
 	s.log.Info("backup created", "instance", rec.Name, "backup", c.row.Name, "compression", c.row.Compression)
 	return nil
 }
@@ -535,11 +536,11 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 	if err != nil {
 		return "", err
 	}
-	name, err := s.reserveName(plan.rec.Name)
+	name, err := s.reserveName(plan.rec.Project, plan.rec.Name)
 	if err != nil {
 		return "", err
 	}
-	defer s.releaseName(name)
+	defer s.releaseName(ref{plan.rec.Project, name})
 	rec := plan.rec
 	s.profileMu.Lock()
 	locked := true
@@ -550,7 +551,7 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 		}
 	}
 	defer unlockProfiles()
-	if err := s.checkWithProfiles(Type(rec.Type), rec.Config, rec.Profiles); err != nil {
+	if err := s.checkWithProfiles(Type(rec.Type), rec.Config, profileRefs(rec)); err != nil {
 		return "", err
 	}
 	if err := s.cfg.DB.CreateInstance(ctx, &rec); err != nil {
@@ -560,9 +561,9 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 	in.op.Lock()
 	defer in.op.Unlock()
 	s.mu.Lock()
-	s.byName[rec.Name] = in
+	s.byName[ref{rec.Project, rec.Name}] = in
 	s.byRuntime[runtimeID(rec.ID)] = in
-	delete(s.reserved, rec.Name)
+	delete(s.reserved, ref{rec.Project, rec.Name})
 	s.mu.Unlock()
 	unlockProfiles()
 	if err := s.importRoot(ctx, in, rec, plan, br); err != nil {
@@ -571,7 +572,7 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 		}
 		return "", fmt.Errorf("import %s: %w", rec.Name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
+	s.cfg.Events.Lifecycle(ctx, "instance-created", instanceEntity(rec.Project, rec.Name), map[string]any{"type": rec.Type})
 	s.log.Info("instance imported", "instance", rec.Name, "snapshots", len(plan.snaps), "pool", plan.pool)
 	return rec.Name, nil
 }
@@ -625,7 +626,7 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 	default:
 		// LXD's rule: the default profile's root pool.
 		s.mu.RLock()
-		p, ok := s.profiles["default"]
+		p, ok := s.profiles[profileRef(ctx, defaultProfile)]
 		s.mu.RUnlock()
 		r, err := rootDiskOf(p.Devices)
 		if !ok || err != nil {
@@ -644,7 +645,9 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 	}
 	devices := cloneDevices(src.Devices)
 	profiles := append([]string{}, src.Profiles...)
-	if err := s.checkProfiles(profiles); err != nil {
+	profileProject := project.From(ctx).Scope(project.FeatureProfiles)
+	prefs := refsIn(profileProject, profiles)
+	if err := s.checkProfiles(prefs); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if err := validateUserConfig(config, config); err != nil {
@@ -656,7 +659,7 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 	// The root disk goes to pool: the instance's own root device moved,
 	// or one added over its profiles' when theirs is elsewhere.
 	s.mu.RLock()
-	views, err := s.profileViewsLocked(profiles)
+	views, err := s.profileViewsLocked(prefs)
 	s.mu.RUnlock()
 	if err != nil {
 		return nil, err
@@ -685,10 +688,10 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 	if err := s.validateDevices(ctx, devices, vm); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	if err := s.checkWithProfiles(typ, config, profiles); err != nil {
+	if err := s.checkWithProfiles(typ, config, prefs); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	if err := s.checkRootWithProfiles(ctx, typ, devices, profiles); err != nil {
+	if err := s.checkRootWithProfiles(ctx, typ, devices, prefs); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	plan := &importPlan{pool: pool}
@@ -704,7 +707,7 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 	if created.IsZero() {
 		created = now
 	}
-	rec := store.Instance{Name: name, Type: string(typ), Architecture: s.cfg.Architecture, Description: src.Description,
+	rec := store.Instance{Project: project.Name(ctx), ProfileProject: profileProject, Name: name, Type: string(typ), Architecture: s.cfg.Architecture, Description: src.Description,
 		Config: config, Devices: devices, Profiles: profiles, Ephemeral: src.Ephemeral, CreatedAt: created, LastUsedAt: time.Time{}}
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)

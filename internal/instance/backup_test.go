@@ -379,7 +379,7 @@ func TestImportKilled(t *testing.T) {
 	if err := launch(t, s, imageReq("c1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.updateRecord(ctx, s.byName["c1"], func(r *store.Instance) { r.Config[keyCreating] = creatingImport }); err != nil {
+	if err := s.updateRecord(ctx, s.byName[ref{"default", "c1"}], func(r *store.Instance) { r.Config[keyCreating] = creatingImport }); err != nil {
 		t.Fatal(err)
 	}
 	s.recoverRoots(ctx)

@@ -11,7 +11,7 @@ import (
 
 // ConsoleLog returns what PID 1 wrote to stdout and stderr, bounded in size.
 func (s *Service) ConsoleLog(ctx context.Context, name string) ([]byte, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -21,7 +21,7 @@ func (s *Service) ConsoleLog(ctx context.Context, name string) ([]byte, error) {
 
 // ClearConsoleLog empties an instance's console log.
 func (s *Service) ClearConsoleLog(ctx context.Context, name string) error {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func (s *Service) ClearConsoleLog(ctx context.Context, name string) error {
 
 // AttachConsole attaches to a running instance's console (driver.ConsoleAttacher).
 func (s *Service) AttachConsole(ctx context.Context, name string) (io.ReadWriteCloser, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ func (s *Service) resolveCopy(ctx context.Context, req *CreateRequest) (*copySou
 	if name == "" {
 		return nil, errdefs.Invalid("source: a copy needs the source instance's name")
 	}
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -55,7 +55,7 @@ func (s *Service) resolveCopy(ctx context.Context, req *CreateRequest) (*copySou
 		}
 		cfg, devs, profiles = sn.Config, sn.Devices, sn.Profiles
 		s.mu.RLock()
-		profiles = existingProfiles(s.profiles, profiles)
+		profiles = existingProfiles(s.profiles, rec.ProfileProject, profiles)
 		s.mu.RUnlock()
 	}
 	src := &copySource{id: rec.ID, name: name, snapshot: snap, typ: Type(rec.Type), config: map[string]string{},
@@ -107,7 +107,7 @@ func (s *Service) copyRoot(ctx context.Context, rec store.Instance, src *copySou
 		return err
 	}
 	req := s.rootRequest(rec, cfg, r)
-	srcIn, err := s.lookup(src.name)
+	srcIn, err := s.lookup(ctx, src.name)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}

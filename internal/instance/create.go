@@ -9,6 +9,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -95,7 +96,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	if profiles == nil {
 		profiles = []string{"default"}
 	}
-	if err := s.checkProfiles(profiles); err != nil {
+	proj := project.From(ctx)
+	profileProject := proj.Scope(project.FeatureProfiles)
+	prefs := refsIn(profileProject, profiles)
+	if err := s.checkProfiles(prefs); err != nil {
 		return nil, err
 	}
 
@@ -160,30 +164,32 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	// A pulled image's run defaults are known after the pull: Run checks
 	// that case.
 	if pull == nil {
-		if err := s.checkWithProfiles(typ, config, profiles); err != nil {
+		if err := s.checkWithProfiles(typ, config, prefs); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.checkRootWithProfiles(ctx, typ, req.Devices, profiles); err != nil {
+	if err := s.checkRootWithProfiles(ctx, typ, req.Devices, prefs); err != nil {
 		return nil, err
 	}
 
-	name, err := s.reserveName(req.Name)
+	name, err := s.reserveName(proj.Name, req.Name)
 	if err != nil {
 		return nil, err
 	}
 	now := nowUTC()
 	rec := store.Instance{
-		Name:         name,
-		Type:         string(typ),
-		Architecture: arch,
-		Description:  req.Description,
-		Config:       config,
-		Devices:      cloneDevices(req.Devices),
-		Profiles:     append([]string{}, profiles...),
-		Ephemeral:    req.Ephemeral,
-		CreatedAt:    now,
-		LastUsedAt:   now,
+		Project:        proj.Name,
+		ProfileProject: profileProject,
+		Name:           name,
+		Type:           string(typ),
+		Architecture:   arch,
+		Description:    req.Description,
+		Config:         config,
+		Devices:        cloneDevices(req.Devices),
+		Profiles:       append([]string{}, profiles...),
+		Ephemeral:      req.Ephemeral,
+		CreatedAt:      now,
+		LastUsedAt:     now,
 	}
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
@@ -238,30 +244,40 @@ func (c *Creation) Cancelable() bool { return c.pull != nil || c.copyOf != nil }
 func (c *Creation) OnProgress(f func(image.Progress)) { c.progress = f }
 
 // checkProfiles checks that every named profile exists, once.
-func (s *Service) checkProfiles(names []string) error {
-	seen := map[string]bool{}
+func (s *Service) checkProfiles(refs []ref) error {
+	seen := map[ref]bool{}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, n := range names {
-		if seen[n] {
-			return errdefs.Invalid("profile %q is listed twice", n)
+	for _, r := range refs {
+		if seen[r] {
+			return errdefs.Invalid("profile %q is listed twice", r.name)
 		}
-		seen[n] = true
-		if _, ok := s.profiles[n]; !ok {
-			return errdefs.NotFound("profile %q not found", n)
+		seen[r] = true
+		if _, ok := s.profiles[r]; !ok {
+			return errdefs.NotFound("profile %q not found", r.name)
 		}
 	}
 	return nil
 }
 
-// reserveName claims a name, or picks a free random one when name is empty.
-func (s *Service) reserveName(name string) (string, error) {
+// refsIn names profiles of project.
+func refsIn(project string, names []string) []ref {
+	out := make([]ref, len(names))
+	for i, n := range names {
+		out[i] = ref{project, n}
+	}
+	return out
+}
+
+// reserveName claims a name in project, or picks a free random one when
+// name is empty.
+func (s *Service) reserveName(project, name string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if name == "" {
 		for range 100 {
 			n := randomName()
-			if s.byName[n] == nil && !s.reserved[n] {
+			if r := (ref{project, n}); s.byName[r] == nil && !s.reserved[r] {
 				name = n
 				break
 			}
@@ -270,16 +286,17 @@ func (s *Service) reserveName(name string) (string, error) {
 			return "", errdefs.Conflict("no free random name found; pass a name")
 		}
 	}
-	if s.byName[name] != nil || s.reserved[name] {
+	r := ref{project, name}
+	if s.byName[r] != nil || s.reserved[r] {
 		return "", errdefs.Conflict("instance %q already exists", name)
 	}
-	s.reserved[name] = true
+	s.reserved[r] = true
 	return name, nil
 }
 
-func (s *Service) releaseName(name string) {
+func (s *Service) releaseName(r ref) {
 	s.mu.Lock()
-	delete(s.reserved, name)
+	delete(s.reserved, r)
 	s.mu.Unlock()
 }
 
@@ -287,7 +304,7 @@ func (s *Service) releaseName(name string) {
 func (c *Creation) Abort() {
 	if !c.done {
 		c.done = true
-		c.s.releaseName(c.rec.Name)
+		c.s.releaseName(ref{c.rec.Project, c.rec.Name})
 	}
 }
 
@@ -300,7 +317,7 @@ func (c *Creation) Run(ctx context.Context) error {
 	}
 	c.done = true
 	s := c.s
-	defer s.releaseName(c.rec.Name)
+	defer s.releaseName(ref{c.rec.Project, c.rec.Name})
 
 	rec := c.rec
 	if c.pull != nil {
@@ -323,7 +340,7 @@ func (c *Creation) Run(ctx context.Context) error {
 		}
 	}
 	defer unlockProfiles()
-	if err := s.checkWithProfiles(Type(rec.Type), rec.Config, rec.Profiles); err != nil {
+	if err := s.checkWithProfiles(Type(rec.Type), rec.Config, profileRefs(rec)); err != nil {
 		return err
 	}
 	if c.copyOf != nil {
@@ -340,9 +357,9 @@ func (c *Creation) Run(ctx context.Context) error {
 	in.op.Lock()
 	defer in.op.Unlock()
 	s.mu.Lock()
-	s.byName[rec.Name] = in
+	s.byName[ref{rec.Project, rec.Name}] = in
 	s.byRuntime[runtimeID(rec.ID)] = in
-	delete(s.reserved, rec.Name)
+	delete(s.reserved, ref{rec.Project, rec.Name})
 	s.mu.Unlock()
 	unlockProfiles()
 	var err error
@@ -366,7 +383,7 @@ func (c *Creation) Run(ctx context.Context) error {
 			s.log.Warn("mark image used", "fingerprint", c.image, "err", err)
 		}
 	}
-	s.cfg.Events.Lifecycle("instance-created", instanceEntity(rec.Name), map[string]any{"type": rec.Type})
+	s.cfg.Events.Lifecycle(ctx, "instance-created", instanceEntity(rec.Project, rec.Name), map[string]any{"type": rec.Type})
 	s.log.Info("instance created", "instance", rec.Name, "image", c.image)
 	opts := startOptions{}
 	if f := c.forkRun(); f != nil {

@@ -13,7 +13,7 @@ import (
 // Delete removes a stopped instance: its runtime files, its writable layer
 // and its record.
 func (s *Service) Delete(ctx context.Context, name string) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -25,21 +25,21 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 // protected), so an API can answer at once instead of with a failed
 // operation. Delete checks again under the instance's lock.
 func (s *Service) CheckDelete(ctx context.Context, name string) error {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
 	}
 	_, status, _ := s.snapshot(in)
-	return s.deletable(name, status)
+	return s.deletable(instanceRef(ctx, name), status)
 }
 
-func (s *Service) deletable(name string, status Status) error {
+func (s *Service) deletable(r ref, status Status) error {
 	// LXD's words and kind (a 400, not a 409): clients match on them.
 	if isActive(status) || status == StatusStarting {
 		return errdefs.Invalid("Instance is running")
 	}
-	if protected, _ := parseBool(s.expandedKey(name, "security.protection.delete")); protected {
-		return errdefs.Conflict("instance %q is protected from deletion (security.protection.delete)", name)
+	if protected, _ := parseBool(s.expandedKey(r, "security.protection.delete")); protected {
+		return errdefs.Conflict("instance %q is protected from deletion (security.protection.delete)", r.name)
 	}
 	return nil
 }
@@ -54,7 +54,7 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	defer in.cfg.Unlock()
 	rec, status, _ := s.snapshot(in)
 	if !rollback {
-		if err := s.deletable(rec.Name, status); err != nil {
+		if err := s.deletable(ref{rec.Project, rec.Name}, status); err != nil {
 			return err
 		}
 	}
@@ -82,25 +82,25 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	}
 	s.mu.Lock()
 	in.deleted = true
-	delete(s.byName, rec.Name)
+	delete(s.byName, ref{rec.Project, rec.Name})
 	delete(s.byRuntime, runtimeID(rec.ID))
 	s.mu.Unlock()
-	s.cfg.Events.Lifecycle("instance-deleted", instanceEntity(rec.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-deleted", instanceEntity(rec.Project, rec.Name), nil)
 	s.log.Info("instance deleted", "instance", rec.Name)
 	return nil
 }
 
 // expandedKey reads one key of an instance's expanded config.
-func (s *Service) expandedKey(name, key string) string {
+func (s *Service) expandedKey(r ref, key string) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	in, ok := s.byName[name]
+	in, ok := s.byName[r]
 	if !ok {
 		return ""
 	}
 	if v, ok := in.rec.Config[key]; ok {
 		return v
 	}
-	views, _ := s.profileViewsLocked(in.rec.Profiles)
+	views, _ := s.profileViewsLocked(profileRefs(in.rec))
 	return expandConfig(nil, views)[key]
 }

@@ -47,7 +47,7 @@ func (s *Service) deviceInstance(rec store.Instance, cfg map[string]string) devi
 // expanded returns a record's expanded config and devices.
 func (s *Service) expanded(rec store.Instance) (map[string]string, map[string]map[string]string, error) {
 	s.mu.RLock()
-	views, err := s.profileViewsLocked(rec.Profiles)
+	views, err := s.profileViewsLocked(profileRefs(rec))
 	s.mu.RUnlock()
 	if err != nil {
 		return nil, nil, err
@@ -189,18 +189,18 @@ func (s *Service) NetworkUsers(ctx context.Context, network string) ([]string, e
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
-	for name, p := range s.profiles {
+	for r, p := range s.profiles {
 		if uses(p.Devices) {
-			out = append(out, "profiles/"+name)
+			out = append(out, r.usedBy("profiles"))
 		}
 	}
-	for name, in := range s.byName {
-		views, err := s.profileViewsLocked(in.rec.Profiles)
+	for r, in := range s.byName {
+		views, err := s.profileViewsLocked(profileRefs(in.rec))
 		if err != nil {
 			continue
 		}
 		if uses(expandDevices(in.rec.Devices, views)) {
-			out = append(out, "instances/"+name)
+			out = append(out, r.usedBy("instances"))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -59,7 +59,7 @@ func (r ExecRequest) Validate() error {
 // before handing out websockets, so that a stopped instance is a plain
 // error rather than an operation that fails later.
 func (s *Service) CheckExec(ctx context.Context, name string) error {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (s *Service) Exec(ctx context.Context, name string, req ExecRequest) (Proce
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/fsroot"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // The file types of the files API, LXD's names.
@@ -78,7 +79,7 @@ func (s *Service) ReadFile(ctx context.Context, name, p string, fn func(*File) e
 	if !handled {
 		err = s.readRootFile(ctx, name, p, fn)
 	}
-	return s.fileEvent(err, "instance-file-retrieved", name, p)
+	return s.fileEvent(ctx, err, "instance-file-retrieved", name, p)
 }
 
 func (s *Service) readRootFile(ctx context.Context, name, p string, fn func(*File) error) error {
@@ -118,9 +119,9 @@ func absTarget(p, target string) string {
 
 // fileEvent announces a file operation that succeeded (err == nil) and
 // returns err.
-func (s *Service) fileEvent(err error, action, name, p string) error {
+func (s *Service) fileEvent(ctx context.Context, err error, action, name, p string) error {
 	if err == nil {
-		s.cfg.Events.Lifecycle(action, instanceEntity(name), map[string]any{"path": p})
+		s.cfg.Events.Lifecycle(ctx, action, instanceEntity(project.Name(ctx), name), map[string]any{"path": p})
 	}
 	return err
 }
@@ -146,7 +147,7 @@ func (s *Service) WriteFile(ctx context.Context, name, p string, w FileWrite) er
 	if !handled {
 		err = s.writeRootFile(ctx, name, p, w)
 	}
-	return s.fileEvent(err, "instance-file-pushed", name, p)
+	return s.fileEvent(ctx, err, "instance-file-pushed", name, p)
 }
 
 func (s *Service) writeRootFile(ctx context.Context, name, p string, w FileWrite) error {
@@ -191,7 +192,7 @@ func (s *Service) DeleteFile(ctx context.Context, name, p string) error {
 	if !handled {
 		err = s.withRoot(ctx, name, func(root *fsroot.Root, _ idMapping) error { return root.Remove(p) })
 	}
-	return s.fileEvent(err, "instance-file-deleted", name, p)
+	return s.fileEvent(ctx, err, "instance-file-deleted", name, p)
 }
 
 // withRoot runs fn on the instance's root filesystem, holding the
@@ -199,7 +200,7 @@ func (s *Service) DeleteFile(ctx context.Context, name, p string) error {
 // instance's root is not unmounted, a stopped one's layer not mounted
 // twice, nothing deleted under fn.
 func (s *Service) withRoot(ctx context.Context, name string, fn func(*fsroot.Root, idMapping) error) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -58,7 +59,7 @@ func (s *Service) Fork(ctx context.Context, name, newName string) (ForkResult, e
 	if err := c.Run(ctx); err != nil {
 		return ForkResult{}, fmt.Errorf("fork %s: %w", name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-forked", instanceEntity(newName), map[string]any{"source": name, "processes": f.result.Processes})
+	s.cfg.Events.Lifecycle(ctx, "instance-forked", instanceEntity(project.Name(ctx), newName), map[string]any{"source": name, "processes": f.result.Processes})
 	s.log.Info("instance forked", "instance", name, "fork", newName, "processes", f.result.Processes, "pause", f.result.Pause)
 	return f.result, nil
 }

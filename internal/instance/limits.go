@@ -239,7 +239,7 @@ func (s *Service) checkExpanded(typ Type, local, cfg map[string]string) error {
 }
 
 // checkWithProfiles checks a config as it expands with the named profiles.
-func (s *Service) checkWithProfiles(typ Type, local map[string]string, profiles []string) error {
+func (s *Service) checkWithProfiles(typ Type, local map[string]string, profiles []ref) error {
 	s.mu.RLock()
 	views, err := s.profileViewsLocked(profiles)
 	s.mu.RUnlock()

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/hangar-dev/hangar/internal/event"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/event"
 )
 
 // BenchmarkPatchUnderFreeze measures config PATCH latency while the same
@@ -109,4 +110,4 @@ func BenchmarkPatchUnderFreeze(b *testing.B) {
 
 type discardEvents struct{}
 
-func (discardEvents) Lifecycle(string, event.Entity, map[string]any) {}
+func (discardEvents) Lifecycle(context.Context, string, event.Entity, map[string]any) {}

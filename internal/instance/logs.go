@@ -52,7 +52,7 @@ func (s *Service) CreateExecOutput(ctx context.Context, name, base string) (*Exe
 	if err := validLogName(base); err != nil {
 		return nil, err
 	}
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func (s *Service) CreateExecOutput(ctx context.Context, name, base string) (*Exe
 
 // Logs lists an instance's log files (the top level of its logs).
 func (s *Service) Logs(ctx context.Context, name string) ([]string, error) {
-	if _, err := s.lookup(name); err != nil {
+	if _, err := s.lookup(ctx, name); err != nil {
 		return nil, err
 	}
 	return []string{consoleLogName}, nil
@@ -106,7 +106,7 @@ func (s *Service) DeleteLog(ctx context.Context, name, file string) error {
 
 // ExecOutputs lists an instance's recorded exec outputs, by name.
 func (s *Service) ExecOutputs(ctx context.Context, name string) ([]string, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func (s *Service) ExecOutputs(ctx context.Context, name string) ([]string, error
 
 // OpenExecOutput opens one recorded exec output.
 func (s *Service) OpenExecOutput(ctx context.Context, name, file string) (*os.File, error) {
-	p, err := s.execOutputPath(name, file)
+	p, err := s.execOutputPath(ctx, name, file)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Service) OpenExecOutput(ctx context.Context, name, file string) (*os.Fi
 
 // DeleteExecOutput removes one recorded exec output.
 func (s *Service) DeleteExecOutput(ctx context.Context, name, file string) error {
-	p, err := s.execOutputPath(name, file)
+	p, err := s.execOutputPath(ctx, name, file)
 	if err != nil {
 		return err
 	}
@@ -157,11 +157,11 @@ func (s *Service) DeleteExecOutput(ctx context.Context, name, file string) error
 	return err
 }
 
-func (s *Service) execOutputPath(name, file string) (string, error) {
+func (s *Service) execOutputPath(ctx context.Context, name, file string) (string, error) {
 	if err := validLogName(file); err != nil {
 		return "", err
 	}
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return "", err
 	}

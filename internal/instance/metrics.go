@@ -3,9 +3,9 @@ package instance
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/hangar-dev/hangar/internal/driver"
-	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // Running names a running instance for readers of its figures (package
@@ -18,29 +18,29 @@ type Running struct {
 	runtimeID string
 }
 
-// Running lists the instances that run (frozen ones too: their processes
-// and memory are there), in name order. The list is a moment's: any may
+// Running lists the instances of every project that run (frozen ones
+// too: their processes and memory are there), by project and name. The list is a moment's: any may
 // stop before it is read.
 func (s *Service) Running(ctx context.Context) []Running {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]Running, 0, len(s.byName))
-	for _, n := range sortedNames(s.byName) {
-		in := s.byName[n]
+	for r, in := range s.byName {
 		if in.status != StatusRunning && in.status != StatusFrozen && in.status != StatusFreezing {
 			continue
 		}
-		// Instances have no project of their own yet: every one is in
-		// the default project until the core scopes them.
-		out = append(out, Running{Name: n, Project: project.Default, Type: Type(in.rec.Type), runtimeID: runtimeID(in.rec.ID)})
+		out = append(out, Running{Name: r.name, Project: r.project, Type: Type(in.rec.Type), runtimeID: runtimeID(in.rec.ID)})
 	}
+	slices.SortFunc(out, func(a, b Running) int {
+		return compareRefs(ref{a.Project, a.Name}, ref{b.Project, b.Name})
+	})
 	return out
 }
 
 // Metrics reads a running instance's figures from its driver, its root
-// filesystem named after its root disk device. driver.ErrNotRunning when
-// it stopped since Running listed it; errdefs.ErrNotImplemented-free: a
-// driver that cannot read figures gives none.
+// filesystem named after its root disk device. driver.ErrNotRunning
+// (wrapped) when it stopped since Running listed it; a driver that cannot
+// read figures gives none.
 func (s *Service) Metrics(ctx context.Context, r Running) (driver.Metrics, error) {
 	mr, ok := s.driverFor(r.Type).(driver.MetricsReader)
 	if !ok {
@@ -52,7 +52,7 @@ func (s *Service) Metrics(ctx context.Context, r Running) (driver.Metrics, error
 	}
 	for i, f := range m.Filesystem {
 		if f.Device == "" {
-			m.Filesystem[i].Device = s.rootDevice(r.Name)
+			m.Filesystem[i].Device = s.rootDevice(ref{r.Project, r.Name})
 		}
 	}
 	return m, nil
@@ -60,17 +60,17 @@ func (s *Service) Metrics(ctx context.Context, r Running) (driver.Metrics, error
 
 // rootDevice is the name of an instance's root disk device ("root" when
 // it cannot be told).
-func (s *Service) rootDevice(name string) string {
+func (s *Service) rootDevice(r ref) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	in, ok := s.byName[name]
+	in, ok := s.byName[r]
 	if !ok {
 		return "root"
 	}
-	views, _ := s.profileViewsLocked(in.rec.Profiles)
-	r, err := rootDiskOf(expandDevices(in.rec.Devices, views))
-	if err != nil || r.Device == "" {
+	views, _ := s.profileViewsLocked(profileRefs(in.rec))
+	root, err := rootDiskOf(expandDevices(in.rec.Devices, views))
+	if err != nil || root.Device == "" {
 		return "root"
 	}
-	return r.Device
+	return root.Device
 }

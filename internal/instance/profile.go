@@ -33,37 +33,42 @@ func validateProfileName(name string) error {
 	return nil
 }
 
-// Profiles lists profiles, sorted by name.
+// Profiles lists the profiles ctx's project sees, sorted by name.
 func (s *Service) Profiles(ctx context.Context) []Profile {
+	scope := profileRef(ctx, "").project
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]Profile, 0, len(s.profiles))
-	for _, n := range sortedNames(s.profiles) {
-		out = append(out, s.profileLocked(s.profiles[n]))
+	for _, r := range sortedRefs(s.profiles) {
+		if r.project == scope {
+			out = append(out, s.profileLocked(r, s.profiles[r]))
+		}
 	}
 	return out
 }
 
-// Profile returns one profile.
+// Profile returns one profile of those ctx's project sees.
 func (s *Service) Profile(ctx context.Context, name string) (Profile, error) {
+	r := profileRef(ctx, name)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	p, ok := s.profiles[name]
+	p, ok := s.profiles[r]
 	if !ok {
 		return Profile{}, errdefs.NotFound("profile %q not found", name)
 	}
-	return s.profileLocked(p), nil
+	return s.profileLocked(r, p), nil
 }
 
-// profileLocked renders a profile; the caller holds s.mu.
-func (s *Service) profileLocked(p store.Profile) Profile {
-	used := []string{}
-	for _, n := range sortedNames(s.byName) {
-		if slices.Contains(s.byName[n].rec.Profiles, p.Name) {
-			used = append(used, n)
+// profileLocked renders profile r; the caller holds s.mu.
+func (s *Service) profileLocked(r ref, p store.Profile) Profile {
+	used := []Ref{}
+	for _, ir := range sortedRefs(s.byName) {
+		if usesProfile(s.byName[ir].rec, r) {
+			used = append(used, Ref{Project: ir.project, Name: ir.name})
 		}
 	}
 	return Profile{
+		Project:     r.project,
 		Name:        p.Name,
 		Description: p.Description,
 		Config:      cloneMap(p.Config),
@@ -99,22 +104,23 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 	if err := s.validateProfileContent(ctx, put); err != nil {
 		return err
 	}
+	r := profileRef(ctx, name)
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()
 	s.mu.RLock()
-	_, exists := s.profiles[name]
+	_, exists := s.profiles[r]
 	s.mu.RUnlock()
 	if exists {
 		return errdefs.Conflict("profile %q already exists", name)
 	}
-	p := store.Profile{Name: name, Description: put.Description, Config: cloneMap(put.Config), Devices: cloneDevices(put.Devices)}
+	p := store.Profile{Project: r.project, Name: name, Description: put.Description, Config: cloneMap(put.Config), Devices: cloneDevices(put.Devices)}
 	if err := s.cfg.DB.CreateProfile(ctx, &p); err != nil {
 		return fmt.Errorf("create profile %s: %w", name, err)
 	}
 	s.mu.Lock()
-	s.profiles[p.Name] = p
+	s.profiles[r] = p
 	s.mu.Unlock()
-	s.cfg.Events.Lifecycle("profile-created", profileEntity(p.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "profile-created", profileEntity(r.project, p.Name), nil)
 	return nil
 }
 
@@ -129,14 +135,15 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 	if err := s.validateProfileContent(ctx, put); err != nil {
 		return err
 	}
+	r := profileRef(ctx, name)
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()
 	s.mu.RLock()
-	old, ok := s.profiles[name]
-	users := s.profileUsersLocked(name)
+	old, ok := s.profiles[r]
+	users := s.profileUsersLocked(r)
 	var cur Profile
 	if ok {
-		cur = s.profileLocked(old)
+		cur = s.profileLocked(r, old)
 	}
 	s.mu.RUnlock()
 	if !ok {
@@ -182,7 +189,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 	for _, in := range locked {
 		rec, status, _ := s.snapshot(in)
 		s.mu.RLock()
-		views, err := s.profileViewsLocked(rec.Profiles)
+		views, err := s.profileViewsLocked(profileRefs(rec))
 		s.mu.RUnlock()
 		if err != nil {
 			return err
@@ -207,7 +214,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if isActive(status) && !before.Equal(after) {
 			live = append(live, apply{in, rec, before, after})
 		}
-		oldViews, _ := s.profileViewsLocked(rec.Profiles)
+		oldViews, _ := s.profileViewsLocked(profileRefs(rec))
 		resize, err := s.checkRootChange(ctx, rec, expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views))
 		if err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
@@ -216,7 +223,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 			resizes = append(resizes, rootResize{rec, status, *resize})
 		}
 		if s.cfg.Devices != nil && isActive(status) {
-			oldViews, _ := s.profileViewsLocked(rec.Profiles)
+			oldViews, _ := s.profileViewsLocked(profileRefs(rec))
 			old, cur := expandDevices(rec.Devices, oldViews), expandDevices(rec.Devices, views)
 			if !sameDevices(old, cur) {
 				devLive = append(devLive, devChange{rec, cfg, old, cur})
@@ -270,7 +277,7 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 			errs = append(errs, err)
 		}
 	}
-	s.cfg.Events.Lifecycle("profile-updated", profileEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "profile-updated", profileEntity(r.project, name), nil)
 	if len(errs) > 0 {
 		return fmt.Errorf("profile %q changed, but: %w", name, errors.Join(errs...))
 	}
@@ -302,17 +309,17 @@ func (s *Service) saveProfile(ctx context.Context, p store.Profile) error {
 		return fmt.Errorf("update profile %s: %w", p.Name, err)
 	}
 	s.mu.Lock()
-	s.profiles[p.Name] = p
+	s.profiles[ref{p.Project, p.Name}] = p
 	s.mu.Unlock()
 	return nil
 }
 
-// profileUsersLocked returns the instances using a profile, by name; the
-// caller holds s.mu.
-func (s *Service) profileUsersLocked(name string) []*inst {
+// profileUsersLocked returns the instances using profile r, in project
+// and name order; the caller holds s.mu.
+func (s *Service) profileUsersLocked(r ref) []*inst {
 	var out []*inst
-	for _, n := range sortedNames(s.byName) {
-		if in := s.byName[n]; slices.Contains(in.rec.Profiles, name) {
+	for _, ir := range sortedRefs(s.byName) {
+		if in := s.byName[ir]; usesProfile(in.rec, r) {
 			out = append(out, in)
 		}
 	}
@@ -346,12 +353,13 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 	if err := validateProfileName(newName); err != nil {
 		return err
 	}
+	r, nr := profileRef(ctx, name), profileRef(ctx, newName)
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()
 	s.mu.RLock()
-	p, ok := s.profiles[name]
-	_, taken := s.profiles[newName]
-	users := s.profileUsersLocked(name)
+	p, ok := s.profiles[r]
+	_, taken := s.profiles[nr]
+	users := s.profileUsersLocked(r)
 	s.mu.RUnlock()
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
@@ -369,8 +377,8 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 		return fmt.Errorf("rename profile %s: %w", name, err)
 	}
 	s.mu.Lock()
-	delete(s.profiles, name)
-	s.profiles[newName] = p
+	delete(s.profiles, r)
+	s.profiles[nr] = p
 	s.mu.Unlock()
 	for _, in := range users {
 		rec, _, _ := s.snapshot(in)
@@ -383,7 +391,7 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 			return fmt.Errorf("rename profile %s in instance %s: %w", name, rec.Name, err)
 		}
 	}
-	s.cfg.Events.Lifecycle("profile-renamed", profileEntity(newName), map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle(ctx, "profile-renamed", profileEntity(nr.project, newName), map[string]any{"old_name": name})
 	return nil
 }
 
@@ -392,42 +400,47 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	if name == defaultProfile {
 		return errdefs.Forbidden(`The "default" profile cannot be deleted`)
 	}
+	r := profileRef(ctx, name)
 	s.profileMu.Lock()
 	defer s.profileMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.profiles[name]
+	p, ok := s.profiles[r]
 	if !ok {
 		return errdefs.NotFound("profile %q not found", name)
 	}
-	if used := s.profileLocked(p).UsedBy; len(used) > 0 {
-		return errdefs.Conflict("profile %q is used by %s", name, strings.Join(used, ", "))
+	if used := s.profileLocked(r, p).UsedBy; len(used) > 0 {
+		names := make([]string, len(used))
+		for i, u := range used {
+			names[i] = u.String()
+		}
+		return errdefs.Conflict("profile %q is used by %s", name, strings.Join(names, ", "))
 	}
-	if err := s.cfg.DB.DeleteProfile(ctx, name); err != nil {
+	if err := s.cfg.DB.DeleteProfile(ctx, r.project, name); err != nil {
 		return fmt.Errorf("delete profile %s: %w", name, err)
 	}
-	delete(s.profiles, name)
-	s.cfg.Events.Lifecycle("profile-deleted", profileEntity(name), nil)
+	delete(s.profiles, r)
+	s.cfg.Events.Lifecycle(ctx, "profile-deleted", profileEntity(r.project, name), nil)
 	return nil
 }
 
-// ImageUsers lists the instances created from an image, for the image
-// store's refusal to delete an image in use.
-func (s *Service) ImageUsers(ctx context.Context, fingerprint string) []string {
+// ImageUsers lists the instances of every project created from an image,
+// for the image store's refusal to delete an image in use.
+func (s *Service) ImageUsers(ctx context.Context, fingerprint string) []Ref {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []string
-	for _, n := range sortedNames(s.byName) {
-		if s.byName[n].rec.Config[keyBaseImage] == fingerprint {
-			out = append(out, n)
+	var out []Ref
+	for _, r := range sortedRefs(s.byName) {
+		if s.byName[r].rec.Config[keyBaseImage] == fingerprint {
+			out = append(out, Ref{Project: r.project, Name: r.name})
 		}
 	}
 	return out
 }
 
 // profileEntity names a profile in lifecycle events.
-func profileEntity(name string) event.Entity {
-	return event.Entity{Kind: event.EntityProfile, Name: name}
+func profileEntity(project, name string) event.Entity {
+	return event.Entity{Kind: event.EntityProfile, Name: name, Project: project}
 }
 
 func notFound(name string) error { return errdefs.NotFound("instance %q not found", name) }

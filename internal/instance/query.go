@@ -4,36 +4,59 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
-// Names lists instance names, sorted.
+// Names lists the names of the instances in ctx's project, sorted.
 func (s *Service) Names(ctx context.Context) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return sortedNames(s.byName)
-}
-
-// List returns every instance, sorted by name.
-func (s *Service) List(ctx context.Context) []Instance {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names := sortedNames(s.byName)
-	out := make([]Instance, 0, len(names))
-	for _, n := range names {
-		out = append(out, s.instanceLocked(s.byName[n]))
+	refs := s.visibleLocked(ctx)
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.name
 	}
 	return out
 }
 
-// ListFull returns every instance with its live state, sorted by name.
+// visibleLocked returns the instances a list in ctx shows (its project's,
+// or every project's with project.WithAll), by project and name; the
+// caller holds s.mu.
+func (s *Service) visibleLocked(ctx context.Context) []ref {
+	all, p := project.All(ctx), project.Name(ctx)
+	out := make([]ref, 0, len(s.byName))
+	for r := range s.byName {
+		if all || r.project == p {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, compareRefs)
+	return out
+}
+
+// List returns the instances in ctx's project, sorted by name.
+func (s *Service) List(ctx context.Context) []Instance {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	refs := s.visibleLocked(ctx)
+	out := make([]Instance, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, s.instanceLocked(s.byName[r]))
+	}
+	return out
+}
+
+// ListFull returns the instances in ctx's project with their live state,
+// sorted by name.
 func (s *Service) ListFull(ctx context.Context) []Full {
 	s.mu.RLock()
-	names := sortedNames(s.byName)
+	names := s.visibleLocked(ctx)
 	out := make([]Full, 0, len(names))
 	ids := make([]string, 0, len(names))
 	for _, n := range names {
@@ -75,7 +98,7 @@ func (s *Service) ListFull(ctx context.Context) []Full {
 func (s *Service) Get(ctx context.Context, name string) (Instance, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	in, ok := s.byName[name]
+	in, ok := s.byName[instanceRef(ctx, name)]
 	if !ok {
 		return Instance{}, notFound(name)
 	}
@@ -98,7 +121,7 @@ func (s *Service) GetFull(ctx context.Context, name string) (Full, error) {
 // State returns the live state of one instance.
 func (s *Service) State(ctx context.Context, name string) (State, error) {
 	s.mu.RLock()
-	in, ok := s.byName[name]
+	in, ok := s.byName[instanceRef(ctx, name)]
 	var id string
 	var typ Type
 	var status Status
@@ -216,8 +239,9 @@ func networkState(n driver.NetInterface) NetworkState {
 // instanceLocked renders an instance; the caller holds s.mu.
 func (s *Service) instanceLocked(in *inst) Instance {
 	r := in.rec
-	views, _ := s.profileViewsLocked(r.Profiles) // profiles in use cannot be deleted
+	views, _ := s.profileViewsLocked(profileRefs(r)) // profiles in use cannot be deleted
 	return Instance{
+		Project:         r.Project,
 		Name:            r.Name,
 		Type:            Type(r.Type),
 		Architecture:    r.Architecture,

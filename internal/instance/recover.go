@@ -59,7 +59,7 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 		s.log.Error("instance crashed", "instance", rec.Name, "reason", e.Error)
 	}
 	s.log.Info("instance exited", "instance", rec.Name, "exit_code", e.Code, "known", e.Known)
-	s.cfg.Events.Lifecycle("instance-shutdown", instanceEntity(rec.Name), evCtx)
+	s.cfg.Events.Lifecycle(ctx, "instance-shutdown", instanceEntity(rec.Project, rec.Name), evCtx)
 	if rec.Ephemeral {
 		if err := s.deleteLocked(ctx, in, false); err != nil {
 			s.log.Error("delete ephemeral instance", "instance", rec.Name, "err", err)
@@ -71,13 +71,13 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 // after a daemon start. Running instances are reattached; instances the
 // runtime no longer has are stopped, with no exit code (it was never seen).
 // It returns the instances to start (boot.autostart), in start order.
-func (s *Service) Recover(ctx context.Context) ([]string, error) {
+func (s *Service) Recover(ctx context.Context) ([]Ref, error) {
 	live, err := s.recoverDrivers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	type candidate struct {
-		name     string
+		ref      Ref
 		priority int
 	}
 	var toStart []candidate
@@ -112,7 +112,7 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 			on, _ := parseBool(auto)
 			if on || (!set && wasRunning) {
 				prio, _ := strconv.Atoi(cfg["boot.autostart.priority"])
-				toStart = append(toStart, candidate{in.rec.Name, prio})
+				toStart = append(toStart, candidate{Ref{in.rec.Project, in.rec.Name}, prio})
 			}
 		}
 	}
@@ -136,28 +136,28 @@ func (s *Service) Recover(ctx context.Context) ([]string, error) {
 		}
 	}
 	sort.SliceStable(toStart, func(i, j int) bool { return toStart[i].priority > toStart[j].priority })
-	names := make([]string, len(toStart))
+	refs := make([]Ref, len(toStart))
 	for i, c := range toStart {
-		names[i] = c.name
+		refs[i] = c.ref
 	}
-	return names, nil
+	return refs, nil
 }
 
 // Autostart starts the given instances in order, honouring
 // boot.autostart.delay, in the background.
-func (s *Service) Autostart(ctx context.Context, names []string) {
-	if len(names) == 0 {
+func (s *Service) Autostart(ctx context.Context, refs []Ref) {
+	if len(refs) == 0 {
 		return
 	}
 	s.background.Add(1)
 	go func() {
 		defer s.background.Done()
-		for _, n := range names {
-			if err := s.Start(ctx, n); err != nil {
-				s.log.Error("autostart", "instance", n, "err", err)
+		for _, r := range refs {
+			if err := s.Start(s.inProject(ctx, r.Project), r.Name); err != nil {
+				s.log.Error("autostart", "instance", r.Name, "project", r.Project, "err", err)
 				continue
 			}
-			delay, _ := strconv.Atoi(s.expandedKey(n, "boot.autostart.delay"))
+			delay, _ := strconv.Atoi(s.expandedKey(ref{r.Project, r.Name}, "boot.autostart.delay"))
 			select {
 			case <-ctx.Done():
 				return
@@ -173,7 +173,7 @@ func (s *Service) Autostart(ctx context.Context, names []string) {
 // RUNNING, so the next daemon start starts it again, as LXD's shutdown does.
 func (s *Service) StopAll(ctx context.Context) {
 	type candidate struct {
-		name     string
+		ref      ref
 		priority int
 		timeout  time.Duration
 	}
@@ -189,19 +189,19 @@ func (s *Service) StopAll(ctx context.Context) {
 		if v, err := strconv.Atoi(cfg["boot.host_shutdown_timeout"]); err == nil {
 			timeout = time.Duration(v) * time.Second
 		}
-		list = append(list, candidate{in.rec.Name, prio, timeout})
+		list = append(list, candidate{in.ref(), prio, timeout})
 	}
 	s.mu.RUnlock()
 	sort.SliceStable(list, func(i, j int) bool { return list[i].priority > list[j].priority })
 	for _, c := range list {
-		if err := s.stop(ctx, c.name, StopOptions{Timeout: c.timeout}, powerRunning); err != nil {
-			s.log.Error("stop at shutdown", "instance", c.name, "err", err)
+		if err := s.stop(s.inProject(ctx, c.ref.project), c.ref.name, StopOptions{Timeout: c.timeout}, powerRunning); err != nil {
+			s.log.Error("stop at shutdown", "instance", c.ref.name, "project", c.ref.project, "err", err)
 		}
 	}
 }
 
 // expandedLocked returns an instance's expanded config; caller holds s.mu.
 func (s *Service) expandedLocked(in *inst) map[string]string {
-	views, _ := s.profileViewsLocked(in.rec.Profiles)
+	views, _ := s.profileViewsLocked(profileRefs(in.rec))
 	return expandConfig(in.rec.Config, views)
 }

@@ -1,16 +1,20 @@
 package instance
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -24,7 +28,7 @@ type DB interface {
 	CreateProfile(ctx context.Context, p *store.Profile) error
 	ListProfiles(ctx context.Context) ([]store.Profile, error)
 	UpdateProfile(ctx context.Context, p store.Profile) error
-	DeleteProfile(ctx context.Context, name string) error
+	DeleteProfile(ctx context.Context, project, name string) error
 	CreateInstanceSnapshot(ctx context.Context, sn *store.InstanceSnapshot) error
 	ListInstanceSnapshots(ctx context.Context, instanceID int64) ([]store.InstanceSnapshot, error)
 	GetInstanceSnapshot(ctx context.Context, instanceID int64, name string) (store.InstanceSnapshot, error)
@@ -57,7 +61,12 @@ type Image struct {
 // "instance-started") on an entity, with optional detail. Each edge
 // renders the entity its own way (the LXD edge: /1.0/instances/NAME).
 type Emitter interface {
-	Lifecycle(action string, e event.Entity, ctx map[string]any)
+	Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any)
+}
+
+// Projects is what the core reads of projects.
+type Projects interface {
+	Project(ctx context.Context, name string) (project.Project, error)
 }
 
 // DefaultIDMap is the map unprivileged containers share unless Config
@@ -97,6 +106,9 @@ type Config struct {
 	// BackupDir holds instance backups' tarballs, one directory per
 	// instance (backup.go).
 	BackupDir string
+	// Projects reads projects, for the daemon's own work on an instance
+	// outside any request; nil: projects have no config (tests).
+	Projects Projects
 	// LegacyRoot says where an instance made before storage pools
 	// existed keeps its root files (the runtimes' old layout), so Storage
 	// can move them into a volume.
@@ -113,10 +125,13 @@ type Service struct {
 	// held only for short reads and writes, never across driver calls, so
 	// operations on different instances never wait on each other.
 	mu        sync.RWMutex
-	byName    map[string]*inst
+	byName    map[ref]*inst
 	byRuntime map[string]*inst
-	reserved  map[string]bool // names of instances being created
-	profiles  map[string]store.Profile
+	reserved  map[ref]bool // names of instances being created
+	profiles  map[ref]store.Profile
+	// pending counts, per project, what creations under way will add,
+	// so two concurrent creates cannot both pass a project limit.
+	pending map[string]usage
 
 	// profileMu serialises changes to profiles and to which instances use
 	// them (profile writes, the registration of a new instance), so that
@@ -158,10 +173,11 @@ func New(cfg Config) *Service {
 	return &Service{
 		cfg:       cfg,
 		log:       cfg.Log,
-		byName:    map[string]*inst{},
+		byName:    map[ref]*inst{},
 		byRuntime: map[string]*inst{},
-		reserved:  map[string]bool{},
-		profiles:  map[string]store.Profile{},
+		reserved:  map[ref]bool{},
+		profiles:  map[ref]store.Profile{},
+		pending:   map[string]usage{},
 
 		onlineCPUs: readOnlineCPUs,
 	}
@@ -170,26 +186,105 @@ func New(cfg Config) *Service {
 // runtimeID is the driver's name for an instance: stable across renames.
 func runtimeID(id int64) string { return fmt.Sprintf("h%d", id) }
 
-// instanceEntity names an instance in lifecycle events.
-func instanceEntity(name string) event.Entity {
-	return event.Entity{Kind: event.EntityInstance, Name: name}
+// ref names an instance or a profile: names are unique per project.
+type ref struct{ project, name string }
+
+// instanceRef names instance name in the project ctx acts in.
+func instanceRef(ctx context.Context, name string) ref {
+	return ref{project.Name(ctx), name}
 }
 
-// lookup returns the instance by name under the read lock.
-func (s *Service) lookup(name string) (*inst, error) {
+// profileRef names profile name as ctx's project sees it: its own when it
+// has features.profiles, else the default project's.
+func profileRef(ctx context.Context, name string) ref {
+	return ref{project.From(ctx).Scope(project.FeatureProfiles), name}
+}
+
+// usedBy names r as a user of something, in the "KIND/NAME" form the
+// edges turn into their own references; one outside the default project
+// carries it as "?project=P", as LXD's used_by lists do.
+func (r ref) usedBy(kind string) string {
+	if r.project == "" || r.project == project.Default {
+		return kind + "/" + r.name
+	}
+	return kind + "/" + r.name + "?project=" + r.project
+}
+
+// inProject returns ctx acting in project name, for the daemon's own work
+// on an instance (autostart, shutdown, schedules), which no request put in
+// a project.
+func (s *Service) inProject(ctx context.Context, name string) context.Context {
+	if project.Name(ctx) == name && !project.All(ctx) {
+		return ctx
+	}
+	p := project.Project{Name: name}
+	if s.cfg.Projects != nil {
+		got, err := s.cfg.Projects.Project(ctx, name)
+		if err != nil {
+			s.log.Warn("load project", "project", name, "err", err)
+		} else {
+			p = got
+		}
+	}
+	return project.WithProject(ctx, p)
+}
+
+// ref names the instance.
+func (in *inst) ref() ref { return ref{in.rec.Project, in.rec.Name} }
+
+// profileRefs names the instance's profiles, in order.
+func profileRefs(rec store.Instance) []ref {
+	out := make([]ref, len(rec.Profiles))
+	for i, n := range rec.Profiles {
+		out[i] = ref{rec.ProfileProject, n}
+	}
+	return out
+}
+
+// usesProfile tells whether rec lists profile p.
+func usesProfile(rec store.Instance, p ref) bool {
+	return rec.ProfileProject == p.project && slices.Contains(rec.Profiles, p.name)
+}
+
+// sortedRefs returns m's keys ordered by project, then name.
+func sortedRefs[V any](m map[ref]V) []ref {
+	out := make([]ref, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, compareRefs)
+	return out
+}
+
+func compareRefs(a, b ref) int {
+	if c := strings.Compare(a.project, b.project); c != 0 {
+		return c
+	}
+	return strings.Compare(a.name, b.name)
+}
+
+// instanceEntity names an instance in lifecycle events.
+func instanceEntity(project, name string) event.Entity {
+	return event.Entity{Kind: event.EntityInstance, Name: name, Project: project}
+}
+
+// lookup returns the instance by name, in ctx's project, under the read
+// lock.
+func (s *Service) lookup(ctx context.Context, name string) (*inst, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	in, ok := s.byName[name]
+	in, ok := s.byName[instanceRef(ctx, name)]
 	if !ok {
 		return nil, errdefs.NotFound("instance %q not found", name)
 	}
 	return in, nil
 }
 
-// lockInstance finds an instance and takes its operation lock. The caller
-// must unlock in.op. A deleted instance is reported as not found.
-func (s *Service) lockInstance(name string) (*inst, error) {
-	in, err := s.lookup(name)
+// lockInstance finds an instance in ctx's project and takes its operation
+// lock. The caller must unlock in.op. A deleted instance is reported as
+// not found.
+func (s *Service) lockInstance(ctx context.Context, name string) (*inst, error) {
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -257,8 +352,8 @@ func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) 
 	}
 	s.mu.Lock()
 	if in.rec.Name != rec.Name {
-		delete(s.byName, in.rec.Name)
-		s.byName[rec.Name] = in
+		delete(s.byName, in.ref())
+		s.byName[ref{rec.Project, rec.Name}] = in
 	}
 	in.rec = cloneRecord(rec)
 	s.mu.Unlock()
@@ -276,12 +371,12 @@ func (s *Service) updateRecord(ctx context.Context, in *inst, fn func(*store.Ins
 }
 
 // profileViews returns the named profiles in order; the caller holds s.mu.
-func (s *Service) profileViewsLocked(names []string) ([]profileView, error) {
-	out := make([]profileView, 0, len(names))
-	for _, n := range names {
-		p, ok := s.profiles[n]
+func (s *Service) profileViewsLocked(refs []ref) ([]profileView, error) {
+	out := make([]profileView, 0, len(refs))
+	for _, r := range refs {
+		p, ok := s.profiles[r]
 		if !ok {
-			return nil, errdefs.NotFound("profile %q not found", n)
+			return nil, errdefs.NotFound("profile %q not found", r.name)
 		}
 		out = append(out, profileView{Name: p.Name, Config: p.Config, Devices: p.Devices})
 	}
@@ -316,11 +411,14 @@ func (s *Service) Load(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range profiles {
-		s.profiles[p.Name] = p
+		p.Project = cmp.Or(p.Project, project.Default)
+		s.profiles[ref{p.Project, p.Name}] = p
 	}
 	for _, r := range recs {
+		r.Project = cmp.Or(r.Project, project.Default)
+		r.ProfileProject = cmp.Or(r.ProfileProject, project.Default)
 		in := &inst{rec: r, status: StatusStopped}
-		s.byName[r.Name] = in
+		s.byName[ref{r.Project, r.Name}] = in
 		s.byRuntime[runtimeID(r.ID)] = in
 	}
 	return nil

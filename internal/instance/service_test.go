@@ -139,7 +139,7 @@ func (d *fakeDB) UpdateProfile(_ context.Context, p store.Profile) error {
 	return nil
 }
 
-func (d *fakeDB) DeleteProfile(_ context.Context, name string) error {
+func (d *fakeDB) DeleteProfile(_ context.Context, _, name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.profiles, name)
@@ -334,7 +334,7 @@ type fakeEvents struct {
 	actions []string
 }
 
-func (e *fakeEvents) Lifecycle(action string, ent event.Entity, _ map[string]any) {
+func (e *fakeEvents) Lifecycle(_ context.Context, action string, ent event.Entity, _ map[string]any) {
 	e.mu.Lock()
 	e.actions = append(e.actions, action+" "+ent.Kind+" "+ent.Name)
 	e.mu.Unlock()

@@ -63,7 +63,7 @@ func (s *Service) SnapshotTick(ctx context.Context, tk snapshotpolicy.Tick) {
 		if stopped, _ := parseBool(cfg[keySnapshotsScheduleStopped]); !isActive(status) && !stopped {
 			continue
 		}
-		if _, err := s.CreateSnapshot(ctx, rec.Name, SnapshotRequest{}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := s.CreateSnapshot(s.inProject(ctx, rec.Project), rec.Name, SnapshotRequest{}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			s.log.Error("scheduled snapshot", "instance", rec.Name, "err", err)
 		}
 	}
@@ -83,15 +83,15 @@ func (s *Service) pruneSnapshots(ctx context.Context, now time.Time) {
 		}
 		s.mu.RLock()
 		in := s.byRuntime[runtimeID(sn.InstanceID)]
-		var name string
+		var name, proj string
 		if in != nil && !in.deleted {
-			name = in.rec.Name
+			name, proj = in.rec.Name, in.rec.Project
 		}
 		s.mu.RUnlock()
 		if name == "" {
 			continue
 		}
-		if err := s.DeleteSnapshot(ctx, name, sn.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if err := s.DeleteSnapshot(s.inProject(ctx, proj), name, sn.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			s.log.Error("delete expired snapshot", "instance", name, "snapshot", sn.Name, "err", err)
 			continue
 		}

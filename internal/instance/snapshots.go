@@ -12,6 +12,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -70,8 +71,8 @@ type checkpointer interface {
 	Checkpoint(ctx context.Context, id, statePath string, paused func(ctx context.Context) error) (time.Duration, error)
 }
 
-func snapshotEntity(inst, snap string) event.Entity {
-	return event.Entity{Kind: event.EntityInstanceSnapshot, Name: inst + "/" + snap}
+func snapshotEntity(project, inst, snap string) event.Entity {
+	return event.Entity{Kind: event.EntityInstanceSnapshot, Name: inst + "/" + snap, Project: project}
 }
 
 // statePath is where a stateful snapshot keeps its RAM and device state.
@@ -85,7 +86,7 @@ func (s *Service) snapshotOf(rec store.Instance, sn store.InstanceSnapshot) Snap
 		Profiles: append([]string{}, sn.Profiles...), Ephemeral: sn.Ephemeral, Stateful: sn.Stateful,
 		CreatedAt: sn.CreatedAt, ExpiresAt: sn.ExpiresAt}
 	s.mu.RLock()
-	views, _ := s.profileViewsLocked(existingProfiles(s.profiles, sn.Profiles))
+	views, _ := s.profileViewsLocked(refsIn(rec.ProfileProject, existingProfiles(s.profiles, rec.ProfileProject, sn.Profiles)))
 	s.mu.RUnlock()
 	out.ExpandedConfig, out.ExpandedDevices = expandConfig(sn.Config, views), expandDevices(sn.Devices, views)
 	return out
@@ -93,10 +94,10 @@ func (s *Service) snapshotOf(rec store.Instance, sn store.InstanceSnapshot) Snap
 
 // existingProfiles drops the names of profiles deleted since a snapshot
 // was taken (its record keeps them).
-func existingProfiles(have map[string]store.Profile, names []string) []string {
+func existingProfiles(have map[ref]store.Profile, project string, names []string) []string {
 	out := make([]string, 0, len(names))
 	for _, n := range names {
-		if _, ok := have[n]; ok {
+		if _, ok := have[ref{project, n}]; ok {
 			out = append(out, n)
 		}
 	}
@@ -105,7 +106,7 @@ func existingProfiles(have map[string]store.Profile, names []string) []string {
 
 // Snapshots lists an instance's snapshots, oldest first.
 func (s *Service) Snapshots(ctx context.Context, name string) ([]Snapshot, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func (s *Service) Snapshots(ctx context.Context, name string) ([]Snapshot, error
 
 // GetSnapshot returns one snapshot of an instance.
 func (s *Service) GetSnapshot(ctx context.Context, name, snap string) (Snapshot, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -147,7 +148,7 @@ func snapshotNotFound(err error, name, snap string) error {
 // running VM is paused for it, and a stateful snapshot saves its memory in
 // the same pause.
 func (s *Service) CreateSnapshot(ctx context.Context, name string, req SnapshotRequest) (Snapshot, error) {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -160,7 +161,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, name string, req SnapshotR
 // edge can answer at once instead of with a failed operation.
 // CreateSnapshot checks again under the instance's lock.
 func (s *Service) CheckSnapshot(ctx context.Context, name string, req SnapshotRequest) error {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req Snapsh
 		}
 		return Snapshot{}, fmt.Errorf("snapshot %s: %w", rec.Name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-created", snapshotEntity(rec.Name, sn.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-created", snapshotEntity(rec.Project, rec.Name, sn.Name), nil)
 	s.log.Info("snapshot created", "instance", rec.Name, "snapshot", sn.Name, "stateful", sn.Stateful)
 	return s.snapshotOf(rec, sn), nil
 }
@@ -287,7 +288,7 @@ func (s *Service) nextSnapshotName(ctx context.Context, rec store.Instance, cfg 
 
 // UpdateSnapshot sets a snapshot's description and expiry.
 func (s *Service) UpdateSnapshot(ctx context.Context, name, snap string, put SnapshotPut) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -301,7 +302,7 @@ func (s *Service) UpdateSnapshot(ctx context.Context, name, snap string, put Sna
 	if err := s.cfg.DB.UpdateInstanceSnapshot(ctx, sn); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-updated", snapshotEntity(name, snap), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-updated", snapshotEntity(project.Name(ctx), name, snap), nil)
 	return nil
 }
 
@@ -310,7 +311,7 @@ func (s *Service) RenameSnapshot(ctx context.Context, name, snap, newName string
 	if err := snapshotpolicy.ValidateName(newName); err != nil {
 		return err
 	}
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -333,14 +334,14 @@ func (s *Service) RenameSnapshot(ctx context.Context, name, snap, newName string
 		}
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-renamed", snapshotEntity(name, newName), map[string]any{"old_name": snap})
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-renamed", snapshotEntity(project.Name(ctx), name, newName), map[string]any{"old_name": snap})
 	return nil
 }
 
 // DeleteSnapshot deletes a snapshot: its root volume's snapshot, its
 // saved state and its record.
 func (s *Service) DeleteSnapshot(ctx context.Context, name, snap string) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -363,7 +364,7 @@ func (s *Service) deleteSnapshotLocked(ctx context.Context, rec store.Instance, 
 	if err := s.cfg.DB.DeleteInstanceSnapshot(ctx, sn.ID); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-snapshot-deleted", snapshotEntity(rec.Name, sn.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-snapshot-deleted", snapshotEntity(rec.Project, rec.Name, sn.Name), nil)
 	s.log.Info("snapshot deleted", "instance", rec.Name, "snapshot", sn.Name)
 	return nil
 }
@@ -375,7 +376,7 @@ func (s *Service) deleteSnapshotLocked(ctx context.Context, rec store.Instance, 
 // snapshot restored with stateful brings the VM back running with the
 // processes it had.
 func (s *Service) RestoreSnapshot(ctx context.Context, name, snap string, stateful bool) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -411,14 +412,14 @@ func (s *Service) RestoreSnapshot(ctx context.Context, name, snap string, statef
 		}
 		r.Config, r.Devices = cfg, cloneDevices(sn.Devices)
 		s.mu.RLock()
-		r.Profiles = existingProfiles(s.profiles, sn.Profiles)
+		r.Profiles = existingProfiles(s.profiles, r.ProfileProject, sn.Profiles)
 		s.mu.RUnlock()
 		r.Ephemeral = sn.Ephemeral
 	})
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", name, err)
 	}
-	s.cfg.Events.Lifecycle("instance-restored", instanceEntity(name), map[string]any{"snapshot": snap})
+	s.cfg.Events.Lifecycle(ctx, "instance-restored", instanceEntity(project.Name(ctx), name), map[string]any{"snapshot": snap})
 	s.log.Info("instance restored", "instance", name, "snapshot", snap, "stateful", stateful)
 	switch {
 	case stateful:

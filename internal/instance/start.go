@@ -15,7 +15,7 @@ import (
 
 // Start starts a stopped instance.
 func (s *Service) Start(ctx context.Context, name string) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (s *Service) startWith(ctx context.Context, in *inst, opts startOptions) er
 		// rather than kill a working instance.
 		s.log.Error("record start", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-started", instanceEntity(rec.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-started", instanceEntity(rec.Project, rec.Name), nil)
 	s.log.Info("instance started", "instance", rec.Name, "pid", pid)
 	return nil
 }
@@ -146,7 +146,7 @@ func (s *Service) runStart(ctx context.Context, rec store.Instance, opts startOp
 // buildSpec turns an instance's expanded config into what the driver runs.
 func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spec, error) {
 	s.mu.RLock()
-	views, err := s.profileViewsLocked(rec.Profiles)
+	views, err := s.profileViewsLocked(profileRefs(rec))
 	s.mu.RUnlock()
 	if err != nil {
 		return driver.Spec{}, err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -37,7 +38,7 @@ func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error
 // user's stop, powerRunning for a stop at daemon shutdown, which (as LXD's
 // shutdown does) leaves the instance to be started again with the daemon.
 func (s *Service) stop(ctx context.Context, name string, opts StopOptions, intent string) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -102,14 +103,14 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	if err := s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyLastExitCode) }); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle("instance-stopped", instanceEntity(rec.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-stopped", instanceEntity(rec.Project, rec.Name), nil)
 	s.log.Info("instance stopped", "instance", rec.Name, "force", opts.Force)
 	return nil
 }
 
 // Restart stops and starts an instance as one operation.
 func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -120,13 +121,13 @@ func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) er
 	if err := s.startLocked(ctx, in); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-restarted", instanceEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-restarted", instanceEntity(project.Name(ctx), name), nil)
 	return nil
 }
 
 // Freeze pauses every process of a running instance (cgroup freezer).
 func (s *Service) Freeze(ctx context.Context, name string) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -149,13 +150,13 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 	if err := s.setStatus(in, StatusFrozen); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-paused", instanceEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-paused", instanceEntity(project.Name(ctx), name), nil)
 	return nil
 }
 
 // Unfreeze resumes a frozen instance.
 func (s *Service) Unfreeze(ctx context.Context, name string) error {
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -173,7 +174,7 @@ func (s *Service) Unfreeze(ctx context.Context, name string) error {
 	if err := s.setStatus(in, StatusRunning); err != nil {
 		return err
 	}
-	s.cfg.Events.Lifecycle("instance-resumed", instanceEntity(name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-resumed", instanceEntity(project.Name(ctx), name), nil)
 	return nil
 }
 

@@ -98,7 +98,7 @@ func TestAcknowledgedStopStaysStopped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := slices.Contains(toStart, "c1"); got != tt.wantStart {
+			if got := slices.Contains(toStart, Ref{Project: "default", Name: "c1"}); got != tt.wantStart {
 				t.Errorf("recovery starts c1: %v, want %v", got, tt.wantStart)
 			}
 			got, _ := s2.Get(ctx, "c1")

@@ -156,7 +156,7 @@ func (s *Service) deleteRoot(ctx context.Context, rec store.Instance) error {
 
 // checkRootWithProfiles checks the root disk an instance with devs and
 // profiles would have.
-func (s *Service) checkRootWithProfiles(ctx context.Context, typ Type, devs map[string]map[string]string, profiles []string) error {
+func (s *Service) checkRootWithProfiles(ctx context.Context, typ Type, devs map[string]map[string]string, profiles []ref) error {
 	s.mu.RLock()
 	views, err := s.profileViewsLocked(profiles)
 	s.mu.RUnlock()
@@ -261,18 +261,18 @@ func (s *Service) StorageUsers(ctx context.Context, pool, volume string) ([]stri
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var insts, profiles []string
-	for name, in := range s.byName {
-		views, err := s.profileViewsLocked(in.rec.Profiles)
+	for r, in := range s.byName {
+		views, err := s.profileViewsLocked(profileRefs(in.rec))
 		if err != nil {
 			continue
 		}
 		if uses(expandDevices(in.rec.Devices, views), true) {
-			insts = append(insts, "instances/"+name)
+			insts = append(insts, r.usedBy("instances"))
 		}
 	}
-	for name, p := range s.profiles {
+	for r, p := range s.profiles {
 		if uses(p.Devices, false) {
-			profiles = append(profiles, "profiles/"+name)
+			profiles = append(profiles, r.usedBy("profiles"))
 		}
 	}
 	sort.Strings(insts)
@@ -314,7 +314,7 @@ func (s *Service) recoverRoots(ctx context.Context) {
 // killed daemon left unfinished: what was made of it goes with its
 // record.
 func (s *Service) abandonCreate(ctx context.Context, rec store.Instance) {
-	in, err := s.lockInstance(rec.Name)
+	in, err := s.lockInstance(ctx, rec.Name)
 	if err != nil {
 		return
 	}

@@ -158,7 +158,7 @@ func TestRootLifecycle(t *testing.T) {
 	if err := c.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rec, _, _ := s.snapshot(s.byName["c1"])
+	rec, _, _ := s.snapshot(s.byName[ref{"default", "c1"}])
 	req := st.roots[rec.ID]
 	if req.Pool != "quota" || req.Size != 1<<30 || req.Image != fakeFP || req.IDMap == nil {
 		t.Fatalf("root made as %+v", req)

@@ -4,6 +4,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // The core's own types: what every edge (LXD REST, the seeds' instances
@@ -25,6 +27,8 @@ type Devices = map[string]map[string]string
 
 // Instance is an instance's record and status.
 type Instance struct {
+	// Project holds the instance.
+	Project      string
 	Name         string
 	Type         Type
 	Architecture string
@@ -173,12 +177,14 @@ type CreateRequest struct {
 // Profile is a named set of config and devices that instances layer under
 // their own.
 type Profile struct {
+	// Project holds the profile.
+	Project     string
 	Name        string
 	Description string
 	Config      map[string]string
 	Devices     Devices
 	// UsedBy names the instances that use the profile, sorted.
-	UsedBy []string
+	UsedBy []Ref
 }
 
 // ProfilePut is the part of a profile a client replaces.
@@ -205,4 +211,18 @@ type Process interface {
 	// TTY is the terminal's master side, or nil; the caller closes it
 	// after Wait.
 	TTY() *os.File
+}
+
+// Ref names an instance: names are unique per project.
+type Ref struct {
+	Project string
+	Name    string
+}
+
+// String is the name, qualified by its project outside the default one.
+func (r Ref) String() string {
+	if r.Project == "" || r.Project == project.Default {
+		return r.Name
+	}
+	return r.Project + "/" + r.Name
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -82,7 +83,7 @@ type changeLocks struct{ profiles, op bool }
 // tryChange makes the change holding the locks need names, or returns the
 // locks it turned out to need.
 func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, body func(store.Instance) Put, need changeLocks) (changeLocks, error) {
-	in, err := s.lookup(name)
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return need, err
 	}
@@ -164,7 +165,7 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 		return need, err
 	}
 	s.releaseRemovedNICs(ctx, rec, next)
-	s.cfg.Events.Lifecycle("instance-updated", instanceEntity(next.Name), nil)
+	s.cfg.Events.Lifecycle(ctx, "instance-updated", instanceEntity(next.Project, next.Name), nil)
 	return need, nil
 }
 
@@ -190,7 +191,8 @@ func (s *Service) applyPut(ctx context.Context, rec store.Instance, put Put) (st
 	if profiles == nil {
 		profiles = []string{}
 	}
-	if err := s.checkProfiles(profiles); err != nil {
+	prefs := refsIn(rec.ProfileProject, profiles)
+	if err := s.checkProfiles(prefs); err != nil {
 		return rec, err
 	}
 	config := cloneMap(put.Config)
@@ -201,7 +203,7 @@ func (s *Service) applyPut(ctx context.Context, rec store.Instance, put Put) (st
 			config[k] = v
 		}
 	}
-	if err := s.checkWithProfiles(Type(rec.Type), config, profiles); err != nil {
+	if err := s.checkWithProfiles(Type(rec.Type), config, prefs); err != nil {
 		return rec, err
 	}
 	next := cloneRecord(rec)
@@ -217,7 +219,7 @@ func (s *Service) applyPut(ctx context.Context, rec store.Instance, put Put) (st
 // expandedLimits reads the limits of a record layered over its profiles.
 func (s *Service) expandedLimits(ctx context.Context, rec store.Instance) (driver.Limits, error) {
 	s.mu.RLock()
-	views, err := s.profileViewsLocked(rec.Profiles)
+	views, err := s.profileViewsLocked(profileRefs(rec))
 	s.mu.RUnlock()
 	if err != nil {
 		return driver.Limits{}, err
@@ -248,10 +250,10 @@ func (s *Service) CheckRename(ctx context.Context, name, newName string) error {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.byName[name] == nil {
+	if s.byName[instanceRef(ctx, name)] == nil {
 		return notFound(name)
 	}
-	if s.byName[newName] != nil || s.reserved[newName] {
+	if nr := instanceRef(ctx, newName); s.byName[nr] != nil || s.reserved[nr] {
 		return errdefs.Conflict("name %q is already in use", newName)
 	}
 	return nil
@@ -264,7 +266,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if err := validateName(newName); err != nil {
 		return err
 	}
-	in, err := s.lockInstance(name)
+	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -276,10 +278,10 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 		return err
 	}
 	defer in.cfg.Unlock()
-	if _, err := s.reserveName(newName); err != nil {
+	if _, err := s.reserveName(project.Name(ctx), newName); err != nil {
 		return err
 	}
-	defer s.releaseName(newName)
+	defer s.releaseName(instanceRef(ctx, newName))
 	rec, _, _ := s.snapshot(in)
 	rec.Name = newName
 	if err := s.saveRecord(ctx, in, rec); err != nil {
@@ -294,7 +296,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 			s.log.Warn("rename in DNS", "instance", newName, "err", err)
 		}
 	}
-	s.cfg.Events.Lifecycle("instance-renamed", instanceEntity(newName), map[string]any{"old_name": name})
+	s.cfg.Events.Lifecycle(ctx, "instance-renamed", instanceEntity(project.Name(ctx), newName), map[string]any{"old_name": name})
 	s.log.Info("instance renamed", "instance", newName, "old_name", name)
 	return nil
 }

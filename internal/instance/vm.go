@@ -33,8 +33,8 @@ func (s *Service) standby(ctx context.Context, rec store.Instance) error {
 // withGuest runs fn when name is an instance whose files its driver reaches
 // through a guest agent (a VM), holding the instance's lock; handled is
 // false for other instances (their root is opened on the host instead).
-func (s *Service) withGuest(name string, fn func(gf driver.GuestFiles, id string) error) (handled bool, err error) {
-	in, err := s.lookup(name)
+func (s *Service) withGuest(ctx context.Context, name string, fn func(gf driver.GuestFiles, id string) error) (handled bool, err error) {
+	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return true, err
 	}
@@ -43,7 +43,7 @@ func (s *Service) withGuest(name string, fn func(gf driver.GuestFiles, id string
 	if !ok {
 		return false, nil
 	}
-	if in, err = s.lockInstance(name); err != nil {
+	if in, err = s.lockInstance(ctx, name); err != nil {
 		return true, err
 	}
 	defer in.op.Unlock()
@@ -71,7 +71,7 @@ func guestErr(err error) error {
 }
 
 func (s *Service) readGuestFile(ctx context.Context, name, p string, fn func(*File) error) (bool, error) {
-	return s.withGuest(name, func(gf driver.GuestFiles, id string) error {
+	return s.withGuest(ctx, name, func(gf driver.GuestFiles, id string) error {
 		// The content is spooled to a temporary file: the API serves it
 		// with ranges, which need a file it can seek.
 		tmp, err := os.CreateTemp("", "hangar-vmfile-")
@@ -108,7 +108,7 @@ func (s *Service) readGuestFile(ctx context.Context, name, p string, fn func(*Fi
 }
 
 func (s *Service) writeGuestFile(ctx context.Context, name, p string, w FileWrite) (bool, error) {
-	return s.withGuest(name, func(gf driver.GuestFiles, id string) error {
+	return s.withGuest(ctx, name, func(gf driver.GuestFiles, id string) error {
 		mode := w.Mode
 		if mode < 0 {
 			mode = defaultFileMode
@@ -124,7 +124,7 @@ func (s *Service) writeGuestFile(ctx context.Context, name, p string, w FileWrit
 }
 
 func (s *Service) deleteGuestFile(ctx context.Context, name, p string) (bool, error) {
-	return s.withGuest(name, func(gf driver.GuestFiles, id string) error {
+	return s.withGuest(ctx, name, func(gf driver.GuestFiles, id string) error {
 		return gf.GuestDeleteFile(ctx, id, p)
 	})
 }

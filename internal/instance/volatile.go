@@ -81,7 +81,7 @@ func (s *Service) setIdmapKeys(rec *store.Instance) {
 		return
 	}
 	s.mu.RLock()
-	views, _ := s.profileViewsLocked(rec.Profiles) // a missing profile was refused before
+	views, _ := s.profileViewsLocked(profileRefs(*rec)) // a missing profile was refused before
 	s.mu.RUnlock()
 	m := s.idmapOf(Type(rec.Type), expandConfig(rec.Config, views))
 	rec.Config[keyIdmapNext] = idmapJSON(m)

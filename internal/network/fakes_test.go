@@ -290,7 +290,7 @@ type fakeEvents struct {
 	seen []string
 }
 
-func (e *fakeEvents) Lifecycle(action string, en event.Entity, _ map[string]any) {
+func (e *fakeEvents) Lifecycle(_ context.Context, action string, en event.Entity, _ map[string]any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seen = append(e.seen, action+" "+en.Kind+" "+en.Name)

@@ -65,7 +65,7 @@ func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error
 	if replace {
 		action = "network-forward-updated"
 	}
-	m.emit(action, event.EntityNetworkForward, f.Network+"/"+f.ListenAddress, nil)
+	m.emit(ctx, action, event.EntityNetworkForward, f.Network+"/"+f.ListenAddress, nil)
 	return nil
 }
 
@@ -79,7 +79,7 @@ func (m *Manager) DeleteForward(ctx context.Context, network, listen string) err
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit("network-forward-deleted", event.EntityNetworkForward, network+"/"+listen, nil)
+	m.emit(ctx, "network-forward-deleted", event.EntityNetworkForward, network+"/"+listen, nil)
 	return nil
 }
 

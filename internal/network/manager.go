@@ -52,12 +52,12 @@ type Config struct {
 
 // Emitter publishes lifecycle events.
 type Emitter interface {
-	Lifecycle(action string, e event.Entity, ctx map[string]any)
+	Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any)
 }
 
-func (m *Manager) emit(action, kind, name string, ctx map[string]any) {
+func (m *Manager) emit(ctx context.Context, action, kind, name string, meta map[string]any) {
 	if m.cfg.Events != nil {
-		m.cfg.Events.Lifecycle(action, event.Entity{Kind: kind, Name: name}, ctx)
+		m.cfg.Events.Lifecycle(ctx, action, event.Entity{Kind: kind, Name: name}, meta)
 	}
 }
 
@@ -289,7 +289,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit("network-created", event.EntityNetwork, req.Name, nil)
+	m.emit(ctx, "network-created", event.EntityNetwork, req.Name, nil)
 	return nil
 }
 
@@ -560,7 +560,7 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit("network-updated", event.EntityNetwork, rec.Name, nil)
+	m.emit(ctx, "network-updated", event.EntityNetwork, rec.Name, nil)
 	return nil
 }
 
@@ -601,7 +601,7 @@ func (m *Manager) Rename(ctx context.Context, name, newName string) error {
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit("network-renamed", event.EntityNetwork, newName, map[string]any{"old_name": name})
+	m.emit(ctx, "network-renamed", event.EntityNetwork, newName, map[string]any{"old_name": name})
 	return nil
 }
 
@@ -643,7 +643,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		errs = append(errs, err)
 	}
 	m.cfg.Log.Info("network deleted", "network", name)
-	m.emit("network-deleted", event.EntityNetwork, name, nil)
+	m.emit(ctx, "network-deleted", event.EntityNetwork, name, nil)
 	return errors.Join(errs...)
 }
 

@@ -15,8 +15,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // DefaultRetention is how long finished operations stay queryable when New
@@ -31,7 +33,7 @@ const Location = "none"
 // satisfies it. Publish is called with the operation's lock held, so it must
 // not call back into the registry.
 type Publisher interface {
-	Publish(eventType string, metadata any) event.Event
+	PublishIn(project, eventType string, metadata any) event.Event
 }
 
 // Spec describes an operation to Start.
@@ -52,6 +54,10 @@ type Spec struct {
 	Cancelable bool
 	// Metadata is the initial metadata (copied).
 	Metadata map[string]any
+	// Context is the request's: Run's context keeps its values (who asked,
+	// in which project) but not its cancellation or deadline. nil:
+	// context.Background.
+	Context context.Context
 }
 
 // Registry runs operations and keeps them queryable until their retention
@@ -143,10 +149,16 @@ func (r *Registry) Start(spec Spec) *Op {
 		panic("operation: Start with a nil Run")
 	}
 	class := cmp.Or(spec.Class, api.OperationClassTask)
-	ctx, cancel := context.WithCancel(context.Background())
+	parent := spec.Context
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	now := r.now()
 	op := &Op{
 		reg:        r,
+		project:    project.Name(parent),
+		requestor:  auth.From(parent),
 		cancelable: spec.Cancelable,
 		cancel:     cancel,
 		done:       make(chan struct{}),
@@ -202,6 +214,32 @@ func (r *Registry) Get(id string) (api.Operation, error) {
 		return api.Operation{}, err
 	}
 	return op.Snapshot(), nil
+}
+
+// Project is the project the operation acts in.
+func (op *Op) Project() string { return op.project }
+
+// Requestor is who started the operation.
+func (op *Op) Requestor() auth.Identity { return op.requestor }
+
+// Lookup returns the live operation with the given id, for callers that
+// check its project or requestor before acting on it.
+func (r *Registry) Lookup(id string) (*Op, error) { return r.lookup(id) }
+
+// ListOps returns the live operations, oldest first.
+func (r *Registry) ListOps() []*Op {
+	r.mu.RLock()
+	ops := slices.Collect(maps.Values(r.ops))
+	r.mu.RUnlock()
+	slices.SortFunc(ops, func(a, b *Op) int { return cmp.Compare(a.order, b.order) })
+	now := r.now()
+	out := ops[:0]
+	for _, op := range ops {
+		if !op.expired(now, r.retention) {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 // List returns snapshots of all operations, oldest first. It is never nil.
@@ -261,6 +299,8 @@ func (r *Registry) Cancel(id string) error {
 type Op struct {
 	reg        *Registry
 	order      uint64
+	project    string        // the project it acts in
+	requestor  auth.Identity // who started it
 	cancelable bool
 	cancel     context.CancelFunc
 	done       chan struct{} // closed once the status is final
@@ -388,7 +428,7 @@ func (op *Op) setStatusLocked(status api.StatusCode, now time.Time) {
 // operation's events are published in the order of its changes.
 func (op *Op) publishLocked() {
 	if op.reg.hub != nil {
-		op.reg.hub.Publish(api.EventTypeOperation, op.snapshotLocked())
+		op.reg.hub.PublishIn(op.project, api.EventTypeOperation, op.snapshotLocked())
 	}
 }
 

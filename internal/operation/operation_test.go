@@ -24,7 +24,7 @@ type recorder struct {
 	events []api.Operation
 }
 
-func (r *recorder) Publish(eventType string, metadata any) event.Event {
+func (r *recorder) PublishIn(_, eventType string, metadata any) event.Event {
 	if eventType != api.EventTypeOperation {
 		panic("unexpected event type " + eventType)
 	}

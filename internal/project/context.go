@@ -60,3 +60,23 @@ func From(ctx context.Context) Project {
 
 // Name returns the name of the project ctx acts in.
 func Name(ctx context.Context) string { return From(ctx).Name }
+
+type allKey struct{}
+
+// WithAll returns ctx listing across every project (LXD's all-projects),
+// for the lists that support it.
+func WithAll(ctx context.Context) context.Context {
+	return context.WithValue(ctx, allKey{}, true)
+}
+
+// All tells whether ctx lists across every project.
+func All(ctx context.Context) bool {
+	all, _ := ctx.Value(allKey{}).(bool)
+	return all
+}
+
+// Sees tells whether a list in ctx shows an object of project p: every
+// project's with All, else only ctx's own.
+func Sees(ctx context.Context, p string) bool {
+	return All(ctx) || p == Name(ctx)
+}

@@ -353,7 +353,7 @@ type recorder struct {
 	got []string
 }
 
-func (r *recorder) Lifecycle(action string, e event.Entity, _ map[string]any) {
+func (r *recorder) Lifecycle(_ context.Context, action string, e event.Entity, _ map[string]any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, action+" "+e.Kind+" "+e.Name)

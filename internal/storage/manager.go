@@ -51,7 +51,7 @@ type Images interface {
 
 // Emitter publishes lifecycle events.
 type Emitter interface {
-	Lifecycle(action string, e event.Entity, ctx map[string]any)
+	Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any)
 }
 
 // Config wires a Manager.
@@ -105,9 +105,9 @@ func New(cfg Config) *Manager {
 	return &Manager{cfg: cfg, pools: map[string]*pool{}}
 }
 
-func (m *Manager) emit(action, kind, name string, ctx map[string]any) {
+func (m *Manager) emit(ctx context.Context, action, kind, name string, meta map[string]any) {
 	if m.cfg.Events != nil {
-		m.cfg.Events.Lifecycle(action, event.Entity{Kind: kind, Name: name}, ctx)
+		m.cfg.Events.Lifecycle(ctx, action, event.Entity{Kind: kind, Name: name}, meta)
 	}
 }
 

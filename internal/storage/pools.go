@@ -156,7 +156,7 @@ func (m *Manager) CreatePool(ctx context.Context, req CreatePoolRequest) error {
 	r.Success()
 	m.pools[rec.Name] = &pool{rec: rec, drv: drv, status: "Created"}
 	m.cfg.Log.Info("storage pool created", "pool", rec.Name, "driver", rec.Driver)
-	m.emit("storage-pool-created", event.EntityStoragePool, rec.Name, nil)
+	m.emit(ctx, "storage-pool-created", event.EntityStoragePool, rec.Name, nil)
 	return nil
 }
 
@@ -242,7 +242,7 @@ func (m *Manager) updatePool(ctx context.Context, name string, put PoolPut, repl
 			p.drv = drv
 		}
 	}
-	m.emit("storage-pool-updated", event.EntityStoragePool, name, nil)
+	m.emit(ctx, "storage-pool-updated", event.EntityStoragePool, name, nil)
 	return nil
 }
 
@@ -306,7 +306,7 @@ func (m *Manager) DeletePool(ctx context.Context, name string) error {
 	}
 	delete(m.pools, name)
 	m.cfg.Log.Info("storage pool deleted", "pool", name)
-	m.emit("storage-pool-deleted", event.EntityStoragePool, name, nil)
+	m.emit(ctx, "storage-pool-deleted", event.EntityStoragePool, name, nil)
 	return nil
 }
 

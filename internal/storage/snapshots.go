@@ -322,7 +322,7 @@ func (m *Manager) CreateVolumeSnapshot(ctx context.Context, poolName, typ, name,
 	if _, err := m.createSnapshot(ctx, p, rec, snap, put.Description, put.ExpiresAt); err != nil {
 		return err
 	}
-	m.emit("storage-volume-snapshot-created", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
+	m.emit(ctx, "storage-volume-snapshot-created", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
 	return nil
 }
 
@@ -349,7 +349,7 @@ func (m *Manager) UpdateVolumeSnapshot(ctx context.Context, poolName, typ, name,
 		return m.cfg.Store.UpdateStorageVolume(ctx, v)
 	})
 	if err == nil {
-		m.emit("storage-volume-snapshot-updated", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
+		m.emit(ctx, "storage-volume-snapshot-updated", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
 	}
 	return err
 }
@@ -360,7 +360,7 @@ func (m *Manager) RenameVolumeSnapshot(ctx context.Context, poolName, typ, name,
 		return m.renameSnapshot(ctx, parent, v, newName)
 	})
 	if err == nil {
-		m.emit("storage-volume-snapshot-renamed", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+newName, map[string]any{"old_name": snap})
+		m.emit(ctx, "storage-volume-snapshot-renamed", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+newName, map[string]any{"old_name": snap})
 	}
 	return err
 }
@@ -371,7 +371,7 @@ func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name,
 		return m.deleteVolumeRecord(ctx, p, v)
 	})
 	if err == nil {
-		m.emit("storage-volume-snapshot-deleted", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
+		m.emit(ctx, "storage-volume-snapshot-deleted", event.EntityStorageVolumeSnapshot, poolName+"/custom/"+name+"/"+snap, nil)
 	}
 	return err
 }

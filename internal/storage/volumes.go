@@ -212,7 +212,7 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 		return err
 	}
 	r.Success()
-	m.emit("storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
+	m.emit(ctx, "storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
 	return nil
 }
 
@@ -292,7 +292,7 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
 		return err
 	}
-	m.emit("storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emit(ctx, "storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 
@@ -366,7 +366,7 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 		_ = m.cfg.Store.UpdateStorageVolume(bg, old)
 		return err
 	}
-	m.emit("storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
+	m.emit(ctx, "storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
 	return nil
 }
 
@@ -386,7 +386,7 @@ func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) 
 	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
 		return err
 	}
-	m.emit("storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emit(ctx, "storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 

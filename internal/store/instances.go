@@ -13,13 +13,19 @@ import (
 type Instance struct {
 	// ID is assigned by CreateInstance and never reused, even after the
 	// instance is deleted, so it can name the instance's runtime objects.
-	ID           int64
-	Name         string
-	Type         string
-	Architecture string
-	Description  string
-	Config       map[string]string
-	Devices      map[string]map[string]string
+	ID int64
+	// Project holds the instance; names are unique per project.
+	Project string
+	// ProfileProject is the project whose profiles the instance's
+	// Profiles name: its own when it has features.profiles, else the
+	// default project. Derived by the store from the project's config.
+	ProfileProject string
+	Name           string
+	Type           string
+	Architecture   string
+	Description    string
+	Config         map[string]string
+	Devices        map[string]map[string]string
 	// Profiles in the order they apply; each must name an existing profile.
 	Profiles   []string
 	Ephemeral  bool
@@ -33,9 +39,15 @@ type Instance struct {
 // list, where an ordered json_group_array subquery per row doubled the cost
 // of ListInstances.
 const instanceSelect = `
-SELECT i.id, i.name, i.type, i.architecture, i.description, i.config, i.devices,
+SELECT i.id, i.project, ` + profileProjectOf + `, i.name, i.type, i.architecture, i.description, i.config, i.devices,
        i.ephemeral, i.stateful, i.created_at, i.last_used_at
   FROM instances i`
+
+// profileProjectOf is the project whose profiles instance i uses (LXD
+// forbids changing features.profiles on a project with instances, so it
+// is stable for an instance's life).
+const profileProjectOf = `(SELECT CASE WHEN json_extract(pr.config, '$."features.profiles"') = 'true'
+             THEN pr.name ELSE 'default' END FROM projects pr WHERE pr.name = i.project)`
 
 const instanceProfilesSelect = `
 SELECT ip.instance_id, p.name
@@ -48,7 +60,7 @@ func scanInstance(row rowScanner) (Instance, error) {
 		in                     Instance
 		config, devices, c, lu string
 	)
-	if err := row.Scan(&in.ID, &in.Name, &in.Type, &in.Architecture, &in.Description,
+	if err := row.Scan(&in.ID, &in.Project, &in.ProfileProject, &in.Name, &in.Type, &in.Architecture, &in.Description,
 		&config, &devices, &in.Ephemeral, &in.Stateful, &c, &lu); err != nil {
 		return Instance{}, err
 	}
@@ -78,7 +90,7 @@ func (q *Queries) loadInstances(ctx context.Context, where string, args ...any) 
 	var out []Instance
 	err := q.read(ctx, func(db dbtx) error {
 		out = out[:0]
-		rows, err := db.QueryContext(ctx, instanceSelect+where+" ORDER BY i.name", args...)
+		rows, err := db.QueryContext(ctx, instanceSelect+where+" ORDER BY i.project, i.name", args...)
 		if err != nil {
 			return err
 		}
@@ -135,23 +147,31 @@ func (q *Queries) CreateInstance(ctx context.Context, inst *Instance) error {
 	if err != nil {
 		return fmt.Errorf("create instance %q devices: %w", inst.Name, err)
 	}
-	var id int64
+	var (
+		id             int64
+		profileProject string
+	)
 	err = q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
-INSERT INTO instances (name, type, architecture, description, config, devices,
+INSERT INTO instances (project, name, type, architecture, description, config, devices,
                        ephemeral, stateful, created_at, last_used_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			inst.Name, inst.Type, inst.Architecture, inst.Description, config, devices,
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			projectOrDefault(inst.Project), inst.Name, inst.Type, inst.Architecture, inst.Description, config, devices,
 			inst.Ephemeral, inst.Stateful, fmtTime(inst.CreatedAt), fmtTime(inst.LastUsedAt))
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("instance %q already exists", inst.Name)
+		case isForeignKey(err):
+			return errdefs.NotFound("project %q not found", inst.Project)
 		case isCheck(err):
 			return errdefs.Invalid("create instance %q: %v", inst.Name, err)
 		case err != nil:
 			return fmt.Errorf("create instance %q: %w", inst.Name, err)
 		}
 		if id, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create instance %q: %w", inst.Name, err)
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT "+profileProjectOf+" FROM instances i WHERE i.id = ?", id).Scan(&profileProject); err != nil {
 			return fmt.Errorf("create instance %q: %w", inst.Name, err)
 		}
 		return setInstanceProfiles(ctx, tx, id, inst.Profiles)
@@ -161,6 +181,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	}
 	// Only now: a failed create must not leave a plausible-looking ID.
 	inst.ID = id
+	inst.Project, inst.ProfileProject = projectOrDefault(inst.Project), profileProject
 	return nil
 }
 
@@ -195,7 +216,8 @@ func setInstanceProfiles(ctx context.Context, tx *sql.Tx, id int64, profiles []s
 		// zero-row insert rather than a second query.
 		res, err := tx.ExecContext(ctx, `
 INSERT INTO instances_profiles (instance_id, profile_id, apply_order)
-SELECT ?, id, ? FROM profiles WHERE name = ?`, id, i, name)
+SELECT i.id, p.id, ? FROM instances i JOIN profiles p
+ WHERE i.id = ? AND p.name = ? AND p.project = `+profileProjectOf, i, id, name)
 		switch {
 		case isUnique(err): // (instance_id, apply_order) cannot collide: it is the profile
 			return errdefs.Invalid("profile %q is listed more than once", name)
@@ -213,9 +235,9 @@ SELECT ?, id, ? FROM profiles WHERE name = ?`, id, i, name)
 	return nil
 }
 
-// GetInstance returns the instance called name.
+// GetInstance returns the instance called name in the default project.
 func (q *Queries) GetInstance(ctx context.Context, name string) (Instance, error) {
-	list, err := q.loadInstances(ctx, "i.name = ?", name)
+	list, err := q.loadInstances(ctx, "i.project = 'default' AND i.name = ?", name)
 	switch {
 	case err != nil:
 		return Instance{}, fmt.Errorf("get instance %q: %w", name, err)
@@ -225,7 +247,8 @@ func (q *Queries) GetInstance(ctx context.Context, name string) (Instance, error
 	return list[0], nil
 }
 
-// ListInstances returns every instance, ordered by name.
+// ListInstances returns every instance of every project, ordered by
+// project and name.
 func (q *Queries) ListInstances(ctx context.Context) ([]Instance, error) {
 	list, err := q.loadInstances(ctx, "")
 	if err != nil {
@@ -294,4 +317,12 @@ func (q *Queries) DeleteInstance(ctx context.Context, id int64) error {
 		}
 		return nil
 	})
+}
+
+// projectOrDefault names the default project for a record that names none.
+func projectOrDefault(p string) string {
+	if p == "" {
+		return "default"
+	}
+	return p
 }

@@ -102,7 +102,7 @@ func TestInstanceCRUD(t *testing.T) {
 	_, err = s.GetInstance(ctx, "c1-renamed")
 	wantKind(t, err, errNotFound, "")
 	// Its profile links went with it, so "big" can go now.
-	if err := s.DeleteProfile(ctx, "big"); err != nil {
+	if err := s.DeleteProfile(ctx, "default", "big"); err != nil {
 		t.Errorf("DeleteProfile after instance delete: %v", err)
 	}
 }

@@ -256,7 +256,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err := stores[0].w.QueryRow("SELECT count(*) FROM schema").Scan(&rows); err != nil || rows != len(migrations) {
 		t.Errorf("schema rows = %d, %v; want %d", rows, err, len(migrations))
 	}
-	_, err = stores[0].GetProfile(ctx, "nope")
+	_, err = stores[0].GetProfile(ctx, "default", "nope")
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("GetProfile(nope) = %v", err)
 	}

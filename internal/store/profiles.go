@@ -11,21 +11,23 @@ import (
 
 // Profile is a profile's stored record.
 type Profile struct {
-	ID          int64
+	ID int64
+	// Project holds the profile; names are unique per project.
+	Project     string
 	Name        string
 	Description string
 	Config      map[string]string
 	Devices     map[string]map[string]string
 }
 
-const profileSelect = `SELECT id, name, description, config, devices FROM profiles`
+const profileSelect = `SELECT id, project, name, description, config, devices FROM profiles`
 
 func scanProfile(row rowScanner) (Profile, error) {
 	var (
 		p               Profile
 		config, devices string
 	)
-	if err := row.Scan(&p.ID, &p.Name, &p.Description, &config, &devices); err != nil {
+	if err := row.Scan(&p.ID, &p.Project, &p.Name, &p.Description, &config, &devices); err != nil {
 		return Profile{}, err
 	}
 	var err error
@@ -52,8 +54,8 @@ func (q *Queries) CreateProfile(ctx context.Context, p *Profile) error {
 	var id int64
 	err = q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			"INSERT INTO profiles (name, description, config, devices) VALUES (?, ?, ?, ?)",
-			p.Name, p.Description, config, devices)
+			"INSERT INTO profiles (project, name, description, config, devices) VALUES (?, ?, ?, ?, ?)",
+			projectOrDefault(p.Project), p.Name, p.Description, config, devices)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("profile %q already exists", p.Name)
@@ -70,13 +72,13 @@ func (q *Queries) CreateProfile(ctx context.Context, p *Profile) error {
 	if err != nil {
 		return err
 	}
-	p.ID = id
+	p.ID, p.Project = id, projectOrDefault(p.Project)
 	return nil
 }
 
-// GetProfile returns the profile called name.
-func (q *Queries) GetProfile(ctx context.Context, name string) (Profile, error) {
-	p, err := scanProfile(q.reader().QueryRowContext(ctx, profileSelect+" WHERE name = ?", name))
+// GetProfile returns the profile called name in project.
+func (q *Queries) GetProfile(ctx context.Context, project, name string) (Profile, error) {
+	p, err := scanProfile(q.reader().QueryRowContext(ctx, profileSelect+" WHERE project = ? AND name = ?", projectOrDefault(project), name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Profile{}, errdefs.NotFound("profile %q not found", name)
@@ -86,9 +88,10 @@ func (q *Queries) GetProfile(ctx context.Context, name string) (Profile, error) 
 	return p, nil
 }
 
-// ListProfiles returns every profile, ordered by name.
+// ListProfiles returns every profile of every project, ordered by project
+// and name.
 func (q *Queries) ListProfiles(ctx context.Context) ([]Profile, error) {
-	rows, err := q.reader().QueryContext(ctx, profileSelect+" ORDER BY name")
+	rows, err := q.reader().QueryContext(ctx, profileSelect+" ORDER BY project, name")
 	if err != nil {
 		return nil, fmt.Errorf("list profiles: %w", err)
 	}
@@ -142,12 +145,12 @@ func (q *Queries) UpdateProfile(ctx context.Context, p Profile) error {
 	})
 }
 
-// DeleteProfile deletes the profile called name. A profile some instance
-// still lists is ErrConflict: the schema will not leave that instance
-// pointing at nothing.
-func (q *Queries) DeleteProfile(ctx context.Context, name string) error {
+// DeleteProfile deletes the profile called name in project. A profile
+// some instance still lists is ErrConflict: the schema will not leave that
+// instance pointing at nothing.
+func (q *Queries) DeleteProfile(ctx context.Context, project, name string) error {
 	return q.atomic(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM profiles WHERE name = ?", name)
+		res, err := tx.ExecContext(ctx, "DELETE FROM profiles WHERE project = ? AND name = ?", projectOrDefault(project), name)
 		switch {
 		case isForeignKey(err):
 			return errdefs.Conflict("profile %q is in use by an instance", name)

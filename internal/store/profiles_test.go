@@ -9,11 +9,11 @@ import (
 
 func TestDefaultProfile(t *testing.T) {
 	s, _ := openStore(t)
-	got, err := s.GetProfile(context.Background(), "default")
+	got, err := s.GetProfile(context.Background(), "default", "default")
 	if err != nil {
 		t.Fatalf("GetProfile(default): %v", err)
 	}
-	want := store.Profile{ID: got.ID, Name: "default", Description: "Default Hangar profile"}
+	want := store.Profile{ID: got.ID, Project: "default", Name: "default", Description: "Default Hangar profile"}
 	diff(t, "default profile", got, want)
 	if got.Config == nil || got.Devices == nil {
 		t.Errorf("default profile has nil maps: %+v", got)
@@ -36,7 +36,7 @@ func TestProfileCRUD(t *testing.T) {
 	if p.ID == 0 {
 		t.Fatal("CreateProfile did not set ID")
 	}
-	got, err := s.GetProfile(ctx, "web")
+	got, err := s.GetProfile(ctx, "default", "web")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestProfileCRUD(t *testing.T) {
 	if err := s.UpdateProfile(ctx, p); err != nil {
 		t.Fatalf("UpdateProfile: %v", err)
 	}
-	got, err = s.GetProfile(ctx, "www")
+	got, err = s.GetProfile(ctx, "default", "www")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,21 +76,21 @@ func TestProfileCRUD(t *testing.T) {
 	diff(t, "ListProfiles names", names, []string{"default", "www"})
 
 	// In use: refused, and nothing changed.
-	wantKind(t, s.DeleteProfile(ctx, "www"), errConflict, `profile "www" is in use by an instance`)
+	wantKind(t, s.DeleteProfile(ctx, "default", "www"), errConflict, `profile "www" is in use by an instance`)
 	if err := s.DeleteInstance(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteProfile(ctx, "www"); err != nil {
+	if err := s.DeleteProfile(ctx, "default", "www"); err != nil {
 		t.Fatalf("DeleteProfile: %v", err)
 	}
-	_, err = s.GetProfile(ctx, "www")
+	_, err = s.GetProfile(ctx, "default", "www")
 	wantKind(t, err, errNotFound, `profile "www" not found`)
 }
 
 func TestProfileErrors(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openStore(t)
-	def, err := s.GetProfile(ctx, "default")
+	def, err := s.GetProfile(ctx, "default", "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestProfileErrors(t *testing.T) {
 		kind error
 		msg  string
 	}{
-		{"get missing", func() error { _, err := s.GetProfile(ctx, "x"); return err },
+		{"get missing", func() error { _, err := s.GetProfile(ctx, "default", "x"); return err },
 			errNotFound, `profile "x" not found`},
 		{"create duplicate", func() error { return s.CreateProfile(ctx, &store.Profile{Name: "default"}) },
 			errConflict, `profile "default" already exists`},
@@ -116,7 +116,7 @@ func TestProfileErrors(t *testing.T) {
 			p.Name = "default"
 			return s.UpdateProfile(ctx, p)
 		}, errConflict, `profile "default" already exists`},
-		{"delete missing", func() error { return s.DeleteProfile(ctx, "x") },
+		{"delete missing", func() error { return s.DeleteProfile(ctx, "default", "x") },
 			errNotFound, `profile "x" not found`},
 	}
 	for _, tt := range tests {
@@ -124,7 +124,7 @@ func TestProfileErrors(t *testing.T) {
 			wantKind(t, tt.op(), tt.kind, tt.msg)
 		})
 	}
-	got, err := s.GetProfile(ctx, "default")
+	got, err := s.GetProfile(ctx, "default", "default")
 	if err != nil {
 		t.Fatal(err)
 	}

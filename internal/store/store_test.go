@@ -70,7 +70,7 @@ func TestReopenPersists(t *testing.T) {
 	}
 	defer s.Close()
 	gotC, err1 := s.GetInstance(ctx, "c1")
-	gotP, err2 := s.GetProfile(ctx, "web")
+	gotP, err2 := s.GetProfile(ctx, "default", "web")
 	gotI, err3 := s.GetImage(ctx, img.Fingerprint)
 	gotA, err4 := s.GetAlias(ctx, "alpine")
 	gotCfg, err5 := s.GetServerConfig(ctx)
@@ -117,7 +117,7 @@ func TestAtomic(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Atomic = %v, want boom", err)
 	}
-	if _, err := s.GetProfile(ctx, "p"); !errors.Is(err, errNotFound) {
+	if _, err := s.GetProfile(ctx, "default", "p"); !errors.Is(err, errNotFound) {
 		t.Errorf("profile survived rollback: %v", err)
 	}
 	if list, _ := s.ListInstances(ctx); len(list) != 0 {

@@ -79,7 +79,7 @@ func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	res := instanceResources(s.typeOf(r.Context(), name), name)
 	res["backups"] = []string{c.Name()} // the name, as LXD gives it (lxc export reads it)
-	s.startOp(w, "Backing up instance", res, c.Run)
+	s.startOp(w, r, "Backing up instance", res, c.Run)
 }
 
 func (s *Server) getBackup(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +104,7 @@ func (s *Server) renameBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Renaming instance backup", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
+	s.startOp(w, r, "Renaming instance backup", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
 }
 
 func (s *Server) deleteBackup(w http.ResponseWriter, r *http.Request) {
@@ -113,7 +113,7 @@ func (s *Server) deleteBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Deleting instance backup", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
+	s.startOp(w, r, "Deleting instance backup", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
 		return s.Instances.DeleteBackup(ctx, name, b)
 	})
 }
@@ -154,5 +154,5 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 		s.refuseUpload(w, upload, err)
 		return
 	}
-	s.startOp(w, "Creating instance from backup", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
+	s.startOp(w, r, "Creating instance from backup", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
 }

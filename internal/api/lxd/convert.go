@@ -1,13 +1,16 @@
 package lxd
 
 import (
+	"cmp"
 	"encoding/json"
+	"net/url"
 	"strings"
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // The translation between the core's types and LXD's wire shapes: every
@@ -25,6 +28,11 @@ func profileURL(name string) string  { return "/1.0/profiles/" + name }
 
 // entityURL is an entity as LXD names it in an event's source.
 func entityURL(e event.Entity) string {
+	return inProject(entityPath(e), e.Project)
+}
+
+// entityPath is an entity's URL path, without its project.
+func entityPath(e event.Entity) string {
 	switch e.Kind {
 	case event.EntityInstance:
 		return instanceURL(e.Name)
@@ -93,7 +101,7 @@ func toAPIInstance(in instance.Instance) api.Instance {
 		LastUsedAt:      in.LastUsedAt,
 		Location:        location,
 		Type:            string(in.Type),
-		Project:         defaultProject,
+		Project:         cmp.Or(in.Project, defaultProject),
 	}
 }
 
@@ -147,14 +155,32 @@ func toAPIState(st instance.State) api.InstanceState {
 func toAPIProfile(p instance.Profile) api.Profile {
 	used := make([]string, len(p.UsedBy))
 	for i, n := range p.UsedBy {
-		used[i] = instanceURL(n)
+		used[i] = inProject(instanceURL(n.Name), n.Project)
 	}
 	return api.Profile{
 		ProfilePut: api.ProfilePut{Config: p.Config, Description: p.Description, Devices: p.Devices},
 		Name:       p.Name,
 		UsedBy:     used,
-		Project:    defaultProject,
+		Project:    p.Project,
 	}
+}
+
+// inProject adds project to an object's URL, as LXD does outside the
+// default project.
+func inProject(u, p string) string {
+	if p == "" || p == project.Default {
+		return u
+	}
+	return u + "?project=" + url.QueryEscape(p)
+}
+
+// refNames names instances, qualified by project outside the default.
+func refNames(refs []instance.Ref) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.String()
+	}
+	return out
 }
 
 func fromInstancesPost(req api.InstancesPost) instance.CreateRequest {
@@ -254,16 +280,22 @@ func profileMatch(etag string) instance.ProfilePrecondition {
 
 // lifecycleMetadata is api.EventLifecycle with the context already encoded.
 type lifecycleMetadata struct {
-	Action  string          `json:"action"`
-	Source  string          `json:"source"`
-	Context json.RawMessage `json:"context,omitempty"`
+	Action    string                       `json:"action"`
+	Source    string                       `json:"source"`
+	Context   json.RawMessage              `json:"context,omitempty"`
+	Requestor *api.EventLifecycleRequestor `json:"requestor,omitempty"`
 }
 
 // toAPIEvent renders a hub event as LXD sends it on /1.0/events.
 func toAPIEvent(ev event.Event) (api.Event, error) {
 	out := api.Event{Type: ev.Type, Timestamp: ev.Timestamp, Metadata: ev.Metadata, Location: ev.Location, Sequence: ev.Sequence}
 	if lc := ev.Lifecycle; lc != nil {
-		raw, err := json.Marshal(lifecycleMetadata{Action: lc.Action, Source: entityURL(lc.Entity), Context: lc.Context})
+		md := lifecycleMetadata{Action: lc.Action, Source: entityURL(lc.Entity), Context: lc.Context}
+		if r := lc.Requestor; r != nil {
+			md.Requestor = &api.EventLifecycleRequestor{Username: r.Username, Protocol: r.Protocol, Address: r.Address}
+		}
+		out.Project = lc.Entity.Project
+		raw, err := json.Marshal(md)
 		if err != nil {
 			return api.Event{}, err
 		}

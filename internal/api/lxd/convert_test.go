@@ -122,12 +122,12 @@ func TestStateJSON(t *testing.T) {
 }
 
 func TestProfileJSON(t *testing.T) {
-	p := instance.Profile{Name: "small", Description: "s", Config: map[string]string{"limits.memory": "1GiB"}, Devices: instance.Devices{}, UsedBy: []string{"a", "b"}}
+	p := instance.Profile{Name: "small", Description: "s", Config: map[string]string{"limits.memory": "1GiB"}, Devices: instance.Devices{}, UsedBy: []instance.Ref{{Project: "default", Name: "a"}, {Project: "p1", Name: "b"}}, Project: "default"}
 	b, err := json.Marshal(toAPIProfile(p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"config":{"limits.memory":"1GiB"},"description":"s","devices":{},"name":"small","used_by":["/1.0/instances/a","/1.0/instances/b"],"project":"default"}`
+	want := `{"config":{"limits.memory":"1GiB"},"description":"s","devices":{},"name":"small","used_by":["/1.0/instances/a","/1.0/instances/b?project=p1"],"project":"default"}`
 	if string(b) != want {
 		t.Fatalf("JSON\n got %s\nwant %s", b, want)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 var eventTypes = map[string]bool{api.EventTypeLifecycle: true, api.EventTypeOperation: true, api.EventTypeLogging: true}
@@ -62,6 +63,11 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				conn.Close(websocket.StatusTryAgainLater, "event stream ended: reconnect with since=<last sequence>")
 				return
+			}
+			// LXD's rule: an event about another project is not shown;
+			// one about no project (a log line) is.
+			if ev.Project != "" && !project.Sees(r.Context(), ev.Project) {
+				continue
 			}
 			out, err := toAPIEvent(ev)
 			if err != nil {

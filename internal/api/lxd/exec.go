@@ -63,6 +63,7 @@ func (s *Server) execInstance(w http.ResponseWriter, r *http.Request) {
 	md := map[string]any{"command": post.Command, "environment": post.Environment, "interactive": req.TTY}
 	if !post.WaitForWS {
 		op := s.Ops.Start(operation.Spec{
+			Context:     r.Context(),
 			Class:       api.OperationClassTask,
 			Description: "Executing command",
 			Resources:   instanceResources(s.typeOf(r.Context(), name), name),

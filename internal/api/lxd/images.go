@@ -97,6 +97,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	var importErr error // Read once the operation is done.
 	var aborted error   // The client went away mid-upload.
 	op := s.Ops.Start(operation.Spec{
+		Context:     r.Context(),
 		Class:       api.OperationClassTask,
 		Description: "Importing image",
 		Run: func(ctx context.Context, op *operation.Op) error {
@@ -249,11 +250,11 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
 	users := s.Instances.ImageUsers(r.Context(), img.Fingerprint)
 	if len(users) > 0 {
 		// Refuse at once rather than as a failed operation.
-		writeError(w, s.Images.Delete(r.Context(), img.Fingerprint, users))
+		writeError(w, s.Images.Delete(r.Context(), img.Fingerprint, refNames(users)))
 		return
 	}
-	s.startOp(w, "Deleting image", map[string][]string{"images": {"/1.0/images/" + img.Fingerprint}}, func(ctx context.Context) error {
-		return s.Images.Delete(ctx, img.Fingerprint, s.Instances.ImageUsers(ctx, img.Fingerprint))
+	s.startOp(w, r, "Deleting image", map[string][]string{"images": {"/1.0/images/" + img.Fingerprint}}, func(ctx context.Context) error {
+		return s.Images.Delete(ctx, img.Fingerprint, refNames(s.Instances.ImageUsers(ctx, img.Fingerprint)))
 	})
 }
 

@@ -95,6 +95,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 		opts.Alias = req.Aliases[0].Name
 	}
 	op := s.Ops.Start(operation.Spec{
+		Context:     r.Context(),
 		Class:       api.OperationClassTask,
 		Description: "Downloading image",
 		Cancelable:  true,
@@ -156,8 +157,9 @@ func humanBytes(n int64) string {
 // startCreate runs an instance creation as an operation. One that pulls
 // its image reports the pull's progress and may be cancelled while it
 // pulls.
-func (s *Server) startCreate(w http.ResponseWriter, c *instance.Creation) {
+func (s *Server) startCreate(w http.ResponseWriter, r *http.Request, c *instance.Creation) {
 	op := s.Ops.Start(operation.Spec{
+		Context:     r.Context(),
 		Class:       api.OperationClassTask,
 		Description: "Creating instance",
 		Resources:   instanceResources(string(c.Type()), c.Name()),

@@ -92,7 +92,8 @@ func (s *Server) publishImage(w http.ResponseWriter, r *http.Request, req api.Im
 		Filename:    req.Filename,
 	}
 	op := s.Ops.Start(operation.Spec{
-		Class: api.OperationClassTask,
+		Context: r.Context(),
+		Class:   api.OperationClassTask,
 		// LXD's words for every POST /1.0/images, a publish included.
 		Description: "Downloading image",
 		Cancelable:  true,

@@ -9,6 +9,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // instanceResources names an operation's instances as LXD does: under
@@ -28,6 +29,15 @@ func instanceResources(typ string, names ...string) map[string][]string {
 	return res
 }
 
+// inInstanceProject returns ctx acting in an instance's project p, for a
+// list across projects that reads more of each instance.
+func inInstanceProject(ctx context.Context, p string) context.Context {
+	if project.Name(ctx) == p {
+		return ctx
+	}
+	return project.WithProject(ctx, project.Project{Name: p})
+}
+
 // typeOf is the type of the named instance, "" when there is none.
 func (s *Server) typeOf(ctx context.Context, name string) string {
 	inst, err := s.Instances.Get(ctx, name)
@@ -38,8 +48,9 @@ func (s *Server) typeOf(ctx context.Context, name string) string {
 }
 
 // startOp runs fn as a task operation and answers 202.
-func (s *Server) startOp(w http.ResponseWriter, description string, resources map[string][]string, fn func(ctx context.Context) error) {
+func (s *Server) startOp(w http.ResponseWriter, r *http.Request, description string, resources map[string][]string, fn func(ctx context.Context) error) {
 	op := s.Ops.Start(operation.Spec{
+		Context:     r.Context(),
 		Class:       api.OperationClassTask,
 		Description: description,
 		Resources:   resources,
@@ -65,7 +76,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := collectionURL(r) + "/"
-	if rec == 0 && f == nil && typ == "" {
+	if rec == 0 && f == nil && typ == "" && !project.All(r.Context()) {
 		names := s.Instances.Names(r.Context())
 		urls := make([]string, len(names))
 		for i, n := range names {
@@ -90,7 +101,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		}
 		// One query per instance kept: lxc list counts them (SNAPSHOTS).
 		for i := range kept {
-			if kept[i].Snapshots, err = s.snapshotsOf(r.Context(), kept[i].Name); err != nil {
+			if kept[i].Snapshots, err = s.snapshotsOf(inInstanceProject(r.Context(), kept[i].Project), kept[i].Name); err != nil {
 				writeError(w, err)
 				return
 			}
@@ -111,7 +122,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	if rec == 0 {
 		urls := make([]string, len(kept))
 		for i, in := range kept {
-			urls[i] = base + in.Name
+			urls[i] = inProject(base+in.Name, in.Project)
 		}
 		writeSync(w, urls, "")
 		return
@@ -161,7 +172,7 @@ func (s *Server) createInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startCreate(w, c) // images_oci.go: with pull progress
+	s.startCreate(w, r, c) // images_oci.go: with pull progress
 }
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +221,7 @@ func (s *Server) putInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Updating instance", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
+	s.startOp(w, r, "Updating instance", instanceResources(s.typeOf(r.Context(), name), name), func(context.Context) error { return nil })
 }
 
 func (s *Server) patchInstance(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +244,7 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Deleting instance", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
+	s.startOp(w, r, "Deleting instance", instanceResources(s.typeOf(r.Context(), name), name), func(ctx context.Context) error {
 		return s.Instances.Delete(ctx, name)
 	})
 }
@@ -255,7 +266,7 @@ func (s *Server) renameInstance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Renaming instance", instanceResources(s.typeOf(r.Context(), name), name, req.Name), func(ctx context.Context) error {
+	s.startOp(w, r, "Renaming instance", instanceResources(s.typeOf(r.Context(), name), name, req.Name), func(ctx context.Context) error {
 		return s.Instances.Rename(ctx, name, req.Name)
 	})
 }
@@ -281,6 +292,7 @@ func (s *Server) forkInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	typ := s.typeOf(r.Context(), name)
 	op := s.Ops.Start(operation.Spec{
+		Context:     r.Context(),
 		Class:       api.OperationClassTask,
 		Description: "Forking instance",
 		Resources:   instanceResources(typ, name, req.Name),
@@ -354,7 +366,7 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalid("stateful: stateful stop and start are supported for virtual machines only"))
 		return
 	}
-	s.startOp(w, desc, instanceResources(string(inst.Type), name), fn)
+	s.startOp(w, r, desc, instanceResources(string(inst.Type), name), fn)
 }
 
 func (s *Server) getConsoleLog(w http.ResponseWriter, r *http.Request) {

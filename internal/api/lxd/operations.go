@@ -8,6 +8,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 func (s *Server) listOperations(w http.ResponseWriter, r *http.Request) {
@@ -17,9 +18,15 @@ func (s *Server) listOperations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// LXD groups operations by lower-case status: {"running": [...], "success": [...]}.
+	var ops []api.Operation
+	for _, op := range s.Ops.ListOps() {
+		if project.Sees(r.Context(), op.Project()) {
+			ops = append(ops, op.Snapshot())
+		}
+	}
 	if rec == 0 {
 		out := map[string][]string{}
-		for _, op := range s.Ops.List() {
+		for _, op := range ops {
 			k := strings.ToLower(op.Status)
 			out[k] = append(out[k], "/1.0/operations/"+op.ID)
 		}
@@ -27,7 +34,7 @@ func (s *Server) listOperations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := map[string][]api.Operation{}
-	for _, op := range s.Ops.List() {
+	for _, op := range ops {
 		k := strings.ToLower(op.Status)
 		out[k] = append(out[k], op)
 	}

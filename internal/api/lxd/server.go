@@ -13,6 +13,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // Images is what the edge needs of the image store.
@@ -40,6 +41,8 @@ type Server struct {
 	OCI       OCIImages // nil: no registry pulls (images_oci.go)
 	Networks  Networks  // nil: no networks (networks.go)
 	Storage   Storage   // nil: no storage pools (storage.go)
+	// Projects owns projects; nil: only the default project (projects.go).
+	Projects *project.Service
 	// Roots and Publisher publish instances as images; either nil: not
 	// supported (images_publish.go).
 	Roots     RootReader
@@ -167,7 +170,11 @@ func (s *Server) Handler() http.Handler {
 	for _, c := range []string{"certificates", "warnings"} {
 		route("GET /1.0/"+c, s.emptyCollection)
 	}
-	for _, c := range []string{"projects", "certificates", "cluster", "warnings"} {
+	for _, rt := range s.projectRoutes() {
+		route(rt.method+" /1.0/projects"+rt.path, s.needProjects(rt.h))
+	}
+
+	for _, c := range []string{"certificates", "cluster", "warnings"} {
 		route("/1.0/"+c, s.notYet(c))
 		route("/1.0/"+c+"/", s.notYet(c))
 	}
@@ -199,13 +206,13 @@ func servedWithOtherMethod(mux *http.ServeMux, r *http.Request) bool {
 	return false
 }
 
-// middleware refuses projects other than "default" and logs each request.
+// middleware resolves the request's project (404 for an unknown one) and
+// logs each request.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	next = s.timed(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		if p := r.URL.Query().Get("project"); p != "" && p != "default" {
-			writeError(w, errdefs.NotFound("project %q not found (only \"default\" exists)", p))
+		if r = s.withProject(w, r); r == nil {
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -238,8 +245,8 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
 	info := s.serverInfo()
-	// The project the client asked about (the middleware lets only
-	// "default" through), and an ETag over the writable config, as LXD.
-	info.Environment.Project = "default"
+	// The project the client asked about, and an ETag over the writable
+	// config, as LXD.
+	info.Environment.Project = project.Name(r.Context())
 	writeSync(w, info, etagJSON(info.Config))
 }

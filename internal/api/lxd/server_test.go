@@ -121,7 +121,7 @@ func (fakeImages) Export(context.Context, string) (*image.Export, error) {
 
 type lifecycle struct{ hub *event.Hub }
 
-func (l lifecycle) Lifecycle(action string, e event.Entity, ctx map[string]any) {
+func (l lifecycle) Lifecycle(_ context.Context, action string, e event.Entity, ctx map[string]any) {
 	l.hub.Lifecycle(action, e, ctx)
 }
 

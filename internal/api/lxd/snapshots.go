@@ -157,7 +157,7 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Snapshotting instance", instanceResources(string(inst.Type), name), func(ctx context.Context) error {
+	s.startOp(w, r, "Snapshotting instance", instanceResources(string(inst.Type), name), func(ctx context.Context) error {
 		_, err := s.Instances.CreateSnapshot(ctx, name, sreq)
 		return err
 	})
@@ -212,7 +212,7 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.startOp(w, "Updating snapshot", s.snapshotResources(r.Context(), name), func(context.Context) error { return nil })
+	s.startOp(w, r, "Updating snapshot", s.snapshotResources(r.Context(), name), func(context.Context) error { return nil })
 }
 
 func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +221,7 @@ func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.startOp(w, "Deleting snapshot", s.snapshotResources(r.Context(), name), func(ctx context.Context) error {
+	s.startOp(w, r, "Deleting snapshot", s.snapshotResources(r.Context(), name), func(ctx context.Context) error {
 		return s.Instances.DeleteSnapshot(ctx, name, sn.Name)
 	})
 }
@@ -255,7 +255,7 @@ func (s *Server) renameSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Conflict("Name '%s/%s' already in use", name, req.Name))
 		return
 	}
-	s.startOp(w, "Renaming snapshot", s.snapshotResources(r.Context(), name), func(ctx context.Context) error {
+	s.startOp(w, r, "Renaming snapshot", s.snapshotResources(r.Context(), name), func(ctx context.Context) error {
 		return s.Instances.RenameSnapshot(ctx, name, sn.Name, req.Name)
 	})
 }
@@ -291,7 +291,7 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request, name st
 		writeError(w, errdefs.Invalid("snapshot %q of %q holds no state: restore it without stateful", snap, name))
 		return
 	}
-	s.startOp(w, "Restoring snapshot", instanceResources(string(inst.Type), name), func(ctx context.Context) error {
+	s.startOp(w, r, "Restoring snapshot", instanceResources(string(inst.Type), name), func(ctx context.Context) error {
 		return s.Instances.RestoreSnapshot(ctx, name, snap, put.Stateful)
 	})
 }

@@ -163,7 +163,7 @@ func (s *Server) createVolumeSnapshot(w http.ResponseWriter, r *http.Request) {
 		put.ExpiresAt = e.After(now)
 	}
 	snap := req.Name
-	s.startOp(w, "Creating storage volume snapshot", volumeSnapshotResources("storage_volumes", pool, typ, name), func(ctx context.Context) error {
+	s.startOp(w, r, "Creating storage volume snapshot", volumeSnapshotResources("storage_volumes", pool, typ, name), func(ctx context.Context) error {
 		return s.Storage.CreateVolumeSnapshot(ctx, pool, typ, name, snap, put)
 	})
 }
@@ -236,7 +236,7 @@ func (s *Server) deleteVolumeSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pool, name := r.PathValue("pool"), r.PathValue("name")
-	s.startOp(w, "Deleting storage volume snapshot", volumeSnapshotResources("storage_volume_snapshots", pool, typ, name), func(ctx context.Context) error {
+	s.startOp(w, r, "Deleting storage volume snapshot", volumeSnapshotResources("storage_volume_snapshots", pool, typ, name), func(ctx context.Context) error {
 		return s.Storage.DeleteVolumeSnapshot(ctx, pool, typ, name, sn.Name)
 	})
 }
@@ -274,7 +274,7 @@ func (s *Server) renameVolumeSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Conflict("Snapshot %q already in use", req.Name))
 		return
 	}
-	s.startOp(w, "Renaming storage volume snapshot", volumeSnapshotResources("storage_volume_snapshots", pool, typ, name), func(ctx context.Context) error {
+	s.startOp(w, r, "Renaming storage volume snapshot", volumeSnapshotResources("storage_volume_snapshots", pool, typ, name), func(ctx context.Context) error {
 		return s.Storage.RenameVolumeSnapshot(ctx, pool, typ, name, sn.Name, req.Name)
 	})
 }

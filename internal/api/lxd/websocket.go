@@ -192,6 +192,7 @@ func (s *Server) startSocketOp(ctx context.Context, w http.ResponseWriter, descr
 	md["fds"] = set.fds()
 	start := make(chan struct{})
 	op := s.Ops.Start(operation.Spec{
+		Context:     ctx,
 		Class:       api.OperationClassWebsocket,
 		Description: description,
 		Resources:   instanceResources(s.typeOf(ctx, instance), instance),
