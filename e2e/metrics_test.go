@@ -89,6 +89,8 @@ func TestMetrics(t *testing.T) {
 	// A second project's container, for the labels and ?project=.
 	d.must("project", "create", "p2", "features.images=false", "features.profiles=false")
 	d.must("--project", "p2", "launch", "busybox", "c2")
+	// The harness's clean-up deletes the default project's instances only.
+	t.Cleanup(func() { d.hangar("--project", "p2", "delete", "c2", "--force") })
 	d.must("init", "busybox", "stopped1")
 	d.must("launch", "busybox", "v1", "--vm", "-c", "limits.memory=256MiB", "-c", "limits.cpu=1")
 	// Traffic on c1's loopback, so its counters move.
