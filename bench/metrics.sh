@@ -18,6 +18,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 scratch=$(mktemp -d /tmp/hangar-metricsbench-XXXXXX)
+# Unprivileged containers' root (a mapped uid) must traverse to their roots.
+chmod 711 "$scratch"
 cleanup() {
 	# --stop-instances: hangard stops every container as it exits.
 	if [ -n "${pid:-}" ]; then
@@ -37,7 +39,9 @@ for applet in $(busybox --list-full); do
 	[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
 rm -f "$root/sbin/init"
-printf '#!/bin/sh\nexec /bin/sleep 2147483647\n' >"$root/sbin/init"
+# PID 1 ignores signals it has no handler for: this init ends on SIGTERM,
+# so hangard's --stop-instances does not wait out a stop timeout for each.
+printf '#!/bin/sh\ntrap "exit 0" TERM\n/bin/sleep 2147483647 &\nwait\n' >"$root/sbin/init"
 chmod 755 "$root/sbin/init"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
 tar -C "$root" --numeric-owner -czf "$scratch/rootfs.tar.gz" .
@@ -50,7 +54,7 @@ for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 hangar() { "$scratch/bin/hangar" --socket "$sock" "$@"; }
 hangar image import "$scratch/rootfs.tar.gz" --alias sleeper >/dev/null
 echo "launching $n containers..."
-seq 1 "$n" | xargs -P 8 -I{} "$scratch/bin/hangar" --socket "$sock" launch sleeper "m{}" >/dev/null
+seq 1 "$n" | xargs -P 4 -I{} "$scratch/bin/hangar" --socket "$sock" launch sleeper "m{}" >/dev/null
 running=$(curl -s --unix-socket "$sock" http://h/1.0/metrics | grep -c '^lxd_procs_total{')
 echo "series of $running running containers; $(curl -s --unix-socket "$sock" http://h/1.0/metrics | wc -c) bytes a scrape"
 # One warm-up, then the timed scrapes.
