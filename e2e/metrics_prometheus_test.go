@@ -44,7 +44,10 @@ func TestMetricsPrometheus(t *testing.T) {
 
 	// Ports in hangard's network namespace, where Prometheus runs too.
 	httpsAddr, promAddr := freePortIn(t, d.netns), freePortIn(t, d.netns)
-	d.must("config", "set", "core.https_address", httpsAddr)
+	cfg, _ := json.Marshal(map[string]any{"config": map[string]string{"core.https_address": httpsAddr}})
+	if code, out := d.unixRequest("PATCH", "/1.0", cfg); code != http.StatusOK {
+		t.Fatalf("PATCH /1.0 core.https_address: %d %s", code, out)
+	}
 
 	dir := t.TempDir()
 	certFile, keyFile, der := writeClientCert(t, dir, "prometheus")
