@@ -65,6 +65,8 @@ var Extensions = append(append([]string{
 	"certificate_project",
 	"certificate_token",
 	"remote_token_expiry",
+	// GET /1.0/metrics: Prometheus series with LXD's names.
+	"metrics",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

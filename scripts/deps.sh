@@ -34,3 +34,12 @@ if [ ${#vm[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${vm[@]}" >/dev/null
 fi
+# Metrics: prometheus provides promtool (the tests check /1.0/metrics with
+# `promtool check metrics`) and the Prometheus server one test scrapes
+# hangard with. Without recommends: the node exporter is not needed.
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+	echo "installing: prometheus"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi

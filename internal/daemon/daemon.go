@@ -27,6 +27,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
+	"github.com/hangar-dev/hangar/internal/metrics"
 	"github.com/hangar-dev/hangar/internal/operation"
 	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
@@ -263,7 +264,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Log: log,
+	mets := metrics.New(metrics.Config{Instances: svc, Operations: ops.Stats, Events: hub.Stats, Log: log.With("component", "metrics")})
+	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Metrics: mets, Log: log,
 		Authn: &edge.Authenticator{Trust: trusted}, Trust: trusted}
 	handler := api.Handler()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}

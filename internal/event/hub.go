@@ -119,6 +119,9 @@ type Hub struct {
 	ring   []Event // event with sequence s lives at ring[(s-1)%len(ring)]
 	subs   []*Subscription
 	closed bool
+	// delivered and dropped count events handed to subscribers and
+	// subscribers dropped as too slow (Stats).
+	delivered, dropped uint64
 
 	// Persistence of the sequence (Persist): numbers up to reserved may
 	// be handed out without writing; first is this run's first sequence.
@@ -277,8 +280,10 @@ func (h *Hub) publish(ev Event) Event {
 		}
 		select {
 		case s.ch <- ev:
+			h.delivered++
 			i++
 		default:
+			h.dropped++
 			// Dropping the consumer (rather than the event) keeps the
 			// stream gap-free for everyone: the client learns of it
 			// and resumes with since=its last sequence.

@@ -70,6 +70,8 @@ type Registry struct {
 	mu      sync.RWMutex
 	ops     map[string]*Op
 	created uint64 // creation counter: List's order, immune to clock ties
+	// createdBy counts the operations started, by class (Stats).
+	createdBy map[string]uint64
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -175,6 +177,10 @@ func (r *Registry) Start(spec Spec) *Op {
 	r.mu.Lock()
 	r.created++
 	op.order = r.created
+	if r.createdBy == nil {
+		r.createdBy = map[string]uint64{}
+	}
+	r.createdBy[class]++
 	r.ops[op.state.ID] = op
 	r.mu.Unlock()
 

@@ -62,7 +62,9 @@ type Server struct {
 	Authn edge.Identifier
 	// Trust is the trust store (certificates.go); nil: no certificates.
 	Trust Trust
-	Log   *slog.Logger // slog.Default() when nil
+	// Metrics serves /1.0/metrics and times requests; nil: neither.
+	Metrics Metrics
+	Log     *slog.Logger // slog.Default() when nil
 
 	routes []string // every pattern Handler registered, in order (Routes)
 
@@ -148,6 +150,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /1.0/operations/{id}", s.RequiresOn(requestProject, auth.Operator, s.cancelOperation))
 	route("GET /1.0/operations/{id}/websocket", s.RequiresOn(requestProject, auth.Operator, s.getOperationWebsocket))
 	route("GET /1.0/events", s.RequiresOn(requestProject, auth.CanViewEvents, s.getEvents))
+	route("GET /1.0/metrics", s.Requires(auth.CanViewMetrics, s.getMetrics))
 
 	route("GET /1.0/profiles", s.listProfiles)
 	route("POST /1.0/profiles", s.createProfile)
@@ -235,6 +238,7 @@ func servedWithOtherMethod(mux *http.ServeMux, r *http.Request) bool {
 // middleware resolves the request's project (404 for an unknown one) and
 // logs each request.
 func (s *Server) middleware(next http.Handler) http.Handler {
+	next = s.timed(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if r = s.withProject(w, r); r == nil {

@@ -40,6 +40,15 @@ type cgroupFiles struct {
 	memUsage string // v1 memory.usage_in_bytes, v2 memory.current
 	memPeak  string // v1 memory.max_usage_in_bytes, v2 memory.peak
 	cpu      string // v1 cpuacct.usage (ns), v2 cpu.stat (usage_usec)
+	// Read only by Metrics (metrics.go); see there for their formats.
+	memStat  string // memory.stat
+	cpuAll   string // v1 cpuacct.usage_all; v2 cpu.stat again
+	ioBytes  string // v1 blkio.throttle.io_service_bytes_recursive, v2 io.stat
+	ioOps    string // v1 blkio.throttle.io_serviced_recursive, v2 none
+	oom      string // v1 memory.oom_control, v2 memory.events
+	swap     string // v1 none (memory.stat has it), v2 memory.swap.current
+	memLimit string // v1 memory.limit_in_bytes, v2 memory.max
+	cpuset   string // v1 cpuset.effective_cpus, v2 cpuset.cpus.effective
 }
 
 // detectCgroups finds the cgroup mounts as runc does: a cgroup2 filesystem
@@ -73,7 +82,7 @@ func detectCgroups() (cgroupLayout, error) {
 		}
 		for _, opt := range strings.Split(sf[2], ",") {
 			switch opt {
-			case "freezer", "pids", "memory", "cpuacct", "blkio": // blkio is optional
+			case "freezer", "pids", "memory", "cpuacct", "blkio", "cpuset": // blkio and cpuset are optional
 				if _, dup := l.v1[opt]; !dup {
 					l.v1[opt] = v1Mount{point: unescapeMountinfo(pf[4]), root: unescapeMountinfo(pf[3])}
 				}
@@ -162,7 +171,24 @@ func (l cgroupLayout) files(id string) cgroupFiles {
 			memUsage: d + "/memory.current",
 			memPeak:  d + "/memory.peak",
 			cpu:      d + "/cpu.stat",
+			memStat:  d + "/memory.stat",
+			cpuAll:   d + "/cpu.stat",
+			ioBytes:  d + "/io.stat",
+			oom:      d + "/memory.events",
+			swap:     d + "/memory.swap.current",
+			memLimit: d + "/memory.max",
+			cpuset:   d + "/cpuset.cpus.effective",
 		}
+	}
+	// A controller the host does not mount leaves its files empty: their
+	// figures are left out.
+	var ioBytes, ioOps, cpuset string
+	if _, ok := l.v1["blkio"]; ok {
+		ioBytes = l.dir("blkio", p) + "/blkio.throttle.io_service_bytes_recursive"
+		ioOps = l.dir("blkio", p) + "/blkio.throttle.io_serviced_recursive"
+	}
+	if _, ok := l.v1["cpuset"]; ok {
+		cpuset = l.dir("cpuset", p) + "/cpuset.effective_cpus"
 	}
 	return cgroupFiles{
 		freeze:   l.dir("freezer", p) + "/freezer.state",
@@ -170,12 +196,20 @@ func (l cgroupLayout) files(id string) cgroupFiles {
 		memUsage: l.dir("memory", p) + "/memory.usage_in_bytes",
 		memPeak:  l.dir("memory", p) + "/memory.max_usage_in_bytes",
 		cpu:      l.dir("cpuacct", p) + "/cpuacct.usage",
+		memStat:  l.dir("memory", p) + "/memory.stat",
+		cpuAll:   l.dir("cpuacct", p) + "/cpuacct.usage_all",
+		ioBytes:  ioBytes,
+		ioOps:    ioOps,
+		oom:      l.dir("memory", p) + "/memory.oom_control",
+		memLimit: l.dir("memory", p) + "/memory.limit_in_bytes",
+		cpuset:   cpuset,
 	}
 }
 
 // cgroupStats holds the container's cgroup files open, so that reading
 // one is a single pread: open+read+close costs about four times as much.
-// It costs five descriptors per running container. mu guards the
+// It costs up to thirteen descriptors per running container (five for
+// State, the rest for Metrics). mu guards the
 // descriptors against reuse: they are closed (by the watcher) only under
 // the write lock.
 type cgroupStats struct {
@@ -192,6 +226,14 @@ const (
 	statMemUsage
 	statMemPeak
 	statCPU
+	statMemStat
+	statCPUAll
+	statIOBytes
+	statIOOps
+	statOOM
+	statSwap
+	statMemLimit
+	statCPUSet
 	numStats
 )
 
@@ -199,7 +241,12 @@ const (
 // cannot be opened (memory.peak before Linux 5.19) reads as zero.
 func openStats(f cgroupFiles) *cgroupStats {
 	c := &cgroupStats{v2: f.v2}
-	for i, p := range [numStats]string{f.freeze, f.pids, f.memUsage, f.memPeak, f.cpu} {
+	for i, p := range [numStats]string{f.freeze, f.pids, f.memUsage, f.memPeak, f.cpu,
+		f.memStat, f.cpuAll, f.ioBytes, f.ioOps, f.oom, f.swap, f.memLimit, f.cpuset} {
+		if p == "" {
+			c.fds[i] = -1
+			continue
+		}
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			fd = -1
