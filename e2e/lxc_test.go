@@ -380,7 +380,7 @@ func TestLXC(t *testing.T) {
 			args  []string
 			wants []string
 		}{
-			{[]string{"project", "list"}, []string{`missing the required "projects" API extension`}},
+			{[]string{"project", "show", "nope"}, []string{`project "nope" not found`}},
 			{[]string{"restore", "c1", "snap0"}, []string{`"snap0"`, "not found"}},
 			{[]string{"launch", "busybox", "s1", "-s", "nopool"}, []string{`"nopool"`}},
 			{[]string{"launch", "busybox", "n1", "-n", "lxdbr0"}, []string{`network "lxdbr0"`}},

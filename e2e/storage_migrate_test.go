@@ -52,11 +52,50 @@ func TestStorageMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
-		// What migrations 6 and later made (storage, snapshots, backups).
+		// What migrations 6 and later made (storage, snapshots, backups,
+		// projects, certificates, auth groups): their tables go, and the
+		// tables migration 9 rebuilt with a project go back to their
+		// schema-5 shape (foreign keys are off on this connection).
+		"DROP TABLE IF EXISTS auth_identity_groups",
+		"DROP TABLE IF EXISTS auth_group_permissions",
+		"DROP TABLE IF EXISTS auth_groups",
+		"DROP TABLE IF EXISTS certificates",
+		"DROP TABLE IF EXISTS image_projects",
 		"DROP TABLE IF EXISTS instance_backups",
 		"DROP TABLE IF EXISTS instance_snapshots",
 		"DROP TABLE storage_volumes",
 		"DROP TABLE storage_pools",
+		`CREATE TABLE instances_v5 (
+			id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE CHECK (name <> ''),
+			type TEXT NOT NULL, architecture TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+			config TEXT NOT NULL DEFAULT '{}', devices TEXT NOT NULL DEFAULT '{}',
+			ephemeral INTEGER NOT NULL DEFAULT 0 CHECK (ephemeral IN (0, 1)),
+			stateful INTEGER NOT NULL DEFAULT 0 CHECK (stateful IN (0, 1)),
+			created_at TEXT NOT NULL, last_used_at TEXT NOT NULL) STRICT`,
+		`INSERT INTO instances_v5 SELECT id, name, type, architecture, description, config, devices, ephemeral, stateful, created_at, last_used_at FROM instances`,
+		"DROP TABLE instances",
+		"ALTER TABLE instances_v5 RENAME TO instances",
+		`CREATE TABLE profiles_v5 (
+			id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE CHECK (name <> ''),
+			description TEXT NOT NULL DEFAULT '', config TEXT NOT NULL DEFAULT '{}', devices TEXT NOT NULL DEFAULT '{}') STRICT`,
+		"INSERT INTO profiles_v5 SELECT id, name, description, config, devices FROM profiles",
+		"DROP TABLE profiles",
+		"ALTER TABLE profiles_v5 RENAME TO profiles",
+		`CREATE TABLE images_aliases_v5 (
+			name TEXT NOT NULL PRIMARY KEY CHECK (name <> ''), description TEXT NOT NULL DEFAULT '',
+			fingerprint TEXT NOT NULL REFERENCES images (fingerprint) ON DELETE CASCADE ON UPDATE CASCADE,
+			type TEXT NOT NULL DEFAULT '') STRICT`,
+		"INSERT INTO images_aliases_v5 SELECT name, description, fingerprint, type FROM images_aliases",
+		"DROP TABLE images_aliases",
+		"ALTER TABLE images_aliases_v5 RENAME TO images_aliases",
+		"CREATE INDEX images_aliases_fingerprint ON images_aliases (fingerprint)",
+		`CREATE TABLE networks_v5 (
+			id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE CHECK (name <> ''),
+			type TEXT NOT NULL CHECK (type <> ''), description TEXT NOT NULL DEFAULT '', config TEXT NOT NULL DEFAULT '{}') STRICT`,
+		"INSERT INTO networks_v5 SELECT id, name, type, description, config FROM networks",
+		"DROP TABLE networks",
+		"ALTER TABLE networks_v5 RENAME TO networks",
+		"DROP TABLE projects",
 		"DELETE FROM schema WHERE version >= 6",
 		"DELETE FROM counters WHERE name = 'storage.default_made'",
 		"UPDATE profiles SET devices = json_remove(devices, '$.root') WHERE name = 'default'",
