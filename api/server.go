@@ -57,6 +57,14 @@ var Extensions = append(append([]string{
 	"project_usage",
 	"projects_restricted_backups_and_snapshots",
 	"hangar_project_nesting",
+	// Groups of identities holding entitlements (/1.0/auth/groups).
+	"access_management",
+	// The remote API: /1.0/certificates with PUT/PATCH, restricted
+	// certificates, trust tokens and their expiry (core.remote_token_expiry).
+	"certificate_update",
+	"certificate_project",
+	"certificate_token",
+	"remote_token_expiry",
 	// GET /1.0/metrics: Prometheus series with LXD's names.
 	"metrics",
 }, NetworkExtensions...), StorageExtensions...)

@@ -1,5 +1,7 @@
 // Package client is the Go SDK of hangard. It speaks the LXD REST API 1.0
-// (package api holds the wire types) over hangard's unix socket.
+// (package api holds the wire types) over hangard's unix socket (Connect)
+// or, to a remote hangard, over HTTPS with a client certificate
+// (ConnectHTTPS).
 //
 // Every call takes a context. Calls that LXD runs in the background (create,
 // update, rename, delete and state changes of instances, image import and
@@ -47,13 +49,20 @@ func DefaultSocket() string {
 	return DefaultSocketPath
 }
 
-// baseURL is the URL every request is made against. The host is a
-// placeholder: the transport always dials the unix socket.
-const baseURL = "http://hangar"
+// unixBaseURL is the URL every request over the unix socket is made
+// against. The host is a placeholder: the transport always dials the
+// socket.
+const unixBaseURL = "http://hangar"
 
 // Client talks to one hangard. It is safe for concurrent use.
 type Client struct {
-	socket    string
+	socket string
+	// base is the URL requests are made against ("http://hangar" over
+	// the socket, "https://HOST:PORT" over the network) and wsBase the
+	// same for websockets.
+	base, wsBase string
+	// addr is the remote's HOST:PORT, "" over the unix socket.
+	addr      string
 	transport *http.Transport
 	http      *http.Client
 	// UserAgent is sent with every request.
@@ -119,6 +128,8 @@ func Connect(socketPath string) (*Client, error) {
 	}
 	return &Client{
 		socket:    socketPath,
+		base:      unixBaseURL,
+		wsBase:    "ws://hangar",
 		transport: transport,
 		// No Timeout: it would also cut websockets and /wait long polls.
 		http:      &http.Client{Transport: transport},
@@ -126,8 +137,13 @@ func Connect(socketPath string) (*Client, error) {
 	}, nil
 }
 
-// SocketPath returns the socket the client dials.
+// SocketPath returns the socket the client dials, "" for a client
+// connected over HTTPS.
 func (c *Client) SocketPath() string { return c.socket }
+
+// Addr returns the HOST:PORT of a client connected over HTTPS, "" for one
+// on the unix socket.
+func (c *Client) Addr() string { return c.addr }
 
 // Close releases idle connections. The Client must not be used afterwards.
 func (c *Client) Close() {
@@ -191,7 +207,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL+c.inProject(path), body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+c.inProject(path), body)
 	if err != nil {
 		return nil, fmt.Errorf("build %s %s request: %w", method, path, err)
 	}
@@ -221,7 +237,11 @@ func (c *Client) wrapTransportError(method, path string, err error) error {
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return &ConnectError{Socket: c.socket, Err: opErr.Err}
+		return &ConnectError{Socket: c.socket, Addr: c.addr, Err: opErr.Err}
+	}
+	var mismatch *CertificateMismatchError
+	if errors.As(err, &mismatch) {
+		return mismatch
 	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
@@ -242,14 +262,21 @@ func contextError(err error) error {
 	return nil
 }
 
-// ConnectError says the daemon's socket could not be dialled.
+// ConnectError says the daemon's socket (or, over HTTPS, its address)
+// could not be dialled.
 type ConnectError struct {
 	Socket string
-	Err    error
+	// Addr is the HOST:PORT of a remote hangard, "" on the socket.
+	Addr string
+	Err  error
 }
 
 func (e *ConnectError) Error() string {
-	return fmt.Sprintf("cannot connect to hangard at %s (is it running?): %v", e.Socket, e.Err)
+	where := e.Socket
+	if e.Addr != "" {
+		where = "https://" + e.Addr
+	}
+	return fmt.Sprintf("cannot connect to hangard at %s (is it running?): %v", where, e.Err)
 }
 
 func (e *ConnectError) Unwrap() error { return e.Err }

@@ -46,7 +46,7 @@ func (c *Client) GetEvents(ctx context.Context, types []string, since uint64) (*
 	if since > 0 {
 		q.Set("since", strconv.FormatUint(since, 10))
 	}
-	u := "ws://hangar/1.0/events"
+	u := c.wsBase + "/1.0/events"
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}

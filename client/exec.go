@@ -115,7 +115,7 @@ func (c *Client) ExecInstance(ctx context.Context, name string, req api.Instance
 }
 
 func (c *Client) operationWebsocket(ctx context.Context, opID, secret string) (*websocket.Conn, error) {
-	u := c.inProject("ws://hangar/1.0/operations/" + url.PathEscape(opID) + "/websocket?secret=" + url.QueryEscape(secret))
+	u := c.inProject(c.wsBase + "/1.0/operations/" + url.PathEscape(opID) + "/websocket?secret=" + url.QueryEscape(secret))
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient: c.http,
 		HTTPHeader: http.Header{"User-Agent": {c.UserAgent}},

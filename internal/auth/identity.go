@@ -69,3 +69,11 @@ func From(ctx context.Context) Identity {
 	}
 	return Identity{Kind: KindInternal, Name: "hangard"}
 }
+
+// Daemon is the identity of the daemon itself.
+var Daemon = Identity{Kind: KindInternal, Name: "hangard"}
+
+// AsDaemon returns ctx acting as the daemon: for the core's own reads
+// whose answer must not depend on who asked (is this network in use by
+// anyone?), never to act on a caller's behalf.
+func AsDaemon(ctx context.Context) context.Context { return WithIdentity(ctx, Daemon) }

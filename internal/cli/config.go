@@ -20,6 +20,7 @@ func newConfigCmd(a *app) *cobra.Command {
 		newConfigShowCmd(a),
 		newConfigEditCmd(a),
 		newDeviceCmd(a, instanceDevices),
+		newTrustCmd(a),
 	)
 	return cmd
 }
@@ -30,14 +31,60 @@ type configUpdater func(ctx context.Context, c *client.Client, name string, chan
 
 func newConfigSetCmd(a *app) *cobra.Command {
 	cmd := newSetCmd(a, "instance", updateInstanceConfig)
-	cmd.Long += " Changed limits apply to a running instance at once;\nenvironment changes at its next start."
+	cmd.Use = "set [NAME] KEY=VALUE...|KEY VALUE"
+	cmd.Long += " Changed limits apply to a running instance at once;\nenvironment changes at its next start." +
+		"\nWithout an instance name, the keys are the server's (core.https_address, core.trust_password, ...)."
 	cmd.Example = "  hangar config set c1 limits.memory=512MiB limits.cpu=2\n" +
-		"  hangar config set c1 user.motd 'hello world'"
+		"  hangar config set c1 user.motd 'hello world'\n" +
+		"  hangar config set core.https_address 127.0.0.1:8443"
+	cmd.Args = minArgs(1)
+	instance := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if !serverKeys(args) {
+			if err := minArgs(2)(cmd, args); err != nil {
+				return err
+			}
+			return instance(cmd, args)
+		}
+		settings, err := parseKeyValues(args)
+		if err != nil {
+			return usageErrorf(cmd, "%v", err)
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return c.UpdateServerConfig(cmd.Context(), settings)
+	}
 	return cmd
 }
 
+// serverKeys tells whether config set/unset/get args name server keys
+// rather than an instance: as lxc reads them, the first argument is then
+// a key (instance names have no dots) or KEY=VALUE.
+func serverKeys(args []string) bool {
+	return len(args) > 0 && strings.ContainsAny(args[0], ".=")
+}
+
 func newConfigUnsetCmd(a *app) *cobra.Command {
-	return newUnsetCmd(a, "instance", updateInstanceConfig)
+	cmd := newUnsetCmd(a, "instance", updateInstanceConfig)
+	cmd.Use = "unset [NAME] KEY"
+	cmd.Args = rangeArgs(1, 2)
+	instance := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 2 {
+			return instance(cmd, args)
+		}
+		if !serverKeys(args) {
+			return usageErrorf(cmd, "%q is not a server key: give an instance and a key", args[0])
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return c.UpdateServerConfig(cmd.Context(), map[string]string{args[0]: ""})
+	}
+	return cmd
 }
 
 // newSetCmd is `set NAME KEY=VALUE...` for instances and profiles alike.
@@ -167,6 +214,31 @@ func newConfigGetCmd(a *app) *cobra.Command {
 		return inst.Config, nil
 	})
 	cmd.Flags().BoolVarP(&expanded, "expanded", "e", false, "include the keys inherited from profiles")
+	cmd.Use = "get [NAME] KEY"
+	cmd.Args = rangeArgs(1, 2)
+	instance := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 2 {
+			return instance(cmd, args)
+		}
+		if !serverKeys(args) {
+			return usageErrorf(cmd, "%q is not a server key: give an instance and a key", args[0])
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		srv, _, err := c.GetServer(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if v, ok := srv.Config[args[0]]; ok {
+			fmt.Fprintln(a.out, v)
+		} else {
+			fmt.Fprintln(a.out)
+		}
+		return nil
+	}
 	return cmd
 }
 

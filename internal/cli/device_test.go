@@ -337,7 +337,7 @@ func TestDeviceArgumentErrors(t *testing.T) {
 		{[]string{"profile", "device", "add", "p", "d", "nic", "=x"}, "Error: invalid setting \"=x\": empty key\nUsage: hangar profile device add PROFILE DEVICE TYPE [KEY=VALUE...] [flags]\n"},
 		{[]string{"config", "device", "set", "c1", "eth0"}, "Error: missing arguments: expected at least 3, got 2\nUsage: hangar config device set INSTANCE DEVICE KEY=VALUE...|KEY VALUE [flags]\n"},
 		{[]string{"config", "device", "frob"}, "Error: unknown command \"frob\" for \"hangar config device\"\nRun 'hangar config device --help' for the list of commands.\n"},
-		{[]string{"launch", "busybox", "-d", "eth0"}, "Error: bad device override \"eth0\": expected DEVICE,KEY=VALUE[,KEY=VALUE...]\nUsage: hangar launch IMAGE [NAME] [flags]\n"},
+		{[]string{"launch", "busybox", "-d", "eth0"}, "Error: bad device override \"eth0\": expected DEVICE,KEY=VALUE[,KEY=VALUE...]\nUsage: hangar launch [REMOTE:]IMAGE [[REMOTE:]NAME] [flags]\n"},
 	}
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	for _, tt := range tests {

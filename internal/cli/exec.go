@@ -36,7 +36,7 @@ func newExecCmd(a *app) *cobra.Command {
 		disableStdin bool
 	)
 	cmd := &cobra.Command{
-		Use:   "exec NAME [flags] -- COMMAND [ARG...]",
+		Use:   "exec [REMOTE:]NAME [flags] -- COMMAND [ARG...]",
 		Short: "Run a command in an instance",
 		Long: "Run a command in a running instance, with the instance's environment and\n" +
 			"identity. stdin, stdout and stderr are connected and hangar exits with the\n" +
@@ -55,6 +55,10 @@ func newExecCmd(a *app) *cobra.Command {
 			name, command := args[0], args[1:]
 			if d := cmd.ArgsLenAtDash(); d > 1 {
 				return usageErrorf(cmd, "put the command after --: hangar exec NAME -- COMMAND")
+			}
+			name, err := a.instanceArg(name)
+			if err != nil {
+				return err
 			}
 			environment := map[string]string{}
 			if t, ok := os.LookupEnv("TERM"); ok {

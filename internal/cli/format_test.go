@@ -18,7 +18,16 @@ import (
 func TestMain(m *testing.M) {
 	// Golden outputs are written in UTC.
 	displayLocation = time.UTC
-	os.Exit(m.Run())
+	// Never the user's own CLI config (a default remote there would send
+	// the tests' requests to it); tests that need one make their own.
+	dir, err := os.MkdirTemp("", "hangar-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv(ConfigEnv, dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 var (

@@ -14,27 +14,31 @@ import (
 func newInfoCmd(a *app) *cobra.Command {
 	var showLog bool
 	cmd := &cobra.Command{
-		Use:   "info NAME",
+		Use:   "info [REMOTE:]NAME",
 		Short: "Show an instance's configuration summary and resource usage",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := a.instanceArg(args[0])
+			if err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			inst, _, err := c.GetInstance(ctx, args[0])
+			inst, _, err := c.GetInstance(ctx, name)
 			if err != nil {
 				return err
 			}
-			st, err := c.GetInstanceState(ctx, args[0])
+			st, err := c.GetInstanceState(ctx, name)
 			if err != nil {
 				return err
 			}
 			if err := renderInfo(a.out, inst, st); err != nil {
 				return err
 			}
-			snaps, err := c.GetInstanceSnapshots(ctx, args[0])
+			snaps, err := c.GetInstanceSnapshots(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -42,7 +46,7 @@ func newInfoCmd(a *app) *cobra.Command {
 				return err
 			}
 			if showLog {
-				log, err := c.GetInstanceConsoleLog(ctx, args[0])
+				log, err := c.GetInstanceConsoleLog(ctx, name)
 				if err != nil {
 					return fmt.Errorf("get console log: %w", err)
 				}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,14 +27,16 @@ type launchOptions struct {
 func newLaunchCmd(a *app, start bool) *cobra.Command {
 	var opts launchOptions
 	cmd := &cobra.Command{
-		Use:   "launch IMAGE [NAME]",
+		Use:   "launch [REMOTE:]IMAGE [[REMOTE:]NAME]",
 		Short: "Create and start an instance from an image",
 		Long: "Create and start an instance from an image.\n\n" +
 			"IMAGE is an image alias or fingerprint (hangard tries the alias first), or an\n" +
 			"OCI registry reference: oci:REFERENCE, or REGISTRY/REPOSITORY[:TAG|@DIGEST]\n" +
 			"whose registry has a dot or a port (pulled first unless already stored).\n" +
-			"Without NAME, hangard picks a random name.",
+			"Without NAME, hangard picks a random name.\n\n" +
+			"REMOTE: creates the instance on that remote, from an image stored there.",
 		Example: "  hangar launch alpine web1 -c limits.memory=512MiB\n" +
+			"  hangar launch alpine prod:web1\n" +
 			"  hangar launch alpine -p default -p big --ephemeral\n" +
 			"  hangar launch alpine web2 -d eth0,ipv4.address=10.0.3.50\n" +
 			"  hangar launch alpine web3 -s fast -d root,size=2GiB\n" +
@@ -41,6 +44,10 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 			"  hangar launch 127.0.0.1:5000/test/app:1 c2 --insecure",
 		Args: rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args, err := a.launchRemote(args)
+			if err != nil {
+				return err
+			}
 			req, err := buildInstancesPost(args, opts, start)
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
@@ -77,7 +84,7 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 		},
 	}
 	if !start {
-		cmd.Use = "init IMAGE [NAME]"
+		cmd.Use = "init [REMOTE:]IMAGE [[REMOTE:]NAME]"
 		cmd.Short = "Create an instance from an image without starting it"
 		cmd.Long = "Create an instance from an image without starting it.\n\n" +
 			"IMAGE is an image alias or fingerprint (hangard tries the alias first).\n" +
@@ -95,6 +102,39 @@ func newLaunchCmd(a *app, start bool) *cobra.Command {
 	f.StringVarP(&opts.storage, "storage", "s", "", "storage pool of the instance's root disk")
 	opts.registry.addFlags(cmd)
 	return cmd
+}
+
+// launchRemote resolves the REMOTE: prefixes of launch's image and name
+// and returns the arguments without them. The instance goes where its
+// name says, else where the image is, else to the default remote; the
+// image must be on that remote, as hangar copies no image between
+// remotes.
+func (a *app) launchRemote(args []string) ([]string, error) {
+	args = append([]string(nil), args...)
+	conf, err := loadConfig()
+	if err != nil && strings.Contains(args[0], ":") {
+		return nil, err
+	}
+	imgRemote, image := imageRemote(conf, args[0])
+	args[0] = image
+	target := ""
+	if len(args) > 1 {
+		target, args[1] = splitRemote(args[1])
+		if target == "" && imgRemote != "" && resolveRemote(conf, "") != imgRemote {
+			target = resolveRemote(conf, "")
+		}
+	}
+	if target == "" {
+		target = imgRemote
+	}
+	if imgRemote != "" && resolveRemote(conf, imgRemote) != resolveRemote(conf, target) {
+		return nil, fmt.Errorf("image %s is on remote %s and the instance would be on %s: hangar copies no image between remotes (create it on %s)",
+			image, imgRemote, resolveRemote(conf, target), imgRemote)
+	}
+	if err := a.useRemote(target); err != nil {
+		return nil, err
+	}
+	return args, nil
 }
 
 // buildInstancesPost turns launch's arguments into the POST /1.0/instances

@@ -16,16 +16,48 @@ import (
 )
 
 func newListCmd(a *app) *cobra.Command {
-	return listCmd(a, &cobra.Command{
-		Use:   "list [FILTER...]",
+	cmd := listCmd(a, &cobra.Command{
+		Use:   "list [REMOTE:][FILTER...]",
 		Short: "List instances",
 		Long: "List instances.\n\n" +
 			"A FILTER is either a name, matched as a prefix or as a regular expression\n" +
 			"against the whole name, or key=value, where key is one of name, status,\n" +
 			"type, architecture, location or a config key (\"user.\" may be left out),\n" +
 			"and value is matched exactly or as a regular expression. Filters add up.",
-		Example: "  hangar list\n  hangar list web status=running\n  hangar list --format json",
+		Example: "  hangar list\n  hangar list web status=running\n  hangar list --format json\n  hangar list prod:",
 	}, instanceListing)
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			remote, rest, err := listRemoteArg(args[0])
+			if err != nil {
+				return err
+			}
+			if err := a.useRemote(remote); err != nil {
+				return err
+			}
+			args = args[1:]
+			if rest != "" {
+				args = append([]string{rest}, args...)
+			}
+		}
+		return run(cmd, args)
+	}
+	return cmd
+}
+
+// listRemoteArg reads list's first argument as lxc does: "REMOTE:" or
+// "REMOTE:FILTER" names a remote; a key=value filter whose value holds a
+// colon does not.
+func listRemoteArg(arg string) (remote, filter string, err error) {
+	r, f, ok := strings.Cut(arg, ":")
+	if !ok || strings.Contains(r, "=") {
+		return "", arg, nil
+	}
+	if r == "" {
+		return "", "", fmt.Errorf("%q: empty remote name before the colon", arg)
+	}
+	return r, f, nil
 }
 
 var instanceListing = listing[api.InstanceFull]{

@@ -41,8 +41,8 @@ func (a *app) currentProject() string {
 	if a.project != "" {
 		return a.project
 	}
-	if conf, _ := loadConfig(); conf.Projects[a.socket] != "" {
-		return conf.Projects[a.socket]
+	if conf, _ := loadConfig(); conf.Projects[a.currentProjectKey()] != "" {
+		return conf.Projects[a.currentProjectKey()]
 	}
 	return "default"
 }
@@ -201,8 +201,8 @@ func newProjectRenameCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.out, "Project %s renamed to %s\n", from, to)
 			// The current project follows its rename.
-			if conf, err := loadConfig(); err == nil && conf.Projects[a.socket] == from {
-				conf.Projects[a.socket] = to
+			if conf, err := loadConfig(); err == nil && conf.Projects[a.currentProjectKey()] == from {
+				conf.Projects[a.currentProjectKey()] = to
 				return saveConfig(conf)
 			}
 			return nil
@@ -217,8 +217,8 @@ func newProjectDeleteCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.out, "Project %s deleted\n", name)
 			// Deleting the current project switches back to the default.
-			if conf, err := loadConfig(); err == nil && conf.Projects[a.socket] == name {
-				delete(conf.Projects, a.socket)
+			if conf, err := loadConfig(); err == nil && conf.Projects[a.currentProjectKey()] == name {
+				delete(conf.Projects, a.currentProjectKey())
 				return saveConfig(conf)
 			}
 			return nil
@@ -246,9 +246,9 @@ func newProjectSwitchCmd(a *app) *cobra.Command {
 				return err
 			}
 			if name == "default" {
-				delete(conf.Projects, a.socket)
+				delete(conf.Projects, a.currentProjectKey())
 			} else {
-				conf.Projects[a.socket] = name
+				conf.Projects[a.currentProjectKey()] = name
 			}
 			return saveConfig(conf)
 		},

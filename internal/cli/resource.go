@@ -34,6 +34,9 @@ type listing[T any] struct {
 	// compare must then order by the string field sortKey alone.
 	fetchJSON func(ctx context.Context, c *client.Client) (json.RawMessage, error)
 	sortKey   string
+	// noClient lists what the CLI itself keeps (remotes): fetch gets a
+	// nil client and no daemon is dialled.
+	noClient bool
 }
 
 // listCmd completes cmd into the kind's list command: alias ls, lxc's
@@ -49,9 +52,12 @@ func listCmd[T any](a *app, cmd *cobra.Command, l listing[T]) *cobra.Command {
 		if err := checkFormat(cmd, format, listFormats...); err != nil {
 			return err
 		}
-		c, err := a.client()
-		if err != nil {
-			return err
+		var c *client.Client
+		if !l.noClient {
+			var err error
+			if c, err = a.client(); err != nil {
+				return err
+			}
 		}
 		if format == formatYAML && l.fetchJSON != nil && len(args) == 0 {
 			raw, err := l.fetchJSON(cmd.Context(), c)

@@ -32,38 +32,69 @@ type app struct {
 	// noProject makes the client act in the default project whatever
 	// --project or the CLI config say (project commands).
 	noProject bool
-	in        io.Reader
-	out       io.Writer
-	errOut    io.Writer
+	// remote is the remote the command's arguments named (REMOTE:NAME);
+	// "" is the default remote.
+	remote string
+	in     io.Reader
+	out    io.Writer
+	errOut io.Writer
 
-	c *client.Client
+	// clients are the connections made, by remote name.
+	clients map[string]*client.Client
 	// connecting, when set, runs before the first connection.
 	connecting func()
 }
 
-// client returns the connection to hangard, creating it on first use.
+// client returns the connection to the daemon the command acts on (the
+// remote its arguments named, else the default remote), creating it on
+// first use.
 func (a *app) client() (*client.Client, error) {
-	if a.c == nil {
-		if a.connecting != nil {
-			a.connecting()
-		}
-		c, err := client.Connect(a.socket)
-		if err != nil {
+	return a.clientFor(a.remote)
+}
+
+// clientFor returns the connection to remote ("" is the default remote,
+// "local" the --socket daemon), in the project the command acts in there.
+func (a *app) clientFor(remote string) (*client.Client, error) {
+	conf, confErr := loadConfig()
+	name := resolveRemote(conf, remote)
+	if c := a.clients[name]; c != nil {
+		return c, nil
+	}
+	if a.connecting != nil {
+		a.connecting()
+		a.connecting = nil
+	}
+	var (
+		c   *client.Client
+		err error
+	)
+	if name == localRemote {
+		if c, err = client.Connect(a.socket); err != nil {
 			return nil, fmt.Errorf("connect to hangard: %w", err)
 		}
-		p := a.project
-		if p == "" {
-			// A config that cannot be read is the default project's
-			// business, not a failed command: switch reports it.
-			conf, _ := loadConfig()
-			p = conf.Projects[a.socket]
+	} else {
+		if confErr != nil {
+			return nil, confErr
 		}
-		if a.noProject {
-			p = ""
+		if c, err = connectRemote(conf, name); err != nil {
+			return nil, err
 		}
-		a.c = c.UseProject(p)
 	}
-	return a.c, nil
+	p := a.project
+	if p == "" {
+		// A config that cannot be read is the default project's
+		// business, not a failed command: switch reports it.
+		p = conf.Projects[a.projectKey(name)]
+	}
+	if a.noProject {
+		p = ""
+	}
+	c = c.UseProject(p)
+	if a.clients == nil {
+		a.clients = map[string]*client.Client{}
+	}
+	a.clients[name] = c
+	return c, nil
 }
 
 // Execute runs the hangar command line and returns the process exit code.
@@ -109,8 +140,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	root.SetOut(out)
 	root.SetErr(errOut)
 	err := root.ExecuteContext(ctx)
-	if a.c != nil {
-		a.c.Close()
+	for _, c := range a.clients {
+		c.Close()
 	}
 	if err == nil {
 		return 0
@@ -189,6 +220,8 @@ var topCommands = []topCommand{
 	{[]string{"config"}, newConfigCmd},
 	{[]string{"profile"}, newProfileCmd},
 	{[]string{"project"}, newProjectCmd},
+	{[]string{"remote"}, newRemoteCmd},
+	{[]string{"auth"}, newAuthCmd},
 	{[]string{"network"}, newNetworkCmd},
 	{[]string{"storage"}, newStorageCmd},
 	{[]string{"image"}, newImageCmd},

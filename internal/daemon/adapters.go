@@ -107,17 +107,25 @@ func fromImageRecord(r image.Record) store.Image { return store.Image(r) }
 func toAlias(a store.Alias) image.AliasRecord    { return image.AliasRecord(a) }
 func fromAlias(a image.AliasRecord) store.Alias  { return store.Alias(a) }
 
-func (d imageDB) CreateImage(ctx context.Context, r image.Record) error {
-	return d.st.CreateImage(ctx, fromImageRecord(r))
+func (d imageDB) CreateImage(ctx context.Context, r image.Record, project string) error {
+	return d.st.CreateImage(ctx, fromImageRecord(r), project)
 }
 
-func (d imageDB) GetImage(ctx context.Context, fp string) (image.Record, error) {
-	i, err := d.st.GetImage(ctx, fp)
+func (d imageDB) AddImageProject(ctx context.Context, fp, project string) error {
+	return d.st.AddImageProject(ctx, fp, project)
+}
+
+func (d imageDB) RemoveImageProject(ctx context.Context, fp, project string) error {
+	return d.st.RemoveImageProject(ctx, fp, project)
+}
+
+func (d imageDB) GetImage(ctx context.Context, project, fp string) (image.Record, error) {
+	i, err := d.st.GetImage(ctx, project, fp)
 	return toImageRecord(i), err
 }
 
-func (d imageDB) ListImages(ctx context.Context) ([]image.Record, error) {
-	list, err := d.st.ListImages(ctx)
+func (d imageDB) ListImages(ctx context.Context, project string) ([]image.Record, error) {
+	list, err := d.st.ListImages(ctx, project)
 	out := make([]image.Record, len(list))
 	for i, r := range list {
 		out[i] = toImageRecord(r)
@@ -135,13 +143,13 @@ func (d imageDB) CreateAlias(ctx context.Context, a image.AliasRecord) error {
 	return d.st.CreateAlias(ctx, fromAlias(a))
 }
 
-func (d imageDB) GetAlias(ctx context.Context, name string) (image.AliasRecord, error) {
-	a, err := d.st.GetAlias(ctx, name)
+func (d imageDB) GetAlias(ctx context.Context, project, name string) (image.AliasRecord, error) {
+	a, err := d.st.GetAlias(ctx, project, name)
 	return toAlias(a), err
 }
 
-func (d imageDB) ListAliases(ctx context.Context) ([]image.AliasRecord, error) {
-	list, err := d.st.ListAliases(ctx)
+func (d imageDB) ListAliases(ctx context.Context, project string) ([]image.AliasRecord, error) {
+	list, err := d.st.ListAliases(ctx, project)
 	out := make([]image.AliasRecord, len(list))
 	for i, a := range list {
 		out[i] = toAlias(a)
@@ -153,10 +161,27 @@ func (d imageDB) UpdateAlias(ctx context.Context, a image.AliasRecord) error {
 	return d.st.UpdateAlias(ctx, fromAlias(a))
 }
 
-func (d imageDB) RenameAlias(ctx context.Context, old, new string) error {
-	return d.st.RenameAlias(ctx, old, new)
+func (d imageDB) RenameAlias(ctx context.Context, project, old, new string) error {
+	return d.st.RenameAlias(ctx, project, old, new)
 }
 
-func (d imageDB) DeleteAlias(ctx context.Context, name string) error {
-	return d.st.DeleteAlias(ctx, name)
+func (d imageDB) DeleteAlias(ctx context.Context, project, name string) error {
+	return d.st.DeleteAlias(ctx, project, name)
+}
+
+// networkUsage is the network part of a project's usage: the store's
+// count (the instance part comes from the core, which also counts
+// instances still being created).
+type networkUsage struct{ projects *project.Service }
+
+func (n networkUsage) ProjectUsage(ctx context.Context, p string) (project.Usage, error) {
+	u, err := project.StoreCounts{S: n.projects}.ProjectUsage(ctx, p)
+	return project.Usage{Networks: u.Networks}, err
+}
+
+// projectReader lets the core read projects.
+type projectReader struct{ projects *project.Service }
+
+func (r projectReader) Project(ctx context.Context, name string) (project.Project, error) {
+	return r.projects.Get(ctx, name)
 }

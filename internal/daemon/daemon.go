@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/api/lxd"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
+	"github.com/hangar-dev/hangar/internal/edge"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
@@ -30,6 +32,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
 	"github.com/hangar-dev/hangar/internal/store"
+	"github.com/hangar-dev/hangar/internal/trust"
 )
 
 // Config is what hangard's flags set.
@@ -47,6 +50,9 @@ type Config struct {
 	VMAgent, VMKernel, VMMachine string
 	// VMFirmware is the directory of OVMF, for VMs booted from disk images.
 	VMFirmware string
+	// HTTPS is where to serve the API over TLS while core.https_address
+	// is unset ("" nowhere).
+	HTTPS string
 	// Ready, when set, is closed once the API is served.
 	Ready chan<- struct{}
 }
@@ -116,16 +122,23 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Read at every unpack: a change applies to the next one.
 	images.SetMaxUnpackedSize(conf.ImagesMaxUnpackedSize)
+	// One authorizer for every edge: the core's entry points (instances,
+	// images, networks, storage) ask it.
+	authz := auth.New(st)
+	if err := authz.Load(ctx); err != nil {
+		return err
+	}
+	images.SetAuthorizer(authz)
 
 	var svc *instance.Service
 	pools := newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
 		return svc.StorageUsers(ctx, pool, volume)
-	}, emit, log)
+	}, authz, emit, log)
 	// Not inline: the image service emits holding its own locks.
 	emit.imageDeleted = func(fp string) { go pools.ImageDeleted(context.WithoutCancel(ctx), fp) }
 	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
-	}, pools, emit, log)
+	}, authz, pools, emit, log)
 	if err != nil {
 		return err
 	}
@@ -150,6 +163,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer vms.Close()
 	host := probeHost(cfg.DataDir)
+	// Projects count their usage from the core (instances, whatever is
+	// being created included) and the store (networks).
+	projects := &project.Service{Store: st, Changed: func(ctx context.Context) {
+		if err := svc.ReloadProfiles(ctx); err != nil {
+			log.Error("reload profiles after a project change", "err", err)
+		}
+	}}
+	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
+		return svc.ProjectUsage(ctx, p)
+	})}
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       instanceImages{images},
@@ -165,6 +188,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Devices:      nw.devices,
 		Storage:      pools,
 		LegacyRoot:   legacyRoots(cfg.DataDir),
+		Authorizer:   authz,
+		Quota:        projects,
+		Projects:     projectReader{projects},
 	})
 	if err := svc.Load(ctx); err != nil {
 		return err
@@ -220,11 +246,36 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	projects := &project.Service{Store: st}
-	projects.Sources = []project.UsageSource{project.StoreCounts{S: projects}}
+	cert, err := trust.LoadServerCert(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	https := newHTTPSListener(cfg.HTTPS, cert, log.With("component", "https"))
+	defer func() { // on every way out; after a clean shutdown a no-op
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		https.Shutdown(c)
+	}()
+	trusted, err := trust.New(ctx, trust.Config{
+		DB: st, Ops: ops, Cert: cert,
+		Password: conf.TrustPasswordHash, TokenExpiry: conf.RemoteTokenExpiry, Addresses: https.Addresses,
+		Log: log.With("component", "trust"),
+	})
+	if err != nil {
+		return err
+	}
 	mets := metrics.New(metrics.Config{Instances: svc, Operations: ops.Stats, Events: hub.Stats, Log: log.With("component", "metrics")})
-	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Metrics: mets, Log: log}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	api := &lxd.Server{Metrics: mets, Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Log: log,
+		Authn: &edge.Authenticator{Trust: trusted}, Trust: trusted}
+	handler := api.Handler()
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	// The same handler over TLS; the edge tells the two apart.
+	https.SetHandler(handler)
+	conf.OnChange(serverconfig.CoreHTTPSAddress, https.Set)
+	if err := https.Set(ctx, conf.HTTPSAddress()); err != nil {
+		// The socket still works, and fixing the key is how to recover.
+		log.Error("https: not serving the API over the network", "err", err)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("hangard ready", "socket", cfg.Socket, "data_dir", cfg.DataDir, "pid", os.Getpid())
@@ -250,6 +301,7 @@ func Run(ctx context.Context, cfg Config) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
+	https.Shutdown(shutdownCtx)
 	_ = svc.Wait(context.Background()) // background work ends with the daemon's ctx
 	<-schedules
 	if cfg.StopInstances {

@@ -32,7 +32,7 @@ type networking struct {
 // newNetworking opens the host's links and firewall and builds the
 // managers; users names who uses a network (the instance service, set
 // once it exists).
-func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), volumes device.Volumes, events network.Emitter, log *slog.Logger) (*networking, error) {
+func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), authz network.Authorizer, volumes device.Volumes, events network.Emitter, log *slog.Logger) (*networking, error) {
 	host, err := netdev.Open()
 	if err != nil {
 		return nil, fmt.Errorf("network links: %w", err)
@@ -52,9 +52,10 @@ func newNetworking(dataDir string, st *store.Store, users func(ctx context.Conte
 		StartDNS: func(ctx context.Context, c network.DNSConfig, hosts []network.DNSHost) (network.DNSServer, error) {
 			return startDNS(ctx, c, hosts, dnsLog)
 		},
-		Users:  users,
-		Events: events,
-		Log:    log.With("component", "network"),
+		Users:      users,
+		Authorizer: authz,
+		Events:     events,
+		Log:        log.With("component", "network"),
 		// The instances' devices report their proxies and MAC filters
 		// during recovery; the daemon calls Recovered after it.
 		HoldFirewall: true,

@@ -175,10 +175,10 @@ func (s *Service) importDisk(ctx context.Context, r io.Reader, claimed, arch str
 
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	if _, err := s.db.GetImage(ctx, fp); err == nil {
-		return Record{}, nil, errdefs.Conflict("image already exists")
-	} else if !errors.Is(err, errdefs.ErrNotFound) {
+	if rec, ok, err := s.existing(ctx, fp); err != nil {
 		return Record{}, nil, err
+	} else if ok {
+		return s.holdLocked(ctx, rec, meta.Alias) // The deferred clean-up drops the upload.
 	}
 	if err := s.removeFiles(fp); err != nil {
 		return Record{}, nil, err
@@ -210,12 +210,13 @@ func (s *Service) importDisk(ctx context.Context, r io.Reader, claimed, arch str
 		Properties: props, Public: meta.Public, CreatedAt: now, UploadedAt: now, Source: sourceFile,
 		Format: "disk-" + claimed,
 	}
-	if err := s.db.CreateImage(ctx, rec); err != nil {
+	if err := s.db.CreateImage(ctx, rec, scope(ctx)); err != nil {
 		return Record{}, nil, fmt.Errorf("record image: %w", err)
 	}
+	rec.Projects = []string{scope(ctx)}
 	var aliases []AliasRecord
 	if meta.Alias != "" {
-		a := AliasRecord{Name: meta.Alias, Target: fp, Type: typeVM}
+		a := AliasRecord{Project: scope(ctx), Name: meta.Alias, Target: fp, Type: typeVM}
 		if err := s.db.CreateAlias(ctx, a); err != nil {
 			if derr := s.db.DeleteImage(context.WithoutCancel(ctx), fp); derr != nil {
 				s.log.Error("cannot undo image record", "fingerprint", fp, "error", derr)
@@ -226,9 +227,9 @@ func (s *Service) importDisk(ctx context.Context, r io.Reader, claimed, arch str
 	}
 	tmp = "" // Committed.
 	s.log.Info("image imported", "fingerprint", fp, "size", hr.n, "architecture", arch, "format", rec.Format)
-	s.em.Lifecycle(ctx, EventImageCreated, imageSource(fp), map[string]any{"type": typeVM})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(ctx, fp), map[string]any{"type": typeVM})
 	if meta.Alias != "" {
-		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": fp})
+		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, meta.Alias), map[string]any{"target": fp})
 	}
 	return rec, aliases, nil
 }
@@ -243,8 +244,10 @@ func peekDisk(r io.Reader) (*bufio.Reader, string) {
 
 // Disk returns the stored disk of a virtual-machine image and its format
 // ("qcow2" or "raw"); ok is false for an image that is a root filesystem.
+// It looks in every project: the caller (a pool) has an image already
+// resolved in its instance's project, and asks whether it is still stored.
 func (s *Service) Disk(ctx context.Context, fp string) (path, format string, ok bool, err error) {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.stored(ctx, fp)
 	if err != nil {
 		return "", "", false, err
 	}

@@ -168,7 +168,7 @@ func TestImportDisk(t *testing.T) {
 			if img.Type != typeVM {
 				t.Fatalf("type %q, want %q", img.Type, typeVM)
 			}
-			rec, err := db.GetImage(context.Background(), img.Fingerprint)
+			rec, err := db.GetImage(context.Background(), "", img.Fingerprint)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +222,7 @@ func TestImportLXDSplitVM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := db.GetImage(context.Background(), fp)
+		rec, err := db.GetImage(context.Background(), "", fp)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,6 +72,27 @@
 //     Backups, when they come, must unpack through unpack with a cap from
 //     newCap too.
 //
+// # Projects
+//
+// An image is stored once (one record, one blob, one tree, one cached
+// copy per pool) and held by projects (the DB's image membership). A
+// request sees the images and aliases of its scope project
+// (project.From(ctx).Scope(features.images): its own project with
+// features.images, else the default project): Get, List, Resolve, Export,
+// Update, Delete and the alias methods answer not found for an image or
+// alias only another project has. An import, pull or publish of bytes
+// already stored for another project adds the scope project to the
+// image's holders and keeps no second copy (holdLocked); one the project
+// holds already is a conflict, as before. Delete lets go of the image in
+// the scope project, with that project's aliases of it, and removes the
+// image itself (record, files, pool copies) only when no project holds it
+// any more. Aliases are per project (two projects may each have "a");
+// public, auto_update, properties, expiry and the cached flag are the
+// image's, seen alike from every project holding it. What the daemon does
+// with an image already resolved in a project (RootFS, UnpackTree, Disk,
+// RuntimeConfig, MarkUsed, blob collection, expiry) looks in every
+// project.
+//
 // # Why shift at unpack time
 //
 // An unprivileged instance runs in a user namespace, so its files must be

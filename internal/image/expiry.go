@@ -11,13 +11,14 @@ import (
 // PruneCached deletes the cached images (copies of remote ones,
 // Record.Cached) unused for maxAge or longer: since their last use, or their
 // upload if never used. An image an instance uses is kept whatever its age:
-// inUse, asked just before each delete, names an image's instances. maxAge <= 0 prunes nothing, as LXD's 0 days. It returns
+// inUse, asked just before each delete, names an image's instances (of
+// every project). An expired image goes from every project holding it. maxAge <= 0 prunes nothing, as LXD's 0 days. It returns
 // the fingerprints deleted; a failure to delete one does not stop the others.
 func (s *Service) PruneCached(ctx context.Context, maxAge time.Duration, inUse func(fp string) []string) ([]string, error) {
 	if maxAge <= 0 {
 		return nil, nil
 	}
-	recs, err := s.db.ListImages(ctx)
+	recs, err := s.db.ListImages(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func (s *Service) PruneCached(ctx context.Context, maxAge time.Duration, inUse f
 			s.log.Debug("cached image expired but in use; kept", "fingerprint", rec.Fingerprint, "instances", users)
 			continue
 		}
-		err := s.Delete(ctx, rec.Fingerprint, users)
+		err := s.purge(ctx, rec.Fingerprint)
 		switch {
 		case err == nil:
 			s.log.Info("expired cached image deleted", "fingerprint", rec.Fingerprint, "last_used", last)
@@ -51,4 +52,17 @@ func (s *Service) PruneCached(ctx context.Context, maxAge time.Duration, inUse f
 		}
 	}
 	return deleted, errors.Join(errs...)
+}
+
+// purge deletes a stored image from every project, with its files.
+func (s *Service) purge(ctx context.Context, fp string) error {
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	rec, err := s.stored(ctx, fp)
+	if err != nil {
+		return err
+	}
+	return s.purgeLocked(ctx, rec)
 }

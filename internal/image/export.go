@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"io"
 	"os"
 )
@@ -39,7 +40,7 @@ func (e *Export) Close() {
 // each ext from the file's own compression. An image deleted while it is
 // read stays readable to the end (the files are open).
 func (s *Service) Export(ctx context.Context, fp string) (*Export, error) {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.checked(ctx, fp, auth.CanView)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +73,7 @@ func (s *Service) Export(ctx context.Context, fp string) (*Export, error) {
 		e.MetaName = "meta-" + e.MetaName
 		e.RootfsName = fp + ext
 	}
-	s.em.Lifecycle(ctx, EventImageRetrieved, imageSource(fp), nil)
+	s.em.Lifecycle(ctx, EventImageRetrieved, imageSource(ctx, fp), nil)
 	return e, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -50,7 +51,7 @@ func cloneRecord(r Record) Record {
 	return r
 }
 
-func (f *fakeDB) CreateImage(_ context.Context, r Record) error {
+func (f *fakeDB) CreateImage(_ context.Context, r Record, project string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.failing("CreateImage"); err != nil {
@@ -59,11 +60,46 @@ func (f *fakeDB) CreateImage(_ context.Context, r Record) error {
 	if _, ok := f.images[r.Fingerprint]; ok {
 		return errdefs.Conflict("image %q exists", r.Fingerprint)
 	}
-	f.images[r.Fingerprint] = cloneRecord(r)
+	r = cloneRecord(r)
+	r.Projects = []string{project}
+	f.images[r.Fingerprint] = r
 	return nil
 }
 
-func (f *fakeDB) GetImage(_ context.Context, prefix string) (Record, error) {
+func (f *fakeDB) AddImageProject(_ context.Context, fp, project string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.images[fp]
+	switch {
+	case !ok:
+		return errdefs.NotFound("no image %q", fp)
+	case slices.Contains(r.Projects, project):
+		return errdefs.Conflict("image %q in project %q exists", fp, project)
+	}
+	r.Projects = append(slices.Clone(r.Projects), project)
+	sort.Strings(r.Projects)
+	f.images[fp] = r
+	return nil
+}
+
+func (f *fakeDB) RemoveImageProject(_ context.Context, fp, project string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.images[fp]
+	if !ok || !slices.Contains(r.Projects, project) {
+		return errdefs.NotFound("no image %q in project %q", fp, project)
+	}
+	r.Projects = slices.DeleteFunc(slices.Clone(r.Projects), func(p string) bool { return p == project })
+	f.images[fp] = r
+	for k, a := range f.aliases {
+		if a.Project == project && a.Target == fp {
+			delete(f.aliases, k)
+		}
+	}
+	return nil
+}
+
+func (f *fakeDB) GetImage(_ context.Context, project, prefix string) (Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.failing("GetImage"); err != nil {
@@ -71,7 +107,7 @@ func (f *fakeDB) GetImage(_ context.Context, prefix string) (Record, error) {
 	}
 	var found []Record
 	for fp, r := range f.images {
-		if strings.HasPrefix(fp, prefix) {
+		if strings.HasPrefix(fp, prefix) && (project == "" || slices.Contains(r.Projects, project)) {
 			found = append(found, r)
 		}
 	}
@@ -84,12 +120,14 @@ func (f *fakeDB) GetImage(_ context.Context, prefix string) (Record, error) {
 	return Record{}, errdefs.Invalid("ambiguous prefix %q", prefix)
 }
 
-func (f *fakeDB) ListImages(context.Context) ([]Record, error) {
+func (f *fakeDB) ListImages(_ context.Context, project string) ([]Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []Record
 	for _, r := range f.images {
-		out = append(out, cloneRecord(r))
+		if project == "" || slices.Contains(r.Projects, project) {
+			out = append(out, cloneRecord(r))
+		}
 	}
 	return out, nil
 }
@@ -97,10 +135,13 @@ func (f *fakeDB) ListImages(context.Context) ([]Record, error) {
 func (f *fakeDB) UpdateImage(_ context.Context, r Record) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.images[r.Fingerprint]; !ok {
+	old, ok := f.images[r.Fingerprint]
+	if !ok {
 		return errdefs.NotFound("no image %q", r.Fingerprint)
 	}
-	f.images[r.Fingerprint] = cloneRecord(r)
+	r = cloneRecord(r)
+	r.Projects = old.Projects // Not the caller's to change.
+	f.images[r.Fingerprint] = r
 	return nil
 }
 
@@ -111,8 +152,16 @@ func (f *fakeDB) DeleteImage(_ context.Context, fp string) error {
 		return errdefs.NotFound("no image %q", fp)
 	}
 	delete(f.images, fp)
+	for k, a := range f.aliases {
+		if a.Target == fp {
+			delete(f.aliases, k)
+		}
+	}
 	return nil
 }
+
+// aliasKey keys an alias in the fake: aliases are per project.
+func aliasKey(project, name string) string { return project + "/" + name }
 
 func (f *fakeDB) CreateAlias(_ context.Context, a AliasRecord) error {
 	f.mu.Lock()
@@ -120,29 +169,31 @@ func (f *fakeDB) CreateAlias(_ context.Context, a AliasRecord) error {
 	if err := f.failing("CreateAlias"); err != nil {
 		return err
 	}
-	if _, ok := f.aliases[a.Name]; ok {
+	if _, ok := f.aliases[aliasKey(a.Project, a.Name)]; ok {
 		return errdefs.Conflict("alias %q exists", a.Name)
 	}
-	f.aliases[a.Name] = a
+	f.aliases[aliasKey(a.Project, a.Name)] = a
 	return nil
 }
 
-func (f *fakeDB) GetAlias(_ context.Context, name string) (AliasRecord, error) {
+func (f *fakeDB) GetAlias(_ context.Context, project, name string) (AliasRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	a, ok := f.aliases[name]
+	a, ok := f.aliases[aliasKey(project, name)]
 	if !ok {
 		return AliasRecord{}, errdefs.NotFound("no alias %q", name)
 	}
 	return a, nil
 }
 
-func (f *fakeDB) ListAliases(context.Context) ([]AliasRecord, error) {
+func (f *fakeDB) ListAliases(_ context.Context, project string) ([]AliasRecord, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []AliasRecord
 	for _, a := range f.aliases {
-		out = append(out, a)
+		if project == "" || a.Project == project {
+			out = append(out, a)
+		}
 	}
 	return out, nil
 }
@@ -150,36 +201,36 @@ func (f *fakeDB) ListAliases(context.Context) ([]AliasRecord, error) {
 func (f *fakeDB) UpdateAlias(_ context.Context, a AliasRecord) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.aliases[a.Name]; !ok {
+	if _, ok := f.aliases[aliasKey(a.Project, a.Name)]; !ok {
 		return errdefs.NotFound("no alias %q", a.Name)
 	}
-	f.aliases[a.Name] = a
+	f.aliases[aliasKey(a.Project, a.Name)] = a
 	return nil
 }
 
-func (f *fakeDB) RenameAlias(_ context.Context, oldName, newName string) error {
+func (f *fakeDB) RenameAlias(_ context.Context, project, oldName, newName string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	a, ok := f.aliases[oldName]
+	a, ok := f.aliases[aliasKey(project, oldName)]
 	if !ok {
 		return errdefs.NotFound("no alias %q", oldName)
 	}
-	if _, ok := f.aliases[newName]; ok {
+	if _, ok := f.aliases[aliasKey(project, newName)]; ok {
 		return errdefs.Conflict("alias %q exists", newName)
 	}
-	delete(f.aliases, oldName)
+	delete(f.aliases, aliasKey(project, oldName))
 	a.Name = newName
-	f.aliases[newName] = a
+	f.aliases[aliasKey(project, newName)] = a
 	return nil
 }
 
-func (f *fakeDB) DeleteAlias(_ context.Context, name string) error {
+func (f *fakeDB) DeleteAlias(_ context.Context, project, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.aliases[name]; !ok {
+	if _, ok := f.aliases[aliasKey(project, name)]; !ok {
 		return errdefs.NotFound("no alias %q", name)
 	}
-	delete(f.aliases, name)
+	delete(f.aliases, aliasKey(project, name))
 	return nil
 }
 

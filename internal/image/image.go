@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"hash"
 	"io"
 	"log/slog"
@@ -45,10 +46,16 @@ type Record struct {
 	// Format names the blob's layout, hence the source that unpacks it
 	// (formatRootfsTarball, ...).
 	Format string
+	// Projects hold the image (read only: the DB's membership methods
+	// change them). The record itself, with Public, AutoUpdate and
+	// Properties, is one for all of them.
+	Projects []string
 }
 
 // AliasRecord is an image alias as persisted. Target is a full fingerprint.
 type AliasRecord struct {
+	// Project has the alias: aliases are per project.
+	Project     string
 	Name        string
 	Description string
 	Target      string
@@ -57,27 +64,35 @@ type AliasRecord struct {
 
 // DB is what the service needs from persistence.
 //
+// An image is stored once (one record, one set of files) and held by
+// projects; aliases belong to one project each.
+//
 // Contract: GetImage takes a full fingerprint or a prefix of one (lower-case
-// hex) and returns an error of kind errdefs.ErrNotFound when nothing matches
-// (and any error when several do); GetAlias likewise for a missing alias.
-// CreateImage and CreateAlias return errdefs.ErrConflict for an existing key,
-// RenameAlias for an existing new name. UpdateImage, UpdateAlias,
-// RenameAlias, DeleteImage and DeleteAlias return errdefs.ErrNotFound for a
-// missing key. Deleting an image need not delete its aliases: the service
-// deletes them first.
+// hex) and returns an error of kind errdefs.ErrNotFound when no image the
+// project holds matches (project "": any project; any error when several
+// match); GetAlias likewise for a missing alias. ListImages and ListAliases
+// take "" for all projects. CreateImage (which makes project hold the new
+// image), AddImageProject and CreateAlias return errdefs.ErrConflict for an
+// existing key, RenameAlias for an existing new name. UpdateImage,
+// UpdateAlias, RenameAlias, RemoveImageProject, DeleteImage and
+// DeleteAlias return errdefs.ErrNotFound for a missing key.
+// RemoveImageProject removes the project's aliases of the image with it;
+// DeleteImage removes the image from every project, with all its aliases.
 type DB interface {
-	CreateImage(ctx context.Context, rec Record) error
-	GetImage(ctx context.Context, fpOrPrefix string) (Record, error)
-	ListImages(ctx context.Context) ([]Record, error)
+	CreateImage(ctx context.Context, rec Record, project string) error
+	AddImageProject(ctx context.Context, fp, project string) error
+	RemoveImageProject(ctx context.Context, fp, project string) error
+	GetImage(ctx context.Context, project, fpOrPrefix string) (Record, error)
+	ListImages(ctx context.Context, project string) ([]Record, error)
 	UpdateImage(ctx context.Context, rec Record) error
 	DeleteImage(ctx context.Context, fp string) error
 
 	CreateAlias(ctx context.Context, rec AliasRecord) error
-	GetAlias(ctx context.Context, name string) (AliasRecord, error)
-	ListAliases(ctx context.Context) ([]AliasRecord, error)
+	GetAlias(ctx context.Context, project, name string) (AliasRecord, error)
+	ListAliases(ctx context.Context, project string) ([]AliasRecord, error)
 	UpdateAlias(ctx context.Context, rec AliasRecord) error
-	RenameAlias(ctx context.Context, oldName, newName string) error
-	DeleteAlias(ctx context.Context, name string) error
+	RenameAlias(ctx context.Context, project, oldName, newName string) error
+	DeleteAlias(ctx context.Context, project, name string) error
 }
 
 // Emitter receives lifecycle events.
@@ -120,7 +135,6 @@ type ImportMeta struct {
 const (
 	typeContainer = "container"
 	sourceFile    = "file"
-	project       = "default"
 )
 
 // Service manages the image store. Its methods are safe for concurrent use.
@@ -147,6 +161,8 @@ type Service struct {
 
 	// maxUnpacked returns images.max_unpacked_size (SetMaxUnpackedSize).
 	maxUnpacked atomic.Pointer[func() int64]
+
+	authz Authorizer // nil: everything allowed (authz.go)
 }
 
 // New opens the image store in dir, creating it if needed, and removes what
@@ -225,9 +241,6 @@ func (nopEmitter) Lifecycle(context.Context, string, event.Entity, map[string]an
 
 func (s *Service) blobPath(fp string) string { return filepath.Join(s.blobDir, fp) }
 
-// imageSource names an image in lifecycle events.
-func imageSource(fp string) event.Entity { return event.Entity{Kind: event.EntityImage, Name: fp} }
-
 // Import stores an uploaded root filesystem tarball as a new image, or the
 // image of an OCI archive or docker-archive (see importArchive). The
 // upload is written to a temporary blob while it is hashed and unpacked in
@@ -237,6 +250,9 @@ func imageSource(fp string) event.Entity { return event.Entity{Kind: event.Entit
 // already exists"), even when meta.Alias is new: aliases are added with
 // CreateAlias.
 func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api.Image, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return api.Image{}, err
+	}
 	arch, err := normalizeArchitecture(meta.Architecture)
 	if err != nil {
 		return api.Image{}, err
@@ -260,7 +276,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 			if err != nil {
 				return api.Image{}, err
 			}
-			return toAPI(rec, aliases), nil
+			return toAPI(ctx, rec, aliases), nil
 		}
 	}
 
@@ -287,10 +303,16 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	if _, err := s.db.GetImage(ctx, up.fp); err == nil {
-		return api.Image{}, errdefs.Conflict("image already exists")
-	} else if !errors.Is(err, errdefs.ErrNotFound) {
+	if rec, ok, err := s.existing(ctx, up.fp); err != nil {
 		return api.Image{}, err
+	} else if ok {
+		// Stored for another project: this one holds it too, and the
+		// upload is dropped (the deferred discard).
+		rec, aliases, err := s.holdLocked(ctx, rec, meta.Alias)
+		if err != nil {
+			return api.Image{}, err
+		}
+		return toAPI(ctx, rec, aliases), nil
 	}
 	// Files without a record are what a crash or a failed delete left.
 	if err := s.removeFiles(up.fp); err != nil {
@@ -352,12 +374,13 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 		arch = rec.Architecture
 	}
 	fillProperties(&rec, up.root)
-	if err := s.db.CreateImage(ctx, rec); err != nil {
+	if err := s.db.CreateImage(ctx, rec, scope(ctx)); err != nil {
 		return api.Image{}, fmt.Errorf("record image: %w", err)
 	}
+	rec.Projects = []string{scope(ctx)}
 	var aliases []AliasRecord
 	if meta.Alias != "" {
-		a := AliasRecord{Name: meta.Alias, Target: up.fp, Type: typ}
+		a := AliasRecord{Project: scope(ctx), Name: meta.Alias, Target: up.fp, Type: typ}
 		if err := s.db.CreateAlias(ctx, a); err != nil {
 			if derr := s.db.DeleteImage(context.WithoutCancel(ctx), up.fp); derr != nil {
 				s.log.Error("cannot undo image record", "fingerprint", up.fp, "error", derr)
@@ -369,11 +392,11 @@ func (s *Service) Import(ctx context.Context, r io.Reader, meta ImportMeta) (api
 	up.blob, up.rootfsBlob, up.root = "", "", "" // Committed.
 
 	s.log.Info("image imported", "fingerprint", up.fp, "size", up.size, "architecture", arch, "format", up.format)
-	s.em.Lifecycle(ctx, EventImageCreated, imageSource(up.fp), map[string]any{"type": typ})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(ctx, up.fp), map[string]any{"type": typ})
 	if meta.Alias != "" {
-		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(meta.Alias), map[string]any{"target": up.fp})
+		s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, meta.Alias), map[string]any{"target": up.fp})
 	}
-	return toAPI(rec, aliases), nil
+	return toAPI(ctx, rec, aliases), nil
 }
 
 // upload is a received upload not yet committed: temporary files that
@@ -518,41 +541,46 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Get returns an image by fingerprint or unique fingerprint prefix.
+// Get returns an image of the scope project by fingerprint or unique
+// fingerprint prefix; one only other projects hold is not found.
 func (s *Service) Get(ctx context.Context, fpOrPrefix string) (api.Image, error) {
-	rec, err := s.record(ctx, fpOrPrefix)
+	rec, err := s.checked(ctx, fpOrPrefix, auth.CanView)
 	if err != nil {
 		return api.Image{}, err
 	}
-	aliases, err := s.db.ListAliases(ctx)
+	aliases, err := s.db.ListAliases(ctx, scope(ctx))
 	if err != nil {
 		return api.Image{}, err
 	}
-	return toAPI(rec, aliasesOf(aliases, rec.Fingerprint)), nil
+	return toAPI(ctx, rec, aliasesOf(aliases, rec.Fingerprint)), nil
 }
 
-// List returns all images, by fingerprint.
+// List returns the scope project's images, by fingerprint.
 func (s *Service) List(ctx context.Context) ([]api.Image, error) {
-	recs, err := s.db.ListImages(ctx)
+	recs, err := s.db.ListImages(ctx, scope(ctx))
 	if err != nil {
 		return nil, err
 	}
-	aliases, err := s.db.ListAliases(ctx)
+	aliases, err := s.db.ListAliases(ctx, scope(ctx))
 	if err != nil {
 		return nil, err
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Fingerprint < recs[j].Fingerprint })
 	out := make([]api.Image, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, toAPI(rec, aliasesOf(aliases, rec.Fingerprint)))
+		if s.canView(ctx, rec) {
+			out = append(out, toAPI(ctx, rec, aliasesOf(aliases, rec.Fingerprint)))
+		}
 	}
 	return out, nil
 }
 
 // Update replaces an image's writable fields. Profiles are not kept: the
-// record has no place for them yet.
+// record has no place for them yet. The fields are the image's, not the
+// project's: every project holding it sees the change (public,
+// auto_update, properties and expiry are per image, as its files).
 func (s *Service) Update(ctx context.Context, fp string, put api.ImagePut) error {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.checked(ctx, fp, auth.CanEdit)
 	if err != nil {
 		return err
 	}
@@ -566,13 +594,14 @@ func (s *Service) Update(ctx context.Context, fp string, put api.ImagePut) error
 	if err := s.db.UpdateImage(ctx, rec); err != nil {
 		return err
 	}
-	s.em.Lifecycle(ctx, EventImageUpdated, imageSource(rec.Fingerprint), nil)
+	s.em.Lifecycle(ctx, EventImageUpdated, imageSource(ctx, rec.Fingerprint), nil)
 	return nil
 }
 
-// MarkUsed sets an image's last use to now.
+// MarkUsed sets an image's last use to now, whichever project uses it (the
+// date is the image's: it keeps a cached image from expiring).
 func (s *Service) MarkUsed(ctx context.Context, fp string) error {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.stored(ctx, fp)
 	if err != nil {
 		return err
 	}
@@ -580,11 +609,13 @@ func (s *Service) MarkUsed(ctx context.Context, fp string) error {
 	return s.db.UpdateImage(ctx, rec)
 }
 
-// Delete removes an image: its aliases, its record, its blob and its
-// trees (removeFiles). inUseBy names the instances created from it; any
-// makes it a conflict.
+// Delete removes an image from the scope project, with the project's
+// aliases of it. The image itself (its record, blob and trees:
+// removeFiles) goes only with the last project holding it. inUseBy names
+// the instances, of every project, created from it; any makes it a
+// conflict.
 func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.checked(ctx, fp, auth.CanDelete)
 	if err != nil {
 		return err
 	}
@@ -598,15 +629,25 @@ func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 
-	aliases, err := s.db.ListAliases(ctx)
-	if err != nil {
+	// Read again under commitMu: an import may have added a project.
+	if rec, err = s.record(ctx, fp); err != nil {
 		return err
 	}
-	for _, a := range aliasesOf(aliases, fp) {
-		if err := s.db.DeleteAlias(ctx, a.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+	if len(rec.Projects) > 1 {
+		if err := s.db.RemoveImageProject(ctx, fp, scope(ctx)); err != nil {
 			return err
 		}
+		s.em.Lifecycle(ctx, EventImageDeleted, imageSource(ctx, fp), nil)
+		s.log.Info("image removed from a project", "fingerprint", fp, "project", scope(ctx), "still_in", len(rec.Projects)-1)
+		return nil
 	}
+	return s.purgeLocked(ctx, rec)
+}
+
+// purgeLocked deletes an image from every project, with its files. The
+// caller holds treeMu and commitMu.
+func (s *Service) purgeLocked(ctx context.Context, rec Record) error {
+	fp := rec.Fingerprint
 	var ociBlobs []string // Read before the manifest goes with the image's blob.
 	if rec.Format == formatOCI {
 		ociBlobs = s.ociBlobsOf(fp)
@@ -614,7 +655,7 @@ func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error
 	if err := s.db.DeleteImage(ctx, fp); err != nil {
 		return err
 	}
-	s.em.Lifecycle(ctx, EventImageDeleted, imageSource(fp), nil)
+	s.em.Lifecycle(ctx, EventImageDeleted, imageSource(ctx, fp), nil)
 	defer s.collectBlobsLocked(context.WithoutCancel(ctx), ociBlobs)
 	if err := s.removeFiles(fp); err != nil {
 		// The image is gone; its files are left for the next import of
@@ -625,13 +666,14 @@ func (s *Service) Delete(ctx context.Context, fp string, inUseBy []string) error
 	return nil
 }
 
-// Resolve returns the fingerprint an alias points to, or the image a
-// fingerprint prefix names, in that order.
+// Resolve returns the fingerprint an alias of the scope project points to,
+// or the image of the scope project a fingerprint prefix names, in that
+// order.
 func (s *Service) Resolve(ctx context.Context, aliasOrFingerprint string) (string, error) {
 	if aliasOrFingerprint == "" {
 		return "", errdefs.NotFound("image %q not found", aliasOrFingerprint)
 	}
-	a, err := s.db.GetAlias(ctx, aliasOrFingerprint)
+	a, err := s.db.GetAlias(ctx, scope(ctx), aliasOrFingerprint)
 	if err == nil {
 		return a.Target, nil
 	}
@@ -645,13 +687,19 @@ func (s *Service) Resolve(ctx context.Context, aliasOrFingerprint string) (strin
 	return rec.Fingerprint, nil
 }
 
-// record reads an image by fingerprint or prefix; case does not matter.
+// record reads an image of the scope project by fingerprint or prefix;
+// case does not matter.
 func (s *Service) record(ctx context.Context, fpOrPrefix string) (Record, error) {
+	return s.lookup(ctx, scope(ctx), fpOrPrefix)
+}
+
+// lookup reads an image project holds ("" any) by fingerprint or prefix.
+func (s *Service) lookup(ctx context.Context, project, fpOrPrefix string) (Record, error) {
 	p := strings.ToLower(fpOrPrefix)
 	if !isHexPrefix(p) {
 		return Record{}, errdefs.NotFound("image %q not found", fpOrPrefix)
 	}
-	rec, err := s.db.GetImage(ctx, p)
+	rec, err := s.db.GetImage(ctx, project, p)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return Record{}, errdefs.NotFound("image %q not found", fpOrPrefix)
 	}
@@ -737,7 +785,8 @@ func syncFS(dir string) error {
 	return nil
 }
 
-func toAPI(rec Record, aliases []AliasRecord) api.Image {
+// toAPI is an image as the scope project of ctx sees it.
+func toAPI(ctx context.Context, rec Record, aliases []AliasRecord) api.Image {
 	props := maps.Clone(rec.Properties)
 	if props == nil {
 		props = map[string]string{}
@@ -760,7 +809,7 @@ func toAPI(rec Record, aliases []AliasRecord) api.Image {
 		CreatedAt:    rec.CreatedAt,
 		LastUsedAt:   rec.LastUsedAt,
 		UploadedAt:   rec.UploadedAt,
-		Project:      project,
+		Project:      scope(ctx),
 	}
 	sort.Slice(aliases, func(i, j int) bool { return aliases[i].Name < aliases[j].Name })
 	for _, a := range aliases {

@@ -231,7 +231,7 @@ func TestImportInvalid(t *testing.T) {
 func TestImportMetaValidation(t *testing.T) {
 	s, db, _, dir := newTestService(t)
 	ctx := context.Background()
-	db.aliases["taken"] = AliasRecord{Name: "taken", Target: strings.Repeat("0", 64)}
+	db.aliases[aliasKey("default", "taken")] = AliasRecord{Project: "default", Name: "taken", Target: strings.Repeat("0", 64)}
 	for _, tc := range []struct {
 		meta ImportMeta
 		kind error
@@ -522,10 +522,10 @@ func TestDelete(t *testing.T) {
 	if _, ok := db.images[fp]; ok {
 		t.Error("record left")
 	}
-	if _, ok := db.aliases["mine"]; ok {
+	if _, ok := db.aliases[aliasKey("default", "mine")]; ok {
 		t.Error("alias left")
 	}
-	if _, ok := db.aliases["theirs"]; !ok {
+	if _, ok := db.aliases[aliasKey("default", "theirs")]; !ok {
 		t.Error("another image's alias deleted")
 	}
 	if diff := cmp.Diff([]emitted{{"image-deleted", "/1.0/images/" + fp, nil}}, em.take()); diff != "" {

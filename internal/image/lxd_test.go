@@ -533,7 +533,7 @@ func TestPruneCached(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("deleted (-want +got):\n%s", diff)
 	}
-	if _, err := db.GetAlias(ctx, "old-unused"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := db.GetAlias(ctx, "default", "old-unused"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("alias of a pruned image: %v", err)
 	}
 }

@@ -274,7 +274,9 @@ func (s *Service) storeOCI(ctx context.Context, ri *ResolvedImage, opts StoreOpt
 	}
 	fp := ri.Fingerprint()
 	fetched := false
-	if _, err := s.db.GetImage(ctx, fp); errors.Is(err, errdefs.ErrNotFound) {
+	// Stored for any project, it is not fetched again: this one holds it
+	// too (ensureHeld).
+	if _, err := s.db.GetImage(ctx, "", fp); errors.Is(err, errdefs.ErrNotFound) {
 		_, err = s.oci.pulls.do(ctx, fp, opts.Progress, func(ctx context.Context, c *call) error {
 			return s.fetchAndCommit(ctx, ri, c.report)
 		})
@@ -283,6 +285,9 @@ func (s *Service) storeOCI(ctx context.Context, ri *ResolvedImage, opts StoreOpt
 		}
 		fetched = true
 	} else if err != nil {
+		return api.Image{}, err
+	}
+	if err := s.ensureHeld(ctx, fp); err != nil {
 		return api.Image{}, err
 	}
 	if err := s.setCached(ctx, fp, fetched, opts.Cached); err != nil {
@@ -300,7 +305,7 @@ func (s *Service) storeOCI(ctx context.Context, ri *ResolvedImage, opts StoreOpt
 // fetched (fetched) for an instance (cached) stays cached until someone
 // pulls it on purpose.
 func (s *Service) setCached(ctx context.Context, fp string, fetched, cached bool) error {
-	rec, err := s.db.GetImage(ctx, fp)
+	rec, err := s.db.GetImage(ctx, "", fp)
 	if err != nil {
 		return err
 	}
@@ -315,9 +320,10 @@ func (s *Service) setCached(ctx context.Context, fp string, fetched, cached bool
 	return nil
 }
 
-// aliasFreeFor checks that an alias is free or already names fp.
+// aliasFreeFor checks that the scope project's alias is free or already
+// names fp.
 func (s *Service) aliasFreeFor(ctx context.Context, name, fp string) error {
-	a, err := s.db.GetAlias(ctx, name)
+	a, err := s.db.GetAlias(ctx, scope(ctx), name)
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):
 		return nil
@@ -335,13 +341,13 @@ func (s *Service) ensureAlias(ctx context.Context, name, fp string) error {
 	if err := s.aliasFreeFor(ctx, name, fp); err != nil {
 		return err
 	}
-	if _, err := s.db.GetAlias(ctx, name); err == nil {
+	if _, err := s.db.GetAlias(ctx, scope(ctx), name); err == nil {
 		return nil
 	}
-	if err := s.db.CreateAlias(ctx, AliasRecord{Name: name, Target: fp, Type: typeContainer}); err != nil {
+	if err := s.db.CreateAlias(ctx, AliasRecord{Project: scope(ctx), Name: name, Target: fp, Type: typeContainer}); err != nil {
 		return fmt.Errorf("create alias %q: %w", name, err)
 	}
-	s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(name), map[string]any{"target": fp})
+	s.em.Lifecycle(ctx, EventImageAliasCreated, aliasSource(ctx, name), map[string]any{"target": fp})
 	return nil
 }
 
@@ -447,7 +453,7 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	if _, err := s.db.GetImage(ctx, fp); err == nil {
+	if _, err := s.db.GetImage(ctx, "", fp); err == nil {
 		os.RemoveAll(tree) // Stored meanwhile by an import of the same image.
 		tree = ""
 		return nil
@@ -490,12 +496,14 @@ func (s *Service) fetchAndCommit(ctx context.Context, ri *ResolvedImage, report 
 		rec.CreatedAt = ri.cfg.Created.UTC()
 	}
 	fillProperties(&rec, tree)
-	if err := s.db.CreateImage(ctx, rec); err != nil {
+	// The project of the pull that fetched it; the others waiting on this
+	// fetch are added by their storeOCI (ensureHeld).
+	if err := s.db.CreateImage(ctx, rec, scope(ctx)); err != nil {
 		return fmt.Errorf("record image: %w", err)
 	}
 	tree = "" // Committed.
 	s.log.Info("OCI image stored", "fingerprint", fp, "reference", ri.ref, "layers", len(man.Layers), "size", size)
-	s.em.Lifecycle(ctx, EventImageCreated, imageSource(fp), map[string]any{"type": typeContainer})
+	s.em.Lifecycle(ctx, EventImageCreated, imageSource(ctx, fp), map[string]any{"type": typeContainer})
 	return nil
 }
 
@@ -729,7 +737,7 @@ func (s *Service) collectBlobs(ctx context.Context, candidates []string) {
 }
 
 func (s *Service) collectBlobsLocked(ctx context.Context, candidates []string) {
-	recs, err := s.db.ListImages(ctx)
+	recs, err := s.db.ListImages(ctx, "") // Every project's images use blobs.
 	if err != nil {
 		s.log.Warn("cannot list images to collect blobs", "error", err)
 		return
@@ -802,7 +810,7 @@ type RuntimeConfig struct {
 // RuntimeConfig returns an OCI image's run defaults; nil (and no error) for
 // images of other formats, which carry none.
 func (s *Service) RuntimeConfig(ctx context.Context, fp string) (*RuntimeConfig, error) {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.stored(ctx, fp) // Resolved in its project by the caller.
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,9 @@ const ProgressPack = "pack"
 // The source must not change while it is read: the caller freezes or
 // snapshots the instance. On any failure nothing is left.
 func (s *Service) Publish(ctx context.Context, src PublishSource, opts PublishOptions) (api.Image, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return api.Image{}, err
+	}
 	comp, err := checkCompression(opts.Compression)
 	if err != nil {
 		return api.Image{}, err

@@ -612,7 +612,7 @@ func TestPublishLateAliasConflictUndoes(t *testing.T) {
 	src := makeTree(t, nil)
 	opts := PublishOptions{Aliases: []string{"first", "second"}, Compression: "none", Progress: func(p Progress) {
 		if p.Done > 0 {
-			db.CreateAlias(context.Background(), AliasRecord{Name: "second", Target: strings.Repeat("0", 64)})
+			db.CreateAlias(context.Background(), AliasRecord{Project: "default", Name: "second", Target: strings.Repeat("0", 64)})
 		}
 	}}
 	_, err := s.Publish(context.Background(), PublishSource{Dir: src}, opts)
@@ -620,7 +620,7 @@ func TestPublishLateAliasConflictUndoes(t *testing.T) {
 	if n, _ := db.counts(); n != 0 {
 		t.Errorf("%d images left", n)
 	}
-	if _, err := db.GetAlias(context.Background(), "first"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := db.GetAlias(context.Background(), "default", "first"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("alias first left: %v", err)
 	}
 	if got := storeEntries(t, dir); len(got) != 0 {

@@ -181,6 +181,9 @@ func newRegistryClient(ctx context.Context, req PullRequest) (*registryClient, e
 // index (a multi-architecture image) it picks the host's manifest; none is
 // an invalid-argument error naming the architectures there are.
 func (s *Service) ResolveRemote(ctx context.Context, req PullRequest) (*ResolvedImage, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return nil, err
+	}
 	c, err := newRegistryClient(ctx, req)
 	if err != nil {
 		return nil, err
@@ -269,6 +272,9 @@ func (s *Service) Pull(ctx context.Context, req PullRequest, opts StoreOptions) 
 
 // StoreRemote stores an image ResolveRemote resolved; see storeOCI.
 func (s *Service) StoreRemote(ctx context.Context, ri *ResolvedImage, opts StoreOptions) (*RemoteImage, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return nil, err
+	}
 	img, err := s.storeOCI(ctx, ri, opts)
 	if err != nil {
 		return nil, err

@@ -27,7 +27,7 @@ func (s *Service) treePath(fp string) string {
 // rename; a caller whose ctx ends stops waiting, and the rebuild stops
 // once no caller waits, leaving nothing.
 func (s *Service) RootFS(ctx context.Context, fp string) (string, error) {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.stored(ctx, fp) // Any project's: the caller resolved fp in its own.
 	if err != nil {
 		return "", err
 	}
@@ -58,7 +58,7 @@ func (s *Service) rebuild(ctx context.Context, rec Record) error {
 		return nil // Rebuilt by a call that ended between our check and now.
 	}
 	// Delete may have run before we took treeMu.
-	if _, err := s.record(ctx, rec.Fingerprint); err != nil {
+	if _, err := s.stored(ctx, rec.Fingerprint); err != nil {
 		return err
 	}
 	s.log.Warn("image tree missing, unpacking it again", "fingerprint", rec.Fingerprint)
@@ -85,7 +85,7 @@ func (s *Service) rebuild(ctx context.Context, rec Record) error {
 // caches an image this way, once per pool and id map. A virtual-machine
 // disk image has no tree (errdefs invalid).
 func (s *Service) UnpackTree(ctx context.Context, fp string, idmap *driver.IDMap, dir string) error {
-	rec, err := s.record(ctx, fp)
+	rec, err := s.stored(ctx, fp) // A pool caches it for every project.
 	if err != nil {
 		return err
 	}

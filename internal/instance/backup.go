@@ -135,6 +135,9 @@ func (s *Service) createdBackup(ctx context.Context, rec store.Instance, name st
 
 // Backups lists an instance's backups, oldest first.
 func (s *Service) Backups(ctx context.Context, name string) ([]Backup, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return nil, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
@@ -153,6 +156,9 @@ func (s *Service) Backups(ctx context.Context, name string) ([]Backup, error) {
 
 // GetBackup returns one backup of an instance.
 func (s *Service) GetBackup(ctx context.Context, name, b string) (Backup, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return Backup{}, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return Backup{}, err
@@ -167,6 +173,9 @@ func (s *Service) GetBackup(ctx context.Context, name, b string) (Backup, error)
 
 // OpenBackup opens a backup's tarball for download; the caller closes it.
 func (s *Service) OpenBackup(ctx context.Context, name, b string) (*os.File, Backup, error) {
+	if err := s.allow(ctx, name, canManageBackups); err != nil {
+		return nil, Backup{}, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, Backup{}, err
@@ -185,6 +194,9 @@ func (s *Service) OpenBackup(ctx context.Context, name, b string) (*os.File, Bac
 
 // RenameBackup renames a backup (its file keeps its name).
 func (s *Service) RenameBackup(ctx context.Context, name, b, newName string) error {
+	if err := s.allow(ctx, name, canManageBackups); err != nil {
+		return err
+	}
 	if err := validBackupName(newName); err != nil {
 		return err
 	}
@@ -210,6 +222,9 @@ func (s *Service) RenameBackup(ctx context.Context, name, b, newName string) err
 
 // DeleteBackup deletes a backup: its file, then its row.
 func (s *Service) DeleteBackup(ctx context.Context, name, b string) error {
+	if err := s.allow(ctx, name, canManageBackups); err != nil {
+		return err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
@@ -332,6 +347,12 @@ func (c *BackupCreation) Name() string { return c.row.Name }
 // made, so bad input is answered at once; Run then writes it (in an
 // operation). The caller must call Run.
 func (s *Service) CreateBackup(ctx context.Context, name string, req BackupRequest) (*BackupCreation, error) {
+	if err := s.allow(ctx, name, canManageBackups); err != nil {
+		return nil, err
+	}
+	if err := project.AllowBackup(project.From(ctx)); err != nil {
+		return nil, err
+	}
 	if s.cfg.BackupDir == "" {
 		return nil, errdefs.NotImplemented("backups: this daemon has no backup directory")
 	}
@@ -527,6 +548,9 @@ func (s *Service) backupIndex(ctx context.Context, rec store.Instance, instanceO
 // backup, or that this daemon cannot hold (its pool, its type, its
 // config), is an invalid-argument error and nothing is left.
 func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOptions) (string, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return "", err
+	}
 	br, err := backup.Open(r)
 	if err != nil {
 		return "", err
@@ -536,6 +560,18 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 	if err != nil {
 		return "", err
 	}
+	pcfg, pdevs, err := s.expanded(plan.rec)
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkProjectRules(ctx, Type(plan.rec.Type), pcfg, pdevs); err != nil {
+		return "", fmt.Errorf("backup: %w", err)
+	}
+	release, err := s.reserve(ctx, plan.rec.Project, s.usageOf(Type(plan.rec.Type), pcfg, pdevs))
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	name, err := s.reserveName(plan.rec.Project, plan.rec.Name)
 	if err != nil {
 		return "", err

@@ -11,6 +11,9 @@ import (
 
 // ConsoleLog returns what PID 1 wrote to stdout and stderr, bounded in size.
 func (s *Service) ConsoleLog(ctx context.Context, name string) ([]byte, error) {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return nil, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
@@ -21,6 +24,9 @@ func (s *Service) ConsoleLog(ctx context.Context, name string) ([]byte, error) {
 
 // ClearConsoleLog empties an instance's console log.
 func (s *Service) ClearConsoleLog(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
@@ -31,6 +37,9 @@ func (s *Service) ClearConsoleLog(ctx context.Context, name string) error {
 
 // AttachConsole attaches to a running instance's console (driver.ConsoleAttacher).
 func (s *Service) AttachConsole(ctx context.Context, name string) (io.ReadWriteCloser, error) {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return nil, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err

@@ -17,9 +17,11 @@ import (
 // checks everything that can be checked without side effects, so bad input
 // is answered at once; Run then does the work (in an operation).
 type Creation struct {
-	s     *Service
-	rec   store.Instance
-	image string // fingerprint, "" for source none
+	s *Service
+	// release ends the creation's reservation of its project's limits.
+	release func()
+	rec     store.Instance
+	image   string // fingerprint, "" for source none
 	// pull is the registry image to fetch before creating, nil when the
 	// image is local.
 	pull *image.ResolvedImage
@@ -43,6 +45,9 @@ func (c *Creation) Type() Type { return Type(c.rec.Type) }
 // (reference, manifest, architecture) and pulled by Run, unless the image
 // is stored already; opts carry the registry credentials for that.
 func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateOptions) (*Creation, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return nil, err
+	}
 	var src *copySource
 	if req.Source.Type == SourceCopy {
 		var err error
@@ -171,9 +176,23 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	if err := s.checkRootWithProfiles(ctx, typ, req.Devices, prefs); err != nil {
 		return nil, err
 	}
-
+	s.mu.RLock()
+	views, err := s.profileViewsLocked(prefs)
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	ecfg, edevs := expandConfig(config, views), expandDevices(req.Devices, views)
+	if err := s.checkProjectRules(ctx, typ, ecfg, edevs); err != nil {
+		return nil, err
+	}
+	release, err := s.reserve(ctx, proj.Name, s.usageOf(typ, ecfg, edevs))
+	if err != nil {
+		return nil, err
+	}
 	name, err := s.reserveName(proj.Name, req.Name)
 	if err != nil {
+		release()
 		return nil, err
 	}
 	now := nowUTC()
@@ -194,12 +213,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
 	return &Creation{
-		s:      s,
-		rec:    rec,
-		image:  fp,
-		pull:   pull,
-		copyOf: src,
-		start:  req.Start,
+		s:       s,
+		release: release,
+		rec:     rec,
+		image:   fp,
+		pull:    pull,
+		copyOf:  src,
+		start:   req.Start,
 	}, nil
 }
 
@@ -305,6 +325,7 @@ func (c *Creation) Abort() {
 	if !c.done {
 		c.done = true
 		c.s.releaseName(ref{c.rec.Project, c.rec.Name})
+		c.release()
 	}
 }
 
@@ -318,6 +339,7 @@ func (c *Creation) Run(ctx context.Context) error {
 	c.done = true
 	s := c.s
 	defer s.releaseName(ref{c.rec.Project, c.rec.Name})
+	defer c.release()
 
 	rec := c.rec
 	if c.pull != nil {

@@ -13,6 +13,9 @@ import (
 // Delete removes a stopped instance: its runtime files, its writable layer
 // and its record.
 func (s *Service) Delete(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canDelete); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
@@ -25,6 +28,9 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 // protected), so an API can answer at once instead of with a failed
 // operation. Delete checks again under the instance's lock.
 func (s *Service) CheckDelete(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canDelete); err != nil {
+		return err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"slices"
 	"sort"
 	"strings"
@@ -175,8 +176,10 @@ func (s *Service) releaseRemovedNICs(ctx context.Context, before, after store.In
 	}
 }
 
-// NetworkUsers names the instances and profiles whose devices use a
-// network, as "instances/NAME" and "profiles/NAME".
+// NetworkUsers names the instances and profiles of every project whose
+// devices use a network, as "instances/NAME" and "profiles/NAME" (with
+// "?project=P" outside the default project), those ctx may see: ask as
+// the daemon (auth.AsDaemon) to know whether anything uses it.
 func (s *Service) NetworkUsers(ctx context.Context, network string) ([]string, error) {
 	uses := func(devs map[string]map[string]string) bool {
 		for _, d := range devs {
@@ -190,11 +193,14 @@ func (s *Service) NetworkUsers(ctx context.Context, network string) ([]string, e
 	defer s.mu.RUnlock()
 	var out []string
 	for r, p := range s.profiles {
-		if uses(p.Devices) {
+		if uses(p.Devices) && s.shows(ctx, auth.Profile(r.project, r.name)) {
 			out = append(out, r.usedBy("profiles"))
 		}
 	}
 	for r, in := range s.byName {
+		if !s.shows(ctx, auth.Instance(r.project, r.name)) {
+			continue
+		}
 		views, err := s.profileViewsLocked(profileRefs(in.rec))
 		if err != nil {
 			continue

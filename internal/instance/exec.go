@@ -59,6 +59,9 @@ func (r ExecRequest) Validate() error {
 // before handing out websockets, so that a stopped instance is a plain
 // error rather than an operation that fails later.
 func (s *Service) CheckExec(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
@@ -82,6 +85,9 @@ func execableStatus(name string, status Status) error {
 // instance's operation lock is held only while the process starts: a long
 // exec does not block stop, which ends it with the instance.
 func (s *Service) Exec(ctx context.Context, name string, req ExecRequest) (Process, error) {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return nil, err
+	}
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}

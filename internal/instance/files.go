@@ -75,6 +75,9 @@ const maxSymlinkTarget = 4096
 // lock is held until fn returns, so that no stop, start or delete changes
 // the root under a transfer.
 func (s *Service) ReadFile(ctx context.Context, name, p string, fn func(*File) error) error {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return err
+	}
 	handled, err := s.readGuestFile(ctx, name, p, fn)
 	if !handled {
 		err = s.readRootFile(ctx, name, p, fn)
@@ -129,6 +132,9 @@ func (s *Service) fileEvent(ctx context.Context, err error, action, name, p stri
 // WriteFile creates or changes a file, directory or symlink inside the
 // instance. An existing directory, or the same symlink, is left as it is.
 func (s *Service) WriteFile(ctx context.Context, name, p string, w FileWrite) error {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return err
+	}
 	if w.Type == "" {
 		w.Type = FileTypeFile
 	}
@@ -188,6 +194,9 @@ func (s *Service) writeRootFile(ctx context.Context, name, p string, w FileWrite
 // DeleteFile removes a file, a symlink (not its target) or an empty
 // directory inside the instance.
 func (s *Service) DeleteFile(ctx context.Context, name, p string) error {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return err
+	}
 	handled, err := s.deleteGuestFile(ctx, name, p)
 	if !handled {
 		err = s.withRoot(ctx, name, func(root *fsroot.Root, _ idMapping) error { return root.Remove(p) })

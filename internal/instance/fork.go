@@ -47,6 +47,9 @@ func (c *Creation) forkRun() *forkRun {
 // Fork makes newName a fork of instance name. A stopped source gives a
 // stopped copy.
 func (s *Service) Fork(ctx context.Context, name, newName string) (ForkResult, error) {
+	if err := s.allowCreate(ctx); err != nil {
+		return ForkResult{}, err
+	}
 	if newName == "" {
 		return ForkResult{}, errdefs.Invalid("fork: the new instance needs a name")
 	}

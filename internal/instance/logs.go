@@ -46,6 +46,9 @@ func (o *ExecOutput) Close() error {
 
 // CreateExecOutput creates the two files of a recorded exec named base.
 func (s *Service) CreateExecOutput(ctx context.Context, name, base string) (*ExecOutput, error) {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return nil, err
+	}
 	if s.cfg.LogDir == "" {
 		return nil, errdefs.NotImplemented("recording exec output needs a log directory")
 	}
@@ -82,6 +85,9 @@ func (s *Service) CreateExecOutput(ctx context.Context, name, base string) (*Exe
 
 // Logs lists an instance's log files (the top level of its logs).
 func (s *Service) Logs(ctx context.Context, name string) ([]string, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return nil, err
+	}
 	if _, err := s.lookup(ctx, name); err != nil {
 		return nil, err
 	}
@@ -90,6 +96,9 @@ func (s *Service) Logs(ctx context.Context, name string) ([]string, error) {
 
 // Log returns a top-level log file's content.
 func (s *Service) Log(ctx context.Context, name, file string) ([]byte, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return nil, err
+	}
 	if file != consoleLogName {
 		return nil, errdefs.NotFound("log file %q not found", file)
 	}
@@ -98,6 +107,9 @@ func (s *Service) Log(ctx context.Context, name, file string) ([]byte, error) {
 
 // DeleteLog empties or removes a top-level log file.
 func (s *Service) DeleteLog(ctx context.Context, name, file string) error {
+	if err := s.allow(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if file != consoleLogName {
 		return errdefs.NotFound("log file %q not found", file)
 	}
@@ -106,6 +118,9 @@ func (s *Service) DeleteLog(ctx context.Context, name, file string) error {
 
 // ExecOutputs lists an instance's recorded exec outputs, by name.
 func (s *Service) ExecOutputs(ctx context.Context, name string) ([]string, error) {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return nil, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
@@ -133,6 +148,9 @@ func (s *Service) ExecOutputs(ctx context.Context, name string) ([]string, error
 
 // OpenExecOutput opens one recorded exec output.
 func (s *Service) OpenExecOutput(ctx context.Context, name, file string) (*os.File, error) {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return nil, err
+	}
 	p, err := s.execOutputPath(ctx, name, file)
 	if err != nil {
 		return nil, err
@@ -146,6 +164,9 @@ func (s *Service) OpenExecOutput(ctx context.Context, name, file string) (*os.Fi
 
 // DeleteExecOutput removes one recorded exec output.
 func (s *Service) DeleteExecOutput(ctx context.Context, name, file string) error {
+	if err := s.allow(ctx, name, canExec); err != nil {
+		return err
+	}
 	p, err := s.execOutputPath(ctx, name, file)
 	if err != nil {
 		return err

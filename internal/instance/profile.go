@@ -1,15 +1,18 @@
 package instance
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"slices"
 	"strings"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -39,16 +42,23 @@ func (s *Service) Profiles(ctx context.Context) []Profile {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]Profile, 0, len(s.profiles))
+	var refs []ref
 	for _, r := range sortedRefs(s.profiles) {
 		if r.project == scope {
-			out = append(out, s.profileLocked(r, s.profiles[r]))
+			refs = append(refs, r)
 		}
+	}
+	for _, r := range s.viewableProfiles(ctx, refs) {
+		out = append(out, s.profileLocked(r, s.profiles[r]))
 	}
 	return out
 }
 
 // Profile returns one profile of those ctx's project sees.
 func (s *Service) Profile(ctx context.Context, name string) (Profile, error) {
+	if err := s.allowProfile(ctx, name, canView); err != nil {
+		return Profile{}, err
+	}
 	r := profileRef(ctx, name)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -98,6 +108,9 @@ func (s *Service) validateProfileContent(ctx context.Context, put ProfilePut) er
 
 // CreateProfile adds a profile.
 func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut) error {
+	if err := s.allowCreateProfile(ctx); err != nil {
+		return err
+	}
 	if err := validateProfileName(name); err != nil {
 		return err
 	}
@@ -132,6 +145,9 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 // what runs. pre, when not nil, is checked against the current profile
 // under the lock that orders profile changes (an edge's ETag).
 func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut, pre ProfilePrecondition) error {
+	if err := s.allowProfile(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if err := s.validateProfileContent(ctx, put); err != nil {
 		return err
 	}
@@ -284,6 +300,27 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 	return nil
 }
 
+// ReloadProfiles reads every profile again from the database: the project
+// domain writes profiles of its own (a new project's default profile, a
+// project rename moving its profiles).
+func (s *Service) ReloadProfiles(ctx context.Context) error {
+	s.profileMu.Lock()
+	defer s.profileMu.Unlock()
+	profiles, err := s.cfg.DB.ListProfiles(ctx)
+	if err != nil {
+		return fmt.Errorf("reload profiles: %w", err)
+	}
+	m := make(map[ref]store.Profile, len(profiles))
+	for _, p := range profiles {
+		p.Project = cmp.Or(p.Project, project.Default)
+		m[ref{p.Project, p.Name}] = p
+	}
+	s.mu.Lock()
+	s.profiles = m
+	s.mu.Unlock()
+	return nil
+}
+
 // sameDevices tells whether two device maps are equal.
 func sameDevices(a, b Devices) bool {
 	if len(a) != len(b) {
@@ -347,6 +384,9 @@ func (s *Service) lockAll(ins []*inst) []*inst {
 
 // RenameProfile renames a profile and every instance's reference to it.
 func (s *Service) RenameProfile(ctx context.Context, name, newName string) error {
+	if err := s.allowProfile(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if name == defaultProfile {
 		return errdefs.Forbidden(`The "default" profile cannot be renamed`)
 	}
@@ -397,6 +437,9 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 
 // DeleteProfile removes an unused profile.
 func (s *Service) DeleteProfile(ctx context.Context, name string) error {
+	if err := s.allowProfile(ctx, name, canDelete); err != nil {
+		return err
+	}
 	if name == defaultProfile {
 		return errdefs.Forbidden(`The "default" profile cannot be deleted`)
 	}
@@ -424,14 +467,16 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 	return nil
 }
 
-// ImageUsers lists the instances of every project created from an image,
-// for the image store's refusal to delete an image in use.
+// ImageUsers lists the instances of every project created from an image
+// that ctx may see. The refusal to delete an image in use asks as the
+// daemon (auth.AsDaemon): an instance the caller cannot see still holds
+// the image.
 func (s *Service) ImageUsers(ctx context.Context, fingerprint string) []Ref {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []Ref
 	for _, r := range sortedRefs(s.byName) {
-		if s.byName[r].rec.Config[keyBaseImage] == fingerprint {
+		if s.byName[r].rec.Config[keyBaseImage] == fingerprint && s.shows(ctx, auth.Instance(r.project, r.name)) {
 			out = append(out, Ref{Project: r.project, Name: r.name})
 		}
 	}

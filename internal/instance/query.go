@@ -37,7 +37,7 @@ func (s *Service) visibleLocked(ctx context.Context) []ref {
 		}
 	}
 	slices.SortFunc(out, compareRefs)
-	return out
+	return s.viewable(ctx, out)
 }
 
 // List returns the instances in ctx's project, sorted by name.
@@ -96,6 +96,9 @@ func (s *Service) ListFull(ctx context.Context) []Full {
 
 // Get returns one instance.
 func (s *Service) Get(ctx context.Context, name string) (Instance, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return Instance{}, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	in, ok := s.byName[instanceRef(ctx, name)]
@@ -107,6 +110,9 @@ func (s *Service) Get(ctx context.Context, name string) (Instance, error) {
 
 // GetFull returns one instance with its live state.
 func (s *Service) GetFull(ctx context.Context, name string) (Full, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return Full{}, err
+	}
 	inst, err := s.Get(ctx, name)
 	if err != nil {
 		return Full{}, err
@@ -120,6 +126,9 @@ func (s *Service) GetFull(ctx context.Context, name string) (Full, error) {
 
 // State returns the live state of one instance.
 func (s *Service) State(ctx context.Context, name string) (State, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return State{}, err
+	}
 	s.mu.RLock()
 	in, ok := s.byName[instanceRef(ctx, name)]
 	var id string

@@ -25,6 +25,9 @@ type RootView struct {
 // (as LXD does to publish or export it); a running VM's own root is
 // refused (its disk is changing: stop it, or read a snapshot).
 func (s *Service) ReadRoot(ctx context.Context, name, snap string, fn func(RootView) error) error {
+	if err := s.allow(ctx, name, canManageBackups); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err

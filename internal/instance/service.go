@@ -106,6 +106,8 @@ type Config struct {
 	// BackupDir holds instance backups' tarballs, one directory per
 	// instance (backup.go).
 	BackupDir string
+	// Quota checks project limits; nil: no limits (tests).
+	Quota Quota
 	// Projects reads projects, for the daemon's own work on an instance
 	// outside any request; nil: projects have no config (tests).
 	Projects Projects
@@ -113,6 +115,8 @@ type Config struct {
 	// existed keeps its root files (the runtimes' old layout), so Storage
 	// can move them into a volume.
 	LegacyRoot func(runtimeID string, vm bool) storage.LegacyRoot
+	// Authorizer checks every entry point (authz.go); nil allows all.
+	Authorizer Authorizer
 }
 
 // Service owns instances: their records, their status and the locks that
@@ -131,7 +135,9 @@ type Service struct {
 	profiles  map[ref]store.Profile
 	// pending counts, per project, what creations under way will add,
 	// so two concurrent creates cannot both pass a project limit.
-	pending map[string]usage
+	pending map[string]project.Usage
+	// quotaMu orders project limit checks with their reservations.
+	quotaMu sync.Mutex
 
 	// profileMu serialises changes to profiles and to which instances use
 	// them (profile writes, the registration of a new instance), so that
@@ -177,7 +183,7 @@ func New(cfg Config) *Service {
 		byRuntime: map[string]*inst{},
 		reserved:  map[ref]bool{},
 		profiles:  map[ref]store.Profile{},
-		pending:   map[string]usage{},
+		pending:   map[string]project.Usage{},
 
 		onlineCPUs: readOnlineCPUs,
 	}

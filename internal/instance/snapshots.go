@@ -106,6 +106,9 @@ func existingProfiles(have map[ref]store.Profile, project string, names []string
 
 // Snapshots lists an instance's snapshots, oldest first.
 func (s *Service) Snapshots(ctx context.Context, name string) ([]Snapshot, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return nil, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
@@ -124,6 +127,9 @@ func (s *Service) Snapshots(ctx context.Context, name string) ([]Snapshot, error
 
 // GetSnapshot returns one snapshot of an instance.
 func (s *Service) GetSnapshot(ctx context.Context, name, snap string) (Snapshot, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return Snapshot{}, err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return Snapshot{}, err
@@ -148,6 +154,12 @@ func snapshotNotFound(err error, name, snap string) error {
 // running VM is paused for it, and a stateful snapshot saves its memory in
 // the same pause.
 func (s *Service) CreateSnapshot(ctx context.Context, name string, req SnapshotRequest) (Snapshot, error) {
+	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
+		return Snapshot{}, err
+	}
+	if err := project.AllowSnapshot(project.From(ctx)); err != nil {
+		return Snapshot{}, err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return Snapshot{}, err
@@ -161,6 +173,12 @@ func (s *Service) CreateSnapshot(ctx context.Context, name string, req SnapshotR
 // edge can answer at once instead of with a failed operation.
 // CreateSnapshot checks again under the instance's lock.
 func (s *Service) CheckSnapshot(ctx context.Context, name string, req SnapshotRequest) error {
+	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
+		return err
+	}
+	if err := project.AllowSnapshot(project.From(ctx)); err != nil {
+		return err
+	}
 	in, err := s.lookup(ctx, name)
 	if err != nil {
 		return err
@@ -288,6 +306,9 @@ func (s *Service) nextSnapshotName(ctx context.Context, rec store.Instance, cfg 
 
 // UpdateSnapshot sets a snapshot's description and expiry.
 func (s *Service) UpdateSnapshot(ctx context.Context, name, snap string, put SnapshotPut) error {
+	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
@@ -308,6 +329,9 @@ func (s *Service) UpdateSnapshot(ctx context.Context, name, snap string, put Sna
 
 // RenameSnapshot renames a snapshot.
 func (s *Service) RenameSnapshot(ctx context.Context, name, snap, newName string) error {
+	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
+		return err
+	}
 	if err := snapshotpolicy.ValidateName(newName); err != nil {
 		return err
 	}
@@ -341,6 +365,9 @@ func (s *Service) RenameSnapshot(ctx context.Context, name, snap, newName string
 // DeleteSnapshot deletes a snapshot: its root volume's snapshot, its
 // saved state and its record.
 func (s *Service) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
@@ -376,6 +403,9 @@ func (s *Service) deleteSnapshotLocked(ctx context.Context, rec store.Instance, 
 // snapshot restored with stateful brings the VM back running with the
 // processes it had.
 func (s *Service) RestoreSnapshot(ctx context.Context, name, snap string, stateful bool) error {
+	if err := s.allow(ctx, name, canManageSnapshots); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err

@@ -15,6 +15,9 @@ import (
 
 // Start starts a stopped instance.
 func (s *Service) Start(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err

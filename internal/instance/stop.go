@@ -31,6 +31,9 @@ func (o StopOptions) grace() time.Duration {
 
 // Stop stops a running or frozen instance; an ephemeral one is then deleted.
 func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	return s.stop(ctx, name, opts, powerStopped)
 }
 
@@ -110,6 +113,9 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 
 // Restart stops and starts an instance as one operation.
 func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
@@ -127,6 +133,9 @@ func (s *Service) Restart(ctx context.Context, name string, opts StopOptions) er
 
 // Freeze pauses every process of a running instance (cgroup freezer).
 func (s *Service) Freeze(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err
@@ -156,6 +165,9 @@ func (s *Service) Freeze(ctx context.Context, name string) error {
 
 // Unfreeze resumes a frozen instance.
 func (s *Service) Unfreeze(ctx context.Context, name string) error {
+	if err := s.allow(ctx, name, canUpdateState); err != nil {
+		return err
+	}
 	in, err := s.lockInstance(ctx, name)
 	if err != nil {
 		return err

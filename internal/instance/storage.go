@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"sort"
 
 	"github.com/hangar-dev/hangar/internal/backup"
@@ -241,7 +242,9 @@ func (s *Service) applyRootResize(ctx context.Context, r rootResize) error {
 // StorageUsers names who uses a storage pool (volume "": an instance's
 // root or any disk device on it) or one custom volume on it (a disk
 // device with that source), as "instances/NAME" and "profiles/NAME",
-// instances first.
+// instances first, of every project ("?project=P" outside the default
+// one), those ctx may see: ask as the daemon (auth.AsDaemon) to know
+// whether anything uses it.
 func (s *Service) StorageUsers(ctx context.Context, pool, volume string) ([]string, error) {
 	uses := func(devs map[string]map[string]string, root bool) bool {
 		for _, d := range devs {
@@ -262,6 +265,9 @@ func (s *Service) StorageUsers(ctx context.Context, pool, volume string) ([]stri
 	defer s.mu.RUnlock()
 	var insts, profiles []string
 	for r, in := range s.byName {
+		if !s.shows(ctx, auth.Instance(r.project, r.name)) {
+			continue
+		}
 		views, err := s.profileViewsLocked(profileRefs(in.rec))
 		if err != nil {
 			continue
@@ -271,7 +277,7 @@ func (s *Service) StorageUsers(ctx context.Context, pool, volume string) ([]stri
 		}
 	}
 	for r, p := range s.profiles {
-		if uses(p.Devices, false) {
+		if uses(p.Devices, false) && s.shows(ctx, auth.Profile(r.project, r.name)) {
 			profiles = append(profiles, r.usedBy("profiles"))
 		}
 	}

@@ -17,6 +17,9 @@ import (
 // instance under its record lock first (an edge's ETag). New limits apply
 // to a running instance at once; environment changes at the next start.
 func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondition) error {
+	if err := s.allow(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if put.Restore != "" {
 		// LXD: a PUT naming a snapshot restores it and changes nothing
 		// else.
@@ -28,6 +31,9 @@ func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondi
 // Patch merges config and devices into an instance's own and replaces the
 // other fields that are set (PATCH). pre is as for Update.
 func (s *Service) Patch(ctx context.Context, name string, patch Patch, pre Precondition) error {
+	if err := s.allow(ctx, name, canEdit); err != nil {
+		return err
+	}
 	return s.change(ctx, name, pre, func(rec store.Instance) Put {
 		put := Put{
 			Architecture: rec.Architecture,
@@ -109,6 +115,9 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 	}
 	if !need.profiles && !slices.Equal(next.Profiles, rec.Profiles) {
 		return changeLocks{profiles: true, op: need.op}, nil
+	}
+	if err := s.checkProjectChange(ctx, rec, next); err != nil {
+		return need, err
 	}
 	// Starting counts: the status leaves Stopped under the record lock,
 	// so a start either reads this change or is seen here.
@@ -242,6 +251,9 @@ func (s *Service) limitsWithDisks(ctx context.Context, rec store.Instance, cfg m
 // it starts the operation: an invalid name is a 400, an unknown instance a
 // 404, a name in use (its own too; an empty name means its own) a 409.
 func (s *Service) CheckRename(ctx context.Context, name, newName string) error {
+	if err := s.allow(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if newName == "" {
 		newName = name
 	}
@@ -263,6 +275,9 @@ func (s *Service) CheckRename(ctx context.Context, name, newName string) error {
 // so a running instance can be renamed too; the new hostname applies at the
 // next start.
 func (s *Service) Rename(ctx context.Context, name, newName string) error {
+	if err := s.allow(ctx, name, canEdit); err != nil {
+		return err
+	}
 	if err := validateName(newName); err != nil {
 		return err
 	}

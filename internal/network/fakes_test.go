@@ -311,6 +311,7 @@ type testEnv struct {
 	dns   *fakeDNS
 	ev    *fakeEvents
 	dir   string
+	db    string // the store's file
 	mu    sync.Mutex
 	users map[string][]string // by network, what Users returns
 }
@@ -318,7 +319,8 @@ type testEnv struct {
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hangar.db"))
+	dbPath := filepath.Join(t.TempDir(), "hangar.db")
+	st, err := store.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -329,7 +331,7 @@ func newEnv(t *testing.T) *testEnv {
 	})
 	e := &testEnv{st: st, host: newFakeHost(), fw: &fakeFirewall{},
 		dns: &fakeDNS{failStart: map[string]error{}}, ev: &fakeEvents{},
-		dir: filepath.Join(t.TempDir(), "networks"), users: map[string][]string{}}
+		dir: filepath.Join(t.TempDir(), "networks"), db: dbPath, users: map[string][]string{}}
 	e.m = New(Config{
 		Store: st, Dir: e.dir, Host: e.host, Firewall: e.fw, StartDNS: e.dns.start,
 		Users: func(_ context.Context, network string) ([]string, error) {

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -21,8 +22,11 @@ type ForwardPort = store.ForwardPort
 
 // Forwards lists a network's forwards.
 func (m *Manager) Forwards(ctx context.Context, network string) ([]Forward, error) {
-	if _, err := m.cfg.Store.GetNetwork(ctx, network); err != nil {
-		return nil, m.notManaged(network, err)
+	if err := m.allow(ctx, network, auth.CanView); err != nil {
+		return nil, err
+	}
+	if _, err := m.network(ctx, network); err != nil {
+		return nil, m.notManaged(ctx, network, err)
 	}
 	return m.cfg.Store.ListForwards(ctx, network)
 }
@@ -43,11 +47,14 @@ func (m *Manager) GetForward(ctx context.Context, network, listen string) (Forwa
 
 // PutForward creates a forward (replace false) or replaces one.
 func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error {
+	if err := m.allow(ctx, f.Network, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, f.Network)
+	rec, err := m.network(ctx, f.Network)
 	if err != nil {
-		return m.notManaged(f.Network, err)
+		return m.notManaged(ctx, f.Network, err)
 	}
 	if rec.Type != TypeBridge {
 		return errdefs.Invalid("network %q: forwards need a bridge network", f.Network)
@@ -71,8 +78,14 @@ func (m *Manager) PutForward(ctx context.Context, f Forward, replace bool) error
 
 // DeleteForward removes a forward and its rules.
 func (m *Manager) DeleteForward(ctx context.Context, network, listen string) error {
+	if err := m.allow(ctx, network, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, err := m.network(ctx, network); err != nil {
+		return m.notManaged(ctx, network, err)
+	}
 	if err := m.cfg.Store.DeleteForward(ctx, network, listen); err != nil {
 		return err
 	}

@@ -47,7 +47,8 @@ type NICConfig struct {
 func (m *Manager) Allocate(ctx context.Context, req NICRequest) (NICConfig, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, req.Network)
+	// In the instance's scope: the core calls with its project.
+	rec, err := m.network(ctx, req.Network)
 	if err != nil {
 		return NICConfig{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/netdev"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -36,7 +38,12 @@ type Config struct {
 	StartDNS DNSStarter
 	// Users names who refers to a network in their devices, as
 	// "instances/NAME" and "profiles/NAME"; the core provides it.
+	// Those the caller may not see are left out: the manager asks as the
+	// daemon (auth.AsDaemon) when it needs them all.
 	Users func(ctx context.Context, network string) ([]string, error)
+	// Authorizer checks every call an edge makes (authz.go); nil allows
+	// all, for this package's tests.
+	Authorizer Authorizer
 	// Events hears of changes (LXD's lifecycle actions, e.g.
 	// "network-created"); nil: none.
 	Events Emitter
@@ -188,7 +195,9 @@ func (m *Manager) Close() error {
 	return errors.Join(errs...)
 }
 
-// List returns the managed networks and the host's other interfaces.
+// List returns the scope project's managed networks and, in the default
+// project, the host's other interfaces (another project's bridges are not
+// among them).
 func (m *Manager) List(ctx context.Context) ([]Network, error) {
 	recs, err := m.cfg.Store.ListNetworks(ctx)
 	if err != nil {
@@ -196,13 +205,20 @@ func (m *Manager) List(ctx context.Context) ([]Network, error) {
 	}
 	out := make([]Network, 0, len(recs))
 	seen := map[string]bool{}
+	p := scope(ctx)
 	for _, r := range recs {
+		seen[r.Name] = true
+		if r.Project != p {
+			continue
+		}
 		n, err := m.view(ctx, r)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, n)
-		seen[r.Name] = true
+	}
+	if p != project.Default {
+		return m.viewable(ctx, out), nil
 	}
 	ifaces, err := m.cfg.Host.Interfaces()
 	if err != nil {
@@ -215,7 +231,7 @@ func (m *Manager) List(ctx context.Context) ([]Network, error) {
 		out = append(out, hostView(i))
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
-	return out, nil
+	return m.viewable(ctx, out), nil
 }
 
 // isInstanceLink tells the host ends of instance NICs, which LXD does not
@@ -231,14 +247,22 @@ func hostView(i Interface) Network {
 	return Network{Name: i.Name, Type: i.Type, Config: map[string]string{}, UsedBy: []string{}}
 }
 
-// Get returns one network, managed or not.
+// Get returns one network of the scope project, managed or not (host
+// interfaces are the default project's).
 func (m *Manager) Get(ctx context.Context, name string) (Network, error) {
-	r, err := m.cfg.Store.GetNetwork(ctx, name)
-	if err == nil {
-		return m.view(ctx, r)
-	}
-	if !errors.Is(err, errdefs.ErrNotFound) {
+	if err := m.allow(ctx, name, auth.CanView); err != nil {
 		return Network{}, err
+	}
+	r, err := m.cfg.Store.GetNetwork(ctx, name)
+	switch {
+	case err == nil && r.Project == scope(ctx):
+		return m.view(ctx, r)
+	case err == nil: // Another project's bridge, a host interface too.
+		return Network{}, errdefs.NotFound("network %q not found", name)
+	case !errors.Is(err, errdefs.ErrNotFound):
+		return Network{}, err
+	case scope(ctx) != project.Default:
+		return Network{}, errdefs.NotFound("network %q not found", name)
 	}
 	ifaces, ierr := m.cfg.Host.Interfaces()
 	if ierr != nil {
@@ -270,9 +294,9 @@ func (m *Manager) view(ctx context.Context, r store.Network) (Network, error) {
 		Config: r.Config, Status: status, UsedBy: users}, nil
 }
 
-// NetworkType returns a managed network's type.
+// NetworkType returns the type of a managed network of the scope project.
 func (m *Manager) NetworkType(ctx context.Context, name string) (string, error) {
-	r, err := m.cfg.Store.GetNetwork(ctx, name)
+	r, err := m.network(ctx, name)
 	if err != nil {
 		return "", err
 	}
@@ -281,6 +305,9 @@ func (m *Manager) NetworkType(ctx context.Context, name string) (string, error) 
 
 // Create makes a managed network.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
+	if err := m.allowCreate(ctx); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.createLocked(ctx, req); err != nil {
@@ -289,7 +316,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) error {
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit(ctx, "network-created", event.EntityNetwork, req.Name, nil)
+	m.emitIn(ctx, scope(ctx), "network-created", event.EntityNetwork, req.Name, nil)
 	return nil
 }
 
@@ -307,7 +334,12 @@ func (m *Manager) createLocked(ctx context.Context, req CreateRequest) error {
 	if err := validateConfig(req.Type, cfg); err != nil {
 		return err
 	}
-	if _, err := m.cfg.Store.GetNetwork(ctx, req.Name); err == nil {
+	// Names are host-wide (a bridge is a host interface), whatever the
+	// project.
+	if r, err := m.cfg.Store.GetNetwork(ctx, req.Name); err == nil {
+		if r.Project != scope(ctx) {
+			return errdefs.Conflict("network %q already exists in another project", req.Name)
+		}
 		return errdefs.Conflict("network %q already exists", req.Name)
 	}
 	ifaces, err := m.cfg.Host.Interfaces()
@@ -329,7 +361,7 @@ func (m *Manager) createLocked(ctx context.Context, req CreateRequest) error {
 			return errdefs.NotFound("network config %q: host interface %q not found", "parent", cfg["parent"])
 		}
 	}
-	rec := store.Network{Name: req.Name, Type: req.Type, Description: req.Description, Config: cfg}
+	rec := store.Network{Project: scope(ctx), Name: req.Name, Type: req.Type, Description: req.Description, Config: cfg}
 	if err := m.cfg.Store.CreateNetwork(ctx, &rec); err != nil {
 		return err
 	}
@@ -453,11 +485,14 @@ next:
 
 // Update replaces a managed network's description and config (PUT).
 func (m *Manager) Update(ctx context.Context, name string, put Put) error {
+	if err := m.allow(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	return m.updateLocked(ctx, rec, put)
 }
@@ -465,11 +500,14 @@ func (m *Manager) Update(ctx context.Context, name string, put Put) error {
 // Patch merges keys into a managed network's config; an empty value
 // removes a key, as LXD's PATCH does.
 func (m *Manager) Patch(ctx context.Context, name string, put Put) error {
+	if err := m.allow(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	cfg := maps.Clone(rec.Config)
 	for k, v := range put.Config {
@@ -486,9 +524,14 @@ func (m *Manager) Patch(ctx context.Context, name string, put Put) error {
 	return m.updateLocked(ctx, rec, Put{Description: desc, Config: cfg})
 }
 
-// notManaged says a host interface cannot be changed.
-func (m *Manager) notManaged(name string, err error) error {
-	if !errors.Is(err, errdefs.ErrNotFound) {
+// notManaged says a host interface cannot be changed (in the default
+// project, which has the host's interfaces; another project's bridge is
+// just not found).
+func (m *Manager) notManaged(ctx context.Context, name string, err error) error {
+	if !errors.Is(err, errdefs.ErrNotFound) || scope(ctx) != project.Default {
+		return err
+	}
+	if _, serr := m.cfg.Store.GetNetwork(ctx, name); serr == nil {
 		return err
 	}
 	ifaces, ierr := m.cfg.Host.Interfaces()
@@ -527,10 +570,10 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 			}
 		}
 	} else if rec.Config["parent"] != cfg["parent"] {
-		if users, err := m.cfg.Users(ctx, rec.Name); err != nil {
+		if users, shown, err := m.users(ctx, rec.Name); err != nil {
 			return err
 		} else if len(users) > 0 {
-			return errdefs.Conflict("network config %q: network %q is in use by %s", "parent", rec.Name, strings.Join(users, ", "))
+			return errdefs.Conflict("network config %q: network %q is in use by %s", "parent", rec.Name, inUse(users, shown))
 		}
 		// As at create: a macvlan on a missing parent would only fail
 		// later, at an instance's start.
@@ -560,20 +603,23 @@ func (m *Manager) updateLocked(ctx context.Context, rec store.Network, put Put) 
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit(ctx, "network-updated", event.EntityNetwork, rec.Name, nil)
+	m.emitIn(ctx, rec.Project, "network-updated", event.EntityNetwork, rec.Name, nil)
 	return nil
 }
 
 // Rename renames a managed network that nothing uses.
 func (m *Manager) Rename(ctx context.Context, name, newName string) error {
+	if err := m.allow(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	if err := validateName(newName); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	if err := m.refuseInUse(ctx, rec.Name, "renamed"); err != nil {
 		return err
@@ -601,17 +647,17 @@ func (m *Manager) Rename(ctx context.Context, name, newName string) error {
 	if err := m.applyFirewallLocked(ctx); err != nil {
 		return err
 	}
-	m.emit(ctx, "network-renamed", event.EntityNetwork, newName, map[string]any{"old_name": name})
+	m.emitIn(ctx, rec.Project, "network-renamed", event.EntityNetwork, newName, map[string]any{"old_name": name})
 	return nil
 }
 
 func (m *Manager) refuseInUse(ctx context.Context, name, what string) error {
-	users, err := m.cfg.Users(ctx, name)
+	users, shown, err := m.users(ctx, name)
 	if err != nil {
 		return err
 	}
 	if len(users) > 0 {
-		return errdefs.Conflict("network %q is in use by %s and cannot be %s", name, strings.Join(users, ", "), what)
+		return errdefs.Conflict("network %q is in use by %s and cannot be %s", name, inUse(users, shown), what)
 	}
 	allocs, err := m.cfg.Store.ListAllocations(ctx, name)
 	if err != nil {
@@ -626,11 +672,14 @@ func (m *Manager) refuseInUse(ctx context.Context, name, what string) error {
 // Delete removes a managed network nothing uses, and everything of it on
 // the host.
 func (m *Manager) Delete(ctx context.Context, name string) error {
+	if err := m.allow(ctx, name, auth.CanDelete); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return m.notManaged(name, err)
+		return m.notManaged(ctx, name, err)
 	}
 	if err := m.refuseInUse(ctx, name, "deleted"); err != nil {
 		return err
@@ -643,7 +692,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		errs = append(errs, err)
 	}
 	m.cfg.Log.Info("network deleted", "network", name)
-	m.emit(ctx, "network-deleted", event.EntityNetwork, name, nil)
+	m.emitIn(ctx, rec.Project, "network-deleted", event.EntityNetwork, name, nil)
 	return errors.Join(errs...)
 }
 

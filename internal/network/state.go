@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"net/netip"
 	"sort"
 	"time"
@@ -38,9 +39,12 @@ type Lease struct {
 // Leases lists a managed bridge's leases: every NIC's reserved addresses,
 // then what the DHCP server gave to others.
 func (m *Manager) Leases(ctx context.Context, name string) ([]Lease, error) {
-	rec, err := m.cfg.Store.GetNetwork(ctx, name)
+	if err := m.allow(ctx, name, auth.CanView); err != nil {
+		return nil, err
+	}
+	rec, err := m.network(ctx, name)
 	if err != nil {
-		return nil, m.notManaged(name, err)
+		return nil, m.notManaged(ctx, name, err)
 	}
 	allocs, err := m.cfg.Store.ListAllocations(ctx, rec.Name)
 	if err != nil {

@@ -24,15 +24,6 @@ var Features = []struct {
 	{FeatureNetworks, false},
 }
 
-func isFeature(key string) bool {
-	return slices.ContainsFunc(Features, func(f struct {
-		Key            string
-		DefaultEnabled bool
-	}) bool {
-		return f.Key == key
-	})
-}
-
 // restrictionDefaults are the restricted.* keys hangard enforces, with the
 // value each takes in a project with restricted=true that does not set it
 // (LXD's defaults). Keys LXD has that hangard does not enforce

@@ -39,6 +39,10 @@ type Service struct {
 	// HostMemory returns the host's memory in bytes, for a limits.memory
 	// percentage; nil reads /proc/meminfo.
 	HostMemory func() (int64, error)
+	// Changed, when set, hears of every write to projects once it is
+	// done: the instance core reloads its profiles, since a new project
+	// comes with its own default profile and a rename moves profiles.
+	Changed func(ctx context.Context)
 
 	mu    sync.Mutex
 	cache cache
@@ -115,7 +119,7 @@ func (s *Service) Create(ctx context.Context, p Project) error {
 		}
 	}
 	rec := store.Project{Name: p.Name, Description: p.Description, Config: config, Parent: p.Parent}
-	defer s.forget()
+	defer s.changed(ctx)
 	return s.Store.CreateProject(ctx, &rec, isTrue(config[FeatureProfiles]))
 }
 
@@ -203,7 +207,7 @@ func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondi
 		return err
 	}
 	rec := store.Project{Name: name, Description: put.Description, Config: config, Parent: parent}
-	defer s.forget()
+	defer s.changed(ctx)
 	return s.Store.UpdateProject(ctx, rec, profiles)
 }
 
@@ -293,7 +297,7 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 	if left != "" {
 		return errdefs.Conflict("only empty projects can be renamed: project %q has %s", name, left)
 	}
-	defer s.forget()
+	defer s.changed(ctx)
 	return s.Store.RenameProject(ctx, name, newName)
 }
 
@@ -316,7 +320,7 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	if left != "" {
 		return errdefs.Conflict("project %q is not empty: it has %s", name, left)
 	}
-	defer s.forget()
+	defer s.changed(ctx)
 	return s.Store.DeleteProject(ctx, name)
 }
 
@@ -355,6 +359,14 @@ func (s *Service) Resolve(ctx context.Context, name string) (Project, error) {
 	}
 	s.cache.mu.Unlock()
 	return p, nil
+}
+
+// changed forgets the cache and tells Changed, after a write.
+func (s *Service) changed(ctx context.Context) {
+	s.forget()
+	if s.Changed != nil {
+		s.Changed(context.WithoutCancel(ctx))
+	}
 }
 
 // forget empties the cache after a write.

@@ -14,12 +14,15 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/trust"
 	"github.com/hangar-dev/hangar/internal/units"
 )
 
@@ -36,6 +39,17 @@ const (
 	// ImagesCompressionAlgorithm is how a published instance is
 	// compressed when the request names none (LXD's key and default).
 	ImagesCompressionAlgorithm = "images.compression_algorithm"
+	// CoreHTTPSAddress is where the API is also served over TLS
+	// ("host:port"; "" serves only the unix socket). Applied at once: the
+	// daemon registers an OnChange hook that opens and closes listeners.
+	CoreHTTPSAddress = "core.https_address"
+	// CoreTrustPassword is the password an untrusted client may give to
+	// have its certificate trusted. Stored only as a salted hash and shown
+	// as "true", as LXD does.
+	CoreTrustPassword = "core.trust_password"
+	// CoreRemoteTokenExpiry is how long a trust token stays valid (LXD's
+	// syntax: "30M", "1H", "2d"; "" never expires).
+	CoreRemoteTokenExpiry = "core.remote_token_expiry"
 )
 
 // minUnpackedSize is the least images.max_unpacked_size: below 1 MiB no
@@ -45,6 +59,13 @@ const minUnpackedSize = 1 << 20
 type key struct {
 	def      string
 	validate func(string) error
+	// store turns a valid value into what is kept (a password's hash);
+	// nil keeps it as given.
+	store func(string) (string, error)
+	// hidden keys show as "true" when set; setting one to true (the JSON
+	// boolean or the text a client read back) keeps its value, so a
+	// client that PUTs back what it read keeps the password.
+	hidden bool
 }
 
 var keys = map[string]key{
@@ -53,6 +74,24 @@ var keys = map[string]key{
 	// What the image store's Publish writes; LXD runs any command named
 	// here, hangard writes the formats it imports.
 	ImagesCompressionAlgorithm: {def: "gzip", validate: oneOf("gzip", "xz", "zstd", "bzip2", "none")},
+	CoreHTTPSAddress:           {def: "", validate: hostPort},
+	CoreTrustPassword:          {def: "", validate: func(string) error { return nil }, store: trust.HashPassword, hidden: true},
+	CoreRemoteTokenExpiry: {def: "", validate: func(v string) error {
+		_, err := trust.ParseExpiry(time.Now(), v)
+		return err
+	}},
+}
+
+// hostPort accepts "host:port" and ":port" with a numeric port.
+func hostPort(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", v, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", v, port)
+	}
+	return nil
 }
 
 func oneOf(allowed ...string) func(string) error {
@@ -94,9 +133,24 @@ type DB interface {
 
 // Service holds the configuration. Its methods are safe for concurrent use.
 type Service struct {
-	db  DB
-	mu  sync.Mutex
-	cur map[string]string
+	db    DB
+	mu    sync.Mutex
+	cur   map[string]string
+	hooks map[string]func(ctx context.Context, value string) error
+}
+
+// OnChange registers apply to run when key's value changes (value is the
+// new value, its default when unset), before the change is stored: an
+// error refuses the change, and the hooks that already ran for the same
+// request are called back with the old values. It runs with the service's
+// lock held, so it must not call the service.
+func (s *Service) OnChange(key string, apply func(ctx context.Context, value string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hooks == nil {
+		s.hooks = map[string]func(context.Context, string) error{}
+	}
+	s.hooks[key] = apply
 }
 
 // New loads the configuration. Stored keys this hangard does not know are
@@ -115,7 +169,10 @@ func (s *Service) Get() map[string]string {
 	defer s.mu.Unlock()
 	out := map[string]string{}
 	for k, v := range s.cur {
-		if _, ok := keys[k]; ok {
+		if kd, ok := keys[k]; ok {
+			if kd.hidden {
+				v = "true"
+			}
 			out[k] = v
 		}
 	}
@@ -136,10 +193,15 @@ func (s *Service) Patch(ctx context.Context, cfg map[string]any) error {
 
 func (s *Service) update(ctx context.Context, cfg map[string]any, replace bool) error {
 	set := map[string]string{}
+	keep := map[string]bool{}
 	for _, k := range slices.Sorted(maps.Keys(cfg)) {
 		kd, ok := keys[k]
 		if !ok {
 			return errdefs.Invalid("unknown server config key %q", k)
+		}
+		if kd.hidden && (cfg[k] == true || cfg[k] == "true") {
+			keep[k] = true
+			continue
 		}
 		v, err := stringValue(cfg[k])
 		if err != nil {
@@ -149,6 +211,11 @@ func (s *Service) update(ctx context.Context, cfg map[string]any, replace bool) 
 			if err := kd.validate(v); err != nil {
 				return errdefs.Invalid("server config %s: %v", k, err)
 			}
+			if kd.store != nil {
+				if v, err = kd.store(v); err != nil {
+					return fmt.Errorf("server config %s: %w", k, err)
+				}
+			}
 		}
 		set[k] = v
 	}
@@ -157,7 +224,9 @@ func (s *Service) update(ctx context.Context, cfg map[string]any, replace bool) 
 	next := maps.Clone(s.cur)
 	if replace {
 		for k := range keys {
-			delete(next, k)
+			if !keep[k] {
+				delete(next, k)
+			}
 		}
 	}
 	for k, v := range set {
@@ -167,10 +236,65 @@ func (s *Service) update(ctx context.Context, cfg map[string]any, replace bool) 
 			next[k] = v
 		}
 	}
+	undo, err := s.applyLocked(ctx, next)
+	if err != nil {
+		return err
+	}
 	if err := s.db.SetServerConfig(ctx, next); err != nil {
+		undo()
 		return err
 	}
 	s.cur = next
+	return nil
+}
+
+// applyLocked runs the hooks of the keys whose value differs between the
+// current configuration and next, in key order. It returns how to undo
+// them; on error it has undone those that ran.
+func (s *Service) applyLocked(ctx context.Context, next map[string]string) (undo func(), err error) {
+	valueIn := func(m map[string]string, k string) string {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		return keys[k].def
+	}
+	var ran []string
+	undo = func() {
+		for i := len(ran) - 1; i >= 0; i-- {
+			k := ran[i]
+			// Back to what was working a moment ago; if even that fails
+			// the next change or restart retries.
+			_ = s.hooks[k](context.WithoutCancel(ctx), valueIn(s.cur, k))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.hooks)) {
+		old, nv := valueIn(s.cur, k), valueIn(next, k)
+		if old == nv {
+			continue
+		}
+		if err := s.hooks[k](ctx, nv); err != nil {
+			undo()
+			return nil, errdefs.Invalid("server config %s: %v", k, err)
+		}
+		ran = append(ran, k)
+	}
+	return undo, nil
+}
+
+// Apply runs every hook with the current value of its key: at start, to
+// open what the stored configuration asks for.
+func (s *Service) Apply(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range slices.Sorted(maps.Keys(s.hooks)) {
+		v, ok := s.cur[k]
+		if !ok {
+			v = keys[k].def
+		}
+		if err := s.hooks[k](ctx, v); err != nil {
+			return fmt.Errorf("server config %s: %w", k, err)
+		}
+	}
 	return nil
 }
 
@@ -225,6 +349,16 @@ func (s *Service) ImagesMaxUnpackedSize() int64 {
 	}
 	return n
 }
+
+// TrustPasswordHash returns the stored hash of core.trust_password, ""
+// when none is set.
+func (s *Service) TrustPasswordHash() string { return s.value(CoreTrustPassword) }
+
+// RemoteTokenExpiry returns core.remote_token_expiry.
+func (s *Service) RemoteTokenExpiry() string { return s.value(CoreRemoteTokenExpiry) }
+
+// HTTPSAddress returns core.https_address.
+func (s *Service) HTTPSAddress() string { return s.value(CoreHTTPSAddress) }
 
 // ImagesCompressionAlgorithm returns images.compression_algorithm.
 func (s *Service) ImagesCompressionAlgorithm() string {

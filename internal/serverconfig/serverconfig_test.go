@@ -49,7 +49,7 @@ func TestUpdate(t *testing.T) {
 		{name: "not a number", cfg: map[string]any{key: "ten"}, wantErr: `"ten" is not a whole number`},
 		{name: "fraction", cfg: map[string]any{key: 1.5}, wantErr: `"1.5" is not a whole number`},
 		{name: "object", cfg: map[string]any{key: map[string]any{}}, wantErr: "is not a string"},
-		{name: "unknown key", cfg: map[string]any{"core.https_address": ":8443"}, wantErr: `unknown server config key "core.https_address"`},
+		{name: "unknown key", cfg: map[string]any{"core.proxy_https": "http://proxy"}, wantErr: `unknown server config key "core.proxy_https"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

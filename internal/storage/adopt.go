@@ -50,7 +50,7 @@ func (m *Manager) AdoptRoot(ctx context.Context, req RootRequest, legacy LegacyR
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", req.InstanceID))
 	defer unlock()
-	rec := rootRecord(req)
+	rec := rootRecord(ctx, req)
 	rec.Config[keyAdopting] = "true"
 	if req.VM {
 		rec.Config[keyFormat] = "qcow2"

@@ -288,7 +288,7 @@ func TestAdoptKilled(t *testing.T) {
 			}
 			// The state AdoptRoot is in when killed: its pending record
 			// and the volume made empty, then (moved) the files in it.
-			rec := rootRecord(req)
+			rec := rootRecord(e.ctx, req)
 			rec.Config[keyAdopting] = "true"
 			if err := e.st.CreateStorageVolume(e.ctx, &rec); err != nil {
 				t.Fatal(err)

@@ -206,7 +206,7 @@ func (m *Manager) ImportRoot(ctx context.Context, req ImportRequest, br *backup.
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", root.InstanceID))
 	defer unlock()
-	rec := rootRecord(root)
+	rec := rootRecord(ctx, root)
 	if root.VM {
 		rec.Config[keyFormat] = vmdisk.FormatRaw
 	}

@@ -154,7 +154,7 @@ func (m *Manager) CopyRoot(ctx context.Context, req RootRequest, srcID int64, sr
 	if (src.Type == string(drivers.TypeVM)) != req.VM {
 		return errdefs.Invalid("copy: the source is a %s", src.Type)
 	}
-	rec := rootRecord(req)
+	rec := rootRecord(ctx, req)
 	for _, k := range []string{keyImage, keyIDMap, keyFormat, keyUEFI} {
 		if v, ok := src.Config[k]; ok {
 			rec.Config[k] = v

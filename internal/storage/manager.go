@@ -27,7 +27,7 @@ type Store interface {
 	UpdateStoragePool(ctx context.Context, p store.StoragePool) error
 	DeleteStoragePool(ctx context.Context, name string) error
 	CreateStorageVolume(ctx context.Context, v *store.StorageVolume) error
-	GetStorageVolume(ctx context.Context, pool, typ, name string) (store.StorageVolume, error)
+	GetStorageVolume(ctx context.Context, pool, project, typ, name string) (store.StorageVolume, error)
 	ListStorageVolumes(ctx context.Context, pool string) ([]store.StorageVolume, error)
 	UpdateStorageVolume(ctx context.Context, v store.StorageVolume) error
 	DeleteStorageVolume(ctx context.Context, id int64) error
@@ -62,7 +62,12 @@ type Config struct {
 	Dir string
 	// Users names who uses a pool (volume "") or one custom volume on it,
 	// as "instances/NAME" and "profiles/NAME"; the core provides it.
+	// Those the caller may not see are left out: the manager asks as the
+	// daemon (auth.AsDaemon) when it needs them all.
 	Users func(ctx context.Context, pool, volume string) ([]string, error)
+	// Authorizer checks every call an edge makes (authz.go); nil allows
+	// all, for this package's tests.
+	Authorizer Authorizer
 	// IDMap is the map unprivileged containers share: a custom
 	// filesystem volume not security.shifted is owned by its root.
 	IDMap  driver.IDMap

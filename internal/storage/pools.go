@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"maps"
 	"regexp"
 	"sort"
@@ -32,7 +33,9 @@ func (m *Manager) Pools(ctx context.Context) ([]Pool, error) {
 	m.mu.RLock()
 	names := make([]string, 0, len(m.pools))
 	for n := range m.pools {
-		names = append(names, n)
+		if m.canViewPool(ctx, n) {
+			names = append(names, n)
+		}
 	}
 	m.mu.RUnlock()
 	sort.Strings(names)
@@ -52,6 +55,9 @@ func (m *Manager) Pools(ctx context.Context) ([]Pool, error) {
 
 // Pool returns one pool.
 func (m *Manager) Pool(ctx context.Context, name string) (Pool, error) {
+	if err := m.allowPool(ctx, name, auth.CanView); err != nil {
+		return Pool{}, err
+	}
 	m.mu.RLock()
 	p := m.pools[name]
 	m.mu.RUnlock()
@@ -83,7 +89,10 @@ func (m *Manager) poolUsers(ctx context.Context, name string) ([]string, error) 
 		var u string
 		switch v.Type {
 		case string(drivers.TypeCustom):
-			u = "storage-pools/" + name + "/volumes/custom/" + v.Name
+			if !m.canViewVolume(ctx, Volume{Pool: name, Project: v.Project, Type: v.Type, Name: v.Name}) {
+				continue // another project's, which the caller may not see
+			}
+			u = "storage-pools/" + name + "/volumes/custom/" + v.Name + projectQuery(v.Project)
 		case string(drivers.TypeImage):
 			u = "images/" + v.Name
 		default:
@@ -102,6 +111,9 @@ func (m *Manager) poolUsers(ctx context.Context, name string) ([]string, error) 
 // killed in between finds the pending record at its next start and
 // removes what was made.
 func (m *Manager) CreatePool(ctx context.Context, req CreatePoolRequest) error {
+	if err := m.allowServer(ctx, auth.CanEdit); err != nil {
+		return err
+	}
 	if err := checkName("storage pool", req.Name); err != nil {
 		return err
 	}
@@ -164,11 +176,17 @@ func (m *Manager) CreatePool(ctx context.Context, req CreatePoolRequest) error {
 // unset, except those the driver filled in at create (source, size),
 // which LXD keeps too.
 func (m *Manager) UpdatePool(ctx context.Context, name string, put PoolPut) error {
+	if err := m.allowPool(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.updatePool(ctx, name, put, true)
 }
 
 // PatchPool merges into a pool's writable part (PATCH).
 func (m *Manager) PatchPool(ctx context.Context, name string, put PoolPut) error {
+	if err := m.allowPool(ctx, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.updatePool(ctx, name, put, false)
 }
 
@@ -249,12 +267,15 @@ func (m *Manager) updatePool(ctx context.Context, name string, put PoolPut, repl
 // DeletePool removes a pool no instance, profile or custom volume uses;
 // its image volumes go with it.
 func (m *Manager) DeletePool(ctx context.Context, name string) error {
-	users, err := m.cfg.Users(ctx, name, "")
+	if err := m.allowPool(ctx, name, auth.CanDelete); err != nil {
+		return err
+	}
+	users, shown, err := m.users(ctx, name, "")
 	if err != nil {
 		return err
 	}
 	if len(users) > 0 {
-		return errdefs.Conflict("storage pool %q is in use by %s", name, strings.Join(users, ", "))
+		return errdefs.Conflict("storage pool %q is in use by %s", name, inUse(users, shown))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -312,6 +333,9 @@ func (m *Manager) DeletePool(ctx context.Context, name string) error {
 
 // PoolResources is a pool's space, read from its filesystem.
 func (m *Manager) PoolResources(ctx context.Context, name string) (Resources, error) {
+	if err := m.allowPool(ctx, name, auth.CanView); err != nil {
+		return Resources{}, err
+	}
 	p, err := m.get(name)
 	if err != nil {
 		return Resources{}, err

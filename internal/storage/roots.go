@@ -11,6 +11,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/revert"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -98,7 +99,7 @@ func (m *Manager) CreateRoot(ctx context.Context, req RootRequest) error {
 	}
 	unlock := m.locks.lock(fmt.Sprintf("instance/%d", req.InstanceID))
 	defer unlock()
-	rec := rootRecord(req)
+	rec := rootRecord(ctx, req)
 	if req.Size > 0 {
 		rec.Config["size"] = strconv.FormatInt(req.Size, 10)
 	}
@@ -141,12 +142,16 @@ func (m *Manager) CreateRoot(ctx context.Context, req RootRequest) error {
 // rootRecord is the record of an instance's new root volume: named by the
 // instance, kept on disk by its runtime ID; the image it comes from and a
 // container's id map recorded.
-func rootRecord(req RootRequest) store.StorageVolume {
+// rootRecord is the record of a new instance root: in the project ctx acts
+// in, the instance's (the core calls with its instance's project), so two
+// projects' instances of one name have a root each; the disk name is the
+// runtime id, unique whatever the project.
+func rootRecord(ctx context.Context, req RootRequest) store.StorageVolume {
 	typ, content := drivers.TypeContainer, drivers.ContentFilesystem
 	if req.VM {
 		typ, content = drivers.TypeVM, drivers.ContentBlock
 	}
-	rec := store.StorageVolume{Pool: req.Pool, Type: string(typ), Name: req.Name, DiskName: req.RuntimeID,
+	rec := store.StorageVolume{Pool: req.Pool, Project: project.Name(ctx), Type: string(typ), Name: req.Name, DiskName: req.RuntimeID,
 		Content: string(content), InstanceID: req.InstanceID, Config: map[string]string{}}
 	if req.Image != "" {
 		rec.Config[keyImage] = req.Image

@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"maps"
 	"strings"
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/storage/drivers"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -72,7 +74,7 @@ func (m *Manager) snapshots(ctx context.Context, parent store.StorageVolume) ([]
 
 // snapshotRecord is parent's created snapshot called name.
 func (m *Manager) snapshotRecord(ctx context.Context, parent store.StorageVolume, name string) (store.StorageVolume, error) {
-	v, err := m.cfg.Store.GetStorageVolume(ctx, parent.Pool, parent.Type, parent.Name+"/"+name)
+	v, err := m.cfg.Store.GetStorageVolume(ctx, parent.Pool, parent.Project, parent.Type, parent.Name+"/"+name)
 	if err == nil && (v.ParentID != parent.ID || v.State != "created") {
 		err = errdefs.NotFound("snapshot %q of %s not found", name, parent.Name)
 	}
@@ -96,7 +98,7 @@ func (m *Manager) makeSnapshot(ctx context.Context, p *pool, parent store.Storag
 	if err := snapshotpolicy.ValidateName(name); err != nil {
 		return store.StorageVolume{}, err
 	}
-	rec := store.StorageVolume{Pool: parent.Pool, Type: parent.Type, Name: parent.Name + "/" + name,
+	rec := store.StorageVolume{Pool: parent.Pool, Project: parent.Project, Type: parent.Type, Name: parent.Name + "/" + name,
 		DiskName: parent.DiskName + "@" + snapshotToken(), Content: parent.Content, Description: description,
 		Config: maps.Clone(parent.Config), ParentID: parent.ID, ExpiresAt: expires}
 	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
@@ -282,6 +284,9 @@ func (m *Manager) customSnapshotParent(ctx context.Context, poolName, typ, name 
 // VolumeSnapshots lists a volume's snapshots (any type: an instance's
 // root's snapshots are listed here too, as LXD does).
 func (m *Manager) VolumeSnapshots(ctx context.Context, poolName, typ, name string) ([]Snapshot, error) {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanView); err != nil {
+		return nil, err
+	}
 	rec, err := m.volumeRecord(ctx, poolName, typ, name)
 	if err != nil {
 		return nil, err
@@ -299,6 +304,9 @@ func (m *Manager) VolumeSnapshots(ctx context.Context, poolName, typ, name strin
 
 // VolumeSnapshot returns one snapshot of a volume.
 func (m *Manager) VolumeSnapshot(ctx context.Context, poolName, typ, name, snap string) (Snapshot, error) {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanView); err != nil {
+		return Snapshot{}, err
+	}
 	rec, err := m.volumeRecord(ctx, poolName, typ, name)
 	if err != nil {
 		return Snapshot{}, err
@@ -314,6 +322,9 @@ func (m *Manager) VolumeSnapshot(ctx context.Context, poolName, typ, name, snap 
 // running instance is snapshotted as it is (LXD does the same for custom
 // volumes).
 func (m *Manager) CreateVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string, put SnapshotPut) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	p, rec, unlock, err := m.customSnapshotParent(ctx, poolName, typ, name)
 	if err != nil {
 		return err
@@ -344,6 +355,9 @@ func (m *Manager) withCustomSnapshot(ctx context.Context, poolName, typ, name, s
 // UpdateVolumeSnapshot sets a custom volume snapshot's description and
 // expiry.
 func (m *Manager) UpdateVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string, put SnapshotPut) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(_ *pool, _, v store.StorageVolume) error {
 		v.Description, v.ExpiresAt = put.Description, put.ExpiresAt
 		return m.cfg.Store.UpdateStorageVolume(ctx, v)
@@ -356,6 +370,9 @@ func (m *Manager) UpdateVolumeSnapshot(ctx context.Context, poolName, typ, name,
 
 // RenameVolumeSnapshot renames a custom volume's snapshot.
 func (m *Manager) RenameVolumeSnapshot(ctx context.Context, poolName, typ, name, snap, newName string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(_ *pool, parent, v store.StorageVolume) error {
 		return m.renameSnapshot(ctx, parent, v, newName)
 	})
@@ -367,6 +384,9 @@ func (m *Manager) RenameVolumeSnapshot(ctx context.Context, poolName, typ, name,
 
 // DeleteVolumeSnapshot removes a custom volume's snapshot.
 func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name, snap string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	err := m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(p *pool, _, v store.StorageVolume) error {
 		return m.deleteVolumeRecord(ctx, p, v)
 	})
@@ -379,6 +399,9 @@ func (m *Manager) DeleteVolumeSnapshot(ctx context.Context, poolName, typ, name,
 // RestoreVolume makes a custom volume's content its snapshot's. A volume
 // attached to an instance is refused: its mounts would keep the old one.
 func (m *Manager) RestoreVolume(ctx context.Context, poolName, typ, name, snap string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.withCustomSnapshot(ctx, poolName, typ, name, snap, func(p *pool, parent, v store.StorageVolume) error {
 		if err := m.refuseInUse(ctx, poolName, name); err != nil {
 			return err
@@ -402,7 +425,9 @@ func (m *Manager) PruneExpiredVolumeSnapshots(ctx context.Context, now time.Time
 			continue
 		}
 		parent, snap, _ := strings.Cut(v.Name, "/")
-		if err := m.DeleteVolumeSnapshot(ctx, v.Pool, v.Type, parent, snap); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		// Acting in the volume's own project, which has its volumes.
+		pctx := project.WithProject(ctx, project.Project{Name: v.Project, Config: map[string]string{project.FeatureStorageVolumes: "true"}})
+		if err := m.DeleteVolumeSnapshot(pctx, v.Pool, v.Type, parent, snap); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, err)
 			continue
 		}

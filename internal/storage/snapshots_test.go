@@ -71,7 +71,7 @@ func writeOwned(t *testing.T, path, content string) {
 // snapRecord is the record of volume parent's snapshot snap.
 func (e *env) snapRecord(pool, typ, parent, snap string) store.StorageVolume {
 	e.t.Helper()
-	v, err := e.st.GetStorageVolume(e.ctx, pool, typ, parent+"/"+snap)
+	v, err := e.st.GetStorageVolume(e.ctx, pool, "default", typ, parent+"/"+snap)
 	if err != nil {
 		e.t.Fatalf("snapshot record %s/%s: %v", parent, snap, err)
 	}
@@ -756,7 +756,7 @@ func TestSnapshotReconcile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			vol, err := e.st.GetStorageVolume(e.ctx, "p", "custom", "v")
+			vol, err := e.st.GetStorageVolume(e.ctx, "p", "default", "custom", "v")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -46,6 +46,9 @@ type Resources struct {
 // Volume is a storage volume as every edge sees it.
 type Volume struct {
 	Pool string
+	// Project holds the volume (a custom volume's, an instance root's
+	// instance's; "default" for image volumes).
+	Project string
 	// Type is "container", "virtual-machine", "image" or "custom".
 	Type string
 	// Name is the instance's name, the image's fingerprint, or the custom

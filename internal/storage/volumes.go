@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"maps"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -42,9 +42,13 @@ func checkVolumeConfig(p *pool, content string, cfg map[string]string) error {
 	return nil
 }
 
-// Volumes lists a pool's volumes of every type: one per image, however
-// many id maps it is cached for.
+// Volumes lists a pool's volumes of every type that ctx's project sees
+// (volumeProject): its custom volumes and its instances' roots, and one
+// volume per image, however many id maps it is cached for.
 func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error) {
+	if err := m.allowPool(ctx, poolName, auth.CanView); err != nil {
+		return nil, err
+	}
 	if _, err := m.pool(poolName); err != nil {
 		return nil, err
 	}
@@ -58,11 +62,17 @@ func (m *Manager) Volumes(ctx context.Context, poolName string) ([]Volume, error
 		if v.State != "created" || v.ParentID != 0 {
 			continue // snapshots are listed under their volume
 		}
+		if v.Project != volumeProject(ctx, v.Type) {
+			continue
+		}
 		key := v.Type + "/" + v.Name
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
+		if !m.canViewVolume(ctx, Volume{Pool: v.Pool, Project: v.Project, Type: v.Type, Name: v.Name}) {
+			continue
+		}
 		vol, err := m.volumeOf(ctx, v)
 		if err != nil {
 			return nil, err
@@ -84,7 +94,7 @@ func (m *Manager) pool(name string) (*pool, error) {
 }
 
 func (m *Manager) volumeOf(ctx context.Context, v store.StorageVolume) (Volume, error) {
-	vol := Volume{Pool: v.Pool, Type: v.Type, Name: v.Name, Description: v.Description,
+	vol := Volume{Pool: v.Pool, Project: v.Project, Type: v.Type, Name: v.Name, Description: v.Description,
 		Config: maps.Clone(v.Config), ContentType: v.Content, CreatedAt: v.CreatedAt, UsedBy: []string{}}
 	switch v.Type {
 	case string(drivers.TypeCustom):
@@ -94,7 +104,7 @@ func (m *Manager) volumeOf(ctx context.Context, v store.StorageVolume) (Volume, 
 		}
 		vol.UsedBy = append(vol.UsedBy, users...)
 	case string(drivers.TypeContainer), string(drivers.TypeVM):
-		vol.UsedBy = append(vol.UsedBy, "instances/"+v.Name)
+		vol.UsedBy = append(vol.UsedBy, "instances/"+v.Name+projectQuery(v.Project))
 	case string(drivers.TypeImage):
 		vol.UsedBy = append(vol.UsedBy, "images/"+v.Name)
 	}
@@ -111,6 +121,9 @@ func checkType(typ string) error {
 
 // Volume returns one volume.
 func (m *Manager) Volume(ctx context.Context, pool, typ, name string) (Volume, error) {
+	if err := m.allowVolume(ctx, pool, typ, name, auth.CanView); err != nil {
+		return Volume{}, err
+	}
 	v, err := m.volumeRecord(ctx, pool, typ, name)
 	if err != nil {
 		return Volume{}, err
@@ -125,7 +138,7 @@ func (m *Manager) volumeRecord(ctx context.Context, pool, typ, name string) (sto
 	if _, err := m.pool(pool); err != nil {
 		return store.StorageVolume{}, err
 	}
-	v, err := m.cfg.Store.GetStorageVolume(ctx, pool, typ, name)
+	v, err := m.cfg.Store.GetStorageVolume(ctx, pool, volumeProject(ctx, typ), typ, name)
 	if err != nil {
 		return store.StorageVolume{}, err
 	}
@@ -140,6 +153,9 @@ func (m *Manager) volumeRecord(ctx context.Context, pool, typ, name string) (sto
 // holds unshifted ids) or a block volume (a sparse file of size, default
 // 10GiB).
 func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) error {
+	if err := m.allowCreateVolume(ctx); err != nil {
+		return err
+	}
 	if err := checkName("storage volume", req.Name); err != nil {
 		return err
 	}
@@ -177,10 +193,14 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 			cfg["size"] = units.FormatByteSize(size)
 		}
 	}
-	unlock := m.locks.lock("custom/" + req.Pool + "/" + req.Name)
+	proj := volumeProject(ctx, string(drivers.TypeCustom))
+	unlock := m.locks.lock(customLockKey(req.Pool, proj, req.Name))
 	defer unlock()
-	rec := store.StorageVolume{Pool: req.Pool, Type: string(drivers.TypeCustom), Name: req.Name,
-		DiskName: req.Name, Content: req.ContentType, Description: req.Description, Config: cfg, CreatedAt: time.Now()}
+	if err := m.diskNameFree(ctx, req.Pool, customDiskName(proj, req.Name)); err != nil {
+		return err
+	}
+	rec := store.StorageVolume{Pool: req.Pool, Project: proj, Type: string(drivers.TypeCustom), Name: req.Name,
+		DiskName: customDiskName(proj, req.Name), Content: req.ContentType, Description: req.Description, Config: cfg, CreatedAt: time.Now()}
 	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
 		return err
 	}
@@ -212,7 +232,7 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 		return err
 	}
 	r.Success()
-	m.emit(ctx, "storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
+	m.emitIn(ctx, proj, "storage-volume-created", event.EntityStorageVolume, req.Pool+"/custom/"+req.Name, nil)
 	return nil
 }
 
@@ -237,11 +257,17 @@ func noSpace(err error) error {
 
 // UpdateVolume replaces a custom volume's writable part (PUT).
 func (m *Manager) UpdateVolume(ctx context.Context, pool, typ, name string, put VolumePut) error {
+	if err := m.allowVolume(ctx, pool, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.updateVolume(ctx, pool, typ, name, put, true)
 }
 
 // PatchVolume merges into a custom volume's writable part (PATCH).
 func (m *Manager) PatchVolume(ctx context.Context, pool, typ, name string, put VolumePut) error {
+	if err := m.allowVolume(ctx, pool, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	return m.updateVolume(ctx, pool, typ, name, put, false)
 }
 
@@ -266,12 +292,12 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 		return err
 	}
 	if next["security.shifted"] != rec.Config["security.shifted"] {
-		users, err := m.cfg.Users(ctx, poolName, name)
+		users, shown, err := m.users(ctx, poolName, name)
 		if err != nil {
 			return err
 		}
 		if len(users) > 0 {
-			return errdefs.Conflict("security.shifted cannot change while storage volume %q is in use by %s", name, strings.Join(users, ", "))
+			return errdefs.Conflict("security.shifted cannot change while storage volume %q is in use by %s", name, inUse(users, shown))
 		}
 	}
 	if next["size"] != rec.Config["size"] {
@@ -292,7 +318,7 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 	if err := m.cfg.Store.UpdateStorageVolume(ctx, rec); err != nil {
 		return err
 	}
-	m.emit(ctx, "storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emitIn(ctx, rec.Project, "storage-volume-updated", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 
@@ -310,7 +336,7 @@ func (m *Manager) lockCustom(ctx context.Context, poolName, typ, name, instead s
 	if err != nil {
 		return nil, store.StorageVolume{}, nil, err
 	}
-	unlock := m.locks.lock("custom/" + poolName + "/" + name)
+	unlock := m.locks.lock(customLockKey(poolName, volumeProject(ctx, typ), name))
 	rec, err := m.volumeRecord(ctx, poolName, typ, name)
 	if err != nil {
 		unlock()
@@ -322,18 +348,21 @@ func (m *Manager) lockCustom(ctx context.Context, poolName, typ, name, instead s
 // refuseInUse is a conflict naming who uses a custom volume, if any one
 // does.
 func (m *Manager) refuseInUse(ctx context.Context, poolName, name string) error {
-	users, err := m.cfg.Users(ctx, poolName, name)
+	users, shown, err := m.users(ctx, poolName, name)
 	if err != nil {
 		return err
 	}
 	if len(users) > 0 {
-		return errdefs.Conflict("storage volume %q is in use by %s", name, strings.Join(users, ", "))
+		return errdefs.Conflict("storage volume %q is in use by %s", name, inUse(users, shown))
 	}
 	return nil
 }
 
 // RenameVolume renames an unused custom volume.
 func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanEdit); err != nil {
+		return err
+	}
 	if err := checkName("storage volume", newName); err != nil {
 		return err
 	}
@@ -345,14 +374,18 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 	if err := m.refuseInUse(ctx, poolName, name); err != nil {
 		return err
 	}
-	if _, err := m.cfg.Store.GetStorageVolume(ctx, poolName, typ, newName); err == nil {
+	if _, err := m.cfg.Store.GetStorageVolume(ctx, poolName, rec.Project, typ, newName); err == nil {
 		return errdefs.Conflict("storage volume custom/%s already exists on pool %q", newName, poolName)
 	}
-	if err := p.drv.RenameVolume(ctx, diskVolume(rec), newName); err != nil {
+	newDisk := customDiskName(rec.Project, newName)
+	if err := m.diskNameFree(ctx, poolName, newDisk); err != nil {
+		return err
+	}
+	if err := p.drv.RenameVolume(ctx, diskVolume(rec), newDisk); err != nil {
 		return fmt.Errorf("rename storage volume %q: %w", name, err)
 	}
 	old := rec
-	rec.Name, rec.DiskName = newName, newName
+	rec.Name, rec.DiskName = newName, newDisk
 	err = m.cfg.Store.UpdateStorageVolume(ctx, rec)
 	if err == nil {
 		// Snapshots keep their disk names: only their records follow.
@@ -360,18 +393,21 @@ func (m *Manager) RenameVolume(ctx context.Context, poolName, typ, name, newName
 	}
 	if err != nil {
 		bg := context.WithoutCancel(ctx)
-		if rerr := p.drv.RenameVolume(bg, diskVolume(rec), old.Name); rerr != nil {
+		if rerr := p.drv.RenameVolume(bg, diskVolume(rec), old.DiskName); rerr != nil {
 			m.cfg.Log.Error("rename volume back", "pool", poolName, "volume", name, "err", rerr)
 		}
 		_ = m.cfg.Store.UpdateStorageVolume(bg, old)
 		return err
 	}
-	m.emit(ctx, "storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
+	m.emitIn(ctx, rec.Project, "storage-volume-renamed", event.EntityStorageVolume, poolName+"/custom/"+newName, map[string]any{"old_name": name})
 	return nil
 }
 
 // DeleteVolume removes an unused custom volume.
 func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) error {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanDelete); err != nil {
+		return err
+	}
 	p, rec, unlock, err := m.lockCustom(ctx, poolName, typ, name, "delete the instance or image")
 	if err != nil {
 		return err
@@ -386,12 +422,15 @@ func (m *Manager) DeleteVolume(ctx context.Context, poolName, typ, name string) 
 	if err := m.deleteVolumeRecord(ctx, p, rec); err != nil {
 		return err
 	}
-	m.emit(ctx, "storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
+	m.emitIn(ctx, rec.Project, "storage-volume-deleted", event.EntityStorageVolume, poolName+"/custom/"+name, nil)
 	return nil
 }
 
 // VolumeState is a volume's usage, read from the driver.
 func (m *Manager) VolumeState(ctx context.Context, poolName, typ, name string) (VolumeState, error) {
+	if err := m.allowVolume(ctx, poolName, typ, name, auth.CanView); err != nil {
+		return VolumeState{}, err
+	}
 	p, err := m.get(poolName)
 	if err != nil {
 		return VolumeState{}, err

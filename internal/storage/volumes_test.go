@@ -528,7 +528,7 @@ func TestVolumeLifecycle(t *testing.T) {
 					if exists(e.path("p", "custom", "v2", "filesystem")) {
 						t.Error("deleted volume's directory left")
 					}
-					if _, err := e.st.GetStorageVolume(e.ctx, "p", "custom", "v2"); !errors.Is(err, errdefs.ErrNotFound) {
+					if _, err := e.st.GetStorageVolume(e.ctx, "p", "default", "custom", "v2"); !errors.Is(err, errdefs.ErrNotFound) {
 						t.Errorf("deleted volume's record: %v", err)
 					}
 				}

@@ -35,6 +35,9 @@
 //	                    restarts (the event sequence's reserved high mark)
 //	events              sequence -> event (the owner's encoding), left by a
 //	                    clean shutdown for the next run, which takes them once
+//	certificates        fingerprint (SHA-256 of the DER, 64 hex) PRIMARY KEY,
+//	                    name, type (client|metrics), restricted, projects
+//	                    (JSON list), certificate (PEM), created_at
 //
 // Times are stored as fixed-width UTC text ("2006-01-02T15:04:05.000000000Z"),
 // so they read back as UTC, sort as text and stay readable in the sqlite3

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -33,25 +34,39 @@ type Image struct {
 	// so the image package knows which source unpacks it. Empty is stored
 	// as "rootfs-tarball".
 	Format string
+	// Projects are the projects holding the image (image_projects), by
+	// name. Read only: CreateImage, AddImageProject and RemoveImageProject
+	// change them. The image itself (files, properties, public,
+	// auto_update) is one, whichever project sees it.
+	Projects []string
 }
 
 const imageSelect = `
 SELECT fingerprint, filename, size, architecture, type, properties,
-       public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source, format
+       public, auto_update, cached, created_at, uploaded_at, last_used_at, expires_at, source, format,
+       (SELECT json_group_array(project) FROM
+          (SELECT project FROM image_projects ip WHERE ip.fingerprint = images.fingerprint ORDER BY project))
   FROM images`
+
+// inProject is the condition that an image is held by the project given as
+// its two arguments, or by any when that is "".
+const inProject = ` (? = '' OR EXISTS (SELECT 1 FROM image_projects ip WHERE ip.fingerprint = images.fingerprint AND ip.project = ?))`
 
 func scanImage(row rowScanner) (Image, error) {
 	var (
-		img                    Image
-		props, c, u, lu, expir string
+		img                              Image
+		props, c, u, lu, expir, projects string
 	)
 	if err := row.Scan(&img.Fingerprint, &img.Filename, &img.Size, &img.Architecture, &img.Type, &props,
-		&img.Public, &img.AutoUpdate, &img.Cached, &c, &u, &lu, &expir, &img.Source, &img.Format); err != nil {
+		&img.Public, &img.AutoUpdate, &img.Cached, &c, &u, &lu, &expir, &img.Source, &img.Format, &projects); err != nil {
 		return Image{}, err
 	}
 	var err error
 	if img.Properties, err = decodeStringMap(props); err != nil {
 		return Image{}, fmt.Errorf("image %s properties: %w", img.Fingerprint, err)
+	}
+	if err := json.Unmarshal([]byte(projects), &img.Projects); err != nil {
+		return Image{}, fmt.Errorf("image %s projects: %w", img.Fingerprint, err)
 	}
 	for _, t := range []struct {
 		dst *time.Time
@@ -64,8 +79,10 @@ func scanImage(row rowScanner) (Image, error) {
 	return img, nil
 }
 
-// CreateImage stores a new image. An existing fingerprint is ErrConflict.
-func (q *Queries) CreateImage(ctx context.Context, img Image) error {
+// CreateImage stores a new image, held by project. An existing fingerprint
+// is ErrConflict (AddImageProject gives an image another project); a
+// project that does not exist is ErrNotFound.
+func (q *Queries) CreateImage(ctx context.Context, img Image, project string) error {
 	props, err := marshalMap(img.Properties)
 	if err != nil {
 		return fmt.Errorf("create image %s properties: %w", img.Fingerprint, err)
@@ -86,14 +103,60 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		case err != nil:
 			return fmt.Errorf("create image %s: %w", img.Fingerprint, err)
 		}
+		return addImageProject(ctx, tx, img.Fingerprint, project)
+	})
+}
+
+// AddImageProject makes project hold the stored image fp too. An image the
+// project already holds is ErrConflict; a missing image or project is
+// ErrNotFound.
+func (q *Queries) AddImageProject(ctx context.Context, fp, project string) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error { return addImageProject(ctx, tx, fp, project) })
+}
+
+func addImageProject(ctx context.Context, tx *sql.Tx, fp, project string) error {
+	_, err := tx.ExecContext(ctx, "INSERT INTO image_projects (fingerprint, project) VALUES (?, ?)", fp, project)
+	switch {
+	case isUnique(err):
+		return errdefs.Conflict("image %q already exists in project %q", fp, project)
+	case isForeignKey(err):
+		return errdefs.NotFound("image %q or project %q not found", fp, project)
+	case err != nil:
+		return fmt.Errorf("add image %s to project %q: %w", fp, project, err)
+	}
+	return nil
+}
+
+// RemoveImageProject makes project stop holding image fp, with the
+// project's aliases of it; the image stays, for the projects still holding
+// it (DeleteImage removes it from all). An image the project does not hold
+// is ErrNotFound.
+func (q *Queries) RemoveImageProject(ctx context.Context, fp, project string) error {
+	return q.atomic(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM images_aliases WHERE project = ? AND fingerprint = ?", project, fp); err != nil {
+			return fmt.Errorf("remove image %s from project %q: %w", fp, project, err)
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM image_projects WHERE fingerprint = ? AND project = ?", fp, project)
+		if err != nil {
+			return fmt.Errorf("remove image %s from project %q: %w", fp, project, err)
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return fmt.Errorf("remove image %s from project %q: %w", fp, project, err)
+		}
+		if n == 0 {
+			return errdefs.NotFound("image %q not found in project %q", fp, project)
+		}
 		return nil
 	})
 }
 
-// GetImage returns the image whose fingerprint is, or starts with, ref, as
-// LXD resolves fingerprints. A prefix matching several images is
-// ErrInvalidArgument; an empty ref matches nothing.
-func (q *Queries) GetImage(ctx context.Context, ref string) (Image, error) {
+// GetImage returns the image held by project (any project when it is "")
+// whose fingerprint is, or starts with, ref, as LXD resolves fingerprints.
+// A prefix matching several of the project's images is ErrInvalidArgument;
+// an empty ref matches nothing; an image only other projects hold is
+// ErrNotFound.
+func (q *Queries) GetImage(ctx context.Context, project, ref string) (Image, error) {
 	if ref == "" {
 		return Image{}, errdefs.NotFound("image %q not found", ref)
 	}
@@ -102,8 +165,8 @@ func (q *Queries) GetImage(ctx context.Context, ref string) (Image, error) {
 	// whatever ref holds; unlike LIKE, the range uses the primary key and
 	// treats no character of ref as a wildcard.
 	rows, err := q.reader().QueryContext(ctx,
-		imageSelect+" WHERE fingerprint >= ? AND fingerprint < ? ORDER BY fingerprint LIMIT 2",
-		ref, ref+"g")
+		imageSelect+" WHERE fingerprint >= ? AND fingerprint < ? AND"+inProject+" ORDER BY fingerprint LIMIT 2",
+		ref, ref+"g", project, project)
 	if err != nil {
 		return Image{}, fmt.Errorf("get image %q: %w", ref, err)
 	}
@@ -129,9 +192,10 @@ func (q *Queries) GetImage(ctx context.Context, ref string) (Image, error) {
 	}
 }
 
-// ListImages returns every image, ordered by fingerprint.
-func (q *Queries) ListImages(ctx context.Context) ([]Image, error) {
-	rows, err := q.reader().QueryContext(ctx, imageSelect+" ORDER BY fingerprint")
+// ListImages returns the images project holds (every image when it is ""),
+// ordered by fingerprint.
+func (q *Queries) ListImages(ctx context.Context, project string) ([]Image, error) {
+	rows, err := q.reader().QueryContext(ctx, imageSelect+" WHERE"+inProject+" ORDER BY fingerprint", project, project)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
@@ -181,7 +245,8 @@ UPDATE images
 	})
 }
 
-// DeleteImage deletes the image with the exact fingerprint, and its aliases.
+// DeleteImage deletes the image with the exact fingerprint from every
+// project, with all its aliases.
 func (q *Queries) DeleteImage(ctx context.Context, fingerprint string) error {
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM images WHERE fingerprint = ?", fingerprint)
@@ -199,8 +264,10 @@ func (q *Queries) DeleteImage(ctx context.Context, fingerprint string) error {
 	})
 }
 
-// Alias is an image alias's stored record.
+// Alias is an image alias's stored record. Aliases are per project: two
+// projects may each have an alias of one name.
 type Alias struct {
+	Project     string
 	Name        string
 	Description string
 	// Target is the full fingerprint of an existing image.
@@ -209,21 +276,23 @@ type Alias struct {
 	Type string
 }
 
-const aliasSelect = `SELECT name, description, fingerprint, type FROM images_aliases`
+const aliasSelect = `SELECT project, name, description, fingerprint, type FROM images_aliases`
 
 func scanAlias(row rowScanner) (Alias, error) {
 	var a Alias
-	err := row.Scan(&a.Name, &a.Description, &a.Target, &a.Type)
+	err := row.Scan(&a.Project, &a.Name, &a.Description, &a.Target, &a.Type)
 	return a, err
 }
 
-// CreateAlias stores a new alias. An existing name is ErrConflict; a target
-// that is not an image's full fingerprint is ErrNotFound.
+// CreateAlias stores a new alias in a.Project. A name the project has is
+// ErrConflict; a target that is not an image's full fingerprint, or a
+// project that does not exist, is ErrNotFound. That the project holds the
+// target is the caller's rule.
 func (q *Queries) CreateAlias(ctx context.Context, a Alias) error {
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			"INSERT INTO images_aliases (name, description, fingerprint, type) VALUES (?, ?, ?, ?)",
-			a.Name, a.Description, a.Target, a.Type)
+			"INSERT INTO images_aliases (project, name, description, fingerprint, type) VALUES (?, ?, ?, ?, ?)",
+			a.Project, a.Name, a.Description, a.Target, a.Type)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("image alias %q already exists", a.Name)
@@ -238,9 +307,9 @@ func (q *Queries) CreateAlias(ctx context.Context, a Alias) error {
 	})
 }
 
-// GetAlias returns the alias called name.
-func (q *Queries) GetAlias(ctx context.Context, name string) (Alias, error) {
-	a, err := scanAlias(q.reader().QueryRowContext(ctx, aliasSelect+" WHERE name = ?", name))
+// GetAlias returns project's alias called name.
+func (q *Queries) GetAlias(ctx context.Context, project, name string) (Alias, error) {
+	a, err := scanAlias(q.reader().QueryRowContext(ctx, aliasSelect+" WHERE project = ? AND name = ?", project, name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Alias{}, errdefs.NotFound("image alias %q not found", name)
@@ -250,9 +319,10 @@ func (q *Queries) GetAlias(ctx context.Context, name string) (Alias, error) {
 	return a, nil
 }
 
-// ListAliases returns every alias, ordered by name.
-func (q *Queries) ListAliases(ctx context.Context) ([]Alias, error) {
-	rows, err := q.reader().QueryContext(ctx, aliasSelect+" ORDER BY name")
+// ListAliases returns project's aliases (every project's when it is ""),
+// ordered by name, then project.
+func (q *Queries) ListAliases(ctx context.Context, project string) ([]Alias, error) {
+	rows, err := q.reader().QueryContext(ctx, aliasSelect+" WHERE ? = '' OR project = ? ORDER BY name, project", project, project)
 	if err != nil {
 		return nil, fmt.Errorf("list image aliases: %w", err)
 	}
@@ -271,13 +341,13 @@ func (q *Queries) ListAliases(ctx context.Context) ([]Alias, error) {
 	return out, nil
 }
 
-// UpdateAlias replaces the description, target and type of the alias called
-// a.Name. A target that is not an image is ErrNotFound.
+// UpdateAlias replaces the description, target and type of a.Project's
+// alias called a.Name. A target that is not an image is ErrNotFound.
 func (q *Queries) UpdateAlias(ctx context.Context, a Alias) error {
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			"UPDATE images_aliases SET description = ?, fingerprint = ?, type = ? WHERE name = ?",
-			a.Description, a.Target, a.Type, a.Name)
+			"UPDATE images_aliases SET description = ?, fingerprint = ?, type = ? WHERE project = ? AND name = ?",
+			a.Description, a.Target, a.Type, a.Project, a.Name)
 		switch {
 		case isForeignKey(err):
 			return errdefs.NotFound("image %q not found", a.Target)
@@ -295,10 +365,11 @@ func (q *Queries) UpdateAlias(ctx context.Context, a Alias) error {
 	})
 }
 
-// RenameAlias renames an alias. A new name already in use is ErrConflict.
-func (q *Queries) RenameAlias(ctx context.Context, oldName, newName string) error {
+// RenameAlias renames project's alias. A new name the project already uses
+// is ErrConflict.
+func (q *Queries) RenameAlias(ctx context.Context, project, oldName, newName string) error {
 	return q.atomic(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE images_aliases SET name = ? WHERE name = ?", newName, oldName)
+		res, err := tx.ExecContext(ctx, "UPDATE images_aliases SET name = ? WHERE project = ? AND name = ?", newName, project, oldName)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("image alias %q already exists", newName)
@@ -318,10 +389,10 @@ func (q *Queries) RenameAlias(ctx context.Context, oldName, newName string) erro
 	})
 }
 
-// DeleteAlias deletes the alias called name.
-func (q *Queries) DeleteAlias(ctx context.Context, name string) error {
+// DeleteAlias deletes project's alias called name.
+func (q *Queries) DeleteAlias(ctx context.Context, project, name string) error {
 	return q.atomic(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM images_aliases WHERE name = ?", name)
+		res, err := tx.ExecContext(ctx, "DELETE FROM images_aliases WHERE project = ? AND name = ?", project, name)
 		if err != nil {
 			return fmt.Errorf("delete image alias %q: %w", name, err)
 		}

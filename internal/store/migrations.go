@@ -305,6 +305,52 @@ ALTER TABLE storage_volumes ADD COLUMN project TEXT NOT NULL DEFAULT 'default' R
 DROP INDEX storage_volumes_names;
 CREATE UNIQUE INDEX storage_volumes_names ON storage_volumes (pool_id, project, type, name) WHERE type <> 'image';
 `,
+	// 10: the trust store: client certificates allowed over HTTPS. The
+	// fingerprint is the SHA-256 of the certificate's DER (64 lowercase
+	// hex), which the TLS edge computes from the peer's certificate.
+	// projects is a JSON list of project names (meaningful only when
+	// restricted); it is not a foreign key, as in LXD, and the trust
+	// service checks the names exist when a record is written.
+	`
+CREATE TABLE certificates (
+	fingerprint TEXT    NOT NULL PRIMARY KEY CHECK (length(fingerprint) = 64 AND fingerprint NOT GLOB '*[^0-9a-f]*'),
+	name        TEXT    NOT NULL CHECK (name <> ''),
+	type        TEXT    NOT NULL CHECK (type IN ('client', 'metrics')),
+	restricted  INTEGER NOT NULL DEFAULT 0 CHECK (restricted IN (0, 1)),
+	projects    TEXT    NOT NULL DEFAULT '[]',
+	certificate TEXT    NOT NULL CHECK (certificate <> ''),
+	created_at  TEXT    NOT NULL
+) STRICT, WITHOUT ROWID;
+`,
+
+	// 11: auth groups: named sets of (entity type, entity, entitlement)
+	// and the identities (authentication method, identifier) in them.
+	// Identities are not rows of their own: a certificate or token may be
+	// named before it is trusted, and outlives nothing when it is revoked.
+	`
+CREATE TABLE auth_groups (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	name        TEXT NOT NULL UNIQUE CHECK (name <> ''),
+	description TEXT NOT NULL DEFAULT ''
+) STRICT;
+
+CREATE TABLE auth_group_permissions (
+	group_id    INTEGER NOT NULL REFERENCES auth_groups (id) ON DELETE CASCADE,
+	entity_type TEXT    NOT NULL CHECK (entity_type <> ''),
+	project     TEXT    NOT NULL DEFAULT '',
+	name        TEXT    NOT NULL DEFAULT '',
+	entitlement TEXT    NOT NULL CHECK (entitlement <> ''),
+	PRIMARY KEY (group_id, entity_type, project, name, entitlement)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE auth_identity_groups (
+	group_id   INTEGER NOT NULL REFERENCES auth_groups (id) ON DELETE CASCADE,
+	method     TEXT    NOT NULL CHECK (method <> ''),
+	identifier TEXT    NOT NULL CHECK (identifier <> ''),
+	PRIMARY KEY (group_id, method, identifier)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX auth_identity_groups_identity ON auth_identity_groups (method, identifier);
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

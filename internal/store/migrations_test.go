@@ -79,10 +79,10 @@ SELECT i.id, p.id, 0 FROM instances i, profiles p WHERE i.name = 'c1' AND p.name
 	}
 	// What the last migration added works.
 	img := Image{Fingerprint: strings.Repeat("a", 64)}
-	if err := s.CreateImage(ctx, img); err != nil {
+	if err := s.CreateImage(ctx, img, "default"); err != nil {
 		t.Errorf("CreateImage after upgrade: %v", err)
 	}
-	if err := s.CreateAlias(ctx, Alias{Name: "x", Target: img.Fingerprint}); err != nil {
+	if err := s.CreateAlias(ctx, Alias{Project: "default", Name: "x", Target: img.Fingerprint}); err != nil {
 		t.Errorf("CreateAlias after upgrade: %v", err)
 	}
 }

@@ -12,7 +12,10 @@ import (
 
 // Network is a managed network's stored record.
 type Network struct {
-	ID          int64
+	ID int64
+	// Project holds the network ("" is stored as "default"). Names are
+	// unique across projects all the same: a bridge is a host interface.
+	Project     string
 	Name        string
 	Type        string
 	Description string
@@ -50,14 +53,14 @@ type ForwardPort struct {
 	TargetAddress string `json:"target_address"`
 }
 
-const networkSelect = `SELECT id, name, type, description, config FROM networks`
+const networkSelect = `SELECT id, project, name, type, description, config FROM networks`
 
 func scanNetwork(row rowScanner) (Network, error) {
 	var (
 		n      Network
 		config string
 	)
-	if err := row.Scan(&n.ID, &n.Name, &n.Type, &n.Description, &config); err != nil {
+	if err := row.Scan(&n.ID, &n.Project, &n.Name, &n.Type, &n.Description, &config); err != nil {
 		return Network{}, err
 	}
 	var err error
@@ -67,20 +70,25 @@ func scanNetwork(row rowScanner) (Network, error) {
 	return n, nil
 }
 
-// CreateNetwork stores a new network and sets n.ID. An existing name is
-// ErrConflict.
+// CreateNetwork stores a new network in n.Project and sets n.ID. An
+// existing name, in any project, is ErrConflict.
 func (q *Queries) CreateNetwork(ctx context.Context, n *Network) error {
 	config, err := marshalMap(n.Config)
 	if err != nil {
 		return fmt.Errorf("create network %q config: %w", n.Name, err)
 	}
+	if n.Project == "" {
+		n.Project = "default"
+	}
 	return q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			"INSERT INTO networks (name, type, description, config) VALUES (?, ?, ?, ?)",
-			n.Name, n.Type, n.Description, config)
+			"INSERT INTO networks (project, name, type, description, config) VALUES (?, ?, ?, ?, ?)",
+			n.Project, n.Name, n.Type, n.Description, config)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("network %q already exists", n.Name)
+		case isForeignKey(err):
+			return errdefs.NotFound("project %q not found", n.Project)
 		case isCheck(err):
 			return errdefs.Invalid("create network %q: %v", n.Name, err)
 		case err != nil:

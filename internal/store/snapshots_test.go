@@ -98,7 +98,7 @@ func TestVolumeSnapshots(t *testing.T) {
 	parent.Name = "w"
 	wantKind(t, s.UpdateStorageVolume(ctx, parent), nil, "")
 	wantKind(t, s.RenameVolumeSnapshots(ctx, parent.ID, "w"), nil, "")
-	if _, err := s.GetStorageVolume(ctx, "a", "custom", "w/s1"); err != nil {
+	if _, err := s.GetStorageVolume(ctx, "a", "default", "custom", "w/s1"); err != nil {
 		t.Fatalf("renamed snapshot: %v", err)
 	}
 }

@@ -27,7 +27,12 @@ type StorageVolume struct {
 	ID   int64
 	Pool string // the pool's name (joined)
 	// PoolID is the pool's id (set by CreateStorageVolume from Pool).
-	PoolID      int64
+	PoolID int64
+	// Project holds the volume: a custom volume's project (names are
+	// unique per pool, project and type), an instance root's instance's.
+	// Image volumes are the default project's. "" is stored as
+	// "default".
+	Project     string
 	Type        string
 	Name        string
 	DiskName    string
@@ -153,7 +158,7 @@ func (q *Queries) DeleteStoragePool(ctx context.Context, name string) error {
 }
 
 const volumeSelect = `
-SELECT v.id, p.name, v.pool_id, v.type, v.name, v.disk_name, v.content, v.description, v.config,
+SELECT v.id, p.name, v.pool_id, v.project, v.type, v.name, v.disk_name, v.content, v.description, v.config,
        COALESCE(v.instance_id, 0), COALESCE(v.parent_id, 0), v.expires_at, v.created_at, v.state
   FROM storage_volumes v JOIN storage_pools p ON p.id = v.pool_id`
 
@@ -162,7 +167,7 @@ func scanVolume(row rowScanner) (StorageVolume, error) {
 		v                        StorageVolume
 		config, expires, created string
 	)
-	if err := row.Scan(&v.ID, &v.Pool, &v.PoolID, &v.Type, &v.Name, &v.DiskName, &v.Content,
+	if err := row.Scan(&v.ID, &v.Pool, &v.PoolID, &v.Project, &v.Type, &v.Name, &v.DiskName, &v.Content,
 		&v.Description, &config, &v.InstanceID, &v.ParentID, &expires, &created, &v.State); err != nil {
 		return StorageVolume{}, err
 	}
@@ -180,7 +185,8 @@ func scanVolume(row rowScanner) (StorageVolume, error) {
 }
 
 // CreateStorageVolume stores a new volume record on pool v.Pool and sets
-// v.ID and v.PoolID. A name or disk name taken on the pool is ErrConflict.
+// v.ID and v.PoolID. A name taken on the pool in the project, or a disk
+// name taken on the pool, is ErrConflict.
 func (q *Queries) CreateStorageVolume(ctx context.Context, v *StorageVolume) error {
 	config, err := marshalMap(v.Config)
 	if err != nil {
@@ -188,6 +194,9 @@ func (q *Queries) CreateStorageVolume(ctx context.Context, v *StorageVolume) err
 	}
 	if v.State == "" {
 		v.State = "pending"
+	}
+	if v.Project == "" {
+		v.Project = "default"
 	}
 	if v.CreatedAt.IsZero() {
 		v.CreatedAt = time.Now()
@@ -207,13 +216,15 @@ func (q *Queries) CreateStorageVolume(ctx context.Context, v *StorageVolume) err
 			return fmt.Errorf("create storage volume %q: %w", v.Name, err)
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO storage_volumes
-			(pool_id, type, name, disk_name, content, description, config, instance_id, parent_id, expires_at, created_at, state)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			v.PoolID, v.Type, v.Name, v.DiskName, v.Content, v.Description, config, inst, parent,
+			(pool_id, project, type, name, disk_name, content, description, config, instance_id, parent_id, expires_at, created_at, state)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.PoolID, v.Project, v.Type, v.Name, v.DiskName, v.Content, v.Description, config, inst, parent,
 			fmtOptionalTime(v.ExpiresAt), fmtTime(v.CreatedAt), v.State)
 		switch {
 		case isUnique(err):
 			return errdefs.Conflict("storage volume %s/%s already exists on pool %q", v.Type, v.Name, v.Pool)
+		case isForeignKey(err):
+			return errdefs.NotFound("project %q not found", v.Project)
 		case isCheck(err):
 			return errdefs.Invalid("create storage volume %q: %v", v.Name, err)
 		case err != nil:
@@ -234,14 +245,15 @@ func (q *Queries) ListStorageVolumes(ctx context.Context, pool string) ([]Storag
 		query += " WHERE p.name = ?"
 		args = append(args, pool)
 	}
-	return listRows(ctx, q.reader(), "storage volumes", scanVolume, query+" ORDER BY p.name, v.type, v.name, v.disk_name", args...)
+	return listRows(ctx, q.reader(), "storage volumes", scanVolume, query+" ORDER BY p.name, v.type, v.project, v.name, v.disk_name", args...)
 }
 
-// GetStorageVolume returns the volume of type typ called name on pool
-// (for images: one of its id maps' volumes).
-func (q *Queries) GetStorageVolume(ctx context.Context, pool, typ, name string) (StorageVolume, error) {
+// GetStorageVolume returns project's volume of type typ called name on
+// pool (for images, of the default project: one of its id maps' volumes).
+func (q *Queries) GetStorageVolume(ctx context.Context, pool, project, typ, name string) (StorageVolume, error) {
 	v, err := scanVolume(q.reader().QueryRowContext(ctx,
-		volumeSelect+" WHERE p.name = ? AND v.type = ? AND v.name = ? ORDER BY v.disk_name LIMIT 1", pool, typ, name))
+		volumeSelect+" WHERE p.name = ? AND v.project = ? AND v.type = ? AND v.name = ? ORDER BY v.disk_name LIMIT 1",
+		pool, project, typ, name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return StorageVolume{}, errdefs.NotFound("storage volume %s/%s not found on pool %q", typ, name, pool)

@@ -57,6 +57,7 @@ func TestStorageVolumes(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		wantKind(t, s.CreateStoragePool(ctx, &store.StoragePool{Name: name, Driver: "dir", State: "created"}), nil, "")
 	}
+	addProjects(t, s)
 	tests := []struct {
 		name string
 		v    store.StorageVolume
@@ -65,6 +66,9 @@ func TestStorageVolumes(t *testing.T) {
 		{"custom", store.StorageVolume{Pool: "a", Type: "custom", Name: "v", DiskName: "v", Content: "filesystem"}, nil},
 		{"same name on another pool", store.StorageVolume{Pool: "b", Type: "custom", Name: "v", DiskName: "v", Content: "block"}, nil},
 		{"same name twice", store.StorageVolume{Pool: "a", Type: "custom", Name: "v", DiskName: "v2", Content: "filesystem"}, errdefs.ErrConflict},
+		{"same name in another project", store.StorageVolume{Pool: "a", Project: "p1", Type: "custom", Name: "v", DiskName: "p1_v", Content: "filesystem"}, nil},
+		{"same name twice in that project", store.StorageVolume{Pool: "a", Project: "p1", Type: "custom", Name: "v", DiskName: "p1_v2", Content: "filesystem"}, errdefs.ErrConflict},
+		{"project missing", store.StorageVolume{Pool: "a", Project: "nosuch", Type: "custom", Name: "w", DiskName: "nosuch_w", Content: "filesystem"}, errdefs.ErrNotFound},
 		{"image unshifted", store.StorageVolume{Pool: "a", Type: "image", Name: fp("ab"), DiskName: fp("ab"), Content: "filesystem"}, nil},
 		{"image shifted", store.StorageVolume{Pool: "a", Type: "image", Name: fp("ab"), DiskName: fp("ab") + "@1000000-65536", Content: "filesystem"}, nil},
 		{"image for VMs", store.StorageVolume{Pool: "a", Type: "image", Name: fp("ab"), DiskName: fp("ab"), Content: "block"}, nil},
@@ -88,7 +92,7 @@ func TestStorageVolumes(t *testing.T) {
 	}
 	root.State, root.Name, root.DiskName = "created", "renamed", "i1-renamed"
 	wantKind(t, s.UpdateStorageVolume(ctx, root), nil, "")
-	got, err := s.GetStorageVolume(ctx, "a", "container", "renamed")
+	got, err := s.GetStorageVolume(ctx, "a", "default", "container", "renamed")
 	wantKind(t, err, nil, "")
 	if diff := cmp.Diff(root, got, cmpopts.EquateApproxTime(0), equate); diff != "" {
 		t.Fatalf("volume (-want +got):\n%s", diff)
@@ -104,12 +108,24 @@ func TestStorageVolumes(t *testing.T) {
 	wantKind(t, err, errdefs.ErrNotFound, "")
 	all, err := s.ListStorageVolumes(ctx, "")
 	wantKind(t, err, nil, "")
-	if len(all) != 6 {
-		t.Fatalf("%d volumes, want 6: %+v", len(all), all)
+	if len(all) != 7 {
+		t.Fatalf("%d volumes, want 7: %+v", len(all), all)
 	}
 	onA, err := s.ListStorageVolumes(ctx, "a")
 	wantKind(t, err, nil, "")
-	if len(onA) != 5 {
-		t.Fatalf("%d volumes on a, want 5", len(onA))
+	if len(onA) != 6 {
+		t.Fatalf("%d volumes on a, want 6", len(onA))
+	}
+	for _, tt := range []struct {
+		project, disk string // disk "": not found
+	}{{"default", "v"}, {"p1", "p1_v"}, {"p2", ""}} {
+		v, err := s.GetStorageVolume(ctx, "a", tt.project, "custom", "v")
+		if tt.disk == "" {
+			wantKind(t, err, errdefs.ErrNotFound, "")
+			continue
+		}
+		if err != nil || v.DiskName != tt.disk || v.Project != tt.project {
+			t.Errorf("volume v of %s: %+v, %v", tt.project, v, err)
+		}
 	}
 }

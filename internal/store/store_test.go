@@ -47,12 +47,12 @@ func TestReopenPersists(t *testing.T) {
 	c := newInstance("c1")
 	c.Profiles = []string{"web"}
 	img := newImage(fp("ab"))
-	al := store.Alias{Name: "alpine", Target: img.Fingerprint}
+	al := store.Alias{Project: "default", Name: "alpine", Target: img.Fingerprint}
 	cfg := map[string]string{"k": "v"}
 	err = errors.Join(
 		s.CreateProfile(ctx, &p),
 		s.CreateInstance(ctx, &c),
-		s.CreateImage(ctx, img),
+		s.CreateImage(ctx, img, "default"),
 		s.CreateAlias(ctx, al),
 		s.SetServerConfig(ctx, cfg),
 		s.Close(),
@@ -71,8 +71,8 @@ func TestReopenPersists(t *testing.T) {
 	defer s.Close()
 	gotC, err1 := s.GetInstance(ctx, "c1")
 	gotP, err2 := s.GetProfile(ctx, "default", "web")
-	gotI, err3 := s.GetImage(ctx, img.Fingerprint)
-	gotA, err4 := s.GetAlias(ctx, "alpine")
+	gotI, err3 := s.GetImage(ctx, "default", img.Fingerprint)
+	gotA, err4 := s.GetAlias(ctx, "default", "alpine")
 	gotCfg, err5 := s.GetServerConfig(ctx)
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		t.Fatal(err)

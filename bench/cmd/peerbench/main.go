@@ -70,6 +70,9 @@ type config struct {
 	// issue13: run the snapshot, copy, fork and backup figures of issue
 	// 13 (issue13.go) and nothing else.
 	issue13 bool
+	// issue14: run the remote-API, metrics and authorization figures of
+	// issue 14 (issue14.go) and nothing else.
+	issue14 bool
 }
 
 func main() {
@@ -121,6 +124,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		"launch (no NIC) per pool, a custom volume created and attached to a running container until mounted, delete of a stopped instance beside `runc delete` + the root's removal by hand; --runs rounds (default 30)")
 	fs.BoolVar(&cfg.issue13, "issue13", false, "run only issue 13's figures, hangard on its dir pool and a btrfs pool beside LXD 5.0 on the same two kinds, 5-6 minutes (report: bench/ISSUE13.md unless --out): "+
 		"snapshot and copy of a stopped container holding 1 GiB, fork of a running 512 MiB VM to agent-ready (hangard, TCG when there is no KVM), export/import of the 1 GiB container beside `tar | zstd` of the same tree; --runs rounds of snapshot and copy (default 5), 5 of fork and of export/import")
+	fs.BoolVar(&cfg.issue14, "issue14", false, "run only issue 14's figures, hangard beside LXD 5.0, about 10 minutes (report: bench/ISSUE14.md unless --out): "+
+		"`lxc list REMOTE:` over TLS (trust password, a client HOME of its own) at 10 running containers on each, GET /1.0/metrics at --running (default 100) running containers on each over the unix socket and over HTTPS, "+
+		"and the Go benchmarks BenchmarkListAuthz (internal/api/lxd) and BenchmarkCheck (internal/auth); --list-runs rounds of lxc list (default 20), --benchtime per benchmark run (default 1s)")
 	only := fs.String("only", "", "with --issue10 (implied), only these of its parts, comma-separated: "+strings.Join(issue10Parts, ","))
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -130,6 +136,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if cfg.issue14 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick || cfg.issue11 || cfg.issue12 || cfg.issue13) {
+		return nil, errors.New("--issue14 goes with none of --issue10, --issue11, --issue12, --issue13, --only, --exec-only, --quick")
 	}
 	if cfg.issue11 && (*only != "" || *issue10 || cfg.execOnly || cfg.quick || cfg.issue12 || cfg.issue13) {
 		return nil, errors.New("--issue11 goes with none of --issue10, --issue12, --issue13, --only, --exec-only, --quick")
@@ -156,7 +165,7 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 			}
 		}
 	}
-	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil && !cfg.issue11 && !cfg.issue12 && !cfg.issue13
+	cfg.goBench = !cfg.quick && !cfg.execOnly && cfg.only == nil && !cfg.issue11 && !cfg.issue12 && !cfg.issue13 && !cfg.issue14
 	execRunsSet := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -170,6 +179,11 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		cfg.benchtime = "300ms"
 		if cfg.quick {
 			cfg.benchtime = "50ms"
+		}
+		if cfg.issue14 {
+			// The authorization's 2% is a small difference of
+			// figures of some ms: longer runs, fewer of them noisy.
+			cfg.benchtime = "1s"
 		}
 	}
 	if cfg.runs == 0 {
@@ -207,6 +221,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.issue11 {
 			cfg.listRuns = 50
+		}
+		if cfg.issue14 {
+			cfg.listRuns = 20
 		}
 	}
 	if cfg.execOnly && cfg.execRuns == 0 {
@@ -272,9 +289,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		// Issue 12's are hangard's beside LXD's and runc's (the baseline).
 		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p == peerPodman })
 	}
-	if cfg.issue13 {
-		// Issue 13's are hangard's beside LXD's; the by-hand baseline
-		// (tar | zstd) needs no peer.
+	if cfg.issue13 || cfg.issue14 {
+		// Issue 13's are hangard's beside LXD's (the by-hand baseline,
+		// tar | zstd, needs no peer), and so are issue 14's.
 		cfg.peers = slices.DeleteFunc(cfg.peers, func(p string) bool { return p != peerHangard && p != peerLXD })
 	}
 	repo, err := filepath.Abs(cfg.repo)
@@ -301,6 +318,9 @@ with a PNG chart next to it (the same name in lower case, .png). Run as root.
 		}
 		if cfg.issue13 {
 			cfg.out = filepath.Join(repo, "bench", "ISSUE13.md")
+		}
+		if cfg.issue14 {
+			cfg.out = filepath.Join(repo, "bench", "ISSUE14.md")
 		}
 	}
 	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
@@ -376,6 +396,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if cfg.issue13 {
 		return runIssue13(ctx, cfg, res, tarball, bins, start)
+	}
+	if cfg.issue14 {
+		return runIssue14(ctx, cfg, res, tarball, bins, start)
 	}
 	if cfg.only != nil {
 		r := newIssue10Results()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/instance"
 )
@@ -109,6 +110,11 @@ func (s *Server) renameBackup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteBackup(w http.ResponseWriter, r *http.Request) {
 	name, b := r.PathValue("name"), r.PathValue("backup")
+	// Before the lookup: a missing backup is no answer to a caller that
+	// may not delete one.
+	if checked(w, s.allowInstance(r, name, auth.CanManageBackups)) {
+		return
+	}
 	if _, err := s.Instances.GetBackup(r.Context(), name, b); err != nil {
 		writeError(w, err)
 		return

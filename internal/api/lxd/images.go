@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/operation"
@@ -247,15 +248,32 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	users := s.Instances.ImageUsers(r.Context(), img.Fingerprint)
-	if len(users) > 0 {
+	if checked(w, s.allow(r, imageObject(r, img.Fingerprint), auth.CanDelete)) {
+		return
+	}
+	if users := s.imageUsers(r.Context(), img.Fingerprint); len(users) > 0 {
 		// Refuse at once rather than as a failed operation.
-		writeError(w, s.Images.Delete(r.Context(), img.Fingerprint, refNames(users)))
+		writeError(w, s.Images.Delete(r.Context(), img.Fingerprint, users))
 		return
 	}
 	s.startOp(w, r, "Deleting image", map[string][]string{"images": {"/1.0/images/" + img.Fingerprint}}, func(ctx context.Context) error {
-		return s.Images.Delete(ctx, img.Fingerprint, refNames(s.Instances.ImageUsers(ctx, img.Fingerprint)))
+		return s.Images.Delete(ctx, img.Fingerprint, s.imageUsers(ctx, img.Fingerprint))
 	})
+}
+
+// imageUsers names the instances created from fp, for the refusal to
+// delete it: every project's count (an instance the caller cannot see
+// still holds the image), but only those the caller may see by name.
+func (s *Server) imageUsers(ctx context.Context, fp string) []string {
+	all := s.Instances.ImageUsers(auth.AsDaemon(ctx), fp)
+	if len(all) == 0 {
+		return nil
+	}
+	shown := refNames(s.Instances.ImageUsers(ctx, fp))
+	if hidden := len(all) - len(shown); hidden > 0 {
+		shown = append(shown, fmt.Sprintf("%d instance(s) in projects you cannot see", hidden))
+	}
+	return shown
 }
 
 func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) {

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
+	"github.com/hangar-dev/hangar/internal/project"
 )
 
 // RootView is an instance's root as the core lends it for reading.
@@ -62,6 +64,11 @@ func (s *Server) publishImage(w http.ResponseWriter, r *http.Request, req api.Im
 	}
 	if err := image.CheckCompression(comp); err != nil {
 		writeError(w, err)
+		return
+	}
+	// The operation reads the instance's root (can_manage_backups, as an
+	// export) and adds an image to the project.
+	if checked(w, s.allowInstance(r, name, auth.CanManageBackups)) || checked(w, s.allowInProject(r, project.FeatureImages, auth.CanCreateImages)) {
 		return
 	}
 	inst, err := s.Instances.Get(r.Context(), name)

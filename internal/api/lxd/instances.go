@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
@@ -285,7 +286,10 @@ func (s *Server) forkInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A missing source, a bad name or one in use: answered here. The
-	// checks are a rename's.
+	// checks are a rename's, and a fork makes an instance.
+	if checked(w, s.allowInProject(r, "", auth.CanManageInstances)) {
+		return
+	}
 	if err := s.Instances.CheckRename(r.Context(), name, req.Name); err != nil {
 		writeError(w, err)
 		return
@@ -334,6 +338,9 @@ func (s *Server) putInstanceState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// As LXD: a missing instance is a 404 before a bad action is a 400.
+	if checked(w, s.allowInstance(r, name, auth.CanUpdateState)) {
+		return
+	}
 	inst, err := s.Instances.Get(r.Context(), name)
 	if err != nil {
 		writeError(w, err)

@@ -85,17 +85,18 @@ func forwardURL(network, listen string) string {
 	return networkURL(network) + "/forwards/" + url.PathEscape(listen)
 }
 
-// usedByURL turns the manager's "instances/NAME" and "profiles/NAME" into
-// LXD's URLs.
+// usedByURL turns the manager's "instances/NAME" and "profiles/NAME"
+// (with "?project=P" outside the default project) into LXD's URLs.
 func usedByURL(u string) string {
 	if strings.HasPrefix(u, "/1.0/") {
 		return u
 	}
+	u, query := cutUsedByQuery(u)
 	kind, name, ok := strings.Cut(u, "/")
 	if !ok {
-		return "/1.0/" + u
+		return "/1.0/" + u + query
 	}
-	return "/1.0/" + kind + "/" + url.PathEscape(name)
+	return "/1.0/" + kind + "/" + url.PathEscape(name) + query
 }
 
 func toAPINetwork(n network.Network) api.Network {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/instance"
 )
 
@@ -80,6 +81,10 @@ func (s *Server) patchProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := decode(r, &patch); err != nil {
 		writeError(w, err)
+		return
+	}
+	// The read below needs only can_view: check the change first.
+	if checked(w, s.allow(r, profileObject(r, name), auth.CanEdit)) {
 		return
 	}
 	cur, err := s.Instances.Profile(r.Context(), name)

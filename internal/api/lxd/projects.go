@@ -5,8 +5,10 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/project"
 )
@@ -36,7 +38,13 @@ func (s *Server) withProject(w http.ResponseWriter, r *http.Request) *http.Reque
 		writeError(w, err)
 		return nil
 	}
-	return r.WithContext(project.WithProject(r.Context(), p))
+	ctx := project.WithProject(r.Context(), p)
+	// LXD's all-projects lists instances, operations and events of every
+	// project the identity may see.
+	if all, _ := strconv.ParseBool(r.URL.Query().Get("all-projects")); all {
+		ctx = project.WithAll(ctx)
+	}
+	return r.WithContext(ctx)
 }
 
 func errorsIsNotFound(err error) bool { return err != nil && statusOf(err) == http.StatusNotFound }
@@ -59,6 +67,24 @@ func (s *Server) projectRoutes() []struct {
 		{"DELETE", "/{name}", s.deleteProject},
 		{"GET", "/{name}/state", s.getProjectState},
 	}
+}
+
+// projectAuthz wraps a project route with its check: creating needs
+// can_create_projects on the server, the rest an entitlement on the
+// project named (listing filters instead).
+func (s *Server) projectAuthz(method, path string, h http.HandlerFunc) http.HandlerFunc {
+	named := func(r *http.Request) auth.Object { return auth.Project(r.PathValue("name")) }
+	switch {
+	case path == "" && method == "GET":
+		return h
+	case path == "":
+		return s.Requires(auth.CanCreateProjects, h)
+	case method == "GET":
+		return s.RequiresOn(named, auth.CanView, h)
+	case method == "DELETE":
+		return s.RequiresOn(named, auth.CanDelete, h)
+	}
+	return s.RequiresOn(named, auth.CanEdit, h)
 }
 
 func projectURL(name string) string { return "/1.0/projects/" + url.PathEscape(name) }
@@ -149,10 +175,17 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	all, err := s.Projects.List(r.Context())
+	listed, err := s.Projects.List(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	// Only the projects the identity may see (a restricted client's own).
+	all := listed[:0]
+	for _, p := range listed {
+		if s.Auth == nil || s.Auth.CanView(r.Context(), auth.Project(p.Name)) {
+			all = append(all, p)
+		}
 	}
 	if rec == 0 {
 		urls := make([]string, len(all))

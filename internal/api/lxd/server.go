@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/edge"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
@@ -54,7 +56,17 @@ type Server struct {
 	Config ServerConfig
 	// Metrics serves /1.0/metrics and times requests; nil: neither.
 	Metrics Metrics
-	Log     *slog.Logger // slog.Default() when nil
+	// Auth answers the server-level checks and serves /1.0/auth; nil
+	// allows all (package tests only: the daemon always sets it).
+	Auth Authorizer
+	// Authn says who each request is (authn.go); nil: every request is
+	// the unix socket's root, as on a daemon with no network listener.
+	Authn edge.Identifier
+	// Trust is the trust store (certificates.go); nil: no certificates.
+	Trust Trust
+	Log   *slog.Logger // slog.Default() when nil
+
+	routes []string // every pattern Handler registered, in order (Routes)
 
 	sockets sockets // websocket operations' streams, by operation ID
 }
@@ -65,13 +77,17 @@ func (s *Server) Handler() http.Handler {
 		s.Log = slog.Default()
 	}
 	mux := http.NewServeMux()
+	s.routes = nil
+	// Every route goes through here, so Routes lists them all and the
+	// authorization table test (authz_test.go) cannot miss one.
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request)) {
+		s.routes = append(s.routes, pattern)
 		mux.HandleFunc(pattern, h)
 	}
 	route("GET /{$}", s.getRoot)
 	route("GET /1.0", s.getServer)
-	route("PUT /1.0", s.putServer)
-	route("PATCH /1.0", s.patchServer)
+	route("PUT /1.0", s.Requires(auth.CanEdit, s.putServer))
+	route("PATCH /1.0", s.Requires(auth.CanEdit, s.patchServer))
 
 	// LXD 5.0 serves every instance endpoint under three prefixes: the
 	// aliases /1.0/containers and /1.0/virtual-machines see only their
@@ -123,13 +139,18 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 
-	route("GET /1.0/operations", s.listOperations)
-	route("GET /1.0/operations/{id}", s.getOperation)
-	route("GET /1.0/operations/{id}/wait", s.waitOperation)
-	route("DELETE /1.0/operations/{id}", s.cancelOperation)
-	route("GET /1.0/operations/{id}/websocket", s.getOperationWebsocket)
-	route("GET /1.0/events", s.getEvents)
-	route("GET /1.0/metrics", s.getMetrics)
+	ops := func(h http.HandlerFunc) http.HandlerFunc {
+		return s.RequiresOn(requestProject, auth.CanViewOperations, h)
+	}
+	route("GET /1.0/operations", ops(s.listOperations))
+	route("GET /1.0/operations/{id}", ops(s.getOperation))
+	route("GET /1.0/operations/{id}/wait", ops(s.waitOperation))
+	// Cancelling work and joining an exec's or console's streams act on
+	// the project's instances: more than viewing.
+	route("DELETE /1.0/operations/{id}", s.RequiresOn(requestProject, auth.Operator, s.cancelOperation))
+	route("GET /1.0/operations/{id}/websocket", s.RequiresOn(requestProject, auth.Operator, s.getOperationWebsocket))
+	route("GET /1.0/events", s.RequiresOn(requestProject, auth.CanViewEvents, s.getEvents))
+	route("GET /1.0/metrics", s.Requires(auth.CanViewMetrics, s.getMetrics))
 
 	route("GET /1.0/profiles", s.listProfiles)
 	route("POST /1.0/profiles", s.createProfile)
@@ -164,17 +185,19 @@ func (s *Server) Handler() http.Handler {
 		route(rt.method+" /1.0/storage-pools"+rt.path, s.withManager(func() bool { return s.Storage != nil }, "storage pool", "pool", rt.h))
 	}
 
+	for _, rt := range s.certificateRoutes() {
+		route(rt.method+" /1.0/certificates"+rt.path, s.certificateAuthz(rt.method, s.withManager(func() bool { return s.Trust != nil }, "certificate", "fp", rt.h)))
+	}
+
 	// Collections hangard has none of yet list as empty, which is true
 	// and what lxc asks for during ordinary commands; everything else under
 	// them, and the parts with no honest empty answer, is a clear 501.
-	for _, c := range []string{"certificates", "warnings"} {
-		route("GET /1.0/"+c, s.emptyCollection)
-	}
+	route("GET /1.0/warnings", s.Requires(auth.CanView, s.emptyCollection))
+	s.authRoutes(route)
 	for _, rt := range s.projectRoutes() {
-		route(rt.method+" /1.0/projects"+rt.path, s.needProjects(rt.h))
+		route(rt.method+" /1.0/projects"+rt.path, s.projectAuthz(rt.method, rt.path, s.needProjects(rt.h)))
 	}
-
-	for _, c := range []string{"certificates", "cluster", "warnings"} {
+	for _, c := range []string{"cluster", "warnings"} {
 		route("/1.0/"+c, s.notYet(c))
 		route("/1.0/"+c+"/", s.notYet(c))
 	}
@@ -187,8 +210,14 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeError(w, errdefs.NotFound("not found"))
 	})
-	return s.middleware(mux)
+	return s.authn(s.middleware(mux))
 }
+
+// Routes returns every pattern Handler registered, in order.
+func (s *Server) Routes() []string { return s.routes }
+
+// requestProject is the project the request acts in.
+func requestProject(r *http.Request) auth.Object { return auth.Project(project.Name(r.Context())) }
 
 // servedWithOtherMethod reports whether some route serves r's path with
 // another method than r's.
@@ -244,7 +273,12 @@ func (s *Server) getRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request) {
+	if !auth.From(r.Context()).Trusted() {
+		writeSync(w, s.untrustedServer(), "")
+		return
+	}
 	info := s.serverInfo()
+	s.remoteInfo(&info)
 	// The project the client asked about, and an ETag over the writable
 	// config, as LXD.
 	info.Environment.Project = project.Name(r.Context())

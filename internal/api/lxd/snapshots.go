@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
@@ -191,6 +192,10 @@ type snapshotExpiryBody struct {
 // If-Match check and the change are two steps: it catches a change made
 // since the client read, not one racing this request.
 func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
+	// Checked whether or not the body changes anything.
+	if checked(w, s.allowInstance(r, r.PathValue("name"), auth.CanManageSnapshots)) {
+		return
+	}
 	name, cur, err := s.snapshotOf(r)
 	if err != nil {
 		writeError(w, err)
@@ -216,6 +221,9 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
+	if checked(w, s.allowInstance(r, r.PathValue("name"), auth.CanManageSnapshots)) {
+		return
+	}
 	name, sn, err := s.snapshotOf(r)
 	if err != nil {
 		writeError(w, err)
@@ -229,6 +237,9 @@ func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
 // renameSnapshot is POST on a snapshot: a rename. LXD's other use of it,
 // a migration of the snapshot to another server, is refused.
 func (s *Server) renameSnapshot(w http.ResponseWriter, r *http.Request) {
+	if checked(w, s.allowInstance(r, r.PathValue("name"), auth.CanManageSnapshots)) {
+		return
+	}
 	name, sn, err := s.snapshotOf(r)
 	if err != nil {
 		writeError(w, err)
@@ -272,6 +283,9 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request, name st
 			return
 		}
 		snap = rest
+	}
+	if checked(w, s.allowInstance(r, name, auth.CanManageSnapshots)) {
+		return
 	}
 	inst, err := s.Instances.Get(r.Context(), name)
 	if err != nil {

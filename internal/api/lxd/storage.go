@@ -11,6 +11,7 @@ import (
 
 	"github.com/hangar-dev/hangar/api"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/storage"
 )
 
@@ -84,17 +85,28 @@ func volumeURL(pool, typ, name string) string {
 }
 
 // storageUsedByURL turns the manager's relative users ("instances/c1",
-// "storage-pools/p/volumes/custom/v1") into LXD's URLs, each segment
-// escaped on its own.
+// "storage-pools/p/volumes/custom/v1", either with "?project=P" outside
+// the default project, as LXD writes them) into LXD's URLs, each segment
+// escaped on its own and the query kept.
 func storageUsedByURL(u string) string {
 	if strings.HasPrefix(u, "/1.0/") {
 		return u
 	}
-	parts := strings.Split(u, "/")
+	path, query := cutUsedByQuery(u)
+	parts := strings.Split(path, "/")
 	for i, p := range parts {
 		parts[i] = url.PathEscape(p)
 	}
-	return "/1.0/" + strings.Join(parts, "/")
+	return "/1.0/" + strings.Join(parts, "/") + query
+}
+
+// cutUsedByQuery splits a relative used_by entry from its "?project=P"
+// suffix (kept, with its "?"), which must not be path-escaped.
+func cutUsedByQuery(u string) (path, query string) {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i], u[i:]
+	}
+	return u, ""
 }
 
 func storageUsedBy(used []string) []string {
@@ -349,7 +361,7 @@ func toAPIVolume(v storage.Volume) api.StorageVolume {
 		UsedBy:           storageUsedBy(v.UsedBy),
 		Location:         location,
 		ContentType:      ct,
-		Project:          "default",
+		Project:          cmp.Or(v.Project, project.Default),
 		CreatedAt:        v.CreatedAt,
 	}
 }
@@ -610,8 +622,8 @@ func (s *Server) renameVolume(w http.ResponseWriter, r *http.Request) {
 		err = errdefs.Invalid("storage volumes of type %q cannot be renamed (only custom ones)", typ)
 	case req.Pool != "" && req.Pool != pool:
 		err = errdefs.NotImplemented("hangard does not move storage volumes between pools (%s to %s)", pool, req.Pool)
-	case req.Project != "" && req.Project != "default":
-		err = errdefs.NotFound("project %q not found (only \"default\" exists)", req.Project)
+	case req.Project != "" && req.Project != project.From(r.Context()).Scope(project.FeatureStorageVolumes):
+		err = errdefs.NotImplemented("hangard does not move storage volumes between projects (to %q)", req.Project)
 	}
 	if err != nil {
 		writeError(w, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/api"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 	"github.com/hangar-dev/hangar/internal/storage"
@@ -114,6 +115,9 @@ func (s *Server) createVolumeSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pool, name := r.PathValue("pool"), r.PathValue("name")
+	if checked(w, s.allow(r, customVolumeObject(r, pool, name), auth.CanEdit)) {
+		return
+	}
 	vol, err := s.Storage.Volume(r.Context(), pool, typ, name)
 	if err != nil {
 		writeError(w, err)
@@ -230,6 +234,9 @@ func (s *Server) deleteVolumeSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if checked(w, s.allow(r, customVolumeObject(r, r.PathValue("pool"), r.PathValue("name")), auth.CanEdit)) {
+		return
+	}
 	sn, err := s.volumeSnapshotOf(r, typ)
 	if err != nil {
 		writeError(w, err)
@@ -245,6 +252,9 @@ func (s *Server) renameVolumeSnapshot(w http.ResponseWriter, r *http.Request) {
 	typ, err := customVolumeType(r)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if checked(w, s.allow(r, customVolumeObject(r, r.PathValue("pool"), r.PathValue("name")), auth.CanEdit)) {
 		return
 	}
 	sn, err := s.volumeSnapshotOf(r, typ)

@@ -530,7 +530,7 @@ func TestStorageEndpoints(t *testing.T) {
 			asked([2]string{"default/custom/blk", "blk2"}, func(f *fakeStorage) any { return f.renamed })}},
 		{name: "volume rename naming its pool", method: "POST", path: blk, body: `{"name":"blk2","pool":"default","project":"default"}`, status: 200},
 		{name: "volume move to another pool", method: "POST", path: blk, body: `{"name":"blk","pool":"spare"}`, status: 501, errHas: "between pools"},
-		{name: "volume move to another project", method: "POST", path: blk, body: `{"name":"blk","project":"p2"}`, status: 404, errHas: `"p2"`},
+		{name: "volume move to another project", method: "POST", path: blk, body: `{"name":"blk","project":"p2"}`, status: 501, errHas: `"p2"`},
 		{name: "volume migration", method: "POST", path: blk, body: `{"name":"blk","migration":true}`, status: 501, errHas: "migrate"},
 		{name: "volume rename without name", method: "POST", path: blk, body: `{}`, status: 400, errHas: `"name"`},
 		{name: "volume rename name not string", method: "POST", path: blk, body: `{"name":7}`, status: 400, errHas: `"name"`},

@@ -1,0 +1,90 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/trust"
+)
+
+type fakeTrust map[string]auth.Identity
+
+func (f fakeTrust) Identify(fp string) (auth.Identity, bool) { id, ok := f[fp]; return id, ok }
+
+func TestIdentify(t *testing.T) {
+	known, unknown := []byte("known-der"), []byte("unknown-der")
+	a := &Authenticator{Trust: fakeTrust{trust.Fingerprint(known): {Kind: auth.KindCertificate, Name: "bob"}}}
+	unixCtx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.UnixAddr{Name: "/s", Net: "unix"})
+	tcpCtx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443})
+	withCert := func(der []byte) *tls.ConnectionState {
+		return &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Raw: der}}}
+	}
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		tls  *tls.ConnectionState
+		want auth.Identity
+	}{
+		{"unix socket", unixCtx, nil, Root},
+		{"plain TCP", tcpCtx, nil, Untrusted},
+		{"TLS without a certificate", tcpCtx, &tls.ConnectionState{}, Untrusted},
+		{"TLS with an unknown certificate", tcpCtx, withCert(unknown), Untrusted},
+		{"TLS with a trusted certificate", tcpCtx, withCert(known), auth.Identity{Kind: auth.KindCertificate, Name: "bob"}},
+		{"no listener address", context.Background(), nil, Untrusted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/1.0", nil).WithContext(tc.ctx)
+			r.TLS = tc.tls
+			if got := a.Identify(r); got.Kind != tc.want.Kind || got.Name != tc.want.Name {
+				t.Errorf("identity %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAudit(t *testing.T) {
+	for _, tc := range []struct {
+		method, target string
+		status         int
+		logged         bool
+		want           []string
+	}{
+		{"GET", "/1.0/instances", 200, false, nil},
+		{"GET", "/1.0/instances", 403, true, []string{"level=WARN", "status=403", "identity=bob", "method=GET"}},
+		{"GET", "/1.0", 401, true, []string{"status=401"}},
+		{"POST", "/1.0/instances?project=p1", 202, true, []string{"level=INFO", "project=p1", "method=POST", "path=/1.0/instances", "status=202", "logger=audit"}},
+		{"DELETE", "/1.0/instances/c1", 404, true, []string{"project=default", "status=404"}},
+		{"PATCH", "/1.0", 0, true, []string{"status=200"}}, // nothing written: 200
+	} {
+		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := AuditLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+			h := Audit(log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.status != 0 {
+					w.WriteHeader(tc.status)
+				}
+			}))
+			r := httptest.NewRequest(tc.method, tc.target, nil)
+			r = r.WithContext(auth.WithIdentity(r.Context(), auth.Identity{Kind: auth.KindCertificate, Name: "bob"}))
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			out := buf.String()
+			if (out != "") != tc.logged {
+				t.Fatalf("logged %q, want logged=%v", out, tc.logged)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("audit line %q lacks %q", out, w)
+				}
+			}
+		})
+	}
+}
