@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -33,10 +34,10 @@ type reading struct {
 
 // readAll reads the figures of project's running instances (every
 // project's for ""), in parallel, in Running's order.
-func readAll(ctx context.Context, src Instances, project string) []reading {
+func readAll(ctx context.Context, src Instances, projects []string) []reading {
 	var out []reading
 	for _, r := range src.Running(ctx) {
-		if project == "" || r.Project == project {
+		if len(projects) == 0 || slices.Contains(projects, r.Project) {
 			out = append(out, reading{in: r})
 		}
 	}

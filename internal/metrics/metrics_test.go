@@ -94,7 +94,11 @@ func series(t *testing.T, text string) map[string]float64 {
 func gather(t *testing.T, r *Registry, project string) map[string]float64 {
 	t.Helper()
 	var b bytes.Buffer
-	if err := r.Write(context.Background(), &b, project); err != nil {
+	var only []string
+	if project != "" {
+		only = []string{project}
+	}
+	if err := r.Write(context.Background(), &b, only); err != nil {
 		t.Fatal(err)
 	}
 	return series(t, b.String())
@@ -196,7 +200,7 @@ func TestFormat(t *testing.T) {
 		figures: map[string]driver.Metrics{"c1": containerFigures()},
 	}
 	var b bytes.Buffer
-	if err := New(Config{Instances: src}).Write(context.Background(), &b, ""); err != nil {
+	if err := New(Config{Instances: src}).Write(context.Background(), &b, nil); err != nil {
 		t.Fatal(err)
 	}
 	text := b.String()
@@ -238,7 +242,7 @@ func TestPromtool(t *testing.T) {
 	r := New(Config{Instances: src, Events: func() event.Stats { return event.Stats{} }})
 	r.ObserveRequest("GET", "GET /1.0", time.Millisecond)
 	var b bytes.Buffer
-	if err := r.Write(context.Background(), &b, ""); err != nil {
+	if err := r.Write(context.Background(), &b, nil); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(promtool, "check", "metrics")
@@ -276,7 +280,7 @@ func BenchmarkGather(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				buf.Reset()
-				if err := r.Write(context.Background(), &buf, ""); err != nil {
+				if err := r.Write(context.Background(), &buf, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -70,9 +70,9 @@ func (r *Registry) ObserveRequest(method, route string, d time.Duration) {
 }
 
 // Write gathers the series and writes them to w in the OpenMetrics text
-// format. With project set, only that project's instance series are
-// written (as LXD's ?project=); without, every instance's and hangard's
-// own.
+// format. With projects given, only their instances' series are written
+// (LXD's ?project=, or a certificate restricted to some projects);
+// without, every instance's and hangard's own.
 //
 // The format is the text format's families and sample names ended by
 // OpenMetrics' "# EOF": what LXD serves under the OpenMetrics content
@@ -80,14 +80,14 @@ func (r *Registry) ObserveRequest(method, route string, d time.Duration) {
 // client_golang's OpenMetrics encoder would name a counter's family
 // without "_total", which collides with a gauge of that name
 // (go_memstats_alloc_bytes) and fails promtool.
-func (r *Registry) Write(ctx context.Context, w io.Writer, project string) error {
+func (r *Registry) Write(ctx context.Context, w io.Writer, projects []string) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := (*bp)[:0]
 	if r.instances != nil {
-		buf = appendInstances(buf, usable(readAll(ctx, r.instances, project), r.log))
+		buf = appendInstances(buf, usable(readAll(ctx, r.instances, projects), r.log))
 	}
-	if project == "" {
+	if len(projects) == 0 {
 		mfs, err := r.own.Gather()
 		if err != nil && len(mfs) == 0 {
 			return fmt.Errorf("gather: %w", err)

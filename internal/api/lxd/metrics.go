@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -14,8 +16,8 @@ import (
 // metrics): the scrape, and the timing of every API request.
 type Metrics interface {
 	// Write writes the series in the text format ContentType names;
-	// project "" means every project.
-	Write(ctx context.Context, w io.Writer, project string) error
+	// no projects means every project's, and the daemon's own.
+	Write(ctx context.Context, w io.Writer, projects []string) error
 	ObserveRequest(method, route string, d time.Duration)
 	ContentType() string
 }
@@ -28,10 +30,29 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.NotImplemented("hangard serves no metrics"))
 		return
 	}
+	var projects []string
+	if p := r.URL.Query().Get("project"); p != "" {
+		projects = []string{p}
+	}
+	// A certificate restricted to some projects reads their series only
+	// (as LXD's), and none of the daemon's own; another project it names
+	// does not exist for it.
+	if id := auth.From(r.Context()); id.Restricted {
+		switch {
+		case len(projects) == 0:
+			projects = id.Projects
+			if len(projects) == 0 {
+				projects = []string{""} // no project: no instance series
+			}
+		case !slices.Contains(id.Projects, projects[0]):
+			writeError(w, errdefs.NotFound("project %q not found", projects[0]))
+			return
+		}
+	}
 	// Written to a buffer first inside Write, so a failure is still an
 	// error answer, not a truncated scrape.
 	w.Header().Set("Content-Type", s.Metrics.ContentType())
-	if err := s.Metrics.Write(r.Context(), w, r.URL.Query().Get("project")); err != nil {
+	if err := s.Metrics.Write(r.Context(), w, projects); err != nil {
 		s.Log.Warn("metrics", "err", err)
 		writeError(w, err)
 	}

@@ -1,11 +1,17 @@
 package lxd
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/metrics"
 )
 
@@ -69,6 +75,53 @@ func TestMetricsEndpoint(t *testing.T) {
 				if strings.Contains(body, w) {
 					t.Errorf("%q in\n%s", w, body)
 				}
+			}
+		})
+	}
+}
+
+// fakeMetricsWriter records which projects a scrape asked for.
+type fakeMetricsWriter struct{ got []string }
+
+func (f *fakeMetricsWriter) Write(_ context.Context, w io.Writer, projects []string) error {
+	f.got = projects
+	_, err := io.WriteString(w, "# EOF\n")
+	return err
+}
+func (f *fakeMetricsWriter) ObserveRequest(string, string, time.Duration) {}
+func (f *fakeMetricsWriter) ContentType() string                          { return metrics.ContentType }
+
+// A certificate restricted to some projects scrapes their series only,
+// and another project it names is not found.
+func TestMetricsRestricted(t *testing.T) {
+	restricted := auth.Identity{Kind: auth.KindCertificate, Type: "metrics", Restricted: true, Projects: []string{"p1", "p2"}}
+	tests := []struct {
+		name  string
+		id    auth.Identity
+		query string
+		code  int
+		want  []string
+	}{
+		{"unrestricted, every project", auth.Identity{Kind: auth.KindCertificate, Type: "metrics"}, "", 200, nil},
+		{"unrestricted, one project", auth.Identity{Kind: auth.KindCertificate, Type: "metrics"}, "?project=p3", 200, []string{"p3"}},
+		{"restricted, its projects", restricted, "", 200, []string{"p1", "p2"}},
+		{"restricted, one of its", restricted, "?project=p2", 200, []string{"p2"}},
+		{"restricted, another", restricted, "?project=p3", 404, nil},
+		{"restricted to none", auth.Identity{Kind: auth.KindCertificate, Type: "metrics", Restricted: true}, "", 200, []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeMetricsWriter{}
+			s := &Server{Metrics: f, Log: slog.New(slog.DiscardHandler)}
+			req := httptest.NewRequest(http.MethodGet, "/1.0/metrics"+tt.query, nil)
+			req = req.WithContext(auth.WithIdentity(req.Context(), tt.id))
+			rec := httptest.NewRecorder()
+			s.getMetrics(rec, req)
+			if rec.Code != tt.code {
+				t.Fatalf("code %d, want %d: %s", rec.Code, tt.code, rec.Body)
+			}
+			if tt.code == 200 && !slices.Equal(f.got, tt.want) {
+				t.Errorf("scraped projects %q, want %q", f.got, tt.want)
 			}
 		})
 	}
