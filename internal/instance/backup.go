@@ -567,11 +567,11 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 	if err := s.checkProjectRules(ctx, Type(plan.rec.Type), pcfg, pdevs); err != nil {
 		return "", fmt.Errorf("backup: %w", err)
 	}
-	release, err := s.reserve(ctx, plan.rec.Project, s.usageOf(Type(plan.rec.Type), pcfg, pdevs))
+	quota, err := s.reserve(ctx, plan.rec.Project, s.usageOf(Type(plan.rec.Type), pcfg, pdevs))
 	if err != nil {
 		return "", err
 	}
-	defer release()
+	defer quota.end() // a no-op once the instance is registered
 	name, err := s.reserveName(plan.rec.Project, plan.rec.Name)
 	if err != nil {
 		return "", err
@@ -600,6 +600,7 @@ func (s *Service) ImportBackup(ctx context.Context, r io.Reader, opts ImportOpti
 	s.byName[ref{rec.Project, rec.Name}] = in
 	s.byRuntime[runtimeID(rec.ID)] = in
 	delete(s.reserved, ref{rec.Project, rec.Name})
+	quota.endLocked() // counted as an instance from here on
 	s.mu.Unlock()
 	unlockProfiles()
 	if err := s.importRoot(ctx, in, rec, plan, br); err != nil {

@@ -18,8 +18,8 @@ import (
 // is answered at once; Run then does the work (in an operation).
 type Creation struct {
 	s *Service
-	// release ends the creation's reservation of its project's limits.
-	release func()
+	// quota is the creation's reservation of its project's limits.
+	quota *reservation
 	rec     store.Instance
 	image   string // fingerprint, "" for source none
 	// pull is the registry image to fetch before creating, nil when the
@@ -186,13 +186,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	if err := s.checkProjectRules(ctx, typ, ecfg, edevs); err != nil {
 		return nil, err
 	}
-	release, err := s.reserve(ctx, proj.Name, s.usageOf(typ, ecfg, edevs))
+	quota, err := s.reserve(ctx, proj.Name, s.usageOf(typ, ecfg, edevs))
 	if err != nil {
 		return nil, err
 	}
 	name, err := s.reserveName(proj.Name, req.Name)
 	if err != nil {
-		release()
+		quota.end()
 		return nil, err
 	}
 	now := nowUTC()
@@ -214,7 +214,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	s.setIdmapKeys(&rec)
 	return &Creation{
 		s:       s,
-		release: release,
+		quota:   quota,
 		rec:     rec,
 		image:   fp,
 		pull:    pull,
@@ -325,7 +325,7 @@ func (c *Creation) Abort() {
 	if !c.done {
 		c.done = true
 		c.s.releaseName(ref{c.rec.Project, c.rec.Name})
-		c.release()
+		c.quota.end()
 	}
 }
 
@@ -339,7 +339,7 @@ func (c *Creation) Run(ctx context.Context) error {
 	c.done = true
 	s := c.s
 	defer s.releaseName(ref{c.rec.Project, c.rec.Name})
-	defer c.release()
+	defer c.quota.end() // a no-op once the instance is registered
 
 	rec := c.rec
 	if c.pull != nil {
@@ -382,6 +382,7 @@ func (c *Creation) Run(ctx context.Context) error {
 	s.byName[ref{rec.Project, rec.Name}] = in
 	s.byRuntime[runtimeID(rec.ID)] = in
 	delete(s.reserved, ref{rec.Project, rec.Name})
+	c.quota.endLocked() // counted as an instance from here on
 	s.mu.Unlock()
 	unlockProfiles()
 	var err error

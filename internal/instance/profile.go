@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hangar-dev/hangar/internal/auth"
+	"maps"
 	"slices"
 	"strings"
+
+	"github.com/hangar-dev/hangar/internal/auth"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -201,6 +203,8 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		old, cur Devices
 	}
 	var devLive []devChange
+	// grows is, per project, what the change adds to its users' usage.
+	grows := map[string]project.Usage{}
 	var resizes []rootResize
 	for _, in := range locked {
 		rec, status, _ := s.snapshot(in)
@@ -223,6 +227,17 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 		if err := s.checkExpanded(Type(rec.Type), rec.Config, cfg); err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
 		}
+		// The instance's project judges it: its restrictions, and its
+		// limits on what the change grows (summed per project below).
+		pctx := s.inProject(ctx, rec.Project)
+		newDevs := expandDevices(rec.Devices, views)
+		if err := s.checkProjectRules(pctx, Type(rec.Type), cfg, newDevs); err != nil {
+			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
+		}
+		if oldViews, err := s.profileViewsLocked(profileRefs(rec)); err == nil {
+			was := s.usageOf(Type(rec.Type), expandConfig(rec.Config, oldViews), expandDevices(rec.Devices, oldViews))
+			grows[rec.Project] = grows[rec.Project].Add(s.usageOf(Type(rec.Type), cfg, newDevs)).Add(negate(was))
+		}
 		after, err := s.limitsWithDisks(ctx, rec, cfg, expandDevices(rec.Devices, views))
 		if err != nil {
 			return fmt.Errorf("profile %q as instance %q would use it: %w", name, rec.Name, err)
@@ -244,6 +259,11 @@ func (s *Service) UpdateProfile(ctx context.Context, name string, put ProfilePut
 			if !sameDevices(old, cur) {
 				devLive = append(devLive, devChange{rec, cfg, old, cur})
 			}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(grows)) {
+		if err := s.checkGrowth(ctx, p, project.Usage{}, grows[p]); err != nil {
+			return fmt.Errorf("profile %q: %w", name, err)
 		}
 	}
 	if err := s.saveProfile(ctx, next); err != nil {

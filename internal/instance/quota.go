@@ -153,9 +153,34 @@ func (s *Service) projectChain(ctx context.Context, p project.Project) ([]projec
 	return chain, nil
 }
 
+// reservation is a creation's usage counted as pending in its project.
+// It ends in the same critical section that registers the instance
+// (endLocked), so the instance is never counted twice, nor not at all.
+type reservation struct {
+	s       *Service
+	project string
+	delta   project.Usage
+	ended   bool
+}
+
+// end ends the reservation of a creation that will not register.
+func (r *reservation) end() {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	r.endLocked()
+}
+
+// endLocked ends the reservation; the caller holds s.mu.
+func (r *reservation) endLocked() {
+	if !r.ended {
+		r.ended = true
+		r.s.pending[r.project] = r.s.pending[r.project].Add(negate(r.delta))
+	}
+}
+
 // reserve checks that delta fits project p's limits (and its ancestors')
-// and counts it as pending until release is called.
-func (s *Service) reserve(ctx context.Context, p string, delta project.Usage) (release func(), err error) {
+// and counts it as pending until the reservation ends.
+func (s *Service) reserve(ctx context.Context, p string, delta project.Usage) (*reservation, error) {
 	s.quotaMu.Lock()
 	defer s.quotaMu.Unlock()
 	if s.cfg.Quota != nil {
@@ -166,15 +191,7 @@ func (s *Service) reserve(ctx context.Context, p string, delta project.Usage) (r
 	s.mu.Lock()
 	s.pending[p] = s.pending[p].Add(delta)
 	s.mu.Unlock()
-	var once bool
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if !once {
-			once = true
-			s.pending[p] = s.pending[p].Add(negate(delta))
-		}
-	}, nil
+	return &reservation{s: s, project: p, delta: delta}, nil
 }
 
 // checkGrowth checks a change of one instance from before to after

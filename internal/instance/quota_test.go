@@ -141,3 +141,32 @@ func TestQuotaUsageAndRules(t *testing.T) {
 		})
 	}
 }
+
+// A profile change is held to the limits of the projects of the instances
+// using it: growing them all past a limit is refused and changes nothing;
+// shrinking always works.
+func TestQuotaProfileChange(t *testing.T) {
+	s, _, _, _ := newTestService(t)
+	ctx := context.Background()
+	if err := s.CreateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.memory": "256MiB"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a", "b"} {
+		req := imageReq(n)
+		req.Profiles = []string{"default", "small"}
+		if err := launch(t, s, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.cfg.Quota = fakeQuota{s: s, instances: 10, memMB: 600}
+	err := s.UpdateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.memory": "512MiB"}}, nil)
+	if !errors.Is(err, errdefs.ErrForbidden) {
+		t.Fatalf("growing two instances to 1 GiB under a 600 MiB limit: %v, want refused", err)
+	}
+	if p, _ := s.Profile(ctx, "small"); p.Config["limits.memory"] != "256MiB" {
+		t.Errorf("profile after the refusal: %v", p.Config)
+	}
+	if err := s.UpdateProfile(ctx, "small", ProfilePut{Config: map[string]string{"limits.memory": "128MiB"}}, nil); err != nil {
+		t.Errorf("shrinking: %v", err)
+	}
+}
