@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 	host := probeHost(cfg.DataDir)
 	// Projects count their usage from the core (instances, whatever is
 	// being created included) and the store (networks).
-	projects := &project.Service{Store: st, Changed: func(ctx context.Context) {
+	projects := &project.Service{Store: st, Events: emit, Changed: func(ctx context.Context) {
 		if err := svc.ReloadProfiles(ctx); err != nil {
 			log.Error("reload profiles after a project change", "err", err)
 		}

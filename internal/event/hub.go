@@ -35,6 +35,7 @@ type Event struct {
 const (
 	EntityInstance   = "instance"
 	EntityProfile    = "profile"
+	EntityProject    = "project"
 	EntityImage      = "image"
 	EntityImageAlias = "image-alias"
 	EntityNetwork    = "network"

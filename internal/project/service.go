@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/store"
 )
 
@@ -43,6 +44,9 @@ type Service struct {
 	// done: the instance core reloads its profiles, since a new project
 	// comes with its own default profile and a rename moves profiles.
 	Changed func(ctx context.Context)
+	// Events publishes projects' lifecycle events (LXD's
+	// project-created, -updated, -renamed, -deleted); nil: none.
+	Events Emitter
 
 	mu    sync.Mutex
 	cache cache
@@ -120,7 +124,11 @@ func (s *Service) Create(ctx context.Context, p Project) error {
 	}
 	rec := store.Project{Name: p.Name, Description: p.Description, Config: config, Parent: p.Parent}
 	defer s.changed(ctx)
-	return s.Store.CreateProject(ctx, &rec, isTrue(config[FeatureProfiles]))
+	if err := s.Store.CreateProject(ctx, &rec, isTrue(config[FeatureProfiles])); err != nil {
+		return err
+	}
+	s.emit(ctx, "project-created", rec.Name, nil)
+	return nil
 }
 
 // Put is a project's writable part. Parent nil leaves the parent as it is
@@ -208,7 +216,11 @@ func (s *Service) Update(ctx context.Context, name string, put Put, pre Precondi
 	}
 	rec := store.Project{Name: name, Description: put.Description, Config: config, Parent: parent}
 	defer s.changed(ctx)
-	return s.Store.UpdateProject(ctx, rec, profiles)
+	if err := s.Store.UpdateProject(ctx, rec, profiles); err != nil {
+		return err
+	}
+	s.emit(ctx, "project-updated", name, nil)
+	return nil
 }
 
 // checkReparent checks that name may move under parent: it exists, the
@@ -298,7 +310,11 @@ func (s *Service) Rename(ctx context.Context, name, newName string) error {
 		return errdefs.Conflict("only empty projects can be renamed: project %q has %s", name, left)
 	}
 	defer s.changed(ctx)
-	return s.Store.RenameProject(ctx, name, newName)
+	if err := s.Store.RenameProject(ctx, name, newName); err != nil {
+		return err
+	}
+	s.emit(ctx, "project-renamed", newName, map[string]any{"old_name": name})
+	return nil
 }
 
 // Delete deletes an empty project (its default profile goes with it). One
@@ -321,7 +337,11 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 		return errdefs.Conflict("project %q is not empty: it has %s", name, left)
 	}
 	defer s.changed(ctx)
-	return s.Store.DeleteProject(ctx, name)
+	if err := s.Store.DeleteProject(ctx, name); err != nil {
+		return err
+	}
+	s.emit(ctx, "project-deleted", name, nil)
+	return nil
 }
 
 // cache holds projects Resolve has read, so that resolving a request's
@@ -359,6 +379,17 @@ func (s *Service) Resolve(ctx context.Context, name string) (Project, error) {
 	}
 	s.cache.mu.Unlock()
 	return p, nil
+}
+
+// Emitter publishes lifecycle events.
+type Emitter interface {
+	Lifecycle(ctx context.Context, action string, e event.Entity, meta map[string]any)
+}
+
+func (s *Service) emit(ctx context.Context, action, name string, meta map[string]any) {
+	if s.Events != nil {
+		s.Events.Lifecycle(ctx, action, event.Entity{Kind: event.EntityProject, Name: name}, meta)
+	}
 }
 
 // changed forgets the cache and tells Changed, after a write.
