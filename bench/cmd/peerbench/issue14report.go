@@ -17,7 +17,7 @@ var issue14Rows = []issue10Row{
 	{key: r14LXCFloor, label: "`lxc --version` the same way (same HOME, same nsenter), in the same rounds: the client's own cost, which every lxc command pays", unit: "ms"},
 	{key: r14ListAPI, label: fmt.Sprintf("the request alone, in the same rounds: `GET /1.0/instances?recursion=2` over HTTPS from this harness with a new TLS connection (handshake with the client certificate included, as each lxc process makes one), %d running", listInstances14), unit: "ms"},
 	{key: r14MetricsUnix, label: "`GET /1.0/metrics` over the unix socket at N running containers, whole answer read (LXD: within its 8 s cache)", unit: "ms"},
-	{key: r14MetricsTLS, label: "`GET /1.0/metrics` over HTTPS with the remote's client certificate, warm connection (LXD: within its 8 s cache)", unit: "ms"},
+	{key: r14MetricsTLS, label: "`GET /1.0/metrics` over HTTPS with a certificate of type `metrics`, warm connection (LXD: within its 8 s cache)", unit: "ms"},
 	{key: r14MetricsCold, label: "`GET /1.0/metrics` over HTTPS, LXD's cache expired (at least 8.7 s after its last full fetch: what a scrape every 15 s or more gets)", unit: "ms"},
 	{key: r14ChecksAdmin, label: "Go benchmark `BenchmarkListAuthzChecks/admin`: the authorization's whole cost in one `GET /1.0/instances?recursion=2` at 100 instances (the questions a real list asks, recorded, replayed against the real authorizer), as the unix socket's root", unit: "µs"},
 	{key: r14ChecksViewer, label: "`BenchmarkListAuthzChecks/group-viewer`: the same as a restricted certificate that can view through a group (built-in rules, then its group, for the list and each instance)", unit: "µs"},
