@@ -3,15 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -32,14 +39,18 @@ import (
 //     same number of running busybox containers on each; rounds of random
 //     order.
 //   - GET /1.0/metrics at --running running containers on each, over the
-//     unix socket and over HTTPS with the remote's client certificate.
+//     unix socket (root) and over HTTPS with a certificate of type
+//     "metrics" added to each daemon (what a Prometheus scraper holds).
 //     LXD keeps what it gathered for 8 s (its metricsCache), so its figure
 //     is taken twice: after the cache expired (what a Prometheus scraping
 //     every 15 s or more gets) and within it.
-//   - The Go benchmarks of the authorization: BenchmarkListAuthz
-//     (internal/api/lxd: GET /1.0/instances?recursion=2 at 100 instances
-//     without an authorizer, as root, as a group-based viewer) in rounds
-//     of random order, and BenchmarkCheck (internal/auth).
+//   - The Go benchmarks of the authorization, in rounds of random order:
+//     BenchmarkListAuthzChecks (internal/api/lxd: the questions one
+//     GET /1.0/instances?recursion=2 at 100 instances asks, replayed
+//     against the real authorizer: the authorization's whole cost per
+//     list), BenchmarkListAuthz (the whole list, without an authorizer, as
+//     root, as a group-based viewer: the share's denominator), and
+//     BenchmarkCheck (internal/auth).
 //
 // hangard runs in its own network namespace, as in every bench mode
 // (hangard.go): its HTTPS listener is on 127.0.0.1 there, and lxc reaches
@@ -66,6 +77,10 @@ const (
 	r14BestViewer   = "authz-best-viewer"
 	r14BestDAdmin   = "authz-best-delta-admin"
 	r14BestDViewer  = "authz-best-delta-viewer"
+	r14ChecksAdmin  = "authz-checks-admin"
+	r14ChecksViewer = "authz-checks-viewer"
+	r14ShareAdmin   = "authz-share-admin"
+	r14ShareViewer  = "authz-share-viewer"
 	r14CheckAllowed = "check-allowed"
 	r14CheckDenied  = "check-denied"
 	r14CheckAdmin   = "check-admin"
@@ -89,18 +104,39 @@ const (
 	// lxdMetricsWarm is how long after its last full fetch LXD's
 	// scrapes still count as cached, with a margin the other way.
 	lxdMetricsWarm = 7 * time.Second
-	// authzRounds14 rounds of BenchmarkListAuthz's three cases, each
-	// round in random order, each case its own run of the test binary.
+	// authzRounds14 rounds of BenchmarkListAuthz's three cases and
+	// BenchmarkListAuthzChecks's two, each round in random order, each
+	// case its own run of the test binary.
 	authzRounds14 = 10
 	// checkCount14 is -count of BenchmarkCheck.
 	checkCount14 = 5
 )
 
-// authzCases are BenchmarkListAuthz's sub-benchmarks, by row.
-var authzCases = []struct{ sub, row string }{
-	{"none", r14AuthzNone},
-	{"admin", r14AuthzAdmin},
-	{"group-viewer", r14AuthzViewer},
+// authzCase is one sub-benchmark of the authorization's rounds: its
+// figures go to row in ms (a whole list) or µs (its checks).
+type authzCase struct {
+	bench, sub, row string
+	perUnit         float64 // ns in the row's unit
+}
+
+const (
+	benchListAuthz       = "BenchmarkListAuthz"
+	benchListAuthzChecks = "BenchmarkListAuthzChecks"
+)
+
+var authzCases = []authzCase{
+	{benchListAuthz, "none", r14AuthzNone, 1e6},
+	{benchListAuthz, "admin", r14AuthzAdmin, 1e6},
+	{benchListAuthz, "group-viewer", r14AuthzViewer, 1e6},
+	{benchListAuthzChecks, "admin", r14ChecksAdmin, 1e3},
+	{benchListAuthzChecks, "group-viewer", r14ChecksViewer, 1e3},
+}
+
+// authzShares pairs each identity's checks with its whole list: the
+// share the authorization takes of the list.
+var authzShares = []struct{ checks, list, share string }{
+	{r14ChecksAdmin, r14AuthzAdmin, r14ShareAdmin},
+	{r14ChecksViewer, r14AuthzViewer, r14ShareViewer},
 }
 
 // checkCases are BenchmarkCheck's sub-benchmarks, by row.
@@ -121,8 +157,9 @@ type side14 struct {
 }
 
 // remote14 is a client HOME of its own holding one remote: the real lxc
-// over TLS to a daemon, and an HTTP client with the same client
-// certificate for /1.0/metrics over HTTPS.
+// over TLS to a daemon, an HTTP client with the same client certificate
+// (the request alone), and one with a metrics certificate for
+// /1.0/metrics over HTTPS.
 type remote14 struct {
 	name string // the remote's name in lxc
 	addr string // host:port of the daemon's HTTPS listener
@@ -130,10 +167,12 @@ type remote14 struct {
 	// netns is the daemon's network namespace ("" for the machine's):
 	// lxc runs in it, the HTTP client dials from it.
 	netns string
-	// hc keeps its connection (the metrics scrapes); tlsConf and dial
-	// make fresh ones (fresh).
-	hc      *http.Client
+	// tlsConf (lxc's client certificate) makes fresh connections
+	// (fresh); metrics keeps its connection, with the metrics
+	// certificate (addMetricsCert).
 	tlsConf *tls.Config
+	pinned  []byte
+	metrics *http.Client
 }
 
 func (rm *remote14) conf() string { return filepath.Join(rm.home, ".config", "lxc") }
@@ -164,14 +203,21 @@ func (rm *remote14) add(ctx context.Context, password string) error {
 	if err != nil {
 		return fmt.Errorf("the client certificate lxc made: %w", err)
 	}
-	pinned, err := readPEMCert(filepath.Join(rm.conf(), "servercerts", rm.name+".crt"))
+	rm.pinned, err = readPEMCert(filepath.Join(rm.conf(), "servercerts", rm.name+".crt"))
 	if err != nil {
 		return fmt.Errorf("the server certificate lxc accepted: %w", err)
 	}
-	rm.tlsConf = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		// Self-signed, as lxc sees it: pinned to the certificate
-		// lxc accepted instead of checked against a CA.
+	rm.tlsConf = rm.pinnedTLS(cert)
+	return nil
+}
+
+// pinnedTLS presents cert to the daemon and accepts only the server
+// certificate lxc accepted: self-signed, as lxc sees it, so pinned
+// instead of checked against a CA.
+func (rm *remote14) pinnedTLS(cert tls.Certificate) *tls.Config {
+	pinned := rm.pinned
+	return &tls.Config{
+		Certificates:       []tls.Certificate{cert},
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 || !bytes.Equal(raw[0], pinned) {
@@ -180,8 +226,75 @@ func (rm *remote14) add(ctx context.Context, password string) error {
 			return nil
 		},
 	}
-	rm.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: rm.tlsConf, DialContext: rm.dial, MaxIdleConnsPerHost: 4}}
-	return nil
+}
+
+// addMetricsCert makes a client certificate, adds it to the daemon as
+// type "metrics" (over the unix socket, as root: `lxc config trust add
+// --type=metrics`), checks the daemon holds it as such, and makes the
+// HTTP client that scrapes with it. It returns the status GET
+// /1.0/instances gets with it (a metrics certificate reads metrics only).
+func (rm *remote14) addMetricsCert(ctx context.Context, a *lxdAPI) (int, error) {
+	cert, fp, err := newClientCert("pb-metrics")
+	if err != nil {
+		return 0, err
+	}
+	if err := apiDo(ctx, a.c, http.MethodPost, "/1.0/certificates", map[string]any{
+		"name": "pb-metrics", "type": "metrics", "certificate": base64.StdEncoding.EncodeToString(cert.Certificate[0]),
+	}); err != nil {
+		return 0, err
+	}
+	resp, _, err := a.c.Query(ctx, http.MethodGet, "/1.0/certificates/"+fp, nil, "")
+	if err != nil {
+		return 0, fmt.Errorf("the metrics certificate added: %w", err)
+	}
+	var got struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(resp.Metadata, &got); err != nil || got.Type != "metrics" {
+		return 0, fmt.Errorf("the metrics certificate added is held as type %q (%v)", got.Type, err)
+	}
+	rm.metrics = &http.Client{Transport: &http.Transport{TLSClientConfig: rm.pinnedTLS(cert), DialContext: rm.dial, MaxIdleConnsPerHost: 4}}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+rm.addr+"/1.0/instances", nil)
+	if err != nil {
+		return 0, err
+	}
+	r, err := rm.metrics.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	return r.StatusCode, nil
+}
+
+// newClientCert is a self-signed ECDSA P-384 client certificate (as lxc
+// makes its own) and its SHA-256 fingerprint.
+func newClientCert(cn string) (tls.Certificate, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("client certificate: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, hex.EncodeToString(sum[:]), nil
 }
 
 // dial connects from the daemon's network namespace.
@@ -314,7 +427,14 @@ func measureIssue14(ctx context.Context, cfg *config, res *results, r *issue10Re
 		if err := s.rm.add(ctx, password); err != nil {
 			r.note("%s: lxc remote add with the trust password failed: %v", s.peer, err)
 			s.rm = nil
+			continue
 		}
+		code, err := s.rm.addMetricsCert(ctx, s.api)
+		if err != nil {
+			r.note("%s: no metrics certificate, no metrics figure over HTTPS: %v", s.peer, err)
+			continue
+		}
+		r.note("%s: the metrics certificate (type \"metrics\", added over the unix socket) is answered %d %s on `GET /1.0/instances`", s.peer, code, http.StatusText(code))
 	}
 	if ctx.Err() != nil {
 		return
@@ -419,10 +539,10 @@ func issue14Metrics(ctx context.Context, r *issue10Results, sides []*side14) {
 	var warm []*scrape14
 	for _, s := range sides {
 		warm = append(warm, &scrape14{peer: s.peer, row: r14MetricsUnix, hc: s.api.hc, url: "http://unix/1.0/metrics"})
-		if s.rm == nil {
+		if s.rm == nil || s.rm.metrics == nil {
 			continue
 		}
-		overTLS := &scrape14{peer: s.peer, row: r14MetricsTLS, hc: s.rm.hc, url: "https://" + s.rm.addr + "/1.0/metrics"}
+		overTLS := &scrape14{peer: s.peer, row: r14MetricsTLS, hc: s.rm.metrics, url: "https://" + s.rm.addr + "/1.0/metrics"}
 		warm = append(warm, overTLS)
 		if s.peer == peerLXD {
 			c := *overTLS
@@ -553,9 +673,9 @@ func promLabel(labels, key string) string {
 }
 
 // issue14GoBench builds the test binaries of internal/api/lxd and
-// internal/auth and runs BenchmarkListAuthz's cases, each alone, in
-// authzRounds14 rounds of random order (the overhead is the difference of
-// figures taken a moment apart, round by round), then BenchmarkCheck.
+// internal/auth and runs BenchmarkListAuthz's and
+// BenchmarkListAuthzChecks's cases, each alone, in authzRounds14 rounds of
+// random order, then BenchmarkCheck.
 func issue14GoBench(ctx context.Context, cfg *config, r *issue10Results, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.note("Go benchmarks: %v", err)
@@ -574,7 +694,8 @@ func issue14GoBench(ctx context.Context, cfg *config, r *issue10Results, dir str
 	lxdRun := command{dir: filepath.Join(cfg.repo, "internal", "api", "lxd"), timeout: 10 * time.Minute}
 	authRun := command{dir: filepath.Join(cfg.repo, "internal", "auth"), timeout: 10 * time.Minute}
 
-	logf("issue 14: BenchmarkListAuthz, %d rounds of its %d cases in random order, -benchtime %s", authzRounds14, len(authzCases), cfg.benchtime)
+	logf("issue 14: %s and %s, %d rounds of their %d cases in random order, -benchtime %s", benchListAuthz, benchListAuthzChecks, authzRounds14, len(authzCases), cfg.benchtime)
+	checksPerList := map[string][]float64{}
 	for round := range authzRounds14 {
 		got := map[string]float64{}
 		for _, i := range mrand.Perm(len(authzCases)) {
@@ -582,30 +703,51 @@ func issue14GoBench(ctx context.Context, cfg *config, r *issue10Results, dir str
 				return
 			}
 			c := authzCases[i]
-			out, err := lxdRun.output(ctx, lxdTest, "-test.run", "^$", "-test.bench", "^BenchmarkListAuthz$/^"+c.sub+"$",
+			out, err := lxdRun.output(ctx, lxdTest, "-test.run", "^$", "-test.bench", "^"+c.bench+"$/^"+c.sub+"$",
 				"-test.benchtime", cfg.benchtime, "-test.count", "1")
-			ns, err := benchFigure(out, err, "BenchmarkListAuthz/"+c.sub)
-			record11(r, c.row, peerHangard, ns/1e6, err)
-			if err == nil {
-				got[c.row] = ns
+			b, err := benchResult(out, err, c.bench+"/"+c.sub)
+			if err != nil {
+				record11(r, c.row, peerHangard, 0, err)
+				continue
+			}
+			record11(r, c.row, peerHangard, b.ns[0]/c.perUnit, nil)
+			got[c.row] = b.ns[0]
+			if n := b.extra["checks/list"]; len(n) > 0 {
+				checksPerList[c.sub] = append(checksPerList[c.sub], n...)
 			}
 		}
-		none, ok := got[r14AuthzNone]
-		if !ok {
-			continue
-		}
-		for _, p := range []struct{ with, over, delta string }{{r14AuthzAdmin, r14OverAdmin, r14DeltaAdmin}, {r14AuthzViewer, r14OverViewer, r14DeltaViewer}} {
-			if with, ok := got[p.with]; ok {
-				over, delta := overhead(none, with)
-				r.add(p.over, peerHangard, over, nil)
-				r.add(p.delta, peerHangard, delta, nil)
+		// The round's own figures, taken seconds apart: the share the
+		// checks take of the list, and (for reference) what the whole
+		// list gains with the authorizer over the one without.
+		for _, p := range authzShares {
+			checks, ok1 := got[p.checks]
+			list, ok2 := got[p.list]
+			if ok1 && ok2 && list > 0 {
+				r.add(p.share, peerHangard, checks/list*100, nil)
 			}
 		}
-		logf("issue 14: BenchmarkListAuthz round %d/%d", round+1, authzRounds14)
+		if none, ok := got[r14AuthzNone]; ok {
+			for _, p := range []struct{ with, over, delta string }{{r14AuthzAdmin, r14OverAdmin, r14DeltaAdmin}, {r14AuthzViewer, r14OverViewer, r14DeltaViewer}} {
+				if with, ok := got[p.with]; ok {
+					over, delta := overhead(none, with)
+					r.add(p.over, peerHangard, over, nil)
+					r.add(p.delta, peerHangard, delta, nil)
+				}
+			}
+		}
+		logf("issue 14: authorization benchmarks, round %d/%d", round+1, authzRounds14)
 	}
-	// The same from each case's fastest run: the machine's other work
-	// only ever adds time, so the fastest runs are the ones it
-	// disturbed least.
+	for _, sub := range []string{"admin", "group-viewer"} {
+		if n := checksPerList[sub]; len(n) > 0 {
+			r.note("%s/%s replayed %s authorization questions per list (its `checks/list`, from a real list of 100 instances)", benchListAuthzChecks, sub, figure(slices.Min(n)))
+			if slices.Min(n) != slices.Max(n) {
+				r.note("%s/%s: `checks/list` varied between runs: %s to %s", benchListAuthzChecks, sub, figure(slices.Min(n)), figure(slices.Max(n)))
+			}
+		}
+	}
+	// The whole lists' difference from each case's fastest run, for
+	// reference: the machine's other work only ever adds time, so the
+	// fastest runs are the ones it disturbed least.
 	best := func(row string) float64 {
 		v := r.vals[row][peerHangard]
 		if len(v) == 0 {
@@ -647,17 +789,18 @@ func issue14GoBench(ctx context.Context, cfg *config, r *issue10Results, dir str
 	}
 }
 
-// benchFigure is the ns/op of benchmark name in a test binary's output.
-func benchFigure(out string, err error, name string) (float64, error) {
+// benchResult is benchmark name's result in a test binary's output (at
+// least one ns/op figure).
+func benchResult(out string, err error, name string) (goBenchResult, error) {
 	if err != nil {
-		return 0, err
+		return goBenchResult{}, err
 	}
 	for _, b := range parseGoBench(out) {
 		if b.name == name && len(b.ns) > 0 {
-			return b.ns[0], nil
+			return b, nil
 		}
 	}
-	return 0, fmt.Errorf("no %s figure in: %s", name, tail(out, 300))
+	return goBenchResult{}, fmt.Errorf("no %s figure in: %s", name, tail(out, 300))
 }
 
 // overhead is what with adds to none: in percent, and in µs (both in ns

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"math"
 	"os"
@@ -112,34 +115,41 @@ func TestOverhead(t *testing.T) {
 	}
 }
 
-func TestBenchFigure(t *testing.T) {
+func TestBenchResult(t *testing.T) {
 	out := `goos: linux
 goarch: amd64
 pkg: github.com/hangar-dev/hangar/internal/api/lxd
 cpu: AMD EPYC
 BenchmarkListAuthz/group-viewer-2 	      67	   5098315 ns/op	  498951 B/op	    7451 allocs/op
+BenchmarkListAuthzChecks/group-viewer-2         	   47833	     23870 ns/op	       200.0 checks/list
 PASS
 `
 	for _, tc := range []struct {
 		name, out, bench string
 		err              error
 		want             float64
+		wantChecks       float64
 		wantErr          string
 	}{
 		{name: "found", out: out, bench: "BenchmarkListAuthz/group-viewer", want: 5098315},
+		{name: "with its checks per list", out: out, bench: "BenchmarkListAuthzChecks/group-viewer", want: 23870, wantChecks: 200},
+		{name: "a prefix of another is not it", out: out, bench: "BenchmarkListAuthzCheck/group-viewer", wantErr: "no BenchmarkListAuthzCheck/group-viewer figure"},
 		{name: "another case", out: out, bench: "BenchmarkListAuthz/none", wantErr: "no BenchmarkListAuthz/none figure"},
 		{name: "failed run", out: "", bench: "BenchmarkListAuthz/none", err: errors.New("exit status 1"), wantErr: "exit status 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := benchFigure(tc.out, tc.err, tc.bench)
+			got, err := benchResult(tc.out, tc.err, tc.bench)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tc.want {
-				t.Errorf("benchFigure = %g, %v; want %g", got, err, tc.want)
+			if err != nil || got.ns[0] != tc.want {
+				t.Fatalf("benchResult = %v, %v; want %g ns/op", got.ns, err, tc.want)
+			}
+			if checks := got.extra["checks/list"]; tc.wantChecks != 0 && (len(checks) != 1 || checks[0] != tc.wantChecks) {
+				t.Errorf("checks/list %v, want %g", checks, tc.wantChecks)
 			}
 		})
 	}
@@ -160,6 +170,14 @@ func TestTarget14Line(t *testing.T) {
 	r.add(r14OverViewer, peerHangard, -1, nil)
 	r.add(r14LXCFloor, peerHangard, 12, nil)
 	r.add(r14LXCFloor, peerLXD, 10, nil)
+	for _, v := range []float64{9, 10, 40} {
+		r.add(r14ChecksAdmin, peerHangard, v, nil)
+	}
+	for _, v := range []float64{4, 5, 6} {
+		r.add(r14AuthzAdmin, peerHangard, v, nil)
+	}
+	r.add(r14ChecksViewer, peerHangard, 150, nil)
+	r.add(r14AuthzViewer, peerHangard, 5, nil)
 	for _, tc := range []struct {
 		name        string
 		t           target14
@@ -177,10 +195,16 @@ func TestTarget14Line(t *testing.T) {
 			wantVerdict: "**MISS**"},
 		{name: "less the client's floor", t: target14{num: cellRef{r14List, peerLXD}, numLess: cellRef{r14LXCFloor, peerLXD}, den: cellRef{r14List, peerHangard}, denLess: cellRef{r14LXCFloor, peerHangard}, limit: 10, atLeast: true, judged: true},
 			wantFig: "10× (100 / 10.0 ms)", wantLimit: "≥ 10.0×", wantVerdict: "**PASS**"},
-		{name: "negative overhead beyond the limit", t: target14{num: cellRef{r14OverAdmin, peerHangard}, unit: "%", limit: 2, judged: true, signed: true},
-			wantFig: "-5.00 % (p90 -5.00)", wantVerdict: "**no reading** (faster with the check: noise larger than the limit)"},
-		{name: "negative overhead within the limit", t: target14{num: cellRef{r14OverViewer, peerHangard}, unit: "%", limit: 2, judged: true, signed: true},
-			wantVerdict: "**PASS**"},
+		{name: "share of the list, met", t: target14{num: cellRef{r14ChecksAdmin, peerHangard}, den: cellRef{r14AuthzAdmin, peerHangard}, share: true, unit: "%", limit: 2, judged: true},
+			wantFig: "0.200 % (10.0 µs / 5.00 ms)", wantLimit: "≤ 2.00 %", wantVerdict: "**PASS**"},
+		{name: "share of the list, missed", t: target14{num: cellRef{r14ChecksViewer, peerHangard}, den: cellRef{r14AuthzViewer, peerHangard}, share: true, unit: "%", limit: 2, judged: true},
+			wantFig: "3.00 % (150 µs / 5.00 ms)", wantVerdict: "**MISS**"},
+		{name: "share without a list", t: target14{num: cellRef{r14ChecksAdmin, peerHangard}, den: cellRef{r14AuthzNone, peerHangard}, share: true, unit: "%", limit: 2, judged: true},
+			wantFig: "-", wantVerdict: "no figure"},
+		{name: "per list, at most 50 µs", t: target14{num: cellRef{r14ChecksAdmin, peerHangard}, unit: "µs", limit: 50, judged: true},
+			wantFig: "10.0 µs (p90 40.0)", wantLimit: "≤ 50.0 µs", wantVerdict: "**PASS**"},
+		{name: "negative overhead, for reference", t: target14{num: cellRef{r14OverAdmin, peerHangard}, unit: "%", limit: 2},
+			wantFig: "-5.00 % (p90 -5.00)", wantVerdict: ""},
 		{name: "no figure", t: target14{num: cellRef{r14MetricsCold, peerLXD}, unit: "ms", limit: 20, judged: true},
 			wantFig: "-", wantVerdict: "no figure"},
 		{name: "ratio without a denominator", t: target14{num: cellRef{r14List, peerLXD}, den: cellRef{r14MetricsTLS, peerHangard}, limit: 5, atLeast: true, judged: true},
@@ -200,5 +224,29 @@ func TestTarget14Line(t *testing.T) {
 				t.Errorf("verdict %q, want %q", verdict, tc.wantVerdict)
 			}
 		})
+	}
+}
+
+func TestNewClientCert(t *testing.T) {
+	cert, fp, err := newClientCert("pb-metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(cert.Certificate[0])
+	if fp != hex.EncodeToString(sum[:]) || len(fp) != 64 {
+		t.Errorf("fingerprint %s is not the SHA-256 of the DER", fp)
+	}
+	if x.Subject.CommonName != "pb-metrics" || !slices.Contains(x.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		t.Errorf("CN %q, ext key usage %v: want pb-metrics, client auth", x.Subject.CommonName, x.ExtKeyUsage)
+	}
+	if err := x.CheckSignature(x.SignatureAlgorithm, x.RawTBSCertificate, x.Signature); err != nil {
+		t.Errorf("not self-signed: %v", err)
+	}
+	if _, fp2, err := newClientCert("pb-metrics"); err != nil || fp2 == fp {
+		t.Errorf("a second certificate has the same fingerprint (%v)", err)
 	}
 }
