@@ -66,6 +66,15 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// Listing reads the project: an identity that may not view it (a
+	// metrics certificate, a restricted one elsewhere) is refused, as
+	// LXD refuses it, rather than shown an empty list.
+	if !project.All(r.Context()) {
+		if err := s.allow(r, auth.Project(project.Name(r.Context())), auth.CanView); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	f, err := parseFilter(r.URL.Query().Get("filter"))
 	if err != nil {
 		writeError(w, err)
