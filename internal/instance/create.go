@@ -20,8 +20,8 @@ type Creation struct {
 	s *Service
 	// quota is the creation's reservation of its project's limits.
 	quota *reservation
-	rec     store.Instance
-	image   string // fingerprint, "" for source none
+	rec   store.Instance
+	image string // fingerprint, "" for source none
 	// pull is the registry image to fetch before creating, nil when the
 	// image is local.
 	pull *image.ResolvedImage
@@ -213,13 +213,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
 	return &Creation{
-		s:       s,
-		quota:   quota,
-		rec:     rec,
-		image:   fp,
-		pull:    pull,
-		copyOf:  src,
-		start:   req.Start,
+		s:      s,
+		quota:  quota,
+		rec:    rec,
+		image:  fp,
+		pull:   pull,
+		copyOf: src,
+		start:  req.Start,
 	}, nil
 }
 
