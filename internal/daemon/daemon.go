@@ -31,6 +31,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/operation"
 	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
+	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
 	"github.com/hangar-dev/hangar/internal/trust"
 )
@@ -131,9 +132,23 @@ func Run(ctx context.Context, cfg Config) error {
 	images.SetAuthorizer(authz)
 
 	var svc *instance.Service
-	pools := newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
+	var pools *storage.Manager
+	// Projects count their usage from the core (instances, whatever is
+	// being created included), the storage manager (custom volumes'
+	// sizes) and the store (networks).
+	projects := &project.Service{Store: st, Events: emit, Changed: func(ctx context.Context) {
+		if err := svc.ReloadProfiles(ctx); err != nil {
+			log.Error("reload profiles after a project change", "err", err)
+		}
+	}}
+	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
+		return svc.ProjectUsage(ctx, p)
+	}), project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
+		return pools.ProjectUsage(ctx, p)
+	})}
+	pools = newStorage(cfg.DataDir, st, images, func(ctx context.Context, pool, volume string) ([]string, error) {
 		return svc.StorageUsers(ctx, pool, volume)
-	}, authz, emit, log)
+	}, authz, projects, emit, log)
 	// Not inline: the image service emits holding its own locks.
 	emit.imageDeleted = func(fp string) { go pools.ImageDeleted(context.WithoutCancel(ctx), fp) }
 	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
@@ -163,16 +178,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer vms.Close()
 	host := probeHost(cfg.DataDir)
-	// Projects count their usage from the core (instances, whatever is
-	// being created included) and the store (networks).
-	projects := &project.Service{Store: st, Events: emit, Changed: func(ctx context.Context) {
-		if err := svc.ReloadProfiles(ctx); err != nil {
-			log.Error("reload profiles after a project change", "err", err)
-		}
-	}}
-	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
-		return svc.ProjectUsage(ctx, p)
-	})}
 	svc = instance.New(instance.Config{
 		DB:           st,
 		Images:       instanceImages{images},

@@ -14,13 +14,14 @@ import (
 
 // newStorage builds the storage manager; users names who uses a pool or
 // volume (the instance service, set once it exists).
-func newStorage(dataDir string, st *store.Store, images *image.Service, users func(ctx context.Context, pool, volume string) ([]string, error), authz storage.Authorizer, events storage.Emitter, log *slog.Logger) *storage.Manager {
+func newStorage(dataDir string, st *store.Store, images *image.Service, users func(ctx context.Context, pool, volume string) ([]string, error), authz storage.Authorizer, quota storage.Quota, events storage.Emitter, log *slog.Logger) *storage.Manager {
 	return storage.New(storage.Config{
 		Store:      st,
 		Images:     images,
 		Dir:        filepath.Join(dataDir, "storage-pools"),
 		Users:      users,
 		Authorizer: authz,
+		Quota:      quota,
 		IDMap:      instance.DefaultIDMap,
 		Events:     events,
 		Log:        log.With("component", "storage"),

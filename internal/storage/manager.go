@@ -68,6 +68,9 @@ type Config struct {
 	// Authorizer checks every call an edge makes (authz.go); nil allows
 	// all, for this package's tests.
 	Authorizer Authorizer
+	// Quota checks custom volumes' sizes against their project's
+	// limits.disk; nil: no limits (tests).
+	Quota Quota
 	// IDMap is the map unprivileged containers share: a custom
 	// filesystem volume not security.shifted is owned by its root.
 	IDMap  driver.IDMap
@@ -89,6 +92,9 @@ type Manager struct {
 	pools map[string]*pool
 
 	locks keyedLocks
+	// quotaMu orders limits.disk checks with the volume writes they
+	// guard.
+	quotaMu sync.Mutex
 }
 
 // pool is a loaded pool: its record and its driver.

@@ -4,8 +4,10 @@ import (
 	"errors"
 
 	"context"
-	"github.com/hangar-dev/hangar/internal/errdefs"
 	"net/url"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/units"
 
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/project"
@@ -76,4 +78,38 @@ func (m *Manager) diskNameFree(ctx context.Context, pool, disk string) error {
 		}
 	}
 	return nil
+}
+
+// Quota checks growth against project limits (project.Service.CheckAdd).
+type Quota interface {
+	CheckAdd(ctx context.Context, project string, delta project.Usage) error
+}
+
+// checkDisk checks that project p may take grow more bytes of disk
+// (limits.disk); the caller holds quotaMu.
+func (m *Manager) checkDisk(ctx context.Context, p string, grow int64) error {
+	if m.cfg.Quota == nil || grow <= 0 {
+		return nil
+	}
+	return m.cfg.Quota.CheckAdd(ctx, p, project.Usage{Disk: grow})
+}
+
+// ProjectUsage is the disk project p's custom volumes take (their sizes):
+// the storage part of its limits.disk (instances' root disks are the
+// core's).
+func (m *Manager) ProjectUsage(ctx context.Context, p string) (project.Usage, error) {
+	vols, err := m.cfg.Store.ListStorageVolumes(ctx, "")
+	if err != nil {
+		return project.Usage{}, err
+	}
+	var u project.Usage
+	for _, v := range vols {
+		if v.Project != p || v.Type != string(drivers.TypeCustom) || v.ParentID != 0 {
+			continue
+		}
+		if n, err := units.ParseByteSize(v.Config["size"]); err == nil {
+			u.Disk += n
+		}
+	}
+	return u, nil
 }

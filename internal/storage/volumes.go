@@ -199,9 +199,18 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 	if err := m.diskNameFree(ctx, req.Pool, customDiskName(proj, req.Name)); err != nil {
 		return err
 	}
+	// The project's limits.disk counts custom volumes' sizes, checked and
+	// recorded under one lock so two creates cannot both take the rest.
+	m.quotaMu.Lock()
+	if err := m.checkDisk(ctx, proj, size); err != nil {
+		m.quotaMu.Unlock()
+		return err
+	}
 	rec := store.StorageVolume{Pool: req.Pool, Project: proj, Type: string(drivers.TypeCustom), Name: req.Name,
 		DiskName: customDiskName(proj, req.Name), Content: req.ContentType, Description: req.Description, Config: cfg, CreatedAt: time.Now()}
-	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
+	err = m.cfg.Store.CreateStorageVolume(ctx, &rec)
+	m.quotaMu.Unlock() // the row is what usage counts from here on
+	if err != nil {
 		return err
 	}
 	r := revert.New()
@@ -306,6 +315,12 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 			size, _ = units.ParseByteSize(next["size"])
 		} else if rec.Content == string(drivers.ContentBlock) {
 			return errdefs.Invalid("size: a block volume always has a size")
+		}
+		old, _ := units.ParseByteSize(rec.Config["size"])
+		m.quotaMu.Lock()
+		defer m.quotaMu.Unlock()
+		if err := m.checkDisk(ctx, rec.Project, size-old); err != nil {
+			return err
 		}
 		if err := p.drv.SetQuota(ctx, diskVolume(rec), size); err != nil {
 			return fmt.Errorf("resize storage volume %q: %w", name, noSpace(err))
