@@ -59,6 +59,8 @@ var Extensions = append(append([]string{
 	"hangar_project_nesting",
 	// Groups of identities holding entitlements (/1.0/auth/groups).
 	"access_management",
+	// Bearer API tokens (/1.0/auth/tokens, Authorization: Bearer).
+	"hangar_api_tokens",
 	// The remote API: /1.0/certificates with PUT/PATCH, restricted
 	// certificates, trust tokens and their expiry (core.remote_token_expiry).
 	"certificate_update",

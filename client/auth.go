@@ -66,3 +66,31 @@ func (c *Client) DeleteAuthGroup(ctx context.Context, name string) error {
 }
 
 func authGroupPath(name string) string { return "/1.0/auth/groups/" + url.PathEscape(name) }
+
+// Bearer API tokens: /1.0/auth/tokens (hangar_api_tokens). Send one with
+// WithBearerToken.
+
+// GetAPITokens returns every API token's record (never their secrets).
+func (c *Client) GetAPITokens(ctx context.Context) ([]api.AuthToken, error) {
+	tokens := []api.AuthToken{}
+	if _, err := c.UseProject("").queryStruct(ctx, http.MethodGet, "/1.0/auth/tokens?recursion=1", nil, "", &tokens); err != nil {
+		return nil, fmt.Errorf("list api tokens: %w", err)
+	}
+	return tokens, nil
+}
+
+// CreateAPIToken issues an API token. The answer's Token is the bearer
+// token, shown this once.
+func (c *Client) CreateAPIToken(ctx context.Context, req api.AuthTokensPost) (*api.AuthTokenCreated, error) {
+	var out api.AuthTokenCreated
+	if _, err := c.UseProject("").queryStruct(ctx, http.MethodPost, "/1.0/auth/tokens", req, "", &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeAPIToken deletes an API token: from then on it is refused.
+func (c *Client) RevokeAPIToken(ctx context.Context, name string) error {
+	_, err := c.UseProject("").queryStruct(ctx, http.MethodDelete, "/1.0/auth/tokens/"+url.PathEscape(name), nil, "", nil)
+	return err
+}

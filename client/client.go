@@ -70,6 +70,29 @@ type Client struct {
 	// project is the project every request acts in ("": the server's
 	// default); see UseProject.
 	project string
+	// bearer is the API token sent with every request ("": none); see
+	// WithBearerToken.
+	bearer string
+}
+
+// WithBearerToken returns a client that sends token as
+// "Authorization: Bearer TOKEN" on every request, websockets included,
+// and shares c's connections. hangard then treats every request as that
+// API token, whatever the transport: over the unix socket this acts with
+// the token's (smaller) power instead of root's. "" sends none.
+func (c *Client) WithBearerToken(token string) *Client {
+	cp := *c
+	cp.bearer = token
+	return &cp
+}
+
+// headers are what every request and websocket sends.
+func (c *Client) headers() http.Header {
+	h := http.Header{"User-Agent": {c.UserAgent}}
+	if c.bearer != "" {
+		h.Set("Authorization", "Bearer "+c.bearer)
+	}
+	return h
 }
 
 // UseProject returns a client that acts in project (?project= on every
@@ -220,7 +243,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set("User-Agent", c.UserAgent)
+	for k, v := range c.headers() {
+		req.Header[k] = v
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.wrapTransportError(method, path, err)

@@ -56,7 +56,7 @@ func (c *Client) GetEvents(ctx context.Context, types []string, since uint64) (*
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		// The client's own transport dials the unix socket.
 		HTTPClient: c.http,
-		HTTPHeader: http.Header{"User-Agent": {c.UserAgent}},
+		HTTPHeader: c.headers(),
 	})
 	if err != nil {
 		cancel()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -118,7 +117,7 @@ func (c *Client) operationWebsocket(ctx context.Context, opID, secret string) (*
 	u := c.inProject(c.wsBase + "/1.0/operations/" + url.PathEscape(opID) + "/websocket?secret=" + url.QueryEscape(secret))
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient: c.http,
-		HTTPHeader: http.Header{"User-Agent": {c.UserAgent}},
+		HTTPHeader: c.headers(),
 	})
 	if err != nil {
 		if resp != nil {

@@ -144,6 +144,10 @@ func (a *Authorizer) allowed(id Identity, o Object, e Entitlement) bool {
 		if restrictedAllows(id, o, e) {
 			return true
 		}
+	case roleViewer:
+		if viewing(e) && restrictedAllows(id, o, e) {
+			return true
+		}
 	}
 	s := a.snap.Load()
 	for _, g := range id.Groups {
@@ -168,12 +172,17 @@ const (
 	roleAdmin                  // the unix socket, the daemon, unrestricted clients
 	roleRestricted             // operator on its projects, plus its groups
 	roleMetrics                // can_view_metrics only
+	roleViewer                 // viewer on its projects, plus its groups
 )
 
 // builtin is what an identity holds by what it is. Certificates and
 // tokens share the rules: a "metrics" type reads metrics only, a
 // restricted one is confined to its projects, any other is admin as an
-// unrestricted LXD client is.
+// unrestricted LXD client is. A bearer token's Type is its role
+// (trust.TokenIdentity): "admin" over the whole server (unrestricted),
+// "operator" is operator on its project (the restricted certificate's
+// rule), "viewer" is viewer on its project (the same rule, can_view*
+// only).
 func builtin(id Identity) role {
 	switch id.Kind {
 	case KindUnix, KindInternal:
@@ -182,6 +191,8 @@ func builtin(id Identity) role {
 		switch {
 		case id.Type == "metrics":
 			return roleMetrics
+		case id.Kind == KindToken && id.Type == "viewer":
+			return roleViewer
 		case id.Restricted:
 			return roleRestricted
 		}

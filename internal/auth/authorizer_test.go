@@ -19,7 +19,13 @@ var (
 	viewer   = Identity{Kind: KindCertificate, Name: "v", Fingerprint: "dd", Type: "client", Restricted: true}
 	ops      = Identity{Kind: KindToken, Name: "ci", Restricted: true}
 	untrustG = Identity{Kind: KindUntrusted, Groups: []string{"server-viewers"}}
-	deleter  = Identity{Kind: KindCertificate, Name: "d", Fingerprint: "ee", Type: "client", Restricted: true, Groups: []string{"c1-deleter"}}
+	// Bearer tokens as trust.TokenIdentity builds them: the role is Type.
+	tokAdmin    = Identity{Kind: KindToken, Name: "ta", Type: "admin"}
+	tokOperator = Identity{Kind: KindToken, Name: "to", Type: "operator", Restricted: true, Projects: []string{"p1"}}
+	tokViewer   = Identity{Kind: KindToken, Name: "tv", Type: "viewer", Restricted: true, Projects: []string{"p1"}}
+	// A viewer token in a group gets the group's rights too.
+	tokViewerG = Identity{Kind: KindToken, Name: "ci", Type: "viewer", Restricted: true, Projects: []string{"p1"}}
+	deleter    = Identity{Kind: KindCertificate, Name: "d", Fingerprint: "ee", Type: "client", Restricted: true, Groups: []string{"c1-deleter"}}
 )
 
 func testGroups() []Group {
@@ -116,6 +122,35 @@ func TestCheck(t *testing.T) {
 		{ops, Instance("p1", "c1"), CanView, notFound},
 		{ops, Server(), CanView, ok}, // restricted: GET /1.0
 		{ops, Server(), CanViewResources, forbidden},
+
+		{tokAdmin, Server(), Admin, ok},
+		{tokAdmin, Instance("p9", "c1"), CanExec, ok},
+		{tokOperator, Server(), CanView, ok},
+		{tokOperator, Server(), CanEdit, forbidden},
+		{tokOperator, Project("p1"), Operator, ok},
+		{tokOperator, Project("p1"), CanManageInstances, ok},
+		{tokOperator, Project("p1"), CanEdit, forbidden},
+		{tokOperator, Instance("p1", "c1"), CanExec, ok},
+		{tokOperator, Instance("p2", "c1"), CanView, notFound},
+		{tokViewer, Server(), CanView, ok},
+		{tokViewer, Server(), CanEdit, forbidden},
+		{tokViewer, Server(), CanViewMetrics, forbidden},
+		{tokViewer, Project("p1"), CanView, ok},
+		{tokViewer, Project("p1"), CanViewEvents, ok},
+		{tokViewer, Project("p1"), CanManageInstances, forbidden},
+		{tokViewer, Project("p1"), Operator, forbidden},
+		{tokViewer, Instance("p1", "c1"), CanView, ok},
+		{tokViewer, Instance("p1", "c1"), CanExec, forbidden},
+		{tokViewer, Instance("p1", "c1"), CanEdit, forbidden},
+		{tokViewer, Instance("p1", "c1"), CanDelete, forbidden},
+		{tokViewer, Instance("p2", "c1"), CanView, notFound},
+		{tokViewer, Instance("p2", "c1"), CanDelete, notFound},
+		{tokViewer, Image("default", "abc"), CanView, ok},
+		{tokViewer, Image("default", "abc"), CanDelete, forbidden},
+		{tokViewer, StoragePool("pool"), CanView, ok},
+		{tokViewer, StoragePool("pool"), CanEdit, forbidden},
+		{tokViewerG, Instance("p2", "c1"), CanExec, ok}, // its group: operator on p2
+		{tokViewerG, Instance("p1", "c1"), CanExec, forbidden},
 
 		{deleter, Instance("p3", "c1"), CanDelete, ok},
 		{deleter, Instance("p3", "c1"), CanView, ok},

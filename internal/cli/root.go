@@ -222,6 +222,7 @@ var topCommands = []topCommand{
 	{[]string{"project"}, newProjectCmd},
 	{[]string{"remote"}, newRemoteCmd},
 	{[]string{"auth"}, newAuthCmd},
+	{[]string{"token"}, newTokenCmd},
 	{[]string{"network"}, newNetworkCmd},
 	{[]string{"storage"}, newStorageCmd},
 	{[]string{"image"}, newImageCmd},

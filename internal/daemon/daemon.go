@@ -269,9 +269,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	tokens := &trust.APITokens{DB: st}
 	mets := metrics.New(metrics.Config{Instances: svc, Operations: ops.Stats, Events: hub.Stats, Log: log.With("component", "metrics")})
 	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Metrics: mets, Log: log,
-		Authn: &edge.Authenticator{Trust: trusted}, Trust: trusted}
+		Authn: &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}, Trust: trusted, Tokens: tokens}
 	handler := api.Handler()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	// The same handler over TLS; the edge tells the two apart.

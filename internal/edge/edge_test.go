@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/store"
 	"github.com/hangar-dev/hangar/internal/trust"
 )
 
@@ -86,5 +89,97 @@ func TestAudit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdentifyBearer runs the real token service on a real store: every
+// way a bearer token can fail is untrusted and logged, on the socket as
+// over TLS, and a good one is the token whatever the transport.
+func TestIdentifyBearer(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hangar.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Now()
+	tokens := &trust.APITokens{DB: st, Now: func() time.Time { return now }}
+	_, viewer, err := tokens.Create(ctx, "v", "", "viewer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, short, err := tokens.Create(ctx, "short", "", "operator", "1H")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, revoked, err := tokens.Create(ctx, "gone", "", "operator", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.Revoke(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// The clock moves past short's expiry; viewer never expires.
+	now = now.Add(2 * time.Hour)
+
+	known := []byte("known-der")
+	var logBuf bytes.Buffer
+	a := &Authenticator{
+		Trust:  fakeTrust{trust.Fingerprint(known): {Kind: auth.KindCertificate, Name: "bob"}},
+		Tokens: tokens,
+		Log:    slog.New(slog.NewTextHandler(&logBuf, nil)),
+	}
+	unixCtx := context.WithValue(ctx, http.LocalAddrContextKey, &net.UnixAddr{Name: "/s", Net: "unix"})
+	tcpCtx := context.WithValue(ctx, http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443})
+	certTLS := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Raw: known}}}
+	wrongSecret := viewer[:len(viewer)-2] + "AA"
+	if wrongSecret == viewer {
+		wrongSecret = viewer[:len(viewer)-2] + "BB"
+	}
+	for _, tc := range []struct {
+		name   string
+		ctx    context.Context
+		tls    *tls.ConnectionState
+		header string
+		want   auth.Identity
+		logged bool
+	}{
+		{"unix, viewer token", unixCtx, nil, "Bearer " + viewer, auth.Identity{Kind: auth.KindToken, Name: "v"}, false},
+		{"unix, lower-case scheme", unixCtx, nil, "bearer " + viewer, auth.Identity{Kind: auth.KindToken, Name: "v"}, false},
+		{"TLS, token wins over the certificate", tcpCtx, certTLS, "Bearer " + viewer, auth.Identity{Kind: auth.KindToken, Name: "v"}, false},
+		{"TLS without a certificate, token", tcpCtx, &tls.ConnectionState{}, "Bearer " + viewer, auth.Identity{Kind: auth.KindToken, Name: "v"}, false},
+		{"unix, other scheme ignored", unixCtx, nil, "Basic dTpw", Root, false},
+		{"unix, wrong secret", unixCtx, nil, "Bearer " + wrongSecret, Untrusted, true},
+		{"unix, expired", unixCtx, nil, "Bearer " + short, Untrusted, true},
+		{"TLS, revoked", tcpCtx, certTLS, "Bearer " + revoked, Untrusted, true},
+		{"unix, malformed", unixCtx, nil, "Bearer not-a-token", Untrusted, true},
+		{"unix, empty bearer", unixCtx, nil, "Bearer ", Untrusted, true},
+		{"unix, unknown id", unixCtx, nil, "Bearer hgr_4242_abc", Untrusted, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logBuf.Reset()
+			r := httptest.NewRequest("GET", "/1.0", nil).WithContext(tc.ctx)
+			r.TLS = tc.tls
+			r.Header.Set("Authorization", tc.header)
+			got := a.Identify(r)
+			if got.Kind != tc.want.Kind || got.Name != tc.want.Name {
+				t.Errorf("identity %+v, want %+v", got, tc.want)
+			}
+			logged := strings.Contains(logBuf.String(), "bearer token refused")
+			if logged != tc.logged {
+				t.Errorf("logged %q, want logged=%v", logBuf.String(), tc.logged)
+			}
+			if strings.Contains(logBuf.String(), tc.header[len("Bearer "):]) && len(tc.header) > len("Bearer ") {
+				t.Errorf("the log shows the token: %q", logBuf.String())
+			}
+		})
+	}
+
+	// Without a token service a bearer header is untrusted, even on the
+	// socket.
+	r := httptest.NewRequest("GET", "/1.0", nil).WithContext(unixCtx)
+	r.Header.Set("Authorization", "Bearer "+viewer)
+	if got := (&Authenticator{}).Identify(r); got.Kind != auth.KindUntrusted {
+		t.Errorf("no token service: %+v", got)
 	}
 }

@@ -351,6 +351,24 @@ CREATE TABLE auth_identity_groups (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX auth_identity_groups_identity ON auth_identity_groups (method, identifier);
 `,
+
+	// 12: bearer API tokens. The secret is stored only as the SHA-256 of
+	// its 32 random bytes: a slow password hash guards low-entropy
+	// secrets against guessing, and 256 random bits cannot be guessed, so
+	// it would only add its cost to every request. project is NULL for a
+	// token over the whole server (admin); deleting a project revokes its
+	// tokens, renaming it carries them along. expires_at '' is never.
+	`
+CREATE TABLE api_tokens (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	name        TEXT NOT NULL UNIQUE CHECK (name <> ''),
+	secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+	project     TEXT REFERENCES projects (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	role        TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+	created_at  TEXT NOT NULL,
+	expires_at  TEXT NOT NULL DEFAULT ''
+) STRICT;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

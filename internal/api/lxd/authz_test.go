@@ -31,6 +31,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/storage"
 	"github.com/hangar-dev/hangar/internal/store"
+	"github.com/hangar-dev/hangar/internal/trust"
 )
 
 // recordingAuth is the real Authorizer, recording each denial so a test
@@ -267,7 +268,7 @@ func newAuthzServerWith(tb testing.TB, withAuth bool) *authzServer {
 	}
 	ident := &fakeIdentifier{id: root}
 	srv := &Server{Instances: svc, Images: images, OCI: images, Networks: nets, Storage: pools, Projects: projects,
-		Ops: ops, Events: hub, Auth: edgeAuth, Authn: ident,
+		Ops: ops, Events: hub, Auth: edgeAuth, Authn: ident, Tokens: &trust.APITokens{DB: st},
 		Info: func() api.Server { return api.Server{} }, Log: slog.New(slog.DiscardHandler)}
 	return &authzServer{Server: srv, h: srv.Handler(), ra: ra, ident: ident}
 }
@@ -424,6 +425,7 @@ var bodies = map[string]string{
 	"POST /profiles/c1":                                          `{"name":"p3"}`,
 	"POST /auth/groups":                                          `{"name":"g2"}`,
 	"POST /auth/groups/c1":                                       `{"name":"g3"}`,
+	"POST /auth/tokens":                                          `{"name":"t2","role":"viewer","project":"default"}`,
 	"POST /images":                                               `{"source":{"type":"image","protocol":"oci","alias":"busybox:latest","server":"http://127.0.0.1:9"}}`,
 	"POST /images/aliases":                                       `{"name":"a2","target":"0000"}`,
 	"POST /images/aliases/a1":                                    `{"name":"a3"}`,
@@ -516,7 +518,8 @@ func restrictedServer(m, p string) (want, bool) {
 
 // viewerMay: the read-only routes that need no more than can_view.
 func viewerMay(method, path string) bool {
-	if method != "GET" || path == "/1.0/operations/00000000-0000-0000-0000-000000000000/websocket" {
+	// Listing API tokens is can_edit on the server, as their writes are.
+	if method != "GET" || path == "/1.0/operations/00000000-0000-0000-0000-000000000000/websocket" || path == "/1.0/auth/tokens" {
 		return false
 	}
 	for _, s := range []string{"/console", "/files", "/exec-output", "/backups/b1/export"} {
@@ -542,11 +545,17 @@ func TestAuthorizationEveryRoute(t *testing.T) {
 	if err := a.Auth.CreateGroup(rootCtx, auth.Group{Name: "c1"}); err != nil { // for the /auth/groups/{name} routes
 		t.Fatal(err)
 	}
+	// For the /auth/tokens/{name} routes.
+	if code, body := a.as(t, root, "default", "POST", "/1.0/auth/tokens", `{"name":"c1","role":"viewer","project":"p1"}`); code != http.StatusOK {
+		t.Fatalf("create token: %d %s", code, body)
+	}
 	img := testImage(t)
 
 	restricted := auth.Identity{Kind: auth.KindCertificate, Name: "r", Fingerprint: "r1", Type: "client", Restricted: true, Projects: []string{"p1"}}
 	metrics := auth.Identity{Kind: auth.KindCertificate, Name: "m", Fingerprint: "m1", Type: "metrics"}
 	viewer := auth.Identity{Kind: auth.KindCertificate, Name: "v", Fingerprint: "v1", Type: "client", Restricted: true}
+	// A viewer bearer token for p1, as trust.TokenIdentity builds it.
+	viewerToken := trust.TokenIdentity(trust.APIToken{Name: "tv", Project: "p1", Role: trust.RoleViewer})
 
 	scenarios := []struct {
 		name    string
@@ -568,6 +577,24 @@ func TestAuthorizationEveryRoute(t *testing.T) {
 			return allowed
 		}},
 		{"restricted asking for another project", restricted, "p2", func(m, p string) want {
+			if w, ok := restrictedServer(m, p); ok {
+				return w
+			}
+			if strings.HasPrefix(p, "/1.0/storage-pools/default") && !strings.Contains(p, "/volumes") {
+				return forbidden
+			}
+			return notFound
+		}},
+		{"viewer token in its project", viewerToken, "p1", func(m, p string) want {
+			if w, ok := restrictedServer(m, p); ok {
+				return w
+			}
+			if viewerMay(m, p) {
+				return allowed
+			}
+			return forbidden
+		}},
+		{"viewer token asking for another project", viewerToken, "p2", func(m, p string) want {
 			if w, ok := restrictedServer(m, p); ok {
 				return w
 			}

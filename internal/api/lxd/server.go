@@ -62,6 +62,8 @@ type Server struct {
 	Authn edge.Identifier
 	// Trust is the trust store (certificates.go); nil: no certificates.
 	Trust Trust
+	// Tokens are the bearer API tokens (auth_tokens.go); nil: none.
+	Tokens Tokens
 	// Metrics serves /1.0/metrics and times requests; nil: neither.
 	Metrics Metrics
 	Log     *slog.Logger // slog.Default() when nil
@@ -194,6 +196,7 @@ func (s *Server) Handler() http.Handler {
 	// them, and the parts with no honest empty answer, is a clear 501.
 	route("GET /1.0/warnings", s.Requires(auth.CanView, s.emptyCollection))
 	s.authRoutes(route)
+	s.tokenRoutes(route)
 	for _, rt := range s.projectRoutes() {
 		route(rt.method+" /1.0/projects"+rt.path, s.projectAuthz(rt.method, rt.path, s.needProjects(rt.h)))
 	}
