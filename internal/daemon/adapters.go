@@ -169,16 +169,6 @@ func (d imageDB) DeleteAlias(ctx context.Context, project, name string) error {
 	return d.st.DeleteAlias(ctx, project, name)
 }
 
-// networkUsage is the network part of a project's usage: the store's
-// count (the instance part comes from the core, which also counts
-// instances still being created).
-type networkUsage struct{ projects *project.Service }
-
-func (n networkUsage) ProjectUsage(ctx context.Context, p string) (project.Usage, error) {
-	u, err := project.StoreCounts{S: n.projects}.ProjectUsage(ctx, p)
-	return project.Usage{Networks: u.Networks}, err
-}
-
 // projectReader lets the core read projects.
 type projectReader struct{ projects *project.Service }
 

@@ -133,15 +133,19 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var svc *instance.Service
 	var pools *storage.Manager
+	var nw *networking
 	// Projects count their usage from the core (instances, whatever is
 	// being created included), the storage manager (custom volumes'
-	// sizes) and the store (networks).
+	// sizes) and the network manager (its networks).
 	projects := &project.Service{Store: st, Events: emit, Changed: func(ctx context.Context) {
 		if err := svc.ReloadProfiles(ctx); err != nil {
 			log.Error("reload profiles after a project change", "err", err)
 		}
 	}}
-	projects.Sources = []project.UsageSource{networkUsage{projects}, project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
+	projects.Sources = []project.UsageSource{project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
+		n, err := nw.networks.NetworkCount(ctx, p)
+		return project.Usage{Networks: n}, err
+	}), project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
 		return svc.ProjectUsage(ctx, p)
 	}), project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
 		return pools.ProjectUsage(ctx, p)
@@ -151,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}, authz, projects, emit, log)
 	// Not inline: the image service emits holding its own locks.
 	emit.imageDeleted = func(fp string) { go pools.ImageDeleted(context.WithoutCancel(ctx), fp) }
-	nw, err := newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
+	nw, err = newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
 	}, authz, pools, emit, log)
 	if err != nil {
@@ -237,14 +241,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("firewall", "err", err)
 	}
 
-	imageUsers := func(fp string) []string {
-		refs := svc.ImageUsers(ctx, fp)
-		out := make([]string, len(refs))
-		for i, r := range refs {
-			out[i] = r.String()
-		}
-		return out
-	}
+	imageUsers := func(fp string) []string { return instance.RefNames(svc.ImageUsers(ctx, fp)) }
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
 	ln, err := listenUnix(cfg.Socket)

@@ -87,13 +87,11 @@ func cpuCount(v string) int64 {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return n
+	count, set, err := parseCPU(v)
+	if err != nil || set == "" {
+		return int64(count)
 	}
-	ranges, err := parseCPUList(v)
-	if err != nil {
-		return 0
-	}
+	ranges, _ := parseCPUList(set) // parseCPU read it
 	var n int64
 	for _, r := range ranges {
 		n += int64(r.hi - r.lo + 1)

@@ -219,6 +219,15 @@ type Ref struct {
 	Name    string
 }
 
+// RefNames names instances as Ref.String does.
+func RefNames(refs []Ref) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.String()
+	}
+	return out
+}
+
 // String is the name, qualified by its project outside the default one.
 func (r Ref) String() string {
 	if r.Project == "" || r.Project == project.Default {

@@ -174,15 +174,6 @@ func inProject(u, p string) string {
 	return u + "?project=" + url.QueryEscape(p)
 }
 
-// refNames names instances, qualified by project outside the default.
-func refNames(refs []instance.Ref) []string {
-	out := make([]string, len(refs))
-	for i, r := range refs {
-		out[i] = r.String()
-	}
-	return out
-}
-
 func fromInstancesPost(req api.InstancesPost) instance.CreateRequest {
 	return instance.CreateRequest{
 		Name:         req.Name,

@@ -13,6 +13,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
+	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/operation"
 )
 
@@ -269,7 +270,7 @@ func (s *Server) imageUsers(ctx context.Context, fp string) []string {
 	if len(all) == 0 {
 		return nil
 	}
-	shown := refNames(s.Instances.ImageUsers(ctx, fp))
+	shown := instance.RefNames(s.Instances.ImageUsers(ctx, fp))
 	if hidden := len(all) - len(shown); hidden > 0 {
 		shown = append(shown, fmt.Sprintf("%d instance(s) in projects you cannot see", hidden))
 	}
