@@ -44,6 +44,10 @@ type Snapshot struct {
 	Stateful        bool
 	CreatedAt       time.Time
 	ExpiresAt       time.Time // zero: never
+	// Kind is "Standby" for a snapshot with saved state, else "Stopped".
+	Kind string
+	// Metadata is the snapshot's user key-value tags.
+	Metadata map[string]string
 }
 
 // SnapshotRequest is a new snapshot.

@@ -27,6 +27,9 @@ type Devices = map[string]map[string]string
 
 // Instance is an instance's record and status.
 type Instance struct {
+	// ID is the instance's CUID2 id: set at create, kept across renames
+	// and restarts, new for copies and forks.
+	ID string
 	// Project holds the instance.
 	Project      string
 	Name         string
@@ -45,6 +48,13 @@ type Instance struct {
 	Status          Status
 	CreatedAt       time.Time
 	LastUsedAt      time.Time
+	// StartedAt and StoppedAt are the last start and stop; zero: never.
+	StartedAt, StoppedAt time.Time
+	// ExitCode is the workload's last exit code, nil while it never
+	// ended; ExitMessage says how it ended ("exited with code 3",
+	// "killed by signal 9 (SIGKILL) - OOM").
+	ExitCode    *int
+	ExitMessage string
 }
 
 // Full is an instance with its live state.
@@ -68,6 +78,9 @@ type State struct {
 	// Disk is the usage of the instance's disks by device name (its root
 	// disk), where storage measures it cheaply; empty otherwise.
 	Disk map[string]DiskState
+	// WorkloadStarted: a VM's agent reported its entrypoint started (a
+	// container: true while it runs).
+	WorkloadStarted bool
 }
 
 // DiskState is one disk's usage in bytes; Total is 0 with no limit.
