@@ -21,6 +21,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
 	"github.com/hangar-dev/hangar/internal/edge"
@@ -241,6 +242,15 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("firewall", "err", err)
 	}
 
+	// Auto-standby (internal/autostandby): idle VMs with a policy go to
+	// standby, a connection to one in standby restores it. The edges ask
+	// it for status and holds.
+	standby := autostandby.New(autostandby.Config{
+		Core:      standbyCore{svc: svc, networks: nw.networks, projects: projects, emit: emit},
+		Conntrack: autostandby.NetlinkConntrack{},
+		Log:       log.With("component", "autostandby"),
+	})
+
 	imageUsers := func(fp string) []string { return instance.RefNames(svc.ImageUsers(ctx, fp)) }
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
@@ -294,6 +304,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer close(schedules)
 		runSnapshotSchedules(ctx, svc, pools, log.With("component", "snapshots"))
 	}()
+	standbyDone := make(chan struct{})
+	go func() {
+		defer close(standbyDone)
+		standby.Run(ctx)
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -307,6 +322,7 @@ func Run(ctx context.Context, cfg Config) error {
 	https.Shutdown(shutdownCtx)
 	_ = svc.Wait(context.Background()) // background work ends with the daemon's ctx
 	<-schedules
+	<-standbyDone // before StopAll: no standby or restore races the stops
 	if cfg.StopInstances {
 		svc.StopAll(context.Background())
 	}
