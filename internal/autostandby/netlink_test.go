@@ -244,7 +244,9 @@ func (c *netnsCore) instance() Instance {
 		Config: map[string]string{KeyEnabled: "true", KeyIdleTimeout: "1s"}}
 }
 
-func (c *netnsCore) Instances(context.Context) ([]Instance, error) { return []Instance{c.instance()}, nil }
+func (c *netnsCore) Instances(context.Context) ([]Instance, error) {
+	return []Instance{c.instance()}, nil
+}
 func (c *netnsCore) Instance(context.Context, string, string) (Instance, error) {
 	return c.instance(), nil
 }

@@ -246,7 +246,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// standby, a connection to one in standby restores it. The edges ask
 	// it for status and holds.
 	standby := autostandby.New(autostandby.Config{
-		Core:      standbyCore{svc: svc, networks: nw.networks, projects: projects, emit: emit},
+		Core: &standbyCore{svc: svc, networks: nw.networks, projects: projects, emit: emit,
+			log: log.With("component", "autostandby"), wakeRules: map[string]bool{}},
 		Conntrack: autostandby.NetlinkConntrack{},
 		Log:       log.With("component", "autostandby"),
 	})
