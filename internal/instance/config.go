@@ -29,6 +29,8 @@ var configKeys = map[string]func(string) error{
 	"security.privileged":        validateBool,
 	"security.protection.delete": validateBool,
 	"security.secureboot":        validateBool, // VMs only (vm.go)
+	keyAgentSkip:                 validateBool,    // VMs only (vmfacts.go)
+	keyMemoryHotplug:             validateHotplug, // VMs only (vmfacts.go)
 	keySnapshotsSchedule:         validateSnapshotSchedule,
 	keySnapshotsScheduleStopped:  validateBool,
 	keySnapshotsPattern:          snapshotpolicy.ValidatePattern,
