@@ -168,8 +168,8 @@ type vm struct {
 	agent   *agentConn
 	// stopping is set when the daemon asked the VM to end; an end
 	// then is not a crash.
-	stopping     bool
-	shutdownWhy  string // the SHUTDOWN event's reason
+	stopping    bool
+	shutdownWhy string // the SHUTDOWN event's reason
 	// workloadExit is the agent's report of the workload's end, valid
 	// with workloadDone.
 	workloadExit vmagent.WorkloadExit
