@@ -31,7 +31,10 @@ type Options struct {
 	// OriginalDst recovers where a connection was going (nil: the
 	// kernel's SO_ORIGINAL_DST). Unit tests without NAT replace it.
 	OriginalDst func(*net.TCPConn) (netip.AddrPort, error)
-	Log         *slog.Logger
+	// Dial connects to a destination (nil: a net.Dialer). Tests that run
+	// the proxy in another network namespace dial from there.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Log  *slog.Logger
 }
 
 // Timeouts of the proxy's own steps; a connection that is set up has
@@ -68,7 +71,18 @@ func New(o Options) *Proxy {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}
 	}
+	if o.Dial == nil {
+		d := &net.Dialer{}
+		o.Dial = d.DialContext
+	}
 	return &Proxy{o: o, conns: map[net.Conn]struct{}{}}
+}
+
+// dial connects to dst within dialTimeout.
+func (p *Proxy) dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	return p.o.Dial(ctx, "tcp", dst.String())
 }
 
 // Serve accepts connections on ln until Close; it returns nil then.
@@ -238,15 +252,22 @@ func (p *Proxy) handleTLS(ctx context.Context, log *slog.Logger, c net.Conn, br 
 	// The destination first: an upstream that fails verification never
 	// sees a byte of the guest's, and the guest gets no certificate of
 	// ours for it.
-	d := &net.Dialer{Timeout: dialTimeout}
-	up, err := tls.DialWithDialer(d, "tcp", dst.String(), &tls.Config{
+	raw, err := p.dial(ctx, dst)
+	if err != nil {
+		log.Warn("egress: dial", "err", err)
+		return
+	}
+	up := tls.Client(raw, &tls.Config{
 		ServerName: sni, RootCAs: p.o.RootCAs, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12,
 	})
+	defer up.Close()
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	err = up.HandshakeContext(hctx)
+	cancel()
 	if err != nil {
 		log.Warn("egress: upstream TLS", "err", err)
 		return
 	}
-	defer up.Close()
 	leaf, err := p.o.CA.Leaf(sni)
 	if err != nil {
 		log.Error("egress: leaf certificate", "err", err)
@@ -255,7 +276,7 @@ func (p *Proxy) handleTLS(ctx context.Context, log *slog.Logger, c net.Conn, br 
 	tc := tls.Server(&bufferedConn{Conn: c, r: br}, &tls.Config{
 		Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12,
 	})
-	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	hctx, cancel = context.WithTimeout(ctx, handshakeTimeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
@@ -295,8 +316,7 @@ func (p *Proxy) serveHTTP(ctx context.Context, log *slog.Logger, client net.Conn
 			req.Header["User-Agent"] = []string{""} // Request.Write adds Go's otherwise
 		}
 		if up == nil {
-			d := &net.Dialer{Timeout: dialTimeout}
-			if up, err = d.DialContext(ctx, "tcp", dst.String()); err != nil {
+			if up, err = p.dial(ctx, dst); err != nil {
 				log.Warn("egress: dial", "err", err)
 				writeBadGateway(client)
 				return
@@ -345,8 +365,7 @@ func writeBadGateway(c net.Conn) {
 // splice connects the guest to dst untouched: what was read already (in
 // br) goes first.
 func (p *Proxy) splice(ctx context.Context, log *slog.Logger, c net.Conn, br *bufio.Reader, dst netip.AddrPort) {
-	d := &net.Dialer{Timeout: dialTimeout}
-	up, err := d.DialContext(ctx, "tcp", dst.String())
+	up, err := p.dial(ctx, dst)
 	if err != nil {
 		log.Debug("egress: dial", "err", err)
 		return
