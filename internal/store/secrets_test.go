@@ -3,8 +3,6 @@ package store_test
 import (
 	"context"
 	"testing"
-
-	"github.com/hangar-dev/hangar/internal/store"
 )
 
 // TestInstanceSecrets: values are set by key (others kept), read back,
