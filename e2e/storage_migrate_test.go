@@ -53,9 +53,11 @@ func TestStorageMigration(t *testing.T) {
 	}
 	for _, q := range []string{
 		// What migrations 6 and later made (storage, snapshots, backups,
-		// projects, certificates, auth groups, API tokens): their tables go, and the
+		// projects, certificates, auth groups, API tokens, instance
+		// secrets): their tables go, and the
 		// tables migration 9 rebuilt with a project go back to their
 		// schema-5 shape (foreign keys are off on this connection).
+		"DROP TABLE IF EXISTS instance_secrets",
 		"DROP TABLE IF EXISTS api_tokens",
 		"DROP TABLE IF EXISTS auth_identity_groups",
 		"DROP TABLE IF EXISTS auth_group_permissions",

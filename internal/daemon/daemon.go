@@ -25,6 +25,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
 	"github.com/hangar-dev/hangar/internal/edge"
+	"github.com/hangar-dev/hangar/internal/egress"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
@@ -158,7 +159,9 @@ func Run(ctx context.Context, cfg Config) error {
 	emit.imageDeleted = func(fp string) { go pools.ImageDeleted(context.WithoutCancel(ctx), fp) }
 	nw, err = newNetworking(cfg.DataDir, st, func(ctx context.Context, name string) ([]string, error) {
 		return svc.NetworkUsers(ctx, name)
-	}, authz, pools, emit, log)
+	}, authz, pools, emit, func(ctx context.Context, id int64) (egress.Policy, bool, error) {
+		return svc.EgressPolicy(ctx, id)
+	}, log)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/device"
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/egress"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/netdev"
 	"github.com/hangar-dev/hangar/internal/network"
@@ -27,12 +28,13 @@ type networking struct {
 	fw       *firewall.Firewall
 	networks *network.Manager
 	devices  *device.Manager
+	egress   *egressProxy
 }
 
 // newNetworking opens the host's links and firewall and builds the
 // managers; users names who uses a network (the instance service, set
 // once it exists).
-func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), authz network.Authorizer, volumes device.Volumes, events network.Emitter, log *slog.Logger) (*networking, error) {
+func newNetworking(dataDir string, st *store.Store, users func(ctx context.Context, name string) ([]string, error), authz network.Authorizer, volumes device.Volumes, events network.Emitter, egressPolicy func(ctx context.Context, id int64) (egress.Policy, bool, error), log *slog.Logger) (*networking, error) {
 	host, err := netdev.Open()
 	if err != nil {
 		return nil, fmt.Errorf("network links: %w", err)
@@ -43,12 +45,13 @@ func newNetworking(dataDir string, st *store.Store, users func(ctx context.Conte
 		return nil, fmt.Errorf("firewall: %w", err)
 	}
 	n := &networking{host: host, fw: fw}
+	fwState := &firewallState{fw: fw}
 	dnsLog := log.With("component", "dnsmasq")
 	n.networks = network.New(network.Config{
 		Store:    st,
 		Dir:      filepath.Join(dataDir, "networks"),
 		Host:     hostNet{host, fw},
-		Firewall: firewallState{fw},
+		Firewall: fwState,
 		StartDNS: func(ctx context.Context, c network.DNSConfig, hosts []network.DNSHost) (network.DNSServer, error) {
 			return startDNS(ctx, c, hosts, dnsLog)
 		},
@@ -75,13 +78,21 @@ func newNetworking(dataDir string, st *store.Store, users func(ctx context.Conte
 		Volumes: volumes,
 		Log:     log.With("component", "device"),
 	})
+	// The proxy's port goes into the egress rules; none are applied
+	// before Recovered, by which time it is set.
+	if n.egress, err = startEgress(dataDir, egressResolver{networks: n.networks, policy: egressPolicy},
+		log.With("component", "egress")); err != nil {
+		n.Close()
+		return nil, err
+	}
+	fwState.proxyPort = n.egress.port
 	return n, nil
 }
 
 // Close stops the DNS servers; links and rules stay for the instances
 // that keep running.
 func (n *networking) Close() error {
-	err := errors.Join(n.networks.Close(), n.devices.Close())
+	err := errors.Join(n.egress.Close(), n.networks.Close(), n.devices.Close())
 	n.fw.Close()
 	n.host.Close()
 	return err
@@ -135,11 +146,14 @@ func (n hostNet) Interfaces() ([]network.Interface, error) {
 }
 
 // firewallState translates the manager's rules for package firewall.
-type firewallState struct{ fw *firewall.Firewall }
+type firewallState struct {
+	fw        *firewall.Firewall
+	proxyPort uint16 // the egress proxy's; 0 before it listens
+}
 
-func (f firewallState) Remove() error { return f.fw.Remove() }
+func (f *firewallState) Remove() error { return f.fw.Remove() }
 
-func (f firewallState) Apply(st network.FirewallState) error {
+func (f *firewallState) Apply(st network.FirewallState) error {
 	var out firewall.State
 	for _, b := range st.Bridges {
 		out.Networks = append(out.Networks, firewall.Network{Bridge: b.Bridge, IPv4: b.IPv4, IPv6: b.IPv6, NAT4: b.NAT4, NAT6: b.NAT6})
@@ -156,6 +170,13 @@ func (f firewallState) Apply(st network.FirewallState) error {
 		// rather than failing the whole table.
 		comment := m.Owner[:min(len(m.Owner), 128)]
 		out.MACFilters = append(out.MACFilters, firewall.MACFilter{HostLink: m.HostLink, MAC: hw, Comment: comment})
+	}
+	for _, e := range st.Egress {
+		if f.proxyPort == 0 {
+			return fmt.Errorf("egress of %s: the egress proxy is not listening", e.Owner)
+		}
+		out.Egress = append(out.Egress, firewall.Egress{Bridge: e.Bridge, Sources: e.Sources, ProxyPort: f.proxyPort,
+			Mode: firewall.EgressMode(e.Mode), Comment: e.Owner[:min(len(e.Owner), 128)]})
 	}
 	return f.fw.Apply(out)
 }

@@ -34,7 +34,8 @@ type fakeNetworks struct {
 	requests  []network.NICRequest
 	released  []string // "ID/device"
 	rules     map[string][]network.ForwardRule
-	ruleCalls []string // owner and rule count, in order
+	ruleCalls []string                      // owner and rule count, in order
+	egress    map[string]network.EgressRule // by owner
 	renamed   int
 	// failAllocate fails Allocate for a device name.
 	failAllocate map[string]error
@@ -64,6 +65,21 @@ func (n *fakeNetworks) SetMACFilter(_ context.Context, owner string, mf *network
 		n.filters = map[string]network.MACFilter{}
 	}
 	n.filters[owner] = *mf
+	return nil
+}
+
+// SetEgress records the NICs' egress rules by owner.
+func (n *fakeNetworks) SetEgress(_ context.Context, owner string, r *network.EgressRule) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.egress == nil {
+		n.egress = map[string]network.EgressRule{}
+	}
+	if r == nil {
+		delete(n.egress, owner)
+		return nil
+	}
+	n.egress[owner] = *r
 	return nil
 }
 

@@ -57,6 +57,9 @@ func (f *filterNetworks) SetProxyRules(context.Context, string, []network.Forwar
 	return nil
 }
 func (f *filterNetworks) InstanceRenamed(context.Context) error { return nil }
+func (f *filterNetworks) SetEgress(context.Context, string, *network.EgressRule) error {
+	return nil
+}
 
 func (f *filterNetworks) SetMACFilter(_ context.Context, owner string, mf *network.MACFilter) error {
 	if mf == nil {

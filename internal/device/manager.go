@@ -29,6 +29,8 @@ type Networks interface {
 	SetProxyRules(ctx context.Context, owner string, rules []network.ForwardRule) error
 	// SetMACFilter sets (nil: removes) the MAC filter of one NIC.
 	SetMACFilter(ctx context.Context, owner string, f *network.MACFilter) error
+	// SetEgress sets (nil: removes) the egress rule of one NIC.
+	SetEgress(ctx context.Context, owner string, r *network.EgressRule) error
 	InstanceRenamed(ctx context.Context) error
 }
 
@@ -149,6 +151,10 @@ type Instance struct {
 	// Config is the instance's expanded config: volatile.DEV.hwaddr keeps
 	// a NIC's MAC across starts.
 	Config map[string]string
+	// Egress is the egress mode of its bridged NICs ("all",
+	// "http_https_only"), "" for none: their web traffic then goes
+	// through the daemon's egress proxy (egress.go).
+	Egress string
 }
 
 // Run is what the runtime gets from the devices.
@@ -340,6 +346,10 @@ func (m *Manager) startNIC(ctx context.Context, in Instance, name string, d map[
 		}
 		rv.Add(func() { _ = m.clearMACFilter(context.WithoutCancel(ctx), in, name) })
 	}
+	if err := m.setEgress(ctx, in, name, nc); err != nil {
+		return driver.NIC{}, fmt.Errorf("egress: %w", err)
+	}
+	rv.Add(func() { _ = m.clearEgress(context.WithoutCancel(ctx), in, name) })
 	if in.VM {
 		if err := m.cfg.Links.CreateTap(host, nc.Bridge, nc.MTU); err != nil {
 			return driver.NIC{}, err
@@ -445,6 +455,11 @@ func (m *Manager) Reattach(ctx context.Context, in Instance, devs map[string]map
 				errs = append(errs, fmt.Errorf("device %s: mac filter: %w", name, err))
 			}
 		}
+		if err == nil {
+			if err := m.setEgress(ctx, in, name, nc); err != nil {
+				errs = append(errs, fmt.Errorf("device %s: egress: %w", name, err))
+			}
+		}
 	}
 	m.mu.Lock()
 	m.runs[in.RuntimeID] = r
@@ -506,7 +521,7 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 		}
 	}
 	for _, name := range sortedNames(nics) {
-		errs = append(errs, m.clearMACFilter(ctx, in, name))
+		errs = append(errs, m.clearMACFilter(ctx, in, name), m.clearEgress(ctx, in, name))
 	}
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hangar-dev/hangar/internal/autostandby"
+	"github.com/hangar-dev/hangar/internal/egress"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 )
@@ -47,6 +48,9 @@ var configKeys = map[string]func(string) error{
 	autostandby.KeyIdleTimeout: autostandby.Validators[autostandby.KeyIdleTimeout],
 	autostandby.KeyIgnorePorts: autostandby.Validators[autostandby.KeyIgnorePorts],
 	autostandby.KeyIgnoreCIDRs: autostandby.Validators[autostandby.KeyIgnoreCIDRs],
+	// Egress (credentials.go); credentials.* keys are checked below.
+	keyEgressEnabled: validateBool,
+	keyEgressMode:    validateEgressMode,
 }
 
 // Key prefixes and who may write them.
@@ -119,6 +123,9 @@ func validateKey(k, v string) error {
 			return errdefs.Invalid("config key %q: the variable is longer than the kernel's %d bytes", k, maxArgStrLen-1)
 		}
 		return nil
+	case strings.HasPrefix(k, prefixCredentials):
+		_, err := egress.ParseCredential(strings.TrimPrefix(k, prefixCredentials), v)
+		return err
 	case strings.HasPrefix(k, prefixUser):
 		if len(k) == len(prefixUser) {
 			return errdefs.Invalid("config key %q: empty user key", k)

@@ -50,12 +50,6 @@ func (s *Service) StreamLog(ctx context.Context, name string, source LogSource, 
 	return errPending
 }
 
-// UpdateCredentialValues replaces the real values of credentials whose
-// source.env is a key of env.
-func (s *Service) UpdateCredentialValues(ctx context.Context, name string, env map[string]string) error {
-	return errPending
-}
-
 // SnapshotSchedule returns an instance's snapshot schedule.
 func (s *Service) SnapshotSchedule(ctx context.Context, name string) (SnapshotSchedule, error) {
 	return SnapshotSchedule{}, errPending

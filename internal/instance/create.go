@@ -27,6 +27,7 @@ type Creation struct {
 	pull *image.ResolvedImage
 	// copyOf is a copy's source, nil for other creates.
 	copyOf   *copySource
+	secrets  map[string]string // credential values (credentials.go)
 	progress func(image.Progress)
 	start    bool
 	done     bool
@@ -109,6 +110,15 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	}
 
 	config := cloneMap(req.Config)
+	var secrets map[string]string
+	if src == nil {
+		var err error
+		if secrets, err = prepareCredentials(config, req.Secrets); err != nil {
+			return nil, err
+		}
+	} else if len(req.Secrets) > 0 {
+		return nil, errdefs.Invalid("env: a copy takes its source's credential values")
+	}
 	var fp string
 	var pull *image.ResolvedImage
 	switch req.Source.Type {
@@ -213,13 +223,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)
 	return &Creation{
-		s:      s,
-		quota:  quota,
-		rec:    rec,
-		image:  fp,
-		pull:   pull,
-		copyOf: src,
-		start:  req.Start,
+		s:       s,
+		quota:   quota,
+		rec:     rec,
+		image:   fp,
+		pull:    pull,
+		copyOf:  src,
+		start:   req.Start,
+		secrets: secrets,
 	}, nil
 }
 
@@ -385,10 +396,10 @@ func (c *Creation) Run(ctx context.Context) error {
 	c.quota.endLocked() // counted as an instance from here on
 	s.mu.Unlock()
 	unlockProfiles()
-	var err error
-	if c.copyOf != nil {
+	err := s.storeSecrets(ctx, rec, c.secrets, c.copyOf)
+	if err == nil && c.copyOf != nil {
 		err = s.copyRoot(ctx, rec, c.copyOf)
-	} else {
+	} else if err == nil {
 		err = s.createRoot(ctx, rec)
 	}
 	if err == nil && c.copyOf != nil {

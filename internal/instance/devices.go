@@ -41,8 +41,12 @@ type networkForgetter interface{ ForgetNetwork(id string) }
 
 // deviceInstance is what the device layer knows of an instance.
 func (s *Service) deviceInstance(rec store.Instance, cfg map[string]string) device.Instance {
-	return device.Instance{ID: rec.ID, RuntimeID: runtimeID(rec.ID), Name: rec.Name,
+	di := device.Instance{ID: rec.ID, RuntimeID: runtimeID(rec.ID), Name: rec.Name,
 		VM: Type(rec.Type) == TypeVM, Config: cfg, IDMap: s.idmapOf(Type(rec.Type), cfg)}
+	if on, mode := EgressOf(cfg); on {
+		di.Egress = mode
+	}
+	return di
 }
 
 // expanded returns a record's expanded config and devices.

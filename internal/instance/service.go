@@ -39,6 +39,8 @@ type DB interface {
 	GetInstanceBackup(ctx context.Context, instanceID int64, name string) (store.InstanceBackup, error)
 	UpdateInstanceBackup(ctx context.Context, b store.InstanceBackup) error
 	DeleteInstanceBackup(ctx context.Context, id int64) error
+	SetInstanceSecrets(ctx context.Context, instanceID int64, values map[string]string) error
+	InstanceSecrets(ctx context.Context, instanceID int64) (map[string]string, error)
 }
 
 // Images is what the service needs of the image store.

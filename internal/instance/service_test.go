@@ -25,6 +25,7 @@ type fakeDB struct {
 	profiles  map[string]store.Profile
 	snaps     map[int64]store.InstanceSnapshot
 	backups   map[int64]store.InstanceBackup // backup_test.go
+	secrets   map[int64]map[string]string    // credentials_test.go
 	failNext  error
 	// onUpdate runs (under mu) after each instance update.
 	onUpdate func()
@@ -97,7 +98,39 @@ func (d *fakeDB) DeleteInstance(_ context.Context, id int64) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.instances, id)
+	delete(d.secrets, id) // ON DELETE CASCADE
 	return nil
+}
+
+func (d *fakeDB) SetInstanceSecrets(_ context.Context, id int64, values map[string]string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(values) == 0 {
+		return nil
+	}
+	if _, ok := d.instances[id]; !ok {
+		return errdefs.NotFound("instance %d not found", id)
+	}
+	if d.secrets == nil {
+		d.secrets = map[int64]map[string]string{}
+	}
+	if d.secrets[id] == nil {
+		d.secrets[id] = map[string]string{}
+	}
+	for k, v := range values {
+		d.secrets[id][k] = v
+	}
+	return nil
+}
+
+func (d *fakeDB) InstanceSecrets(_ context.Context, id int64) (map[string]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range d.secrets[id] {
+		out[k] = v
+	}
+	return out, nil
 }
 
 func (d *fakeDB) ListInstances(context.Context) ([]store.Instance, error) {

@@ -185,6 +185,10 @@ type CreateRequest struct {
 	// refused, as presets are not supported.
 	Preset string
 	Source Source
+	// Secrets are the real values of the credentials in Config
+	// (credentials.NAME), by their source.env. They are stored apart
+	// from the config and never returned (credentials.go).
+	Secrets map[string]string
 }
 
 // Profile is a named set of config and devices that instances layer under

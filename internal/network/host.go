@@ -32,6 +32,7 @@ type FirewallState struct {
 	Bridges    []BridgeRules
 	Forwards   []ForwardRule
 	MACFilters []MACFilter
+	Egress     []EgressRule
 }
 
 // MACFilter is security.mac_filtering on one NIC: what enters its bridge

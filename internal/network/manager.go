@@ -77,8 +77,9 @@ type Manager struct {
 	mu      sync.Mutex
 	dns     map[string]DNSServer // by network name, running servers
 	proxies map[string][]ForwardRule
-	filters map[string]MACFilter // by owner
-	held    bool                 // Config.HoldFirewall until Recovered
+	filters map[string]MACFilter  // by owner
+	egress  map[string]EgressRule // by owner (egress.go)
+	held    bool                  // Config.HoldFirewall until Recovered
 }
 
 // New makes a Manager; Start brings the host in line with the records.
@@ -882,7 +883,8 @@ func (m *Manager) applyFirewallLocked(ctx context.Context) error {
 	for _, o := range slices.Sorted(maps.Keys(m.filters)) {
 		st.MACFilters = append(st.MACFilters, m.filters[o])
 	}
-	if len(st.Bridges) == 0 && len(st.Forwards) == 0 && len(st.MACFilters) == 0 {
+	st.Egress = m.egressRulesLocked()
+	if len(st.Bridges) == 0 && len(st.Forwards) == 0 && len(st.MACFilters) == 0 && len(st.Egress) == 0 {
 		return m.cfg.Firewall.Remove()
 	}
 	if err := m.cfg.Firewall.Apply(st); err != nil {

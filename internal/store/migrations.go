@@ -369,6 +369,25 @@ CREATE TABLE api_tokens (
 	expires_at  TEXT NOT NULL DEFAULT ''
 ) STRICT;
 `,
+
+	// 13: MERGE PLACEHOLDER, a no-op standing in for the edge helper's
+	// migration 13 (instances.uid) on the egress branch: the lead keeps
+	// that one here and drops this entry when merging.
+	`SELECT 1;`,
+
+	// 14: the real values of an instance's credentials (seed 002's
+	// credentials.*.source.env), keyed by the env key the request sent
+	// them under. They are never in the instance's config, so no API
+	// that shows config can show them; only the egress proxy reads them.
+	// Deleting the instance deletes them.
+	`
+CREATE TABLE instance_secrets (
+	instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+	key         TEXT    NOT NULL CHECK (key <> ''),
+	value       TEXT    NOT NULL,
+	PRIMARY KEY (instance_id, key)
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

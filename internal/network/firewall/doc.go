@@ -64,6 +64,32 @@
 // are filtered; frames from other ports match nothing and go on. Each
 // rule's comment is the filter's Comment (its owner).
 //
+// # Egress: the egress proxy's redirects
+//
+// An Egress entry (an instance NIC with egress on: seed 002's credentials)
+// adds, in the inet table and ahead of every other rule of its chain:
+//
+//	prerouting  iifname BRIDGE ip[6] saddr SRC tcp dport 80|443
+//	            redirect to :PROXYPORT   (the bridge's own address)
+//	forward     mode all: iifname BRIDGE saddr SRC tcp ct state new
+//	            reject with tcp reset (every routed TCP connection)
+//	            mode http_https_only: the same for dport 80 and 443 only
+//	input       mode all: the same to the host itself, except DNS (53) and
+//	            what the redirect made (ct status dnat)
+//	input       once per proxy port: tcp dport PROXYPORT without ct status
+//	            dnat: drop (the proxy listens on every address; only a
+//	            redirect may reach it)
+//
+// Our reading of the seed's modes: "all" rejects direct, non-mediated
+// TCP egress, so everything but the mediated 80/443 (and DNS to the
+// host) is refused; "http_https_only" rejects direct egress only on 80
+// and 443, which the redirect already sends to the proxy, so its refusal
+// only catches connections that predate the redirect. UDP is not
+// touched in either mode. Traffic between instances on the same bridge
+// is bridged, not routed, and is not filtered here. Two entries may not
+// share a source address (ErrConflict): the proxy tells instances apart
+// by it.
+//
 // # Invariants
 //
 //   - Every change is one netlink batch: [add and delete each table, add

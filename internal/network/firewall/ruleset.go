@@ -82,7 +82,10 @@ func build(st State) []tablePlan {
 // buildInet turns a validated State into the inet table's rules, in chain
 // order.
 func buildInet(st State) []rule {
-	var pre, post, in, fwd []rule
+	// Egress first: an instance's web traffic goes to the proxy whatever
+	// forward would match, and its refusals come before the accepts.
+	pre, fwd, in := egressRules(st.Egress)
+	var post []rule
 	for _, n := range st.Networks {
 		post = append(post, masqueradeRules(n)...)
 		in = append(in, serviceRules(n)...)

@@ -17,6 +17,7 @@ type State struct {
 	Networks   []Network
 	Forwards   []Forward
 	MACFilters []MACFilter
+	Egress     []Egress
 }
 
 // MACFilter is security.mac_filtering on one instance NIC: what enters a
@@ -114,6 +115,7 @@ func (st State) validate() (State, error) {
 		Networks:   make([]Network, len(st.Networks)),
 		Forwards:   make([]Forward, len(st.Forwards)),
 		MACFilters: make([]MACFilter, len(st.MACFilters)),
+		Egress:     make([]Egress, len(st.Egress)),
 	}
 	bridges := make(map[string]bool, len(st.Networks))
 	for i, n := range st.Networks {
@@ -196,6 +198,22 @@ func (st State) validate() (State, error) {
 		}
 		mf.MAC = bytes.Clone(mf.MAC)
 		out.MACFilters[i] = mf
+	}
+	sources := map[netip.Addr]int{}
+	for i, e := range st.Egress {
+		what := fmt.Sprintf("egress %d (%q)", i, e.Comment)
+		e, err := e.normalise()
+		if err != nil {
+			return State{}, fmt.Errorf("%s: %w", what, err)
+		}
+		for _, a := range e.Sources {
+			if j, dup := sources[a]; dup && j != i {
+				// The proxy tells instances apart by source address.
+				return State{}, errdefs.Conflict("%s: source %s is already egress %d's (%q)", what, a, j, st.Egress[j].Comment)
+			}
+			sources[a] = i
+		}
+		out.Egress[i] = e
 	}
 	return out, nil
 }
