@@ -127,6 +127,13 @@ func (a *agent) boot() error {
 	if err := mountShares(a.cfg.Mounts); err != nil {
 		return err
 	}
+	// Before the workload or the image's init: its first TLS connection
+	// through the egress proxy must already verify. A root that cannot
+	// be written still boots; the workload's TLS to a credential's host
+	// then fails verification, which names the problem.
+	if err := trustEgressCA("/", []byte(a.cfg.EgressCA)); err != nil {
+		logf("trust the egress CA: %v", err)
+	}
 	if a.cfg.Hostname != "" {
 		_ = unix.Sethostname([]byte(a.cfg.Hostname))
 	}

@@ -204,6 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Authorizer:   authz,
 		Quota:        projects,
 		Projects:     projectReader{projects},
+		EgressCA:     nw.egress.ca.CertPEM(),
 	})
 	if err := svc.Load(ctx); err != nil {
 		return err

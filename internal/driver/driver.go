@@ -103,6 +103,14 @@ type Spec struct {
 	// addresses (the saved device state has the other instance's MACs),
 	// and its random number generator is reseeded.
 	Forked bool
+	// EgressCA is the egress proxy's CA certificate (PEM) when the
+	// instance's traffic goes through the proxy (egress.enabled or a
+	// credential), else nil. Before PID 1 runs, the driver makes the
+	// guest trust it (GuestCAFile, GuestCABundle, TrustCA): a container's
+	// root from the host, a VM's through its agent. Without it an earlier
+	// start's block is removed. A VM booted by firmware has no agent of
+	// ours and is left alone. It is a certificate only; no key.
+	EgressCA []byte
 }
 
 // NIC is one network interface of an instance.

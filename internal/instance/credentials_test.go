@@ -172,3 +172,69 @@ func TestEgressOf(t *testing.T) {
 		}
 	}
 }
+
+// TestStartTrustsEgressCA: the driver is handed the proxy's CA exactly
+// when the instance's traffic goes through the proxy, and a later start
+// follows a config change both ways.
+func TestStartTrustsEgressCA(t *testing.T) {
+	const ca = "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n"
+	tests := []struct {
+		name    string
+		cfg     map[string]string
+		secrets map[string]string
+		daemon  string // the daemon's CA; "" = no proxy
+		want    bool
+	}{
+		{"no egress", nil, nil, ca, false},
+		{"egress.enabled", map[string]string{"egress.enabled": "true"}, nil, ca, true},
+		{"egress.enabled false", map[string]string{"egress.enabled": "false", "egress.mode": "all"}, nil, ca, false},
+		{"a credential", map[string]string{"credentials.API_KEY": testCred}, map[string]string{"REAL_KEY": "real-secret"}, ca, true},
+		{"a credential, egress.enabled false", map[string]string{"credentials.API_KEY": testCred, "egress.enabled": "false"},
+			map[string]string{"REAL_KEY": "real-secret"}, ca, true},
+		{"egress but no proxy", map[string]string{"egress.enabled": "true"}, nil, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, drv, _, _ := newTestService(t)
+			s.cfg.EgressCA = []byte(tc.daemon)
+			if tc.daemon == "" {
+				s.cfg.EgressCA = nil
+			}
+			if err := launch(t, s, credReq("c1", tc.cfg, tc.secrets)); err != nil {
+				t.Fatal(err)
+			}
+			got := drv.lastSpec().EgressCA
+			if tc.want && string(got) != ca || !tc.want && got != nil {
+				t.Fatalf("Spec.EgressCA = %q, want it: %v", got, tc.want)
+			}
+			if strings.Contains(string(got), "PRIVATE KEY") {
+				t.Fatal("a key went into the spec")
+			}
+		})
+	}
+
+	// A restart reads the config as it is then.
+	s, drv, _, _ := newTestService(t)
+	s.cfg.EgressCA = []byte(ca)
+	ctx := context.Background()
+	if err := launch(t, s, credReq("c2", map[string]string{"egress.enabled": "true"}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		enabled string
+		want    bool
+	}{{"false", false}, {"true", true}} {
+		if err := s.Stop(ctx, "c2", StopOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Patch(ctx, "c2", Patch{Config: map[string]string{"egress.enabled": step.enabled}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(ctx, "c2"); err != nil {
+			t.Fatal(err)
+		}
+		if got := drv.lastSpec().EgressCA; (got != nil) != step.want {
+			t.Fatalf("egress.enabled=%s: Spec.EgressCA = %q", step.enabled, got)
+		}
+	}
+}

@@ -119,6 +119,10 @@ type Config struct {
 	LegacyRoot func(runtimeID string, vm bool) storage.LegacyRoot
 	// Authorizer checks every entry point (authz.go); nil allows all.
 	Authorizer Authorizer
+	// EgressCA is the egress proxy's CA certificate (PEM, never its
+	// key): an instance with egress is started trusting it
+	// (driver.Spec.EgressCA). nil: no proxy, nothing to trust.
+	EgressCA []byte
 }
 
 // Service owns instances: their records, their status and the locks that

@@ -218,6 +218,12 @@ func (s *Service) buildSpec(ctx context.Context, rec store.Instance) (driver.Spe
 		return driver.Spec{}, err
 	}
 	spec.Limits = limits
+	// The guest trusts the proxy's CA only while its traffic goes
+	// through the proxy: that is when a host may answer with one of its
+	// leaves.
+	if on, _ := EgressOf(cfg); on && len(s.cfg.EgressCA) > 0 {
+		spec.EgressCA = append([]byte(nil), s.cfg.EgressCA...)
+	}
 	return spec, nil
 }
 

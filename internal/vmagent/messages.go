@@ -37,6 +37,11 @@ type Config struct {
 	// still reaps orphans, applies plugged NICs and disks, and powers
 	// the machine off at a stop.
 	SkipAgent bool `json:"skip_agent,omitempty"`
+	// EgressCA is the egress proxy's CA certificate (PEM), which the
+	// agent adds to the guest's trusted roots before the workload starts
+	// (driver.GuestCAFile, driver.GuestCABundle); empty removes what an
+	// earlier boot added.
+	EgressCA string `json:"egress_ca,omitempty"`
 }
 
 // Disk is a block device the daemon gave the VM. It is also the request

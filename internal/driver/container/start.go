@@ -121,6 +121,21 @@ func (s *starter) start(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	s.mounted = true
+	// Before PID 1 exists: its first TLS connection through the egress
+	// proxy must already verify. A read-only root is left as it is.
+	if s.root.ReadOnly {
+		if len(s.spec.EgressCA) > 0 {
+			d.log.Warn("read-only root: the egress CA is not added to its trusted roots", "id", s.id)
+		}
+	} else {
+		var owner uint32
+		if s.spec.IDMap != nil {
+			owner = s.spec.IDMap.HostID
+		}
+		if err := trustEgressCA(rootfs, s.spec.EgressCA, owner); err != nil {
+			return 0, fmt.Errorf("trust the egress CA: %w", err)
+		}
+	}
 
 	if resolv := resolvConf(s.spec.NICs); resolv != "" {
 		if err := os.WriteFile(filepath.Join(s.dir, resolvConfFile), []byte(resolv), 0o644); err != nil {

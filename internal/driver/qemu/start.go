@@ -155,7 +155,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 			Hostname: spec.Hostname, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
 			UID: spec.UID, GID: spec.GID, RootFSType: "ext4", Modules: mods,
 			NICs: agentNICs(spec.NICs), Mounts: agentMounts(spec.Mounts),
-			SkipAgent: spec.SkipAgent,
+			SkipAgent: spec.SkipAgent, EgressCA: string(spec.EgressCA),
 		}
 		for _, p := range layout.Disks {
 			if p.Name == root.Name {
