@@ -185,6 +185,9 @@ type daemon struct {
 	cmd    *exec.Cmd
 	log    *os.File
 	exited chan struct{}
+	// env is added to hangard's environment (SSL_CERT_FILE: the roots
+	// its egress proxy verifies a test's upstream with).
+	env []string
 	// extraFiles are inherited by hangard as descriptors 3, 4, ...
 	extraFiles []*os.File
 	// netns is the network namespace (a bind-mounted file) hangard runs
@@ -220,6 +223,13 @@ func startDaemon(t *testing.T, dir string) *daemon {
 // netns (which the test set up).
 func startDaemonIn(t *testing.T, netns string) *daemon {
 	t.Helper()
+	return startDaemonInEnv(t, netns)
+}
+
+// startDaemonInEnv is startDaemonIn with env ("KEY=VALUE") added to
+// hangard's environment.
+func startDaemonInEnv(t *testing.T, netns string, env ...string) *daemon {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "hangard-")
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +239,7 @@ func startDaemonIn(t *testing.T, netns string) *daemon {
 			t.Errorf("remove data dir: %v", err)
 		}
 	})
-	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket"), netns: netns}
+	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket"), netns: netns, env: env}
 	d.start()
 	return d
 }
@@ -299,6 +309,10 @@ func (d *daemon) start() {
 		"--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.ExtraFiles = d.extraFiles
+
+	if len(d.env) > 0 {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	// Its own process group, so a test's kill reaches only the daemon.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
