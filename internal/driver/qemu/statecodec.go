@@ -30,24 +30,40 @@ var (
 	magicLZ4  = []byte{0x04, 0x22, 0x4d, 0x18}
 )
 
-// pipeSize is the pipe buffer asked for (the kernel default is 64 KiB):
-// a bigger one lets QEMU and the compressor run without a switch per
-// 64 KiB.
-const pipeSize = 1 << 20
+// sockBuf is the socket buffer asked for each way.
+const sockBuf = 4 << 20
 
-// codecBuf is the copy buffer between pipe and (de)compressor.
+// codecBuf is the copy buffer between the socket and the (de)compressor.
 const codecBuf = 1 << 20
 
-// newPipe is os.Pipe with a bigger buffer.
+// newPipe is a one-way byte stream between QEMU and the daemon: a unix
+// socket pair, not a pipe. QEMU takes an fd: migration on a socket as
+// its socket channel, its usual migration path; on a pipe, its file
+// channel moved the stream at a few MB/s here (14-30 s for a 512 MiB
+// VM's standby under TCG, against 0.2 s into a file).
 func newPipe() (r, w *os.File, err error) {
-	r, w, err = os.Pipe()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Best effort: an unprivileged process is bounded by
-	// /proc/sys/fs/pipe-max-size, and the default works, only slower.
-	_, _ = unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, pipeSize)
-	return r, w, nil
+	for _, fd := range fds {
+		// Best effort: the defaults work, only slower.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sockBuf)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sockBuf)
+	}
+	// Non-blocking, so that Go's poller serves the daemon's end and a
+	// Close stops a read or write in progress; QEMU sets its own end's
+	// mode.
+	for _, fd := range fds {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fds[0])
+			unix.Close(fds[1])
+			return nil, nil, err
+		}
+	}
+	_ = unix.Shutdown(fds[0], unix.SHUT_WR)
+	_ = unix.Shutdown(fds[1], unix.SHUT_RD)
+	return os.NewFile(uintptr(fds[0]), "state-r"), os.NewFile(uintptr(fds[1]), "state-w"), nil
 }
 
 // compressor wraps w in c's encoder.
