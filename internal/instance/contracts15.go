@@ -2,7 +2,6 @@ package instance
 
 import (
 	"context"
-	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -22,20 +21,6 @@ const (
 	LogHangar LogSource = "hangar" // one line per action the daemon took
 )
 
-// SnapshotSchedule is an instance's periodic snapshots and their
-// retention.
-type SnapshotSchedule struct {
-	Interval             time.Duration
-	MaxCount             int
-	MaxAge               time.Duration
-	NamePrefix           string
-	Metadata             map[string]string
-	CreatedAt, UpdatedAt time.Time
-	NextRunAt, LastRunAt time.Time
-	LastError            string
-	LastSnapshot         string
-}
-
 var errPending = errdefs.NotImplemented("not built yet (issue 15 in progress)")
 
 // ResolveID returns the name of the instance whose id is idOrName, else
@@ -50,17 +35,3 @@ func (s *Service) StreamLog(ctx context.Context, name string, source LogSource, 
 	return errPending
 }
 
-// SnapshotSchedule returns an instance's snapshot schedule.
-func (s *Service) SnapshotSchedule(ctx context.Context, name string) (SnapshotSchedule, error) {
-	return SnapshotSchedule{}, errPending
-}
-
-// SetSnapshotSchedule creates or replaces an instance's snapshot schedule.
-func (s *Service) SetSnapshotSchedule(ctx context.Context, name string, sch SnapshotSchedule) (SnapshotSchedule, error) {
-	return SnapshotSchedule{}, errPending
-}
-
-// DeleteSnapshotSchedule removes an instance's snapshot schedule.
-func (s *Service) DeleteSnapshotSchedule(ctx context.Context, name string) error {
-	return errPending
-}
