@@ -34,4 +34,3 @@ func (s *Service) ResolveID(ctx context.Context, idOrName string) (string, error
 func (s *Service) StreamLog(ctx context.Context, name string, source LogSource, tail int, follow bool, emit func(lines [][]byte) error) error {
 	return errPending
 }
-
