@@ -57,12 +57,6 @@ type SnapshotSchedule struct {
 
 var errPending = errdefs.NotImplemented("not built yet (issue 15 in progress)")
 
-// ResolveID returns the name of the instance whose id is idOrName, else
-// whose name it is, else whose id starts with it (when unique).
-func (s *Service) ResolveID(ctx context.Context, idOrName string) (string, error) {
-	return "", errPending
-}
-
 // VMStats reads a running VM's resource use.
 func (s *Service) VMStats(ctx context.Context, name string) (VMStats, error) {
 	return VMStats{}, errPending

@@ -250,6 +250,7 @@ func (s *Service) instanceLocked(in *inst) Instance {
 	r := in.rec
 	views, _ := s.profileViewsLocked(profileRefs(r)) // profiles in use cannot be deleted
 	return Instance{
+		ID:              r.UID,
 		Project:         r.Project,
 		Name:            r.Name,
 		Type:            Type(r.Type),
