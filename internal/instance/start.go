@@ -90,6 +90,7 @@ func (s *Service) startWith(ctx context.Context, in *inst, opts startOptions) er
 			r.Config[k] = v
 		}
 		r.LastUsedAt = nowUTC()
+		r.Stateful = false // a saved state is consumed by the start
 	})
 	if err != nil {
 		// The container runs; only the bookkeeping failed. Say so loudly

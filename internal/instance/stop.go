@@ -102,8 +102,13 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 		return fmt.Errorf("stop %s: %w", rec.Name, err)
 	}
 	s.stopDevices(ctx, rec)
-	// A stop we asked for has no exit code of interest.
-	if err := s.updateRecord(ctx, in, func(r *store.Instance) { delete(r.Config, keyLastExitCode) }); err != nil {
+	// A stop we asked for has no exit code of interest. Stateful is
+	// LXD's "has saved state": set by a standby, cleared by the start
+	// that restores from it.
+	if err := s.updateRecord(ctx, in, func(r *store.Instance) {
+		delete(r.Config, keyLastExitCode)
+		r.Stateful = opts.Stateful
+	}); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)
 	}
 	s.cfg.Events.Lifecycle(ctx, "instance-stopped", instanceEntity(rec.Project, rec.Name), nil)

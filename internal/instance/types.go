@@ -185,6 +185,11 @@ type CreateRequest struct {
 	// refused, as presets are not supported.
 	Preset string
 	Source Source
+	// Secrets are the real values of the instance's credentials
+	// (credentials.NAME keys), by their source.env name. They are never
+	// written to the instance's config nor returned by any API: the
+	// egress path keeps them in a store table of their own.
+	Secrets map[string]string
 }
 
 // Profile is a named set of config and devices that instances layer under
