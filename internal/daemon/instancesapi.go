@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/storage"
+)
+
+// InstancesAPIPrefix is where the unix socket serves the instances API
+// (seed 002): base URL http://unix/instances-api/.
+const InstancesAPIPrefix = "/instances-api/"
+
+// customVolumes finds a custom volume's pool for the instances API.
+type customVolumes struct{ m *storage.Manager }
+
+func (c customVolumes) PoolOfCustomVolume(ctx context.Context, name string) (string, error) {
+	pools, err := c.m.Pools(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range pools {
+		if _, err := c.m.Volume(ctx, p.Name, "custom", name); err == nil {
+			return p.Name, nil
+		} else if !errors.Is(err, errdefs.ErrNotFound) {
+			return "", err
+		}
+	}
+	return "", errdefs.NotFound("custom volume %q not found", name)
+}
+
+// withInstancesAPI routes the socket's /instances-api/ to the instances
+// API and everything else to the LXD API.
+func withInstancesAPI(lxdHandler, api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(InstancesAPIPrefix, http.StripPrefix(strings.TrimSuffix(InstancesAPIPrefix, "/"), api))
+	mux.Handle("/", lxdHandler)
+	return mux
+}
+
+// serveInstancesAPI serves the instances API on its own plain-HTTP TCP
+// listener (--instances-api): bearer tokens are its authentication.
+func serveInstancesAPI(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (func(context.Context), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--instances-api %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("instances api listener", "err", err)
+		}
+	}()
+	log.Info("instances api listening", "address", ln.Addr().String())
+	return func(c context.Context) { _ = srv.Shutdown(c) }, nil
+}
