@@ -25,12 +25,12 @@ func TestValid(t *testing.T) {
 		{"a12345678901234567890123", true},
 		{"z00000000000000000000000", true},
 		{"", false},
-		{"1bcdefghijklmnopqrstuvwx", false},            // first a digit
-		{"Abcdefghijklmnopqrstuvwx", false},            // upper case
-		{"abcdefghijklmnopqrstuvw", false},             // 23
-		{"abcdefghijklmnopqrstuvwxy", false},           // 25
-		{"abcdefghijklmnopqrstuv-x", false},            // dash
-		{"abcdefghijklmnopqrstuv\x00x", false},         // NUL
+		{"1bcdefghijklmnopqrstuvwx", false},           // first a digit
+		{"Abcdefghijklmnopqrstuvwx", false},           // upper case
+		{"abcdefghijklmnopqrstuvw", false},            // 23
+		{"abcdefghijklmnopqrstuvwxy", false},          // 25
+		{"abcdefghijklmnopqrstuv-x", false},           // dash
+		{"abcdefghijklmnopqrstuv\x00x", false},        // NUL
 		{"abcdefghijklmnopqrstuvw\u00e9"[:24], false}, // non-ASCII
 	} {
 		if got := Valid(tc.in); got != tc.want {

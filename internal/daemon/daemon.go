@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/driver"
@@ -27,7 +28,6 @@ import (
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
-	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
 	"github.com/hangar-dev/hangar/internal/metrics"
 	"github.com/hangar-dev/hangar/internal/network"
 	"github.com/hangar-dev/hangar/internal/operation"

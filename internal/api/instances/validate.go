@@ -305,4 +305,3 @@ func parseTargetState(field string, v wire.State) (wire.State, error) {
 	}
 	return "", fieldErr(field, "%q: want Stopped, Standby or Running", v)
 }
-
