@@ -22,6 +22,7 @@ import (
 	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/driver/container"
 	"github.com/hangar-dev/hangar/internal/edge"
@@ -247,6 +248,16 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("firewall", "err", err)
 	}
 
+	// Auto-standby (internal/autostandby): idle VMs with a policy go to
+	// standby, a connection to one in standby restores it. The edges ask
+	// it for status and holds.
+	standby := autostandby.New(autostandby.Config{
+		Core: &standbyCore{svc: svc, networks: nw.networks, projects: projects, emit: emit,
+			log: log.With("component", "autostandby"), wakeRules: map[string]bool{}},
+		Conntrack: autostandby.NetlinkConntrack{},
+		Log:       log.With("component", "autostandby"),
+	})
+
 	imageUsers := func(fp string) []string { return instance.RefNames(svc.ImageUsers(ctx, fp)) }
 	go sweepImageCache(ctx, images, conf, imageUsers, log.With("component", "image"))
 
@@ -314,6 +325,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer close(schedules)
 		runSnapshotSchedules(ctx, svc, pools, log.With("component", "snapshots"))
 	}()
+	standbyDone := make(chan struct{})
+	go func() {
+		defer close(standbyDone)
+		standby.Run(ctx)
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -327,6 +343,7 @@ func Run(ctx context.Context, cfg Config) error {
 	https.Shutdown(shutdownCtx)
 	_ = svc.Wait(context.Background()) // background work ends with the daemon's ctx
 	<-schedules
+	<-standbyDone // before StopAll: no standby or restore races the stops
 	if cfg.StopInstances {
 		svc.StopAll(context.Background())
 	}

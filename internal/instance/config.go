@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/snapshotpolicy"
 )
@@ -39,6 +40,11 @@ var configKeys = map[string]func(string) error{
 	keyOCICwd:        validateAbsPath,
 	keyOCIUID:        validateUint32,
 	keyOCIGID:        validateUint32,
+	// Auto-standby policy (internal/autostandby runs it).
+	autostandby.KeyEnabled:     autostandby.Validators[autostandby.KeyEnabled],
+	autostandby.KeyIdleTimeout: autostandby.Validators[autostandby.KeyIdleTimeout],
+	autostandby.KeyIgnorePorts: autostandby.Validators[autostandby.KeyIgnorePorts],
+	autostandby.KeyIgnoreCIDRs: autostandby.Validators[autostandby.KeyIgnoreCIDRs],
 }
 
 // Key prefixes and who may write them.

@@ -77,6 +77,22 @@ func TestValidateKey(t *testing.T) {
 		{"user.", "x", false},
 		{"limits.cpus", "2", false}, // typo: unknown key
 		{"raw.lxc", "x", false},
+		{"autostandby.enabled", "true", true},
+		{"autostandby.enabled", "maybe", false},
+		{"autostandby.idle_timeout", "30s", true},
+		{"autostandby.idle_timeout", "1h30m", true},
+		{"autostandby.idle_timeout", "500ms", false}, // below the 1s minimum
+		{"autostandby.idle_timeout", "0s", false},
+		{"autostandby.idle_timeout", "-5s", false},
+		{"autostandby.idle_timeout", "5", false}, // no unit
+		{"autostandby.ignore_destination_ports", "22, 9100", true},
+		{"autostandby.ignore_destination_ports", "0", false},
+		{"autostandby.ignore_destination_ports", "65536", false},
+		{"autostandby.ignore_destination_ports", "22,,80", false},
+		{"autostandby.ignore_source_cidrs", "10.0.0.0/8,fd00::/8", true},
+		{"autostandby.ignore_source_cidrs", "10.0.0.1", false}, // no prefix length
+		{"autostandby.ignore_source_cidrs", "10.0.0.0/33", false},
+		{"autostandby.idle_time", "30s", false}, // typo: unknown key
 	}
 	for _, tt := range tests {
 		err := validateKey(tt.key, tt.value)

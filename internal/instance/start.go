@@ -86,11 +86,11 @@ func (s *Service) startWith(ctx context.Context, in *inst, opts startOptions) er
 		}
 		r.Config[keyLastPower] = powerRunning
 		delete(r.Config, keyLastExitCode)
+		r.Stateful = false // a saved state is consumed by the start
 		for k, v := range volatile {
 			r.Config[k] = v
 		}
 		r.LastUsedAt = nowUTC()
-		r.Stateful = false // a saved state is consumed by the start
 	})
 	if err != nil {
 		// The container runs; only the bookkeeping failed. Say so loudly

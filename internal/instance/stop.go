@@ -102,9 +102,8 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 		return fmt.Errorf("stop %s: %w", rec.Name, err)
 	}
 	s.stopDevices(ctx, rec)
-	// A stop we asked for has no exit code of interest. Stateful is
-	// LXD's "has saved state": set by a standby, cleared by the start
-	// that restores from it.
+	// A stop we asked for has no exit code of interest. Stateful is LXD's
+	// "has saved state on disk": the next start restores it.
 	if err := s.updateRecord(ctx, in, func(r *store.Instance) {
 		delete(r.Config, keyLastExitCode)
 		r.Stateful = opts.Stateful
