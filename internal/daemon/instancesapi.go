@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
+	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/storage"
 )
@@ -34,6 +36,28 @@ func (c customVolumes) PoolOfCustomVolume(ctx context.Context, name string) (str
 		}
 	}
 	return "", errdefs.NotFound("custom volume %q not found", name)
+}
+
+// standbyStatus adapts the auto-standby controller to the instances API.
+type standbyStatus struct{ c *autostandby.Controller }
+
+func (a standbyStatus) Status(ctx context.Context, project, name string) (instancesapi.AutoStandbyStatus, error) {
+	st, err := a.c.Status(ctx, project, name)
+	return toAPIStandby(st), err
+}
+
+func (a standbyStatus) Hold(ctx context.Context, project, name string) (instancesapi.AutoStandbyStatus, error) {
+	st, err := a.c.Hold(ctx, project, name)
+	return toAPIStandby(st), err
+}
+
+func toAPIStandby(st autostandby.Status) instancesapi.AutoStandbyStatus {
+	return instancesapi.AutoStandbyStatus{
+		ActiveInboundConnections: st.ActiveInboundConnections, Configured: st.Configured, Eligible: st.Eligible,
+		Enabled: st.Enabled, Supported: st.Supported, Reason: string(st.Reason), Status: string(st.State),
+		TrackingMode: st.TrackingMode, CountdownRemaining: st.CountdownRemaining, IdleSince: st.IdleSince,
+		IdleTimeout: st.IdleTimeout, LastInboundActivityAt: st.LastInboundActivityAt, NextStandbyAt: st.NextStandbyAt,
+	}
 }
 
 // withInstancesAPI routes the socket's /instances-api/ to the instances

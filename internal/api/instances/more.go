@@ -35,19 +35,15 @@ func (s *Server) autoStandby(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	out := wire.AutoStandbyStatus{
-		ActiveInboundConnections: int64(st.ActiveInboundConnections), Configured: st.Configured,
+		ActiveInboundConnections: st.ActiveInboundConnections, Configured: st.Configured,
 		Eligible: st.Eligible, Enabled: st.Enabled, Reason: wire.AutoStandbyReason(st.Reason),
 		Status: wire.AutoStandbyStatusValue(st.Status), Supported: st.Supported, TrackingMode: st.TrackingMode,
-		IdleSince: timePtr(st.IdleSince), LastInboundActivityAt: timePtr(st.LastInboundActivityAt),
-		NextStandbyAt: timePtr(st.NextStandbyAt),
+		IdleSince: st.IdleSince, LastInboundActivityAt: st.LastInboundActivityAt,
+		NextStandbyAt: st.NextStandbyAt, IdleTimeout: strPtr(st.IdleTimeout),
 	}
-	if st.HasCountdown {
+	if st.CountdownRemaining != nil {
 		c := st.CountdownRemaining.String()
 		out.CountdownRemaining = &c
-	}
-	if st.IdleTimeout > 0 {
-		t := st.IdleTimeout.String()
-		out.IdleTimeout = &t
 	}
 	writeJSON(w, http.StatusOK, out)
 }

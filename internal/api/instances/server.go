@@ -61,20 +61,19 @@ func (c serviceCore) Create(ctx context.Context, req instance.CreateRequest, opt
 }
 
 // AutoStandbyStatus is the auto-standby controller's view of one
-// instance, every field of the seed's AutoStandbyStatus in Go types; a
-// zero time or duration is the seed's null.
+// instance, every field of the seed's AutoStandbyStatus in Go types; nil
+// and "" are the seed's nulls.
 type AutoStandbyStatus struct {
-	ActiveInboundConnections int
+	ActiveInboundConnections int64
 	Configured, Eligible     bool
 	Enabled, Supported       bool
 	Reason, Status           string
 	TrackingMode             string
-	CountdownRemaining       time.Duration
-	HasCountdown             bool // CountdownRemaining applies (it may be 0)
-	IdleSince                time.Time
-	IdleTimeout              time.Duration
-	LastInboundActivityAt    time.Time
-	NextStandbyAt            time.Time
+	CountdownRemaining       *time.Duration
+	IdleSince                *time.Time
+	IdleTimeout              string
+	LastInboundActivityAt    *time.Time
+	NextStandbyAt            *time.Time
 }
 
 // AutoStandby is the daemon's auto-standby controller (package
