@@ -218,3 +218,45 @@ func fileDelete(p string) error {
 	}
 	return unix.Unlink(p)
 }
+
+// statPath answers Stat: what the path is, or that it is missing (no
+// error), or why it could not be stat'ed (Err).
+func statPath(req vmagent.Stat) (vmagent.StatInfo, error) {
+	p, err := cleanPath(req.Path)
+	if err != nil {
+		return vmagent.StatInfo{}, err
+	}
+	return statInfo(p, req.FollowLinks), nil
+}
+
+func statInfo(p string, follow bool) vmagent.StatInfo {
+	stat := os.Lstat
+	if follow {
+		stat = os.Stat
+	}
+	st, err := stat(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return vmagent.StatInfo{}
+	case err != nil:
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return vmagent.StatInfo{Err: pe.Err.Error()}
+		}
+		return vmagent.StatInfo{Err: err.Error()}
+	}
+	info := vmagent.StatInfo{Exists: true, Mode: uint32(st.Mode().Perm()), Size: st.Size(), Type: "other"}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		info.Mode = uint32(sys.Mode & 0o7777)
+	}
+	switch {
+	case st.Mode().IsRegular():
+		info.Type = vmagent.TypeFile
+	case st.IsDir():
+		info.Type = vmagent.TypeDirectory
+	case st.Mode()&os.ModeSymlink != 0:
+		info.Type = vmagent.TypeSymlink
+		info.Target, _ = os.Readlink(p)
+	}
+	return info
+}

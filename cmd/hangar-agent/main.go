@@ -59,7 +59,7 @@ func main() {
 	a := &agent{reaper: newReaper()}
 	if err := a.boot(); err != nil {
 		logf("boot failed: %v", err)
-		a.powerOff(1)
+		a.powerOff(vmagent.WorkloadExit{Code: 1})
 	}
 	a.serve()
 }
@@ -80,6 +80,12 @@ type agent struct {
 	w       *vmagent.Writer
 	session atomic.Pointer[session]
 	net     netConfig
+	// oom counts the OOM kills of the workload's processes (workload.go).
+	oom oomCounter
+	// failed is the report of a workload that could not be executed:
+	// serve sends it once the daemon is told the agent is up, then the
+	// machine powers off.
+	failed *vmagent.WorkloadExit
 }
 
 func (a *agent) boot() error {
@@ -135,6 +141,11 @@ func (a *agent) boot() error {
 	go a.reaper.run()
 	pid, err := a.startWorkload()
 	if err != nil {
+		if e, ok := startFailure(a.cfg.Args[0], err); ok {
+			logf("the workload could not be executed: %s", e.Message)
+			a.failed = &e
+			return nil
+		}
 		return err
 	}
 	a.workload = pid
@@ -323,29 +334,48 @@ func (a *agent) startWorkload() (int, error) {
 			Credential: &syscall.Credential{Uid: a.cfg.UID, Gid: a.cfg.GID, NoSetGroups: a.cfg.UID == 0},
 		},
 	}
-	return a.reaper.start(bin, a.cfg.Args, attr)
+	// The guest-wide count is read first: it is the fallback's base.
+	a.oom = newOOMCounter(false)
+	cg := setUpWorkloadCgroup()
+	if cg == nil {
+		return a.reaper.start(bin, a.cfg.Args, attr)
+	}
+	defer cg.Close()
+	attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, int(cg.Fd())
+	pid, err := a.reaper.start(bin, a.cfg.Args, attr)
+	if _, execFailed := startFailure(bin, err); err != nil && !execFailed {
+		// clone3 into the cgroup failed (an old kernel): run it in the
+		// root cgroup, counted guest-wide.
+		logf("start the workload in a cgroup of its own: %v; it runs in the guest's root cgroup", err)
+		attr.Sys.UseCgroupFD = false
+		return a.reaper.start(bin, a.cfg.Args, attr)
+	}
+	if err == nil {
+		a.oom = newOOMCounter(true)
+	}
+	return pid, err
 }
 
 // watchWorkload powers the machine off when the entrypoint ends.
 func (a *agent) watchWorkload(pid int) {
-	code := a.reaper.wait(pid)
-	logf("workload exited with code %d", code)
-	a.powerOff(code)
+	e := workloadExit(a.reaper.waitStatus(pid), a.oom.killed())
+	logf("workload exited with code %d (signal %d, oom %t)", e.Code, e.Signal, e.OOM)
+	a.powerOff(e)
 }
 
 // powerOff reports the workload's end to the daemon (if one listens), ends
 // every process, and turns the machine off.
-func (a *agent) powerOff(code int) {
+func (a *agent) powerOff(e vmagent.WorkloadExit) {
 	if os.Getpid() != 1 {
 		// Beside an init system: powering off is the init's business,
 		// and killing every process is not this process's to do.
-		logf("exiting (code %d)", code)
+		logf("exiting (code %d)", e.Code)
 		os.Exit(1)
 	}
 	if s := a.session.Load(); s != nil {
 		done := make(chan struct{})
 		go func() {
-			b, _ := json.Marshal(vmagent.WorkloadExit{Code: code})
+			b, _ := json.Marshal(e)
 			_ = s.w.Write(vmagent.MsgWorkloadExit, 0, b)
 			close(done)
 		}()

@@ -15,12 +15,18 @@ import (
 // so their waiter is registered before they can exit.
 type reaper struct {
 	mu      sync.Mutex
-	waiters map[int]chan int
+	waiters map[int]chan exitStatus
 	sig     chan os.Signal
 }
 
+// exitStatus is how a child ended: its exit code, or 128+signal with the
+// signal that killed it.
+type exitStatus struct {
+	code, signal int
+}
+
 func newReaper() *reaper {
-	r := &reaper{waiters: map[int]chan int{}, sig: make(chan os.Signal, 16)}
+	r := &reaper{waiters: map[int]chan exitStatus{}, sig: make(chan os.Signal, 16)}
 	signal.Notify(r.sig, unix.SIGCHLD)
 	return r
 }
@@ -34,24 +40,27 @@ func (r *reaper) start(bin string, args []string, attr *syscall.ProcAttr) (int, 
 	if err != nil {
 		return 0, err
 	}
-	r.waiters[pid] = make(chan int, 1)
+	r.waiters[pid] = make(chan exitStatus, 1)
 	return pid, nil
 }
 
 // wait returns pid's exit code (128+signal when killed). pid must come
 // from start and be waited for once.
-func (r *reaper) wait(pid int) int {
+func (r *reaper) wait(pid int) int { return r.waitStatus(pid).code }
+
+// waitStatus is wait with the signal that killed pid, if one did.
+func (r *reaper) waitStatus(pid int) exitStatus {
 	r.mu.Lock()
 	ch := r.waiters[pid]
 	r.mu.Unlock()
 	if ch == nil {
-		return -1
+		return exitStatus{code: -1}
 	}
-	code := <-ch
+	st := <-ch
 	r.mu.Lock()
 	delete(r.waiters, pid)
 	r.mu.Unlock()
-	return code
+	return st
 }
 
 func (r *reaper) run() {
@@ -71,15 +80,15 @@ func (r *reaper) reap() {
 		if pid <= 0 || err != nil {
 			return
 		}
-		code := ws.ExitStatus()
+		st := exitStatus{code: ws.ExitStatus()}
 		if ws.Signaled() {
-			code = 128 + int(ws.Signal())
+			st = exitStatus{code: 128 + int(ws.Signal()), signal: int(ws.Signal())}
 		}
 		r.mu.Lock()
 		ch := r.waiters[pid]
 		r.mu.Unlock()
 		if ch != nil {
-			ch <- code
+			ch <- st
 		}
 	}
 }

@@ -105,16 +105,22 @@ func (a *agent) serve() {
 	dev, err := findPort()
 	if err != nil {
 		logf("%v", err)
-		a.powerOff(1)
+		a.powerOff(vmagent.WorkloadExit{Code: 1})
 	}
 	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		logf("open %s: %v", dev, err)
-		a.powerOff(1)
+		a.powerOff(vmagent.WorkloadExit{Code: 1})
 	}
 	p := port{fd}
 	a.w = vmagent.NewWriter(p)
 	a.session.Store(&session{w: a.w, chans: map[uint32]*channel{}})
+	if a.failed != nil {
+		// The daemon learns that the agent is up (no workload runs),
+		// then why the workload never ran, in this order.
+		a.sendReadyWithin(2 * time.Second)
+		a.powerOff(*a.failed)
+	}
 	a.sendReady()
 	for {
 		r := vmagent.NewReader(p)
@@ -135,6 +141,21 @@ func (a *agent) sendReady() {
 	go func() { _ = a.w.Write(vmagent.MsgReady, 0, b) }()
 }
 
+// sendReadyWithin sends Ready and waits until it is written (a write
+// blocks while no daemon is connected), at most d.
+func (a *agent) sendReadyWithin(d time.Duration) {
+	b, _ := json.Marshal(vmagent.Ready{Version: vmagent.Version, WorkloadPid: a.workload})
+	done := make(chan struct{})
+	go func() {
+		_ = a.w.Write(vmagent.MsgReady, 0, b)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
 func (s *session) reply(ch uint32, t byte, v any) {
 	b, _ := json.Marshal(v)
 	_ = s.write(t, ch, b)
@@ -149,14 +170,42 @@ func (s *session) replyErr(ch uint32, err error) {
 		e.Exists = true
 	case errors.Is(err, errInvalid):
 		e.Invalid = true
+	case errors.Is(err, errDisabled):
+		e.Disabled = true
 	}
 	s.reply(ch, vmagent.MsgError, e)
 }
 
 var errInvalid = errors.New("invalid request")
 
+// errDisabled answers what an agent with SkipAgent does not serve.
+var errDisabled = errors.New("the guest agent is disabled for this instance (skip_guest_agent)")
+
+// served says whether the agent serves requests of type t: with
+// SkipAgent, it serves no exec, file or stat request.
+func (a *agent) served(t byte) bool {
+	if !a.cfg.SkipAgent {
+		return true
+	}
+	switch t {
+	case vmagent.MsgExec, vmagent.MsgStdin, vmagent.MsgSignal, vmagent.MsgResize,
+		vmagent.MsgFileGet, vmagent.MsgFilePut, vmagent.MsgData, vmagent.MsgFileDelete, vmagent.MsgStat:
+		return false
+	}
+	return true
+}
+
 func (a *agent) handle(f vmagent.Frame) {
 	s := a.session.Load()
+	if !a.served(f.Type) {
+		switch f.Type {
+		case vmagent.MsgExec, vmagent.MsgFileGet, vmagent.MsgFilePut, vmagent.MsgFileDelete, vmagent.MsgStat:
+			// Requests are answered; the frames that follow one
+			// (stdin, data) are dropped.
+			s.replyErr(f.Channel, errDisabled)
+		}
+		return
+	}
 	switch f.Type {
 	case vmagent.MsgHello:
 		// A new daemon: what the previous one had open is orphaned,
@@ -259,6 +308,20 @@ func (a *agent) handle(f vmagent.Frame) {
 			}
 			s.reply(f.Channel, vmagent.MsgDone, struct{}{})
 		}()
+	case vmagent.MsgStat:
+		var req vmagent.Stat
+		if err := json.Unmarshal(f.Payload, &req); err != nil {
+			s.replyErr(f.Channel, fmt.Errorf("%w: %v", errInvalid, err))
+			return
+		}
+		go func() {
+			info, err := statPath(req)
+			if err != nil {
+				s.replyErr(f.Channel, err)
+				return
+			}
+			s.reply(f.Channel, vmagent.MsgStatInfo, info)
+		}()
 	case vmagent.MsgFileDelete:
 		var req vmagent.FileDelete
 		if err := json.Unmarshal(f.Payload, &req); err != nil {
@@ -305,7 +368,7 @@ func (c *channel) close() {
 func (a *agent) shutdown(req vmagent.Shutdown) {
 	pid := a.workload
 	if pid <= 0 {
-		a.powerOff(0)
+		a.powerOff(vmagent.WorkloadExit{})
 	}
 	sig := unix.Signal(req.Signal)
 	if sig == 0 {

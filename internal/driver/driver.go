@@ -93,6 +93,10 @@ type Spec struct {
 	// (the disks as they were at the save: a snapshot or clone of them
 	// taken then).
 	RestoreState string
+	// SkipAgent, for a VM booted from an image tree, tells the guest
+	// agent to run the entrypoint and report its start and end but serve
+	// no exec, file or stat request (agent.skip).
+	SkipAgent bool
 	// Forked says RestoreState was saved by another instance (a live
 	// fork, a copy of a stateful snapshot): once the guest runs it is
 	// told its new identity, Hostname and each NIC's Hwaddr and
@@ -202,7 +206,11 @@ type Limits struct {
 	CPUCount    int    // CFS quota worth this many CPUs
 	CPUSet      string // cpuset pinning, "0-1,3"
 	MemoryBytes int64
-	Processes   int64
+	// MemoryHotplug is a VM's memory headroom in bytes: the machine
+	// boots with MemoryBytes and may grow by this much while it runs
+	// (limits.memory.hotplug). 0: none.
+	MemoryHotplug int64
+	Processes     int64
 	// BlockIO throttles a container's reads and writes per host block
 	// device (the devices under its root and disk devices); a VM's disks
 	// carry their own limits (Disk.Limits).
@@ -248,6 +256,9 @@ type State struct {
 	CPUUsage    int64 // nanoseconds of CPU time
 	// Error says why a StatusError instance crashed.
 	Error string
+	// WorkloadStarted says the instance's entrypoint runs: a VM's agent
+	// reported it started; a running container's PID 1 is its entrypoint.
+	WorkloadStarted bool
 }
 
 // Exit reports that an instance's PID 1 ended.
@@ -267,6 +278,13 @@ type Exit struct {
 	// whose guest panicked, a QEMU that died): the instance's status
 	// becomes Error, and this is the reason logged.
 	Error string
+	// Signal is the signal that killed the workload (0: it exited with
+	// Code); OOM says the kernel's OOM killer sent it; NotFound says the
+	// command could not be executed at all (Code is then 127, or 126 when
+	// it is not executable). Known only.
+	Signal   int
+	OOM      bool
+	NotFound bool
 }
 
 // Driver runs instances of one type.
@@ -365,6 +383,6 @@ type ExitHandler func(Exit)
 
 // Equal says whether two sets of limits are the same.
 func (l Limits) Equal(o Limits) bool {
-	return l.CPUCount == o.CPUCount && l.CPUSet == o.CPUSet && l.MemoryBytes == o.MemoryBytes &&
+	return l.CPUCount == o.CPUCount && l.CPUSet == o.CPUSet && l.MemoryBytes == o.MemoryBytes && l.MemoryHotplug == o.MemoryHotplug &&
 		l.Processes == o.Processes && l.DiskPriority == o.DiskPriority && slices.Equal(l.BlockIO, o.BlockIO)
 }

@@ -46,6 +46,8 @@ type GuestFileError struct {
 	Message  string
 	NotFound bool
 	Exists   bool
+	// Disabled: the instance's agent serves no requests (agent.skip).
+	Disabled bool
 }
 
 func (e *GuestFileError) Error() string { return e.Message }

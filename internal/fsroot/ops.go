@@ -489,3 +489,32 @@ func writeError(p string, err error) error {
 	}
 	return fmt.Errorf("write %s: %w", p, err)
 }
+
+// Stat describes p, following a symlink in last place with follow (stat)
+// or not (lstat), without opening it; a symlink's target as stored is
+// returned too.
+func (r *Root) Stat(p string, follow bool) (Info, string, error) {
+	p, err := Clean(p)
+	if err != nil {
+		return Info{}, "", err
+	}
+	n, err := r.resolve(p, follow)
+	if err != nil {
+		return Info{}, "", err
+	}
+	defer n.close()
+	var st unix.Stat_t
+	if err := statAt(n, &st); err != nil {
+		return Info{}, "", pathError(p, err)
+	}
+	info := infoOf(&st)
+	if info.Type != TypeSymlink {
+		return info, "", nil
+	}
+	buf := make([]byte, maxPath+1)
+	k, err := unix.Readlinkat(n.dir, n.name, buf)
+	if err != nil {
+		return Info{}, "", pathError(p, err)
+	}
+	return info, string(buf[:min(k, maxPath)]), nil
+}

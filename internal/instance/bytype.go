@@ -18,6 +18,8 @@ import (
 // typeOnlyKeys are config keys that mean something for one type only.
 var typeOnlyKeys = map[string]Type{
 	"security.secureboot": TypeVM,
+	keyAgentSkip:          TypeVM,
+	keyMemoryHotplug:      TypeVM,
 	"security.privileged": TypeContainer,
 	"limits.processes":    TypeContainer,
 }
@@ -52,6 +54,9 @@ func (s *Service) validateForType(typ Type, cfg map[string]string) error {
 		if b < minVMMemory {
 			return errdefs.Invalid("limits.memory: %s is below the %d MiB a virtual machine needs", v, minVMMemory>>20)
 		}
+	}
+	if typ == TypeVM && cfg[keyMemoryHotplug] != "" {
+		return s.checkHotplug(cfg)
 	}
 	return nil
 }

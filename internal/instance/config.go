@@ -29,7 +29,9 @@ var configKeys = map[string]func(string) error{
 	"boot.host_shutdown_timeout": validateNonNegativeInt,
 	"security.privileged":        validateBool,
 	"security.protection.delete": validateBool,
-	"security.secureboot":        validateBool, // VMs only (vm.go)
+	"security.secureboot":        validateBool,    // VMs only (vm.go)
+	keyAgentSkip:                 validateBool,    // VMs only (vmfacts.go)
+	keyMemoryHotplug:             validateHotplug, // VMs only (vmfacts.go)
 	keySnapshotsSchedule:         validateSnapshotSchedule,
 	keySnapshotsScheduleStopped:  validateBool,
 	keySnapshotsPattern:          snapshotpolicy.ValidatePattern,

@@ -12,25 +12,6 @@ import (
 // real implementation and deletes it here; the file is gone when the
 // issue is resolved.
 
-// VMStats is a running VM's resource use, read from its QEMU process and
-// its TAP devices.
-type VMStats struct {
-	CPUSeconds                            float64
-	MemoryRSS, MemoryVMS, AllocatedMemory int64
-	VCPUs                                 int
-	NetRx, NetTx                          int64
-}
-
-// PathInfo is what a guest path is.
-type PathInfo struct {
-	Exists, IsDir, IsFile, IsSymlink bool
-	LinkTarget                       string
-	Mode                             uint32
-	Size                             int64
-	// Err is why the path could not be read, when it exists.
-	Err string
-}
-
 // LogSource names one of an instance's logs.
 type LogSource string
 
@@ -56,16 +37,6 @@ type SnapshotSchedule struct {
 }
 
 var errPending = errdefs.NotImplemented("not built yet (issue 15 in progress)")
-
-// VMStats reads a running VM's resource use.
-func (s *Service) VMStats(ctx context.Context, name string) (VMStats, error) {
-	return VMStats{}, errPending
-}
-
-// StatPath says what path is in a running instance.
-func (s *Service) StatPath(ctx context.Context, name, path string, followLinks bool) (PathInfo, error) {
-	return PathInfo{}, errPending
-}
 
 // StreamLog emits the last tail lines of an instance's log (tail < 0:
 // all), then, with follow, new lines until ctx ends.

@@ -103,6 +103,9 @@ func (s *Service) Exec(ctx context.Context, name string, req ExecRequest) (Proce
 	if err := execableStatus(name, status); err != nil {
 		return nil, err
 	}
+	if Type(rec.Type) == TypeVM && agentSkipped(expanded) {
+		return nil, errAgentSkipped
+	}
 	env := execEnvironment(expanded, req)
 	spec := driver.ExecSpec{
 		Args:  req.Command,

@@ -200,6 +200,7 @@ func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, s
 	st.Processes = ds.Processes
 	st.MemoryUsage, st.MemoryPeak = ds.MemoryUsage, ds.MemoryPeak
 	st.CPUUsage = ds.CPUUsage
+	st.WorkloadStarted = ds.WorkloadStarted && status == StatusRunning
 	if ds.Status == driver.StatusFrozen && status == StatusRunning {
 		st.Status = StatusFrozen
 	}
@@ -249,7 +250,7 @@ func networkState(n driver.NetInterface) NetworkState {
 func (s *Service) instanceLocked(in *inst) Instance {
 	r := in.rec
 	views, _ := s.profileViewsLocked(profileRefs(r)) // profiles in use cannot be deleted
-	return Instance{
+	out := Instance{
 		ID:              r.UID,
 		Project:         r.Project,
 		Name:            r.Name,
@@ -267,6 +268,8 @@ func (s *Service) instanceLocked(in *inst) Instance {
 		CreatedAt:       r.CreatedAt,
 		LastUsedAt:      r.LastUsedAt,
 	}
+	runFacts(&out, r.Config)
+	return out
 }
 
 // checkPrecondition runs pre against an instance whose record lock the

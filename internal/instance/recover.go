@@ -27,6 +27,12 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	defer in.op.Unlock()
 	s.mu.Lock()
 	stale := in.deleted || in.pid != e.Pid || !isActive(in.status)
+	// The exit of a run a Stop ended: the stop is recorded, the
+	// workload's end is added to it.
+	stopped := stale && !in.deleted && in.status == StatusStopped && e.Pid != 0 && in.stoppedPid == e.Pid
+	if stopped {
+		in.stoppedPid = 0
+	}
 	if !stale {
 		in.status, in.pid = StatusStopped, 0
 		if e.Error != "" {
@@ -35,6 +41,12 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	}
 	rec := cloneRecord(in.rec)
 	s.mu.Unlock()
+	if stopped && e.Known {
+		if err := s.updateRecord(ctx, in, func(r *store.Instance) { recordExit(r, e) }); err != nil {
+			s.log.Error("record exit", "instance", rec.Name, "err", err)
+		}
+		return
+	}
 	if stale {
 		return
 	}
@@ -42,14 +54,13 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	evCtx := map[string]any{}
 	if e.Known {
 		evCtx["exit_code"] = e.Code
+		evCtx["exit_message"] = exitMessage(e)
 	}
+	stoppedAt := stamp(time.Now())
 	err := s.updateRecord(ctx, in, func(r *store.Instance) {
 		r.Config[keyLastPower] = powerStopped
-		if e.Known {
-			r.Config[keyLastExitCode] = strconv.Itoa(e.Code)
-		} else {
-			delete(r.Config, keyLastExitCode)
-		}
+		r.Config[keyLastStop] = stoppedAt
+		recordExit(r, e)
 	})
 	if err != nil {
 		s.log.Error("record exit", "instance", rec.Name, "err", err)
@@ -128,7 +139,7 @@ func (s *Service) Recover(ctx context.Context) ([]Ref, error) {
 				r.Config[keyLastPower] = powerRunning
 			} else {
 				r.Config[keyLastPower] = powerStopped
-				delete(r.Config, keyLastExitCode)
+				clearExit(r)
 			}
 		})
 		if err != nil {

@@ -166,6 +166,9 @@ type inst struct {
 	status  Status
 	pid     int
 	deleted bool
+	// stoppedPid is the pid a Stop ended last: its exit, which comes
+	// after the Stop, records how the workload ended (vmfacts.go).
+	stoppedPid int
 }
 
 // New returns a Service; call Load before serving.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -69,6 +70,7 @@ func (s *Service) startWith(ctx context.Context, in *inst, opts startOptions) er
 		s.forceStatus(in, StatusStopped, 0)
 		return fmt.Errorf("start %s: %w", rec.Name, err)
 	}
+	started := time.Now()
 	s.mu.Lock()
 	in.status, in.pid = StatusRunning, pid
 	s.mu.Unlock()
@@ -85,7 +87,8 @@ func (s *Service) startWith(ctx context.Context, in *inst, opts startOptions) er
 			}
 		}
 		r.Config[keyLastPower] = powerRunning
-		delete(r.Config, keyLastExitCode)
+		clearExit(r)
+		r.Config[keyLastStart] = stamp(started)
 		r.Stateful = false // a saved state is consumed by the start
 		for k, v := range volatile {
 			r.Config[k] = v
@@ -111,6 +114,12 @@ func (s *Service) runStart(ctx context.Context, rec store.Instance, opts startOp
 		return 0, nil, err
 	}
 	spec.RestoreState, spec.Forked = opts.state, opts.forked
+	if Type(rec.Type) == TypeVM {
+		s.mu.RLock()
+		views, _ := s.profileViewsLocked(profileRefs(rec))
+		s.mu.RUnlock()
+		spec.SkipAgent = agentSkipped(expandConfig(rec.Config, views))
+	}
 	if s.cfg.Devices == nil {
 		pid, err := s.driverOf(rec).Start(ctx, spec)
 		return pid, nil, err
@@ -240,6 +249,13 @@ func (s *Service) limitsOf(cfg map[string]string) (driver.Limits, error) {
 			return l, errdefs.Invalid("limits.memory: %v", err)
 		}
 		l.MemoryBytes = b
+	}
+	if v := cfg[keyMemoryHotplug]; v != "" {
+		b, err := parseHotplug(v)
+		if err != nil {
+			return l, invalidValue(keyMemoryHotplug, v, err)
+		}
+		l.MemoryHotplug = b
 	}
 	l.DiskPriority = -1
 	if v := cfg["limits.disk.priority"]; v != "" {

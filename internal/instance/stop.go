@@ -79,6 +79,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	}
 	s.mu.Lock()
 	in.status = StatusStopping
+	pid := in.pid
 	s.mu.Unlock()
 	var err error
 	if opts.Stateful {
@@ -90,7 +91,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	if err != nil {
 		in.status = status
 	} else {
-		in.status, in.pid = StatusStopped, 0
+		in.status, in.pid, in.stoppedPid = StatusStopped, 0, pid
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -102,10 +103,13 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 		return fmt.Errorf("stop %s: %w", rec.Name, err)
 	}
 	s.stopDevices(ctx, rec)
-	// A stop we asked for has no exit code of interest. Stateful is LXD's
-	// "has saved state on disk": the next start restores it.
+	// The workload's end, when the runtime knows it, comes with its exit
+	// (HandleExit), after this. Stateful is LXD's "has saved state on
+	// disk": the next start restores it.
+	stopped := stamp(time.Now())
 	if err := s.updateRecord(ctx, in, func(r *store.Instance) {
-		delete(r.Config, keyLastExitCode)
+		clearExit(r)
+		r.Config[keyLastStop] = stopped
 		r.Stateful = opts.Stateful
 	}); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)

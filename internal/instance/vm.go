@@ -48,6 +48,9 @@ func (s *Service) withGuest(ctx context.Context, name string, fn func(gf driver.
 	}
 	defer in.op.Unlock()
 	rec, status, _ := s.snapshot(in)
+	if err := s.checkAgentServes(rec); err != nil {
+		return true, err
+	}
 	if status != StatusRunning {
 		return true, errdefs.Invalid("instance %q is %s: a virtual machine's files are reached through its guest agent, so it must be running", name, status)
 	}
@@ -59,6 +62,8 @@ func guestErr(err error) error {
 	var ge *driver.GuestFileError
 	if errors.As(err, &ge) {
 		switch {
+		case ge.Disabled:
+			return errAgentSkipped
 		case ge.NotFound:
 			return errdefs.NotFound("%s", ge.Message)
 		case ge.Exists:

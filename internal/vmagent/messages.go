@@ -31,6 +31,12 @@ type Config struct {
 	// NICs are the network interfaces the agent configures before the
 	// workload starts.
 	NICs []NIC `json:"nics,omitempty"`
+	// SkipAgent: the agent boots the guest, runs the workload and
+	// reports its start and end, but serves no exec, file or stat
+	// request (each is answered Error with Disabled). Being PID 1 it
+	// still reaps orphans, applies plugged NICs and disks, and powers
+	// the machine off at a stop.
+	SkipAgent bool `json:"skip_agent,omitempty"`
 }
 
 // Disk is a block device the daemon gave the VM. It is also the request
@@ -123,6 +129,8 @@ type Error struct {
 	NotFound bool `json:"not_found,omitempty"`
 	Exists   bool `json:"exists,omitempty"`
 	Invalid  bool `json:"invalid,omitempty"`
+	// Disabled: the agent serves no such request (Config.SkipAgent).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Exec starts a process in the guest.
@@ -209,7 +217,36 @@ type Shutdown struct {
 
 // WorkloadExit reports the end of the workload (the VM powers off next).
 type WorkloadExit struct {
+	// Code is the exit code, or 128+Signal.
 	Code int `json:"code"`
+	// Signal killed the workload (0: it exited).
+	Signal int `json:"signal,omitempty"`
+	// OOM: the guest kernel's OOM killer killed a process of the
+	// workload's (its cgroup's memory.events oom_kill grew, or, without
+	// a cgroup, /proc/vmstat's oom_kill).
+	OOM bool `json:"oom,omitempty"`
+	// NotFound: the workload never ran, as its command could not be
+	// executed (execve failed); Code is 127 (not found) or 126.
+	NotFound bool `json:"not_found,omitempty"`
+	// Message is the agent's reason in words for a NotFound.
+	Message string `json:"message,omitempty"`
+}
+
+// Stat asks what a path is (MsgStat): lstat, or stat with FollowLinks.
+type Stat struct {
+	Path        string `json:"path"`
+	FollowLinks bool   `json:"follow_links,omitempty"`
+}
+
+// StatInfo answers Stat. A missing path is Exists false with Err empty;
+// one the agent could not stat (EACCES...) is Exists false with Err.
+type StatInfo struct {
+	Exists bool   `json:"exists"`
+	Type   string `json:"type,omitempty"` // TypeFile, TypeDirectory, TypeSymlink or "other"
+	Mode   uint32 `json:"mode,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	Target string `json:"target,omitempty"`
+	Err    string `json:"err,omitempty"`
 }
 
 // Identity is the request of MsgIdentity: the VM runs from another VM's

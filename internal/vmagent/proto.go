@@ -47,6 +47,7 @@
 //	        grown) and, for the root, its filesystem grew
 //	ident:  Identity → Done | Error, once the guest has its new hostname,
 //	        MACs and addresses (a VM restored from another's saved state)
+//	stat:   Stat → StatInfo | Error
 //
 // A Hello ends the previous connection's session: what it had open is
 // closed, and its processes' output is no longer sent (it would land on
@@ -76,13 +77,15 @@ const ConfigPath = "/hangar/config.json"
 // Version is the protocol version an agent reports in Ready, a number.
 // Version 2 (VersionNet) added MsgNetConfig and MsgNetState, version 3
 // (VersionDisk) MsgDisk, version 4 (VersionIdentity) MsgIdentity and
-// sessions that end with their connection; an older agent ignores them,
-// so the daemon does not send them to one.
+// sessions that end with their connection, version 5 (VersionStat)
+// MsgStat and WorkloadExit's signal, OOM and not-found; an older agent
+// ignores them, so the daemon does not send them to one.
 const (
-	Version         = "4"
+	Version         = "5"
 	VersionNet      = 2
 	VersionDisk     = 3
 	VersionIdentity = 4
+	VersionStat     = 5
 )
 
 // MaxPayload bounds one frame's payload.
@@ -120,6 +123,8 @@ const (
 	MsgNetState
 	MsgDisk
 	MsgIdentity
+	MsgStat
+	MsgStatInfo
 )
 
 // Frame is one message.

@@ -141,7 +141,7 @@ func TestStart(t *testing.T) {
 			if err := e.d.Stop(bg, s.ID, 0, 0, true); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := e.exits.wait(t, s.ID, 5*time.Second), (driver.Exit{ID: s.ID, Pid: pid, Code: 137, Known: true}); got != want {
+			if got, want := e.exits.wait(t, s.ID, 5*time.Second), (driver.Exit{ID: s.ID, Pid: pid, Code: 137, Known: true, Signal: 9}); got != want {
 				t.Errorf("exit = %+v, want %+v", got, want)
 			}
 			e.assertGone(s.ID)
@@ -231,7 +231,7 @@ func TestStopTimeout(t *testing.T) {
 	if took := time.Since(start); took < time.Second {
 		t.Errorf("stop took %v, want the 1s timeout and then a kill", took)
 	}
-	if got, want := e.exits.wait(t, s.ID, time.Second), (driver.Exit{ID: s.ID, Pid: pid, Code: 137, Known: true}); got != want {
+	if got, want := e.exits.wait(t, s.ID, time.Second), (driver.Exit{ID: s.ID, Pid: pid, Code: 137, Known: true, Signal: 9}); got != want {
 		t.Errorf("exit = %+v, want %+v", got, want)
 	}
 	e.assertGone(s.ID)

@@ -382,3 +382,21 @@ var hostMemTotal = sync.OnceValue(func() int64 {
 	}
 	return int64(si.Totalram) * int64(si.Unit)
 })
+
+// oomKills is how many processes of the cgroup the OOM killer killed
+// (v1 memory.oom_control's or v2 memory.events' oom_kill); 0 when the
+// kernel does not say.
+func (c *cgroupStats) oomKills() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return 0
+	}
+	var buf [512]byte
+	b, err := c.read(statOOM, buf[:])
+	if err != nil {
+		return 0
+	}
+	v, _ := keyedValue(b, "oom_kill")
+	return v
+}

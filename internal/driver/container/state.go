@@ -317,7 +317,9 @@ func (in *instance) state() driver.State {
 	if c.closed {
 		return driver.State{Status: driver.StatusStopped}
 	}
-	st := driver.State{Status: driver.StatusRunning, Pid: in.pid}
+	// A container's PID 1 is its entrypoint: it runs while the
+	// container does.
+	st := driver.State{Status: driver.StatusRunning, Pid: in.pid, WorkloadStarted: true}
 	var buf [128]byte
 	if c.frozenLocked(buf[:]) {
 		st.Status = driver.StatusFrozen

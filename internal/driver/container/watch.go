@@ -102,6 +102,13 @@ const (
 // pid, so it can never take the status of another child (an os/exec one).
 // known is false when the process is not the caller's child (ECHILD).
 func waitPidfd(fd int, block bool) (code int, known bool, err error) {
+	code, _, known, err = waitPidfdSignal(fd, block)
+	return code, known, err
+}
+
+// waitPidfdSignal is waitPidfd with the signal that killed the process
+// (0: it exited), which a code of 128+N alone cannot tell from exit(128+N).
+func waitPidfdSignal(fd int, block bool) (code, signal int, known bool, err error) {
 	var si siginfoChld
 	opts := unix.WEXITED
 	if !block {
@@ -114,22 +121,22 @@ func waitPidfd(fd int, block bool) (code int, known bool, err error) {
 		case unix.EINTR:
 			continue
 		case unix.ECHILD:
-			return 0, false, nil
+			return 0, 0, false, nil
 		default:
-			return 0, false, e
+			return 0, 0, false, e
 		}
 		break
 	}
 	if si.Pid == 0 {
-		return 0, false, errWouldBlock
+		return 0, 0, false, errWouldBlock
 	}
 	switch si.Code {
 	case cldExited:
-		return int(si.Status), true, nil
+		return int(si.Status), 0, true, nil
 	case cldKilled, cldDumped:
-		return 128 + int(si.Status), true, nil
+		return 128 + int(si.Status), int(si.Status), true, nil
 	}
-	return 0, false, fmt.Errorf("waitid: unexpected si_code %d", si.Code)
+	return 0, 0, false, fmt.Errorf("waitid: unexpected si_code %d", si.Code)
 }
 
 var errWouldBlock = errors.New("process has not exited")
@@ -144,9 +151,9 @@ func (d *Driver) watch(in *instance) {
 		return
 	}
 	var (
-		code  int
-		known bool
-		werr  error
+		code, sig int
+		known     bool
+		werr      error
 	)
 	err = rc.Read(func(fd uintptr) bool {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -157,10 +164,10 @@ func (d *Driver) watch(in *instance) {
 		if err != nil || n == 0 {
 			return false // not exited yet: park until the pidfd is readable
 		}
-		code, known, werr = waitPidfd(int(fd), false)
+		code, sig, known, werr = waitPidfdSignal(int(fd), false)
 		if errors.Is(werr, errWouldBlock) {
 			// Readable but not yet waitable cannot last: block briefly.
-			code, known, werr = waitPidfd(int(fd), true)
+			code, sig, known, werr = waitPidfdSignal(int(fd), true)
 		}
 		return true
 	})
@@ -179,6 +186,9 @@ func (d *Driver) watch(in *instance) {
 		code = 0
 	}
 	in.pidfd.Close()
+	// Read before the cgroup goes: its OOM kills tell an OOM's SIGKILL
+	// from any other.
+	oomKills := in.stats.oomKills()
 	in.stats.close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
@@ -195,6 +205,10 @@ func (d *Driver) watch(in *instance) {
 	close(in.done)
 
 	ex := driver.Exit{ID: in.id, Pid: in.pid, Code: code, Known: known}
+	if known {
+		ex.Signal = sig
+		ex.OOM = sig == int(unix.SIGKILL) && oomKills > 0
+	}
 	d.log.Info("container exited", "id", in.id, "pid", in.pid, "code", code, "known", known)
 	if d.onExit != nil {
 		// This goroutine is the driver's own and holds no lock. The exit

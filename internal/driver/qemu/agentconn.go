@@ -32,14 +32,17 @@ type agentConn struct {
 	ready     chan struct{} // closed at the first Ready
 	readyOnce sync.Once
 	version   string // the agent's protocol version, from its Ready
-	// onWorkloadExit receives the workload's exit code.
-	onWorkloadExit func(code int)
+	// workloadPid is the guest pid of the workload its last Ready gave
+	// (0: none runs, or it ended).
+	workloadPid int
+	// onWorkloadExit receives the workload's end.
+	onWorkloadExit func(vmagent.WorkloadExit)
 	done           chan struct{} // closed when the reader ends
 }
 
 // dialAgent connects to the agent's socket and says hello. It does not
 // wait for the agent: a booting guest answers when it is up (ready).
-func dialAgent(path string, onWorkloadExit func(int)) (*agentConn, error) {
+func dialAgent(path string, onWorkloadExit func(vmagent.WorkloadExit)) (*agentConn, error) {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("connect to guest agent: %w", err)
@@ -74,14 +77,19 @@ func (a *agentConn) read() {
 				var r vmagent.Ready
 				if json.Unmarshal(f.Payload, &r) == nil {
 					a.mu.Lock()
-					a.version = r.Version
+					a.version, a.workloadPid = r.Version, r.WorkloadPid
 					a.mu.Unlock()
 				}
 				a.readyOnce.Do(func() { close(a.ready) })
 			case vmagent.MsgWorkloadExit:
 				var e vmagent.WorkloadExit
-				if json.Unmarshal(f.Payload, &e) == nil && a.onWorkloadExit != nil {
-					a.onWorkloadExit(e.Code)
+				if json.Unmarshal(f.Payload, &e) == nil {
+					a.mu.Lock()
+					a.workloadPid = 0
+					a.mu.Unlock()
+					if a.onWorkloadExit != nil {
+						a.onWorkloadExit(e)
+					}
 				}
 			}
 			continue
@@ -121,6 +129,14 @@ func (a *agentConn) agentVersion() int {
 	defer a.mu.Unlock()
 	n, _ := strconv.Atoi(a.version)
 	return n
+}
+
+// workloadStarted says the agent reported the workload running: its
+// Ready named the workload's pid, and no end came since.
+func (a *agentConn) workloadStarted() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.workloadPid > 0
 }
 
 // open allocates a channel.

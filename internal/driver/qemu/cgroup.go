@@ -90,11 +90,12 @@ func (c *cgroup) add(pid int) error {
 // TCG translation cache (bounded by -accel tcg,tb-size) and device state.
 const qemuOverhead = 320 << 20
 
-// setLimits writes the memory and CPU bounds.
+// setLimits writes the memory and CPU bounds: the memory bound leaves
+// room for the guest RAM the machine may grow by (l.MemoryHotplug).
 func (c *cgroup) setLimits(l driver.Limits, guestMem int64) error {
-	mem := guestMem + qemuOverhead
+	mem := guestMem + l.MemoryHotplug + qemuOverhead
 	if l.MemoryBytes > 0 {
-		mem = l.MemoryBytes + qemuOverhead
+		mem = l.MemoryBytes + l.MemoryHotplug + qemuOverhead
 	}
 	for _, p := range c.paths {
 		var writes [][2]string

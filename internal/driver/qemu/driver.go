@@ -17,6 +17,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
 // Defaults for what the spec does not say.
@@ -167,10 +168,17 @@ type vm struct {
 	agent   *agentConn
 	// stopping is set when the daemon asked the VM to end; an end
 	// then is not a crash.
-	stopping     bool
-	shutdownWhy  string // the SHUTDOWN event's reason
-	workloadCode int
+	stopping    bool
+	shutdownWhy string // the SHUTDOWN event's reason
+	// workloadExit is the agent's report of the workload's end, valid
+	// with workloadDone.
+	workloadExit vmagent.WorkloadExit
 	workloadDone bool
+	// cpus and hotplug are the machine's vCPUs and memory headroom
+	// (VMStats); taps are its NICs' host ends by NIC name.
+	cpus    int
+	hotplug int64
+	taps    map[string]string
 	// net caches the guest's interfaces (network.go).
 	net netCache
 	// slots is the NIC on each PCIe root port, "" for a free one
@@ -189,6 +197,13 @@ type vm struct {
 	stoppedAt, resumedAt time.Time
 
 	done chan struct{} // closed once QEMU is gone and cleaned up
+}
+
+// setWorkloadExit records the agent's report of the workload's end.
+func (v *vm) setWorkloadExit(e vmagent.WorkloadExit) {
+	v.mu.Lock()
+	v.workloadExit, v.workloadDone = e, true
+	v.mu.Unlock()
 }
 
 func (v *vm) onEvent(ev qmp.Event) {

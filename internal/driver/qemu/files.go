@@ -18,7 +18,7 @@ func fileError(f vmagent.Frame) error {
 	if err := json.Unmarshal(f.Payload, &e); err != nil {
 		return fmt.Errorf("guest agent: bad error reply: %w", err)
 	}
-	return &driver.GuestFileError{Message: e.Message, NotFound: e.NotFound, Exists: e.Exists}
+	return &driver.GuestFileError{Message: e.Message, NotFound: e.NotFound, Exists: e.Exists, Disabled: e.Disabled}
 }
 
 // GuestReadFile reads a file, directory or symlink through the agent.

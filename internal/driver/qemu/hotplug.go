@@ -85,6 +85,10 @@ func (d *Driver) AttachNIC(ctx context.Context, id string, nic driver.NIC) error
 	}
 	v.mu.Lock()
 	v.slots[port] = nic.Name
+	if v.taps == nil {
+		v.taps = map[string]string{}
+	}
+	v.taps[nic.Name] = nic.HostName
 	v.mu.Unlock()
 	v.net.invalidate()
 	if err := v.saveMeta(); err != nil {
@@ -182,6 +186,7 @@ func (d *Driver) unplug(ctx context.Context, v *vm, mon *monitor, name string) e
 			v.slots[i] = ""
 		}
 	}
+	delete(v.taps, name)
 	v.mu.Unlock()
 	v.net.invalidate()
 	if err := v.saveMeta(); err != nil {

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,12 +28,20 @@ type meta struct {
 	Disks *diskLayout `json:"disks,omitempty"`
 	// Shares is how many 9p shares the VM has (they block Standby).
 	Shares int `json:"shares,omitempty"`
+	// Memory, Hotplug and CPUs are the machine's size, Taps its NICs'
+	// host ends by NIC name (VMStats); zero for a VM started before they
+	// were recorded.
+	Memory  int64             `json:"memory,omitempty"`
+	Hotplug int64             `json:"hotplug,omitempty"`
+	CPUs    int               `json:"cpus,omitempty"`
+	Taps    map[string]string `json:"taps,omitempty"`
 }
 
 // saveMeta writes v's meta; the NIC and disk layouts change with hotplug.
 func (v *vm) saveMeta() error {
 	v.mu.Lock()
-	m := meta{StopSignal: int(v.stopSignal), WithAgent: v.withAgent, NICSlots: append([]string(nil), v.slots...), Shares: v.shares}
+	m := meta{StopSignal: int(v.stopSignal), WithAgent: v.withAgent, NICSlots: append([]string(nil), v.slots...), Shares: v.shares,
+		Memory: v.mem, Hotplug: v.hotplug, CPUs: v.cpus, Taps: maps.Clone(v.taps)}
 	if v.disks != nil {
 		m.Disks = v.disks.clone()
 	}
@@ -103,7 +112,7 @@ func (d *Driver) adopt(ctx context.Context, id, dir string, pid int) (*vm, error
 	v := &vm{
 		id: id, dir: dir, pid: pid, cg: cgroupFor(d.cfg.CgroupParent, id),
 		stopSignal: syscall.Signal(m.StopSignal), withAgent: m.WithAgent, slots: m.NICSlots,
-		disks: m.Disks, shares: m.Shares,
+		disks: m.Disks, shares: m.Shares, mem: m.Memory, hotplug: m.Hotplug, cpus: m.CPUs, taps: m.Taps,
 		changed: make(chan struct{}), done: make(chan struct{}),
 	}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -129,11 +138,7 @@ func (d *Driver) adopt(ctx context.Context, id, dir string, pid int) (*vm, error
 	s, reason := stateOfQueryStatus(st)
 	v.setState(s, reason)
 	if v.withAgent {
-		ac, err := dialAgent(filepath.Join(dir, fileAgent), func(code int) {
-			v.mu.Lock()
-			v.workloadCode, v.workloadDone = code, true
-			v.mu.Unlock()
-		})
+		ac, err := dialAgent(filepath.Join(dir, fileAgent), v.setWorkloadExit)
 		if err != nil {
 			mon.close()
 			unix.Close(fd)

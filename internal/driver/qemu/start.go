@@ -71,6 +71,15 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if mem < MinMemory {
 		return 0, errdefs.Invalid("limits.memory: %d MiB is below the %d MiB a VM needs", mem>>20, MinMemory>>20)
 	}
+	hotplug := spec.Limits.MemoryHotplug
+	if hotplug < 0 {
+		return 0, errdefs.Invalid("limits.memory.hotplug: %d is negative", hotplug)
+	}
+	if hotplug > 0 && !byFirmware {
+		if err := d.MemoryHotplug(); err != nil {
+			return 0, err
+		}
+	}
 	if err := checkNICs(spec.NICs); err != nil {
 		return 0, err
 	}
@@ -146,6 +155,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 			Hostname: spec.Hostname, Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
 			UID: spec.UID, GID: spec.GID, RootFSType: "ext4", Modules: mods,
 			NICs: agentNICs(spec.NICs), Mounts: agentMounts(spec.Mounts),
+			SkipAgent: spec.SkipAgent,
 		}
 		for _, p := range layout.Disks {
 			if p.Name == root.Name {
@@ -163,11 +173,13 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		}
 		args = d.qemuArgs(dir, k, cpus, mem, incoming)
 	}
+	args = withMemoryHotplug(args, mem, hotplug)
 	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm))...)
 	args = append(args, diskArgs(disks, blockDevs, layout, !byFirmware && d.cfg.Machine == "microvm", byFirmware)...)
 	args = append(args, shareArgs(spec.Mounts)...)
 	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, rs, bootLayout{
 		withAgent: !byFirmware, slots: slots, disks: layout, shares: len(spec.Mounts),
+		cpus: cpus, hotplug: hotplug, taps: tapsOf(spec.NICs),
 	})
 	if err != nil {
 		return 0, err
@@ -211,6 +223,20 @@ type bootLayout struct {
 	slots     []string
 	disks     *diskLayout
 	shares    int
+	// cpus, hotplug and taps are the machine's size and NICs' host ends
+	// (VMStats).
+	cpus    int
+	hotplug int64
+	taps    map[string]string
+}
+
+// tapsOf maps NIC names to their host ends.
+func tapsOf(nics []driver.NIC) map[string]string {
+	m := make(map[string]string, len(nics))
+	for _, n := range nics {
+		m[n.Name] = n.HostName
+	}
+	return m
 }
 
 // boot runs QEMU with args for spec, records what a recovering daemon
@@ -229,6 +255,7 @@ func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, a
 	v.slots = bl.slots
 	v.disks = bl.disks
 	v.shares = bl.shares
+	v.mem, v.cpus, v.hotplug, v.taps = mem, bl.cpus, bl.hotplug, bl.taps
 	if err := v.saveMeta(); err != nil {
 		d.abort(v)
 		return nil, err
@@ -504,11 +531,7 @@ func (d *Driver) connect(ctx context.Context, v *vm, restoring bool) error {
 	if !v.withAgent {
 		return nil
 	}
-	ac, err := dialAgent(filepath.Join(v.dir, fileAgent), func(code int) {
-		v.mu.Lock()
-		v.workloadCode, v.workloadDone = code, true
-		v.mu.Unlock()
-	})
+	ac, err := dialAgent(filepath.Join(v.dir, fileAgent), v.setWorkloadExit)
 	if err != nil {
 		return err
 	}

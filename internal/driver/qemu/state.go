@@ -28,7 +28,11 @@ func (d *Driver) State(ctx context.Context, id string) (driver.State, error) {
 	if v.state == stateCrashed {
 		st.Error = v.reason
 	}
+	ac, withAgent := v.agent, v.withAgent
 	v.mu.Unlock()
+	// A VM booted by firmware has no agent to tell: its OS is the
+	// workload, running once the machine runs.
+	st.WorkloadStarted = st.Status == driver.StatusRunning && (!withAgent || (ac != nil && ac.workloadStarted()))
 	st.MemoryUsage = v.cg.memoryUsage()
 	st.CPUUsage = procCPU(v.pid)
 	return st, nil
@@ -88,7 +92,10 @@ func (d *Driver) UpdateLimits(ctx context.Context, id string, limits driver.Limi
 	if v == nil {
 		return driver.ErrNotRunning
 	}
-	return v.cg.setLimits(driver.Limits{CPUCount: limits.CPUCount}, v.mem)
+	v.mu.Lock()
+	hotplug := v.hotplug
+	v.mu.Unlock()
+	return v.cg.setLimits(driver.Limits{CPUCount: limits.CPUCount, MemoryHotplug: hotplug}, v.mem)
 }
 
 // ConsoleLog returns the end of the serial console's output.

@@ -16,7 +16,7 @@ import (
 func (d *Driver) ended(v *vm, qemuCode int, reaped bool) {
 	v.mu.Lock()
 	state, reason, stopping, why := v.state, v.reason, v.stopping, v.shutdownWhy
-	wcode, wdone := v.workloadCode, v.workloadDone
+	wexit, wdone := v.workloadExit, v.workloadDone
 	mon, ac := v.mon, v.agent
 	v.mu.Unlock()
 	if mon != nil {
@@ -54,7 +54,11 @@ func (d *Driver) ended(v *vm, qemuCode int, reaped bool) {
 	d.mu.Unlock()
 	close(v.done)
 	if d.cfg.OnExit != nil {
-		d.cfg.OnExit(driver.Exit{ID: v.id, Pid: v.pid, Code: wcode, Known: wdone, Error: errMsg})
+		e := driver.Exit{ID: v.id, Pid: v.pid, Known: wdone, Error: errMsg}
+		if wdone {
+			e.Code, e.Signal, e.OOM, e.NotFound = wexit.Code, wexit.Signal, wexit.OOM, wexit.NotFound
+		}
+		d.cfg.OnExit(e)
 	}
 }
 
