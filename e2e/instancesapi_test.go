@@ -145,8 +145,8 @@ func TestInstancesAPI(t *testing.T) {
 			t.Errorf("socket list in default: %v %v", list, err)
 		}
 		// The LXD API sees the same VM in the token's project.
-		if out := d.must("list", "--project", "p1", "--format", "csv", "-c", "nst"); !strings.Contains(out, "api1,RUNNING,VIRTUAL-MACHINE") {
-			t.Errorf("hangar list: %q", out)
+		if in := d.instanceIn("p1", "api1"); in.Status != "Running" || in.Type != api.InstanceTypeVM {
+			t.Errorf("hangar list: %s %s", in.Status, in.Type)
 		}
 	})
 
@@ -197,8 +197,9 @@ func TestInstancesAPI(t *testing.T) {
 		if _, err := op.Get(ctx, vm.ID); instances.StatusOf(err) != 404 {
 			t.Fatalf("get after delete: %v", err)
 		}
-		if out := d.must("list", "--project", "p1", "--format", "csv"); strings.TrimSpace(out) != "" {
-			t.Fatalf("hangar list after delete: %q", out)
+		var list []api.InstanceFull
+		if err := json.Unmarshal([]byte(d.must("list", "--project", "p1", "--format", "json")), &list); err != nil || len(list) != 0 {
+			t.Fatalf("hangar list after delete: %v %v", list, err)
 		}
 	})
 }
