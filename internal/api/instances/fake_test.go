@@ -21,7 +21,6 @@ type fakeCore struct {
 	projects []string // project of every call
 	patches  []instance.Patch
 	logLines [][]byte
-	next     int
 }
 
 func newFakeCore() *fakeCore { return &fakeCore{byName: map[string]*instance.Full{}} }
