@@ -197,11 +197,13 @@ type daemon struct {
 	// in: its bridges, firewall table and dnsmasq never touch the host's
 	// network, and it outlives daemon restarts of the same test.
 	netns string
+	// args are extra hangard flags.
+	args []string
 }
 
 // startDaemon starts hangard on dir (created when empty) and waits until
 // it answers. The test's cleanup removes every instance and stops it.
-func startDaemon(t *testing.T, dir string) *daemon {
+func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
 	requireE2E(t)
 	if dir == "" {
@@ -216,7 +218,7 @@ func startDaemon(t *testing.T, dir string) *daemon {
 			}
 		})
 	}
-	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket")}
+	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket"), args: args}
 	d.netns = newNetns(t)
 	d.start()
 	return d
@@ -301,8 +303,8 @@ func (d *daemon) start() {
 	d.log = log
 	// nsenter execs hangard in the test's network namespace: the pid is
 	// hangard's own.
-	d.cmd = exec.Command("nsenter", "--net="+d.netns, "--", filepath.Join(binDir, "hangard"),
-		"--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper)
+	d.cmd = exec.Command("nsenter", append([]string{"--net=" + d.netns, "--", filepath.Join(binDir, "hangard"),
+		"--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper}, d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.ExtraFiles = d.extraFiles
 	// Its own process group, so a test's kill reaches only the daemon.

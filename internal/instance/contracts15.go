@@ -23,12 +23,6 @@ const (
 
 var errPending = errdefs.NotImplemented("not built yet (issue 15 in progress)")
 
-// ResolveID returns the name of the instance whose id is idOrName, else
-// whose name it is, else whose id starts with it (when unique).
-func (s *Service) ResolveID(ctx context.Context, idOrName string) (string, error) {
-	return "", errPending
-}
-
 // StreamLog emits the last tail lines of an instance's log (tail < 0:
 // all), then, with follow, new lines until ctx ends.
 func (s *Service) StreamLog(ctx context.Context, name string, source LogSource, tail int, follow bool, emit func(lines [][]byte) error) error {
