@@ -69,6 +69,9 @@ var Extensions = append(append([]string{
 	"remote_token_expiry",
 	// GET /1.0/metrics: Prometheus series with LXD's names.
 	"metrics",
+	// The instances API of seed 002 (OCI images as VMs) beside this one:
+	// /instances-api/ on the socket, hangard --instances-api over TCP.
+	"hangar_instances_api",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

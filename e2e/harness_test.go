@@ -62,7 +62,13 @@ func runMain(m *testing.M) int {
 	// The binaries are built with the race detector, which otherwise sleeps
 	// a second at every exit: a second per CLI call. Races still report.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	build := exec.Command("go", "build", "-race", "-o", binDir+"/", "github.com/hangar-dev/hangar/cmd/hangard", "github.com/hangar-dev/hangar/cmd/hangar")
+	// HANGAR_E2E_NORACE=1 builds without the race detector, for
+	// measurements (bench/standby.sh): it slows compression 20-fold.
+	raceFlag := "-race"
+	if os.Getenv("HANGAR_E2E_NORACE") == "1" {
+		raceFlag = "-buildvcs=auto"
+	}
+	build := exec.Command("go", "build", raceFlag, "-o", binDir+"/", "github.com/hangar-dev/hangar/cmd/hangard", "github.com/hangar-dev/hangar/cmd/hangar")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
@@ -194,11 +200,13 @@ type daemon struct {
 	// in: its bridges, firewall table and dnsmasq never touch the host's
 	// network, and it outlives daemon restarts of the same test.
 	netns string
+	// args are extra hangard flags.
+	args []string
 }
 
 // startDaemon starts hangard on dir (created when empty) and waits until
 // it answers. The test's cleanup removes every instance and stops it.
-func startDaemon(t *testing.T, dir string) *daemon {
+func startDaemon(t *testing.T, dir string, args ...string) *daemon {
 	t.Helper()
 	requireE2E(t)
 	if dir == "" {
@@ -213,7 +221,7 @@ func startDaemon(t *testing.T, dir string) *daemon {
 			}
 		})
 	}
-	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket")}
+	d := &daemon{t: t, dir: dir, socket: filepath.Join(dir, "unix.socket"), args: args}
 	d.netns = newNetns(t)
 	d.start()
 	return d
@@ -305,8 +313,8 @@ func (d *daemon) start() {
 	d.log = log
 	// nsenter execs hangard in the test's network namespace: the pid is
 	// hangard's own.
-	d.cmd = exec.Command("nsenter", "--net="+d.netns, "--", filepath.Join(binDir, "hangard"),
-		"--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper)
+	d.cmd = exec.Command("nsenter", append([]string{"--net=" + d.netns, "--", filepath.Join(binDir, "hangard"),
+		"--data-dir", d.dir, "--log-level", "debug", "--exec-helper", staticHelper}, d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.ExtraFiles = d.extraFiles
 

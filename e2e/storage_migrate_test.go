@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/hangar-dev/hangar/internal/cuid"
 )
 
 // TestStorageMigration: a data dir from before storage pools (schema 5,
@@ -53,8 +55,9 @@ func TestStorageMigration(t *testing.T) {
 	}
 	for _, q := range []string{
 		// What migrations 6 and later made (storage, snapshots, backups,
-		// projects, certificates, auth groups, API tokens, instance
-		// secrets): their tables go, and the
+		// projects, certificates, auth groups, API tokens, instance ids
+		// (the instances table's rebuild drops migration 13's uid column
+		// and its index), instance secrets): their tables go, and the
 		// tables migration 9 rebuilt with a project go back to their
 		// schema-5 shape (foreign keys are off on this connection).
 		"DROP TABLE IF EXISTS instance_secrets",
@@ -113,6 +116,16 @@ func TestStorageMigration(t *testing.T) {
 	if prof := d.must("profile", "show", "default"); !strings.Contains(prof, "pool: default") {
 		t.Fatalf("upgraded default profile has no root disk:\n%s", prof)
 	}
+	// Migration 13 gave the old instance an id.
+	db, err = sql.Open("sqlite", filepath.Join(d.dir, "hangar.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uid string
+	if err := db.QueryRowContext(context.Background(), "SELECT uid FROM instances WHERE name = 'old'").Scan(&uid); err != nil || !cuid.Valid(uid) {
+		t.Fatalf("the upgraded instance's id: %q %v", uid, err)
+	}
+	db.Close()
 	d.must("start", "old")
 	if out := d.must("exec", "old", "--", "cat", "/root/keep"); out != "kept\n" {
 		t.Fatalf("after the upgrade the instance reads %q", out)

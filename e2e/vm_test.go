@@ -178,6 +178,22 @@ func TestVM(t *testing.T) {
 		d.must("exec", "v1", "--", "kill", "-0", bg)
 	})
 
+	// snapshots.compression: the state is compressed on the way out and
+	// streamed back through the decompressor; the guest's processes
+	// survive each.
+	t.Run("standby compressed", func(t *testing.T) {
+		d := d.on(t)
+		d.mustFail([]string{"config", "set", "v1", "snapshots.compression=zstd:20"}, "snapshots.compression")
+		bg := strings.TrimSpace(d.must("exec", "v1", "--", "sh", "-c", "sleep 100000 </dev/null >/dev/null 2>&1 & echo $!"))
+		for _, c := range []string{"zstd", "lz4:3"} {
+			d.must("config", "set", "v1", "snapshots.compression="+c)
+			d.must("stop", "--stateful", "v1")
+			d.must("start", "v1")
+			d.must("exec", "v1", "--", "kill", "-0", bg)
+		}
+		d.must("config", "unset", "v1", "snapshots.compression")
+	})
+
 	t.Run("graceful stop", func(t *testing.T) {
 		d := d.on(t)
 		pid := d.pid("v1")

@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&cfg.DataDir, "data-dir", daemon.DefaultDataDir, "directory for the database, images and instances")
 	flag.StringVar(&cfg.Socket, "socket", "", "unix socket to serve the API on (default DATA-DIR/unix.socket)")
 	flag.StringVar(&cfg.HTTPS, "https", "", "also serve the API over TLS on this address (host:port) while the server key core.https_address is unset")
+	flag.StringVar(&cfg.InstancesAPI, "instances-api", "", "also serve the instances API (OCI images as VMs, seed 002) over plain HTTP with bearer tokens on this address (host:port); the unix socket serves it under /instances-api/")
 	flag.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	flag.StringVar(&cfg.ExecHelper, "exec-helper", "", "statically linked program run in containers for exec with a terminal (default: hangard itself, built with CGO_ENABLED=0)")
 	flag.StringVar(&cfg.VMAgent, "vm-agent", "", "static hangar-agent binary booted in VMs as /init (default: hangar-agent beside hangard, else in PATH)")

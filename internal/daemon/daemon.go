@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
@@ -30,6 +31,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/metrics"
+	"github.com/hangar-dev/hangar/internal/network"
 	"github.com/hangar-dev/hangar/internal/operation"
 	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/serverconfig"
@@ -56,6 +58,10 @@ type Config struct {
 	// HTTPS is where to serve the API over TLS while core.https_address
 	// is unset ("" nowhere).
 	HTTPS string
+	// InstancesAPI is where to serve the instances API of seed 002 over
+	// plain HTTP with bearer tokens ("" nowhere); the unix socket serves
+	// it under /instances-api/ always.
+	InstancesAPI string
 	// Ready, when set, is closed once the API is served.
 	Ready chan<- struct{}
 }
@@ -286,7 +292,21 @@ func Run(ctx context.Context, cfg Config) error {
 	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Metrics: mets, Log: log,
 		Authn: &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}, Trust: trusted, Tokens: tokens}
 	handler := api.Handler()
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	authn := &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}
+	instAPI := (&instancesapi.Server{Core: instancesapi.CoreOf(svc), Projects: projects, Volumes: customVolumes{pools}, Events: hub, AutoStandby: standbyStatus{standby},
+		Authn: authn, NICNetwork: network.DefaultBridge, Log: log.With("component", "instances-api")}).Handler()
+	srv := &http.Server{Handler: withInstancesAPI(handler, instAPI), ReadHeaderTimeout: 30 * time.Second}
+	if cfg.InstancesAPI != "" {
+		stopInstAPI, err := serveInstancesAPI(ctx, cfg.InstancesAPI, instAPI, log.With("component", "instances-api"))
+		if err != nil {
+			return err
+		}
+		defer func() {
+			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			stopInstAPI(c)
+		}()
+	}
 	// The same handler over TLS; the edge tells the two apart.
 	https.SetHandler(handler)
 	conf.OnChange(serverconfig.CoreHTTPSAddress, https.Set)

@@ -18,6 +18,6 @@ type Checkpointer interface {
 	// disks then: disks and memory agree. The instance then runs on
 	// (an instance paused before stays paused). It returns how long the
 	// instance was held paused. On failure the instance runs on as
-	// before and no file is left.
-	Checkpoint(ctx context.Context, id, statePath string, paused func(ctx context.Context) error) (pause time.Duration, err error)
+	// before and no file is left. comp compresses the saved state.
+	Checkpoint(ctx context.Context, id, statePath string, comp Compression, paused func(ctx context.Context) error) (pause time.Duration, err error)
 }

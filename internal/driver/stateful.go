@@ -8,5 +8,7 @@ import "context"
 // is a separate interface so that drivers without it (containers: no
 // CRIU) need not stub it; the service answers "not supported" for them.
 type Stateful interface {
-	Standby(ctx context.Context, id string) error
+	// Standby saves the state, compressed as comp says, and ends the
+	// instance.
+	Standby(ctx context.Context, id string, comp Compression) error
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/backup"
+	"github.com/hangar-dev/hangar/internal/cuid"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/project"
@@ -744,7 +745,8 @@ func (s *Service) planImport(ctx context.Context, idx *backup.Index, opts Import
 	if created.IsZero() {
 		created = now
 	}
-	rec := store.Instance{Project: project.Name(ctx), ProfileProject: profileProject, Name: name, Type: string(typ), Architecture: s.cfg.Architecture, Description: src.Description,
+	// An import is a new instance: a new id, never the exported one's.
+	rec := store.Instance{UID: cuid.New(), Project: project.Name(ctx), ProfileProject: profileProject, Name: name, Type: string(typ), Architecture: s.cfg.Architecture, Description: src.Description,
 		Config: config, Devices: devices, Profiles: profiles, Ephemeral: src.Ephemeral, CreatedAt: created, LastUsedAt: time.Time{}}
 	rec.Config[keyUUID] = newUUID()
 	s.setIdmapKeys(&rec)

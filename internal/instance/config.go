@@ -37,6 +37,10 @@ var configKeys = map[string]func(string) error{
 	keySnapshotsScheduleStopped:  validateBool,
 	keySnapshotsPattern:          snapshotpolicy.ValidatePattern,
 	keySnapshotsExpiry:           validateSnapshotExpiry,
+	keySnapshotsScheduleMaxCount: validateNonNegativeInt,
+	// Both types take it (a profile may serve both); only a VM has a
+	// state to compress.
+	keySnapshotsCompression: validateCompression,
 	// OCI process overrides (oci.go); unset keys take the image's value.
 	keyOCIEntrypoint: validateArgsJSON,
 	keyOCICmd:        validateArgsJSON,
@@ -129,6 +133,11 @@ func validateKey(k, v string) error {
 	case strings.HasPrefix(k, prefixUser):
 		if len(k) == len(prefixUser) {
 			return errdefs.Invalid("config key %q: empty user key", k)
+		}
+		return nil
+	case strings.HasPrefix(k, prefixScheduleMeta):
+		if len(k) == len(prefixScheduleMeta) {
+			return errdefs.Invalid("config key %q: empty metadata key", k)
 		}
 		return nil
 	}

@@ -2,7 +2,6 @@ package instance
 
 import (
 	"context"
-	"time"
 
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -22,45 +21,10 @@ const (
 	LogHangar LogSource = "hangar" // one line per action the daemon took
 )
 
-// SnapshotSchedule is an instance's periodic snapshots and their
-// retention.
-type SnapshotSchedule struct {
-	Interval             time.Duration
-	MaxCount             int
-	MaxAge               time.Duration
-	NamePrefix           string
-	Metadata             map[string]string
-	CreatedAt, UpdatedAt time.Time
-	NextRunAt, LastRunAt time.Time
-	LastError            string
-	LastSnapshot         string
-}
-
 var errPending = errdefs.NotImplemented("not built yet (issue 15 in progress)")
-
-// ResolveID returns the name of the instance whose id is idOrName, else
-// whose name it is, else whose id starts with it (when unique).
-func (s *Service) ResolveID(ctx context.Context, idOrName string) (string, error) {
-	return "", errPending
-}
 
 // StreamLog emits the last tail lines of an instance's log (tail < 0:
 // all), then, with follow, new lines until ctx ends.
 func (s *Service) StreamLog(ctx context.Context, name string, source LogSource, tail int, follow bool, emit func(lines [][]byte) error) error {
-	return errPending
-}
-
-// SnapshotSchedule returns an instance's snapshot schedule.
-func (s *Service) SnapshotSchedule(ctx context.Context, name string) (SnapshotSchedule, error) {
-	return SnapshotSchedule{}, errPending
-}
-
-// SetSnapshotSchedule creates or replaces an instance's snapshot schedule.
-func (s *Service) SetSnapshotSchedule(ctx context.Context, name string, sch SnapshotSchedule) (SnapshotSchedule, error) {
-	return SnapshotSchedule{}, errPending
-}
-
-// DeleteSnapshotSchedule removes an instance's snapshot schedule.
-func (s *Service) DeleteSnapshotSchedule(ctx context.Context, name string) error {
 	return errPending
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 
+	"github.com/hangar-dev/hangar/internal/cuid"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/image"
 	"github.com/hangar-dev/hangar/internal/project"
@@ -207,6 +208,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 	}
 	now := nowUTC()
 	rec := store.Instance{
+		UID:            cuid.New(), // a copy's and a fork's too: never the source's
 		Project:        proj.Name,
 		ProfileProject: profileProject,
 		Name:           name,

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/store"
@@ -92,7 +93,8 @@ func (s *Service) forkRoot(ctx context.Context, rec, src store.Instance, status 
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	pause, err := cp.Checkpoint(ctx, runtimeID(src.ID), path, copyRoot)
+	// A fork's state is read once, at once: not worth compressing.
+	pause, err := cp.Checkpoint(ctx, runtimeID(src.ID), path, driver.Compression{}, copyRoot)
 	if err != nil {
 		return err
 	}

@@ -251,6 +251,7 @@ func (s *Service) instanceLocked(in *inst) Instance {
 	r := in.rec
 	views, _ := s.profileViewsLocked(profileRefs(r)) // profiles in use cannot be deleted
 	out := Instance{
+		ID:              r.UID,
 		Project:         r.Project,
 		Name:            r.Name,
 		Type:            Type(r.Type),

@@ -57,15 +57,27 @@ func (s *Service) SnapshotTick(ctx context.Context, tk snapshotpolicy.Tick) {
 			continue
 		}
 		sched, err := snapshotpolicy.ParseSchedule(cfg[keySnapshotsSchedule], strconv.FormatInt(rec.ID, 10))
-		if err != nil || !tk.Due(sched) {
+		if err != nil {
+			continue
+		}
+		if every := sched.Every(); every > 0 {
+			s.runEvery(ctx, in, every, tk.Minute)
+			continue
+		}
+		if !tk.Due(sched) {
 			continue
 		}
 		if stopped, _ := parseBool(cfg[keySnapshotsScheduleStopped]); !isActive(status) && !stopped {
 			continue
 		}
-		if _, err := s.CreateSnapshot(s.inProject(ctx, rec.Project), rec.Name, SnapshotRequest{}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			s.log.Error("scheduled snapshot", "instance", rec.Name, "err", err)
+		pctx := s.inProject(ctx, rec.Project)
+		if _, err := s.CreateSnapshot(pctx, rec.Name, SnapshotRequest{scheduled: true}); err != nil {
+			if !errors.Is(err, errdefs.ErrNotFound) {
+				s.log.Error("scheduled snapshot", "instance", rec.Name, "err", err)
+			}
+			continue
 		}
+		s.retainScheduled(pctx, rec, cfg)
 	}
 	s.pruneSnapshots(ctx, tk.Minute)
 }

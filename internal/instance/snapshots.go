@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/event"
 	"github.com/hangar-dev/hangar/internal/project"
@@ -61,6 +62,11 @@ type SnapshotRequest struct {
 	// time: never); nil takes the instance's snapshots.expiry.
 	ExpiresAt   *time.Time
 	Description string
+	// Metadata is the snapshot's user key-value tags (Snapshot.Metadata).
+	Metadata map[string]string
+	// scheduled marks a snapshot its instance's schedule took: only
+	// those count against snapshots.schedule.max_count.
+	scheduled bool
 }
 
 // SnapshotPut is the writable part of a snapshot.
@@ -72,7 +78,7 @@ type SnapshotPut struct {
 // checkpointer saves a running VM's state while its disks are snapshotted
 // (driver.Checkpointer: the QEMU driver).
 type checkpointer interface {
-	Checkpoint(ctx context.Context, id, statePath string, paused func(ctx context.Context) error) (time.Duration, error)
+	Checkpoint(ctx context.Context, id, statePath string, comp driver.Compression, paused func(ctx context.Context) error) (time.Duration, error)
 }
 
 func snapshotEntity(project, inst, snap string) event.Entity {
@@ -88,7 +94,7 @@ func (s *Service) snapshotOf(rec store.Instance, sn store.InstanceSnapshot) Snap
 	out := Snapshot{Name: sn.Name, Instance: rec.Name, Type: Type(rec.Type), Architecture: rec.Architecture,
 		Description: sn.Description, Config: cloneMap(sn.Config), Devices: cloneDevices(sn.Devices),
 		Profiles: append([]string{}, sn.Profiles...), Ephemeral: sn.Ephemeral, Stateful: sn.Stateful,
-		CreatedAt: sn.CreatedAt, ExpiresAt: sn.ExpiresAt}
+		CreatedAt: sn.CreatedAt, ExpiresAt: sn.ExpiresAt, Kind: snapshotKind(sn.Stateful), Metadata: snapshotMetadata(sn.Config)}
 	s.mu.RLock()
 	views, _ := s.profileViewsLocked(refsIn(rec.ProfileProject, existingProfiles(s.profiles, rec.ProfileProject, sn.Profiles)))
 	s.mu.RUnlock()
@@ -192,6 +198,9 @@ func (s *Service) CheckSnapshot(ctx context.Context, name string, req SnapshotRe
 }
 
 func (s *Service) checkSnapshot(ctx context.Context, rec store.Instance, status Status, req SnapshotRequest) error {
+	if err := validateMetadata(req.Metadata); err != nil {
+		return err
+	}
 	if req.Name != "" {
 		if err := snapshotpolicy.ValidateName(req.Name); err != nil {
 			return err
@@ -228,6 +237,7 @@ func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req Snapsh
 	sn := store.InstanceSnapshot{InstanceID: rec.ID, Name: req.Name, Description: req.Description,
 		Config: cloneMap(rec.Config), Devices: cloneDevices(rec.Devices), Profiles: append([]string{}, rec.Profiles...),
 		Ephemeral: rec.Ephemeral, Stateful: req.Stateful, CreatedAt: now}
+	setSnapshotMetadata(sn.Config, req.Metadata, req.scheduled)
 	if sn.Name == "" {
 		if sn.Name, err = s.nextSnapshotName(ctx, rec, cfg, now); err != nil {
 			return Snapshot{}, err
@@ -258,7 +268,10 @@ func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req Snapsh
 		path := s.statePath(rec.ID, sn.ID)
 		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
 			var pause time.Duration
-			pause, err = cp.Checkpoint(ctx, runtimeID(rec.ID), path, take)
+			var comp driver.Compression
+			if comp, err = driver.ParseCompression(cfg[keySnapshotsCompression]); err == nil {
+				pause, err = cp.Checkpoint(ctx, runtimeID(rec.ID), path, comp, take)
+			}
 			s.log.Info("stateful snapshot", "instance", rec.Name, "snapshot", sn.Name, "pause", pause)
 		}
 	case vm && status == StatusRunning:

@@ -20,6 +20,10 @@ type StopOptions struct {
 	// Stateful saves the instance's whole state instead (a VM's standby);
 	// the next start restores it.
 	Stateful bool
+	// Compression, with Stateful, compresses the saved state, in the
+	// syntax of snapshots.compression ("none", "zstd:3", "lz4"); ""
+	// takes the instance's snapshots.compression.
+	Compression string
 }
 
 func (o StopOptions) grace() time.Duration {
@@ -83,7 +87,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	s.mu.Unlock()
 	var err error
 	if opts.Stateful {
-		err = s.standby(ctx, rec)
+		err = s.standby(ctx, rec, opts.Compression)
 	} else {
 		err = s.driverOf(rec).Stop(ctx, runtimeID(rec.ID), stopSignal(commandOf(rec)), opts.grace(), opts.Force)
 	}

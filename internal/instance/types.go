@@ -185,9 +185,10 @@ type CreateRequest struct {
 	// refused, as presets are not supported.
 	Preset string
 	Source Source
-	// Secrets are the real values of the credentials in Config
-	// (credentials.NAME), by their source.env. They are stored apart
-	// from the config and never returned (credentials.go).
+	// Secrets are the real values of the instance's credentials
+	// (credentials.NAME keys), by their source.env name. They are never
+	// written to the instance's config nor returned by any API: the
+	// egress path keeps them in a store table of their own.
 	Secrets map[string]string
 }
 

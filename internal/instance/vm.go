@@ -21,13 +21,18 @@ import (
 // unpacked initramfs must fit); the QEMU driver says the same.
 const minVMMemory = 128 << 20
 
-// standby saves a VM's state and ends it (stateful stop).
-func (s *Service) standby(ctx context.Context, rec store.Instance) error {
+// standby saves a VM's state and ends it (stateful stop), compressed as
+// override says, else as the instance's snapshots.compression says.
+func (s *Service) standby(ctx context.Context, rec store.Instance, override string) error {
 	st, ok := s.driverOf(rec).(driver.Stateful)
 	if !ok {
 		return errdefs.Invalid("stateful: stateful stop is supported for virtual machines only")
 	}
-	return st.Standby(ctx, runtimeID(rec.ID))
+	comp, err := s.compressionOf(rec, override)
+	if err != nil {
+		return err
+	}
+	return st.Standby(ctx, runtimeID(rec.ID), comp)
 }
 
 // withGuest runs fn when name is an instance whose files its driver reaches

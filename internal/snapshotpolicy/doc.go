@@ -19,7 +19,11 @@
 //     longer), derived from its id, so that a host full of @daily instances
 //     does not snapshot them all at 00:00. ParseSchedule takes that seed.
 //     hangar: a spec that can never fire (0 0 30 2 *) is refused, and the
-//     fields may be separated by several spaces.
+//     fields may be separated by several spaces. hangar: "@every DURATION"
+//     (robfig/cron's syntax, a Go duration of at least a minute, alone in
+//     the spec) fires an interval after the last run; the core keeps the
+//     run times (Schedule.Every), since a fixed interval has no place on
+//     the wall clock.
 //   - Times are read in the location of the time.Time given: LXD uses the
 //     host's local time; the core passes whatever its clock gives (UTC on a
 //     server set to UTC). In UTC there is no DST: every day has 24 hours.

@@ -16,7 +16,11 @@ type Schedule struct {
 	spec    string
 	crons   []cron.Schedule
 	startup bool
+	every   time.Duration
 }
+
+// MinEvery is the shortest "@every" interval: Run ticks once a minute.
+const MinEvery = time.Minute
 
 // aliases maps each alias to a cron spec whose minute (%[1]d) and hour
 // (%[2]d) come from the instance's seed, as LXD spreads them.
@@ -33,6 +37,7 @@ var aliases = map[string]string{
 const (
 	aliasStartup = "@startup"
 	aliasNever   = "@never"
+	aliasEvery   = "@every "
 )
 
 var fieldNames = [5]string{"minute", "hour", "day-of-month", "month", "day-of-week"}
@@ -52,6 +57,20 @@ func ParseSchedule(spec, seed string) (Schedule, error) {
 	if lower == "" {
 		return s, nil
 	}
+	if d, ok := strings.CutPrefix(lower, aliasEvery); ok {
+		// A fixed interval has no wall-clock minute of its own: it
+		// fires a whole interval after the last run, which the caller
+		// keeps (Every, Due with a Tick does not see it).
+		every, err := time.ParseDuration(strings.TrimSpace(d))
+		if err != nil {
+			return Schedule{}, errdefs.Invalid("schedule %q: @every wants a Go duration such as 5m or 1h30m: %v", spec, err)
+		}
+		if every < MinEvery {
+			return Schedule{}, errdefs.Invalid("schedule %q: @every interval must be at least %s", spec, MinEvery)
+		}
+		s.every = every
+		return s, nil
+	}
 	minute, hour := spread(seed)
 	for _, item := range strings.Split(lower, ", ") {
 		item = strings.TrimSpace(item)
@@ -65,7 +84,10 @@ func ParseSchedule(spec, seed string) (Schedule, error) {
 			continue
 		case strings.HasPrefix(item, "@"):
 			if _, ok := aliases[item]; !ok {
-				return Schedule{}, errdefs.Invalid("schedule %q: unknown alias %q (known: @hourly @daily @midnight @weekly @monthly @annually @yearly @startup @never)", spec, item)
+				if strings.HasPrefix(item, strings.TrimSpace(aliasEvery)) {
+					return Schedule{}, errdefs.Invalid("schedule %q: @every stands alone, as \"@every DURATION\"", spec)
+				}
+				return Schedule{}, errdefs.Invalid("schedule %q: unknown alias %q (known: @hourly @daily @midnight @weekly @monthly @annually @yearly @startup @never @every)", spec, item)
 			}
 			item = fmt.Sprintf(aliases[item], minute, hour)
 		}
@@ -130,7 +152,12 @@ func spread(seed string) (minute, hour int) {
 
 // IsZero reports whether the schedule never fires on the clock (it may
 // still ask for a snapshot at startup).
-func (s Schedule) IsZero() bool { return len(s.crons) == 0 }
+func (s Schedule) IsZero() bool { return len(s.crons) == 0 && s.every == 0 }
+
+// Every is the interval of an "@every DURATION" schedule, else 0. Such a
+// schedule fires an interval after its last run: the caller keeps when
+// that was, and Next, Due and Tick.Due do not fire it.
+func (s Schedule) Every() time.Duration { return s.every }
 
 // OnStartup reports whether the schedule holds @startup: the core takes a
 // snapshot each time the instance starts.

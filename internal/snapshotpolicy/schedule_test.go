@@ -83,7 +83,10 @@ func TestParseScheduleBad(t *testing.T) {
 		{"* * * *", "has 4 fields, want 5"},
 		{"0 * * * * *", "has 6 fields, want 5"},
 		{"daily", "has 1 fields, want 5"},
-		{"@every 1h", `unknown alias "@every 1h"`},
+		{"@every 30s", "at least 1m0s"},
+		{"@every", "@every stands alone"},
+		{"@every x", "Go duration"},
+		{"@daily, @every 1h", "@every stands alone"},
 		{"@reboot", `unknown alias "@reboot"`},
 		{"@hourly,@daily", `unknown alias "@hourly,@daily"`},
 		{"@daily, , @hourly", "empty entry"},
@@ -214,6 +217,30 @@ func TestScheduleUTCIgnoresDST(t *testing.T) {
 	for _, want := range []string{"2025-03-29 02:30:00", "2025-03-30 02:30:00", "2025-03-31 02:30:00"} {
 		if n = daily.Next(n); !n.Equal(utc(want)) {
 			t.Errorf("daily fired at %s, want %s", n, want)
+		}
+	}
+}
+
+func TestParseScheduleEvery(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		want time.Duration
+	}{
+		{"@every 5m", 5 * time.Minute},
+		{"@EVERY 1H30M", 90 * time.Minute},
+		{"  @every 1m  ", time.Minute},
+		{"@daily", 0},
+	} {
+		s, err := ParseSchedule(tc.spec, "1")
+		if err != nil || s.Every() != tc.want {
+			t.Errorf("ParseSchedule(%q).Every() = %v, %v; want %v", tc.spec, s.Every(), err, tc.want)
+		}
+		if tc.want > 0 {
+			// The core runs it from its own record: the wall-clock
+			// minute tick never fires it.
+			if s.IsZero() || !s.Next(time.Now()).IsZero() {
+				t.Errorf("%q: IsZero %v, Next %v", tc.spec, s.IsZero(), s.Next(time.Now()))
+			}
 		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/cuid"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -14,6 +16,10 @@ type Instance struct {
 	// ID is assigned by CreateInstance and never reused, even after the
 	// instance is deleted, so it can name the instance's runtime objects.
 	ID int64
+	// UID is the instance's public id (package cuid's shape): the one
+	// given to CreateInstance, or a fresh one when that is empty; fixed
+	// for the row's life, so a rename keeps it.
+	UID string
 	// Project holds the instance; names are unique per project.
 	Project string
 	// ProfileProject is the project whose profiles the instance's
@@ -39,7 +45,7 @@ type Instance struct {
 // list, where an ordered json_group_array subquery per row doubled the cost
 // of ListInstances.
 const instanceSelect = `
-SELECT i.id, i.project, ` + profileProjectOf + `, i.name, i.type, i.architecture, i.description, i.config, i.devices,
+SELECT i.id, i.uid, i.project, ` + profileProjectOf + `, i.name, i.type, i.architecture, i.description, i.config, i.devices,
        i.ephemeral, i.stateful, i.created_at, i.last_used_at
   FROM instances i`
 
@@ -60,7 +66,7 @@ func scanInstance(row rowScanner) (Instance, error) {
 		in                     Instance
 		config, devices, c, lu string
 	)
-	if err := row.Scan(&in.ID, &in.Project, &in.ProfileProject, &in.Name, &in.Type, &in.Architecture, &in.Description,
+	if err := row.Scan(&in.ID, &in.UID, &in.Project, &in.ProfileProject, &in.Name, &in.Type, &in.Architecture, &in.Description,
 		&config, &devices, &in.Ephemeral, &in.Stateful, &c, &lu); err != nil {
 		return Instance{}, err
 	}
@@ -147,18 +153,26 @@ func (q *Queries) CreateInstance(ctx context.Context, inst *Instance) error {
 	if err != nil {
 		return fmt.Errorf("create instance %q devices: %w", inst.Name, err)
 	}
+	uid := inst.UID
+	if uid == "" {
+		uid = cuid.New()
+	} else if !cuid.Valid(uid) {
+		return errdefs.Invalid("create instance %q: id %q is not 24 characters of [a-z0-9] starting with a letter", inst.Name, uid)
+	}
 	var (
 		id             int64
 		profileProject string
 	)
 	err = q.atomic(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
-INSERT INTO instances (project, name, type, architecture, description, config, devices,
+INSERT INTO instances (uid, project, name, type, architecture, description, config, devices,
                        ephemeral, stateful, created_at, last_used_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			projectOrDefault(inst.Project), inst.Name, inst.Type, inst.Architecture, inst.Description, config, devices,
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			uid, projectOrDefault(inst.Project), inst.Name, inst.Type, inst.Architecture, inst.Description, config, devices,
 			inst.Ephemeral, inst.Stateful, fmtTime(inst.CreatedAt), fmtTime(inst.LastUsedAt))
 		switch {
+		case isUnique(err) && strings.Contains(err.Error(), "instances.uid"):
+			return errdefs.Conflict("create instance %q: id %s is taken", inst.Name, uid)
 		case isUnique(err):
 			return errdefs.Conflict("instance %q already exists", inst.Name)
 		case isForeignKey(err):
@@ -180,7 +194,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		return err
 	}
 	// Only now: a failed create must not leave a plausible-looking ID.
-	inst.ID = id
+	inst.ID, inst.UID = id, uid
 	inst.Project, inst.ProfileProject = projectOrDefault(inst.Project), profileProject
 	return nil
 }

@@ -2,8 +2,12 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/cuid"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -197,5 +201,37 @@ func TestInstanceIDsNotReused(t *testing.T) {
 	}
 	if c.ID <= ids[1] {
 		t.Errorf("new ID %d reuses or precedes deleted ID %d", c.ID, ids[1])
+	}
+}
+
+// CreateInstance gives each row an id (cuid's shape) unless handed one,
+// refuses a malformed one, and two rows never share one.
+func TestInstanceUID(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStore(t)
+	a := newInstance("a")
+	if err := s.CreateInstance(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	if !cuid.Valid(a.UID) {
+		t.Fatalf("CreateInstance set uid %q", a.UID)
+	}
+	for _, tc := range []struct {
+		name, uid string
+		wantErr   error
+	}{
+		{"given", "k000000000000000000000000"[:24], nil},
+		{"bad", "1abc", errdefs.ErrInvalidArgument},
+		{"dup", a.UID, errdefs.ErrConflict},
+	} {
+		in := newInstance(tc.name)
+		in.UID = tc.uid
+		err := s.CreateInstance(ctx, &in)
+		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+			t.Errorf("%s: CreateInstance with uid %q: %v, want %v", tc.name, tc.uid, err, tc.wantErr)
+		}
+		if tc.wantErr == nil && in.UID != tc.uid {
+			t.Errorf("%s: uid %q, want %q", tc.name, in.UID, tc.uid)
+		}
 	}
 }

@@ -370,10 +370,18 @@ CREATE TABLE api_tokens (
 ) STRICT;
 `,
 
-	// 13: MERGE PLACEHOLDER, a no-op standing in for the edge helper's
-	// migration 13 (instances.uid) on the egress branch: the lead keeps
-	// that one here and drops this entry when merging.
-	`SELECT 1;`,
+	// 13: an instance's uid, the CUID2 id the instances API (seed 002)
+	// names it by: 24 of [a-z0-9], the first a letter. Kept across
+	// renames (UpdateInstance never writes it), new for every created
+	// row (copies, forks and imports are new rows). Existing instances
+	// get a random one here: a letter, then 23 hex digits of 12 random
+	// bytes. The unique index makes a row without one ('') a conflict
+	// with the next, so the store always sets it.
+	`
+ALTER TABLE instances ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+UPDATE instances SET uid = char(97 + abs(random() % 26)) || substr(lower(hex(randomblob(12))), 1, 23);
+CREATE UNIQUE INDEX instances_uid ON instances (uid);
+`,
 
 	// 14: the real values of an instance's credentials (seed 002's
 	// credentials.*.source.env), keyed by the env key the request sent

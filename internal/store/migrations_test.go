@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/cuid"
+
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -259,5 +261,52 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	_, err = stores[0].GetProfile(ctx, "default", "nope")
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("GetProfile(nope) = %v", err)
+	}
+}
+
+// Migration 13 gives every existing instance an id of its own, in the
+// shape new ones get, and the ids stay with renames.
+func TestMigrateInstanceUIDs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old := rawDB(t, path)
+	if err := migrate(ctx, old, migrations[:12]); err != nil {
+		t.Fatalf("migrate to 12: %v", err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := old.ExecContext(ctx, `
+INSERT INTO instances (name, type, architecture, created_at, last_used_at) VALUES (?, 'container', 'x86_64', ?, ?)`,
+			name, fmtTime(time.Unix(1700000000, 0)), fmtTime(time.Time{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	list, err := s.ListInstances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, in := range list {
+		if !cuid.Valid(in.UID) || seen[in.UID] {
+			t.Errorf("instance %s: uid %q after the migration (seen: %v)", in.Name, in.UID, seen)
+		}
+		seen[in.UID] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("%d instances with ids, want 3", len(seen))
+	}
+	a := list[0]
+	a.Name = "renamed"
+	if err := s.UpdateInstance(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetInstance(ctx, "renamed")
+	if err != nil || got.UID != list[0].UID {
+		t.Errorf("after rename: uid %q (%v), want %q", got.UID, err, list[0].UID)
 	}
 }

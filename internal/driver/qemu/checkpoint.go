@@ -57,6 +57,10 @@ type stateHeader struct {
 	NICs  map[string]string `json:"nics,omitempty"`
 	Disks *diskLayout       `json:"disks,omitempty"`
 	Saved time.Time         `json:"saved"`
+	// Compression is how the stream after the header was compressed
+	// (driver.Compression's String), for people: a restore reads the
+	// stream's own magic.
+	Compression string `json:"compression,omitempty"`
 }
 
 // maxHeader bounds a checkpoint's header line.
@@ -69,7 +73,7 @@ const maxHeader = 1 << 20
 // call (it then stays paused, and its disks are taken back at its next
 // resume). The pause returned runs from QEMU's stop to its resume.
 // Refused (errdefs.ErrConflict) for a VM with 9p shares, as Standby is.
-func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused func(ctx context.Context) error) (time.Duration, error) {
+func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, comp driver.Compression, paused func(ctx context.Context) error) (time.Duration, error) {
 	v := d.get(id)
 	if v == nil {
 		return 0, driver.ErrNotRunning
@@ -82,11 +86,7 @@ func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused fu
 		return 0, errdefs.Invalid("checkpoint: no state file")
 	}
 	v.mu.Lock()
-	state, shares, withAgent := v.state, v.shares, v.withAgent
-	hdr := stateHeader{Firmware: !withAgent, NICSlots: append([]string(nil), v.slots...), Saved: time.Now().UTC()}
-	if v.disks != nil {
-		hdr.Disks = v.disks.clone()
-	}
+	state, shares := v.state, v.shares
 	v.mu.Unlock()
 	if shares > 0 {
 		return 0, errdefs.Conflict("checkpoint: VM %s has %d directory share(s) (9p), and QEMU cannot save a VM with a mounted 9p share", id, shares)
@@ -95,23 +95,11 @@ func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused fu
 	if state != stateRunning && !wasPaused {
 		return 0, errdefs.Conflict("checkpoint: VM %s is %s", id, state)
 	}
-	if withAgent {
-		hdr.Machine = d.cfg.Machine
-	}
-	if err := machineSize(mon, &hdr); err != nil {
+	hdr, err := d.headerOf(v, mon, true)
+	if err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
 	}
-	hdr.NICs = map[string]string{}
-	for _, name := range hdr.NICSlots {
-		if name == "" {
-			continue
-		}
-		out, err := mon.run("qom-get", map[string]any{"path": "/machine/peripheral/" + nicDeviceID(name), "property": "mac"})
-		var mac string
-		if err == nil && json.Unmarshal(out, &mac) == nil {
-			hdr.NICs[name] = mac
-		}
-	}
+	hdr.Compression = comp.String()
 
 	tmp := statePath + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -138,7 +126,7 @@ func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused fu
 		return v.waitState(wctx, func(s vmState) bool { return s == stateRunning })
 	}
 	saveStart := time.Now()
-	stats, err := saveState(ctx, mon, f, !wasPaused)
+	stats, err := saveState(ctx, mon, f, !wasPaused, comp)
 	if err != nil {
 		// QEMU resumes a guest it stopped for a save that failed; one
 		// this stopped for convergence is resumed here.
@@ -182,6 +170,39 @@ func (d *Driver) Checkpoint(ctx context.Context, id, statePath string, paused fu
 	return pause, nil
 }
 
+// headerOf is the header of v's saved state; withMACs reads the MACs the
+// guest has (a fork's restore needs them to give it new ones).
+func (d *Driver) headerOf(v *vm, mon *monitor, withMACs bool) (stateHeader, error) {
+	v.mu.Lock()
+	withAgent := v.withAgent
+	hdr := stateHeader{Firmware: !withAgent, NICSlots: append([]string(nil), v.slots...), Saved: time.Now().UTC()}
+	if v.disks != nil {
+		hdr.Disks = v.disks.clone()
+	}
+	v.mu.Unlock()
+	if withAgent {
+		hdr.Machine = d.cfg.Machine
+	}
+	if err := machineSize(mon, &hdr); err != nil {
+		return hdr, err
+	}
+	if !withMACs {
+		return hdr, nil
+	}
+	hdr.NICs = map[string]string{}
+	for _, name := range hdr.NICSlots {
+		if name == "" {
+			continue
+		}
+		out, err := mon.run("qom-get", map[string]any{"path": "/machine/peripheral/" + nicDeviceID(name), "property": "mac"})
+		var mac string
+		if err == nil && json.Unmarshal(out, &mac) == nil {
+			hdr.NICs[name] = mac
+		}
+	}
+	return hdr, nil
+}
+
 // machineSize reads the RAM size and vCPU count of a running QEMU (a VM
 // adopted after a daemon restart has no spec to say them).
 func machineSize(mon *monitor, hdr *stateHeader) error {
@@ -208,24 +229,36 @@ func machineSize(mon *monitor, hdr *stateHeader) error {
 }
 
 // saveState has QEMU write the VM's state into f at its offset (QMP
-// migrate to a descriptor passed with getfd) and waits for the end. live
-// is a running guest, saved by pre-copy (QEMU stops it at the end);
-// otherwise the guest is paused already.
-func saveState(ctx context.Context, mon *monitor, f *os.File, live bool) (migrationStats, error) {
+// migrate to a descriptor passed with getfd), compressed as comp says,
+// and waits for the end. live is a running guest, saved by pre-copy
+// (QEMU stops it at the end); otherwise the guest is paused already.
+func saveState(ctx context.Context, mon *monitor, f *os.File, live bool, comp driver.Compression) (migrationStats, error) {
 	if _, err := mon.run("migrate-set-parameters", map[string]any{
 		"max-bandwidth": saveBandwidth, "downtime-limit": saveDowntimeMs,
 	}); err != nil {
 		return migrationStats{}, err
 	}
+	sink, err := newStateSink(f, comp)
+	if err != nil {
+		return migrationStats{}, err
+	}
 	const fdName = "hangar-save"
-	if _, err := mon.runWithFile("getfd", map[string]any{"fdname": fdName}, f); err != nil {
+	_, err = mon.runWithFile("getfd", map[string]any{"fdname": fdName}, sink.qemuEnd)
+	sink.closeOurs()
+	if err != nil {
+		_ = sink.wait(false)
 		return migrationStats{}, err
 	}
 	if _, err := mon.run("migrate", map[string]any{"uri": "fd:" + fdName}); err != nil {
 		_, _ = mon.run("closefd", map[string]any{"fdname": fdName})
+		_ = sink.wait(false)
 		return migrationStats{}, err
 	}
-	return waitMigration(ctx, mon, live)
+	st, err := waitMigration(ctx, mon, live)
+	if werr := sink.wait(err == nil); err == nil {
+		err = werr
+	}
+	return st, err
 }
 
 // migrationStats is what query-migrate says of a migration.
@@ -316,34 +349,52 @@ func writeStateHeader(w io.Writer, hdr stateHeader) error {
 // openState opens a checkpoint file and reads its header; the file is
 // left at the start of QEMU's stream, which QEMU reads from there.
 func openState(path string) (*os.File, stateHeader, error) {
+	f, hdr, found, err := openStateFile(path)
+	if err != nil {
+		return nil, hdr, err
+	}
+	if !found {
+		f.Close()
+		return nil, hdr, errdefs.Invalid("restore state %s: not a VM state file Checkpoint wrote", path)
+	}
+	return f, hdr, nil
+}
+
+// openStateFile opens a saved state and reads its header, when it has one
+// (found): a standby file written before standby had headers is QEMU's
+// stream from its first byte. The file is left at the stream's start.
+func openStateFile(path string) (*os.File, stateHeader, bool, error) {
 	var hdr stateHeader
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, hdr, errdefs.NotFound("restore state %s: no such file", path)
+		return nil, hdr, false, errdefs.NotFound("restore state %s: no such file", path)
 	}
 	if err != nil {
-		return nil, hdr, fmt.Errorf("restore state: %w", err)
+		return nil, hdr, false, fmt.Errorf("restore state: %w", err)
 	}
 	br := bufio.NewReaderSize(io.LimitReader(f, int64(len(stateMagic))+maxHeader), 64<<10)
+	if head, _ := br.Peek(len(stateMagic)); string(head) != stateMagic {
+		return f, hdr, false, nil
+	}
 	magic, err := br.ReadString('\n')
 	if err != nil || magic != stateMagic {
 		f.Close()
-		return nil, hdr, errdefs.Invalid("restore state %s: not a VM state file Checkpoint wrote", path)
+		return nil, hdr, false, errdefs.Invalid("restore state %s: not a VM state file Checkpoint wrote", path)
 	}
 	line, err := br.ReadString('\n')
 	if err != nil {
 		f.Close()
-		return nil, hdr, errdefs.Invalid("restore state %s: truncated header", path)
+		return nil, hdr, false, errdefs.Invalid("restore state %s: truncated header", path)
 	}
 	if err := json.Unmarshal([]byte(line), &hdr); err != nil || hdr.Memory <= 0 || hdr.CPUs <= 0 {
 		f.Close()
-		return nil, hdr, errdefs.Invalid("restore state %s: bad header %.200q", path, strings.TrimSpace(line))
+		return nil, hdr, false, errdefs.Invalid("restore state %s: bad header %.200q", path, strings.TrimSpace(line))
 	}
 	if _, err := f.Seek(int64(len(magic)+len(line)), io.SeekStart); err != nil {
 		f.Close()
-		return nil, hdr, fmt.Errorf("restore state: %w", err)
+		return nil, hdr, false, fmt.Errorf("restore state: %w", err)
 	}
-	return f, hdr, nil
+	return f, hdr, true, nil
 }
 
 // reidentify tells the agent of a VM restored from another VM's state

@@ -221,7 +221,7 @@ func TestVMCheckpointFork(t *testing.T) {
 	}
 	t.Run("failed checkpoint", func(t *testing.T) {
 		boom := errors.New("the disk snapshot failed")
-		_, err := d.Checkpoint(ctx, "h1", state, func(context.Context) error { return boom })
+		_, err := d.Checkpoint(ctx, "h1", state, driver.Compression{}, func(context.Context) error { return boom })
 		if !errors.Is(err, boom) {
 			t.Fatalf("checkpoint: %v, want the callback's error", err)
 		}
@@ -238,7 +238,7 @@ func TestVMCheckpointFork(t *testing.T) {
 	forkRoot := filepath.Join(tmp, "fork-root.raw")
 	var diskState string
 	var copied time.Duration
-	pause, err := d.Checkpoint(ctx, "h1", state, func(ctx context.Context) error {
+	pause, err := d.Checkpoint(ctx, "h1", state, driver.Compression{}, func(ctx context.Context) error {
 		defer func(t0 time.Time) { copied = time.Since(t0) }(time.Now())
 		st, _ := d.State(ctx, "h1")
 		diskState = st.Status.String()

@@ -439,7 +439,7 @@ func TestVMNetwork(t *testing.T) {
 		// The restored QEMU must have the devices of the saved one at
 		// the same places: eth0 on the second port, eth2 on the third,
 		// the SCSI controller on the first disk port.
-		if err := d.Standby(ctx, "h1"); err != nil {
+		if err := d.Standby(ctx, "h1", driver.Compression{}); err != nil {
 			t.Fatalf("standby: %v", err)
 		}
 		spec.Disks = []driver.Disk{vol}

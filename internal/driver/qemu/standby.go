@@ -16,7 +16,11 @@ import (
 // first, so the disk overlay and the saved RAM agree. The next Start
 // restores from the file (QEMU -incoming) instead of booting, and deletes
 // it. On failure the VM is resumed and keeps running.
-func (d *Driver) Standby(ctx context.Context, id string) error {
+//
+// comp compresses the saved stream (driver.Compression); the file opens
+// with the same header as a checkpoint's (stateMagic), so that it can be
+// taken as a stateful snapshot's state as it is.
+func (d *Driver) Standby(ctx context.Context, id string, comp driver.Compression) error {
 	v := d.get(id)
 	if v == nil {
 		return driver.ErrNotRunning
@@ -43,6 +47,13 @@ func (d *Driver) Standby(ctx context.Context, id string) error {
 			_ = d.Unfreeze(context.WithoutCancel(ctx), id)
 		}
 	}
+	began := time.Now()
+	hdr, err := d.headerOf(v, mon, true)
+	if err != nil {
+		resume()
+		return fmt.Errorf("standby: %w", err)
+	}
+	hdr.Compression = comp.String()
 	final := filepath.Join(v.dir, fileState)
 	tmp := final + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -50,7 +61,11 @@ func (d *Driver) Standby(ctx context.Context, id string) error {
 		resume()
 		return fmt.Errorf("standby: %w", err)
 	}
-	_, err = saveState(ctx, mon, f, false)
+	err = writeStateHeader(f, hdr)
+	if err == nil {
+		_, err = saveState(ctx, mon, f, false, comp)
+	}
+	saved := time.Since(began)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -67,10 +82,12 @@ func (d *Driver) Standby(ctx context.Context, id string) error {
 		resume()
 		return fmt.Errorf("standby: %w", err)
 	}
+	synced := time.Since(began)
 	v.mu.Lock()
 	v.stopping = true
 	v.mu.Unlock()
 	d.kill(v)
+	d.log.Info("vm standby", "id", id, "compression", hdr.Compression, "save", saved, "sync", synced-saved, "total", time.Since(began))
 	return nil
 }
 

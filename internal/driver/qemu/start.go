@@ -123,13 +123,18 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if rs.hdr != nil {
 		saved = meta{NICSlots: rs.hdr.NICSlots, Disks: rs.hdr.Disks}
 	} else if p := standbyState(dir); p != "" {
-		f, err := os.Open(p)
+		f, hdr, found, err := openStateFile(p)
 		if err != nil {
 			return 0, fmt.Errorf("standby state: %w", err)
 		}
 		defer f.Close()
 		rs = restoreFrom{path: p, file: f, owned: true}
 		saved = readMeta(dir)
+		if found {
+			// QEMU loads RAM only into a machine of the saved size,
+			// whatever the config says now.
+			mem, cpus = hdr.Memory, hdr.CPUs
+		}
 	}
 	incoming := ""
 	if rs.file != nil {
@@ -245,8 +250,26 @@ func tapsOf(nics []driver.NIC) map[string]string {
 // failing again.
 func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, args []string, mem int64, rs restoreFrom, bl bootLayout) (*vm, error) {
 	began := time.Now()
-	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem, rs.file)
+	var src *stateSource
+	var incoming *os.File
+	if rs.file != nil {
+		var err error
+		if src, err = newStateSource(rs.file); err != nil {
+			if rs.owned {
+				_ = os.Rename(rs.path, rs.path+".failed")
+			}
+			return nil, fmt.Errorf("restore from %s: %w", rs.path, err)
+		}
+		incoming = src.qemuEnd
+	}
+	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem, incoming)
+	if src != nil {
+		src.closeOurs()
+	}
 	if err != nil {
+		if src != nil {
+			_ = src.close()
+		}
 		return nil, err
 	}
 	v.stopSignal = spec.StopSignal
@@ -261,7 +284,20 @@ func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, a
 		return nil, err
 	}
 	restoring := rs.file != nil
-	if err := d.connect(ctx, v, restoring); err != nil {
+	err = d.connect(ctx, v, restoring)
+	if src != nil {
+		// QEMU has loaded the state (or failed to): the decompressor
+		// is done.
+		// A stream QEMU could not load fails connect; this error
+		// says why, when the file was the cause.
+		if serr := src.close(); serr != nil {
+			d.log.Warn("restore: reading the saved state", "id", spec.ID, "err", serr)
+			if err != nil {
+				err = fmt.Errorf("%w (%v)", err, serr)
+			}
+		}
+	}
+	if err != nil {
 		d.abort(v)
 		switch {
 		case rs.owned:

@@ -163,11 +163,11 @@ func TestVMStorage(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(rw, "new")); err != nil || string(b) != "yes\n" {
 			t.Errorf("written through the share: %q %v", b, err)
 		}
-		if err := d.Standby(ctx, "h1"); !errors.Is(err, errdefs.ErrConflict) {
+		if err := d.Standby(ctx, "h1", driver.Compression{}); !errors.Is(err, errdefs.ErrConflict) {
 			t.Errorf("standby with shares: %v, want a conflict", err)
 		}
 		called := false
-		if _, err := d.Checkpoint(ctx, "h1", filepath.Join(tmp, "state"), func(context.Context) error { called = true; return nil }); !errors.Is(err, errdefs.ErrConflict) || called {
+		if _, err := d.Checkpoint(ctx, "h1", filepath.Join(tmp, "state"), driver.Compression{}, func(context.Context) error { called = true; return nil }); !errors.Is(err, errdefs.ErrConflict) || called {
 			t.Errorf("checkpoint with shares: %v (callback called: %v), want a conflict", err, called)
 		}
 	})
