@@ -47,6 +47,12 @@
 // 0600, written before the certificate) and ca.crt (PEM, ten years).
 // Leaves (ECDSA P-256, seven days) are made on first use per name and
 // cached in memory. Guests trust ca.crt; the key never leaves the host.
+// The core hands the certificate to the driver of each instance with
+// egress (driver.Spec.EgressCA) and the guest trusts it from its first
+// process on: the VM agent, or the container driver in the root before
+// PID 1, writes /etc/ssl/certs/hangar-egress-ca.pem and a marked block in
+// /etc/ssl/certs/ca-certificates.crt (driver.TrustCA: once, replaced by a
+// new CA, removed when egress is turned off).
 //
 // # What it must not do
 //
