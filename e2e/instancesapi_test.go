@@ -20,8 +20,9 @@ import (
 // client against a real hangard and one real VM (TCG): over TCP with
 // bearer tokens (its own listener) and over the unix socket under
 // /instances-api/. Create, wait, get, list filters, stop, start with a
-// cmd override, standby and restore, the same VM seen by the LXD API,
-// delete; 401 without a token, 403 for a viewer's create; bad input
+// cmd override, stat, stats, auto-standby status, snapshot schedule,
+// standby and restore (plain and zstd: a guest process survives),
+// snapshots, fork (both run), the same VM seen by the LXD API, delete; 401 without a token, 403 for a viewer's create; bad input
 // answered 400 naming the field and leaving nothing.
 func TestInstancesAPI(t *testing.T) {
 	requireVM(t)
@@ -172,7 +173,86 @@ func TestInstancesAPI(t *testing.T) {
 		})
 	})
 
+	t.Run("stat and stats", func(t *testing.T) {
+		for _, tc := range []struct {
+			path               string
+			exists, dir, file  bool
+			symlink, following bool
+		}{
+			{path: "/app/run.sh", exists: true, file: true},
+			{path: "/app", exists: true, dir: true},
+			{path: "/bin/sh", exists: true, symlink: true},
+			{path: "/bin/sh", exists: true, file: true, following: true},
+			{path: "/no/such/path"},
+		} {
+			pi, err := op.Stat(ctx, vm.ID, tc.path, tc.following)
+			if err != nil || pi.Exists != tc.exists || pi.IsDir != tc.dir || pi.IsFile != tc.file || pi.IsSymlink != tc.symlink {
+				t.Errorf("stat %s (follow %v): %+v %v", tc.path, tc.following, pi, err)
+			}
+		}
+		if _, err := op.Stat(ctx, vm.ID, "relative", false); instances.StatusOf(err) != 400 {
+			t.Errorf("stat of a relative path: %v", err)
+		}
+		st, err := op.Stats(ctx, vm.ID)
+		if err != nil || st.InstanceID != vm.ID || st.InstanceName != "api1" || st.AllocatedVcpus != 1 ||
+			st.AllocatedMemoryBytes != 256<<20 || st.CPUSeconds <= 0 || st.MemoryRssBytes <= 0 || st.MemoryVmsBytes < st.MemoryRssBytes {
+			t.Fatalf("stats %+v %v", st, err)
+		}
+	})
+
+	t.Run("update", func(t *testing.T) {
+		// No credential names KEY: real values are all PATCH may change.
+		if _, err := op.Update(ctx, vm.ID, wire.InstanceUpdateParams{Env: map[string]string{"KEY": "v"}}); instances.StatusOf(err) != 400 {
+			t.Fatalf("update of an env key no credential names: %v", err)
+		}
+	})
+
+	t.Run("auto-standby status", func(t *testing.T) {
+		st, err := op.AutoStandby.Status(ctx, vm.ID)
+		if err != nil || st.Configured || st.Reason != "policy_missing" || st.TrackingMode == "" {
+			t.Fatalf("status without a policy: %+v %v", st, err)
+		}
+		if _, err := op.AutoStandby.Hold(ctx, vm.ID); instances.StatusOf(err) != 400 {
+			t.Fatalf("hold without a policy: %v", err)
+		}
+	})
+
+	t.Run("snapshot schedule", func(t *testing.T) {
+		if _, err := op.SnapshotSchedule.Get(ctx, vm.ID); instances.StatusOf(err) != 404 {
+			t.Fatalf("schedule before any: %v", err)
+		}
+		two, prefix := int64(2), "nightly"
+		before := time.Now()
+		sch, err := op.SnapshotSchedule.Update(ctx, vm.ID, wire.SetSnapshotScheduleRequest{Interval: "1h",
+			Retention: &wire.SnapshotScheduleRetentionParams{MaxCount: &two}, NamePrefix: &prefix, Metadata: map[string]string{"by": "e2e"}})
+		if err != nil || sch.Interval != "1h0m0s" && sch.Interval != "1h" || sch.Retention.MaxCount != 2 || sch.InstanceID != vm.ID ||
+			sch.NextRunAt.Before(before.Add(59*time.Minute)) || sch.Metadata["by"] != "e2e" {
+			t.Fatalf("set schedule: %+v %v", sch, err)
+		}
+		if got, err := op.SnapshotSchedule.Get(ctx, vm.ID); err != nil || !got.NextRunAt.Equal(sch.NextRunAt) {
+			t.Fatalf("get schedule: %+v %v", got, err)
+		}
+		if _, err := op.SnapshotSchedule.Update(ctx, vm.ID, wire.SetSnapshotScheduleRequest{Interval: "10s",
+			Retention: &wire.SnapshotScheduleRetentionParams{MaxCount: &two}}); instances.StatusOf(err) != 400 {
+			t.Fatalf("interval under 1m: %v", err)
+		}
+		if err := op.SnapshotSchedule.Delete(ctx, vm.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := op.SnapshotSchedule.Get(ctx, vm.ID); instances.StatusOf(err) != 404 {
+			t.Fatalf("schedule after delete: %v", err)
+		}
+	})
+
+	// bgProcess starts a process in the guest that outlives the exec and
+	// returns its pid: alive after a restore means the memory came back.
+	bgProcess := func(t *testing.T, name string) string {
+		t.Helper()
+		return strings.TrimSpace(d.must("exec", name, "--project", "p1", "--", "sh", "-c", "sleep 100000 </dev/null >/dev/null 2>&1 & echo $!"))
+	}
+
 	t.Run("standby and restore", func(t *testing.T) {
+		bg := bgProcess(t, "api1")
 		sb, err := op.Standby(ctx, vm.ID, wire.InstanceStandbyParams{})
 		if err != nil || sb.State != wire.StateStandby || !sb.HasSnapshot {
 			t.Fatalf("standby: %+v %v", sb, err)
@@ -188,6 +268,63 @@ func TestInstancesAPI(t *testing.T) {
 			t.Fatalf("restore: %+v %v", rs, err)
 		}
 		waitState(op, wire.StateRunning)
+		d.must("exec", "api1", "--project", "p1", "--", "kill", "-0", bg)
+		// Compressed, per call: the memory comes back the same.
+		on, lvl := true, int64(3)
+		if _, err := op.Standby(ctx, vm.ID, wire.InstanceStandbyParams{Compression: &wire.SnapshotCompressionConfigParams{Enabled: &on, Algorithm: "zstd", Level: &lvl}}); err != nil {
+			t.Fatalf("standby with zstd: %v", err)
+		}
+		if _, err := op.Restore(ctx, vm.ID); err != nil {
+			t.Fatalf("restore from zstd: %v", err)
+		}
+		waitState(op, wire.StateRunning)
+		d.must("exec", "api1", "--project", "p1", "--", "kill", "-0", bg)
+	})
+
+	t.Run("snapshots", func(t *testing.T) {
+		name := "snap-e2e"
+		sn, err := op.Snapshots.New(ctx, vm.ID, wire.InstanceSnapshotNewParams{Kind: "Standby", Name: &name, Tags: map[string]string{"why": "test"}})
+		if err != nil || sn.Kind != "Standby" || sn.ID != name || sn.Tags["why"] != "test" || sn.SourceInstanceID != vm.ID {
+			t.Fatalf("snapshot: %+v %v", sn, err)
+		}
+		if out := d.must("snapshot", "list", "api1", "--project", "p1"); !strings.Contains(out, name) {
+			t.Fatalf("the LXD API lacks the snapshot:\n%s", out)
+		}
+		if _, err := op.Snapshots.New(ctx, vm.ID, wire.InstanceSnapshotNewParams{Kind: "Standby", Name: &name}); instances.StatusOf(err) != 409 {
+			t.Fatalf("a second snapshot of that name: %v", err)
+		}
+		rs, err := op.Snapshots.Restore(ctx, vm.ID, name, wire.InstanceSnapshotRestoreParams{})
+		if err != nil || rs.State == wire.StateStopped || rs.State == wire.StateStandby {
+			t.Fatalf("restore of a Standby snapshot: %+v %v", rs, err)
+		}
+		waitState(op, wire.StateRunning)
+	})
+
+	t.Run("fork", func(t *testing.T) {
+		if _, err := op.Fork(ctx, vm.ID, wire.InstanceForkParams{Name: "api1-fork"}); instances.StatusOf(err) != 409 {
+			t.Fatalf("fork of a running VM without from_running: %v", err)
+		}
+		yes := true
+		fk, err := op.Fork(ctx, vm.ID, wire.InstanceForkParams{Name: "api1-fork", FromRunning: &yes})
+		if err != nil || fk.ID == vm.ID || !cuid.Valid(fk.ID) || fk.Name != "api1-fork" {
+			t.Fatalf("fork: %+v %v", fk, err)
+		}
+		if w, err := op.Wait(ctx, fk.ID, wire.StateRunning, "2m"); err != nil || w.State != wire.StateRunning {
+			t.Fatalf("the fork: %+v %v", w, err)
+		}
+		waitState(op, wire.StateRunning)
+		// Both run: each answers an exec, with its own hostname.
+		for _, n := range []string{"api1", "api1-fork"} {
+			if out := strings.TrimSpace(d.must("exec", n, "--project", "p1", "--", "hostname")); out != n {
+				t.Errorf("hostname of %s: %q", n, out)
+			}
+		}
+		if list, err := op.List(ctx, instances.ListParams{State: wire.StateRunning}); err != nil || len(list) != 2 {
+			t.Errorf("running after the fork: %d %v", len(list), err)
+		}
+		if err := op.Delete(ctx, fk.ID); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("delete", func(t *testing.T) {

@@ -64,6 +64,10 @@ type SnapshotRequest struct {
 	Description string
 	// Metadata is the snapshot's user key-value tags (Snapshot.Metadata).
 	Metadata map[string]string
+	// Compression, when set, overrides the instance's
+	// snapshots.compression for a stateful snapshot's saved state
+	// (driver.ParseCompression's syntax).
+	Compression string
 	// scheduled marks a snapshot its instance's schedule took: only
 	// those count against snapshots.schedule.max_count.
 	scheduled bool
@@ -209,6 +213,14 @@ func (s *Service) checkSnapshot(ctx context.Context, rec store.Instance, status 
 			return errdefs.Conflict("snapshot %q of instance %q already exists", req.Name, rec.Name)
 		}
 	}
+	if req.Compression != "" {
+		if !req.Stateful {
+			return errdefs.Invalid("compression: only a stateful snapshot has a saved state to compress")
+		}
+		if _, err := driver.ParseCompression(req.Compression); err != nil {
+			return err
+		}
+	}
 	if !req.Stateful {
 		return nil
 	}
@@ -269,7 +281,7 @@ func (s *Service) createSnapshotLocked(ctx context.Context, in *inst, req Snapsh
 		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
 			var pause time.Duration
 			var comp driver.Compression
-			if comp, err = driver.ParseCompression(cfg[keySnapshotsCompression]); err == nil {
+			if comp, err = s.compressionOf(rec, req.Compression); err == nil {
 				pause, err = cp.Checkpoint(ctx, runtimeID(rec.ID), path, comp, take)
 			}
 			s.log.Info("stateful snapshot", "instance", rec.Name, "snapshot", sn.Name, "pause", pause)

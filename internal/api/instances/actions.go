@@ -186,8 +186,8 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, name string) {
 }
 
 // standby is POST /instances/{id}/standby: a stateful stop (409 unless
-// running). A compression given here becomes the instance's policy
-// (snapshots.compression), as the core keeps one setting.
+// running). A compression given here applies to this standby only; the
+// instance's snapshot_policy (snapshots.compression) is the default.
 func (s *Server) standby(w http.ResponseWriter, r *http.Request, name string) {
 	var p wire.InstanceStandbyParams
 	if err := decode(r, &p, true); err != nil {
@@ -195,18 +195,16 @@ func (s *Server) standby(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	ctx := context.WithoutCancel(r.Context())
+	opts := instance.StopOptions{Stateful: true}
 	if p.Compression != nil {
 		v, err := compressionValue("compression", p.Compression)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		if err := s.Core.Patch(ctx, name, instance.Patch{Config: map[string]string{keyCompression: v}}, nil); err != nil {
-			writeError(w, err)
-			return
-		}
+		opts.Compression = v
 	}
-	if err := s.Core.Stop(ctx, name, instance.StopOptions{Stateful: true}); err != nil {
+	if err := s.Core.Stop(ctx, name, opts); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -88,8 +88,9 @@
 //     stay, as the seed says "omit to keep the previous value"); Start
 //     of an instance in Standby is 409 (restore it). Stop is graceful
 //     (the image's stop signal, then the default grace). Standby is a
-//     stateful stop; a compression given to it becomes the instance's
-//     snapshots.compression. Restore starts an instance in Standby (409
+//     stateful stop; a compression given to it applies to that standby only
+//     (StopOptions.Compression), the instance's snapshot_policy being the
+//     default. Restore starts an instance in Standby (409
 //     otherwise). Delete stops a running instance at once, then deletes.
 //   - Fork needs from_running for a running source (409 otherwise);
 //     the core's fork of a running VM carries its memory and runs; of a
@@ -107,8 +108,11 @@
 //     "event: error" event.
 //   - Snapshots: a snapshot's id is its name (unique per instance);
 //     kind Standby is a stateful snapshot, Stopped a stateless one;
-//     size_bytes is 0 (not measured). Per-snapshot compression and tags
-//     are 501 until the core takes them. Restore defaults target_state
+//     size_bytes is 0 (not measured). tags are the snapshot's metadata;
+//     compression applies to that snapshot's saved state (a Standby
+//     kind). A snapshot taken here never expires: max_age is the
+//     schedule's retention (snapshots.expiry), not a manual snapshot's.
+//     Restore defaults target_state
 //     by kind (Standby -> Running, Stopped -> Stopped).
 //   - Auto-standby status and hold are the daemon's controller
 //     (interface AutoStandby); 501 without one.

@@ -229,7 +229,6 @@ func TestRoutes(t *testing.T) {
 		{"start standby", "POST", "/instances/sleepy/start", "", 409, "restore"},
 		{"start bad cmd", "POST", "/instances/idle/start", `{"cmd":"sleep"}`, 400, "cmd"},
 		{"standby", "POST", "/instances/web/standby", "", 200, `"state":"Standby"`},
-		{"standby compression", "POST", "/instances/web/standby", `{"compression":{"enabled":true,"algorithm":"zstd","level":3}}`, 200, `"level":3`},
 		{"standby bad level", "POST", "/instances/web/standby", `{"compression":{"enabled":true,"level":0}}`, 400, "compression.level"},
 		{"standby stopped", "POST", "/instances/idle/standby", "", 409, "already stopped"},
 		{"restore", "POST", "/instances/sleepy/restore", "", 200, `"state":"Running"`},
@@ -303,6 +302,49 @@ func TestRoutes(t *testing.T) {
 				errorOf(t, rec)
 			}
 		})
+	}
+}
+
+// A standby's compression applies to that standby only: the core gets it
+// with the stop, and the instance's policy stays as it was.
+func TestStandbyCompression(t *testing.T) {
+	tests := []struct{ body, want string }{
+		{`{"compression":{"enabled":true,"algorithm":"zstd","level":3}}`, "zstd:3"},
+		{`{"compression":{"enabled":true,"algorithm":"lz4"}}`, "lz4:0"},
+		{`{"compression":{"enabled":false}}`, "none"},
+		{`{}`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.body, func(t *testing.T) {
+			f, h := newTestServer(t)
+			rec := call(h, "POST", "/instances/web/standby", tc.body)
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"state":"Standby"`) {
+				t.Fatalf("standby: %d %s", rec.Code, rec.Body)
+			}
+			if len(f.stops) != 1 || !f.stops[0].Stateful || f.stops[0].Compression != tc.want {
+				t.Fatalf("core stops %+v, want one stateful with compression %q", f.stops, tc.want)
+			}
+			if len(f.patches) != 0 {
+				t.Fatalf("the standby changed the instance's config: %+v", f.patches)
+			}
+		})
+	}
+}
+
+// A snapshot's tags and compression reach the core; a snapshot taken
+// here never expires by the schedule's max_age.
+func TestSnapshotCreateRequest(t *testing.T) {
+	f, h := newTestServer(t)
+	rec := call(h, "POST", "/instances/web/snapshots", `{"kind":"Standby","name":"s1","tags":{"team":"a"},"compression":{"enabled":true,"algorithm":"lz4","level":2}}`)
+	if rec.Code != 201 || !strings.Contains(rec.Body.String(), `"tags":{"team":"a"}`) {
+		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)
+	}
+	if len(f.snapReqs) != 1 {
+		t.Fatalf("core snapshot requests: %+v", f.snapReqs)
+	}
+	req := f.snapReqs[0]
+	if !req.Stateful || req.Compression != "lz4:2" || req.Metadata["team"] != "a" || req.ExpiresAt == nil || !req.ExpiresAt.IsZero() {
+		t.Fatalf("core snapshot request %+v", req)
 	}
 }
 

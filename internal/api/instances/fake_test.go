@@ -20,6 +20,8 @@ type fakeCore struct {
 	creates  []instance.CreateRequest
 	projects []string // project of every call
 	patches  []instance.Patch
+	stops    []instance.StopOptions
+	snapReqs []instance.SnapshotRequest
 	logLines [][]byte
 }
 
@@ -143,6 +145,7 @@ func (f *fakeCore) Stop(ctx context.Context, name string, opts instance.StopOpti
 	if in.Status == instance.StatusStopped {
 		return errdefs.Conflict("instance %q is already stopped", name)
 	}
+	f.stops = append(f.stops, opts)
 	f.setStatus(name, instance.StatusStopped, opts.Stateful)
 	return nil
 }
@@ -211,7 +214,10 @@ func (f *fakeCore) CreateSnapshot(ctx context.Context, name string, req instance
 	if n == "" {
 		n = "snap1"
 	}
-	return instance.Snapshot{Name: n, Instance: name, Kind: kind, Stateful: req.Stateful}, nil
+	f.mu.Lock()
+	f.snapReqs = append(f.snapReqs, req)
+	f.mu.Unlock()
+	return instance.Snapshot{Name: n, Instance: name, Kind: kind, Stateful: req.Stateful, Metadata: req.Metadata}, nil
 }
 
 func (f *fakeCore) RestoreSnapshot(ctx context.Context, name, snap string, stateful bool) error {

@@ -98,21 +98,22 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, name str
 		req.Name = *p.Name
 	}
 	if p.Compression != nil {
-		if _, err := compressionValue("compression", p.Compression); err != nil {
+		v, err := compressionValue("compression", p.Compression)
+		if err != nil {
 			writeError(w, err)
 			return
 		}
-		writeError(w, errdefs.NotImplemented("compression: a per-snapshot compression is not supported; set the instance's snapshot_policy"))
-		return
+		req.Compression = v
 	}
 	if err := checkTags("tags", p.Tags); err != nil {
 		writeError(w, err)
 		return
 	}
-	if len(p.Tags) > 0 {
-		writeError(w, errdefs.NotImplemented("tags: snapshot tags are not supported by this daemon yet"))
-		return
-	}
+	req.Metadata = p.Tags
+	// A snapshot taken through this API is kept until deleted: max_age
+	// (snapshots.expiry) is the schedule's retention, not a manual
+	// snapshot's.
+	req.ExpiresAt = &time.Time{}
 	ctx := context.WithoutCancel(r.Context())
 	sn, err := s.Core.CreateSnapshot(ctx, name, req)
 	if err != nil {
