@@ -354,6 +354,11 @@ func (c *Controller) wake(ctx context.Context, r ref, t *track, f Flow, now time
 			}
 			return
 		}
+		if err != nil {
+			// Said to be running already; logged, as a conflict may hide
+			// a start that failed another way.
+			c.cfg.Log.Info("auto-standby: restore answered a conflict", "project", r.project, "instance", r.name, "err", err)
+		}
 		// Running (a conflict: someone started it first). The knock is
 		// activity: the countdown starts over.
 		t.phase, t.lastActivity, t.idleSince, t.changedAt = phaseRunning, end, end, end
