@@ -18,6 +18,11 @@ type Instance struct {
 	VM bool
 	// Running: the instance runs (not stopped, not frozen).
 	Running bool
+	// Standby: the instance is stopped with a saved state waiting on
+	// disk (the core's Stateful), whoever stopped it: this controller, a
+	// user's standby, or a daemon before a restart. A connection to it
+	// wakes it when its policy is enabled.
+	Standby bool
 	// Config is the expanded config (the autostandby.* keys).
 	Config map[string]string
 	// HasNIC: the instance has a network interface at all.
@@ -86,9 +91,9 @@ type target struct {
 type phase int
 
 const (
-	phaseRunning          phase = iota // not in a standby of ours
+	phaseRunning          phase = iota // not in standby (or not to be woken)
 	phaseStandbyRequested              // Standby under way
-	phaseStandby                       // in a standby the controller made
+	phaseStandby                       // in standby, policy enabled: a knock wakes it
 	phaseWaking                        // Start under way after a knock
 )
 
@@ -100,6 +105,9 @@ type track struct {
 	idleSince    time.Time // zero while active or not observed
 	holdUntil    time.Time
 	retryAt      time.Time // no new standby or wake before
+	// changedAt is when a standby or wake of the controller's ended: a
+	// list read before it says less than the call's outcome.
+	changedAt time.Time
 }
 
 // New makes a Controller; Run drives it.
@@ -136,8 +144,8 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 }
 
-// nextPoll is the fast period while an instance of the controller's is
-// in standby (a knock must be seen fast), else the slow one.
+// nextPoll is the fast period while an instance to be woken is in
+// standby (a knock must be seen fast), else the slow one.
 func (c *Controller) nextPoll() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -187,7 +195,8 @@ func (c *Controller) poll(ctx context.Context) {
 	}
 }
 
-// setList replaces the instance list; tracks of instances gone go too.
+// setList replaces the instance list read from now on; tracks of
+// instances gone go too.
 func (c *Controller) setList(list []Instance, now time.Time) {
 	insts := make(map[ref]*target, len(list))
 	for _, in := range list {
@@ -196,17 +205,23 @@ func (c *Controller) setList(list []Instance, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// A standby or wake under way knows the instance's power state
-	// better than a list read while it ran.
+	// A standby or wake under way, or one that ended after the list was
+	// read, knows the instance's power state better than the list.
 	for r, t := range c.tracks {
 		in, ok := insts[r]
 		switch {
 		case !ok && t.phase != phaseStandbyRequested && t.phase != phaseWaking:
 			delete(c.tracks, r)
-		case ok && t.phase == phaseStandbyRequested:
-			in.Running = true
-		case ok && t.phase == phaseWaking:
-			in.Running = false
+		case !ok:
+		case t.phase == phaseStandbyRequested:
+			in.Running, in.Standby = true, false
+		case t.phase == phaseWaking:
+			in.Running, in.Standby = false, true
+		case t.changedAt.IsZero() || t.changedAt.Before(now):
+		case t.phase == phaseStandby:
+			in.Running, in.Standby = false, true
+		default: // woken
+			in.Running, in.Standby = true, false
 		}
 	}
 	c.insts, c.listed = insts, now
@@ -220,11 +235,18 @@ func (c *Controller) step(ctx context.Context, r ref, in *target, t *track, flow
 	case t.phase == phaseStandbyRequested || t.phase == phaseWaking:
 		return // the call under way decides
 	case !in.Running:
-		if t.phase != phaseStandby {
+		if !in.Standby || !enabled {
+			// Stopped without a saved state, or in a standby nobody
+			// asked to wake (no enabled policy): nothing to do.
 			*t = track{holdUntil: t.holdUntil}
 			return
 		}
-		if !enabled || !observed || now.Before(t.retryAt) {
+		// In standby, whoever put it there (this controller, a user,
+		// the daemon before a restart): a knock wakes it.
+		if t.phase != phaseStandby {
+			*t = track{phase: phaseStandby, holdUntil: t.holdUntil}
+		}
+		if !observed || now.Before(t.retryAt) {
 			return
 		}
 		for _, f := range flows {
@@ -298,9 +320,9 @@ func (c *Controller) standby(ctx context.Context, r ref, t *track, pol Policy, n
 			}
 			return
 		}
-		t.phase, t.active, t.idleSince, t.holdUntil = phaseStandby, 0, time.Time{}, time.Time{}
+		t.phase, t.active, t.idleSince, t.holdUntil, t.changedAt = phaseStandby, 0, time.Time{}, time.Time{}, end
 		if in := c.insts[r]; in != nil {
-			in.Running = false
+			in.Running, in.Standby = false, true
 		}
 		c.cfg.Log.Info("auto-standby: instance in standby", "project", r.project, "instance", r.name, "took", end.Sub(now).Round(time.Millisecond))
 		c.cfg.Core.Emit(context.WithoutCancel(ctx), r.project, r.name, "instance-auto-standby",
@@ -332,11 +354,16 @@ func (c *Controller) wake(ctx context.Context, r ref, t *track, f Flow, now time
 			}
 			return
 		}
+		if err != nil {
+			// Said to be running already; logged, as a conflict may hide
+			// a start that failed another way.
+			c.cfg.Log.Info("auto-standby: restore answered a conflict", "project", r.project, "instance", r.name, "err", err)
+		}
 		// Running (a conflict: someone started it first). The knock is
 		// activity: the countdown starts over.
-		t.phase, t.lastActivity, t.idleSince = phaseRunning, end, end
+		t.phase, t.lastActivity, t.idleSince, t.changedAt = phaseRunning, end, end, end
 		if in := c.insts[r]; in != nil {
-			in.Running = true
+			in.Running, in.Standby = true, false
 		}
 		c.cfg.Log.Info("auto-standby: instance restored", "project", r.project, "instance", r.name, "took", end.Sub(now).Round(time.Millisecond))
 		c.cfg.Core.Emit(context.WithoutCancel(ctx), r.project, r.name, "instance-auto-wake", map[string]any{"client": client})

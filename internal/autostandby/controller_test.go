@@ -87,7 +87,8 @@ func (c *fakeCore) Standby(_ context.Context, project, name string) error {
 	if c.standbyErr != nil {
 		return c.standbyErr
 	}
-	c.insts[ref{project, name}].Running = false
+	in := c.insts[ref{project, name}]
+	in.Running, in.Standby = false, true
 	return nil
 }
 
@@ -95,7 +96,8 @@ func (c *fakeCore) Start(_ context.Context, project, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls = append(c.calls, "start "+project+"/"+name)
-	c.insts[ref{project, name}].Running = true
+	in := c.insts[ref{project, name}]
+	in.Running, in.Standby = true, false
 	return nil
 }
 
@@ -321,45 +323,119 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
-// TestNotOurs: a VM stopped by someone else is not woken, and one
-// started by someone else after an auto-standby counts down again.
-func TestNotOurs(t *testing.T) {
+// TestWakeScope: any instance in standby whose policy is enabled is
+// woken by a knock, whoever put it in standby (a user through an API, a
+// daemon before a restart); a standby without an enabled policy and a
+// plain stop are not.
+func TestWakeScope(t *testing.T) {
+	enabled := map[string]string{KeyEnabled: "true", KeyIdleTimeout: "2s"}
+	standby := func(cfg map[string]string, saved bool) *Instance {
+		in := vmInstance(cfg)
+		in.Running, in.Standby = false, saved
+		return in
+	}
+	for _, tc := range []struct {
+		name string
+		// before: the instance as the controller first lists it; after
+		// (nil: unchanged) as it is once the controller has seen it.
+		before, after *Instance
+		wake          bool
+	}{
+		{"user standby woken", vmInstance(enabled), standby(enabled, true), true},
+		{"restart: in standby at the first list, woken", standby(enabled, true), nil, true},
+		{"policy disabled: not woken", vmInstance(map[string]string{KeyEnabled: "false"}), standby(map[string]string{KeyEnabled: "false"}, true), false},
+		{"no policy: not woken", standby(nil, true), nil, false},
+		{"bad policy: not woken", standby(map[string]string{KeyEnabled: "true", KeyIdleTimeout: "soon"}, true), nil, false},
+		{"stopped without a saved state: not woken", vmInstance(enabled), standby(enabled, false), false},
+		{"container: not woken", func() *Instance { in := standby(enabled, true); in.VM = false; return in }(), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(tc.before)
+			h.poll()
+			if tc.after != nil {
+				h.core.mu.Lock()
+				*h.core.insts[ref{"default", "vm1"}] = *tc.after
+				h.core.mu.Unlock()
+				h.clock.Advance(time.Second)
+				h.poll()
+			}
+			if d, want := h.c.nextPoll(), map[bool]time.Duration{true: 100 * time.Millisecond, false: time.Second}[tc.wake]; d != want {
+				t.Fatalf("poll period %s, want %s", d, want)
+			}
+			if _, err := h.c.Hold(context.Background(), "default", "vm1"); err == nil {
+				t.Fatal("Hold of a stopped instance worked")
+			}
+			h.ct.set(nil, inbound(TCPSynSent))
+			h.clock.Advance(100 * time.Millisecond)
+			h.poll()
+			var want []string
+			if tc.wake {
+				want = []string{"start default/vm1"}
+			}
+			if calls := h.core.takeCalls(); !slices.Equal(calls, want) {
+				t.Fatalf("calls %v, want %v", calls, want)
+			}
+			// The knock is activity: a woken instance counts down from it.
+			if st := h.status(t); tc.wake && (st.State != StateIdleCountdown || *st.CountdownRemaining != 2*time.Second) {
+				t.Fatalf("after the wake: %+v", st)
+			}
+		})
+	}
+}
+
+// TestStartedByOthers: an instance started by someone else after an
+// auto-standby counts down again, from its start.
+func TestStartedByOthers(t *testing.T) {
 	in := vmInstance(map[string]string{KeyEnabled: "true", KeyIdleTimeout: "2s"})
 	h := newHarness(in)
-	h.poll()
-	h.core.mu.Lock()
-	in.Running = false // a user's standby
-	h.core.mu.Unlock()
-	h.clock.Advance(time.Second)
-	h.ct.set(nil, inbound(TCPSynSent))
-	h.poll()
-	if calls := h.core.takeCalls(); len(calls) > 0 {
-		t.Fatalf("woke an instance it did not put in standby: %v", calls)
-	}
-	if _, err := h.c.Hold(context.Background(), "default", "vm1"); !errors.Is(err, errdefs.ErrConflict) {
-		t.Fatalf("Hold of a stopped instance = %v, want a conflict", err)
-	}
-
-	h.core.mu.Lock()
-	in.Running = true
-	h.core.mu.Unlock()
-	h.ct.set(nil)
-	h.clock.Advance(time.Second)
 	h.poll()
 	h.clock.Advance(2 * time.Second)
 	h.poll()
 	if calls := h.core.takeCalls(); !slices.Equal(calls, []string{"standby default/vm1"}) {
 		t.Fatalf("calls %v, want a standby", calls)
 	}
-	// The user starts it again: tracked as running, countdown from then.
 	h.core.mu.Lock()
-	in.Running = true
+	in.Running, in.Standby = true, false
 	h.core.mu.Unlock()
 	h.clock.Advance(time.Second)
 	h.poll()
 	if st := h.status(t); st.State != StateIdleCountdown || *st.CountdownRemaining != 2*time.Second {
 		t.Fatalf("after a user's start: %+v", st)
 	}
+}
+
+// TestStaleList: a list read before a standby of the controller's ended
+// does not undo it (the instance stays to be woken), nor one read before
+// a wake ended.
+func TestStaleList(t *testing.T) {
+	in := vmInstance(map[string]string{KeyEnabled: "true", KeyIdleTimeout: "2s"})
+	h := newHarness(in)
+	h.poll()
+	h.clock.Advance(2 * time.Second)
+	h.poll()
+	h.core.takeCalls()
+	// A list older than the standby: it says running.
+	h.c.setList([]Instance{*vmInstance(in.Config)}, h.clock.Now().Add(-time.Millisecond))
+	h.ct.set(nil, inbound(TCPSynSent))
+	h.clock.Advance(100 * time.Millisecond)
+	h.poll()
+	if calls := h.core.takeCalls(); !slices.Equal(calls, []string{"start default/vm1"}) {
+		t.Fatalf("calls %v, want the wake of an instance a stale list called running", calls)
+	}
+	// A list older than the wake: it says in standby; a knock is no
+	// second wake.
+	h.c.setList([]Instance{*standbyOf(in.Config)}, h.clock.Now().Add(-time.Millisecond))
+	h.c.poll(context.Background())
+	h.c.work.Wait()
+	if calls := h.core.takeCalls(); len(calls) > 0 {
+		t.Fatalf("calls %v after a stale list", calls)
+	}
+}
+
+func standbyOf(cfg map[string]string) *Instance {
+	in := vmInstance(cfg)
+	in.Running, in.Standby = false, true
+	return in
 }
 
 func TestAuthorizationAndBadInput(t *testing.T) {

@@ -11,9 +11,10 @@
 // touch: instance records, drivers, the firewall. It reaches the core
 // through the small Core interface (the daemon adapts internal/instance
 // and the network manager to it) and the table through Conntrack; it
-// imports neither. It keeps nothing on disk: after a daemon restart every
-// instance counts down afresh, and an instance left in standby by the
-// previous daemon is not woken by a connection (restore it by hand).
+// imports neither. It keeps nothing on disk: the core's record says which
+// instances are in standby (stopped with a saved state: Instance.Standby,
+// the core's Stateful), so after a daemon restart a running instance
+// counts down afresh and one left in standby is woken as before.
 //
 // Counting. One poll (Interval, 1s) lists the instances (as the daemon,
 // every project) and dumps the conntrack table once (IPv4 and IPv6, TCP
@@ -38,8 +39,11 @@
 // instance-auto-wake lifecycle events beside the core's own
 // instance-stopped and instance-started.
 //
-// Wake-up. While an instance the controller put in standby exists, it
-// polls every WakeInterval (100ms). Nobody holds the standby VM's address,
+// Wake-up. Any instance in standby whose policy is enabled is woken by a
+// connection, whoever put it there: this controller, a user's standby
+// through an API, or a daemon before a restart. (A standby without an
+// enabled policy stays down until someone restores it.) While such an
+// instance exists, the controller polls every WakeInterval (100ms). Nobody holds the standby VM's address,
 // so a client's SYN through a network forward (nftables DNAT, which stays
 // while the VM is down) creates an entry in SYN_SENT whose reply source is
 // that address and gets no answer. Such an entry (not ignored) starts the
@@ -49,10 +53,10 @@
 // (1s, 3s, 7s... after the first) reaches it and the connection succeeds.
 // An established entry left from before the standby does not wake it. A
 // proxy device with nat=true loses its DNAT rules at stop; the daemon's
-// adapter keeps them, under an owner of its own, for the time of an
-// auto-standby, so its clients wake the instance the same way. Only
-// instances in a standby made by this controller are woken: a user's
-// explicit standby means "stay down until I restore".
+// adapter keeps them, under an owner of its own, while the instance is in
+// standby with an enabled policy (put back from the list for a user's
+// standby and after a daemon restart, whose firewall holds only running
+// instances' proxies), so its clients wake the instance the same way.
 //
 // Status (status.go) answers from the last poll: reasons are checked in
 // the order of the Reason constants, the first that applies wins.

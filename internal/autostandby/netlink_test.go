@@ -239,7 +239,7 @@ type netnsCore struct {
 func (c *netnsCore) instance() Instance {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Instance{Project: "default", Name: "vm1", VM: true, Running: c.running, HasNIC: true,
+	return Instance{Project: "default", Name: "vm1", VM: true, Running: c.running, Standby: !c.running, HasNIC: true,
 		Addrs:  []netip.Addr{netip.MustParseAddr("10.77.0.3")},
 		Config: map[string]string{KeyEnabled: "true", KeyIdleTimeout: "1s"}}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,27 +26,36 @@ type standbyCore struct {
 	emit     *lifecycle
 	log      *slog.Logger
 
-	// wakeRules are the proxy DNAT rules kept for instances in an
-	// auto-standby, by owner (see Standby).
+	// wakeRules are the proxy DNAT rules kept for instances in standby
+	// with an enabled policy, by owner (see Standby and Instances);
+	// touched says when (in gen's count) an owner's rules were last set
+	// or dropped by Standby or Start, so that a list read before that is
+	// not used to undo it.
 	mu        sync.Mutex
-	wakeRules map[string]bool
+	wakeRules map[string][]network.ForwardRule
+	touched   map[string]uint64
+	gen       uint64
 }
 
 var _ autostandby.Core = (*standbyCore)(nil)
 
+func newStandbyCore(svc *instance.Service, networks *network.Manager, projects *project.Service, emit *lifecycle, log *slog.Logger) *standbyCore {
+	return &standbyCore{svc: svc, networks: networks, projects: projects, emit: emit, log: log,
+		wakeRules: map[string][]network.ForwardRule{}, touched: map[string]uint64{}}
+}
+
 // Instances lists every instance as the daemon, with the addresses its
 // NICs hold on managed networks. An allocation is matched by device name
 // and MAC (volatile.DEV.hwaddr): allocations name the instance by its
-// database id, which the core keeps to itself.
+// database id, which the core keeps to itself. It also brings the kept
+// proxy rules in line with the list: an instance in standby with an
+// enabled policy and proxies with nat=true gets them (a user's standby, or
+// one left by the previous daemon, whose firewall was rebuilt with the
+// running instances' proxies only); any other loses them.
 func (a *standbyCore) Instances(ctx context.Context) ([]autostandby.Instance, error) {
 	dctx := project.WithAll(auth.AsDaemon(ctx))
-	// The owners before the list: one added after it (a standby that
-	// just ended) is not judged by a list older than it.
 	a.mu.Lock()
-	kept := make([]string, 0, len(a.wakeRules))
-	for owner := range a.wakeRules {
-		kept = append(kept, owner)
-	}
+	listedAt := a.gen
 	a.mu.Unlock()
 	list := a.svc.List(dctx)
 	allocs, err := a.networks.Allocations(dctx, "")
@@ -63,29 +73,75 @@ func (a *standbyCore) Instances(ctx context.Context) ([]autostandby.Instance, er
 		}
 	}
 	out := make([]autostandby.Instance, 0, len(list))
-	stopped := map[string]bool{}
+	want := map[string][]network.ForwardRule{}
 	for _, in := range list {
-		out = append(out, standbyInstance(in, func(dev, hw string) []netip.Addr {
+		si := standbyInstance(in, func(dev, hw string) []netip.Addr {
 			return addrs[nicKey{dev, strings.ToLower(hw)}]
-		}))
-		if in.Status == instance.StatusStopped {
-			stopped[wakeOwner(in.Project, in.Name)] = true
+		})
+		out = append(out, si)
+		if pol, err := autostandby.ParsePolicy(si.Config); err == nil && pol.Enabled && si.VM && si.Standby {
+			if rules := proxyNATRules(in.ExpandedDevices, si.Addrs); len(rules) > 0 {
+				want[wakeOwner(in.Project, in.Name)] = rules
+			}
 		}
 	}
-	// Kept proxy rules of an instance started or deleted by someone else
-	// go: its own proxies are back, or it is gone.
-	for _, owner := range kept {
-		if !stopped[owner] {
-			a.dropWakeRules(ctx, owner)
-		}
-	}
+	a.syncWakeRules(ctx, want, listedAt)
 	return out, nil
 }
 
+// syncWakeRules makes the kept rules those of want, except for owners
+// that Standby or Start touched after the list (read at gen listedAt)
+// was: the list is older than their state.
+func (a *standbyCore) syncWakeRules(ctx context.Context, want map[string][]network.ForwardRule, listedAt uint64) {
+	a.mu.Lock()
+	var set, drop []string
+	for owner, rules := range want {
+		if a.touched[owner] <= listedAt && !sameRules(a.wakeRules[owner], rules, owner) {
+			set = append(set, owner)
+		}
+	}
+	for owner := range a.wakeRules {
+		if _, ok := want[owner]; !ok && a.touched[owner] <= listedAt {
+			drop = append(drop, owner)
+		}
+	}
+	a.mu.Unlock()
+	dctx := auth.AsDaemon(ctx)
+	for _, owner := range set {
+		rules := want[owner]
+		if err := a.networks.SetProxyRules(dctx, owner, rules); err != nil {
+			a.log.Error("keep proxy rules for wake-up", "owner", owner, "err", err)
+			continue
+		}
+		a.mu.Lock()
+		a.wakeRules[owner] = rules
+		a.mu.Unlock()
+		a.log.Info("auto-standby: proxy rules kept for wake-up", "owner", owner, "rules", len(rules))
+	}
+	// An instance started or deleted by someone else, or whose policy
+	// was disabled: its own proxies are back, it is gone, or it is not
+	// to be woken.
+	for _, owner := range drop {
+		a.dropWakeRules(ctx, owner, listedAt)
+	}
+}
+
+// sameRules reports whether kept (as SetProxyRules stored them, owned by
+// owner) are rules.
+func sameRules(kept, rules []network.ForwardRule, owner string) bool {
+	return slices.EqualFunc(kept, rules, func(k, r network.ForwardRule) bool {
+		return k.Owner == owner && k.Proto == r.Proto && k.Listen == r.Listen && k.Target == r.Target &&
+			slices.Equal(k.ListenPorts, r.ListenPorts) && slices.Equal(k.TargetPorts, r.TargetPorts)
+	})
+}
+
 // standbyInstance renders one instance; addrsOf gives a NIC's addresses.
+// A stopped instance whose record is Stateful has a saved state waiting:
+// it is in standby, whoever stopped it.
 func standbyInstance(in instance.Instance, addrsOf func(dev, hw string) []netip.Addr) autostandby.Instance {
 	out := autostandby.Instance{Project: in.Project, Name: in.Name, VM: in.Type == instance.TypeVM,
-		Running: in.Status == instance.StatusRunning, Config: in.ExpandedConfig}
+		Running: in.Status == instance.StatusRunning, Standby: in.Status == instance.StatusStopped && in.Stateful,
+		Config: in.ExpandedConfig}
 	for dev, d := range in.ExpandedDevices {
 		switch d["type"] {
 		case "nic":
@@ -153,12 +209,13 @@ func (a *standbyCore) Standby(ctx context.Context, proj, name string) error {
 	owner := wakeOwner(proj, name)
 	if err := a.networks.SetProxyRules(pctx, owner, rules); err != nil {
 		// The instance is in standby all the same; only a proxy's client
-		// cannot wake it.
+		// cannot wake it (the next list tries again).
 		a.log.Error("keep proxy rules for wake-up", "project", proj, "instance", name, "err", err)
 		return nil
 	}
 	a.mu.Lock()
-	a.wakeRules[owner] = true
+	a.gen++
+	a.wakeRules[owner], a.touched[owner] = rules, a.gen
 	a.mu.Unlock()
 	return nil
 }
@@ -169,16 +226,27 @@ func (a *standbyCore) Start(ctx context.Context, proj, name string) error {
 	if err := a.svc.Start(a.inProject(auth.AsDaemon(ctx), proj), name); err != nil {
 		return err
 	}
-	a.dropWakeRules(ctx, wakeOwner(proj, name))
+	owner := wakeOwner(proj, name)
+	a.mu.Lock()
+	a.gen++
+	now := a.gen
+	a.touched[owner] = now
+	a.mu.Unlock()
+	a.dropWakeRules(ctx, owner, now)
 	return nil
 }
 
 func wakeOwner(proj, name string) string { return "autostandby/" + proj + "/" + name }
 
-func (a *standbyCore) dropWakeRules(ctx context.Context, owner string) {
+// dropWakeRules removes an owner's kept rules unless Standby set them
+// after gen seen (a list read before that says nothing of them).
+func (a *standbyCore) dropWakeRules(ctx context.Context, owner string, seen uint64) {
 	a.mu.Lock()
-	had := a.wakeRules[owner]
-	delete(a.wakeRules, owner)
+	_, had := a.wakeRules[owner]
+	had = had && a.touched[owner] <= seen
+	if had {
+		delete(a.wakeRules, owner)
+	}
 	a.mu.Unlock()
 	if !had {
 		return

@@ -256,8 +256,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// standby, a connection to one in standby restores it. The edges ask
 	// it for status and holds.
 	standby := autostandby.New(autostandby.Config{
-		Core: &standbyCore{svc: svc, networks: nw.networks, projects: projects, emit: emit,
-			log: log.With("component", "autostandby"), wakeRules: map[string]bool{}},
+		Core:      newStandbyCore(svc, nw.networks, projects, emit, log.With("component", "autostandby")),
 		Conntrack: autostandby.NetlinkConntrack{},
 		Log:       log.With("component", "autostandby"),
 	})
