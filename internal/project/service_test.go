@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hangar-dev/hangar/internal/cuid"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/store"
 )
@@ -53,8 +54,8 @@ func (f *fixture) create(t *testing.T, name, parent string, config map[string]st
 // instance adds an instance row to project as the core would.
 func (f *fixture) instance(t *testing.T, project, name, typ string) {
 	t.Helper()
-	if _, err := f.db.Exec(`INSERT INTO instances (project, name, type, architecture, created_at, last_used_at)
-		VALUES (?, ?, ?, 'x86_64', '', '')`, project, name, typ); err != nil {
+	if _, err := f.db.Exec(`INSERT INTO instances (uid, project, name, type, architecture, created_at, last_used_at)
+		VALUES (?, ?, ?, ?, 'x86_64', '', '')`, cuid.New(), project, name, typ); err != nil {
 		t.Fatal(err)
 	}
 }
