@@ -372,6 +372,10 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, incoming st
 		"-device", serial,
 		"-chardev", "socket,id=agent,server=on,wait=off,path=" + filepath.Join(dir, fileAgent),
 		"-device", "virtserialport,chardev=agent,name=" + vmagent.PortName,
+		// The workload's stdout and stderr (vmagent.LogPortName), appended
+		// to the console log beside the serial console's own output.
+		"-chardev", "file,id=applog,append=on,path=" + filepath.Join(dir, fileConsole),
+		"-device", "virtserialport,chardev=applog,name=" + vmagent.LogPortName,
 		"-qmp", "unix:" + filepath.Join(dir, fileQMP) + ",server=on,wait=off",
 		"-pidfile", filepath.Join(dir, filePid),
 	}
