@@ -31,16 +31,6 @@ type PathInfo struct {
 	Err string
 }
 
-// LogSource names one of an instance's logs.
-type LogSource string
-
-// Log sources.
-const (
-	LogApp    LogSource = "app"    // the guest console: the workload's output
-	LogVMM    LogSource = "vmm"    // QEMU's own log
-	LogHangar LogSource = "hangar" // one line per action the daemon took
-)
-
 // SnapshotSchedule is an instance's periodic snapshots and their
 // retention.
 type SnapshotSchedule struct {
@@ -71,12 +61,6 @@ func (s *Service) VMStats(ctx context.Context, name string) (VMStats, error) {
 // StatPath says what path is in a running instance.
 func (s *Service) StatPath(ctx context.Context, name, path string, followLinks bool) (PathInfo, error) {
 	return PathInfo{}, errPending
-}
-
-// StreamLog emits the last tail lines of an instance's log (tail < 0:
-// all), then, with follow, new lines until ctx ends.
-func (s *Service) StreamLog(ctx context.Context, name string, source LogSource, tail int, follow bool, emit func(lines [][]byte) error) error {
-	return errPending
 }
 
 // UpdateCredentialValues replaces the real values of credentials whose

@@ -33,7 +33,8 @@ import (
 //   - Rotation by rename (the name now opens another file) drains the old
 //     file to its end, then follows the new one from its start, so nothing
 //     the writer put in either is lost.
-//   - A missing file is waited for (an instance whose log is not made yet).
+//   - A missing file is waited for (an instance whose log is not made yet),
+//     in a missing directory too (its parent is watched until it comes).
 //   - A partial last line is held until its newline comes, and emitted as
 //     it is when the stream ends (end of file without follow, truncation,
 //     rotation, cancellation).
@@ -52,7 +53,7 @@ const MaxLine = 1 << 20
 const readSize = 256 << 10
 
 // ErrGone is the error of a followed log whose directory was removed (its
-// instance was deleted).
+// instance was deleted), or whose directory's parent is not there.
 var ErrGone = errors.New("the log was removed")
 
 // LastLines returns the offset where the last n lines of the first size
@@ -265,13 +266,17 @@ func appendPieces(lines [][]byte, line []byte) [][]byte {
 // check notices the file's creation, a rotation or a truncation, and
 // moves the offset to what is to be read next.
 func (s *stream) check() error {
+	hadDir := s.w.dirWD >= 0
+	if err := s.w.watchDir(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
 	st, err := os.Stat(s.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if _, derr := os.Stat(filepath.Dir(s.path)); errors.Is(derr, os.ErrNotExist) {
+		if _, derr := os.Stat(filepath.Dir(s.path)); errors.Is(derr, os.ErrNotExist) && hadDir {
 			return fmt.Errorf("stream %s: %w", s.path, ErrGone)
 		}
-		return nil // removed: wait for a new one
+		return nil // not there (yet, or again): wait for it
 	case err != nil:
 		return fmt.Errorf("stream %s: %w", s.path, err)
 	}
@@ -336,6 +341,7 @@ type watcher struct {
 	fd     int      // the inotify descriptor
 	in     *os.File // the same, in Go's poller (never call its Fd: that makes it blocking)
 	fileWD int      // -1: no file watched
+	dirWD  int      // -1: the directory is not there yet (its parent is watched)
 	stop   func() bool
 	buf    []byte
 }
@@ -354,20 +360,47 @@ func newWatcher(ctx context.Context, path string) (*watcher, error) {
 	}
 	// Non-blocking, so os.NewFile puts it in the runtime's poller: a
 	// read deadline then wakes a wait when ctx ends.
-	w := &watcher{ctx: ctx, path: path, fd: fd, in: os.NewFile(uintptr(fd), "inotify"), fileWD: -1, buf: make([]byte, 16<<10)}
-	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), dirMask); err != nil {
-		w.in.Close()
-		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("follow %s: %w", path, ErrGone)
+	w := &watcher{ctx: ctx, path: path, fd: fd, in: os.NewFile(uintptr(fd), "inotify"), fileWD: -1, dirWD: -1, buf: make([]byte, 16<<10)}
+	if err := w.watchDir(); errors.Is(err, unix.ENOENT) {
+		// No directory yet (an instance never started): its parent
+		// says when it comes. Watched first, then the directory tried
+		// again, so a directory made in between is not missed.
+		parent := filepath.Dir(filepath.Dir(path))
+		if _, err := unix.InotifyAddWatch(fd, parent, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil {
+			w.in.Close()
+			if errors.Is(err, unix.ENOENT) {
+				return nil, fmt.Errorf("follow %s: %w", path, ErrGone)
+			}
+			return nil, fmt.Errorf("follow %s: watch %s: %w", path, parent, err)
 		}
-		return nil, fmt.Errorf("follow %s: watch directory: %w", path, err)
-	}
-	if err := w.rewatch(); err != nil {
+		err = w.watchDir()
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			w.in.Close()
+			return nil, err
+		}
+	} else if err != nil {
 		w.in.Close()
 		return nil, err
 	}
 	w.stop = context.AfterFunc(ctx, func() { _ = w.in.SetReadDeadline(time.Now()) })
 	return w, nil
+}
+
+// watchDir watches the file's directory, and the file, unless it does
+// already. A missing directory is unix.ENOENT.
+func (w *watcher) watchDir() error {
+	if w.dirWD >= 0 {
+		return nil
+	}
+	wd, err := unix.InotifyAddWatch(w.fd, filepath.Dir(w.path), dirMask)
+	if errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("follow %s: watch directory: %w", w.path, err)
+	}
+	w.dirWD = wd
+	return w.rewatch()
 }
 
 // rewatch watches the file the path names now (after a rotation the old

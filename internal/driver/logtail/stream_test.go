@@ -352,8 +352,21 @@ func TestStreamFollowDirectoryRemoved(t *testing.T) {
 	}
 }
 
-func TestStreamFollowNoDirectory(t *testing.T) {
-	err := Stream(context.Background(), filepath.Join(t.TempDir(), "nope", "x.log"), -1, true, func([][]byte) error { return nil })
+func TestStreamFollowDirectoryMadeLater(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "inst")
+	path := filepath.Join(dir, "x.log")
+	f := follow(t, path, -1)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, "first\n")
+	f.expect(t, "first")
+	appendFile(t, path, "second\n")
+	f.expect(t, "second")
+}
+
+func TestStreamFollowNoParent(t *testing.T) {
+	err := Stream(context.Background(), filepath.Join(t.TempDir(), "nope", "inst", "x.log"), -1, true, func([][]byte) error { return nil })
 	if !errors.Is(err, ErrGone) {
 		t.Fatalf("got %v, want ErrGone", err)
 	}
