@@ -120,7 +120,7 @@ func TestStreamLogRejects(t *testing.T) {
 type denyAuthz struct{ err error }
 
 func (d denyAuthz) Check(context.Context, auth.Object, auth.Entitlement) error { return d.err }
-func (d denyAuthz) CanView(context.Context, auth.Object) bool                 { return false }
+func (d denyAuthz) CanView(context.Context, auth.Object) bool                  { return false }
 
 func TestStreamLogSources(t *testing.T) {
 	s, drv := newLogTestService(t)
