@@ -29,7 +29,7 @@ func main() {
 	n := mb << 20 / lineLen
 	out := os.Stdout
 	if len(os.Args) > 2 {
-		f, err := os.OpenFile(os.Args[2], os.O_WRONLY, 0)
+		f, err := os.OpenFile(os.Args[2], os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
