@@ -44,7 +44,7 @@ func (f *fakeLogDriver) Delete(ctx context.Context, id string) error {
 
 // newLogTestService is newTestService with a log directory and a driver
 // whose logs are files.
-func newLogTestService(t *testing.T) (*Service, *fakeLogDriver) {
+func newLogTestService(t testing.TB) (*Service, *fakeLogDriver) {
 	t.Helper()
 	db, drv := newFakeDB(), &fakeLogDriver{fakeDriver: newFakeDriver(), dir: t.TempDir()}
 	s := New(Config{DB: db, Images: fakeImages{}, Storage: &fakeStorage{}, Drivers: map[Type]driver.Driver{TypeContainer: drv},
@@ -161,7 +161,7 @@ func TestStreamLogSources(t *testing.T) {
 	}
 }
 
-func mustLookup(t *testing.T, s *Service, name string) *inst {
+func mustLookup(t testing.TB, s *Service, name string) *inst {
 	t.Helper()
 	in, err := s.lookup(context.Background(), name)
 	if err != nil {
