@@ -327,6 +327,18 @@ func (a *agent) startWorkload() (int, error) {
 		return 0, fmt.Errorf("open console: %w", err)
 	}
 	defer console.Close()
+	out := console
+	// The workload's output goes down the app log port when QEMU has one
+	// (it appends to the same console log), the console otherwise: the
+	// serial UART is too slow for a chatty workload (vmagent.LogPortName).
+	if dev, err := findPort(vmagent.LogPortName, 5*time.Second); err != nil {
+		logf("workload output on the console: %v", err)
+	} else if f, err := os.OpenFile(dev, os.O_WRONLY, 0); err != nil {
+		logf("workload output on the console: open %s: %v", dev, err)
+	} else {
+		defer f.Close()
+		out = f
+	}
 	null, err := os.Open("/dev/null")
 	if err != nil {
 		return 0, err
@@ -335,7 +347,7 @@ func (a *agent) startWorkload() (int, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   cwd,
 		Env:   env,
-		Files: []uintptr{null.Fd(), console.Fd(), console.Fd()},
+		Files: []uintptr{null.Fd(), out.Fd(), out.Fd()},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
 			Credential: &syscall.Credential{Uid: a.cfg.UID, Gid: a.cfg.GID, NoSetGroups: a.cfg.UID == 0},

@@ -52,18 +52,20 @@ func (p port) Write(b []byte) (int, error) {
 	return done, nil
 }
 
-func findPort() (string, error) {
-	deadline := time.Now().Add(30 * time.Second)
+// findPort returns the device of the virtio-serial port named name,
+// waiting up to wait for it to show up.
+func findPort(name string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
 	for {
 		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
 		for _, n := range names {
 			b, err := os.ReadFile(n)
-			if err == nil && strings.TrimSpace(string(b)) == vmagent.PortName {
+			if err == nil && strings.TrimSpace(string(b)) == name {
 				return "/dev/" + filepath.Base(filepath.Dir(n)), nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", errors.New("no virtio-serial port " + vmagent.PortName)
+			return "", errors.New("no virtio-serial port " + name)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -102,7 +104,7 @@ type channel struct {
 }
 
 func (a *agent) serve() {
-	dev, err := findPort()
+	dev, err := findPort(vmagent.PortName, 30*time.Second)
 	if err != nil {
 		logf("%v", err)
 		a.powerOff(vmagent.WorkloadExit{Code: 1})

@@ -185,7 +185,7 @@ func New(cfg Config) *Service {
 	if cfg.IDMap.Size == 0 {
 		cfg.IDMap = DefaultIDMap
 	}
-	return &Service{
+	s := &Service{
 		cfg:       cfg,
 		log:       cfg.Log,
 		byName:    map[ref]*inst{},
@@ -196,6 +196,10 @@ func New(cfg Config) *Service {
 
 		onlineCPUs: readOnlineCPUs,
 	}
+	// Every lifecycle event goes through the instance's daemon log
+	// (streamlog.go) on its way out.
+	s.cfg.Events = &hangarLogEmitter{next: cfg.Events, s: s, now: time.Now}
+	return s
 }
 
 // runtimeID is the driver's name for an instance: stable across renames.

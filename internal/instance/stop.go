@@ -118,7 +118,11 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 	}); err != nil {
 		s.log.Error("record stop", "instance", rec.Name, "err", err)
 	}
-	s.cfg.Events.Lifecycle(ctx, "instance-stopped", instanceEntity(rec.Project, rec.Name), nil)
+	var meta map[string]any
+	if opts.Stateful {
+		meta = map[string]any{"stateful": true} // the daemon log's "standby"
+	}
+	s.cfg.Events.Lifecycle(ctx, "instance-stopped", instanceEntity(rec.Project, rec.Name), meta)
 	s.log.Info("instance stopped", "instance", rec.Name, "force", opts.Force)
 	return nil
 }

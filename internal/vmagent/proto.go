@@ -71,6 +71,12 @@ import (
 // PortName is the virtio-serial port's name (/sys/class/virtio-ports/*/name).
 const PortName = "org.hangar.agent"
 
+// LogPortName is the virtio-serial port the workload's stdout and stderr
+// go to: QEMU appends what comes in to the console log. A serial UART
+// under TCG moves a few hundred KB/s; a virtio port takes 32 KiB per
+// write, handed over with no per-byte emulation.
+const LogPortName = "org.hangar.log"
+
 // ConfigPath is where the agent's boot configuration lies in the initramfs.
 const ConfigPath = "/hangar/config.json"
 

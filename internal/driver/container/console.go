@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 // consoleCheckInterval is how often running containers' console logs are
@@ -15,6 +18,26 @@ import (
 const consoleCheckInterval = time.Second
 
 func (d *Driver) consolePath(id string) string { return filepath.Join(d.dir, id, "console.log") }
+
+// runcLogFile is runc's own log (its --log), in the instance's directory.
+const runcLogFile = "runc.log"
+
+// LogFile returns the path of a container's console log or of runc's log
+// (driver.LogFiler).
+func (d *Driver) LogFile(id string, kind driver.LogKind) (string, error) {
+	if err := validID(id); err != nil {
+		return "", err
+	}
+	switch kind {
+	case driver.LogConsole:
+		return d.consolePath(id), nil
+	case driver.LogRuntime:
+		return filepath.Join(d.instanceDir(id), runcLogFile), nil
+	}
+	return "", errdefs.Invalid("unknown log kind %d", kind)
+}
+
+var _ driver.LogFiler = (*Driver)(nil)
 
 // openConsole opens console.log for PID 1's stdout and stderr, rotating it
 // first if a previous run left it over the bound. It returns the file and its

@@ -176,10 +176,13 @@ func (s *starter) start(ctx context.Context) (int, error) {
 	// processes; the whole exec takes tens of milliseconds.
 	pidFile := filepath.Join(s.dir, "init.pid")
 	os.Remove(pidFile)
-	args := []string{"--root", d.runcRoot, "run", "--detach"}
+	// --log: runc's own log, the instance's runtime log (LogFile); runc
+	// still prints its error on stderr, the console.
+	sub := []string{"run", "--detach"}
 	if len(byDriver) > 0 {
-		args = []string{"--root", d.runcRoot, "create"}
+		sub = []string{"create"}
 	}
+	args := append([]string{"--root", d.runcRoot, "--log", filepath.Join(s.dir, runcLogFile)}, sub...)
 	cmd := exec.Command(d.runcPath, append(args, "--bundle", s.dir, "--pid-file", pidFile, s.id)...)
 	cmd.Stdout = console
 	cmd.Stderr = console
@@ -192,7 +195,7 @@ func (s *starter) start(ctx context.Context) (int, error) {
 	s.ranRunc = true
 	if err := cmd.Run(); err != nil {
 		// runc's stderr is the console: its message is what it appended.
-		return 0, fmt.Errorf("runc %s: %w: %s", args[2], err, consoleTail(console.Name(), logStart))
+		return 0, fmt.Errorf("runc %s: %w: %s", sub[0], err, consoleTail(console.Name(), logStart))
 	}
 
 	b, err := os.ReadFile(pidFile)

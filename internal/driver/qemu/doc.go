@@ -34,7 +34,10 @@
 // size (storage grows the disk for a root `size`), moves into it, waits
 // for the extra disks and links them in /dev/disk/by-id, mounts the 9p
 // shares, sets up the network (below), runs the entrypoint with its stdout
-// and stderr on the serial console (console.log: the console log), reaps
+// and stderr on a virtio-serial port of their own (vmagent.LogPortName)
+// whose QEMU backend appends to console.log beside the serial console (the
+// emulated UART moves a few hundred KB/s under TCG, the port tens of
+// MB/s), reaps
 // orphans as PID 1, and serves the daemon over a virtio-serial port
 // (protocol in package vmagent). When the entrypoint exits the agent
 // powers the VM off, so a VM ends like a container whose PID 1 exits; the
@@ -103,7 +106,8 @@
 //	Dir/
 //	  <id>/                     one per instance, mode 0700: runtime files only
 //	    initrd.img              the initramfs of the last start
-//	    console.log             the serial console's output (QEMU appends)
+//	    console.log             the serial console's and the workload's output
+//	                            (QEMU appends both)
 //	    qemu.log                QEMU's own stdout and stderr
 //	    qmp.sock, agent.sock    QMP and the agent's port (QEMU listens)
 //	    console.sock            the serial console (QEMU listens; console_attach.go)

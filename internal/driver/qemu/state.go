@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
+	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
 // ConsoleLogMax bounds what ConsoleLog returns.
@@ -123,6 +124,24 @@ func (d *Driver) ConsoleLog(ctx context.Context, id string) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(f, ConsoleLogMax))
 }
+
+// LogFile returns the path of a VM's console log (the serial console and
+// the workload's output) or of QEMU's own (driver.LogFiler).
+func (d *Driver) LogFile(id string, kind driver.LogKind) (string, error) {
+	dir, err := d.instanceDir(id)
+	if err != nil {
+		return "", err
+	}
+	switch kind {
+	case driver.LogConsole:
+		return filepath.Join(dir, fileConsole), nil
+	case driver.LogRuntime:
+		return filepath.Join(dir, fileLog), nil
+	}
+	return "", errdefs.Invalid("unknown log kind %d", kind)
+}
+
+var _ driver.LogFiler = (*Driver)(nil)
 
 // ClearConsoleLog empties the console log (QEMU appends, so it goes on at
 // the new end).

@@ -21,7 +21,7 @@ import (
 // These tests boot a real VM under QEMU (TCG here: slow), so they share
 // one VM and skip, saying why, where QEMU or a kernel is missing.
 
-func needQEMU(t *testing.T) {
+func needQEMU(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("booting a VM needs root (its QEMU gets a cgroup of its own)")
@@ -37,7 +37,7 @@ func needQEMU(t *testing.T) {
 }
 
 // buildAgent builds cmd/hangar-agent, static.
-func buildAgent(t *testing.T, dir string) string {
+func buildAgent(t testing.TB, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "hangar-agent")
 	cmd := exec.Command("go", "build", "-o", out, "github.com/hangar-dev/hangar/cmd/hangar-agent")
@@ -49,7 +49,7 @@ func buildAgent(t *testing.T, dir string) string {
 }
 
 // busyboxTree makes a root tree with a static busybox.
-func busyboxTree(t *testing.T, dir string) string {
+func busyboxTree(t testing.TB, dir string) string {
 	t.Helper()
 	root := filepath.Join(dir, "rootfs")
 	for _, d := range []string{"bin", "etc", "root", "tmp", "proc", "sys", "dev"} {
@@ -93,7 +93,7 @@ func storageRoot(t *testing.T, dir, tree string, size int64) *driver.Disk {
 
 // rawRoot makes a VM's root disk as a cloning pool (btrfs) does: the
 // instance's own raw ext4 image of tree.
-func rawRoot(t *testing.T, dir, tree string) *driver.Disk {
+func rawRoot(t testing.TB, dir, tree string) *driver.Disk {
 	t.Helper()
 	mkfs, _ := exec.LookPath("mkfs.ext4")
 	root := filepath.Join(dir, "root.raw")
