@@ -351,6 +351,8 @@ const (
 	// No IN_MODIFY here: a directory watch reports every file's writes,
 	// and a VM directory has a busy neighbour (qemu.log, console.log).
 	dirMask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
+	// The parent's entries come and go: the directory among them.
+	parentMask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE | unix.IN_ONLYDIR
 )
 
 func newWatcher(ctx context.Context, path string) (*watcher, error) {
@@ -361,24 +363,21 @@ func newWatcher(ctx context.Context, path string) (*watcher, error) {
 	// Non-blocking, so os.NewFile puts it in the runtime's poller: a
 	// read deadline then wakes a wait when ctx ends.
 	w := &watcher{ctx: ctx, path: path, fd: fd, in: os.NewFile(uintptr(fd), "inotify"), fileWD: -1, dirWD: -1, buf: make([]byte, 16<<10)}
-	if err := w.watchDir(); errors.Is(err, unix.ENOENT) {
-		// No directory yet (an instance never started): its parent
-		// says when it comes. Watched first, then the directory tried
-		// again, so a directory made in between is not missed.
-		parent := filepath.Dir(filepath.Dir(path))
-		if _, err := unix.InotifyAddWatch(fd, parent, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ONLYDIR); err != nil {
-			w.in.Close()
-			if errors.Is(err, unix.ENOENT) {
-				return nil, fmt.Errorf("follow %s: %w", path, ErrGone)
-			}
-			return nil, fmt.Errorf("follow %s: watch %s: %w", path, parent, err)
+	// The directory's parent is watched first, always: it says when the
+	// directory comes (an instance never started) and when it goes. The
+	// directory's own IN_DELETE_SELF is not enough: the kernel sends it
+	// only once the last reference to the directory's dentry is dropped,
+	// which may be long after the rmdir. Then the directory is tried, so
+	// one made in between is not missed.
+	parent := filepath.Dir(filepath.Dir(path))
+	if _, err := unix.InotifyAddWatch(fd, parent, parentMask); err != nil {
+		w.in.Close()
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("follow %s: %w", path, ErrGone)
 		}
-		err = w.watchDir()
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			w.in.Close()
-			return nil, err
-		}
-	} else if err != nil {
+		return nil, fmt.Errorf("follow %s: watch %s: %w", path, parent, err)
+	}
+	if err := w.watchDir(); err != nil && !errors.Is(err, unix.ENOENT) {
 		w.in.Close()
 		return nil, err
 	}
