@@ -173,6 +173,59 @@ func TestInstancesAPI(t *testing.T) {
 		})
 	})
 
+	t.Run("logs", func(t *testing.T) {
+		read := func(lp instances.LogsParams, want string) {
+			t.Helper()
+			lctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			ls, err := op.Logs(lctx, vm.ID, lp)
+			if err != nil {
+				t.Fatalf("logs %+v: %v", lp, err)
+			}
+			defer ls.Close()
+			var got []string
+			for ls.Next() {
+				if got = append(got, ls.Line()); strings.Contains(ls.Line(), want) {
+					return
+				}
+			}
+			t.Fatalf("logs %+v: no line with %q in %q (%v)", lp, want, got, ls.Err())
+		}
+		ten := 10
+		read(instances.LogsParams{Tail: &ten}, "vm-entrypoint args=second-arg")
+		read(instances.LogsParams{Source: "hypeman", Tail: &ten}, " started")
+		// QEMU's own log holds what QEMU said: often nothing at all.
+		if ls, err := op.Logs(ctx, vm.ID, instances.LogsParams{Source: "vmm", Tail: &ten}); err != nil {
+			t.Fatalf("vmm log: %v", err)
+		} else {
+			for ls.Next() {
+			}
+			if err := ls.Err(); err != nil {
+				t.Fatalf("vmm log: %v", err)
+			}
+			ls.Close()
+		}
+		if _, err := op.Logs(ctx, vm.ID, instances.LogsParams{Source: "kernel"}); instances.StatusOf(err) != 400 {
+			t.Fatalf("unknown source: %v", err)
+		}
+		// Follow: a line written after the stream opened arrives.
+		zero := 0
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		ls, err := op.Logs(lctx, vm.ID, instances.LogsParams{Follow: true, Tail: &zero})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ls.Close()
+		d.must("exec", "api1", "--project", "p1", "--", "sh", "-c", "echo follow-marker-42 >/dev/console")
+		for ls.Next() {
+			if strings.Contains(ls.Line(), "follow-marker-42") {
+				return
+			}
+		}
+		t.Fatalf("follow ended without the marker: %v", ls.Err())
+	})
+
 	t.Run("stat and stats", func(t *testing.T) {
 		for _, tc := range []struct {
 			path               string

@@ -102,8 +102,11 @@ func LastLines(r io.ReaderAt, size int64, n int) (int64, error) {
 // Stream emits the last tail lines of the log at path (tail < 0: all of
 // it), then with follow every line appended after, until ctx ends (then it
 // returns nil) or the log's directory is removed (ErrGone). Without follow
-// a missing file is an empty log. An error from emit ends the stream and
-// is returned.
+// a missing file is an empty log. With follow, emit is called once the
+// tail is out even when it had no line (with none): the caller then knows
+// the stream is set up and can answer its client before the next line,
+// which may be long in coming. An error from emit ends the stream and is
+// returned.
 func Stream(ctx context.Context, path string, tail int, follow bool, emit func(lines [][]byte) error) error {
 	s := &stream{path: path, emit: emit, buf: make([]byte, MaxLine+readSize)}
 	if follow {
@@ -133,6 +136,11 @@ func Stream(ctx context.Context, path string, tail int, follow bool, emit func(l
 	if !follow {
 		return s.flush()
 	}
+	if !s.emitted {
+		if err := s.emit(nil); err != nil {
+			return err
+		}
+	}
 	for {
 		switch err := s.w.wait(); {
 		case errors.Is(err, errCanceled):
@@ -153,9 +161,10 @@ func Stream(ctx context.Context, path string, tail int, follow bool, emit func(l
 }
 
 type stream struct {
-	path string
-	emit func([][]byte) error
-	w    *watcher
+	path    string
+	emit    func([][]byte) error
+	emitted bool // emit was called
+	w       *watcher
 
 	f     *os.File // nil: no file yet
 	ino   uint64
@@ -236,6 +245,7 @@ func (s *stream) split(n int) error {
 		b = b[MaxLine:]
 	}
 	if len(s.lines) > 0 {
+		s.emitted = true
 		if err := s.emit(s.lines); err != nil {
 			return err
 		}

@@ -371,3 +371,48 @@ func TestStreamFollowNoParent(t *testing.T) {
 		t.Fatalf("got %v, want ErrGone", err)
 	}
 }
+
+// A follow whose tail has no line says so with one empty emit, so that a
+// caller answering a client (SSE headers) need not wait for a new line.
+func TestStreamFollowSaysReady(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		content string
+		tail    int
+		want    int // lines in the first emit
+	}{
+		{"tail 0 of a log", "a\nb\n", 0, 0},
+		{"empty log", "", -1, 0},
+		{"tail with lines", "a\nb\n", 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "x.log")
+			appendFile(t, path, tc.content)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			first := make(chan int, 1)
+			done := make(chan error, 1)
+			go func() {
+				done <- Stream(ctx, path, tc.tail, true, func(lines [][]byte) error {
+					select {
+					case first <- len(lines):
+					default:
+					}
+					return nil
+				})
+			}()
+			select {
+			case n := <-first:
+				if n != tc.want {
+					t.Fatalf("first emit has %d lines, want %d", n, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no emit while following a quiet log")
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
