@@ -69,7 +69,7 @@ func (f *fakeDeviceLayer) Update(_ context.Context, in device.Instance, _, _ map
 }
 
 func (f *fakeDeviceLayer) Removed(context.Context, device.Instance, []string) error { return nil }
-func (f *fakeDeviceLayer) Renamed(context.Context) error                           { return nil }
+func (f *fakeDeviceLayer) Renamed(context.Context) error                            { return nil }
 func (f *fakeDeviceLayer) BlockIO(context.Context, device.Instance, map[string]map[string]string) ([]driver.BlockIOLimit, error) {
 	return nil, nil
 }
