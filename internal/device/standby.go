@@ -154,8 +154,29 @@ func (m *Manager) dropKept(ctx context.Context, in Instance, k *kept) error {
 // (r): Started replaces those of proxies still with nat=true in place, a
 // later Stop removes them; the rule of a proxy no longer there (or no
 // longer with nat=true) goes now. Its NICs' start re-pointed the pinned
-// neighbours (SetNeighbors): nothing left to undo there.
+// neighbours (SetNeighbors); those of an address it no longer has (its
+// devices changed in standby, by a profile) are unpinned.
 func (m *Manager) adoptKept(ctx context.Context, in Instance, devs map[string]map[string]string, k *kept, r *running) {
+	held := map[string]bool{}
+	for _, nc := range r.nics {
+		for _, a := range nc.Addresses {
+			held[nc.Bridge+" "+a.Addr().String()] = true
+		}
+	}
+	for _, p := range k.pins {
+		var gone []netip.Prefix
+		for _, a := range p.addrs {
+			if !held[p.bridge+" "+a.Addr().String()] {
+				gone = append(gone, a)
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		if err := m.cfg.Links.UnpinNeighbors(p.bridge, p.mac, gone); err != nil {
+			m.cfg.Log.Warn("unpin neighbours kept in standby", "instance", in.Name, "bridge", p.bridge, "err", err)
+		}
+	}
 	for _, dev := range sortedNames(k.nat) {
 		if d, ok := devs[dev]; ok && d["type"] == "proxy" && isTrue(d["nat"]) {
 			m.mu.Lock()

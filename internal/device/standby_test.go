@@ -62,6 +62,8 @@ func TestStandby(t *testing.T) {
 			[]step{{"standby", nil}, {"start", nil}, {"stop", nil}}, nil, "stale", ""},
 		{"a proxy removed in standby loses its rule at the start",
 			[]step{{"standby", nil}, {"start-noweb", nil}}, rules[:1], "stale", "link " + tap},
+		{"a NIC removed in standby is unpinned at the start",
+			[]step{{"standby", nil}, {"start-nonic", nil}}, nil, "", ""},
 		{"a daemon restart in standby puts both back",
 			[]step{{"standby", nil}, {"restart", nil}, {"recover", nil}}, rules, "permanent", ""},
 		{"restored after a restart, then deleted",
@@ -87,6 +89,8 @@ func TestStandby(t *testing.T) {
 					_, err = e.m.Start(ctx, in, devs)
 				case "start-noweb":
 					_, err = e.m.Start(ctx, in, noWeb)
+				case "start-nonic":
+					_, err = e.m.Start(ctx, in, map[string]map[string]string{})
 				case "started":
 					e.nets.ruleCalls = nil
 					err = e.m.Started(ctx, in, devs)
