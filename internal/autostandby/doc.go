@@ -43,20 +43,27 @@
 // connection, whoever put it there: this controller, a user's standby
 // through an API, or a daemon before a restart. (A standby without an
 // enabled policy stays down until someone restores it.) While such an
-// instance exists, the controller polls every WakeInterval (100ms). Nobody holds the standby VM's address,
-// so a client's SYN through a network forward (nftables DNAT, which stays
-// while the VM is down) creates an entry in SYN_SENT whose reply source is
-// that address and gets no answer. Such an entry (not ignored) starts the
-// instance: the core restores the saved RAM, the VM keeps its address, and
-// its NIC's start points the host's neighbour entry at its MAC again
-// (device.Manager, SetNeighbors), so the client's next SYN retransmit
-// (1s, 3s, 7s... after the first) reaches it and the connection succeeds.
-// An established entry left from before the standby does not wake it. A
-// proxy device with nat=true loses its DNAT rules at stop; the daemon's
-// adapter keeps them, under an owner of its own, while the instance is in
-// standby with an enabled policy (put back from the list for a user's
-// standby and after a daemon restart, whose firewall holds only running
-// instances' proxies), so its clients wake the instance the same way.
+// instance exists, the controller polls every WakeInterval (100ms).
+// Nobody holds the standby VM's address, so a client's SYN to it, direct
+// or through a network forward or a proxy device with nat=true (nftables
+// DNAT, which stays while the VM is down), creates an entry in SYN_SENT
+// whose reply source is that address and gets no answer. Such an entry
+// (not ignored) starts the instance: the core restores the saved RAM, the
+// VM keeps its address, and the client's next SYN retransmit (1s, 3s,
+// 7s... after the first) reaches it and the connection succeeds. An
+// established entry left from before the standby does not wake it.
+//
+// What keeps the address reachable meanwhile is the device layer's
+// (device.Manager.Standby, for every stateful stop, whoever asked for it):
+// a proxy's DNAT rules stay under the proxy's own owner, so the restore's
+// start replaces them in place (a rule of another owner on the listen
+// port would make that start fail, and the restored VM with it); and the
+// host's neighbour entry for each of the VM's addresses is pinned to its
+// MAC (permanent), so the host keeps sending the client's SYNs there
+// instead of failing ARP or ND after ~3s ("no route to host") while the
+// restore runs. The NIC's start re-points the entry; a stateless stop or
+// a delete removes both; a restarted daemon puts them back for instances
+// in standby (the core's recovery). This package touches neither.
 //
 // Status (status.go) answers from the last poll: reasons are checked in
 // the order of the Reason constants, the first that applies wins.

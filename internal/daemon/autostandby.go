@@ -4,9 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
-	"sync"
 
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
@@ -14,7 +12,6 @@ import (
 	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/network"
 	"github.com/hangar-dev/hangar/internal/project"
-	"github.com/hangar-dev/hangar/internal/proxy"
 )
 
 // standbyCore is the instance service and the network manager as the
@@ -25,38 +22,20 @@ type standbyCore struct {
 	projects *project.Service
 	emit     *lifecycle
 	log      *slog.Logger
-
-	// wakeRules are the proxy DNAT rules kept for instances in standby
-	// with an enabled policy, by owner (see Standby and Instances);
-	// touched says when (in gen's count) an owner's rules were last set
-	// or dropped by Standby or Start, so that a list read before that is
-	// not used to undo it.
-	mu        sync.Mutex
-	wakeRules map[string][]network.ForwardRule
-	touched   map[string]uint64
-	gen       uint64
 }
 
 var _ autostandby.Core = (*standbyCore)(nil)
 
 func newStandbyCore(svc *instance.Service, networks *network.Manager, projects *project.Service, emit *lifecycle, log *slog.Logger) *standbyCore {
-	return &standbyCore{svc: svc, networks: networks, projects: projects, emit: emit, log: log,
-		wakeRules: map[string][]network.ForwardRule{}, touched: map[string]uint64{}}
+	return &standbyCore{svc: svc, networks: networks, projects: projects, emit: emit, log: log}
 }
 
 // Instances lists every instance as the daemon, with the addresses its
 // NICs hold on managed networks. An allocation is matched by device name
 // and MAC (volatile.DEV.hwaddr): allocations name the instance by its
-// database id, which the core keeps to itself. It also brings the kept
-// proxy rules in line with the list: an instance in standby with an
-// enabled policy and proxies with nat=true gets them (a user's standby, or
-// one left by the previous daemon, whose firewall was rebuilt with the
-// running instances' proxies only); any other loses them.
+// database id, which the core keeps to itself.
 func (a *standbyCore) Instances(ctx context.Context) ([]autostandby.Instance, error) {
 	dctx := project.WithAll(auth.AsDaemon(ctx))
-	a.mu.Lock()
-	listedAt := a.gen
-	a.mu.Unlock()
 	list := a.svc.List(dctx)
 	allocs, err := a.networks.Allocations(dctx, "")
 	if err != nil {
@@ -73,66 +52,12 @@ func (a *standbyCore) Instances(ctx context.Context) ([]autostandby.Instance, er
 		}
 	}
 	out := make([]autostandby.Instance, 0, len(list))
-	want := map[string][]network.ForwardRule{}
 	for _, in := range list {
-		si := standbyInstance(in, func(dev, hw string) []netip.Addr {
+		out = append(out, standbyInstance(in, func(dev, hw string) []netip.Addr {
 			return addrs[nicKey{dev, strings.ToLower(hw)}]
-		})
-		out = append(out, si)
-		if pol, err := autostandby.ParsePolicy(si.Config); err == nil && pol.Enabled && si.VM && si.Standby {
-			if rules := proxyNATRules(in.ExpandedDevices, si.Addrs); len(rules) > 0 {
-				want[wakeOwner(in.Project, in.Name)] = rules
-			}
-		}
+		}))
 	}
-	a.syncWakeRules(ctx, want, listedAt)
 	return out, nil
-}
-
-// syncWakeRules makes the kept rules those of want, except for owners
-// that Standby or Start touched after the list (read at gen listedAt)
-// was: the list is older than their state.
-func (a *standbyCore) syncWakeRules(ctx context.Context, want map[string][]network.ForwardRule, listedAt uint64) {
-	a.mu.Lock()
-	var set, drop []string
-	for owner, rules := range want {
-		if a.touched[owner] <= listedAt && !sameRules(a.wakeRules[owner], rules, owner) {
-			set = append(set, owner)
-		}
-	}
-	for owner := range a.wakeRules {
-		if _, ok := want[owner]; !ok && a.touched[owner] <= listedAt {
-			drop = append(drop, owner)
-		}
-	}
-	a.mu.Unlock()
-	dctx := auth.AsDaemon(ctx)
-	for _, owner := range set {
-		rules := want[owner]
-		if err := a.networks.SetProxyRules(dctx, owner, rules); err != nil {
-			a.log.Error("keep proxy rules for wake-up", "owner", owner, "err", err)
-			continue
-		}
-		a.mu.Lock()
-		a.wakeRules[owner] = rules
-		a.mu.Unlock()
-		a.log.Info("auto-standby: proxy rules kept for wake-up", "owner", owner, "rules", len(rules))
-	}
-	// An instance started or deleted by someone else, or whose policy
-	// was disabled: its own proxies are back, it is gone, or it is not
-	// to be woken.
-	for _, owner := range drop {
-		a.dropWakeRules(ctx, owner, listedAt)
-	}
-}
-
-// sameRules reports whether kept (as SetProxyRules stored them, owned by
-// owner) are rules.
-func sameRules(kept, rules []network.ForwardRule, owner string) bool {
-	return slices.EqualFunc(kept, rules, func(k, r network.ForwardRule) bool {
-		return k.Owner == owner && k.Proto == r.Proto && k.Listen == r.Listen && k.Target == r.Target &&
-			slices.Equal(k.ListenPorts, r.ListenPorts) && slices.Equal(k.TargetPorts, r.TargetPorts)
-	})
 }
 
 // standbyInstance renders one instance; addrsOf gives a NIC's addresses.
@@ -183,117 +108,17 @@ func (a *standbyCore) Instance(ctx context.Context, proj, name string) (autostan
 	}), nil
 }
 
-// Standby is a stateful stop as the daemon. A stop removes the DNAT
-// rules of the instance's proxy devices with nat=true; they are put back
-// under an owner of the controller's, so that a client of such a proxy
-// reaches the standby instance's address (nobody there: its SYN goes
-// unanswered and wakes the instance) instead of a closed host port (a
-// reset: nothing to wake on).
+// Standby is a stateful stop as the daemon. The device layer keeps what
+// a client needs to reach the standby instance's address (its proxies'
+// DNAT rules, a pinned neighbour entry), so that the client's SYN goes
+// unanswered and wakes it rather than meeting a closed port.
 func (a *standbyCore) Standby(ctx context.Context, proj, name string) error {
-	pctx := a.inProject(auth.AsDaemon(ctx), proj)
-	in, err := a.Instance(pctx, proj, name)
-	if err != nil {
-		return err
-	}
-	full, err := a.svc.Get(pctx, name)
-	if err != nil {
-		return err
-	}
-	if err := a.svc.Stop(pctx, name, instance.StopOptions{Timeout: -1, Stateful: true}); err != nil {
-		return err
-	}
-	rules := proxyNATRules(full.ExpandedDevices, in.Addrs)
-	if len(rules) == 0 {
-		return nil
-	}
-	owner := wakeOwner(proj, name)
-	if err := a.networks.SetProxyRules(pctx, owner, rules); err != nil {
-		// The instance is in standby all the same; only a proxy's client
-		// cannot wake it (the next list tries again).
-		a.log.Error("keep proxy rules for wake-up", "project", proj, "instance", name, "err", err)
-		return nil
-	}
-	a.mu.Lock()
-	a.gen++
-	a.wakeRules[owner], a.touched[owner] = rules, a.gen
-	a.mu.Unlock()
-	return nil
+	return a.svc.Stop(a.inProject(auth.AsDaemon(ctx), proj), name, instance.StopOptions{Timeout: -1, Stateful: true})
 }
 
-// Start starts (restores) an instance as the daemon; once it runs, its
-// proxy devices' own rules replace the ones Standby kept.
+// Start starts (restores) an instance as the daemon.
 func (a *standbyCore) Start(ctx context.Context, proj, name string) error {
-	if err := a.svc.Start(a.inProject(auth.AsDaemon(ctx), proj), name); err != nil {
-		return err
-	}
-	owner := wakeOwner(proj, name)
-	a.mu.Lock()
-	a.gen++
-	now := a.gen
-	a.touched[owner] = now
-	a.mu.Unlock()
-	a.dropWakeRules(ctx, owner, now)
-	return nil
-}
-
-func wakeOwner(proj, name string) string { return "autostandby/" + proj + "/" + name }
-
-// dropWakeRules removes an owner's kept rules unless Standby set them
-// after gen seen (a list read before that says nothing of them).
-func (a *standbyCore) dropWakeRules(ctx context.Context, owner string, seen uint64) {
-	a.mu.Lock()
-	_, had := a.wakeRules[owner]
-	had = had && a.touched[owner] <= seen
-	if had {
-		delete(a.wakeRules, owner)
-	}
-	a.mu.Unlock()
-	if !had {
-		return
-	}
-	if err := a.networks.SetProxyRules(auth.AsDaemon(ctx), owner, nil); err != nil {
-		a.log.Error("remove the proxy rules kept for wake-up", "owner", owner, "err", err)
-	}
-}
-
-// proxyNATRules are the DNAT rules of the proxy devices with nat=true
-// (as the device layer makes them: a wildcard or loopback connect
-// address is the instance's address of the listen family).
-func proxyNATRules(devs instance.Devices, addrs []netip.Addr) []network.ForwardRule {
-	var out []network.ForwardRule
-	for _, d := range devs {
-		if d["type"] != "proxy" || !isTrue(d["nat"]) {
-			continue
-		}
-		listen, connect, err := proxy.ParsePair(d["listen"], d["connect"])
-		if err != nil {
-			continue
-		}
-		v4 := !listen.Addr.IsValid() || listen.Addr.Is4()
-		target := connect.Addr
-		if !target.IsValid() || target.IsUnspecified() || target.IsLoopback() {
-			target = netip.Addr{}
-			for _, a := range addrs {
-				if a.Is4() == v4 {
-					target = a
-					break
-				}
-			}
-		}
-		if !target.IsValid() {
-			continue
-		}
-		out = append(out, network.ForwardRule{Proto: listen.Proto, Listen: listen.Addr, ListenPorts: listen.Ports, Target: target, TargetPorts: connect.Ports})
-	}
-	return out
-}
-
-func isTrue(v string) bool {
-	switch strings.ToLower(v) {
-	case "1", "true", "yes", "on":
-		return true
-	}
-	return false
+	return a.svc.Start(a.inProject(auth.AsDaemon(ctx), proj), name)
 }
 
 // Emit publishes a lifecycle event of the instance on the event hub

@@ -263,6 +263,12 @@ func (l links) DeleteLimits(host string) error { return l.h.DeleteLimits(host) }
 func (l links) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
 	return l.h.SetNeighbors(bridge, mac, addrs)
 }
+func (l links) PinNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return l.h.PinNeighbors(bridge, mac, addrs)
+}
+func (l links) UnpinNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return l.h.UnpinNeighbors(bridge, mac, addrs)
+}
 func (l links) SetLimits(host string, ingress, egress uint64) error {
 	return l.h.SetLimits(host, ingress, egress)
 }

@@ -19,9 +19,16 @@
 //     manager folds into the firewall; otherwise a forwarder in the daemon
 //     (package proxy) listens on the host and connects inside the
 //     instance's namespace. Both go when the instance stops.
+//   - standby (standby.go): a stateful stop keeps the DNAT rules of
+//     proxies with nat=true (same owner: the next start replaces them in
+//     place) and pins the host's neighbour entries of the instance's
+//     addresses to its MACs, so a client still reaches the address of a
+//     VM in standby and wakes it (package autostandby).
 //
 // The core calls Start before the runtime starts an instance and passes
 // the Run it returns to the driver; Started once it runs; Stop after it
-// stopped; Update for devices changed on a running instance (hotplug).
+// stopped, Standby instead after a stateful stop (and at recovery for an
+// instance left in standby); Update for devices changed on a running
+// instance (hotplug).
 // It never touches records, runtimes or the API.
 package device

@@ -162,8 +162,34 @@ func (n *fakeNetworks) SetProxyRules(_ context.Context, owner string, rules []ne
 	if n.failProxy != nil {
 		return n.failProxy
 	}
+	// The firewall refuses a listen port another owner holds.
+	for o, held := range n.rules {
+		for _, h := range held {
+			for _, r := range rules {
+				if o != owner && overlaps(h, r) {
+					return errdefs.Conflict("%s %v:%v is already forwarded by %s", r.Proto, r.Listen, r.ListenPorts, o)
+				}
+			}
+		}
+	}
 	n.rules[owner] = slices.Clone(rules)
 	return nil
+}
+
+// overlaps tells whether two rules would take the same packet.
+func overlaps(a, b network.ForwardRule) bool {
+	if a.Proto != b.Proto {
+		return false
+	}
+	if a.Listen.IsValid() && b.Listen.IsValid() && !a.Listen.IsUnspecified() && !b.Listen.IsUnspecified() && a.Listen != b.Listen {
+		return false
+	}
+	for _, p := range a.ListenPorts {
+		if slices.Contains(b.ListenPorts, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *fakeNetworks) InstanceRenamed(context.Context) error {
@@ -199,6 +225,8 @@ type fakeLinks struct {
 	inNS   map[string]Link // macvlans, by "NETNS/NAME"
 	shaped map[string][2]uint64
 	idmaps map[string]driver.IDMap
+	// neigh are the host's neighbour entries: "BRIDGE IP" -> "MAC STATE".
+	neigh map[string]string
 	// Failures to inject.
 	failAddNIC    map[string]error // by interface name inside
 	failTap       map[string]error // by tap name
@@ -208,7 +236,7 @@ type fakeLinks struct {
 
 func newFakeLinks() *fakeLinks {
 	return &fakeLinks{netns: map[string]bool{}, links: map[string]Link{}, inNS: map[string]Link{},
-		shaped: map[string][2]uint64{}, idmaps: map[string]driver.IDMap{},
+		shaped: map[string][2]uint64{}, idmaps: map[string]driver.IDMap{}, neigh: map[string]string{},
 		failAddNIC: map[string]error{}, failTap: map[string]error{}, failSetLimits: map[string]error{}}
 }
 
@@ -302,7 +330,45 @@ func (l *fakeLinks) DeleteLinkInNetNS(netns, name string) error {
 }
 
 func (l *fakeLinks) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return l.setNeigh(bridge, mac, addrs, "stale")
+}
+
+func (l *fakeLinks) PinNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return l.setNeigh(bridge, mac, addrs, "permanent")
+}
+
+func (l *fakeLinks) setNeigh(bridge, mac string, addrs []netip.Prefix, state string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range addrs {
+		l.neigh[bridge+" "+a.Addr().String()] = mac + " " + state
+	}
 	return nil
+}
+
+// UnpinNeighbors removes the entries still pinned at mac, as netdev does.
+func (l *fakeLinks) UnpinNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range addrs {
+		if k := bridge + " " + a.Addr().String(); l.neigh[k] == mac+" permanent" {
+			delete(l.neigh, k)
+		}
+	}
+	return nil
+}
+
+// neighbours are the host's neighbour entries, "BRIDGE IP MAC STATE",
+// sorted.
+func (l *fakeLinks) neighbours() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for k, v := range l.neigh {
+		out = append(out, k+" "+v)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (l *fakeLinks) SetLimits(host string, ingress, egress uint64) error {

@@ -102,7 +102,9 @@ func (l *filterLinks) CreateTap(name, _ string, _ int) error {
 	return nil
 }
 
-func (l *filterLinks) SetNeighbors(string, string, []netip.Prefix) error { return nil }
+func (l *filterLinks) SetNeighbors(string, string, []netip.Prefix) error   { return nil }
+func (l *filterLinks) PinNeighbors(string, string, []netip.Prefix) error   { return nil }
+func (l *filterLinks) UnpinNeighbors(string, string, []netip.Prefix) error { return nil }
 
 func (l *filterLinks) DeleteLinkInNetNS(_, name string) error {
 	l.ev.add("delete %s", name)

@@ -62,6 +62,12 @@ type Links interface {
 	// SetNeighbors points the host's neighbour entries for addrs on bridge
 	// at mac.
 	SetNeighbors(bridge, mac string, addrs []netip.Prefix) error
+	// PinNeighbors points them at mac for good (permanent entries: no
+	// resolution that could fail while nothing answers);
+	// UnpinNeighbors removes those still pinned at mac. A missing entry
+	// or bridge is no error.
+	PinNeighbors(bridge, mac string, addrs []netip.Prefix) error
+	UnpinNeighbors(bridge, mac string, addrs []netip.Prefix) error
 	// DeleteLimits removes a link's shaping (and its ifb); nothing to
 	// remove is not an error.
 	DeleteLimits(hostName string) error
@@ -108,6 +114,9 @@ type Manager struct {
 
 	mu   sync.Mutex
 	runs map[string]*running // by runtime ID
+	// standby is what stays on the host for instances in standby (a
+	// stateful stop: standby.go), by runtime ID.
+	standby map[string]*kept
 
 	// nsMu orders namespace files made in Dir against the unmount of Dir
 	// when its last one goes: an unmount racing a create would take the
@@ -128,7 +137,7 @@ func New(cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Manager{cfg: cfg, runs: map[string]*running{}}
+	return &Manager{cfg: cfg, runs: map[string]*running{}, standby: map[string]*kept{}}
 }
 
 // Instance is what devices need to know of an instance.
@@ -194,6 +203,14 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 	run := Run{Volatile: map[string]string{}}
 	r := &running{nics: map[string]network.NICConfig{}, hostLinks: map[string]string{},
 		forwarders: map[string][]Forwarder{}, proxyNAT: map[string]bool{}}
+	// An instance coming out of standby: what it kept is taken over
+	// (its NICs' start re-points the pinned neighbours, Started sets its
+	// proxies' rules again under the same owners: in place); a failed
+	// start drops it.
+	k := m.takeStandby(in)
+	if k != nil {
+		rv.Add(func() { _ = m.dropKept(context.WithoutCancel(ctx), in, k) })
+	}
 	if !in.VM {
 		run.NetNS = m.netnsPath(in)
 		if err := m.makeNamespaces(in, &run, rv); err != nil {
@@ -222,6 +239,9 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 	}
 	run.Mounts, run.Disks, run.BlockIO = disks.mounts, disks.disks, disks.blockIO
 	run.RootBus, run.RootLimits = disks.rootBus, disks.rootIO
+	if k != nil {
+		m.adoptKept(ctx, in, devs, k, r)
+	}
 	m.mu.Lock()
 	m.runs[in.RuntimeID] = r
 	m.mu.Unlock()
@@ -468,16 +488,34 @@ func (m *Manager) Reattach(ctx context.Context, in Instance, devs map[string]map
 }
 
 // Stop removes the host side of a stopped instance's devices: proxies,
-// host links, its network namespace.
+// host links, its network namespace, and what it kept in standby (a
+// stateless stop, a delete, a failed start, devices changed while in
+// standby).
 func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[string]string) error {
 	m.mu.Lock()
 	r := m.runs[in.RuntimeID]
 	delete(m.runs, in.RuntimeID)
 	m.mu.Unlock()
+	errs := m.release(ctx, in, devs, r, false)
+	if k := m.takeStandby(in); k != nil {
+		errs = append(errs, m.dropKept(ctx, in, k))
+	}
+	return errors.Join(errs...)
+}
+
+// release is Stop's removal of what r and devs hold on the host; with
+// keepNAT, the DNAT rules of proxies with nat=true stay (and r forgets
+// them).
+func (m *Manager) release(ctx context.Context, in Instance, devs map[string]map[string]string, r *running, keepNAT bool) []error {
 	var errs []error
 	if r != nil {
 		for dev := range r.forwarders {
 			errs = append(errs, m.stopProxy(ctx, in, dev, r))
+		}
+		if keepNAT {
+			m.mu.Lock()
+			clear(r.proxyNAT)
+			m.mu.Unlock()
 		}
 		for dev := range r.proxyNAT {
 			errs = append(errs, m.stopProxy(ctx, in, dev, r))
@@ -523,7 +561,7 @@ func (m *Manager) Stop(ctx context.Context, in Instance, devs map[string]map[str
 	for _, name := range sortedNames(nics) {
 		errs = append(errs, m.clearMACFilter(ctx, in, name), m.clearEgress(ctx, in, name))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Close releases the namespace directory when no namespace is left in it

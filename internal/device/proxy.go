@@ -30,18 +30,11 @@ func (m *Manager) startProxy(ctx context.Context, in Instance, name string, d ma
 		if m.cfg.Networks == nil {
 			return errors.New("nat needs networks")
 		}
-		// DNAT cannot reach an instance's loopback: a wildcard or loopback
-		// connect address means the instance's address on its network.
-		v4 := !listen.Addr.IsValid() || listen.Addr.Is4()
-		target := connect.Addr
-		if !target.IsValid() || target.IsUnspecified() || target.IsLoopback() {
-			a, ok := r.address(v4)
-			if !ok {
-				return fmt.Errorf("nat=true needs the instance to have an IPv%d address on a managed network", map[bool]int{true: 4, false: 6}[v4])
-			}
-			target = a
+		rule, err := natRule(listen, connect, r)
+		if err != nil {
+			return err
 		}
-		rule := network.ForwardRule{Proto: listen.Proto, Listen: listen.Addr, ListenPorts: listen.Ports, Target: target, TargetPorts: connect.Ports}
+		// The same owner as a rule kept in standby: replaced in place.
 		if err := m.cfg.Networks.SetProxyRules(ctx, proxyOwner(in, name), []network.ForwardRule{rule}); err != nil {
 			return err
 		}
@@ -64,6 +57,22 @@ func (m *Manager) startProxy(ctx context.Context, in Instance, name string, d ma
 	r.forwarders[name] = append(r.forwarders[name], f)
 	m.mu.Unlock()
 	return nil
+}
+
+// natRule is the DNAT rule of a proxy with nat=true. DNAT cannot reach an
+// instance's loopback: a wildcard or loopback connect address means the
+// instance's address on its network.
+func natRule(listen, connect proxy.Address, r *running) (network.ForwardRule, error) {
+	v4 := !listen.Addr.IsValid() || listen.Addr.Is4()
+	target := connect.Addr
+	if !target.IsValid() || target.IsUnspecified() || target.IsLoopback() {
+		a, ok := r.address(v4)
+		if !ok {
+			return network.ForwardRule{}, fmt.Errorf("nat=true needs the instance to have an IPv%d address on a managed network", map[bool]int{true: 4, false: 6}[v4])
+		}
+		target = a
+	}
+	return network.ForwardRule{Proto: listen.Proto, Listen: listen.Addr, ListenPorts: listen.Ports, Target: target, TargetPorts: connect.Ports}, nil
 }
 
 func (m *Manager) stopProxy(ctx context.Context, in Instance, name string, r *running) error {

@@ -70,6 +70,11 @@ func (s *Service) deleteLocked(ctx context.Context, in *inst, rollback bool) err
 	if err := s.deleteRoot(ctx, rec); err != nil {
 		return fmt.Errorf("delete %s: %w", rec.Name, err)
 	}
+	if rec.Stateful && !isActive(status) {
+		// In standby: its kept proxy rules and pinned neighbours go
+		// (while its devices can still be expanded).
+		s.stopDevices(ctx, rec, false)
+	}
 	if err := s.cfg.DB.DeleteInstance(ctx, rec.ID); err != nil {
 		return fmt.Errorf("delete %s: %w", rec.Name, err)
 	}

@@ -20,6 +20,13 @@ type DeviceLayer interface {
 	Started(ctx context.Context, in device.Instance, devs map[string]map[string]string) error
 	Reattach(ctx context.Context, in device.Instance, devs map[string]map[string]string) error
 	Stop(ctx context.Context, in device.Instance, devs map[string]map[string]string) error
+	// Standby is Stop for an instance stopped with its state saved: the
+	// DNAT rules of its proxies with nat=true and pinned neighbour
+	// entries of its addresses stay, so a client still reaches its
+	// address (and wakes it) until the next Start takes them over; Stop
+	// removes them. Called for an instance already stopped (recovery),
+	// it puts them back.
+	Standby(ctx context.Context, in device.Instance, devs map[string]map[string]string) error
 	Update(ctx context.Context, in device.Instance, old, cur map[string]map[string]string) ([]driver.NIC, []string, error)
 	Removed(ctx context.Context, in device.Instance, devices []string) error
 	Renamed(ctx context.Context) error
@@ -60,8 +67,10 @@ func (s *Service) expanded(rec store.Instance) (map[string]string, map[string]ma
 	return expandConfig(rec.Config, views), expandDevices(rec.Devices, views), nil
 }
 
-// stopDevices removes the host side of a stopped instance's devices.
-func (s *Service) stopDevices(ctx context.Context, rec store.Instance) {
+// stopDevices removes the host side of a stopped instance's devices;
+// with standby (a stateful stop) what lets a client reach it stays
+// (DeviceLayer.Standby).
+func (s *Service) stopDevices(ctx context.Context, rec store.Instance, standby bool) {
 	if s.cfg.Devices == nil {
 		return
 	}
@@ -70,8 +79,12 @@ func (s *Service) stopDevices(ctx context.Context, rec store.Instance) {
 		s.log.Error("devices of stopped instance", "instance", rec.Name, "err", err)
 		return
 	}
-	if err := s.cfg.Devices.Stop(context.WithoutCancel(ctx), s.deviceInstance(rec, cfg), devs); err != nil {
-		s.log.Error("remove devices of stopped instance", "instance", rec.Name, "err", err)
+	stop := s.cfg.Devices.Stop
+	if standby {
+		stop = s.cfg.Devices.Standby
+	}
+	if err := stop(context.WithoutCancel(ctx), s.deviceInstance(rec, cfg), devs); err != nil {
+		s.log.Error("remove devices of stopped instance", "instance", rec.Name, "standby", standby, "err", err)
 	}
 }
 
@@ -245,8 +258,11 @@ func (s *Service) devicesDiffer(before, after store.Instance) (bool, error) {
 }
 
 // recoverDevices, after a daemon start, reattaches the devices of running
-// instances (proxies, the manager's memory) and clears what a daemon
-// killed -9 left of stopped ones (namespaces, host links).
+// instances (proxies, the manager's memory), clears what a daemon killed
+// -9 left of stopped ones (namespaces, host links) and puts back what
+// instances in standby (stopped with a saved state) keep: their NAT
+// proxies' rules (the firewall is rebuilt from the running instances')
+// and pinned neighbours.
 func (s *Service) recoverDevices(ctx context.Context) {
 	if s.cfg.Devices == nil {
 		return
@@ -268,9 +284,12 @@ func (s *Service) recoverDevices(ctx context.Context) {
 			continue
 		}
 		din := s.deviceInstance(it.rec, cfg)
-		if it.active {
+		switch {
+		case it.active:
 			err = s.cfg.Devices.Reattach(ctx, din, devs)
-		} else {
+		case it.rec.Stateful:
+			err = s.cfg.Devices.Standby(ctx, din, devs)
+		default:
 			err = s.cfg.Devices.Stop(ctx, din, devs)
 		}
 		if err != nil {

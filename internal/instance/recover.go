@@ -50,7 +50,7 @@ func (s *Service) HandleExit(ctx context.Context, e driver.Exit) {
 	if stale {
 		return
 	}
-	s.stopDevices(ctx, rec)
+	s.stopDevices(ctx, rec, false)
 	evCtx := map[string]any{}
 	if e.Known {
 		evCtx["exit_code"] = e.Code

@@ -106,7 +106,7 @@ func (s *Service) stopLocked(ctx context.Context, in *inst, opts StopOptions, in
 		}
 		return fmt.Errorf("stop %s: %w", rec.Name, err)
 	}
-	s.stopDevices(ctx, rec)
+	s.stopDevices(ctx, rec, opts.Stateful)
 	// The workload's end, when the runtime knows it, comes with its exit
 	// (HandleExit), after this. Stateful is LXD's "has saved state on
 	// disk": the next start restores it.

@@ -170,8 +170,20 @@ func (s *Service) tryChange(ctx context.Context, name string, pre Precondition, 
 			return need, err
 		}
 	}
+	// In standby, what the devices keep for a client to reach the
+	// instance (DeviceLayer.Standby) is the old devices': it goes with
+	// them. Under the record lock, a start cannot be under way.
+	standbyChanged := false
+	if status == StatusStopped && rec.Stateful {
+		if standbyChanged, err = s.devicesDiffer(rec, next); err != nil {
+			return need, err
+		}
+	}
 	if err := s.saveRecord(ctx, in, next); err != nil {
 		return need, err
+	}
+	if standbyChanged {
+		s.stopDevices(ctx, rec, false)
 	}
 	s.releaseRemovedNICs(ctx, rec, next)
 	s.cfg.Events.Lifecycle(ctx, "instance-updated", instanceEntity(next.Project, next.Name), nil)

@@ -1,6 +1,7 @@
 package netdev
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -324,6 +325,21 @@ func DeleteLinkInNetNS(path, name string) error {
 // host's entry expired (seconds to a minute of silence for a new
 // instance).
 func (h *Host) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return h.setNeighbors(bridge, mac, addrs, netlink.NUD_STALE)
+}
+
+// PinNeighbors tells the host, on bridge, that addrs are at mac for good
+// (NUD_PERMANENT): for a VM in standby, whose address has no host behind
+// it. An entry to be resolved would fail after ~3 s of unanswered ARP or
+// ND, and a client's connect get "no route to host" before the VM is
+// restored; a pinned one keeps the client's SYNs going out to the MAC
+// until the VM is back and answers. SetNeighbors (the NIC's next start)
+// replaces such an entry, UnpinNeighbors removes it.
+func (h *Host) PinNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	return h.setNeighbors(bridge, mac, addrs, netlink.NUD_PERMANENT)
+}
+
+func (h *Host) setNeighbors(bridge, mac string, addrs []netip.Prefix, state int) error {
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
 		return errdefs.Invalid("hwaddr %q: %v", mac, err)
@@ -333,14 +349,57 @@ func (h *Host) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
 		return err
 	}
 	for _, a := range addrs {
-		fam := netlink.FAMILY_V4
-		if !a.Addr().Is4() {
-			fam = netlink.FAMILY_V6
-		}
-		n := &netlink.Neigh{LinkIndex: idx, Family: fam, State: netlink.NUD_STALE, IP: a.Addr().AsSlice(), HardwareAddr: hw}
+		n := &netlink.Neigh{LinkIndex: idx, Family: family(a.Addr()), State: state, IP: a.Addr().AsSlice(), HardwareAddr: hw}
 		if err := h.nl.NeighSet(n); err != nil {
 			return fmt.Errorf("neighbour %s on %s: %w", a.Addr(), bridge, err)
 		}
 	}
 	return nil
+}
+
+// UnpinNeighbors removes the permanent entries for addrs on bridge that
+// still point at mac (one replaced since, by a NIC's start or another
+// instance's, is left alone). A missing bridge or entry is no error.
+func (h *Host) UnpinNeighbors(bridge, mac string, addrs []netip.Prefix) error {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return errdefs.Invalid("hwaddr %q: %v", mac, err)
+	}
+	idx, err := h.bridgeIndex(bridge)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	lists := map[int][]netlink.Neigh{}
+	var errs []error
+	for _, a := range addrs {
+		fam := family(a.Addr())
+		if _, ok := lists[fam]; !ok {
+			l, err := h.nl.NeighList(idx, fam)
+			if err != nil {
+				return fmt.Errorf("neighbours on %s: %w", bridge, err)
+			}
+			lists[fam] = l
+		}
+		for _, n := range lists[fam] {
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok || ip.Unmap() != a.Addr().Unmap() || n.State&netlink.NUD_PERMANENT == 0 || !bytes.Equal(n.HardwareAddr, hw) {
+				continue
+			}
+			if err := h.nl.NeighDel(&n); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("neighbour %s on %s: %w", a.Addr(), bridge, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// family is a netlink address family of a.
+func family(a netip.Addr) int {
+	if a.Is4() || a.Is4In6() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
 }
