@@ -7,14 +7,15 @@
 # VM until it answers, and the logs' SSE throughput. Run as root on Debian
 # 12 with scripts/deps.sh's packages.
 #
-#   bench/issue15.sh [--runs N] [--only standby,wake,logs] [--lines N]
+#   bench/issue15.sh [--runs N] [--only standby,wake,logs] [--log-mb N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch=$(mktemp -d /tmp/hangar-issue15-XXXXXX)
+# dnsmasq (the bridge's DHCP and DNS) runs as nobody and must reach its
+# files under the data directory.
+chmod 755 "$scratch"
 cleanup() {
 	if [ -n "${pid:-}" ]; then
-		"$scratch/bin/hangar" --socket "$scratch/data/unix.socket" list --format csv -c n 2>/dev/null |
-			while read -r n; do "$scratch/bin/hangar" --socket "$scratch/data/unix.socket" delete -f "$n" >/dev/null 2>&1 || true; done
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	fi
 	for f in "$scratch"/data/vms/*/qemu.pid; do
@@ -24,13 +25,15 @@ cleanup() {
 	rm -rf "$scratch"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 export CGO_ENABLED=0
-go build -o "$scratch/bin/" ./cmd/hangard ./cmd/hangar ./cmd/hangar-agent ./bench/cmd/instbench
+go build -o "$scratch/bin/" ./cmd/hangard ./cmd/hangar ./cmd/hangar-agent ./bench/cmd/instbench ./internal/driver/qemu/testdata/printlines
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$scratch/bin/hangard" --data-dir "$scratch/data" --instances-api "127.0.0.1:$port" --log-level warn 2>"$scratch/hangard.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$scratch/data/unix.socket" ] && break; sleep 0.1; done
 token=$("$scratch/bin/hangar" --socket "$scratch/data/unix.socket" token create bench --role operator)
-accel=TCG; [ -e /dev/kvm ] && accel=KVM
+# hangard uses KVM only where the CPU has vmx or svm as well as /dev/kvm.
+accel=TCG; [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo && accel=KVM
 echo "accel: $accel; cores: $(nproc); $(qemu-system-x86_64 --version | head -1); $(date -u +%FT%TZ)"
-"$scratch/bin/instbench" --socket "$scratch/data/unix.socket" --api "http://127.0.0.1:$port/" --token "$token" "$@"
+"$scratch/bin/instbench" --socket "$scratch/data/unix.socket" --api "http://127.0.0.1:$port/" --token "$token" --printlines "$scratch/bin/printlines" "$@"

@@ -380,18 +380,27 @@ func (d *daemon) cleanup() {
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		names, _ := c.GetInstanceNames(ctx)
-		for _, n := range names {
-			if op, err := c.UpdateInstanceState(ctx, n, api.InstanceStatePut{Action: "stop", Force: true}); err == nil {
-				_ = op.Wait(ctx)
-			}
-			if op, err := c.DeleteInstance(ctx, n); err == nil {
-				if err := op.Wait(ctx); err != nil {
-					clean = false
-					d.t.Errorf("cleanup: delete %s: %v", n, err)
+		// Every project's instances: a test that failed before deleting
+		// its own must not leave a VM running for the rest of the run.
+		projects, err := c.GetProjectNames(ctx)
+		if err != nil || len(projects) == 0 {
+			projects = []string{"default"}
+		}
+		for _, p := range projects {
+			pc := c.UseProject(p)
+			names, _ := pc.GetInstanceNames(ctx)
+			for _, n := range names {
+				if op, err := pc.UpdateInstanceState(ctx, n, api.InstanceStatePut{Action: "stop", Force: true}); err == nil {
+					_ = op.Wait(ctx)
 				}
-			} else {
-				clean = false
+				if op, err := pc.DeleteInstance(ctx, n); err == nil {
+					if err := op.Wait(ctx); err != nil {
+						clean = false
+						d.t.Errorf("cleanup: delete %s/%s: %v", p, n, err)
+					}
+				} else {
+					clean = false
+				}
 			}
 		}
 		c.Close()

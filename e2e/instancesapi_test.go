@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -377,6 +378,60 @@ func TestInstancesAPI(t *testing.T) {
 		}
 		if err := op.Delete(ctx, fk.ID); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	// Auto-standby through this API: a VM serving HTTP, idle for its
+	// timeout, goes to standby; a connection to it wakes it and is
+	// answered.
+	t.Run("auto-standby", func(t *testing.T) {
+		webRef, _ := serveAppImage(t, d.netns, "test/apiweb:1",
+			"#!/bin/sh\n# api-web-serves-this\nexec busybox httpd -f -p 8080 -h /app\n")
+		on, idle := true, "3s"
+		p := good("api-web")
+		p.Image = webRef
+		p.AutoStandby = &wire.AutoStandbyPolicyParams{Enabled: &on, IdleTimeout: &idle}
+		web, err := op.New(ctx, p)
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		defer func() {
+			if err := op.Delete(ctx, web.ID); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+		}()
+		if !web.AutoStandby.Enabled || web.AutoStandby.IdleTimeout != "3s" {
+			t.Fatalf("created with policy %+v", web.AutoStandby)
+		}
+		if w, err := op.Wait(ctx, web.ID, wire.StateStandby, "3m"); err != nil || w.State != wire.StateStandby {
+			t.Fatalf("wait for the auto-standby: %+v %v\n%s", w, err, tailLog(d.logText(), 30))
+		}
+		st, err := op.AutoStandby.Status(ctx, web.ID)
+		if err != nil || !st.Configured || !st.Enabled || !st.Supported || st.Reason != "instance_not_running" {
+			t.Fatalf("status in standby: %+v %v", st, err)
+		}
+		if _, err := op.AutoStandby.Hold(ctx, web.ID); instances.StatusOf(err) != 409 {
+			t.Fatalf("hold of a standby VM: %v", err)
+		}
+		got, err := op.Get(ctx, web.ID)
+		if err != nil || got.Network.IP == nil {
+			t.Fatalf("the standby VM's address: %+v %v", got, err)
+		}
+		c := &http.Client{Transport: transportIn(d.netns), Timeout: 2 * time.Minute}
+		defer c.CloseIdleConnections()
+		start := time.Now()
+		resp, err := c.Get("http://" + *got.Network.IP + ":8080/run.sh")
+		if err != nil {
+			t.Fatalf("connect to the standby VM: %v\n%s", err, tailLog(d.logText(), 30))
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "api-web-serves-this") {
+			t.Fatalf("answer %q", body)
+		}
+		t.Logf("connect to a standby VM until answered: %v", time.Since(start))
+		if w, err := op.Wait(ctx, web.ID, wire.StateRunning, "1m"); err != nil || w.State != wire.StateRunning {
+			t.Fatalf("after the wake: %+v %v", w, err)
 		}
 	})
 

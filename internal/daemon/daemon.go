@@ -292,7 +292,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Authn: &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}, Trust: trusted, Tokens: tokens}
 	handler := api.Handler()
 	authn := &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}
-	instAPI := (&instancesapi.Server{Core: instancesapi.CoreOf(svc), Projects: projects, Volumes: customVolumes{pools}, Events: hub, AutoStandby: standbyStatus{standby},
+	instAPI := (&instancesapi.Server{Core: instancesapi.CoreOf(svc), Projects: projects, Volumes: customVolumes{pools}, Addresses: ipamAddresses{nw.networks}, Events: hub, AutoStandby: standbyStatus{standby},
 		Authn: authn, NICNetwork: network.DefaultBridge, Log: log.With("component", "instances-api")}).Handler()
 	srv := &http.Server{Handler: withInstancesAPI(handler, instAPI), ReadHeaderTimeout: 30 * time.Second}
 	if cfg.InstancesAPI != "" {

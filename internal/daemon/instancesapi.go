@@ -11,8 +11,11 @@ import (
 	"time"
 
 	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/network"
+	"github.com/hangar-dev/hangar/internal/project"
 	"github.com/hangar-dev/hangar/internal/storage"
 )
 
@@ -36,6 +39,25 @@ func (c customVolumes) PoolOfCustomVolume(ctx context.Context, name string) (str
 		}
 	}
 	return "", errdefs.NotFound("custom volume %q not found", name)
+}
+
+// ipamAddresses reads the addresses networks assigned to NICs, for the
+// instances API's network.ip (a standby VM keeps its address but its
+// guest reports none).
+type ipamAddresses struct{ m *network.Manager }
+
+func (a ipamAddresses) AssignedIPv4(ctx context.Context) (map[string]string, error) {
+	allocs, err := a.m.Allocations(project.WithAll(auth.AsDaemon(ctx)), "")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(allocs))
+	for _, al := range allocs {
+		if al.IPv4 != "" && al.Hwaddr != "" {
+			out[strings.ToLower(al.Hwaddr)] = al.IPv4
+		}
+	}
+	return out, nil
 }
 
 // standbyStatus adapts the auto-standby controller to the instances API.

@@ -37,14 +37,18 @@ func serveRegistry() (string, error) {
 }
 
 // pushAppImage pushes to host/repo an OCI image of the host's busybox
-// tree with script as /app/run.sh, its entrypoint, and returns the
-// reference.
-func pushAppImage(host, repo, script string) (string, error) {
+// tree with script as /app/run.sh, its entrypoint, and the extra files
+// (executable), and returns the reference.
+func pushAppImage(host, repo, script string, extra map[string][]byte) (string, error) {
 	base, err := busyboxLayer()
 	if err != nil {
 		return "", err
 	}
-	top, err := layerOf(map[string]string{"app/run.sh": script})
+	files := map[string][]byte{"app/run.sh": []byte(script)}
+	for n, b := range extra {
+		files[n] = b
+	}
+	top, err := layerOf(files)
 	if err != nil {
 		return "", err
 	}
@@ -123,14 +127,14 @@ func busyboxLayer() (v1.Layer, error) {
 }
 
 // layerOf builds a layer of executable files.
-func layerOf(files map[string]string) (v1.Layer, error) {
+func layerOf(files map[string][]byte) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for n, body := range files {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o755, Size: int64(len(body)), ModTime: time.Now()}); err != nil {
 			return nil, err
 		}
-		if _, err := tw.Write([]byte(body)); err != nil {
+		if _, err := tw.Write(body); err != nil {
 			return nil, err
 		}
 	}

@@ -18,17 +18,43 @@ func (s *Server) answer(w http.ResponseWriter, ctx context.Context, name string,
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, status, render(full))
+	writeJSON(w, status, render(full, s.assigned(ctx)))
 }
 
-// stateNow is the instance's state in the seed's terms.
+// stateNow is the instance's state in the seed's terms. Only a running
+// instance's live state matters (has its workload started?): others are
+// told from the record, without asking the runtime.
 func (s *Server) stateNow(ctx context.Context, name string) (wire.State, string, error) {
-	full, err := s.Core.GetFull(ctx, name)
+	in, err := s.Core.Get(ctx, name)
 	if err != nil {
 		return "", "", err
 	}
-	st, msg := stateOf(full.Instance, full.State)
+	var live instance.State
+	if in.Status == instance.StatusRunning {
+		full, err := s.Core.GetFull(ctx, name)
+		if err != nil {
+			return "", "", err
+		}
+		in, live = full.Instance, full.State
+	}
+	st, msg := stateOf(in, live)
 	return st, msg, nil
+}
+
+// assigned is the IPv4 address each NIC (by MAC) holds from its
+// network's IPAM: kept while an instance is stopped or in standby, when
+// the guest reports none. nil without Addresses or on an error (the live
+// addresses are shown then).
+func (s *Server) assigned(ctx context.Context) map[string]string {
+	if s.Addresses == nil {
+		return nil
+	}
+	m, err := s.Addresses.AssignedIPv4(ctx)
+	if err != nil {
+		s.log().Warn("read the addresses networks assigned", "err", err)
+		return nil
+	}
+	return m
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request, name string) {
@@ -58,11 +84,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := []wire.Instance{}
+	ips := s.assigned(r.Context())
 	for _, f := range s.Core.ListFull(r.Context()) {
 		if f.Type != instance.TypeVM {
 			continue
 		}
-		in := render(f)
+		in := render(f, ips)
 		if want != "" && in.State != want {
 			continue
 		}

@@ -44,7 +44,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, render(full))
+	writeJSON(w, http.StatusCreated, render(full, s.assigned(ctx)))
 }
 
 // createRequest validates every field and translates the request into

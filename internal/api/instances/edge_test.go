@@ -494,3 +494,33 @@ func TestSizes(t *testing.T) {
 		t.Error("formatting")
 	}
 }
+
+// network.ip is the address the network assigned (kept in standby, when
+// the guest reports none), else the guest's own.
+func TestNetworkIP(t *testing.T) {
+	live := instance.State{Network: map[string]instance.NetworkState{"eth0": {
+		Addresses: []instance.NetworkAddress{{Family: "inet", Address: "10.0.0.9", Scope: "global"}}}}}
+	for _, tc := range []struct {
+		name  string
+		state instance.State
+		ips   map[string]string
+		want  string // "" for null
+	}{
+		{"assigned, in standby", instance.State{}, map[string]string{"00:16:3e:00:00:01": "10.0.0.5"}, "10.0.0.5"},
+		{"assigned wins over live", live, map[string]string{"00:16:3e:00:00:01": "10.0.0.5"}, "10.0.0.5"},
+		{"live only", live, nil, "10.0.0.9"},
+		{"another NIC's address", instance.State{}, map[string]string{"00:16:3e:00:00:02": "10.0.0.6"}, ""},
+		{"none", instance.State{}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := instance.Instance{Type: instance.TypeVM, Status: instance.StatusStopped,
+				Config:          map[string]string{"volatile.eth0.hwaddr": "00:16:3E:00:00:01"},
+				ExpandedConfig:  map[string]string{},
+				ExpandedDevices: instance.Devices{"eth0": {"type": "nic", "network": "hangarbr0"}}}
+			got := render(instance.Full{Instance: in, State: tc.state}, tc.ips).Network.IP
+			if (got == nil) != (tc.want == "") || got != nil && *got != tc.want {
+				t.Fatalf("ip %v, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -83,7 +83,7 @@ func stateOf(in instance.Instance, st instance.State) (wire.State, string) {
 }
 
 // render turns a core instance into the seed's Instance.
-func render(f instance.Full) wire.Instance {
+func render(f instance.Full, ips map[string]string) wire.Instance {
 	in := f.Instance
 	cfg := in.ExpandedConfig
 	state, stateErr := stateOf(in, f.State)
@@ -144,7 +144,7 @@ func render(f instance.Full) wire.Instance {
 			out.DiskIoBps = formatIORate(n)
 		}
 	}
-	out.Network = networkOf(in, f.State)
+	out.Network = networkOf(in, f.State, ips)
 	out.SnapshotPolicy.Compression = compressionOf(cfg[keyCompression])
 	out.AutoStandby.Enabled = cfg[keyASEnabled] == "true"
 	out.AutoStandby.IdleTimeout = cfg[keyASIdle]
@@ -185,7 +185,9 @@ func vcpusOf(v string) int64 {
 	return n
 }
 
-func networkOf(in instance.Instance, st instance.State) wire.InstanceNetwork {
+// networkOf is the instance's eth0: ip is the address its network
+// assigned (ips, by MAC), else the one the guest reports.
+func networkOf(in instance.Instance, st instance.State, ips map[string]string) wire.InstanceNetwork {
 	nic := in.ExpandedDevices[nicName]
 	out := wire.InstanceNetwork{Name: "default"}
 	if nic == nil || nic["type"] != "nic" {
@@ -201,6 +203,12 @@ func networkOf(in instance.Instance, st instance.State) wire.InstanceNetwork {
 	}
 	if mac := in.Config["volatile."+nicName+".hwaddr"]; mac != "" {
 		out.Mac = &mac
+	}
+	if out.Mac != nil {
+		if ip, ok := ips[strings.ToLower(*out.Mac)]; ok && ip != "" {
+			out.IP = &ip
+			return out
+		}
 	}
 	if ns, ok := st.Network[nicName]; ok {
 		if out.Mac == nil && ns.Hwaddr != "" {

@@ -90,6 +90,13 @@ type Projects interface {
 	Resolve(ctx context.Context, name string) (project.Project, error)
 }
 
+// Addresses is the networks' IPAM as the edge reads it.
+type Addresses interface {
+	// AssignedIPv4 maps each NIC's MAC (lower case) to the IPv4
+	// address its network assigned it.
+	AssignedIPv4(ctx context.Context) (map[string]string, error)
+}
+
 // Volumes finds the pool of a custom volume of ctx's project.
 type Volumes interface {
 	PoolOfCustomVolume(ctx context.Context, name string) (string, error)
@@ -106,6 +113,7 @@ type Server struct {
 	Projects    Projects    // nil: only the default project exists
 	AutoStandby AutoStandby // nil: the auto-standby routes answer 501
 	Volumes     Volumes     // nil: volumes answer 501
+	Addresses   Addresses   // nil: network.ip is the guest's live address only
 	Events      Events      // nil: Wait polls only
 	// Authn says who a request is; nil: everyone is the socket's root
 	// (tests).
@@ -135,11 +143,14 @@ func (s *Server) Handler() http.Handler {
 	if s.Authn != nil {
 		id = s.Authn
 	}
-	log := s.Log
-	if log == nil {
-		log = slog.Default()
+	return edge.Authenticate(id, edge.Audit(edge.AuditLogger(s.log()), s.gate(mux)))
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.Default()
 	}
-	return edge.Authenticate(id, edge.Audit(edge.AuditLogger(log), s.gate(mux)))
+	return s.Log
 }
 
 // gate refuses untrusted requests (401: no or a bad bearer token) and
