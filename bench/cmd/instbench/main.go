@@ -235,7 +235,9 @@ func (b *bench) standby(ctx context.Context, runs int, memory string) error {
 		return nil
 	}
 	api := func() error {
-		if err := timed(&apiStandby, func() error { return b.call(ctx, http.MethodPost, "/instances/"+in.ID+"/standby", map[string]any{}, nil) }); err != nil {
+		if err := timed(&apiStandby, func() error {
+			return b.call(ctx, http.MethodPost, "/instances/"+in.ID+"/standby", map[string]any{}, nil)
+		}); err != nil {
 			return err
 		}
 		return timed(&apiRestore, func() error { return b.call(ctx, http.MethodPost, "/instances/"+in.ID+"/restore", nil, nil) })
