@@ -124,6 +124,33 @@ func (s *Service) GetFull(ctx context.Context, name string) (Full, error) {
 	return Full{Instance: inst, State: st}, nil
 }
 
+// GetBrief returns one instance with the part of its live state its
+// runtime tells at once: status, pid, CPU and memory use, whether its
+// workload started. It asks neither the guest (Network is empty) nor
+// storage (Disk is empty): an answer right after a VM's restore does
+// not wait for its agent.
+func (s *Service) GetBrief(ctx context.Context, name string) (Full, error) {
+	if err := s.allow(ctx, name, canView); err != nil {
+		return Full{}, err
+	}
+	inst, err := s.Get(ctx, name)
+	if err != nil {
+		return Full{}, err
+	}
+	s.mu.RLock()
+	in, ok := s.byName[instanceRef(ctx, name)]
+	var id string
+	var status Status
+	if ok {
+		id, status = runtimeID(in.rec.ID), in.status
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return Full{}, notFound(name)
+	}
+	return Full{Instance: inst, State: s.runtimeState(ctx, s.driverFor(inst.Type), id, status)}, nil
+}
+
 // State returns the live state of one instance.
 func (s *Service) State(ctx context.Context, name string) (State, error) {
 	if err := s.allow(ctx, name, canView); err != nil {
@@ -187,6 +214,27 @@ func addHostNames(nets map[string]NetworkState, in Instance) {
 }
 
 func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, status Status) State {
+	st := s.runtimeState(ctx, drv, id, status)
+	if !isActive(status) {
+		return st
+	}
+	// A VM's interfaces come from its guest agent; a disk-image VM (no
+	// agent) shows none rather than invented ones.
+	if nr, ok := drv.(driver.NetworkReader); ok {
+		nets, err := nr.Network(ctx, id)
+		if err != nil && !errors.Is(err, driver.ErrNotRunning) {
+			s.log.Warn("read instance network", "id", id, "err", err)
+		}
+		for name, n := range nets {
+			st.Network[name] = networkState(n)
+		}
+	}
+	return st
+}
+
+// runtimeState is what the runtime tells of an instance without asking
+// its guest: liveState without the network.
+func (s *Service) runtimeState(ctx context.Context, drv driver.Driver, id string, status Status) State {
 	st := State{Status: status, Network: map[string]NetworkState{}}
 	if !isActive(status) {
 		return st
@@ -208,17 +256,6 @@ func (s *Service) liveState(ctx context.Context, drv driver.Driver, id string, s
 		// The runtime says it crashed (a VM whose guest panicked); the
 		// exit that follows records it.
 		st.Status = StatusError
-	}
-	// A VM's interfaces come from its guest agent; a disk-image VM (no
-	// agent) shows none rather than invented ones.
-	if nr, ok := drv.(driver.NetworkReader); ok {
-		nets, err := nr.Network(ctx, id)
-		if err != nil && !errors.Is(err, driver.ErrNotRunning) {
-			s.log.Warn("read instance network", "id", id, "err", err)
-		}
-		for name, n := range nets {
-			st.Network[name] = networkState(n)
-		}
 	}
 	return st
 }

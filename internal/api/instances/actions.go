@@ -13,12 +13,32 @@ import (
 
 // answer renders the instance as it is now.
 func (s *Server) answer(w http.ResponseWriter, ctx context.Context, name string, status int) {
-	full, err := s.Core.GetFull(ctx, name)
+	full, ips, err := s.instanceNow(ctx, name)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, status, render(full, s.assigned(ctx)))
+	writeJSON(w, status, render(full, ips))
+}
+
+// instanceNow reads an instance for rendering, and the addresses its
+// networks assigned. The guest is asked for its addresses only when the
+// network assigned eth0 none (a static or unmanaged NIC): right after a
+// restore that question waits for the agent, and the API's answer must
+// not (standby and restore cost what they cost through the LXD API).
+func (s *Server) instanceNow(ctx context.Context, name string) (instance.Full, map[string]string, error) {
+	ips := s.assigned(ctx)
+	full, err := s.Core.GetBrief(ctx, name)
+	if err != nil {
+		return instance.Full{}, nil, err
+	}
+	mac := strings.ToLower(full.Config["volatile."+nicName+".hwaddr"])
+	if _, known := ips[mac]; (!known || mac == "") && full.Status == instance.StatusRunning {
+		if full, err = s.Core.GetFull(ctx, name); err != nil {
+			return instance.Full{}, nil, err
+		}
+	}
+	return full, ips, nil
 }
 
 // stateNow is the instance's state in the seed's terms. Only a running
@@ -31,7 +51,7 @@ func (s *Server) stateNow(ctx context.Context, name string) (wire.State, string,
 	}
 	var live instance.State
 	if in.Status == instance.StatusRunning {
-		full, err := s.Core.GetFull(ctx, name)
+		full, err := s.Core.GetBrief(ctx, name)
 		if err != nil {
 			return "", "", err
 		}

@@ -39,12 +39,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	full, err := s.Core.GetFull(ctx, name)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, render(full, s.assigned(ctx)))
+	s.answer(w, ctx, name, http.StatusCreated)
 }
 
 // createRequest validates every field and translates the request into

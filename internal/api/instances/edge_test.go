@@ -1,6 +1,7 @@
 package instances
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -520,6 +521,36 @@ func TestNetworkIP(t *testing.T) {
 			got := render(instance.Full{Instance: in, State: tc.state}, tc.ips).Network.IP
 			if (got == nil) != (tc.want == "") || got != nil && *got != tc.want {
 				t.Fatalf("ip %v, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+type fakeAddresses map[string]string
+
+func (a fakeAddresses) AssignedIPv4(context.Context) (map[string]string, error) { return a, nil }
+
+// An instance whose eth0 has an address from its network is answered
+// without asking its guest (GetBrief); only one without asks (GetFull).
+func TestAnswerAsksTheGuestOnlyWithoutIPAM(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ips   fakeAddresses
+		fulls int
+	}{
+		{"assigned", fakeAddresses{"00:16:3e:00:00:01": "10.0.0.5"}, 0},
+		{"not assigned", fakeAddresses{}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeCore()
+			f.add("web", instance.TypeVM, instance.StatusRunning, false, true)
+			f.byName["web"].Config["volatile.eth0.hwaddr"] = "00:16:3e:00:00:01"
+			h := (&Server{Core: f, Addresses: tc.ips, Log: slog.New(slog.DiscardHandler)}).Handler()
+			if rec := call(h, "GET", "/instances/web", ""); rec.Code != 200 {
+				t.Fatalf("get: %d %s", rec.Code, rec.Body)
+			}
+			if f.fulls != tc.fulls || f.briefs == 0 {
+				t.Fatalf("GetFull %d times (want %d), GetBrief %d", f.fulls, tc.fulls, f.briefs)
 			}
 		})
 	}

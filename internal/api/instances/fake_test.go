@@ -21,6 +21,8 @@ type fakeCore struct {
 	projects []string // project of every call
 	patches  []instance.Patch
 	stops    []instance.StopOptions
+	briefs   int // GetBrief calls
+	fulls    int // GetFull calls
 	snapReqs []instance.SnapshotRequest
 	logLines [][]byte
 }
@@ -76,18 +78,38 @@ func (f *fakeCore) ResolveID(ctx context.Context, id string) (string, error) {
 }
 
 func (f *fakeCore) Get(ctx context.Context, name string) (instance.Instance, error) {
-	full, err := f.GetFull(ctx, name)
-	return full.Instance, err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in, err := f.get(name)
+	if err != nil {
+		return instance.Instance{}, err
+	}
+	return in.Instance, nil
 }
 
 func (f *fakeCore) GetFull(ctx context.Context, name string) (instance.Full, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fulls++
+	in, err := f.get(name)
+	if err != nil {
+		return instance.Full{}, err
+	}
+	return *in, nil
+}
+
+// GetBrief is GetFull without what the guest tells (its network).
+func (f *fakeCore) GetBrief(ctx context.Context, name string) (instance.Full, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in, err := f.get(name)
 	if err != nil {
 		return instance.Full{}, err
 	}
-	return *in, nil
+	out := *in
+	out.State.Network = nil
+	f.briefs++
+	return out, nil
 }
 
 func (f *fakeCore) ListFull(ctx context.Context) []instance.Full {

@@ -23,6 +23,7 @@ type Core interface {
 	ResolveID(ctx context.Context, idOrName string) (string, error)
 	Get(ctx context.Context, name string) (instance.Instance, error)
 	GetFull(ctx context.Context, name string) (instance.Full, error)
+	GetBrief(ctx context.Context, name string) (instance.Full, error)
 	ListFull(ctx context.Context) []instance.Full
 	Delete(ctx context.Context, name string) error
 	Start(ctx context.Context, name string) error
