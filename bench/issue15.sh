@@ -17,6 +17,9 @@ chmod 755 "$scratch"
 cleanup() {
 	if [ -n "${pid:-}" ]; then
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+		# hangard keeps its bridge across restarts, as LXD keeps lxdbr0;
+		# this run's data directory goes, so its bridge goes too.
+		[ -n "${made_bridge:-}" ] && ip link del hangarbr0 2>/dev/null || true
 	fi
 	for f in "$scratch"/data/vms/*/qemu.pid; do
 		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
@@ -29,11 +32,17 @@ trap 'exit 130' INT TERM
 export CGO_ENABLED=0
 go build -o "$scratch/bin/" ./cmd/hangard ./cmd/hangar ./cmd/hangar-agent ./bench/cmd/instbench ./internal/driver/qemu/testdata/printlines
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$scratch/bin/hangard" --data-dir "$scratch/data" --instances-api "127.0.0.1:$port" --log-level warn 2>"$scratch/hangard.log" &
+if ip link show hangarbr0 >/dev/null 2>&1; then
+	echo "bench/issue15.sh: the host has a hangarbr0 already (another hangard's?): stop it first" >&2
+	exit 1
+fi
+made_bridge=1
+"$scratch/bin/hangard" --data-dir "$scratch/data" --instances-api "127.0.0.1:$port" --log-level "${HANGARD_LOG_LEVEL:-warn}" 2>"$scratch/hangard.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$scratch/data/unix.socket" ] && break; sleep 0.1; done
 token=$("$scratch/bin/hangar" --socket "$scratch/data/unix.socket" token create bench --role operator)
 # hangard uses KVM only where the CPU has vmx or svm as well as /dev/kvm.
 accel=TCG; [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo && accel=KVM
 echo "accel: $accel; cores: $(nproc); $(qemu-system-x86_64 --version | head -1); $(date -u +%FT%TZ)"
+trap 'cp "$scratch/hangard.log" /tmp/issue15-hangard.log 2>/dev/null; cleanup' EXIT
 "$scratch/bin/instbench" --socket "$scratch/data/unix.socket" --api "http://127.0.0.1:$port/" --token "$token" --printlines "$scratch/bin/printlines" "$@"

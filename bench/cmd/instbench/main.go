@@ -292,7 +292,9 @@ func (b *bench) wake(ctx context.Context, runs int) error {
 		return err
 	}
 	if in.Network.IP == nil {
-		return fmt.Errorf("instance %s has no IP", in.Name)
+		var raw json.RawMessage
+		_ = b.call(ctx, http.MethodGet, "/instances/"+in.ID, nil, &raw)
+		return fmt.Errorf("instance %s has no IP: %s", in.Name, raw)
 	}
 	url := "http://" + net.JoinHostPort(*in.Network.IP, "8080") + "/"
 	var wakes series
