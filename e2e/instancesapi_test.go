@@ -403,8 +403,10 @@ func TestInstancesAPI(t *testing.T) {
 		if !web.AutoStandby.Enabled || web.AutoStandby.IdleTimeout != "3s" {
 			t.Fatalf("created with policy %+v", web.AutoStandby)
 		}
-		if w, err := op.Wait(ctx, web.ID, wire.StateStandby, "3m"); err != nil || w.State != wire.StateStandby {
-			t.Fatalf("wait for the auto-standby: %+v %v\n%s", w, err, tailLog(d.logText(), 30))
+		if w, err := op.Wait(ctx, web.ID, wire.StateStandby, "2m"); err != nil || w.State != wire.StateStandby {
+			st, serr := op.AutoStandby.Status(ctx, web.ID)
+			cfg, _, _ := d.hangar("config", "show", "api-web", "--project", "p1", "--expanded")
+			t.Fatalf("wait for the auto-standby: %+v %v; status %+v %v\n%s\n%s", w, err, st, serr, cfg, tailLog(d.logText(), 30))
 		}
 		st, err := op.AutoStandby.Status(ctx, web.ID)
 		if err != nil || !st.Configured || !st.Enabled || !st.Supported || st.Reason != "instance_not_running" {

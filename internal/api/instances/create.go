@@ -304,12 +304,13 @@ func autoStandbyConfig(a *wire.AutoStandbyPolicyParams, cfg map[string]string) e
 }
 
 // networkConfig: network.enabled=false masks the default profile's NIC
-// (a "none" device of its name); bandwidth limits give the instance a
-// NIC of its own on the same network with limits.ingress (download)
-// and limits.egress (upload) in bit/s.
+// (a "none" device of its name); enabled, the default (no network object
+// at all included), gives the instance a NIC of its own on the default
+// network, with limits.ingress (download) and limits.egress (upload) in
+// bit/s when bandwidths are given.
 func (s *Server) networkConfig(n *wire.InstanceNewParamsNetwork, cfg map[string]string, devs instance.Devices) error {
 	if n == nil {
-		return nil
+		n = &wire.InstanceNewParamsNetwork{}
 	}
 	enabled := n.Enabled == nil || *n.Enabled
 	nic := map[string]string{}
@@ -347,12 +348,13 @@ func (s *Server) networkConfig(n *wire.InstanceNewParamsNetwork, cfg map[string]
 		return fieldErr("network.enabled", "false, yet bandwidth or egress is set for the network")
 	case !enabled:
 		devs[nicName] = map[string]string{"type": "none"}
-	case len(nic) > 0:
-		if s.NICNetwork == "" {
-			return errdefs.NotImplemented("network.bandwidth_*: this daemon has no default network to attach a limited NIC to")
-		}
+	case s.NICNetwork != "":
+		// The seed's default: attached to the default network, whatever
+		// the project's default profile holds (a new project's is empty).
 		nic["type"], nic["network"], nic["name"] = "nic", s.NICNetwork, nicName
 		devs[nicName] = nic
+	case len(nic) > 0:
+		return errdefs.NotImplemented("network.bandwidth_*: this daemon has no default network to attach a limited NIC to")
 	}
 	return nil
 }

@@ -71,9 +71,10 @@
 //     credentials.NAME (the credential's JSON) with the real values in
 //     CreateRequest.Secrets (never config), network.egress -> egress.enabled
 //     and egress.mode, network.enabled=false -> a "none" device masking
-//     the default profile's eth0, bandwidth_download/upload -> an eth0 of
-//     the instance's own on the default network with limits.ingress /
-//     limits.egress in bit/s, volumes -> disk devices "volume-ID" of the
+//     the default profile's eth0; enabled (the default) -> an eth0 of the
+//     instance's own on the default network (hangarbr0), whatever the
+//     project's default profile holds, with bandwidth_download/upload as
+//     its limits.ingress / limits.egress in bit/s, volumes -> disk devices "volume-ID" of the
 //     project's custom volume ID (its pool looked up), mounted at
 //     mount_path, readonly as asked; overlay volumes are refused (400).
 //     skip_kernel_headers is accepted and does nothing (no headers are

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -551,6 +552,31 @@ func TestAnswerAsksTheGuestOnlyWithoutIPAM(t *testing.T) {
 			}
 			if f.fulls != tc.fulls || f.briefs == 0 {
 				t.Fatalf("GetFull %d times (want %d), GetBrief %d", f.fulls, tc.fulls, f.briefs)
+			}
+		})
+	}
+}
+
+// Attached to the default network unless network.enabled is false,
+// whatever the project's default profile holds.
+func TestCreateNetworkDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, network string
+		want          map[string]string
+	}{
+		{"no network object", ``, map[string]string{"type": "nic", "network": "hangarbr0", "name": "eth0"}},
+		{"enabled", `,"network":{"enabled":true}`, map[string]string{"type": "nic", "network": "hangarbr0", "name": "eth0"}},
+		{"disabled", `,"network":{"enabled":false}`, map[string]string{"type": "none"}},
+		{"bandwidth", `,"network":{"bandwidth_upload":"1Gbps"}`, map[string]string{"type": "nic", "network": "hangarbr0", "name": "eth0", "limits.egress": "1000000000bit"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, h := newTestServer(t)
+			rec := call(h, "POST", "/instances", `{"name":"n1","image":"docker.io/library/alpine:3"`+tc.network+`}`)
+			if rec.Code != 201 {
+				t.Fatalf("create: %d %s", rec.Code, rec.Body)
+			}
+			if got := f.creates[len(f.creates)-1].Devices["eth0"]; !maps.Equal(got, tc.want) {
+				t.Fatalf("eth0 %v, want %v", got, tc.want)
 			}
 		})
 	}
