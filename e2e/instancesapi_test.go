@@ -335,6 +335,53 @@ func TestInstancesAPI(t *testing.T) {
 		d.must("exec", "api1", "--project", "p1", "--", "kill", "-0", bg)
 	})
 
+	// One instance, two APIs: a change through either shows in the other,
+	// in the LXD event stream (with the token as requestor) and in the
+	// daemon's action log of the instance (logs?source=hypeman).
+	t.Run("both APIs and their events", func(t *testing.T) {
+		ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		l, err := d.client().UseProject("p1").GetEvents(ectx, []string{"lifecycle"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if _, err := op.Standby(ctx, vm.ID, wire.InstanceStandbyParams{}); err != nil {
+			t.Fatal(err)
+		}
+		ev := nextLifecycle(t, ectx, l, "instance-stopped")
+		var lc api.EventLifecycle
+		if err := json.Unmarshal(ev.Metadata, &lc); err != nil || lc.Source != "/1.0/instances/api1?project=p1" || ev.Project != "p1" ||
+			lc.Requestor == nil || lc.Requestor.Username != "api-op" {
+			t.Errorf("the LXD event of a standby through the instances API: %+v (requestor %+v) %s %v", lc, lc.Requestor, ev.Project, err)
+		}
+		if _, err := op.Restore(ctx, vm.ID); err != nil {
+			t.Fatal(err)
+		}
+		nextLifecycle(t, ectx, l, "instance-started")
+		// Through the LXD API: a tag set there is the instance's tag here.
+		d.must("config", "set", "api1", "user.tag.owner=lxd", "--project", "p1")
+		if got, err := op.Get(ctx, vm.ID); err != nil || got.Tags["owner"] != "lxd" {
+			t.Fatalf("a tag set through the LXD API: %+v %v", got.Tags, err)
+		}
+		twenty := 20
+		lctx, lcancel := context.WithTimeout(ctx, time.Minute)
+		defer lcancel()
+		ls, err := op.Logs(lctx, vm.ID, instances.LogsParams{Source: "hypeman", Tail: &twenty})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ls.Close()
+		var lines []string
+		for ls.Next() {
+			lines = append(lines, ls.Line())
+		}
+		if all := strings.Join(lines, "\n"); !strings.Contains(all, "standby") || !strings.Contains(all, "updated") {
+			t.Fatalf("the daemon's action log lacks the standby or the LXD API's update:\n%s", all)
+		}
+		waitState(op, wire.StateRunning)
+	})
+
 	t.Run("snapshots", func(t *testing.T) {
 		name := "snap-e2e"
 		sn, err := op.Snapshots.New(ctx, vm.ID, wire.InstanceSnapshotNewParams{Kind: "Standby", Name: &name, Tags: map[string]string{"why": "test"}})
