@@ -19,7 +19,10 @@ cleanup() {
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 		# hangard keeps its bridge across restarts, as LXD keeps lxdbr0;
 		# this run's data directory goes, so its bridge goes too.
-		[ -n "${made_bridge:-}" ] && ip link del hangarbr0 2>/dev/null || true
+		if [ -n "${made_bridge:-}" ]; then
+			ip link del hangarbr0 2>/dev/null || true
+			nft delete table inet hangar 2>/dev/null || true
+		fi
 	fi
 	for f in "$scratch"/data/vms/*/qemu.pid; do
 		[ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
