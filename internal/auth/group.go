@@ -33,6 +33,7 @@ const (
 	MethodTLS   = "tls"
 	MethodToken = "token"
 	MethodUnix  = "unix"
+	MethodUser  = "user"
 )
 
 // MemberOf returns the Member that names id, and false for identities no
@@ -45,6 +46,8 @@ func MemberOf(id Identity) (Member, bool) {
 		return Member{Method: MethodToken, ID: id.Name}, true
 	case KindUnix:
 		return Member{Method: MethodUnix, ID: id.Name}, true
+	case KindUser:
+		return Member{Method: MethodUser, ID: id.Name}, true
 	}
 	return Member{}, false
 }
@@ -65,9 +68,9 @@ func (g Group) Validate() error {
 	}
 	for _, m := range g.Members {
 		switch m.Method {
-		case MethodTLS, MethodToken, MethodUnix:
+		case MethodTLS, MethodToken, MethodUnix, MethodUser:
 		default:
-			return errdefs.Invalid("unknown authentication method %q (want tls, token or unix)", m.Method)
+			return errdefs.Invalid("unknown authentication method %q (want tls, token, unix or user)", m.Method)
 		}
 		if m.ID == "" {
 			return errdefs.Invalid("empty %s identity in group %q", m.Method, g.Name)

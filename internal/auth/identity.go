@@ -12,6 +12,10 @@ const (
 	KindCertificate Kind = "certificate"
 	// KindToken is a bearer token or API key.
 	KindToken Kind = "token"
+	// KindUser is a local user who logged in with a name and password
+	// (trust.Users): a dialect's session (a JSON-RPC connection, a /v/
+	// authkey) acts as the user. A user holds only what its groups grant.
+	KindUser Kind = "user"
 	// KindInternal is the daemon itself (recovery, schedules).
 	KindInternal Kind = "internal"
 	// KindUntrusted is a client that proved nothing.
@@ -49,6 +53,8 @@ func (id Identity) Requestor() (username, protocol string) {
 		return "root", "unix"
 	case KindToken:
 		return id.Name, "token"
+	case KindUser:
+		return id.Name, "user"
 	}
 	return id.Name, string(id.Kind)
 }

@@ -80,6 +80,13 @@ type Spec struct {
 	// Disks are a virtual machine's extra block devices (block volumes),
 	// plugged in this order after the root disk.
 	Disks []Disk
+	// Displays are a virtual machine's graphical consoles (display
+	// devices), each a VNC or SPICE server on loopback. CONTRACT (issues
+	// 16/17): the VM-devices helper builds them.
+	Displays []Display
+	// TPM, when set, is the instance's TPM 2.0 (a tpm device), emulated
+	// by swtpm. CONTRACT (issue 16): the VM-devices helper builds it.
+	TPM *TPM
 	// NICs are the instance's network interfaces. For a container they are
 	// already in NetNS and are for information. For a virtual machine the
 	// host side (HostName, a tap) exists; the driver plugs a virtio-net
@@ -186,8 +193,41 @@ type Disk struct {
 	Bus string
 	// ReadOnly attaches it read-only.
 	ReadOnly bool
+	// CDROM attaches it as an optical drive (an ISO image), read-only.
+	CDROM bool
+	// BootPriority orders bootable disks: higher boots first, as LXD's
+	// boot.priority; 0 is not a boot disk unless nothing else is.
+	BootPriority int
 	// Limits throttle its I/O; zero fields are no limit.
 	Limits IOLimits
+}
+
+// Display is one graphical console of a VM: its own video output served
+// over VNC or SPICE on 127.0.0.1.
+type Display struct {
+	// Name is the display device's name.
+	Name string
+	// Protocol is "vnc" or "spice".
+	Protocol string
+	// Port is the TCP port on 127.0.0.1; 0 lets the driver pick a free
+	// one (the instance records it as volatile.NAME.port).
+	Port int
+	// Password, when set, is required of clients (VNC authentication or
+	// SPICE ticket).
+	Password string
+	// Width and Height are the output's resolution in pixels (0: the
+	// device's default); PPI is recorded but QEMU has no setting for it.
+	Width, Height, PPI int
+}
+
+// TPM is an emulated TPM 2.0: swtpm keeps its state in StateDir (one per
+// instance and device, kept across restarts like NVRAM).
+type TPM struct {
+	Name     string
+	StateDir string
+	// Path and PathRM, for a container, are where the TPM and its
+	// resource manager appear inside (/dev/tpm0, /dev/tpmrm0).
+	Path, PathRM string
 }
 
 // IOLimits throttle a disk: bytes and operations per second.
