@@ -20,8 +20,8 @@ import (
 	"time"
 
 	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
-	velocityapi "github.com/hangar-dev/hangar/internal/api/velocity"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
+	velocityapi "github.com/hangar-dev/hangar/internal/api/velocity"
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/driver"
