@@ -28,8 +28,8 @@
 //     nearest its end is dropped.
 //   - Each /v/ request's body carries the authkey; its session's identity
 //     (the user's: auth.KindUser with its groups) goes into the request's
-//     context before the audit log and the core see it. No, an unknown or
-//     an expired authkey is 401 on every endpoint.
+//     context before the audit log and the core see it. No authkey, an
+//     unknown or an expired one is 401 on every endpoint.
 //
 // Groups and permissions
 //   - A GID is a hangard project (its name); subgroups are nested
@@ -102,9 +102,13 @@
 //     volumes are refused (406). ISO volumes as CD-ROMs wait for storage
 //     to hold ISO volumes.
 //   - NICs eth0, eth1, ...: NAT is a nic on the managed bridge
-//     (network.DefaultBridge, NAT on); BRIDGE is a nic on the host
-//     interface the NICID names: bridged when that interface is a
-//     bridge, macvlan (bridge mode) on anything else.
+//     (network.DefaultBridge, NAT on); BRIDGE is a bridged nic (a tap)
+//     on the host bridge the NICID names. A NICID naming a plain
+//     interface is refused for BRIDGE (406 saying so): a VM on a plain
+//     NIC needs macvtap, which the device layer does not build yet
+//     (macvlan NICs are containers' only); the administrator puts the
+//     NIC in a bridge and gives the bridge the NICID. POST /v/vm shows a
+//     macvlan or bridged nic made through the LXD API as BRIDGE.
 //   - NICIDs are the administrator's: the server key velocity.host_nics
 //     ("NICID=IFACE,..."), set with `hangar config set` by whoever may edit
 //     the server. A key, not a table and an API of its own: it is a

@@ -198,11 +198,13 @@ func (s *Server) devicesOf(req wire.EFIRequest, nic func(id string) (HostNIC, er
 			if err != nil {
 				return nil, fmt.Errorf("%s.host: %w", field, err)
 			}
-			nictype := "macvlan"
-			if h.Type == "bridge" {
-				nictype = "bridged"
+			if h.Type != "bridge" {
+				// A VM's NIC is a tap on a bridge; macvtap (a VM on a
+				// plain NIC) is not built in the device layer.
+				return nil, notAcceptable("%s.host: host NIC %q (%s) is a %s interface: a VM's BRIDGE NIC needs a host bridge; put %s in a bridge and give the bridge the NICID",
+					field, n.Host, h.Interface, h.Type, h.Interface)
 			}
-			devs[name] = map[string]string{"type": "nic", "nictype": nictype, "parent": h.Interface, "name": name}
+			devs[name] = map[string]string{"type": "nic", "nictype": "bridged", "parent": h.Interface, "name": name}
 		default:
 			return nil, notAcceptable("%s.type: %q: want NAT or BRIDGE", field, n.Type)
 		}

@@ -164,8 +164,8 @@ func (s *Server) handle(denied int, h func(w http.ResponseWriter, r *http.Reques
 
 // authenticated reads the body's authkey, puts its session's identity in
 // the request's context (so the audit log and the authorization core see
-// the user) and hands the body on. No, an unknown or an expired authkey
-// is 401 on every endpoint: the unix socket's root has no authkey either,
+// the user) and hands the body on. No authkey, an unknown or an expired
+// one is 401 on every endpoint: the unix socket's root has no authkey either,
 // as the dialect knows no other authentication.
 func (s *Server) authenticated(rt route) http.Handler {
 	inner := edge.Audit(edge.AuditLogger(s.log()), s.handle(rt.denied, rt.h))
