@@ -1,12 +1,15 @@
 package velocity
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	wire "github.com/hangar-dev/hangar/api/velocity"
 	"github.com/hangar-dev/hangar/internal/auth"
+	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/instance"
 	"github.com/hangar-dev/hangar/internal/project"
 )
 
@@ -144,5 +147,27 @@ func TestSessions(t *testing.T) {
 	e.srv.sessions.mu.Unlock()
 	if rec := e.call("POST", "/v/nic/list", map[string]any{"authkey": key}); rec.Code != 401 {
 		t.Fatalf("expired key: %d", rec.Code)
+	}
+}
+
+// fakeRefusingCore is the real core but for a create, which the project's
+// limits refuse as the core does (errdefs.Forbidden naming the limit).
+type fakeRefusingCore struct{ Core }
+
+func (fakeRefusingCore) Create(context.Context, instance.CreateRequest) (instance.Instance, error) {
+	return instance.Instance{}, errdefs.Forbidden(`project "top" (an ancestor of "leaf"): limits.memory=1GiB would be exceeded by 1.00GiB`)
+}
+
+// TestQuotaIs406: past the edge's permission check, a refusal of the
+// core's create is the seed's 406, saying what is exceeded.
+func TestQuotaIs406(t *testing.T) {
+	e := newEnv(t)
+	e.tree(t, nil)
+	e.grant(t, "bob", auth.Permission{Object: auth.Project("leaf"), Entitlement: auth.CanManageInstances})
+	e.srv.Core = fakeRefusingCore{e.srv.Core}
+	bob := e.login(t, "bob")
+	rec := e.call("PUT", "/v/vm/efi", map[string]any{"authkey": bob, "name": "x", "gid": "leaf", "cpus": "1", "memory_mib": "2048"})
+	if rec.Code != 406 || !strings.Contains(rec.Body.String(), "limits.memory") {
+		t.Fatalf("%d %s, want 406 naming limits.memory", rec.Code, rec.Body)
 	}
 }
