@@ -70,11 +70,14 @@ func (v velocityNICs) HostNICs(ctx context.Context) ([]velocityapi.HostNIC, erro
 	return out, nil
 }
 
-// velocityVolumes finds a medium: a custom volume in the caller's project.
+// velocityVolumes finds a medium: a custom volume of the project ctx
+// acts in. It looks as the daemon, within that project only: creating
+// VMs in a group (can_manage_instances) covers attaching the group's
+// media, as an LXD instance may name any volume of its project.
 type velocityVolumes struct{ m *storage.Manager }
 
 func (v velocityVolumes) CustomVolume(ctx context.Context, pool, name string) (string, error) {
-	vol, err := v.m.Volume(ctx, pool, "custom", name)
+	vol, err := v.m.Volume(auth.AsDaemon(ctx), pool, "custom", name)
 	if err != nil {
 		return "", err
 	}

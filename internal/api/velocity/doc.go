@@ -95,7 +95,9 @@
 //     the daemon). The answer is 200 with the vmid, after the disk exists.
 //   - Media: a MID is "POOL/VOLUME", a custom volume of the group's
 //     project (or of the default project without
-//     features.storage.volumes) on a storage pool (the media pool). Block
+//     features.storage.volumes) on a storage pool (the media pool);
+//     velocity.vm.create on the group covers attaching any of them, as an
+//     LXD instance may name any volume of its project. Block
 //     volumes (disk images) attach as disk devices media0, media1, ...
 //     with io.bus usb (USB), virtio-scsi (BLOCK: a block device on a SCSI
 //     controller) or virtio-blk (VIRTIO), readonly as asked. Filesystem
