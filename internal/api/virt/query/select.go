@@ -4,13 +4,9 @@ import (
 	"strconv"
 )
 
-// projection is select compiled into the tree of the objects it builds:
+// projNode is select compiled into the tree of the objects it builds:
 // "image.os" and "image.arch" share one "image" node, ["name", "n"] is a
-// top-level leaf "n" read from "name".
-type projection struct {
-	children []*projNode
-}
-
+// top-level leaf "n" read from "name". The root has no key.
 type projNode struct {
 	key      string
 	leaf     bool
