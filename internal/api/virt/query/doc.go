@@ -42,5 +42,7 @@
 // looks the dotted string up as one top-level key).
 //
 // It owns no state and touches nothing but its arguments: Run never
-// modifies the entries; what it returns may share values with them.
+// modifies the entries; what it returns may share values with them. A
+// parsed Query is immutable: one may serve concurrent Runs (an event
+// stream's Match beside a query).
 package query
