@@ -291,3 +291,32 @@ func TestNormalizePCI(t *testing.T) {
 		}
 	}
 }
+
+// TestStartHostDevices: a usb device absent at create (required=false)
+// and plugged in since stops the start with not implemented, before any
+// host state is made; absent, the start goes on without it.
+func TestStartHostDevices(t *testing.T) {
+	useSysfs(t, fakeSysfs(t))
+	e := newEnv(t)
+	ctx := context.Background()
+	in := Instance{ID: 7, RuntimeID: "c7", Name: "c7"}
+	present := map[string]map[string]string{"u": {"type": "usb", "vendorid": "0781", "required": "false"}}
+	_, err := e.m.Start(ctx, in, present)
+	wantErr(t, err, errNotImplemented, `"u"`, "0781")
+	if left := e.lk.left(); left != "" {
+		t.Errorf("a refused start left %s", left)
+	}
+	if ops := e.lk.takeOps(); len(ops) != 0 {
+		t.Errorf("a refused start made %v", ops)
+	}
+	absent := map[string]map[string]string{"u": {"type": "usb", "vendorid": "1234", "required": "false"}}
+	if _, err := e.m.Start(ctx, in, absent); err != nil {
+		t.Fatalf("start with an absent, not required usb device: %v", err)
+	}
+	if err := e.m.Stop(ctx, in, absent); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.lk.left(); left != "" {
+		t.Errorf("stop left %s", left)
+	}
+}

@@ -240,3 +240,34 @@ func criteria(d map[string]string, keys ...string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// checkHostDevices checks an instance's usb, gpu and pci devices against
+// the host again when it starts: what was absent (a usb device with
+// required=false) may have been plugged in since, and hangard cannot
+// pass it through.
+func checkHostDevices(devs map[string]map[string]string, vm bool) error {
+	names := make([]string, 0, len(devs))
+	for n, d := range devs {
+		switch d["type"] {
+		case "usb", "gpu", "pci":
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		d := devs[n]
+		var err error
+		switch d["type"] {
+		case "usb":
+			err = validateUSB(n, d, vm)
+		case "gpu":
+			err = validateGPU(n, d, vm)
+		case "pci":
+			err = validatePCI(n, d, vm)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
