@@ -133,6 +133,11 @@ func (u *Users) Create(ctx context.Context, name, password, description string) 
 	if err := checkUserName(name); err != nil {
 		return User{}, err
 	}
+	// A name in use fails before the costly hash; the insert still
+	// decides between concurrent creates.
+	if _, err := u.DB.GetUser(ctx, name); err == nil {
+		return User{}, errdefs.Conflict("user %q already exists", name)
+	}
 	hash, err := u.hash(password)
 	if err != nil {
 		return User{}, err
