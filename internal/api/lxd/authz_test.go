@@ -270,7 +270,7 @@ func newAuthzServerWith(tb testing.TB, withAuth bool) *authzServer {
 	srv := &Server{Instances: svc, Images: images, OCI: images, Networks: nets, Storage: pools, Projects: projects,
 		Ops: ops, Events: hub, Auth: edgeAuth, Authn: ident, Tokens: &trust.APITokens{DB: st},
 		Users: &trust.Users{DB: st, Groups: ra.Authorizer, Log: slog.New(slog.DiscardHandler)},
-		Info: func() api.Server { return api.Server{} }, Log: slog.New(slog.DiscardHandler)}
+		Info:  func() api.Server { return api.Server{} }, Log: slog.New(slog.DiscardHandler)}
 	return &authzServer{Server: srv, h: srv.Handler(), ra: ra, ident: ident}
 }
 
