@@ -334,7 +334,7 @@ func newAuthIdentityGroupCmd(a *app, add bool) *cobra.Command {
 			"user, `hangar user`) with a name.",
 		Example: "  hangar auth identity group " + use + " tls/alice ops\n" +
 			"  hangar auth identity group " + use + " user/bob ops",
-		Args:    exactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			method, id, err := parseIdentity(args[0])
 			if err != nil {
