@@ -169,6 +169,10 @@ func (u *Users) Update(ctx context.Context, name string, up UserUpdate) error {
 	var su store.UserUpdate
 	su.Description = up.Description
 	if up.Password != nil {
+		// An unknown user fails before the costly hash.
+		if _, err := u.DB.GetUser(ctx, name); err != nil {
+			return err
+		}
 		hash, err := u.hash(*up.Password)
 		if err != nil {
 			return err
