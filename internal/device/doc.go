@@ -4,6 +4,12 @@
 //   - The rules for device keys (validate.go): nic and proxy devices are
 //     checked key by key; device types hangard does not run yet are
 //     refused naming the type.
+//   - The host's passthrough candidates (hostdev.go): USB devices, PCI
+//     functions and GPUs read from sysfs. usb, gpu and pci devices
+//     (hostdev_validate.go) are checked with LXD's keys, then against
+//     the host: naming what it lacks is an invalid argument (a usb
+//     device with required=false may be absent); naming what it has is
+//     not implemented (no VFIO or device-node passthrough yet).
 //   - nic devices (nic.go): at start, a network namespace for a container
 //     (a bind-mounted nsfs file under Dir, joined by the runtime) with one
 //     veth (bridge networks) or macvlan per NIC, addressed and routed

@@ -198,6 +198,11 @@ func (m *Manager) usernsPath(in Instance) string {
 // Start makes the host side of an instance's NICs before its runtime
 // starts. On failure nothing it made is left.
 func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[string]string) (Run, error) {
+	// A usb device absent at create (required=false) may be present now:
+	// refused rather than started without it (hostdev_validate.go).
+	if err := checkHostDevices(devs, in.VM); err != nil {
+		return Run{}, err
+	}
 	rv := revert.New()
 	defer rv.Fail()
 	run := Run{Volatile: map[string]string{}}

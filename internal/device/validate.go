@@ -98,7 +98,13 @@ func (m *Manager) Validate(ctx context.Context, devs map[string]map[string]strin
 				}
 				roots = n
 			}
-		case "unix-char", "unix-block", "usb", "gpu", "infiniband", "tpm", "pci", "unix-hotplug":
+		case "usb":
+			err = validateUSB(n, d, vm)
+		case "gpu":
+			err = validateGPU(n, d, vm)
+		case "pci":
+			err = validatePCI(n, d, vm)
+		case "unix-char", "unix-block", "infiniband", "tpm", "unix-hotplug":
 			err = errdefs.Invalid("device %q: device type %q is not supported yet", n, d["type"])
 		default:
 			err = errdefs.Invalid("device %q: unknown device type %q", n, d["type"])
