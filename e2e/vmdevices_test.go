@@ -57,7 +57,7 @@ func TestVMDevices(t *testing.T) {
 			{[]string{"disp", "display", "protocol=rdp"}, "protocol"},
 			{[]string{"disp", "display", "port=80"}, "port"},
 			{[]string{"disp", "display", "port=5000"}, "5900"},
-			{[]string{"disp", "display", "width=100000", "height=10"}, "width"},
+			{[]string{"disp", "display", "width=100000", "height=600"}, "width"},
 			{[]string{"disp", "display", "colour=red"}, "invalid key"},
 			{[]string{"t", "tpm", "bogus=1"}, "invalid key"},
 			{[]string{"cd", "disk", "source=" + iso, "path=/mnt"}, "CD-ROM"},
@@ -101,17 +101,17 @@ func TestVMDevices(t *testing.T) {
 		if p1 < 5900 || p2 < 5900 || p1 == p2 {
 			t.Fatalf("volatile ports %d and %d", p1, p2)
 		}
-		if types := rfbSecurityTypes(t, p1); !bytes.Contains(types, []byte{1}) {
+		if types := rfbSecurityTypes(t, d.netns, p1); !bytes.Contains(types, []byte{1}) {
 			t.Fatalf("display without password offers %v, want None (1)", types)
 		}
-		types := rfbSecurityTypes(t, p2)
+		types := rfbSecurityTypes(t, d.netns, p2)
 		if !bytes.Contains(types, []byte{2}) || bytes.Contains(types, []byte{1}) {
 			t.Fatalf("display with password offers %v, want VNC auth (2) and not None (1)", types)
 		}
-		if ok := vncAuth(t, p2, "s3cret"); !ok {
+		if ok := vncAuth(t, d.netns, p2, "s3cret"); !ok {
 			t.Fatal("VNC auth with the right password failed")
 		}
-		if ok := vncAuth(t, p2, "wrong"); ok {
+		if ok := vncAuth(t, d.netns, p2, "wrong"); ok {
 			t.Fatal("VNC auth with a wrong password succeeded")
 		}
 		if swtpmOf(dir) == 0 {
@@ -165,7 +165,7 @@ func TestVMDevices(t *testing.T) {
 		if processAlive(tpm) {
 			t.Fatalf("swtpm %d outlived its VM", tpm)
 		}
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p1)); err == nil {
+		if c, err := dialInNetns(d.netns, fmt.Sprintf("127.0.0.1:%d", p1)); err == nil {
 			c.Close()
 			t.Fatalf("port %d still answers after stop", p1)
 		}
@@ -174,7 +174,12 @@ func TestVMDevices(t *testing.T) {
 			t.Fatalf("no TPM state kept in %s", dir)
 		}
 		// A fixed port in use is a clear start error, leaving nothing.
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		// In the daemon's network namespace, where QEMU listens.
+		var l net.Listener
+		err := inNetns(d.netns, func() (err error) {
+			l, err = net.Listen("tcp4", "127.0.0.1:0")
+			return err
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,9 +225,9 @@ func swtpmOf(dir string) int {
 
 // rfbHello connects to a VNC server, checks its RFB 3.8 banner, answers
 // it and returns the security types it offers.
-func rfbHello(t *testing.T, port int) (net.Conn, []byte) {
+func rfbHello(t *testing.T, netns string, port int) (net.Conn, []byte) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	c, err := dialInNetns(netns, fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatalf("VNC port %d: %v", port, err)
 	}
@@ -247,8 +252,8 @@ func rfbHello(t *testing.T, port int) (net.Conn, []byte) {
 	return c, types
 }
 
-func rfbSecurityTypes(t *testing.T, port int) []byte {
-	c, types := rfbHello(t, port)
+func rfbSecurityTypes(t *testing.T, netns string, port int) []byte {
+	c, types := rfbHello(t, netns, port)
 	c.Close()
 	return types
 }
@@ -256,9 +261,9 @@ func rfbSecurityTypes(t *testing.T, port int) []byte {
 // vncAuth runs VNC authentication (RFB type 2: the DES of a 16-byte
 // challenge keyed with the password, each byte's bits reversed) and says
 // whether the server accepted it.
-func vncAuth(t *testing.T, port int, password string) bool {
+func vncAuth(t *testing.T, netns string, port int, password string) bool {
 	t.Helper()
-	c, _ := rfbHello(t, port)
+	c, _ := rfbHello(t, netns, port)
 	defer c.Close()
 	if _, err := c.Write([]byte{2}); err != nil {
 		t.Fatal(err)

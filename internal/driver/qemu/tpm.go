@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/cloexec"
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
@@ -80,11 +81,22 @@ func (d *Driver) startTPM(ctx context.Context, dir string, t driver.TPM) (stop f
 	}
 	sock := filepath.Join(dir, fileTPMSock)
 	_ = os.Remove(sock)
+	// Its output goes to its log file, not a pipe: it outlives the
+	// daemon, and a write to a pipe nobody reads any more would kill it.
+	logPath := filepath.Join(dir, fileTPMLog)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
 	cmd := exec.Command(bin, swtpmArgs(dir, state)...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// As for QEMU: no descriptor of the daemon's may stay open in it.
+	if err := cloexec.From(3); err != nil {
+		return nil, fmt.Errorf("start swtpm: %w", err)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start swtpm: %w", err)
 	}
@@ -111,7 +123,7 @@ func (d *Driver) startTPM(ctx context.Context, dir string, t driver.TPM) (stop f
 		select {
 		case <-exited:
 			stop()
-			return nil, fmt.Errorf("swtpm ended: %s%s", strings.TrimSpace(out.String()), logTail(filepath.Join(dir, fileTPMLog), 500))
+			return nil, fmt.Errorf("swtpm ended: %s", logTail(logPath, 500))
 		case <-deadline:
 			stop()
 			return nil, errors.New("swtpm did not make its socket in 10s")
