@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,14 +61,34 @@ func TestVMDevicesQMP(t *testing.T) {
 			{Name: "scsi", Path: mk("scsi.raw", 1<<20), Format: "raw", Bus: busVirtioSCSI, ReadOnly: true},
 			{Name: "nvme", Path: mk("nvme.raw", 1<<20), Format: "raw", Bus: busNVMe, ReadOnly: true},
 		},
-		Displays: []driver.Display{{Name: "a", Protocol: "vnc", Width: 800, Height: 600}, {Name: "b", Protocol: "vnc", Password: "pw"}},
-		TPM:      &driver.TPM{Name: "tpm"},
+		Displays: []driver.Display{{Name: "a", Protocol: "vnc", Width: 800, Height: 600}, {Name: "b", Protocol: "vnc", Password: "pw"},
+			{Name: "s", Protocol: "spice", Password: "a spice ticket"}},
+		TPM: &driver.TPM{Name: "tpm"},
 	}
+	dir := filepath.Join(tmp, "vms", "dev1")
+	t.Run("port in use", func(t *testing.T) {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		bad := spec
+		bad.Displays = []driver.Display{{Name: "a", Protocol: "vnc", Port: l.Addr().(*net.TCPAddr).Port}}
+		_, err = d.Start(ctx, bad)
+		if err == nil || !strings.Contains(err.Error(), "in use") {
+			t.Fatalf("start on a port in use: %v, want an error saying so", err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("a failed first start left %s (%v)", dir, err)
+		}
+		if d.get("dev1") != nil {
+			t.Fatal("a failed start left the VM tracked")
+		}
+	})
 	if _, err := d.Start(ctx, spec); err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	defer d.Stop(ctx, "dev1", syscall.SIGTERM, 0, true)
-	dir := filepath.Join(tmp, "vms", "dev1")
 	qmp := func(cmd string, out any) {
 		t.Helper()
 		_, mon, err := d.runningVM("dev1")
@@ -129,6 +150,15 @@ func TestVMDevicesQMP(t *testing.T) {
 		}
 		if auth["vnc-a"] != "none" || auth["vnc-b"] != "vnc" {
 			t.Errorf("VNC servers %+v, want vnc-a without auth and vnc-b with VNC auth", vnc)
+		}
+		var spice struct {
+			Enabled bool   `json:"enabled"`
+			Host    string `json:"host"`
+			Auth    string `json:"auth"`
+		}
+		qmp("query-spice", &spice)
+		if !spice.Enabled || spice.Host != "127.0.0.1" || spice.Auth != "spice" {
+			t.Errorf("SPICE %+v, want enabled on 127.0.0.1 with a ticket", spice)
 		}
 		var tpms []struct {
 			ID    string `json:"id"`
