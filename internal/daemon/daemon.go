@@ -302,7 +302,7 @@ func Run(ctx context.Context, cfg Config) error {
 	authn := &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}
 	instAPI := (&instancesapi.Server{Core: instancesapi.CoreOf(svc), Projects: projects, Volumes: customVolumes{pools}, Addresses: ipamAddresses{nw.networks}, Events: hub, AutoStandby: standbyStatus{standby},
 		Authn: authn, NICNetwork: network.DefaultBridge, Log: log.With("component", "instances-api")}).Handler()
-	veloAPI := (&velocityapi.Server{Core: velocityapi.CoreOf(svc), Projects: projects, Auth: authz, Users: &trust.Users{},
+	veloAPI := (&velocityapi.Server{Core: velocityapi.CoreOf(svc), Projects: projects, Auth: authz, Users: users,
 		NICs: velocityNICs{conf, nw.networks}, Volumes: velocityVolumes{pools}, NATNetwork: network.DefaultBridge,
 		RootPool: storage.DefaultPool, Log: log.With("component", "velocity-api")}).Handler()
 	if err := syncProjectTree(ctx, projects, authz); err != nil {
