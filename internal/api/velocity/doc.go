@@ -101,8 +101,9 @@
 //     volumes (disk images) attach as disk devices media0, media1, ...
 //     with io.bus usb (USB), virtio-scsi (BLOCK: a block device on a SCSI
 //     controller) or virtio-blk (VIRTIO), readonly as asked. Filesystem
-//     volumes are refused (406). ISO volumes as CD-ROMs wait for storage
-//     to hold ISO volumes.
+//     volumes are refused (406). USB disks are cold-plugged (they apply at
+//     the next start). ISO volumes as CD-ROMs wait for storage to hold ISO
+//     volumes (the device layer's CD-ROMs are host *.iso files today).
 //   - NICs eth0, eth1, ...: NAT is a nic on the managed bridge
 //     (network.DefaultBridge, NAT on); BRIDGE is a bridged nic (a tap)
 //     on the host bridge the NICID names. A NICID naming a plain
@@ -118,9 +119,12 @@
 //     server config already gives validation, persistence, audit and a CLI.
 //     /v/nic/list shows each NICID with the interface (identifier) and
 //     the host's description of it (kind and name, or "not present").
-//   - Displays: one display device per display (VNC on 127.0.0.1, port
-//     picked by the driver) named by the display's name (it must be a
-//     device name), with width, height and ppi; POST /v/vm shows them back.
+//   - Displays: one display device per display, display0, display1, ...
+//     (VNC on 127.0.0.1, port picked by the driver: volatile.NAME.port),
+//     the display's name as its description, width, height (the virtual
+//     GPU's resolution) and ppi (recorded: QEMU has no setting for it),
+//     in the display device's ranges (320-7680 x 200-4320, ppi 1-1000);
+//     POST /v/vm shows them back.
 //   - rosetta is false on this host; true is 406.
 //   - States (stateOf): the core's status during an operation is the
 //     in-between state: Starting -> STARTING, Stopping -> STOPPING,

@@ -2,10 +2,10 @@ package velocity
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	wire "github.com/hangar-dev/hangar/api/velocity"
 	"github.com/hangar-dev/hangar/internal/instance"
@@ -55,9 +55,6 @@ func modeOf(bus string) string {
 	return wire.ModeVirtIO // a disk without io.bus is virtio-blk
 }
 
-// deviceName is what a display's name must be: it names its device.
-var deviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
 // Key of the VMs' disk size.
 const (
 	// DefaultDiskSize is the empty disk an EFI VM gets.
@@ -91,7 +88,11 @@ func render(in instance.Instance, nicID func(iface string) string) wire.VM {
 		d := in.ExpandedDevices[n]
 		switch d["type"] {
 		case "display":
-			vm.Displays = append(vm.Displays, wire.Display{Name: n, Width: num(d["width"]), Height: num(d["height"]), PPI: num(d["ppi"])})
+			name := d["description"]
+			if name == "" {
+				name = n
+			}
+			vm.Displays = append(vm.Displays, wire.Display{Name: name, Width: num(d["width"]), Height: num(d["height"]), PPI: num(d["ppi"])})
 		case "disk":
 			if d["path"] == "/" || d["pool"] == "" || d["source"] == "" {
 				continue
@@ -211,22 +212,20 @@ func (s *Server) devicesOf(req wire.EFIRequest, nic func(id string) (HostNIC, er
 	}
 	for i, d := range req.Displays {
 		field := fmt.Sprintf("displays[%d]", i)
-		if !deviceName.MatchString(d.Name) {
-			return nil, fieldErr(field+".name", "%q: letters, digits, '_', '.' and '-' (it names the display device)", d.Name)
+		if strings.TrimSpace(d.Name) == "" || len(d.Name) > 255 || strings.ContainsFunc(d.Name, unicode.IsControl) {
+			return nil, fieldErr(field+".name", "%q: a name of 1 to 255 printable characters", d.Name)
 		}
-		if _, dup := devs[d.Name]; dup {
-			return nil, fieldErr(field+".name", "%q is used twice", d.Name)
-		}
+		// The display device's limits (internal/device/display.go).
 		for _, f := range []struct {
-			name string
-			v    wire.Num
-			max  int64
-		}{{"width", d.Width, 16384}, {"height", d.Height, 16384}, {"ppi", d.PPI, 1200}} {
-			if f.v < 1 || int64(f.v) > f.max {
-				return nil, fieldErr(field+"."+f.name, "%d: from 1 to %d", f.v, f.max)
+			name     string
+			v        wire.Num
+			min, max int64
+		}{{"width", d.Width, 320, 7680}, {"height", d.Height, 200, 4320}, {"ppi", d.PPI, 1, 1000}} {
+			if int64(f.v) < f.min || int64(f.v) > f.max {
+				return nil, fieldErr(field+"."+f.name, "%d: from %d to %d", f.v, f.min, f.max)
 			}
 		}
-		devs[d.Name] = map[string]string{"type": "display", "protocol": "vnc",
+		devs[fmt.Sprintf("display%d", i)] = map[string]string{"type": "display", "protocol": "vnc", "description": d.Name,
 			"width": strconv.FormatInt(int64(d.Width), 10), "height": strconv.FormatInt(int64(d.Height), 10),
 			"ppi": strconv.FormatInt(int64(d.PPI), 10)}
 	}
