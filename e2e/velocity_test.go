@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -71,10 +72,12 @@ func TestVelocityAPI(t *testing.T) {
 			t.Fatalf("group %s: %v", g.Name, err)
 		}
 	}
-	// A medium: a block volume of leaf's on the default pool.
-	if err := c.UseProject("leaf").CreateStoragePoolVolume(ctx, "default", api.StorageVolumesPost{Name: "disk1", Type: "custom", ContentType: "block",
-		StorageVolumePut: api.StorageVolumePut{Config: map[string]string{"size": "16MiB"}}}); err != nil {
-		t.Fatal(err)
+	// Media: block volumes of leaf's on the default pool.
+	for _, v := range []string{"disk1", "disk2"} {
+		if err := c.UseProject("leaf").CreateStoragePoolVolume(ctx, "default", api.StorageVolumesPost{Name: v, Type: "custom", ContentType: "block",
+			StorageVolumePut: api.StorageVolumePut{Config: map[string]string{"size": "16MiB"}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A host NIC for BRIDGE: a bridge over a veth end in the daemon's
 	// namespace (a VM's NIC is a tap on a host bridge); plain0 is a NIC
@@ -113,6 +116,11 @@ func TestVelocityAPI(t *testing.T) {
 			NICs:  []wire.NIC{{Type: wire.NICNAT}, {Type: wire.NICBridge, Host: "lan"}}}
 	}
 	var vmid string
+	withDevices := func(r wire.EFIRequest) wire.EFIRequest {
+		r.Media = append(r.Media, wire.Media{MID: "default/disk2", Mode: wire.ModeUSB, ReadOnly: true})
+		r.Displays = []wire.Display{{Name: "Main screen", Width: 1024, Height: 768, PPI: 96}}
+		return r
+	}
 
 	t.Run("quota of the grandparent", func(t *testing.T) {
 		_, err := alice.CreateEFI(ctx, efi("big", "leaf", 2048))
@@ -125,7 +133,7 @@ func TestVelocityAPI(t *testing.T) {
 	})
 
 	t.Run("create and show", func(t *testing.T) {
-		if vmid, err = alice.CreateEFI(ctx, efi("vm1", "leaf", 256)); err != nil {
+		if vmid, err = alice.CreateEFI(ctx, withDevices(efi("vm1", "leaf", 256))); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := alice.CreateEFI(ctx, efi("vm1", "leaf", 256)); velocity.StatusOf(err) != http.StatusConflict {
@@ -135,8 +143,9 @@ func TestVelocityAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := wire.VM{VMID: vmid, Name: "vm1", Type: "EFI", State: wire.StateStopped, CPUs: 1, MemoryMiB: 256, Displays: []wire.Display{},
-			Media: []wire.Media{{MID: "default/disk1", Mode: "VIRTIO", ReadOnly: true}},
+		want := wire.VM{VMID: vmid, Name: "vm1", Type: "EFI", State: wire.StateStopped, CPUs: 1, MemoryMiB: 256,
+			Displays: []wire.Display{{Name: "Main screen", Width: 1024, Height: 768, PPI: 96}},
+			Media:    []wire.Media{{MID: "default/disk1", Mode: "VIRTIO", ReadOnly: true}, {MID: "default/disk2", Mode: "USB", ReadOnly: true}},
 			NICs:  []wire.NIC{{Type: "NAT"}, {Type: "BRIDGE", Host: "lan"}}}
 		if !equalJSON(t, vm, want) {
 			t.Fatalf("vm: %+v\nwant %+v", vm, want)
@@ -148,6 +157,12 @@ func TestVelocityAPI(t *testing.T) {
 		}
 		if m := in.Devices["media0"]; m["readonly"] != "true" || m["io.bus"] != "virtio-blk" || m["source"] != "disk1" {
 			t.Fatalf("media0 as LXD sees it: %v", m)
+		}
+		if m := in.Devices["media1"]; m["readonly"] != "true" || m["io.bus"] != "usb" || m["source"] != "disk2" {
+			t.Fatalf("media1 as LXD sees it: %v", m)
+		}
+		if d := in.Devices["display0"]; d["type"] != "display" || d["protocol"] != "vnc" || d["width"] != "1024" || d["height"] != "768" || d["ppi"] != "96" {
+			t.Fatalf("display0 as LXD sees it: %v", d)
 		}
 		if n := in.Devices["eth1"]; n["nictype"] != "bridged" || n["parent"] != "lanbr" {
 			t.Fatalf("eth1 as LXD sees it: %v", n)
@@ -198,6 +213,24 @@ func TestVelocityAPI(t *testing.T) {
 			}
 			if st, err := carol.State(ctx, vmid); err != nil || st != s.want {
 				t.Fatalf("state after %s: %s %v", s.want, st, err)
+			}
+			if s.want == wire.StateRunning {
+				// The display is a VNC server on loopback, on the port
+				// the instance records.
+				in, _, err := c.UseProject("leaf").GetInstance(ctx, "vm1")
+				if err != nil || in.Config["volatile.display0.port"] == "" {
+					t.Fatalf("display port of a running VM: %v %v", in.Config, err)
+				}
+				conn, err := dialInNetns(d.netns, "127.0.0.1:"+in.Config["volatile.display0.port"])
+				if err != nil {
+					t.Fatalf("VNC display: %v", err)
+				}
+				banner := make([]byte, 12)
+				_, err = io.ReadFull(conn, banner)
+				conn.Close()
+				if err != nil || !strings.HasPrefix(string(banner), "RFB ") {
+					t.Fatalf("VNC banner %q: %v", banner, err)
+				}
 			}
 			if s.want == wire.StatePaused {
 				in, _, err := c.UseProject("leaf").GetInstance(ctx, "vm1")
