@@ -146,7 +146,7 @@ func TestVelocityAPI(t *testing.T) {
 		want := wire.VM{VMID: vmid, Name: "vm1", Type: "EFI", State: wire.StateStopped, CPUs: 1, MemoryMiB: 256,
 			Displays: []wire.Display{{Name: "Main screen", Width: 1024, Height: 768, PPI: 96}},
 			Media:    []wire.Media{{MID: "default/disk1", Mode: "VIRTIO", ReadOnly: true}, {MID: "default/disk2", Mode: "USB", ReadOnly: true}},
-			NICs:  []wire.NIC{{Type: "NAT"}, {Type: "BRIDGE", Host: "lan"}}}
+			NICs:     []wire.NIC{{Type: "NAT"}, {Type: "BRIDGE", Host: "lan"}}}
 		if !equalJSON(t, vm, want) {
 			t.Fatalf("vm: %+v\nwant %+v", vm, want)
 		}
