@@ -23,11 +23,10 @@ func TestInheritance(t *testing.T) {
 		}
 	}
 	a.SetProjectTree(map[string]string{"mid": "top", "leaf": "mid", "top": "", "loop1": "loop2", "loop2": "loop1"})
-	// Users hold what their groups grant; certificates stand in here
-	// for them, as builtin's user role is the users helper's.
-	alice := Identity{Kind: KindCertificate, Fingerprint: "a1", Type: "client", Restricted: true, Groups: []string{"viewers", "creators"}}
-	bob := Identity{Kind: KindCertificate, Fingerprint: "b1", Type: "client", Restricted: true, Groups: []string{"operators"}}
-	carol := Identity{Kind: KindCertificate, Fingerprint: "c1", Type: "client", Restricted: true, Groups: []string{"one"}}
+	// Users hold what the groups naming them grant.
+	alice := Identity{Kind: KindUser, Name: "alice"}
+	bob := Identity{Kind: KindUser, Name: "bob"}
+	carol := Identity{Kind: KindUser, Name: "carol"}
 	tests := []struct {
 		id   Identity
 		o    Object
@@ -54,7 +53,7 @@ func TestInheritance(t *testing.T) {
 		{carol, Instance("mid", "vm1"), CanUpdateState, false}, // object grants are not inherited
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s/%s/%s", tt.id.Fingerprint, tt.o, tt.e), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/%s", tt.id.Name, tt.o, tt.e), func(t *testing.T) {
 			ctx := WithIdentity(context.Background(), tt.id)
 			if got := a.Allowed(ctx, tt.o, tt.e); got != tt.want {
 				t.Fatalf("Allowed = %v, want %v", got, tt.want)

@@ -39,10 +39,8 @@ func (fakeUsers) Login(_ context.Context, name, password, _ string) (auth.Identi
 	if password != "pw" {
 		return auth.Identity{}, errdefs.Forbidden("invalid username or password")
 	}
-	// A user as trust.Users builds one; certificates stand in until
-	// auth's builtin role for users lands (the users helper's), so the
-	// tests hold exactly what the groups grant.
-	return auth.Identity{Kind: auth.KindCertificate, Name: name, Fingerprint: "user-" + name, Type: "client", Restricted: true}, nil
+	// A user as trust.Users builds one: it holds what its groups grant.
+	return auth.Identity{Kind: auth.KindUser, Name: name}, nil
 }
 
 // fakeNICs is the administrator's host NIC table.
@@ -110,7 +108,7 @@ func (e *env) syncTree(t testing.TB) {
 // grant makes a group of user holding e on project p.
 func (e *env) grant(t testing.TB, user string, perms ...auth.Permission) {
 	t.Helper()
-	g := auth.Group{Name: "g-" + user, Permissions: perms, Members: []auth.Member{{Method: auth.MethodTLS, ID: "user-" + user}}}
+	g := auth.Group{Name: "g-" + user, Permissions: perms, Members: []auth.Member{{Method: auth.MethodUser, ID: user}}}
 	if err := e.authz.CreateGroup(auth.WithIdentity(e.ctx, auth.Daemon), g); err != nil {
 		t.Fatal(err)
 	}
