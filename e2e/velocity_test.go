@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -251,6 +252,24 @@ func TestVelocityAPI(t *testing.T) {
 		r.NICs[1].Host = "plain"
 		if _, err := alice.CreateEFI(ctx, r); velocity.StatusOf(err) != http.StatusNotAcceptable {
 			t.Fatalf("BRIDGE on a NIC that is no bridge: %v, want 406", err)
+		}
+	})
+
+	t.Run("over HTTPS at the root", func(t *testing.T) {
+		if err := c.UpdateServerConfig(ctx, map[string]string{"core.https_address": httpsAddr}); err != nil {
+			t.Fatal(err)
+		}
+		tr := transportIn(d.netns)
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // the server's own certificate
+		remote := velocity.New("https://"+httpsAddr, &http.Client{Transport: tr, Timeout: 30 * time.Second})
+		if _, err := remote.Login(ctx, "carol", "carol-pw-1234"); err != nil {
+			t.Fatal(err)
+		}
+		if list, err := remote.ListVMs(ctx, "leaf"); err != nil || len(list) != 1 || list[0].VMID != vmid {
+			t.Fatalf("list over HTTPS: %+v %v", list, err)
+		}
+		if err := remote.Logout(ctx); err != nil {
+			t.Fatal(err)
 		}
 	})
 
