@@ -64,6 +64,11 @@ var Extensions = append(append([]string{
 	// Local users with passwords (/1.0/users), for the dialects' logins;
 	// auth groups name them as identities of method "user".
 	"hangar_users",
+	// The /v/ API of seed 003 (/v/ and /u/auth over HTTPS, /velocity/ on
+	// the socket), the server key velocity.host_nics and the project
+	// entitlements can_view_instances and can_operate_instances, which
+	// apply to nested projects too.
+	"hangar_velocity",
 	// The remote API: /1.0/certificates with PUT/PATCH, restricted
 	// certificates, trust tokens and their expiry (core.remote_token_expiry).
 	"certificate_update",

@@ -27,6 +27,9 @@ type Authorizer struct {
 	store GroupStore
 	mu    sync.Mutex // serialises group writes and the snapshot swap
 	snap  atomic.Pointer[snapshot]
+	// tree is the project nesting (SetProjectTree), read by every
+	// group's grants for inherited permissions.
+	tree atomic.Pointer[parents]
 }
 
 type snapshot struct {
@@ -62,7 +65,9 @@ func (a *Authorizer) swap(gs []Group) {
 	s := &snapshot{groups: gs, byName: map[string]*grants{}, members: map[Member][]string{}}
 	slices.SortFunc(s.groups, func(x, y Group) int { return cmpString(x.Name, y.Name) })
 	for _, g := range gs {
-		s.byName[g.Name] = compile(g.Permissions)
+		gr := compile(g.Permissions)
+		gr.tree = &a.tree
+		s.byName[g.Name] = gr
 		for _, m := range g.Members {
 			s.members[m] = append(s.members[m], g.Name)
 		}

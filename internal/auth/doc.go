@@ -44,5 +44,14 @@ package auth
 // per check and still needs our object/project hierarchy encoded as
 // string rules. Neither would remove any code of ours: the built-in rules
 // and the LXD URL <-> object mapping stay either way. Should the model
-// grow relations that really are a graph (nested project inheritance of
-// permissions, say), OpenFGA is the candidate to revisit.
+// grow relations that really are a graph, OpenFGA is the candidate to
+// revisit.
+//
+// Nested projects (tree.go) did not make it one: a project has one
+// parent, so inheritance is a walk up a chain (child -> parent map,
+// swapped whole by the project domain), tried only for groups with
+// project-level grants after the direct lookups fail. A check granted
+// four levels up among 50 groups is ~0.5 µs (BenchmarkCheckInherited),
+// the flat checks unchanged. Project-level grants inherit (what a group
+// holds on project P it holds on every project below P); grants on one
+// object and the restricted certificates' built-in projects do not.

@@ -20,6 +20,11 @@ const (
 	CanManageInstances Entitlement = "can_manage_instances" // create and delete instances
 	CanViewEvents      Entitlement = "can_view_events"
 	CanViewOperations  Entitlement = "can_view_operations"
+	// Seeing every instance of the project (seed 003's velocity.vm.view),
+	// and seeing them and changing their state (velocity.vm.state):
+	// Incus's names for the same project-level rights.
+	CanViewInstances    Entitlement = "can_view_instances"
+	CanOperateInstances Entitlement = "can_operate_instances"
 	// Creating the objects a project holds (Incus's names). Instances are
 	// can_manage_instances, which also deletes them.
 	CanCreateImages         Entitlement = "can_create_images"
@@ -44,7 +49,8 @@ const (
 var Entitlements = map[ObjectType][]Entitlement{
 	TypeServer: {Admin, Viewer, CanView, CanEdit, CanCreateProjects, CanViewMetrics, CanViewResources},
 	TypeProject: {Operator, Viewer, CanView, CanEdit, CanDelete, CanManageInstances, CanViewEvents, CanViewOperations,
-		CanCreateImages, CanCreateProfiles, CanCreateNetworks, CanCreateStorageVolumes},
+		CanCreateImages, CanCreateProfiles, CanCreateNetworks, CanCreateStorageVolumes,
+		CanViewInstances, CanOperateInstances},
 	TypeInstance:      {CanView, CanEdit, CanDelete, CanExec, CanUpdateState, CanManageSnapshots, CanManageBackups},
 	TypeImage:         {CanView, CanEdit, CanDelete},
 	TypeNetwork:       {CanView, CanEdit, CanDelete},

@@ -1,5 +1,7 @@
 package auth
 
+import "sync/atomic"
+
 // grants is what one group (or one identity's built-in rules) holds,
 // indexed for the questions Check asks: one map lookup per level.
 type grants struct {
@@ -10,6 +12,9 @@ type grants struct {
 	// inside marks projects holding some object granted here: seeing an
 	// object means seeing (the name of) the project that holds it.
 	inside map[string]bool
+	// tree is the Authorizer's project nesting, shared by every group's
+	// grants (nil in a grants compiled alone).
+	tree *atomic.Pointer[parents]
 }
 
 func compile(perms []Permission) *grants {
@@ -63,8 +68,13 @@ func holds(set map[Entitlement]bool, e Entitlement) bool {
 //   - viewer on a project: every can_view* in it;
 //   - can_manage_instances on a project: creating (checked on the project)
 //     and viewing and deleting its instances;
+//   - can_view_instances on a project: viewing its instances;
+//     can_operate_instances: viewing them and changing their state;
 //   - any entitlement on an object: can_view on it, and can_view on the
-//     project that holds it.
+//     project that holds it;
+//   - what a project-level grant gives on project P it gives on every
+//     project nested below P (tree.go): seed 003's permissions apply to
+//     subgroups. Grants on single objects are not inherited.
 func (g *grants) allows(o Object, e Entitlement) bool {
 	if g.admin {
 		return true
@@ -76,19 +86,46 @@ func (g *grants) allows(o Object, e Entitlement) bool {
 		return holds(g.server, e)
 	}
 	if o.Project != "" {
-		p := g.projects[o.Project]
-		if p[Operator] && (o.Type != TypeProject || (e != CanEdit && e != CanDelete)) {
+		if projectAllows(g.projects[o.Project], o, e) {
 			return true
 		}
-		if p[Viewer] && viewing(e) {
+		if o.Type == TypeProject && e == CanView && g.inside[o.Project] {
+			return true
+		}
+		if len(g.projects) > 0 && g.tree != nil && g.inherited(o, e) {
 			return true
 		}
 		if o.Type == TypeProject {
-			return holds(p, e) || (e == CanView && g.inside[o.Project])
-		}
-		if o.Type == TypeInstance && p[CanManageInstances] && (e == CanView || e == CanDelete) {
-			return true
+			return false
 		}
 	}
 	return holds(g.objects[o], e)
+}
+
+// projectAllows tells whether the entitlements p, held on a project (o's
+// own or one of its ancestors), grant e on o.
+func projectAllows(p map[Entitlement]bool, o Object, e Entitlement) bool {
+	if len(p) == 0 {
+		return false
+	}
+	if p[Operator] && (o.Type != TypeProject || (e != CanEdit && e != CanDelete)) {
+		return true
+	}
+	if p[Viewer] && viewing(e) {
+		return true
+	}
+	switch o.Type {
+	case TypeProject:
+		return holds(p, e)
+	case TypeInstance:
+		switch e {
+		case CanView:
+			return p[CanManageInstances] || p[CanViewInstances] || p[CanOperateInstances]
+		case CanDelete:
+			return p[CanManageInstances]
+		case CanUpdateState:
+			return p[CanOperateInstances]
+		}
+	}
+	return false
 }

@@ -21,6 +21,7 @@ import (
 
 	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
+	velocityapi "github.com/hangar-dev/hangar/internal/api/velocity"
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/driver"
@@ -145,9 +146,13 @@ func Run(ctx context.Context, cfg Config) error {
 	// Projects count their usage from the core (instances, whatever is
 	// being created included), the storage manager (custom volumes'
 	// sizes) and the network manager (its networks).
-	projects := &project.Service{Store: st, Events: emit, Changed: func(ctx context.Context) {
+	var projects *project.Service
+	projects = &project.Service{Store: st, Events: emit, Changed: func(ctx context.Context) {
 		if err := svc.ReloadProfiles(ctx); err != nil {
 			log.Error("reload profiles after a project change", "err", err)
+		}
+		if err := syncProjectTree(ctx, projects, authz); err != nil {
+			log.Error("project tree for the authorizer", "err", err)
 		}
 	}}
 	projects.Sources = []project.UsageSource{project.UsageFunc(func(ctx context.Context, p string) (project.Usage, error) {
@@ -297,7 +302,13 @@ func Run(ctx context.Context, cfg Config) error {
 	authn := &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}
 	instAPI := (&instancesapi.Server{Core: instancesapi.CoreOf(svc), Projects: projects, Volumes: customVolumes{pools}, Addresses: ipamAddresses{nw.networks}, Events: hub, AutoStandby: standbyStatus{standby},
 		Authn: authn, NICNetwork: network.DefaultBridge, Log: log.With("component", "instances-api")}).Handler()
-	srv := &http.Server{Handler: withInstancesAPI(handler, instAPI), ReadHeaderTimeout: 30 * time.Second}
+	veloAPI := (&velocityapi.Server{Core: velocityapi.CoreOf(svc), Projects: projects, Auth: authz, Users: users,
+		NICs: velocityNICs{conf, nw.networks}, Volumes: velocityVolumes{pools}, NATNetwork: network.DefaultBridge,
+		RootPool: storage.DefaultPool, Log: log.With("component", "velocity-api")}).Handler()
+	if err := syncProjectTree(ctx, projects, authz); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: withVelocity(withInstancesAPI(handler, instAPI), veloAPI), ReadHeaderTimeout: 30 * time.Second}
 	if cfg.InstancesAPI != "" {
 		stopInstAPI, err := serveInstancesAPI(ctx, cfg.InstancesAPI, instAPI, log.With("component", "instances-api"))
 		if err != nil {
@@ -310,7 +321,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	// The same handler over TLS; the edge tells the two apart.
-	https.SetHandler(handler)
+	https.SetHandler(withVelocityRoot(handler, veloAPI))
 	conf.OnChange(serverconfig.CoreHTTPSAddress, https.Set)
 	if err := https.Set(ctx, conf.HTTPSAddress()); err != nil {
 		// The socket still works, and fixing the key is how to recover.

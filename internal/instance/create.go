@@ -68,8 +68,11 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, opts ...CreateO
 		if s.cfg.Drivers[typ] == nil {
 			return nil, errdefs.Invalid("type %q: virtual machines are not supported by this daemon", req.Type)
 		}
-		if req.Source.Type != SourceImage && src == nil {
-			return nil, errdefs.Invalid("source: a virtual machine boots from an image or is a copy")
+		// Or from nothing (LXD's `init --empty --vm`): storage makes an
+		// empty disk of the root device's size that firmware boots, to be
+		// installed from attached media (seed 003's EFI VMs).
+		if req.Source.Type != SourceImage && req.Source.Type != SourceNone && src == nil {
+			return nil, errdefs.Invalid("source: a virtual machine boots from an image, is a copy, or is empty (type \"none\")")
 		}
 	default:
 		return nil, errdefs.Invalid("invalid instance type %q: want %q or %q", req.Type, TypeContainer, TypeVM)

@@ -134,6 +134,7 @@ func (s *Service) CreateProfile(ctx context.Context, name string, put ProfilePut
 	}
 	s.mu.Lock()
 	s.profiles[r] = p
+	s.usageGen.Add(1) // profiles feed the cached usage
 	s.mu.Unlock()
 	s.cfg.Events.Lifecycle(ctx, "profile-created", profileEntity(r.project, p.Name), nil)
 	return nil
@@ -337,6 +338,7 @@ func (s *Service) ReloadProfiles(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.profiles = m
+	s.usageGen.Add(1) // profiles feed the cached usage
 	s.mu.Unlock()
 	return nil
 }
@@ -367,6 +369,7 @@ func (s *Service) saveProfile(ctx context.Context, p store.Profile) error {
 	}
 	s.mu.Lock()
 	s.profiles[ref{p.Project, p.Name}] = p
+	s.usageGen.Add(1) // profiles feed the cached usage
 	s.mu.Unlock()
 	return nil
 }
@@ -439,6 +442,7 @@ func (s *Service) RenameProfile(ctx context.Context, name, newName string) error
 	s.mu.Lock()
 	delete(s.profiles, r)
 	s.profiles[nr] = p
+	s.usageGen.Add(1) // profiles feed the cached usage
 	s.mu.Unlock()
 	for _, in := range users {
 		rec, _, _ := s.snapshot(in)
@@ -483,6 +487,7 @@ func (s *Service) DeleteProfile(ctx context.Context, name string) error {
 		return fmt.Errorf("delete profile %s: %w", name, err)
 	}
 	delete(s.profiles, r)
+	s.usageGen.Add(1) // profiles feed the cached usage
 	s.cfg.Events.Lifecycle(ctx, "profile-deleted", profileEntity(r.project, name), nil)
 	return nil
 }

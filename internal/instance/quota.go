@@ -34,51 +34,134 @@ var limitKeys = []struct{ instance, project string }{
 
 // ProjectUsage is what the instances of project p take, those being
 // created included: the core's part of the project's usage (networks are
-// the network service's).
+// the network service's). It reads each instance's few summed keys
+// through its profiles in place, without expanding its whole config and
+// devices: a create's quota check sums every project up the tree
+// (BenchmarkQuotaCheck5Levels in internal/api/velocity).
 func (s *Service) ProjectUsage(ctx context.Context, p string) (project.Usage, error) {
 	s.mu.RLock()
-	recs := make([]store.Instance, 0, len(s.byName))
-	for r, in := range s.byName {
-		if r.project == p {
-			recs = append(recs, cloneRecord(in.rec))
-		}
-	}
+	defer s.mu.RUnlock()
 	u := s.pending[p]
-	s.mu.RUnlock()
-	for _, rec := range recs {
-		cfg, devs, err := s.expanded(rec)
+	var refs []ref
+	for r, in := range s.byName {
+		if r.project != p {
+			continue
+		}
+		gen := s.usageGen.Load()
+		if c := in.usage.Load(); c != nil && c.gen == gen {
+			u = u.Add(c.u)
+			continue
+		}
+		refs = refs[:0]
+		for _, n := range in.rec.Profiles {
+			refs = append(refs, ref{in.rec.ProfileProject, n})
+		}
+		views, err := s.profileViewsLocked(refs)
 		if err != nil {
 			continue // its profiles are gone mid-delete: it no longer counts
 		}
-		u = u.Add(s.usageOf(Type(rec.Type), cfg, devs))
+		rec := in.rec
+		get := func(k string) string {
+			if v, ok := rec.Config[k]; ok {
+				return v
+			}
+			for i := len(views) - 1; i >= 0; i-- {
+				if v, ok := views[i].Config[k]; ok {
+					return v
+				}
+			}
+			return ""
+		}
+		iu := s.usageFrom(Type(rec.Type), get, layeredRootSize(rec.Devices, views))
+		in.usage.Store(&cachedUsage{gen: gen, u: iu})
+		u = u.Add(iu)
 	}
 	return u, nil
+}
+
+// cachedUsage is one instance's usage at one usageGen.
+type cachedUsage struct {
+	gen uint64
+	u   project.Usage
 }
 
 // usageOf is what one instance with this expanded config and devices
 // takes from its project.
 func (s *Service) usageOf(typ Type, cfg map[string]string, devs map[string]map[string]string) project.Usage {
-	u := project.Usage{Instances: 1}
+	var disk int64
+	if r, err := rootDiskOf(devs); err == nil && r.Device != "" {
+		disk = rootSize(devs[r.Device])
+	}
+	return s.usageFrom(typ, func(k string) string { return cfg[k] }, disk)
+}
+
+// usageFrom is usageOf over a config lookup and a root disk size.
+func (s *Service) usageFrom(typ Type, get func(string) string, disk int64) project.Usage {
+	u := project.Usage{Instances: 1, Disk: disk}
 	if typ == TypeVM {
 		u.VMs = 1
 	} else {
 		u.Containers = 1
 	}
-	u.CPU = cpuCount(cfg["limits.cpu"])
-	if v := cfg["limits.memory"]; v != "" {
+	u.CPU = cpuCount(get("limits.cpu"))
+	if v := get("limits.memory"); v != "" {
 		if n, err := parseMemory(v, s.cfg.HostMemory); err == nil {
 			u.Memory = n
 		}
 	}
-	if n, err := strconv.ParseInt(cfg["limits.processes"], 10, 64); err == nil {
+	if n, err := strconv.ParseInt(get("limits.processes"), 10, 64); err == nil {
 		u.Processes = n
 	}
-	if r, err := rootDiskOf(devs); err == nil && r.Device != "" {
-		if n, err := units.ParseByteSize(devs[r.Device]["size"]); err == nil {
-			u.Disk = n
+	return u
+}
+
+func rootSize(d map[string]string) int64 {
+	n, err := units.ParseByteSize(d["size"])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// layeredRootSize is the size of the root disk the instance's devices
+// over its profiles' make (expandDevices then rootDiskOf), without
+// building the expanded map: 0 with none or more than one.
+func layeredRootSize(local map[string]map[string]string, views []profileView) int64 {
+	var found int
+	var size int64
+	// effective tells whether the device name from layer i (len(views)
+	// is the instance's own) is the one expansion keeps.
+	effective := func(name string, i int) bool {
+		if i < len(views) {
+			if _, ok := local[name]; ok {
+				return false
+			}
+			for j := i + 1; j < len(views); j++ {
+				if _, ok := views[j].Devices[name]; ok {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	check := func(name string, d map[string]string, i int) {
+		if d["type"] == "disk" && d["path"] == "/" && effective(name, i) {
+			found++
+			size = rootSize(d)
 		}
 	}
-	return u
+	for i, v := range views {
+		for name, d := range v.Devices {
+			check(name, d, i)
+		}
+	}
+	for name, d := range local {
+		check(name, d, len(views))
+	}
+	if found != 1 {
+		return 0
+	}
+	return size
 }
 
 // cpuCount is how many CPUs limits.cpu gives: a count, or the size of a

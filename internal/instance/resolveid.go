@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -42,4 +43,27 @@ func (s *Service) ResolveID(ctx context.Context, idOrName string) (string, error
 		return "", notFound(idOrName)
 	}
 	return "", errdefs.NotFound("instance %q not found: the id prefix matches %d instances", idOrName, len(match))
+}
+
+// FindID returns the instance whose id is id, in whatever project holds
+// it: for dialects whose ids name an instance without a project (seed
+// 003's VMID). An instance ctx may not see is ErrNotFound, as a missing
+// one.
+func (s *Service) FindID(ctx context.Context, id string) (Ref, error) {
+	if id != "" {
+		s.mu.RLock()
+		var found *ref
+		for r, in := range s.byName {
+			if in.rec.UID == id {
+				r := r
+				found = &r
+				break
+			}
+		}
+		s.mu.RUnlock()
+		if found != nil && (s.cfg.Authorizer == nil || s.cfg.Authorizer.CanView(ctx, auth.Instance(found.project, found.name))) {
+			return Ref{Project: found.project, Name: found.name}, nil
+		}
+	}
+	return Ref{}, errdefs.NotFound("instance %q not found", id)
 }

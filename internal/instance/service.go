@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hangar-dev/hangar/internal/driver"
@@ -130,6 +131,9 @@ type Config struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
+	// usageGen counts changes to records and profiles: the instances'
+	// cached usage is valid for one value of it.
+	usageGen atomic.Uint64
 
 	// mu guards the maps below and every inst's fields except op. It is
 	// held only for short reads and writes, never across driver calls, so
@@ -175,6 +179,9 @@ type inst struct {
 	// stoppedPid is the pid a Stop ended last: its exit, which comes
 	// after the Stop, records how the workload ended (vmfacts.go).
 	stoppedPid int
+	// usage caches what the instance takes from its project (quota.go),
+	// valid while Service.usageGen is what it was computed at.
+	usage atomic.Pointer[cachedUsage]
 }
 
 // New returns a Service; call Load before serving.
@@ -375,6 +382,7 @@ func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) 
 		s.byName[ref{rec.Project, rec.Name}] = in
 	}
 	in.rec = cloneRecord(rec)
+	s.usageGen.Add(1)
 	s.mu.Unlock()
 	return nil
 }

@@ -139,18 +139,34 @@ type tree struct {
 	children map[string][]string
 }
 
+// tree reads every project, from the cache while no write happened
+// since (a quota check runs at every create and must not query the
+// whole project table each time). The tree is read only, never changed
+// in place, so sharing it is safe.
 func (s *Service) tree(ctx context.Context) (tree, error) {
+	s.cache.mu.RLock()
+	t, ok := s.cache.tree, s.cache.treeOK
+	gen := s.cache.gen
+	s.cache.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
 	all, err := s.List(ctx)
 	if err != nil {
 		return tree{}, err
 	}
-	t := tree{byName: map[string]Project{}, children: map[string][]string{}}
+	t = tree{byName: map[string]Project{}, children: map[string][]string{}}
 	for _, p := range all {
 		t.byName[p.Name] = p
 		if p.Parent != "" {
 			t.children[p.Parent] = append(t.children[p.Parent], p.Name)
 		}
 	}
+	s.cache.mu.Lock()
+	if s.cache.gen == gen {
+		s.cache.tree, s.cache.treeOK = t, true
+	}
+	s.cache.mu.Unlock()
 	return t, nil
 }
 
@@ -188,11 +204,25 @@ func (s *Service) ownUsage(ctx context.Context, name string) (Usage, error) {
 // subtreeUsage is the usage of name and every project below it: what
 // counts against name's limits.
 func (s *Service) subtreeUsage(ctx context.Context, t tree, name string) (Usage, error) {
+	return s.subtreeUsageMemo(ctx, t, name, nil)
+}
+
+// subtreeUsageMemo is subtreeUsage reading each project's own usage at
+// most once per memo: a check up a chain of ancestors sums overlapping
+// subtrees, and asks each source once per project instead of once per
+// ancestor above it.
+func (s *Service) subtreeUsageMemo(ctx context.Context, t tree, name string, memo map[string]Usage) (Usage, error) {
 	var total Usage
 	for _, p := range t.subtree(name) {
-		u, err := s.ownUsage(ctx, p)
-		if err != nil {
-			return Usage{}, err
+		u, ok := memo[p]
+		if !ok {
+			var err error
+			if u, err = s.ownUsage(ctx, p); err != nil {
+				return Usage{}, err
+			}
+			if memo != nil {
+				memo[p] = u
+			}
 		}
 		total = total.Add(u)
 	}
@@ -220,6 +250,7 @@ func (s *Service) CheckAdd(ctx context.Context, project string, delta Usage) err
 // checkChain checks each project of chain against its subtree's usage
 // plus delta; origin is the project delta goes into.
 func (s *Service) checkChain(ctx context.Context, t tree, origin string, chain []string, delta Usage) error {
+	memo := map[string]Usage{}
 	for _, name := range chain {
 		p := t.byName[name]
 		var used *Usage
@@ -236,7 +267,7 @@ func (s *Service) checkChain(ctx context.Context, t tree, origin string, chain [
 				continue
 			}
 			if used == nil {
-				u, err := s.subtreeUsage(ctx, t, name)
+				u, err := s.subtreeUsageMemo(ctx, t, name, memo)
 				if err != nil {
 					return err
 				}

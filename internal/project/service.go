@@ -351,6 +351,9 @@ type cache struct {
 	mu    sync.RWMutex
 	gen   uint64
 	byKey map[string]Project
+	// tree is every project, for limits (tree).
+	tree   tree
+	treeOK bool
 }
 
 // Resolve returns the project called name ("" is the default project) for
@@ -405,5 +408,6 @@ func (s *Service) forget() {
 	s.cache.mu.Lock()
 	s.cache.gen++
 	s.cache.byKey = nil
+	s.cache.tree, s.cache.treeOK = tree{}, false
 	s.cache.mu.Unlock()
 }

@@ -118,6 +118,16 @@ func (m *Manager) CreateRoot(ctx context.Context, req RootRequest) error {
 		if img.Config[keyUEFI] == "true" {
 			rec.Config[keyUEFI] = "true"
 		}
+		if req.Image == "" {
+			// An empty disk (a VM manager's new VM, installed from
+			// attached media): nothing but firmware can boot it, and a
+			// sparse raw file is its cheapest form on every driver.
+			if req.Size <= 0 {
+				return errdefs.Invalid("size: an empty virtual machine disk needs a size (the root disk device's size key)")
+			}
+			rec.Config[keyFormat] = "raw"
+			rec.Config[keyUEFI] = "true"
+		}
 	}
 	if err := m.cfg.Store.CreateStorageVolume(ctx, &rec); err != nil {
 		return err
@@ -170,6 +180,9 @@ func (m *Manager) makeRoot(ctx context.Context, p *pool, req RootRequest, dv dri
 		rootID = int(req.IDMap.HostID)
 	}
 	switch {
+	case req.VM && img.ID == 0:
+		// An empty disk: the driver makes the block file of that size.
+		return p.drv.CreateVolume(ctx, dv, req.Size, false, nil)
 	case req.VM && clones:
 		if err := p.drv.CloneVolume(ctx, dv, diskVolume(img)); err != nil {
 			return err

@@ -681,3 +681,28 @@ func TestRootRecord(t *testing.T) {
 	_, _, err = e.m.PoolDevice("nope")
 	wantErr(t, "device of a missing pool", err, errdefs.ErrNotFound)
 }
+
+// TestEmptyVMRoot is a VM made from no image (a VM manager's new EFI
+// VM): a sparse raw disk of the asked size that boots by firmware; no
+// size is refused, leaving nothing.
+func TestEmptyVMRoot(t *testing.T) {
+	e := newEnv(t)
+	e.dirPool("d", nil)
+	if err := e.m.CreateRoot(e.ctx, RootRequest{InstanceID: 7, RuntimeID: "nosize", Name: "nosize", VM: true, Pool: "d"}); err == nil || !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("empty VM root without a size: %v, want invalid", err)
+	}
+	req := RootRequest{InstanceID: 8, RuntimeID: "efi", Name: "efi", VM: true, Pool: "d", Size: 32 << 20}
+	if err := e.m.CreateRoot(e.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := fileSize(t, filepath.Join(e.path("d", "virtual-machine", "efi", "block"), drivers.BlockFile)); n != 32<<20 {
+		t.Fatalf("empty VM disk: %d bytes, want %d", n, 32<<20)
+	}
+	root, err := e.m.Root(e.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !root.Firmware || root.Disk == nil || root.Disk.Format != "raw" {
+		t.Fatalf("empty VM root: %+v, want a raw disk booted by firmware", root)
+	}
+}
