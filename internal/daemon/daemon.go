@@ -20,6 +20,7 @@ import (
 	"time"
 
 	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
+	virtapi "github.com/hangar-dev/hangar/internal/api/virt"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
@@ -294,7 +295,13 @@ func Run(ctx context.Context, cfg Config) error {
 	authn := &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}
 	instAPI := (&instancesapi.Server{Core: instancesapi.CoreOf(svc), Projects: projects, Volumes: customVolumes{pools}, Addresses: ipamAddresses{nw.networks}, Events: hub, AutoStandby: standbyStatus{standby},
 		Authn: authn, NICNetwork: network.DefaultBridge, Log: log.With("component", "instances-api")}).Handler()
-	srv := &http.Server{Handler: withInstancesAPI(handler, instAPI), ReadHeaderTimeout: 30 * time.Second}
+	// The virt JSON-RPC API (seeds 000/001) at /api/current, on the
+	// socket and over HTTPS.
+	virtAPI := &virtapi.Server{Core: virtapi.CoreOf(svc), Images: images, Pools: virtPools{pools, svc}, Ops: ops, Events: hub,
+		Tokens: tokens, Authz: authz, Projects: projects, Host: hostDevices{}, Authn: authn, Log: log.With("component", "virt-api")}
+	defer virtAPI.Close()
+	virtHandler := virtAPI.Handler()
+	srv := &http.Server{Handler: withVirtAPI(withInstancesAPI(handler, instAPI), virtHandler), ReadHeaderTimeout: 30 * time.Second}
 	if cfg.InstancesAPI != "" {
 		stopInstAPI, err := serveInstancesAPI(ctx, cfg.InstancesAPI, instAPI, log.With("component", "instances-api"))
 		if err != nil {
@@ -307,7 +314,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	// The same handler over TLS; the edge tells the two apart.
-	https.SetHandler(handler)
+	https.SetHandler(withVirtAPI(handler, virtHandler))
 	conf.OnChange(serverconfig.CoreHTTPSAddress, https.Set)
 	if err := https.Set(ctx, conf.HTTPSAddress()); err != nil {
 		// The socket still works, and fixing the key is how to recover.
