@@ -20,8 +20,8 @@ import (
 	"time"
 
 	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
-	virtapi "github.com/hangar-dev/hangar/internal/api/virt"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
+	virtapi "github.com/hangar-dev/hangar/internal/api/virt"
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/driver"

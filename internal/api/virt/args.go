@@ -167,17 +167,17 @@ type createArgs struct {
 // was not given. The null-able fields record whether they were given
 // as null through the given map.
 type updateArgs struct {
-	given          map[string]bool
-	Environment    map[string]string `json:"environment"`
-	Autostart      *bool             `json:"autostart"`
-	CPU            *string           `json:"cpu"`
-	Memory         *int64            `json:"memory"`
-	VNCEnabled     *bool             `json:"vnc_enabled"`
-	VNCPort        *int64            `json:"vnc_port"`
-	VNCPassword    *string           `json:"vnc_password"`
-	SecureBoot     *bool             `json:"secure_boot"`
-	RootDiskSize   *int64            `json:"root_disk_size"`
-	RootDiskIOBus  *string           `json:"root_disk_io_bus"`
+	given         map[string]bool
+	Environment   map[string]string `json:"environment"`
+	Autostart     *bool             `json:"autostart"`
+	CPU           *string           `json:"cpu"`
+	Memory        *int64            `json:"memory"`
+	VNCEnabled    *bool             `json:"vnc_enabled"`
+	VNCPort       *int64            `json:"vnc_port"`
+	VNCPassword   *string           `json:"vnc_password"`
+	SecureBoot    *bool             `json:"secure_boot"`
+	RootDiskSize  *int64            `json:"root_disk_size"`
+	RootDiskIOBus *string           `json:"root_disk_io_bus"`
 }
 
 // deviceArgs is one device of the union; fields a type lacks stay zero.
