@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	virtclient "github.com/hangar-dev/hangar/client/virt"
+)
+
+// TestVirtAPI drives the virt JSON-RPC API (seeds 000/001) on the unix
+// socket with the in-tree client: logins and roles, create/start/stop
+// through jobs, devices, query over 50 instances, events for changes
+// made here and through the LXD API, bad input.
+func TestVirtAPI(t *testing.T) {
+	d := startDaemon(t, "")
+	d.importImages()
+	viewerKey := strings.TrimSpace(d.must("token", "create", "watch", "--project", "default", "--role", "viewer"))
+	opKey := strings.TrimSpace(d.must("token", "create", "ops", "--project", "default", "--role", "operator"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dial := func() *virtclient.Client {
+		c, err := virtclient.Dial(ctx, "ws://unix/api/current", virtclient.Options{Socket: d.socket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	login := func(c *virtclient.Client, key string) {
+		t.Helper()
+		var ok bool
+		if err := c.Call(ctx, &ok, "auth.login_with_api_key", key); err != nil || !ok {
+			t.Fatalf("login: %v %v", ok, err)
+		}
+	}
+	rpcErr := func(err error) *virtclient.Error {
+		t.Helper()
+		var e *virtclient.Error
+		if !errors.As(err, &e) {
+			t.Fatalf("want a JSON-RPC error, got %v", err)
+		}
+		return e
+	}
+	c := dial()
+	watcher := dial()
+	login(watcher, viewerKey)
+	if _, err := watcher.Subscribe(ctx, "virt.instance.query"); err != nil {
+		t.Fatal(err)
+	}
+	await := func(what string, match func(virtclient.Update) bool) {
+		t.Helper()
+		for {
+			select {
+			case u, ok := <-watcher.Updates():
+				if !ok {
+					t.Fatalf("watcher closed waiting for %s", what)
+				}
+				if match(u) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no event: %s", what)
+			}
+		}
+	}
+
+	t.Run("auth", func(t *testing.T) {
+		var ok bool
+		if err := c.Call(ctx, &ok, "auth.logout"); err != nil {
+			t.Fatal(err)
+		}
+		if e := rpcErr(c.Call(ctx, nil, "virt.instance.query")); e.Data.Errname != "ENOTAUTHENTICATED" {
+			t.Fatalf("after logout: %+v", e.Data)
+		}
+		if err := c.Call(ctx, &ok, "auth.login_with_api_key", "hgr_999_wrong"); err != nil || ok {
+			t.Fatalf("bad key: %v %v", ok, err)
+		}
+		login(c, viewerKey)
+		if e := rpcErr(c.Call(ctx, nil, "virt.instance.create", map[string]any{"name": "x", "image": "busybox"})); e.Data.Errname != "EACCES" {
+			t.Fatalf("viewer create: %+v", e.Data)
+		}
+		var devs []any
+		if err := c.Call(ctx, &devs, "virt.global.config"); err != nil {
+			t.Fatalf("viewer read: %v", err)
+		}
+		var res map[string]any
+		if err := c.Call(ctx, &res, "auth.login_ex", map[string]any{"mechanism": "API_KEY_PLAIN", "username": "ops", "api_key": opKey}); err != nil || res["response_type"] != "SUCCESS" {
+			t.Fatalf("login_ex: %v %v", res, err)
+		}
+		// Password logins need a user (the users issue): a wrong one is
+		// refused, never an error.
+		if err := c.Call(ctx, &ok, "auth.login", "nobody", "pw"); err != nil || ok {
+			t.Fatalf("password login of an unknown user: %v %v", ok, err)
+		}
+	})
+
+	t.Run("container", func(t *testing.T) {
+		var entry map[string]any
+		err := c.Job(ctx, &entry, "virt.instance.create", map[string]any{
+			"name": "c1", "image": "busybox", "cpu": "1", "memory": 134217728, "autostart": false,
+			"environment": map[string]any{"MODE": "test"},
+			"devices": []any{
+				map[string]any{"dev_type": "PROXY", "source_proto": "TCP", "source_port": 18080, "dest_proto": "TCP", "dest_port": 80},
+				map[string]any{"dev_type": "DISK", "source": d.dir, "destination": "/mnt/host", "readonly": true, "name": "hostdir"},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if entry["type"] != "CONTAINER" || entry["cpu"] != "1" || entry["memory"] != float64(134217728) || entry["storage_pool"] != "default" {
+			t.Fatalf("entry: %v", entry)
+		}
+		if img, _ := entry["image"].(map[string]any); img["os"] != "busybox" || img["release"] != "1.35" {
+			t.Fatalf("image: %v", entry["image"])
+		}
+		await("added c1", func(u virtclient.Update) bool { return u.Msg == "added" && u.ID == "c1" })
+		var ok bool
+		if err := c.Job(ctx, &ok, "virt.instance.start", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		await("c1 running", func(u virtclient.Update) bool { return u.Msg == "changed" && u.ID == "c1" && u.Fields["status"] == "RUNNING" })
+		if err := c.Call(ctx, &entry, "virt.instance.get_instance", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if entry["status"] != "RUNNING" || entry["idmap"] == nil || entry["privileged_mode"] != false {
+			t.Fatalf("running entry: %v", entry)
+		}
+		// Through the LXD API: the event reaches this API's subscribers.
+		d.must("config", "set", "c1", "limits.cpu=2")
+		await("cpu changed through LXD", func(u virtclient.Update) bool { return u.Msg == "changed" && u.ID == "c1" && u.Fields["cpu"] == "2" })
+		if err := c.Call(ctx, &ok, "virt.instance.device_add", "c1", map[string]any{"dev_type": "PROXY", "name": "p2", "source_proto": "TCP", "source_port": 18081, "dest_proto": "TCP", "dest_port": 81}); err != nil {
+			t.Fatal(err)
+		}
+		var devs []map[string]any
+		if err := c.Call(ctx, &devs, "virt.instance.device_list", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, dv := range devs {
+			names = append(names, fmt.Sprint(dv["name"]))
+		}
+		if !slices.Contains(names, "p2") || !slices.Contains(names, "hostdir") || !slices.Contains(names, "proxy0") {
+			t.Fatalf("devices: %v", names)
+		}
+		if err := c.Call(ctx, &ok, "virt.instance.device_delete", "c1", "p2"); err != nil {
+			t.Fatal(err)
+		}
+		if out := d.must("config", "device", "list", "c1"); strings.Contains(out, "p2") {
+			t.Fatalf("p2 still there: %s", out)
+		}
+		if err := c.Job(ctx, &entry, "virt.instance.update", "c1", map[string]any{"environment": map[string]any{"MODE": "prod"}}); err != nil {
+			t.Fatal(err)
+		}
+		if env, _ := entry["environment"].(map[string]any); env["MODE"] != "prod" {
+			t.Fatalf("env: %v", entry["environment"])
+		}
+		if err := c.Job(ctx, &ok, "virt.instance.stop", "c1", map[string]any{"force": true, "timeout": 5}); err != nil {
+			t.Fatal(err)
+		}
+		await("c1 stopped", func(u virtclient.Update) bool { return u.Msg == "changed" && u.ID == "c1" && u.Fields["status"] == "STOPPED" })
+		var jobs []map[string]any
+		if err := c.Call(ctx, &jobs, "core.get_jobs", []any{[]any{"method", "=", "virt.instance.stop"}}); err != nil {
+			var e *virtclient.Error
+			if errors.As(err, &e) && e.Data != nil && e.Data.Errname == "ENOTSUP" {
+				t.Log("query engine not merged: core.get_jobs filters skipped")
+			} else {
+				t.Fatal(err)
+			}
+		} else if len(jobs) != 1 || jobs[0]["state"] != "SUCCESS" {
+			t.Fatalf("jobs: %v", jobs)
+		}
+		d.must("delete", "c1", "--force")
+		await("c1 removed", func(u virtclient.Update) bool { return u.Msg == "removed" && u.ID == "c1" })
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		for _, tc := range []struct {
+			method string
+			params []any
+			attr   string
+		}{
+			{"virt.instance.create", []any{map[string]any{"name": "", "image": "busybox"}}, "virt.instance.create.name"},
+			{"virt.instance.create", []any{map[string]any{"name": "b", "image": "no-such-image"}}, "virt.instance.create.image"},
+			{"virt.instance.create", []any{map[string]any{"name": "b", "image": "busybox", "storage_pool": "nope"}}, "virt.instance.create.storage_pool"},
+			{"virt.instance.create", []any{map[string]any{"name": "b", "image": "busybox", "devices": []any{map[string]any{"dev_type": "PROXY", "source_proto": "TCP", "source_port": 70000, "dest_proto": "TCP", "dest_port": 1}}}}, "virt.instance.create.devices.0.source_port"},
+			{"virt.instance.create", []any{map[string]any{"name": "b", "image": "busybox", "devices": []any{map[string]any{"dev_type": "USB", "bus": 250, "dev": 250}}}}, "virt.instance.create"},
+			{"virt.instance.update", []any{"nope", map[string]any{"cpu": 2}}, "virt.instance.update.virt_instance_update.cpu"},
+		} {
+			e := rpcErr(c.Call(ctx, nil, tc.method, tc.params...))
+			if !slices.Contains(e.Attrs(), tc.attr) {
+				t.Errorf("%s %v: want %s named, got %+v", tc.method, tc.params, tc.attr, e.Data)
+			}
+		}
+		if out := d.must("list", "--format", "csv"); strings.Contains(out, "b,") {
+			t.Fatalf("a refused create left an instance: %s", out)
+		}
+	})
+
+	t.Run("query 50", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var e map[string]any
+				errs <- c.Job(ctx, &e, "virt.instance.create", map[string]any{"name": fmt.Sprintf("q%02d", i), "image": "busybox", "cpu": fmt.Sprint(i%2 + 1)})
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int
+		err := c.Call(ctx, &n, "virt.instance.query", []any{[]any{"name", "^", "q"}}, map[string]any{"count": true})
+		if e := (*virtclient.Error)(nil); errors.As(err, &e) && e.Data != nil && e.Data.Errname == "ENOTSUP" {
+			t.Skip("query engine not merged yet")
+		}
+		if err != nil || n != 50 {
+			t.Fatalf("count: %d %v", n, err)
+		}
+		var sel []map[string]any
+		if err := c.Call(ctx, &sel, "virt.instance.query", []any{[]any{"cpu", "=", "2"}, []any{"name", "$", "1"}},
+			map[string]any{"select": []any{"name", "image.os"}, "order_by": []any{"-name"}, "limit": 2}); err != nil {
+			t.Fatal(err)
+		}
+		if len(sel) != 2 || sel[0]["name"] != "q41" || sel[1]["name"] != "q31" || len(sel[0]) != 2 {
+			t.Fatalf("select/order/limit: %v", sel)
+		}
+		var one map[string]any
+		if err := c.Call(ctx, &one, "virt.instance.query", []any{[]any{"name", "=", "q07"}}, map[string]any{"get": true}); err != nil || one["name"] != "q07" {
+			t.Fatalf("get: %v %v", one, err)
+		}
+	})
+}
