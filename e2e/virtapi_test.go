@@ -85,9 +85,9 @@ func TestVirtAPI(t *testing.T) {
 		if e := rpcErr(c.Call(ctx, nil, "virt.instance.create", map[string]any{"name": "x", "image": "busybox"})); e.Data.Errname != "EACCES" {
 			t.Fatalf("viewer create: %+v", e.Data)
 		}
-		var devs []any
-		if err := c.Call(ctx, &devs, "virt.global.config"); err != nil {
-			t.Fatalf("viewer read: %v", err)
+		var conf map[string]any
+		if err := c.Call(ctx, &conf, "virt.global.config"); err != nil || conf["pool"] != "default" {
+			t.Fatalf("viewer read: %v %v", conf, err)
 		}
 		var res map[string]any
 		if err := c.Call(ctx, &res, "auth.login_ex", map[string]any{"mechanism": "API_KEY_PLAIN", "username": "ops", "api_key": opKey}); err != nil || res["response_type"] != "SUCCESS" {
@@ -124,7 +124,9 @@ func TestVirtAPI(t *testing.T) {
 		if err := c.Job(ctx, &ok, "virt.instance.start", "c1"); err != nil {
 			t.Fatal(err)
 		}
-		await("c1 running", func(u virtclient.Update) bool { return u.Msg == "changed" && u.ID == "c1" && u.Fields["status"] == "RUNNING" })
+		await("c1 running", func(u virtclient.Update) bool {
+			return u.Msg == "changed" && u.ID == "c1" && u.Fields["status"] == "RUNNING"
+		})
 		if err := c.Call(ctx, &entry, "virt.instance.get_instance", "c1"); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +165,9 @@ func TestVirtAPI(t *testing.T) {
 		if err := c.Job(ctx, &ok, "virt.instance.stop", "c1", map[string]any{"force": true, "timeout": 5}); err != nil {
 			t.Fatal(err)
 		}
-		await("c1 stopped", func(u virtclient.Update) bool { return u.Msg == "changed" && u.ID == "c1" && u.Fields["status"] == "STOPPED" })
+		await("c1 stopped", func(u virtclient.Update) bool {
+			return u.Msg == "changed" && u.ID == "c1" && u.Fields["status"] == "STOPPED"
+		})
 		var jobs []map[string]any
 		if err := c.Call(ctx, &jobs, "core.get_jobs", []any{[]any{"method", "=", "virt.instance.stop"}}); err != nil {
 			var e *virtclient.Error

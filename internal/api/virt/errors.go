@@ -156,14 +156,6 @@ func toRPCError(method string, err error, log *slog.Logger) *rpcError {
 	return callRPC(errnoEFAULT, "[EFAULT] "+err.Error(), nil)
 }
 
-// errnoOf is the errno toRPCError gives err (jobs' exc_info).
-func errnoOf(err error) int {
-	if r := toRPCError("", err, nil); r.Data != nil {
-		return r.Data.Error
-	}
-	return errnoEFAULT
-}
-
 func validationRPC(ve validationErrors) *rpcError {
 	extra := make([][]any, 0, len(ve))
 	for _, e := range ve {

@@ -21,7 +21,9 @@ type fakeCore struct {
 	ins map[string]instance.Full
 }
 
-func newFakeCore(hub *event.Hub) *fakeCore { return &fakeCore{hub: hub, ins: map[string]instance.Full{}} }
+func newFakeCore(hub *event.Hub) *fakeCore {
+	return &fakeCore{hub: hub, ins: map[string]instance.Full{}}
+}
 
 func (f *fakeCore) emit(ctx context.Context, action, name string) {
 	f.hub.Lifecycle(action, event.Entity{Kind: event.EntityInstance, Name: name, Project: project.Name(ctx)}, nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -302,5 +301,3 @@ func opOfEvent(md json.RawMessage) (api.Operation, error) {
 	}
 	return op, nil
 }
-
-var _ = strconv.Itoa

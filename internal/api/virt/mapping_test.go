@@ -159,9 +159,9 @@ func TestEntryOf(t *testing.T) {
 		"autostart": true, "environment": map[string]any{"A": "b"}, "vnc_enabled": false, "vnc_port": nil, "vnc_password": nil,
 		"secure_boot": nil, "privileged_mode": false, "root_disk_size": nil, "root_disk_io_bus": nil, "storage_pool": "default",
 		"aliases": []any{map[string]any{"type": "INET", "address": "10.0.0.5", "netmask": float64(24)}, map[string]any{"type": "INET6", "address": "fd00::5", "netmask": float64(64)}},
-		"idmap": map[string]any{"uid": map[string]any{"hostid": float64(1000000), "maprange": float64(65536), "nsid": float64(0)}, "gid": map[string]any{"hostid": float64(1000000), "maprange": float64(65536), "nsid": float64(0)}},
-		"image": map[string]any{"architecture": "amd64", "description": nil, "os": "Debian", "release": "12", "serial": nil, "type": nil, "variant": nil, "secureboot": false},
-		"raw":   map[string]any{"config": map[string]any{"limits.cpu": "2"}, "devices": map[string]any{}},
+		"idmap":   map[string]any{"uid": map[string]any{"hostid": float64(1000000), "maprange": float64(65536), "nsid": float64(0)}, "gid": map[string]any{"hostid": float64(1000000), "maprange": float64(65536), "nsid": float64(0)}},
+		"image":   map[string]any{"architecture": "amd64", "description": nil, "os": "Debian", "release": "12", "serial": nil, "type": nil, "variant": nil, "secureboot": false},
+		"raw":     map[string]any{"config": map[string]any{"limits.cpu": "2"}, "devices": map[string]any{}},
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(e[k], v) {

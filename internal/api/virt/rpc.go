@@ -329,8 +329,3 @@ func (c *session) auditCall(method string, err error, denied bool, took time.Dur
 		slog.Duration("took", took),
 	)
 }
-
-// notify sends a JSON-RPC notification.
-func (c *session) notify(method string, params any) {
-	c.sendJSON(map[string]any{"jsonrpc": "2.0", "method": method, "params": params})
-}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"slices"
 	"sync"
 	"time"
 
@@ -265,5 +264,3 @@ func (w *watcher) jobChanged(proj string, op api.Operation) {
 	w.mu.Unlock()
 	w.publish("core.get_jobs", proj, roleAuth, map[string]any{"msg": kind, "collection": "core.get_jobs", "id": e["id"], "fields": e})
 }
-
-var _ = slices.Contains[[]string]
