@@ -216,10 +216,13 @@ func TestVirtAPI(t *testing.T) {
 	t.Run("query 50", func(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make(chan error, 50)
+		slots := make(chan struct{}, 8) // a session runs at most 20 calls at once
 		for i := range 50 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				slots <- struct{}{}
+				defer func() { <-slots }()
 				var e map[string]any
 				errs <- c.Job(ctx, &e, "virt.instance.create", map[string]any{"name": fmt.Sprintf("q%02d", i), "image": "busybox", "cpu": fmt.Sprint(i%2 + 1)})
 			}()
