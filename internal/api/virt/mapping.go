@@ -456,8 +456,9 @@ func entryOf(f instance.Full) map[string]any {
 	return normalize(e).(map[string]any)
 }
 
-// normalize turns the Go integers of an entry into json.Number, the form
-// the query engine and the event diff compare.
+// normalize returns v with its Go integers as json.Number, the form the
+// query engine and the event diff compare. It copies maps and slices:
+// job arguments and results are shared between sessions.
 func normalize(v any) any {
 	switch x := v.(type) {
 	case int64:
@@ -465,15 +466,17 @@ func normalize(v any) any {
 	case int:
 		return json.Number(strconv.Itoa(x))
 	case map[string]any:
+		out := make(map[string]any, len(x))
 		for k, e := range x {
-			x[k] = normalize(e)
+			out[k] = normalize(e)
 		}
-		return x
+		return out
 	case []any:
+		out := make([]any, len(x))
 		for i, e := range x {
-			x[i] = normalize(e)
+			out[i] = normalize(e)
 		}
-		return x
+		return out
 	}
 	return v
 }
