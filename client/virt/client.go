@@ -136,20 +136,18 @@ func (c *Client) read() {
 			close(c.updates)
 			return
 		}
+		// One decoding pass: notifications are collection_update.
 		var m struct {
-			ID     *int64          `json:"id"`
-			Method string          `json:"method"`
-			Params json.RawMessage `json:"params"`
+			ID     *int64  `json:"id"`
+			Method string  `json:"method"`
+			Params *Update `json:"params"`
 			reply
 		}
 		if json.Unmarshal(b, &m) != nil {
 			continue
 		}
-		if m.Method == "collection_update" {
-			var u Update
-			if json.Unmarshal(m.Params, &u) == nil {
-				c.updates <- u
-			}
+		if m.Method == "collection_update" && m.Params != nil {
+			c.updates <- *m.Params
 			continue
 		}
 		if m.ID == nil {
