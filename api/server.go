@@ -61,6 +61,9 @@ var Extensions = append(append([]string{
 	"access_management",
 	// Bearer API tokens (/1.0/auth/tokens, Authorization: Bearer).
 	"hangar_api_tokens",
+	// Local users with passwords (/1.0/users), for the dialects' logins;
+	// auth groups name them as identities of method "user".
+	"hangar_users",
 	// The remote API: /1.0/certificates with PUT/PATCH, restricted
 	// certificates, trust tokens and their expiry (core.remote_token_expiry).
 	"certificate_update",

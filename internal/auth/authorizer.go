@@ -148,6 +148,8 @@ func (a *Authorizer) allowed(id Identity, o Object, e Entitlement) bool {
 		if viewing(e) && restrictedAllows(id, o, e) {
 			return true
 		}
+	case roleGroups:
+		// Nothing built in: only the groups below.
 	}
 	s := a.snap.Load()
 	for _, g := range id.Groups {
@@ -173,6 +175,7 @@ const (
 	roleRestricted             // operator on its projects, plus its groups
 	roleMetrics                // can_view_metrics only
 	roleViewer                 // viewer on its projects, plus its groups
+	roleGroups                 // nothing of its own, only its groups (local users)
 )
 
 // builtin is what an identity holds by what it is. Certificates and
@@ -182,11 +185,14 @@ const (
 // (trust.TokenIdentity): "admin" over the whole server (unrestricted),
 // "operator" is operator on its project (the restricted certificate's
 // rule), "viewer" is viewer on its project (the same rule, can_view*
-// only).
+// only). A local user (KindUser) holds nothing by being one: only what
+// the groups naming it grant. Any other kind holds nothing at all.
 func builtin(id Identity) role {
 	switch id.Kind {
 	case KindUnix, KindInternal:
 		return roleAdmin
+	case KindUser:
+		return roleGroups
 	case KindCertificate, KindToken:
 		switch {
 		case id.Type == "metrics":
@@ -325,6 +331,26 @@ func (a *Authorizer) DeleteGroup(ctx context.Context, name string) error {
 			}
 		}
 		return slices.Delete(gs, i, i+1), nil
+	})
+}
+
+// RemoveMember takes m out of every group. persist, when not nil, runs
+// first under the group write lock and must make the removal durable
+// (with whatever goes with it, such as deleting a user in the same
+// transaction): no group change can slip in between it and the new
+// snapshot and write m back. Like every group change it needs admin.
+func (a *Authorizer) RemoveMember(ctx context.Context, m Member, persist func() error) error {
+	return a.write(ctx, func(gs []Group) ([]Group, error) {
+		if persist != nil {
+			if err := persist(); err != nil {
+				return nil, err
+			}
+		}
+		for i := range gs {
+			// Clone: the old snapshot shares the slice and is still read.
+			gs[i].Members = slices.DeleteFunc(slices.Clone(gs[i].Members), func(x Member) bool { return x == m })
+		}
+		return gs, nil
 	})
 }
 

@@ -19,7 +19,11 @@ package auth
 // the server, the storage pools and the default project's networks,
 // images and profiles (LXD 5.0's restricted client: lxd/daemon.go,
 // lxd/storage_pools.go); a metrics certificate holds can_view_metrics and
-// nothing else; an untrusted client holds nothing, whatever its groups.
+// nothing else; a local user (KindUser, logged in with a password to a
+// dialect) holds nothing of its own, only what its groups grant; an
+// untrusted client holds nothing, whatever its groups. Deleting a user
+// takes it out of every group (RemoveMember, with the store's delete
+// under the same lock), so a later user of the same name inherits nothing.
 // The implications are one function, grants.allows. A denial is
 // errdefs.Forbidden, or errdefs.NotFound, in the words of a missing
 // object, when the identity may see neither the object nor its project.

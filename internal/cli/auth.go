@@ -308,17 +308,17 @@ func samePermission(x, y api.Permission) bool {
 }
 
 // parseIdentity reads METHOD/ID (tls/FINGERPRINT-OR-NAME, unix/NAME,
-// token/NAME).
+// token/NAME, user/NAME).
 func parseIdentity(s string) (method, id string, err error) {
 	method, id, ok := strings.Cut(s, "/")
 	if !ok || id == "" {
 		return "", "", fmt.Errorf("identity %q: want METHOD/ID, e.g. tls/FINGERPRINT", s)
 	}
 	switch method {
-	case "tls", "unix", "token":
+	case "tls", "unix", "token", "user":
 		return method, id, nil
 	}
-	return "", "", fmt.Errorf("identity %q: unknown authentication method %q (want tls, unix or token)", s, method)
+	return "", "", fmt.Errorf("identity %q: unknown authentication method %q (want tls, unix, token or user)", s, method)
 }
 
 func newAuthIdentityGroupCmd(a *app, add bool) *cobra.Command {
@@ -330,9 +330,11 @@ func newAuthIdentityGroupCmd(a *app, add bool) *cobra.Command {
 		Use:   use + " METHOD/ID GROUP",
 		Short: short,
 		Long: "METHOD/ID names an identity: tls/ with a trusted certificate's fingerprint\n" +
-			"(or a unique prefix of it, or its name), unix/ or token/ with a name.",
-		Example: "  hangar auth identity group " + use + " tls/alice ops",
-		Args:    exactArgs(2),
+			"(or a unique prefix of it, or its name), unix/, token/ or user/ (a local\n" +
+			"user, `hangar user`) with a name.",
+		Example: "  hangar auth identity group " + use + " tls/alice ops\n" +
+			"  hangar auth identity group " + use + " user/bob ops",
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			method, id, err := parseIdentity(args[0])
 			if err != nil {

@@ -67,6 +67,8 @@ func TestParseIdentity(t *testing.T) {
 		{"tls/abc", "tls", "abc", ""},
 		{"unix/root", "unix", "root", ""},
 		{"token/ci", "token", "ci", ""},
+		{"user/alice", "user", "alice", ""},
+		{"user/", "", "", "want METHOD/ID"},
 		{"tls/", "", "", "want METHOD/ID"},
 		{"abc", "", "", "want METHOD/ID"},
 		{"oidc/x", "", "", `unknown authentication method "oidc"`},

@@ -223,6 +223,7 @@ var topCommands = []topCommand{
 	{[]string{"remote"}, newRemoteCmd},
 	{[]string{"auth"}, newAuthCmd},
 	{[]string{"token"}, newTokenCmd},
+	{[]string{"user"}, newUserCmd},
 	{[]string{"network"}, newNetworkCmd},
 	{[]string{"storage"}, newStorageCmd},
 	{[]string{"image"}, newImageCmd},

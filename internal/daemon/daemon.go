@@ -288,9 +288,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	tokens := &trust.APITokens{DB: st}
+	// Local users log in to the dialects with logins; what they may do is
+	// what authz's groups naming them grant, and a deleted one leaves them.
+	users := &trust.Users{DB: st, Groups: authz, Log: log.With("component", "users")}
 	mets := metrics.New(metrics.Config{Instances: svc, Operations: ops.Stats, Events: hub.Stats, Log: log.With("component", "metrics")})
 	api := &lxd.Server{Projects: projects, Instances: svc, Networks: nw.networks, Storage: pools, Images: images, OCI: images, Publisher: images, Roots: svc, Ops: ops, Events: hub, Info: host.serverInfo(), Config: conf, Auth: authz, Metrics: mets, Log: log,
-		Authn: &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}, Trust: trusted, Tokens: tokens}
+		Authn: &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}, Trust: trusted, Tokens: tokens, Users: users}
 	handler := api.Handler()
 	authn := &edge.Authenticator{Trust: trusted, Tokens: tokens, Log: log.With("component", "authn")}
 	instAPI := (&instancesapi.Server{Core: instancesapi.CoreOf(svc), Projects: projects, Volumes: customVolumes{pools}, Addresses: ipamAddresses{nw.networks}, Events: hub, AutoStandby: standbyStatus{standby},

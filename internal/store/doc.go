@@ -38,6 +38,9 @@
 //	certificates        fingerprint (SHA-256 of the DER, 64 hex) PRIMARY KEY,
 //	                    name, type (client|metrics), restricted, projects
 //	                    (JSON list), certificate (PEM), created_at
+//	users               name PRIMARY KEY, description, password_hash (PBKDF2
+//	                    only, CHECKed), created_at; DeleteUser also drops the
+//	                    user's rows in auth_identity_groups (method "user")
 //
 // Times are stored as fixed-width UTC text ("2006-01-02T15:04:05.000000000Z"),
 // so they read back as UTC, sort as text and stay readable in the sqlite3

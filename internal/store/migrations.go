@@ -396,6 +396,20 @@ CREATE TABLE instance_secrets (
 	PRIMARY KEY (instance_id, key)
 ) STRICT, WITHOUT ROWID;
 `,
+
+	// 15: local users, who log in to the dialects with logins (virt
+	// auth.login, the /v/ user login) with a name and a password. The
+	// password is kept only as its PBKDF2 hash (trust.HashPassword's
+	// "pbkdf2-sha256$ITER$SALT$HASH"). What a user may do is what the auth
+	// groups naming (method 'user', name) grant: no column here.
+	`
+CREATE TABLE users (
+	name          TEXT NOT NULL PRIMARY KEY CHECK (name <> ''),
+	description   TEXT NOT NULL DEFAULT '',
+	password_hash TEXT NOT NULL CHECK (password_hash LIKE 'pbkdf2-sha256$%'),
+	created_at    TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

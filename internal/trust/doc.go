@@ -24,6 +24,15 @@
 //   - The trust password: stored only as a salted PBKDF2-SHA256 hash
 //     (HashPassword), which the server configuration keeps and shows as
 //     "true".
+//   - Bearer API tokens (APITokens, store migration 12).
+//   - Local users (Users, store migration 15): a name and a password,
+//     kept only as its PBKDF2 hash (600,000 iterations, OWASP's figure:
+//     about 0.1 s a login on one core, so a dialect logs in once per
+//     session, not per request). Login is limited per source host, and
+//     an unknown name is hashed against a dummy of the same work, so
+//     neither the answer nor its time tells whether a name exists. A
+//     user holds only what the auth groups naming it grant; Delete
+//     takes it out of them in the same store transaction.
 //
 // # What it must not touch
 //
@@ -36,7 +45,8 @@
 //
 //   - A fingerprint is the SHA-256 of the certificate's DER, lowercase
 //     hex, everywhere (store, identity, API).
-//   - Redeeming a token or the password is limited per source address
-//     (Limiter): a client guessing the password gets a few tries a second.
+//   - Redeeming a token or the password, and a user's login, are limited
+//     per source address (Limiter): a client guessing a password gets a
+//     few tries a second.
 //   - A token is redeemed at most once, even by concurrent requests.
 package trust

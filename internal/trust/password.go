@@ -75,16 +75,27 @@ func checkPassword(stored, password string) error {
 	if stored == "" {
 		return errdefs.Forbidden("no trust password is set on this server: ask its administrator for a token")
 	}
-	iterations, salt, want, err := parseHash(stored)
+	ok, err := verifyPassword(stored, password)
 	if err != nil {
 		return fmt.Errorf("stored trust password: %w", err)
 	}
-	got, err := pbkdf2.Key(sha256.New, password, salt, iterations, len(want))
-	if err != nil {
-		return fmt.Errorf("hash trust password: %w", err)
-	}
-	if subtle.ConstantTimeCompare(got, want) != 1 {
+	if !ok {
 		return errdefs.Forbidden("wrong trust password")
 	}
 	return nil
+}
+
+// verifyPassword tells whether password is the one stored hashes: it
+// hashes password with the stored salt and iteration count and compares
+// in constant time. A stored value that is not a hash is an error.
+func verifyPassword(stored, password string) (bool, error) {
+	iterations, salt, want, err := parseHash(stored)
+	if err != nil {
+		return false, err
+	}
+	got, err := pbkdf2.Key(sha256.New, password, salt, iterations, len(want))
+	if err != nil {
+		return false, fmt.Errorf("hash password: %w", err)
+	}
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

@@ -269,7 +269,8 @@ func newAuthzServerWith(tb testing.TB, withAuth bool) *authzServer {
 	ident := &fakeIdentifier{id: root}
 	srv := &Server{Instances: svc, Images: images, OCI: images, Networks: nets, Storage: pools, Projects: projects,
 		Ops: ops, Events: hub, Auth: edgeAuth, Authn: ident, Tokens: &trust.APITokens{DB: st},
-		Info: func() api.Server { return api.Server{} }, Log: slog.New(slog.DiscardHandler)}
+		Users: &trust.Users{DB: st, Groups: ra.Authorizer, Log: slog.New(slog.DiscardHandler)},
+		Info:  func() api.Server { return api.Server{} }, Log: slog.New(slog.DiscardHandler)}
 	return &authzServer{Server: srv, h: srv.Handler(), ra: ra, ident: ident}
 }
 
@@ -426,6 +427,7 @@ var bodies = map[string]string{
 	"POST /auth/groups":                                          `{"name":"g2"}`,
 	"POST /auth/groups/c1":                                       `{"name":"g3"}`,
 	"POST /auth/tokens":                                          `{"name":"t2","role":"viewer","project":"default"}`,
+	"POST /users":                                                `{"name":"u2","password":"pw"}`,
 	"POST /images":                                               `{"source":{"type":"image","protocol":"oci","alias":"busybox:latest","server":"http://127.0.0.1:9"}}`,
 	"POST /images/aliases":                                       `{"name":"a2","target":"0000"}`,
 	"POST /images/aliases/a1":                                    `{"name":"a3"}`,
@@ -485,7 +487,7 @@ const (
 
 // serverLevel are the routes about the server itself, in no project.
 func serverLevel(path string) bool {
-	return path == "/1.0" || strings.HasPrefix(path, "/1.0/auth") || strings.HasPrefix(path, "/1.0/certificates") ||
+	return path == "/1.0" || strings.HasPrefix(path, "/1.0/auth") || strings.HasPrefix(path, "/1.0/users") || strings.HasPrefix(path, "/1.0/certificates") ||
 		strings.HasPrefix(path, "/1.0/warnings") || path == "/1.0/metrics"
 }
 
@@ -495,7 +497,7 @@ func serverLevel(path string) bool {
 // writes none of them, and holds no group rights.
 func restrictedServer(m, p string) (want, bool) {
 	switch {
-	case strings.HasPrefix(p, "/1.0/auth"), p == "/1.0/metrics":
+	case strings.HasPrefix(p, "/1.0/auth"), strings.HasPrefix(p, "/1.0/users"), p == "/1.0/metrics":
 		return forbidden, true
 	case serverLevel(p):
 		if m == "GET" {
@@ -518,8 +520,10 @@ func restrictedServer(m, p string) (want, bool) {
 
 // viewerMay: the read-only routes that need no more than can_view.
 func viewerMay(method, path string) bool {
-	// Listing API tokens is can_edit on the server, as their writes are.
-	if method != "GET" || path == "/1.0/operations/00000000-0000-0000-0000-000000000000/websocket" || path == "/1.0/auth/tokens" {
+	// Listing API tokens and users is can_edit on the server, as their
+	// writes are.
+	if method != "GET" || path == "/1.0/operations/00000000-0000-0000-0000-000000000000/websocket" || path == "/1.0/auth/tokens" ||
+		strings.HasPrefix(path, "/1.0/users") {
 		return false
 	}
 	for _, s := range []string{"/console", "/files", "/exec-output", "/backups/b1/export"} {
@@ -549,6 +553,11 @@ func TestAuthorizationEveryRoute(t *testing.T) {
 	if code, body := a.as(t, root, "default", "POST", "/1.0/auth/tokens", `{"name":"c1","role":"viewer","project":"p1"}`); code != http.StatusOK {
 		t.Fatalf("create token: %d %s", code, body)
 	}
+	// For the /users/{name} routes; the admin's run deletes it, and the
+	// others are denied before a missing user matters.
+	if code, body := a.as(t, root, "default", "POST", "/1.0/users", `{"name":"c1","password":"pw"}`); code != http.StatusOK {
+		t.Fatalf("create user: %d %s", code, body)
+	}
 	img := testImage(t)
 
 	restricted := auth.Identity{Kind: auth.KindCertificate, Name: "r", Fingerprint: "r1", Type: "client", Restricted: true, Projects: []string{"p1"}}
@@ -556,6 +565,8 @@ func TestAuthorizationEveryRoute(t *testing.T) {
 	viewer := auth.Identity{Kind: auth.KindCertificate, Name: "v", Fingerprint: "v1", Type: "client", Restricted: true}
 	// A viewer bearer token for p1, as trust.TokenIdentity builds it.
 	viewerToken := trust.TokenIdentity(trust.APIToken{Name: "tv", Project: "p1", Role: trust.RoleViewer})
+	// A local user, as trust.Users.Login returns it, in no group.
+	user := auth.Identity{Kind: auth.KindUser, Name: "c1"}
 
 	scenarios := []struct {
 		name    string
@@ -615,6 +626,7 @@ func TestAuthorizationEveryRoute(t *testing.T) {
 			}
 			return forbidden
 		}},
+		{"user in no group", user, "default", func(m, p string) want { return denied }},
 		{"untrusted", edge.Untrusted, "default", func(m, p string) want {
 			if untrustedMay(m, p) {
 				return allowed

@@ -64,6 +64,8 @@ type Server struct {
 	Trust Trust
 	// Tokens are the bearer API tokens (auth_tokens.go); nil: none.
 	Tokens Tokens
+	// Users are the local users (users.go); nil: none.
+	Users Users
 	// Metrics serves /1.0/metrics and times requests; nil: neither.
 	Metrics Metrics
 	Log     *slog.Logger // slog.Default() when nil
@@ -197,6 +199,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /1.0/warnings", s.Requires(auth.CanView, s.emptyCollection))
 	s.authRoutes(route)
 	s.tokenRoutes(route)
+	s.userRoutes(route)
 	for _, rt := range s.projectRoutes() {
 		route(rt.method+" /1.0/projects"+rt.path, s.projectAuthz(rt.method, rt.path, s.needProjects(rt.h)))
 	}
