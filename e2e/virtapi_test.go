@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -93,10 +95,41 @@ func TestVirtAPI(t *testing.T) {
 		if err := c.Call(ctx, &res, "auth.login_ex", map[string]any{"mechanism": "API_KEY_PLAIN", "username": "ops", "api_key": opKey}); err != nil || res["response_type"] != "SUCCESS" {
 			t.Fatalf("login_ex: %v %v", res, err)
 		}
-		// Password logins need a user (the users issue): a wrong one is
-		// refused, never an error.
 		if err := c.Call(ctx, &ok, "auth.login", "nobody", "pw"); err != nil || ok {
 			t.Fatalf("password login of an unknown user: %v %v", ok, err)
+		}
+		// A user holds what its groups grant: nothing, then READ, then
+		// both roles.
+		cmd := exec.Command(filepath.Join(binDir, "hangar"), "--socket", d.socket, "user", "create", "alice", "--password-stdin")
+		cmd.Stdin = strings.NewReader("alice-Secret-1\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("hangar user create: %v %s", err, out)
+		}
+		u := dial()
+		if err := u.Call(ctx, &ok, "auth.login", "alice", "wrong"); err != nil || ok {
+			t.Fatalf("wrong password: %v %v", ok, err)
+		}
+		if err := u.Call(ctx, &ok, "auth.login", "alice", "alice-Secret-1"); err != nil || !ok {
+			t.Fatalf("password login: %v %v", ok, err)
+		}
+		if e := rpcErr(u.Call(ctx, nil, "virt.instance.device_list", "x")); e.Data.Errname != "EACCES" {
+			t.Fatalf("user without groups: %+v", e.Data)
+		}
+		d.must("auth", "group", "create", "virt-readers")
+		d.must("auth", "group", "permission", "add", "virt-readers", "project", "default", "viewer")
+		d.must("auth", "identity", "group", "add", "user/alice", "virt-readers")
+		if err := u.Call(ctx, &ok, "auth.login", "alice", "alice-Secret-1"); err != nil || !ok {
+			t.Fatalf("password login: %v %v", ok, err)
+		}
+		if _, err := u.Subscribe(ctx, "virt.instance.query"); err != nil {
+			t.Fatalf("reader subscribe: %v", err)
+		}
+		if e := rpcErr(u.Call(ctx, nil, "virt.instance.start", "x")); e.Data.Errname != "EACCES" {
+			t.Fatalf("reader start: %+v", e.Data)
+		}
+		d.must("auth", "group", "permission", "add", "virt-readers", "project", "default", "can_manage_instances")
+		if e := rpcErr(u.Call(ctx, nil, "virt.instance.start", "x")); e.Data.Errname != "ENOENT" {
+			t.Fatalf("writer start of a missing instance: %+v", e.Data)
 		}
 	})
 

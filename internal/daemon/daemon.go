@@ -301,7 +301,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The virt JSON-RPC API (seeds 000/001) at /api/current, on the
 	// socket and over HTTPS.
 	virtAPI := &virtapi.Server{Core: virtapi.CoreOf(svc), Images: images, Pools: virtPools{pools, svc}, Ops: ops, Events: hub,
-		Tokens: tokens, Authz: authz, Projects: projects, Host: hostDevices{}, Authn: authn, Log: log.With("component", "virt-api")}
+		Tokens: tokens, Users: users, Authz: authz, Projects: projects, Host: hostDevices{}, Authn: authn, Log: log.With("component", "virt-api")}
 	defer virtAPI.Close()
 	virtHandler := virtAPI.Handler()
 	srv := &http.Server{Handler: withVirtAPI(withInstancesAPI(handler, instAPI), virtHandler), ReadHeaderTimeout: 30 * time.Second}
