@@ -390,12 +390,8 @@ func statusOf(s instance.Status) string {
 func entryOf(f instance.Full) map[string]any {
 	cfg := f.ExpandedConfig
 	vm := f.Type == instance.TypeVM
-	e := map[string]any{
-		"id":     f.Name,
-		"name":   f.Name,
-		"type":   "CONTAINER",
-		"status": statusOf(f.Status),
-	}
+	e := make(map[string]any, 24)
+	e["id"], e["name"], e["type"], e["status"] = f.Name, f.Name, "CONTAINER", statusOf(f.Status)
 	if f.State.Status != 0 {
 		e["status"] = statusOf(f.State.Status)
 	}
@@ -406,11 +402,11 @@ func entryOf(f instance.Full) map[string]any {
 	e["memory"] = nil
 	if v := cfg["limits.memory"]; v != "" {
 		if n, err := units.ParseByteSize(v); err == nil {
-			e["memory"] = n
+			e["memory"] = num(n)
 		}
 	}
 	e["autostart"] = cfg["boot.autostart"] == "true"
-	env := map[string]any{}
+	env := make(map[string]any, 4)
 	for k, v := range cfg {
 		if name, ok := strings.CutPrefix(k, "environment."); ok {
 			env[name] = v
@@ -433,7 +429,7 @@ func entryOf(f instance.Full) map[string]any {
 			p = v
 		}
 		if n, err := strconv.ParseInt(p, 10, 64); err == nil {
-			e["vnc_port"] = n
+			e["vnc_port"] = num(n)
 		}
 		e["vnc_password"] = nilIfEmpty(d["password"])
 	}
@@ -446,15 +442,18 @@ func entryOf(f instance.Full) map[string]any {
 	e["root_disk_size"], e["root_disk_io_bus"], e["storage_pool"] = nil, nil, nil
 	if root, ok := rootOf(f.ExpandedDevices); ok {
 		if n, err := units.ParseByteSize(root["size"]); err == nil && root["size"] != "" {
-			e["root_disk_size"] = n / gib
+			e["root_disk_size"] = num(n / gib)
 		}
 		if b := root["io.bus"]; b != "" {
 			e["root_disk_io_bus"] = strings.ToUpper(b)
 		}
 		e["storage_pool"] = nilIfEmpty(root["pool"])
 	}
-	return normalize(e).(map[string]any)
+	return e
 }
+
+// num is an integer as the query engine and the event diff compare it.
+func num(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
 
 // normalize returns v with its Go integers as json.Number, the form the
 // query engine and the event diff compare. It copies maps and slices:
@@ -543,7 +542,7 @@ func aliasesOf(nw map[string]instance.NetworkState) []any {
 			}
 			var mask any
 			if m, err := strconv.ParseInt(a.Netmask, 10, 64); err == nil {
-				mask = m
+				mask = num(m)
 			}
 			out = append(out, map[string]any{"type": typ, "address": a.Address, "netmask": mask})
 		}
@@ -582,7 +581,7 @@ func idmapOf(v string) any {
 	}
 	out := map[string]any{"uid": nil, "gid": nil}
 	for _, e := range ents {
-		r := map[string]any{"hostid": e.Hostid, "maprange": e.Maprange, "nsid": e.Nsid}
+		r := map[string]any{"hostid": num(e.Hostid), "maprange": num(e.Maprange), "nsid": num(e.Nsid)}
 		if e.Isuid && out["uid"] == nil {
 			out["uid"] = r
 		}
