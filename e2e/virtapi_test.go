@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/des"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math/bits"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -288,4 +292,128 @@ func TestVirtAPI(t *testing.T) {
 			t.Fatalf("get: %v %v", one, err)
 		}
 	})
+
+	t.Run("vm", func(t *testing.T) {
+		requireEFI(t)
+		tmp := t.TempDir()
+		disk := filepath.Join(tmp, "empty.qcow2")
+		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", disk, "64M").CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img create: %v: %s", err, out)
+		}
+		d.must("image", "import", disk, "--alias", "efi")
+		devices := []any{}
+		if lookPath("swtpm") != "" {
+			devices = append(devices, map[string]any{"dev_type": "TPM", "name": "tpm"})
+		}
+		if lookPath("xorriso") != "" {
+			iso := filepath.Join(tmp, "data.iso")
+			if out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-o", iso, disk).CombinedOutput(); err != nil {
+				t.Fatalf("xorriso: %v: %s", err, out)
+			}
+			devices = append(devices, map[string]any{"dev_type": "CDROM", "name": "cd", "source": iso, "boot_priority": 1})
+		}
+		var e map[string]any
+		err := c.Job(ctx, &e, "virt.instance.create", map[string]any{
+			"name": "v1", "image": "efi", "instance_type": "VM", "vnc_enabled": true, "vnc_password": "s3cret",
+			"secure_boot": false, "root_disk_io_bus": "VIRTIO-BLK", "cpu": "1", "memory": 268435456, "devices": devices,
+		})
+		if err != nil && strings.Contains(err.Error(), `unknown device type "display"`) {
+			t.Skip("display devices are not built yet (the VM devices issue)")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e["type"] != "VM" || e["vnc_enabled"] != true || e["vnc_password"] != "s3cret" || e["secure_boot"] != false ||
+			e["root_disk_io_bus"] != "VIRTIO-BLK" || e["privileged_mode"] != nil {
+			t.Fatalf("vm entry: %v", e)
+		}
+		var ok bool
+		if err := c.Job(ctx, &ok, "virt.instance.start", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Call(ctx, &e, "virt.instance.get_instance", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		port, _ := e["vnc_port"].(float64)
+		if e["status"] != "RUNNING" || port < 5900 {
+			t.Fatalf("running vm: %v", e)
+		}
+		if !vncLogin(t, d.netns, int(port), "s3cret") {
+			t.Fatal("VNC refused the password")
+		}
+		if vncLogin(t, d.netns, int(port), "wrong") {
+			t.Fatal("VNC took a wrong password")
+		}
+		var devs []map[string]any
+		if err := c.Call(ctx, &devs, "virt.instance.device_list", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range devices {
+			w := want.(map[string]any)
+			if !slices.ContainsFunc(devs, func(d map[string]any) bool { return d["name"] == w["name"] && d["dev_type"] == w["dev_type"] }) {
+				t.Errorf("device %v not listed: %v", w, devs)
+			}
+		}
+		if err := c.Job(ctx, &ok, "virt.instance.stop", "v1", map[string]any{"force": true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Job(ctx, &ok, "virt.instance.delete", "v1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// vncLogin runs RFB 3.8 VNC authentication (security type 2: the
+// challenge DES-encrypted with the password, each key byte's bits
+// reversed) against 127.0.0.1:port in the daemon's netns.
+func vncLogin(t *testing.T, netns string, port int, password string) bool {
+	t.Helper()
+	c, err := dialInNetns(netns, fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("dial VNC: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	banner := make([]byte, 12)
+	if _, err := io.ReadFull(c, banner); err != nil || string(banner) != "RFB 003.008\n" {
+		t.Fatalf("RFB banner %q: %v", banner, err)
+	}
+	if _, err := c.Write(banner); err != nil {
+		t.Fatal(err)
+	}
+	n := make([]byte, 1)
+	if _, err := io.ReadFull(c, n); err != nil || n[0] == 0 {
+		t.Fatalf("security types: %v %v", n, err)
+	}
+	types := make([]byte, n[0])
+	if _, err := io.ReadFull(c, types); err != nil || !slices.Contains(types, 2) {
+		t.Fatalf("security types %v (want VNC authentication): %v", types, err)
+	}
+	if _, err := c.Write([]byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	challenge := make([]byte, 16)
+	if _, err := io.ReadFull(c, challenge); err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 8)
+	copy(key, password)
+	for i, b := range key {
+		key[i] = bits.Reverse8(b)
+	}
+	block, err := des.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := make([]byte, 16)
+	block.Encrypt(resp[:8], challenge[:8])
+	block.Encrypt(resp[8:], challenge[8:])
+	if _, err := c.Write(resp); err != nil {
+		t.Fatal(err)
+	}
+	result := make([]byte, 4)
+	if _, err := io.ReadFull(c, result); err != nil {
+		t.Fatal(err)
+	}
+	return binary.BigEndian.Uint32(result) == 0
 }
