@@ -148,11 +148,12 @@ func TestEdgeJobsAndEvents(t *testing.T) {
 	defer cancel()
 	c := dial(t, url, "hgr_1_op")
 	watch := dial(t, url, "hgr_2_view")
-	if _, err := watch.Subscribe(ctx, "virt.instance.query"); err != nil {
+	subID, err := watch.Subscribe(ctx, "virt.instance.query")
+	if err != nil {
 		t.Fatal(err)
 	}
 	var entry map[string]any
-	err := c.Job(ctx, &entry, "virt.instance.create", map[string]any{
+	err = c.Job(ctx, &entry, "virt.instance.create", map[string]any{
 		"name": "c1", "image": "busybox", "cpu": "1", "memory": 268435456, "environment": map[string]any{"A": "b"},
 		"devices": []any{map[string]any{"dev_type": "PROXY", "source_proto": "TCP", "source_port": 8080, "dest_proto": "TCP", "dest_port": 80}},
 	})
@@ -217,6 +218,31 @@ func TestEdgeJobsAndEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("removed", func(virtclient.Update) bool { return true })
+	// Unsubscribed, the watcher gets no more instance events; job events
+	// (which follow the instance's own on the same hub) still come.
+	if _, err := watch.Subscribe(ctx, "core.get_jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Unsubscribe(ctx, subID); err != nil {
+		t.Fatal(err)
+	}
+	var jobID int64
+	if err := c.Call(ctx, &jobID, "virt.instance.create", map[string]any{"name": "c2", "image": "busybox"}); err != nil {
+		t.Fatal(err)
+	}
+	for done := false; !done; {
+		select {
+		case u := <-watch.Updates():
+			if u.Collection == "virt.instance.query" {
+				t.Fatalf("instance event after unsubscribe: %+v", u)
+			}
+			if u.Collection == "core.get_jobs" && u.Fields["id"] == float64(jobID) && u.Fields["state"] == "SUCCESS" {
+				done = true
+			}
+		case <-ctx.Done():
+			t.Fatal("no job event")
+		}
+	}
 	// A failed job: start of an instance the core no longer has.
 	core.put(instance.Full{Instance: instance.Instance{Name: "gone", Project: "default", Type: instance.TypeContainer, Config: map[string]string{}, Devices: instance.Devices{}, Status: instance.StatusStopped}})
 	var id int64
