@@ -90,8 +90,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 func (c *session) close() {
 	c.cancel()
-	if c.s.watch != nil {
-		c.s.watch.drop(c)
+	if w := c.s.watch.Load(); w != nil {
+		w.drop(c)
 	}
 	_ = c.conn.CloseNow()
 }
@@ -151,10 +151,10 @@ func (c *session) writer() {
 		case <-c.ctx.Done():
 			return
 		case b := <-c.out:
-			ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
-			err := c.conn.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
+			// No deadline of its own: a client that stops reading lets
+			// out fill, and send then ends the session, which ends this
+			// write.
+			if err := c.conn.Write(c.ctx, websocket.MessageText, b); err != nil {
 				c.cancel()
 				return
 			}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/device"
@@ -125,7 +126,7 @@ type Server struct {
 
 	jobs  jobTable
 	once  sync.Once
-	watch *watcher
+	watch atomic.Pointer[watcher]
 }
 
 type rootOnly struct{}
@@ -154,16 +155,17 @@ func (s *Server) audit() *slog.Logger { return edge.AuditLogger(s.log()) }
 // watcher returns the daemon-wide entries cache, started at first use.
 func (s *Server) watcher() *watcher {
 	s.once.Do(func() {
-		s.watch = newWatcher(s)
-		go s.watch.run()
+		w := newWatcher(s)
+		s.watch.Store(w)
+		go w.run()
 	})
-	return s.watch
+	return s.watch.Load()
 }
 
 // Close stops the watcher (tests; the daemon's hub closing stops it too).
 func (s *Server) Close() {
-	if s.watch != nil {
-		s.watch.stop()
+	if w := s.watch.Load(); w != nil {
+		w.stop()
 	}
 }
 
