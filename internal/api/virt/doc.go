@@ -82,7 +82,10 @@
 //     VMs; TPM -> tpm {path, pathrm}; USB -> usb {busnum, devnum,
 //     productid, vendorid}; GPU -> gpu {gputype, id, gid, uid, mode, mdev,
 //     mig.uuid, pci, productid, vendorid}; PCI -> pci {address}. The core
-//     refuses USB/GPU/PCI devices the host lacks. A device without a
+//     refuses USB/GPU/PCI devices the host lacks (and every value it
+//     checks itself): in create that is the job failing (EINVAL, nothing
+//     left behind), in device_add/device_update the call's validation
+//     error with the method as attribute. A device without a
 //     name gets the first free "<type><n>" (NICs "eth<n>"). description
 //     is not stored: device_list computes one ("source -> path").
 //     device_list shows the expanded devices (profiles' included) the
