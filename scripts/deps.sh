@@ -23,9 +23,11 @@ fi
 # Virtual machines: qemu-system-x86 and qemu-utils run them, e2fsprogs
 # builds their root disks (mkfs.ext4 -d), linux-image-amd64 is the guest
 # kernel with its modules (/boot/vmlinuz-*, /lib/modules), ovmf the UEFI
-# firmware for disk images. Without recommends: they would pull a desktop.
+# firmware for disk images, swtpm and swtpm-tools emulate tpm devices (a
+# TPM 2.0 per VM), xorriso makes the ISO images the CD-ROM tests attach.
+# Without recommends: they would pull a desktop.
 vm=()
-for pkg in qemu-system-x86 qemu-utils e2fsprogs linux-image-amd64 ovmf; do
+for pkg in qemu-system-x86 qemu-utils e2fsprogs linux-image-amd64 ovmf swtpm swtpm-tools xorriso; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || vm+=("$pkg")
 done
 if [ ${#vm[@]} -gt 0 ]; then

@@ -27,7 +27,13 @@ import (
 //   - a host path (source absolute, no pool): a directory or file
 //     bind-mounted at path (shift=true maps ids through an idmapped
 //     mount), or for a VM a directory shared over 9p or a disk image file
-//     or block device as an extra disk.
+//     or block device as an extra disk;
+//   - an ISO image (a host file named *.iso): a VM's read-only optical
+//     drive (a CD-ROM; boot.priority orders it among the boot disks). A
+//     container cannot mount one: the host kernel has no ISO 9660.
+//
+// io.bus=usb puts a VM's disk on a USB controller (usb-storage);
+// readonly=true holds on every bus.
 
 // Volumes is what disk devices ask of the storage manager.
 type Volumes interface {
@@ -61,7 +67,7 @@ var diskKeys = map[string]keyCheck{
 	"limits.read":   ioRate,
 	"limits.write":  ioRate,
 	"limits.max":    ioRate,
-	"io.bus":        oneOf("virtio-blk", "virtio-scsi", "nvme"),
+	"io.bus":        oneOf("virtio-blk", "virtio-scsi", "nvme", "usb"),
 	"boot.priority": intRange(0, 1<<31-1),
 }
 
@@ -132,6 +138,19 @@ func ioLimits(d map[string]string) driver.IOLimits {
 
 func isRoot(d map[string]string) bool { return d["type"] == "disk" && d["path"] == "/" }
 
+// isISO says a disk device's source is an ISO image: a host file named
+// *.iso (storage has no ISO volumes).
+func isISO(d map[string]string) bool {
+	return d["type"] == "disk" && d["pool"] == "" && strings.HasSuffix(strings.ToLower(d["source"]), ".iso")
+}
+
+// coldPlugged says a VM's disk device applies at its next start only: a
+// CD-ROM or a USB disk (the driver plugs block disks on PCIe and SCSI
+// only).
+func coldPlugged(d map[string]string) bool {
+	return d["type"] == "disk" && (isISO(d) || d["io.bus"] == "usb")
+}
+
 // validateDisk checks one disk device (a profile's as a container's).
 func (m *Manager) validateDisk(ctx context.Context, n string, d map[string]string, vm bool) error {
 	if err := checkKeys(n, d, diskKeys); err != nil {
@@ -188,6 +207,16 @@ func (m *Manager) validateDisk(ctx context.Context, n string, d map[string]strin
 	}
 	if err := absPath(d["source"]); err != nil {
 		return errdefs.Invalid("device %q: source: %v", n, err)
+	}
+	if isISO(d) {
+		switch {
+		case !vm:
+			return errdefs.Invalid("device %q: source %q is an ISO image: only a virtual machine can attach one (as a CD-ROM); this host's kernel cannot mount ISO 9660", n, d["source"])
+		case d["path"] != "":
+			return errdefs.Invalid("device %q: an ISO image is a CD-ROM, not mounted at a path: remove path", n)
+		case d["io.bus"] != "" && d["io.bus"] != "virtio-scsi":
+			return errdefs.Invalid("device %q: io.bus: a CD-ROM sits on the VM's SCSI controller (virtio-scsi), not %s", n, d["io.bus"])
+		}
 	}
 	st, err := os.Stat(d["source"])
 	switch {
@@ -303,7 +332,9 @@ func (m *Manager) resolveDisk(ctx context.Context, in Instance, n string, d map[
 			if !in.VM {
 				return nil, nil, errdefs.Invalid("%q is a block volume: only a virtual machine can attach it", d["source"])
 			}
-			return nil, &driver.Disk{Name: n, Path: a.Path, Format: "raw", Bus: d["io.bus"], ReadOnly: ro, Limits: ioLimits(d)}, nil
+			dk := &driver.Disk{Name: n, Path: a.Path, Format: "raw", Bus: d["io.bus"], ReadOnly: ro, Limits: ioLimits(d)}
+			dk.BootPriority, _ = strconv.Atoi(d["boot.priority"])
+			return nil, dk, nil
 		}
 		// A shifted volume holds ids as the instance sees them: an
 		// unprivileged container maps them through an idmapped mount.
@@ -318,7 +349,15 @@ func (m *Manager) resolveDisk(ctx context.Context, in Instance, n string, d map[
 		return nil, nil, errdefs.Invalid("source %q: %v", d["source"], errors.Unwrap(err))
 	}
 	if in.VM && !st.IsDir() {
-		return nil, &driver.Disk{Name: n, Path: d["source"], Format: "raw", Bus: d["io.bus"], ReadOnly: ro, Limits: ioLimits(d)}, nil
+		dk := &driver.Disk{Name: n, Path: d["source"], Format: "raw", Bus: d["io.bus"], ReadOnly: ro, Limits: ioLimits(d)}
+		dk.BootPriority, _ = strconv.Atoi(d["boot.priority"])
+		if isISO(d) {
+			dk.CDROM, dk.ReadOnly, dk.Bus = true, true, "virtio-scsi"
+		}
+		return nil, dk, nil
+	}
+	if isISO(d) {
+		return nil, nil, errdefs.Invalid("source %q is an ISO image: only a virtual machine can attach one", d["source"])
 	}
 	return &driver.Mount{Type: "bind", Source: d["source"], Destination: d["path"], Name: n, ReadOnly: ro,
 		Shift: isTrue(d["shift"]) && in.IDMap != nil}, nil, nil
@@ -335,6 +374,10 @@ func (m *Manager) updateDisks(ctx context.Context, in Instance, old, cur map[str
 			continue
 		}
 		if nd, still := cur[name]; still && onlyLimits(od, nd) {
+			continue
+		}
+		if in.VM && coldPlugged(od) {
+			m.cfg.Log.Info("CD-ROM and USB disk changes apply at the next start", "instance", in.Name, "device", name)
 			continue
 		}
 		switch {
@@ -355,6 +398,10 @@ func (m *Manager) updateDisks(ctx context.Context, in Instance, old, cur map[str
 			continue
 		}
 		if od, had := old[name]; had && onlyLimits(od, nd) {
+			continue
+		}
+		if in.VM && coldPlugged(nd) {
+			m.cfg.Log.Info("CD-ROM and USB disk changes apply at the next start", "instance", in.Name, "device", name)
 			continue
 		}
 		mnt, disk, err := m.resolveDisk(ctx, in, name, nd)

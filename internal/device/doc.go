@@ -1,9 +1,15 @@
 // Package device turns an instance's devices into host state and back.
 //
 // What it owns
-//   - The rules for device keys (validate.go): nic and proxy devices are
-//     checked key by key; device types hangard does not run yet are
+//   - The rules for device keys (validate.go): nic, proxy, disk, display
+//     and tpm devices are checked key by key; device types hangard does not run yet are
 //     refused naming the type.
+//   - The host's passthrough candidates (hostdev.go): USB devices, PCI
+//     functions and GPUs read from sysfs. usb, gpu and pci devices
+//     (hostdev_validate.go) are checked with LXD's keys, then against
+//     the host: naming what it lacks is an invalid argument (a usb
+//     device with required=false may be absent); naming what it has is
+//     not implemented (no VFIO or device-node passthrough yet).
 //   - nic devices (nic.go): at start, a network namespace for a container
 //     (a bind-mounted nsfs file under Dir, joined by the runtime) with one
 //     veth (bridge networks) or macvlan per NIC, addressed and routed
@@ -24,6 +30,35 @@
 //     place) and pins the host's neighbour entries of the instance's
 //     addresses to its MACs, so a client still reaches the address of a
 //     VM in standby and wakes it (package autostandby).
+//   - display devices (display.go; hangar's own, LXD has none), for
+//     virtual machines only (a container's is refused naming the
+//     device): a graphical console, a VNC or SPICE server on 127.0.0.1
+//     bound to a video output of its own. Keys, the contract the API
+//     dialects create them with:
+//     protocol  vnc (default) | spice; at most one spice display per VM
+//     port      1024-65535 (vnc: 5900-65535, QEMU's VNC ports); empty:
+//     the port it had last time while free, else a free one
+//     password  optional; vnc: at most 8 characters (VNC authentication's
+//     DES key; longer is refused, never truncated); spice: any length.
+//     Given to QEMU over QMP, never on its command line
+//     width, height  pixels, 320-7680 and 200-4320, together
+//     ppi       1-1000, recorded only (QEMU has no setting)
+//     description, user.*
+//     The port used is recorded as volatile.DEV.port at each start; a
+//     fixed port in use fails the start (Conflict) leaving nothing.
+//   - tpm devices (tpm.go; LXD's keys path, pathrm, description): a
+//     virtual machine's emulated TPM 2.0 (swtpm, its state kept by the
+//     driver across starts), one per instance. A container's needs the
+//     kernel's tpm_vtpm_proxy, which this host's kernel lacks: refused at
+//     validation naming the module.
+//   - CD-ROMs and USB disks (disk.go): a disk device whose source is a
+//     host file named *.iso is a VM's read-only optical drive (refused for
+//     containers: no ISO 9660 in this kernel); boot.priority orders a
+//     firmware-booted VM's boot disks (higher first); io.bus=usb puts a
+//     VM's disk on USB; readonly=true holds on every bus.
+//   - Display, tpm, CD-ROM and USB disk changes on a running VM apply at
+//     its next start (logged): they are the machine's hardware, which the
+//     driver does not hotplug (LXD's TPM does not hotplug either).
 //
 // The core calls Start before the runtime starts an instance and passes
 // the Run it returns to the driver; Started once it runs; Stop after it

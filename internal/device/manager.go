@@ -180,8 +180,11 @@ type Run struct {
 	// limits, for a VM's root disk.
 	RootBus    string
 	RootLimits driver.IOLimits
+	// Displays and TPM are a VM's display and tpm devices (driver.Spec's).
+	Displays []driver.Display
+	TPM      *driver.TPM
 	// Volatile are keys to record on the instance (volatile.DEV.hwaddr,
-	// volatile.DEV.host_name).
+	// volatile.DEV.host_name, a display's volatile.DEV.port).
 	Volatile map[string]string
 }
 
@@ -198,6 +201,11 @@ func (m *Manager) usernsPath(in Instance) string {
 // Start makes the host side of an instance's NICs before its runtime
 // starts. On failure nothing it made is left.
 func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[string]string) (Run, error) {
+	// A usb device absent at create (required=false) may be present now:
+	// refused rather than started without it (hostdev_validate.go).
+	if err := checkHostDevices(devs, in.VM); err != nil {
+		return Run{}, err
+	}
 	rv := revert.New()
 	defer rv.Fail()
 	run := Run{Volatile: map[string]string{}}
@@ -239,6 +247,12 @@ func (m *Manager) Start(ctx context.Context, in Instance, devs map[string]map[st
 	}
 	run.Mounts, run.Disks, run.BlockIO = disks.mounts, disks.disks, disks.blockIO
 	run.RootBus, run.RootLimits = disks.rootBus, disks.rootIO
+	if run.Displays, err = startDisplays(in, devs, run.Volatile); err != nil {
+		return Run{}, err
+	}
+	if run.TPM, err = startTPM(in, devs); err != nil {
+		return Run{}, err
+	}
 	if k != nil {
 		m.adoptKept(ctx, in, devs, k, r)
 	}

@@ -103,6 +103,11 @@ func (m *Manager) Update(ctx context.Context, in Instance, old, cur map[string]m
 	if r == nil {
 		return nil, nil, nil
 	}
+	// A VM's display and tpm devices are its machine's hardware: a change
+	// applies at its next start (LXD's TPM does not hotplug either).
+	for _, name := range changedDevices(old, cur, "display", "tpm") {
+		m.cfg.Log.Info("display and tpm changes apply at the next start", "instance", in.Name, "device", name)
+	}
 	// NICs that changed in live keys only keep their link and take the
 	// change in place: a MAC filter comes or goes without a replug.
 	live := map[string]bool{}

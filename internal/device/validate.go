@@ -98,7 +98,17 @@ func (m *Manager) Validate(ctx context.Context, devs map[string]map[string]strin
 				}
 				roots = n
 			}
-		case "unix-char", "unix-block", "usb", "gpu", "infiniband", "tpm", "pci", "unix-hotplug":
+		case "usb":
+			err = validateUSB(n, d, vm)
+		case "gpu":
+			err = validateGPU(n, d, vm)
+		case "pci":
+			err = validatePCI(n, d, vm)
+		case "display":
+			err = validateDisplay(n, d, vm)
+		case "tpm":
+			err = validateTPM(n, d, vm)
+		case "unix-char", "unix-block", "infiniband", "unix-hotplug":
 			err = errdefs.Invalid("device %q: device type %q is not supported yet", n, d["type"])
 		default:
 			err = errdefs.Invalid("device %q: unknown device type %q", n, d["type"])
@@ -107,7 +117,10 @@ func (m *Manager) Validate(ctx context.Context, devs map[string]map[string]strin
 			return err
 		}
 	}
-	return nil
+	if err := checkDisplays(devs); err != nil {
+		return err
+	}
+	return checkTPMs(devs)
 }
 
 func checkKeys(dev string, d map[string]string, table map[string]keyCheck) error {

@@ -104,7 +104,7 @@ func TestValidate(t *testing.T) {
 		{"shift in a VM", devs{"d": {"type": "disk", "source": "/etc", "path": "/mnt", "shift": "true"}}, true, errInvalid, []string{"shift"}},
 		{"io.bus in a container", devs{"d": {"type": "disk", "source": "/etc", "path": "/mnt", "io.bus": "nvme"}}, false, errInvalid, []string{"io.bus"}},
 		{"unknown disk key", devs{"d": {"type": "disk", "source": "/etc", "path": "/mnt", "colour": "red"}}, false, errInvalid, []string{`"colour"`}},
-		{"gpu not yet", devs{"g": {"type": "gpu"}}, false, errInvalid, []string{`"gpu"`}},
+		{"unix-char not yet", devs{"c": {"type": "unix-char"}}, false, errInvalid, []string{`"unix-char"`, "not supported yet"}},
 		{"unknown type", devs{"x": {"type": "floppy"}}, false, errInvalid, []string{`"floppy"`, "unknown"}},
 		{"bad device name", devs{"a/b": nic("network", "br0")}, false, errInvalid, []string{`"a/b"`}},
 		{"empty device name", devs{"": nic("network", "br0")}, false, errInvalid, nil},

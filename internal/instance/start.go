@@ -136,6 +136,7 @@ func (s *Service) runStart(ctx context.Context, rec store.Instance, opts startOp
 	}
 	spec.NetNS, spec.UserNS, spec.NICs = run.NetNS, run.UserNS, run.NICs
 	spec.Mounts, spec.Disks, spec.Limits.BlockIO = run.Mounts, run.Disks, run.BlockIO
+	spec.Displays, spec.TPM = run.Displays, run.TPM
 	if spec.Root.Disk != nil {
 		spec.Root.Disk.Bus, spec.Root.Disk.Limits = run.RootBus, run.RootLimits
 	}

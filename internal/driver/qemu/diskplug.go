@@ -40,6 +40,9 @@ func (d *Driver) AttachDisk(ctx context.Context, id string, dk driver.Disk) erro
 	if err := checkDisk(dk); err != nil {
 		return err
 	}
+	if coldPlugged(dk) {
+		return errdefs.Invalid("disk %s: a CD-ROM or USB disk is plugged at the VM's next start", dk.Name)
+	}
 	v, mon, err := d.runningVM(id)
 	if err != nil {
 		return err
@@ -129,7 +132,7 @@ func plugDisk(mon *monitor, dk driver.Disk, p diskPlace, blockDev bool) error {
 		undoGroup()
 		return fmt.Errorf("disk %s: %w", dk.Name, err)
 	}
-	if _, err := mon.run("device_add", diskDevice(p, false, false).qmp()); err != nil {
+	if _, err := mon.run("device_add", diskDevice(p, false, -1).qmp()); err != nil {
 		_, _ = mon.run("blockdev-del", map[string]any{"node-name": topNode(p)})
 		undoGroup()
 		return fmt.Errorf("disk %s: %w", dk.Name, err)

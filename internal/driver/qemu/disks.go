@@ -24,7 +24,15 @@ import (
 //     microvm's MMIO for the root;
 //   - virtio-scsi: scsi-hd on the VM's one virtio-scsi-pci controller
 //     (target id = its place; SCSI plugs without a PCIe port of its own);
-//   - nvme: an nvme controller per disk, its namespace the disk.
+//   - nvme: an nvme controller per disk, its namespace the disk;
+//   - usb: usb-storage on the VM's one qemu-xhci controller (usb0);
+//   - a CD-ROM (Disk.CDROM, an ISO image): scsi-cd on the virtio-scsi
+//     controller, always read-only.
+//
+// Read-only disks are read-only nodes under any bus (QMP query-block
+// shows ro). On a VM booted by firmware, Disk.BootPriority orders the
+// boot disks (bootindex: higher priority first, then the root); CD-ROM
+// and USB disks are plugged at boot only.
 //
 // Every device has the disk's key as its serial, so the guest finds it by
 // name, as udev names it: /dev/disk/by-id/virtio-KEY,
@@ -48,7 +56,12 @@ const (
 	busVirtioBlk  = "virtio-blk"
 	busVirtioSCSI = "virtio-scsi"
 	busNVMe       = "nvme"
+	busUSB        = "usb"
 )
+
+// usbController is the qemu-xhci controller's id; its bus is
+// usbController+".0".
+const usbController = "usb0"
 
 // hotplugDiskPorts is how many free root ports for disks a VM boots with;
 // maxDisks bounds the extra disks (each may need a port, and ports need
@@ -120,9 +133,15 @@ func checkDisk(d driver.Disk) error {
 		return errdefs.Invalid("disk %s: format %q: qcow2 or raw", d.Name, d.Format)
 	}
 	switch diskBus(d) {
-	case busVirtioBlk, busVirtioSCSI, busNVMe:
+	case busVirtioBlk, busVirtioSCSI, busNVMe, busUSB:
 	default:
-		return errdefs.Invalid("disk %s: bus %q: virtio-blk, virtio-scsi or nvme", d.Name, d.Bus)
+		return errdefs.Invalid("disk %s: bus %q: virtio-blk, virtio-scsi, nvme or usb", d.Name, d.Bus)
+	}
+	if d.CDROM && d.Bus != "" && d.Bus != busVirtioSCSI {
+		return errdefs.Invalid("disk %s: a CD-ROM sits on the SCSI controller, not bus %s", d.Name, d.Bus)
+	}
+	if d.BootPriority < 0 {
+		return errdefs.Invalid("disk %s: negative boot priority", d.Name)
 	}
 	if d.Path == "" || !strings.HasPrefix(d.Path, "/") {
 		return errdefs.Invalid("disk %s: path %q is not absolute", d.Name, d.Path)
@@ -189,6 +208,8 @@ type diskPlace struct {
 	// Throttled says the disk has a throttle filter node and group.
 	Throttled bool `json:"throttled,omitempty"`
 	ReadOnly  bool `json:"read_only,omitempty"`
+	// CDROM says it is an optical drive (scsi-cd).
+	CDROM bool `json:"cdrom,omitempty"`
 }
 
 // diskLayout is where a VM's disks are: the ports, the SCSI controller
@@ -198,7 +219,9 @@ type diskLayout struct {
 	Ports int `json:"ports"`
 	// SCSI is where the virtio-scsi controller is: -2 none, -1 the
 	// machine's bus, else the disk port it was plugged into.
-	SCSI  int         `json:"scsi"`
+	SCSI int `json:"scsi"`
+	// USB says the VM has the USB controller (on the machine's bus).
+	USB   bool        `json:"usb,omitempty"`
 	Disks []diskPlace `json:"disks"`
 }
 
@@ -222,6 +245,8 @@ func newDiskLayout(root driver.Disk, extra []driver.Disk) *diskLayout {
 			l.SCSI = onMachine
 			p.Target = target
 			target++
+		case p.Bus == busUSB:
+			l.USB = true
 		case i > 0:
 			p.Port = l.Ports
 			l.Ports++
@@ -235,7 +260,41 @@ func newDiskLayout(root driver.Disk, extra []driver.Disk) *diskLayout {
 // newPlace is d's place on the machine's bus, to be changed.
 func newPlace(d driver.Disk) diskPlace {
 	return diskPlace{Name: d.Name, Key: diskKey(d.Name), Bus: diskBus(d), Port: onMachine,
-		Throttled: d.Limits != (driver.IOLimits{}), ReadOnly: d.ReadOnly}
+		Throttled: d.Limits != (driver.IOLimits{}), ReadOnly: d.ReadOnly, CDROM: d.CDROM}
+}
+
+// normalDisk is d as the driver plugs it: a CD-ROM is read-only on the
+// SCSI controller.
+func normalDisk(d driver.Disk) driver.Disk {
+	if d.CDROM {
+		d.ReadOnly, d.Bus = true, busVirtioSCSI
+	}
+	return d
+}
+
+// coldPlugged says a disk is plugged at boot only (AttachDisk refuses
+// it): a CD-ROM or a USB disk.
+func coldPlugged(d driver.Disk) bool { return d.CDROM || d.Bus == busUSB }
+
+// bootOrder is the bootindex of a firmware-booted VM's boot disks:
+// those with a boot priority, highest first (ties in order), then the
+// root (disks[0]) if it has none.
+func bootOrder(disks []driver.Disk) map[string]int {
+	idx := []int{}
+	for i, d := range disks {
+		if d.BootPriority > 0 {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return disks[b].BootPriority - disks[a].BootPriority })
+	if len(disks) > 0 && disks[0].BootPriority == 0 {
+		idx = append(idx, 0)
+	}
+	out := map[string]int{}
+	for n, i := range idx {
+		out[disks[i].Name] = n
+	}
+	return out
 }
 
 // layoutFor is the layout of a start: a restored VM keeps the one it was
@@ -253,7 +312,7 @@ func layoutFor(root driver.Disk, extra []driver.Disk, saved *diskLayout) *diskLa
 	}
 	for _, p := range saved.Disks {
 		w, ok := want[p.Key]
-		if !ok || w.Name != p.Name || w.Bus != p.Bus || w.Throttled != p.Throttled || w.ReadOnly != p.ReadOnly || (w.Port == onMachine) != (p.Port == onMachine) {
+		if !ok || w.Name != p.Name || w.Bus != p.Bus || w.Throttled != p.Throttled || w.ReadOnly != p.ReadOnly || w.CDROM != p.CDROM || (w.Port == onMachine) != (p.Port == onMachine) {
 			return fresh
 		}
 	}
@@ -391,12 +450,19 @@ func (ps props) qmp() map[string]any {
 func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
 // diskDevice is a disk's guest device. microvm puts the root on its MMIO
-// transport; boot marks the disk firmware boots from.
-func diskDevice(p diskPlace, microvm, boot bool) props {
+// transport; bootIndex, when not negative, is its place in firmware's
+// boot order.
+func diskDevice(p diskPlace, microvm bool, bootIndex int) props {
 	var ps props
 	switch p.Bus {
 	case busVirtioSCSI:
-		ps = props{{"driver", "scsi-hd"}, {"bus", scsiController + ".0"}, {"channel", 0}, {"scsi-id", p.Target}, {"lun", 0}}
+		drv := "scsi-hd"
+		if p.CDROM {
+			drv = "scsi-cd"
+		}
+		ps = props{{"driver", drv}, {"bus", scsiController + ".0"}, {"channel", 0}, {"scsi-id", p.Target}, {"lun", 0}}
+	case busUSB:
+		ps = props{{"driver", "usb-storage"}, {"bus", usbController + ".0"}}
 	case busNVMe:
 		ps = props{{"driver", "nvme"}}
 	default:
@@ -410,8 +476,8 @@ func diskDevice(p diskPlace, microvm, boot bool) props {
 	if p.Bus != busVirtioSCSI && p.Port != onMachine {
 		ps = append(ps, prop{"bus", diskPortID(p.Port)})
 	}
-	if boot {
-		ps = append(ps, prop{"bootindex", 0})
+	if bootIndex >= 0 {
+		ps = append(ps, prop{"bootindex", bootIndex})
 	}
 	return ps
 }
@@ -437,6 +503,13 @@ func diskArgs(disks []driver.Disk, blockDevs []bool, l *diskLayout, microvm, boo
 	if l.SCSI != scsiNone {
 		args = append(args, "-device", scsiControllerDevice(l.SCSI).arg())
 	}
+	if l.USB {
+		args = append(args, "-device", "qemu-xhci,id="+usbController)
+	}
+	order := map[string]int{}
+	if boot {
+		order = bootOrder(disks)
+	}
 	byName := map[string]int{}
 	for i, d := range disks {
 		byName[d.Name] = i
@@ -447,9 +520,16 @@ func diskArgs(disks []driver.Disk, blockDevs []bool, l *diskLayout, microvm, boo
 			args = append(args, "-object", jsonArg(throttleGroup(p.Key, disks[i].Limits)))
 		}
 		args = append(args, "-blockdev", jsonArg(blockdev(disks[i], p, blockDevs[i])),
-			"-device", diskDevice(p, microvm, boot && p.Port == onMachine && i == 0).arg())
+			"-device", diskDevice(p, microvm, bootIndexOf(order, p.Name)).arg())
 	}
 	return args
+}
+
+func bootIndexOf(order map[string]int, name string) int {
+	if i, ok := order[name]; ok {
+		return i
+	}
+	return -1
 }
 
 // jsonArg is a -blockdev or -object value in JSON syntax, which needs no

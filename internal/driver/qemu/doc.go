@@ -101,6 +101,25 @@
 // fails rather than boot without it. Such a VM may reboot (no -no-reboot);
 // stop is ACPI power-down, then quit after the timeout.
 //
+// # Displays, TPM, CD-ROMs and USB disks (display.go, tpm.go, disks.go)
+//
+// Each of Spec.Displays is a video output of its own (the first the
+// primary: virtio-vga on q35, virtio-gpu-pci on microvm; the others
+// virtio-gpu-pci; xres/yres its resolution) with a VNC server bound to it
+// (-vnc 127.0.0.1:N,id=,display=) or the VM's one SPICE server, on
+// 127.0.0.1 only. Passwords reach QEMU by QMP set_password once it
+// answers (servers start with authentication on and no password: nobody
+// logs in before), never on its command line. A VM without displays has
+// no video device, as before. Spec.TPM is swtpm (TPM 2.0, started before
+// QEMU, in its own session, --terminate: it ends with QEMU's connection;
+// the driver ends it too when QEMU ends or a start fails) behind a
+// tpm-crb; QEMU migrates its state with the VM's, so standby and
+// checkpoints keep working. CD-ROMs (Disk.CDROM) are read-only scsi-cd
+// on the virtio-scsi controller, USB disks usb-storage on a qemu-xhci;
+// both plug at boot only, and the agent does not wait for them (its
+// initramfs has no drivers for them). Firmware boots the disks with a
+// BootPriority first (highest first), then the root.
+//
 // # On-disk layout
 //
 //	Dir/
@@ -116,6 +135,8 @@
 //	                            the NIC on each root port, where each disk is
 //	    standby.state           the saved VM of a stateful stop, until restored
 //	    nvram.fd, nvram-secboot.fd  firmware variables (disk-image VMs)
+//	    tpm-KEY/                the TPM's state (kept, like nvram.fd)
+//	    tpm.sock, tpm.pid, tpm.log  swtpm's control socket, pid and log
 //	  .cache/                   left by drivers before storage pools (recover.go)
 //
 // Before storage pools the driver made each VM's root itself: a qcow2

@@ -36,6 +36,9 @@ type Config struct {
 	// QEMU is the emulator, looked up in PATH (qemu-system-x86_64 when
 	// empty).
 	QEMU string
+	// SWTPM is the TPM emulator for tpm devices, looked up in PATH
+	// (swtpm when empty).
+	SWTPM string
 	// Kernel is the guest kernel; empty means the newest /boot/vmlinuz-*.
 	// ModulesDir holds its modules; empty means /lib/modules/VERSION.
 	Kernel, ModulesDir string

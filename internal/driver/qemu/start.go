@@ -42,6 +42,14 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if root.Name == "" {
 		root.Name = rootName
 	}
+	if root.CDROM || root.Bus == busUSB {
+		return 0, errdefs.Invalid("the root disk cannot be a CD-ROM or on USB")
+	}
+	extra := make([]driver.Disk, len(spec.Disks))
+	for i, dk := range spec.Disks {
+		extra[i] = normalDisk(dk)
+	}
+	spec.Disks = extra
 	mem, cpus := spec.Limits.MemoryBytes, max(spec.Limits.CPUCount, 1)
 	if mem == 0 {
 		mem = DefaultMemory
@@ -87,6 +95,13 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		return 0, err
 	}
 	if err := checkMounts(spec.Mounts); err != nil {
+		return 0, err
+	}
+	if err := checkDisplays(spec.Displays); err != nil {
+		return 0, err
+	}
+	displays, err := withPorts(spec.Displays)
+	if err != nil {
 		return 0, err
 	}
 	for _, n := range spec.NICs {
@@ -165,6 +180,10 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		for _, p := range layout.Disks {
 			if p.Name == root.Name {
 				cfg.Root = ptr(agentDisk(p))
+			} else if p.CDROM || p.Bus == busUSB {
+				// The guest kernel's initramfs has no CD-ROM or USB
+				// drivers: the agent must not wait for them.
+				continue
 			} else {
 				cfg.Disks = append(cfg.Disks, agentDisk(p))
 			}
@@ -182,9 +201,18 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm))...)
 	args = append(args, diskArgs(disks, blockDevs, layout, !byFirmware && d.cfg.Machine == "microvm", byFirmware)...)
 	args = append(args, shareArgs(spec.Mounts)...)
+	args = append(args, displayArgs(displays, byFirmware || d.cfg.Machine == "q35")...)
+	if spec.TPM != nil {
+		stopSWTPM, err := d.startTPM(ctx, dir, *spec.TPM)
+		if err != nil {
+			return 0, err
+		}
+		r.Add(stopSWTPM)
+		args = append(args, tpmArgs(dir)...)
+	}
 	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, rs, bootLayout{
 		withAgent: !byFirmware, slots: slots, disks: layout, shares: len(spec.Mounts),
-		cpus: cpus, hotplug: hotplug, taps: tapsOf(spec.NICs),
+		cpus: cpus, hotplug: hotplug, taps: tapsOf(spec.NICs), displays: displays,
 	})
 	if err != nil {
 		return 0, err
@@ -233,6 +261,8 @@ type bootLayout struct {
 	cpus    int
 	hotplug int64
 	taps    map[string]string
+	// displays get their passwords once QEMU answers.
+	displays []driver.Display
 }
 
 // tapsOf maps NIC names to their host ends.
@@ -280,6 +310,10 @@ func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, a
 	v.shares = bl.shares
 	v.mem, v.cpus, v.hotplug, v.taps = mem, bl.cpus, bl.hotplug, bl.taps
 	if err := v.saveMeta(); err != nil {
+		d.abort(v)
+		return nil, err
+	}
+	if err := setDisplayPasswords(v, bl.displays); err != nil {
 		d.abort(v)
 		return nil, err
 	}

@@ -43,6 +43,9 @@ func (d *Driver) ended(v *vm, qemuCode int, reaped bool) {
 		appendLog(filepath.Join(v.dir, fileConsole), "the VM crashed: "+errMsg)
 		d.log.Warn("vm crashed", "id", v.id, "pid", v.pid, "reason", errMsg)
 	}
+	// swtpm ends with QEMU's connection (--terminate); this makes sure,
+	// before the VM counts as stopped.
+	stopTPM(v.dir)
 	for _, f := range []string{fileQMP, fileAgent, fileConsoleSock, filePid} {
 		_ = os.Remove(filepath.Join(v.dir, f))
 	}
