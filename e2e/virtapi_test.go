@@ -245,6 +245,16 @@ func TestVirtAPI(t *testing.T) {
 		} else {
 			t.Logf("USB refused: %v", err)
 		}
+		// The host's devices, as the device calls may name them.
+		for _, m := range [][]any{{"virt.device.usb_choices"}, {"virt.device.pci_choices"}, {"virt.device.gpu_choices", "PHYSICAL"}} {
+			var choices map[string]any
+			if err := c.Call(ctx, &choices, m[0].(string), m[1:]...); err != nil {
+				t.Errorf("%s: %v", m[0], err)
+			}
+		}
+		if e := rpcErr(c.Call(ctx, nil, "virt.device.gpu_choices", "VIRTUAL")); !slices.Contains(e.Attrs(), "virt.device.gpu_choices.gpu_type") {
+			t.Errorf("gpu_choices VIRTUAL: %+v", e.Data)
+		}
 		if out := d.must("list", "--format", "csv"); strings.Contains(out, "b,") {
 			t.Fatalf("a refused create left an instance: %s", out)
 		}
