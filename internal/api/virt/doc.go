@@ -30,6 +30,9 @@
 //     authenticated"; a missing role is -32001 EACCES "Not authorized".
 //     core.get_jobs, core.job_wait and the core.get_jobs subscription need
 //     a login only (jobs are those of the session's project).
+//   - A websocket whose Origin header names another host is refused (a
+//     browser page elsewhere cannot use the browser's client
+//     certificate); clients that send no Origin are served.
 //   - Every WRITE call and every denied call is logged under
 //     logger=audit with identity, source, project, method and outcome.
 //
