@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +256,47 @@ func TestEdgeJobsAndEvents(t *testing.T) {
 		t.Log("start ran before the delete")
 	} else if e := rpcErr(t, err); e.Data.Errname != "ENOENT" {
 		t.Fatalf("failed job: %+v", e.Data)
+	}
+}
+
+// fakeUsers logs in alice with "pw"; a name in revoked was deleted or had
+// its password changed after every login.
+type fakeUsers struct{ revoked *sync.Map }
+
+func (fakeUsers) Login(_ context.Context, name, password, _ string) (auth.Identity, error) {
+	if name != "alice" || password != "pw" {
+		return auth.Identity{}, errors.New("invalid username or password")
+	}
+	return auth.Identity{Kind: auth.KindUser, Name: name}, nil
+}
+
+func (f fakeUsers) SessionValid(name string, _ time.Time) bool {
+	_, gone := f.revoked.Load(name)
+	return !gone
+}
+
+// A user's session ends when the user is deleted or its password
+// changes: the next call is ENOTAUTHENTICATED.
+func TestEdgeUserSessionRevoked(t *testing.T) {
+	s, _, url := newTestServer(t)
+	users := fakeUsers{revoked: &sync.Map{}}
+	s.Users = users
+	ctx := context.Background()
+	c := dial(t, url, "")
+	var ok bool
+	if err := c.Call(ctx, &ok, "auth.login", "alice", "wrong"); err != nil || ok {
+		t.Fatalf("wrong password: %v %v", ok, err)
+	}
+	if err := c.Call(ctx, &ok, "auth.login", "alice", "pw"); err != nil || !ok {
+		t.Fatalf("login: %v %v", ok, err)
+	}
+	var me map[string]any
+	if err := c.Call(ctx, &me, "auth.me"); err != nil {
+		t.Fatalf("auth.me as alice: %v", err)
+	}
+	users.revoked.Store("alice", true)
+	e := rpcErr(t, c.Call(ctx, nil, "auth.me"))
+	if e.Data.Errname != "ENOTAUTHENTICATED" {
+		t.Fatalf("auth.me after the user was revoked: %+v", e)
 	}
 }

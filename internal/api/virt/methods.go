@@ -148,12 +148,13 @@ func (c *session) passwordLogin(ctx context.Context, user, pass string) bool {
 	if c.s.Users == nil {
 		return false
 	}
+	loginAt := time.Now()
 	id, err := c.s.Users.Login(ctx, user, pass, c.addr)
 	if err != nil {
 		c.s.audit().Warn("login refused", "mechanism", "password", "user", user, "source", c.addr, "err", err)
 		return false
 	}
-	if err := c.login(id); err != nil {
+	if err := c.login(id, loginAt); err != nil {
 		return false
 	}
 	return true
@@ -168,7 +169,7 @@ func (c *session) keyLogin(ctx context.Context, key string) bool {
 		c.s.audit().Warn("login refused", "mechanism", "api_key", "source", c.addr, "err", err)
 		return false
 	}
-	return c.login(id) == nil
+	return c.login(id, time.Now()) == nil
 }
 
 func authLoginAPIKey(ctx context.Context, c *session, a *args) (any, error) {

@@ -59,10 +59,13 @@ type session struct {
 	out    chan []byte
 	sem    chan struct{}
 
-	mu   sync.Mutex
-	id   auth.Identity // Trusted() once authenticated
-	proj project.Project
-	subs map[string]string // subscription id -> collection
+	mu sync.Mutex
+	id auth.Identity // Trusted() once authenticated
+	// loginAt is when the user login that made id began: a user deleted
+	// or with a password changed since is logged out (Users.SessionValid).
+	loginAt time.Time
+	proj    project.Project
+	subs    map[string]string // subscription id -> collection
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +84,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// socket's root (as the middleware's own socket), a trusted client
 	// certificate or a bearer token. Others must call auth.*.
 	if id := auth.From(r.Context()); id.Trusted() {
-		if err := sess.login(id); err != nil {
+		if err := sess.login(id, time.Now()); err != nil {
 			s.log().Warn("virt api: session identity", "err", err)
 		}
 	}
@@ -98,15 +101,15 @@ func (c *session) close() {
 	_ = c.conn.CloseNow()
 }
 
-// login makes id the session's identity.
-func (c *session) login(id auth.Identity) error {
+// login makes id, which logged in at loginAt, the session's identity.
+func (c *session) login(id auth.Identity, loginAt time.Time) error {
 	id.Address = c.addr
 	p, err := c.s.projectOf(c.ctx, id)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.id, c.proj = id, p
+	c.id, c.proj, c.loginAt = id, p, loginAt
 	c.mu.Unlock()
 	return nil
 }
@@ -121,6 +124,10 @@ func (c *session) callCtx() context.Context {
 func (c *session) authenticated() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.id.Kind == auth.KindUser && (c.s.Users == nil || !c.s.Users.SessionValid(c.id.Name, c.loginAt)) {
+		// The user was deleted or its password changed: logged out.
+		c.id = auth.Identity{Kind: auth.KindUntrusted}
+	}
 	return c.id.Trusted()
 }
 

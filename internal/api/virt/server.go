@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/device"
@@ -87,6 +88,9 @@ type Tokens interface {
 // Users checks a local user's name and password (trust.Users).
 type Users interface {
 	Login(ctx context.Context, name, password, addr string) (auth.Identity, error)
+	// SessionValid tells whether a user's login at loginAt still counts
+	// (the user not deleted, its password not changed since).
+	SessionValid(name string, loginAt time.Time) bool
 }
 
 // Authorizer answers the roles' questions (auth.Authorizer).

@@ -237,6 +237,9 @@ func (w *watcher) publish(collection, proj string, r role, msg map[string]any) {
 		if !c.subscribed(collection) {
 			continue
 		}
+		if !c.authenticated() {
+			continue
+		}
 		ctx := c.callCtx()
 		if project.Name(ctx) != proj || !c.s.holds(ctx, r) {
 			continue
