@@ -445,9 +445,12 @@ func (b *bench) velocity(ctx context.Context) error {
 	efi := func(name, gid string) wire.EFIRequest {
 		return wire.EFIRequest{Name: name, GID: gid, CPUs: 1, MemoryMiB: 256}
 	}
+	each := make(series, b.c.vms)
 	t0 := time.Now()
 	err := parallel(b.c.vms, 4, func(i int) error {
 		name := fmt.Sprintf("vm%03d", i)
+		start := time.Now()
+		defer func() { each[i] = time.Since(start) }()
 		if b.c.vmCreate == "velocity" {
 			if _, err := v.CreateEFI(ctx, efi(name, leaf)); err != nil {
 				return fmt.Errorf("PUT /v/vm/efi %s: %w", name, err)
@@ -472,6 +475,10 @@ func (b *bench) velocity(ctx context.Context) error {
 	}
 	fmt.Printf("created %d VM records (not started) in %s through %s, 4 at a time: %.1f s (%.1f/s)\n",
 		b.c.vms, leaf, how, took.Seconds(), float64(b.c.vms)/took.Seconds())
+	if k := b.c.vms / 10; k > 0 {
+		fmt.Printf("  one create (4 at a time), the first %d: median %s; the last %d: median %s\n",
+			k, ms(each[:k].quantile(0.5)), k, ms(each[len(each)-k:].quantile(0.5)))
+	}
 
 	list, err := v.ListVMs(ctx, leaf)
 	if err != nil {
@@ -497,29 +504,57 @@ func (b *bench) velocity(ctx context.Context) error {
 	}
 	fmt.Printf("POST /v/vm/list of %s (%d VMs; view permission held 4 levels up): %s\n", leaf, b.c.vms, s)
 
-	// Creates alternate between the limited leaf and the unlimited
-	// project, so that the machine's load falls on both alike.
-	var limited, free series
+	// Creates alternate between the leaf and the unlimited project, so
+	// that the machine's load falls on both alike; then the same with the
+	// limits taken off the five levels (the same 1000 VMs in the leaf),
+	// which tells the limits' part from what grows with the project.
 	var made [][2]string
-	for i := range b.c.creates {
-		for _, g := range []string{leaf, freePrj} {
-			name := fmt.Sprintf("q%02d", i)
-			t0 := time.Now()
-			if _, err := v.CreateEFI(ctx, efi(name, g)); err != nil {
-				return fmt.Errorf("create %s in %s: %w", name, g, err)
-			}
-			d := time.Since(t0)
-			made = append(made, [2]string{g, name})
-			if g == leaf {
-				limited = append(limited, d)
-			} else {
-				free = append(free, d)
+	pair := func(prefix string) (series, series, error) {
+		var inLeaf, free series
+		for i := range b.c.creates {
+			for _, g := range []string{leaf, freePrj} {
+				name := fmt.Sprintf("%s%02d", prefix, i)
+				t0 := time.Now()
+				if _, err := v.CreateEFI(ctx, efi(name, g)); err != nil {
+					return nil, nil, fmt.Errorf("create %s in %s: %w", name, g, err)
+				}
+				d := time.Since(t0)
+				made = append(made, [2]string{g, name})
+				if g == leaf {
+					inLeaf = append(inLeaf, d)
+				} else {
+					free = append(free, d)
+				}
 			}
 		}
+		return inLeaf, free, nil
+	}
+	limited, free, err := pair("q")
+	if err != nil {
+		return err
 	}
 	fmt.Printf("PUT /v/vm/efi in %s (limits on all %d levels, %d VMs in the tree): %s\n", leaf, levels, b.c.vms, limited)
-	fmt.Printf("PUT /v/vm/efi in %s (no limits, flat):                      %s\n", freePrj, free)
+	fmt.Printf("PUT /v/vm/efi in %s (no limits, flat, near empty): %s\n", freePrj, free)
 	fmt.Printf("  difference of the medians: %s\n", ms(limited.quantile(0.5)-free.quantile(0.5)))
+	for i := range levels {
+		p, etag, err := b.lxd.GetProject(ctx, level(i))
+		if err != nil {
+			return err
+		}
+		for k := range limits {
+			delete(p.Config, k)
+		}
+		if err := b.lxd.UpdateProject(ctx, level(i), p.ProjectPut, etag); err != nil {
+			return fmt.Errorf("unset the limits of %s: %w", level(i), err)
+		}
+	}
+	unlimited, free2, err := pair("u")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("PUT /v/vm/efi in %s (limits taken off all %d levels, same %d VMs): %s\n", leaf, levels, b.c.vms, unlimited)
+	fmt.Printf("PUT /v/vm/efi in %s (no limits, flat, near empty): %s\n", freePrj, free2)
+	fmt.Printf("  the limits' part (median with limits - median without, same tree): %s\n", ms(limited.quantile(0.5)-unlimited.quantile(0.5)))
 	for _, m := range made {
 		op, err := b.lxd.UseProject(m[0]).DeleteInstance(ctx, m[1])
 		if err := wait(ctx, op, err); err != nil {
