@@ -46,7 +46,7 @@ made_bridge=1
 pid=$!
 for _ in $(seq 100); do [ -S "$scratch/data/unix.socket" ] && break; sleep 0.1; done
 H() { "$scratch/bin/hangar" --socket "$scratch/data/unix.socket" "$@"; }
-H image import "$tarball" --alias busybox >/dev/null
+H image import "$tarball" --alias busybox --os busybox --release 1.35 >/dev/null
 password=$(head -c 18 /dev/urandom | base64)
 printf '%s\n' "$password" | H user create bench --password-stdin >/dev/null
 echo "cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"
