@@ -22,7 +22,8 @@ import (
 // grandparent's memory refused with nothing made; an EFI VM created,
 // listed, shown, started under OVMF, paused, resumed and stopped;
 // media attached read-only and NAT and BRIDGE NICs as the LXD API sees
-// them; a VM made through the LXD API listed here; the host NIC list;
+// them; a VM made through the LXD API listed here; the host NIC list
+// and a BRIDGE NIC on a NIC that is no bridge (a macvlan nic);
 // the 401/404 answers of every endpoint.
 func TestVelocityAPI(t *testing.T) {
 	requireEFI(t)
@@ -248,10 +249,28 @@ func TestVelocityAPI(t *testing.T) {
 			nics[1].NICID != "plain" || nics[1].Identifier != "plain0" {
 			t.Fatalf("host NICs: %+v %v", nics, err)
 		}
+		// BRIDGE on a NIC that is no bridge: a macvlan nic on it (the
+		// VM gets a macvtap when it starts; TestMacvlanVM boots one).
 		r := efi("vm8", "leaf", 128)
 		r.NICs[1].Host = "plain"
-		if _, err := alice.CreateEFI(ctx, r); velocity.StatusOf(err) != http.StatusNotAcceptable {
-			t.Fatalf("BRIDGE on a NIC that is no bridge: %v, want 406", err)
+		id, err := alice.CreateEFI(ctx, r)
+		if err != nil {
+			t.Fatalf("BRIDGE on a NIC that is no bridge: %v", err)
+		}
+		t.Cleanup(func() {
+			if op, err := c.UseProject("leaf").DeleteInstance(ctx, "vm8"); err == nil {
+				_ = op.Wait(ctx)
+			}
+		})
+		in, _, err := c.UseProject("leaf").GetInstance(ctx, "vm8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := in.Devices["eth1"]; n["type"] != "nic" || n["nictype"] != "macvlan" || n["parent"] != "plain0" {
+			t.Fatalf("eth1 on plain as LXD sees it: %v", n)
+		}
+		if vm, err := alice.GetVM(ctx, id); err != nil || len(vm.NICs) != 2 || vm.NICs[1] != (wire.NIC{Type: "BRIDGE", Host: "plain"}) {
+			t.Fatalf("vm8's NICs: %+v %v", vm.NICs, err)
 		}
 	})
 

@@ -259,6 +259,9 @@ func (l links) DeleteLinkInNetNS(netns, name string) error {
 func (l links) CreateTap(name, bridge string, mtu int) error {
 	return l.h.CreateTap(name, bridge, mtu)
 }
+func (l links) CreateMacvtap(name, parent, hwaddr string, mtu int) (int, error) {
+	return l.h.CreateMacvtap(name, parent, hwaddr, mtu)
+}
 func (l links) DeleteLimits(host string) error { return l.h.DeleteLimits(host) }
 func (l links) SetNeighbors(bridge, mac string, addrs []netip.Prefix) error {
 	return l.h.SetNeighbors(bridge, mac, addrs)

@@ -13,7 +13,10 @@
 //   - nic devices (nic.go): at start, a network namespace for a container
 //     (a bind-mounted nsfs file under Dir, joined by the runtime) with one
 //     veth (bridge networks) or macvlan per NIC, addressed and routed
-//     before PID 1 runs; a tap on the bridge for a virtual machine. The
+//     before PID 1 runs; a tap on the bridge for a virtual machine, or
+//     for a VM's macvlan NIC a macvtap (bridge mode) on the parent with
+//     the guest's MAC and the device's MTU or the parent's, whose
+//     character device the driver hands QEMU (LXD's way). The
 //     MAC and addresses come from the network manager (IPAM); the host
 //     side's name is derived from the instance and device so that a daemon
 //     killed with -9 finds and replaces it, never duplicates it. tc limits

@@ -313,6 +313,20 @@ func (l *fakeLinks) CreateTap(name, bridge string, mtu int) error {
 	return nil
 }
 
+func (l *fakeLinks) CreateMacvtap(name, parent, hwaddr string, mtu int) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.failTap[name]; err != nil {
+		return 0, err
+	}
+	l.log("macvtap+ %s %s %s %d", name, parent, hwaddr, mtu)
+	if mtu == 0 {
+		mtu = 1500 // the parent's
+	}
+	l.links[name] = Link{Kind: "macvtap", HostName: name, Parent: parent, Hwaddr: hwaddr, MTU: mtu}
+	return mtu, nil
+}
+
 func (l *fakeLinks) DeleteLink(name string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -102,6 +102,14 @@ func (l *filterLinks) CreateTap(name, _ string, _ int) error {
 	return nil
 }
 
+func (l *filterLinks) CreateMacvtap(name, _, _ string, mtu int) (int, error) {
+	if name == l.failLink {
+		return 0, errors.New("no macvtap today")
+	}
+	l.ev.add("macvtap %s", name)
+	return mtu, nil
+}
+
 func (l *filterLinks) SetNeighbors(string, string, []netip.Prefix) error   { return nil }
 func (l *filterLinks) PinNeighbors(string, string, []netip.Prefix) error   { return nil }
 func (l *filterLinks) UnpinNeighbors(string, string, []netip.Prefix) error { return nil }

@@ -52,6 +52,11 @@ type Links interface {
 	AddNIC(l Link) error
 	// CreateTap makes a persistent tap on a bridge, up.
 	CreateTap(name, bridge string, mtu int) error
+	// CreateMacvtap makes a macvtap (bridge mode) on the host NIC
+	// parent with the guest's MAC and the MTU (0: the parent's), up, and
+	// returns its MTU: a VM's macvlan NIC, whose QEMU gets its character
+	// device. One left by an earlier run is replaced.
+	CreateMacvtap(name, parent, hwaddr string, mtu int) (int, error)
 	DeleteLink(name string) error
 	// DeleteLinkInNetNS removes an interface inside a namespace (a
 	// macvlan, which has no host side); an absent one is not an error.
@@ -365,9 +370,6 @@ func (m *Manager) startNIC(ctx context.Context, in Instance, name string, d map[
 	}
 	nic := driver.NIC{Name: ifname, HostName: host, Hwaddr: nc.Hwaddr, MTU: nc.MTU, Addresses: nc.Addresses,
 		Gateway4: nc.Gateway4, Gateway6: nc.Gateway6, Nameservers: nc.Nameservers, SearchDomain: nc.SearchDomain}
-	if nc.Type == network.TypeMacvlan && in.VM {
-		return driver.NIC{}, errdefs.Invalid("macvlan NICs of virtual machines are not supported yet")
-	}
 	if nc.Type == network.TypeMacvlan && macFiltered(d) {
 		return driver.NIC{}, errdefs.Invalid("security.mac_filtering needs a bridged NIC: a macvlan has no host-side port to filter")
 	}
@@ -384,11 +386,22 @@ func (m *Manager) startNIC(ctx context.Context, in Instance, name string, d map[
 		return driver.NIC{}, fmt.Errorf("egress: %w", err)
 	}
 	rv.Add(func() { _ = m.clearEgress(context.WithoutCancel(ctx), in, name) })
-	if in.VM {
+	switch {
+	case in.VM && nc.Type == network.TypeMacvlan:
+		// LXD's way: a macvtap on the parent, whose character device
+		// QEMU gets as its tap (the driver opens it by the link's name).
+		// The link carries the guest's MAC: a macvtap takes only frames
+		// for its own address.
+		mtu, err := m.cfg.Links.CreateMacvtap(host, nc.Parent, nc.Hwaddr, nc.MTU)
+		if err != nil {
+			return driver.NIC{}, err
+		}
+		nic.MTU = mtu
+	case in.VM:
 		if err := m.cfg.Links.CreateTap(host, nc.Bridge, nc.MTU); err != nil {
 			return driver.NIC{}, err
 		}
-	} else {
+	default:
 		l := Link{Kind: "veth", HostName: host, Bridge: nc.Bridge, NetNS: netns, Name: ifname,
 			Hwaddr: nc.Hwaddr, MTU: nc.MTU, Addresses: nc.Addresses, Gateway4: nc.Gateway4, Gateway6: nc.Gateway6}
 		if nc.Type == network.TypeMacvlan {

@@ -157,7 +157,8 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 		{"unknown network", false, false, map[string]map[string]string{"eth0": nic("network", "br0"), "eth1": nic("network", "gone")}, func(*testEnv) {}, []string{"eth1", "gone"}},
 		{"network that takes no NIC", false, false, map[string]map[string]string{"eth0": nic("network", "br0"), "eth1": nic("network", "odd")}, func(*testEnv) {}, []string{"eth1", "ovn"}},
 		{"VM tap of the second", true, false, devs, func(e *testEnv) { e.lk.failTap[HostLinkName("hangar-8", "eth1")] = errors.New("EBUSY") }, []string{"eth1", "EBUSY"}},
-		{"VM macvlan", true, false, map[string]map[string]string{"eth0": nic("network", "br0"), "eth1": nic("network", "mv")}, func(*testEnv) {}, []string{"eth1", "macvlan"}},
+		{"VM macvtap of the second", true, false, map[string]map[string]string{"eth0": nic("network", "br0"), "eth1": nic("network", "mv")},
+			func(e *testEnv) { e.lk.failTap[HostLinkName("hangar-8", "eth1")] = errors.New("no parent") }, []string{"eth1", "no parent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,23 +223,43 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// TestStartVM: a tap per NIC on its bridge, no namespace; the driver gets
-// the NICs with their addresses for the guest agent.
+// TestStartVM: a tap per bridged NIC on its bridge, a macvtap per
+// macvlan NIC on its parent with the guest's MAC, no namespace; the
+// driver gets the NICs with their addresses for the guest agent, a
+// macvlan one with the link's MTU (the parent's unless the device says);
+// a stop removes both kinds by name.
 func TestStartVM(t *testing.T) {
 	e := newEnv(t)
 	in := vm()
-	run, err := e.m.Start(context.Background(), in, map[string]map[string]string{
+	devs := map[string]map[string]string{
 		"eth0": nic("network", "br0", "mtu", "1400"),
 		"eth1": nic("network", "br1", "name", "ens5"),
-	})
+		"mv0":  nic("nictype", "macvlan", "parent", "eth9", "hwaddr", "00:16:3e:33:33:33"),
+		"mv1":  nic("nictype", "macvlan", "parent", "eth9", "hwaddr", "00:16:3e:44:44:44", "mtu", "1280", "ipv4.address", "192.0.2.5"),
+	}
+	run, err := e.m.Start(context.Background(), in, devs)
 	wantErr(t, err, nil)
 	h0, h1 := HostLinkName("hangar-8", "eth0"), HostLinkName("hangar-8", "eth1")
-	wantLines(t, "operations", e.lk.takeOps(), []string{"tap+ " + h0 + " br0 1400", "tap+ " + h1 + " br1 0"})
-	if run.NetNS != "" || run.UserNS != "" || len(run.NICs) != 2 {
+	m0, m1 := HostLinkName("hangar-8", "mv0"), HostLinkName("hangar-8", "mv1")
+	wantLines(t, "operations", e.lk.takeOps(), []string{
+		"tap+ " + h0 + " br0 1400", "tap+ " + h1 + " br1 0",
+		"macvtap+ " + m0 + " eth9 00:16:3e:33:33:33 0", "macvtap+ " + m1 + " eth9 00:16:3e:44:44:44 1280",
+	})
+	if run.NetNS != "" || run.UserNS != "" || len(run.NICs) != 4 {
 		t.Fatalf("VM run: %+v", run)
 	}
 	if n := run.NICs[1]; n.Name != "ens5" || n.HostName != h1 || n.Addresses[0] != netip.MustParsePrefix("10.0.4.3/24") {
 		t.Fatalf("VM NIC: %s", fmtNIC(n))
+	}
+	if n := run.NICs[2]; n.Name != "mv0" || n.HostName != m0 || n.Hwaddr != "00:16:3e:33:33:33" || n.MTU != 1500 {
+		t.Fatalf("VM macvlan NIC: %s", fmtNIC(n))
+	}
+	if n := run.NICs[3]; n.HostName != m1 || n.MTU != 1280 {
+		t.Fatalf("VM macvlan NIC with an MTU: %s", fmtNIC(n))
+	}
+	wantErr(t, e.m.Stop(context.Background(), in, devs), nil)
+	if left := e.lk.left(); left != "" {
+		t.Fatalf("left after stop: %s", left)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package netdev is the host's network devices, through netlink: managed
 // bridges, the network namespaces of containers, the NICs in them (veth,
-// macvlan), the taps of virtual machines, traffic limits (tc), and the
+// macvlan), the taps and macvtaps of virtual machines (a macvtap's
+// character device opened for QEMU: OpenMacvtap), traffic limits (tc), and the
 // interface lists that networks and instance states show. The network
 // domain (managed bridges) and the device layer (instance NICs) call it;
 // it knows nothing of instances, networks as records, or the API.
@@ -30,7 +31,7 @@
 //
 // Invariants.
 //   - Every call is idempotent and safe after a daemon killed with -9: a
-//     stale veth, macvlan or ifb of the same name is replaced, a tap or
+//     stale veth, macvlan, macvtap or ifb of the same name is replaced, a tap or
 //     bridge is reused and brought to the asked state, a namespace path
 //     that already is one is kept.
 //   - A call that fails leaves nothing it made: a NIC that cannot get its

@@ -105,13 +105,14 @@
 //     the next start). ISO volumes as CD-ROMs wait for storage to hold ISO
 //     volumes (the device layer's CD-ROMs are host *.iso files today).
 //   - NICs eth0, eth1, ...: NAT is a nic on the managed bridge
-//     (network.DefaultBridge, NAT on); BRIDGE is a bridged nic (a tap)
-//     on the host bridge the NICID names. A NICID naming a plain
-//     interface is refused for BRIDGE (406 saying so): a VM on a plain
-//     NIC needs macvtap, which the device layer does not build yet
-//     (macvlan NICs are containers' only); the administrator puts the
-//     NIC in a bridge and gives the bridge the NICID. POST /v/vm shows a
-//     macvlan or bridged nic made through the LXD API as BRIDGE.
+//     (network.DefaultBridge, NAT on). BRIDGE attaches to the host NIC
+//     the NICID names: a bridged nic (a tap) when it is a bridge, a
+//     macvlan nic on it otherwise (physical, bond, vlan, veth: the device
+//     layer gives a VM a macvtap in bridge mode, as LXD does). As with
+//     any macvlan, the VM reaches the NIC's network and the other
+//     macvlans on it, not the host through that NIC. The loopback is
+//     refused (406). POST /v/vm shows a macvlan or bridged nic made
+//     through the LXD API as BRIDGE.
 //   - NICIDs are the administrator's: the server key velocity.host_nics
 //     ("NICID=IFACE,..."), set with `hangar config set` by whoever may edit
 //     the server. A key, not a table and an API of its own: it is a

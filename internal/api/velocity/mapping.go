@@ -199,13 +199,20 @@ func (s *Server) devicesOf(req wire.EFIRequest, nic func(id string) (HostNIC, er
 			if err != nil {
 				return nil, fmt.Errorf("%s.host: %w", field, err)
 			}
-			if h.Type != "bridge" {
-				// A VM's NIC is a tap on a bridge; macvtap (a VM on a
-				// plain NIC) is not built in the device layer.
-				return nil, notAcceptable("%s.host: host NIC %q (%s) is a %s interface: a VM's BRIDGE NIC needs a host bridge; put %s in a bridge and give the bridge the NICID",
-					field, n.Host, h.Interface, h.Type, h.Interface)
+			switch h.Type {
+			case "bridge":
+				// A tap on the bridge.
+				devs[name] = map[string]string{"type": "nic", "nictype": "bridged", "parent": h.Interface, "name": name}
+			case "loopback":
+				return nil, notAcceptable("%s.host: host NIC %q (%s) is the loopback interface: a BRIDGE NIC needs a NIC on a network",
+					field, n.Host, h.Interface)
+			default:
+				// Any other host NIC (physical, bond, vlan, veth, ...):
+				// a macvlan on it, a macvtap for a VM (LXD's way). The
+				// guest reaches the NIC's network, not the host itself
+				// through it (a property of macvlan).
+				devs[name] = map[string]string{"type": "nic", "nictype": "macvlan", "parent": h.Interface, "name": name}
 			}
-			devs[name] = map[string]string{"type": "nic", "nictype": "bridged", "parent": h.Interface, "name": name}
 		default:
 			return nil, notAcceptable("%s.type: %q: want NAT or BRIDGE", field, n.Type)
 		}

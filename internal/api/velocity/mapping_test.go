@@ -58,7 +58,8 @@ func TestNum(t *testing.T) {
 
 func TestDevicesOf(t *testing.T) {
 	s := &Server{RootPool: "p", NATNetwork: "br0"}
-	nics := map[string]HostNIC{"lan": {ID: "lan", Interface: "eth1", Type: "physical"}, "br": {ID: "br", Interface: "br1", Type: "bridge"}}
+	nics := map[string]HostNIC{"lan": {ID: "lan", Interface: "eth1", Type: "physical"}, "br": {ID: "br", Interface: "br1", Type: "bridge"},
+		"v": {ID: "v", Interface: "veth7", Type: "unknown"}, "lo": {ID: "lo", Interface: "lo", Type: "loopback"}}
 	lookup := func(id string) (HostNIC, error) {
 		if h, ok := nics[id]; ok {
 			return h, nil
@@ -82,7 +83,11 @@ func TestDevicesOf(t *testing.T) {
 			instance.Devices{"root": root,
 				"eth0": {"type": "nic", "network": "br0", "name": "eth0"},
 				"eth1": {"type": "nic", "nictype": "bridged", "parent": "br1", "name": "eth1"}}, ""},
-		{"BRIDGE on a plain NIC", wire.EFIRequest{NICs: []wire.NIC{{Type: "BRIDGE", Host: "lan"}}}, nil, "406"},
+		{"BRIDGE on plain NICs", wire.EFIRequest{NICs: []wire.NIC{{Type: "BRIDGE", Host: "lan"}, {Type: "BRIDGE", Host: "v"}}},
+			instance.Devices{"root": root,
+				"eth0": {"type": "nic", "nictype": "macvlan", "parent": "eth1", "name": "eth0"},
+				"eth1": {"type": "nic", "nictype": "macvlan", "parent": "veth7", "name": "eth1"}}, ""},
+		{"BRIDGE on loopback", wire.EFIRequest{NICs: []wire.NIC{{Type: "BRIDGE", Host: "lo"}}}, nil, "406"},
 		{"display", wire.EFIRequest{Displays: []wire.Display{{Name: "Main screen", Width: 1280, Height: 800, PPI: 96}, {Name: "root", Width: 320, Height: 200, PPI: 1}}},
 			instance.Devices{"root": root,
 				"display0": {"type": "display", "protocol": "vnc", "description": "Main screen", "width": "1280", "height": "800", "ppi": "96"},

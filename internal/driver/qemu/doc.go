@@ -68,7 +68,11 @@
 // Each driver.NIC is a virtio-net-pci device with the NIC's MAC (and
 // host_mtu) whose backend is the tap the network layer made beforehand
 // (tap netdev by ifname, script=no; Start checks the tap exists, since
-// QEMU would make one of its own, on no bridge). Every NIC has a PCIe root
+// QEMU would make one of its own, on no bridge), or a macvtap (a VM's
+// macvlan NIC) whose character device the driver opens (netdev's
+// OpenMacvtap, which finds the device of the daemon's namespace) and
+// hands QEMU as a descriptor: inherited at start (tap,fd=4 and up), by
+// getfd for a hotplug. Every NIC has a PCIe root
 // port of its own and a VM boots with 4 spare ports, so NICs plug and
 // unplug while it runs (AttachNIC, DetachNIC: netdev_add + device_add,
 // device_del + DEVICE_DELETED + netdev_del). microvm therefore runs with

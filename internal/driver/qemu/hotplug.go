@@ -8,6 +8,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/netdev"
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
@@ -55,7 +56,8 @@ func (d *Driver) AttachNIC(ctx context.Context, id string, nic driver.NIC) error
 		}
 	}
 	v.mu.Unlock()
-	if err := checkTap(nic); err != nil {
+	macvtap, err := checkTap(nic)
+	if err != nil {
 		return err
 	}
 	if port < 0 {
@@ -66,10 +68,23 @@ func (d *Driver) AttachNIC(ctx context.Context, id string, nic driver.NIC) error
 		"type": "tap", "id": nicNetdevID(nic.Name), "ifname": nic.HostName,
 		"script": "no", "downscript": "no",
 	}
+	if macvtap {
+		// QEMU takes the named descriptor over at netdev_add.
+		fdName := "fd-" + nicNetdevID(nic.Name)
+		if err := passMacvtap(mon, nic, fdName); err != nil {
+			return err
+		}
+		netdev = map[string]any{"type": "tap", "id": nicNetdevID(nic.Name), "fd": fdName}
+		defer func() {
+			if err != nil {
+				_, _ = mon.run("closefd", map[string]any{"fdname": fdName})
+			}
+		}()
+	}
 	if vhostNet(d.kvm) {
 		netdev["vhost"] = true
 	}
-	if _, err := mon.run("netdev_add", netdev); err != nil {
+	if _, err = mon.run("netdev_add", netdev); err != nil {
 		return fmt.Errorf("nic %s: tap %s: %w", nic.Name, nic.HostName, err)
 	}
 	dev := map[string]any{
@@ -114,6 +129,20 @@ func (d *Driver) AttachNIC(ctx context.Context, id string, nic driver.NIC) error
 			d.log.Warn("unplug a NIC the guest did not take", "id", id, "nic", nic.Name, "err", uerr)
 		}
 		return fmt.Errorf("nic %s: guest: %w", nic.Name, err)
+	}
+	return nil
+}
+
+// passMacvtap opens a NIC's macvtap and hands QEMU the descriptor as
+// fdName (getfd); the daemon's copy is closed after.
+func passMacvtap(mon *monitor, nic driver.NIC, fdName string) error {
+	f, err := netdev.OpenMacvtap(nic.HostName)
+	if err != nil {
+		return fmt.Errorf("nic %s: %w", nic.Name, err)
+	}
+	defer f.Close()
+	if _, err := mon.runWithFile("getfd", map[string]any{"fdname": fdName}, f); err != nil {
+		return fmt.Errorf("nic %s: pass macvtap %s: %w", nic.Name, nic.HostName, err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/driver"
 	"github.com/hangar-dev/hangar/internal/errdefs"
+	"github.com/hangar-dev/hangar/internal/netdev"
 	"github.com/hangar-dev/hangar/internal/vmagent"
 )
 
@@ -32,6 +33,15 @@ import (
 // the kernel is told to take it (pcie_ports=native). Which NIC is on
 // which port is kept in vm.json: a restored VM must have the same devices
 // at the same places as the one saved.
+//
+// A macvlan NIC's host side is a macvtap instead (LXD's way): a
+// macvlan on the host NIC with a character device that is the guest's
+// port. QEMU cannot open it by name; the driver opens it (netdev's
+// OpenMacvtap, which finds this namespace's device) and hands QEMU the
+// descriptor: inherited at start (-netdev tap,fd=N: N is 4 and up, 3
+// being the saved state's place), passed with getfd for a hotplug. QEMU
+// holds it from then on, so a VM keeps its NIC over a daemon restart; the
+// link's name derives from the device as a tap's does.
 //
 // QEMU ids derive from the guest name, so a NIC can be found again by
 // name (DetachNIC, after a daemon restart too): netdev "net-NAME",
@@ -161,22 +171,58 @@ func checkNICs(nics []driver.NIC) error {
 	return nil
 }
 
-// checkTap checks that a NIC's tap exists in the daemon's network
-// namespace, which QEMU shares: given a name that is not there, QEMU
-// would make a tap of its own, on no bridge.
-func checkTap(n driver.NIC) error {
+// checkTap checks that a NIC's tap or macvtap exists in the daemon's
+// network namespace, which QEMU shares (given a tap name that is not
+// there, QEMU would make a tap of its own, on no bridge), and reports
+// whether it is a macvtap.
+func checkTap(n driver.NIC) (macvtap bool, err error) {
 	l, err := netlink.LinkByName(n.HostName)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return errdefs.NotFound("nic %s: host_name %s: no such tap", n.Name, n.HostName)
+			return false, errdefs.NotFound("nic %s: host_name %s: no such tap", n.Name, n.HostName)
 		}
-		return fmt.Errorf("nic %s: host_name %s: %w", n.Name, n.HostName, err)
+		return false, fmt.Errorf("nic %s: host_name %s: %w", n.Name, n.HostName, err)
+	}
+	if _, ok := l.(*netlink.Macvtap); ok {
+		return true, nil
 	}
 	if t, ok := l.(*netlink.Tuntap); !ok || t.Mode != netlink.TUNTAP_MODE_TAP {
-		return errdefs.Invalid("nic %s: host_name %s is a %s link, not a tap", n.Name, n.HostName, l.Type())
+		return false, errdefs.Invalid("nic %s: host_name %s is a %s link, not a tap or macvtap", n.Name, n.HostName, l.Type())
 	}
-	return nil
+	return false, nil
+}
+
+// macvtapFDBase is the descriptor number QEMU gets the first macvtap at
+// (launch: 3 is the saved state's, present or not).
+const macvtapFDBase = 4
+
+// openMacvtaps opens the character devices of the NICs whose host side
+// is a macvtap (in nics' order) and returns them with, by NIC name, the
+// descriptor number each gets in QEMU. The caller closes the files once
+// QEMU has its copies.
+func openMacvtaps(nics []driver.NIC, macvtap map[string]bool) ([]*os.File, map[string]int, error) {
+	var files []*os.File
+	fds := map[string]int{}
+	for _, n := range nics {
+		if !macvtap[n.Name] {
+			continue
+		}
+		f, err := netdev.OpenMacvtap(n.HostName)
+		if err != nil {
+			closeAll(files)
+			return nil, nil, fmt.Errorf("nic %s: %w", n.Name, err)
+		}
+		fds[n.Name] = macvtapFDBase + len(files)
+		files = append(files, f)
+	}
+	return files, fds, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // vhostNet reports whether QEMU can hand a tap's packets to the kernel's
@@ -229,8 +275,8 @@ func nicLayout(nics []driver.NIC, saved []string) []string {
 }
 
 // nicArgs is the QEMU command line of the root ports and the NICs on
-// them.
-func nicArgs(nics []driver.NIC, slots []string, vhost bool) []string {
+// them; fds are the descriptors of NICs on a macvtap.
+func nicArgs(nics []driver.NIC, slots []string, vhost bool, fds map[string]int) []string {
 	byName := map[string]driver.NIC{}
 	for _, n := range nics {
 		byName[n.Name] = n
@@ -240,15 +286,19 @@ func nicArgs(nics []driver.NIC, slots []string, vhost bool) []string {
 		// Chassis numbers tell the ports apart; 0 is no chassis.
 		args = append(args, "-device", "pcie-root-port,id="+nicPortID(i)+",bus=pcie.0,chassis="+strconv.Itoa(i+1))
 		if n, ok := byName[name]; ok {
-			args = append(args, "-netdev", nicNetdev(n, vhost), "-device", nicDevice(n, ",bus="+nicPortID(i)))
+			args = append(args, "-netdev", nicNetdev(n, vhost, fds), "-device", nicDevice(n, ",bus="+nicPortID(i)))
 		}
 	}
 	return args
 }
 
-// nicNetdev is the -netdev (and netdev_add) value of a NIC's backend.
-func nicNetdev(n driver.NIC, vhost bool) string {
+// nicNetdev is the -netdev value of a NIC's backend: its tap by name,
+// or the descriptor of its macvtap (fds).
+func nicNetdev(n driver.NIC, vhost bool, fds map[string]int) string {
 	s := "tap,id=" + nicNetdevID(n.Name) + ",ifname=" + n.HostName + ",script=no,downscript=no"
+	if fd, ok := fds[n.Name]; ok {
+		s = "tap,id=" + nicNetdevID(n.Name) + ",fd=" + strconv.Itoa(fd)
+	}
 	if vhost {
 		s += ",vhost=on"
 	}

@@ -122,11 +122,18 @@ func TestStartRefusesBadNIC(t *testing.T) {
 
 func TestNICArgs(t *testing.T) {
 	n := driver.NIC{Name: "eth0", HostName: "tap5", Hwaddr: "00:16:3E:AA:BB:CC", MTU: 1400}
-	if got, want := nicNetdev(n, false), "tap,id=net-eth0,ifname=tap5,script=no,downscript=no"; got != want {
+	if got, want := nicNetdev(n, false, nil), "tap,id=net-eth0,ifname=tap5,script=no,downscript=no"; got != want {
 		t.Errorf("netdev %q, want %q", got, want)
 	}
-	if got := nicNetdev(n, true); !strings.HasSuffix(got, ",vhost=on") {
+	if got := nicNetdev(n, true, nil); !strings.HasSuffix(got, ",vhost=on") {
 		t.Errorf("netdev with vhost %q", got)
+	}
+	// A macvtap: the descriptor QEMU inherits, not the name.
+	if got, want := nicNetdev(n, false, map[string]int{"eth0": 4}), "tap,id=net-eth0,fd=4"; got != want {
+		t.Errorf("macvtap netdev %q, want %q", got, want)
+	}
+	if got, want := nicNetdev(n, true, map[string]int{"eth0": 5}), "tap,id=net-eth0,fd=5,vhost=on"; got != want {
+		t.Errorf("macvtap netdev with vhost %q, want %q", got, want)
 	}
 	if got, want := nicDevice(n, ",bus=p1"), "virtio-net-pci,id=nic-eth0,netdev=net-eth0,mac=00:16:3e:aa:bb:cc,host_mtu=1400,bus=p1"; got != want {
 		t.Errorf("device %q, want %q", got, want)
@@ -136,12 +143,12 @@ func TestNICArgs(t *testing.T) {
 		t.Errorf("device without MTU %q", got)
 	}
 	m := driver.NIC{Name: "eth1", HostName: "tap6", Hwaddr: "00:16:3e:00:00:01"}
-	got := strings.Join(nicArgs([]driver.NIC{n, m}, []string{"", "eth1", "eth0"}, false), " ")
+	got := strings.Join(nicArgs([]driver.NIC{n, m}, []string{"", "eth1", "eth0"}, false, map[string]int{"eth0": 4}), " ")
 	want := "-device pcie-root-port,id=nicport0,bus=pcie.0,chassis=1 " +
 		"-device pcie-root-port,id=nicport1,bus=pcie.0,chassis=2 " +
 		"-netdev tap,id=net-eth1,ifname=tap6,script=no,downscript=no -device virtio-net-pci,id=nic-eth1,netdev=net-eth1,mac=00:16:3e:00:00:01,bus=nicport1 " +
 		"-device pcie-root-port,id=nicport2,bus=pcie.0,chassis=3 " +
-		"-netdev tap,id=net-eth0,ifname=tap5,script=no,downscript=no -device virtio-net-pci,id=nic-eth0,netdev=net-eth0,mac=00:16:3e:aa:bb:cc,bus=nicport2"
+		"-netdev tap,id=net-eth0,fd=4 -device virtio-net-pci,id=nic-eth0,netdev=net-eth0,mac=00:16:3e:aa:bb:cc,bus=nicport2"
 	if got != want {
 		t.Errorf("args\n%s\nwant\n%s", got, want)
 	}

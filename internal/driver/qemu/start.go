@@ -104,11 +104,20 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	macvtaps := map[string]bool{}
 	for _, n := range spec.NICs {
-		if err := checkTap(n); err != nil {
+		mv, err := checkTap(n)
+		if err != nil {
 			return 0, err
 		}
+		macvtaps[n.Name] = mv
 	}
+	tapFiles, tapFDs, err := openMacvtaps(spec.NICs, macvtaps)
+	if err != nil {
+		return 0, err
+	}
+	// QEMU has its copies once launched; ours go either way.
+	defer closeAll(tapFiles)
 	var fw firmware
 	if byFirmware {
 		if fw, err = firmwareFor(d.firmwareDir(), spec.SecureBoot); err != nil {
@@ -198,7 +207,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 		args = d.qemuArgs(dir, k, cpus, mem, incoming)
 	}
 	args = withMemoryHotplug(args, mem, hotplug)
-	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm))...)
+	args = append(args, nicArgs(spec.NICs, slots, vhostNet(d.kvm), tapFDs)...)
 	args = append(args, diskArgs(disks, blockDevs, layout, !byFirmware && d.cfg.Machine == "microvm", byFirmware)...)
 	args = append(args, shareArgs(spec.Mounts)...)
 	args = append(args, displayArgs(displays, byFirmware || d.cfg.Machine == "q35")...)
@@ -212,7 +221,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (int, error) {
 	}
 	v, err := d.boot(ctx, spec, dir, paths.qemu, args, mem, rs, bootLayout{
 		withAgent: !byFirmware, slots: slots, disks: layout, shares: len(spec.Mounts),
-		cpus: cpus, hotplug: hotplug, taps: tapsOf(spec.NICs), displays: displays,
+		cpus: cpus, hotplug: hotplug, taps: tapsOf(spec.NICs), displays: displays, tapFiles: tapFiles,
 	})
 	if err != nil {
 		return 0, err
@@ -263,6 +272,8 @@ type bootLayout struct {
 	taps    map[string]string
 	// displays get their passwords once QEMU answers.
 	displays []driver.Display
+	// tapFiles are the NICs' macvtaps, QEMU's descriptors 4 and up.
+	tapFiles []*os.File
 }
 
 // tapsOf maps NIC names to their host ends.
@@ -292,7 +303,7 @@ func (d *Driver) boot(ctx context.Context, spec driver.Spec, dir, qemu string, a
 		}
 		incoming = src.qemuEnd
 	}
-	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem, incoming)
+	v, err := d.launch(ctx, spec.ID, dir, qemu, args, spec.Limits, mem, incoming, bl.tapFiles)
 	if src != nil {
 		src.closeOurs()
 	}
@@ -491,8 +502,9 @@ func (d *Driver) qemuArgs(dir string, k kernel, cpus int, mem int64, incoming st
 // launch starts QEMU in its own session and cgroup, detached from the
 // daemon: its output goes to qemu.log, so it outlives a daemon killed with
 // SIGKILL. It returns once QMP answers. incoming, when not nil, is a
-// saved state QEMU gets as descriptor 3.
-func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string, limits driver.Limits, mem int64, incoming *os.File) (*vm, error) {
+// saved state QEMU gets as descriptor 3; taps are macvtaps it gets as 4
+// and up.
+func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string, limits driver.Limits, mem int64, incoming *os.File, taps []*os.File) (*vm, error) {
 	cg := cgroupFor(d.cfg.CgroupParent, id)
 	if err := cg.create(); err != nil {
 		return nil, err
@@ -510,8 +522,9 @@ func (d *Driver) launch(ctx context.Context, id, dir, qemu string, args []string
 	cmd := exec.Command(qemu, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if incoming != nil {
-		cmd.ExtraFiles = []*os.File{incoming}
+	if incoming != nil || len(taps) > 0 {
+		// A nil entry leaves descriptor 3 closed.
+		cmd.ExtraFiles = append([]*os.File{incoming}, taps...)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cg.v2 {

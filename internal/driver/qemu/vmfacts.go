@@ -78,8 +78,12 @@ func (d *Driver) VMStats(ctx context.Context, id string) (driver.VMStats, error)
 		return driver.VMStats{}, err
 	}
 	for _, t := range taps {
-		// The tap's transmit is what reaches the guest.
+		// A tap's transmit is what reaches the guest; a macvtap's
+		// receive is (it is a macvlan on the wire's side).
 		rx, tx := tapCounters("/sys/class/net", t)
+		if isMacvtap("/sys/class/net", t) {
+			rx, tx = tx, rx
+		}
 		st.NetRx += tx
 		st.NetTx += rx
 	}
@@ -116,6 +120,13 @@ func tapCounters(sysNet, name string) (rx, tx int64) {
 		return n
 	}
 	return read("rx_bytes"), read("tx_bytes")
+}
+
+// isMacvtap reports whether the host interface name is a macvtap (sysfs
+// gives one a macvtap directory holding its character device).
+func isMacvtap(sysNet, name string) bool {
+	_, err := os.Stat(filepath.Join(sysNet, name, "macvtap"))
+	return err == nil
 }
 
 // GuestStat stats a guest path through the agent.

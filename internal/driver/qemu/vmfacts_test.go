@@ -127,4 +127,10 @@ func TestTapCounters(t *testing.T) {
 	if rx, tx := tapCounters(sys, "gone"); rx != 0 || tx != 0 {
 		t.Fatalf("a missing tap: rx %d tx %d", rx, tx)
 	}
+	if err := os.MkdirAll(filepath.Join(sys, "mvt1", "macvtap", "tap9"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if isMacvtap(sys, "tap1") || !isMacvtap(sys, "mvt1") || isMacvtap(sys, "gone") {
+		t.Fatal("isMacvtap: want mvt1 alone")
+	}
 }
