@@ -29,6 +29,7 @@ type Store interface {
 	CreateStorageVolume(ctx context.Context, v *store.StorageVolume) error
 	GetStorageVolume(ctx context.Context, pool, project, typ, name string) (store.StorageVolume, error)
 	ListStorageVolumes(ctx context.Context, pool string) ([]store.StorageVolume, error)
+	ListProjectCustomVolumes(ctx context.Context, project string) ([]store.StorageVolume, error)
 	UpdateStorageVolume(ctx context.Context, v store.StorageVolume) error
 	DeleteStorageVolume(ctx context.Context, id int64) error
 	GetInstanceVolume(ctx context.Context, instanceID int64) (store.StorageVolume, error)

@@ -98,15 +98,12 @@ func (m *Manager) checkDisk(ctx context.Context, p string, grow int64) error {
 // the storage part of its limits.disk (instances' root disks are the
 // core's).
 func (m *Manager) ProjectUsage(ctx context.Context, p string) (project.Usage, error) {
-	vols, err := m.cfg.Store.ListStorageVolumes(ctx, "")
+	vols, err := m.cfg.Store.ListProjectCustomVolumes(ctx, p)
 	if err != nil {
 		return project.Usage{}, err
 	}
 	var u project.Usage
 	for _, v := range vols {
-		if v.Project != p || v.Type != string(drivers.TypeCustom) || v.ParentID != 0 {
-			continue
-		}
 		if n, err := units.ParseByteSize(v.Config["size"]); err == nil {
 			u.Disk += n
 		}

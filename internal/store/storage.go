@@ -248,6 +248,14 @@ func (q *Queries) ListStorageVolumes(ctx context.Context, pool string) ([]Storag
 	return listRows(ctx, q.reader(), "storage volumes", scanVolume, query+" ORDER BY p.name, v.type, v.project, v.name, v.disk_name", args...)
 }
 
+// ListProjectCustomVolumes returns project's custom volumes (not their
+// snapshots) on every pool: what counts against its limits.disk, read
+// on every quota check, so without the instances' and images' volumes.
+func (q *Queries) ListProjectCustomVolumes(ctx context.Context, project string) ([]StorageVolume, error) {
+	return listRows(ctx, q.reader(), "storage volumes", scanVolume,
+		volumeSelect+" WHERE v.project = ? AND v.type = 'custom' AND v.parent_id IS NULL ORDER BY p.name, v.name", project)
+}
+
 // GetStorageVolume returns project's volume of type typ called name on
 // pool (for images, of the default project: one of its id maps' volumes).
 func (q *Queries) GetStorageVolume(ctx context.Context, pool, project, typ, name string) (StorageVolume, error) {
