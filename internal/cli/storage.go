@@ -281,6 +281,7 @@ func newStorageVolumeCmd(a *app) *cobra.Command {
 		newVolumeAttachCmd(a),
 		newVolumeDetachCmd(a),
 		newVolumeResizeCmd(a),
+		newVolumeImportCmd(a),   // storage_import.go
 		newVolumeSnapshotCmd(a), // snapshot.go
 	)
 	return cmd
