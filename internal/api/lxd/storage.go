@@ -553,7 +553,6 @@ func (s *Server) importISO(w http.ResponseWriter, r *http.Request) {
 		s.refuseUpload(w, upload, err)
 		return
 	}
-	w.Header().Set("Location", volumeURL(pool, api.StorageVolumeTypeCustom, name))
 	s.startOp(w, r, "Creating storage volume", volumeSnapshotResources("storage_volumes", pool, api.StorageVolumeTypeCustom, name),
 		func(context.Context) error { return nil })
 }
