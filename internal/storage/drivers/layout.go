@@ -25,10 +25,12 @@ import (
 //	ROOT/containers/NAME         a container's root volume
 //	ROOT/virtual-machines/NAME.block  a VM's root volume: BlockFile inside
 //	ROOT/custom/NAME[.block]     custom volumes
-//	ROOT/custom/NAME@iso         an ISO volume: BlockFile inside ("@" is
-//	                             in no volume name, so no filesystem
-//	                             volume can take an ISO volume's name;
-//	                             a suffix such as ".iso" could)
+//	ROOT/custom/NAME@iso         an ISO volume: BlockFile inside (no
+//	                             custom volume's name has "@", so no
+//	                             filesystem volume's directory can take an
+//	                             ISO volume's name, as one named x.iso
+//	                             could take x.iso's; snapshots' @TOKEN is
+//	                             hex, never "iso")
 //	ROOT/TYPE/NAME@TOKEN[.block] a snapshot of NAME, beside it
 //	ROOT/TYPE/.tmp-NAME-RANDOM   a volume being made or being removed
 //
@@ -183,8 +185,6 @@ func checkVolumeName(name string, content ContentType) error {
 	switch {
 	case name == "", strings.HasPrefix(name, "."), strings.ContainsAny(name, "/\x00"):
 		return errdefs.Invalid("volume name %q is not usable as a file name (empty, a leading dot or a slash)", name)
-	case strings.Contains(name, "@") && content == ContentISO:
-		return errdefs.Invalid("volume name %q: an ISO volume's name has no %q (it marks ISO volumes on disk)", name, "@")
 	case len(name) > maxVolumeName:
 		return errdefs.Invalid("volume name %q is longer than %d bytes", name, maxVolumeName)
 	case content == ContentFilesystem && strings.HasSuffix(name, blockSuffix):

@@ -131,7 +131,7 @@ func TestCheckVolume(t *testing.T) {
 		{Volume{TypeCustom, "x", ContentISO}, ""},
 		{Volume{TypeCustom, "x.iso", ContentFilesystem}, ""},
 		{Volume{TypeImage, "x", ContentISO}, "only custom volumes"},
-		{Volume{TypeCustom, "x@y", ContentISO}, "marks ISO volumes"},
+		{Volume{TypeCustom, "p@q_x", ContentISO}, ""},
 	}
 	for _, tt := range tests {
 		checkInvalid(t, checkVolume(tt.vol), tt.wantErr)
