@@ -84,6 +84,9 @@ var Extensions = append(append([]string{
 	// The instances API of seed 002 (OCI images as VMs) beside this one:
 	// /instances-api/ on the socket, hangard --instances-api over TCP.
 	"hangar_instances_api",
+	// The NAS middleware's virt.instance.* JSON-RPC API of seeds 000/001
+	// at /api/current (websocket), on the socket and over HTTPS.
+	"hangar_virt_api",
 }, NetworkExtensions...), StorageExtensions...)
 
 // NetworkExtensions are the extensions of the network API, which a daemon

@@ -29,6 +29,11 @@ const lxcTimeout = 30 * time.Second
 // lxcCmd is the real lxc against this daemon, with a config directory of
 // the daemon's own so the host's lxc setup is neither read nor changed.
 func (d *daemon) lxcCmd(ctx context.Context, args ...string) *exec.Cmd {
+	// lxc writes config.yml (lxc project switch, remote add) into an
+	// existing directory only.
+	if err := os.MkdirAll(d.dir+"/lxc-conf", 0o700); err != nil {
+		d.t.Fatal(err)
+	}
 	cmd := exec.CommandContext(ctx, "lxc", args...)
 	cmd.Env = append(os.Environ(), "LXD_SOCKET="+d.socket, "LXD_CONF="+d.dir+"/lxc-conf")
 	cmd.WaitDelay = time.Second

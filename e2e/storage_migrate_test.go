@@ -59,7 +59,9 @@ func TestStorageMigration(t *testing.T) {
 		// (the instances table's rebuild drops migration 13's uid column
 		// and its index), instance secrets): their tables go, and the
 		// tables migration 9 rebuilt with a project go back to their
-		// schema-5 shape (foreign keys are off on this connection).
+		// schema-5 shape (foreign keys are off on this connection);
+		// local users (15).
+		"DROP TABLE IF EXISTS users",
 		"DROP TABLE IF EXISTS instance_secrets",
 		"DROP TABLE IF EXISTS api_tokens",
 		"DROP TABLE IF EXISTS auth_identity_groups",

@@ -22,6 +22,7 @@ import (
 	instancesapi "github.com/hangar-dev/hangar/internal/api/instances"
 	"github.com/hangar-dev/hangar/internal/api/lxd"
 	velocityapi "github.com/hangar-dev/hangar/internal/api/velocity"
+	virtapi "github.com/hangar-dev/hangar/internal/api/virt"
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/autostandby"
 	"github.com/hangar-dev/hangar/internal/driver"
@@ -308,7 +309,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := syncProjectTree(ctx, projects, authz); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: withVelocity(withInstancesAPI(handler, instAPI), veloAPI), ReadHeaderTimeout: 30 * time.Second}
+	// The virt JSON-RPC API (seeds 000/001) at /api/current, on the
+	// socket and over HTTPS.
+	virtAPI := &virtapi.Server{Core: virtapi.CoreOf(svc), Images: images, Pools: virtPools{pools, svc}, Ops: ops, Events: hub,
+		Tokens: tokens, Users: users, Authz: authz, Projects: projects, Host: hostDevices{}, Authn: authn, Log: log.With("component", "virt-api")}
+	defer virtAPI.Close()
+	virtHandler := virtAPI.Handler()
+	srv := &http.Server{Handler: withVirtAPI(withVelocity(withInstancesAPI(handler, instAPI), veloAPI), virtHandler), ReadHeaderTimeout: 30 * time.Second}
 	if cfg.InstancesAPI != "" {
 		stopInstAPI, err := serveInstancesAPI(ctx, cfg.InstancesAPI, instAPI, log.With("component", "instances-api"))
 		if err != nil {
@@ -321,7 +328,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	// The same handler over TLS; the edge tells the two apart.
-	https.SetHandler(withVelocityRoot(handler, veloAPI))
+	https.SetHandler(withVirtAPI(withVelocityRoot(handler, veloAPI), virtHandler))
 	conf.OnChange(serverconfig.CoreHTTPSAddress, https.Set)
 	if err := https.Set(ctx, conf.HTTPSAddress()); err != nil {
 		// The socket still works, and fixing the key is how to recover.

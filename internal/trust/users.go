@@ -67,6 +67,12 @@ type Users struct {
 
 	once  sync.Once
 	dummy string // a hash no password matches, checked for unknown names
+
+	// revoked is when each user's sessions stopped counting: its delete
+	// or its last password change. Dialect sessions live in memory, so
+	// this does too: a restart ends them all anyway.
+	revMu   sync.Mutex
+	revoked map[string]time.Time
 }
 
 // userName is the rule of API token and group names.
@@ -183,9 +189,33 @@ func (u *Users) Update(ctx context.Context, name string, up UserUpdate) error {
 		return err
 	}
 	if up.Password != nil {
+		u.revoke(name)
 		u.Log.Info("user password changed", "user", name)
 	}
 	return nil
+}
+
+// revoke ends every session name logged in before now.
+func (u *Users) revoke(name string) {
+	u.revMu.Lock()
+	defer u.revMu.Unlock()
+	if u.revoked == nil {
+		u.revoked = map[string]time.Time{}
+	}
+	u.revoked[name] = u.now()
+}
+
+// SessionValid tells whether a session user name opened with a login at
+// loginAt (taken before calling Login, so that a password changed while
+// the login ran ends it too) still counts: not if the user was deleted or its password
+// changed since (a user re-created under the same name is another user
+// and does not inherit the old one's sessions). Dialects ask it on every
+// request; it is a map lookup.
+func (u *Users) SessionValid(name string, loginAt time.Time) bool {
+	u.revMu.Lock()
+	defer u.revMu.Unlock()
+	at, ok := u.revoked[name]
+	return !ok || loginAt.After(at)
 }
 
 // List returns every user, by name.
@@ -225,6 +255,7 @@ func (u *Users) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	u.revoke(name)
 	u.Log.Info("user deleted", "user", name)
 	return nil
 }

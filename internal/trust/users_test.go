@@ -390,3 +390,42 @@ func BenchmarkLogin(b *testing.B) {
 		})
 	}
 }
+
+// A session ends when its user is deleted or its password changes, and a
+// user re-created under the same name does not inherit the old sessions.
+func TestUserSessionValid(t *testing.T) {
+	ctx := context.Background()
+	u, _, _, clk := newUsers(t)
+	if _, err := u.Create(ctx, "alice", "pw1", ""); err != nil {
+		t.Fatal(err)
+	}
+	first := clk.now()
+	if !u.SessionValid("alice", first) {
+		t.Fatal("a fresh session is not valid")
+	}
+	clk.add(time.Second)
+	if err := u.SetPassword(ctx, "alice", "pw2"); err != nil {
+		t.Fatal(err)
+	}
+	if u.SessionValid("alice", first) {
+		t.Fatal("a session from before the password change is still valid")
+	}
+	clk.add(time.Second)
+	second := clk.now()
+	if !u.SessionValid("alice", second) {
+		t.Fatal("a session from after the password change is not valid")
+	}
+	clk.add(time.Second)
+	if err := u.Delete(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Create(ctx, "alice", "pw3", ""); err != nil {
+		t.Fatal(err)
+	}
+	if u.SessionValid("alice", second) {
+		t.Fatal("a session of the deleted user counts for the re-created one")
+	}
+	if !u.SessionValid("bob", first) {
+		t.Fatal("a user never revoked has invalid sessions")
+	}
+}

@@ -150,6 +150,15 @@ func TestSessions(t *testing.T) {
 	if rec := e.call("POST", "/v/nic/list", map[string]any{"authkey": key}); rec.Code != 401 {
 		t.Fatalf("expired key: %d", rec.Code)
 	}
+	// A user deleted, or whose password changed, loses its sessions.
+	key = e.login(t, "alice")
+	e.srv.Users.(fakeUsers).revoked.Store("alice", true)
+	if rec := e.call("POST", "/v/nic/list", map[string]any{"authkey": key}); rec.Code != 401 {
+		t.Fatalf("key of a revoked user: %d", rec.Code)
+	}
+	if rec := e.call("PATCH", "/u/auth", map[string]any{"authkey": key}); rec.Code == 200 {
+		t.Fatalf("renewing a revoked user's key: %d", rec.Code)
+	}
 }
 
 // fakeRefusingCore is the real core but for a create, which the project's

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hangar-dev/hangar/internal/auth"
 	"github.com/hangar-dev/hangar/internal/errdefs"
@@ -32,8 +34,14 @@ type env struct {
 	h        http.Handler
 }
 
-// fakeUsers logs in every user whose password is "pw".
-type fakeUsers struct{}
+// fakeUsers logs in every user whose password is "pw"; a user in revoked
+// has been deleted or had its password changed after every login.
+type fakeUsers struct{ revoked *sync.Map }
+
+func (f fakeUsers) SessionValid(name string, _ time.Time) bool {
+	_, gone := f.revoked.Load(name)
+	return !gone
+}
 
 func (fakeUsers) Login(_ context.Context, name, password, _ string) (auth.Identity, error) {
 	if password != "pw" {
@@ -71,7 +79,7 @@ func newEnv(t testing.TB) *env {
 	e.core = instance.New(instance.Config{DB: st, Authorizer: e.authz, Quota: e.projects, Architecture: "x86_64", HostMemory: 64 << 30,
 		Log: slog.New(slog.DiscardHandler)})
 	e.projects.Sources = []project.UsageSource{project.UsageFunc(e.core.ProjectUsage)}
-	e.srv = &Server{Core: CoreOf(e.core), Projects: e.projects, Auth: e.authz, Users: fakeUsers{},
+	e.srv = &Server{Core: CoreOf(e.core), Projects: e.projects, Auth: e.authz, Users: fakeUsers{revoked: &sync.Map{}},
 		NICs:    fakeNICs{{ID: "lan", Interface: "veth9", Type: "physical"}, {ID: "br", Interface: "br9", Type: "bridge"}, {ID: "gone", Interface: "eth7"}},
 		Volumes: fakeVolumes{"default/iso": "block", "default/fs": "filesystem", "default/cd": "iso"}, Log: slog.New(slog.DiscardHandler)}
 	e.h = e.srv.Handler()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	wire "github.com/hangar-dev/hangar/api/velocity"
 	"github.com/hangar-dev/hangar/internal/auth"
@@ -31,6 +32,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		addr = r.RemoteAddr // the unix socket's "@"
 	}
+	loginAt := time.Now()
 	id, err := s.Users.Login(r.Context(), req.Name, req.Password, addr)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrForbidden) || errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -38,7 +40,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	return s.issue(w, id)
+	return s.issue(w, id, loginAt)
 }
 
 // logout is DELETE /u/auth: 200 whether the key existed or not.
@@ -58,16 +60,31 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req, false); err != nil {
 		return err
 	}
-	id, ok := s.sessions.lookup(req.AuthKey)
+	sess, ok := s.session(req.AuthKey)
 	if !ok {
 		return denied("%v: unknown or expired authkey", errBadLogin)
 	}
 	s.sessions.drop(req.AuthKey)
-	return s.issue(w, id)
+	return s.issue(w, sess.id, sess.loginAt)
 }
 
-func (s *Server) issue(w http.ResponseWriter, id auth.Identity) error {
-	key, exp, err := s.sessions.create(id)
+// session returns the live session of an authkey whose user still
+// counts; a session of a deleted user, or from before a password change,
+// is dropped.
+func (s *Server) session(key string) (session, bool) {
+	sess, ok := s.sessions.lookup(key)
+	if !ok {
+		return session{}, false
+	}
+	if sess.id.Kind == auth.KindUser && (s.Users == nil || !s.Users.SessionValid(sess.id.Name, sess.loginAt)) {
+		s.sessions.drop(key)
+		return session{}, false
+	}
+	return sess, true
+}
+
+func (s *Server) issue(w http.ResponseWriter, id auth.Identity, loginAt time.Time) error {
+	key, exp, err := s.sessions.create(id, loginAt)
 	if err != nil {
 		return fmt.Errorf("new authkey: %w", err)
 	}

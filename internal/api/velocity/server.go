@@ -59,9 +59,11 @@ type Authorizer interface {
 	Allowed(ctx context.Context, o auth.Object, e auth.Entitlement) bool
 }
 
-// Users checks a login (*trust.Users).
+// Users checks a login (*trust.Users) and whether a session still
+// counts (its user not deleted, its password not changed since).
 type Users interface {
 	Login(ctx context.Context, name, password, addr string) (auth.Identity, error)
+	SessionValid(name string, loginAt time.Time) bool
 }
 
 // HostNIC is one host NIC the administrator made available: its NICID,
@@ -188,7 +190,7 @@ func (s *Server) authenticated(rt route) http.Handler {
 				return
 			}
 		}
-		id, ok := s.sessions.lookup(k.AuthKey)
+		sess, ok := s.session(k.AuthKey)
 		if !ok {
 			ctx := auth.WithIdentity(r.Context(), edge.Untrusted)
 			edge.Audit(edge.AuditLogger(s.log()), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -196,6 +198,7 @@ func (s *Server) authenticated(rt route) http.Handler {
 			})).ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
+		id := sess.id
 		id.Address = r.RemoteAddr
 		r = r.WithContext(auth.WithIdentity(r.Context(), id))
 		r.Body = io.NopCloser(bytes.NewReader(body))

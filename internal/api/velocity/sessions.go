@@ -26,6 +26,10 @@ type sessions struct {
 type session struct {
 	id      auth.Identity
 	expires time.Time
+	// loginAt is when the login that opened the session (renewals keep
+	// it) began: a user deleted or with a password changed since then
+	// ends it (Users.SessionValid).
+	loginAt time.Time
 }
 
 func (s *sessions) init(ttl time.Duration) {
@@ -43,8 +47,9 @@ func (s *sessions) init(ttl time.Duration) {
 	}
 }
 
-// create returns a new authkey for id and when it expires.
-func (s *sessions) create(id auth.Identity) (string, time.Time, error) {
+// create returns a new authkey for id, logged in at loginAt, and when it
+// expires.
+func (s *sessions) create(id auth.Identity, loginAt time.Time) (string, time.Time, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", time.Time{}, err
@@ -67,7 +72,7 @@ func (s *sessions) create(id auth.Identity) (string, time.Time, error) {
 		delete(s.byKey, oldest)
 	}
 	exp := now.Add(s.ttl)
-	s.byKey[key] = session{id: id, expires: exp}
+	s.byKey[key] = session{id: id, expires: exp, loginAt: loginAt}
 	return key, exp, nil
 }
 
@@ -79,22 +84,22 @@ func (s *sessions) sweepLocked(now time.Time) {
 	}
 }
 
-// lookup returns the identity of a live authkey.
-func (s *sessions) lookup(key string) (auth.Identity, bool) {
+// lookup returns the session of a live authkey.
+func (s *sessions) lookup(key string) (session, bool) {
 	if key == "" {
-		return auth.Identity{}, false
+		return session{}, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.byKey[key]
 	if !ok {
-		return auth.Identity{}, false
+		return session{}, false
 	}
 	if !s.now().Before(v.expires) {
 		delete(s.byKey, key)
-		return auth.Identity{}, false
+		return session{}, false
 	}
-	return v.id, true
+	return v, true
 }
 
 // drop forgets key.
