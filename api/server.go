@@ -69,6 +69,10 @@ var Extensions = append(append([]string{
 	// entitlements can_view_instances and can_operate_instances, which
 	// apply to nested projects too.
 	"hangar_velocity",
+	// ISO custom volumes (content type iso): imported with a raw POST to
+	// /1.0/storage-pools/POOL/volumes/custom (X-LXD-type: iso), attached
+	// to VMs as read-only CD-ROMs.
+	"custom_volume_iso",
 	// The remote API: /1.0/certificates with PUT/PATCH, restricted
 	// certificates, trust tokens and their expiry (core.remote_token_expiry).
 	"certificate_update",

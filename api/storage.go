@@ -23,6 +23,9 @@ const (
 const (
 	StorageContentTypeFilesystem = "filesystem"
 	StorageContentTypeBlock      = "block"
+	// StorageContentTypeISO is an ISO 9660 (or UDF) image imported as a
+	// custom volume: read-only, attached to VMs as a CD-ROM.
+	StorageContentTypeISO = "iso"
 )
 
 // StoragePoolPut holds the fields of a pool a client may replace with PUT.

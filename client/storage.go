@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/hangar-dev/hangar/api"
@@ -101,6 +102,24 @@ func (c *Client) CreateStoragePoolVolume(ctx context.Context, pool string, req a
 	}
 	_, err := c.queryStruct(ctx, http.MethodPost, poolPath(pool)+"/volumes/"+escape(req.Type), req, "", nil)
 	return err
+}
+
+// CreateStoragePoolVolumeFromISO uploads an ISO 9660 or UDF image read
+// from r and makes it the custom ISO volume name on pool (LXD's
+// custom_volume_iso: the image as the body, X-LXD-name and X-LXD-type:
+// iso). The body is streamed, never buffered; an *os.File's size is sent
+// as the Content-Length. What is not an ISO image is refused (400) and
+// leaves nothing.
+func (c *Client) CreateStoragePoolVolumeFromISO(ctx context.Context, pool, name string, r io.Reader) (*Operation, error) {
+	header := http.Header{}
+	header.Set("Content-Type", "application/octet-stream")
+	header.Set("X-LXD-name", name)
+	header.Set("X-LXD-type", api.StorageContentTypeISO)
+	resp, _, err := c.rawQuery(ctx, http.MethodPost, poolPath(pool)+"/volumes/"+api.StorageVolumeTypeCustom, r, readerSize(r), header)
+	if err != nil {
+		return nil, fmt.Errorf("import ISO volume %s: %w", name, err)
+	}
+	return c.responseOperation(resp)
 }
 
 // UpdateStoragePoolVolume replaces a volume's description and config;

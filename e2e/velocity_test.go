@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -81,6 +84,26 @@ func TestVelocityAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An ISO medium: an image xorriso makes, imported as leaf's ISO volume.
+	if lookPath("xorriso") == "" {
+		t.Skip("xorriso is not installed (scripts/deps.sh installs it)")
+	}
+	isoFile := filepath.Join(t.TempDir(), "media.iso")
+	if out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-o", isoFile, "/etc/hostname").CombinedOutput(); err != nil {
+		t.Fatalf("xorriso: %v: %s", err, out)
+	}
+	if f, err := os.Open(isoFile); err != nil {
+		t.Fatal(err)
+	} else {
+		op, err := c.UseProject("leaf").CreateStoragePoolVolumeFromISO(ctx, "default", "cd", f)
+		if err == nil {
+			err = op.Wait(ctx)
+		}
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A host NIC for BRIDGE: a bridge over a veth end in the daemon's
 	// namespace (a VM's NIC is a tap on a host bridge); plain0 is a NIC
 	// that is no bridge.
@@ -119,7 +142,8 @@ func TestVelocityAPI(t *testing.T) {
 	}
 	var vmid string
 	withDevices := func(r wire.EFIRequest) wire.EFIRequest {
-		r.Media = append(r.Media, wire.Media{MID: "default/disk2", Mode: wire.ModeUSB, ReadOnly: true})
+		r.Media = append(r.Media, wire.Media{MID: "default/disk2", Mode: wire.ModeUSB, ReadOnly: true},
+			wire.Media{MID: "default/cd", Mode: wire.ModeBlock, ReadOnly: true})
 		r.Displays = []wire.Display{{Name: "Main screen", Width: 1024, Height: 768, PPI: 96}}
 		return r
 	}
@@ -141,13 +165,18 @@ func TestVelocityAPI(t *testing.T) {
 		if _, err := alice.CreateEFI(ctx, efi("vm1", "leaf", 256)); velocity.StatusOf(err) != http.StatusConflict {
 			t.Fatalf("same name again: %v, want 409", err)
 		}
+		writableISO := efi("vm2", "leaf", 256)
+		writableISO.Media = []wire.Media{{MID: "default/cd", Mode: wire.ModeBlock}}
+		if _, err := alice.CreateEFI(ctx, writableISO); velocity.StatusOf(err) != http.StatusNotAcceptable || !strings.Contains(err.Error(), "read-only") {
+			t.Fatalf("an ISO medium with readonly false: %v, want 406", err)
+		}
 		vm, err := alice.GetVM(ctx, vmid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := wire.VM{VMID: vmid, Name: "vm1", Type: "EFI", State: wire.StateStopped, CPUs: 1, MemoryMiB: 256,
 			Displays: []wire.Display{{Name: "Main screen", Width: 1024, Height: 768, PPI: 96}},
-			Media:    []wire.Media{{MID: "default/disk1", Mode: "VIRTIO", ReadOnly: true}, {MID: "default/disk2", Mode: "USB", ReadOnly: true}},
+			Media:    []wire.Media{{MID: "default/disk1", Mode: "VIRTIO", ReadOnly: true}, {MID: "default/disk2", Mode: "USB", ReadOnly: true}, {MID: "default/cd", Mode: "BLOCK", ReadOnly: true}},
 			NICs:     []wire.NIC{{Type: "NAT"}, {Type: "BRIDGE", Host: "lan"}}}
 		if !equalJSON(t, vm, want) {
 			t.Fatalf("vm: %+v\nwant %+v", vm, want)
@@ -162,6 +191,9 @@ func TestVelocityAPI(t *testing.T) {
 		}
 		if m := in.Devices["media1"]; m["readonly"] != "true" || m["io.bus"] != "usb" || m["source"] != "disk2" {
 			t.Fatalf("media1 as LXD sees it: %v", m)
+		}
+		if m := in.Devices["media2"]; m["readonly"] != "true" || m["io.bus"] != "virtio-scsi" || m["source"] != "cd" {
+			t.Fatalf("media2 (the ISO) as LXD sees it: %v", m)
 		}
 		if d := in.Devices["display0"]; d["type"] != "display" || d["protocol"] != "vnc" || d["width"] != "1024" || d["height"] != "768" || d["ppi"] != "96" {
 			t.Fatalf("display0 as LXD sees it: %v", d)

@@ -281,6 +281,7 @@ func newStorageVolumeCmd(a *app) *cobra.Command {
 		newVolumeAttachCmd(a),
 		newVolumeDetachCmd(a),
 		newVolumeResizeCmd(a),
+		newVolumeImportCmd(a),   // storage_import.go
 		newVolumeSnapshotCmd(a), // snapshot.go
 	)
 	return cmd
@@ -368,6 +369,9 @@ func newVolumeCreateCmd(a *app) *cobra.Command {
 			"  hangar storage volume create fast disk1 size=10GiB --type block",
 		Args: minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if contentType == api.StorageContentTypeISO {
+				return usageErrorf(cmd, "--type iso: an ISO volume is imported from its image: hangar storage volume import POOL FILE NAME --type=iso")
+			}
 			if contentType != api.StorageContentTypeFilesystem && contentType != api.StorageContentTypeBlock {
 				return usageErrorf(cmd, "invalid --type %q: filesystem or block", contentType)
 			}

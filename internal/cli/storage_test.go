@@ -214,8 +214,20 @@ func TestStorageCommands(t *testing.T) {
 			wantBody:  `{"config":null,"description":"d","name":"disk1","type":"custom","source":{"name":"","type":"","pool":"","certificate":"","volume_only":false,"refresh":false},"content_type":"block"}`,
 		},
 		{
-			name: "volume create bad content type", args: []string{"storage", "volume", "create", "default", "v1", "--type", "iso"}, wantCode: 1,
-			wantErr: "Error: invalid --type \"iso\": filesystem or block\nUsage: hangar storage volume create POOL VOLUME [KEY=VALUE...] [flags]\n",
+			name: "volume create bad content type", args: []string{"storage", "volume", "create", "default", "v1", "--type", "tape"}, wantCode: 1,
+			wantErr: "Error: invalid --type \"tape\": filesystem or block\nUsage: hangar storage volume create POOL VOLUME [KEY=VALUE...] [flags]\n",
+		},
+		{
+			name: "volume create iso points at import", args: []string{"storage", "volume", "create", "default", "v1", "--type", "iso"}, wantCode: 1,
+			wantErr: "Error: --type iso: an ISO volume is imported from its image: hangar storage volume import POOL FILE NAME --type=iso\nUsage: hangar storage volume create POOL VOLUME [KEY=VALUE...] [flags]\n",
+		},
+		{
+			name: "volume import backup refused", args: []string{"storage", "volume", "import", "default", "x.tar.gz", "v1"}, wantCode: 1,
+			wantErr: "Error: --type=backup: hangard does not import storage volume backups; --type=iso imports an ISO image\nUsage: hangar storage volume import POOL FILE NAME [flags]\n",
+		},
+		{
+			name: "volume import iso without type", args: []string{"storage", "volume", "import", "default", "x.iso", "v1"}, wantCode: 1,
+			wantErr: "Error: x.iso: an ISO image is imported with --type=iso\nUsage: hangar storage volume import POOL FILE NAME [flags]\n",
 		},
 		{
 			name: "volume create image refused", args: []string{"storage", "volume", "create", "default", "image/x"}, wantCode: 1,

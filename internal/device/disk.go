@@ -31,6 +31,11 @@ import (
 //   - an ISO image (a host file named *.iso): a VM's read-only optical
 //     drive (a CD-ROM; boot.priority orders it among the boot disks). A
 //     container cannot mount one: the host kernel has no ISO 9660.
+//   - an ISO volume (pool + source = a custom volume of content type
+//     iso): the same CD-ROM without io.bus or with io.bus=virtio-scsi;
+//     with io.bus usb, virtio-blk or nvme a read-only disk on that bus (a
+//     guest reads ISO 9660 from any block device). Always read-only:
+//     readonly=false is refused, not ignored. Never a container's.
 //
 // io.bus=usb puts a VM's disk on a USB controller (usb-storage);
 // readonly=true holds on every bus.
@@ -145,10 +150,20 @@ func isISO(d map[string]string) bool {
 }
 
 // coldPlugged says a VM's disk device applies at its next start only: a
-// CD-ROM or a USB disk (the driver plugs block disks on PCIe and SCSI
-// only).
-func coldPlugged(d map[string]string) bool {
-	return d["type"] == "disk" && (isISO(d) || d["io.bus"] == "usb")
+// CD-ROM (a host *.iso or an ISO volume on the SCSI bus) or a USB disk
+// (the driver plugs block disks on PCIe and SCSI only).
+func (m *Manager) coldPlugged(ctx context.Context, d map[string]string) bool {
+	if d["type"] != "disk" {
+		return false
+	}
+	if isISO(d) || d["io.bus"] == "usb" {
+		return true
+	}
+	if d["pool"] == "" || d["source"] == "" || m.cfg.Volumes == nil || (d["io.bus"] != "" && d["io.bus"] != "virtio-scsi") {
+		return false
+	}
+	a, err := m.cfg.Volumes.Attach(ctx, d["pool"], d["source"])
+	return err == nil && a.ISO
 }
 
 // validateDisk checks one disk device (a profile's as a container's).
@@ -195,6 +210,9 @@ func (m *Manager) validateDisk(ctx context.Context, n string, d map[string]strin
 		if err != nil {
 			return fmt.Errorf("device %q: %w", n, err)
 		}
+		if a.ISO {
+			return checkISOVolume(n, d, vm)
+		}
 		switch {
 		case a.Block && !vm:
 			return errdefs.Invalid("device %q: %q is a block volume: only a virtual machine can attach it", n, d["source"])
@@ -230,6 +248,30 @@ func (m *Manager) validateDisk(ctx context.Context, n string, d map[string]strin
 		return errdefs.Invalid("device %q: a disk device needs a path in the container", n)
 	}
 	return nil
+}
+
+// checkISOVolume checks a disk device naming an ISO volume.
+func checkISOVolume(n string, d map[string]string, vm bool) error {
+	switch {
+	case !vm:
+		return errdefs.Invalid("device %q: %q is an ISO volume: only a virtual machine can attach one (as a CD-ROM); this host's kernel cannot mount ISO 9660", n, d["source"])
+	case d["path"] != "":
+		return errdefs.Invalid("device %q: an ISO volume is a CD-ROM, not mounted at a path: remove path", n)
+	case d["readonly"] != "" && !isTrue(d["readonly"]):
+		return errdefs.Invalid("device %q: readonly=false: %q is an ISO volume, which attaches read-only only", n, d["source"])
+	}
+	return nil
+}
+
+// isoDisk is the disk of an ISO volume at path: a CD-ROM on the SCSI
+// controller unless io.bus puts it, read-only, on another bus.
+func isoDisk(n, path string, d map[string]string) *driver.Disk {
+	dk := &driver.Disk{Name: n, Path: path, Format: "raw", Bus: d["io.bus"], ReadOnly: true, Limits: ioLimits(d)}
+	dk.BootPriority, _ = strconv.Atoi(d["boot.priority"])
+	if dk.Bus == "" || dk.Bus == "virtio-scsi" {
+		dk.CDROM, dk.Bus = true, "virtio-scsi"
+	}
+	return dk
 }
 
 // diskRun is what an instance's disk devices give its runtime.
@@ -328,6 +370,12 @@ func (m *Manager) resolveDisk(ctx context.Context, in Instance, n string, d map[
 		if err != nil {
 			return nil, nil, err
 		}
+		if a.ISO {
+			if err := checkISOVolume(n, d, in.VM); err != nil {
+				return nil, nil, err
+			}
+			return nil, isoDisk(n, a.Path, d), nil
+		}
 		if a.Block {
 			if !in.VM {
 				return nil, nil, errdefs.Invalid("%q is a block volume: only a virtual machine can attach it", d["source"])
@@ -376,7 +424,7 @@ func (m *Manager) updateDisks(ctx context.Context, in Instance, old, cur map[str
 		if nd, still := cur[name]; still && onlyLimits(od, nd) {
 			continue
 		}
-		if in.VM && coldPlugged(od) {
+		if in.VM && m.coldPlugged(ctx, od) {
 			m.cfg.Log.Info("CD-ROM and USB disk changes apply at the next start", "instance", in.Name, "device", name)
 			continue
 		}
@@ -400,7 +448,7 @@ func (m *Manager) updateDisks(ctx context.Context, in Instance, old, cur map[str
 		if od, had := old[name]; had && onlyLimits(od, nd) {
 			continue
 		}
-		if in.VM && coldPlugged(nd) {
+		if in.VM && m.coldPlugged(ctx, nd) {
 			m.cfg.Log.Info("CD-ROM and USB disk changes apply at the next start", "instance", in.Name, "device", name)
 			continue
 		}

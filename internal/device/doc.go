@@ -55,8 +55,11 @@
 //     kernel's tpm_vtpm_proxy, which this host's kernel lacks: refused at
 //     validation naming the module.
 //   - CD-ROMs and USB disks (disk.go): a disk device whose source is a
-//     host file named *.iso is a VM's read-only optical drive (refused for
-//     containers: no ISO 9660 in this kernel); boot.priority orders a
+//     host file named *.iso, or a custom ISO volume (pool + source, content
+//     type iso, without io.bus or on virtio-scsi), is a VM's read-only
+//     optical drive (refused for containers: no ISO 9660 in this kernel);
+//     an ISO volume on io.bus usb, virtio-blk or nvme is a read-only disk
+//     there, and readonly=false on one is refused; boot.priority orders a
 //     firmware-booted VM's boot disks (higher first); io.bus=usb puts a
 //     VM's disk on USB; readonly=true holds on every bus.
 //   - Display, tpm, CD-ROM and USB disk changes on a running VM apply at

@@ -515,6 +515,7 @@ func newEnv(t *testing.T) *testEnv {
 	e.vols = &fakeVolumes{pools: map[string]bool{"default": true}, vols: map[string]storage.Attachment{
 		"default/fs":  {Path: filepath.Join(t.TempDir(), "fs")},
 		"default/blk": {Path: filepath.Join(t.TempDir(), "blk", "root.img"), Block: true},
+		"default/iso": {Path: filepath.Join(t.TempDir(), "iso@iso", "root.img"), ISO: true},
 	}}
 	e.m = New(Config{Dir: dir, Networks: e.nets, Links: e.lk, Forwarders: e.fw.start, Volumes: e.vols, Log: slog.New(slog.DiscardHandler)})
 	return e

@@ -10,7 +10,10 @@
 //     virtual-machine, named by the instance, kept on disk by its runtime
 //     ID so a rename moves nothing), image volumes (an image's tree or
 //     disk cached once per pool, and per id map for shifted trees) and
-//     custom volumes (filesystem or block) users make and attach.
+//     custom volumes (filesystem or block) users make and attach, and
+//     ISO volumes (iso.go: content type iso, an ISO 9660 or UDF image
+//     imported from a stream, checked before a byte is written, read-only,
+//     attached to VMs only).
 //   - Roots (roots.go): what the runtime mounts or boots. On a driver
 //     with clones (btrfs) an instance's root is an instant writable clone
 //     of its image's volume; on one without (dir) it is the image's tree

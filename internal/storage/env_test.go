@@ -152,8 +152,11 @@ func (e *env) btrfsPool(name string, cfg map[string]string) {
 
 // path is a volume's directory on pool.
 func (e *env) path(pool string, typ drivers.VolumeType, name string, content drivers.ContentType) string {
-	if content == drivers.ContentBlock {
+	switch content {
+	case drivers.ContentBlock:
 		name += ".block"
+	case drivers.ContentISO:
+		name += "@iso"
 	}
 	dirs := map[drivers.VolumeType]string{drivers.TypeImage: "images", drivers.TypeContainer: "containers",
 		drivers.TypeVM: "virtual-machines", drivers.TypeCustom: "custom"}

@@ -330,6 +330,9 @@ func (m *Manager) CreateVolumeSnapshot(ctx context.Context, poolName, typ, name,
 		return err
 	}
 	defer unlock()
+	if err := refuseISO(rec, "have snapshots"); err != nil {
+		return err
+	}
 	if _, err := m.createSnapshot(ctx, p, rec, snap, put.Description, put.ExpiresAt); err != nil {
 		return err
 	}

@@ -162,6 +162,9 @@ func (m *Manager) CreateVolume(ctx context.Context, req CreateVolumeRequest) err
 	if req.ContentType == "" {
 		req.ContentType = string(drivers.ContentFilesystem)
 	}
+	if req.ContentType == string(drivers.ContentISO) {
+		return errdefs.Invalid("content_type iso: an ISO volume is imported from its image (lxc storage volume import POOL FILE NAME --type=iso), not created empty")
+	}
 	if req.ContentType != string(drivers.ContentFilesystem) && req.ContentType != string(drivers.ContentBlock) {
 		return errdefs.Invalid("content_type %q: filesystem or block", req.ContentType)
 	}
@@ -296,6 +299,11 @@ func (m *Manager) updateVolume(ctx context.Context, poolName, typ, name string, 
 			continue
 		}
 		next[k] = v
+	}
+	if rec.Content == string(drivers.ContentISO) {
+		if err := isoConfig(rec, next); err != nil {
+			return err
+		}
 	}
 	if err := checkVolumeConfig(p, rec.Content, next); err != nil {
 		return err
@@ -463,10 +471,13 @@ func (m *Manager) VolumeState(ctx context.Context, poolName, typ, name string) (
 
 // Attachment is what a disk device needs of a custom volume.
 type Attachment struct {
-	// Path is the volume's directory (filesystem) or file (block).
+	// Path is the volume's directory (filesystem) or file (block, ISO).
 	Path string
 	// Block says the volume is a block volume.
 	Block bool
+	// ISO says the volume is an ISO image (content type iso): a VM's
+	// read-only CD-ROM or disk, never mounted (Block is false).
+	ISO bool
 	// Shifted says the volume holds unshifted ids (security.shifted):
 	// an unprivileged container mounts it through an idmapped mount.
 	Shifted bool
@@ -484,8 +495,12 @@ func (m *Manager) Attach(ctx context.Context, poolName, name string) (Attachment
 	}
 	dv := diskVolume(rec)
 	a := Attachment{Path: p.drv.Path(dv), Shifted: isTrue(rec.Config["security.shifted"])}
-	if rec.Content == string(drivers.ContentBlock) {
+	switch rec.Content {
+	case string(drivers.ContentBlock):
 		a.Block = true
+		a.Path = p.drv.Path(dv) + "/" + drivers.BlockFile
+	case string(drivers.ContentISO):
+		a.ISO = true
 		a.Path = p.drv.Path(dv) + "/" + drivers.BlockFile
 	}
 	return a, nil

@@ -410,6 +410,37 @@ CREATE TABLE users (
 	created_at    TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 `,
+
+	// 16: ISO custom volumes (content 'iso'). SQLite cannot change a
+	// CHECK in place: the table is rebuilt with every column and index it
+	// has from migrations 6, 7 and 9 (foreign keys are off while
+	// migrating; ids are kept, so parent_id still points right).
+	`
+CREATE TABLE storage_volumes_new (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	pool_id     INTEGER NOT NULL REFERENCES storage_pools (id),
+	type        TEXT NOT NULL CHECK (type IN ('container', 'virtual-machine', 'image', 'custom')),
+	name        TEXT NOT NULL CHECK (name <> ''),
+	disk_name   TEXT NOT NULL CHECK (disk_name <> ''),
+	content     TEXT NOT NULL CHECK (content IN ('filesystem', 'block', 'iso')),
+	description TEXT NOT NULL DEFAULT '',
+	config      TEXT NOT NULL DEFAULT '{}',
+	instance_id INTEGER,
+	created_at  TEXT NOT NULL,
+	state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'created', 'deleting')),
+	parent_id   INTEGER REFERENCES storage_volumes (id),
+	expires_at  TEXT NOT NULL DEFAULT '',
+	project     TEXT NOT NULL DEFAULT 'default' REFERENCES projects (name) ON UPDATE CASCADE,
+	UNIQUE (pool_id, type, content, disk_name)
+) STRICT;
+INSERT INTO storage_volumes_new (id, pool_id, type, name, disk_name, content, description, config, instance_id, created_at, state, parent_id, expires_at, project)
+	SELECT id, pool_id, type, name, disk_name, content, description, config, instance_id, created_at, state, parent_id, expires_at, project FROM storage_volumes;
+DROP TABLE storage_volumes;
+ALTER TABLE storage_volumes_new RENAME TO storage_volumes;
+CREATE UNIQUE INDEX storage_volumes_names ON storage_volumes (pool_id, project, type, name) WHERE type <> 'image';
+CREATE UNIQUE INDEX storage_volumes_instances ON storage_volumes (instance_id) WHERE instance_id IS NOT NULL;
+CREATE INDEX storage_volumes_parent ON storage_volumes (parent_id) WHERE parent_id IS NOT NULL;
+`,
 }
 
 // schemaVersion returns the version recorded in the ledger.

@@ -76,7 +76,8 @@ func TestStorageVolumes(t *testing.T) {
 		{"instance root", store.StorageVolume{Pool: "a", Type: "container", Name: "c1", DiskName: "i1", Content: "filesystem", InstanceID: 7}, nil},
 		{"second root of one instance", store.StorageVolume{Pool: "b", Type: "container", Name: "c1", DiskName: "i1", Content: "filesystem", InstanceID: 7}, errdefs.ErrConflict},
 		{"bad type", store.StorageVolume{Pool: "a", Type: "snapshot", Name: "s", DiskName: "s", Content: "filesystem"}, errdefs.ErrInvalidArgument},
-		{"bad content", store.StorageVolume{Pool: "a", Type: "custom", Name: "w", DiskName: "w", Content: "iso"}, errdefs.ErrInvalidArgument},
+		{"bad content", store.StorageVolume{Pool: "a", Type: "custom", Name: "w", DiskName: "w", Content: "tape"}, errdefs.ErrInvalidArgument},
+		{"ISO", store.StorageVolume{Pool: "a", Type: "custom", Name: "iso", DiskName: "iso", Content: "iso"}, nil},
 		{"no pool", store.StorageVolume{Pool: "zz", Type: "custom", Name: "w", DiskName: "w", Content: "block"}, errdefs.ErrNotFound},
 	}
 	for _, tc := range tests {
@@ -108,13 +109,13 @@ func TestStorageVolumes(t *testing.T) {
 	wantKind(t, err, errdefs.ErrNotFound, "")
 	all, err := s.ListStorageVolumes(ctx, "")
 	wantKind(t, err, nil, "")
-	if len(all) != 7 {
-		t.Fatalf("%d volumes, want 7: %+v", len(all), all)
+	if len(all) != 8 {
+		t.Fatalf("%d volumes, want 8: %+v", len(all), all)
 	}
 	onA, err := s.ListStorageVolumes(ctx, "a")
 	wantKind(t, err, nil, "")
-	if len(onA) != 6 {
-		t.Fatalf("%d volumes on a, want 6", len(onA))
+	if len(onA) != 7 {
+		t.Fatalf("%d volumes on a, want 7", len(onA))
 	}
 	for _, tt := range []struct {
 		project, disk string // disk "": not found

@@ -40,6 +40,15 @@
 // "restore". Recursion=2 and an instance's full view carry its
 // snapshots, one core query per instance.
 //
+// ISO volumes (storage.go, custom_volume_iso) are imported as LXD 5.x
+// imports them: an octet-stream POST to /1.0/storage-pools/POOL/volumes
+// (/custom) with the image as the body, X-LXD-name and X-LXD-type: iso.
+// The image is read and checked while the request is answered, so a bad
+// one is a 400 leaving nothing; the answer is an operation, already done.
+// An octet-stream POST without X-LXD-type: iso is a volume backup, which
+// hangard does not import (501). lxc 5.0.2 has no --type=iso: hangar
+// storage volume import does it.
+//
 // Networks (networks.go, network_forwards.go) go to a Networks interface
 // (the network manager): /1.0/networks with state, leases and forwards,
 // with LXD's network and forward ETags. The manager takes no

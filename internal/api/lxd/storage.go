@@ -28,6 +28,7 @@ type Storage interface {
 	Volumes(ctx context.Context, pool string) ([]storage.Volume, error)
 	Volume(ctx context.Context, pool, typ, name string) (storage.Volume, error)
 	CreateVolume(ctx context.Context, req storage.CreateVolumeRequest) error
+	ImportISO(ctx context.Context, req storage.ImportISORequest) error
 	UpdateVolume(ctx context.Context, pool, typ, name string, put storage.VolumePut) error
 	PatchVolume(ctx context.Context, pool, typ, name string, put storage.VolumePut) error
 	RenameVolume(ctx context.Context, pool, typ, name, newName string) error
@@ -463,7 +464,11 @@ func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) {
 // refused.
 func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Content-Type") == "application/octet-stream" {
-		writeError(w, errdefs.NotImplemented("hangard does not import storage volume backups"))
+		if r.Header.Get("X-LXD-type") == api.StorageContentTypeISO {
+			s.importISO(w, r)
+			return
+		}
+		writeError(w, errdefs.NotImplemented("hangard does not import storage volume backups (an ISO image is imported with X-LXD-type: iso)"))
 		return
 	}
 	var req api.StorageVolumesPost
@@ -493,6 +498,8 @@ func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {
 		err = errdefs.Invalid("no storage volume type given (field \"type\")")
 	case req.Type != api.StorageVolumeTypeCustom:
 		err = errdefs.Invalid("only custom storage volumes can be created, not %q", req.Type)
+	case req.ContentType == api.StorageContentTypeISO:
+		err = errdefs.Invalid("content_type iso: an ISO volume is imported from its image (the image as the body, X-LXD-type: iso; lxc storage volume import POOL FILE NAME --type=iso), not created empty")
 	case req.ContentType != api.StorageContentTypeFilesystem && req.ContentType != api.StorageContentTypeBlock:
 		err = errdefs.Invalid("invalid storage volume content type %q (filesystem or block)", req.ContentType)
 	case req.Source.Type == "copy" || req.Source.Type == "migration" || (req.Source.Type == "" && req.Source.Name != ""):
@@ -513,6 +520,41 @@ func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", volumeURL(pool, req.Type, req.Name))
 	writeSync(w, map[string]any{}, "")
+}
+
+// importISO makes an ISO volume of the image in the request's body
+// (LXD's custom_volume_iso: X-LXD-name names it, X-LXD-type is iso). As
+// importBackup, the image is read and the volume made before the answer,
+// so what is not an ISO image (or a name taken, a full pool) is the
+// client's 400 (409, 507) and leaves nothing; the answer is then LXD's
+// operation, already done, which lxc waits for.
+func (s *Server) importISO(w http.ResponseWriter, r *http.Request) {
+	upload := &uploadBody{ReadCloser: r.Body}
+	r.Body = upload
+	pool, name := r.PathValue("pool"), r.Header.Get("X-LXD-name")
+	var err error
+	switch t := r.PathValue("type"); {
+	case t != "" && t != api.StorageVolumeTypeCustom:
+		err = errdefs.Invalid("ISO images are imported as custom volumes, not %q", t)
+	case name == "":
+		err = errdefs.Invalid("no storage volume name given (header X-LXD-name)")
+	case strings.Contains(name, "/"):
+		err = errdefs.Invalid("storage volume name %q: names may not contain slashes", name)
+	}
+	if err == nil {
+		err = s.Storage.ImportISO(r.Context(), storage.ImportISORequest{Pool: pool, Name: name, Image: upload})
+		if err != nil {
+			if aerr := upload.aborted(r.Context()); aerr != nil {
+				err = errdefs.Invalid("ISO upload did not arrive whole after %d bytes: %v", upload.n, aerr)
+			}
+		}
+	}
+	if err != nil {
+		s.refuseUpload(w, upload, err)
+		return
+	}
+	s.startOp(w, r, "Creating storage volume", volumeSnapshotResources("storage_volumes", pool, api.StorageVolumeTypeCustom, name),
+		func(context.Context) error { return nil })
 }
 
 func (s *Server) getVolume(w http.ResponseWriter, r *http.Request) {

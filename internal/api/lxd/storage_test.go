@@ -481,7 +481,7 @@ func TestStorageEndpoints(t *testing.T) {
 		{name: "volume create bad type in path", method: "POST", path: "/1.0/storage-pools/default/volumes/bogus", body: `{"name":"v2"}`, status: 400, errHas: `"bogus"`},
 		{name: "volume create without name", method: "POST", path: "/1.0/storage-pools/default/volumes/custom", body: `{}`, status: 400, errHas: `"name"`},
 		{name: "volume create name with slash", method: "POST", path: "/1.0/storage-pools/default/volumes/custom", body: `{"name":"a/b"}`, status: 400, errHas: "slashes"},
-		{name: "volume create bad content type", method: "POST", path: "/1.0/storage-pools/default/volumes/custom", body: `{"name":"v2","content_type":"iso"}`, status: 400, errHas: `"iso"`},
+		{name: "volume create bad content type", method: "POST", path: "/1.0/storage-pools/default/volumes/custom", body: `{"name":"v2","content_type":"tape"}`, status: 400, errHas: `"tape"`},
 		{name: "volume create config not strings", method: "POST", path: "/1.0/storage-pools/default/volumes/custom", body: `{"name":"v2","config":{"size":1}}`, status: 400, errHas: `"config`},
 		{name: "volume create not JSON", method: "POST", path: "/1.0/storage-pools/default/volumes/custom", body: `{`, status: 400, errHas: "JSON"},
 		{name: "volume create copy", method: "POST", path: "/1.0/storage-pools/default/volumes/custom", body: `{"name":"v2","source":{"type":"copy","name":"data","pool":"default"}}`, status: 501, errHas: "copy"},

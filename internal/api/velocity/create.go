@@ -98,8 +98,15 @@ func (s *Server) efiRequest(ctx context.Context, req wire.EFIRequest) (instance.
 		if err != nil {
 			return instance.CreateRequest{}, fmt.Errorf("media[%d].mid: %w", i, err)
 		}
-		if ct == "filesystem" {
-			return instance.CreateRequest{}, notAcceptable("media[%d].mid: %q is a filesystem volume: media are disk images (block volumes)", i, m.MID)
+		switch ct {
+		case "filesystem":
+			return instance.CreateRequest{}, notAcceptable("media[%d].mid: %q is a filesystem volume: media are disk images (block or ISO volumes)", i, m.MID)
+		case "iso":
+			// An ISO image is read-only whatever its mode: asking to
+			// write it is refused, not silently changed.
+			if !m.ReadOnly {
+				return instance.CreateRequest{}, notAcceptable("media[%d].readonly: %q is an ISO image, which attaches read-only only: give readonly true", i, m.MID)
+			}
 		}
 	}
 	return instance.CreateRequest{

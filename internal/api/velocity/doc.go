@@ -65,7 +65,8 @@
 // (a VMID the caller cannot view is "not available"). 406: a quota
 // exceeded in the group or any ancestor (the core's refusal, naming the
 // project, the limit and the excess), an invalid media mode or NIC type,
-// rosetta asked for, a filesystem volume as a medium. 409: a VM of that
+// rosetta asked for, a filesystem volume as a medium, an ISO medium
+// with readonly false. 409: a VM of that
 // name in the group. 500: a state change the VM cannot make from its
 // state (STOPPED -> PAUSED) or that the hypervisor failed (the seed's
 // only error of a transition). 400: a malformed body (unknown field,
@@ -100,10 +101,15 @@
 //     LXD instance may name any volume of its project. Block
 //     volumes (disk images) attach as disk devices media0, media1, ...
 //     with io.bus usb (USB), virtio-scsi (BLOCK: a block device on a SCSI
-//     controller) or virtio-blk (VIRTIO), readonly as asked. Filesystem
-//     volumes are refused (406). USB disks are cold-plugged (they apply at
-//     the next start). ISO volumes as CD-ROMs wait for storage to hold ISO
-//     volumes (the device layer's CD-ROMs are host *.iso files today).
+//     controller) or virtio-blk (VIRTIO), readonly as asked. ISO volumes
+//     (content type iso, lxc storage volume import --type=iso) are media
+//     too, the same devices, which the device layer makes read-only: BLOCK
+//     is a CD-ROM (scsi-cd), USB a read-only usb-storage disk, VIRTIO a
+//     read-only virtio-blk disk (a guest reads ISO 9660 from any block
+//     device). readonly false on an ISO is refused (406) rather than
+//     forced to true: the client asked for something it cannot have.
+//     Filesystem volumes are refused (406). USB disks and CD-ROMs are
+//     cold-plugged (they apply at the next start).
 //   - NICs eth0, eth1, ...: NAT is a nic on the managed bridge
 //     (network.DefaultBridge, NAT on). BRIDGE attaches to the host NIC
 //     the NICID names: a bridged nic (a tap) when it is a bridge, a

@@ -80,6 +80,8 @@ func TestEndpoints(t *testing.T) {
 			"media": []any{map[string]any{"mid": "default/nope", "mode": "USB", "readonly": true}}}, 404, "not found"},
 		{"efi: filesystem medium", "PUT", "/v/vm/efi", map[string]any{"authkey": bob, "name": "x", "gid": "leaf", "cpus": "1", "memory_mib": "256",
 			"media": []any{map[string]any{"mid": "default/fs", "mode": "USB", "readonly": true}}}, 406, "filesystem"},
+		{"efi: writable ISO medium", "PUT", "/v/vm/efi", map[string]any{"authkey": bob, "name": "x", "gid": "leaf", "cpus": "1", "memory_mib": "256",
+			"media": []any{map[string]any{"mid": "default/cd", "mode": "BLOCK", "readonly": false}}}, 406, "read-only"},
 		{"efi: zero cpus", "PUT", "/v/vm/efi", map[string]any{"authkey": bob, "name": "x", "gid": "leaf", "cpus": "0", "memory_mib": "256"}, 400, "cpus"},
 		{"efi: bad number", "PUT", "/v/vm/efi", map[string]any{"authkey": bob, "name": "x", "gid": "leaf", "cpus": "two", "memory_mib": "256"}, 400, "whole number"},
 

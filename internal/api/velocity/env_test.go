@@ -81,7 +81,7 @@ func newEnv(t testing.TB) *env {
 	e.projects.Sources = []project.UsageSource{project.UsageFunc(e.core.ProjectUsage)}
 	e.srv = &Server{Core: CoreOf(e.core), Projects: e.projects, Auth: e.authz, Users: fakeUsers{revoked: &sync.Map{}},
 		NICs:    fakeNICs{{ID: "lan", Interface: "veth9", Type: "physical"}, {ID: "br", Interface: "br9", Type: "bridge"}, {ID: "gone", Interface: "eth7"}},
-		Volumes: fakeVolumes{"default/iso": "block", "default/fs": "filesystem"}, Log: slog.New(slog.DiscardHandler)}
+		Volumes: fakeVolumes{"default/iso": "block", "default/fs": "filesystem", "default/cd": "iso"}, Log: slog.New(slog.DiscardHandler)}
 	e.h = e.srv.Handler()
 	return e
 }

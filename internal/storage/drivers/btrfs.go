@@ -602,8 +602,8 @@ func (d *btrfsDriver) CreateVolume(ctx context.Context, vol Volume, size int64, 
 	if err := checkVolume(vol); err != nil {
 		return err
 	}
-	if vol.Content == ContentBlock && size <= 0 && fill == nil {
-		return errdefs.Invalid("a block volume needs a size")
+	if err := checkCreate(vol, size, fill); err != nil {
+		return err
 	}
 	if _, err := os.Lstat(d.l.path(vol)); err == nil {
 		return errdefs.Conflict("volume %s/%s already exists", vol.Type, vol.Name)
@@ -625,7 +625,7 @@ func (d *btrfsDriver) CreateVolume(ctx context.Context, vol Volume, size int64, 
 		if err := makeBlockFile(tmp, size, setNoCOW); err != nil {
 			return err
 		}
-	case size > 0:
+	case vol.Content == ContentFilesystem && size > 0:
 		if err := setLimit(tmp, size); err != nil {
 			return err
 		}
@@ -633,10 +633,8 @@ func (d *btrfsDriver) CreateVolume(ctx context.Context, vol Volume, size int64, 
 	if err := fillVolume(fill, tmp); err != nil {
 		return err
 	}
-	if vol.Content == ContentBlock {
-		if err := checkBlockFilled(tmp, size); err != nil {
-			return err
-		}
+	if err := checkFilled(tmp, vol, size); err != nil {
+		return err
 	}
 	if readOnly {
 		fd, err := openDir(tmp)
@@ -778,7 +776,10 @@ func (d *btrfsDriver) SetQuota(ctx context.Context, vol Volume, size int64) erro
 	if err := checkVolume(vol); err != nil {
 		return err
 	}
-	if vol.Content == ContentBlock {
+	switch vol.Content {
+	case ContentISO:
+		return errISOSize
+	case ContentBlock:
 		return growBlockFile(d.l.path(vol), size)
 	}
 	return setLimit(d.l.path(vol), size)
@@ -792,7 +793,7 @@ func (d *btrfsDriver) VolumeUsage(ctx context.Context, vol Volume) (Usage, error
 		return Usage{}, err
 	}
 	p := d.l.path(vol)
-	if vol.Content == ContentBlock {
+	if vol.Content == ContentBlock || vol.Content == ContentISO {
 		return blockUsage(p)
 	}
 	fd, err := openDir(p)

@@ -272,8 +272,8 @@ func (d *dirDriver) CreateVolume(ctx context.Context, vol Volume, size int64, re
 	if vol.Content == ContentFilesystem && size > 0 {
 		return errdefs.Invalid("%s", d.Info().QuotaUnsupported)
 	}
-	if vol.Content == ContentBlock && size <= 0 && fill == nil {
-		return errdefs.Invalid("a block volume needs a size")
+	if err := checkCreate(vol, size, fill); err != nil {
+		return err
 	}
 	final := d.l.path(vol)
 	if _, err := os.Lstat(final); err == nil {
@@ -294,10 +294,8 @@ func (d *dirDriver) CreateVolume(ctx context.Context, vol Volume, size int64, re
 	if err := fillVolume(fill, tmp); err != nil {
 		return err
 	}
-	if vol.Content == ContentBlock {
-		if err := checkBlockFilled(tmp, size); err != nil {
-			return err
-		}
+	if err := checkFilled(tmp, vol, size); err != nil {
+		return err
 	}
 	// readOnly is a convention on a dir pool (Info.ReadOnlyVolumes is
 	// false): the manager mounts image volumes read-only.
@@ -419,7 +417,10 @@ func (d *dirDriver) SetQuota(ctx context.Context, vol Volume, size int64) error 
 	if err := checkVolume(vol); err != nil {
 		return err
 	}
-	if vol.Content == ContentBlock {
+	switch vol.Content {
+	case ContentISO:
+		return errISOSize
+	case ContentBlock:
 		return growBlockFile(d.l.path(vol), size)
 	}
 	if size == 0 {
@@ -432,7 +433,7 @@ func (d *dirDriver) VolumeUsage(ctx context.Context, vol Volume) (Usage, error) 
 	if err := checkVolume(vol); err != nil {
 		return Usage{}, err
 	}
-	if vol.Content == ContentBlock {
+	if vol.Content == ContentBlock || vol.Content == ContentISO {
 		return blockUsage(d.l.path(vol))
 	}
 	used, err := walkUsage(ctx, d.l.path(vol))

@@ -22,7 +22,8 @@
 //
 // Every volume is a directory on the host (a plain directory, a btrfs
 // subvolume; an LVM driver would mount its logical volume there). A block
-// volume is the file BlockFile names inside it.
+// volume is the file BlockFile names inside it, and so is an ISO volume's
+// image (ContentISO: made only with a fill, never resized).
 //
 // Drivers for LVM and ZFS are not built: this machine's kernel has no
 // device-mapper and no ZFS. Load refuses them with a 400 naming the
@@ -62,6 +63,10 @@ type ContentType string
 const (
 	ContentFilesystem ContentType = "filesystem"
 	ContentBlock      ContentType = "block"
+	// ContentISO is an ISO 9660 or UDF image: a block volume's file,
+	// written once by its fill and read-only from then on (a read-only
+	// subvolume on btrfs).
+	ContentISO ContentType = "iso"
 )
 
 // Volume names a volume on a pool.

@@ -25,6 +25,12 @@ import (
 //	ROOT/containers/NAME         a container's root volume
 //	ROOT/virtual-machines/NAME.block  a VM's root volume: BlockFile inside
 //	ROOT/custom/NAME[.block]     custom volumes
+//	ROOT/custom/NAME@iso         an ISO volume: BlockFile inside (no
+//	                             custom volume's name has "@", so no
+//	                             filesystem volume's directory can take an
+//	                             ISO volume's name, as one named x.iso
+//	                             could take x.iso's; snapshots' @TOKEN is
+//	                             hex, never "iso")
 //	ROOT/TYPE/NAME@TOKEN[.block] a snapshot of NAME, beside it
 //	ROOT/TYPE/.tmp-NAME-RANDOM   a volume being made or being removed
 //
@@ -47,6 +53,7 @@ var typeDirs = map[VolumeType]string{
 const (
 	tmpPrefix   = ".tmp-"
 	blockSuffix = ".block"
+	isoSuffix   = "@iso"
 	// maxVolumeName keeps a volume's .tmp- name within NAME_MAX.
 	maxVolumeName = 200
 	// blockAlign: a block volume's size is rounded up to it, as LXD does,
@@ -60,8 +67,11 @@ func (l layout) typeDir(t VolumeType) string { return filepath.Join(l.root, type
 
 func (l layout) path(vol Volume) string {
 	name := vol.Name
-	if vol.Content == ContentBlock {
+	switch vol.Content {
+	case ContentBlock:
 		name += blockSuffix
+	case ContentISO:
+		name += isoSuffix
 	}
 	return filepath.Join(l.typeDir(vol.Type), name)
 }
@@ -104,6 +114,8 @@ func (l layout) volumes(ctx context.Context) ([]Volume, error) {
 			v := Volume{Type: t, Name: e.Name(), Content: ContentFilesystem}
 			if n, ok := strings.CutSuffix(e.Name(), blockSuffix); ok {
 				v.Name, v.Content = n, ContentBlock
+			} else if n, ok := strings.CutSuffix(e.Name(), isoSuffix); ok {
+				v.Name, v.Content = n, ContentISO
 			}
 			out = append(out, v)
 		}
@@ -157,7 +169,13 @@ func checkVolume(vol Volume) error {
 	if _, ok := typeDirs[vol.Type]; !ok {
 		return errdefs.Invalid("unknown volume type %q", vol.Type)
 	}
-	if vol.Content != ContentFilesystem && vol.Content != ContentBlock {
+	switch vol.Content {
+	case ContentFilesystem, ContentBlock:
+	case ContentISO:
+		if vol.Type != TypeCustom {
+			return errdefs.Invalid("only custom volumes hold ISO images, not %s volumes", vol.Type)
+		}
+	default:
 		return errdefs.Invalid("unknown volume content type %q", vol.Content)
 	}
 	return checkVolumeName(vol.Name, vol.Content)
@@ -364,6 +382,42 @@ func fillVolume(fill func(string) error, dir string) error {
 	}
 	if err := fill(dir); err != nil {
 		return noSpace(fmt.Errorf("fill: %w", err))
+	}
+	return nil
+}
+
+// errISOSize refuses resizing an ISO volume: its size is its image's.
+var errISOSize = errdefs.Invalid("an ISO volume's size is its image's: it cannot be resized")
+
+// checkCreate refuses a volume CreateVolume cannot make: a block volume
+// with neither a size nor a fill, an ISO volume without the fill that
+// writes its image or with a size of its own.
+func checkCreate(vol Volume, size int64, fill func(string) error) error {
+	switch {
+	case vol.Content == ContentBlock && size <= 0 && fill == nil:
+		return errdefs.Invalid("a block volume needs a size")
+	case vol.Content == ContentISO && fill == nil:
+		return errdefs.Invalid("an ISO volume is made from its image: it cannot be created empty")
+	case vol.Content == ContentISO && size != 0:
+		return errISOSize
+	}
+	return nil
+}
+
+// checkFilled checks what a fill left: a block volume's file (grown to
+// size), an ISO volume's image (a file of at least one byte).
+func checkFilled(dir string, vol Volume, size int64) error {
+	switch vol.Content {
+	case ContentBlock:
+		return checkBlockFilled(dir, size)
+	case ContentISO:
+		st, err := os.Stat(filepath.Join(dir, BlockFile))
+		if err != nil {
+			return fmt.Errorf("ISO volume has no %s after fill: %w", BlockFile, err)
+		}
+		if !st.Mode().IsRegular() || st.Size() == 0 {
+			return errdefs.Invalid("ISO volume's %s is empty or not a file", BlockFile)
+		}
 	}
 	return nil
 }

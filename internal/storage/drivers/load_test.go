@@ -127,7 +127,11 @@ func TestCheckVolume(t *testing.T) {
 		{Volume{TypeCustom, "x.block", ContentFilesystem}, "marks block volumes"},
 		{Volume{TypeCustom, "x.block", ContentBlock}, ""},
 		{Volume{"snapshot", "x", ContentFilesystem}, "unknown volume type"},
-		{Volume{TypeCustom, "x", "iso"}, "unknown volume content type"},
+		{Volume{TypeCustom, "x", "tape"}, "unknown volume content type"},
+		{Volume{TypeCustom, "x", ContentISO}, ""},
+		{Volume{TypeCustom, "x.iso", ContentFilesystem}, ""},
+		{Volume{TypeImage, "x", ContentISO}, "only custom volumes"},
+		{Volume{TypeCustom, "p@q_x", ContentISO}, ""},
 	}
 	for _, tt := range tests {
 		checkInvalid(t, checkVolume(tt.vol), tt.wantErr)
