@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -85,6 +86,19 @@ func TestStorageVolumes(t *testing.T) {
 			v := tc.v
 			wantKind(t, s.CreateStorageVolume(ctx, &v), tc.kind, "")
 		})
+	}
+	// A project's custom volumes: every pool, no images, roots or
+	// other projects' volumes.
+	for proj, want := range map[string][]string{"default": {"a/iso", "a/v", "b/v"}, "p1": {"a/v"}, "p2": nil} {
+		vols, err := s.ListProjectCustomVolumes(ctx, proj)
+		wantKind(t, err, nil, "")
+		var got []string
+		for _, v := range vols {
+			got = append(got, v.Pool+"/"+v.Name)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("custom volumes of %s: %v, want %v", proj, got, want)
+		}
 	}
 	root, err := s.GetInstanceVolume(ctx, 7)
 	wantKind(t, err, nil, "")
