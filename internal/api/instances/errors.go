@@ -4,12 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	wire "github.com/hangar-dev/hangar/api/instances"
+	"github.com/hangar-dev/hangar/internal/edge"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 )
 
@@ -63,45 +62,9 @@ func fieldErr(field, format string, a ...any) error {
 // maxBody bounds a request body: the largest is a create with its env.
 const maxBody = 1 << 20
 
-// decode reads a JSON body into v: unknown fields, a wrong type, a
-// second value or trailing garbage are 400s naming what is wrong. An
+// decode reads the JSON body into v strictly (edge.DecodeJSON): an
+// unknown field, a wrong type or trailing data is a 400 naming it. An
 // empty body is the zero request when empty is true.
 func decode(r *http.Request, v any, empty bool) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	switch {
-	case errors.Is(err, io.EOF):
-		if empty {
-			return nil
-		}
-		return errdefs.Invalid("body: a JSON object is required")
-	case err != nil:
-		return bodyErr(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errdefs.Invalid("body: one JSON object expected, found more after it")
-	}
-	return nil
-}
-
-func bodyErr(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		field := te.Field
-		if field == "" {
-			field = "body"
-		}
-		return fieldErr(field, "want %s, got JSON %s", te.Type, te.Value)
-	case errors.As(err, &se):
-		return errdefs.Invalid("body: invalid JSON at byte %d: %v", se.Offset, err)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return errdefs.Invalid("%s: unknown field", strings.Trim(f, `"`))
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errdefs.Invalid("body: truncated JSON")
-	}
-	return errdefs.Invalid("body: %v", err)
+	return edge.DecodeJSON(r.Body, v, maxBody, empty)
 }

@@ -186,7 +186,7 @@ func (s *Server) authenticated(rt route) http.Handler {
 		}
 		if len(bytes.TrimSpace(body)) > 0 {
 			if err := json.Unmarshal(body, &k); err != nil {
-				writeError(w, bodyErr(err), rt.denied)
+				writeError(w, edge.BodyError(err), rt.denied)
 				return
 			}
 		}
