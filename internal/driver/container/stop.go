@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +49,7 @@ func (d *Driver) Stop(ctx context.Context, id string, signal syscall.Signal, tim
 	}
 	if !force && timeout != 0 {
 		sig := in.stopSignalOf(signal)
+		awaitExec(ctx, in.pid)
 		if err := in.signal(unix.Signal(sig)); err != nil {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
@@ -120,4 +123,26 @@ func (in *instance) stopSignalOf(sig syscall.Signal) syscall.Signal {
 		return in.stopSignal
 	}
 	return syscall.SIGTERM
+}
+
+// runcInit is the name runc gives PID 1 until it execs the container's
+// program (nsexec's last stage).
+const runcInit = "runc:[2:INIT]"
+
+// awaitExec waits, at most a second, until PID 1 is the container's own
+// program. `runc run --detach` returns once it told its init to exec, not
+// once it did: a stop signal in between reaches runc's init, a Go program
+// that dies of SIGTERM as the namespace's init ignores the re-raised
+// signal, with status 2, instead of the program choosing what to do (or,
+// with no handler, being killed after the timeout).
+func awaitExec(ctx context.Context, pid int) {
+	comm := fmt.Sprintf("/proc/%d/comm", pid)
+	deadline := time.Now().Add(time.Second)
+	for {
+		b, err := os.ReadFile(comm)
+		if err != nil || strings.TrimSpace(string(b)) != runcInit || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
