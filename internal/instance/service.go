@@ -131,8 +131,9 @@ type Config struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
-	// usageGen counts changes to records and profiles: the instances'
-	// cached usage is valid for one value of it.
+	// usageGen counts changes to profiles: the instances' cached usage
+	// is valid for one value of it (a record's own change drops its
+	// instance's cache, saveRecord).
 	usageGen atomic.Uint64
 
 	// mu guards the maps below and every inst's fields except op. It is
@@ -382,7 +383,10 @@ func (s *Service) saveRecord(ctx context.Context, in *inst, rec store.Instance) 
 		s.byName[ref{rec.Project, rec.Name}] = in
 	}
 	in.rec = cloneRecord(rec)
-	s.usageGen.Add(1)
+	// Only this instance's usage changes: the others' cached usage stays
+	// (a create in a tree of 1000 instances would otherwise recompute
+	// every one of them at its quota check).
+	in.usage.Store(nil)
 	s.mu.Unlock()
 	return nil
 }
