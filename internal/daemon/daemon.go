@@ -315,7 +315,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Tokens: tokens, Users: users, Authz: authz, Projects: projects, Host: hostDevices{}, Authn: authn, Log: log.With("component", "virt-api")}
 	defer virtAPI.Close()
 	virtHandler := virtAPI.Handler()
-	srv := &http.Server{Handler: withVirtAPI(withVelocity(withInstancesAPI(handler, instAPI), veloAPI), virtHandler), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: withDialects(handler,
+		mount{Prefix: InstancesAPIPrefix, Strip: true, Handler: instAPI},
+		mount{Prefix: VelocityAPIPrefix, Strip: true, Handler: veloAPI},
+		mount{Prefix: virtapi.Path, Handler: virtHandler}), ReadHeaderTimeout: 30 * time.Second}
 	if cfg.InstancesAPI != "" {
 		stopInstAPI, err := serveInstancesAPI(ctx, cfg.InstancesAPI, instAPI, log.With("component", "instances-api"))
 		if err != nil {
@@ -328,7 +331,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	// The same handler over TLS; the edge tells the two apart.
-	https.SetHandler(withVirtAPI(withVelocityRoot(handler, veloAPI), virtHandler))
+	// Over HTTPS the /v/ API and its login sit at the root, as Velocity's
+	// clients expect (LXD's API uses neither prefix).
+	https.SetHandler(withDialects(handler,
+		mount{Prefix: "/v/", Handler: veloAPI}, mount{Prefix: "/u/", Handler: veloAPI},
+		mount{Prefix: virtapi.Path, Handler: virtHandler}))
 	conf.OnChange(serverconfig.CoreHTTPSAddress, https.Set)
 	if err := https.Set(ctx, conf.HTTPSAddress()); err != nil {
 		// The socket still works, and fixing the key is how to recover.

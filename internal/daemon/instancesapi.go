@@ -82,15 +82,6 @@ func toAPIStandby(st autostandby.Status) instancesapi.AutoStandbyStatus {
 	}
 }
 
-// withInstancesAPI routes the socket's /instances-api/ to the instances
-// API and everything else to the LXD API.
-func withInstancesAPI(lxdHandler, api http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle(InstancesAPIPrefix, http.StripPrefix(strings.TrimSuffix(InstancesAPIPrefix, "/"), api))
-	mux.Handle("/", lxdHandler)
-	return mux
-}
-
 // serveInstancesAPI serves the instances API on its own plain-HTTP TCP
 // listener (--instances-api): bearer tokens are its authentication.
 func serveInstancesAPI(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (func(context.Context), error) {

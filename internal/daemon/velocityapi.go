@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"net/http"
-	"strings"
 
 	velocityapi "github.com/hangar-dev/hangar/internal/api/velocity"
 	"github.com/hangar-dev/hangar/internal/auth"
@@ -18,24 +16,6 @@ import (
 // (core.https_address) they sit at the root, beside /1.0, as Velocity's
 // clients expect.
 const VelocityAPIPrefix = "/velocity/"
-
-// withVelocity routes the socket's /velocity/ to the /v/ API.
-func withVelocity(next, api http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle(VelocityAPIPrefix, http.StripPrefix(strings.TrimSuffix(VelocityAPIPrefix, "/"), api))
-	mux.Handle("/", next)
-	return mux
-}
-
-// withVelocityRoot routes the HTTPS listener's /v/ and /u/ to the /v/
-// API (LXD's API uses neither).
-func withVelocityRoot(next, api http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/v/", api)
-	mux.Handle("/u/", api)
-	mux.Handle("/", next)
-	return mux
-}
 
 // velocityNICs joins the administrator's NICIDs (velocity.host_nics) with
 // what the host has now.

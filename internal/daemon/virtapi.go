@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
-	"net/http"
 
-	virtapi "github.com/hangar-dev/hangar/internal/api/virt"
 	"github.com/hangar-dev/hangar/internal/device"
 	"github.com/hangar-dev/hangar/internal/errdefs"
 	"github.com/hangar-dev/hangar/internal/instance"
@@ -51,11 +49,3 @@ type hostDevices struct{}
 func (hostDevices) USB() ([]device.USBDevice, error)  { return device.HostUSBDevices() }
 func (hostDevices) PCI() ([]device.PCIDevice, error)  { return device.HostPCIDevices() }
 func (hostDevices) GPUs() ([]device.PCIDevice, error) { return device.HostGPUs() }
-
-// withVirtAPI serves the virt JSON-RPC API at /api/current beside next.
-func withVirtAPI(next, virt http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle(virtapi.Path, virt)
-	mux.Handle("/", next)
-	return mux
-}
